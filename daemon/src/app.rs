@@ -1,0 +1,168 @@
+//! Wiring: opens the store, vault, certificate and auth service, then serves HTTP (and HTTPS)
+//! until the shutdown future resolves, and closes the database cleanly.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{Auth, AuthError};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::secrets::{Vault, VaultError};
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError, TlsIdentity};
+use crate::web;
+
+/// Why the daemon could not start or stopped with an error. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The sockets the daemon serves on, bound by the caller (port 0 in tests).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// HTTPS; when present, plain HTTP only redirects to it (and answers `/healthz`).
+    pub https: Option<TcpListener>,
+}
+
+/// Everything a running daemon holds.
+pub struct Runtime {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub auth: Arc<Auth>,
+    pub events: EventBus,
+    pub tls: TlsIdentity,
+}
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often expired sessions are swept from the database.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Opens the data directory: database (migrated), vault key, certificate.
+pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
+    let cfg = config.clone();
+    let (store, vault, tls) = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+        prepare_data_dir(&cfg.data_dir)?;
+        // The vault first: a world-readable key must stop the start before anything else.
+        let vault = Vault::open_or_create(&cfg.data_dir)?;
+        let store = Store::open(&cfg.data_dir.join("homelab.db"))?;
+        let tls = tls::load_or_create(&cfg.data_dir)?;
+        Ok((store, vault, tls))
+    })
+    .await
+    .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
+    let vault = Arc::new(vault);
+    let auth = Arc::new(Auth::new(store.clone(), vault.clone(), config.claim_window, config.session_idle_timeout));
+    Ok(Runtime { config, store, vault, auth, events: EventBus::default(), tls })
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| RunError::DataDir { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    // The database holds sealed secrets and session hashes: nobody else needs to list it.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Runs the daemon until `shutdown` resolves; then lets in-flight requests finish and closes
+/// the database.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let rt = open_runtime(config).await?;
+    let code = rt.auth.init().await?;
+    let http_addr = listeners.http.local_addr().map_err(RunError::Serve)?;
+    let https_addr = match &listeners.https {
+        Some(l) => Some(l.local_addr().map_err(RunError::Serve)?),
+        None => None,
+    };
+    let url = match https_addr {
+        Some(a) => format!("https://{}", web::display_addr(a)),
+        None => format!("http://{}", web::display_addr(http_addr)),
+    };
+    tracing::info!(version = crate::VERSION, %url, "homelabd is running — open {url} in a browser");
+    tracing::info!(fingerprint = %rt.tls.fingerprint, "HTTPS certificate fingerprint (SHA-256)");
+    if let Some(code) = code {
+        let status = rt.auth.claim_status().await?;
+        tracing::info!(
+            setup_code = code.expose_str().unwrap_or_default(),
+            open_window_secs = status.window_left_secs,
+            "this homelab is not set up yet: open {url} to create the admin account; after the open \
+             window the setup code is needed"
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let store = rt.store.clone();
+    let idle = rt.config.session_idle_timeout.as_secs() as i64;
+    let mut hk_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = store.purge_idle_sessions(idle).await {
+                        tracing::warn!(error = %e, "could not sweep expired sessions");
+                    }
+                }
+                _ = stopped(&mut hk_stop) => break,
+            }
+        }
+    });
+
+    let state = web::AppState::new(&rt, stop_rx.clone());
+    let servers = web::serve(state, listeners, stop_rx.clone());
+    let mut grace_rx = stop_rx;
+    let result = tokio::select! {
+        r = servers => r,
+        _ = async {
+            stopped(&mut grace_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    rt.store.close().await?;
+    tracing::info!("homelabd stopped; database closed cleanly");
+    result.map_err(RunError::Serve)
+}
+
+/// The current setup code of a data directory, for `homelabd setup-code`; `None` once claimed.
+pub async fn setup_code(config: Config) -> Result<Option<String>, RunError> {
+    let rt = open_runtime(config).await?;
+    let code = rt.auth.init().await?;
+    let out = code.and_then(|c| c.expose_str().map(str::to_string));
+    rt.store.close().await?;
+    Ok(out)
+}
+
+/// Resolves once the shutdown flag is set (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,34 @@
+//! homelabd: the Homelab appliance daemon, as a library the binary and the tests share.
+//!
+//! Layout (one folder per capability; only `web/` knows HTTP, only `store/` knows SQL):
+//!
+//! | module      | owns |
+//! |-------------|------|
+//! | `config`    | the settings a running daemon needs (flags and env vars are parsed in `main.rs`) |
+//! | `store/`    | the SQLite database: opening, migrations, every query |
+//! | `secrets/`  | the vault: master key, sealing credentials (AES-256-GCM), passphrase exports |
+//! | `auth/`     | first-run claim, passwords, sessions, CSRF tokens, login throttling, API tokens |
+//! | `events/`   | the in-process event bus that feeds live pages (SSE) |
+//! | `tls/`      | the self-signed certificate and the TLS listener |
+//! | `telemetry` | logging setup (text or JSON) |
+//! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
+//!
+//! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
+//! on port 0 and stop it through the `shutdown` future.
+
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod web;
+
+mod app;
+
+pub use app::{Listeners, RunError, Runtime, open_runtime, run, setup_code};
+pub use config::Config;
+
+/// The version string shown in the UI, the API and `homelabd version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,143 @@
+//! The `homelabd` binary: parses arguments and dispatches to the library. Nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use homelabd::telemetry::{self, LogFormat};
+use homelabd::{Config, Listeners};
+
+#[derive(Parser)]
+#[command(name = "homelabd", version = homelabd::VERSION, about = "Homelab: your whole homelab as one system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Address for plain HTTP.
+    #[arg(long, env = "HOMELAB_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    listen: SocketAddr,
+    /// Address for HTTPS (e.g. 0.0.0.0:443 on the appliance); off when not given.
+    #[arg(long, env = "HOMELAB_TLS_LISTEN", global = true)]
+    tls_listen: Option<SocketAddr>,
+    /// Data directory: database, vault key, certificate.
+    #[arg(long = "data", env = "HOMELAB_DATA", default_value = "./data", global = true)]
+    data: PathBuf,
+    /// Log format.
+    #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
+    log_format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Exit 0 when the local server answers /healthz.
+    Healthcheck,
+    /// Print the version.
+    Version,
+    /// Print the setup code needed to claim this box after the open setup window.
+    SetupCode,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = cli.run;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Version => {
+            println!("homelabd {}", homelabd::VERSION);
+            ExitCode::SUCCESS
+        }
+        Command::Healthcheck => match homelabd::web::healthcheck(args.listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("homelabd is not healthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::SetupCode => {
+            telemetry::init_quiet();
+            let config = config(&args);
+            match runtime().and_then(|rt| rt.block_on(homelabd::setup_code(config)).map_err(|e| e.to_string())) {
+                Ok(Some(code)) => {
+                    println!("{code}");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("This homelab is already set up; sign in with the admin account.");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run => {
+            telemetry::init(match args.log_format {
+                Format::Text => LogFormat::Text,
+                Format::Json => LogFormat::Json,
+            });
+            match runtime().and_then(|rt| rt.block_on(serve(args))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("homelabd could not run: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn config(args: &RunArgs) -> Config {
+    let mut c = Config::new(&args.data);
+    c.https_redirect_port = args.tls_listen.map(|a| a.port());
+    c
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+async fn serve(args: RunArgs) -> Result<(), String> {
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    let http = bind(args.listen).await?;
+    let https = match args.tls_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    homelabd::run(config(&args), Listeners { http, https }, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

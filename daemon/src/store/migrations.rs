@@ -1,0 +1,105 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//!
+//! Each entry moves the schema from version N to N+1 and runs inside one transaction together
+//! with the version bump, so a crash leaves either the old or the new schema, never half.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migration N (1-based) is `MIGRATIONS[N-1]`. Append only; never edit a released entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation: settings, sealed secrets, users, sessions, API tokens, audit log.
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    -- Sealed credentials; the AAD of each blob binds it to (owner, purpose).
+    CREATE TABLE secrets (
+        owner      TEXT NOT NULL,
+        purpose    TEXT NOT NULL,
+        sealed     BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (owner, purpose)
+    ) STRICT;
+
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        ui_mode       TEXT NOT NULL DEFAULT 'basic' CHECK (ui_mode IN ('basic', 'advanced')),
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+
+    -- Only the SHA-256 of a session token is stored: a stolen database opens no session.
+    CREATE TABLE sessions (
+        token_hash   BLOB PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        client_addr  TEXT NOT NULL,
+        user_agent   TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_user ON sessions(user_id);
+
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL,
+        token_hash   BLOB NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        created_by   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+    ) STRICT;
+
+    CREATE TABLE audit_log (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        client_addr TEXT NOT NULL,
+        request_id  TEXT NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+pub(super) fn check_not_newer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock first, so two processes starting at once cannot both apply
+    // the same migration; the loser re-reads the version after the winner commits.
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = user_version(&tx)?;
+        check_not_newer(&tx, path)?;
+        let Some(sql) = MIGRATIONS.get(current as usize) else {
+            return Ok(()); // up to date (dropping `tx` ends the empty transaction)
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
+        tx.commit()?;
+        tracing::info!(from = current, to = current + 1, "database schema migrated");
+    }
+}

@@ -1,0 +1,123 @@
+//! The SQLite database: the only code in the daemon that touches SQL.
+//!
+//! One connection, owned behind a mutex and only ever used from `spawn_blocking`, so no query
+//! blocks the async runtime. SQLite serialises writers anyway; for an appliance with one admin a
+//! single connection is simpler than a pool and measured fast enough (see README figures).
+
+mod audit;
+mod migrations;
+mod sessions;
+mod settings;
+mod tokens;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use audit::AuditEntry;
+pub use migrations::SCHEMA_VERSION;
+pub use sessions::SessionRow;
+pub use tokens::ApiTokenRow;
+pub use users::{UiMode, User};
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database at {path} was written by a newer homelabd (schema {found}, this version \
+         knows up to {known}); it was not touched. Install the newer homelabd again, or restore \
+         the backup taken before the update"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    #[error("the database is closed (the daemon is shutting down)")]
+    Closed,
+    #[error("database task failed: {0}")]
+    Join(String),
+    #[error("{0}")]
+    Conflict(&'static str),
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    // `Option` so `close()` can drop the connection (checkpointing the WAL) while handles exist.
+    conn: Arc<Mutex<Option<Connection>>>,
+}
+
+/// How long a statement waits for a lock held by another process (e.g. `homelabd setup-code`
+/// reading while the daemon writes) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Blocking: call before the server starts or from `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Refuse a newer schema before changing anything, not even the journal mode.
+        migrations::check_not_newer(&conn, path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        migrations::migrate(&mut conn, path)?;
+        Ok(Store { conn: Arc::new(Mutex::new(Some(conn))) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+            // back on drop), so a poisoned lock is safe to keep using.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(c) => f(c),
+                None => Err(StoreError::Closed),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Cheap liveness probe for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.map(|_| ())
+    }
+
+    /// Checkpoints the WAL and closes the connection. Later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = guard.take() {
+                c.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+                c.close().map_err(|(_, e)| e)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.call(|c| Ok(migrations::user_version(c)?)).await
+    }
+}
+
+/// Seconds since the Unix epoch; the database stores every time this way.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,104 @@
+//! Errors as users see them: a plain message, a stable code, the HTTP status, and (added by the
+//! `observe` middleware, which knows the request) the request id. Internals go to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+/// What the `observe` middleware needs to render an error in the right shape (JSON, toast or
+/// page). Travels as a response extension.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> WebError {
+        WebError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+
+    pub fn not_found() -> WebError {
+        WebError::new(StatusCode::NOT_FOUND, "not_found", "There is nothing at this address. Check the link, or go back to the dashboard.")
+    }
+
+    pub fn unauthenticated() -> WebError {
+        WebError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in first (or send a valid API token).")
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> WebError {
+        WebError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// Logs the detail (with the request id, via the span) and shows a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> WebError {
+        tracing::error!(error = %detail, "internal error");
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on the box. Try again; if it keeps happening, the log has the details under this reference.",
+        )
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(ErrorInfo { code: self.code, message: self.message });
+        res
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> WebError {
+        match e {
+            StoreError::Closed => WebError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "The box is restarting. Try again in a moment."),
+            other => WebError::internal(other),
+        }
+    }
+}
+
+/// Status and stable code for an authentication outcome the user can act on.
+pub fn auth_status(e: &AuthError) -> (StatusCode, &'static str) {
+    match e {
+        AuthError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+        AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+        AuthError::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
+        AuthError::SetupCodeRequired | AuthError::WrongSetupCode => (StatusCode::FORBIDDEN, "setup_code"),
+        AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        AuthError::Store(_) | AuthError::Vault(_) | AuthError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+impl From<AuthError> for WebError {
+    fn from(e: AuthError) -> WebError {
+        match e {
+            AuthError::Store(s) => s.into(),
+            AuthError::Vault(_) | AuthError::Hash(_) => WebError::internal(e),
+            other => {
+                let (status, code) = auth_status(&other);
+                WebError::new(status, code, other.to_string())
+            }
+        }
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> WebError {
+        WebError::internal(format!("template: {e}"))
+    }
+}

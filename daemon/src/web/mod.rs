@@ -1,0 +1,111 @@
+//! The only code that knows HTTP: routes, views, extractors, errors, assets, the JSON API, the
+//! event stream and metrics. Domain modules never import axum.
+
+mod api;
+mod assets;
+mod context;
+mod error;
+mod guard;
+mod healthcheck;
+mod metrics;
+mod observe;
+pub mod paths;
+mod routes;
+mod sse;
+mod tls_listener;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::app::{Listeners, Runtime};
+use crate::auth::Auth;
+use crate::events::EventBus;
+use crate::store::Store;
+
+pub use context::{ClientAddr, Scheme};
+pub use healthcheck::healthcheck;
+pub use routes::{Access, RouteInfo, route_table};
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub auth: Arc<Auth>,
+    pub events: EventBus,
+    pub fingerprint: String,
+    pub cert_pem: String,
+    pub tls_config: Arc<rustls::ServerConfig>,
+    pub started: Instant,
+    pub metrics: metrics::Metrics,
+    /// Flips to true on shutdown; long-lived streams (SSE) end so graceful shutdown can finish.
+    pub stopping: watch::Receiver<bool>,
+    /// HTTPS port to redirect plain HTTP to, when HTTPS is on.
+    pub https_port: Option<u16>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(rt: &Runtime, stopping: watch::Receiver<bool>) -> AppState {
+        AppState(Arc::new(Inner {
+            store: rt.store.clone(),
+            auth: rt.auth.clone(),
+            events: rt.events.clone(),
+            fingerprint: rt.tls.fingerprint.clone(),
+            cert_pem: rt.tls.cert_pem.clone(),
+            tls_config: rt.tls.server_config.clone(),
+            started: Instant::now(),
+            metrics: metrics::Metrics::default(),
+            stopping,
+            https_port: rt.config.https_redirect_port,
+        }))
+    }
+}
+
+/// The full application router for one scheme.
+pub fn router(state: AppState, scheme: Scheme) -> Router {
+    routes::build(state, scheme)
+}
+
+/// Serves HTTP (and HTTPS when a listener is given) until `stop` flips.
+pub async fn serve(state: AppState, listeners: Listeners, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    let wait = |mut rx: watch::Receiver<bool>| async move { crate::app::stopped(&mut rx).await };
+    let tls = state.tls_config.clone();
+    let (http_app, https) = match listeners.https {
+        Some(l) => (routes::build_redirect(state.clone()), Some((l, routes::build(state.clone(), Scheme::Https)))),
+        None => (routes::build(state.clone(), Scheme::Http), None),
+    };
+    let http = axum::serve(listeners.http, http_app.into_make_service_with_connect_info::<ClientAddr>())
+        .with_graceful_shutdown(wait(stop.clone()));
+    match https {
+        None => http.await,
+        Some((listener, app)) => {
+            let listener = tls_listener::TlsListener::new(listener, tls)?;
+            let https = axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
+                .with_graceful_shutdown(wait(stop));
+            let (a, b) = tokio::join!(http, https);
+            a.and(b)
+        }
+    }
+}
+
+/// An address a person can paste into a browser (a wildcard bind becomes 127.0.0.1).
+pub fn display_addr(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}

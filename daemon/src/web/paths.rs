@@ -1,0 +1,54 @@
+//! Every URL, cookie, header and live-event name the web layer uses, in one place, so links in
+//! templates and routes in code cannot drift apart silently (the route tests enumerate these).
+
+pub const DASHBOARD: &str = "/";
+pub const DEVICES: &str = "/devices";
+pub const APPS: &str = "/apps";
+pub const NETWORK: &str = "/network";
+pub const BACKUPS: &str = "/backups";
+pub const SETTINGS: &str = "/settings";
+pub const SETTINGS_MODE: &str = "/settings/mode";
+pub const SETTINGS_PASSWORD: &str = "/settings/password";
+pub const SETTINGS_SIGN_OUT_ALL: &str = "/settings/sessions/sign-out-all";
+pub const SETTINGS_TOKENS: &str = "/settings/tokens";
+pub const SETTINGS_TOKEN_REVOKE: &str = "/settings/tokens/{id}/revoke";
+pub const SETTINGS_CERTIFICATE: &str = "/settings/certificate.pem";
+pub const SETUP: &str = "/setup";
+pub const LOGIN: &str = "/login";
+pub const LOGOUT: &str = "/logout";
+pub const EVENTS: &str = "/events";
+pub const HEALTHZ: &str = "/healthz";
+pub const METRICS: &str = "/metrics";
+pub const STATIC: &str = "/static/{*path}";
+pub const API_PREFIX: &str = "/api/";
+pub const API_HEALTH: &str = "/api/v1/system/health";
+pub const API_VERSION: &str = "/api/v1/system/version";
+pub const API_FALLBACK: &str = "/api/{*rest}";
+
+/// Cookie names.
+pub mod cookie {
+    /// The browser session token (HttpOnly, SameSite=Strict, Secure under HTTPS).
+    pub const SESSION: &str = "homelab_session";
+}
+
+/// Header names beyond the standard ones.
+pub mod header {
+    pub const CSRF: &str = "x-csrf-token";
+    pub const REQUEST_ID: &str = "x-request-id";
+    pub const HX_REQUEST: &str = "hx-request";
+    pub const HX_BOOSTED: &str = "hx-boosted";
+    pub const HX_HISTORY_RESTORE: &str = "hx-history-restore-request";
+    pub const HX_REDIRECT: &str = "hx-redirect";
+    pub const HX_REFRESH: &str = "hx-refresh";
+    pub const HX_RETARGET: &str = "hx-retarget";
+    pub const HX_RESWAP: &str = "hx-reswap";
+}
+
+/// Form field carrying the CSRF token for plain (non-htmx) forms.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// Names of server-sent events; templates subscribe with `sse-swap="<name>"`.
+pub mod sse_event {
+    pub const TOAST: &str = "toast";
+    pub const AUDIT: &str = "audit";
+}

@@ -1,0 +1,161 @@
+//! The route table. Every route is declared once here with its method, path and [`Access`];
+//! the router is built from the table and the guard enforces the access level, so a route
+//! cannot exist without an access decision, and tests enumerate the same table.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use super::context::Scheme;
+use super::{AppState, api, assets, guard, metrics, observe, paths, sse, views};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the setup and sign-in pages, static assets, `/healthz`.
+    Public,
+    /// A signed-in browser session (state changes also need the CSRF token).
+    Session,
+    /// A session or an API token (the JSON API).
+    SessionOrToken,
+    /// An API token only (`/metrics`, scraped by machines).
+    Token,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+struct Entry {
+    info: RouteInfo,
+    handler: MethodRouter<AppState>,
+}
+
+fn entry<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Entry
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // Every method used below is a standard one, which MethodFilter always accepts.
+    let filter = MethodFilter::try_from(method.clone()).expect("standard HTTP method");
+    Entry { info: RouteInfo { method, path, access }, handler: on(filter, handler) }
+}
+
+fn table() -> Vec<Entry> {
+    use Access::*;
+    use Method as M;
+    vec![
+        // Public
+        entry(M::GET, paths::HEALTHZ, Public, api::healthz),
+        entry(M::GET, paths::STATIC, Public, assets::serve),
+        entry(M::GET, paths::SETUP, Public, views::auth::setup_page),
+        entry(M::POST, paths::SETUP, Public, views::auth::setup_submit),
+        entry(M::GET, paths::LOGIN, Public, views::auth::login_page),
+        entry(M::POST, paths::LOGIN, Public, views::auth::login_submit),
+        // Pages
+        entry(M::POST, paths::LOGOUT, Session, views::auth::logout),
+        entry(M::GET, paths::DASHBOARD, Session, views::pages::dashboard),
+        entry(M::GET, paths::DEVICES, Session, views::pages::devices),
+        entry(M::GET, paths::APPS, Session, views::pages::apps),
+        entry(M::GET, paths::NETWORK, Session, views::pages::network),
+        entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
+        entry(M::GET, paths::SETTINGS, Session, views::settings::show),
+        entry(M::POST, paths::SETTINGS_MODE, Session, views::settings::set_mode),
+        entry(M::POST, paths::SETTINGS_PASSWORD, Session, views::settings::change_password),
+        entry(M::POST, paths::SETTINGS_SIGN_OUT_ALL, Session, views::settings::sign_out_everywhere),
+        entry(M::POST, paths::SETTINGS_TOKENS, Session, views::settings::create_token),
+        entry(M::POST, paths::SETTINGS_TOKEN_REVOKE, Session, views::settings::revoke_token),
+        entry(M::GET, paths::SETTINGS_CERTIFICATE, Session, views::settings::certificate),
+        entry(M::GET, paths::EVENTS, Session, sse::events),
+        // Machines
+        entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
+        entry(M::GET, paths::API_VERSION, SessionOrToken, api::version),
+        entry(M::GET, paths::METRICS, Token, metrics::endpoint),
+        // Unknown API paths answer with a JSON 404, but only to callers who are signed in.
+        entry(M::GET, paths::API_FALLBACK, SessionOrToken, api::not_found),
+    ]
+}
+
+/// The route table, for tests and documentation.
+pub fn route_table() -> Vec<RouteInfo> {
+    table().into_iter().map(|e| e.info).collect()
+}
+
+/// Builds the application router for one scheme.
+pub fn build(state: AppState, scheme: Scheme) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for Entry { info, handler } in table() {
+        let access = info.access;
+        let guarded = handler.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |State(s): State<AppState>, req: Request, next: Next| guard::guard(s, access, req, next),
+        ));
+        router = router.route(info.path, guarded);
+    }
+    router
+        .fallback(observe::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(axum::Extension(scheme))
+        .with_state(state)
+}
+
+/// The plain-HTTP router when HTTPS is on: `/healthz` answers, everything else redirects.
+pub fn build_redirect(state: AppState) -> Router {
+    Router::new()
+        .route(paths::HEALTHZ, axum::routing::get(api::healthz))
+        .fallback(redirect_to_https)
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(axum::Extension(Scheme::Http))
+        .with_state(state)
+}
+
+async fn redirect_to_https(State(state): State<AppState>, uri: Uri, headers: axum::http::HeaderMap) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(strip_port)
+        .unwrap_or("homelab.local");
+    let port = match state.https_port {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Redirect::permanent(&format!("https://{host}{port}{path}")).into_response()
+}
+
+/// "host:port" → "host", keeping bracketed IPv6 literals intact.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(strip_port("homelab.local:8080"), "homelab.local");
+        assert_eq!(strip_port("homelab.local"), "homelab.local");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        let t = route_table();
+        for (i, a) in t.iter().enumerate() {
+            assert!(!t[i + 1..].iter().any(|b| a.path == b.path && a.method == b.method), "{a:?} twice");
+        }
+    }
+}

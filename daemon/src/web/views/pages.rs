@@ -1,0 +1,99 @@
+//! The top-level section pages. Until later features fill them, each says what it will hold and
+//! what to do next, so a newcomer never meets a blank page.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use super::{Section, format_duration, page};
+use crate::store::UiMode;
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::error::WebError;
+
+#[derive(Template)]
+#[template(path = "pages/dashboard.html")]
+struct Dashboard<'a> {
+    title: &'a str,
+    username: &'a str,
+    advanced: bool,
+    version: &'static str,
+    schema_version: i64,
+    uptime: String,
+}
+
+pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let advanced = user.ui_mode == UiMode::Advanced;
+    let schema_version = if advanced { state.store.schema_version().await? } else { 0 };
+    let partial = Dashboard {
+        title: "Dashboard",
+        username: &user.username,
+        advanced,
+        version: crate::VERSION,
+        schema_version,
+        uptime: format_duration(state.started.elapsed().as_secs()),
+    }
+    .render()?;
+    page(&ctx, Section::Dashboard, "Dashboard", partial)
+}
+
+#[derive(Template)]
+#[template(path = "pages/empty.html")]
+struct Empty {
+    title: &'static str,
+    lead: &'static str,
+    icon: &'static str,
+    empty_heading: &'static str,
+    empty_text: &'static str,
+    next_step: &'static str,
+}
+
+fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
+    let title = e.title;
+    page(ctx, section, title, e.render()?)
+}
+
+pub async fn devices(ctx: Ctx) -> Result<Response, WebError> {
+    empty(&ctx, Section::Devices, Empty {
+        title: "Devices",
+        lead: "The computers in your homelab, working together as one.",
+        icon: Section::Devices.icon(),
+        empty_heading: "No devices yet",
+        empty_text: "Devices are the Linux computers on your network that run your apps: a mini PC, an old laptop, a Raspberry Pi. You'll add each one with its address and a login, and Homelab takes it from there.",
+        next_step: "Have the address of your first computer and its login at hand; adding devices comes with the next Homelab update.",
+    })
+}
+
+pub async fn apps(ctx: Ctx) -> Result<Response, WebError> {
+    empty(&ctx, Section::Apps, Empty {
+        title: "Apps",
+        lead: "Install apps with one click; Homelab picks the best device and explains why.",
+        icon: Section::Apps.icon(),
+        empty_heading: "No apps installed",
+        empty_text: "Photos, passwords, media, files, smart home: pick an app and Homelab sets it up on the device that suits it best, with its own address on your network.",
+        next_step: "Add a device first: apps need somewhere to run.",
+    })
+}
+
+pub async fn network(ctx: Ctx) -> Result<Response, WebError> {
+    empty(&ctx, Section::Network, Empty {
+        title: "Network",
+        lead: "Names and secure addresses for your apps, like vaultwarden.home.",
+        icon: Section::Network.icon(),
+        empty_heading: "Nothing to show yet",
+        empty_text: "Once apps are installed, this page lists the address of each one and how your network finds it.",
+        next_step: "Install an app and its address appears here.",
+    })
+}
+
+pub async fn backups(ctx: Ctx) -> Result<Response, WebError> {
+    empty(&ctx, Section::Backups, Empty {
+        title: "Backups",
+        lead: "Encrypted copies of your app data, on a schedule, restorable with one click.",
+        icon: Section::Backups.icon(),
+        empty_heading: "Backups are not set up",
+        empty_text: "When your apps hold data you care about, Homelab backs it up encrypted and can restore it, even onto another device.",
+        next_step: "Install an app first; its data can then be backed up.",
+    })
+}

@@ -1,0 +1,176 @@
+//! Settings: display mode, password, sessions, certificate, API tokens and the activity log.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{AuditView, Section, format_time};
+use crate::auth::password::MIN_LEN;
+use crate::events::{Event, Level};
+use crate::secrets::Secret;
+use crate::store::{ApiTokenRow, UiMode};
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::error::WebError;
+use crate::web::paths::header as hx;
+
+/// Activity entries shown on the page (older ones stay in the database).
+const AUDIT_SHOWN: i64 = 100;
+
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+impl From<ApiTokenRow> for TokenView {
+    fn from(t: ApiTokenRow) -> TokenView {
+        TokenView {
+            id: t.id,
+            created: format_time(t.created_at),
+            last_used: match t.last_used_at {
+                Some(at) => format!("last used {}", format_time(at)),
+                None => "never used".into(),
+            },
+            name: t.name,
+            prefix: t.prefix,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/settings.html")]
+struct SettingsPage<'a> {
+    advanced: bool,
+    csrf: &'a str,
+    min_len: usize,
+    session_count: i64,
+    fingerprint: &'a str,
+    tokens: Vec<TokenView>,
+    new_token: Option<String>,
+    audit: Vec<AuditView>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/tokens.html")]
+struct TokensPartial {
+    tokens: Vec<TokenView>,
+    new_token: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/password_result.html")]
+struct PasswordResult;
+
+pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let advanced = user.ui_mode == UiMode::Advanced;
+    let tokens = if advanced { state.store.api_tokens().await?.into_iter().map(TokenView::from).collect() } else { vec![] };
+    let audit = state.store.audit_recent(AUDIT_SHOWN).await?.iter().map(AuditView::from).collect();
+    let partial = SettingsPage {
+        advanced,
+        csrf: &user.csrf_token,
+        min_len: MIN_LEN,
+        session_count: state.store.count_user_sessions(user.user_id).await?,
+        fingerprint: &state.fingerprint,
+        tokens,
+        new_token: None,
+        audit,
+    }
+    .render()?;
+    super::page(ctx, Section::Settings, "Settings", partial)
+}
+
+pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    page_html(&state, &ctx).await
+}
+
+#[derive(Deserialize)]
+pub struct ModeForm {
+    mode: String,
+}
+
+pub async fn set_mode(State(state): State<AppState>, ctx: Ctx, Form(form): Form<ModeForm>) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let mode = UiMode::parse(&form.mode).ok_or_else(|| WebError::bad_request("Choose Basic or Advanced."))?;
+    state.store.set_ui_mode(user.user_id, mode).await?;
+    ctx.audit(&state, "settings.mode", format!("Switched the display to {}", mode.as_str())).await?;
+    // The mode changes the whole page (header, menus), so htmx reloads it; a plain form post
+    // gets a redirect back.
+    let mut res = axum::response::Redirect::to(crate::web::paths::SETTINGS).into_response();
+    res.headers_mut().insert(hx::HX_REFRESH, HeaderValue::from_static("true"));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    new_password_confirm: String,
+}
+
+pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(form): Form<PasswordForm>) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let session = state
+        .auth
+        .change_password(
+            &user.username,
+            Secret::from_string(form.current_password),
+            Secret::from_string(form.new_password),
+            Secret::from_string(form.new_password_confirm),
+            &ctx.client,
+        )
+        .await?;
+    ctx.audit(&state, "auth.password_changed", "Changed the admin password; all other sessions were signed out".into()).await?;
+    // Every session ended with the change, this one included; this browser gets a new one.
+    let mut res = Html(PasswordResult.render()?).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, super::auth::session_cookie_for(&session, ctx.scheme));
+    Ok(res)
+}
+
+pub async fn sign_out_everywhere(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let n = state.auth.logout_everywhere(user.user_id).await?;
+    ctx.audit(&state, "auth.sign_out_everywhere", format!("Signed out everywhere ({n} sessions ended)")).await?;
+    Ok(super::auth::signed_out_response(ctx.scheme))
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    name: String,
+}
+
+pub async fn create_token(State(state): State<AppState>, ctx: Ctx, Form(form): Form<TokenForm>) -> Result<Response, WebError> {
+    let user = ctx.user()?;
+    let (row, token) = state.auth.create_api_token(&form.name, user.user_id).await?;
+    ctx.audit(&state, "api_token.create", format!("Created API token “{}” ({}…)", row.name, row.prefix)).await?;
+    state.events.publish(Event::Toast { level: Level::Success, message: format!("API token “{}” created.", row.name) });
+    let tokens = state.store.api_tokens().await?.into_iter().map(TokenView::from).collect();
+    let html = TokensPartial { tokens, new_token: token.expose_str().map(str::to_string) }.render()?;
+    Ok(Html(html).into_response())
+}
+
+pub async fn revoke_token(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+    // Revoking twice is fine: the second time there is simply nothing left to revoke.
+    if let Some(name) = state.store.revoke_api_token(id).await? {
+        ctx.audit(&state, "api_token.revoke", format!("Revoked API token “{name}”")).await?;
+    }
+    let tokens = state.store.api_tokens().await?.into_iter().map(TokenView::from).collect();
+    Ok(Html(TokensPartial { tokens, new_token: None }.render()?).into_response())
+}
+
+pub async fn certificate(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"homelab.local.pem\""),
+        ],
+        state.cert_pem.clone(),
+    )
+        .into_response()
+}

@@ -1,0 +1,285 @@
+//! Test harness: starts the real daemon on port 0 with its own data directory, and speaks to
+//! it over real HTTP. Data directories, logs and every secret a test used are kept under
+//! `tests/artifacts/` so the leak scan (run last) can check none was written in plaintext.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use homelabd::{Config, Listeners, RunError};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::redirect::Policy;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN: &str = "admin";
+
+pub fn artifacts() -> PathBuf {
+    std::env::var_os("HOMELAB_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/artifacts"))
+}
+
+fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "test".into())
+}
+
+static LOG: Once = Once::new();
+static CRYPTO: Once = Once::new();
+
+/// The test client uses the same rustls provider (ring) as the daemon.
+pub fn install_crypto() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Sends this test binary's log (debug level: the more it says, the more the leak scan sees)
+/// to a file under artifacts/logs.
+pub fn init_logging() {
+    LOG.call_once(|| {
+        let dir = artifacts().join("logs");
+        std::fs::create_dir_all(&dir).expect("create log dir");
+        let file = std::fs::File::create(dir.join(format!("{}-{}.log", binary_name(), std::process::id()))).expect("log file");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info,rustls=info,reqwest=info"))
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Records a secret a test used, for the leak scan.
+pub fn remember_secret(secret: &str) {
+    let dir = artifacts().join("secrets");
+    std::fs::create_dir_all(&dir).expect("create secrets dir");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}-{}.txt", binary_name(), std::process::id())))
+        .expect("secrets file");
+    writeln!(f, "{secret}").expect("write secret");
+}
+
+/// A fresh data directory that outlives the test (for the leak scan).
+pub fn data_dir(name: &str) -> PathBuf {
+    let suffix: u64 = u64::from_le_bytes(homelabd::secrets::random_bytes());
+    let dir = artifacts().join("data").join(format!("{name}-{suffix:016x}"));
+    std::fs::create_dir_all(&dir).expect("create data dir");
+    dir
+}
+
+/// A strong password unique to this run, remembered for the leak scan.
+pub fn password(label: &str) -> String {
+    let n: u64 = u64::from_le_bytes(homelabd::secrets::random_bytes());
+    let pw = format!("{label}-Tr0ub4dor-{n:016x}");
+    remember_secret(&pw);
+    pw
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub https_base: Option<String>,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), RunError>>>,
+}
+
+pub struct Options {
+    pub name: &'static str,
+    pub claim_window: Duration,
+    pub https: bool,
+    pub data: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn new(name: &'static str) -> Options {
+        Options { name, claim_window: Duration::from_secs(1800), https: false, data: None }
+    }
+}
+
+pub async fn start(name: &'static str) -> TestServer {
+    start_with(Options::new(name)).await
+}
+
+pub async fn start_with(opts: Options) -> TestServer {
+    init_logging();
+    let data = opts.data.clone().unwrap_or_else(|| data_dir(opts.name));
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = http.local_addr().expect("addr");
+    let https = if opts.https { Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind tls")) } else { None };
+    let https_base = https.as_ref().map(|l| format!("https://127.0.0.1:{}", l.local_addr().expect("addr").port()));
+    let mut config = Config::new(&data);
+    config.claim_window = opts.claim_window;
+    config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(homelabd::run(config, Listeners { http, https }, async move {
+        let _ = rx.await;
+    }));
+    let server = TestServer {
+        base: format!("http://{addr}"),
+        https_base,
+        addr,
+        data,
+        client: client(),
+        stop: Some(tx),
+        handle: Some(handle),
+    };
+    server.wait_ready().await;
+    server
+}
+
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Polls /healthz until it answers (with a deadline), instead of sleeping.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/healthz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(h) = &self.handle {
+                assert!(!h.is_finished(), "server exited during start");
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server gracefully and returns how `run` ended.
+    pub async fn stop(mut self) -> Result<(), RunError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle.take().expect("running").await.expect("join")
+    }
+
+    /// Same-origin headers a browser would send with a form post.
+    pub fn origin(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("origin", HeaderValue::from_str(&self.base).expect("origin"));
+        h
+    }
+
+    /// Posts the setup form.
+    pub async fn post_setup(&self, username: &str, password: &str, code: Option<&str>) -> reqwest::Response {
+        let mut form = vec![("username", username), ("password", password), ("password_confirm", password)];
+        if let Some(c) = code {
+            form.push(("setup_code", c));
+        }
+        self.client.post(self.url("/setup")).headers(self.origin()).form(&form).send().await.expect("setup")
+    }
+
+    /// Claims the box as `admin` and returns the signed-in session.
+    pub async fn claim(&self) -> (Session, String) {
+        let pw = password("owner");
+        let res = self.post_setup(ADMIN, &pw, None).await;
+        assert_eq!(res.status(), 303, "claim failed: {}", res.text().await.unwrap_or_default());
+        let session = self.session_from(&res).await;
+        (session, pw)
+    }
+
+    pub async fn post_login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/login"))
+            .headers(self.origin())
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("login")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Session {
+        let res = self.post_login(username, password).await;
+        assert_eq!(res.status(), 303, "login failed");
+        self.session_from(&res).await
+    }
+
+    /// Reads the session cookie from a response and fetches the page's CSRF token.
+    pub async fn session_from(&self, res: &reqwest::Response) -> Session {
+        let set_cookie = res.headers().get("set-cookie").expect("set-cookie").to_str().expect("ascii").to_string();
+        let cookie = set_cookie.split(';').next().expect("cookie pair").to_string();
+        let token = cookie.split_once('=').expect("pair").1.to_string();
+        remember_secret(&token);
+        let page = self
+            .client
+            .get(self.url("/settings"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("settings")
+            .text()
+            .await
+            .expect("body");
+        let csrf = extract_between(&page, "name=\"csrf_token\" value=\"", "\"").expect("csrf token on page");
+        Session { cookie, csrf, set_cookie }
+    }
+
+    pub async fn get(&self, path: &str, s: &Session) -> reqwest::Response {
+        self.client.get(self.url(path)).header("cookie", &s.cookie).send().await.expect("get")
+    }
+
+    /// A state-changing request the way htmx sends it: cookie, CSRF header, same Origin.
+    pub async fn post_htmx(&self, path: &str, s: &Session, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .headers(self.origin())
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+            .header("hx-request", "true")
+            .form(form)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// Creates an API token through Settings (Advanced mode) and returns its value.
+    pub async fn api_token(&self, s: &Session, name: &str) -> String {
+        let res = self.post_htmx("/settings/tokens", s, &[("name", name)]).await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.expect("body");
+        let token = extract_between(&html, "id=\"new-token\">", "<").expect("token shown once");
+        remember_secret(&token);
+        token
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub struct Session {
+    /// "name=value" for the Cookie header.
+    pub cookie: String,
+    pub csrf: String,
+    /// The full Set-Cookie header the server sent.
+    pub set_cookie: String,
+}
+
+pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String> {
+    let from = haystack.find(start)? + start.len();
+    let len = haystack[from..].find(end)?;
+    Some(haystack[from..from + len].to_string())
+}
