@@ -1,0 +1,57 @@
+//! Migrations on real SQLite files.
+
+mod common;
+
+use common::*;
+use homelabd::store::{SCHEMA_VERSION, Store, StoreError};
+
+fn user_version(path: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn fresh_database_is_migrated_and_rerunning_is_a_no_op() {
+    let dir = data_dir("migrate");
+    let path = dir.join("homelab.db");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    store.setting_init("probe", "kept".into()).await.unwrap();
+    store.close().await.unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.setting("probe").await.unwrap().as_deref(), Some("kept"), "data survives a re-run");
+    // WAL and foreign keys are on.
+    store.close().await.unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_untouched() {
+    let dir = data_dir("newer-schema");
+    let path = dir.join("homelab.db");
+    Store::open(&path).unwrap().close().await.unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&path).err().expect("a newer schema must be refused");
+    assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 5));
+    let msg = err.to_string();
+    assert!(msg.contains("newer homelabd") && msg.contains("not touched"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file was modified");
+    assert_eq!(user_version(&path), SCHEMA_VERSION + 5);
+}
+
+#[tokio::test]
+async fn closed_store_refuses_further_calls() {
+    let store = Store::open(&data_dir("closed").join("homelab.db")).unwrap();
+    store.close().await.unwrap();
+    assert!(matches!(store.ping().await, Err(StoreError::Closed)));
+    // Closing twice is fine.
+    store.close().await.unwrap();
+}
