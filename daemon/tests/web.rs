@@ -103,8 +103,17 @@ async fn state_changes_need_the_csrf_token_and_our_origin() {
     assert!(page.contains("data-mode=\"basic\""));
     // With both right, it works, and the form field path works as well.
     let res = post(Some(&session.csrf), Some(&ours)).await.unwrap();
-    assert_eq!(res.status(), 303);
+    assert_eq!(res.status(), 303, "a plain form post is redirected back");
+    let page = s.get("/settings", &session).await.text().await.unwrap();
+    assert!(page.contains("data-mode=\"advanced\""));
+    // htmx gets a 200 asking for a full refresh (a redirect would be followed by the XHR).
+    let res = s.post_htmx("/settings/mode", &session, &[("mode", "basic")]).await;
+    assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["hx-refresh"], "true");
+    let page = s.get("/settings", &session).await.text().await.unwrap();
+    assert!(page.contains("data-mode=\"basic\""));
+    let res = s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+    assert_eq!(res.status(), 200);
     let page = s.get("/settings", &session).await.text().await.unwrap();
     assert!(page.contains("data-mode=\"advanced\""));
     // Login from a foreign origin is refused (login CSRF).

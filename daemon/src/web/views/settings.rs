@@ -13,7 +13,7 @@ use crate::events::{Event, Level};
 use crate::secrets::Secret;
 use crate::store::{ApiTokenRow, UiMode};
 use crate::web::AppState;
-use crate::web::context::Ctx;
+use crate::web::context::{Ctx, Wants};
 use crate::web::error::WebError;
 use crate::web::paths::header as hx;
 
@@ -100,11 +100,13 @@ pub async fn set_mode(State(state): State<AppState>, ctx: Ctx, Form(form): Form<
     let mode = UiMode::parse(&form.mode).ok_or_else(|| WebError::bad_request("Choose Basic or Advanced."))?;
     state.store.set_ui_mode(user.user_id, mode).await?;
     ctx.audit(&state, "settings.mode", format!("Switched the display to {}", mode.as_str())).await?;
-    // The mode changes the whole page (header, menus), so htmx reloads it; a plain form post
-    // gets a redirect back.
-    let mut res = axum::response::Redirect::to(crate::web::paths::SETTINGS).into_response();
-    res.headers_mut().insert(hx::HX_REFRESH, HeaderValue::from_static("true"));
-    Ok(res)
+    // The mode changes the whole page (header, menus), so htmx reloads it (a redirect would be
+    // followed invisibly by the browser's XHR and lose the header); a plain form post gets a
+    // redirect back.
+    if ctx.wants == Wants::Partial {
+        return Ok(([(hx::HX_REFRESH, HeaderValue::from_static("true"))], "").into_response());
+    }
+    Ok(axum::response::Redirect::to(crate::web::paths::SETTINGS).into_response())
 }
 
 #[derive(Deserialize)]

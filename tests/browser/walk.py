@@ -1,0 +1,223 @@
+"""Headless Chromium walk through the real daemon: claim -> dashboard -> sections -> settings
+(advanced mode, API token, live events) -> sign out -> sign in -> sign out.
+
+Fails on any browser console error or page error. Screenshots go to
+tests/artifacts/screenshots/. Uses Debian's chromium through Playwright (no browser download).
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("HOMELAB_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
+SHOTS = ARTIFACTS / "screenshots"
+BIN = Path(os.environ.get("HOMELABD_BIN", ROOT / "target" / "debug" / "homelabd"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Flags that keep Chromium from reaching for the (absent) internet.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remember_secret(value):
+    d = ARTIFACTS / "secrets"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / f"browser-{os.getpid()}.txt", "a") as f:
+        f.write(value + "\n")
+
+
+def wait_healthy(base, proc, deadline_s=30):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("homelabd exited during start")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("homelabd did not become healthy")
+
+
+class Walk:
+    def __init__(self, page, base):
+        self.page = page
+        self.base = base
+        self.problems = []
+        self.passed = 0
+        # Console errors we provoke on purpose, each allowed exactly once.
+        self.expected = []
+        page.on("console", self.on_console)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+    def on_console(self, m):
+        if m.type != "error":
+            return
+        text = f"{m.text} ({m.location.get('url', '')})"
+        for i, exp in enumerate(self.expected):
+            if exp in text:
+                del self.expected[i]
+                return
+        self.problems.append(f"console: {text}")
+
+    def shot(self, name, page=None):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (page or self.page).screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def step(self, name, fn):
+        fn()
+        self.passed += 1
+        print(f"  ok  {name}", flush=True)
+
+
+def main():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = ARTIFACTS / "data" / f"browser-{secrets.token_hex(4)}"
+    data.mkdir(parents=True, exist_ok=True)
+    logs = ARTIFACTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / "browser-daemon.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN), "run", "--listen", f"127.0.0.1:{port}", "--data", str(data)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug"},
+    )
+    password = "browser-" + secrets.token_urlsafe(12)
+    remember_secret(password)
+    failed = 0
+    try:
+        wait_healthy(base, proc)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = ctx.new_page()
+            w = Walk(page, base)
+
+            def claim():
+                page.goto(base + "/")
+                expect(page).to_have_url(base + "/setup")
+                expect(page.locator("h1")).to_have_text("Welcome — let's set up your homelab")
+                w.shot("01-setup")
+                page.fill("#username", "admin")
+                page.fill("#password", password)
+                page.fill("#password_confirm", password)
+                page.click("button[type=submit]")
+                expect(page).to_have_url(base + "/")
+                expect(page.locator("h1")).to_have_text("Your homelab")
+                w.shot("02-dashboard")
+
+            def sections():
+                page.click("#nav >> text=Devices")
+                expect(page).to_have_url(base + "/devices")
+                expect(page.locator("#main h2")).to_have_text("No devices yet")
+                expect(page.locator("#nav a[aria-current=page]")).to_have_text("Devices")
+                w.shot("03-devices")
+                for name, words in [("Apps", "No apps installed"), ("Network", "Nothing to show yet"), ("Backups", "Backups are not set up")]:
+                    page.click(f"#nav >> text={name}")
+                    expect(page.locator("#main h2").first).to_have_text(words)
+                page.go_back()
+                expect(page).to_have_url(base + "/network")
+
+            def settings_advanced_and_live_events():
+                page.click("#nav >> text=Settings")
+                expect(page).to_have_url(base + "/settings")
+                page.click("button.seg:has-text('Advanced')")
+                expect(page.locator("body")).to_have_attribute("data-mode", "advanced")
+                expect(page.locator("#tokens h2")).to_have_text("API tokens")
+                page.fill("#token_name", "Browser walk")
+                page.click("#token-form button[type=submit]")
+                token = page.locator("#new-token")
+                expect(token).to_contain_text("hlt_")
+                remember_secret(token.inner_text().strip())
+                # The toast and the new activity row arrive over the live event stream.
+                expect(page.locator("#toasts .toast-success")).to_contain_text("Browser walk")
+                expect(page.locator("#audit-rows tr").first).to_contain_text("Created API token")
+                w.shot("04-settings-advanced")
+
+            def sign_out_and_in():
+                page.click("#sign-out")
+                expect(page).to_have_url(base + "/login?signed_out=1")
+                expect(page.locator(".alert-info")).to_contain_text("You are signed out")
+                page.fill("#username", "admin")
+                page.fill("#password", "not-the-password")
+                # The refused sign-in answers 401, which Chromium reports on the console.
+                w.expected.append("status of 401")
+                page.click("button[type=submit]")
+                expect(page.locator(".alert-error")).to_contain_text("Wrong username or password")
+                w.shot("05-login-error")
+                page.fill("#password", password)
+                page.click("button[type=submit]")
+                expect(page).to_have_url(base + "/")
+                page.goto(base + "/settings")
+                expect(page).to_have_url(base + "/settings")
+
+            def phone_and_dark():
+                phone = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark",
+                                            storage_state=ctx.storage_state())
+                pp = phone.new_page()
+                pp.on("console", lambda m: m.type == "error" and w.problems.append(f"console (phone): {m.text}"))
+                pp.goto(base + "/")
+                expect(pp.locator("h1")).to_have_text("Your homelab")
+                nav_box = pp.locator("#nav").bounding_box()
+                assert nav_box and nav_box["y"] > 700, f"nav should be a bottom bar on phones: {nav_box}"
+                w.shot("06-phone-dark-dashboard", pp)
+                pp.goto(base + "/settings")
+                w.shot("07-phone-dark-settings", pp)
+                phone.close()
+
+            def final_sign_out():
+                page.click("#sign-out")
+                expect(page).to_have_url(base + "/login?signed_out=1")
+                page.goto(base + "/settings")
+                expect(page).to_have_url(base + "/login?next=/settings")
+
+            for name, fn in [("claim", claim), ("sections via htmx", sections),
+                             ("settings, advanced mode, live events", settings_advanced_and_live_events),
+                             ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),
+                             ("sign out", final_sign_out)]:
+                try:
+                    w.step(name, fn)
+                except Exception as e:  # noqa: BLE001 - report every failing step, then fail
+                    failed += 1
+                    print(f"  FAIL {name}: {e}", flush=True)
+                    w.shot(f"fail-{name.replace(' ', '-').replace(',', '')}")
+                    break
+            if w.expected:
+                w.problems.append(f"expected console errors never came: {w.expected}")
+            if w.problems:
+                failed += 1
+                print("browser console errors:\n  " + "\n  ".join(w.problems), flush=True)
+            browser.close()
+            print(f"browser: {w.passed} passed, {failed} failed")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            failed += 1
+            print("homelabd did not stop on SIGTERM")
+        log.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
