@@ -1,5 +1,7 @@
 //! First-run claim, sign-in, sign-out, throttling, sessions: against the real server.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
 use std::time::Duration;

@@ -1,8 +1,10 @@
 //! The `homelabd` binary itself: subcommands, JSON logs, setup code, graceful SIGTERM.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;

@@ -2,6 +2,8 @@
 //! API token the tests used must appear nowhere in plaintext in the data directories or the
 //! captured logs. Ignored in a plain `cargo test`, which has not produced the artifacts yet.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! Migrations on real SQLite files.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
 use common::*;

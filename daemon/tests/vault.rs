@@ -1,5 +1,7 @@
 //! The vault on real files: sealing, tamper detection, key file permissions.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

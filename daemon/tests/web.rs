@@ -1,6 +1,8 @@
 //! The web layer against the real server: access control enumerated from the route table,
 //! CSRF and Origin checks, htmx partials, API tokens, JSON errors, live events, HTTPS.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -31,7 +31,7 @@ pub fn check_policy(password: &str, username: &str) -> Result<(), String> {
     if COMMON.lines().map(str::trim).any(|c| !c.is_empty() && c == lower) {
         return Err("That password is on lists attackers try first. Pick something less common.".into());
     }
-    if password.chars().all(|c| Some(c) == password.chars().next()) {
+    if password.chars().all(|c| password.starts_with(c)) {
         return Err("A password of one repeated character is too easy to guess.".into());
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Test harness: starts the real daemon on port 0 with its own data directory, and speaks to
 //! it over real HTTP. Data directories, logs and every secret a test used are kept under
 //! `tests/artifacts/` so the leak scan (run last) can check none was written in plaintext.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -151,10 +151,10 @@ impl TestServer {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = self.client.get(self.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.client.get(self.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             if let Some(h) = &self.handle {
                 assert!(!h.is_finished(), "server exited during start");

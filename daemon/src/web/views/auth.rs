@@ -144,10 +144,10 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query
     if !state.store.has_users().await? {
         return Ok(Redirect::to(paths::SETUP).into_response());
     }
-    if let Some(token) = session_cookie(&headers) {
-        if state.auth.session(&token).await?.is_some() {
-            return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
-        }
+    if let Some(token) = session_cookie(&headers)
+        && state.auth.session(&token).await?.is_some()
+    {
+        return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
     }
     let page = LoginPage {
         version: crate::VERSION,
@@ -184,10 +184,10 @@ pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, Form(form): F
             }
             let page = LoginPage { version: crate::VERSION, error: Some(e.to_string()), signed_out: false, username: &username, next: &next };
             let mut res = (status, Html(page.render()?)).into_response();
-            if let AuthError::Throttled(d) = e {
-                if let Ok(v) = HeaderValue::from_str(&crate::auth::wait_secs(d).to_string()) {
-                    res.headers_mut().insert(header::RETRY_AFTER, v);
-                }
+            if let AuthError::Throttled(d) = e
+                && let Ok(v) = HeaderValue::from_str(&crate::auth::wait_secs(d).to_string())
+            {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
             }
             Ok(res)
         }
