@@ -57,3 +57,23 @@ async fn closed_store_refuses_further_calls() {
     // Closing twice is fine.
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn idle_sessions_expire_and_are_deleted() {
+    let store = Store::open(&data_dir("idle").join("homelab.db")).unwrap();
+    let user = store.claim("admin".into(), "$argon2id$not-used-here".into()).await.unwrap();
+    store.create_session(vec![1; 32], user.id, "127.0.0.1".into(), "test".into()).await.unwrap();
+    store.create_session(vec![2; 32], user.id, "127.0.0.1".into(), "test".into()).await.unwrap();
+    // Within the idle limit the session resolves to its user.
+    let row = store.session(vec![1; 32], 3600, 60).await.unwrap().expect("live session");
+    assert_eq!(row.username, "admin");
+    // Past the idle limit (here: any age beyond -1 s) it is refused and removed.
+    assert!(store.session(vec![2; 32], -1, 60).await.unwrap().is_none());
+    assert!(!store.session_exists(vec![2; 32]).await.unwrap());
+    assert!(store.session_exists(vec![1; 32]).await.unwrap());
+    // Housekeeping sweeps idle ones in bulk.
+    assert_eq!(store.purge_idle_sessions(-1).await.unwrap(), 1);
+    assert_eq!(store.count_user_sessions(user.id).await.unwrap(), 0);
+    // A second claim on the same database is refused atomically.
+    assert!(matches!(store.claim("other".into(), "x".into()).await, Err(StoreError::Conflict(_))));
+}

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use super::AppState;
 
 /// Latency bucket bounds in seconds (upper, inclusive).
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
 #[derive(Default)]
 struct Series {
