@@ -87,17 +87,7 @@ async fn runs_logs_json_prints_the_setup_code_and_stops_gracefully_on_sigterm() 
     // Claim, then hold an event stream open while the daemon is told to stop.
     let client = client();
     let base = format!("http://{}", d.listen);
-    let pw = password("cli");
-    let res = client
-        .post(format!("{base}/setup"))
-        .header("origin", &base)
-        .form(&[("username", "admin"), ("password", pw.as_str()), ("password_confirm", pw.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    remember_secret(cookie.split_once('=').unwrap().1);
+    let cookie = claim_at(&client, &base, "cli").await.split(';').next().unwrap().to_string();
     let stream = client.get(format!("{base}/events")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(stream.status(), 200);
 

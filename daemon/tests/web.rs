@@ -138,33 +138,14 @@ async fn htmx_requests_get_the_partial_and_pages_the_layout() {
     assert!(full.starts_with("<!doctype html>"));
     assert!(full.contains("id=\"nav\""));
     assert!(full.contains("No devices yet"));
-    let partial = s
-        .client
-        .get(s.url("/devices"))
-        .header("cookie", &session.cookie)
-        .header("hx-request", "true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let partial = s.get_text_with("/devices", &session, &[("hx-request", "true")]).await;
     assert!(!partial.contains("<!doctype html>"));
     assert!(partial.contains("No devices yet"));
     assert!(partial.contains("hx-swap-oob=\"true\""), "the nav is updated out of band");
     // A history restore gets the whole page.
     let restore = s
-        .client
-        .get(s.url("/devices"))
-        .header("cookie", &session.cookie)
-        .header("hx-request", "true")
-        .header("hx-history-restore-request", "true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text_with("/devices", &session, &[("hx-request", "true"), ("hx-history-restore-request", "true")])
+        .await;
     assert!(restore.starts_with("<!doctype html>"));
     // Every section renders with an empty state that says what to do next.
     for (path, words) in [("/apps", "No apps installed"), ("/network", "Nothing to show yet"), ("/backups", "Backups are not set up"), ("/", "Getting started")] {
@@ -308,18 +289,8 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     assert_eq!(res.status(), 200);
 
     // Claim over HTTPS: the cookie is Secure there.
-    let pw = password("tls");
-    let res = tls
-        .post(format!("{https}/setup"))
-        .header("origin", &https)
-        .form(&[("username", "admin"), ("password", pw.as_str()), ("password_confirm", pw.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = claim_at(&tls, &https, "tls").await;
     assert!(cookie.contains("; Secure"));
-    remember_secret(cookie.split(';').next().unwrap().split_once('=').unwrap().1);
 
     // The fingerprint on the Settings page is the certificate's.
     let pair = cookie.split(';').next().unwrap().to_string();

@@ -137,6 +137,23 @@ pub async fn start_with(opts: Options) -> TestServer {
     server
 }
 
+/// Claims a daemon at `base` with any client (HTTP or HTTPS); returns the full Set-Cookie
+/// header, after remembering the session token for the leak scan.
+pub async fn claim_at(client: &reqwest::Client, base: &str, label: &str) -> String {
+    let pw = password(label);
+    let res = client
+        .post(format!("{base}/setup"))
+        .header("origin", base)
+        .form(&[("username", ADMIN), ("password", pw.as_str()), ("password_confirm", pw.as_str())])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(res.status(), 303, "claim failed");
+    let set_cookie = res.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    remember_secret(set_cookie.split(';').next().and_then(|p| p.split_once('=')).expect("cookie").1);
+    set_cookie
+}
+
 pub fn client() -> reqwest::Client {
     install_crypto();
     reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
@@ -235,6 +252,15 @@ impl TestServer {
 
     pub async fn get(&self, path: &str, s: &Session) -> reqwest::Response {
         self.client.get(self.url(path)).header("cookie", &s.cookie).send().await.expect("get")
+    }
+
+    /// GET with extra headers (e.g. htmx's), returning the body.
+    pub async fn get_text_with(&self, path: &str, s: &Session, headers: &[(&str, &str)]) -> String {
+        let mut req = self.client.get(self.url(path)).header("cookie", &s.cookie);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("get").text().await.expect("body")
     }
 
     /// A state-changing request the way htmx sends it: cookie, CSRF header, same Origin.
