@@ -18,8 +18,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod docker;
 pub mod events;
 pub mod secrets;
+pub mod ssh;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

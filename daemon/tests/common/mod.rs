@@ -309,3 +309,52 @@ pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String>
     let len = haystack[from..].find(end)?;
     Some(haystack[from..from + len].to_string())
 }
+
+/// The lab's devices (see lab/README.md). Tests that need them fail with a hint when the lab
+/// is not up.
+pub mod lab {
+    use std::process::Command;
+
+    fn script() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../lab/lab")
+    }
+
+    fn env_value(key: &str) -> String {
+        let out = Command::new(script()).arg("env").output().expect("run lab/lab env");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("lab/lab env has no {key}"))
+    }
+
+    pub fn user() -> String {
+        env_value("LAB_USER")
+    }
+
+    pub fn password() -> String {
+        let pw = env_value("LAB_PASSWORD");
+        super::remember_secret(&pw);
+        pw
+    }
+
+    pub fn ip(device: &str) -> String {
+        let key = format!("LAB_IP_{}", device.to_uppercase().replace('-', "_"));
+        let ip = env_value(&key);
+        let up = std::net::TcpStream::connect_timeout(&format!("{ip}:22").parse().expect("addr"), std::time::Duration::from_secs(3));
+        assert!(up.is_ok(), "lab device {device} ({ip}) is not reachable: run `lab/lab up` (as root) first");
+        ip
+    }
+
+    /// Runs `lab/lab ARGS…` and asserts it worked.
+    pub fn run(args: &[&str]) {
+        let st = Command::new(script()).args(args).status().expect("run lab/lab");
+        assert!(st.success(), "lab/lab {args:?} failed");
+    }
+
+    /// Runs a command inside a device and returns its stdout.
+    pub fn exec(device: &str, args: &[&str]) -> String {
+        let out = Command::new(script()).arg("exec").arg(device).args(args).output().expect("lab exec");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}

@@ -1,0 +1,59 @@
+//! Docker on a device, through bollard over the device's SSH connection: every API call opens
+//! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it (DESIGN §3).
+//! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
+
+use std::sync::Arc;
+
+use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use hyper_util::rt::TokioIo;
+
+use crate::ssh::Session;
+
+/// Seconds bollard waits for one API call.
+const API_TIMEOUT_SECS: u64 = 60;
+
+/// Errors from a device's Docker engine.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("Docker on the device did not answer: {0}")]
+    Api(#[from] bollard::errors::Error),
+}
+
+/// A Docker client for the engine behind `socket` on the device of `session`, with the API
+/// version negotiated (Debian's engine speaks 1.41; bollard's default is newer and refused).
+pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, DockerError> {
+    let socket = socket.to_string();
+    let transport = move |req: BollardRequest| {
+        let session = session.clone();
+        let socket = socket.clone();
+        Box::pin(async move { send(&session, &socket, req).await }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+    };
+    let docker = Docker::connect_with_custom_transport(transport, Some("http://docker"), API_TIMEOUT_SECS, API_DEFAULT_VERSION)?;
+    Ok(docker.negotiate_version().await?)
+}
+
+async fn send(
+    session: &Session,
+    socket: &str,
+    req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    let stream = session
+        .open_socket(socket)
+        .await
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotConnected, e.to_string()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection task owns the channel and drains it until the response body is consumed,
+    // so a long stream (logs, events, pull progress) never blocks the SSH connection.
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "docker API connection ended with an error");
+        }
+    });
+    let (mut parts, body) = req.into_parts();
+    // HTTP/1.1 wants origin-form targets and a Host header; the socket needs no real host.
+    if let Some(pq) = parts.uri.path_and_query().cloned() {
+        parts.uri = hyper::Uri::from(pq);
+    }
+    parts.headers.insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
+    Ok(sender.send_request(BollardRequest::from_parts(parts, body)).await?)
+}

@@ -1,0 +1,257 @@
+//! SSH to devices (russh): connecting with host-key pinning, logging in by password or key,
+//! running escaped commands with secrets on stdin, and opening the device's Docker socket as a
+//! stream. Errors are classified so the UI can say what is wrong and how to fix it.
+
+pub mod command;
+pub mod keys;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+use tokio::net::TcpStream;
+
+pub use command::RemoteCommand;
+
+use crate::secrets::Secret;
+
+/// Time to reach the device and finish the SSH handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for the device to accept or refuse a login.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default time a remote command may run.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Keepalive: a dead link is noticed after about 3 × 15 s (russh has keepalive off by default).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_MAX: usize = 3;
+/// Output kept from one command; more is cut (commands here print kilobytes).
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// Why talking to a device failed, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("Could not reach {addr}: {detail}. Is the device powered on and the address right?")]
+    Unreachable { addr: String, detail: String },
+    #[error("{addr} did not answer in time. Is the device powered on and on this network?")]
+    Timeout { addr: String },
+    #[error("{addr} refused the connection: remote login (SSH) is not enabled on it. Turn on the SSH server (e.g. `sudo apt install openssh-server`).")]
+    Refused { addr: String },
+    #[error(
+        "The device at {addr} identifies itself with a different key than before ({seen}, expected {expected}). \
+         Nothing was sent to it. If you reinstalled its system, trust the new key; otherwise someone may be impersonating it."
+    )]
+    HostKeyChanged { addr: String, expected: String, seen: String },
+    #[error("The device refused the login for “{user}”: wrong password or key.")]
+    AuthFailed { user: String },
+    #[error("{0}")]
+    Key(String),
+    #[error("SSH error with {addr}: {detail}")]
+    Protocol { addr: String, detail: String },
+    #[error("The command on the device did not finish within {0:?}.")]
+    CommandTimeout(Duration),
+}
+
+/// How to log in.
+pub enum Login {
+    Password { user: String, password: Secret },
+    Key { user: String, key: Arc<PrivateKey> },
+}
+
+impl Login {
+    pub fn user(&self) -> &str {
+        match self {
+            Login::Password { user, .. } | Login::Key { user, .. } => user,
+        }
+    }
+}
+
+/// Which host key to accept.
+#[derive(Clone)]
+pub enum HostKeyPolicy {
+    /// Only this key (pinned at adoption).
+    Pinned(PublicKey),
+    /// Whatever the device shows; the caller pins it (first contact).
+    FirstUse,
+}
+
+/// Records the key the server showed and enforces the policy.
+struct Checker {
+    policy: HostKeyPolicy,
+    seen: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false); // host certificates are not supported; plain keys are pinned
+        };
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
+        Ok(match &self.policy {
+            HostKeyPolicy::FirstUse => true,
+            HostKeyPolicy::Pinned(pinned) => pinned.key_data() == key.key_data(),
+        })
+    }
+}
+
+/// Result of a remote command.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// None when the command was killed by a signal or the channel closed early.
+    pub status: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).to_string()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+/// A logged-in SSH connection. Channels (commands, the Docker socket) are opened on it
+/// concurrently; each is drained by its user so none stalls the connection.
+pub struct Session {
+    handle: Handle<Checker>,
+    pub addr: String,
+    pub host_key: PublicKey,
+}
+
+fn addr_string(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// Connects and logs in.
+pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy) -> Result<Session, SshError> {
+    let addr = addr_string(host, port);
+    let tcp = tcp_connect(host, port, &addr).await?;
+    let seen = Arc::new(Mutex::new(None));
+    let config = Arc::new(client::Config {
+        keepalive_interval: Some(KEEPALIVE_INTERVAL),
+        keepalive_max: KEEPALIVE_MAX,
+        nodelay: true,
+        ..Default::default()
+    });
+    let checker = Checker { policy: policy.clone(), seen: seen.clone() };
+    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, client::connect_stream(config, tcp, checker)).await;
+    let seen_key = || seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut handle = match handshake {
+        Err(_) => return Err(SshError::Timeout { addr }),
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            if let (HostKeyPolicy::Pinned(expected), Some(got)) = (&policy, seen_key())
+                && expected.key_data() != got.key_data()
+            {
+                return Err(SshError::HostKeyChanged { addr, expected: keys::fingerprint(expected), seen: keys::fingerprint(&got) });
+            }
+            tracing::debug!(%addr, error = ?e, "SSH handshake failed");
+            return Err(SshError::Protocol { addr, detail: e.to_string() });
+        }
+    };
+    let host_key = seen_key().ok_or_else(|| SshError::Protocol { addr: addr.clone(), detail: "no host key".into() })?;
+    let auth = async {
+        match login {
+            Login::Password { user, password } => {
+                let pw = password.expose_str().unwrap_or_default().to_string();
+                handle.authenticate_password(user.clone(), pw).await
+            }
+            Login::Key { user, key } => {
+                let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+                handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(key.clone(), hash)).await
+            }
+        }
+    };
+    match tokio::time::timeout(AUTH_TIMEOUT, auth).await {
+        Err(_) => Err(SshError::Timeout { addr }),
+        Ok(Err(e)) => Err(SshError::Protocol { addr, detail: e.to_string() }),
+        Ok(Ok(r)) if r.success() => Ok(Session { handle, addr, host_key }),
+        Ok(Ok(_)) => Err(SshError::AuthFailed { user: login.user().to_string() }),
+    }
+}
+
+async fn tcp_connect(host: &str, port: u16, addr: &str) -> Result<TcpStream, SshError> {
+    let resolved: Vec<SocketAddr> = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Err(_) => return Err(SshError::Timeout { addr: addr.into() }),
+        Ok(Err(_)) => {
+            return Err(SshError::Unreachable { addr: addr.into(), detail: "the name could not be found on the network".into() });
+        }
+        Ok(Ok(a)) => a.collect(),
+    };
+    let mut last = None;
+    for sa in resolved {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
+            Err(_) => last = Some(SshError::Timeout { addr: addr.into() }),
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => {
+                last = Some(match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => SshError::Refused { addr: addr.into() },
+                    std::io::ErrorKind::TimedOut => SshError::Timeout { addr: addr.into() },
+                    _ => SshError::Unreachable { addr: addr.into(), detail: e.to_string() },
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or(SshError::Unreachable { addr: addr.into(), detail: "no address found".into() }))
+}
+
+impl Session {
+    /// True once the connection is gone (keepalive failure, device reboot, …).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Runs a command; `stdin` (e.g. a secret) is sent and closed before output is read.
+    pub async fn exec(&self, cmd: &RemoteCommand, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, SshError> {
+        let run = async {
+            let mut ch = self.handle.channel_open_session().await.map_err(|e| self.protocol(e))?;
+            ch.exec(true, cmd.as_str()).await.map_err(|e| self.protocol(e))?;
+            if let Some(data) = stdin {
+                ch.data(data).await.map_err(|e| self.protocol(e))?;
+            }
+            ch.eof().await.map_err(|e| self.protocol(e))?;
+            let mut out = Output::default();
+            // Read until the channel closes: every message is consumed, so the connection's
+            // flow control never stalls on us.
+            while let Some(msg) = ch.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => append(&mut out.stdout, &data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut out.stderr, &data),
+                    ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(timeout, run).await.map_err(|_| SshError::CommandTimeout(timeout))?
+    }
+
+    /// Opens a Unix socket on the device (e.g. Docker's) as a byte stream.
+    pub async fn open_socket(&self, path: &str) -> Result<russh::ChannelStream<client::Msg>, SshError> {
+        let ch = self.handle.channel_open_direct_streamlocal(path).await.map_err(|e| self.protocol(e))?;
+        Ok(ch.into_stream())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    }
+
+    fn protocol(&self, e: russh::Error) -> SshError {
+        tracing::debug!(addr = %self.addr, error = ?e, "SSH channel error");
+        SshError::Protocol { addr: self.addr.clone(), detail: e.to_string() }
+    }
+}
+
+fn append(buf: &mut Vec<u8>, data: &[u8]) {
+    let room = MAX_OUTPUT.saturating_sub(buf.len());
+    buf.extend_from_slice(&data[..data.len().min(room)]);
+}
