@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
+use crate::devices::Devices;
 use crate::events::EventBus;
 use crate::secrets::{Vault, VaultError};
 use crate::store::{Store, StoreError};
@@ -49,6 +50,7 @@ pub struct Runtime {
     pub auth: Arc<Auth>,
     pub events: EventBus,
     pub tls: TlsIdentity,
+    pub devices: Arc<Devices>,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -71,7 +73,9 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let vault = Arc::new(vault);
     let auth = Arc::new(Auth::new(store.clone(), vault.clone(), config.claim_window, config.session_idle_timeout));
-    Ok(Runtime { config, store, vault, auth, events: EventBus::default(), tls })
+    let events = EventBus::default();
+    let devices = Arc::new(Devices::new(store.clone(), vault.clone(), events.clone()));
+    Ok(Runtime { config, store, vault, auth, events, tls, devices })
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {
@@ -135,6 +139,7 @@ pub async fn run(
         }
     });
 
+    rt.devices.clone().spawn_poller(rt.config.poll_interval, stop_rx.clone());
     let state = web::AppState::new(&rt, stop_rx.clone());
     let servers = web::serve(state, listeners, stop_rx.clone());
     let mut grace_rx = stop_rx;

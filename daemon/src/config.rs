@@ -15,6 +15,8 @@ pub struct Config {
     pub claim_window: Duration,
     /// A signed-in browser session ends after this long without a request.
     pub session_idle_timeout: Duration,
+    /// How often every device is polled for health and resources.
+    pub poll_interval: Duration,
     /// Port that HTTP requests are redirected to when HTTPS is on (None: HTTPS off).
     pub https_redirect_port: Option<u16>,
 }
@@ -27,6 +29,7 @@ impl Config {
             claim_window: Duration::from_secs(30 * 60),
             session_idle_timeout: Duration::from_secs(24 * 60 * 60),
             https_redirect_port: None,
+            poll_interval: Duration::from_secs(30),
         }
     }
 }

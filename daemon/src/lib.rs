@@ -8,6 +8,9 @@
 //! | `store/`    | the SQLite database: opening, migrations, every query |
 //! | `secrets/`  | the vault: master key, sealing credentials (AES-256-GCM), passphrase exports |
 //! | `auth/`     | first-run claim, passwords, sessions, CSRF tokens, login throttling, API tokens |
+//! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
+//! | `docker/`   | Docker on a device through bollard over its SSH connection |
+//! | `devices/`  | adoption, the per-device connection pool, health polling and history |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `tls/`      | the self-signed certificate and the TLS listener |
 //! | `telemetry` | logging setup (text or JSON) |
@@ -18,6 +21,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod devices;
 pub mod docker;
 pub mod events;
 pub mod secrets;

@@ -22,6 +22,8 @@ pub enum Event {
     Toast { level: Level, message: String },
     /// A new audit record (the Settings page appends it live).
     Audit(AuditEntry),
+    /// A device's status or figures changed (dashboard and device pages refresh).
+    DeviceStatus { device_id: i64 },
 }
 
 /// Buffered events per subscriber. A page that falls this far behind (a stalled tab) skips the

@@ -31,7 +31,7 @@ const KEEPALIVE_MAX: usize = 3;
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 
 /// Why talking to a device failed, each with what to do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SshError {
     #[error("Could not reach {addr}: {detail}. Is the device powered on and the address right?")]
     Unreachable { addr: String, detail: String },
@@ -43,7 +43,7 @@ pub enum SshError {
         "The device at {addr} identifies itself with a different key than before ({seen}, expected {expected}). \
          Nothing was sent to it. If you reinstalled its system, trust the new key; otherwise someone may be impersonating it."
     )]
-    HostKeyChanged { addr: String, expected: String, seen: String },
+    HostKeyChanged { addr: String, expected: String, seen: String, seen_key: String },
     #[error("The device refused the login for “{user}”: wrong password or key.")]
     AuthFailed { user: String },
     #[error("{0}")]
@@ -152,7 +152,12 @@ pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy
             if let (HostKeyPolicy::Pinned(expected), Some(got)) = (&policy, seen_key())
                 && expected.key_data() != got.key_data()
             {
-                return Err(SshError::HostKeyChanged { addr, expected: keys::fingerprint(expected), seen: keys::fingerprint(&got) });
+                return Err(SshError::HostKeyChanged {
+                    addr,
+                    expected: keys::fingerprint(expected),
+                    seen: keys::fingerprint(&got),
+                    seen_key: got.to_openssh().unwrap_or_default(),
+                });
             }
             tracing::debug!(%addr, error = ?e, "SSH handshake failed");
             return Err(SshError::Protocol { addr, detail: e.to_string() });

@@ -66,6 +66,46 @@ const MIGRATIONS: &[&str] = &[
         request_id  TEXT NOT NULL
     ) STRICT;
     "#,
+    // 2: devices, their last known status, and a bounded history of samples for graphs.
+    r#"
+    CREATE TABLE devices (
+        id               INTEGER PRIMARY KEY,
+        name             TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        host             TEXT NOT NULL,
+        port             INTEGER NOT NULL,
+        username         TEXT NOT NULL,
+        -- Pinned at adoption (OpenSSH public key); a different key blocks the device.
+        host_key         TEXT NOT NULL,
+        -- A changed key the device presented, kept until the user trusts or rejects it.
+        pending_host_key TEXT,
+        docker_socket    TEXT NOT NULL,
+        -- The comment on our line in the device's authorized_keys (empty: the user's own key).
+        key_comment      TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        UNIQUE (host, port)
+    ) STRICT;
+
+    CREATE TABLE device_status (
+        device_id    INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+        state        TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        facts        TEXT NOT NULL,
+        last_seen_at INTEGER,
+        checked_at   INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE device_samples (
+        device_id  INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        at         INTEGER NOT NULL,
+        online     INTEGER NOT NULL,
+        load1      REAL,
+        mem_used   INTEGER,
+        mem_total  INTEGER,
+        disk_used  INTEGER,
+        disk_total INTEGER,
+        PRIMARY KEY (device_id, at)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

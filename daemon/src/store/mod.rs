@@ -5,6 +5,7 @@
 //! single connection is simpler than a pool and measured fast enough (see README figures).
 
 mod audit;
+mod devices;
 mod migrations;
 mod sessions;
 mod settings;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use audit::AuditEntry;
+pub use devices::{DeviceRow, NewDevice, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::SessionRow;
 pub use tokens::ApiTokenRow;

@@ -38,6 +38,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub store: Store,
     pub auth: Arc<Auth>,
+    pub devices: Arc<crate::devices::Devices>,
     pub events: EventBus,
     pub fingerprint: String,
     pub cert_pem: String,
@@ -62,6 +63,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             store: rt.store.clone(),
             auth: rt.auth.clone(),
+            devices: rt.devices.clone(),
             events: rt.events.clone(),
             fingerprint: rt.tls.fingerprint.clone(),
             cert_pem: rt.tls.cert_pem.clone(),

@@ -7,6 +7,17 @@ pub const APPS: &str = "/apps";
 pub const NETWORK: &str = "/network";
 pub const BACKUPS: &str = "/backups";
 pub const SETTINGS: &str = "/settings";
+pub const DEVICES_CARDS: &str = "/devices/cards";
+pub const DEVICES_NEW: &str = "/devices/new";
+pub const DEVICES_TEST: &str = "/devices/test";
+pub const DEVICE: &str = "/devices/{id}";
+pub const DEVICE_REMOVE: &str = "/devices/{id}/remove";
+pub const DEVICE_TRUST_KEY: &str = "/devices/{id}/trust-key";
+pub const DEVICE_REFRESH: &str = "/devices/{id}/refresh";
+pub const DASHBOARD_POOL: &str = "/dashboard/pool";
+pub const API_DEVICES: &str = "/api/v1/devices";
+pub const API_DEVICES_TEST: &str = "/api/v1/devices/test";
+pub const API_DEVICE: &str = "/api/v1/devices/{id}";
 pub const SETTINGS_MODE: &str = "/settings/mode";
 pub const SETTINGS_PASSWORD: &str = "/settings/password";
 pub const SETTINGS_SIGN_OUT_ALL: &str = "/settings/sessions/sign-out-all";
@@ -51,4 +62,5 @@ pub const CSRF_FIELD: &str = "csrf_token";
 pub mod sse_event {
     pub const TOAST: &str = "toast";
     pub const AUDIT: &str = "audit";
+    pub const DEVICES: &str = "devices";
 }

@@ -74,6 +74,8 @@ fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
     let (name, html) = match event {
         Event::Toast { level, message } => (sse_event::TOAST, views::toast_html(*level, message, "")),
         Event::Audit(entry) => (sse_event::AUDIT, views::audit_row_html(entry, advanced)),
+        // Pages re-fetch their device panels on this trigger; the payload is only the id.
+        Event::DeviceStatus { device_id } => (sse_event::DEVICES, device_id.to_string()),
     };
     // SSE data lines cannot contain newlines; the fragments are HTML, so spaces do as well.
     Some(SseEvent::default().event(name).data(html.replace(['\n', '\r'], " ")))

@@ -2,6 +2,7 @@
 //! navigations; htmx requests get the partial alone plus an out-of-band nav update.
 
 pub mod auth;
+pub mod devices;
 pub mod pages;
 pub mod settings;
 

@@ -20,6 +20,8 @@ struct Dashboard<'a> {
     version: &'static str,
     schema_version: i64,
     uptime: String,
+    pool: String,
+    has_devices: bool,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -33,6 +35,8 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         version: crate::VERSION,
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
+        pool: super::devices::pool_html(&state, &ctx).await?,
+        has_devices: !state.store.devices().await?.is_empty(),
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
@@ -52,17 +56,6 @@ struct Empty {
 fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
     let title = e.title;
     page(ctx, section, title, e.render()?)
-}
-
-pub async fn devices(ctx: Ctx) -> Result<Response, WebError> {
-    empty(&ctx, Section::Devices, Empty {
-        title: "Devices",
-        lead: "The computers in your homelab, working together as one.",
-        icon: Section::Devices.icon(),
-        empty_heading: "No devices yet",
-        empty_text: "Devices are the Linux computers on your network that run your apps: a mini PC, an old laptop, a Raspberry Pi. You'll add each one with its address and a login, and Homelab takes it from there.",
-        next_step: "Have the address of your first computer and its login at hand; adding devices comes with the next Homelab update.",
-    })
 }
 
 pub async fn apps(ctx: Ctx) -> Result<Response, WebError> {

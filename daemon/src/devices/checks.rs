@@ -1,0 +1,170 @@
+//! "Test connection": what a device needs (reachable, login works, Docker usable, Compose) and,
+//! for each problem, how to fix it in plain words.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::ssh::{self, RemoteCommand, Session, SshError};
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked, in plain words ("Reach the device").
+    pub label: &'static str,
+    pub outcome: Outcome,
+    pub message: String,
+    /// What the user can do, when something is wrong.
+    pub fix: Option<String>,
+    /// A command to copy, when one fixes it.
+    pub command: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub host_key_fingerprint: Option<String>,
+    pub hostname: Option<String>,
+    pub docker_version: Option<String>,
+}
+
+impl Report {
+    /// No check failed (warnings are fine).
+    pub fn ok(&self) -> bool {
+        !self.checks.iter().any(|c| c.outcome == Outcome::Fail)
+    }
+
+    pub fn push(&mut self, label: &'static str, outcome: Outcome, message: impl Into<String>) -> &mut Check {
+        self.checks.push(Check { label, outcome, message: message.into(), fix: None, command: None });
+        self.checks.last_mut().expect("just pushed")
+    }
+}
+
+impl Check {
+    pub fn fix(&mut self, fix: impl Into<String>) -> &mut Check {
+        self.fix = Some(fix.into());
+        self
+    }
+    pub fn command(&mut self, cmd: impl Into<String>) -> &mut Check {
+        self.command = Some(cmd.into());
+        self
+    }
+}
+
+/// Adds the failing check for an SSH error.
+pub fn connection_failed(report: &mut Report, e: &SshError, user: &str) {
+    match e {
+        SshError::AuthFailed { .. } => {
+            report.push("Reach the device", Outcome::Pass, "The device answered.");
+            report
+                .push("Log in", Outcome::Fail, e.to_string())
+                .fix(format!("Check the password or key for “{user}”, and that this user may log in remotely."));
+        }
+        SshError::HostKeyChanged { .. } => {
+            report.push("Reach the device", Outcome::Pass, "The device answered.");
+            report.push("Device identity", Outcome::Fail, e.to_string());
+        }
+        SshError::Key(_) => {
+            report.push("Device login", Outcome::Fail, e.to_string());
+        }
+        SshError::Refused { .. } => {
+            report
+                .push("Reach the device", Outcome::Fail, e.to_string())
+                .command("sudo apt-get install -y openssh-server && sudo systemctl enable --now ssh");
+        }
+        _ => {
+            report.push("Reach the device", Outcome::Fail, e.to_string());
+        }
+    }
+}
+
+/// Decides from the device's point of view whether Docker is there, running, usable by this
+/// user, and whether Compose is installed. Fixed script; the socket path is data ($1).
+const DOCKER_PROBE: &str = r#"
+sock="$1"
+if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then echo NO_DOCKER; exit 0; fi
+if [ ! -S "$sock" ]; then echo NOT_RUNNING; exit 0; fi
+if [ ! -r "$sock" ] || [ ! -w "$sock" ]; then echo NO_ACCESS; exit 0; fi
+if docker compose version >/dev/null 2>&1; then echo COMPOSE_V2
+elif command -v docker-compose >/dev/null 2>&1; then echo COMPOSE_V1
+else echo NO_COMPOSE; fi
+"#;
+
+/// Checks Docker on a logged-in device; returns the negotiated client when Docker is usable.
+pub async fn docker(report: &mut Report, session: &Arc<Session>, socket: &str, user: &str) -> Option<bollard::Docker> {
+    let probe = session.exec(&RemoteCommand::script(DOCKER_PROBE, [socket]), None, ssh::EXEC_TIMEOUT).await;
+    let verdict = match probe {
+        Ok(out) => out.stdout_text().trim().to_string(),
+        Err(e) => {
+            report.push("Docker", Outcome::Fail, format!("Could not check Docker: {e}"));
+            return None;
+        }
+    };
+    match verdict.as_str() {
+        "NO_DOCKER" => {
+            report
+                .push("Docker", Outcome::Fail, "Docker is not installed on this device.")
+                .fix("Install Docker on the device, then test again.")
+                .command("curl -fsSL https://get.docker.com | sudo sh");
+            return None;
+        }
+        "NOT_RUNNING" => {
+            report
+                .push("Docker", Outcome::Fail, format!("Docker is installed but not running (no socket at {socket})."))
+                .fix("Start Docker and make it start at boot, then test again.")
+                .command("sudo systemctl enable --now docker");
+            return None;
+        }
+        "NO_ACCESS" => {
+            report
+                .push("Docker", Outcome::Fail, format!("“{user}” is not allowed to use Docker on this device."))
+                .fix("Add the user to the docker group, then test again.")
+                .command(format!("sudo usermod -aG docker {}", ssh::command::quote(user)));
+            return None;
+        }
+        _ => {}
+    }
+    let docker = match crate::docker::connect(session.clone(), socket).await {
+        Ok(d) => d,
+        Err(e) => {
+            report.push("Docker", Outcome::Fail, format!("Docker did not answer: {e}"));
+            return None;
+        }
+    };
+    match docker.version().await {
+        Ok(v) => {
+            let version = v.version.unwrap_or_default();
+            report.push("Docker", Outcome::Pass, format!("Docker {version} is running (API {}).", v.api_version.unwrap_or_default()));
+            report.docker_version = Some(version);
+        }
+        Err(e) => {
+            report.push("Docker", Outcome::Fail, format!("Docker did not answer: {e}"));
+            return None;
+        }
+    }
+    match verdict.as_str() {
+        "COMPOSE_V2" => {
+            report.push("Compose", Outcome::Pass, "Docker Compose v2 is installed.");
+        }
+        "COMPOSE_V1" => {
+            report.push("Compose", Outcome::Pass, "docker-compose (v1) is installed.");
+        }
+        _ => {
+            report
+                .push("Compose", Outcome::Warn, "Docker Compose is not installed; apps will need it.")
+                .fix("Install the Compose plugin.")
+                .command("sudo apt-get install -y docker-compose-plugin || sudo apt-get install -y docker-compose");
+        }
+    }
+    Some(docker)
+}

@@ -1,0 +1,324 @@
+//! Health and resources: every device is polled concurrently on a fixed interval; each poll
+//! reads the facts (one remote command plus a few Docker API calls), decides online / degraded /
+//! offline / blocked with a reason in plain words, stores the status and a history sample, and
+//! tells open pages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::ListContainersOptions;
+use serde::{Deserialize, Serialize};
+
+use super::{DeviceError, Devices};
+use crate::events::Event;
+use crate::ssh::{self, RemoteCommand, SshError};
+use crate::store::{DeviceRow, Sample, StatusRow, now_unix};
+
+/// A whole poll of one device must finish within this, or it counts as offline.
+const POLL_TIMEOUT: Duration = Duration::from_secs(20);
+/// History: every sample for a day, then one per 15 minutes for 30 days; older is dropped.
+const KEEP_FULL_SECS: i64 = 24 * 3600;
+const COARSE_SECS: i64 = 15 * 60;
+const KEEP_TOTAL_SECS: i64 = 30 * 24 * 3600;
+/// A disk fuller than this makes the device "degraded".
+const DISK_WARN_FRACTION: f64 = 0.9;
+
+/// What a poll learned about a device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Facts {
+    pub hostname: String,
+    pub arch: String,
+    pub kernel: String,
+    pub os: String,
+    pub cpu_model: String,
+    pub cores: u32,
+    pub mem_total: u64,
+    pub mem_available: u64,
+    pub load: [f64; 3],
+    pub uptime_secs: u64,
+    pub disk_path: String,
+    pub disk_total: u64,
+    pub disk_free: u64,
+    pub docker: Option<DockerFacts>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DockerFacts {
+    pub version: String,
+    pub api_version: String,
+    pub running: u64,
+    pub stopped: u64,
+    pub unhealthy: u64,
+}
+
+/// Device status states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Online,
+    Degraded,
+    Offline,
+    Blocked,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Online => "online",
+            State::Degraded => "degraded",
+            State::Offline => "offline",
+            State::Blocked => "blocked",
+        }
+    }
+}
+
+/// Reads everything but Docker in one round trip. Fixed script; `$1` is the path whose disk
+/// we measure (where Docker keeps its data).
+const FACTS: &str = r#"
+echo "hostname=$(hostname)"
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
+echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
+echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' /proc/meminfo
+echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+p="$1"; [ -e "$p" ] || p=/
+df -Pk "$p" | awk -v p="$p" 'NR==2 {print "disk_path=" p; print "disk_total_kb=" $2; print "disk_free_kb=" $4}'
+"#;
+
+fn parse_facts(text: &str) -> Facts {
+    let kv: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let num = |k: &str| kv.get(k).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    let load: Vec<f64> = kv.get("load").map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+    Facts {
+        hostname: kv.get("hostname").unwrap_or(&"").to_string(),
+        arch: kv.get("arch").unwrap_or(&"").to_string(),
+        kernel: kv.get("kernel").unwrap_or(&"").to_string(),
+        os: kv.get("os").unwrap_or(&"").to_string(),
+        cpu_model: kv.get("cpu_model").unwrap_or(&"").to_string(),
+        cores: num("cores") as u32,
+        mem_total: num("mem_total_kb") * 1024,
+        mem_available: num("mem_available_kb") * 1024,
+        load: [load.first().copied().unwrap_or(0.0), load.get(1).copied().unwrap_or(0.0), load.get(2).copied().unwrap_or(0.0)],
+        uptime_secs: kv.get("uptime").and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64,
+        disk_path: kv.get("disk_path").unwrap_or(&"").to_string(),
+        disk_total: num("disk_total_kb") * 1024,
+        disk_free: num("disk_free_kb") * 1024,
+        docker: None,
+    }
+}
+
+/// Outcome of polling one device.
+pub struct PollResult {
+    pub state: State,
+    pub reason: String,
+    pub facts: Option<Facts>,
+}
+
+impl Devices {
+    /// Polls every device at once and stores the results.
+    pub async fn poll_all(&self) -> Result<Vec<(i64, State)>, DeviceError> {
+        let devices = self.store.devices().await?;
+        let polls = devices.iter().map(|d| async move {
+            let result = match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.pool.forget(d.id).await;
+                    PollResult { state: State::Offline, reason: "The device stopped answering.".into(), facts: None }
+                }
+            };
+            let state = result.state;
+            if let Err(e) = self.record(d, result).await {
+                tracing::warn!(device = %d.name, error = %e, "could not store a poll result");
+            }
+            (d.id, state)
+        });
+        Ok(futures_util::future::join_all(polls).await)
+    }
+
+    /// Polls one device (no storing).
+    pub async fn poll(&self, device: &DeviceRow) -> PollResult {
+        let session = match self.pool.session(device).await {
+            Ok(s) => s,
+            Err(DeviceError::Ssh(e @ SshError::HostKeyChanged { .. })) => {
+                return PollResult { state: State::Blocked, reason: e.to_string(), facts: None };
+            }
+            Err(DeviceError::Ssh(e @ SshError::AuthFailed { .. })) => {
+                return PollResult {
+                    state: State::Blocked,
+                    reason: format!("{e} This controller's key may have been removed from the device."),
+                    facts: None,
+                };
+            }
+            Err(e) => return PollResult { state: State::Offline, reason: e.to_string(), facts: None },
+        };
+        // Where Docker keeps its data decides which disk we report.
+        let docker = crate::docker::connect(session.clone(), &device.docker_socket).await;
+        let (docker_root, docker_facts, docker_problem) = match &docker {
+            Ok(d) => match docker_facts(d).await {
+                Ok((root, f)) => (root, Some(f), None),
+                Err(e) => ("/".to_string(), None, Some(e)),
+            },
+            Err(e) => ("/".to_string(), None, Some(e.to_string())),
+        };
+        let out = match session.exec(&RemoteCommand::script(FACTS, [&docker_root]), None, ssh::EXEC_TIMEOUT).await {
+            Ok(o) if o.success() => o,
+            Ok(o) => {
+                return PollResult { state: State::Offline, reason: format!("Could not read the device's resources: {}", o.stderr_text()), facts: None };
+            }
+            Err(e) => {
+                self.pool.forget(device.id).await;
+                return PollResult { state: State::Offline, reason: e.to_string(), facts: None };
+            }
+        };
+        let mut facts = parse_facts(&out.stdout_text());
+        facts.docker = docker_facts;
+        let (state, reason) = judge(&facts, docker_problem);
+        PollResult { state, reason, facts: Some(facts) }
+    }
+
+    async fn record(&self, device: &DeviceRow, r: PollResult) -> Result<(), DeviceError> {
+        let now = now_unix();
+        let seen = r.state != State::Offline && r.state != State::Blocked;
+        let facts_json = r.facts.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()).unwrap_or_default();
+        let sample = match &r.facts {
+            Some(f) => Sample {
+                at: now,
+                online: true,
+                load1: Some(f.load[0]),
+                mem_used: Some(f.mem_total.saturating_sub(f.mem_available) as i64),
+                mem_total: Some(f.mem_total as i64),
+                disk_used: Some(f.disk_total.saturating_sub(f.disk_free) as i64),
+                disk_total: Some(f.disk_total as i64),
+            },
+            None => Sample { at: now, online: false, ..Sample::default() },
+        };
+        let previous = self.store.device_statuses().await?.into_iter().find(|s| s.device_id == device.id).map(|s| s.state);
+        self.store
+            .set_device_status(StatusRow {
+                device_id: device.id,
+                state: r.state.as_str().into(),
+                reason: r.reason.clone(),
+                facts: facts_json,
+                last_seen_at: seen.then_some(now),
+                checked_at: now,
+            })
+            .await?;
+        self.store.add_sample(device.id, sample, KEEP_FULL_SECS, COARSE_SECS, KEEP_TOTAL_SECS).await?;
+        if previous.as_deref() != Some(r.state.as_str()) {
+            tracing::info!(device = %device.name, state = r.state.as_str(), reason = %r.reason, "device status changed");
+        }
+        self.events.publish(Event::DeviceStatus { device_id: device.id });
+        Ok(())
+    }
+
+    /// Runs `poll_all` every `interval` until `stop` flips.
+    pub fn spawn_poller(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = self.poll_all().await {
+                            tracing::warn!(error = %e, "device poll failed");
+                        }
+                    }
+                    _ = crate::app::stopped(&mut stop) => break,
+                }
+            }
+        });
+    }
+}
+
+async fn docker_facts(d: &bollard::Docker) -> Result<(String, DockerFacts), String> {
+    let info = d.info().await.map_err(|e| e.to_string())?;
+    let version = d.version().await.map_err(|e| e.to_string())?;
+    let unhealthy = d
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("health".to_string(), vec!["unhealthy".to_string()])])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| e.to_string())?
+        .len() as u64;
+    let running = info.containers_running.unwrap_or(0).max(0) as u64;
+    let total = info.containers.unwrap_or(0).max(0) as u64;
+    Ok((
+        info.docker_root_dir.unwrap_or_else(|| "/".into()),
+        DockerFacts {
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            running,
+            stopped: total.saturating_sub(running),
+            unhealthy,
+        },
+    ))
+}
+
+/// Online, or degraded with the most important reason.
+fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
+    if let Some(p) = docker_problem {
+        return (State::Degraded, format!("Docker is not usable: {p}"));
+    }
+    if f.disk_total > 0 && (f.disk_total - f.disk_free.min(f.disk_total)) as f64 / f.disk_total as f64 > DISK_WARN_FRACTION {
+        return (State::Degraded, format!("The disk is almost full ({} free).", human_bytes(f.disk_free)));
+    }
+    if let Some(d) = &f.docker
+        && d.unhealthy > 0
+    {
+        return (State::Degraded, format!("{} app container(s) report a problem.", d.unhealthy));
+    }
+    (State::Online, "Everything looks fine.".into())
+}
+
+/// "7.5 GB"-style sizes (powers of 1024, as the OS reports them).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 || v >= 100.0 { format!("{v:.0} {}", UNITS[i]) } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_facts() {
+        let f = parse_facts("hostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n");
+        assert_eq!(f.hostname, "pi-4");
+        assert_eq!(f.cores, 4);
+        assert_eq!(f.mem_total, 1024 * 1024);
+        assert_eq!(f.load, [0.5, 0.25, 0.1]);
+        assert_eq!(f.uptime_secs, 12);
+        assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
+    }
+
+    #[test]
+    fn judging() {
+        let mut f = Facts { disk_total: 100, disk_free: 50, docker: Some(DockerFacts::default()), ..Facts::default() };
+        assert_eq!(judge(&f, None).0, State::Online);
+        assert_eq!(judge(&f, Some("no socket".into())).0, State::Degraded);
+        f.disk_free = 5;
+        assert!(judge(&f, None).1.contains("almost full"));
+        f.disk_free = 50;
+        f.docker = Some(DockerFacts { unhealthy: 2, ..DockerFacts::default() });
+        assert!(judge(&f, None).1.contains("2 app"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(8 * 1024 * 1024 * 1024), "8.0 GB");
+        assert_eq!(human_bytes(500 * 1024 * 1024 * 1024), "500 GB");
+    }
+}

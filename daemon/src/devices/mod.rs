@@ -1,0 +1,366 @@
+//! Devices: adopting Linux servers over SSH (agentless: nothing but Docker on them), keeping one
+//! connection per device, and watching their health.
+//!
+//! Adoption with a password: check everything, make this controller's own ed25519 key, add its
+//! public key to the device's `authorized_keys` (idempotently, with a comment naming this
+//! controller), prove key login works with the host key pinned, then store the device with the
+//! private key sealed in the vault and forget the password (unless asked to keep it, sealed).
+//! Any failure after the key was installed removes it again.
+
+pub mod checks;
+pub mod health;
+pub mod pool;
+
+use std::sync::Arc;
+
+use crate::events::EventBus;
+use crate::secrets::{Secret, Vault, VaultError};
+use crate::ssh::{self, HostKeyPolicy, Login, RemoteCommand, SshError, keys};
+use crate::store::{DeviceRow, NewDevice, Store, StoreError};
+use checks::{Outcome, Report};
+
+/// Vault purposes for a device's secrets (owner `device:<id>`).
+pub const SECRET_SSH_KEY: &str = "ssh-key";
+pub const SECRET_SSH_PASSWORD: &str = "ssh-password";
+/// Where Docker listens unless the user says otherwise.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Errors from device operations, each with a message a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("This device is not ready to be added; see the checks.")]
+    NotReady(Box<Report>),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("No such device.")]
+    NotFound,
+}
+
+/// How the user logs in to the device.
+pub enum Credential {
+    Password(Secret),
+    Key { private_key: Secret, passphrase: Option<Secret> },
+}
+
+/// What the add-device form (or API) sends.
+pub struct DeviceInput {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub credential: Credential,
+    /// Keep the password (sealed) after adoption; by default it is forgotten.
+    pub keep_password: bool,
+    pub docker_socket: String,
+}
+
+/// The devices service.
+pub struct Devices {
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub pool: pool::Pool,
+    pub events: EventBus,
+    /// Names this controller in the comment of its authorized_keys lines.
+    controller_name: String,
+}
+
+impl Devices {
+    pub fn new(store: Store, vault: Arc<Vault>, events: EventBus) -> Devices {
+        let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_default();
+        Devices {
+            pool: pool::Pool::new(store.clone(), vault.clone()),
+            store,
+            vault,
+            events,
+            controller_name: sanitize_comment(&format!("homelab-controller@{host}")),
+        }
+    }
+
+    /// Runs every check without changing anything on the device or here.
+    pub async fn test_connection(&self, input: &DeviceInput) -> Result<Report, DeviceError> {
+        let mut report = Report::default();
+        let valid = validate(input)?;
+        let login = match self.login_for(input) {
+            Ok(l) => l,
+            Err(DeviceError::Ssh(e)) => {
+                checks::connection_failed(&mut report, &e, &valid.username);
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
+        self.probe(&valid, &login, &mut report).await;
+        Ok(report)
+    }
+
+    /// Connects (first use: the device's key is pinned from here on) and runs the checks.
+    async fn probe(&self, v: &Valid, login: &Login, report: &mut Report) -> Option<Arc<ssh::Session>> {
+        let session = match ssh::connect(&v.host, v.port, login, HostKeyPolicy::FirstUse).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                checks::connection_failed(report, &e, &v.username);
+                return None;
+            }
+        };
+        report.host_key_fingerprint = Some(keys::fingerprint(&session.host_key));
+        report.push("Reach the device", Outcome::Pass, format!("The device at {} answered.", session.addr));
+        report.push("Log in", Outcome::Pass, format!("Logged in as “{}”.", v.username));
+        if let Ok(out) = session.exec(&RemoteCommand::new("hostname"), None, ssh::EXEC_TIMEOUT).await {
+            report.hostname = Some(out.stdout_text().trim().to_string());
+        }
+        checks::docker(report, &session, &v.docker_socket, &v.username).await;
+        Some(session)
+    }
+
+    fn login_for(&self, input: &DeviceInput) -> Result<Login, DeviceError> {
+        let user = input.username.trim().to_string();
+        Ok(match &input.credential {
+            Credential::Password(pw) => Login::Password { user, password: Secret::new(pw.expose().to_vec()) },
+            Credential::Key { private_key, passphrase } => {
+                Login::Key { user, key: Arc::new(keys::decode_private(private_key, passphrase.as_ref())?) }
+            }
+        })
+    }
+
+    /// Adopts a device. Safe to repeat: an address already adopted is reported, not duplicated.
+    pub async fn adopt(&self, input: DeviceInput) -> Result<DeviceRow, DeviceError> {
+        let v = validate(&input)?;
+        if let Some(existing) = self.store.device_by_address(v.host.clone(), v.port).await? {
+            return Err(DeviceError::Conflict(format!("This device is already added as “{}”.", existing.name)));
+        }
+        let login = self.login_for(&input)?;
+        let mut report = Report::default();
+        let Some(session) = self.probe(&v, &login, &mut report).await else {
+            return Err(DeviceError::NotReady(Box::new(report)));
+        };
+        if !report.ok() {
+            return Err(DeviceError::NotReady(Box::new(report)));
+        }
+        let host_key = session.host_key.clone();
+
+        // The key this controller will use from now on.
+        let (key, installed_line, comment) = match &login {
+            Login::Key { key, .. } => ((**key).clone(), None, String::new()),
+            Login::Password { .. } => {
+                let comment = sanitize_comment(&format!("{} device:{}", self.controller_name, v.name));
+                let key = keys::generate(&comment)?;
+                let line = keys::authorized_line(key.public_key())?;
+                install_key(&session, &line).await?;
+                (key, Some(line), comment)
+            }
+        };
+        let result = self.finish_adoption(&v, &input, &key, &host_key, comment).await;
+        if result.is_err()
+            && let Some(line) = &installed_line
+        {
+            // Roll back: leave the device's authorized_keys as we found it.
+            if let Err(e) = remove_key(&session, line).await {
+                tracing::warn!(error = %e, device = %v.name, "could not remove our key after a failed adoption");
+            }
+        }
+        session.close().await;
+        result
+    }
+
+    async fn finish_adoption(
+        &self,
+        v: &Valid,
+        input: &DeviceInput,
+        key: &russh::keys::PrivateKey,
+        host_key: &russh::keys::PublicKey,
+        comment: String,
+    ) -> Result<DeviceRow, DeviceError> {
+        // Prove the key works, with the host key pinned, before relying on it.
+        let check = Login::Key { user: v.username.clone(), key: Arc::new(key.clone()) };
+        let s = ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(host_key.clone())).await?;
+        s.close().await;
+
+        let private = keys::encode_private(key)?;
+        let password = match (&input.credential, input.keep_password) {
+            (Credential::Password(pw), true) => Some(Secret::new(pw.expose().to_vec())),
+            _ => None,
+        };
+        let vault = self.vault.clone();
+        let new = NewDevice {
+            name: v.name.clone(),
+            host: v.host.clone(),
+            port: v.port,
+            username: v.username.clone(),
+            host_key: host_key.to_openssh().map_err(|e| DeviceError::Invalid(e.to_string()))?,
+            docker_socket: v.docker_socket.clone(),
+            key_comment: comment,
+        };
+        let row = self
+            .store
+            .add_device(new, move |id| {
+                let owner = format!("device:{id}");
+                let mut sealed = vec![(SECRET_SSH_KEY, vault.seal(private.expose(), &owner, SECRET_SSH_KEY))];
+                if let Some(pw) = password {
+                    sealed.push((SECRET_SSH_PASSWORD, vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD)));
+                }
+                sealed
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => DeviceError::Conflict(format!("Cannot add: {m}.")),
+                other => other.into(),
+            })?;
+        Ok(row)
+    }
+
+    /// Forgets a device (its keys go with it); with `clean_device`, first removes this
+    /// controller's line from the device's `authorized_keys`.
+    pub async fn remove(&self, id: i64, clean_device: bool) -> Result<String, DeviceError> {
+        let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
+        if clean_device && !device.key_comment.is_empty() {
+            let session = self.pool.session(&device).await?;
+            let key = self.pool.private_key(&device).await?;
+            let line = keys::authorized_line(key.public_key())?;
+            remove_key(&session, &line).await?;
+        }
+        self.pool.forget(id).await;
+        self.store.delete_device(id).await?.ok_or(DeviceError::NotFound)
+    }
+
+    /// Pins the changed host key the device presented (after a reinstall).
+    pub async fn trust_new_host_key(&self, id: i64) -> Result<bool, DeviceError> {
+        let ok = self.store.trust_pending_host_key(id).await?;
+        self.pool.forget(id).await;
+        Ok(ok)
+    }
+}
+
+/// Adds a public key line to `~/.ssh/authorized_keys` unless it is already there.
+const INSTALL_KEY: &str = r#"
+set -e
+umask 077
+mkdir -p "$HOME/.ssh"
+touch "$HOME/.ssh/authorized_keys"
+grep -qxF "$1" "$HOME/.ssh/authorized_keys" || printf '%s\n' "$1" >> "$HOME/.ssh/authorized_keys"
+"#;
+
+/// Removes exactly our line, keeping everything else (and the file's mode).
+const REMOVE_KEY: &str = r#"
+set -e
+f="$HOME/.ssh/authorized_keys"
+[ -f "$f" ] || exit 0
+tmp="$(mktemp "$HOME/.ssh/.authorized_keys.XXXXXX")"
+grep -vxF "$1" "$f" > "$tmp" || true
+cat "$tmp" > "$f"
+rm -f "$tmp"
+"#;
+
+async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
+    let out = session.exec(&RemoteCommand::script(INSTALL_KEY, [line]), None, ssh::EXEC_TIMEOUT).await?;
+    if !out.success() {
+        return Err(DeviceError::Invalid(format!(
+            "Could not add this controller's key to the device's login settings: {}",
+            out.stderr_text()
+        )));
+    }
+    Ok(())
+}
+
+async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
+    let out = session.exec(&RemoteCommand::script(REMOVE_KEY, [line]), None, ssh::EXEC_TIMEOUT).await?;
+    if !out.success() {
+        return Err(DeviceError::Invalid(format!("Could not remove this controller's key: {}", out.stderr_text())));
+    }
+    Ok(())
+}
+
+/// Comments end up in a one-line file: keep only characters that cannot break the line.
+fn sanitize_comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':') { c } else { '-' })
+        .take(100)
+        .collect()
+}
+
+/// Inputs checked and trimmed.
+struct Valid {
+    name: String,
+    host: String,
+    port: u16,
+    username: String,
+    docker_socket: String,
+}
+
+fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(DeviceError::Invalid("Give the device a name of 1 to 64 characters, e.g. “Living room NAS”.".into()));
+    }
+    let host = input.host.trim().trim_start_matches('[').trim_end_matches(']');
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with('-')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !host_ok {
+        return Err(DeviceError::Invalid("Enter the device's address: an IP address like 192.168.1.20 or a name like nas.local.".into()));
+    }
+    if input.port == 0 {
+        return Err(DeviceError::Invalid("The port must be between 1 and 65535 (usually 22).".into()));
+    }
+    let username = input.username.trim();
+    let user_ok = (1..=32).contains(&username.len())
+        && !username.starts_with('-')
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !user_ok {
+        return Err(DeviceError::Invalid("Enter the user name you log in to the device with (letters, digits, . _ -).".into()));
+    }
+    let socket = input.docker_socket.trim();
+    let socket = if socket.is_empty() { DEFAULT_DOCKER_SOCKET } else { socket };
+    if !socket.starts_with('/') || socket.len() > 256 || socket.chars().any(char::is_control) {
+        return Err(DeviceError::Invalid("The Docker socket must be an absolute path, like /var/run/docker.sock.".into()));
+    }
+    Ok(Valid {
+        name: name.to_string(),
+        host: host.to_string(),
+        port: input.port,
+        username: username.to_string(),
+        docker_socket: socket.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, host: &str, user: &str, socket: &str) -> DeviceInput {
+        DeviceInput {
+            name: name.into(),
+            host: host.into(),
+            port: 22,
+            username: user.into(),
+            credential: Credential::Password(Secret::from_string("x".into())),
+            keep_password: false,
+            docker_socket: socket.into(),
+        }
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&input("NAS", "192.168.1.5", "pi", "")).is_ok());
+        assert_eq!(validate(&input("NAS", "[fd00::1]", "pi", "")).unwrap().host, "fd00::1");
+        assert!(validate(&input("", "192.168.1.5", "pi", "")).is_err());
+        assert!(validate(&input("a\nb", "192.168.1.5", "pi", "")).is_err());
+        assert!(validate(&input("NAS", "x;touch /tmp/p", "pi", "")).is_err());
+        assert!(validate(&input("NAS", "-oProxyCommand=x", "pi", "")).is_err());
+        assert!(validate(&input("NAS", "h", "$(id)", "")).is_err());
+        assert!(validate(&input("NAS", "h", "pi", "relative.sock")).is_err());
+        assert_eq!(validate(&input("NAS", "h", "pi", "")).unwrap().docker_socket, DEFAULT_DOCKER_SOCKET);
+    }
+
+    #[test]
+    fn comments_stay_on_one_line() {
+        assert_eq!(sanitize_comment("homelab@box device:My NAS\n$(x)"), "homelab@box-device:My-NAS---x-");
+    }
+}

@@ -1,0 +1,465 @@
+//! Devices: the list, the add-device flow with "Test connection", a device's page with graphs,
+//! removing and re-trusting, and the pool summary on the dashboard.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Section, format_duration, page};
+use crate::devices::checks::{Outcome, Report};
+use crate::devices::health::{Facts, human_bytes};
+use crate::devices::{Credential, DeviceError, DeviceInput};
+use crate::secrets::Secret;
+use crate::ssh::keys;
+use crate::store::{DeviceRow, Sample, StatusRow, UiMode, now_unix};
+use crate::web::AppState;
+use crate::web::context::{Ctx, Wants};
+use crate::web::error::WebError;
+use crate::web::paths::header as hx;
+
+/// A device prepared for display.
+pub struct DeviceView {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub username: String,
+    pub docker_socket: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub state_icon: &'static str,
+    pub reason: String,
+    pub has_facts: bool,
+    pub mem_pct: u64,
+    pub mem_text: String,
+    pub disk_pct: u64,
+    pub disk_text: String,
+    pub disk_path: String,
+    pub cores: u32,
+    pub load_text: String,
+    pub apps_text: String,
+    pub os: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpu_model: String,
+    pub docker_text: String,
+    pub uptime: String,
+    pub own_key: bool,
+    facts: Option<Facts>,
+}
+
+fn pct(used: u64, total: u64) -> u64 {
+    if total == 0 { 0 } else { (used.saturating_mul(100) / total).min(100) }
+}
+
+impl DeviceView {
+    pub fn new(d: &DeviceRow, status: Option<&StatusRow>) -> DeviceView {
+        let facts: Option<Facts> = status.and_then(|s| serde_json::from_str(&s.facts).ok());
+        let state = status.map(|s| s.state.as_str()).unwrap_or("unknown");
+        let (state, state_label, state_icon) = match state {
+            "online" => ("online", "Online", "✓"),
+            "degraded" => ("degraded", "Needs attention", "!"),
+            "offline" => ("offline", "Offline", "✕"),
+            "blocked" => ("blocked", "Blocked", "⛔"),
+            _ => ("unknown", "Checking", "…"),
+        };
+        let mut reason = status.map(|s| s.reason.clone()).unwrap_or_else(|| "Waiting for the first check.".into());
+        if state == "offline"
+            && let Some(seen) = status.and_then(|s| s.last_seen_at)
+        {
+            reason = format!("{reason} Last seen {} ago.", format_duration((now_unix() - seen).max(0) as u64));
+        }
+        let f = facts.clone().unwrap_or_default();
+        let mem_used = f.mem_total.saturating_sub(f.mem_available);
+        let disk_used = f.disk_total.saturating_sub(f.disk_free);
+        let (running, stopped) = f.docker.as_ref().map(|d| (d.running, d.stopped)).unwrap_or((0, 0));
+        DeviceView {
+            id: d.id,
+            name: d.name.clone(),
+            address: if d.port == 22 { d.host.clone() } else { format!("{}:{}", d.host, d.port) },
+            username: d.username.clone(),
+            docker_socket: d.docker_socket.clone(),
+            state,
+            state_label,
+            state_icon,
+            reason,
+            has_facts: facts.is_some(),
+            mem_pct: pct(mem_used, f.mem_total),
+            mem_text: format!("{} of {} used", human_bytes(mem_used), human_bytes(f.mem_total)),
+            disk_pct: pct(disk_used, f.disk_total),
+            disk_text: format!("{} free of {}", human_bytes(f.disk_free), human_bytes(f.disk_total)),
+            disk_path: f.disk_path.clone(),
+            cores: f.cores,
+            load_text: format!("{:.2} {:.2} {:.2}", f.load[0], f.load[1], f.load[2]),
+            apps_text: match (running, stopped) {
+                (0, 0) => "no apps".into(),
+                (r, 0) => format!("{r} running"),
+                (r, s) => format!("{r} running, {s} stopped"),
+            },
+            os: f.os.clone(),
+            hostname: f.hostname.clone(),
+            kernel: f.kernel.clone(),
+            arch: f.arch.clone(),
+            cpu_model: f.cpu_model.clone(),
+            docker_text: f.docker.as_ref().map(|d| format!("{} (API {})", d.version, d.api_version)).unwrap_or_else(|| "not usable".into()),
+            uptime: format_duration(f.uptime_secs),
+            own_key: !d.key_comment.is_empty(),
+            facts,
+        }
+    }
+}
+
+async fn device_views(state: &AppState) -> Result<Vec<DeviceView>, WebError> {
+    let devices = state.store.devices().await?;
+    let statuses: HashMap<i64, StatusRow> = state.store.device_statuses().await?.into_iter().map(|s| (s.device_id, s)).collect();
+    Ok(devices.iter().map(|d| DeviceView::new(d, statuses.get(&d.id))).collect())
+}
+
+#[derive(Template)]
+#[template(path = "partials/device_cards.html")]
+struct Cards<'a> {
+    devices: &'a [DeviceView],
+    advanced: bool,
+    icon: &'static str,
+}
+
+fn cards_html(devices: &[DeviceView], advanced: bool) -> Result<String, WebError> {
+    Ok(Cards { devices, advanced, icon: Section::Devices.icon() }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "pages/devices.html")]
+struct DevicesPage {
+    cards: String,
+}
+
+fn advanced(ctx: &Ctx) -> bool {
+    ctx.user().map(|u| u.ui_mode == UiMode::Advanced).unwrap_or(false)
+}
+
+pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let views = device_views(&state).await?;
+    let cards = cards_html(&views, advanced(&ctx))?;
+    page(&ctx, Section::Devices, "Devices", DevicesPage { cards }.render()?)
+}
+
+/// The cards alone, re-fetched by the page when a device's status changes.
+pub async fn cards(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let views = device_views(&state).await?;
+    Ok(Html(cards_html(&views, advanced(&ctx))?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "pages/device_new.html")]
+struct NewPage {
+    advanced: bool,
+}
+
+pub async fn new_form(ctx: Ctx) -> Result<Response, WebError> {
+    page(&ctx, Section::Devices, "Add a device", NewPage { advanced: advanced(&ctx) }.render()?)
+}
+
+/// The add-device form. Secrets become [`Secret`]s at once.
+#[derive(Deserialize)]
+pub struct DeviceForm {
+    name: String,
+    host: String,
+    #[serde(default)]
+    port: String,
+    username: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    private_key: String,
+    #[serde(default)]
+    passphrase: String,
+    #[serde(default)]
+    keep_password: Option<String>,
+    #[serde(default)]
+    docker_socket: String,
+}
+
+impl DeviceForm {
+    fn into_input(self) -> Result<DeviceInput, WebError> {
+        let port = match self.port.trim() {
+            "" => 22,
+            p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22)."))?,
+        };
+        let credential = if self.method == "key" {
+            if self.private_key.trim().is_empty() {
+                return Err(WebError::bad_request("Paste the private key, or choose “Password”."));
+            }
+            let passphrase = (!self.passphrase.is_empty()).then(|| Secret::from_string(self.passphrase));
+            Credential::Key { private_key: Secret::from_string(self.private_key), passphrase }
+        } else {
+            if self.password.is_empty() {
+                return Err(WebError::bad_request("Enter the password for this user on the device."));
+            }
+            Credential::Password(Secret::from_string(self.password))
+        };
+        Ok(DeviceInput {
+            name: self.name,
+            host: self.host,
+            port,
+            username: self.username,
+            credential,
+            keep_password: self.keep_password.is_some(),
+            docker_socket: self.docker_socket,
+        })
+    }
+}
+
+pub struct CheckView {
+    pub label: &'static str,
+    pub outcome: &'static str,
+    pub outcome_word: &'static str,
+    pub icon: &'static str,
+    pub message: String,
+    pub fix: Option<String>,
+    pub command: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/check_report.html")]
+struct ReportView {
+    ok: bool,
+    advanced: bool,
+    fingerprint: Option<String>,
+    hostname: Option<String>,
+    checks: Vec<CheckView>,
+}
+
+fn report_html(report: &Report, advanced: bool) -> Result<String, WebError> {
+    let checks = report
+        .checks
+        .iter()
+        .map(|c| {
+            let (outcome, outcome_word, icon) = match c.outcome {
+                Outcome::Pass => ("pass", "passed", "✓"),
+                Outcome::Warn => ("warn", "warning", "!"),
+                Outcome::Fail => ("fail", "failed", "✕"),
+            };
+            CheckView { label: c.label, outcome, outcome_word, icon, message: c.message.clone(), fix: c.fix.clone(), command: c.command.clone() }
+        })
+        .collect();
+    Ok(ReportView { ok: report.ok(), advanced, fingerprint: report.host_key_fingerprint.clone(), hostname: report.hostname.clone(), checks }
+        .render()?)
+}
+
+pub fn device_error(e: DeviceError) -> WebError {
+    match e {
+        DeviceError::Invalid(m) => WebError::bad_request(m),
+        DeviceError::Conflict(m) => WebError::new(StatusCode::CONFLICT, "conflict", m),
+        DeviceError::NotFound => WebError::not_found(),
+        DeviceError::Ssh(s) => WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.to_string()),
+        DeviceError::NotReady(r) => WebError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "device_not_ready",
+            r.checks.iter().filter(|c| c.outcome == Outcome::Fail).map(|c| c.message.clone()).collect::<Vec<_>>().join(" "),
+        ),
+        DeviceError::Store(s) => s.into(),
+        DeviceError::Vault(v) => WebError::internal(v),
+    }
+}
+
+pub async fn test(State(state): State<AppState>, ctx: Ctx, Form(form): Form<DeviceForm>) -> Result<Response, WebError> {
+    let input = form.into_input()?;
+    let report = state.devices.test_connection(&input).await.map_err(device_error)?;
+    Ok(Html(report_html(&report, advanced(&ctx))?).into_response())
+}
+
+pub async fn add(State(state): State<AppState>, ctx: Ctx, Form(form): Form<DeviceForm>) -> Result<Response, WebError> {
+    let input = form.into_input()?;
+    match state.devices.adopt(input).await {
+        Ok(device) => {
+            ctx.audit(&state, "device.add", format!("Added device “{}” ({}@{}:{})", device.name, device.username, device.host, device.port))
+                .await?;
+            // First figures right away rather than at the next poll.
+            let devices = state.devices.clone();
+            tokio::spawn(async move {
+                let _ = devices.poll_all().await;
+            });
+            let target = format!("/devices/{}", device.id);
+            if ctx.wants == Wants::Partial {
+                let mut res = StatusCode::OK.into_response();
+                res.headers_mut().insert(hx::HX_REDIRECT, HeaderValue::from_str(&target).map_err(WebError::internal)?);
+                return Ok(res);
+            }
+            Ok(axum::response::Redirect::to(&target).into_response())
+        }
+        Err(DeviceError::NotReady(report)) => {
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(report_html(&report, advanced(&ctx))?)).into_response())
+        }
+        Err(e) => Err(device_error(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/device.html")]
+struct DevicePage {
+    d: DeviceView,
+    advanced: bool,
+    pending_fingerprint: Option<String>,
+    host_fingerprint: String,
+    mem_graph: String,
+    load_graph: String,
+    uptime_text: String,
+}
+
+async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, WebError> {
+    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+    let status = state.store.device_statuses().await?.into_iter().find(|s| s.device_id == id);
+    let since = now_unix() - 24 * 3600;
+    let samples = state.store.samples(id, since).await?;
+    let uptime = state.store.uptime_ratio(id, since).await?;
+    let view = DeviceView::new(&device, status.as_ref());
+    let name = view.name.clone();
+    let pending_fingerprint = device.pending_host_key.as_deref().and_then(|k| keys::parse_public(k).ok()).map(|k| keys::fingerprint(&k));
+    let host_fingerprint = keys::parse_public(&device.host_key).map(|k| keys::fingerprint(&k)).unwrap_or_default();
+    let mem_total = view.facts.as_ref().map(|f| f.mem_total as f64).unwrap_or(1.0);
+    let partial = DevicePage {
+        advanced: advanced(ctx),
+        pending_fingerprint,
+        host_fingerprint,
+        mem_graph: sparkline(&samples, since, |s| s.mem_used.map(|m| m as f64 / mem_total.max(1.0)), Some(1.0)),
+        load_graph: sparkline(&samples, since, |s| s.load1, None),
+        uptime_text: uptime.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "—".into()),
+        d: view,
+    }
+    .render()?;
+    page(ctx, Section::Devices, &name, partial)
+}
+
+pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+    device_page(&state, &ctx, id).await
+}
+
+pub async fn refresh(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+    state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+    // "Check now" skips any reconnect back-off.
+    state.devices.pool.forget(id).await;
+    state.devices.poll_all().await.map_err(device_error)?;
+    device_page(&state, &ctx, id).await
+}
+
+pub async fn trust_key(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+    if state.devices.trust_new_host_key(id).await.map_err(device_error)? {
+        ctx.audit(&state, "device.trust_host_key", format!("Trusted the new identity key of “{}”", device.name)).await?;
+        state.devices.poll_all().await.map_err(device_error)?;
+    }
+    device_page(&state, &ctx, id).await
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    clean: Option<String>,
+}
+
+pub async fn remove(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(form): Form<RemoveForm>) -> Result<Response, WebError> {
+    let name = state.devices.remove(id, form.clean.is_some()).await.map_err(device_error)?;
+    let how = if form.clean.is_some() { " and removed its key from the device" } else { "" };
+    ctx.audit(&state, "device.remove", format!("Removed device “{name}”{how}")).await?;
+    state.events.publish(crate::events::Event::DeviceStatus { device_id: id });
+    if ctx.wants == Wants::Partial {
+        let mut res = StatusCode::OK.into_response();
+        res.headers_mut().insert(hx::HX_REDIRECT, HeaderValue::from_static("/devices"));
+        return Ok(res);
+    }
+    Ok(axum::response::Redirect::to("/devices").into_response())
+}
+
+/// A small server-rendered SVG line graph of the last 24 h (gaps where the device was offline).
+fn sparkline(samples: &[Sample], since: i64, value: impl Fn(&Sample) -> Option<f64>, max: Option<f64>) -> String {
+    const W: f64 = 600.0;
+    const H: f64 = 80.0;
+    let span = (now_unix() - since).max(1) as f64;
+    let points: Vec<(f64, Option<f64>)> = samples.iter().map(|s| ((s.at - since) as f64 / span * W, if s.online { value(s) } else { None })).collect();
+    let top = max.unwrap_or_else(|| points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max).max(1.0));
+    let mut paths = String::new();
+    let mut current = String::new();
+    for (x, v) in &points {
+        match v {
+            Some(v) => {
+                let y = H - (v / top).clamp(0.0, 1.0) * (H - 4.0) - 2.0;
+                current.push_str(&format!("{}{x:.1},{y:.1}", if current.is_empty() { "M" } else { " L" }));
+            }
+            None if !current.is_empty() => {
+                paths.push_str(&format!("<path d=\"{current}\"/>"));
+                current.clear();
+            }
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        paths.push_str(&format!("<path d=\"{current}\"/>"));
+    }
+    if paths.is_empty() {
+        return "<p class=\"muted\">No history yet.</p>".into();
+    }
+    format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {W} {H}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"graph\"><g fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" vector-effect=\"non-scaling-stroke\">{paths}</g></svg>"
+    )
+}
+
+#[derive(Template)]
+#[template(path = "partials/pool.html")]
+struct Pool {
+    total: usize,
+    online: usize,
+    offline: usize,
+    degraded: usize,
+    ram_total: String,
+    ram_used: String,
+    ram_pct: u64,
+    disk_total: String,
+    disk_used: String,
+    disk_pct: u64,
+    cores: u32,
+    load_pct: u64,
+    load_pct_bar: u64,
+    apps: u64,
+    cards: String,
+}
+
+/// The homelab as one system: totals over reachable devices, then every device's card.
+pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
+    let views = device_views(state).await?;
+    let live: Vec<&Facts> = views.iter().filter(|v| v.state == "online" || v.state == "degraded").filter_map(|v| v.facts.as_ref()).collect();
+    let sum = |f: fn(&Facts) -> u64| live.iter().map(|x| f(x)).sum::<u64>();
+    let (ram_total, ram_avail) = (sum(|f| f.mem_total), sum(|f| f.mem_available));
+    let (disk_total, disk_free) = (sum(|f| f.disk_total), sum(|f| f.disk_free));
+    let cores: u32 = live.iter().map(|f| f.cores).sum();
+    let load: f64 = live.iter().map(|f| f.load[0]).sum();
+    let load_pct = if cores == 0 { 0 } else { (load / cores as f64 * 100.0).round() as u64 };
+    Ok(Pool {
+        total: views.len(),
+        online: views.iter().filter(|v| v.state == "online" || v.state == "degraded").count(),
+        offline: views.iter().filter(|v| v.state == "offline" || v.state == "blocked").count(),
+        degraded: views.iter().filter(|v| v.state == "degraded").count(),
+        ram_total: human_bytes(ram_total),
+        ram_used: human_bytes(ram_total.saturating_sub(ram_avail)),
+        ram_pct: pct(ram_total.saturating_sub(ram_avail), ram_total),
+        disk_total: human_bytes(disk_total),
+        disk_used: human_bytes(disk_total.saturating_sub(disk_free)),
+        disk_pct: pct(disk_total.saturating_sub(disk_free), disk_total),
+        cores,
+        load_pct,
+        load_pct_bar: load_pct.min(100),
+        apps: live.iter().filter_map(|f| f.docker.as_ref()).map(|d| d.running).sum(),
+        cards: if views.is_empty() { String::new() } else { cards_html(&views, advanced(ctx))? },
+    }
+    .render()?)
+}
+
+pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    Ok(Html(pool_html(&state, &ctx).await?).into_response())
+}
