@@ -52,3 +52,125 @@ pub async fn version() -> Json<Version> {
 pub async fn not_found() -> WebError {
     WebError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint. The API lives under /api/v1/.")
 }
+
+// ---- Devices ----------------------------------------------------------------------------
+
+use axum::extract::{Path, Query};
+use serde::Deserialize;
+
+use super::context::Ctx;
+use super::views::devices::device_error;
+use crate::devices::health::Facts;
+use crate::devices::{Credential, DeviceInput};
+use crate::secrets::Secret;
+use crate::store::{DeviceRow, StatusRow};
+
+#[derive(Serialize)]
+pub struct DeviceJson {
+    pub id: i64,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub docker_socket: String,
+    /// online | degraded | offline | blocked | unknown (not checked yet)
+    pub state: String,
+    pub reason: String,
+    pub last_seen_at: Option<i64>,
+    pub checked_at: Option<i64>,
+    pub facts: Option<Facts>,
+}
+
+fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
+    DeviceJson {
+        id: d.id,
+        name: d.name,
+        host: d.host,
+        port: d.port,
+        username: d.username,
+        docker_socket: d.docker_socket,
+        state: s.as_ref().map(|s| s.state.clone()).unwrap_or_else(|| "unknown".into()),
+        reason: s.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
+        last_seen_at: s.as_ref().and_then(|s| s.last_seen_at),
+        checked_at: s.as_ref().map(|s| s.checked_at),
+        facts: s.and_then(|s| serde_json::from_str(&s.facts).ok()),
+    }
+}
+
+pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJson>>, WebError> {
+    let mut statuses: std::collections::HashMap<i64, StatusRow> =
+        state.store.device_statuses().await?.into_iter().map(|s| (s.device_id, s)).collect();
+    let list = state.store.devices().await?.into_iter().map(|d| {
+        let s = statuses.remove(&d.id);
+        device_json(d, s)
+    });
+    Ok(Json(list.collect()))
+}
+
+pub async fn device(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<DeviceJson>, WebError> {
+    let d = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+    let s = state.store.device_statuses().await?.into_iter().find(|s| s.device_id == id);
+    Ok(Json(device_json(d, s)))
+}
+
+/// JSON body for adding or testing a device: a password or a private key.
+#[derive(Deserialize)]
+pub struct DeviceBody {
+    name: String,
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    username: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    private_key: Option<String>,
+    #[serde(default)]
+    passphrase: Option<String>,
+    #[serde(default)]
+    keep_password: bool,
+    #[serde(default)]
+    docker_socket: Option<String>,
+}
+
+impl DeviceBody {
+    fn into_input(self) -> Result<DeviceInput, WebError> {
+        let credential = match (self.password, self.private_key) {
+            (Some(p), None) => Credential::Password(Secret::from_string(p)),
+            (None, Some(k)) => Credential::Key { private_key: Secret::from_string(k), passphrase: self.passphrase.map(Secret::from_string) },
+            _ => return Err(WebError::bad_request("Send exactly one of `password` or `private_key`.")),
+        };
+        Ok(DeviceInput {
+            name: self.name,
+            host: self.host,
+            port: self.port.unwrap_or(22),
+            username: self.username,
+            credential,
+            keep_password: self.keep_password,
+            docker_socket: self.docker_socket.unwrap_or_default(),
+        })
+    }
+}
+
+pub async fn test_device(State(state): State<AppState>, Json(body): Json<DeviceBody>) -> Result<Json<crate::devices::checks::Report>, WebError> {
+    let input = body.into_input()?;
+    Ok(Json(state.devices.test_connection(&input).await.map_err(device_error)?))
+}
+
+pub async fn add_device(State(state): State<AppState>, ctx: Ctx, Json(body): Json<DeviceBody>) -> Result<(StatusCode, Json<DeviceJson>), WebError> {
+    let d = state.devices.adopt(body.into_input()?).await.map_err(device_error)?;
+    ctx.audit(&state, "device.add", format!("Added device “{}” ({}@{}:{})", d.name, d.username, d.host, d.port)).await?;
+    Ok((StatusCode::CREATED, Json(device_json(d, None))))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    clean: bool,
+}
+
+pub async fn remove_device(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Query(q): Query<RemoveQuery>) -> Result<StatusCode, WebError> {
+    let name = state.devices.remove(id, q.clean).await.map_err(device_error)?;
+    ctx.audit(&state, "device.remove", format!("Removed device “{name}”")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

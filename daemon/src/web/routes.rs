@@ -87,6 +87,11 @@ fn table() -> Vec<Entry> {
         // Machines
         entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
         entry(M::GET, paths::API_VERSION, SessionOrToken, api::version),
+        entry(M::GET, paths::API_DEVICES, SessionOrToken, api::devices),
+        entry(M::POST, paths::API_DEVICES, SessionOrToken, api::add_device),
+        entry(M::POST, paths::API_DEVICES_TEST, SessionOrToken, api::test_device),
+        entry(M::GET, paths::API_DEVICE, SessionOrToken, api::device),
+        entry(M::DELETE, paths::API_DEVICE, SessionOrToken, api::remove_device),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.
         entry(M::GET, paths::API_FALLBACK, SessionOrToken, api::not_found),

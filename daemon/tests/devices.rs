@@ -1,0 +1,248 @@
+//! Adopting lab devices through the real server: password → key, every failure the user can
+//! meet, host key changes, a device without Docker, power loss, resource figures, and shell
+//! injection attempts. Real OpenSSH and Docker (lab/lab up).
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The add-device form as a browser sends it.
+fn form<'a>(name: &'a str, host: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("name", name), ("host", host), ("port", "22"), ("username", "homelab"), ("method", "password"), ("password", password)]
+}
+
+async fn signed_in(opts: Options) -> (TestServer, Session) {
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    (s, session)
+}
+
+/// Adds a device and returns its id (from the HX-Redirect).
+async fn add(s: &TestServer, session: &Session, name: &str, device: &str) -> i64 {
+    let pw = lab::password();
+    let ip = lab::ip(device);
+    let res = s.post_htmx("/devices", session, &form(name, &ip, &pw)).await;
+    let status = res.status();
+    let redirect = res.headers().get("hx-redirect").map(|v| v.to_str().unwrap().to_string());
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "adding {device} failed: {body}");
+    redirect.unwrap().trim_start_matches("/devices/").parse().unwrap()
+}
+
+/// Polls a device's page until `pred` holds (deadline), pressing "Check now" each time.
+async fn wait_page(s: &TestServer, session: &Session, id: i64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = s.post_htmx(&format!("/devices/{id}/refresh"), session, &[]).await.text().await.unwrap();
+        if pred(&page) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "device {id} never became {what}: {page}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn authorized_keys(device: &str) -> String {
+    lab::exec(device, &["cat", "/home/homelab/.ssh/authorized_keys"])
+}
+
+#[tokio::test]
+async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
+    let (s, session) = signed_in(Options::new("adopt")).await;
+    let id = add(&s, &session, "Server One", "server-01").await;
+    let keys = authorized_keys("server-01");
+    let ours: Vec<&str> = keys.lines().filter(|l| l.contains("device:Server-One")).collect();
+    assert!(!ours.is_empty(), "our key is in authorized_keys: {keys}");
+    assert!(ours[0].starts_with("ssh-ed25519 ") && ours[0].contains("homelab-controller@"));
+
+    // The page shows the device online with its figures, read over key login.
+    let page = wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    assert!(page.contains("Server One"));
+    let sshd_log = std::fs::read_to_string("/var/tmp/homelab-lab/dev/server-01/sshd.log").unwrap_or_default();
+    assert!(sshd_log.contains("Accepted publickey for homelab"), "later logins use the key");
+
+    // The dashboard counts it.
+    let dash = s.get("/", &session).await.text().await.unwrap();
+    assert!(dash.contains("8.0 GB RAM, 4 cores"), "pool summary: {dash}");
+
+    // Adding the same address again is refused and says under which name it exists.
+    let pw = lab::password();
+    let res = s.post_htmx("/devices", &session, &form("Again", &lab::ip("server-01"), &pw)).await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("already added as “Server One”"));
+
+    // Removing with clean-up takes exactly our line out again.
+    let res = s.post_htmx(&format!("/devices/{id}/remove"), &session, &[("clean", "on")]).await;
+    assert_eq!(res.status(), 200);
+    let after = authorized_keys("server-01");
+    assert!(!after.contains(ours[0]), "our line was removed");
+    assert_eq!(s.get("/devices/cards", &session).await.text().await.unwrap().contains("Server One"), false);
+    let audit = s.get("/settings", &session).await.text().await.unwrap();
+    assert!(audit.contains("Added device “Server One”") && audit.contains("Removed device “Server One”"));
+}
+
+#[tokio::test]
+async fn each_connection_problem_is_explained() {
+    let (s, session) = signed_in(Options::new("adopt-failures")).await;
+    let pw = lab::password();
+    let server = lab::ip("server-01");
+    let cases = [
+        (form("A", &server, "wrong-password-for-sure"), "wrong password or key"),
+        (vec![("name", "B"), ("host", server.as_str()), ("port", "2222"), ("username", "homelab"), ("method", "password"), ("password", pw.as_str())], "remote login (SSH) is not enabled"),
+        (form("C", "10.88.0.99", &pw), "powered on"),
+        (form("D", "no-such-device.invalid", &pw), "could not be found"),
+    ];
+    for (f, expected) in cases {
+        let res = s.post_htmx("/devices/test", &session, &f).await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("Not ready yet") && html.contains(expected), "expected “{expected}” in {html}");
+        assert!(html.contains("Try again"));
+        // Adding fails the same way and creates nothing.
+        let res = s.post_htmx("/devices", &session, &f).await;
+        assert_eq!(res.status(), 422);
+    }
+    assert!(s.get("/devices", &session).await.text().await.unwrap().contains("No devices yet"));
+    // A good test passes every check.
+    let html = s.post_htmx("/devices/test", &session, &form("E", &server, &pw)).await.text().await.unwrap();
+    assert!(html.contains("Ready to add"), "{html}");
+    assert!(html.contains("Docker 20.") || html.contains("Docker 2"), "{html}");
+}
+
+#[tokio::test]
+async fn a_device_without_docker_is_reported_with_the_fix() {
+    let (s, session) = signed_in(Options::new("no-docker")).await;
+    let pw = lab::password();
+    let html = s.post_htmx("/devices/test", &session, &form("Bare", &lab::ip("bare-01"), &pw)).await.text().await.unwrap();
+    assert!(html.contains("Docker is not installed on this device."), "{html}");
+    assert!(html.contains("get.docker.com"), "the install command is shown");
+    assert_eq!(s.post_htmx("/devices", &session, &form("Bare", &lab::ip("bare-01"), &pw)).await.status(), 422);
+}
+
+#[tokio::test]
+async fn figures_match_the_devices_profile() {
+    let (s, session) = signed_in(Options::new("figures")).await;
+    let id = add(&s, &session, "Big", "server-02").await;
+    wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    let token = {
+        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+        s.api_token(&session, "figures").await
+    };
+    let res = s.client.get(s.url(&format!("/api/v1/devices/{id}"))).header("authorization", format!("Bearer {token}")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let d: serde_json::Value = res.json().await.unwrap();
+    let f = &d["facts"];
+    assert_eq!(d["state"], "online");
+    assert_eq!(f["hostname"], "server-02");
+    assert_eq!(f["cores"], 2);
+    assert_eq!(f["mem_total"], 16384u64 * 1024 * 1024);
+    let disk = f["disk_total"].as_u64().unwrap() as f64;
+    let expected = 500.0 * 1024.0 * 1024.0 * 1024.0;
+    assert!((disk - expected).abs() / expected < 0.03, "disk {disk} vs 500 GB");
+    assert!(f["docker"]["version"].as_str().unwrap().starts_with("20."));
+}
+
+#[tokio::test]
+async fn a_powered_off_device_goes_offline_and_comes_back() {
+    let mut opts = Options::new("power");
+    opts.poll_interval = Duration::from_secs(1);
+    let (s, session) = signed_in(opts).await;
+    let id = add(&s, &session, "Pi", "pi-4").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cards = |s: &TestServer| {
+        let s_url = s.url("/devices/cards");
+        let client = s.client.clone();
+        let cookie = session.cookie.clone();
+        async move { client.get(s_url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    while !cards(&s).await.contains("badge-online") {
+        assert!(Instant::now() < deadline, "never online");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    struct PowerBack;
+    impl Drop for PowerBack {
+        fn drop(&mut self) {
+            lab::run(&["power", "pi-4", "on"]);
+        }
+    }
+    let _guard = PowerBack;
+    lab::run(&["power", "pi-4", "off"]);
+    // Keepalive and poll timeouts notice within a bounded time, without anyone clicking.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let html = cards(&s).await;
+        if html.contains("badge-offline") {
+            assert!(html.contains("Offline"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never went offline: {html}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    lab::run(&["power", "pi-4", "on"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cards(&s).await.contains("badge-online") {
+        assert!(Instant::now() < deadline, "never came back");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = id;
+}
+
+#[tokio::test]
+async fn a_changed_host_key_blocks_the_device_until_trusted() {
+    let (s, session) = signed_in(Options::new("rekey")).await;
+    let id = add(&s, &session, "NAS", "nas-01").await;
+    wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    lab::run(&["rekey", "nas-01"]);
+    let page = wait_page(&s, &session, id, "blocked", |p| p.contains("badge-blocked")).await;
+    assert!(page.contains("This device's identity changed"));
+    assert!(page.contains("trust the new key"));
+    let res = s.post_htmx(&format!("/devices/{id}/trust-key"), &session, &[]).await;
+    assert_eq!(res.status(), 200);
+    wait_page(&s, &session, id, "online again", |p| p.contains("badge-online")).await;
+    let audit = s.get("/settings", &session).await.text().await.unwrap();
+    assert!(audit.contains("Trusted the new identity key of “NAS”"));
+}
+
+#[tokio::test]
+async fn shell_metacharacters_in_user_fields_are_never_executed() {
+    let (s, session) = signed_in(Options::new("injection")).await;
+    let pw = lab::password();
+    let server = lab::ip("server-01");
+    let canary = format!("/tmp/homelab-canary-{}", std::process::id());
+    let payloads = [
+        format!("$(touch {canary})"),
+        format!("`touch {canary}`"),
+        format!("x; touch {canary}"),
+        format!("x\ntouch {canary}"),
+        format!("x' ; touch {canary} ; '"),
+    ];
+    for p in &payloads {
+        // Name (goes into the key comment on the device) and socket path (a remote argument).
+        let socket = format!("/var/run/docker.sock{p}");
+        let f = vec![
+            ("name", p.as_str()),
+            ("host", server.as_str()),
+            ("username", "homelab"),
+            ("method", "password"),
+            ("password", pw.as_str()),
+            ("docker_socket", socket.as_str()),
+        ];
+        s.post_htmx("/devices/test", &session, &f).await;
+        // Username and address are validated before anything is sent.
+        let res = s.post_htmx("/devices/test", &session, &[("name", "n"), ("host", server.as_str()), ("username", p.as_str()), ("method", "password"), ("password", pw.as_str())]).await;
+        assert_eq!(res.status(), 400);
+        let res = s.post_htmx("/devices/test", &session, &[("name", "n"), ("host", p.as_str()), ("username", "homelab"), ("method", "password"), ("password", pw.as_str())]).await;
+        assert_eq!(res.status(), 400);
+    }
+    // A name full of metacharacters can even be adopted: it only ever travels as data.
+    let name = format!("evil $(touch {canary}) `id`");
+    let res = s.post_htmx("/devices", &session, &form(&name, &server, &pw)).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert!(authorized_keys("server-01").lines().all(|l| l.starts_with("ssh-") || l.is_empty()), "one key per line");
+    assert!(!std::path::Path::new(&canary).exists(), "an injection ran on this machine");
+    assert_eq!(lab::exec("server-01", &["sh", "-c", &format!("test -e {canary} && echo FOUND || true")]).trim(), "");
+}
