@@ -28,6 +28,9 @@ struct RunArgs {
     /// Data directory: database, vault key, certificate.
     #[arg(long = "data", env = "HOMELAB_DATA", default_value = "./data", global = true)]
     data: PathBuf,
+    /// Seconds between health checks of every device.
+    #[arg(long, env = "HOMELAB_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    poll_interval: u64,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
 fn config(args: &RunArgs) -> Config {
     let mut c = Config::new(&args.data);
     c.https_redirect_port = args.tls_listen.map(|a| a.port());
+    c.poll_interval = std::time::Duration::from_secs(args.poll_interval);
     c
 }
 

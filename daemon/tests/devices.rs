@@ -144,6 +144,24 @@ async fn figures_match_the_devices_profile() {
     let expected = 500.0 * 1024.0 * 1024.0 * 1024.0;
     assert!((disk - expected).abs() / expected < 0.03, "disk {disk} vs 500 GB");
     assert!(f["docker"]["version"].as_str().unwrap().starts_with("20."));
+
+    // The device page lists its containers (advanced mode shows the image).
+    let cname = format!("figures-{}", std::process::id());
+    lab::exec("server-02", &["docker", "run", "-d", "--name", &cname, "homelab-lab/http-stub:1"]);
+    let page = s.get(&format!("/devices/{id}"), &session).await.text().await.unwrap();
+    lab::exec("server-02", &["docker", "rm", "-f", &cname]);
+    assert!(page.contains(&cname) && page.contains("homelab-lab/http-stub:1"), "containers listed");
+
+    // Rename; moving to an address where another device answers is refused (its identity differs).
+    let res = s.post_htmx(&format!("/devices/{id}/edit"), &session, &[("name", "Big Two"), ("host", &lab::ip("server-02")), ("port", "22")]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Big Two"));
+    let res = s.post_htmx(&format!("/devices/{id}/edit"), &session, &[("name", "Big Two"), ("host", &lab::ip("server-01")), ("port", "22")]).await;
+    assert_eq!(res.status(), 502);
+    assert!(res.text().await.unwrap().contains("different key"));
+    let d: serde_json::Value = s.client.get(s.url(&format!("/api/v1/devices/{id}"))).header("authorization", format!("Bearer {token}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(d["host"], lab::ip("server-02"), "a refused move changes nothing");
+    assert_eq!(d["name"], "Big Two");
 }
 
 #[tokio::test]

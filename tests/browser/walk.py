@@ -7,6 +7,7 @@ tests/artifacts/screenshots/. Uses Debian's chromium through Playwright (no brow
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -27,6 +28,12 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+
+
+def lab_env():
+    """LAB_* values from lab/lab env (the lab is up during the suite)."""
+    out = subprocess.run([str(ROOT / "lab" / "lab"), "env"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def free_port():
@@ -152,6 +159,31 @@ def main():
                 expect(page.locator("#audit-rows tr").first).to_contain_text("Created API token")
                 w.shot("04-settings-advanced")
 
+            def add_device():
+                lab = lab_env()
+                remember_secret(lab["LAB_PASSWORD"])
+                page.click("#nav >> text=Devices")
+                expect(page).to_have_url(base + "/devices")
+                expect(page.locator("#device-cards h2")).to_have_text("No devices yet")
+                page.click("#add-device")
+                expect(page).to_have_url(base + "/devices/new")
+                page.fill("#name", "Server Two")
+                page.fill("#host", lab["LAB_IP_SERVER_02"])
+                page.fill("#username", lab["LAB_USER"])
+                page.fill("#password", lab["LAB_PASSWORD"])
+                page.click("#test-connection")
+                expect(page.locator("#report h2")).to_have_text("Ready to add", timeout=30000)
+                w.shot("05a-device-test-connection")
+                page.click("#add-device-submit")
+                page.wait_for_url(re.compile(r".*/devices/\d+$"), timeout=30000)
+                # The first check arrives over the live event stream; no reload needed.
+                expect(page.locator("h1 .badge-online")).to_be_visible(timeout=30000)
+                w.shot("05b-device-page")
+                page.click("#nav >> text=Dashboard")
+                expect(page.locator(".pool-line")).to_contain_text("16.0 GB RAM, 2 cores")
+                expect(page.locator(".device-card[data-device='Server Two'] .badge-online")).to_be_visible()
+                w.shot("05c-dashboard-with-device")
+
             def sign_out_and_in():
                 page.click("#sign-out")
                 expect(page).to_have_url(base + "/login?signed_out=1")
@@ -191,6 +223,7 @@ def main():
 
             for name, fn in [("claim", claim), ("sections via htmx", sections),
                              ("settings, advanced mode, live events", settings_advanced_and_live_events),
+                             ("add a device and see it on the dashboard", add_device),
                              ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),
                              ("sign out", final_sign_out)]:
                 try:

@@ -229,6 +229,41 @@ impl Devices {
         self.store.delete_device(id).await?.ok_or(DeviceError::NotFound)
     }
 
+    /// Renames a device and/or moves it to a new address. A new address must answer with the
+    /// pinned identity and our key before it is saved. Returns (before, after) descriptions.
+    pub async fn edit(&self, id: i64, name: &str, host: &str, port: u16) -> Result<(String, String), DeviceError> {
+        let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
+        let v = validate(&DeviceInput {
+            name: name.into(),
+            host: host.into(),
+            port,
+            username: device.username.clone(),
+            credential: Credential::Password(Secret::from_string(String::new())),
+            keep_password: false,
+            docker_socket: device.docker_socket.clone(),
+        })?;
+        let moved = v.host != device.host || v.port != device.port;
+        if moved {
+            let key = self.pool.private_key(&device).await?;
+            let login = Login::Key { user: device.username.clone(), key: Arc::new(key) };
+            let pinned = keys::parse_public(&device.host_key)?;
+            let s = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::Pinned(pinned)).await?;
+            s.close().await;
+        }
+        self.store
+            .update_device(id, v.name.clone(), v.host.clone(), v.port)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => DeviceError::Conflict(format!("Cannot save: {m}.")),
+                other => other.into(),
+            })?;
+        if moved {
+            self.pool.forget(id).await;
+        }
+        let describe = |n: &str, h: &str, p: u16| format!("“{n}” at {h}:{p}");
+        Ok((describe(&device.name, &device.host, device.port), describe(&v.name, &v.host, v.port)))
+    }
+
     /// Pins the changed host key the device presented (after a reinstall).
     pub async fn trust_new_host_key(&self, id: i64) -> Result<bool, DeviceError> {
         let ok = self.store.trust_pending_host_key(id).await?;

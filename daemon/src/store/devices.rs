@@ -155,11 +155,12 @@ impl Store {
         .await
     }
 
-    pub async fn rename_device(&self, id: i64, name: String) -> Result<(), StoreError> {
+    /// Changes a device's name and address (unique, like at adoption).
+    pub async fn update_device(&self, id: i64, name: String, host: String, port: u16) -> Result<(), StoreError> {
         self.call(move |c| {
-            match c.execute("UPDATE devices SET name = ?1 WHERE id = ?2", params![name, id]) {
+            match c.execute("UPDATE devices SET name = ?1, host = ?2, port = ?3 WHERE id = ?4", params![name, host, port, id]) {
                 Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Err(StoreError::Conflict("another device already has this name"))
+                    Err(StoreError::Conflict("another device already has this name or address"))
                 }
                 other => Ok(other.map(|_| ())?),
             }

@@ -174,3 +174,21 @@ pub async fn remove_device(State(state): State<AppState>, ctx: Ctx, Path(id): Pa
     ctx.audit(&state, "device.remove", format!("Removed device “{name}”")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Serialize)]
+pub struct PollSummary {
+    pub devices: usize,
+    pub online: usize,
+    pub millis: u128,
+}
+
+/// Checks every device now (as the poller would) and says how long it took.
+pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollSummary>, WebError> {
+    let started = std::time::Instant::now();
+    let results = state.devices.poll_all().await.map_err(device_error)?;
+    Ok(Json(PollSummary {
+        devices: results.len(),
+        online: results.iter().filter(|(_, s)| *s == crate::devices::health::State::Online).count(),
+        millis: started.elapsed().as_millis(),
+    }))
+}

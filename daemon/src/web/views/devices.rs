@@ -27,6 +27,8 @@ pub struct DeviceView {
     pub id: i64,
     pub name: String,
     pub address: String,
+    pub host: String,
+    pub port: u16,
     pub username: String,
     pub docker_socket: String,
     pub state: &'static str,
@@ -82,6 +84,8 @@ impl DeviceView {
             id: d.id,
             name: d.name.clone(),
             address: if d.port == 22 { d.host.clone() } else { format!("{}:{}", d.host, d.port) },
+            host: d.host.clone(),
+            port: d.port,
             username: d.username.clone(),
             docker_socket: d.docker_socket.clone(),
             state,
@@ -301,9 +305,52 @@ pub async fn add(State(state): State<AppState>, ctx: Ctx, Form(form): Form<Devic
     }
 }
 
+/// A container as listed on a device's page.
+pub struct ContainerView {
+    pub name: String,
+    pub image: String,
+    pub state: &'static str,
+    pub state_label: String,
+    pub project: String,
+}
+
+/// Lists the device's containers live; an unreachable device simply shows none.
+async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<ContainerView>> {
+    let session = state.devices.pool.session(device).await.ok()?;
+    let docker = crate::docker::connect(session, &device.docker_socket).await.ok()?;
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions { all: true, ..Default::default() }))
+        .await
+        .ok()?;
+    let mut out: Vec<ContainerView> = list
+        .into_iter()
+        .map(|c| {
+            let running = c.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
+            let status = c.status.clone().unwrap_or_default();
+            let state = if status.contains("unhealthy") {
+                "degraded"
+            } else if running == "running" {
+                "online"
+            } else {
+                "offline"
+            };
+            ContainerView {
+                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                state,
+                state_label: status,
+                project: c.labels.unwrap_or_default().get("com.docker.compose.project").cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(out)
+}
+
 #[derive(Template)]
 #[template(path = "pages/device.html")]
 struct DevicePage {
+    containers: Option<Vec<ContainerView>>,
     d: DeviceView,
     advanced: bool,
     pending_fingerprint: Option<String>,
@@ -325,6 +372,7 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
     let host_fingerprint = keys::parse_public(&device.host_key).map(|k| keys::fingerprint(&k)).unwrap_or_default();
     let mem_total = view.facts.as_ref().map(|f| f.mem_total as f64).unwrap_or(1.0);
     let partial = DevicePage {
+        containers: containers(state, &device).await,
         advanced: advanced(ctx),
         pending_fingerprint,
         host_fingerprint,
@@ -359,6 +407,26 @@ pub async fn trust_key(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i
 }
 
 #[derive(Deserialize)]
+pub struct EditForm {
+    name: String,
+    host: String,
+    #[serde(default)]
+    port: String,
+}
+
+pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(form): Form<EditForm>) -> Result<Response, WebError> {
+    let port = match form.port.trim() {
+        "" => 22,
+        p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22)."))?,
+    };
+    let (before, after) = state.devices.edit(id, &form.name, &form.host, port).await.map_err(device_error)?;
+    if before != after {
+        ctx.audit(&state, "device.edit", format!("Changed device “{}”: {before} → {after}", form.name.trim())).await?;
+    }
+    device_page(&state, &ctx, id).await
+}
+
+#[derive(Deserialize)]
 pub struct RemoveForm {
     #[serde(default)]
     clean: Option<String>,
@@ -386,6 +454,8 @@ fn sparkline(samples: &[Sample], since: i64, value: impl Fn(&Sample) -> Option<f
     let top = max.unwrap_or_else(|| points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max).max(1.0));
     let mut paths = String::new();
     let mut current = String::new();
+    // A lone point would draw nothing; a short tick makes it visible.
+    let close = |path: &str| if path.contains(" L") { format!("<path d=\"{path}\"/>") } else { format!("<path d=\"{path} l 4,0\"/>") };
     for (x, v) in &points {
         match v {
             Some(v) => {
@@ -393,14 +463,14 @@ fn sparkline(samples: &[Sample], since: i64, value: impl Fn(&Sample) -> Option<f
                 current.push_str(&format!("{}{x:.1},{y:.1}", if current.is_empty() { "M" } else { " L" }));
             }
             None if !current.is_empty() => {
-                paths.push_str(&format!("<path d=\"{current}\"/>"));
+                paths.push_str(&close(&current));
                 current.clear();
             }
             None => {}
         }
     }
     if !current.is_empty() {
-        paths.push_str(&format!("<path d=\"{current}\"/>"));
+        paths.push_str(&close(&current));
     }
     if paths.is_empty() {
         return "<p class=\"muted\">No history yet.</p>".into();
