@@ -140,6 +140,18 @@ pub async fn run(
     });
 
     rt.devices.clone().spawn_poller(rt.config.poll_interval, stop_rx.clone());
+    // Discovery is a convenience: without it the box still works by IP (say so and carry on).
+    let _announcer = if rt.config.mdns {
+        match crate::discovery::Announcer::start(http_addr.port(), rt.config.mdns_interfaces.as_deref()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "not announcing homelab.local; open the box by its IP address");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let state = web::AppState::new(&rt, stop_rx.clone());
     let servers = web::serve(state, listeners, stop_rx.clone());
     let mut grace_rx = stop_rx;

@@ -15,6 +15,10 @@ pub struct Config {
     pub claim_window: Duration,
     /// A signed-in browser session ends after this long without a request.
     pub session_idle_timeout: Duration,
+    /// Announce `homelab.local` over mDNS.
+    pub mdns: bool,
+    /// Interfaces to announce and scan on; None: every non-virtual interface.
+    pub mdns_interfaces: Option<Vec<String>>,
     /// How often every device is polled for health and resources.
     pub poll_interval: Duration,
     /// Port that HTTP requests are redirected to when HTTPS is on (None: HTTPS off).
@@ -30,6 +34,9 @@ impl Config {
             session_idle_timeout: Duration::from_secs(24 * 60 * 60),
             https_redirect_port: None,
             poll_interval: Duration::from_secs(30),
+            // Off unless asked for: tests and several dev daemons must not fight over the name.
+            mdns: false,
+            mdns_interfaces: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection |
 //! | `devices/`  | adoption, the per-device connection pool, health polling and history |
+//! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `tls/`      | the self-signed certificate and the TLS listener |
 //! | `telemetry` | logging setup (text or JSON) |
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod config;
 pub mod devices;
+pub mod discovery;
 pub mod docker;
 pub mod events;
 pub mod secrets;

@@ -31,9 +31,21 @@ struct RunArgs {
     /// Seconds between health checks of every device.
     #[arg(long, env = "HOMELAB_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     poll_interval: u64,
+    /// Announce homelab.local on the LAN over mDNS.
+    #[arg(long, env = "HOMELAB_MDNS", value_enum, default_value_t = Switch::On, global = true)]
+    mdns: Switch,
+    /// Interfaces for mDNS (comma-separated); default: every non-virtual interface.
+    #[arg(long = "mdns-interface", env = "HOMELAB_MDNS_INTERFACES", value_delimiter = ',', global = true)]
+    mdns_interfaces: Vec<String>,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,6 +120,8 @@ fn config(args: &RunArgs) -> Config {
     let mut c = Config::new(&args.data);
     c.https_redirect_port = args.tls_listen.map(|a| a.port());
     c.poll_interval = std::time::Duration::from_secs(args.poll_interval);
+    c.mdns = args.mdns == Switch::On;
+    c.mdns_interfaces = (!args.mdns_interfaces.is_empty()).then(|| args.mdns_interfaces.clone());
     c
 }
 

@@ -38,6 +38,7 @@ fn spawn(name: &str, data: &std::path::Path) -> Daemon {
         .args(["run", "--listen", &listen, "--log-format", "json"])
         .env("HOMELAB_DATA", data)
         .env("RUST_LOG", "debug")
+        .env("HOMELAB_MDNS", "off")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()

@@ -105,7 +105,7 @@ def main():
     log = open(logs / "browser-daemon.log", "w")
     proc = subprocess.Popen(
         [str(BIN), "run", "--listen", f"127.0.0.1:{port}", "--data", str(data)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug"},
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug", "HOMELAB_MDNS": "off"},
     )
     password = "browser-" + secrets.token_urlsafe(12)
     remember_secret(password)

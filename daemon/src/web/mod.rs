@@ -49,6 +49,8 @@ pub struct Inner {
     pub stopping: watch::Receiver<bool>,
     /// HTTPS port to redirect plain HTTP to, when HTTPS is on.
     pub https_port: Option<u16>,
+    /// Interfaces "Scan my network" looks at (None: every LAN interface).
+    pub mdns_interfaces: Option<Vec<String>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -72,6 +74,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             stopping,
             https_port: rt.config.https_redirect_port,
+            mdns_interfaces: rt.config.mdns_interfaces.clone(),
         }))
     }
 }

@@ -10,6 +10,7 @@ pub const SETTINGS: &str = "/settings";
 pub const DEVICES_CARDS: &str = "/devices/cards";
 pub const DEVICES_NEW: &str = "/devices/new";
 pub const DEVICES_TEST: &str = "/devices/test";
+pub const DEVICES_SCAN: &str = "/devices/scan";
 pub const DEVICE: &str = "/devices/{id}";
 pub const DEVICE_REMOVE: &str = "/devices/{id}/remove";
 pub const DEVICE_EDIT: &str = "/devices/{id}/edit";

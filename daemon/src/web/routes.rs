@@ -67,6 +67,7 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::DEVICES_CARDS, Session, views::devices::cards),
         entry(M::GET, paths::DEVICES_NEW, Session, views::devices::new_form),
         entry(M::POST, paths::DEVICES_TEST, Session, views::devices::test),
+        entry(M::GET, paths::DEVICES_SCAN, Session, views::devices::scan),
         entry(M::POST, paths::DEVICES, Session, views::devices::add),
         entry(M::GET, paths::DEVICE, Session, views::devices::show),
         entry(M::POST, paths::DEVICE_REFRESH, Session, views::devices::refresh),

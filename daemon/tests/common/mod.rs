@@ -97,13 +97,14 @@ pub struct Options {
     pub name: &'static str,
     pub claim_window: Duration,
     pub poll_interval: Duration,
+    pub mdns_interfaces: Option<Vec<String>>,
     pub https: bool,
     pub data: Option<PathBuf>,
 }
 
 impl Options {
     pub fn new(name: &'static str) -> Options {
-        Options { name, claim_window: Duration::from_secs(1800), poll_interval: Duration::from_secs(30), https: false, data: None }
+        Options { name, claim_window: Duration::from_secs(1800), poll_interval: Duration::from_secs(30), mdns_interfaces: None, https: false, data: None }
     }
 }
 
@@ -121,6 +122,8 @@ pub async fn start_with(opts: Options) -> TestServer {
     let mut config = Config::new(&data);
     config.claim_window = opts.claim_window;
     config.poll_interval = opts.poll_interval;
+    config.mdns = opts.mdns_interfaces.is_some();
+    config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(homelabd::run(config, Listeners { http, https }, async move {

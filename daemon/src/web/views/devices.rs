@@ -162,10 +162,56 @@ pub async fn cards(State(state): State<AppState>, ctx: Ctx) -> Result<Response, 
 #[template(path = "pages/device_new.html")]
 struct NewPage {
     advanced: bool,
+    name: String,
+    host: String,
 }
 
-pub async fn new_form(ctx: Ctx) -> Result<Response, WebError> {
-    page(&ctx, Section::Devices, "Add a device", NewPage { advanced: advanced(&ctx) }.render()?)
+/// Pre-fill from "Scan my network".
+#[derive(Deserialize, Default)]
+pub struct Prefill {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    host: String,
+}
+
+pub async fn new_form(ctx: Ctx, axum::extract::Query(p): axum::extract::Query<Prefill>) -> Result<Response, WebError> {
+    page(&ctx, Section::Devices, "Add a device", NewPage { advanced: advanced(&ctx), name: p.name, host: p.host }.render()?)
+}
+
+pub struct CandidateView {
+    pub name: String,
+    pub address: String,
+    pub source: &'static str,
+    pub ssh: bool,
+    pub added_as: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/scan.html")]
+struct ScanView {
+    candidates: Vec<CandidateView>,
+}
+
+/// How long "Scan my network" listens for mDNS answers.
+const SCAN_LISTEN: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
+    let found = crate::discovery::scan(SCAN_LISTEN, state.mdns_interfaces.clone()).await;
+    let devices = state.store.devices().await?;
+    let mut candidates: Vec<CandidateView> = found
+        .into_iter()
+        .map(|c| CandidateView {
+            added_as: devices.iter().find(|d| d.host == c.address.to_string()).map(|d| d.name.clone()),
+            name: c.name,
+            address: c.address.to_string(),
+            source: c.source,
+            ssh: c.ssh,
+        })
+        .collect();
+    // Likely devices first: SSH open, then named ones.
+    candidates.sort_by_key(|c| (!c.ssh, c.source != "mDNS", c.name.clone()));
+    Ok(Html(ScanView { candidates }.render()?).into_response())
 }
 
 /// The add-device form. Secrets become [`Secret`]s at once.
