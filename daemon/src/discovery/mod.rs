@@ -42,7 +42,7 @@ pub fn lan_interfaces(only: Option<&[String]>) -> Vec<(String, IpAddr)> {
     for ifa in addrs {
         let name = ifa.interface_name.clone();
         let allowed = match only {
-            Some(list) => list.iter().any(|n| *n == name),
+            Some(list) => list.contains(&name),
             None => !is_virtual(&name),
         };
         if !allowed {

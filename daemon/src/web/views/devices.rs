@@ -56,7 +56,7 @@ pub struct DeviceView {
 }
 
 fn pct(used: u64, total: u64) -> u64 {
-    if total == 0 { 0 } else { (used.saturating_mul(100) / total).min(100) }
+    used.saturating_mul(100).checked_div(total).unwrap_or(0).min(100)
 }
 
 impl DeviceView {
