@@ -56,12 +56,11 @@ async fn failures_are_classified() {
     let e = ssh::connect(&lab::ip("server-01"), 2222, &password_login(), HostKeyPolicy::FirstUse).await.err().unwrap();
     assert!(matches!(e, SshError::Refused { .. }), "{e:?}");
     assert!(e.to_string().contains("SSH"));
-    // Nobody has this address on the lab bridge.
+    // Nobody has this address on the lab bridge (lab::ip above made sure the bridge is up, so
+    // this stays on the machine).
     let e = ssh::connect("10.88.0.99", 22, &password_login(), HostKeyPolicy::FirstUse).await.err().unwrap();
     assert!(matches!(e, SshError::Unreachable { .. } | SshError::Timeout { .. }), "{e:?}");
     assert!(e.to_string().contains("powered on"));
-    let e = ssh::connect("no-such-host.invalid", 22, &password_login(), HostKeyPolicy::FirstUse).await.err().unwrap();
-    assert!(matches!(e, SshError::Unreachable { .. }), "{e:?}");
 }
 
 #[tokio::test]

@@ -264,6 +264,69 @@ impl Devices {
         Ok((describe(&device.name, &device.host, device.port), describe(&v.name, &v.host, v.port)))
     }
 
+    /// Changes how this controller logs in to a device (another user, a new password or key).
+    /// The new login is proven against the pinned identity before anything is stored; with a
+    /// password, a fresh key of ours is installed for that user and the old one removed.
+    pub async fn change_login(&self, id: i64, username: &str, credential: Credential, keep_password: bool) -> Result<(), DeviceError> {
+        let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
+        let input = DeviceInput {
+            name: device.name.clone(),
+            host: device.host.clone(),
+            port: device.port,
+            username: username.into(),
+            credential,
+            keep_password,
+            docker_socket: device.docker_socket.clone(),
+        };
+        let v = validate(&input)?;
+        let login = self.login_for(&input)?;
+        let pinned = keys::parse_public(&device.host_key)?;
+        let session = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::Pinned(pinned.clone())).await?;
+        let old_key = self.pool.private_key(&device).await.ok();
+        let (key, installed, comment) = match &login {
+            Login::Key { key, .. } => ((**key).clone(), None, String::new()),
+            Login::Password { .. } => {
+                let comment = sanitize_comment(&format!("{} device:{}", self.controller_name, v.name));
+                let key = keys::generate(&comment)?;
+                let line = keys::authorized_line(key.public_key())?;
+                install_key(&session, &line).await?;
+                (key, Some(line), comment)
+            }
+        };
+        let stored = async {
+            let check = Login::Key { user: v.username.clone(), key: Arc::new(key.clone()) };
+            ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(pinned)).await?.close().await;
+            let owner = format!("device:{id}");
+            let private = keys::encode_private(&key)?;
+            let mut sealed = vec![(SECRET_SSH_KEY, self.vault.seal(private.expose(), &owner, SECRET_SSH_KEY))];
+            if let (Credential::Password(pw), true) = (&input.credential, keep_password) {
+                sealed.push((SECRET_SSH_PASSWORD, self.vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD)));
+            }
+            self.store.set_device_login(id, v.username.clone(), comment, sealed).await?;
+            Ok::<(), DeviceError>(())
+        }
+        .await;
+        match (&stored, &installed) {
+            (Err(_), Some(line)) => {
+                let _ = remove_key(&session, line).await;
+            }
+            (Ok(()), _) if !device.key_comment.is_empty() && device.username == v.username => {
+                // Our previous key for this same user is no longer needed.
+                if let Some(old) = old_key
+                    && let Ok(line) = keys::authorized_line(old.public_key())
+                    && installed.as_deref() != Some(line.as_str())
+                {
+                    let _ = remove_key(&session, &line).await;
+                }
+            }
+            _ => {}
+        }
+        session.close().await;
+        stored?;
+        self.pool.forget(id).await;
+        Ok(())
+    }
+
     /// Pins the changed host key the device presented (after a reinstall).
     pub async fn trust_new_host_key(&self, id: i64) -> Result<bool, DeviceError> {
         let ok = self.store.trust_pending_host_key(id).await?;

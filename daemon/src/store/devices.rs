@@ -168,6 +168,33 @@ impl Store {
         .await
     }
 
+    /// Replaces a device's login: user name, our key's comment and its sealed secrets, in one
+    /// transaction (a kept password from before is dropped unless a new one comes with it).
+    pub async fn set_device_login(
+        &self,
+        id: i64,
+        username: String,
+        key_comment: String,
+        sealed: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let owner = format!("device:{id}");
+            tx.execute("UPDATE devices SET username = ?1, key_comment = ?2 WHERE id = ?3", params![username, key_comment, id])?;
+            tx.execute("DELETE FROM secrets WHERE owner = ?1", [&owner])?;
+            let now = now_unix();
+            for (purpose, blob) in sealed {
+                tx.execute(
+                    "INSERT INTO secrets(owner, purpose, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![owner, purpose, blob, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a changed host key the device presented (the device stays blocked).
     pub async fn set_pending_host_key(&self, id: i64, key: String) -> Result<(), StoreError> {
         self.call(move |c| {

@@ -14,6 +14,7 @@ pub const DEVICES_SCAN: &str = "/devices/scan";
 pub const DEVICE: &str = "/devices/{id}";
 pub const DEVICE_REMOVE: &str = "/devices/{id}/remove";
 pub const DEVICE_EDIT: &str = "/devices/{id}/edit";
+pub const DEVICE_LOGIN: &str = "/devices/{id}/login";
 pub const DEVICE_TRUST_KEY: &str = "/devices/{id}/trust-key";
 pub const DEVICE_REFRESH: &str = "/devices/{id}/refresh";
 pub const DASHBOARD_POOL: &str = "/dashboard/pool";

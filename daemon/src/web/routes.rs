@@ -74,6 +74,7 @@ fn table() -> Vec<Entry> {
         entry(M::POST, paths::DEVICE_TRUST_KEY, Session, views::devices::trust_key),
         entry(M::POST, paths::DEVICE_REMOVE, Session, views::devices::remove),
         entry(M::POST, paths::DEVICE_EDIT, Session, views::devices::edit),
+        entry(M::POST, paths::DEVICE_LOGIN, Session, views::devices::change_login),
         entry(M::GET, paths::DASHBOARD_POOL, Session, views::devices::pool),
         entry(M::GET, paths::APPS, Session, views::pages::apps),
         entry(M::GET, paths::NETWORK, Session, views::pages::network),

@@ -346,8 +346,13 @@ pub mod lab {
     pub fn ip(device: &str) -> String {
         let key = format!("LAB_IP_{}", device.to_uppercase().replace('-', "_"));
         let ip = env_value(&key);
-        let up = std::net::TcpStream::connect_timeout(&format!("{ip}:22").parse().expect("addr"), std::time::Duration::from_secs(3));
-        assert!(up.is_ok(), "lab device {device} ({ip}) is not reachable: run `lab/lab up` (as root) first");
+        // Checked locally, never by connecting: with the lab down, lab addresses would be
+        // routed off this machine, and no test traffic may ever leave it.
+        let status = Command::new(script()).arg("status").output().expect("lab status");
+        let up = String::from_utf8_lossy(&status.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == [device, ip.as_str(), "up"]);
+        assert!(up, "lab device {device} ({ip}) is not up: run `lab/lab up` (as root) first");
         ip
     }
 

@@ -473,6 +473,43 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, 
 }
 
 #[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    private_key: String,
+    #[serde(default)]
+    passphrase: String,
+    #[serde(default)]
+    keep_password: Option<String>,
+}
+
+pub async fn change_login(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(f): Form<LoginForm>) -> Result<Response, WebError> {
+    let as_device = DeviceForm {
+        name: String::new(),
+        host: String::new(),
+        port: String::new(),
+        username: f.username,
+        method: f.method,
+        password: f.password,
+        private_key: f.private_key,
+        passphrase: f.passphrase,
+        keep_password: f.keep_password,
+        docker_socket: String::new(),
+    };
+    let input = as_device.into_input()?;
+    let user = input.username.trim().to_string();
+    state.devices.change_login(id, &user, input.credential, input.keep_password).await.map_err(device_error)?;
+    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+    ctx.audit(&state, "device.login", format!("Changed the login of “{}” (now “{user}”)", device.name)).await?;
+    state.events.publish(crate::events::Event::Toast { level: crate::events::Level::Success, message: format!("New login for “{}” saved.", device.name) });
+    device_page(&state, &ctx, id).await
+}
+
+#[derive(Deserialize)]
 pub struct RemoveForm {
     #[serde(default)]
     clean: Option<String>,
