@@ -59,6 +59,13 @@ async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
     assert!(!ours.is_empty(), "our key is in authorized_keys: {keys}");
     assert!(ours[0].starts_with("ssh-ed25519 ") && ours[0].contains("homelab-controller@"));
 
+    // Only our private key is kept, sealed; the password is forgotten.
+    {
+        let db = rusqlite::Connection::open_with_flags(s.data.join("homelab.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut stmt = db.prepare("SELECT purpose FROM secrets WHERE owner = ?1 ORDER BY purpose").unwrap();
+        let purposes: Vec<String> = stmt.query_map([format!("device:{id}")], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(purposes, vec!["ssh-key".to_string()]);
+    }
     // The page shows the device online with its figures, read over key login.
     let page = wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
     assert!(page.contains("Server One"));
@@ -136,6 +143,7 @@ async fn figures_match_the_devices_profile() {
     let d: serde_json::Value = res.json().await.unwrap();
     let f = &d["facts"];
     assert_eq!(d["state"], "online");
+    assert_eq!(d["uptime_24h"], 1.0);
     assert_eq!(f["hostname"], "server-02");
     assert_eq!(f["cores"], 2);
     assert_eq!(f["mem_total"], 16384u64 * 1024 * 1024);

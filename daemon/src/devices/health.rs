@@ -17,7 +17,7 @@ use crate::store::{DeviceRow, Sample, StatusRow, now_unix};
 
 /// A whole poll of one device must finish within this, or it counts as offline.
 const POLL_TIMEOUT: Duration = Duration::from_secs(20);
-/// History: every sample for a day, then one per 15 minutes for 30 days; older is dropped.
+/// History: one sample a minute for a day, then one per 15 minutes for 30 days; older is dropped.
 const KEEP_FULL_SECS: i64 = 24 * 3600;
 const COARSE_SECS: i64 = 15 * 60;
 const KEEP_TOTAL_SECS: i64 = 30 * 24 * 3600;
@@ -182,11 +182,13 @@ impl Devices {
 
     async fn record(&self, device: &DeviceRow, r: PollResult) -> Result<(), DeviceError> {
         let now = now_unix();
+        // History keeps one point per minute (the latest poll in that minute wins).
+        let minute = now - now % 60;
         let seen = r.state != State::Offline && r.state != State::Blocked;
         let facts_json = r.facts.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()).unwrap_or_default();
         let sample = match &r.facts {
             Some(f) => Sample {
-                at: now,
+                at: minute,
                 online: true,
                 load1: Some(f.load[0]),
                 mem_used: Some(f.mem_total.saturating_sub(f.mem_available) as i64),
@@ -194,7 +196,7 @@ impl Devices {
                 disk_used: Some(f.disk_total.saturating_sub(f.disk_free) as i64),
                 disk_total: Some(f.disk_total as i64),
             },
-            None => Sample { at: now, online: false, ..Sample::default() },
+            None => Sample { at: minute, online: false, ..Sample::default() },
         };
         let previous = self.store.device_statuses().await?.into_iter().find(|s| s.device_id == device.id).map(|s| s.state);
         self.store

@@ -78,6 +78,8 @@ pub struct DeviceJson {
     pub reason: String,
     pub last_seen_at: Option<i64>,
     pub checked_at: Option<i64>,
+    /// Share of the last 24 h the device was reachable (0..1; None before the first check).
+    pub uptime_24h: Option<f64>,
     pub facts: Option<Facts>,
 }
 
@@ -93,6 +95,7 @@ fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
         reason: s.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
         last_seen_at: s.as_ref().and_then(|s| s.last_seen_at),
         checked_at: s.as_ref().map(|s| s.checked_at),
+        uptime_24h: None,
         facts: s.and_then(|s| serde_json::from_str(&s.facts).ok()),
     }
 }
@@ -100,17 +103,24 @@ fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
 pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJson>>, WebError> {
     let mut statuses: std::collections::HashMap<i64, StatusRow> =
         state.store.device_statuses().await?.into_iter().map(|s| (s.device_id, s)).collect();
-    let list = state.store.devices().await?.into_iter().map(|d| {
+    let since = crate::store::now_unix() - 24 * 3600;
+    let mut list = Vec::new();
+    for d in state.store.devices().await? {
         let s = statuses.remove(&d.id);
-        device_json(d, s)
-    });
-    Ok(Json(list.collect()))
+        let id = d.id;
+        let mut j = device_json(d, s);
+        j.uptime_24h = state.store.uptime_ratio(id, since).await?;
+        list.push(j);
+    }
+    Ok(Json(list))
 }
 
 pub async fn device(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<DeviceJson>, WebError> {
     let d = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
     let s = state.store.device_statuses().await?.into_iter().find(|s| s.device_id == id);
-    Ok(Json(device_json(d, s)))
+    let mut j = device_json(d, s);
+    j.uptime_24h = state.store.uptime_ratio(id, crate::store::now_unix() - 24 * 3600).await?;
+    Ok(Json(j))
 }
 
 /// JSON body for adding or testing a device: a password or a private key.
