@@ -137,7 +137,11 @@ pub async fn docker(report: &mut Report, session: &Arc<Session>, socket: &str, u
     let docker = match crate::docker::connect(session.clone(), socket).await {
         Ok(d) => d,
         Err(e) => {
-            report.push("Docker", Outcome::Fail, format!("Docker did not answer: {e}"));
+            // The socket is there and usable, so the usual cause is sshd refusing to forward it.
+            report
+                .push("Docker", Outcome::Fail, format!("Docker could not be reached over the device login: {e}"))
+                .fix("Allow socket forwarding in the device's SSH server settings, then restart it.")
+                .command("echo 'AllowStreamLocalForwarding yes' | sudo tee /etc/ssh/sshd_config.d/homelab.conf && sudo systemctl restart ssh");
             return None;
         }
     };
