@@ -6,6 +6,7 @@
 # Needs: wrk, curl, python3; ansible-core from PyPI for the comparison (pip install ansible-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 BIN="${1:-target/release/homelabd}"
 [[ -x "$BIN" ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 eval "$(lab/lab env)"
@@ -13,24 +14,8 @@ ROOT_KEY="$LAB_ROOT_KEY"
 mapfile -t IPS < <(lab/lab status | awk '$3 == "up" && $NF == "docker=yes" {print $2}')
 echo "docker devices in the lab: ${#IPS[@]}"
 
-DATA="$(mktemp -d)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-BASE="http://127.0.0.1:$PORT"
 # Polls only when asked, so the background poller does not overlap the measurements.
-RUST_LOG=warn "$BIN" run --listen "127.0.0.1:$PORT" --data "$DATA" --poll-interval 3600 &
-PID=$!
-stop_daemon() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
-trap stop_daemon EXIT
-for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.05; done
-
-PW="bench-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
-COOKIE="$(curl -s -o /dev/null -D - -H "Origin: $BASE" --data-urlencode username=admin \
-  --data-urlencode "password=$PW" --data-urlencode "password_confirm=$PW" "$BASE/setup" \
-  | awk -F'[ ;]' 'tolower($1)=="set-cookie:" {print $2}')"
-CSRF="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)"
-curl -s -o /dev/null -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d mode=advanced "$BASE/settings/mode"
-TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d name=bench "$BASE/settings/tokens" \
-  | sed -n 's/.*id="new-token">\([^<]*\)<.*/\1/p')"
+start_claimed_daemon "$BIN" --poll-interval 3600
 AUTH="Authorization: Bearer $TOKEN"
 
 i=0
@@ -42,7 +27,6 @@ done
 echo "adopted $i devices"
 
 echo; echo "== one poll cycle over all devices (homelabd, concurrent, pooled SSH connections)"
-lab/lab exec server-01 true # warm nothing on purpose: the first cycle connects to every device
 for n in 1 2 3 4 5 6; do
   curl -s -X POST -H "$AUTH" "$BASE/api/v1/devices/refresh"; echo
 done
@@ -64,16 +48,9 @@ else
   echo "(ansible not installed: pip install ansible-core)"
 fi
 
-echo; echo "RSS with ${#IPS[@]} devices adopted and polled: $(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 )) MB"
+echo; echo "RSS with ${#IPS[@]} devices adopted and polled: $(rss_mb) MB"
 
 echo; echo "== dashboard with ${#IPS[@]} devices (GET /, signed in)"
 wrk -t1 -c8 -d"${DURATION:-10s}" --latency -H "Cookie: $COOKIE" "$BASE/" | sed -n '/Latency Distribution/,/Requests\/sec/p'
-curl -s -H "$AUTH" "$BASE/metrics" | python3 -c '
-import re, sys
-b = []
-for line in sys.stdin:
-    m = re.match(r"homelab_http_request_duration_seconds_bucket\{method=\"GET\",route=\"/\",le=\"([^\"]+)\"\} (\d+)", line)
-    if m: b.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), int(m.group(2))))
-b.sort(); total = b[-1][1]
-print(f"server-side dashboard p99 <= {next(le for le, n in b if n >= 0.99 * total) * 1000:g} ms over {total} requests")'
-echo "RSS after load: $(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 )) MB"
+server_percentiles /
+echo "RSS after load: $(rss_mb) MB"

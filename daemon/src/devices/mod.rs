@@ -129,6 +129,27 @@ impl Devices {
         })
     }
 
+    /// The key this controller will log in with from now on: the user's own key, or (after a
+    /// password login) a fresh key of ours, installed on the device. Returns the key, the
+    /// `authorized_keys` line we added (to undo on failure) and its comment.
+    async fn key_to_use(
+        &self,
+        login: &Login,
+        session: &ssh::Session,
+        device_name: &str,
+    ) -> Result<(russh::keys::PrivateKey, Option<String>, String), DeviceError> {
+        match login {
+            Login::Key { key, .. } => Ok(((**key).clone(), None, String::new())),
+            Login::Password { .. } => {
+                let comment = sanitize_comment(&format!("{} device:{device_name}", self.controller_name));
+                let key = keys::generate(&comment)?;
+                let line = keys::authorized_line(key.public_key())?;
+                install_key(session, &line).await?;
+                Ok((key, Some(line), comment))
+            }
+        }
+    }
+
     /// Adopts a device. Safe to repeat: an address already adopted is reported, not duplicated.
     pub async fn adopt(&self, input: DeviceInput) -> Result<DeviceRow, DeviceError> {
         let v = validate(&input)?;
@@ -146,16 +167,7 @@ impl Devices {
         let host_key = session.host_key.clone();
 
         // The key this controller will use from now on.
-        let (key, installed_line, comment) = match &login {
-            Login::Key { key, .. } => ((**key).clone(), None, String::new()),
-            Login::Password { .. } => {
-                let comment = sanitize_comment(&format!("{} device:{}", self.controller_name, v.name));
-                let key = keys::generate(&comment)?;
-                let line = keys::authorized_line(key.public_key())?;
-                install_key(&session, &line).await?;
-                (key, Some(line), comment)
-            }
-        };
+        let (key, installed_line, comment) = self.key_to_use(&login, &session, &v.name).await?;
         let result = self.finish_adoption(&v, &input, &key, &host_key, comment).await;
         if result.is_err()
             && let Some(line) = &installed_line
@@ -283,16 +295,7 @@ impl Devices {
         let pinned = keys::parse_public(&device.host_key)?;
         let session = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::Pinned(pinned.clone())).await?;
         let old_key = self.pool.private_key(&device).await.ok();
-        let (key, installed, comment) = match &login {
-            Login::Key { key, .. } => ((**key).clone(), None, String::new()),
-            Login::Password { .. } => {
-                let comment = sanitize_comment(&format!("{} device:{}", self.controller_name, v.name));
-                let key = keys::generate(&comment)?;
-                let line = keys::authorized_line(key.public_key())?;
-                install_key(&session, &line).await?;
-                (key, Some(line), comment)
-            }
-        };
+        let (key, installed, comment) = self.key_to_use(&login, &session, &v.name).await?;
         let stored = async {
             let check = Login::Key { user: v.username.clone(), key: Arc::new(key.clone()) };
             ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(pinned)).await?.close().await;

@@ -34,20 +34,12 @@ fn is_virtual(name: &str) -> bool {
             .any(|p| name.starts_with(p))
 }
 
-/// LAN interfaces and their addresses (IPv4 and global IPv6; link-local IPv6 is skipped since
-/// it is useless in a URL). `only`, when given, restricts to those interface names.
-pub fn lan_interfaces(only: Option<&[String]>) -> Vec<(String, IpAddr)> {
+/// Every interface address (IPv4 and global IPv6; link-local IPv6 is skipped since it is
+/// useless in a URL), with its interface name.
+pub fn interface_addrs() -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return out };
     for ifa in addrs {
-        let name = ifa.interface_name.clone();
-        let allowed = match only {
-            Some(list) => list.contains(&name),
-            None => !is_virtual(&name),
-        };
-        if !allowed {
-            continue;
-        }
         let Some(addr) = ifa.address else { continue };
         let ip = if let Some(v4) = addr.as_sockaddr_in() {
             IpAddr::V4(v4.ip())
@@ -60,11 +52,24 @@ pub fn lan_interfaces(only: Option<&[String]>) -> Vec<(String, IpAddr)> {
         } else {
             continue;
         };
-        if !ip.is_loopback() {
-            out.push((name, ip));
-        }
+        out.push((ifa.interface_name.clone(), ip));
     }
     out
+}
+
+/// LAN interfaces and their addresses. `only`, when given, restricts to those interface names;
+/// otherwise loopback and virtual interfaces are left out.
+pub fn lan_interfaces(only: Option<&[String]>) -> Vec<(String, IpAddr)> {
+    interface_addrs()
+        .into_iter()
+        .filter(|(name, ip)| {
+            !ip.is_loopback()
+                && match only {
+                    Some(list) => list.contains(name),
+                    None => !is_virtual(name),
+                }
+        })
+        .collect()
 }
 
 /// Keeps `homelab.local` announced while alive.

@@ -66,7 +66,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 }
 
 /// Names the certificate covers: the mDNS name, the host name, loopback and every address the
-/// box has now (link-local IPv6 is skipped: browsers cannot use it in a URL without a zone).
+/// box has now.
 fn subject_names() -> Vec<String> {
     let mut names = vec!["homelab.local".to_string(), "localhost".to_string()];
     if let Ok(host) = nix::unistd::gethostname() {
@@ -77,23 +77,9 @@ fn subject_names() -> Vec<String> {
         }
     }
     let mut addrs: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
-    if let Ok(ifaddrs) = nix::ifaddrs::getifaddrs() {
-        for ifa in ifaddrs {
-            let Some(addr) = ifa.address else { continue };
-            let ip = if let Some(v4) = addr.as_sockaddr_in() {
-                IpAddr::V4(v4.ip())
-            } else if let Some(v6) = addr.as_sockaddr_in6() {
-                let ip = v6.ip();
-                if (ip.segments()[0] & 0xffc0) == 0xfe80 {
-                    continue;
-                }
-                IpAddr::V6(ip)
-            } else {
-                continue;
-            };
-            if !addrs.contains(&ip) {
-                addrs.push(ip);
-            }
+    for (_, ip) in crate::discovery::interface_addrs() {
+        if !addrs.contains(&ip) {
+            addrs.push(ip);
         }
     }
     names.extend(addrs.iter().map(IpAddr::to_string));

@@ -214,13 +214,10 @@ pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
     Ok(Html(ScanView { candidates }.render()?).into_response())
 }
 
-/// The add-device form. Secrets become [`Secret`]s at once.
+/// The device-login fields (add-device form and "change login"). Secrets become [`Secret`]s
+/// at once.
 #[derive(Deserialize)]
-pub struct DeviceForm {
-    name: String,
-    host: String,
-    #[serde(default)]
-    port: String,
+pub struct LoginFields {
     username: String,
     #[serde(default)]
     method: String,
@@ -232,16 +229,10 @@ pub struct DeviceForm {
     passphrase: String,
     #[serde(default)]
     keep_password: Option<String>,
-    #[serde(default)]
-    docker_socket: String,
 }
 
-impl DeviceForm {
-    fn into_input(self) -> Result<DeviceInput, WebError> {
-        let port = match self.port.trim() {
-            "" => 22,
-            p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22)."))?,
-        };
+impl LoginFields {
+    fn credential(self) -> Result<(String, Credential, bool), WebError> {
         let credential = if self.method == "key" {
             if self.private_key.trim().is_empty() {
                 return Err(WebError::bad_request("Paste the private key, or choose “Password”."));
@@ -254,15 +245,35 @@ impl DeviceForm {
             }
             Credential::Password(Secret::from_string(self.password))
         };
-        Ok(DeviceInput {
-            name: self.name,
-            host: self.host,
-            port,
-            username: self.username,
-            credential,
-            keep_password: self.keep_password.is_some(),
-            docker_socket: self.docker_socket,
-        })
+        Ok((self.username, credential, self.keep_password.is_some()))
+    }
+}
+
+/// The add-device form.
+#[derive(Deserialize)]
+pub struct DeviceForm {
+    name: String,
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    docker_socket: String,
+    #[serde(flatten)]
+    login: LoginFields,
+}
+
+fn parse_port(port: &str) -> Result<u16, WebError> {
+    match port.trim() {
+        "" => Ok(22),
+        p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22).")),
+    }
+}
+
+impl DeviceForm {
+    fn into_input(self) -> Result<DeviceInput, WebError> {
+        let port = parse_port(&self.port)?;
+        let (username, credential, keep_password) = self.login.credential()?;
+        Ok(DeviceInput { name: self.name, host: self.host, port, username, credential, keep_password, docker_socket: self.docker_socket })
     }
 }
 
@@ -461,10 +472,7 @@ pub struct EditForm {
 }
 
 pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(form): Form<EditForm>) -> Result<Response, WebError> {
-    let port = match form.port.trim() {
-        "" => 22,
-        p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22)."))?,
-    };
+    let port = parse_port(&form.port)?;
     let (before, after) = state.devices.edit(id, &form.name, &form.host, port).await.map_err(device_error)?;
     if before != after {
         ctx.audit(&state, "device.edit", format!("Changed device “{}”: {before} → {after}", form.name.trim())).await?;
@@ -472,37 +480,10 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, 
     device_page(&state, &ctx, id).await
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    username: String,
-    #[serde(default)]
-    method: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    private_key: String,
-    #[serde(default)]
-    passphrase: String,
-    #[serde(default)]
-    keep_password: Option<String>,
-}
-
-pub async fn change_login(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(f): Form<LoginForm>) -> Result<Response, WebError> {
-    let as_device = DeviceForm {
-        name: String::new(),
-        host: String::new(),
-        port: String::new(),
-        username: f.username,
-        method: f.method,
-        password: f.password,
-        private_key: f.private_key,
-        passphrase: f.passphrase,
-        keep_password: f.keep_password,
-        docker_socket: String::new(),
-    };
-    let input = as_device.into_input()?;
-    let user = input.username.trim().to_string();
-    state.devices.change_login(id, &user, input.credential, input.keep_password).await.map_err(device_error)?;
+pub async fn change_login(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(f): Form<LoginFields>) -> Result<Response, WebError> {
+    let (username, credential, keep_password) = f.credential()?;
+    let user = username.trim().to_string();
+    state.devices.change_login(id, &user, credential, keep_password).await.map_err(device_error)?;
     let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
     ctx.audit(&state, "device.login", format!("Changed the login of “{}” (now “{user}”)", device.name)).await?;
     state.events.publish(crate::events::Event::Toast { level: crate::events::Level::Success, message: format!("New login for “{}” saved.", device.name) });
@@ -584,7 +565,8 @@ struct Pool {
 }
 
 /// The homelab as one system: totals over reachable devices, then every device's card.
-pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
+/// Returns the HTML and the number of devices.
+pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), WebError> {
     let views = device_views(state).await?;
     let live: Vec<&Facts> = views.iter().filter(|v| v.state == "online" || v.state == "degraded").filter_map(|v| v.facts.as_ref()).collect();
     let sum = |f: fn(&Facts) -> u64| live.iter().map(|x| f(x)).sum::<u64>();
@@ -593,7 +575,7 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> 
     let cores: u32 = live.iter().map(|f| f.cores).sum();
     let load: f64 = live.iter().map(|f| f.load[0]).sum();
     let load_pct = if cores == 0 { 0 } else { (load / cores as f64 * 100.0).round() as u64 };
-    Ok(Pool {
+    let html = Pool {
         total: views.len(),
         online: views.iter().filter(|v| v.state == "online" || v.state == "degraded").count(),
         offline: views.iter().filter(|v| v.state == "offline" || v.state == "blocked").count(),
@@ -610,9 +592,10 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> 
         apps: live.iter().filter_map(|f| f.docker.as_ref()).map(|d| d.running).sum(),
         cards: if views.is_empty() { String::new() } else { cards_html(&views, advanced(ctx))? },
     }
-    .render()?)
+    .render()?;
+    Ok((html, views.len()))
 }
 
 pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    Ok(Html(pool_html(&state, &ctx).await?).into_response())
+    Ok(Html(pool_html(&state, &ctx).await?.0).into_response())
 }

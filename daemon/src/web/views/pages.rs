@@ -28,6 +28,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
     let user = ctx.user()?;
     let advanced = user.ui_mode == UiMode::Advanced;
     let schema_version = if advanced { state.store.schema_version().await? } else { 0 };
+    let (pool, devices) = super::devices::pool_html(&state, &ctx).await?;
     let partial = Dashboard {
         title: "Dashboard",
         username: &user.username,
@@ -35,8 +36,8 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         version: crate::VERSION,
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
-        pool: super::devices::pool_html(&state, &ctx).await?,
-        has_devices: !state.store.devices().await?.is_empty(),
+        pool,
+        has_devices: devices > 0,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)

@@ -1,0 +1,46 @@
+# Shared by the benchmark scripts: start a release daemon on a fresh data directory, claim it,
+# switch to Advanced and create an API token. Sets BASE, PID, COOKIE, CSRF, TOKEN.
+# shellcheck shell=bash
+
+start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
+  local bin="${1:?binary}"; shift
+  DATA="$(mktemp -d)"
+  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  BASE="http://127.0.0.1:$PORT"
+  RUST_LOG=warn HOMELAB_MDNS=off "$bin" run --listen "127.0.0.1:$PORT" --data "$DATA" "$@" &
+  PID=$!
+  trap stop_daemon EXIT
+  for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.05; done
+  local pw
+  pw="bench-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+  COOKIE="$(curl -s -o /dev/null -D - -H "Origin: $BASE" --data-urlencode username=admin \
+    --data-urlencode "password=$pw" --data-urlencode "password_confirm=$pw" "$BASE/setup" \
+    | awk -F'[ ;]' 'tolower($1)=="set-cookie:" {print $2}')"
+  CSRF="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)"
+  curl -s -o /dev/null -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d mode=advanced "$BASE/settings/mode"
+  TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d name=bench "$BASE/settings/tokens" \
+    | sed -n 's/.*id="new-token">\([^<]*\)<.*/\1/p')"
+  [[ -n "$COOKIE" && -n "$CSRF" && -n "$TOKEN" ]] || { echo "could not sign in / create a token" >&2; exit 1; }
+}
+
+stop_daemon() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
+
+rss_mb() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 )); }
+
+# Prints a p50/p99 upper bound for GET ROUTE from the daemon's own latency histogram.
+server_percentiles() { # server_percentiles ROUTE…
+  curl -s -H "Authorization: Bearer $TOKEN" "$BASE/metrics" | python3 -c '
+import re, sys
+routes = sys.argv[1:]
+series = {}
+for line in sys.stdin:
+    m = re.match(r"homelab_http_request_duration_seconds_bucket\{method=\"GET\",route=\"([^\"]+)\",le=\"([^\"]+)\"\} (\d+)", line)
+    if m:
+        series.setdefault(m.group(1), []).append((float("inf") if m.group(2) == "+Inf" else float(m.group(2)), int(m.group(3))))
+for route in routes:
+    b = sorted(series[route]); total = b[-1][1]
+    p99 = next(le for le, n in b if n >= 0.99 * total)
+    p50 = next(le for le, n in b if n >= 0.50 * total)
+    print(f"{route:28} requests={total:8}  p50 <= {p50*1000:g} ms  p99 <= {p99*1000:g} ms")
+' "$@"
+}
