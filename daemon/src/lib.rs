@@ -8,6 +8,8 @@
 //! | `store/`    | the SQLite database: opening, migrations, every query |
 //! | `secrets/`  | the vault: master key, sealing credentials (AES-256-GCM), passphrase exports |
 //! | `auth/`     | first-run claim, passwords, sessions, CSRF tokens, login throttling, API tokens |
+//! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
+//! | `placement/`| scoring devices for an app, with a reason for each |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection |
 //! | `devices/`  | adoption, the per-device connection pool, health polling and history |
@@ -21,6 +23,7 @@
 //! on port 0 and stop it through the `shutdown` future.
 
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod devices;
 pub mod discovery;

@@ -1,0 +1,360 @@
+//! The app catalog: one recipe per app (a plain Compose file, a manifest, an icon), embedded in
+//! the binary, plus user recipes from `<data>/recipes/` that add or override. Every recipe is
+//! validated at load with errors naming the file and the field.
+
+mod interpolate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use docker_compose_types::{Compose, Ports};
+use rust_embed::RustEmbed;
+use serde::Deserialize;
+
+pub use interpolate::{interpolate, variables};
+
+#[derive(RustEmbed)]
+#[folder = "../recipes/"]
+struct Builtin;
+
+/// Errors loading a recipe: always name the file and what is wrong in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct RecipeError {
+    pub file: String,
+    pub message: String,
+}
+
+fn err(file: &str, message: impl Into<String>) -> RecipeError {
+    RecipeError { file: file.to_string(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    pub ram_min_mb: u64,
+    pub ram_recommended_mb: u64,
+    pub storage_min_gb: u64,
+    pub storage_recommended_gb: u64,
+    pub cpu_min_cores: u32,
+    pub cpu_recommended_cores: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebEntry {
+    pub service: String,
+    pub port: u16,
+    pub path: String,
+    #[serde(default = "http")]
+    pub scheme: String,
+}
+
+fn http() -> String {
+    "http".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub path: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseEnv {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<String>,
+    pub name: String,
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `postgres` or `mariadb`.
+    pub engine: String,
+    /// Which variables receive the connection details (the pooling feature fills them).
+    pub env: DatabaseEnv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub name: String,
+    pub length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    pub name: String,
+    /// Plain words shown to the user ("Which port to use").
+    pub label: String,
+    /// text | port | bool | path
+    pub kind: String,
+    pub default: String,
+}
+
+/// A recipe's manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub slug: String,
+    pub version: String,
+    pub category: String,
+    pub description: String,
+    pub website: String,
+    pub requirements: Requirements,
+    pub architectures: Vec<String>,
+    pub web: WebEntry,
+    pub health: Health,
+    pub data_volumes: Vec<String>,
+    #[serde(default)]
+    pub database: Option<Database>,
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
+    #[serde(default)]
+    pub settings: Vec<Setting>,
+    /// The app uses the device's network directly (no port mapping).
+    #[serde(default)]
+    pub host_network: bool,
+    /// Ports a host-network app binds on the device.
+    #[serde(default)]
+    pub host_ports: Vec<u16>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Where a recipe came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Builtin,
+    User,
+}
+
+/// A validated recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub manifest: Manifest,
+    /// The Compose file exactly as written (what the user can read and export).
+    pub compose_text: String,
+    pub compose: Compose,
+    pub icon_svg: String,
+    pub source: Source,
+}
+
+/// Variables every recipe may use without declaring them.
+const WELL_KNOWN: [&str; 0] = [];
+const ARCHITECTURES: [&str; 4] = ["amd64", "arm64", "armv7", "386"];
+const SETTING_KINDS: [&str; 4] = ["text", "port", "bool", "path"];
+
+impl Recipe {
+    /// Parses and validates a recipe from its three files (`dir` names it in errors).
+    pub fn parse(dir: &str, manifest: &str, compose: &str, icon: Option<String>, source: Source) -> Result<Recipe, RecipeError> {
+        let mf = format!("{dir}/manifest.yaml");
+        let cf = format!("{dir}/compose.yaml");
+        let manifest: Manifest = serde_norway::from_str(manifest).map_err(|e| err(&mf, e.to_string()))?;
+        let parsed: Compose = serde_norway::from_str(compose).map_err(|e| err(&cf, e.to_string()))?;
+        let recipe = Recipe {
+            manifest,
+            compose_text: compose.to_string(),
+            compose: parsed,
+            icon_svg: icon.unwrap_or_default(),
+            source,
+        };
+        recipe.validate(dir)?;
+        Ok(recipe)
+    }
+
+    fn validate(&self, dir: &str) -> Result<(), RecipeError> {
+        let m = &self.manifest;
+        let mf = format!("{dir}/manifest.yaml");
+        let cf = format!("{dir}/compose.yaml");
+        let ok_slug = !m.slug.is_empty() && m.slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok_slug {
+            return Err(err(&mf, format!("slug “{}” must be lowercase letters, digits and dashes", m.slug)));
+        }
+        if dir.rsplit('/').next() != Some(m.slug.as_str()) {
+            return Err(err(&mf, format!("slug “{}” must match the folder name", m.slug)));
+        }
+        for (field, v) in [("name", &m.name), ("version", &m.version), ("category", &m.category), ("description", &m.description)] {
+            if v.trim().is_empty() {
+                return Err(err(&mf, format!("{field} is empty")));
+            }
+        }
+        if !m.website.starts_with("https://") {
+            return Err(err(&mf, "website must be an https:// address"));
+        }
+        let r = &m.requirements;
+        if r.ram_min_mb == 0 || r.ram_min_mb > r.ram_recommended_mb {
+            return Err(err(&mf, "requirements.ram_min_mb must be above 0 and at most ram_recommended_mb"));
+        }
+        if r.storage_min_gb > r.storage_recommended_gb || r.cpu_min_cores == 0 || r.cpu_min_cores > r.cpu_recommended_cores {
+            return Err(err(&mf, "requirements: each minimum must be at most its recommendation (and cores at least 1)"));
+        }
+        if m.architectures.is_empty() {
+            return Err(err(&mf, "architectures is empty"));
+        }
+        if let Some(a) = m.architectures.iter().find(|a| !ARCHITECTURES.contains(&a.as_str())) {
+            return Err(err(&mf, format!("architectures: unknown “{a}” (use {})", ARCHITECTURES.join(", "))));
+        }
+        let services = &self.compose.services.0;
+        if services.is_empty() {
+            return Err(err(&cf, "services is empty"));
+        }
+        if !services.contains_key(&m.web.service) {
+            return Err(err(&mf, format!("web.service “{}” is not a service in compose.yaml", m.web.service)));
+        }
+        if !m.health.path.starts_with('/') || !m.web.path.starts_with('/') {
+            return Err(err(&mf, "web.path and health.path must start with /"));
+        }
+        let volumes = &self.compose.volumes.0;
+        if let Some(v) = m.data_volumes.iter().find(|v| !volumes.contains_key(*v)) {
+            return Err(err(&mf, format!("data_volumes: “{v}” is not a volume in compose.yaml")));
+        }
+        for (name, svc) in services {
+            let Some(svc) = svc else { return Err(err(&cf, format!("services.{name} is empty"))) };
+            let image = svc.image.as_deref().ok_or_else(|| err(&cf, format!("services.{name}.image is missing")))?;
+            let tag = image.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/'));
+            match tag {
+                None => return Err(err(&cf, format!("services.{name}.image “{image}” must be pinned to a version tag"))),
+                Some("latest") => return Err(err(&cf, format!("services.{name}.image “{image}” must not use :latest"))),
+                _ => {}
+            }
+        }
+        if let Some(s) = m.settings.iter().find(|s| !SETTING_KINDS.contains(&s.kind.as_str())) {
+            return Err(err(&mf, format!("settings.{}: unknown kind “{}”", s.name, s.kind)));
+        }
+        if let Some(db) = &m.database
+            && db.engine != "postgres"
+            && db.engine != "mariadb"
+        {
+            return Err(err(&mf, format!("database.engine “{}” must be postgres or mariadb", db.engine)));
+        }
+        // Every variable the Compose file uses must be declared, or have a default there.
+        let declared: BTreeSet<String> = self.declared_variables();
+        for v in variables(&self.compose_text).map_err(|e| err(&cf, e))? {
+            if !v.has_default && !declared.contains(&v.name) && !WELL_KNOWN.contains(&v.name.as_str()) {
+                return Err(err(&cf, format!("${{{}}} is used but is not a setting, secret or database variable in manifest.yaml", v.name)));
+            }
+        }
+        // With defaults filled in, the file must still be valid Compose with numeric ports.
+        let rendered = interpolate(&self.compose_text, &self.default_values()).map_err(|e| err(&cf, e))?;
+        let _: Compose = serde_norway::from_str(&rendered).map_err(|e| err(&cf, format!("after filling in defaults: {e}")))?;
+        for p in self.host_ports(&self.default_values()) {
+            if p == 0 {
+                return Err(err(&cf, "a published port is not a number after filling in defaults"));
+            }
+        }
+        Ok(())
+    }
+
+    fn declared_variables(&self) -> BTreeSet<String> {
+        let m = &self.manifest;
+        let mut set: BTreeSet<String> = m.settings.iter().map(|s| s.name.clone()).collect();
+        set.extend(m.secrets.iter().map(|s| s.name.clone()));
+        if let Some(db) = &m.database {
+            let e = &db.env;
+            set.extend([e.host.clone(), e.name.clone(), e.user.clone(), e.password.clone()]);
+            set.extend(e.port.clone());
+        }
+        set
+    }
+
+    /// Settings at their defaults (secrets and database values are filled at deploy time).
+    pub fn default_values(&self) -> BTreeMap<String, String> {
+        let mut v: BTreeMap<String, String> =
+            self.manifest.settings.iter().map(|s| (s.name.clone(), s.default.clone())).collect();
+        for s in &self.manifest.secrets {
+            v.entry(s.name.clone()).or_insert_with(|| "x".repeat(s.length));
+        }
+        v
+    }
+
+    /// The host ports the app binds on its device with these values (0 where not numeric).
+    pub fn host_ports(&self, values: &BTreeMap<String, String>) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.manifest.host_ports.clone();
+        for svc in self.compose.services.0.values().flatten() {
+            if let Ports::Short(list) = &svc.ports {
+                for p in list {
+                    let Ok(p) = interpolate(p, values) else {
+                        ports.push(0);
+                        continue;
+                    };
+                    // "[ip:]published:target[/proto]"
+                    let parts: Vec<&str> = p.split('/').next().unwrap_or("").split(':').collect();
+                    if parts.len() >= 2 {
+                        ports.push(parts[parts.len() - 2].parse().unwrap_or(0));
+                    }
+                }
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
+/// All recipes, by slug, plus problems found in user recipes (built-in ones are tested).
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub recipes: BTreeMap<String, Recipe>,
+    pub problems: Vec<RecipeError>,
+}
+
+impl Catalog {
+    /// Loads the built-in recipes and, if the folder exists, user recipes from `user_dir`.
+    pub fn load(user_dir: Option<&Path>) -> Catalog {
+        let mut catalog = Catalog::default();
+        let mut slugs: BTreeSet<String> = BTreeSet::new();
+        for f in Builtin::iter() {
+            if let Some((slug, _)) = f.split_once('/') {
+                slugs.insert(slug.to_string());
+            }
+        }
+        for slug in slugs {
+            let read = |name: &str| Builtin::get(&format!("{slug}/{name}")).map(|f| String::from_utf8_lossy(&f.data).to_string());
+            let (Some(m), Some(c)) = (read("manifest.yaml"), read("compose.yaml")) else {
+                catalog.problems.push(err(&format!("recipes/{slug}"), "needs manifest.yaml and compose.yaml"));
+                continue;
+            };
+            match Recipe::parse(&format!("recipes/{slug}"), &m, &c, read("icon.svg"), Source::Builtin) {
+                Ok(r) => {
+                    catalog.recipes.insert(r.manifest.slug.clone(), r);
+                }
+                Err(e) => catalog.problems.push(e),
+            }
+        }
+        if let Some(dir) = user_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for e in entries.flatten() {
+                let path = e.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                let read = |name: &str| std::fs::read_to_string(path.join(name)).ok();
+                let label = path.display().to_string();
+                let (Some(m), Some(c)) = (read("manifest.yaml"), read("compose.yaml")) else {
+                    catalog.problems.push(err(&label, "needs manifest.yaml and compose.yaml"));
+                    continue;
+                };
+                match Recipe::parse(&label, &m, &c, read("icon.svg"), Source::User) {
+                    Ok(r) => {
+                        catalog.recipes.insert(r.manifest.slug.clone(), r);
+                    }
+                    Err(e) => catalog.problems.push(e),
+                }
+            }
+        }
+        for p in &catalog.problems {
+            tracing::warn!(problem = %p, "a recipe could not be loaded");
+        }
+        catalog
+    }
+}

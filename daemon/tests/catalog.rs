@@ -1,0 +1,120 @@
+//! The catalog: all ten built-in recipes load and validate; broken recipes are refused with
+//! the file and field named; user recipes add and override.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use homelabd::catalog::{Catalog, Recipe, Source};
+
+const SEED_APPS: [&str; 10] = [
+    "adguard-home", "home-assistant", "immich", "jellyfin", "nextcloud",
+    "nginx-proxy-manager", "paperless-ngx", "portainer", "uptime-kuma", "vaultwarden",
+];
+
+#[test]
+fn all_seed_recipes_load_and_validate() {
+    let c = Catalog::load(None);
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let slugs: Vec<&str> = c.recipes.keys().map(String::as_str).collect();
+    assert_eq!(slugs, SEED_APPS);
+    for r in c.recipes.values() {
+        assert!(r.icon_svg.starts_with("<svg"), "{} has an icon", r.manifest.slug);
+        assert!(!r.manifest.data_volumes.is_empty(), "{} says where user data lives", r.manifest.slug);
+        for svc in r.compose.services.0.values().flatten() {
+            let image = svc.image.as_deref().unwrap();
+            assert!(!image.ends_with(":latest") && image.contains(':'), "{image}");
+        }
+    }
+    // Facts the rest of the product relies on.
+    let vw = &c.recipes["vaultwarden"];
+    assert_eq!(vw.host_ports(&vw.default_values()), vec![8222]);
+    let ha = &c.recipes["home-assistant"];
+    assert!(ha.manifest.host_network);
+    assert_eq!(ha.host_ports(&ha.default_values()), vec![8123]);
+    let ag = &c.recipes["adguard-home"];
+    assert_eq!(ag.host_ports(&ag.default_values()), vec![53, 3000]);
+    let immich = &c.recipes["immich"];
+    assert_eq!(immich.compose.services.0.len(), 4, "server, machine learning, redis, database");
+    assert_eq!(immich.manifest.database.as_ref().unwrap().engine, "postgres");
+    assert_eq!(c.recipes["nextcloud"].manifest.database.as_ref().unwrap().engine, "mariadb");
+}
+
+const GOOD_MANIFEST: &str = r#"
+name: Test App
+slug: test-app
+version: "1"
+category: Tools
+description: A test.
+website: https://example.org
+requirements: {ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}
+architectures: [amd64]
+web: {service: web, port: 8080, path: /}
+health: {path: /, status: 200}
+data_volumes: [data]
+settings:
+  - {name: HTTP_PORT, label: Which port to use, kind: port, default: "18080"}
+"#;
+
+const GOOD_COMPOSE: &str = r#"
+services:
+  web:
+    image: homelab-lab/http-stub:1
+    ports:
+      - "${HTTP_PORT}:8080"
+    volumes:
+      - data:/www/data
+volumes:
+  data:
+"#;
+
+fn parse(manifest: &str, compose: &str) -> Result<Recipe, String> {
+    Recipe::parse("recipes/test-app", manifest, compose, None, Source::User).map_err(|e| e.to_string())
+}
+
+#[test]
+fn broken_recipes_are_refused_naming_file_and_field() {
+    assert!(parse(GOOD_MANIFEST, GOOD_COMPOSE).is_ok());
+    let cases = [
+        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("http-stub:1", "http-stub:latest"), "compose.yaml", "must not use :latest"),
+        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("http-stub:1", "http-stub"), "compose.yaml", "pinned to a version tag"),
+        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("${HTTP_PORT}", "${UNDECLARED}"), "compose.yaml", "${UNDECLARED} is used"),
+        (GOOD_MANIFEST.replace("service: web", "service: nope"), GOOD_COMPOSE.to_string(), "manifest.yaml", "web.service “nope”"),
+        (GOOD_MANIFEST.replace("data_volumes: [data]", "data_volumes: [other]"), GOOD_COMPOSE.to_string(), "manifest.yaml", "data_volumes: “other”"),
+        (GOOD_MANIFEST.replace("ram_min_mb: 64", "ram_min_mb: 640"), GOOD_COMPOSE.to_string(), "manifest.yaml", "ram_min_mb"),
+        (GOOD_MANIFEST.replace("[amd64]", "[sparc]"), GOOD_COMPOSE.to_string(), "manifest.yaml", "unknown “sparc”"),
+        (GOOD_MANIFEST.replace("slug: test-app", "slug: other"), GOOD_COMPOSE.to_string(), "manifest.yaml", "match the folder"),
+        (GOOD_MANIFEST.replace("category: Tools\n", "category: Tools\nsurprise: 1\n"), GOOD_COMPOSE.to_string(), "manifest.yaml", "surprise"),
+        (GOOD_MANIFEST.replace("\"18080\"", "\"eighty\""), GOOD_COMPOSE.to_string(), "compose.yaml", "not a number"),
+        (GOOD_MANIFEST.to_string(), "services: [".to_string(), "compose.yaml", ""),
+    ];
+    for (m, c, file, words) in cases {
+        let e = parse(&m, &c).err().unwrap_or_else(|| panic!("accepted a broken recipe expecting “{words}”"));
+        assert!(e.starts_with(&format!("recipes/test-app/{file}")), "{e}");
+        assert!(e.contains(words), "expected “{words}” in: {e}");
+    }
+}
+
+#[test]
+fn user_recipes_add_and_override_and_bad_ones_are_reported() {
+    let dir = common::data_dir("user-recipes").join("recipes");
+    std::fs::create_dir_all(dir.join("test-app")).unwrap();
+    std::fs::write(dir.join("test-app/manifest.yaml"), GOOD_MANIFEST).unwrap();
+    std::fs::write(dir.join("test-app/compose.yaml"), GOOD_COMPOSE).unwrap();
+    // An override of a built-in app.
+    let vw = Catalog::load(None).recipes["vaultwarden"].clone();
+    std::fs::create_dir_all(dir.join("vaultwarden")).unwrap();
+    let manifest = include_str!("../../recipes/vaultwarden/manifest.yaml").replace("name: Vaultwarden", "name: My Vaultwarden");
+    std::fs::write(dir.join("vaultwarden/manifest.yaml"), manifest).unwrap();
+    std::fs::write(dir.join("vaultwarden/compose.yaml"), &vw.compose_text).unwrap();
+    // A broken one.
+    std::fs::create_dir_all(dir.join("broken")).unwrap();
+    std::fs::write(dir.join("broken/manifest.yaml"), "name: x").unwrap();
+
+    let c = Catalog::load(Some(&dir));
+    assert_eq!(c.recipes.len(), 11);
+    assert_eq!(c.recipes["test-app"].source, Source::User);
+    assert_eq!(c.recipes["vaultwarden"].manifest.name, "My Vaultwarden");
+    assert_eq!(c.problems.len(), 1);
+    assert!(c.problems[0].to_string().contains("broken"), "{}", c.problems[0]);
+}
