@@ -51,6 +51,7 @@ pub struct Runtime {
     pub events: EventBus,
     pub tls: TlsIdentity,
     pub devices: Arc<Devices>,
+    pub catalog: Arc<crate::catalog::Catalog>,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -75,7 +76,9 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let auth = Arc::new(Auth::new(store.clone(), vault.clone(), config.claim_window, config.session_idle_timeout));
     let events = EventBus::default();
     let devices = Arc::new(Devices::new(store.clone(), vault.clone(), events.clone()));
-    Ok(Runtime { config, store, vault, auth, events, tls, devices })
+    // User recipes live beside the database; built-in ones are in the binary.
+    let catalog = Arc::new(crate::catalog::Catalog::load(Some(&config.data_dir.join("recipes"))));
+    Ok(Runtime { config, store, vault, auth, events, tls, devices, catalog })
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {

@@ -29,6 +29,7 @@ pub mod devices;
 pub mod discovery;
 pub mod docker;
 pub mod events;
+pub mod placement;
 pub mod secrets;
 pub mod ssh;
 pub mod store;

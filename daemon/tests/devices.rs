@@ -146,6 +146,7 @@ async fn figures_match_the_devices_profile() {
     assert_eq!(d["uptime_24h"], 1.0);
     assert_eq!(f["hostname"], "server-02");
     assert_eq!(f["cores"], 2);
+    assert!(f["ports"].as_array().unwrap().iter().any(|p| p == 22), "listening ports are seen: {}", f["ports"]);
     assert_eq!(f["mem_total"], 16384u64 * 1024 * 1024);
     let disk = f["disk_total"].as_u64().unwrap() as f64;
     let expected = 500.0 * 1024.0 * 1024.0 * 1024.0;

@@ -13,7 +13,7 @@ use reqwest::Method;
 
 /// Fills path parameters with plausible values.
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "1").replace("{*path}", "app.css").replace("{*rest}", "v1/nothing")
+    path.replace("{id}", "1").replace("{slug}", "vaultwarden").replace("{*path}", "app.css").replace("{*rest}", "v1/nothing")
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn htmx_requests_get_the_partial_and_pages_the_layout() {
         .await;
     assert!(restore.starts_with("<!doctype html>"));
     // Every section renders with an empty state that says what to do next.
-    for (path, words) in [("/apps", "No apps installed"), ("/network", "Nothing to show yet"), ("/backups", "Backups are not set up"), ("/", "Getting started")] {
+    for (path, words) in [("/apps", "Vaultwarden"), ("/network", "Nothing to show yet"), ("/backups", "Backups are not set up"), ("/", "Getting started")] {
         let res = s.get(path, &session).await;
         assert_eq!(res.status(), 200, "{path}");
         assert!(res.text().await.unwrap().contains(words), "{path}");

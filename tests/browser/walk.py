@@ -137,7 +137,17 @@ def main():
                 expect(page.locator("#main h2")).to_have_text("No devices yet")
                 expect(page.locator("#nav a[aria-current=page]")).to_have_text("Devices")
                 w.shot("03-devices")
-                for name, words in [("Apps", "No apps installed"), ("Network", "Nothing to show yet"), ("Backups", "Backups are not set up")]:
+                page.click("#nav >> text=Apps")
+                expect(page.locator("#app-grid [data-app='vaultwarden']")).to_be_visible()
+                # Type only once htmx has wired up the swapped-in search box.
+                page.wait_for_function("() => document.querySelector('#app-search')['htmx-internal-data'] !== undefined")
+                page.fill("#app-search", "photos")
+                expect(page.locator("#app-grid [data-app]")).to_have_count(1)
+                expect(page.locator("#app-grid [data-app='immich']")).to_be_visible()
+                w.shot("03b-apps-search")
+                page.click("#app-grid [data-app='immich']")
+                expect(page.locator("#placement h2")).to_have_text("Where it would go")
+                for name, words in [("Network", "Nothing to show yet"), ("Backups", "Backups are not set up")]:
                     page.click(f"#nav >> text={name}")
                     expect(page.locator("#main h2").first).to_have_text(words)
                 page.go_back()
@@ -183,6 +193,9 @@ def main():
                 expect(page.locator(".pool-line")).to_contain_text("16.0 GB RAM, 2 cores")
                 expect(page.locator(".device-card[data-device='Server Two'] .badge-online")).to_be_visible()
                 w.shot("05c-dashboard-with-device")
+                page.goto(base + "/apps/vaultwarden")
+                expect(page.locator("#placement li.best")).to_contain_text("Server Two")
+                w.shot("05d-app-placement")
 
             def sign_out_and_in():
                 page.click("#sign-out")

@@ -40,6 +40,9 @@ pub struct Facts {
     pub disk_path: String,
     pub disk_total: u64,
     pub disk_free: u64,
+    /// TCP/UDP ports something listens on (any process), for port-conflict checks.
+    #[serde(default)]
+    pub ports: Vec<u16>,
     pub docker: Option<DockerFacts>,
 }
 
@@ -87,6 +90,11 @@ echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 p="$1"; [ -e "$p" ] || p=/
 df -Pk "$p" | awk -v p="$p" 'NR==2 {print "disk_path=" p; print "disk_total_kb=" $2; print "disk_free_kb=" $4}'
+printf 'ports='
+for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") { n = split($2, a, ":"); print a[n] }' /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | sort -u); do
+  printf '%d ' "0x$h"
+done
+echo
 "#;
 
 fn parse_facts(text: &str) -> Facts {
@@ -107,6 +115,12 @@ fn parse_facts(text: &str) -> Facts {
         disk_path: kv.get("disk_path").unwrap_or(&"").to_string(),
         disk_total: num("disk_total_kb") * 1024,
         disk_free: num("disk_free_kb") * 1024,
+        ports: {
+            let mut p: Vec<u16> = kv.get("ports").map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+            p.sort_unstable();
+            p.dedup();
+            p
+        },
         docker: None,
     }
 }
@@ -296,13 +310,14 @@ mod tests {
 
     #[test]
     fn parses_facts() {
-        let f = parse_facts("hostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n");
+        let f = parse_facts("ports=8080 22 22 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n");
         assert_eq!(f.hostname, "pi-4");
         assert_eq!(f.cores, 4);
         assert_eq!(f.mem_total, 1024 * 1024);
         assert_eq!(f.load, [0.5, 0.25, 0.1]);
         assert_eq!(f.uptime_secs, 12);
         assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(f.ports, vec![22, 8080]);
     }
 
     #[test]

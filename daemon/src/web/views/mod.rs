@@ -1,6 +1,7 @@
 //! Server-rendered views. A page is a partial (the content) wrapped in the layout for normal
 //! navigations; htmx requests get the partial alone plus an out-of-band nav update.
 
+pub mod apps;
 pub mod auth;
 pub mod devices;
 pub mod pages;

@@ -59,17 +59,6 @@ fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
     page(ctx, section, title, e.render()?)
 }
 
-pub async fn apps(ctx: Ctx) -> Result<Response, WebError> {
-    empty(&ctx, Section::Apps, Empty {
-        title: "Apps",
-        lead: "Install apps with one click; Homelab picks the best device and explains why.",
-        icon: Section::Apps.icon(),
-        empty_heading: "No apps installed",
-        empty_text: "Photos, passwords, media, files, smart home: pick an app and Homelab sets it up on the device that suits it best, with its own address on your network.",
-        next_step: "Add a device first: apps need somewhere to run.",
-    })
-}
-
 pub async fn network(ctx: Ctx) -> Result<Response, WebError> {
     empty(&ctx, Section::Network, Empty {
         title: "Network",
