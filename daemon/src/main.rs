@@ -31,8 +31,9 @@ struct RunArgs {
     /// Seconds between health checks of every device.
     #[arg(long, env = "HOMELAB_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     poll_interval: u64,
-    /// Announce homelab.local on the LAN over mDNS.
-    #[arg(long, env = "HOMELAB_MDNS", value_enum, default_value_t = Switch::On, global = true)]
+    /// Announce homelab.local on the LAN over mDNS. Off by default so a development daemon never
+    /// claims the name of a real box on the same network; the appliance turns it on.
+    #[arg(long, env = "HOMELAB_MDNS", value_enum, default_value_t = Switch::Off, global = true)]
     mdns: Switch,
     /// Interfaces for mDNS (comma-separated); default: every non-virtual interface.
     #[arg(long = "mdns-interface", env = "HOMELAB_MDNS_INTERFACES", value_delimiter = ',', global = true)]
