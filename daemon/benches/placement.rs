@@ -24,14 +24,26 @@ fn main() {
             name: format!("device-{i:05}"),
             online: i % 17 != 0,
             docker_ok: i % 23 != 0,
-            arch: if i % 3 == 0 { "aarch64".into() } else { "x86_64".into() },
+            arch: if i % 3 == 0 {
+                "aarch64".into()
+            } else {
+                "x86_64".into()
+            },
             mem_available: ((i % 32) as u64 + 1) << 30,
             disk_free: ((i % 500) as u64 + 1) << 30,
             cores: (i % 16) as u32 + 1,
             load1: (i % 10) as f64 / 3.0,
             uptime: (i % 100) as f64 / 100.0,
-            used_ports: if i % 11 == 0 { vec![22, 2283] } else { vec![22, 80] },
-            apps: if i % 13 == 0 { vec!["immich".into()] } else { vec![] },
+            used_ports: if i % 11 == 0 {
+                vec![22, 2283]
+            } else {
+                vec![22, 80]
+            },
+            apps: if i % 13 == 0 {
+                vec!["immich".into()]
+            } else {
+                vec![]
+            },
         })
         .collect();
     let runs = 50;
@@ -46,5 +58,9 @@ fn main() {
         best = best.min(took);
         total += took;
     }
-    println!("placement: 10000 devices, {runs} runs: mean {:.2} ms, best {:.2} ms", total.as_secs_f64() * 1000.0 / runs as f64, best.as_secs_f64() * 1000.0);
+    println!(
+        "placement: 10000 devices, {runs} runs: mean {:.2} ms, best {:.2} ms",
+        total.as_secs_f64() * 1000.0 / runs as f64,
+        best.as_secs_f64() * 1000.0
+    );
 }

@@ -30,7 +30,10 @@ pub enum RunError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("cannot use the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -73,17 +76,36 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     .await
     .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let vault = Arc::new(vault);
-    let auth = Arc::new(Auth::new(store.clone(), vault.clone(), config.claim_window, config.session_idle_timeout));
+    let auth = Arc::new(Auth::new(
+        store.clone(),
+        vault.clone(),
+        config.claim_window,
+        config.session_idle_timeout,
+    ));
     let events = EventBus::default();
     let devices = Arc::new(Devices::new(store.clone(), vault.clone(), events.clone()));
     // User recipes live beside the database; built-in ones are in the binary.
-    let catalog = Arc::new(crate::catalog::Catalog::load(Some(&config.data_dir.join("recipes"))));
-    Ok(Runtime { config, store, vault, auth, events, tls, devices, catalog })
+    let catalog = Arc::new(crate::catalog::Catalog::load(Some(
+        &config.data_dir.join("recipes"),
+    )));
+    Ok(Runtime {
+        config,
+        store,
+        vault,
+        auth,
+        events,
+        tls,
+        devices,
+        catalog,
+    })
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
-    let err = |source| RunError::DataDir { path: dir.display().to_string(), source };
+    let err = |source| RunError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(err)?;
     // The database holds sealed secrets and session hashes: nobody else needs to list it.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
@@ -142,10 +164,15 @@ pub async fn run(
         }
     });
 
-    rt.devices.clone().spawn_poller(rt.config.poll_interval, stop_rx.clone());
+    rt.devices
+        .clone()
+        .spawn_poller(rt.config.poll_interval, stop_rx.clone());
     // Discovery is a convenience: without it the box still works by IP (say so and carry on).
     let _announcer = if rt.config.mdns {
-        match crate::discovery::Announcer::start(http_addr.port(), rt.config.mdns_interfaces.as_deref()) {
+        match crate::discovery::Announcer::start(
+            http_addr.port(),
+            rt.config.mdns_interfaces.as_deref(),
+        ) {
             Ok(a) => Some(a),
             Err(e) => {
                 tracing::warn!(error = %e, "not announcing homelab.local; open the box by its IP address");

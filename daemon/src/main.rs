@@ -20,13 +20,23 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Address for plain HTTP.
-    #[arg(long, env = "HOMELAB_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "HOMELAB_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     listen: SocketAddr,
     /// Address for HTTPS (e.g. 0.0.0.0:443 on the appliance); off when not given.
     #[arg(long, env = "HOMELAB_TLS_LISTEN", global = true)]
     tls_listen: Option<SocketAddr>,
     /// Data directory: database, vault key, certificate.
-    #[arg(long = "data", env = "HOMELAB_DATA", default_value = "./data", global = true)]
+    #[arg(
+        long = "data",
+        env = "HOMELAB_DATA",
+        default_value = "./data",
+        global = true
+    )]
     data: PathBuf,
     /// Seconds between health checks of every device.
     #[arg(long, env = "HOMELAB_POLL_INTERVAL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
@@ -36,7 +46,12 @@ struct RunArgs {
     #[arg(long, env = "HOMELAB_MDNS", value_enum, default_value_t = Switch::Off, global = true)]
     mdns: Switch,
     /// Interfaces for mDNS (comma-separated); default: every non-virtual interface.
-    #[arg(long = "mdns-interface", env = "HOMELAB_MDNS_INTERFACES", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "mdns-interface",
+        env = "HOMELAB_MDNS_INTERFACES",
+        value_delimiter = ',',
+        global = true
+    )]
     mdns_interfaces: Vec<String>,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
@@ -85,7 +100,10 @@ fn main() -> ExitCode {
         Command::SetupCode => {
             telemetry::init_quiet();
             let config = config(&args);
-            match runtime().and_then(|rt| rt.block_on(homelabd::setup_code(config)).map_err(|e| e.to_string())) {
+            match runtime().and_then(|rt| {
+                rt.block_on(homelabd::setup_code(config))
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(Some(code)) => {
                     println!("{code}");
                     ExitCode::SUCCESS
@@ -127,19 +145,26 @@ fn config(args: &RunArgs) -> Config {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 async fn serve(args: RunArgs) -> Result<(), String> {
     let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
     let http = bind(args.listen).await?;
     let https = match args.tls_listen {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
-    homelabd::run(config(&args), Listeners { http, https }, shutdown_signal()).await.map_err(|e| e.to_string())
+    homelabd::run(config(&args), Listeners { http, https }, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).

@@ -13,7 +13,17 @@ async fn add(s: &TestServer, session: &Session, name: &str, device: &str) {
     let pw = lab::password();
     let ip = lab::ip(device);
     let res = s
-        .post_htmx("/devices", session, &[("name", name), ("host", ip.as_str()), ("username", "homelab"), ("method", "password"), ("password", pw.as_str())])
+        .post_htmx(
+            "/devices",
+            session,
+            &[
+                ("name", name),
+                ("host", ip.as_str()),
+                ("username", "homelab"),
+                ("method", "password"),
+                ("password", pw.as_str()),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
@@ -24,27 +34,71 @@ async fn catalog_search_categories_and_placement_with_reasons() {
     let (session, _) = s.claim().await;
 
     let page = s.get("/apps", &session).await.text().await.unwrap();
-    for name in ["Vaultwarden", "Immich", "Jellyfin", "Nextcloud", "Home Assistant", "AdGuard Home", "NGINX Proxy Manager", "Portainer", "Uptime Kuma", "Paperless-ngx"] {
+    for name in [
+        "Vaultwarden",
+        "Immich",
+        "Jellyfin",
+        "Nextcloud",
+        "Home Assistant",
+        "AdGuard Home",
+        "NGINX Proxy Manager",
+        "Portainer",
+        "Uptime Kuma",
+        "Paperless-ngx",
+    ] {
         assert!(page.contains(name), "{name} in the catalog");
     }
-    let photos = s.get_text_with("/apps/grid?q=photos", &session, &[("hx-request", "true")]).await;
-    assert!(photos.contains("data-app=\"immich\"") && !photos.contains("data-app=\"vaultwarden\""), "{photos}");
-    let network = s.get("/apps?category=Network", &session).await.text().await.unwrap();
-    assert!(network.contains("data-app=\"adguard-home\"") && network.contains("data-app=\"nginx-proxy-manager\"") && !network.contains("data-app=\"immich\""));
-    let none = s.get_text_with("/apps/grid?q=zzzz", &session, &[("hx-request", "true")]).await;
+    let photos = s
+        .get_text_with("/apps/grid?q=photos", &session, &[("hx-request", "true")])
+        .await;
+    assert!(
+        photos.contains("data-app=\"immich\"") && !photos.contains("data-app=\"vaultwarden\""),
+        "{photos}"
+    );
+    let network = s
+        .get("/apps?category=Network", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        network.contains("data-app=\"adguard-home\"")
+            && network.contains("data-app=\"nginx-proxy-manager\"")
+            && !network.contains("data-app=\"immich\"")
+    );
+    let none = s
+        .get_text_with("/apps/grid?q=zzzz", &session, &[("hx-request", "true")])
+        .await;
     assert!(none.contains("No app matches"));
     let icon = s.get("/apps/vaultwarden/icon.svg", &session).await;
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 
     // No devices: the app page says what to do first.
-    let vw = s.get("/apps/vaultwarden", &session).await.text().await.unwrap();
+    let vw = s
+        .get("/apps/vaultwarden", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(vw.contains("Add a device first"));
 
     add(&s, &session, "Big", "server-01").await;
     add(&s, &session, "Pi", "pi-4").await;
     // Something else takes Vaultwarden's port on the Pi.
     let cname = format!("port-taker-{}", std::process::id());
-    lab::exec("pi-4", &["docker", "run", "-d", "--name", &cname, "-p", "8222:8080", "homelab-lab/http-stub:1"]);
+    lab::exec(
+        "pi-4",
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            &cname,
+            "-p",
+            "8222:8080",
+            "homelab-lab/http-stub:1",
+        ],
+    );
     struct Cleanup(String);
     impl Drop for Cleanup {
         fn drop(&mut self) {
@@ -56,19 +110,38 @@ async fn catalog_search_categories_and_placement_with_reasons() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let vw = loop {
         // "Check now" re-reads every device, listening ports included.
-        assert_eq!(s.post_htmx("/devices/1/refresh", &session, &[]).await.status(), 200);
-        let vw = s.get("/apps/vaultwarden", &session).await.text().await.unwrap();
+        assert_eq!(
+            s.post_htmx("/devices/1/refresh", &session, &[])
+                .await
+                .status(),
+            200
+        );
+        let vw = s
+            .get("/apps/vaultwarden", &session)
+            .await
+            .text()
+            .await
+            .unwrap();
         // Both devices checked: the Pi refused for its port, the big one recommended.
         if vw.contains("port 8222 is already in use there") && vw.contains("<li class=\"best\">") {
             break vw;
         }
-        assert!(Instant::now() < deadline, "the port conflict and a recommendation never showed: {vw}");
+        assert!(
+            Instant::now() < deadline,
+            "the port conflict and a recommendation never showed: {vw}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let best = extract_between(&vw, "<li class=\"best\">", "</li>").unwrap();
-    assert!(best.contains("Big") && best.contains("best match") && best.contains("Recommended"), "{best}");
+    assert!(
+        best.contains("Big") && best.contains("best match") && best.contains("Recommended"),
+        "{best}"
+    );
 
     // Immich needs 4 GB of RAM; the Pi has 3 GB available.
     let immich = s.get("/apps/immich", &session).await.text().await.unwrap();
-    assert!(immich.contains("Disqualified: needs 4.0 GB RAM, 3.0 GB free."), "{immich}");
+    assert!(
+        immich.contains("Disqualified: needs 4.0 GB RAM, 3.0 GB free."),
+        "{immich}"
+    );
 }

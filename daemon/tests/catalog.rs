@@ -8,8 +8,16 @@ mod common;
 use homelabd::catalog::{Catalog, Recipe, Source};
 
 const SEED_APPS: [&str; 10] = [
-    "adguard-home", "home-assistant", "immich", "jellyfin", "nextcloud",
-    "nginx-proxy-manager", "paperless-ngx", "portainer", "uptime-kuma", "vaultwarden",
+    "adguard-home",
+    "home-assistant",
+    "immich",
+    "jellyfin",
+    "nextcloud",
+    "nginx-proxy-manager",
+    "paperless-ngx",
+    "portainer",
+    "uptime-kuma",
+    "vaultwarden",
 ];
 
 #[test]
@@ -19,11 +27,22 @@ fn all_seed_recipes_load_and_validate() {
     let slugs: Vec<&str> = c.recipes.keys().map(String::as_str).collect();
     assert_eq!(slugs, SEED_APPS);
     for r in c.recipes.values() {
-        assert!(r.icon_svg.starts_with("<svg"), "{} has an icon", r.manifest.slug);
-        assert!(!r.manifest.data_volumes.is_empty(), "{} says where user data lives", r.manifest.slug);
+        assert!(
+            r.icon_svg.starts_with("<svg"),
+            "{} has an icon",
+            r.manifest.slug
+        );
+        assert!(
+            !r.manifest.data_volumes.is_empty(),
+            "{} says where user data lives",
+            r.manifest.slug
+        );
         for svc in r.compose.services.0.values().flatten() {
             let image = svc.image.as_deref().unwrap();
-            assert!(!image.ends_with(":latest") && image.contains(':'), "{image}");
+            assert!(
+                !image.ends_with(":latest") && image.contains(':'),
+                "{image}"
+            );
         }
     }
     // Facts the rest of the product relies on.
@@ -35,9 +54,24 @@ fn all_seed_recipes_load_and_validate() {
     let ag = &c.recipes["adguard-home"];
     assert_eq!(ag.host_ports(&ag.default_values()), vec![53, 3000]);
     let immich = &c.recipes["immich"];
-    assert_eq!(immich.compose.services.0.len(), 4, "server, machine learning, redis, database");
-    assert_eq!(immich.manifest.database.as_ref().unwrap().engine, "postgres");
-    assert_eq!(c.recipes["nextcloud"].manifest.database.as_ref().unwrap().engine, "mariadb");
+    assert_eq!(
+        immich.compose.services.0.len(),
+        4,
+        "server, machine learning, redis, database"
+    );
+    assert_eq!(
+        immich.manifest.database.as_ref().unwrap().engine,
+        "postgres"
+    );
+    assert_eq!(
+        c.recipes["nextcloud"]
+            .manifest
+            .database
+            .as_ref()
+            .unwrap()
+            .engine,
+        "mariadb"
+    );
 }
 
 const GOOD_MANIFEST: &str = r#"
@@ -69,27 +103,85 @@ volumes:
 "#;
 
 fn parse(manifest: &str, compose: &str) -> Result<Recipe, String> {
-    Recipe::parse("recipes/test-app", manifest, compose, None, Source::User).map_err(|e| e.to_string())
+    Recipe::parse("recipes/test-app", manifest, compose, None, Source::User)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
 fn broken_recipes_are_refused_naming_file_and_field() {
     assert!(parse(GOOD_MANIFEST, GOOD_COMPOSE).is_ok());
     let cases = [
-        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("http-stub:1", "http-stub:latest"), "compose.yaml", "must not use :latest"),
-        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("http-stub:1", "http-stub"), "compose.yaml", "pinned to a version tag"),
-        (GOOD_MANIFEST.to_string(), GOOD_COMPOSE.replace("${HTTP_PORT}", "${UNDECLARED}"), "compose.yaml", "${UNDECLARED} is used"),
-        (GOOD_MANIFEST.replace("service: web", "service: nope"), GOOD_COMPOSE.to_string(), "manifest.yaml", "web.service “nope”"),
-        (GOOD_MANIFEST.replace("data_volumes: [data]", "data_volumes: [other]"), GOOD_COMPOSE.to_string(), "manifest.yaml", "data_volumes: “other”"),
-        (GOOD_MANIFEST.replace("ram_min_mb: 64", "ram_min_mb: 640"), GOOD_COMPOSE.to_string(), "manifest.yaml", "ram_min_mb"),
-        (GOOD_MANIFEST.replace("[amd64]", "[sparc]"), GOOD_COMPOSE.to_string(), "manifest.yaml", "unknown “sparc”"),
-        (GOOD_MANIFEST.replace("slug: test-app", "slug: other"), GOOD_COMPOSE.to_string(), "manifest.yaml", "match the folder"),
-        (GOOD_MANIFEST.replace("category: Tools\n", "category: Tools\nsurprise: 1\n"), GOOD_COMPOSE.to_string(), "manifest.yaml", "surprise"),
-        (GOOD_MANIFEST.replace("\"18080\"", "\"eighty\""), GOOD_COMPOSE.to_string(), "compose.yaml", "not a number"),
-        (GOOD_MANIFEST.to_string(), "services: [".to_string(), "compose.yaml", ""),
+        (
+            GOOD_MANIFEST.to_string(),
+            GOOD_COMPOSE.replace("http-stub:1", "http-stub:latest"),
+            "compose.yaml",
+            "must not use :latest",
+        ),
+        (
+            GOOD_MANIFEST.to_string(),
+            GOOD_COMPOSE.replace("http-stub:1", "http-stub"),
+            "compose.yaml",
+            "pinned to a version tag",
+        ),
+        (
+            GOOD_MANIFEST.to_string(),
+            GOOD_COMPOSE.replace("${HTTP_PORT}", "${UNDECLARED}"),
+            "compose.yaml",
+            "${UNDECLARED} is used",
+        ),
+        (
+            GOOD_MANIFEST.replace("service: web", "service: nope"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "web.service “nope”",
+        ),
+        (
+            GOOD_MANIFEST.replace("data_volumes: [data]", "data_volumes: [other]"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "data_volumes: “other”",
+        ),
+        (
+            GOOD_MANIFEST.replace("ram_min_mb: 64", "ram_min_mb: 640"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "ram_min_mb",
+        ),
+        (
+            GOOD_MANIFEST.replace("[amd64]", "[sparc]"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "unknown “sparc”",
+        ),
+        (
+            GOOD_MANIFEST.replace("slug: test-app", "slug: other"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "match the folder",
+        ),
+        (
+            GOOD_MANIFEST.replace("category: Tools\n", "category: Tools\nsurprise: 1\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "surprise",
+        ),
+        (
+            GOOD_MANIFEST.replace("\"18080\"", "\"eighty\""),
+            GOOD_COMPOSE.to_string(),
+            "compose.yaml",
+            "not a number",
+        ),
+        (
+            GOOD_MANIFEST.to_string(),
+            "services: [".to_string(),
+            "compose.yaml",
+            "",
+        ),
     ];
     for (m, c, file, words) in cases {
-        let e = parse(&m, &c).err().unwrap_or_else(|| panic!("accepted a broken recipe expecting “{words}”"));
+        let e = parse(&m, &c)
+            .err()
+            .unwrap_or_else(|| panic!("accepted a broken recipe expecting “{words}”"));
         assert!(e.starts_with(&format!("recipes/test-app/{file}")), "{e}");
         assert!(e.contains(words), "expected “{words}” in: {e}");
     }
@@ -104,7 +196,8 @@ fn user_recipes_add_and_override_and_bad_ones_are_reported() {
     // An override of a built-in app.
     let vw = Catalog::load(None).recipes["vaultwarden"].clone();
     std::fs::create_dir_all(dir.join("vaultwarden")).unwrap();
-    let manifest = include_str!("../../recipes/vaultwarden/manifest.yaml").replace("name: Vaultwarden", "name: My Vaultwarden");
+    let manifest = include_str!("../../recipes/vaultwarden/manifest.yaml")
+        .replace("name: Vaultwarden", "name: My Vaultwarden");
     std::fs::write(dir.join("vaultwarden/manifest.yaml"), manifest).unwrap();
     std::fs::write(dir.join("vaultwarden/compose.yaml"), &vw.compose_text).unwrap();
     // A broken one.
@@ -116,5 +209,9 @@ fn user_recipes_add_and_override_and_bad_ones_are_reported() {
     assert_eq!(c.recipes["test-app"].source, Source::User);
     assert_eq!(c.recipes["vaultwarden"].manifest.name, "My Vaultwarden");
     assert_eq!(c.problems.len(), 1);
-    assert!(c.problems[0].to_string().contains("broken"), "{}", c.problems[0]);
+    assert!(
+        c.problems[0].to_string().contains("broken"),
+        "{}",
+        c.problems[0]
+    );
 }

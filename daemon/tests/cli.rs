@@ -12,7 +12,11 @@ use common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_homelabd");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Daemon {
@@ -46,26 +50,45 @@ fn spawn(name: &str, data: &std::path::Path) -> Daemon {
     let d = Daemon { child, log, listen };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !healthcheck(&d.listen) {
-        assert!(Instant::now() < deadline, "daemon did not come up: {}", std::fs::read_to_string(&d.log).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not come up: {}",
+            std::fs::read_to_string(&d.log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     d
 }
 
 fn healthcheck(listen: &str) -> bool {
-    Command::new(BIN).args(["healthcheck", "--listen", listen]).output().unwrap().status.success()
+    Command::new(BIN)
+        .args(["healthcheck", "--listen", listen])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 #[test]
 fn version_subcommand() {
     let out = Command::new(BIN).arg("version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("homelabd {}", homelabd::VERSION));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("homelabd {}", homelabd::VERSION)
+    );
 }
 
 #[test]
 fn healthcheck_fails_when_nothing_listens() {
-    let out = Command::new(BIN).args(["healthcheck", "--listen", &format!("127.0.0.1:{}", free_port())]).output().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not healthy"));
 }
@@ -76,42 +99,77 @@ async fn runs_logs_json_prints_the_setup_code_and_stops_gracefully_on_sigterm() 
     let mut d = spawn("run", &data);
 
     // setup-code prints the code the daemon logged at start.
-    let out = Command::new(BIN).args(["setup-code", "--data"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["setup-code", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let code = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(code.len(), 9);
     let log = std::fs::read_to_string(&d.log).unwrap();
-    assert!(log.contains(&format!("\"setup_code\":\"{code}\"")), "start log names the code");
+    assert!(
+        log.contains(&format!("\"setup_code\":\"{code}\"")),
+        "start log names the code"
+    );
     let fingerprint_logged = log.lines().any(|l| l.contains("\"fingerprint\":"));
     assert!(fingerprint_logged);
 
     // Claim, then hold an event stream open while the daemon is told to stop.
     let client = client();
     let base = format!("http://{}", d.listen);
-    let cookie = claim_at(&client, &base, "cli").await.split(';').next().unwrap().to_string();
-    let stream = client.get(format!("{base}/events")).header("cookie", &cookie).send().await.unwrap();
+    let cookie = claim_at(&client, &base, "cli")
+        .await
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let stream = client
+        .get(format!("{base}/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stream.status(), 200);
 
     // Every line is JSON, and request lines carry their request id.
     let log = std::fs::read_to_string(&d.log).unwrap();
     for line in log.lines() {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
-    assert!(log.lines().any(|l| l.contains("\"path\":\"/setup\"") && l.contains("\"id\":")));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"path\":\"/setup\"") && l.contains("\"id\":"))
+    );
 
     // Once claimed, setup-code says so.
-    let out = Command::new(BIN).args(["setup-code", "--data"]).arg(&data).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["setup-code", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already set up"));
 
     let started = Instant::now();
-    let status = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = loop {
         if let Some(s) = d.child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "daemon did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "daemon did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "exit status {exit}");

@@ -12,7 +12,14 @@ use common::*;
 
 /// The add-device form as a browser sends it.
 fn form<'a>(name: &'a str, host: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![("name", name), ("host", host), ("port", "22"), ("username", "homelab"), ("method", "password"), ("password", password)]
+    vec![
+        ("name", name),
+        ("host", host),
+        ("port", "22"),
+        ("username", "homelab"),
+        ("method", "password"),
+        ("password", password),
+    ]
 }
 
 async fn signed_in(opts: Options) -> (TestServer, Session) {
@@ -25,23 +32,46 @@ async fn signed_in(opts: Options) -> (TestServer, Session) {
 async fn add(s: &TestServer, session: &Session, name: &str, device: &str) -> i64 {
     let pw = lab::password();
     let ip = lab::ip(device);
-    let res = s.post_htmx("/devices", session, &form(name, &ip, &pw)).await;
+    let res = s
+        .post_htmx("/devices", session, &form(name, &ip, &pw))
+        .await;
     let status = res.status();
-    let redirect = res.headers().get("hx-redirect").map(|v| v.to_str().unwrap().to_string());
+    let redirect = res
+        .headers()
+        .get("hx-redirect")
+        .map(|v| v.to_str().unwrap().to_string());
     let body = res.text().await.unwrap();
     assert_eq!(status, 200, "adding {device} failed: {body}");
-    redirect.unwrap().trim_start_matches("/devices/").parse().unwrap()
+    redirect
+        .unwrap()
+        .trim_start_matches("/devices/")
+        .parse()
+        .unwrap()
 }
 
 /// Polls a device's page until `pred` holds (deadline), pressing "Check now" each time.
-async fn wait_page(s: &TestServer, session: &Session, id: i64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+async fn wait_page(
+    s: &TestServer,
+    session: &Session,
+    id: i64,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let page = s.post_htmx(&format!("/devices/{id}/refresh"), session, &[]).await.text().await.unwrap();
+        let page = s
+            .post_htmx(&format!("/devices/{id}/refresh"), session, &[])
+            .await
+            .text()
+            .await
+            .unwrap();
         if pred(&page) {
             return page;
         }
-        assert!(Instant::now() < deadline, "device {id} never became {what}: {page}");
+        assert!(
+            Instant::now() < deadline,
+            "device {id} never became {what}: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -55,22 +85,39 @@ async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
     let (s, session) = signed_in(Options::new("adopt")).await;
     let id = add(&s, &session, "Server One", "server-01").await;
     let keys = authorized_keys("server-01");
-    let ours: Vec<&str> = keys.lines().filter(|l| l.contains("device:Server-One")).collect();
+    let ours: Vec<&str> = keys
+        .lines()
+        .filter(|l| l.contains("device:Server-One"))
+        .collect();
     assert!(!ours.is_empty(), "our key is in authorized_keys: {keys}");
     assert!(ours[0].starts_with("ssh-ed25519 ") && ours[0].contains("homelab-controller@"));
 
     // Only our private key is kept, sealed; the password is forgotten.
     {
-        let db = rusqlite::Connection::open_with_flags(s.data.join("homelab.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let mut stmt = db.prepare("SELECT purpose FROM secrets WHERE owner = ?1 ORDER BY purpose").unwrap();
-        let purposes: Vec<String> = stmt.query_map([format!("device:{id}")], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let db = rusqlite::Connection::open_with_flags(
+            s.data.join("homelab.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut stmt = db
+            .prepare("SELECT purpose FROM secrets WHERE owner = ?1 ORDER BY purpose")
+            .unwrap();
+        let purposes: Vec<String> = stmt
+            .query_map([format!("device:{id}")], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(purposes, vec!["ssh-key".to_string()]);
     }
     // The page shows the device online with its figures, read over key login.
     let page = wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
     assert!(page.contains("Server One"));
-    let sshd_log = std::fs::read_to_string("/var/tmp/homelab-lab/dev/server-01/sshd.log").unwrap_or_default();
-    assert!(sshd_log.contains("Accepted publickey for homelab"), "later logins use the key");
+    let sshd_log =
+        std::fs::read_to_string("/var/tmp/homelab-lab/dev/server-01/sshd.log").unwrap_or_default();
+    assert!(
+        sshd_log.contains("Accepted publickey for homelab"),
+        "later logins use the key"
+    );
 
     // The dashboard counts it.
     let dash = s.get("/", &session).await.text().await.unwrap();
@@ -78,18 +125,45 @@ async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
 
     // Adding the same address again is refused and says under which name it exists.
     let pw = lab::password();
-    let res = s.post_htmx("/devices", &session, &form("Again", &lab::ip("server-01"), &pw)).await;
+    let res = s
+        .post_htmx(
+            "/devices",
+            &session,
+            &form("Again", &lab::ip("server-01"), &pw),
+        )
+        .await;
     assert_eq!(res.status(), 409);
-    assert!(res.text().await.unwrap().contains("already added as “Server One”"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("already added as “Server One”")
+    );
 
     // Removing with clean-up takes exactly our line out again.
-    let res = s.post_htmx(&format!("/devices/{id}/remove"), &session, &[("clean", "on")]).await;
+    let res = s
+        .post_htmx(
+            &format!("/devices/{id}/remove"),
+            &session,
+            &[("clean", "on")],
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let after = authorized_keys("server-01");
     assert!(!after.contains(ours[0]), "our line was removed");
-    assert!(!s.get("/devices/cards", &session).await.text().await.unwrap().contains("Server One"));
+    assert!(
+        !s.get("/devices/cards", &session)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Server One")
+    );
     let audit = s.get("/settings", &session).await.text().await.unwrap();
-    assert!(audit.contains("Added device “Server One”") && audit.contains("Removed device “Server One”"));
+    assert!(
+        audit.contains("Added device “Server One”")
+            && audit.contains("Removed device “Server One”")
+    );
 }
 
 #[tokio::test]
@@ -98,35 +172,90 @@ async fn each_connection_problem_is_explained() {
     let pw = lab::password();
     let server = lab::ip("server-01");
     let cases = [
-        (form("A", &server, "wrong-password-for-sure"), "wrong password or key"),
-        (vec![("name", "B"), ("host", server.as_str()), ("port", "2222"), ("username", "homelab"), ("method", "password"), ("password", pw.as_str())], "remote login (SSH) is not enabled"),
+        (
+            form("A", &server, "wrong-password-for-sure"),
+            "wrong password or key",
+        ),
+        (
+            vec![
+                ("name", "B"),
+                ("host", server.as_str()),
+                ("port", "2222"),
+                ("username", "homelab"),
+                ("method", "password"),
+                ("password", pw.as_str()),
+            ],
+            "remote login (SSH) is not enabled",
+        ),
         (form("C", "10.88.0.99", &pw), "powered on"),
     ];
     for (f, expected) in cases {
         let res = s.post_htmx("/devices/test", &session, &f).await;
         assert_eq!(res.status(), 200);
         let html = res.text().await.unwrap();
-        assert!(html.contains("Not ready yet") && html.contains(expected), "expected “{expected}” in {html}");
+        assert!(
+            html.contains("Not ready yet") && html.contains(expected),
+            "expected “{expected}” in {html}"
+        );
         assert!(html.contains("Try again"));
         // Adding fails the same way and creates nothing.
         let res = s.post_htmx("/devices", &session, &f).await;
         assert_eq!(res.status(), 422);
     }
-    assert!(s.get("/devices", &session).await.text().await.unwrap().contains("No devices yet"));
+    assert!(
+        s.get("/devices", &session)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("No devices yet")
+    );
     // A good test passes every check.
-    let html = s.post_htmx("/devices/test", &session, &form("E", &server, &pw)).await.text().await.unwrap();
+    let html = s
+        .post_htmx("/devices/test", &session, &form("E", &server, &pw))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Ready to add"), "{html}");
-    assert!(html.contains("Docker 20.") || html.contains("Docker 2"), "{html}");
+    assert!(
+        html.contains("Docker 20.") || html.contains("Docker 2"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
 async fn a_device_without_docker_is_reported_with_the_fix() {
     let (s, session) = signed_in(Options::new("no-docker")).await;
     let pw = lab::password();
-    let html = s.post_htmx("/devices/test", &session, &form("Bare", &lab::ip("bare-01"), &pw)).await.text().await.unwrap();
-    assert!(html.contains("Docker is not installed on this device."), "{html}");
-    assert!(html.contains("get.docker.com"), "the install command is shown");
-    assert_eq!(s.post_htmx("/devices", &session, &form("Bare", &lab::ip("bare-01"), &pw)).await.status(), 422);
+    let html = s
+        .post_htmx(
+            "/devices/test",
+            &session,
+            &form("Bare", &lab::ip("bare-01"), &pw),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Docker is not installed on this device."),
+        "{html}"
+    );
+    assert!(
+        html.contains("get.docker.com"),
+        "the install command is shown"
+    );
+    assert_eq!(
+        s.post_htmx(
+            "/devices",
+            &session,
+            &form("Bare", &lab::ip("bare-01"), &pw)
+        )
+        .await
+        .status(),
+        422
+    );
 }
 
 #[tokio::test]
@@ -135,10 +264,17 @@ async fn figures_match_the_devices_profile() {
     let id = add(&s, &session, "Big", "server-02").await;
     wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
     let token = {
-        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+            .await;
         s.api_token(&session, "figures").await
     };
-    let res = s.client.get(s.url(&format!("/api/v1/devices/{id}"))).header("authorization", format!("Bearer {token}")).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url(&format!("/api/v1/devices/{id}")))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let d: serde_json::Value = res.json().await.unwrap();
     let f = &d["facts"];
@@ -146,29 +282,87 @@ async fn figures_match_the_devices_profile() {
     assert_eq!(d["uptime_24h"], 1.0);
     assert_eq!(f["hostname"], "server-02");
     assert_eq!(f["cores"], 2);
-    assert!(f["ports"].as_array().unwrap().iter().any(|p| p == 22), "listening ports are seen: {}", f["ports"]);
+    assert!(
+        f["ports"].as_array().unwrap().iter().any(|p| p == 22),
+        "listening ports are seen: {}",
+        f["ports"]
+    );
     assert_eq!(f["mem_total"], 16384u64 * 1024 * 1024);
     let disk = f["disk_total"].as_u64().unwrap() as f64;
     let expected = 500.0 * 1024.0 * 1024.0 * 1024.0;
-    assert!((disk - expected).abs() / expected < 0.03, "disk {disk} vs 500 GB");
+    assert!(
+        (disk - expected).abs() / expected < 0.03,
+        "disk {disk} vs 500 GB"
+    );
     assert!(f["docker"]["version"].as_str().unwrap().starts_with("20."));
 
     // The device page lists its containers (advanced mode shows the image).
     let cname = format!("figures-{}", std::process::id());
-    lab::exec("server-02", &["docker", "run", "-d", "--name", &cname, "homelab-lab/http-stub:1"]);
-    let page = s.get(&format!("/devices/{id}"), &session).await.text().await.unwrap();
+    lab::exec(
+        "server-02",
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            &cname,
+            "homelab-lab/http-stub:1",
+        ],
+    );
+    let page = s
+        .get(&format!("/devices/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
     lab::exec("server-02", &["docker", "rm", "-f", &cname]);
-    assert!(page.contains(&cname) && page.contains("homelab-lab/http-stub:1"), "containers listed");
+    assert!(
+        page.contains(&cname) && page.contains("homelab-lab/http-stub:1"),
+        "containers listed"
+    );
 
     // Rename; moving to an address where another device answers is refused (its identity differs).
-    let res = s.post_htmx(&format!("/devices/{id}/edit"), &session, &[("name", "Big Two"), ("host", &lab::ip("server-02")), ("port", "22")]).await;
+    let res = s
+        .post_htmx(
+            &format!("/devices/{id}/edit"),
+            &session,
+            &[
+                ("name", "Big Two"),
+                ("host", &lab::ip("server-02")),
+                ("port", "22"),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("Big Two"));
-    let res = s.post_htmx(&format!("/devices/{id}/edit"), &session, &[("name", "Big Two"), ("host", &lab::ip("server-01")), ("port", "22")]).await;
+    let res = s
+        .post_htmx(
+            &format!("/devices/{id}/edit"),
+            &session,
+            &[
+                ("name", "Big Two"),
+                ("host", &lab::ip("server-01")),
+                ("port", "22"),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 502);
     assert!(res.text().await.unwrap().contains("different key"));
-    let d: serde_json::Value = s.client.get(s.url(&format!("/api/v1/devices/{id}"))).header("authorization", format!("Bearer {token}")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(d["host"], lab::ip("server-02"), "a refused move changes nothing");
+    let d: serde_json::Value = s
+        .client
+        .get(s.url(&format!("/api/v1/devices/{id}")))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["host"],
+        lab::ip("server-02"),
+        "a refused move changes nothing"
+    );
     assert_eq!(d["name"], "Big Two");
 }
 
@@ -183,7 +377,17 @@ async fn a_powered_off_device_goes_offline_and_comes_back() {
         let s_url = s.url("/devices/cards");
         let client = s.client.clone();
         let cookie = session.cookie.clone();
-        async move { client.get(s_url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+        async move {
+            client
+                .get(s_url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
     };
     while !cards(&s).await.contains("badge-online") {
         assert!(Instant::now() < deadline, "never online");
@@ -226,9 +430,14 @@ async fn a_changed_host_key_blocks_the_device_until_trusted() {
     let page = wait_page(&s, &session, id, "blocked", |p| p.contains("badge-blocked")).await;
     assert!(page.contains("This device's identity changed"));
     assert!(page.contains("trust the new key"));
-    let res = s.post_htmx(&format!("/devices/{id}/trust-key"), &session, &[]).await;
+    let res = s
+        .post_htmx(&format!("/devices/{id}/trust-key"), &session, &[])
+        .await;
     assert_eq!(res.status(), 200);
-    wait_page(&s, &session, id, "online again", |p| p.contains("badge-online")).await;
+    wait_page(&s, &session, id, "online again", |p| {
+        p.contains("badge-online")
+    })
+    .await;
     let audit = s.get("/settings", &session).await.text().await.unwrap();
     assert!(audit.contains("Trusted the new identity key of “NAS”"));
 }
@@ -259,18 +468,63 @@ async fn shell_metacharacters_in_user_fields_are_never_executed() {
         ];
         s.post_htmx("/devices/test", &session, &f).await;
         // Username and address are validated before anything is sent.
-        let res = s.post_htmx("/devices/test", &session, &[("name", "n"), ("host", server.as_str()), ("username", p.as_str()), ("method", "password"), ("password", pw.as_str())]).await;
+        let res = s
+            .post_htmx(
+                "/devices/test",
+                &session,
+                &[
+                    ("name", "n"),
+                    ("host", server.as_str()),
+                    ("username", p.as_str()),
+                    ("method", "password"),
+                    ("password", pw.as_str()),
+                ],
+            )
+            .await;
         assert_eq!(res.status(), 400);
-        let res = s.post_htmx("/devices/test", &session, &[("name", "n"), ("host", p.as_str()), ("username", "homelab"), ("method", "password"), ("password", pw.as_str())]).await;
+        let res = s
+            .post_htmx(
+                "/devices/test",
+                &session,
+                &[
+                    ("name", "n"),
+                    ("host", p.as_str()),
+                    ("username", "homelab"),
+                    ("method", "password"),
+                    ("password", pw.as_str()),
+                ],
+            )
+            .await;
         assert_eq!(res.status(), 400);
     }
     // A name full of metacharacters can even be adopted: it only ever travels as data.
     let name = format!("evil $(touch {canary}) `id`");
-    let res = s.post_htmx("/devices", &session, &form(&name, &server, &pw)).await;
+    let res = s
+        .post_htmx("/devices", &session, &form(&name, &server, &pw))
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    assert!(authorized_keys("server-01").lines().all(|l| l.starts_with("ssh-") || l.is_empty()), "one key per line");
-    assert!(!std::path::Path::new(&canary).exists(), "an injection ran on this machine");
-    assert_eq!(lab::exec("server-01", &["sh", "-c", &format!("test -e {canary} && echo FOUND || true")]).trim(), "");
+    assert!(
+        authorized_keys("server-01")
+            .lines()
+            .all(|l| l.starts_with("ssh-") || l.is_empty()),
+        "one key per line"
+    );
+    assert!(
+        !std::path::Path::new(&canary).exists(),
+        "an injection ran on this machine"
+    );
+    assert_eq!(
+        lab::exec(
+            "server-01",
+            &[
+                "sh",
+                "-c",
+                &format!("test -e {canary} && echo FOUND || true")
+            ]
+        )
+        .trim(),
+        ""
+    );
 }
 
 #[tokio::test]
@@ -282,14 +536,40 @@ async fn the_login_can_be_changed_to_a_users_own_key() {
         remember_secret(line);
     }
     // A wrong password changes nothing.
-    let res = s.post_htmx(&format!("/devices/{id}/login"), &session, &[("username", "homelab"), ("method", "password"), ("password", "wrong-password-here")]).await;
+    let res = s
+        .post_htmx(
+            &format!("/devices/{id}/login"),
+            &session,
+            &[
+                ("username", "homelab"),
+                ("method", "password"),
+                ("password", "wrong-password-here"),
+            ],
+        )
+        .await;
     assert!(res.status().is_client_error() || res.status().is_server_error());
     assert!(res.text().await.unwrap().contains("wrong password or key"));
     // The user's own key for root: proven against the pinned identity, then used by polls.
-    let res = s.post_htmx(&format!("/devices/{id}/login"), &session, &[("username", "root"), ("method", "key"), ("private_key", key.as_str())]).await;
+    let res = s
+        .post_htmx(
+            &format!("/devices/{id}/login"),
+            &session,
+            &[
+                ("username", "root"),
+                ("method", "key"),
+                ("private_key", key.as_str()),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let page = wait_page(&s, &session, id, "online as root", |p| p.contains("badge-online")).await;
-    assert!(page.contains("Homelab logs in as “root” with the key you gave it"), "{page}");
+    let page = wait_page(&s, &session, id, "online as root", |p| {
+        p.contains("badge-online")
+    })
+    .await;
+    assert!(
+        page.contains("Homelab logs in as “root” with the key you gave it"),
+        "{page}"
+    );
     let audit = s.get("/settings", &session).await.text().await.unwrap();
     assert!(audit.contains("Changed the login of “Login” (now “root”)"));
 }

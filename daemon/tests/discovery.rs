@@ -26,14 +26,31 @@ async fn homelab_local_resolves_and_the_scan_finds_announced_devices() {
             assert!(out.starts_with("homelab.local"), "{out}");
             break;
         }
-        assert!(Instant::now() < deadline, "Avahi never resolved homelab.local (last answer: {out:?})");
+        assert!(
+            Instant::now() < deadline,
+            "Avahi never resolved homelab.local (last answer: {out:?})"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     let html = s.get("/devices/scan", &session).await.text().await.unwrap();
-    let item = extract_between(&html, "data-address=\"10.88.0.11\"", "</li>").unwrap_or_else(|| panic!("server-01 not found: {html}"));
-    assert!(item.contains("server-01") && item.contains("Found by mDNS") && item.contains("remote login available"), "{item}");
-    assert!(item.contains("/devices/new?name=server-01&amp;host=10.88.0.11"), "the Add button pre-fills the form: {item}");
-    let form = s.get("/devices/new?name=server-01&host=10.88.0.11", &session).await.text().await.unwrap();
+    let item = extract_between(&html, "data-address=\"10.88.0.11\"", "</li>")
+        .unwrap_or_else(|| panic!("server-01 not found: {html}"));
+    assert!(
+        item.contains("server-01")
+            && item.contains("Found by mDNS")
+            && item.contains("remote login available"),
+        "{item}"
+    );
+    assert!(
+        item.contains("/devices/new?name=server-01&amp;host=10.88.0.11"),
+        "the Add button pre-fills the form: {item}"
+    );
+    let form = s
+        .get("/devices/new?name=server-01&host=10.88.0.11", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(form.contains("value=\"10.88.0.11\""));
 }

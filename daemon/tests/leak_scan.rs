@@ -9,7 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -35,13 +37,26 @@ fn no_secret_the_tests_used_is_stored_or_logged_in_plaintext() {
         }
     }
     // The suite must actually have produced material, or this check proves nothing.
-    assert!(secrets.len() >= 20, "only {} secrets recorded; did the suite run?", secrets.len());
+    assert!(
+        secrets.len() >= 20,
+        "only {} secrets recorded; did the suite run?",
+        secrets.len()
+    );
     let mut scanned = Vec::new();
     files_under(&root.join("data"), &mut scanned);
     files_under(&root.join("logs"), &mut scanned);
-    let dbs = scanned.iter().filter(|p| p.file_name().is_some_and(|n| n == "homelab.db")).count();
-    let logs = scanned.iter().filter(|p| p.extension().is_some_and(|e| e == "log")).count();
-    assert!(dbs >= 10 && logs >= 3, "too little to scan: {dbs} databases, {logs} logs");
+    let dbs = scanned
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "homelab.db"))
+        .count();
+    let logs = scanned
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .count();
+    assert!(
+        dbs >= 10 && logs >= 3,
+        "too little to scan: {dbs} databases, {logs} logs"
+    );
 
     let mut hits = Vec::new();
     let mut bytes_scanned = 0usize;
@@ -50,10 +65,24 @@ fn no_secret_the_tests_used_is_stored_or_logged_in_plaintext() {
         bytes_scanned += content.len();
         for s in &secrets {
             if content.windows(s.len()).any(|w| w == s.as_bytes()) {
-                hits.push(format!("{} contains a secret starting {:.6}…", file.display(), s));
+                hits.push(format!(
+                    "{} contains a secret starting {:.6}…",
+                    file.display(),
+                    s
+                ));
             }
         }
     }
-    println!("leak scan: {} secrets, {} files, {} bytes, {} hits", secrets.len(), scanned.len(), bytes_scanned, hits.len());
-    assert!(hits.is_empty(), "plaintext secrets found:\n{}", hits.join("\n"));
+    println!(
+        "leak scan: {} secrets, {} files, {} bytes, {} hits",
+        secrets.len(),
+        scanned.len(),
+        bytes_scanned,
+        hits.len()
+    );
+    assert!(
+        hits.is_empty(),
+        "plaintext secrets found:\n{}",
+        hits.join("\n")
+    );
 }

@@ -13,7 +13,10 @@ use reqwest::Method;
 
 /// Fills path parameters with plausible values.
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "1").replace("{slug}", "vaultwarden").replace("{*path}", "app.css").replace("{*rest}", "v1/nothing")
+    path.replace("{id}", "1")
+        .replace("{slug}", "vaultwarden")
+        .replace("{*path}", "app.css")
+        .replace("{*rest}", "v1/nothing")
 }
 
 #[tokio::test]
@@ -21,22 +24,50 @@ async fn every_non_public_route_refuses_anonymous_requests() {
     let s = start("routes-anon").await;
     s.claim().await;
     let table = route_table();
-    assert!(table.len() >= 20, "the route table is enumerated, not empty");
-    let public: Vec<_> = table.iter().filter(|r| r.access == Access::Public).map(|r| (r.method.as_str(), r.path)).collect();
+    assert!(
+        table.len() >= 20,
+        "the route table is enumerated, not empty"
+    );
+    let public: Vec<_> = table
+        .iter()
+        .filter(|r| r.access == Access::Public)
+        .map(|r| (r.method.as_str(), r.path))
+        .collect();
     // Exactly these are public: health, assets, and the setup/sign-in pages.
     assert_eq!(
         public,
-        vec![("GET", "/healthz"), ("GET", "/static/{*path}"), ("GET", "/setup"), ("POST", "/setup"), ("GET", "/login"), ("POST", "/login")]
+        vec![
+            ("GET", "/healthz"),
+            ("GET", "/static/{*path}"),
+            ("GET", "/setup"),
+            ("POST", "/setup"),
+            ("GET", "/login"),
+            ("POST", "/login")
+        ]
     );
     for route in table.iter().filter(|r| r.access != Access::Public) {
         let url = s.url(&concrete(route.path));
         let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
         // Same-origin, so only the missing credentials can be the reason for refusal.
-        let res = s.client.request(method, &url).headers(s.origin()).send().await.unwrap();
+        let res = s
+            .client
+            .request(method, &url)
+            .headers(s.origin())
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
-        let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        let refused = status == 401 || (status == 303 && location.as_deref().is_some_and(|l| l.starts_with("/login")));
-        assert!(refused, "{} {} answered {status} to an anonymous request", route.method, route.path);
+        let location = res
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let refused = status == 401
+            || (status == 303 && location.as_deref().is_some_and(|l| l.starts_with("/login")));
+        assert!(
+            refused,
+            "{} {} answered {status} to an anonymous request",
+            route.method, route.path
+        );
         // And a made-up session cookie or API token does not help.
         let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
         let res = s
@@ -48,24 +79,63 @@ async fn every_non_public_route_refuses_anonymous_requests() {
             .send()
             .await
             .unwrap();
-        assert!(matches!(res.status().as_u16(), 401 | 403), "{} {} accepted forged credentials", route.method, route.path);
+        assert!(
+            matches!(res.status().as_u16(), 401 | 403),
+            "{} {} accepted forged credentials",
+            route.method,
+            route.path
+        );
     }
 }
 
 #[tokio::test]
 async fn public_routes_answer_anonymous_requests() {
     let s = start("routes-public").await;
-    assert_eq!(s.client.get(s.url("/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    assert_eq!(
+        s.client
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
     let css = s.client.get(s.url("/static/app.css")).send().await.unwrap();
     assert_eq!(css.status(), 200);
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     let etag = css.headers()["etag"].clone();
-    let again = s.client.get(s.url("/static/app.css")).header("if-none-match", etag).send().await.unwrap();
+    let again = s
+        .client
+        .get(s.url("/static/app.css"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 304);
-    let htmx = s.client.get(s.url("/static/vendor/htmx/htmx-2.0.11.min.js")).send().await.unwrap();
+    let htmx = s
+        .client
+        .get(s.url("/static/vendor/htmx/htmx-2.0.11.min.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(htmx.status(), 200);
-    assert!(htmx.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-    assert_eq!(s.client.get(s.url("/static/nope.js")).send().await.unwrap().status(), 404);
+    assert!(
+        htmx.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(
+        s.client
+            .get(s.url("/static/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -73,7 +143,11 @@ async fn state_changes_need_the_csrf_token_and_our_origin() {
     let s = start("csrf").await;
     let (session, _) = s.claim().await;
     let post = |csrf: Option<&str>, origin: Option<&str>| {
-        let mut req = s.client.post(s.url("/settings/mode")).header("cookie", &session.cookie).form(&[("mode", "advanced")]);
+        let mut req = s
+            .client
+            .post(s.url("/settings/mode"))
+            .header("cookie", &session.cookie)
+            .form(&[("mode", "advanced")]);
         if let Some(c) = csrf {
             req = req.header("x-csrf-token", c);
         }
@@ -86,9 +160,27 @@ async fn state_changes_need_the_csrf_token_and_our_origin() {
     let res = post(None, Some(&ours)).await.unwrap();
     assert_eq!(res.status(), 403, "no token");
     assert!(res.text().await.unwrap().contains("security token"));
-    assert_eq!(post(Some("wrong-token"), Some(&ours)).await.unwrap().status(), 403, "wrong token");
-    assert_eq!(post(Some(&session.csrf), Some("http://evil.example")).await.unwrap().status(), 403, "foreign origin");
-    assert_eq!(post(Some(&session.csrf), None).await.unwrap().status(), 403, "no origin at all");
+    assert_eq!(
+        post(Some("wrong-token"), Some(&ours))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "wrong token"
+    );
+    assert_eq!(
+        post(Some(&session.csrf), Some("http://evil.example"))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "foreign origin"
+    );
+    assert_eq!(
+        post(Some(&session.csrf), None).await.unwrap().status(),
+        403,
+        "no origin at all"
+    );
     // A form field with the wrong token is refused too.
     let res = s
         .client
@@ -109,12 +201,16 @@ async fn state_changes_need_the_csrf_token_and_our_origin() {
     let page = s.get("/settings", &session).await.text().await.unwrap();
     assert!(page.contains("data-mode=\"advanced\""));
     // htmx gets a 200 asking for a full refresh (a redirect would be followed by the XHR).
-    let res = s.post_htmx("/settings/mode", &session, &[("mode", "basic")]).await;
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "basic")])
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["hx-refresh"], "true");
     let page = s.get("/settings", &session).await.text().await.unwrap();
     assert!(page.contains("data-mode=\"basic\""));
-    let res = s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
     assert_eq!(res.status(), 200);
     let page = s.get("/settings", &session).await.text().await.unwrap();
     assert!(page.contains("data-mode=\"advanced\""));
@@ -138,17 +234,34 @@ async fn htmx_requests_get_the_partial_and_pages_the_layout() {
     assert!(full.starts_with("<!doctype html>"));
     assert!(full.contains("id=\"nav\""));
     assert!(full.contains("No devices yet"));
-    let partial = s.get_text_with("/devices", &session, &[("hx-request", "true")]).await;
+    let partial = s
+        .get_text_with("/devices", &session, &[("hx-request", "true")])
+        .await;
     assert!(!partial.contains("<!doctype html>"));
     assert!(partial.contains("No devices yet"));
-    assert!(partial.contains("hx-swap-oob=\"true\""), "the nav is updated out of band");
+    assert!(
+        partial.contains("hx-swap-oob=\"true\""),
+        "the nav is updated out of band"
+    );
     // A history restore gets the whole page.
     let restore = s
-        .get_text_with("/devices", &session, &[("hx-request", "true"), ("hx-history-restore-request", "true")])
+        .get_text_with(
+            "/devices",
+            &session,
+            &[
+                ("hx-request", "true"),
+                ("hx-history-restore-request", "true"),
+            ],
+        )
         .await;
     assert!(restore.starts_with("<!doctype html>"));
     // Every section renders with an empty state that says what to do next.
-    for (path, words) in [("/apps", "Vaultwarden"), ("/network", "Nothing to show yet"), ("/backups", "Backups are not set up"), ("/", "Getting started")] {
+    for (path, words) in [
+        ("/apps", "Vaultwarden"),
+        ("/network", "Nothing to show yet"),
+        ("/backups", "Backups are not set up"),
+        ("/", "Getting started"),
+    ] {
         let res = s.get(path, &session).await;
         assert_eq!(res.status(), 200, "{path}");
         assert!(res.text().await.unwrap().contains(words), "{path}");
@@ -159,7 +272,12 @@ async fn htmx_requests_get_the_partial_and_pages_the_layout() {
 async fn errors_have_a_stable_shape_and_a_request_id() {
     let s = start("errors").await;
     let (session, _) = s.claim().await;
-    let res = s.client.get(s.url("/api/v1/system/health")).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/api/v1/system/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: serde_json::Value = res.json().await.unwrap();
@@ -180,14 +298,21 @@ async fn errors_have_a_stable_shape_and_a_request_id() {
     assert!(html.contains("Page not found") && html.contains(&rid));
 
     // A malformed form answers 4xx with our shape, not a bare framework message.
-    let res = s.post_htmx("/settings/tokens", &session, &[("wrong_field", "x")]).await;
+    let res = s
+        .post_htmx("/settings/tokens", &session, &[("wrong_field", "x")])
+        .await;
     assert!(res.status().is_client_error());
     assert_eq!(res.headers()["hx-retarget"], "#toasts");
     assert!(res.text().await.unwrap().contains("Reference:"));
 
     // Security headers are on every answer.
     let res = s.get("/", &session).await;
-    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["cache-control"], "no-store");
 }
@@ -196,31 +321,62 @@ async fn errors_have_a_stable_shape_and_a_request_id() {
 async fn api_tokens_open_the_api_and_metrics_until_revoked() {
     let s = start("api-tokens").await;
     let (session, _) = s.claim().await;
-    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
     let token = s.api_token(&session, "Prometheus").await;
     assert!(token.starts_with("hlt_"));
     let bearer = format!("Bearer {token}");
 
-    let res = s.client.get(s.url("/api/v1/system/health")).header("authorization", &bearer).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/api/v1/system/health"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    let res = s.client.get(s.url("/api/v1/system/version")).header("authorization", &bearer).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/api/v1/system/version"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["version"], homelabd::VERSION);
     assert_eq!(body["schema_version"], homelabd::store::SCHEMA_VERSION);
 
     // /metrics needs a token: a browser session is not enough.
     assert_eq!(s.get("/metrics", &session).await.status(), 401);
-    let metrics = s.client.get(s.url("/metrics")).header("authorization", &bearer).send().await.unwrap().text().await.unwrap();
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("homelab_http_requests_total{method=\"GET\",route=\"/api/v1/system/health\",status=\"200\"} 1"));
     assert!(metrics.contains("homelab_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/system/version\",le=\"+Inf\"} 1"));
-    let rss_line = metrics.lines().find(|l| l.starts_with("homelab_process_resident_memory_bytes ")).expect("rss");
+    let rss_line = metrics
+        .lines()
+        .find(|l| l.starts_with("homelab_process_resident_memory_bytes "))
+        .expect("rss");
     let rss: u64 = rss_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(rss > 1_000_000);
 
     // A token cannot drive the browser pages.
-    let res = s.client.get(s.url("/settings")).header("authorization", &bearer).send().await.unwrap();
+    let res = s
+        .client
+        .get(s.url("/settings"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
 
     // The settings page lists it by name and prefix, never the value.
@@ -228,16 +384,32 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
     assert!(page.contains("Prometheus"));
     assert!(!page.contains(&token));
     let id = extract_between(&page, "hx-post=\"/settings/tokens/", "/revoke").unwrap();
-    let res = s.post_htmx(&format!("/settings/tokens/{id}/revoke"), &session, &[]).await;
+    let res = s
+        .post_htmx(&format!("/settings/tokens/{id}/revoke"), &session, &[])
+        .await;
     assert_eq!(res.status(), 200);
     // Revoking again is harmless.
-    assert_eq!(s.post_htmx(&format!("/settings/tokens/{id}/revoke"), &session, &[]).await.status(), 200);
-    let res = s.client.get(s.url("/api/v1/system/health")).header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(
+        s.post_htmx(&format!("/settings/tokens/{id}/revoke"), &session, &[])
+            .await
+            .status(),
+        200
+    );
+    let res = s
+        .client
+        .get(s.url("/api/v1/system/health"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_token");
     let audit = s.get("/settings", &session).await.text().await.unwrap();
-    assert!(audit.contains("Created API token “Prometheus”") && audit.contains("Revoked API token “Prometheus”"));
+    assert!(
+        audit.contains("Created API token “Prometheus”")
+            && audit.contains("Revoked API token “Prometheus”")
+    );
 }
 
 #[tokio::test]
@@ -248,16 +420,32 @@ async fn live_events_reach_open_pages() {
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     // Something that publishes an event: switching the display mode writes an audit entry.
-    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = String::new();
     while !seen.contains("event: audit") || !seen.contains("Switched the display to advanced") {
-        assert!(Instant::now() < deadline, "no audit event arrived; got: {seen}");
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await.expect("event in time").unwrap().expect("stream open");
+        assert!(
+            Instant::now() < deadline,
+            "no audit event arrived; got: {seen}"
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("event in time")
+            .unwrap()
+            .expect("stream open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     // Without a session there is no stream.
-    assert_eq!(s.client.get(s.url("/events")).send().await.unwrap().status(), 303);
+    assert_eq!(
+        s.client
+            .get(s.url("/events"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
     // The stream ends when the server stops, so shutdown is not held up by open pages.
     let stopped = tokio::time::timeout(Duration::from_secs(10), s.stop()).await;
     assert!(stopped.is_ok(), "shutdown waited on the open event stream");
@@ -274,8 +462,19 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     // Plain HTTP redirects, except the health check.
     let res = s.client.get(s.url("/settings?x=1")).send().await.unwrap();
     assert_eq!(res.status(), 308);
-    assert_eq!(res.headers()["location"], format!("https://127.0.0.1:{port}/settings?x=1"));
-    assert_eq!(s.client.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        res.headers()["location"],
+        format!("https://127.0.0.1:{port}/settings?x=1")
+    );
+    assert_eq!(
+        s.client
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // The HTTPS side uses the certificate in the data directory; trust exactly that one.
     let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
@@ -294,10 +493,20 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
 
     // The fingerprint on the Settings page is the certificate's.
     let pair = cookie.split(';').next().unwrap().to_string();
-    let page = tls.get(format!("{https}/settings")).header("cookie", &pair).send().await.unwrap().text().await.unwrap();
+    let page = tls
+        .get(format!("{https}/settings"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let shown = extract_between(&page, "id=\"cert-fingerprint\">", "<").unwrap();
     let der = rustls::pki_types::CertificateDer::from(
-        rustls::pki_types::pem::PemObject::from_pem_slice(&pem).map(|c: rustls::pki_types::CertificateDer| c.to_vec()).unwrap(),
+        rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+            .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+            .unwrap(),
     );
     assert_eq!(shown, homelabd::tls::fingerprint(&der));
     assert_eq!(shown.len(), 32 * 3 - 1);

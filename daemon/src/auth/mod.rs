@@ -45,7 +45,9 @@ pub enum AuthError {
          its log, and by running `homelabd setup-code` on it."
     )]
     SetupCodeRequired,
-    #[error("That setup code is not right. Check the code shown by `homelabd setup-code` and try again.")]
+    #[error(
+        "That setup code is not right. Check the code shown by `homelabd setup-code` and try again."
+    )]
     WrongSetupCode,
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -101,14 +103,27 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(store: Store, vault: Arc<Vault>, claim_window: Duration, idle_timeout: Duration) -> Auth {
-        Auth { store, vault, throttle: Throttle::default(), claim_window, idle_timeout }
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        claim_window: Duration,
+        idle_timeout: Duration,
+    ) -> Auth {
+        Auth {
+            store,
+            vault,
+            throttle: Throttle::default(),
+            claim_window,
+            idle_timeout,
+        }
     }
 
     /// Called at every start: records the first start and, while unclaimed, makes sure a setup
     /// code exists. Returns the code while the box is unclaimed, for the start log.
     pub async fn init(&self) -> Result<Option<Secret>, AuthError> {
-        self.store.setting_init(FIRST_STARTED_AT, now_unix().to_string()).await?;
+        self.store
+            .setting_init(FIRST_STARTED_AT, now_unix().to_string())
+            .await?;
         if self.store.has_users().await? {
             return Ok(None);
         }
@@ -116,25 +131,46 @@ impl Auth {
             return Ok(Some(code));
         }
         let code = tokens::new_setup_code();
-        let sealed = self.vault.seal(code.expose(), SETUP_CODE_OWNER, SETUP_CODE_PURPOSE);
-        self.store.put_secret(SETUP_CODE_OWNER.into(), SETUP_CODE_PURPOSE, sealed).await?;
+        let sealed = self
+            .vault
+            .seal(code.expose(), SETUP_CODE_OWNER, SETUP_CODE_PURPOSE);
+        self.store
+            .put_secret(SETUP_CODE_OWNER.into(), SETUP_CODE_PURPOSE, sealed)
+            .await?;
         Ok(Some(code))
     }
 
     /// The current setup code, if the box is unclaimed.
     pub async fn setup_code(&self) -> Result<Option<Secret>, AuthError> {
-        let Some(sealed) = self.store.secret(SETUP_CODE_OWNER.into(), SETUP_CODE_PURPOSE).await? else {
+        let Some(sealed) = self
+            .store
+            .secret(SETUP_CODE_OWNER.into(), SETUP_CODE_PURPOSE)
+            .await?
+        else {
             return Ok(None);
         };
-        Ok(Some(self.vault.open(&sealed, SETUP_CODE_OWNER, SETUP_CODE_PURPOSE)?))
+        Ok(Some(self.vault.open(
+            &sealed,
+            SETUP_CODE_OWNER,
+            SETUP_CODE_PURPOSE,
+        )?))
     }
 
     pub async fn claim_status(&self) -> Result<ClaimStatus, AuthError> {
         let claimed = self.store.has_users().await?;
-        let first: i64 = self.store.setting(FIRST_STARTED_AT).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let first: i64 = self
+            .store
+            .setting(FIRST_STARTED_AT)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let closes = first.saturating_add(self.claim_window.as_secs() as i64);
         let left = (closes - now_unix()).max(0);
-        Ok(ClaimStatus { claimed, code_required: left == 0, window_left_secs: left })
+        Ok(ClaimStatus {
+            claimed,
+            code_required: left == 0,
+            window_left_secs: left,
+        })
     }
 
     /// Creates the first admin and signs them in.
@@ -155,7 +191,9 @@ impl Auth {
             return Err(AuthError::Throttled(wait));
         }
         if status.code_required {
-            let typed = setup_code.map(tokens::normalise_setup_code).unwrap_or_default();
+            let typed = setup_code
+                .map(tokens::normalise_setup_code)
+                .unwrap_or_default();
             if typed.is_empty() {
                 return Err(AuthError::SetupCodeRequired);
             }
@@ -167,9 +205,13 @@ impl Auth {
             }
         }
         let username = validate_username(username)?;
-        let pw = password.expose_str().ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
+        let pw = password
+            .expose_str()
+            .ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
         if !tokens::ct_eq(pw, confirm.expose_str().unwrap_or_default()) {
-            return Err(AuthError::Invalid("The two passwords do not match. Type the same password twice.".into()));
+            return Err(AuthError::Invalid(
+                "The two passwords do not match. Type the same password twice.".into(),
+            ));
         }
         password::check_policy(pw, &username).map_err(AuthError::Invalid)?;
         let hash = hash_blocking(password).await?;
@@ -182,7 +224,12 @@ impl Auth {
     }
 
     /// Checks a username and password, with throttling, and starts a session.
-    pub async fn login(&self, username: &str, password: Secret, client: &Client) -> Result<NewSession, AuthError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Secret,
+        client: &Client,
+    ) -> Result<NewSession, AuthError> {
         let ip_key = format!("ip:{}", client.addr);
         let user_key = format!("user:{}", username.trim().to_lowercase());
         if let Some(wait) = self.throttle.wait_for(&[ip_key.clone(), user_key.clone()]) {
@@ -191,7 +238,10 @@ impl Auth {
         let user = self.store.user_by_name(username.trim().to_string()).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal which
         // usernames exist.
-        let phc = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let phc = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = tokio::task::spawn_blocking(move || password::verify(&password, &phc))
             .await
             .map_err(|e| AuthError::Hash(e.to_string()))?;
@@ -213,7 +263,9 @@ impl Auth {
         let token = tokens::new_token("");
         let hash = tokens::hash_token(token.expose_str().unwrap_or_default());
         let ua: String = client.user_agent.chars().take(200).collect();
-        self.store.create_session(hash, user.id, client.addr.to_string(), ua).await?;
+        self.store
+            .create_session(hash, user.id, client.addr.to_string(), ua)
+            .await?;
         Ok(NewSession { token, user })
     }
 
@@ -221,7 +273,10 @@ impl Auth {
     pub async fn session(&self, token: &str) -> Result<Option<SessionUser>, AuthError> {
         let hash = tokens::hash_token(token);
         let idle = self.idle_timeout.as_secs() as i64;
-        let row: Option<SessionRow> = self.store.session(hash.clone(), idle, SESSION_TOUCH_SECS).await?;
+        let row: Option<SessionRow> = self
+            .store
+            .session(hash.clone(), idle, SESSION_TOUCH_SECS)
+            .await?;
         Ok(row.map(|r| SessionUser {
             user_id: r.user_id,
             username: r.username,
@@ -232,7 +287,10 @@ impl Auth {
     }
 
     pub async fn logout(&self, session: &SessionUser) -> Result<(), AuthError> {
-        Ok(self.store.delete_session(session.token_hash.clone()).await?)
+        Ok(self
+            .store
+            .delete_session(session.token_hash.clone())
+            .await?)
     }
 
     /// Ends every session of the user, this one included; returns how many ended.
@@ -241,17 +299,28 @@ impl Auth {
     }
 
     /// Creates an API token; the value is returned once and only its hash is kept.
-    pub async fn create_api_token(&self, name: &str, user_id: i64) -> Result<(ApiTokenRow, Secret), AuthError> {
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        user_id: i64,
+    ) -> Result<(ApiTokenRow, Secret), AuthError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(AuthError::Invalid(
-                "Give the token a name of 1 to 64 characters, e.g. the script that will use it.".into(),
+                "Give the token a name of 1 to 64 characters, e.g. the script that will use it."
+                    .into(),
             ));
         }
         let token = tokens::new_token(tokens::API_TOKEN_PREFIX);
         let value = token.expose_str().unwrap_or_default();
-        let prefix: String = value.chars().take(tokens::API_TOKEN_PREFIX.len() + 4).collect();
-        let row = self.store.create_api_token(name.to_string(), tokens::hash_token(value), prefix, user_id).await?;
+        let prefix: String = value
+            .chars()
+            .take(tokens::API_TOKEN_PREFIX.len() + 4)
+            .collect();
+        let row = self
+            .store
+            .create_api_token(name.to_string(), tokens::hash_token(value), prefix, user_id)
+            .await?;
         Ok((row, token))
     }
 
@@ -272,10 +341,18 @@ impl Auth {
         confirm: Secret,
         client: &Client,
     ) -> Result<NewSession, AuthError> {
-        let user = self.store.user_by_name(username.to_string()).await?.ok_or(AuthError::BadCredentials)?;
-        let new_str = new.expose_str().ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
+        let user = self
+            .store
+            .user_by_name(username.to_string())
+            .await?
+            .ok_or(AuthError::BadCredentials)?;
+        let new_str = new
+            .expose_str()
+            .ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
         if !tokens::ct_eq(new_str, confirm.expose_str().unwrap_or_default()) {
-            return Err(AuthError::Invalid("The two new passwords do not match.".into()));
+            return Err(AuthError::Invalid(
+                "The two new passwords do not match.".into(),
+            ));
         }
         password::check_policy(new_str, &user.username).map_err(AuthError::Invalid)?;
         let phc = user.password_hash.clone();
@@ -283,8 +360,13 @@ impl Auth {
             .await
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         if !ok {
-            self.throttle.fail(format!("user:{}", user.username.to_lowercase()), ACCOUNT_WAIT_CAP);
-            return Err(AuthError::Invalid("The current password is not right.".into()));
+            self.throttle.fail(
+                format!("user:{}", user.username.to_lowercase()),
+                ACCOUNT_WAIT_CAP,
+            );
+            return Err(AuthError::Invalid(
+                "The current password is not right.".into(),
+            ));
         }
         let hash = hash_blocking(new).await?;
         self.store.set_password(user.id, hash).await?;
@@ -305,7 +387,9 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 fn validate_username(name: &str) -> Result<String, AuthError> {
     let name = name.trim();
     let ok = (1..=32).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if !ok {
         return Err(AuthError::Invalid(
             "Use 1 to 32 letters, digits, dots, dashes or underscores for the username.".into(),
@@ -324,8 +408,14 @@ mod tests {
         // that failed to parse would answer instantly and reveal which usernames exist.
         assert!(argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).is_ok());
         let start = std::time::Instant::now();
-        assert!(!password::verify(&Secret::from_string("anything".into()), DUMMY_HASH));
-        assert!(start.elapsed() > std::time::Duration::from_millis(1), "verification did real work");
+        assert!(!password::verify(
+            &Secret::from_string("anything".into()),
+            DUMMY_HASH
+        ));
+        assert!(
+            start.elapsed() > std::time::Duration::from_millis(1),
+            "verification did real work"
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Admin password policy and Argon2id hashing.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 
 use crate::secrets::Secret;
 
@@ -19,7 +19,9 @@ const COMMON: &str = include_str!("common_passwords.txt");
 pub fn check_policy(password: &str, username: &str) -> Result<(), String> {
     let chars = password.chars().count();
     if chars < MIN_LEN {
-        return Err(format!("Use at least {MIN_LEN} characters — a few words together work well."));
+        return Err(format!(
+            "Use at least {MIN_LEN} characters — a few words together work well."
+        ));
     }
     if password.len() > MAX_LEN {
         return Err(format!("Use at most {MAX_LEN} characters."));
@@ -28,8 +30,14 @@ pub fn check_policy(password: &str, username: &str) -> Result<(), String> {
     if !username.is_empty() && lower.contains(&username.to_lowercase()) {
         return Err("The password must not contain the username.".into());
     }
-    if COMMON.lines().map(str::trim).any(|c| !c.is_empty() && c == lower) {
-        return Err("That password is on lists attackers try first. Pick something less common.".into());
+    if COMMON
+        .lines()
+        .map(str::trim)
+        .any(|c| !c.is_empty() && c == lower)
+    {
+        return Err(
+            "That password is on lists attackers try first. Pick something less common.".into(),
+        );
     }
     if password.chars().all(|c| password.starts_with(c)) {
         return Err("A password of one repeated character is too easy to guess.".into());
@@ -39,13 +47,18 @@ pub fn check_policy(password: &str, username: &str) -> Result<(), String> {
 
 /// Hashes a password to a PHC string. Slow on purpose: call from a blocking thread.
 pub fn hash(password: &Secret) -> Result<String, String> {
-    Argon2::default().hash_password(password.expose()).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(password.expose())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Checks a password against a PHC string. Slow on purpose: call from a blocking thread.
 pub fn verify(password: &Secret, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password.expose(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.expose(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -69,7 +82,10 @@ mod tests {
         let phc = hash(&pw).unwrap();
         assert!(phc.starts_with("$argon2id$"));
         assert!(verify(&pw, &phc));
-        assert!(!verify(&Secret::from_string("wrong horse battery".into()), &phc));
+        assert!(!verify(
+            &Secret::from_string("wrong horse battery".into()),
+            &phc
+        ));
         assert!(!verify(&pw, "not a hash"));
     }
 }

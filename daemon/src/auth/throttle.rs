@@ -49,7 +49,11 @@ impl Throttle {
         if map.len() >= SWEEP_AT {
             map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
         }
-        let entry = map.entry(key).or_insert(Failures { count: 0, last: now, locked_until: None });
+        let entry = map.entry(key).or_insert(Failures {
+            count: 0,
+            last: now,
+            locked_until: None,
+        });
         if now.duration_since(entry.last) >= FORGET_AFTER {
             entry.count = 0;
         }
@@ -64,7 +68,10 @@ impl Throttle {
 
     /// Clears the counter of `key` after a success.
     pub fn succeed(&self, key: &str) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 

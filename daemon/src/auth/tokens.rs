@@ -57,7 +57,11 @@ pub fn new_setup_code() -> Secret {
 
 /// Normalises what a user typed: case, spaces and dashes do not matter.
 pub fn normalise_setup_code(input: &str) -> String {
-    input.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    input
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 #[cfg(test)]
@@ -91,6 +95,9 @@ mod tests {
         let s = code.expose_str().unwrap();
         assert_eq!(s.len(), 9);
         assert_eq!(&s[4..5], "-");
-        assert_eq!(normalise_setup_code(&s.to_lowercase().replace('-', " ")), s.replace('-', ""));
+        assert_eq!(
+            normalise_setup_code(&s.to_lowercase().replace('-', " ")),
+            s.replace('-', "")
+        );
     }
 }

@@ -10,7 +10,10 @@ pub struct Variable {
     pub has_default: bool,
 }
 
-fn scan(text: &str, mut each: impl FnMut(&str, Option<&str>) -> Result<String, String>) -> Result<String, String> {
+fn scan(
+    text: &str,
+    mut each: impl FnMut(&str, Option<&str>) -> Result<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -20,7 +23,9 @@ fn scan(text: &str, mut each: impl FnMut(&str, Option<&str>) -> Result<String, S
             out.push('$');
             rest = r;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| "an unclosed ${ in the file".to_string())?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| "an unclosed ${ in the file".to_string())?;
             let expr = &body[..end];
             let (name, default) = match expr.find(":-").or_else(|| expr.find('-')) {
                 Some(p) => {
@@ -35,7 +40,10 @@ fn scan(text: &str, mut each: impl FnMut(&str, Option<&str>) -> Result<String, S
             out.push_str(&each(name, default)?);
             rest = &body[end + 1..];
         } else {
-            let len = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
+            let len = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .count();
             if len == 0 {
                 return Err("a lone $ (write $$ for a literal dollar)".into());
             }
@@ -51,7 +59,10 @@ fn scan(text: &str, mut each: impl FnMut(&str, Option<&str>) -> Result<String, S
 pub fn variables(text: &str) -> Result<Vec<Variable>, String> {
     let mut vars = Vec::new();
     scan(text, |name, default| {
-        vars.push(Variable { name: name.to_string(), has_default: default.is_some() });
+        vars.push(Variable {
+            name: name.to_string(),
+            has_default: default.is_some(),
+        });
         Ok(String::new())
     })?;
     Ok(vars)
@@ -80,9 +91,18 @@ mod tests {
         assert_eq!(interpolate("$A", &v).unwrap(), "1");
         assert!(interpolate("${C}", &v).is_err());
         assert!(interpolate("${A", &v).is_err());
-        assert_eq!(variables("${A} ${B:-x} $$C").unwrap(), vec![
-            Variable { name: "A".into(), has_default: false },
-            Variable { name: "B".into(), has_default: true },
-        ]);
+        assert_eq!(
+            variables("${A} ${B:-x} $$C").unwrap(),
+            vec![
+                Variable {
+                    name: "A".into(),
+                    has_default: false
+                },
+                Variable {
+                    name: "B".into(),
+                    has_default: true
+                },
+            ]
+        );
     }
 }

@@ -26,7 +26,10 @@ pub struct RecipeError {
 }
 
 fn err(file: &str, message: impl Into<String>) -> RecipeError {
-    RecipeError { file: file.to_string(), message: message.into() }
+    RecipeError {
+        file: file.to_string(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,11 +158,19 @@ const SETTING_KINDS: [&str; 4] = ["text", "port", "bool", "path"];
 
 impl Recipe {
     /// Parses and validates a recipe from its three files (`dir` names it in errors).
-    pub fn parse(dir: &str, manifest: &str, compose: &str, icon: Option<String>, source: Source) -> Result<Recipe, RecipeError> {
+    pub fn parse(
+        dir: &str,
+        manifest: &str,
+        compose: &str,
+        icon: Option<String>,
+        source: Source,
+    ) -> Result<Recipe, RecipeError> {
         let mf = format!("{dir}/manifest.yaml");
         let cf = format!("{dir}/compose.yaml");
-        let manifest: Manifest = serde_norway::from_str(manifest).map_err(|e| err(&mf, e.to_string()))?;
-        let parsed: Compose = serde_norway::from_str(compose).map_err(|e| err(&cf, e.to_string()))?;
+        let manifest: Manifest =
+            serde_norway::from_str(manifest).map_err(|e| err(&mf, e.to_string()))?;
+        let parsed: Compose =
+            serde_norway::from_str(compose).map_err(|e| err(&cf, e.to_string()))?;
         let recipe = Recipe {
             manifest,
             compose_text: compose.to_string(),
@@ -175,14 +186,31 @@ impl Recipe {
         let m = &self.manifest;
         let mf = format!("{dir}/manifest.yaml");
         let cf = format!("{dir}/compose.yaml");
-        let ok_slug = !m.slug.is_empty() && m.slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let ok_slug = !m.slug.is_empty()
+            && m.slug
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok_slug {
-            return Err(err(&mf, format!("slug “{}” must be lowercase letters, digits and dashes", m.slug)));
+            return Err(err(
+                &mf,
+                format!(
+                    "slug “{}” must be lowercase letters, digits and dashes",
+                    m.slug
+                ),
+            ));
         }
         if dir.rsplit('/').next() != Some(m.slug.as_str()) {
-            return Err(err(&mf, format!("slug “{}” must match the folder name", m.slug)));
+            return Err(err(
+                &mf,
+                format!("slug “{}” must match the folder name", m.slug),
+            ));
         }
-        for (field, v) in [("name", &m.name), ("version", &m.version), ("category", &m.category), ("description", &m.description)] {
+        for (field, v) in [
+            ("name", &m.name),
+            ("version", &m.version),
+            ("category", &m.category),
+            ("description", &m.description),
+        ] {
             if v.trim().is_empty() {
                 return Err(err(&mf, format!("{field} is empty")));
             }
@@ -192,63 +220,136 @@ impl Recipe {
         }
         let r = &m.requirements;
         if r.ram_min_mb == 0 || r.ram_min_mb > r.ram_recommended_mb {
-            return Err(err(&mf, "requirements.ram_min_mb must be above 0 and at most ram_recommended_mb"));
+            return Err(err(
+                &mf,
+                "requirements.ram_min_mb must be above 0 and at most ram_recommended_mb",
+            ));
         }
-        if r.storage_min_gb > r.storage_recommended_gb || r.cpu_min_cores == 0 || r.cpu_min_cores > r.cpu_recommended_cores {
-            return Err(err(&mf, "requirements: each minimum must be at most its recommendation (and cores at least 1)"));
+        if r.storage_min_gb > r.storage_recommended_gb
+            || r.cpu_min_cores == 0
+            || r.cpu_min_cores > r.cpu_recommended_cores
+        {
+            return Err(err(
+                &mf,
+                "requirements: each minimum must be at most its recommendation (and cores at least 1)",
+            ));
         }
         if m.architectures.is_empty() {
             return Err(err(&mf, "architectures is empty"));
         }
-        if let Some(a) = m.architectures.iter().find(|a| !ARCHITECTURES.contains(&a.as_str())) {
-            return Err(err(&mf, format!("architectures: unknown “{a}” (use {})", ARCHITECTURES.join(", "))));
+        if let Some(a) = m
+            .architectures
+            .iter()
+            .find(|a| !ARCHITECTURES.contains(&a.as_str()))
+        {
+            return Err(err(
+                &mf,
+                format!(
+                    "architectures: unknown “{a}” (use {})",
+                    ARCHITECTURES.join(", ")
+                ),
+            ));
         }
         let services = &self.compose.services.0;
         if services.is_empty() {
             return Err(err(&cf, "services is empty"));
         }
         if !services.contains_key(&m.web.service) {
-            return Err(err(&mf, format!("web.service “{}” is not a service in compose.yaml", m.web.service)));
+            return Err(err(
+                &mf,
+                format!(
+                    "web.service “{}” is not a service in compose.yaml",
+                    m.web.service
+                ),
+            ));
         }
         if !m.health.path.starts_with('/') || !m.web.path.starts_with('/') {
             return Err(err(&mf, "web.path and health.path must start with /"));
         }
         let volumes = &self.compose.volumes.0;
         if let Some(v) = m.data_volumes.iter().find(|v| !volumes.contains_key(*v)) {
-            return Err(err(&mf, format!("data_volumes: “{v}” is not a volume in compose.yaml")));
+            return Err(err(
+                &mf,
+                format!("data_volumes: “{v}” is not a volume in compose.yaml"),
+            ));
         }
         for (name, svc) in services {
-            let Some(svc) = svc else { return Err(err(&cf, format!("services.{name} is empty"))) };
-            let image = svc.image.as_deref().ok_or_else(|| err(&cf, format!("services.{name}.image is missing")))?;
-            let tag = image.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/'));
+            let Some(svc) = svc else {
+                return Err(err(&cf, format!("services.{name} is empty")));
+            };
+            let image = svc
+                .image
+                .as_deref()
+                .ok_or_else(|| err(&cf, format!("services.{name}.image is missing")))?;
+            let tag = image
+                .rsplit_once(':')
+                .map(|(_, t)| t)
+                .filter(|t| !t.contains('/'));
             match tag {
-                None => return Err(err(&cf, format!("services.{name}.image “{image}” must be pinned to a version tag"))),
-                Some("latest") => return Err(err(&cf, format!("services.{name}.image “{image}” must not use :latest"))),
+                None => {
+                    return Err(err(
+                        &cf,
+                        format!("services.{name}.image “{image}” must be pinned to a version tag"),
+                    ));
+                }
+                Some("latest") => {
+                    return Err(err(
+                        &cf,
+                        format!("services.{name}.image “{image}” must not use :latest"),
+                    ));
+                }
                 _ => {}
             }
         }
-        if let Some(s) = m.settings.iter().find(|s| !SETTING_KINDS.contains(&s.kind.as_str())) {
-            return Err(err(&mf, format!("settings.{}: unknown kind “{}”", s.name, s.kind)));
+        if let Some(s) = m
+            .settings
+            .iter()
+            .find(|s| !SETTING_KINDS.contains(&s.kind.as_str()))
+        {
+            return Err(err(
+                &mf,
+                format!("settings.{}: unknown kind “{}”", s.name, s.kind),
+            ));
         }
         if let Some(db) = &m.database
             && db.engine != "postgres"
             && db.engine != "mariadb"
         {
-            return Err(err(&mf, format!("database.engine “{}” must be postgres or mariadb", db.engine)));
+            return Err(err(
+                &mf,
+                format!(
+                    "database.engine “{}” must be postgres or mariadb",
+                    db.engine
+                ),
+            ));
         }
         // Every variable the Compose file uses must be declared, or have a default there.
         let declared: BTreeSet<String> = self.declared_variables();
         for v in variables(&self.compose_text).map_err(|e| err(&cf, e))? {
-            if !v.has_default && !declared.contains(&v.name) && !WELL_KNOWN.contains(&v.name.as_str()) {
-                return Err(err(&cf, format!("${{{}}} is used but is not a setting, secret or database variable in manifest.yaml", v.name)));
+            if !v.has_default
+                && !declared.contains(&v.name)
+                && !WELL_KNOWN.contains(&v.name.as_str())
+            {
+                return Err(err(
+                    &cf,
+                    format!(
+                        "${{{}}} is used but is not a setting, secret or database variable in manifest.yaml",
+                        v.name
+                    ),
+                ));
             }
         }
         // With defaults filled in, the file must still be valid Compose with numeric ports.
-        let rendered = interpolate(&self.compose_text, &self.default_values()).map_err(|e| err(&cf, e))?;
-        let _: Compose = serde_norway::from_str(&rendered).map_err(|e| err(&cf, format!("after filling in defaults: {e}")))?;
+        let rendered =
+            interpolate(&self.compose_text, &self.default_values()).map_err(|e| err(&cf, e))?;
+        let _: Compose = serde_norway::from_str(&rendered)
+            .map_err(|e| err(&cf, format!("after filling in defaults: {e}")))?;
         for p in self.host_ports(&self.default_values()) {
             if p == 0 {
-                return Err(err(&cf, "a published port is not a number after filling in defaults"));
+                return Err(err(
+                    &cf,
+                    "a published port is not a number after filling in defaults",
+                ));
             }
         }
         Ok(())
@@ -260,7 +361,12 @@ impl Recipe {
         set.extend(m.secrets.iter().map(|s| s.name.clone()));
         if let Some(db) = &m.database {
             let e = &db.env;
-            set.extend([e.host.clone(), e.name.clone(), e.user.clone(), e.password.clone()]);
+            set.extend([
+                e.host.clone(),
+                e.name.clone(),
+                e.user.clone(),
+                e.password.clone(),
+            ]);
             set.extend(e.port.clone());
         }
         set
@@ -268,10 +374,15 @@ impl Recipe {
 
     /// Settings at their defaults (secrets and database values are filled at deploy time).
     pub fn default_values(&self) -> BTreeMap<String, String> {
-        let mut v: BTreeMap<String, String> =
-            self.manifest.settings.iter().map(|s| (s.name.clone(), s.default.clone())).collect();
+        let mut v: BTreeMap<String, String> = self
+            .manifest
+            .settings
+            .iter()
+            .map(|s| (s.name.clone(), s.default.clone()))
+            .collect();
         for s in &self.manifest.secrets {
-            v.entry(s.name.clone()).or_insert_with(|| "x".repeat(s.length));
+            v.entry(s.name.clone())
+                .or_insert_with(|| "x".repeat(s.length));
         }
         v
     }
@@ -318,12 +429,24 @@ impl Catalog {
             }
         }
         for slug in slugs {
-            let read = |name: &str| Builtin::get(&format!("{slug}/{name}")).map(|f| String::from_utf8_lossy(&f.data).to_string());
+            let read = |name: &str| {
+                Builtin::get(&format!("{slug}/{name}"))
+                    .map(|f| String::from_utf8_lossy(&f.data).to_string())
+            };
             let (Some(m), Some(c)) = (read("manifest.yaml"), read("compose.yaml")) else {
-                catalog.problems.push(err(&format!("recipes/{slug}"), "needs manifest.yaml and compose.yaml"));
+                catalog.problems.push(err(
+                    &format!("recipes/{slug}"),
+                    "needs manifest.yaml and compose.yaml",
+                ));
                 continue;
             };
-            match Recipe::parse(&format!("recipes/{slug}"), &m, &c, read("icon.svg"), Source::Builtin) {
+            match Recipe::parse(
+                &format!("recipes/{slug}"),
+                &m,
+                &c,
+                read("icon.svg"),
+                Source::Builtin,
+            ) {
                 Ok(r) => {
                     catalog.recipes.insert(r.manifest.slug.clone(), r);
                 }
@@ -341,7 +464,9 @@ impl Catalog {
                 let read = |name: &str| std::fs::read_to_string(path.join(name)).ok();
                 let label = path.display().to_string();
                 let (Some(m), Some(c)) = (read("manifest.yaml"), read("compose.yaml")) else {
-                    catalog.problems.push(err(&label, "needs manifest.yaml and compose.yaml"));
+                    catalog
+                        .problems
+                        .push(err(&label, "needs manifest.yaml and compose.yaml"));
                     continue;
                 };
                 match Recipe::parse(&label, &m, &c, read("icon.svg"), Source::User) {

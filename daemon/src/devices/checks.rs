@@ -44,8 +44,19 @@ impl Report {
         !self.checks.iter().any(|c| c.outcome == Outcome::Fail)
     }
 
-    pub fn push(&mut self, label: &'static str, outcome: Outcome, message: impl Into<String>) -> &mut Check {
-        self.checks.push(Check { label, outcome, message: message.into(), fix: None, command: None });
+    pub fn push(
+        &mut self,
+        label: &'static str,
+        outcome: Outcome,
+        message: impl Into<String>,
+    ) -> &mut Check {
+        self.checks.push(Check {
+            label,
+            outcome,
+            message: message.into(),
+            fix: None,
+            command: None,
+        });
         self.checks.last_mut().expect("just pushed")
     }
 }
@@ -80,7 +91,9 @@ pub fn connection_failed(report: &mut Report, e: &SshError, user: &str) {
         SshError::Refused { .. } => {
             report
                 .push("Reach the device", Outcome::Fail, e.to_string())
-                .command("sudo apt-get install -y openssh-server && sudo systemctl enable --now ssh");
+                .command(
+                    "sudo apt-get install -y openssh-server && sudo systemctl enable --now ssh",
+                );
         }
         _ => {
             report.push("Reach the device", Outcome::Fail, e.to_string());
@@ -101,35 +114,65 @@ else echo NO_COMPOSE; fi
 "#;
 
 /// Checks Docker on a logged-in device; returns the negotiated client when Docker is usable.
-pub async fn docker(report: &mut Report, session: &Arc<Session>, socket: &str, user: &str) -> Option<bollard::Docker> {
-    let probe = session.exec(&RemoteCommand::script(DOCKER_PROBE, [socket]), None, ssh::EXEC_TIMEOUT).await;
+pub async fn docker(
+    report: &mut Report,
+    session: &Arc<Session>,
+    socket: &str,
+    user: &str,
+) -> Option<bollard::Docker> {
+    let probe = session
+        .exec(
+            &RemoteCommand::script(DOCKER_PROBE, [socket]),
+            None,
+            ssh::EXEC_TIMEOUT,
+        )
+        .await;
     let verdict = match probe {
         Ok(out) => out.stdout_text().trim().to_string(),
         Err(e) => {
-            report.push("Docker", Outcome::Fail, format!("Could not check Docker: {e}"));
+            report.push(
+                "Docker",
+                Outcome::Fail,
+                format!("Could not check Docker: {e}"),
+            );
             return None;
         }
     };
     match verdict.as_str() {
         "NO_DOCKER" => {
             report
-                .push("Docker", Outcome::Fail, "Docker is not installed on this device.")
+                .push(
+                    "Docker",
+                    Outcome::Fail,
+                    "Docker is not installed on this device.",
+                )
                 .fix("Install Docker on the device, then test again.")
                 .command("curl -fsSL https://get.docker.com | sudo sh");
             return None;
         }
         "NOT_RUNNING" => {
             report
-                .push("Docker", Outcome::Fail, format!("Docker is installed but not running (no socket at {socket})."))
+                .push(
+                    "Docker",
+                    Outcome::Fail,
+                    format!("Docker is installed but not running (no socket at {socket})."),
+                )
                 .fix("Start Docker and make it start at boot, then test again.")
                 .command("sudo systemctl enable --now docker");
             return None;
         }
         "NO_ACCESS" => {
             report
-                .push("Docker", Outcome::Fail, format!("“{user}” is not allowed to use Docker on this device."))
+                .push(
+                    "Docker",
+                    Outcome::Fail,
+                    format!("“{user}” is not allowed to use Docker on this device."),
+                )
                 .fix("Add the user to the docker group, then test again.")
-                .command(format!("sudo usermod -aG docker {}", ssh::command::quote(user)));
+                .command(format!(
+                    "sudo usermod -aG docker {}",
+                    ssh::command::quote(user)
+                ));
             return None;
         }
         _ => {}
@@ -148,11 +191,22 @@ pub async fn docker(report: &mut Report, session: &Arc<Session>, socket: &str, u
     match docker.version().await {
         Ok(v) => {
             let version = v.version.unwrap_or_default();
-            report.push("Docker", Outcome::Pass, format!("Docker {version} is running (API {}).", v.api_version.unwrap_or_default()));
+            report.push(
+                "Docker",
+                Outcome::Pass,
+                format!(
+                    "Docker {version} is running (API {}).",
+                    v.api_version.unwrap_or_default()
+                ),
+            );
             report.docker_version = Some(version);
         }
         Err(e) => {
-            report.push("Docker", Outcome::Fail, format!("Docker did not answer: {e}"));
+            report.push(
+                "Docker",
+                Outcome::Fail,
+                format!("Docker did not answer: {e}"),
+            );
             return None;
         }
     }
@@ -161,7 +215,11 @@ pub async fn docker(report: &mut Report, session: &Arc<Session>, socket: &str, u
             report.push("Compose", Outcome::Pass, "Docker Compose v2 is installed.");
         }
         "COMPOSE_V1" => {
-            report.push("Compose", Outcome::Pass, "docker-compose (v1) is installed.");
+            report.push(
+                "Compose",
+                Outcome::Pass,
+                "docker-compose (v1) is installed.",
+            );
         }
         _ => {
             report

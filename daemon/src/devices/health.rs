@@ -99,8 +99,19 @@ echo
 
 fn parse_facts(text: &str) -> Facts {
     let kv: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    let num = |k: &str| kv.get(k).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
-    let load: Vec<f64> = kv.get("load").map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+    let num = |k: &str| {
+        kv.get(k)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let load: Vec<f64> = kv
+        .get("load")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     Facts {
         hostname: kv.get("hostname").unwrap_or(&"").to_string(),
         arch: kv.get("arch").unwrap_or(&"").to_string(),
@@ -110,13 +121,27 @@ fn parse_facts(text: &str) -> Facts {
         cores: num("cores") as u32,
         mem_total: num("mem_total_kb") * 1024,
         mem_available: num("mem_available_kb") * 1024,
-        load: [load.first().copied().unwrap_or(0.0), load.get(1).copied().unwrap_or(0.0), load.get(2).copied().unwrap_or(0.0)],
-        uptime_secs: kv.get("uptime").and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64,
+        load: [
+            load.first().copied().unwrap_or(0.0),
+            load.get(1).copied().unwrap_or(0.0),
+            load.get(2).copied().unwrap_or(0.0),
+        ],
+        uptime_secs: kv
+            .get("uptime")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64,
         disk_path: kv.get("disk_path").unwrap_or(&"").to_string(),
         disk_total: num("disk_total_kb") * 1024,
         disk_free: num("disk_free_kb") * 1024,
         ports: {
-            let mut p: Vec<u16> = kv.get("ports").map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+            let mut p: Vec<u16> = kv
+                .get("ports")
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
             p.sort_unstable();
             p.dedup();
             p
@@ -141,7 +166,11 @@ impl Devices {
                 Ok(r) => r,
                 Err(_) => {
                     self.pool.forget(d.id).await;
-                    PollResult { state: State::Offline, reason: "The device stopped answering.".into(), facts: None }
+                    PollResult {
+                        state: State::Offline,
+                        reason: "The device stopped answering.".into(),
+                        facts: None,
+                    }
                 }
             };
             let state = result.state;
@@ -158,16 +187,28 @@ impl Devices {
         let session = match self.pool.session(device).await {
             Ok(s) => s,
             Err(DeviceError::Ssh(e @ SshError::HostKeyChanged { .. })) => {
-                return PollResult { state: State::Blocked, reason: e.to_string(), facts: None };
+                return PollResult {
+                    state: State::Blocked,
+                    reason: e.to_string(),
+                    facts: None,
+                };
             }
             Err(DeviceError::Ssh(e @ SshError::AuthFailed { .. })) => {
                 return PollResult {
                     state: State::Blocked,
-                    reason: format!("{e} This controller's key may have been removed from the device."),
+                    reason: format!(
+                        "{e} This controller's key may have been removed from the device."
+                    ),
                     facts: None,
                 };
             }
-            Err(e) => return PollResult { state: State::Offline, reason: e.to_string(), facts: None },
+            Err(e) => {
+                return PollResult {
+                    state: State::Offline,
+                    reason: e.to_string(),
+                    facts: None,
+                };
+            }
         };
         // Where Docker keeps its data decides which disk we report.
         let docker = crate::docker::connect(session.clone(), &device.docker_socket).await;
@@ -178,20 +219,39 @@ impl Devices {
             },
             Err(e) => ("/".to_string(), None, Some(e.to_string())),
         };
-        let out = match session.exec(&RemoteCommand::script(FACTS, [&docker_root]), None, ssh::EXEC_TIMEOUT).await {
+        let out = match session
+            .exec(
+                &RemoteCommand::script(FACTS, [&docker_root]),
+                None,
+                ssh::EXEC_TIMEOUT,
+            )
+            .await
+        {
             Ok(o) if o.success() => o,
             Ok(o) => {
-                return PollResult { state: State::Offline, reason: format!("Could not read the device's resources: {}", o.stderr_text()), facts: None };
+                return PollResult {
+                    state: State::Offline,
+                    reason: format!("Could not read the device's resources: {}", o.stderr_text()),
+                    facts: None,
+                };
             }
             Err(e) => {
                 self.pool.forget(device.id).await;
-                return PollResult { state: State::Offline, reason: e.to_string(), facts: None };
+                return PollResult {
+                    state: State::Offline,
+                    reason: e.to_string(),
+                    facts: None,
+                };
             }
         };
         let mut facts = parse_facts(&out.stdout_text());
         facts.docker = docker_facts;
         let (state, reason) = judge(&facts, docker_problem);
-        PollResult { state, reason, facts: Some(facts) }
+        PollResult {
+            state,
+            reason,
+            facts: Some(facts),
+        }
     }
 
     async fn record(&self, device: &DeviceRow, r: PollResult) -> Result<(), DeviceError> {
@@ -199,7 +259,11 @@ impl Devices {
         // History keeps one point per minute (the latest poll in that minute wins).
         let minute = now - now % 60;
         let seen = r.state != State::Offline && r.state != State::Blocked;
-        let facts_json = r.facts.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default()).unwrap_or_default();
+        let facts_json = r
+            .facts
+            .as_ref()
+            .map(|f| serde_json::to_string(f).unwrap_or_default())
+            .unwrap_or_default();
         let sample = match &r.facts {
             Some(f) => Sample {
                 at: minute,
@@ -210,9 +274,19 @@ impl Devices {
                 disk_used: Some(f.disk_total.saturating_sub(f.disk_free) as i64),
                 disk_total: Some(f.disk_total as i64),
             },
-            None => Sample { at: minute, online: false, ..Sample::default() },
+            None => Sample {
+                at: minute,
+                online: false,
+                ..Sample::default()
+            },
         };
-        let previous = self.store.device_statuses().await?.into_iter().find(|s| s.device_id == device.id).map(|s| s.state);
+        let previous = self
+            .store
+            .device_statuses()
+            .await?
+            .into_iter()
+            .find(|s| s.device_id == device.id)
+            .map(|s| s.state);
         self.store
             .set_device_status(StatusRow {
                 device_id: device.id,
@@ -223,16 +297,30 @@ impl Devices {
                 checked_at: now,
             })
             .await?;
-        self.store.add_sample(device.id, sample, KEEP_FULL_SECS, COARSE_SECS, KEEP_TOTAL_SECS).await?;
+        self.store
+            .add_sample(
+                device.id,
+                sample,
+                KEEP_FULL_SECS,
+                COARSE_SECS,
+                KEEP_TOTAL_SECS,
+            )
+            .await?;
         if previous.as_deref() != Some(r.state.as_str()) {
             tracing::info!(device = %device.name, state = r.state.as_str(), reason = %r.reason, "device status changed");
         }
-        self.events.publish(Event::DeviceStatus { device_id: device.id });
+        self.events.publish(Event::DeviceStatus {
+            device_id: device.id,
+        });
         Ok(())
     }
 
     /// Runs `poll_all` every `interval` until `stop` flips.
-    pub fn spawn_poller(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub fn spawn_poller(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -256,7 +344,10 @@ async fn docker_facts(d: &bollard::Docker) -> Result<(String, DockerFacts), Stri
     let unhealthy = d
         .list_containers(Some(ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([("health".to_string(), vec!["unhealthy".to_string()])])),
+            filters: Some(HashMap::from([(
+                "health".to_string(),
+                vec!["unhealthy".to_string()],
+            )])),
             ..Default::default()
         }))
         .await
@@ -281,13 +372,25 @@ fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     if let Some(p) = docker_problem {
         return (State::Degraded, format!("Docker is not usable: {p}"));
     }
-    if f.disk_total > 0 && (f.disk_total - f.disk_free.min(f.disk_total)) as f64 / f.disk_total as f64 > DISK_WARN_FRACTION {
-        return (State::Degraded, format!("The disk is almost full ({} free).", human_bytes(f.disk_free)));
+    if f.disk_total > 0
+        && (f.disk_total - f.disk_free.min(f.disk_total)) as f64 / f.disk_total as f64
+            > DISK_WARN_FRACTION
+    {
+        return (
+            State::Degraded,
+            format!(
+                "The disk is almost full ({} free).",
+                human_bytes(f.disk_free)
+            ),
+        );
     }
     if let Some(d) = &f.docker
         && d.unhealthy > 0
     {
-        return (State::Degraded, format!("{} app container(s) report a problem.", d.unhealthy));
+        return (
+            State::Degraded,
+            format!("{} app container(s) report a problem.", d.unhealthy),
+        );
     }
     (State::Online, "Everything looks fine.".into())
 }
@@ -301,7 +404,11 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 || v >= 100.0 { format!("{v:.0} {}", UNITS[i]) } else { format!("{v:.1} {}", UNITS[i]) }
+    if i == 0 || v >= 100.0 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }
 
 #[cfg(test)]
@@ -310,7 +417,9 @@ mod tests {
 
     #[test]
     fn parses_facts() {
-        let f = parse_facts("ports=8080 22 22 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n");
+        let f = parse_facts(
+            "ports=8080 22 22 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n",
+        );
         assert_eq!(f.hostname, "pi-4");
         assert_eq!(f.cores, 4);
         assert_eq!(f.mem_total, 1024 * 1024);
@@ -322,13 +431,21 @@ mod tests {
 
     #[test]
     fn judging() {
-        let mut f = Facts { disk_total: 100, disk_free: 50, docker: Some(DockerFacts::default()), ..Facts::default() };
+        let mut f = Facts {
+            disk_total: 100,
+            disk_free: 50,
+            docker: Some(DockerFacts::default()),
+            ..Facts::default()
+        };
         assert_eq!(judge(&f, None).0, State::Online);
         assert_eq!(judge(&f, Some("no socket".into())).0, State::Degraded);
         f.disk_free = 5;
         assert!(judge(&f, None).1.contains("almost full"));
         f.disk_free = 50;
-        f.docker = Some(DockerFacts { unhealthy: 2, ..DockerFacts::default() });
+        f.docker = Some(DockerFacts {
+            unhealthy: 2,
+            ..DockerFacts::default()
+        });
         assert!(judge(&f, None).1.contains("2 app"));
     }
 

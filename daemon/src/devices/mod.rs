@@ -47,7 +47,10 @@ pub enum DeviceError {
 /// How the user logs in to the device.
 pub enum Credential {
     Password(Secret),
-    Key { private_key: Secret, passphrase: Option<Secret> },
+    Key {
+        private_key: Secret,
+        passphrase: Option<Secret>,
+    },
 }
 
 /// What the add-device form (or API) sends.
@@ -74,7 +77,9 @@ pub struct Devices {
 
 impl Devices {
     pub fn new(store: Store, vault: Arc<Vault>, events: EventBus) -> Devices {
-        let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_default();
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().to_string())
+            .unwrap_or_default();
         Devices {
             pool: pool::Pool::new(store.clone(), vault.clone()),
             store,
@@ -101,7 +106,12 @@ impl Devices {
     }
 
     /// Connects (first use: the device's key is pinned from here on) and runs the checks.
-    async fn probe(&self, v: &Valid, login: &Login, report: &mut Report) -> Option<Arc<ssh::Session>> {
+    async fn probe(
+        &self,
+        v: &Valid,
+        login: &Login,
+        report: &mut Report,
+    ) -> Option<Arc<ssh::Session>> {
         let session = match ssh::connect(&v.host, v.port, login, HostKeyPolicy::FirstUse).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -110,9 +120,20 @@ impl Devices {
             }
         };
         report.host_key_fingerprint = Some(keys::fingerprint(&session.host_key));
-        report.push("Reach the device", Outcome::Pass, format!("The device at {} answered.", session.addr));
-        report.push("Log in", Outcome::Pass, format!("Logged in as “{}”.", v.username));
-        if let Ok(out) = session.exec(&RemoteCommand::new("hostname"), None, ssh::EXEC_TIMEOUT).await {
+        report.push(
+            "Reach the device",
+            Outcome::Pass,
+            format!("The device at {} answered.", session.addr),
+        );
+        report.push(
+            "Log in",
+            Outcome::Pass,
+            format!("Logged in as “{}”.", v.username),
+        );
+        if let Ok(out) = session
+            .exec(&RemoteCommand::new("hostname"), None, ssh::EXEC_TIMEOUT)
+            .await
+        {
             report.hostname = Some(out.stdout_text().trim().to_string());
         }
         checks::docker(report, &session, &v.docker_socket, &v.username).await;
@@ -122,10 +143,17 @@ impl Devices {
     fn login_for(&self, input: &DeviceInput) -> Result<Login, DeviceError> {
         let user = input.username.trim().to_string();
         Ok(match &input.credential {
-            Credential::Password(pw) => Login::Password { user, password: Secret::new(pw.expose().to_vec()) },
-            Credential::Key { private_key, passphrase } => {
-                Login::Key { user, key: Arc::new(keys::decode_private(private_key, passphrase.as_ref())?) }
-            }
+            Credential::Password(pw) => Login::Password {
+                user,
+                password: Secret::new(pw.expose().to_vec()),
+            },
+            Credential::Key {
+                private_key,
+                passphrase,
+            } => Login::Key {
+                user,
+                key: Arc::new(keys::decode_private(private_key, passphrase.as_ref())?),
+            },
         })
     }
 
@@ -141,7 +169,8 @@ impl Devices {
         match login {
             Login::Key { key, .. } => Ok(((**key).clone(), None, String::new())),
             Login::Password { .. } => {
-                let comment = sanitize_comment(&format!("{} device:{device_name}", self.controller_name));
+                let comment =
+                    sanitize_comment(&format!("{} device:{device_name}", self.controller_name));
                 let key = keys::generate(&comment)?;
                 let line = keys::authorized_line(key.public_key())?;
                 install_key(session, &line).await?;
@@ -154,7 +183,10 @@ impl Devices {
     pub async fn adopt(&self, input: DeviceInput) -> Result<DeviceRow, DeviceError> {
         let v = validate(&input)?;
         if let Some(existing) = self.store.device_by_address(v.host.clone(), v.port).await? {
-            return Err(DeviceError::Conflict(format!("This device is already added as “{}”.", existing.name)));
+            return Err(DeviceError::Conflict(format!(
+                "This device is already added as “{}”.",
+                existing.name
+            )));
         }
         let login = self.login_for(&input)?;
         let mut report = Report::default();
@@ -168,7 +200,9 @@ impl Devices {
 
         // The key this controller will use from now on.
         let (key, installed_line, comment) = self.key_to_use(&login, &session, &v.name).await?;
-        let result = self.finish_adoption(&v, &input, &key, &host_key, comment).await;
+        let result = self
+            .finish_adoption(&v, &input, &key, &host_key, comment)
+            .await;
         if result.is_err()
             && let Some(line) = &installed_line
         {
@@ -190,8 +224,17 @@ impl Devices {
         comment: String,
     ) -> Result<DeviceRow, DeviceError> {
         // Prove the key works, with the host key pinned, before relying on it.
-        let check = Login::Key { user: v.username.clone(), key: Arc::new(key.clone()) };
-        let s = ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(host_key.clone())).await?;
+        let check = Login::Key {
+            user: v.username.clone(),
+            key: Arc::new(key.clone()),
+        };
+        let s = ssh::connect(
+            &v.host,
+            v.port,
+            &check,
+            HostKeyPolicy::Pinned(host_key.clone()),
+        )
+        .await?;
         s.close().await;
 
         let private = keys::encode_private(key)?;
@@ -205,7 +248,9 @@ impl Devices {
             host: v.host.clone(),
             port: v.port,
             username: v.username.clone(),
-            host_key: host_key.to_openssh().map_err(|e| DeviceError::Invalid(e.to_string()))?,
+            host_key: host_key
+                .to_openssh()
+                .map_err(|e| DeviceError::Invalid(e.to_string()))?,
             docker_socket: v.docker_socket.clone(),
             key_comment: comment,
         };
@@ -213,9 +258,15 @@ impl Devices {
             .store
             .add_device(new, move |id| {
                 let owner = format!("device:{id}");
-                let mut sealed = vec![(SECRET_SSH_KEY, vault.seal(private.expose(), &owner, SECRET_SSH_KEY))];
+                let mut sealed = vec![(
+                    SECRET_SSH_KEY,
+                    vault.seal(private.expose(), &owner, SECRET_SSH_KEY),
+                )];
                 if let Some(pw) = password {
-                    sealed.push((SECRET_SSH_PASSWORD, vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD)));
+                    sealed.push((
+                        SECRET_SSH_PASSWORD,
+                        vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD),
+                    ));
                 }
                 sealed
             })
@@ -238,12 +289,21 @@ impl Devices {
             remove_key(&session, &line).await?;
         }
         self.pool.forget(id).await;
-        self.store.delete_device(id).await?.ok_or(DeviceError::NotFound)
+        self.store
+            .delete_device(id)
+            .await?
+            .ok_or(DeviceError::NotFound)
     }
 
     /// Renames a device and/or moves it to a new address. A new address must answer with the
     /// pinned identity and our key before it is saved. Returns (before, after) descriptions.
-    pub async fn edit(&self, id: i64, name: &str, host: &str, port: u16) -> Result<(String, String), DeviceError> {
+    pub async fn edit(
+        &self,
+        id: i64,
+        name: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(String, String), DeviceError> {
         let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
         let v = validate(&DeviceInput {
             name: name.into(),
@@ -257,7 +317,10 @@ impl Devices {
         let moved = v.host != device.host || v.port != device.port;
         if moved {
             let key = self.pool.private_key(&device).await?;
-            let login = Login::Key { user: device.username.clone(), key: Arc::new(key) };
+            let login = Login::Key {
+                user: device.username.clone(),
+                key: Arc::new(key),
+            };
             let pinned = keys::parse_public(&device.host_key)?;
             let s = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::Pinned(pinned)).await?;
             s.close().await;
@@ -273,13 +336,22 @@ impl Devices {
             self.pool.forget(id).await;
         }
         let describe = |n: &str, h: &str, p: u16| format!("“{n}” at {h}:{p}");
-        Ok((describe(&device.name, &device.host, device.port), describe(&v.name, &v.host, v.port)))
+        Ok((
+            describe(&device.name, &device.host, device.port),
+            describe(&v.name, &v.host, v.port),
+        ))
     }
 
     /// Changes how this controller logs in to a device (another user, a new password or key).
     /// The new login is proven against the pinned identity before anything is stored; with a
     /// password, a fresh key of ours is installed for that user and the old one removed.
-    pub async fn change_login(&self, id: i64, username: &str, credential: Credential, keep_password: bool) -> Result<(), DeviceError> {
+    pub async fn change_login(
+        &self,
+        id: i64,
+        username: &str,
+        credential: Credential,
+        keep_password: bool,
+    ) -> Result<(), DeviceError> {
         let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
         let input = DeviceInput {
             name: device.name.clone(),
@@ -293,19 +365,39 @@ impl Devices {
         let v = validate(&input)?;
         let login = self.login_for(&input)?;
         let pinned = keys::parse_public(&device.host_key)?;
-        let session = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::Pinned(pinned.clone())).await?;
+        let session = ssh::connect(
+            &v.host,
+            v.port,
+            &login,
+            HostKeyPolicy::Pinned(pinned.clone()),
+        )
+        .await?;
         let old_key = self.pool.private_key(&device).await.ok();
         let (key, installed, comment) = self.key_to_use(&login, &session, &v.name).await?;
         let stored = async {
-            let check = Login::Key { user: v.username.clone(), key: Arc::new(key.clone()) };
-            ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(pinned)).await?.close().await;
+            let check = Login::Key {
+                user: v.username.clone(),
+                key: Arc::new(key.clone()),
+            };
+            ssh::connect(&v.host, v.port, &check, HostKeyPolicy::Pinned(pinned))
+                .await?
+                .close()
+                .await;
             let owner = format!("device:{id}");
             let private = keys::encode_private(&key)?;
-            let mut sealed = vec![(SECRET_SSH_KEY, self.vault.seal(private.expose(), &owner, SECRET_SSH_KEY))];
+            let mut sealed = vec![(
+                SECRET_SSH_KEY,
+                self.vault.seal(private.expose(), &owner, SECRET_SSH_KEY),
+            )];
             if let (Credential::Password(pw), true) = (&input.credential, keep_password) {
-                sealed.push((SECRET_SSH_PASSWORD, self.vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD)));
+                sealed.push((
+                    SECRET_SSH_PASSWORD,
+                    self.vault.seal(pw.expose(), &owner, SECRET_SSH_PASSWORD),
+                ));
             }
-            self.store.set_device_login(id, v.username.clone(), comment, sealed).await?;
+            self.store
+                .set_device_login(id, v.username.clone(), comment, sealed)
+                .await?;
             Ok::<(), DeviceError>(())
         }
         .await;
@@ -359,7 +451,13 @@ rm -f "$tmp"
 "#;
 
 async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
-    let out = session.exec(&RemoteCommand::script(INSTALL_KEY, [line]), None, ssh::EXEC_TIMEOUT).await?;
+    let out = session
+        .exec(
+            &RemoteCommand::script(INSTALL_KEY, [line]),
+            None,
+            ssh::EXEC_TIMEOUT,
+        )
+        .await?;
     if !out.success() {
         return Err(DeviceError::Invalid(format!(
             "Could not add this controller's key to the device's login settings: {}",
@@ -370,9 +468,18 @@ async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceErr
 }
 
 async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
-    let out = session.exec(&RemoteCommand::script(REMOVE_KEY, [line]), None, ssh::EXEC_TIMEOUT).await?;
+    let out = session
+        .exec(
+            &RemoteCommand::script(REMOVE_KEY, [line]),
+            None,
+            ssh::EXEC_TIMEOUT,
+        )
+        .await?;
     if !out.success() {
-        return Err(DeviceError::Invalid(format!("Could not remove this controller's key: {}", out.stderr_text())));
+        return Err(DeviceError::Invalid(format!(
+            "Could not remove this controller's key: {}",
+            out.stderr_text()
+        )));
     }
     Ok(())
 }
@@ -380,7 +487,13 @@ async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceErro
 /// Comments end up in a one-line file: keep only characters that cannot break the line.
 fn sanitize_comment(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(100)
         .collect()
 }
@@ -397,30 +510,53 @@ struct Valid {
 fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(DeviceError::Invalid("Give the device a name of 1 to 64 characters, e.g. “Living room NAS”.".into()));
+        return Err(DeviceError::Invalid(
+            "Give the device a name of 1 to 64 characters, e.g. “Living room NAS”.".into(),
+        ));
     }
-    let host = input.host.trim().trim_start_matches('[').trim_end_matches(']');
+    let host = input
+        .host
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && !host.starts_with('-')
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
     if !host_ok {
-        return Err(DeviceError::Invalid("Enter the device's address: an IP address like 192.168.1.20 or a name like nas.local.".into()));
+        return Err(DeviceError::Invalid(
+            "Enter the device's address: an IP address like 192.168.1.20 or a name like nas.local."
+                .into(),
+        ));
     }
     if input.port == 0 {
-        return Err(DeviceError::Invalid("The port must be between 1 and 65535 (usually 22).".into()));
+        return Err(DeviceError::Invalid(
+            "The port must be between 1 and 65535 (usually 22).".into(),
+        ));
     }
     let username = input.username.trim();
     let user_ok = (1..=32).contains(&username.len())
         && !username.starts_with('-')
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !user_ok {
-        return Err(DeviceError::Invalid("Enter the user name you log in to the device with (letters, digits, . _ -).".into()));
+        return Err(DeviceError::Invalid(
+            "Enter the user name you log in to the device with (letters, digits, . _ -).".into(),
+        ));
     }
     let socket = input.docker_socket.trim();
-    let socket = if socket.is_empty() { DEFAULT_DOCKER_SOCKET } else { socket };
+    let socket = if socket.is_empty() {
+        DEFAULT_DOCKER_SOCKET
+    } else {
+        socket
+    };
     if !socket.starts_with('/') || socket.len() > 256 || socket.chars().any(char::is_control) {
-        return Err(DeviceError::Invalid("The Docker socket must be an absolute path, like /var/run/docker.sock.".into()));
+        return Err(DeviceError::Invalid(
+            "The Docker socket must be an absolute path, like /var/run/docker.sock.".into(),
+        ));
     }
     Ok(Valid {
         name: name.to_string(),
@@ -450,18 +586,29 @@ mod tests {
     #[test]
     fn validation() {
         assert!(validate(&input("NAS", "192.168.1.5", "pi", "")).is_ok());
-        assert_eq!(validate(&input("NAS", "[fd00::1]", "pi", "")).unwrap().host, "fd00::1");
+        assert_eq!(
+            validate(&input("NAS", "[fd00::1]", "pi", "")).unwrap().host,
+            "fd00::1"
+        );
         assert!(validate(&input("", "192.168.1.5", "pi", "")).is_err());
         assert!(validate(&input("a\nb", "192.168.1.5", "pi", "")).is_err());
         assert!(validate(&input("NAS", "x;touch /tmp/p", "pi", "")).is_err());
         assert!(validate(&input("NAS", "-oProxyCommand=x", "pi", "")).is_err());
         assert!(validate(&input("NAS", "h", "$(id)", "")).is_err());
         assert!(validate(&input("NAS", "h", "pi", "relative.sock")).is_err());
-        assert_eq!(validate(&input("NAS", "h", "pi", "")).unwrap().docker_socket, DEFAULT_DOCKER_SOCKET);
+        assert_eq!(
+            validate(&input("NAS", "h", "pi", ""))
+                .unwrap()
+                .docker_socket,
+            DEFAULT_DOCKER_SOCKET
+        );
     }
 
     #[test]
     fn comments_stay_on_one_line() {
-        assert_eq!(sanitize_comment("homelab@box device:My NAS\n$(x)"), "homelab@box-device:My-NAS---x-");
+        assert_eq!(
+            sanitize_comment("homelab@box device:My NAS\n$(x)"),
+            "homelab@box-device:My-NAS---x-"
+        );
     }
 }

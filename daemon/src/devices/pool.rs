@@ -36,17 +36,30 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(store: Store, vault: Arc<Vault>) -> Pool {
-        Pool { store, vault, slots: std::sync::Mutex::new(HashMap::new()) }
+        Pool {
+            store,
+            vault,
+            slots: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     fn slot(&self, id: i64) -> Arc<Mutex<Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .clone()
     }
 
     /// The device's private key, from the vault.
     pub async fn private_key(&self, device: &DeviceRow) -> Result<PrivateKey, DeviceError> {
         let owner = format!("device:{}", device.id);
-        let sealed = self.store.secret(owner.clone(), SECRET_SSH_KEY).await?.ok_or(DeviceError::NotFound)?;
+        let sealed = self
+            .store
+            .secret(owner.clone(), SECRET_SSH_KEY)
+            .await?
+            .ok_or(DeviceError::NotFound)?;
         let text = self.vault.open(&sealed, &owner, SECRET_SSH_KEY)?;
         Ok(keys::decode_private(&text, None)?)
     }
@@ -67,22 +80,39 @@ impl Pool {
             return Err(err.clone().into());
         }
         let pinned = keys::parse_public(&device.host_key)?;
-        let login = Login::Key { user: device.username.clone(), key: Arc::new(self.private_key(device).await?) };
-        match ssh::connect(&device.host, device.port, &login, HostKeyPolicy::Pinned(pinned)).await {
+        let login = Login::Key {
+            user: device.username.clone(),
+            key: Arc::new(self.private_key(device).await?),
+        };
+        match ssh::connect(
+            &device.host,
+            device.port,
+            &login,
+            HostKeyPolicy::Pinned(pinned),
+        )
+        .await
+        {
             Ok(s) => {
                 let s = Arc::new(s);
-                *slot = Slot { session: Some(s.clone()), ..Slot::default() };
+                *slot = Slot {
+                    session: Some(s.clone()),
+                    ..Slot::default()
+                };
                 Ok(s)
             }
             Err(e) => {
                 if let SshError::HostKeyChanged { seen_key, .. } = &e {
-                    self.store.set_pending_host_key(device.id, seen_key.clone()).await?;
+                    self.store
+                        .set_pending_host_key(device.id, seen_key.clone())
+                        .await?;
                 }
                 slot.failures = slot.failures.saturating_add(1);
                 let wait = Duration::from_secs(1 << slot.failures.min(6)).min(MAX_BACKOFF);
                 // A changed key needs the user, not a retry; a network failure is retried soon.
                 slot.retry_at = match e {
-                    SshError::HostKeyChanged { .. } | SshError::AuthFailed { .. } => Some(Instant::now() + wait),
+                    SshError::HostKeyChanged { .. } | SshError::AuthFailed { .. } => {
+                        Some(Instant::now() + wait)
+                    }
                     _ => Some(Instant::now() + wait.min(Duration::from_secs(5))),
                 };
                 slot.last_error = Some(e.clone());
@@ -93,7 +123,11 @@ impl Pool {
 
     /// Drops the connection and back-off state (device removed, key re-trusted, "retry now").
     pub async fn forget(&self, id: i64) {
-        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         if let Some(slot) = slot
             && let Some(s) = slot.lock().await.session.take()
         {
@@ -103,10 +137,21 @@ impl Pool {
 
     /// Number of live connections (for the Advanced view and metrics).
     pub async fn open_connections(&self) -> usize {
-        let slots: Vec<_> = self.slots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let slots: Vec<_> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut n = 0;
         for s in slots {
-            if s.lock().await.session.as_ref().is_some_and(|s| !s.is_closed()) {
+            if s.lock()
+                .await
+                .session
+                .as_ref()
+                .is_some_and(|s| !s.is_closed())
+            {
                 n += 1;
             }
         }

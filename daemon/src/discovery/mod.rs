@@ -22,23 +22,42 @@ pub enum DiscoveryError {
 /// The host name users type.
 pub const HOST_NAME: &str = "homelab.local.";
 /// Services that mean "a computer you can log in to".
-const BROWSE_TYPES: [&str; 3] = ["_ssh._tcp.local.", "_sftp-ssh._tcp.local.", "_workstation._tcp.local."];
+const BROWSE_TYPES: [&str; 3] = [
+    "_ssh._tcp.local.",
+    "_sftp-ssh._tcp.local.",
+    "_workstation._tcp.local.",
+];
 /// How long a port-22 probe may take per address.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Interfaces that are not the LAN: loopback, container bridges and veths, VPN tunnels.
 fn is_virtual(name: &str) -> bool {
     name == "lo"
-        || ["docker", "veth", "br-", "virbr", "cni", "flannel", "cali", "tun", "tap", "wg", "zt", "tailscale"]
-            .iter()
-            .any(|p| name.starts_with(p))
+        || [
+            "docker",
+            "veth",
+            "br-",
+            "virbr",
+            "cni",
+            "flannel",
+            "cali",
+            "tun",
+            "tap",
+            "wg",
+            "zt",
+            "tailscale",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// Every interface address (IPv4 and global IPv6; link-local IPv6 is skipped since it is
 /// useless in a URL), with its interface name.
 pub fn interface_addrs() -> Vec<(String, IpAddr)> {
     let mut out = Vec::new();
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return out };
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return out;
+    };
     for ifa in addrs {
         let Some(addr) = ifa.address else { continue };
         let ip = if let Some(v4) = addr.as_sockaddr_in() {
@@ -82,7 +101,9 @@ impl Announcer {
     pub fn start(port: u16, only: Option<&[String]>) -> Result<Announcer, DiscoveryError> {
         let ifaces = lan_interfaces(only);
         if ifaces.is_empty() {
-            let looked = only.map(|l| l.join(", ")).unwrap_or_else(|| "all non-virtual interfaces".into());
+            let looked = only
+                .map(|l| l.join(", "))
+                .unwrap_or_else(|| "all non-virtual interfaces".into());
             return Err(DiscoveryError::NoInterface(looked));
         }
         let daemon = ServiceDaemon::new()?;
@@ -94,7 +115,14 @@ impl Announcer {
             daemon.enable_interface(IfKind::Name(n.clone()))?;
         }
         let ips: Vec<IpAddr> = ifaces.iter().map(|(_, ip)| *ip).collect();
-        let info = ServiceInfo::new("_http._tcp.local.", "Homelab", HOST_NAME, &ips[..], port, &[("path", "/")][..])?;
+        let info = ServiceInfo::new(
+            "_http._tcp.local.",
+            "Homelab",
+            HOST_NAME,
+            &ips[..],
+            port,
+            &[("path", "/")][..],
+        )?;
         daemon.register(info)?;
         tracing::info!(interfaces = ?names, "announcing homelab.local over mDNS");
         Ok(Announcer { daemon })
@@ -123,43 +151,69 @@ pub struct Candidate {
 /// address found. Takes about `listen` plus one probe timeout.
 pub async fn scan(listen: Duration, only: Option<Vec<String>>) -> Vec<Candidate> {
     let mut found: BTreeMap<IpAddr, (String, &'static str)> = BTreeMap::new();
-    let ifaces: Vec<String> = lan_interfaces(only.as_deref()).into_iter().map(|(n, _)| n).collect();
+    let ifaces: Vec<String> = lan_interfaces(only.as_deref())
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
 
     let only_for_mdns = only.clone();
-    let mdns = tokio::task::spawn_blocking(move || browse(listen, only_for_mdns.as_deref())).await.unwrap_or_default();
+    let mdns = tokio::task::spawn_blocking(move || browse(listen, only_for_mdns.as_deref()))
+        .await
+        .unwrap_or_default();
     for (ip, name) in mdns {
         found.insert(ip, (name, "mDNS"));
     }
     for ip in neighbours(&ifaces) {
-        found.entry(IpAddr::V4(ip)).or_insert_with(|| (ip.to_string(), "network neighbour"));
+        found
+            .entry(IpAddr::V4(ip))
+            .or_insert_with(|| (ip.to_string(), "network neighbour"));
     }
     let probes = found.into_iter().map(|(ip, (name, source))| async move {
         let ssh = matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(SocketAddr::new(ip, 22))).await,
+            tokio::time::timeout(
+                PROBE_TIMEOUT,
+                tokio::net::TcpStream::connect(SocketAddr::new(ip, 22))
+            )
+            .await,
             Ok(Ok(_))
         );
-        Candidate { name, address: ip, source, ssh }
+        Candidate {
+            name,
+            address: ip,
+            source,
+            ssh,
+        }
     });
     futures_util::future::join_all(probes).await
 }
 
 /// mDNS browse for computers; returns (address, instance name).
 fn browse(listen: Duration, only: Option<&[String]>) -> Vec<(IpAddr, String)> {
-    let Ok(daemon) = ServiceDaemon::new() else { return vec![] };
+    let Ok(daemon) = ServiceDaemon::new() else {
+        return vec![];
+    };
     if let Some(list) = only {
         let _ = daemon.disable_interface(IfKind::All);
         for n in list {
             let _ = daemon.enable_interface(IfKind::Name(n.clone()));
         }
     }
-    let receivers: Vec<_> = BROWSE_TYPES.iter().filter_map(|t| daemon.browse(t).ok()).collect();
+    let receivers: Vec<_> = BROWSE_TYPES
+        .iter()
+        .filter_map(|t| daemon.browse(t).ok())
+        .collect();
     let deadline = std::time::Instant::now() + listen;
     let mut out = Vec::new();
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
         let slice = left.min(Duration::from_millis(100)) / receivers.len().max(1) as u32;
         for rx in &receivers {
             if let Ok(ServiceEvent::ServiceResolved(svc)) = rx.recv_timeout(slice) {
-                let name = svc.fullname.split('.').next().unwrap_or(&svc.host).replace("\\032", " ");
+                let name = svc
+                    .fullname
+                    .split('.')
+                    .next()
+                    .unwrap_or(&svc.host)
+                    .replace("\\032", " ");
                 for a in &svc.addresses {
                     let ip = a.to_ip_addr();
                     if !out.iter().any(|(o, _)| *o == ip) {
@@ -175,7 +229,9 @@ fn browse(listen: Duration, only: Option<&[String]>) -> Vec<(IpAddr, String)> {
 
 /// IPv4 neighbours the kernel knows on the given interfaces (from /proc/net/arp).
 fn neighbours(ifaces: &[String]) -> Vec<Ipv4Addr> {
-    let Ok(text) = std::fs::read_to_string("/proc/net/arp") else { return vec![] };
+    let Ok(text) = std::fs::read_to_string("/proc/net/arp") else {
+        return vec![];
+    };
     text.lines()
         .skip(1)
         .filter_map(|l| {

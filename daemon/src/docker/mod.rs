@@ -26,9 +26,15 @@ pub async fn connect(session: Arc<Session>, socket: &str) -> Result<Docker, Dock
     let transport = move |req: BollardRequest| {
         let session = session.clone();
         let socket = socket.clone();
-        Box::pin(async move { send(&session, &socket, req).await }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+        Box::pin(async move { send(&session, &socket, req).await })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
     };
-    let docker = Docker::connect_with_custom_transport(transport, Some("http://docker"), API_TIMEOUT_SECS, API_DEFAULT_VERSION)?;
+    let docker = Docker::connect_with_custom_transport(
+        transport,
+        Some("http://docker"),
+        API_TIMEOUT_SECS,
+        API_DEFAULT_VERSION,
+    )?;
     Ok(docker.negotiate_version().await?)
 }
 
@@ -54,6 +60,11 @@ async fn send(
     if let Some(pq) = parts.uri.path_and_query().cloned() {
         parts.uri = hyper::Uri::from(pq);
     }
-    parts.headers.insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
-    Ok(sender.send_request(BollardRequest::from_parts(parts, body)).await?)
+    parts.headers.insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("docker"),
+    );
+    Ok(sender
+        .send_request(BollardRequest::from_parts(parts, body))
+        .await?)
 }

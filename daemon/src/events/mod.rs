@@ -38,7 +38,9 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(CAPACITY).0 }
+        EventBus {
+            tx: broadcast::channel(CAPACITY).0,
+        }
     }
 }
 

@@ -86,7 +86,11 @@ pub fn docker_arch(uname_m: &str) -> &str {
 }
 
 fn ratio(have: f64, want: f64) -> f64 {
-    if want <= 0.0 { 1.0 } else { (have / want).clamp(0.0, 1.0) }
+    if want <= 0.0 {
+        1.0
+    } else {
+        (have / want).clamp(0.0, 1.0)
+    }
 }
 
 /// Why a device cannot take the app, if it cannot.
@@ -99,19 +103,32 @@ fn disqualify(n: &Need, c: &Candidate) -> Option<String> {
     }
     let arch = docker_arch(&c.arch);
     if !n.architectures.iter().any(|a| a == arch) {
-        return Some(format!("Disqualified: the app does not run on {arch} processors."));
+        return Some(format!(
+            "Disqualified: the app does not run on {arch} processors."
+        ));
     }
     if c.apps.contains(&n.slug) {
         return Some("Disqualified: it already runs this app.".into());
     }
     if c.mem_available < n.ram_min {
-        return Some(format!("Disqualified: needs {} RAM, {} free.", human_bytes(n.ram_min), human_bytes(c.mem_available)));
+        return Some(format!(
+            "Disqualified: needs {} RAM, {} free.",
+            human_bytes(n.ram_min),
+            human_bytes(c.mem_available)
+        ));
     }
     if c.disk_free < n.storage_min {
-        return Some(format!("Disqualified: needs {} of storage, {} free.", human_bytes(n.storage_min), human_bytes(c.disk_free)));
+        return Some(format!(
+            "Disqualified: needs {} of storage, {} free.",
+            human_bytes(n.storage_min),
+            human_bytes(c.disk_free)
+        ));
     }
     if c.cores < n.cpu_min {
-        return Some(format!("Disqualified: needs {} processor cores, has {}.", n.cpu_min, c.cores));
+        return Some(format!(
+            "Disqualified: needs {} processor cores, has {}.",
+            n.cpu_min, c.cores
+        ));
     }
     if let Some(p) = n.host_ports.iter().find(|p| c.used_ports.contains(p)) {
         return Some(format!("Disqualified: port {p} is already in use there."));
@@ -124,16 +141,36 @@ pub fn rank(need: &Need, candidates: &[Candidate]) -> Vec<Verdict> {
     let mut out: Vec<Verdict> = candidates
         .iter()
         .map(|c| match disqualify(need, c) {
-            Some(reason) => Verdict { device_id: c.id, name: c.name.clone(), score: 0.0, eligible: false, reason },
+            Some(reason) => Verdict {
+                device_id: c.id,
+                name: c.name.clone(),
+                score: 0.0,
+                eligible: false,
+                reason,
+            },
             None => {
-                let load_share = if c.cores == 0 { 1.0 } else { (c.load1 / c.cores as f64).clamp(0.0, 1.0) };
+                let load_share = if c.cores == 0 {
+                    1.0
+                } else {
+                    (c.load1 / c.cores as f64).clamp(0.0, 1.0)
+                };
                 let score = 40.0 * ratio(c.mem_available as f64, need.ram_recommended as f64)
                     + 30.0 * ratio(c.disk_free as f64, need.storage_recommended as f64)
                     + 15.0 * ratio(c.cores as f64, need.cpu_recommended as f64)
                     + 10.0 * (1.0 - load_share)
                     + 5.0 * c.uptime.clamp(0.0, 1.0);
-                let reason = format!("{} free, {:.0} % load", human_bytes(c.mem_available), load_share * 100.0);
-                Verdict { device_id: c.id, name: c.name.clone(), score, eligible: true, reason }
+                let reason = format!(
+                    "{} free, {:.0} % load",
+                    human_bytes(c.mem_available),
+                    load_share * 100.0
+                );
+                Verdict {
+                    device_id: c.id,
+                    name: c.name.clone(),
+                    score,
+                    eligible: true,
+                    reason,
+                }
             }
         })
         .collect();
@@ -195,11 +232,19 @@ mod tests {
             ("no docker", Box::new(|c| c.docker_ok = false), "Docker"),
             ("arch", Box::new(|c| c.arch = "riscv64".into()), "riscv64"),
             ("arm ok", Box::new(|c| c.arch = "aarch64".into()), ""),
-            ("ram", Box::new(|c| c.mem_available = 100 * MB), "needs 128 MB RAM, 100 MB free"),
+            (
+                "ram",
+                Box::new(|c| c.mem_available = 100 * MB),
+                "needs 128 MB RAM, 100 MB free",
+            ),
             ("disk", Box::new(|c| c.disk_free = GB / 2), "storage"),
             ("cores", Box::new(|c| c.cores = 0), "cores"),
             ("port", Box::new(|c| c.used_ports.push(8222)), "port 8222"),
-            ("already", Box::new(|c| c.apps.push("vaultwarden".into())), "already runs"),
+            (
+                "already",
+                Box::new(|c| c.apps.push("vaultwarden".into())),
+                "already runs",
+            ),
         ];
         for (label, change, words) in cases {
             let mut c = dev(1, "a");
@@ -209,7 +254,11 @@ mod tests {
                 assert!(v.eligible, "{label}: {v:?}");
             } else {
                 assert!(!v.eligible && v.score == 0.0, "{label}");
-                assert!(v.reason.starts_with("Disqualified:") && v.reason.contains(words), "{label}: {}", v.reason);
+                assert!(
+                    v.reason.starts_with("Disqualified:") && v.reason.contains(words),
+                    "{label}: {}",
+                    v.reason
+                );
             }
         }
     }
@@ -238,7 +287,11 @@ mod tests {
         c.cores = 64; // many cores must not push the score past 100
         c.load1 = 1000.0;
         let v = &rank(&n, &[c])[0];
-        assert!(v.score.is_finite() && v.score <= 100.0 && v.score >= 0.0, "{}", v.score);
+        assert!(
+            v.score.is_finite() && v.score <= 100.0 && v.score >= 0.0,
+            "{}",
+            v.score
+        );
         let mut z = dev(2, "z");
         z.cores = 0;
         let v = &rank(&n, &[z])[0];

@@ -35,11 +35,18 @@ pub enum VaultError {
         "the vault key {path} can be read by other users (mode {mode:o}); fix it with: chmod 600 {path}"
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
-    #[error("the vault key {path} is damaged (expected 32 bytes, found {len}); restore it from a backup")]
+    #[error(
+        "the vault key {path} is damaged (expected 32 bytes, found {len}); restore it from a backup"
+    )]
     KeyLength { path: PathBuf, len: u64 },
     #[error("cannot read or create the vault key {path}: {source}")]
-    KeyIo { path: PathBuf, source: std::io::Error },
-    #[error("a stored secret could not be opened: it was changed, moved, or sealed with another key")]
+    KeyIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "a stored secret could not be opened: it was changed, moved, or sealed with another key"
+    )]
     Open,
     #[error("a stored secret has an unknown format")]
     Format,
@@ -63,7 +70,10 @@ impl Vault {
     pub fn open_or_create(data_dir: &Path) -> Result<Vault, VaultError> {
         let dir = data_dir.join("secrets");
         let path = dir.join("master.key");
-        let io = |source| VaultError::KeyIo { path: path.clone(), source };
+        let io = |source| VaultError::KeyIo {
+            path: path.clone(),
+            source,
+        };
         if !path.exists() {
             fs::create_dir_all(&dir).map_err(io)?;
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
@@ -76,12 +86,20 @@ impl Vault {
             return Err(VaultError::KeyPermissions { path, mode });
         }
         if meta.len() != KEY_LEN as u64 {
-            return Err(VaultError::KeyLength { path, len: meta.len() });
+            return Err(VaultError::KeyLength {
+                path,
+                len: meta.len(),
+            });
         }
         let bytes = Zeroizing::new(fs::read(&path).map_err(io)?);
-        let key = Key::<Aes256Gcm>::try_from(bytes.as_slice())
-            .map_err(|_| VaultError::KeyLength { path: path.clone(), len: bytes.len() as u64 })?;
-        Ok(Vault { cipher: Aes256Gcm::new(&key) })
+        let key =
+            Key::<Aes256Gcm>::try_from(bytes.as_slice()).map_err(|_| VaultError::KeyLength {
+                path: path.clone(),
+                len: bytes.len() as u64,
+            })?;
+        Ok(Vault {
+            cipher: Aes256Gcm::new(&key),
+        })
     }
 
     /// Seals `plaintext` for `owner` and `purpose` (e.g. owner "device:3", purpose "ssh-key").
@@ -90,7 +108,13 @@ impl Vault {
         let aad = aad(owner, purpose);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             // AES-GCM only fails for messages over 64 GiB; nothing we seal comes close.
             .expect("AES-GCM sealing of a small value cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -111,7 +135,13 @@ impl Vault {
         let aad = aad(owner, purpose);
         let plain = self
             .cipher
-            .decrypt(&nonce, Payload { msg: ciphertext, aad: &aad })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Open)?;
         Ok(Secret::new(plain))
     }
@@ -135,7 +165,11 @@ fn create_key_file(dir: &Path, path: &Path) -> std::io::Result<()> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     getrandom::fill(key.as_mut()).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("master.key.tmp.{}", std::process::id()));
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(key.as_ref())?;
     file.sync_all()?;
     drop(file);

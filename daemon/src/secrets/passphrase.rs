@@ -35,7 +35,13 @@ pub struct PassphraseSealed {
     pub ciphertext: String,
 }
 
-fn derive(passphrase: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+fn derive(
+    passphrase: &[u8],
+    salt: &[u8],
+    m: u32,
+    t: u32,
+    p: u32,
+) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     let params = Params::new(m, t, p, Some(32)).map_err(|e| VaultError::Kdf(e.to_string()))?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -46,13 +52,23 @@ fn derive(passphrase: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zero
 
 /// Seals `plaintext` under `passphrase`; `context` is bound as AAD (e.g. "config-export").
 /// CPU- and memory-heavy: call from a blocking thread.
-pub fn seal(plaintext: &[u8], passphrase: &Secret, context: &str) -> Result<PassphraseSealed, VaultError> {
+pub fn seal(
+    plaintext: &[u8],
+    passphrase: &Secret,
+    context: &str,
+) -> Result<PassphraseSealed, VaultError> {
     let salt: [u8; 16] = random_bytes();
     let key = derive(passphrase.expose(), &salt, M_COST_KIB, T_COST, P_COST)?;
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
     let nonce = Nonce::generate();
     let ciphertext = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad: context.as_bytes() })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: context.as_bytes(),
+            },
+        )
         .map_err(|_| VaultError::Format)?;
     Ok(PassphraseSealed {
         kdf: "argon2id-v19".into(),
@@ -67,18 +83,35 @@ pub fn seal(plaintext: &[u8], passphrase: &Secret, context: &str) -> Result<Pass
 
 /// Opens a passphrase-sealed blob. A wrong passphrase, a changed blob or another context all
 /// give [`VaultError::Open`].
-pub fn open(sealed: &PassphraseSealed, passphrase: &Secret, context: &str) -> Result<Secret, VaultError> {
+pub fn open(
+    sealed: &PassphraseSealed,
+    passphrase: &Secret,
+    context: &str,
+) -> Result<Secret, VaultError> {
     if sealed.kdf != "argon2id-v19" || sealed.m_cost_kib > MAX_M_COST_KIB || sealed.t_cost > 100 {
         return Err(VaultError::Format);
     }
     let decode = |s: &str| B64.decode(s).map_err(|_| VaultError::Format);
     let salt = decode(&sealed.salt)?;
-    let nonce = Nonce::try_from(decode(&sealed.nonce)?.as_slice()).map_err(|_| VaultError::Format)?;
+    let nonce =
+        Nonce::try_from(decode(&sealed.nonce)?.as_slice()).map_err(|_| VaultError::Format)?;
     let ciphertext = decode(&sealed.ciphertext)?;
-    let key = derive(passphrase.expose(), &salt, sealed.m_cost_kib, sealed.t_cost, sealed.p_cost)?;
+    let key = derive(
+        passphrase.expose(),
+        &salt,
+        sealed.m_cost_kib,
+        sealed.t_cost,
+        sealed.p_cost,
+    )?;
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
     let plain = cipher
-        .decrypt(&nonce, Payload { msg: &ciphertext, aad: context.as_bytes() })
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: &ciphertext,
+                aad: context.as_bytes(),
+            },
+        )
         .map_err(|_| VaultError::Open)?;
     Ok(Secret::new(plain))
 }

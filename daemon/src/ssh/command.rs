@@ -13,7 +13,8 @@ pub struct RemoteCommand {
 
 /// Characters that need no quoting in any POSIX shell context we use.
 fn is_plain(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
+    c.is_ascii_alphanumeric()
+        || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
 }
 
 /// Quotes one argument: `it's` becomes `'it'\''s'`.
@@ -36,7 +37,9 @@ pub fn quote(arg: &str) -> String {
 
 impl RemoteCommand {
     pub fn new(program: &str) -> RemoteCommand {
-        RemoteCommand { rendered: quote(program) }
+        RemoteCommand {
+            rendered: quote(program),
+        }
     }
 
     pub fn arg(mut self, arg: impl AsRef<str>) -> RemoteCommand {
@@ -64,7 +67,11 @@ impl RemoteCommand {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        RemoteCommand::new("sh").arg("-c").arg(script).arg("homelab").args(params)
+        RemoteCommand::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("homelab")
+            .args(params)
     }
 
     /// The command line sent to the device.
@@ -103,7 +110,10 @@ mod tests {
 
     #[test]
     fn building() {
-        let c = RemoteCommand::new("docker").arg("ps").arg("--format").arg("{{.Names}}");
+        let c = RemoteCommand::new("docker")
+            .arg("ps")
+            .arg("--format")
+            .arg("{{.Names}}");
         assert_eq!(c.as_str(), "docker ps --format '{{.Names}}'");
         let s = RemoteCommand::script("echo \"$1\"", ["x y"]);
         assert_eq!(s.as_str(), "sh -c 'echo \"$1\"' homelab 'x y'");

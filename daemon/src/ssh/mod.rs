@@ -37,13 +37,20 @@ pub enum SshError {
     Unreachable { addr: String, detail: String },
     #[error("{addr} did not answer in time. Is the device powered on and on this network?")]
     Timeout { addr: String },
-    #[error("{addr} refused the connection: remote login (SSH) is not enabled on it. Turn on the SSH server (e.g. `sudo apt install openssh-server`).")]
+    #[error(
+        "{addr} refused the connection: remote login (SSH) is not enabled on it. Turn on the SSH server (e.g. `sudo apt install openssh-server`)."
+    )]
     Refused { addr: String },
     #[error(
         "The device at {addr} identifies itself with a different key than before ({seen}, expected {expected}). \
          Nothing was sent to it. If you reinstalled its system, trust the new key; otherwise someone may be impersonating it."
     )]
-    HostKeyChanged { addr: String, expected: String, seen: String, seen_key: String },
+    HostKeyChanged {
+        addr: String,
+        expected: String,
+        seen: String,
+        seen_key: String,
+    },
     #[error("The device refused the login for “{user}”: wrong password or key.")]
     AuthFailed { user: String },
     #[error("{0}")]
@@ -86,7 +93,10 @@ struct Checker {
 impl client::Handler for Checker {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             return Ok(false); // host certificates are not supported; plain keys are pinned
         };
@@ -128,11 +138,20 @@ pub struct Session {
 }
 
 fn addr_string(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Connects and logs in.
-pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy) -> Result<Session, SshError> {
+pub async fn connect(
+    host: &str,
+    port: u16,
+    login: &Login,
+    policy: HostKeyPolicy,
+) -> Result<Session, SshError> {
     let addr = addr_string(host, port);
     let tcp = tcp_connect(host, port, &addr).await?;
     let seen = Arc::new(Mutex::new(None));
@@ -142,8 +161,15 @@ pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy
         nodelay: true,
         ..Default::default()
     });
-    let checker = Checker { policy: policy.clone(), seen: seen.clone() };
-    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, client::connect_stream(config, tcp, checker)).await;
+    let checker = Checker {
+        policy: policy.clone(),
+        seen: seen.clone(),
+    };
+    let handshake = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        client::connect_stream(config, tcp, checker),
+    )
+    .await;
     let seen_key = || seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut handle = match handshake {
         Err(_) => return Err(SshError::Timeout { addr }),
@@ -160,10 +186,16 @@ pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy
                 });
             }
             tracing::debug!(%addr, error = ?e, "SSH handshake failed");
-            return Err(SshError::Protocol { addr, detail: e.to_string() });
+            return Err(SshError::Protocol {
+                addr,
+                detail: e.to_string(),
+            });
         }
     };
-    let host_key = seen_key().ok_or_else(|| SshError::Protocol { addr: addr.clone(), detail: "no host key".into() })?;
+    let host_key = seen_key().ok_or_else(|| SshError::Protocol {
+        addr: addr.clone(),
+        detail: "no host key".into(),
+    })?;
     let auth = async {
         match login {
             Login::Password { user, password } => {
@@ -171,27 +203,50 @@ pub async fn connect(host: &str, port: u16, login: &Login, policy: HostKeyPolicy
                 handle.authenticate_password(user.clone(), pw).await
             }
             Login::Key { user, key } => {
-                let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
-                handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(key.clone(), hash)).await
+                let hash = handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten();
+                handle
+                    .authenticate_publickey(
+                        user.clone(),
+                        PrivateKeyWithHashAlg::new(key.clone(), hash),
+                    )
+                    .await
             }
         }
     };
     match tokio::time::timeout(AUTH_TIMEOUT, auth).await {
         Err(_) => Err(SshError::Timeout { addr }),
-        Ok(Err(e)) => Err(SshError::Protocol { addr, detail: e.to_string() }),
-        Ok(Ok(r)) if r.success() => Ok(Session { handle, addr, host_key }),
-        Ok(Ok(_)) => Err(SshError::AuthFailed { user: login.user().to_string() }),
+        Ok(Err(e)) => Err(SshError::Protocol {
+            addr,
+            detail: e.to_string(),
+        }),
+        Ok(Ok(r)) if r.success() => Ok(Session {
+            handle,
+            addr,
+            host_key,
+        }),
+        Ok(Ok(_)) => Err(SshError::AuthFailed {
+            user: login.user().to_string(),
+        }),
     }
 }
 
 async fn tcp_connect(host: &str, port: u16, addr: &str) -> Result<TcpStream, SshError> {
-    let resolved: Vec<SocketAddr> = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port))).await {
-        Err(_) => return Err(SshError::Timeout { addr: addr.into() }),
-        Ok(Err(_)) => {
-            return Err(SshError::Unreachable { addr: addr.into(), detail: "the name could not be found on the network".into() });
-        }
-        Ok(Ok(a)) => a.collect(),
-    };
+    let resolved: Vec<SocketAddr> =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Err(_) => return Err(SshError::Timeout { addr: addr.into() }),
+            Ok(Err(_)) => {
+                return Err(SshError::Unreachable {
+                    addr: addr.into(),
+                    detail: "the name could not be found on the network".into(),
+                });
+            }
+            Ok(Ok(a)) => a.collect(),
+        };
     let mut last = None;
     for sa in resolved {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
@@ -199,14 +254,22 @@ async fn tcp_connect(host: &str, port: u16, addr: &str) -> Result<TcpStream, Ssh
             Ok(Ok(s)) => return Ok(s),
             Ok(Err(e)) => {
                 last = Some(match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => SshError::Refused { addr: addr.into() },
+                    std::io::ErrorKind::ConnectionRefused => {
+                        SshError::Refused { addr: addr.into() }
+                    }
                     std::io::ErrorKind::TimedOut => SshError::Timeout { addr: addr.into() },
-                    _ => SshError::Unreachable { addr: addr.into(), detail: e.to_string() },
+                    _ => SshError::Unreachable {
+                        addr: addr.into(),
+                        detail: e.to_string(),
+                    },
                 })
             }
         }
     }
-    Err(last.unwrap_or(SshError::Unreachable { addr: addr.into(), detail: "no address found".into() }))
+    Err(last.unwrap_or(SshError::Unreachable {
+        addr: addr.into(),
+        detail: "no address found".into(),
+    }))
 }
 
 impl Session {
@@ -216,10 +279,21 @@ impl Session {
     }
 
     /// Runs a command; `stdin` (e.g. a secret) is sent and closed before output is read.
-    pub async fn exec(&self, cmd: &RemoteCommand, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, SshError> {
+    pub async fn exec(
+        &self,
+        cmd: &RemoteCommand,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
         let run = async {
-            let mut ch = self.handle.channel_open_session().await.map_err(|e| self.protocol(e))?;
-            ch.exec(true, cmd.as_str()).await.map_err(|e| self.protocol(e))?;
+            let mut ch = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| self.protocol(e))?;
+            ch.exec(true, cmd.as_str())
+                .await
+                .map_err(|e| self.protocol(e))?;
             if let Some(data) = stdin {
                 ch.data(data).await.map_err(|e| self.protocol(e))?;
             }
@@ -237,22 +311,37 @@ impl Session {
             }
             Ok(out)
         };
-        tokio::time::timeout(timeout, run).await.map_err(|_| SshError::CommandTimeout(timeout))?
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| SshError::CommandTimeout(timeout))?
     }
 
     /// Opens a Unix socket on the device (e.g. Docker's) as a byte stream.
-    pub async fn open_socket(&self, path: &str) -> Result<russh::ChannelStream<client::Msg>, SshError> {
-        let ch = self.handle.channel_open_direct_streamlocal(path).await.map_err(|e| self.protocol(e))?;
+    pub async fn open_socket(
+        &self,
+        path: &str,
+    ) -> Result<russh::ChannelStream<client::Msg>, SshError> {
+        let ch = self
+            .handle
+            .channel_open_direct_streamlocal(path)
+            .await
+            .map_err(|e| self.protocol(e))?;
         Ok(ch.into_stream())
     }
 
     pub async fn close(&self) {
-        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
     }
 
     fn protocol(&self, e: russh::Error) -> SshError {
         tracing::debug!(addr = %self.addr, error = ?e, "SSH channel error");
-        SshError::Protocol { addr: self.addr.clone(), detail: e.to_string() }
+        SshError::Protocol {
+            addr: self.addr.clone(),
+            detail: e.to_string(),
+        }
     }
 }
 

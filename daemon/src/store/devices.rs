@@ -56,8 +56,7 @@ pub struct Sample {
     pub disk_total: Option<i64>,
 }
 
-const DEVICE_COLUMNS: &str =
-    "id, name, host, port, username, host_key, pending_host_key, docker_socket, key_comment, created_at";
+const DEVICE_COLUMNS: &str = "id, name, host, port, username, host_key, pending_host_key, docker_socket, key_comment, created_at";
 
 fn device_from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -115,22 +114,34 @@ impl Store {
 
     pub async fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
         self.call(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name COLLATE NOCASE"))?;
-            Ok(stmt.query_map([], device_from_row)?.collect::<Result<Vec<_>, _>>()?)
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY name COLLATE NOCASE"
+            ))?;
+            Ok(stmt
+                .query_map([], device_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
 
     pub async fn device(&self, id: i64) -> Result<Option<DeviceRow>, StoreError> {
         self.call(move |c| {
-            Ok(c.query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [id], device_from_row)
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+                [id],
+                device_from_row,
+            )
+            .optional()?)
         })
         .await
     }
 
     /// Finds a device by address (to say "already added" before connecting).
-    pub async fn device_by_address(&self, host: String, port: u16) -> Result<Option<DeviceRow>, StoreError> {
+    pub async fn device_by_address(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Result<Option<DeviceRow>, StoreError> {
         self.call(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE host = ?1 AND port = ?2"),
@@ -146,9 +157,17 @@ impl Store {
     pub async fn delete_device(&self, id: i64) -> Result<Option<String>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            let name: Option<String> =
-                tx.query_row("DELETE FROM devices WHERE id = ?1 RETURNING name", [id], |r| r.get(0)).optional()?;
-            tx.execute("DELETE FROM secrets WHERE owner = ?1", [format!("device:{id}")])?;
+            let name: Option<String> = tx
+                .query_row(
+                    "DELETE FROM devices WHERE id = ?1 RETURNING name",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "DELETE FROM secrets WHERE owner = ?1",
+                [format!("device:{id}")],
+            )?;
             tx.commit()?;
             Ok(name)
         })
@@ -156,11 +175,24 @@ impl Store {
     }
 
     /// Changes a device's name and address (unique, like at adoption).
-    pub async fn update_device(&self, id: i64, name: String, host: String, port: u16) -> Result<(), StoreError> {
+    pub async fn update_device(
+        &self,
+        id: i64,
+        name: String,
+        host: String,
+        port: u16,
+    ) -> Result<(), StoreError> {
         self.call(move |c| {
-            match c.execute("UPDATE devices SET name = ?1, host = ?2, port = ?3 WHERE id = ?4", params![name, host, port, id]) {
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Err(StoreError::Conflict("another device already has this name or address"))
+            match c.execute(
+                "UPDATE devices SET name = ?1, host = ?2, port = ?3 WHERE id = ?4",
+                params![name, host, port, id],
+            ) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Conflict(
+                        "another device already has this name or address",
+                    ))
                 }
                 other => Ok(other.map(|_| ())?),
             }
@@ -198,7 +230,10 @@ impl Store {
     /// Records a changed host key the device presented (the device stays blocked).
     pub async fn set_pending_host_key(&self, id: i64, key: String) -> Result<(), StoreError> {
         self.call(move |c| {
-            c.execute("UPDATE devices SET pending_host_key = ?1 WHERE id = ?2", params![key, id])?;
+            c.execute(
+                "UPDATE devices SET pending_host_key = ?1 WHERE id = ?2",
+                params![key, id],
+            )?;
             Ok(())
         })
         .await
@@ -311,7 +346,11 @@ impl Store {
     }
 
     /// Share of samples online since `since` (None without samples).
-    pub async fn uptime_ratio(&self, device_id: i64, since: i64) -> Result<Option<f64>, StoreError> {
+    pub async fn uptime_ratio(
+        &self,
+        device_id: i64,
+        since: i64,
+    ) -> Result<Option<f64>, StoreError> {
         self.call(move |c| {
             Ok(c.query_row(
                 "SELECT AVG(online) FROM device_samples WHERE device_id = ?1 AND at >= ?2",

@@ -35,7 +35,11 @@ pub enum StoreError {
          knows up to {known}); it was not touched. Install the newer homelabd again, or restore \
          the backup taken before the update"
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("the database is closed (the daemon is shutting down)")]
     Closed,
     #[error("database task failed: {0}")]
@@ -67,7 +71,9 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::migrate(&mut conn, path)?;
-        Ok(Store { conn: Arc::new(Mutex::new(Some(conn))) })
+        Ok(Store {
+            conn: Arc::new(Mutex::new(Some(conn))),
+        })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -92,7 +98,9 @@ impl Store {
 
     /// Cheap liveness probe for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await.map(|_| ())
+        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
     }
 
     /// Checkpoints the WAL and closes the connection. Later calls fail with `Closed`.

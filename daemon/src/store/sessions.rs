@@ -67,7 +67,10 @@ impl Store {
                 return Ok(None);
             }
             if now - row.last_seen_at > touch_after_secs {
-                c.execute("UPDATE sessions SET last_seen_at = ?1 WHERE token_hash = ?2", params![now, token_hash])?;
+                c.execute(
+                    "UPDATE sessions SET last_seen_at = ?1 WHERE token_hash = ?2",
+                    params![now, token_hash],
+                )?;
             }
             Ok(Some(row))
         })
@@ -84,12 +87,17 @@ impl Store {
 
     /// Ends every session of a user; returns how many there were.
     pub async fn delete_user_sessions(&self, user_id: i64) -> Result<usize, StoreError> {
-        self.call(move |c| Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?)).await
+        self.call(move |c| Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?))
+            .await
     }
 
     pub async fn count_user_sessions(&self, user_id: i64) -> Result<i64, StoreError> {
         self.call(move |c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM sessions WHERE user_id = ?1", [user_id], |r| r.get(0))?)
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )?)
         })
         .await
     }
@@ -97,7 +105,10 @@ impl Store {
     /// Removes sessions idle for longer than `idle_secs` (housekeeping).
     pub async fn purge_idle_sessions(&self, idle_secs: i64) -> Result<usize, StoreError> {
         self.call(move |c| {
-            Ok(c.execute("DELETE FROM sessions WHERE last_seen_at < ?1", [now_unix() - idle_secs])?)
+            Ok(c.execute(
+                "DELETE FROM sessions WHERE last_seen_at < ?1",
+                [now_unix() - idle_secs],
+            )?)
         })
         .await
     }
@@ -107,7 +118,11 @@ impl Store {
     /// True while a session exists (not signed out); does not refresh it.
     pub async fn session_exists(&self, token_hash: Vec<u8>) -> Result<bool, StoreError> {
         self.call(move |c| {
-            Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM sessions WHERE token_hash = ?1)", [token_hash], |r| r.get(0))?)
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM sessions WHERE token_hash = ?1)",
+                [token_hash],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

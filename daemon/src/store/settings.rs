@@ -9,24 +9,44 @@ impl Store {
     /// Reads a setting.
     pub async fn setting(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         self.call(move |c| {
-            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
         .await
     }
 
     /// Writes a setting only if it is not set yet; returns the value now stored. Used for facts
     /// fixed at first start (e.g. when the claim window opened).
-    pub async fn setting_init(&self, key: &'static str, value: String) -> Result<String, StoreError> {
+    pub async fn setting_init(
+        &self,
+        key: &'static str,
+        value: String,
+    ) -> Result<String, StoreError> {
         self.call(move |c| {
-            c.execute("INSERT OR IGNORE INTO settings(key, value) VALUES (?1, ?2)", params![key, value])?;
-            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))?)
+            c.execute(
+                "INSERT OR IGNORE INTO settings(key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })?,
+            )
         })
         .await
     }
 
     /// Stores a sealed secret, replacing an earlier one for the same owner and purpose.
-    pub async fn put_secret(&self, owner: String, purpose: &'static str, sealed: Vec<u8>) -> Result<(), StoreError> {
+    pub async fn put_secret(
+        &self,
+        owner: String,
+        purpose: &'static str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.call(move |c| {
             c.execute(
                 "INSERT INTO secrets(owner, purpose, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -39,7 +59,11 @@ impl Store {
     }
 
     /// Reads a sealed secret.
-    pub async fn secret(&self, owner: String, purpose: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn secret(
+        &self,
+        owner: String,
+        purpose: &'static str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.call(move |c| {
             Ok(c.query_row(
                 "SELECT sealed FROM secrets WHERE owner = ?1 AND purpose = ?2",
@@ -52,9 +76,16 @@ impl Store {
     }
 
     /// Deletes a sealed secret (no error if it does not exist).
-    pub async fn delete_secret(&self, owner: String, purpose: &'static str) -> Result<(), StoreError> {
+    pub async fn delete_secret(
+        &self,
+        owner: String,
+        purpose: &'static str,
+    ) -> Result<(), StoreError> {
         self.call(move |c| {
-            c.execute("DELETE FROM secrets WHERE owner = ?1 AND purpose = ?2", params![owner, purpose])?;
+            c.execute(
+                "DELETE FROM secrets WHERE owner = ?1 AND purpose = ?2",
+                params![owner, purpose],
+            )?;
             Ok(())
         })
         .await

@@ -56,7 +56,10 @@ impl Store {
     }
 
     /// Finds a token by hash and records its use (at most once a minute).
-    pub async fn use_api_token(&self, token_hash: Vec<u8>) -> Result<Option<(i64, String)>, StoreError> {
+    pub async fn use_api_token(
+        &self,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<(i64, String)>, StoreError> {
         self.call(move |c| {
             let found: Option<(i64, String, Option<i64>)> = c
                 .query_row(
@@ -65,10 +68,15 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((id, name, last)) = found else { return Ok(None) };
+            let Some((id, name, last)) = found else {
+                return Ok(None);
+            };
             let now = now_unix();
             if last.is_none_or(|t| now - t > 60) {
-                c.execute("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2", params![now, id])?;
+                c.execute(
+                    "UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )?;
             }
             Ok(Some((id, name)))
         })
@@ -79,7 +87,11 @@ impl Store {
     pub async fn revoke_api_token(&self, id: i64) -> Result<Option<String>, StoreError> {
         self.call(move |c| {
             let name: Option<String> = c
-                .query_row("DELETE FROM api_tokens WHERE id = ?1 RETURNING name", [id], |r| r.get(0))
+                .query_row(
+                    "DELETE FROM api_tokens WHERE id = ?1 RETURNING name",
+                    [id],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Ok(name)
         })

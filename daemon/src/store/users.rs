@@ -43,7 +43,10 @@ pub struct User {
 impl std::fmt::Debug for User {
     // The hash stays out of logs even though it is not the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User").field("id", &self.id).field("username", &self.username).finish()
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish()
     }
 }
 
@@ -60,7 +63,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
 impl Store {
     /// True once the box has an admin (it has been claimed).
     pub async fn has_users(&self) -> Result<bool, StoreError> {
-        self.call(|c| Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?)).await
+        self.call(|c| Ok(c.query_row("SELECT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?))
+            .await
     }
 
     /// Creates the first admin, atomically with forgetting the setup code, and only if no user
@@ -102,17 +106,27 @@ impl Store {
 
     pub async fn set_ui_mode(&self, user_id: i64, mode: UiMode) -> Result<(), StoreError> {
         self.call(move |c| {
-            c.execute("UPDATE users SET ui_mode = ?1 WHERE id = ?2", params![mode.as_str(), user_id])?;
+            c.execute(
+                "UPDATE users SET ui_mode = ?1 WHERE id = ?2",
+                params![mode.as_str(), user_id],
+            )?;
             Ok(())
         })
         .await
     }
 
     /// Replaces a password hash and ends every session of that user in one transaction.
-    pub async fn set_password(&self, user_id: i64, password_hash: String) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+    ) -> Result<(), StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            tx.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", params![password_hash, user_id])?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![password_hash, user_id],
+            )?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
             tx.commit()?;
             Ok(())

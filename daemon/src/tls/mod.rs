@@ -18,10 +18,15 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot write the certificate in {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot generate the certificate: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("the certificate in {path} is damaged ({reason}); delete the tls folder to make a new one")]
+    #[error(
+        "the certificate in {path} is damaged ({reason}); delete the tls folder to make a new one"
+    )]
     Load { path: PathBuf, reason: String },
 }
 
@@ -44,10 +49,16 @@ pub fn load_or_create(data_dir: &Path) -> Result<TlsIdentity, TlsError> {
     if !cert_path.exists() || !key_path.exists() {
         generate(&dir, &cert_path, &key_path)?;
     }
-    let load_err = |path: &Path, reason: String| TlsError::Load { path: path.to_path_buf(), reason };
-    let cert_pem = fs::read_to_string(&cert_path).map_err(|e| load_err(&cert_path, e.to_string()))?;
-    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| load_err(&cert_path, e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| load_err(&key_path, e.to_string()))?;
+    let load_err = |path: &Path, reason: String| TlsError::Load {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let cert_pem =
+        fs::read_to_string(&cert_path).map_err(|e| load_err(&cert_path, e.to_string()))?;
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| load_err(&cert_path, e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&key_path).map_err(|e| load_err(&key_path, e.to_string()))?;
     let fingerprint = fingerprint(&cert);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -57,12 +68,20 @@ pub fn load_or_create(data_dir: &Path) -> Result<TlsIdentity, TlsError> {
         .with_single_cert(vec![cert], key)
         .map_err(|e| load_err(&cert_path, e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsIdentity { server_config: Arc::new(config), fingerprint, cert_pem })
+    Ok(TlsIdentity {
+        server_config: Arc::new(config),
+        fingerprint,
+        cert_pem,
+    })
 }
 
 /// Colon-separated uppercase hex of the SHA-256 of a DER certificate, as browsers show it.
 pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Names the certificate covers: the mDNS name, the host name, loopback and every address the
@@ -76,7 +95,10 @@ fn subject_names() -> Vec<String> {
             names.push(host);
         }
     }
-    let mut addrs: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    let mut addrs: Vec<IpAddr> = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
     for (_, ip) in crate::discovery::interface_addrs() {
         if !addrs.contains(&ip) {
             addrs.push(ip);
@@ -94,8 +116,13 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut params = rcgen::CertificateParams::new(subject_names())?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "homelab.local");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Homelab appliance (self-signed)");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "homelab.local");
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationName,
+        "Homelab appliance (self-signed)",
+    );
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(3650);
@@ -111,7 +138,12 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
 /// Writes a file via a temporary file and rename, with `mode` from creation on.
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     fs::rename(&tmp, path)

@@ -28,7 +28,11 @@ pub struct Health {
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let db_ok = state.store.ping().await.is_ok();
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Health {
@@ -46,11 +50,18 @@ pub struct Version {
 }
 
 pub async fn version() -> Json<Version> {
-    Json(Version { version: crate::VERSION, schema_version: SCHEMA_VERSION })
+    Json(Version {
+        version: crate::VERSION,
+        schema_version: SCHEMA_VERSION,
+    })
 }
 
 pub async fn not_found() -> WebError {
-    WebError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint. The API lives under /api/v1/.")
+    WebError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such API endpoint. The API lives under /api/v1/.",
+    )
 }
 
 // ---- Devices ----------------------------------------------------------------------------
@@ -91,7 +102,10 @@ fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
         port: d.port,
         username: d.username,
         docker_socket: d.docker_socket,
-        state: s.as_ref().map(|s| s.state.clone()).unwrap_or_else(|| "unknown".into()),
+        state: s
+            .as_ref()
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "unknown".into()),
         reason: s.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
         last_seen_at: s.as_ref().and_then(|s| s.last_seen_at),
         checked_at: s.as_ref().map(|s| s.checked_at),
@@ -101,8 +115,13 @@ fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
 }
 
 pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJson>>, WebError> {
-    let mut statuses: std::collections::HashMap<i64, StatusRow> =
-        state.store.device_statuses().await?.into_iter().map(|s| (s.device_id, s)).collect();
+    let mut statuses: std::collections::HashMap<i64, StatusRow> = state
+        .store
+        .device_statuses()
+        .await?
+        .into_iter()
+        .map(|s| (s.device_id, s))
+        .collect();
     let since = crate::store::now_unix() - 24 * 3600;
     let mut list = Vec::new();
     for d in state.store.devices().await? {
@@ -115,11 +134,26 @@ pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJso
     Ok(Json(list))
 }
 
-pub async fn device(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<DeviceJson>, WebError> {
-    let d = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
-    let s = state.store.device_statuses().await?.into_iter().find(|s| s.device_id == id);
+pub async fn device(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<DeviceJson>, WebError> {
+    let d = state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let s = state
+        .store
+        .device_statuses()
+        .await?
+        .into_iter()
+        .find(|s| s.device_id == id);
     let mut j = device_json(d, s);
-    j.uptime_24h = state.store.uptime_ratio(id, crate::store::now_unix() - 24 * 3600).await?;
+    j.uptime_24h = state
+        .store
+        .uptime_ratio(id, crate::store::now_unix() - 24 * 3600)
+        .await?;
     Ok(Json(j))
 }
 
@@ -147,8 +181,15 @@ impl DeviceBody {
     fn into_input(self) -> Result<DeviceInput, WebError> {
         let credential = match (self.password, self.private_key) {
             (Some(p), None) => Credential::Password(Secret::from_string(p)),
-            (None, Some(k)) => Credential::Key { private_key: Secret::from_string(k), passphrase: self.passphrase.map(Secret::from_string) },
-            _ => return Err(WebError::bad_request("Send exactly one of `password` or `private_key`.")),
+            (None, Some(k)) => Credential::Key {
+                private_key: Secret::from_string(k),
+                passphrase: self.passphrase.map(Secret::from_string),
+            },
+            _ => {
+                return Err(WebError::bad_request(
+                    "Send exactly one of `password` or `private_key`.",
+                ));
+            }
         };
         Ok(DeviceInput {
             name: self.name,
@@ -162,14 +203,39 @@ impl DeviceBody {
     }
 }
 
-pub async fn test_device(State(state): State<AppState>, Json(body): Json<DeviceBody>) -> Result<Json<crate::devices::checks::Report>, WebError> {
+pub async fn test_device(
+    State(state): State<AppState>,
+    Json(body): Json<DeviceBody>,
+) -> Result<Json<crate::devices::checks::Report>, WebError> {
     let input = body.into_input()?;
-    Ok(Json(state.devices.test_connection(&input).await.map_err(device_error)?))
+    Ok(Json(
+        state
+            .devices
+            .test_connection(&input)
+            .await
+            .map_err(device_error)?,
+    ))
 }
 
-pub async fn add_device(State(state): State<AppState>, ctx: Ctx, Json(body): Json<DeviceBody>) -> Result<(StatusCode, Json<DeviceJson>), WebError> {
-    let d = state.devices.adopt(body.into_input()?).await.map_err(device_error)?;
-    ctx.audit(&state, "device.add", format!("Added device “{}” ({}@{}:{})", d.name, d.username, d.host, d.port)).await?;
+pub async fn add_device(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Json(body): Json<DeviceBody>,
+) -> Result<(StatusCode, Json<DeviceJson>), WebError> {
+    let d = state
+        .devices
+        .adopt(body.into_input()?)
+        .await
+        .map_err(device_error)?;
+    ctx.audit(
+        &state,
+        "device.add",
+        format!(
+            "Added device “{}” ({}@{}:{})",
+            d.name, d.username, d.host, d.port
+        ),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(device_json(d, None))))
 }
 
@@ -179,9 +245,19 @@ pub struct RemoveQuery {
     clean: bool,
 }
 
-pub async fn remove_device(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Query(q): Query<RemoveQuery>) -> Result<StatusCode, WebError> {
-    let name = state.devices.remove(id, q.clean).await.map_err(device_error)?;
-    ctx.audit(&state, "device.remove", format!("Removed device “{name}”")).await?;
+pub async fn remove_device(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<StatusCode, WebError> {
+    let name = state
+        .devices
+        .remove(id, q.clean)
+        .await
+        .map_err(device_error)?;
+    ctx.audit(&state, "device.remove", format!("Removed device “{name}”"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -198,7 +274,10 @@ pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollS
     let results = state.devices.poll_all().await.map_err(device_error)?;
     Ok(Json(PollSummary {
         devices: results.len(),
-        online: results.iter().filter(|(_, s)| *s == crate::devices::health::State::Online).count(),
+        online: results
+            .iter()
+            .filter(|(_, s)| *s == crate::devices::health::State::Online)
+            .count(),
         millis: started.elapsed().as_millis(),
     }))
 }

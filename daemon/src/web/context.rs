@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 
@@ -109,14 +109,31 @@ impl Ctx {
 
     /// Records a state change in the audit log and pushes it to open Settings pages. An audit
     /// failure fails the request: a change we cannot account for is not acceptable.
-    pub async fn audit(&self, state: &AppState, action: &'static str, detail: String) -> Result<(), WebError> {
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &'static str,
+        detail: String,
+    ) -> Result<(), WebError> {
         self.audit_as(state, self.actor(), action, detail).await
     }
 
-    pub async fn audit_as(&self, state: &AppState, actor: String, action: &'static str, detail: String) -> Result<(), WebError> {
+    pub async fn audit_as(
+        &self,
+        state: &AppState,
+        actor: String,
+        action: &'static str,
+        detail: String,
+    ) -> Result<(), WebError> {
         let entry = state
             .store
-            .audit(actor, action, detail, self.client.addr.to_string(), self.request_id.clone())
+            .audit(
+                actor,
+                action,
+                detail,
+                self.client.addr.to_string(),
+                self.request_id.clone(),
+            )
             .await?;
         state.events.publish(Event::Audit(entry));
         Ok(())
@@ -126,8 +143,15 @@ impl Ctx {
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
         let addr = parts
             .extensions
             .get::<ConnectInfo<ClientAddr>>()
@@ -142,7 +166,11 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Ctx {
             request_id,
             client: Client { addr, user_agent },
-            scheme: parts.extensions.get::<Scheme>().copied().unwrap_or(Scheme::Http),
+            scheme: parts
+                .extensions
+                .get::<Scheme>()
+                .copied()
+                .unwrap_or(Scheme::Http),
             wants: Wants::of(parts.uri.path(), &parts.headers),
             principal: parts.extensions.get::<Principal>().cloned(),
         })

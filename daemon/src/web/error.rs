@@ -25,7 +25,11 @@ pub struct WebError {
 
 impl WebError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> WebError {
-        WebError { status, code, message: message.into() }
+        WebError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> WebError {
@@ -33,11 +37,19 @@ impl WebError {
     }
 
     pub fn not_found() -> WebError {
-        WebError::new(StatusCode::NOT_FOUND, "not_found", "There is nothing at this address. Check the link, or go back to the dashboard.")
+        WebError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is nothing at this address. Check the link, or go back to the dashboard.",
+        )
     }
 
     pub fn unauthenticated() -> WebError {
-        WebError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign in first (or send a valid API token).")
+        WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in first (or send a valid API token).",
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> WebError {
@@ -58,7 +70,10 @@ impl WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
-        res.extensions_mut().insert(ErrorInfo { code: self.code, message: self.message });
+        res.extensions_mut().insert(ErrorInfo {
+            code: self.code,
+            message: self.message,
+        });
         res
     }
 }
@@ -66,7 +81,11 @@ impl IntoResponse for WebError {
 impl From<StoreError> for WebError {
     fn from(e: StoreError) -> WebError {
         match e {
-            StoreError::Closed => WebError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "The box is restarting. Try again in a moment."),
+            StoreError::Closed => WebError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "The box is restarting. Try again in a moment.",
+            ),
             other => WebError::internal(other),
         }
     }
@@ -78,9 +97,13 @@ pub fn auth_status(e: &AuthError) -> (StatusCode, &'static str) {
         AuthError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
         AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
         AuthError::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
-        AuthError::SetupCodeRequired | AuthError::WrongSetupCode => (StatusCode::FORBIDDEN, "setup_code"),
+        AuthError::SetupCodeRequired | AuthError::WrongSetupCode => {
+            (StatusCode::FORBIDDEN, "setup_code")
+        }
         AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
-        AuthError::Store(_) | AuthError::Vault(_) | AuthError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        AuthError::Store(_) | AuthError::Vault(_) | AuthError::Hash(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     }
 }
 

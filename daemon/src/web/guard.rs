@@ -27,7 +27,11 @@ pub async fn guard(state: AppState, access: Access, req: Request, next: Next) ->
 
 async fn check(state: &AppState, access: Access, mut req: Request) -> Result<Request, Response> {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let scheme = req.extensions().get::<Scheme>().copied().unwrap_or(Scheme::Http);
+    let scheme = req
+        .extensions()
+        .get::<Scheme>()
+        .copied()
+        .unwrap_or(Scheme::Http);
     let wants = Wants::of(req.uri().path(), req.headers());
 
     if access == Access::Public {
@@ -41,7 +45,10 @@ async fn check(state: &AppState, access: Access, mut req: Request) -> Result<Req
     // protection; they are only accepted where the route allows tokens.
     if let Some(token) = bearer(req.headers()) {
         if access == Access::Session {
-            return Err(WebError::forbidden("API tokens cannot be used on this page; sign in with a browser.").into_response());
+            return Err(WebError::forbidden(
+                "API tokens cannot be used on this page; sign in with a browser.",
+            )
+            .into_response());
         }
         return match state.auth.api_token(&token).await {
             Ok(Some((id, name))) => {
@@ -65,7 +72,11 @@ async fn check(state: &AppState, access: Access, mut req: Request) -> Result<Req
     }
 
     let session = match session_cookie(req.headers()) {
-        Some(token) => state.auth.session(&token).await.map_err(|e| WebError::from(e).into_response())?,
+        Some(token) => state
+            .auth
+            .session(&token)
+            .await
+            .map_err(|e| WebError::from(e).into_response())?,
         None => None,
     };
     let Some(user) = session else {
@@ -118,12 +129,17 @@ async fn anonymous(state: &AppState, method: Method, path: String, wants: Wants)
 /// Only path characters we generate ourselves survive into `next`; anything else is dropped,
 /// so `next` can never point at another site.
 fn encode_next(path: &str) -> String {
-    path.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')).collect()
+    path.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+        .collect()
 }
 
 fn with_www_authenticate(err: WebError) -> Response {
     let mut res = err.into_response();
-    res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"homelab\""));
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"homelab\""),
+    );
     res
 }
 
@@ -137,7 +153,9 @@ fn foreign_origin() -> Response {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// The session token from the Cookie header(s).
@@ -174,20 +192,33 @@ fn same_origin(headers: &HeaderMap, scheme: Scheme) -> bool {
 /// url-encoded form (plain forms). Reading the form consumes the body, so the request is
 /// rebuilt from the bytes read.
 async fn csrf_ok(req: Request, expected: &str) -> (bool, Result<Request, WebError>) {
-    if let Some(v) = req.headers().get(paths::header::CSRF).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = req
+        .headers()
+        .get(paths::header::CSRF)
+        .and_then(|v| v.to_str().ok())
+    {
         return (ct_eq(v, expected), Ok(req));
     }
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    let is_form = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
     if !is_form {
         return (false, Ok(req));
     }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_FORM_BODY).await {
         Ok(b) => b,
-        Err(_) => return (false, Err(WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "That form is too large."))),
+        Err(_) => {
+            return (
+                false,
+                Err(WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "That form is too large.",
+                )),
+            );
+        }
     };
     let ok = form_field(&bytes, paths::CSRF_FIELD).is_some_and(|v| ct_eq(&v, expected));
     (ok, Ok(Request::from_parts(parts, Body::from(bytes))))

@@ -13,7 +13,9 @@ use axum::response::IntoResponse;
 use super::AppState;
 
 /// Latency bucket bounds in seconds (upper, inclusive).
-const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 
 #[derive(Default)]
 struct Series {
@@ -34,7 +36,9 @@ impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.entry((method.to_string(), route.to_string(), status)).or_default();
+        let s = map
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
         s.count += 1;
         s.sum_secs += secs;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -49,9 +53,16 @@ impl Metrics {
         out.push_str("# HELP homelab_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE homelab_http_requests_total counter\n");
         for ((m, r, st), s) in map.iter() {
-            let _ = writeln!(out, "homelab_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{st}\"}} {}", esc(r), s.count);
+            let _ = writeln!(
+                out,
+                "homelab_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{st}\"}} {}",
+                esc(r),
+                s.count
+            );
         }
-        out.push_str("# HELP homelab_http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str(
+            "# HELP homelab_http_request_duration_seconds Time to answer HTTP requests.\n",
+        );
         out.push_str("# TYPE homelab_http_request_duration_seconds histogram\n");
         // Histograms aggregate over status codes.
         let mut by_route: BTreeMap<(&str, &str), Series> = BTreeMap::new();
@@ -66,11 +77,27 @@ impl Metrics {
         for ((m, r), s) in by_route {
             let labels = format!("method=\"{m}\",route=\"{}\"", esc(r));
             for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "homelab_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}", s.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "homelab_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    s.buckets[i]
+                );
             }
-            let _ = writeln!(out, "homelab_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "homelab_http_request_duration_seconds_sum{{{labels}}} {}", s.sum_secs);
-            let _ = writeln!(out, "homelab_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "homelab_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "homelab_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "homelab_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
     }
 }
@@ -106,6 +133,16 @@ pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
     }
     out.push_str("# HELP homelab_uptime_seconds Seconds since homelabd started.\n");
     out.push_str("# TYPE homelab_uptime_seconds gauge\n");
-    let _ = writeln!(out, "homelab_uptime_seconds {}", state.started.elapsed().as_secs());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+    let _ = writeln!(
+        out,
+        "homelab_uptime_seconds {}",
+        state.started.elapsed().as_secs()
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
 }

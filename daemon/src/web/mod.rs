@@ -87,21 +87,34 @@ pub fn router(state: AppState, scheme: Scheme) -> Router {
 }
 
 /// Serves HTTP (and HTTPS when a listener is given) until `stop` flips.
-pub async fn serve(state: AppState, listeners: Listeners, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listeners: Listeners,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let wait = |mut rx: watch::Receiver<bool>| async move { crate::app::stopped(&mut rx).await };
     let tls = state.tls_config.clone();
     let (http_app, https) = match listeners.https {
-        Some(l) => (routes::build_redirect(state.clone()), Some((l, routes::build(state.clone(), Scheme::Https)))),
+        Some(l) => (
+            routes::build_redirect(state.clone()),
+            Some((l, routes::build(state.clone(), Scheme::Https))),
+        ),
         None => (routes::build(state.clone(), Scheme::Http), None),
     };
-    let http = axum::serve(listeners.http, http_app.into_make_service_with_connect_info::<ClientAddr>())
-        .with_graceful_shutdown(wait(stop.clone()));
+    let http = axum::serve(
+        listeners.http,
+        http_app.into_make_service_with_connect_info::<ClientAddr>(),
+    )
+    .with_graceful_shutdown(wait(stop.clone()));
     match https {
         None => http.await,
         Some((listener, app)) => {
             let listener = tls_listener::TlsListener::new(listener, tls)?;
-            let https = axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
-                .with_graceful_shutdown(wait(stop));
+            let https = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(wait(stop));
             let (a, b) = tokio::join!(http, https);
             a.and(b)
         }

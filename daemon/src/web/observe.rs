@@ -35,7 +35,10 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let wants = Wants::of(&path, req.headers());
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
     let started = Instant::now();
@@ -61,7 +64,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
 
     let elapsed = started.elapsed();
     let route_label = route.as_deref().unwrap_or("unmatched");
-    state.metrics.record(method.as_str(), route_label, res.status().as_u16(), elapsed);
+    state
+        .metrics
+        .record(method.as_str(), route_label, res.status().as_u16(), elapsed);
     let is_asset = path.starts_with("/static/");
     if is_asset || path == paths::HEALTHZ {
         tracing::debug!(parent: &span, status = res.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
@@ -73,10 +78,19 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(paths::header::REQUEST_ID, v);
     }
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !is_asset && !h.contains_key(header::CACHE_CONTROL) {
         // Pages carry the CSRF token and live data: never from a cache.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -98,14 +112,25 @@ async fn rejection_info(res: &mut Response) -> Option<ErrorInfo> {
         return None;
     }
     let body = std::mem::replace(res.body_mut(), Body::empty());
-    let bytes = axum::body::to_bytes(body, MAX_REJECTION_BODY).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, MAX_REJECTION_BODY)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     let (code, message) = match res.status() {
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "This address does not accept that kind of request.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "This address does not accept that kind of request.".to_string(),
+        ),
         StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_string()),
         StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "That upload is too large.".to_string()),
-        _ if text.is_empty() => ("invalid_input", "The request could not be understood.".to_string()),
-        _ => ("invalid_input", format!("The request could not be understood: {text}")),
+        _ if text.is_empty() => (
+            "invalid_input",
+            "The request could not be understood.".to_string(),
+        ),
+        _ => (
+            "invalid_input",
+            format!("The request could not be understood: {text}"),
+        ),
     };
     Some(ErrorInfo { code, message })
 }

@@ -46,7 +46,14 @@ where
 {
     // Every method used below is a standard one, which MethodFilter always accepts.
     let filter = MethodFilter::try_from(method.clone()).expect("standard HTTP method");
-    Entry { info: RouteInfo { method, path, access }, handler: on(filter, handler) }
+    Entry {
+        info: RouteInfo {
+            method,
+            path,
+            access,
+        },
+        handler: on(filter, handler),
+    }
 }
 
 fn table() -> Vec<Entry> {
@@ -65,16 +72,41 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::DASHBOARD, Session, views::pages::dashboard),
         entry(M::GET, paths::DEVICES, Session, views::devices::list),
         entry(M::GET, paths::DEVICES_CARDS, Session, views::devices::cards),
-        entry(M::GET, paths::DEVICES_NEW, Session, views::devices::new_form),
+        entry(
+            M::GET,
+            paths::DEVICES_NEW,
+            Session,
+            views::devices::new_form,
+        ),
         entry(M::POST, paths::DEVICES_TEST, Session, views::devices::test),
         entry(M::GET, paths::DEVICES_SCAN, Session, views::devices::scan),
         entry(M::POST, paths::DEVICES, Session, views::devices::add),
         entry(M::GET, paths::DEVICE, Session, views::devices::show),
-        entry(M::POST, paths::DEVICE_REFRESH, Session, views::devices::refresh),
-        entry(M::POST, paths::DEVICE_TRUST_KEY, Session, views::devices::trust_key),
-        entry(M::POST, paths::DEVICE_REMOVE, Session, views::devices::remove),
+        entry(
+            M::POST,
+            paths::DEVICE_REFRESH,
+            Session,
+            views::devices::refresh,
+        ),
+        entry(
+            M::POST,
+            paths::DEVICE_TRUST_KEY,
+            Session,
+            views::devices::trust_key,
+        ),
+        entry(
+            M::POST,
+            paths::DEVICE_REMOVE,
+            Session,
+            views::devices::remove,
+        ),
         entry(M::POST, paths::DEVICE_EDIT, Session, views::devices::edit),
-        entry(M::POST, paths::DEVICE_LOGIN, Session, views::devices::change_login),
+        entry(
+            M::POST,
+            paths::DEVICE_LOGIN,
+            Session,
+            views::devices::change_login,
+        ),
         entry(M::GET, paths::DASHBOARD_POOL, Session, views::devices::pool),
         entry(M::GET, paths::APPS, Session, views::apps::list),
         entry(M::GET, paths::APPS_GRID, Session, views::apps::grid),
@@ -83,22 +115,67 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::NETWORK, Session, views::pages::network),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
-        entry(M::POST, paths::SETTINGS_MODE, Session, views::settings::set_mode),
-        entry(M::POST, paths::SETTINGS_PASSWORD, Session, views::settings::change_password),
-        entry(M::POST, paths::SETTINGS_SIGN_OUT_ALL, Session, views::settings::sign_out_everywhere),
-        entry(M::POST, paths::SETTINGS_TOKENS, Session, views::settings::create_token),
-        entry(M::POST, paths::SETTINGS_TOKEN_REVOKE, Session, views::settings::revoke_token),
-        entry(M::GET, paths::SETTINGS_CERTIFICATE, Session, views::settings::certificate),
+        entry(
+            M::POST,
+            paths::SETTINGS_MODE,
+            Session,
+            views::settings::set_mode,
+        ),
+        entry(
+            M::POST,
+            paths::SETTINGS_PASSWORD,
+            Session,
+            views::settings::change_password,
+        ),
+        entry(
+            M::POST,
+            paths::SETTINGS_SIGN_OUT_ALL,
+            Session,
+            views::settings::sign_out_everywhere,
+        ),
+        entry(
+            M::POST,
+            paths::SETTINGS_TOKENS,
+            Session,
+            views::settings::create_token,
+        ),
+        entry(
+            M::POST,
+            paths::SETTINGS_TOKEN_REVOKE,
+            Session,
+            views::settings::revoke_token,
+        ),
+        entry(
+            M::GET,
+            paths::SETTINGS_CERTIFICATE,
+            Session,
+            views::settings::certificate,
+        ),
         entry(M::GET, paths::EVENTS, Session, sse::events),
         // Machines
         entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
         entry(M::GET, paths::API_VERSION, SessionOrToken, api::version),
         entry(M::GET, paths::API_DEVICES, SessionOrToken, api::devices),
         entry(M::POST, paths::API_DEVICES, SessionOrToken, api::add_device),
-        entry(M::POST, paths::API_DEVICES_TEST, SessionOrToken, api::test_device),
-        entry(M::POST, paths::API_DEVICES_REFRESH, SessionOrToken, api::refresh_devices),
+        entry(
+            M::POST,
+            paths::API_DEVICES_TEST,
+            SessionOrToken,
+            api::test_device,
+        ),
+        entry(
+            M::POST,
+            paths::API_DEVICES_REFRESH,
+            SessionOrToken,
+            api::refresh_devices,
+        ),
         entry(M::GET, paths::API_DEVICE, SessionOrToken, api::device),
-        entry(M::DELETE, paths::API_DEVICE, SessionOrToken, api::remove_device),
+        entry(
+            M::DELETE,
+            paths::API_DEVICE,
+            SessionOrToken,
+            api::remove_device,
+        ),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.
         entry(M::GET, paths::API_FALLBACK, SessionOrToken, api::not_found),
@@ -117,13 +194,18 @@ pub fn build(state: AppState, scheme: Scheme) -> Router {
         let access = info.access;
         let guarded = handler.route_layer(middleware::from_fn_with_state(
             state.clone(),
-            move |State(s): State<AppState>, req: Request, next: Next| guard::guard(s, access, req, next),
+            move |State(s): State<AppState>, req: Request, next: Next| {
+                guard::guard(s, access, req, next)
+            },
         ));
         router = router.route(info.path, guarded);
     }
     router
         .fallback(observe::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .layer(axum::Extension(scheme))
         .with_state(state)
 }
@@ -133,12 +215,19 @@ pub fn build_redirect(state: AppState) -> Router {
     Router::new()
         .route(paths::HEALTHZ, axum::routing::get(api::healthz))
         .fallback(redirect_to_https)
-        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .layer(axum::Extension(Scheme::Http))
         .with_state(state)
 }
 
-async fn redirect_to_https(State(state): State<AppState>, uri: Uri, headers: axum::http::HeaderMap) -> Response {
+async fn redirect_to_https(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -176,7 +265,12 @@ mod tests {
     fn every_route_is_unique() {
         let t = route_table();
         for (i, a) in t.iter().enumerate() {
-            assert!(!t[i + 1..].iter().any(|b| a.path == b.path && a.method == b.method), "{a:?} twice");
+            assert!(
+                !t[i + 1..]
+                    .iter()
+                    .any(|b| a.path == b.path && a.method == b.method),
+                "{a:?} twice"
+            );
         }
     }
 }

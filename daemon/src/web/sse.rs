@@ -33,7 +33,10 @@ struct StreamState {
     advanced: bool,
 }
 
-pub async fn events(State(state): State<AppState>, ctx: Ctx) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
+pub async fn events(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
     let user = ctx.user()?;
     let mut recheck = tokio::time::interval(RECHECK_SESSION);
     recheck.reset(); // the first tick would fire at once
@@ -72,11 +75,17 @@ pub async fn events(State(state): State<AppState>, ctx: Ctx) -> Result<Sse<impl 
 
 fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
     let (name, html) = match event {
-        Event::Toast { level, message } => (sse_event::TOAST, views::toast_html(*level, message, "")),
+        Event::Toast { level, message } => {
+            (sse_event::TOAST, views::toast_html(*level, message, ""))
+        }
         Event::Audit(entry) => (sse_event::AUDIT, views::audit_row_html(entry, advanced)),
         // Pages re-fetch their device panels on this trigger; the payload is only the id.
         Event::DeviceStatus { device_id } => (sse_event::DEVICES, device_id.to_string()),
     };
     // SSE data lines cannot contain newlines; the fragments are HTML, so spaces do as well.
-    Some(SseEvent::default().event(name).data(html.replace(['\n', '\r'], " ")))
+    Some(
+        SseEvent::default()
+            .event(name)
+            .data(html.replace(['\n', '\r'], " ")),
+    )
 }

@@ -46,9 +46,16 @@ pub fn init_logging() {
     LOG.call_once(|| {
         let dir = artifacts().join("logs");
         std::fs::create_dir_all(&dir).expect("create log dir");
-        let file = std::fs::File::create(dir.join(format!("{}-{}.log", binary_name(), std::process::id()))).expect("log file");
+        let file = std::fs::File::create(dir.join(format!(
+            "{}-{}.log",
+            binary_name(),
+            std::process::id()
+        )))
+        .expect("log file");
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info,rustls=info,reqwest=info"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,h2=info,rustls=info,reqwest=info",
+            ))
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
             .try_init();
@@ -70,7 +77,9 @@ pub fn remember_secret(secret: &str) {
 /// A fresh data directory that outlives the test (for the leak scan).
 pub fn data_dir(name: &str) -> PathBuf {
     let suffix: u64 = u64::from_le_bytes(homelabd::secrets::random_bytes());
-    let dir = artifacts().join("data").join(format!("{name}-{suffix:016x}"));
+    let dir = artifacts()
+        .join("data")
+        .join(format!("{name}-{suffix:016x}"));
     std::fs::create_dir_all(&dir).expect("create data dir");
     dir
 }
@@ -104,7 +113,14 @@ pub struct Options {
 
 impl Options {
     pub fn new(name: &'static str) -> Options {
-        Options { name, claim_window: Duration::from_secs(1800), poll_interval: Duration::from_secs(30), mdns_interfaces: None, https: false, data: None }
+        Options {
+            name,
+            claim_window: Duration::from_secs(1800),
+            poll_interval: Duration::from_secs(30),
+            mdns_interfaces: None,
+            https: false,
+            data: None,
+        }
     }
 }
 
@@ -115,10 +131,22 @@ pub async fn start(name: &'static str) -> TestServer {
 pub async fn start_with(opts: Options) -> TestServer {
     init_logging();
     let data = opts.data.clone().unwrap_or_else(|| data_dir(opts.name));
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = http.local_addr().expect("addr");
-    let https = if opts.https { Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind tls")) } else { None };
-    let https_base = https.as_ref().map(|l| format!("https://127.0.0.1:{}", l.local_addr().expect("addr").port()));
+    let https = if opts.https {
+        Some(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind tls"),
+        )
+    } else {
+        None
+    };
+    let https_base = https
+        .as_ref()
+        .map(|l| format!("https://127.0.0.1:{}", l.local_addr().expect("addr").port()));
     let mut config = Config::new(&data);
     config.claim_window = opts.claim_window;
     config.poll_interval = opts.poll_interval;
@@ -126,9 +154,13 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(homelabd::run(config, Listeners { http, https }, async move {
-        let _ = rx.await;
-    }));
+    let handle = tokio::spawn(homelabd::run(
+        config,
+        Listeners { http, https },
+        async move {
+            let _ = rx.await;
+        },
+    ));
     let server = TestServer {
         base: format!("http://{addr}"),
         https_base,
@@ -149,19 +181,36 @@ pub async fn claim_at(client: &reqwest::Client, base: &str, label: &str) -> Stri
     let res = client
         .post(format!("{base}/setup"))
         .header("origin", base)
-        .form(&[("username", ADMIN), ("password", pw.as_str()), ("password_confirm", pw.as_str())])
+        .form(&[
+            ("username", ADMIN),
+            ("password", pw.as_str()),
+            ("password_confirm", pw.as_str()),
+        ])
         .send()
         .await
         .expect("setup");
     assert_eq!(res.status(), 303, "claim failed");
-    let set_cookie = res.headers()["set-cookie"].to_str().expect("ascii").to_string();
-    remember_secret(set_cookie.split(';').next().and_then(|p| p.split_once('=')).expect("cookie").1);
+    let set_cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    remember_secret(
+        set_cookie
+            .split(';')
+            .next()
+            .and_then(|p| p.split_once('='))
+            .expect("cookie")
+            .1,
+    );
     set_cookie
 }
 
 pub fn client() -> reqwest::Client {
     install_crypto();
-    reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
 }
 
 impl TestServer {
@@ -202,19 +251,39 @@ impl TestServer {
     }
 
     /// Posts the setup form.
-    pub async fn post_setup(&self, username: &str, password: &str, code: Option<&str>) -> reqwest::Response {
-        let mut form = vec![("username", username), ("password", password), ("password_confirm", password)];
+    pub async fn post_setup(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("username", username),
+            ("password", password),
+            ("password_confirm", password),
+        ];
         if let Some(c) = code {
             form.push(("setup_code", c));
         }
-        self.client.post(self.url("/setup")).headers(self.origin()).form(&form).send().await.expect("setup")
+        self.client
+            .post(self.url("/setup"))
+            .headers(self.origin())
+            .form(&form)
+            .send()
+            .await
+            .expect("setup")
     }
 
     /// Claims the box as `admin` and returns the signed-in session.
     pub async fn claim(&self) -> (Session, String) {
         let pw = password("owner");
         let res = self.post_setup(ADMIN, &pw, None).await;
-        assert_eq!(res.status(), 303, "claim failed: {}", res.text().await.unwrap_or_default());
+        assert_eq!(
+            res.status(),
+            303,
+            "claim failed: {}",
+            res.text().await.unwrap_or_default()
+        );
         let session = self.session_from(&res).await;
         (session, pw)
     }
@@ -237,8 +306,18 @@ impl TestServer {
 
     /// Reads the session cookie from a response and fetches the page's CSRF token.
     pub async fn session_from(&self, res: &reqwest::Response) -> Session {
-        let set_cookie = res.headers().get("set-cookie").expect("set-cookie").to_str().expect("ascii").to_string();
-        let cookie = set_cookie.split(';').next().expect("cookie pair").to_string();
+        let set_cookie = res
+            .headers()
+            .get("set-cookie")
+            .expect("set-cookie")
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let cookie = set_cookie
+            .split(';')
+            .next()
+            .expect("cookie pair")
+            .to_string();
         let token = cookie.split_once('=').expect("pair").1.to_string();
         remember_secret(&token);
         let page = self
@@ -251,12 +330,22 @@ impl TestServer {
             .text()
             .await
             .expect("body");
-        let csrf = extract_between(&page, "name=\"csrf_token\" value=\"", "\"").expect("csrf token on page");
-        Session { cookie, csrf, set_cookie }
+        let csrf = extract_between(&page, "name=\"csrf_token\" value=\"", "\"")
+            .expect("csrf token on page");
+        Session {
+            cookie,
+            csrf,
+            set_cookie,
+        }
     }
 
     pub async fn get(&self, path: &str, s: &Session) -> reqwest::Response {
-        self.client.get(self.url(path)).header("cookie", &s.cookie).send().await.expect("get")
+        self.client
+            .get(self.url(path))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .expect("get")
     }
 
     /// GET with extra headers (e.g. htmx's), returning the body.
@@ -269,7 +358,12 @@ impl TestServer {
     }
 
     /// A state-changing request the way htmx sends it: cookie, CSRF header, same Origin.
-    pub async fn post_htmx(&self, path: &str, s: &Session, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post_htmx(
+        &self,
+        path: &str,
+        s: &Session,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .headers(self.origin())
@@ -284,7 +378,9 @@ impl TestServer {
 
     /// Creates an API token through Settings (Advanced mode) and returns its value.
     pub async fn api_token(&self, s: &Session, name: &str) -> String {
-        let res = self.post_htmx("/settings/tokens", s, &[("name", name)]).await;
+        let res = self
+            .post_htmx("/settings/tokens", s, &[("name", name)])
+            .await;
         assert_eq!(res.status(), 200);
         let html = res.text().await.expect("body");
         let token = extract_between(&html, "id=\"new-token\">", "<").expect("token shown once");
@@ -325,7 +421,10 @@ pub mod lab {
     }
 
     fn env_value(key: &str) -> String {
-        let out = Command::new(script()).arg("env").output().expect("run lab/lab env");
+        let out = Command::new(script())
+            .arg("env")
+            .output()
+            .expect("run lab/lab env");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -348,23 +447,37 @@ pub mod lab {
         let ip = env_value(&key);
         // Checked locally, never by connecting: with the lab down, lab addresses would be
         // routed off this machine, and no test traffic may ever leave it.
-        let status = Command::new(script()).arg("status").output().expect("lab status");
-        let up = String::from_utf8_lossy(&status.stdout)
-            .lines()
-            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == [device, ip.as_str(), "up"]);
-        assert!(up, "lab device {device} ({ip}) is not up: run `lab/lab up` (as root) first");
+        let status = Command::new(script())
+            .arg("status")
+            .output()
+            .expect("lab status");
+        let up = String::from_utf8_lossy(&status.stdout).lines().any(|l| {
+            l.split_whitespace().take(3).collect::<Vec<_>>() == [device, ip.as_str(), "up"]
+        });
+        assert!(
+            up,
+            "lab device {device} ({ip}) is not up: run `lab/lab up` (as root) first"
+        );
         ip
     }
 
     /// Runs `lab/lab ARGS…` and asserts it worked.
     pub fn run(args: &[&str]) {
-        let st = Command::new(script()).args(args).status().expect("run lab/lab");
+        let st = Command::new(script())
+            .args(args)
+            .status()
+            .expect("run lab/lab");
         assert!(st.success(), "lab/lab {args:?} failed");
     }
 
     /// Runs a command inside a device and returns its stdout.
     pub fn exec(device: &str, args: &[&str]) -> String {
-        let out = Command::new(script()).arg("exec").arg(device).args(args).output().expect("lab exec");
+        let out = Command::new(script())
+            .arg("exec")
+            .arg(device)
+            .args(args)
+            .output()
+            .expect("lab exec");
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 }

@@ -54,7 +54,10 @@ fn matches(r: &Recipe, f: &Filter) -> bool {
     let m = &r.manifest;
     let q = f.q.trim().to_lowercase();
     (f.category.is_empty() || m.category == f.category)
-        && (q.is_empty() || [&m.name, &m.description, &m.category].iter().any(|s| s.to_lowercase().contains(&q)))
+        && (q.is_empty()
+            || [&m.name, &m.description, &m.category]
+                .iter()
+                .any(|s| s.to_lowercase().contains(&q)))
 }
 
 fn grid_html(state: &AppState, f: &Filter) -> Result<String, WebError> {
@@ -71,30 +74,65 @@ fn grid_html(state: &AppState, f: &Filter) -> Result<String, WebError> {
         })
         .collect();
     cards.sort_by_key(|c| c.name.to_lowercase());
-    Ok(Grid { cards, q: f.q.clone() }.render()?)
+    Ok(Grid {
+        cards,
+        q: f.q.clone(),
+    }
+    .render()?)
 }
 
-pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(f): Query<Filter>) -> Result<Response, WebError> {
-    let categories: BTreeSet<String> = state.catalog.recipes.values().map(|r| r.manifest.category.clone()).collect();
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(f): Query<Filter>,
+) -> Result<Response, WebError> {
+    let categories: BTreeSet<String> = state
+        .catalog
+        .recipes
+        .values()
+        .map(|r| r.manifest.category.clone())
+        .collect();
     let partial = AppsPage {
         categories: categories.into_iter().collect(),
         category: f.category.clone(),
         q: f.q.clone(),
         grid: grid_html(&state, &f)?,
-        problems: state.catalog.problems.iter().map(ToString::to_string).collect(),
+        problems: state
+            .catalog
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
     .render()?;
     page(&ctx, Section::Apps, "Apps", partial)
 }
 
 /// The grid alone, for the live search box and category chips.
-pub async fn grid(State(state): State<AppState>, Query(f): Query<Filter>) -> Result<Response, WebError> {
+pub async fn grid(
+    State(state): State<AppState>,
+    Query(f): Query<Filter>,
+) -> Result<Response, WebError> {
     Ok(Html(grid_html(&state, &f)?).into_response())
 }
 
-pub async fn icon(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, WebError> {
-    let r = state.catalog.recipes.get(&slug).ok_or_else(WebError::not_found)?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=3600")], r.icon_svg.clone()).into_response())
+pub async fn icon(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let r = state
+        .catalog
+        .recipes
+        .get(&slug)
+        .ok_or_else(WebError::not_found)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        r.icon_svg.clone(),
+    )
+        .into_response())
 }
 
 pub struct Placement {
@@ -145,15 +183,29 @@ pub async fn candidates(state: &AppState) -> Result<Vec<Candidate>, WebError> {
     Ok(out)
 }
 
-pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(slug): Path<String>) -> Result<Response, WebError> {
-    let r = state.catalog.recipes.get(&slug).ok_or_else(WebError::not_found)?;
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let r = state
+        .catalog
+        .recipes
+        .get(&slug)
+        .ok_or_else(WebError::not_found)?;
     let ports = r.host_ports(&r.default_values());
     let need = Need::from_recipe(r, ports.clone());
     let verdicts: Vec<Verdict> = rank(&need, &candidates(&state).await?);
     let placements = verdicts
         .iter()
         .enumerate()
-        .map(|(i, v)| Placement { name: v.name.clone(), score: v.score.round() as u32, eligible: v.eligible, best: i == 0 && v.eligible, reason: v.reason.clone() })
+        .map(|(i, v)| Placement {
+            name: v.name.clone(),
+            score: v.score.round() as u32,
+            eligible: v.eligible,
+            best: i == 0 && v.eligible,
+            reason: v.reason.clone(),
+        })
         .collect();
     let q = &r.manifest.requirements;
     let partial = AppPage {
@@ -161,8 +213,15 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(slug): Path<Stri
         ram_min: human_bytes(q.ram_min_mb << 20),
         ram_rec: human_bytes(q.ram_recommended_mb << 20),
         placements,
-        ports: ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
-        advanced: ctx.user().map(|u| u.ui_mode == crate::store::UiMode::Advanced).unwrap_or(false),
+        ports: ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        advanced: ctx
+            .user()
+            .map(|u| u.ui_mode == crate::store::UiMode::Advanced)
+            .unwrap_or(false),
     }
     .render()?;
     page(&ctx, Section::Apps, &r.manifest.name, partial)

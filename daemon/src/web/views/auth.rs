@@ -42,23 +42,39 @@ struct LoginPage<'a> {
 }
 
 fn session_cookie_header(token: &str, scheme: Scheme) -> HeaderValue {
-    let secure = if scheme == Scheme::Https { "; Secure" } else { "" };
-    let v = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_SECS}{secure}", cookie::SESSION);
+    let secure = if scheme == Scheme::Https {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_SECS}{secure}",
+        cookie::SESSION
+    );
     // Tokens are base64url, always a valid header value.
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn clear_cookie_header(scheme: Scheme) -> HeaderValue {
-    let secure = if scheme == Scheme::Https { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", cookie::SESSION))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let secure = if scheme == Scheme::Https {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie::SESSION
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// 303 to `to`, setting the new session cookie.
 fn signed_in(session: &NewSession, scheme: Scheme, to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie_header(session.token.expose_str().unwrap_or_default(), scheme));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie_header(session.token.expose_str().unwrap_or_default(), scheme),
+    );
     res
 }
 
@@ -87,21 +103,46 @@ pub struct SetupForm {
     setup_code: Option<String>,
 }
 
-pub async fn setup_submit(State(state): State<AppState>, ctx: Ctx, Form(form): Form<SetupForm>) -> Result<Response, WebError> {
-    let SetupForm { username, password, password_confirm, setup_code } = form;
+pub async fn setup_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, WebError> {
+    let SetupForm {
+        username,
+        password,
+        password_confirm,
+        setup_code,
+    } = form;
     let result = state
         .auth
-        .claim(&username, Secret::from_string(password), Secret::from_string(password_confirm), setup_code.as_deref(), &ctx.client)
+        .claim(
+            &username,
+            Secret::from_string(password),
+            Secret::from_string(password_confirm),
+            setup_code.as_deref(),
+            &ctx.client,
+        )
         .await;
     match result {
         Ok(session) => {
             tracing::info!(username = %session.user.username, "the box was claimed");
-            ctx.audit_as(&state, session.user.username.clone(), "auth.claim", format!("Created the admin account “{}”", session.user.username))
-                .await?;
+            ctx.audit_as(
+                &state,
+                session.user.username.clone(),
+                "auth.claim",
+                format!("Created the admin account “{}”", session.user.username),
+            )
+            .await?;
             Ok(signed_in(&session, ctx.scheme, paths::DASHBOARD))
         }
         Err(AuthError::AlreadyClaimed) => Ok(Redirect::to(paths::LOGIN).into_response()),
-        Err(e @ (AuthError::Invalid(_) | AuthError::SetupCodeRequired | AuthError::WrongSetupCode | AuthError::Throttled(_))) => {
+        Err(
+            e @ (AuthError::Invalid(_)
+            | AuthError::SetupCodeRequired
+            | AuthError::WrongSetupCode
+            | AuthError::Throttled(_)),
+        ) => {
             let status = state.auth.claim_status().await?;
             let (http_status, _) = auth_status(&e);
             let page = SetupPage {
@@ -132,7 +173,8 @@ fn safe_next(next: Option<&str>) -> &str {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')) =>
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')) =>
         {
             n
         }
@@ -140,7 +182,11 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Result<Response, WebError> {
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, WebError> {
     if !state.store.has_users().await? {
         return Ok(Redirect::to(paths::SETUP).into_response());
     }
@@ -167,22 +213,51 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, Form(form): Form<LoginForm>) -> Result<Response, WebError> {
-    let LoginForm { username, password, next } = form;
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let LoginForm {
+        username,
+        password,
+        next,
+    } = form;
     let next = safe_next(next.as_deref()).to_string();
-    match state.auth.login(&username, Secret::from_string(password), &ctx.client).await {
+    match state
+        .auth
+        .login(&username, Secret::from_string(password), &ctx.client)
+        .await
+    {
         Ok(session) => {
-            ctx.audit_as(&state, session.user.username.clone(), "auth.login", "Signed in".into()).await?;
+            ctx.audit_as(
+                &state,
+                session.user.username.clone(),
+                "auth.login",
+                "Signed in".into(),
+            )
+            .await?;
             Ok(signed_in(&session, ctx.scheme, &next))
         }
         Err(e @ (AuthError::BadCredentials | AuthError::Throttled(_))) => {
             let (status, _) = auth_status(&e);
             if matches!(e, AuthError::BadCredentials) {
                 tracing::warn!(username = %username, client = %ctx.client.addr, "failed sign-in");
-                ctx.audit_as(&state, "anonymous".into(), "auth.login_failed", format!("Failed sign-in as “{username}”"))
-                    .await?;
+                ctx.audit_as(
+                    &state,
+                    "anonymous".into(),
+                    "auth.login_failed",
+                    format!("Failed sign-in as “{username}”"),
+                )
+                .await?;
             }
-            let page = LoginPage { version: crate::VERSION, error: Some(e.to_string()), signed_out: false, username: &username, next: &next };
+            let page = LoginPage {
+                version: crate::VERSION,
+                error: Some(e.to_string()),
+                signed_out: false,
+                username: &username,
+                next: &next,
+            };
             let mut res = (status, Html(page.render()?)).into_response();
             if let AuthError::Throttled(d) = e
                 && let Ok(v) = HeaderValue::from_str(&crate::auth::wait_secs(d).to_string())
@@ -198,14 +273,16 @@ pub async fn login_submit(State(state): State<AppState>, ctx: Ctx, Form(form): F
 pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let user = ctx.user()?;
     state.auth.logout(user).await?;
-    ctx.audit(&state, "auth.logout", "Signed out".into()).await?;
+    ctx.audit(&state, "auth.logout", "Signed out".into())
+        .await?;
     Ok(signed_out_response(ctx.scheme))
 }
 
 /// Clears the cookie and goes to the sign-in page.
 pub fn signed_out_response(scheme: Scheme) -> Response {
     let mut res = Redirect::to(&format!("{}?signed_out=1", paths::LOGIN)).into_response();
-    res.headers_mut().insert(header::SET_COOKIE, clear_cookie_header(scheme));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie_header(scheme));
     res
 }
 

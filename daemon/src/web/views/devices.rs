@@ -56,7 +56,10 @@ pub struct DeviceView {
 }
 
 fn pct(used: u64, total: u64) -> u64 {
-    used.saturating_mul(100).checked_div(total).unwrap_or(0).min(100)
+    used.saturating_mul(100)
+        .checked_div(total)
+        .unwrap_or(0)
+        .min(100)
 }
 
 impl DeviceView {
@@ -70,20 +73,33 @@ impl DeviceView {
             "blocked" => ("blocked", "Blocked", "⛔"),
             _ => ("unknown", "Checking", "…"),
         };
-        let mut reason = status.map(|s| s.reason.clone()).unwrap_or_else(|| "Waiting for the first check.".into());
+        let mut reason = status
+            .map(|s| s.reason.clone())
+            .unwrap_or_else(|| "Waiting for the first check.".into());
         if state == "offline"
             && let Some(seen) = status.and_then(|s| s.last_seen_at)
         {
-            reason = format!("{reason} Last seen {} ago.", format_duration((now_unix() - seen).max(0) as u64));
+            reason = format!(
+                "{reason} Last seen {} ago.",
+                format_duration((now_unix() - seen).max(0) as u64)
+            );
         }
         let f = facts.clone().unwrap_or_default();
         let mem_used = f.mem_total.saturating_sub(f.mem_available);
         let disk_used = f.disk_total.saturating_sub(f.disk_free);
-        let (running, stopped) = f.docker.as_ref().map(|d| (d.running, d.stopped)).unwrap_or((0, 0));
+        let (running, stopped) = f
+            .docker
+            .as_ref()
+            .map(|d| (d.running, d.stopped))
+            .unwrap_or((0, 0));
         DeviceView {
             id: d.id,
             name: d.name.clone(),
-            address: if d.port == 22 { d.host.clone() } else { format!("{}:{}", d.host, d.port) },
+            address: if d.port == 22 {
+                d.host.clone()
+            } else {
+                format!("{}:{}", d.host, d.port)
+            },
             host: d.host.clone(),
             port: d.port,
             username: d.username.clone(),
@@ -94,9 +110,17 @@ impl DeviceView {
             reason,
             has_facts: facts.is_some(),
             mem_pct: pct(mem_used, f.mem_total),
-            mem_text: format!("{} of {} used", human_bytes(mem_used), human_bytes(f.mem_total)),
+            mem_text: format!(
+                "{} of {} used",
+                human_bytes(mem_used),
+                human_bytes(f.mem_total)
+            ),
             disk_pct: pct(disk_used, f.disk_total),
-            disk_text: format!("{} free of {}", human_bytes(f.disk_free), human_bytes(f.disk_total)),
+            disk_text: format!(
+                "{} free of {}",
+                human_bytes(f.disk_free),
+                human_bytes(f.disk_total)
+            ),
             disk_path: f.disk_path.clone(),
             cores: f.cores,
             load_text: format!("{:.2} {:.2} {:.2}", f.load[0], f.load[1], f.load[2]),
@@ -110,7 +134,11 @@ impl DeviceView {
             kernel: f.kernel.clone(),
             arch: f.arch.clone(),
             cpu_model: f.cpu_model.clone(),
-            docker_text: f.docker.as_ref().map(|d| format!("{} (API {})", d.version, d.api_version)).unwrap_or_else(|| "not usable".into()),
+            docker_text: f
+                .docker
+                .as_ref()
+                .map(|d| format!("{} (API {})", d.version, d.api_version))
+                .unwrap_or_else(|| "not usable".into()),
             uptime: format_duration(f.uptime_secs),
             own_key: !d.key_comment.is_empty(),
             facts,
@@ -120,8 +148,17 @@ impl DeviceView {
 
 async fn device_views(state: &AppState) -> Result<Vec<DeviceView>, WebError> {
     let devices = state.store.devices().await?;
-    let statuses: HashMap<i64, StatusRow> = state.store.device_statuses().await?.into_iter().map(|s| (s.device_id, s)).collect();
-    Ok(devices.iter().map(|d| DeviceView::new(d, statuses.get(&d.id))).collect())
+    let statuses: HashMap<i64, StatusRow> = state
+        .store
+        .device_statuses()
+        .await?
+        .into_iter()
+        .map(|s| (s.device_id, s))
+        .collect();
+    Ok(devices
+        .iter()
+        .map(|d| DeviceView::new(d, statuses.get(&d.id)))
+        .collect())
 }
 
 #[derive(Template)]
@@ -133,7 +170,12 @@ struct Cards<'a> {
 }
 
 fn cards_html(devices: &[DeviceView], advanced: bool) -> Result<String, WebError> {
-    Ok(Cards { devices, advanced, icon: Section::Devices.icon() }.render()?)
+    Ok(Cards {
+        devices,
+        advanced,
+        icon: Section::Devices.icon(),
+    }
+    .render()?)
 }
 
 #[derive(Template)]
@@ -143,13 +185,20 @@ struct DevicesPage {
 }
 
 fn advanced(ctx: &Ctx) -> bool {
-    ctx.user().map(|u| u.ui_mode == UiMode::Advanced).unwrap_or(false)
+    ctx.user()
+        .map(|u| u.ui_mode == UiMode::Advanced)
+        .unwrap_or(false)
 }
 
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let views = device_views(&state).await?;
     let cards = cards_html(&views, advanced(&ctx))?;
-    page(&ctx, Section::Devices, "Devices", DevicesPage { cards }.render()?)
+    page(
+        &ctx,
+        Section::Devices,
+        "Devices",
+        DevicesPage { cards }.render()?,
+    )
 }
 
 /// The cards alone, re-fetched by the page when a device's status changes.
@@ -175,8 +224,21 @@ pub struct Prefill {
     host: String,
 }
 
-pub async fn new_form(ctx: Ctx, axum::extract::Query(p): axum::extract::Query<Prefill>) -> Result<Response, WebError> {
-    page(&ctx, Section::Devices, "Add a device", NewPage { advanced: advanced(&ctx), name: p.name, host: p.host }.render()?)
+pub async fn new_form(
+    ctx: Ctx,
+    axum::extract::Query(p): axum::extract::Query<Prefill>,
+) -> Result<Response, WebError> {
+    page(
+        &ctx,
+        Section::Devices,
+        "Add a device",
+        NewPage {
+            advanced: advanced(&ctx),
+            name: p.name,
+            host: p.host,
+        }
+        .render()?,
+    )
 }
 
 pub struct CandidateView {
@@ -202,7 +264,10 @@ pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
     let mut candidates: Vec<CandidateView> = found
         .into_iter()
         .map(|c| CandidateView {
-            added_as: devices.iter().find(|d| d.host == c.address.to_string()).map(|d| d.name.clone()),
+            added_as: devices
+                .iter()
+                .find(|d| d.host == c.address.to_string())
+                .map(|d| d.name.clone()),
             name: c.name,
             address: c.address.to_string(),
             source: c.source,
@@ -235,13 +300,21 @@ impl LoginFields {
     fn credential(self) -> Result<(String, Credential, bool), WebError> {
         let credential = if self.method == "key" {
             if self.private_key.trim().is_empty() {
-                return Err(WebError::bad_request("Paste the private key, or choose “Password”."));
+                return Err(WebError::bad_request(
+                    "Paste the private key, or choose “Password”.",
+                ));
             }
-            let passphrase = (!self.passphrase.is_empty()).then(|| Secret::from_string(self.passphrase));
-            Credential::Key { private_key: Secret::from_string(self.private_key), passphrase }
+            let passphrase =
+                (!self.passphrase.is_empty()).then(|| Secret::from_string(self.passphrase));
+            Credential::Key {
+                private_key: Secret::from_string(self.private_key),
+                passphrase,
+            }
         } else {
             if self.password.is_empty() {
-                return Err(WebError::bad_request("Enter the password for this user on the device."));
+                return Err(WebError::bad_request(
+                    "Enter the password for this user on the device.",
+                ));
             }
             Credential::Password(Secret::from_string(self.password))
         };
@@ -265,7 +338,9 @@ pub struct DeviceForm {
 fn parse_port(port: &str) -> Result<u16, WebError> {
     match port.trim() {
         "" => Ok(22),
-        p => p.parse::<u16>().map_err(|_| WebError::bad_request("The port must be a number between 1 and 65535 (usually 22).")),
+        p => p.parse::<u16>().map_err(|_| {
+            WebError::bad_request("The port must be a number between 1 and 65535 (usually 22).")
+        }),
     }
 }
 
@@ -273,7 +348,15 @@ impl DeviceForm {
     fn into_input(self) -> Result<DeviceInput, WebError> {
         let port = parse_port(&self.port)?;
         let (username, credential, keep_password) = self.login.credential()?;
-        Ok(DeviceInput { name: self.name, host: self.host, port, username, credential, keep_password, docker_socket: self.docker_socket })
+        Ok(DeviceInput {
+            name: self.name,
+            host: self.host,
+            port,
+            username,
+            credential,
+            keep_password,
+            docker_socket: self.docker_socket,
+        })
     }
 }
 
@@ -307,11 +390,25 @@ fn report_html(report: &Report, advanced: bool) -> Result<String, WebError> {
                 Outcome::Warn => ("warn", "warning", "!"),
                 Outcome::Fail => ("fail", "failed", "✕"),
             };
-            CheckView { label: c.label, outcome, outcome_word, icon, message: c.message.clone(), fix: c.fix.clone(), command: c.command.clone() }
+            CheckView {
+                label: c.label,
+                outcome,
+                outcome_word,
+                icon,
+                message: c.message.clone(),
+                fix: c.fix.clone(),
+                command: c.command.clone(),
+            }
         })
         .collect();
-    Ok(ReportView { ok: report.ok(), advanced, fingerprint: report.host_key_fingerprint.clone(), hostname: report.hostname.clone(), checks }
-        .render()?)
+    Ok(ReportView {
+        ok: report.ok(),
+        advanced,
+        fingerprint: report.host_key_fingerprint.clone(),
+        hostname: report.hostname.clone(),
+        checks,
+    }
+    .render()?)
 }
 
 pub fn device_error(e: DeviceError) -> WebError {
@@ -319,29 +416,55 @@ pub fn device_error(e: DeviceError) -> WebError {
         DeviceError::Invalid(m) => WebError::bad_request(m),
         DeviceError::Conflict(m) => WebError::new(StatusCode::CONFLICT, "conflict", m),
         DeviceError::NotFound => WebError::not_found(),
-        DeviceError::Ssh(s) => WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.to_string()),
+        DeviceError::Ssh(s) => {
+            WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.to_string())
+        }
         DeviceError::NotReady(r) => WebError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "device_not_ready",
-            r.checks.iter().filter(|c| c.outcome == Outcome::Fail).map(|c| c.message.clone()).collect::<Vec<_>>().join(" "),
+            r.checks
+                .iter()
+                .filter(|c| c.outcome == Outcome::Fail)
+                .map(|c| c.message.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
         ),
         DeviceError::Store(s) => s.into(),
         DeviceError::Vault(v) => WebError::internal(v),
     }
 }
 
-pub async fn test(State(state): State<AppState>, ctx: Ctx, Form(form): Form<DeviceForm>) -> Result<Response, WebError> {
+pub async fn test(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<DeviceForm>,
+) -> Result<Response, WebError> {
     let input = form.into_input()?;
-    let report = state.devices.test_connection(&input).await.map_err(device_error)?;
+    let report = state
+        .devices
+        .test_connection(&input)
+        .await
+        .map_err(device_error)?;
     Ok(Html(report_html(&report, advanced(&ctx))?).into_response())
 }
 
-pub async fn add(State(state): State<AppState>, ctx: Ctx, Form(form): Form<DeviceForm>) -> Result<Response, WebError> {
+pub async fn add(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<DeviceForm>,
+) -> Result<Response, WebError> {
     let input = form.into_input()?;
     match state.devices.adopt(input).await {
         Ok(device) => {
-            ctx.audit(&state, "device.add", format!("Added device “{}” ({}@{}:{})", device.name, device.username, device.host, device.port))
-                .await?;
+            ctx.audit(
+                &state,
+                "device.add",
+                format!(
+                    "Added device “{}” ({}@{}:{})",
+                    device.name, device.username, device.host, device.port
+                ),
+            )
+            .await?;
             // First figures right away rather than at the next poll.
             let devices = state.devices.clone();
             tokio::spawn(async move {
@@ -350,14 +473,19 @@ pub async fn add(State(state): State<AppState>, ctx: Ctx, Form(form): Form<Devic
             let target = format!("/devices/{}", device.id);
             if ctx.wants == Wants::Partial {
                 let mut res = StatusCode::OK.into_response();
-                res.headers_mut().insert(hx::HX_REDIRECT, HeaderValue::from_str(&target).map_err(WebError::internal)?);
+                res.headers_mut().insert(
+                    hx::HX_REDIRECT,
+                    HeaderValue::from_str(&target).map_err(WebError::internal)?,
+                );
                 return Ok(res);
             }
             Ok(axum::response::Redirect::to(&target).into_response())
         }
-        Err(DeviceError::NotReady(report)) => {
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(report_html(&report, advanced(&ctx))?)).into_response())
-        }
+        Err(DeviceError::NotReady(report)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(report_html(&report, advanced(&ctx))?),
+        )
+            .into_response()),
         Err(e) => Err(device_error(e)),
     }
 }
@@ -374,9 +502,14 @@ pub struct ContainerView {
 /// Lists the device's containers live; an unreachable device simply shows none.
 async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<ContainerView>> {
     let session = state.devices.pool.session(device).await.ok()?;
-    let docker = crate::docker::connect(session, &device.docker_socket).await.ok()?;
+    let docker = crate::docker::connect(session, &device.docker_socket)
+        .await
+        .ok()?;
     let list = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions { all: true, ..Default::default() }))
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
         .await
         .ok()?;
     let mut out: Vec<ContainerView> = list
@@ -392,11 +525,21 @@ async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<Containe
                 "offline"
             };
             ContainerView {
-                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
                 image: c.image.unwrap_or_default(),
                 state,
                 state_label: status,
-                project: c.labels.unwrap_or_default().get("com.docker.compose.project").cloned().unwrap_or_default(),
+                project: c
+                    .labels
+                    .unwrap_or_default()
+                    .get("com.docker.compose.project")
+                    .cloned()
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -418,46 +561,102 @@ struct DevicePage {
 }
 
 async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, WebError> {
-    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
-    let status = state.store.device_statuses().await?.into_iter().find(|s| s.device_id == id);
+    let device = state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let status = state
+        .store
+        .device_statuses()
+        .await?
+        .into_iter()
+        .find(|s| s.device_id == id);
     let since = now_unix() - 24 * 3600;
     let samples = state.store.samples(id, since).await?;
     let uptime = state.store.uptime_ratio(id, since).await?;
     let view = DeviceView::new(&device, status.as_ref());
     let name = view.name.clone();
-    let pending_fingerprint = device.pending_host_key.as_deref().and_then(|k| keys::parse_public(k).ok()).map(|k| keys::fingerprint(&k));
-    let host_fingerprint = keys::parse_public(&device.host_key).map(|k| keys::fingerprint(&k)).unwrap_or_default();
-    let mem_total = view.facts.as_ref().map(|f| f.mem_total as f64).unwrap_or(1.0);
+    let pending_fingerprint = device
+        .pending_host_key
+        .as_deref()
+        .and_then(|k| keys::parse_public(k).ok())
+        .map(|k| keys::fingerprint(&k));
+    let host_fingerprint = keys::parse_public(&device.host_key)
+        .map(|k| keys::fingerprint(&k))
+        .unwrap_or_default();
+    let mem_total = view
+        .facts
+        .as_ref()
+        .map(|f| f.mem_total as f64)
+        .unwrap_or(1.0);
     let partial = DevicePage {
         containers: containers(state, &device).await,
         advanced: advanced(ctx),
         pending_fingerprint,
         host_fingerprint,
-        mem_graph: sparkline(&samples, since, |s| s.mem_used.map(|m| m as f64 / mem_total.max(1.0)), Some(1.0)),
+        mem_graph: sparkline(
+            &samples,
+            since,
+            |s| s.mem_used.map(|m| m as f64 / mem_total.max(1.0)),
+            Some(1.0),
+        ),
         load_graph: sparkline(&samples, since, |s| s.load1, None),
-        uptime_text: uptime.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "—".into()),
+        uptime_text: uptime
+            .map(|u| format!("{:.1}%", u * 100.0))
+            .unwrap_or_else(|| "—".into()),
         d: view,
     }
     .render()?;
     page(ctx, Section::Devices, &name, partial)
 }
 
-pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
     device_page(&state, &ctx, id).await
 }
 
-pub async fn refresh(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
-    state.store.device(id).await?.ok_or_else(WebError::not_found)?;
+pub async fn refresh(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
     // "Check now" skips any reconnect back-off.
     state.devices.pool.forget(id).await;
     state.devices.poll_all().await.map_err(device_error)?;
     device_page(&state, &ctx, id).await
 }
 
-pub async fn trust_key(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
-    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
-    if state.devices.trust_new_host_key(id).await.map_err(device_error)? {
-        ctx.audit(&state, "device.trust_host_key", format!("Trusted the new identity key of “{}”", device.name)).await?;
+pub async fn trust_key(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let device = state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    if state
+        .devices
+        .trust_new_host_key(id)
+        .await
+        .map_err(device_error)?
+    {
+        ctx.audit(
+            &state,
+            "device.trust_host_key",
+            format!("Trusted the new identity key of “{}”", device.name),
+        )
+        .await?;
         state.devices.poll_all().await.map_err(device_error)?;
     }
     device_page(&state, &ctx, id).await
@@ -471,22 +670,57 @@ pub struct EditForm {
     port: String,
 }
 
-pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(form): Form<EditForm>) -> Result<Response, WebError> {
+pub async fn edit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(form): Form<EditForm>,
+) -> Result<Response, WebError> {
     let port = parse_port(&form.port)?;
-    let (before, after) = state.devices.edit(id, &form.name, &form.host, port).await.map_err(device_error)?;
+    let (before, after) = state
+        .devices
+        .edit(id, &form.name, &form.host, port)
+        .await
+        .map_err(device_error)?;
     if before != after {
-        ctx.audit(&state, "device.edit", format!("Changed device “{}”: {before} → {after}", form.name.trim())).await?;
+        ctx.audit(
+            &state,
+            "device.edit",
+            format!("Changed device “{}”: {before} → {after}", form.name.trim()),
+        )
+        .await?;
     }
     device_page(&state, &ctx, id).await
 }
 
-pub async fn change_login(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(f): Form<LoginFields>) -> Result<Response, WebError> {
+pub async fn change_login(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(f): Form<LoginFields>,
+) -> Result<Response, WebError> {
     let (username, credential, keep_password) = f.credential()?;
     let user = username.trim().to_string();
-    state.devices.change_login(id, &user, credential, keep_password).await.map_err(device_error)?;
-    let device = state.store.device(id).await?.ok_or_else(WebError::not_found)?;
-    ctx.audit(&state, "device.login", format!("Changed the login of “{}” (now “{user}”)", device.name)).await?;
-    state.events.publish(crate::events::Event::Toast { level: crate::events::Level::Success, message: format!("New login for “{}” saved.", device.name) });
+    state
+        .devices
+        .change_login(id, &user, credential, keep_password)
+        .await
+        .map_err(device_error)?;
+    let device = state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    ctx.audit(
+        &state,
+        "device.login",
+        format!("Changed the login of “{}” (now “{user}”)", device.name),
+    )
+    .await?;
+    state.events.publish(crate::events::Event::Toast {
+        level: crate::events::Level::Success,
+        message: format!("New login for “{}” saved.", device.name),
+    });
     device_page(&state, &ctx, id).await
 }
 
@@ -496,35 +730,84 @@ pub struct RemoveForm {
     clean: Option<String>,
 }
 
-pub async fn remove(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>, Form(form): Form<RemoveForm>) -> Result<Response, WebError> {
-    let name = state.devices.remove(id, form.clean.is_some()).await.map_err(device_error)?;
-    let how = if form.clean.is_some() { " and removed its key from the device" } else { "" };
-    ctx.audit(&state, "device.remove", format!("Removed device “{name}”{how}")).await?;
-    state.events.publish(crate::events::Event::DeviceStatus { device_id: id });
+pub async fn remove(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, WebError> {
+    let name = state
+        .devices
+        .remove(id, form.clean.is_some())
+        .await
+        .map_err(device_error)?;
+    let how = if form.clean.is_some() {
+        " and removed its key from the device"
+    } else {
+        ""
+    };
+    ctx.audit(
+        &state,
+        "device.remove",
+        format!("Removed device “{name}”{how}"),
+    )
+    .await?;
+    state
+        .events
+        .publish(crate::events::Event::DeviceStatus { device_id: id });
     if ctx.wants == Wants::Partial {
         let mut res = StatusCode::OK.into_response();
-        res.headers_mut().insert(hx::HX_REDIRECT, HeaderValue::from_static("/devices"));
+        res.headers_mut()
+            .insert(hx::HX_REDIRECT, HeaderValue::from_static("/devices"));
         return Ok(res);
     }
     Ok(axum::response::Redirect::to("/devices").into_response())
 }
 
 /// A small server-rendered SVG line graph of the last 24 h (gaps where the device was offline).
-fn sparkline(samples: &[Sample], since: i64, value: impl Fn(&Sample) -> Option<f64>, max: Option<f64>) -> String {
+fn sparkline(
+    samples: &[Sample],
+    since: i64,
+    value: impl Fn(&Sample) -> Option<f64>,
+    max: Option<f64>,
+) -> String {
     const W: f64 = 600.0;
     const H: f64 = 80.0;
     let span = (now_unix() - since).max(1) as f64;
-    let points: Vec<(f64, Option<f64>)> = samples.iter().map(|s| ((s.at - since) as f64 / span * W, if s.online { value(s) } else { None })).collect();
-    let top = max.unwrap_or_else(|| points.iter().filter_map(|p| p.1).fold(0.0_f64, f64::max).max(1.0));
+    let points: Vec<(f64, Option<f64>)> = samples
+        .iter()
+        .map(|s| {
+            (
+                (s.at - since) as f64 / span * W,
+                if s.online { value(s) } else { None },
+            )
+        })
+        .collect();
+    let top = max.unwrap_or_else(|| {
+        points
+            .iter()
+            .filter_map(|p| p.1)
+            .fold(0.0_f64, f64::max)
+            .max(1.0)
+    });
     let mut paths = String::new();
     let mut current = String::new();
     // A lone point would draw nothing; a short tick makes it visible.
-    let close = |path: &str| if path.contains(" L") { format!("<path d=\"{path}\"/>") } else { format!("<path d=\"{path} l 4,0\"/>") };
+    let close = |path: &str| {
+        if path.contains(" L") {
+            format!("<path d=\"{path}\"/>")
+        } else {
+            format!("<path d=\"{path} l 4,0\"/>")
+        }
+    };
     for (x, v) in &points {
         match v {
             Some(v) => {
                 let y = H - (v / top).clamp(0.0, 1.0) * (H - 4.0) - 2.0;
-                current.push_str(&format!("{}{x:.1},{y:.1}", if current.is_empty() { "M" } else { " L" }));
+                current.push_str(&format!(
+                    "{}{x:.1},{y:.1}",
+                    if current.is_empty() { "M" } else { " L" }
+                ));
             }
             None if !current.is_empty() => {
                 paths.push_str(&close(&current));
@@ -568,17 +851,31 @@ struct Pool {
 /// Returns the HTML and the number of devices.
 pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), WebError> {
     let views = device_views(state).await?;
-    let live: Vec<&Facts> = views.iter().filter(|v| v.state == "online" || v.state == "degraded").filter_map(|v| v.facts.as_ref()).collect();
+    let live: Vec<&Facts> = views
+        .iter()
+        .filter(|v| v.state == "online" || v.state == "degraded")
+        .filter_map(|v| v.facts.as_ref())
+        .collect();
     let sum = |f: fn(&Facts) -> u64| live.iter().map(|x| f(x)).sum::<u64>();
     let (ram_total, ram_avail) = (sum(|f| f.mem_total), sum(|f| f.mem_available));
     let (disk_total, disk_free) = (sum(|f| f.disk_total), sum(|f| f.disk_free));
     let cores: u32 = live.iter().map(|f| f.cores).sum();
     let load: f64 = live.iter().map(|f| f.load[0]).sum();
-    let load_pct = if cores == 0 { 0 } else { (load / cores as f64 * 100.0).round() as u64 };
+    let load_pct = if cores == 0 {
+        0
+    } else {
+        (load / cores as f64 * 100.0).round() as u64
+    };
     let html = Pool {
         total: views.len(),
-        online: views.iter().filter(|v| v.state == "online" || v.state == "degraded").count(),
-        offline: views.iter().filter(|v| v.state == "offline" || v.state == "blocked").count(),
+        online: views
+            .iter()
+            .filter(|v| v.state == "online" || v.state == "degraded")
+            .count(),
+        offline: views
+            .iter()
+            .filter(|v| v.state == "offline" || v.state == "blocked")
+            .count(),
         degraded: views.iter().filter(|v| v.state == "degraded").count(),
         ram_total: human_bytes(ram_total),
         ram_used: human_bytes(ram_total.saturating_sub(ram_avail)),
@@ -589,8 +886,16 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
         cores,
         load_pct,
         load_pct_bar: load_pct.min(100),
-        apps: live.iter().filter_map(|f| f.docker.as_ref()).map(|d| d.running).sum(),
-        cards: if views.is_empty() { String::new() } else { cards_html(&views, advanced(ctx))? },
+        apps: live
+            .iter()
+            .filter_map(|f| f.docker.as_ref())
+            .map(|d| d.running)
+            .sum(),
+        cards: if views.is_empty() {
+            String::new()
+        } else {
+            cards_html(&views, advanced(ctx))?
+        },
     }
     .render()?;
     Ok((html, views.len()))

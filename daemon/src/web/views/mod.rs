@@ -31,8 +31,14 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 6] =
-        [Section::Dashboard, Section::Devices, Section::Apps, Section::Network, Section::Backups, Section::Settings];
+    const ALL: [Section; 6] = [
+        Section::Dashboard,
+        Section::Devices,
+        Section::Apps,
+        Section::Network,
+        Section::Backups,
+        Section::Settings,
+    ];
 
     fn href(self) -> &'static str {
         match self {
@@ -59,12 +65,24 @@ impl Section {
     /// Inline SVG icon (decorative; the label carries the meaning).
     pub fn icon(self) -> &'static str {
         match self {
-            Section::Dashboard => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path d="M3 12l9-8 9 8v8a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/></svg>"#,
-            Section::Devices => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><rect x="3" y="4" width="18" height="6" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="3" y="14" width="18" height="6" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><circle cx="7" cy="7" r="1" fill="currentColor"/><circle cx="7" cy="17" r="1" fill="currentColor"/></svg>"#,
-            Section::Apps => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><rect x="3" y="3" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="14" y="3" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="3" y="14" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="14" y="14" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#,
-            Section::Network => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><circle cx="12" cy="12" r="9" fill="none" stroke="currentColor" stroke-width="2"/><path d="M3 12h18M12 3c3 3.5 3 14.5 0 18M12 3c-3 3.5-3 14.5 0 18" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#,
-            Section::Backups => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path d="M12 3l8 3v6c0 4.5-3.4 8-8 9-4.6-1-8-4.5-8-9V6z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M8.5 12l2.5 2.5 4.5-5" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#,
-            Section::Settings => r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1L7 17M17 7l2.1-2.1" stroke="currentColor" stroke-width="2"/></svg>"#,
+            Section::Dashboard => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path d="M3 12l9-8 9 8v8a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/></svg>"#
+            }
+            Section::Devices => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><rect x="3" y="4" width="18" height="6" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="3" y="14" width="18" height="6" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><circle cx="7" cy="7" r="1" fill="currentColor"/><circle cx="7" cy="17" r="1" fill="currentColor"/></svg>"#
+            }
+            Section::Apps => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><rect x="3" y="3" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="14" y="3" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="3" y="14" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/><rect x="14" y="14" width="7" height="7" rx="1.5" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#
+            }
+            Section::Network => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><circle cx="12" cy="12" r="9" fill="none" stroke="currentColor" stroke-width="2"/><path d="M3 12h18M12 3c3 3.5 3 14.5 0 18M12 3c-3 3.5-3 14.5 0 18" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#
+            }
+            Section::Backups => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><path d="M12 3l8 3v6c0 4.5-3.4 8-8 9-4.6-1-8-4.5-8-9V6z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round"/><path d="M8.5 12l2.5 2.5 4.5-5" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#
+            }
+            Section::Settings => {
+                r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1L7 17M17 7l2.1-2.1" stroke="currentColor" stroke-width="2"/></svg>"#
+            }
         }
     }
 }
@@ -99,14 +117,24 @@ struct BaseTemplate<'a> {
 fn nav_html(active: Section, oob: bool) -> Result<String, WebError> {
     let items = Section::ALL
         .iter()
-        .map(|s| NavItem { href: s.href(), label: s.label(), icon: s.icon(), active: *s == active })
+        .map(|s| NavItem {
+            href: s.href(),
+            label: s.label(),
+            icon: s.icon(),
+            active: *s == active,
+        })
         .collect();
     Ok(NavTemplate { items, oob }.render()?)
 }
 
 /// Wraps a rendered partial in the layout, or sends it alone (with an out-of-band nav update)
 /// to htmx.
-pub fn page(ctx: &Ctx, section: Section, title: &str, partial: String) -> Result<Response, WebError> {
+pub fn page(
+    ctx: &Ctx,
+    section: Section,
+    title: &str,
+    partial: String,
+) -> Result<Response, WebError> {
     let user = ctx.user()?;
     if ctx.wants == Wants::Partial {
         let mut html = partial;
@@ -144,7 +172,15 @@ pub fn toast_html(level: Level, message: &str, request_id: &str) -> String {
         Level::Warning => ("warning", "!", "Heads up:"),
         Level::Error => ("error", "⚠", "Problem:"),
     };
-    ToastTemplate { level, icon, heading, message, request_id }.render().unwrap_or_default()
+    ToastTemplate {
+        level,
+        icon,
+        heading,
+        message,
+        request_id,
+    }
+    .render()
+    .unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -169,16 +205,33 @@ struct ErrorFields<'a> {
 }
 
 /// Renders an error for the kind of client that asked.
-pub fn render_error(status: StatusCode, info: &ErrorInfo, wants: Wants, request_id: &str) -> Response {
+pub fn render_error(
+    status: StatusCode,
+    info: &ErrorInfo,
+    wants: Wants,
+    request_id: &str,
+) -> Response {
     match wants {
         Wants::Json => {
-            let body = ErrorBody { error: ErrorFields { code: info.code, message: &info.message, request_id } };
+            let body = ErrorBody {
+                error: ErrorFields {
+                    code: info.code,
+                    message: &info.message,
+                    request_id,
+                },
+            };
             (status, Json(body)).into_response()
         }
         Wants::Partial => {
-            let mut res = (status, Html(toast_html(Level::Error, &info.message, request_id))).into_response();
-            res.headers_mut().insert(hx::HX_RETARGET, HeaderValue::from_static("#toasts"));
-            res.headers_mut().insert(hx::HX_RESWAP, HeaderValue::from_static("beforeend"));
+            let mut res = (
+                status,
+                Html(toast_html(Level::Error, &info.message, request_id)),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(hx::HX_RETARGET, HeaderValue::from_static("#toasts"));
+            res.headers_mut()
+                .insert(hx::HX_RESWAP, HeaderValue::from_static("beforeend"));
             res
         }
         Wants::Page => {
@@ -190,11 +243,17 @@ pub fn render_error(status: StatusCode, info: &ErrorInfo, wants: Wants, request_
                 s if s.is_server_error() => "Something went wrong",
                 _ => "That didn't work",
             };
-            let html = ErrorPage { version: crate::VERSION, heading, message: &info.message, request_id }
-                .render()
-                .unwrap_or_else(|_| info.message.clone());
+            let html = ErrorPage {
+                version: crate::VERSION,
+                heading,
+                message: &info.message,
+                request_id,
+            }
+            .render()
+            .unwrap_or_else(|_| info.message.clone());
             let mut res = (status, Html(html)).into_response();
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
     }
@@ -231,7 +290,12 @@ struct AuditRow<'a> {
 }
 
 pub fn audit_row_html(entry: &AuditEntry, advanced: bool) -> String {
-    AuditRow { e: &AuditView::from(entry), advanced }.render().unwrap_or_default()
+    AuditRow {
+        e: &AuditView::from(entry),
+        advanced,
+    }
+    .render()
+    .unwrap_or_default()
 }
 
 /// "2026-11-25 21:04 UTC". The box has no user time zone setting yet, so times say UTC.
@@ -246,7 +310,10 @@ pub fn format_time(unix: i64) -> String {
 pub fn format_iso(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 

@@ -27,7 +27,11 @@ struct Dashboard<'a> {
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let user = ctx.user()?;
     let advanced = user.ui_mode == UiMode::Advanced;
-    let schema_version = if advanced { state.store.schema_version().await? } else { 0 };
+    let schema_version = if advanced {
+        state.store.schema_version().await?
+    } else {
+        0
+    };
     let (pool, devices) = super::devices::pool_html(&state, &ctx).await?;
     let partial = Dashboard {
         title: "Dashboard",
@@ -60,23 +64,31 @@ fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
 }
 
 pub async fn network(ctx: Ctx) -> Result<Response, WebError> {
-    empty(&ctx, Section::Network, Empty {
-        title: "Network",
-        lead: "Names and secure addresses for your apps, like vaultwarden.home.",
-        icon: Section::Network.icon(),
-        empty_heading: "Nothing to show yet",
-        empty_text: "Once apps are installed, this page lists the address of each one and how your network finds it.",
-        next_step: "Install an app and its address appears here.",
-    })
+    empty(
+        &ctx,
+        Section::Network,
+        Empty {
+            title: "Network",
+            lead: "Names and secure addresses for your apps, like vaultwarden.home.",
+            icon: Section::Network.icon(),
+            empty_heading: "Nothing to show yet",
+            empty_text: "Once apps are installed, this page lists the address of each one and how your network finds it.",
+            next_step: "Install an app and its address appears here.",
+        },
+    )
 }
 
 pub async fn backups(ctx: Ctx) -> Result<Response, WebError> {
-    empty(&ctx, Section::Backups, Empty {
-        title: "Backups",
-        lead: "Encrypted copies of your app data, on a schedule, restorable with one click.",
-        icon: Section::Backups.icon(),
-        empty_heading: "Backups are not set up",
-        empty_text: "When your apps hold data you care about, Homelab backs it up encrypted and can restore it, even onto another device.",
-        next_step: "Install an app first; its data can then be backed up.",
-    })
+    empty(
+        &ctx,
+        Section::Backups,
+        Empty {
+            title: "Backups",
+            lead: "Encrypted copies of your app data, on a schedule, restorable with one click.",
+            icon: Section::Backups.icon(),
+            empty_heading: "Backups are not set up",
+            empty_text: "When your apps hold data you care about, Homelab backs it up encrypted and can restore it, even onto another device.",
+            next_step: "Install an app first; its data can then be backed up.",
+        },
+    )
 }

@@ -70,8 +70,24 @@ struct PasswordResult;
 pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError> {
     let user = ctx.user()?;
     let advanced = user.ui_mode == UiMode::Advanced;
-    let tokens = if advanced { state.store.api_tokens().await?.into_iter().map(TokenView::from).collect() } else { vec![] };
-    let audit = state.store.audit_recent(AUDIT_SHOWN).await?.iter().map(AuditView::from).collect();
+    let tokens = if advanced {
+        state
+            .store
+            .api_tokens()
+            .await?
+            .into_iter()
+            .map(TokenView::from)
+            .collect()
+    } else {
+        vec![]
+    };
+    let audit = state
+        .store
+        .audit_recent(AUDIT_SHOWN)
+        .await?
+        .iter()
+        .map(AuditView::from)
+        .collect();
     let partial = SettingsPage {
         advanced,
         csrf: &user.csrf_token,
@@ -95,11 +111,21 @@ pub struct ModeForm {
     mode: String,
 }
 
-pub async fn set_mode(State(state): State<AppState>, ctx: Ctx, Form(form): Form<ModeForm>) -> Result<Response, WebError> {
+pub async fn set_mode(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<ModeForm>,
+) -> Result<Response, WebError> {
     let user = ctx.user()?;
-    let mode = UiMode::parse(&form.mode).ok_or_else(|| WebError::bad_request("Choose Basic or Advanced."))?;
+    let mode = UiMode::parse(&form.mode)
+        .ok_or_else(|| WebError::bad_request("Choose Basic or Advanced."))?;
     state.store.set_ui_mode(user.user_id, mode).await?;
-    ctx.audit(&state, "settings.mode", format!("Switched the display to {}", mode.as_str())).await?;
+    ctx.audit(
+        &state,
+        "settings.mode",
+        format!("Switched the display to {}", mode.as_str()),
+    )
+    .await?;
     // The mode changes the whole page (header, menus), so htmx reloads it (a redirect would be
     // followed invisibly by the browser's XHR and lose the header); a plain form post gets a
     // redirect back.
@@ -116,7 +142,11 @@ pub struct PasswordForm {
     new_password_confirm: String,
 }
 
-pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(form): Form<PasswordForm>) -> Result<Response, WebError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, WebError> {
     let user = ctx.user()?;
     let session = state
         .auth
@@ -128,17 +158,33 @@ pub async fn change_password(State(state): State<AppState>, ctx: Ctx, Form(form)
             &ctx.client,
         )
         .await?;
-    ctx.audit(&state, "auth.password_changed", "Changed the admin password; all other sessions were signed out".into()).await?;
+    ctx.audit(
+        &state,
+        "auth.password_changed",
+        "Changed the admin password; all other sessions were signed out".into(),
+    )
+    .await?;
     // Every session ended with the change, this one included; this browser gets a new one.
     let mut res = Html(PasswordResult.render()?).into_response();
-    res.headers_mut().insert(header::SET_COOKIE, super::auth::session_cookie_for(&session, ctx.scheme));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        super::auth::session_cookie_for(&session, ctx.scheme),
+    );
     Ok(res)
 }
 
-pub async fn sign_out_everywhere(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, WebError> {
     let user = ctx.user()?;
     let n = state.auth.logout_everywhere(user.user_id).await?;
-    ctx.audit(&state, "auth.sign_out_everywhere", format!("Signed out everywhere ({n} sessions ended)")).await?;
+    ctx.audit(
+        &state,
+        "auth.sign_out_everywhere",
+        format!("Signed out everywhere ({n} sessions ended)"),
+    )
+    .await?;
     Ok(super::auth::signed_out_response(ctx.scheme))
 }
 
@@ -147,30 +193,80 @@ pub struct TokenForm {
     name: String,
 }
 
-pub async fn create_token(State(state): State<AppState>, ctx: Ctx, Form(form): Form<TokenForm>) -> Result<Response, WebError> {
+pub async fn create_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, WebError> {
     let user = ctx.user()?;
-    let (row, token) = state.auth.create_api_token(&form.name, user.user_id).await?;
-    ctx.audit(&state, "api_token.create", format!("Created API token “{}” ({}…)", row.name, row.prefix)).await?;
-    state.events.publish(Event::Toast { level: Level::Success, message: format!("API token “{}” created.", row.name) });
-    let tokens = state.store.api_tokens().await?.into_iter().map(TokenView::from).collect();
-    let html = TokensPartial { tokens, new_token: token.expose_str().map(str::to_string) }.render()?;
+    let (row, token) = state
+        .auth
+        .create_api_token(&form.name, user.user_id)
+        .await?;
+    ctx.audit(
+        &state,
+        "api_token.create",
+        format!("Created API token “{}” ({}…)", row.name, row.prefix),
+    )
+    .await?;
+    state.events.publish(Event::Toast {
+        level: Level::Success,
+        message: format!("API token “{}” created.", row.name),
+    });
+    let tokens = state
+        .store
+        .api_tokens()
+        .await?
+        .into_iter()
+        .map(TokenView::from)
+        .collect();
+    let html = TokensPartial {
+        tokens,
+        new_token: token.expose_str().map(str::to_string),
+    }
+    .render()?;
     Ok(Html(html).into_response())
 }
 
-pub async fn revoke_token(State(state): State<AppState>, ctx: Ctx, Path(id): Path<i64>) -> Result<Response, WebError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
     // Revoking twice is fine: the second time there is simply nothing left to revoke.
     if let Some(name) = state.store.revoke_api_token(id).await? {
-        ctx.audit(&state, "api_token.revoke", format!("Revoked API token “{name}”")).await?;
+        ctx.audit(
+            &state,
+            "api_token.revoke",
+            format!("Revoked API token “{name}”"),
+        )
+        .await?;
     }
-    let tokens = state.store.api_tokens().await?.into_iter().map(TokenView::from).collect();
-    Ok(Html(TokensPartial { tokens, new_token: None }.render()?).into_response())
+    let tokens = state
+        .store
+        .api_tokens()
+        .await?
+        .into_iter()
+        .map(TokenView::from)
+        .collect();
+    Ok(Html(
+        TokensPartial {
+            tokens,
+            new_token: None,
+        }
+        .render()?,
+    )
+    .into_response())
 }
 
 pub async fn certificate(State(state): State<AppState>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/x-pem-file"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"homelab.local.pem\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"homelab.local.pem\"",
+            ),
         ],
         state.cert_pem.clone(),
     )
