@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -107,31 +107,34 @@ async fn catalog_search_categories_and_placement_with_reasons() {
     }
     let _cleanup = Cleanup(cname);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let vw = loop {
-        // "Check now" re-reads every device, listening ports included.
-        assert_eq!(
-            s.post_htmx("/devices/1/refresh", &session, &[])
+    let vw = eventually(
+        "the port conflict and a recommendation",
+        Duration::from_secs(60),
+        || async {
+            // "Check now" re-reads the device, listening ports included.
+            assert_eq!(
+                s.post_htmx("/devices/1/refresh", &session, &[])
+                    .await
+                    .status(),
+                200
+            );
+            let vw = s
+                .get("/apps/vaultwarden", &session)
                 .await
-                .status(),
-            200
-        );
-        let vw = s
-            .get("/apps/vaultwarden", &session)
-            .await
-            .text()
-            .await
-            .unwrap();
-        // Both devices checked: the Pi refused for its port, the big one recommended.
-        if vw.contains("port 8222 is already in use there") && vw.contains("<li class=\"best\">") {
-            break vw;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the port conflict and a recommendation never showed: {vw}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+                .text()
+                .await
+                .unwrap();
+            // Both devices checked: the Pi refused for its port, the big one recommended.
+            if vw.contains("port 8222 is already in use there")
+                && vw.contains("<li class=\"best\">")
+            {
+                Ok(vw)
+            } else {
+                Err(vw)
+            }
+        },
+    )
+    .await;
     let best = extract_between(&vw, "<li class=\"best\">", "</li>").unwrap();
     assert!(
         best.contains("Big") && best.contains("best match") && best.contains("Recommended"),

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -48,15 +48,13 @@ fn spawn(name: &str, data: &std::path::Path) -> Daemon {
         .spawn()
         .unwrap();
     let d = Daemon { child, log, listen };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !healthcheck(&d.listen) {
-        assert!(
-            Instant::now() < deadline,
-            "daemon did not come up: {}",
-            std::fs::read_to_string(&d.log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking("the daemon start", Duration::from_secs(30), || {
+        if healthcheck(&d.listen) {
+            Ok(())
+        } else {
+            Err(std::fs::read_to_string(&d.log).unwrap_or_default())
+        }
+    });
     d
 }
 
@@ -156,22 +154,21 @@ async fn runs_logs_json_prints_the_setup_code_and_stops_gracefully_on_sigterm() 
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already set up"));
 
-    let started = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &d.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = eventually_blocking(
+        "the daemon stopping on SIGTERM",
+        Duration::from_secs(15),
+        || {
+            d.child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "still running".to_string())
+        },
+    );
     assert!(exit.success(), "exit status {exit}");
     drop(stream);
     let log = std::fs::read_to_string(&d.log).unwrap();

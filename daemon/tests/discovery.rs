@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -19,19 +19,20 @@ async fn homelab_local_resolves_and_the_scan_finds_announced_devices() {
     let s = start_with(opts).await;
     let (session, _) = s.claim().await;
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = lab::exec("server-01", &["avahi-resolve", "-4", "-n", "homelab.local"]);
-        if out.contains("10.88.0.1") {
-            assert!(out.starts_with("homelab.local"), "{out}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Avahi never resolved homelab.local (last answer: {out:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let out = eventually(
+        "Avahi resolving homelab.local",
+        Duration::from_secs(30),
+        || async {
+            let out = lab::exec("server-01", &["avahi-resolve", "-4", "-n", "homelab.local"]);
+            if out.contains("10.88.0.1") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
+    assert!(out.starts_with("homelab.local"), "{out}");
 
     let html = s.get("/devices/scan", &session).await.text().await.unwrap();
     let item = extract_between(&html, "data-address=\"10.88.0.11\"", "</li>")

@@ -161,25 +161,30 @@ impl Devices {
     /// Polls every device at once and stores the results.
     pub async fn poll_all(&self) -> Result<Vec<(i64, State)>, DeviceError> {
         let devices = self.store.devices().await?;
-        let polls = devices.iter().map(|d| async move {
-            let result = match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    self.pool.forget(d.id).await;
-                    PollResult {
-                        state: State::Offline,
-                        reason: "The device stopped answering.".into(),
-                        facts: None,
-                    }
-                }
-            };
-            let state = result.state;
-            if let Err(e) = self.record(d, result).await {
-                tracing::warn!(device = %d.name, error = %e, "could not store a poll result");
-            }
-            (d.id, state)
-        });
+        let polls = devices
+            .iter()
+            .map(|d| async move { (d.id, self.check(d).await) });
         Ok(futures_util::future::join_all(polls).await)
+    }
+
+    /// Polls one device within the poll timeout and stores the result ("Check now").
+    pub async fn check(&self, d: &DeviceRow) -> State {
+        let result = match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.pool.forget(d.id).await;
+                PollResult {
+                    state: State::Offline,
+                    reason: "The device stopped answering.".into(),
+                    facts: None,
+                }
+            }
+        };
+        let state = result.state;
+        if let Err(e) = self.record(d, result).await {
+            tracing::warn!(device = %d.name, error = %e, "could not store a poll result");
+        }
+        state
     }
 
     /// Polls one device (no storing).
@@ -280,13 +285,7 @@ impl Devices {
                 ..Sample::default()
             },
         };
-        let previous = self
-            .store
-            .device_statuses()
-            .await?
-            .into_iter()
-            .find(|s| s.device_id == device.id)
-            .map(|s| s.state);
+        let previous = self.store.device_status(device.id).await?.map(|s| s.state);
         self.store
             .set_device_status(StatusRow {
                 device_id: device.id,

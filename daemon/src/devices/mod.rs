@@ -283,10 +283,19 @@ impl Devices {
     pub async fn remove(&self, id: i64, clean_device: bool) -> Result<String, DeviceError> {
         let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
         if clean_device && !device.key_comment.is_empty() {
-            let session = self.pool.session(&device).await?;
-            let key = self.pool.private_key(&device).await?;
-            let line = keys::authorized_line(key.public_key())?;
-            remove_key(&session, &line).await?;
+            let cleaned = async {
+                let session = self.pool.session(&device).await?;
+                let key = self.pool.private_key(&device).await?;
+                let line = keys::authorized_line(key.public_key())?;
+                remove_key(&session, &line).await
+            };
+            // An unreachable device must not trap the user: say how to remove it anyway.
+            if let Err(e) = cleaned.await {
+                return Err(DeviceError::Invalid(format!(
+                    "Homelab's key could not be taken off the device ({e}). Nothing was removed. \
+                     Untick “Also remove Homelab's key” to remove the device anyway."
+                )));
+            }
         }
         self.pool.forget(id).await;
         self.store

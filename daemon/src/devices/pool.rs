@@ -134,27 +134,4 @@ impl Pool {
             s.close().await;
         }
     }
-
-    /// Number of live connections (for the Advanced view and metrics).
-    pub async fn open_connections(&self) -> usize {
-        let slots: Vec<_> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let mut n = 0;
-        for s in slots {
-            if s.lock()
-                .await
-                .session
-                .as_ref()
-                .is_some_and(|s| !s.is_closed())
-            {
-                n += 1;
-            }
-        }
-        n
-    }
 }

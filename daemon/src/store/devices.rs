@@ -73,6 +73,17 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     })
 }
 
+fn status_from_row(r: &Row<'_>) -> rusqlite::Result<StatusRow> {
+    Ok(StatusRow {
+        device_id: r.get(0)?,
+        state: r.get(1)?,
+        reason: r.get(2)?,
+        facts: r.get(3)?,
+        last_seen_at: r.get(4)?,
+        checked_at: r.get(5)?,
+    })
+}
+
 impl Store {
     /// Inserts a device and its sealed secrets in one transaction. `seal` gets the new id (the
     /// vault binds each blob to its owner) and returns (purpose, sealed blob) pairs.
@@ -268,22 +279,24 @@ impl Store {
         .await
     }
 
+    /// The last status of one device, if it has been checked.
+    pub async fn device_status(&self, id: i64) -> Result<Option<StatusRow>, StoreError> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT device_id, state, reason, facts, last_seen_at, checked_at FROM device_status WHERE device_id = ?1",
+                [id],
+                status_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     pub async fn device_statuses(&self) -> Result<Vec<StatusRow>, StoreError> {
         self.call(|c| {
             let mut stmt =
                 c.prepare("SELECT device_id, state, reason, facts, last_seen_at, checked_at FROM device_status")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(StatusRow {
-                        device_id: r.get(0)?,
-                        state: r.get(1)?,
-                        reason: r.get(2)?,
-                        facts: r.get(3)?,
-                        last_seen_at: r.get(4)?,
-                        checked_at: r.get(5)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = stmt.query_map([], status_from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await

@@ -143,12 +143,7 @@ pub async fn device(
         .device(id)
         .await?
         .ok_or_else(WebError::not_found)?;
-    let s = state
-        .store
-        .device_statuses()
-        .await?
-        .into_iter()
-        .find(|s| s.device_id == id);
+    let s = state.store.device_status(id).await?;
     let mut j = device_json(d, s);
     j.uptime_24h = state
         .store

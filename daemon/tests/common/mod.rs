@@ -17,6 +17,49 @@ use tokio::task::JoinHandle;
 
 pub const ADMIN: &str = "admin";
 
+/// Pause between two checks of `eventually`: short, as each check is a cheap local request.
+const RECHECK: Duration = Duration::from_millis(200);
+
+/// Waits for a condition with a deadline: `probe` answers `Ok(value)` once the condition
+/// holds, or `Err(what it saw)`; after `timeout` the test fails with `what` and that last
+/// observation. The one place tests wait — never a bare sleep for readiness.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {timeout:?}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(RECHECK).await;
+    }
+}
+
+/// `eventually` for synchronous checks (processes, files).
+pub fn eventually_blocking<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {timeout:?}; last seen: {seen}"
+            ),
+        }
+        std::thread::sleep(RECHECK);
+    }
+}
+
 pub fn artifacts() -> PathBuf {
     std::env::var_os("HOMELAB_TEST_ARTIFACTS")
         .map(PathBuf::from)
@@ -218,21 +261,19 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
-    /// Polls /healthz until it answers (with a deadline), instead of sleeping.
+    /// Waits until /healthz answers.
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = self.client.get(self.url("/healthz")).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
+        eventually("the server start", Duration::from_secs(20), || async {
             if let Some(h) = &self.handle {
                 assert!(!h.is_finished(), "server exited during start");
             }
-            assert!(Instant::now() < deadline, "server did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            match self.client.get(self.url("/healthz")).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
     }
 
     /// Stops the server gracefully and returns how `run` ended.
@@ -468,6 +509,17 @@ pub mod lab {
             .status()
             .expect("run lab/lab");
         assert!(st.success(), "lab/lab {args:?} failed");
+    }
+
+    /// Runs a command inside a device and says whether it succeeded.
+    pub fn exec_ok(device: &str, args: &[&str]) -> bool {
+        Command::new(script())
+            .arg("exec")
+            .arg(device)
+            .args(args)
+            .status()
+            .expect("lab exec")
+            .success()
     }
 
     /// Runs a command inside a device and returns its stdout.

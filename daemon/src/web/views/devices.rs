@@ -467,8 +467,9 @@ pub async fn add(
             .await?;
             // First figures right away rather than at the next poll.
             let devices = state.devices.clone();
+            let added = device.clone();
             tokio::spawn(async move {
-                let _ = devices.poll_all().await;
+                devices.check(&added).await;
             });
             let target = format!("/devices/{}", device.id);
             if ctx.wants == Wants::Partial {
@@ -566,12 +567,7 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
         .device(id)
         .await?
         .ok_or_else(WebError::not_found)?;
-    let status = state
-        .store
-        .device_statuses()
-        .await?
-        .into_iter()
-        .find(|s| s.device_id == id);
+    let status = state.store.device_status(id).await?;
     let since = now_unix() - 24 * 3600;
     let samples = state.store.samples(id, since).await?;
     let uptime = state.store.uptime_ratio(id, since).await?;
@@ -624,14 +620,14 @@ pub async fn refresh(
     ctx: Ctx,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    state
+    let device = state
         .store
         .device(id)
         .await?
         .ok_or_else(WebError::not_found)?;
     // "Check now" skips any reconnect back-off.
     state.devices.pool.forget(id).await;
-    state.devices.poll_all().await.map_err(device_error)?;
+    state.devices.check(&device).await;
     device_page(&state, &ctx, id).await
 }
 
@@ -657,7 +653,10 @@ pub async fn trust_key(
             format!("Trusted the new identity key of “{}”", device.name),
         )
         .await?;
-        state.devices.poll_all().await.map_err(device_error)?;
+        // Re-read: the row now carries the newly pinned key.
+        if let Some(trusted) = state.store.device(id).await? {
+            state.devices.check(&trusted).await;
+        }
     }
     device_page(&state, &ctx, id).await
 }
