@@ -55,6 +55,7 @@ pub struct Runtime {
     pub tls: TlsIdentity,
     pub devices: Arc<Devices>,
     pub catalog: Arc<crate::catalog::Catalog>,
+    pub deployer: Arc<crate::deploy::Deployer>,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -88,6 +89,14 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let catalog = Arc::new(crate::catalog::Catalog::load(Some(
         &config.data_dir.join("recipes"),
     )));
+    let deployer = Arc::new(crate::deploy::Deployer::new(
+        store.clone(),
+        vault.clone(),
+        devices.clone(),
+        catalog.clone(),
+        events.clone(),
+        config.deploy.clone(),
+    ));
     Ok(Runtime {
         config,
         store,
@@ -97,6 +106,7 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         tls,
         devices,
         catalog,
+        deployer,
     })
 }
 
@@ -167,6 +177,8 @@ pub async fn run(
     rt.devices
         .clone()
         .spawn_poller(rt.config.poll_interval, stop_rx.clone());
+    // Deploys left mid-way by a previous run are rolled back now; unfinished rollbacks retry.
+    rt.deployer.clone().spawn_housekeeping(stop_rx.clone());
     // Discovery is a convenience: without it the box still works by IP (say so and carry on).
     let _announcer = if rt.config.mdns {
         match crate::discovery::Announcer::start(

@@ -23,6 +23,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Port that HTTP requests are redirected to when HTTPS is on (None: HTTPS off).
     pub https_redirect_port: Option<u16>,
+    /// Where apps go on devices, and how long they get to become healthy.
+    pub deploy: crate::deploy::DeployConfig,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Config {
             // Off unless asked for: tests and several dev daemons must not fight over the name.
             mdns: false,
             mdns_interfaces: None,
+            deploy: crate::deploy::DeployConfig::default(),
         }
     }
 }

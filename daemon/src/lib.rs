@@ -10,6 +10,7 @@
 //! | `auth/`     | first-run claim, passwords, sessions, CSRF tokens, login throttling, API tokens |
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each |
+//! | `deploy/`   | the deploy engine: journal with undo, pre-flight, files, pulls, Compose, health, lifecycle |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection |
 //! | `devices/`  | adoption, the per-device connection pool, health polling and history |
@@ -25,6 +26,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod deploy;
 pub mod devices;
 pub mod discovery;
 pub mod docker;

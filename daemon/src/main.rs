@@ -53,6 +53,12 @@ struct RunArgs {
         global = true
     )]
     mdns_interfaces: Vec<String>,
+    /// Folder on each device that holds one folder per deployed app.
+    #[arg(long, env = "HOMELAB_APPS_DIR", default_value = homelabd::deploy::DEFAULT_APPS_DIR, global = true)]
+    apps_dir: String,
+    /// Seconds a newly started app gets to answer its health check before it is rolled back.
+    #[arg(long, env = "HOMELAB_HEALTH_TIMEOUT", default_value_t = 180, value_parser = clap::value_parser!(u64).range(5..=3600), global = true)]
+    health_timeout: u64,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
@@ -141,6 +147,10 @@ fn config(args: &RunArgs) -> Config {
     c.poll_interval = std::time::Duration::from_secs(args.poll_interval);
     c.mdns = args.mdns == Switch::On;
     c.mdns_interfaces = (!args.mdns_interfaces.is_empty()).then(|| args.mdns_interfaces.clone());
+    c.deploy = homelabd::deploy::DeployConfig {
+        apps_dir: args.apps_dir.clone(),
+        health_timeout: std::time::Duration::from_secs(args.health_timeout),
+    };
     c
 }
 

@@ -73,14 +73,22 @@ async fn catalog_search_categories_and_placement_with_reasons() {
     let icon = s.get("/apps/vaultwarden/icon.svg", &session).await;
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 
-    // No devices: the app page says what to do first.
+    // The app page loads its placement after the page ("Analyzing your homelab…").
     let vw = s
         .get("/apps/vaultwarden", &session)
         .await
         .text()
         .await
         .unwrap();
-    assert!(vw.contains("Add a device first"));
+    assert!(vw.contains("Analyzing your homelab") && vw.contains("/apps/vaultwarden/plan"));
+    // No devices: the placement says what to do first.
+    let plan = s
+        .get("/apps/vaultwarden/plan", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(plan.contains("Add a device first"), "{plan}");
 
     add(&s, &session, "Big", "server-01").await;
     add(&s, &session, "Pi", "pi-4").await;
@@ -119,7 +127,7 @@ async fn catalog_search_categories_and_placement_with_reasons() {
                 200
             );
             let vw = s
-                .get("/apps/vaultwarden", &session)
+                .get("/apps/vaultwarden/plan", &session)
                 .await
                 .text()
                 .await
@@ -142,7 +150,12 @@ async fn catalog_search_categories_and_placement_with_reasons() {
     );
 
     // Immich needs 4 GB of RAM; the Pi has 3 GB available.
-    let immich = s.get("/apps/immich", &session).await.text().await.unwrap();
+    let immich = s
+        .get("/apps/immich/plan", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         immich.contains("Disqualified: needs 4.0 GB RAM, 3.0 GB free."),
         "{immich}"

@@ -4,68 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_homelabd");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-    listen: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(name: &str, data: &std::path::Path) -> Daemon {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let logs = artifacts().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join(format!("cli-{name}-{}.log", std::process::id()));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(BIN)
-        .args(["run", "--listen", &listen, "--log-format", "json"])
-        .env("HOMELAB_DATA", data)
-        .env("RUST_LOG", "debug")
-        .env("HOMELAB_MDNS", "off")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, log, listen };
-    eventually_blocking("the daemon start", Duration::from_secs(30), || {
-        if healthcheck(&d.listen) {
-            Ok(())
-        } else {
-            Err(std::fs::read_to_string(&d.log).unwrap_or_default())
-        }
-    });
-    d
-}
-
-fn healthcheck(listen: &str) -> bool {
-    Command::new(BIN)
-        .args(["healthcheck", "--listen", listen])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
 
 #[test]
 fn version_subcommand() {
@@ -94,7 +36,7 @@ fn healthcheck_fails_when_nothing_listens() {
 #[tokio::test]
 async fn runs_logs_json_prints_the_setup_code_and_stops_gracefully_on_sigterm() {
     let data = data_dir("cli");
-    let mut d = spawn("run", &data);
+    let mut d = spawn_daemon("run", &data, &[]);
 
     // setup-code prints the code the daemon logged at start.
     let out = Command::new(BIN)

@@ -153,6 +153,8 @@ pub struct Recipe {
 
 /// Variables every recipe may use without declaring them.
 const WELL_KNOWN: [&str; 0] = [];
+/// Names a recipe variable may not take (they steer the shell that runs Compose).
+const RESERVED_VARIABLES: [&str; 7] = ["PATH", "HOME", "IFS", "PWD", "SHELL", "USER", "ENV"];
 const ARCHITECTURES: [&str; 4] = ["amd64", "arm64", "armv7", "386"];
 const SETTING_KINDS: [&str; 4] = ["text", "port", "bool", "path"];
 
@@ -323,8 +325,28 @@ impl Recipe {
                 ),
             ));
         }
-        // Every variable the Compose file uses must be declared, or have a default there.
+        // Variables reach Compose through the environment of a shell (see deploy/render.rs):
+        // upper-case names only, and none that would change how that shell or Compose runs.
         let declared: BTreeSet<String> = self.declared_variables();
+        for v in &declared {
+            let upper = v
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && v.starts_with(|c: char| c.is_ascii_uppercase());
+            let reserved = RESERVED_VARIABLES.contains(&v.as_str())
+                || v.starts_with("DOCKER_")
+                || v.starts_with("COMPOSE_");
+            if !upper || reserved {
+                return Err(err(
+                    &mf,
+                    format!(
+                        "variable “{v}” must be UPPER_CASE and not one of {} or start with DOCKER_ or COMPOSE_",
+                        RESERVED_VARIABLES.join(", ")
+                    ),
+                ));
+            }
+        }
+        // Every variable the Compose file uses must be declared, or have a default there.
         for v in variables(&self.compose_text).map_err(|e| err(&cf, e))? {
             if !v.has_default
                 && !declared.contains(&v.name)

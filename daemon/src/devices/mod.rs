@@ -282,6 +282,14 @@ impl Devices {
     /// controller's line from the device's `authorized_keys`.
     pub async fn remove(&self, id: i64, clean_device: bool) -> Result<String, DeviceError> {
         let device = self.store.device(id).await?.ok_or(DeviceError::NotFound)?;
+        let apps = self.store.apps_on_device(id).await?;
+        if !apps.is_empty() {
+            return Err(DeviceError::Conflict(format!(
+                "{} still runs {}. Remove those apps first (or keep the device).",
+                device.name,
+                apps.join(", ")
+            )));
+        }
         if clean_device && !device.key_comment.is_empty() {
             let cleaned = async {
                 let session = self.pool.session(&device).await?;

@@ -24,6 +24,10 @@ pub enum Event {
     Audit(AuditEntry),
     /// A device's status or figures changed (dashboard and device pages refresh).
     DeviceStatus { device_id: i64 },
+    /// A deployment moved (state, progress or message); its page re-fetches its progress.
+    Deployment { id: i64, slug: String },
+    /// A deployed app's state changed (started, stopped, removed, changed behind our back).
+    AppState { slug: String },
 }
 
 /// Buffered events per subscriber. A page that falls this far behind (a stalled tab) skips the

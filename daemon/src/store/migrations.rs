@@ -106,6 +106,68 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device_id, at)
     ) STRICT;
     "#,
+    // 3: deployed apps and the deploy journal.
+    r#"
+    CREATE TABLE apps (
+        slug       TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        device_id  INTEGER NOT NULL REFERENCES devices(id),
+        version    TEXT NOT NULL,
+        -- running | stopped | failed | missing
+        state      TEXT NOT NULL,
+        message    TEXT NOT NULL DEFAULT '',
+        -- JSON object of the user's settings (secrets live in the vault, never here)
+        settings   TEXT NOT NULL,
+        url        TEXT NOT NULL,
+        app_dir    TEXT NOT NULL,
+        -- the Compose file as deployed (an update can go back to it)
+        compose    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE deployments (
+        id          INTEGER PRIMARY KEY,
+        slug        TEXT NOT NULL,
+        -- deploy | update | remove
+        kind        TEXT NOT NULL,
+        device_id   INTEGER NOT NULL,
+        device_name TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        progress    INTEGER NOT NULL DEFAULT 0,
+        message     TEXT NOT NULL DEFAULT '',
+        error       TEXT,
+        -- JSON: the placement verdicts shown to the user
+        placement   TEXT NOT NULL DEFAULT '[]',
+        -- JSON: the request (settings without secrets) so a restart can finish or undo it
+        request     TEXT NOT NULL DEFAULT '{}',
+        compose     TEXT NOT NULL DEFAULT '',
+        env_keys    TEXT NOT NULL DEFAULT '[]',
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    ) STRICT;
+    CREATE INDEX deployments_slug ON deployments(slug, id);
+    -- The journal: each step is written with its undo before it acts.
+    CREATE TABLE deployment_steps (
+        deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        step          TEXT NOT NULL,
+        undo          TEXT NOT NULL,
+        -- started | done | undone
+        status        TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, seq)
+    ) STRICT;
+    -- "What I did": every remote command and Docker call, secrets never included.
+    CREATE TABLE deployment_actions (
+        deployment_id INTEGER NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        what          TEXT NOT NULL,
+        outcome       TEXT NOT NULL,
+        millis        INTEGER NOT NULL,
+        output        TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (deployment_id, seq)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -4,6 +4,7 @@
 //! blocks the async runtime. SQLite serialises writers anyway; for an appliance with one admin a
 //! single connection is simpler than a pool and measured fast enough (see README figures).
 
+mod apps;
 mod audit;
 mod devices;
 mod migrations;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
 pub use devices::{DeviceRow, NewDevice, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;

@@ -44,9 +44,10 @@ impl Store {
     pub async fn put_secret(
         &self,
         owner: String,
-        purpose: &'static str,
+        purpose: impl Into<String>,
         sealed: Vec<u8>,
     ) -> Result<(), StoreError> {
+        let purpose = purpose.into();
         self.call(move |c| {
             c.execute(
                 "INSERT INTO secrets(owner, purpose, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -62,8 +63,9 @@ impl Store {
     pub async fn secret(
         &self,
         owner: String,
-        purpose: &'static str,
+        purpose: impl Into<String>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let purpose = purpose.into();
         self.call(move |c| {
             Ok(c.query_row(
                 "SELECT sealed FROM secrets WHERE owner = ?1 AND purpose = ?2",
@@ -79,8 +81,9 @@ impl Store {
     pub async fn delete_secret(
         &self,
         owner: String,
-        purpose: &'static str,
+        purpose: impl Into<String>,
     ) -> Result<(), StoreError> {
+        let purpose = purpose.into();
         self.call(move |c| {
             c.execute(
                 "DELETE FROM secrets WHERE owner = ?1 AND purpose = ?2",
@@ -89,5 +92,22 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// The purposes of every secret an owner has (e.g. an app's generated secrets).
+    pub async fn secret_purposes(&self, owner: String) -> Result<Vec<String>, StoreError> {
+        self.call(move |c| {
+            let mut st =
+                c.prepare("SELECT purpose FROM secrets WHERE owner = ?1 ORDER BY purpose")?;
+            let rows = st.query_map([owner], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    /// Deletes every secret of an owner; returns how many there were.
+    pub async fn delete_secrets_of(&self, owner: String) -> Result<usize, StoreError> {
+        self.call(move |c| Ok(c.execute("DELETE FROM secrets WHERE owner = ?1", [owner])?))
+            .await
     }
 }

@@ -125,3 +125,21 @@ impl From<askama::Error> for WebError {
         WebError::internal(format!("template: {e}"))
     }
 }
+
+impl From<crate::deploy::DeployError> for WebError {
+    fn from(e: crate::deploy::DeployError) -> WebError {
+        use crate::deploy::DeployError as D;
+        match e {
+            D::Invalid(m) => WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot_deploy", m),
+            D::UnknownApp(_) | D::NotFound => WebError::not_found(),
+            D::NotDeployed(_) => {
+                WebError::new(StatusCode::NOT_FOUND, "not_deployed", e.to_string())
+            }
+            D::Device(..) => {
+                WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", e.to_string())
+            }
+            D::Store(s) => s.into(),
+            D::Vault(v) => WebError::internal(v),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! event stream and metrics. Domain modules never import axum.
 
 mod api;
+mod api_apps;
 mod assets;
 mod context;
 mod error;
@@ -40,6 +41,7 @@ pub struct Inner {
     pub auth: Arc<Auth>,
     pub devices: Arc<crate::devices::Devices>,
     pub catalog: Arc<crate::catalog::Catalog>,
+    pub deployer: Arc<crate::deploy::Deployer>,
     pub events: EventBus,
     pub fingerprint: String,
     pub cert_pem: String,
@@ -68,6 +70,7 @@ impl AppState {
             auth: rt.auth.clone(),
             devices: rt.devices.clone(),
             catalog: rt.catalog.clone(),
+            deployer: rt.deployer.clone(),
             events: rt.events.clone(),
             fingerprint: rt.tls.fingerprint.clone(),
             cert_pem: rt.tls.cert_pem.clone(),

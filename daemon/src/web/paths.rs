@@ -21,6 +21,20 @@ pub const DASHBOARD_POOL: &str = "/dashboard/pool";
 pub const APPS_GRID: &str = "/apps/grid";
 pub const APP: &str = "/apps/{slug}";
 pub const APP_ICON: &str = "/apps/{slug}/icon.svg";
+pub const APP_DEPLOY: &str = "/apps/{slug}/deploy";
+pub const APP_PLAN: &str = "/apps/{slug}/plan";
+pub const APP_ACTION: &str = "/apps/{slug}/action/{action}";
+pub const APP_REMOVE: &str = "/apps/{slug}/remove";
+pub const APP_LOGS: &str = "/apps/{slug}/logs";
+pub const DEPLOYMENT: &str = "/deployments/{id}";
+pub const DEPLOYMENT_PROGRESS: &str = "/deployments/{id}/progress";
+pub const API_APPLICATIONS: &str = "/api/v1/applications";
+pub const API_APPLICATION: &str = "/api/v1/applications/{slug}";
+pub const API_APPLICATION_DEPLOY: &str = "/api/v1/applications/{slug}/deploy";
+pub const API_APPLICATION_ACTION: &str = "/api/v1/applications/{slug}/{action}";
+pub const API_APPLICATION_LOGS: &str = "/api/v1/applications/{slug}/logs";
+pub const API_DEPLOYMENTS: &str = "/api/v1/deployments";
+pub const API_DEPLOYMENT: &str = "/api/v1/deployments/{id}";
 pub const API_DEVICES: &str = "/api/v1/devices";
 pub const API_DEVICES_TEST: &str = "/api/v1/devices/test";
 pub const API_DEVICES_REFRESH: &str = "/api/v1/devices/refresh";
@@ -70,4 +84,6 @@ pub mod sse_event {
     pub const TOAST: &str = "toast";
     pub const AUDIT: &str = "audit";
     pub const DEVICES: &str = "devices";
+    pub const DEPLOY: &str = "deploy";
+    pub const APPS: &str = "apps";
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::context::Scheme;
-use super::{AppState, api, assets, guard, metrics, observe, paths, sse, views};
+use super::{AppState, api, api_apps, assets, guard, metrics, observe, paths, sse, views};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,18 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::APPS_GRID, Session, views::apps::grid),
         entry(M::GET, paths::APP, Session, views::apps::show),
         entry(M::GET, paths::APP_ICON, Session, views::apps::icon),
+        entry(M::GET, paths::APP_PLAN, Session, views::deploy::plan),
+        entry(M::POST, paths::APP_DEPLOY, Session, views::deploy::deploy),
+        entry(M::POST, paths::APP_ACTION, Session, views::deploy::action),
+        entry(M::POST, paths::APP_REMOVE, Session, views::deploy::remove),
+        entry(M::GET, paths::APP_LOGS, Session, views::deploy::logs),
+        entry(M::GET, paths::DEPLOYMENT, Session, views::deploy::show),
+        entry(
+            M::GET,
+            paths::DEPLOYMENT_PROGRESS,
+            Session,
+            views::deploy::progress,
+        ),
         entry(M::GET, paths::NETWORK, Session, views::pages::network),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
@@ -175,6 +187,54 @@ fn table() -> Vec<Entry> {
             paths::API_DEVICE,
             SessionOrToken,
             api::remove_device,
+        ),
+        entry(
+            M::GET,
+            paths::API_APPLICATIONS,
+            SessionOrToken,
+            api_apps::applications,
+        ),
+        entry(
+            M::GET,
+            paths::API_APPLICATION,
+            SessionOrToken,
+            api_apps::application,
+        ),
+        entry(
+            M::DELETE,
+            paths::API_APPLICATION,
+            SessionOrToken,
+            api_apps::remove,
+        ),
+        entry(
+            M::POST,
+            paths::API_APPLICATION_DEPLOY,
+            SessionOrToken,
+            api_apps::deploy,
+        ),
+        entry(
+            M::POST,
+            paths::API_APPLICATION_ACTION,
+            SessionOrToken,
+            api_apps::action,
+        ),
+        entry(
+            M::GET,
+            paths::API_APPLICATION_LOGS,
+            SessionOrToken,
+            api_apps::logs,
+        ),
+        entry(
+            M::GET,
+            paths::API_DEPLOYMENTS,
+            SessionOrToken,
+            api_apps::deployments,
+        ),
+        entry(
+            M::GET,
+            paths::API_DEPLOYMENT,
+            SessionOrToken,
+            api_apps::deployment,
         ),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.

@@ -81,6 +81,8 @@ fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
         Event::Audit(entry) => (sse_event::AUDIT, views::audit_row_html(entry, advanced)),
         // Pages re-fetch their device panels on this trigger; the payload is only the id.
         Event::DeviceStatus { device_id } => (sse_event::DEVICES, device_id.to_string()),
+        Event::Deployment { id, .. } => (sse_event::DEPLOY, id.to_string()),
+        Event::AppState { slug } => (sse_event::APPS, slug.clone()),
     };
     // SSE data lines cannot contain newlines; the fragments are HTML, so spaces do as well.
     Some(

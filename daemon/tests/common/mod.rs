@@ -152,6 +152,8 @@ pub struct Options {
     pub mdns_interfaces: Option<Vec<String>>,
     pub https: bool,
     pub data: Option<PathBuf>,
+    /// How long a deployed app gets to answer its health check.
+    pub health_timeout: Duration,
 }
 
 impl Options {
@@ -163,6 +165,7 @@ impl Options {
             mdns_interfaces: None,
             https: false,
             data: None,
+            health_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -195,6 +198,7 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.poll_interval = opts.poll_interval;
     config.mdns = opts.mdns_interfaces.is_some();
     config.mdns_interfaces = opts.mdns_interfaces.clone();
+    config.deploy.health_timeout = opts.health_timeout;
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(homelabd::run(
@@ -434,6 +438,87 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// The `homelabd` binary, for tests of the process itself (signals, being killed).
+pub const BIN: &str = env!("CARGO_BIN_EXE_homelabd");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `homelabd run` child process; killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+    pub listen: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn healthcheck(listen: &str) -> bool {
+    std::process::Command::new(BIN)
+        .args(["healthcheck", "--listen", listen])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Starts the binary on a free port with `data`, JSON logs into the artifacts, extra env.
+pub fn spawn_daemon(name: &str, data: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let logs = artifacts().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join(format!(
+        "bin-{name}-{}-{}.log",
+        std::process::id(),
+        free_port()
+    ));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(BIN)
+        .args(["run", "--listen", &listen, "--log-format", "json"])
+        .env("HOMELAB_DATA", data)
+        .env("RUST_LOG", "debug")
+        .env("HOMELAB_MDNS", "off")
+        .envs(env.iter().copied())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log, listen };
+    eventually_blocking("the daemon start", Duration::from_secs(30), || {
+        if healthcheck(&d.listen) {
+            Ok(())
+        } else {
+            Err(std::fs::read_to_string(&d.log).unwrap_or_default())
+        }
+    });
+    d
+}
+
+impl TestServer {
+    /// Speaks to a daemon running as its own process (see [`spawn_daemon`]).
+    pub fn attach(d: &Daemon, data: PathBuf) -> TestServer {
+        TestServer {
+            base: format!("http://{}", d.listen),
+            https_base: None,
+            addr: d.listen.parse().unwrap(),
+            data,
+            client: client(),
+            stop: None,
+            handle: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The app catalog: a searchable grid by category, and each app's page with its requirements
-//! and where it would go (the placement ranking over the current devices, with reasons).
+//! with the deploy form (where it would go, with reasons, and its settings) or, once deployed,
+//! its state, link and actions.
 
 use std::collections::BTreeSet;
 
@@ -11,9 +12,7 @@ use serde::Deserialize;
 
 use super::{Section, page};
 use crate::catalog::Recipe;
-use crate::devices::health::{Facts, human_bytes};
-use crate::placement::{Candidate, Need, Verdict, rank};
-use crate::store::now_unix;
+use crate::devices::health::human_bytes;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
@@ -135,52 +134,29 @@ pub async fn icon(
         .into_response())
 }
 
-pub struct Placement {
-    pub name: String,
-    pub score: u32,
-    pub eligible: bool,
-    pub best: bool,
-    pub reason: String,
-}
-
 #[derive(Template)]
 #[template(path = "pages/app.html")]
 struct AppPage<'a> {
     r: &'a Recipe,
     ram_min: String,
     ram_rec: String,
-    placements: Vec<Placement>,
     ports: String,
     advanced: bool,
+    deployed: Option<Deployed>,
+    /// The app's latest deployment, when one exists (for "see the last attempt").
+    last_deployment: Option<(i64, String)>,
+    removal: Vec<String>,
 }
 
-/// Current devices as placement candidates.
-pub async fn candidates(state: &AppState) -> Result<Vec<Candidate>, WebError> {
-    let devices = state.store.devices().await?;
-    let statuses = state.store.device_statuses().await?;
-    let since = now_unix() - 24 * 3600;
-    let mut out = Vec::with_capacity(devices.len());
-    for d in devices {
-        let status = statuses.iter().find(|s| s.device_id == d.id);
-        let facts: Option<Facts> = status.and_then(|s| serde_json::from_str(&s.facts).ok());
-        let state_str = status.map(|s| s.state.as_str()).unwrap_or("unknown");
-        let f = facts.unwrap_or_default();
-        out.push(Candidate {
-            id: d.id,
-            name: d.name,
-            online: state_str == "online" || state_str == "degraded",
-            docker_ok: f.docker.is_some(),
-            arch: f.arch,
-            mem_available: f.mem_available,
-            disk_free: f.disk_free,
-            cores: f.cores,
-            load1: f.load[0],
-            uptime: state.store.uptime_ratio(d.id, since).await?.unwrap_or(0.0),
-            used_ports: f.ports,
-            apps: vec![],
-        });
-    }
-    Ok(out)
+/// A deployed app as its page shows it.
+pub struct Deployed {
+    pub state: String,
+    pub state_label: &'static str,
+    pub badge: &'static str,
+    pub message: String,
+    pub url: String,
+    pub device: String,
+    pub app_dir: String,
 }
 
 pub async fn show(
@@ -194,25 +170,51 @@ pub async fn show(
         .get(&slug)
         .ok_or_else(WebError::not_found)?;
     let ports = r.host_ports(&r.default_values());
-    let need = Need::from_recipe(r, ports.clone());
-    let verdicts: Vec<Verdict> = rank(&need, &candidates(&state).await?);
-    let placements = verdicts
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Placement {
-            name: v.name.clone(),
-            score: v.score.round() as u32,
-            eligible: v.eligible,
-            best: i == 0 && v.eligible,
-            reason: v.reason.clone(),
-        })
-        .collect();
+    let app = state.store.app(slug.clone()).await?;
+    let deployed = match &app {
+        Some(a) => {
+            let device = state
+                .store
+                .device(a.device_id)
+                .await?
+                .map(|d| d.name)
+                .unwrap_or_default();
+            let (state_label, badge) = match a.state.as_str() {
+                "running" => ("Running", "online"),
+                "starting" => ("Starting", "degraded"),
+                "stopped" => ("Stopped", "unknown"),
+                "missing" => ("Missing", "offline"),
+                _ => ("Not working", "offline"),
+            };
+            Some(Deployed {
+                state: a.state.clone(),
+                state_label,
+                badge,
+                message: a.message.clone(),
+                url: a.url.clone(),
+                device,
+                app_dir: a.app_dir.clone(),
+            })
+        }
+        None => None,
+    };
+    let removal = if app.is_some() {
+        state.deployer.removal_plan(&slug).await?
+    } else {
+        vec![]
+    };
+    let last_deployment = state
+        .store
+        .deployments(Some(slug.clone()), 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|d| (d.id, d.state));
     let q = &r.manifest.requirements;
     let partial = AppPage {
         r,
         ram_min: human_bytes(q.ram_min_mb << 20),
         ram_rec: human_bytes(q.ram_recommended_mb << 20),
-        placements,
         ports: ports
             .iter()
             .map(u16::to_string)
@@ -222,6 +224,9 @@ pub async fn show(
             .user()
             .map(|u| u.ui_mode == crate::store::UiMode::Advanced)
             .unwrap_or(false),
+        deployed,
+        last_deployment,
+        removal,
     }
     .render()?;
     page(&ctx, Section::Apps, &r.manifest.name, partial)

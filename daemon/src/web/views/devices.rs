@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Section, format_duration, page};
+use super::{Section, format_duration, go_to, page};
 use crate::devices::checks::{Outcome, Report};
 use crate::devices::health::{Facts, human_bytes};
 use crate::devices::{Credential, DeviceError, DeviceInput};
@@ -18,9 +18,8 @@ use crate::secrets::Secret;
 use crate::ssh::keys;
 use crate::store::{DeviceRow, Sample, StatusRow, UiMode, now_unix};
 use crate::web::AppState;
-use crate::web::context::{Ctx, Wants};
+use crate::web::context::Ctx;
 use crate::web::error::WebError;
-use crate::web::paths::header as hx;
 
 /// A device prepared for display.
 pub struct DeviceView {
@@ -471,16 +470,7 @@ pub async fn add(
             tokio::spawn(async move {
                 devices.check(&added).await;
             });
-            let target = format!("/devices/{}", device.id);
-            if ctx.wants == Wants::Partial {
-                let mut res = StatusCode::OK.into_response();
-                res.headers_mut().insert(
-                    hx::HX_REDIRECT,
-                    HeaderValue::from_str(&target).map_err(WebError::internal)?,
-                );
-                return Ok(res);
-            }
-            Ok(axum::response::Redirect::to(&target).into_response())
+            go_to(&ctx, &format!("/devices/{}", device.id))
         }
         Err(DeviceError::NotReady(report)) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -754,13 +744,7 @@ pub async fn remove(
     state
         .events
         .publish(crate::events::Event::DeviceStatus { device_id: id });
-    if ctx.wants == Wants::Partial {
-        let mut res = StatusCode::OK.into_response();
-        res.headers_mut()
-            .insert(hx::HX_REDIRECT, HeaderValue::from_static("/devices"));
-        return Ok(res);
-    }
-    Ok(axum::response::Redirect::to("/devices").into_response())
+    go_to(&ctx, "/devices")
 }
 
 /// A small server-rendered SVG line graph of the last 24 h (gaps where the device was offline).

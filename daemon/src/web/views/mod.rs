@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod deploy;
 pub mod devices;
 pub mod pages;
 pub mod settings;
@@ -152,6 +153,20 @@ pub fn page(
         content: partial,
     };
     Ok(Html(base.render()?).into_response())
+}
+
+/// Sends the browser to `target`: htmx follows redirects inside its XHR, so it gets
+/// `HX-Redirect` instead of a 303.
+pub fn go_to(ctx: &Ctx, target: &str) -> Result<Response, WebError> {
+    if ctx.wants == Wants::Partial {
+        let mut res = StatusCode::OK.into_response();
+        res.headers_mut().insert(
+            hx::HX_REDIRECT,
+            HeaderValue::from_str(target).map_err(WebError::internal)?,
+        );
+        return Ok(res);
+    }
+    Ok(axum::response::Redirect::to(target).into_response())
 }
 
 #[derive(Template)]

@@ -1,0 +1,1274 @@
+//! The deploy engine: one click → the best device → live progress → running with a link, or
+//! rolled back to exactly where it started.
+//!
+//! A deployment moves through validating → preparing → pulling → starting → configuring →
+//! health_check → running, or failed → rolling_back → rolled_back. Every step that changes
+//! something is first written to the journal (SQLite) together with its undo; a failure undoes
+//! the journalled steps in reverse. Undos are safe to repeat, so a rollback interrupted by an
+//! unplugged device or a restart of this daemon is simply run again later: on start, anything
+//! left mid-way is rolled back, and a background task retries unfinished rollbacks until the
+//! device is back.
+
+mod remote;
+pub mod render;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Recipe};
+use crate::devices::Devices;
+use crate::devices::health::Facts;
+use crate::events::{Event, EventBus, Level};
+use crate::placement::{self, Candidate, Need, Verdict};
+use crate::secrets::{Vault, VaultError};
+use crate::store::{AppRow, DeploymentRow, Store, StoreError, now_unix};
+pub use remote::{PROJECT_LABEL, Remote, probe};
+
+/// Compose project names we own: `homelab-<slug>`.
+pub const PROJECT_PREFIX: &str = "homelab-";
+/// Where app folders go on a device unless configured otherwise.
+pub const DEFAULT_APPS_DIR: &str = "/opt/homelab/apps";
+/// How long an app gets to answer its health check after starting.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often unfinished rollbacks are retried and deployed apps are compared with their device.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(15);
+/// Progress is written and pushed at most this often while an image downloads.
+const PROGRESS_EVERY: Duration = Duration::from_millis(300);
+
+/// Errors of the deploy engine; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("There is no app “{0}” in the catalog.")]
+    UnknownApp(String),
+    #[error("{0} is not deployed.")]
+    NotDeployed(String),
+    #[error("No such deployment.")]
+    NotFound,
+    #[error("{0} did not answer: {1}")]
+    Device(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// Folder on each device that holds one folder per app.
+    pub apps_dir: String,
+    pub health_timeout: Duration,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            apps_dir: DEFAULT_APPS_DIR.into(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+        }
+    }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// A device chosen by the user instead of the recommendation.
+    #[serde(default)]
+    pub device_id: Option<i64>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// How a deploy request was answered.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// A new deployment is under way.
+    New(i64),
+    /// The app is already deployed; nothing was done.
+    AlreadyDeployed(Box<AppRow>),
+    /// A deployment of this app is already running.
+    InFlight(i64),
+}
+
+/// A journalled step's undo. Each is safe to run twice and safe when its step never acted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+enum Undo {
+    DeleteSecrets { owner: String, names: Vec<String> },
+    RemoveDir { dir: String },
+    RemoveProject { project: String, volumes: bool },
+    DeleteApp { slug: String },
+    RestoreCompose { dir: String, project: String },
+}
+
+/// The deploy engine.
+pub struct Deployer {
+    store: Store,
+    vault: Arc<Vault>,
+    devices: Arc<Devices>,
+    catalog: Arc<Catalog>,
+    events: EventBus,
+    pub config: DeployConfig,
+    /// Apps with an operation in flight in this process: one operation per app at a time.
+    busy: std::sync::Mutex<HashSet<String>>,
+}
+
+/// Marks an app busy for as long as it lives.
+struct BusyGuard<'a> {
+    deployer: &'a Deployer,
+    slug: String,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.deployer
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.slug);
+    }
+}
+
+/// Vault owner of an app's generated secrets.
+pub fn secret_owner(slug: &str) -> String {
+    format!("app:{slug}")
+}
+
+pub fn project_name(slug: &str) -> String {
+    format!("{PROJECT_PREFIX}{slug}")
+}
+
+/// Words for each state, for the progress bar.
+pub fn state_words(state: &str) -> &'static str {
+    match state {
+        "validating" => "Checking requirements",
+        "preparing" => "Preparing files",
+        "pulling" => "Downloading the app",
+        "starting" => "Starting the app",
+        "configuring" => "Saving the app",
+        "health_check" => "Waiting for the app to answer",
+        "running" => "Running",
+        "failed" => "Failed",
+        "rolling_back" => "Undoing the changes",
+        "rolled_back" => "Rolled back",
+        "removing" => "Removing",
+        "done" => "Done",
+        _ => "Working",
+    }
+}
+
+struct Job {
+    id: i64,
+    recipe: Recipe,
+    device: crate::store::DeviceRow,
+    settings: BTreeMap<String, String>,
+}
+
+impl Deployer {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        devices: Arc<Devices>,
+        catalog: Arc<Catalog>,
+        events: EventBus,
+        config: DeployConfig,
+    ) -> Deployer {
+        Deployer {
+            store,
+            vault,
+            devices,
+            catalog,
+            events,
+            config,
+            busy: std::sync::Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn try_busy(&self, slug: &str) -> Option<BusyGuard<'_>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.insert(slug.to_string()).then(|| BusyGuard {
+            deployer: self,
+            slug: slug.to_string(),
+        })
+    }
+
+    fn recipe(&self, slug: &str) -> Result<&Recipe, DeployError> {
+        self.catalog
+            .recipes
+            .get(slug)
+            .ok_or_else(|| DeployError::UnknownApp(slug.to_string()))
+    }
+
+    pub fn app_dir(&self, slug: &str) -> String {
+        format!("{}/{slug}", self.config.apps_dir.trim_end_matches('/'))
+    }
+
+    /// Every device as a placement candidate, from its last poll and the apps it runs.
+    pub async fn candidates(&self) -> Result<Vec<Candidate>, DeployError> {
+        let devices = self.store.devices().await?;
+        let statuses = self.store.device_statuses().await?;
+        let apps = self.store.apps().await?;
+        let since = now_unix() - 24 * 3600;
+        let mut out = Vec::with_capacity(devices.len());
+        for d in devices {
+            let status = statuses.iter().find(|s| s.device_id == d.id);
+            let f: Facts = status
+                .and_then(|s| serde_json::from_str(&s.facts).ok())
+                .unwrap_or_default();
+            let state = status.map(|s| s.state.as_str()).unwrap_or("unknown");
+            out.push(Candidate {
+                id: d.id,
+                name: d.name,
+                online: state == "online" || state == "degraded",
+                docker_ok: f.docker.is_some(),
+                arch: f.arch,
+                mem_available: f.mem_available,
+                disk_free: f.disk_free,
+                cores: f.cores,
+                load1: f.load[0],
+                uptime: self.store.uptime_ratio(d.id, since).await?.unwrap_or(0.0),
+                used_ports: f.ports,
+                apps: apps
+                    .iter()
+                    .filter(|a| a.device_id == d.id)
+                    .map(|a| a.slug.clone())
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The placement of an app with these settings: every device with its verdict, best first.
+    pub async fn plan(
+        &self,
+        slug: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Vec<Verdict>, DeployError> {
+        let recipe = self.recipe(slug)?;
+        let values = render::settings(recipe, settings).map_err(DeployError::Invalid)?;
+        let need = Need::from_recipe(recipe, recipe.host_ports(&values));
+        Ok(placement::rank(&need, &self.candidates().await?))
+    }
+
+    /// Starts deploying an app (or says it is already there / already under way).
+    pub async fn deploy(
+        self: &Arc<Self>,
+        slug: &str,
+        req: DeployRequest,
+    ) -> Result<Started, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        if let Some(app) = self.store.app(slug.to_string()).await? {
+            return Ok(Started::AlreadyDeployed(Box::new(app)));
+        }
+        let Some(guard) = self.try_busy(slug) else {
+            let current = self.store.deployments(Some(slug.to_string()), 1).await?;
+            return match current.first() {
+                Some(d) => Ok(Started::InFlight(d.id)),
+                None => Err(DeployError::Invalid(format!(
+                    "{} is busy; try again in a moment.",
+                    recipe.manifest.name
+                ))),
+            };
+        };
+        let settings = render::settings(&recipe, &req.settings).map_err(DeployError::Invalid)?;
+        let verdicts = self.plan(slug, &settings).await?;
+        let chosen = match req.device_id {
+            Some(id) => {
+                let v = verdicts.iter().find(|v| v.device_id == id).ok_or_else(|| {
+                    DeployError::Invalid("That device is not one of your devices.".into())
+                })?;
+                if !v.eligible {
+                    return Err(DeployError::Invalid(format!(
+                        "{} cannot run {}: {}",
+                        v.name,
+                        recipe.manifest.name,
+                        v.reason.trim_start_matches("Disqualified: ")
+                    )));
+                }
+                v.clone()
+            }
+            None => match verdicts.first().filter(|v| v.eligible) {
+                Some(v) => v.clone(),
+                None if verdicts.is_empty() => {
+                    return Err(DeployError::Invalid(
+                        "Add a device first: apps run on your devices, not on this box.".into(),
+                    ));
+                }
+                None => {
+                    let why: Vec<String> = verdicts
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "{} — {}",
+                                v.name,
+                                v.reason.trim_start_matches("Disqualified: ")
+                            )
+                        })
+                        .collect();
+                    return Err(DeployError::Invalid(format!(
+                        "No device can run {} right now: {}",
+                        recipe.manifest.name,
+                        why.join("; ")
+                    )));
+                }
+            },
+        };
+        let device = self
+            .store
+            .device(chosen.device_id)
+            .await?
+            .ok_or_else(|| DeployError::Invalid("That device was just removed.".into()))?;
+        let placement_json = serde_json::to_string(
+            &verdicts
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "device_id": v.device_id, "device": v.name, "score": v.score.round(),
+                        "eligible": v.eligible, "reason": v.reason,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|_| "[]".into());
+        let request = serde_json::to_string(&DeployRequest {
+            device_id: Some(device.id),
+            settings: settings.clone(),
+        })
+        .unwrap_or_else(|_| "{}".into());
+        let id = self
+            .store
+            .new_deployment(DeploymentRow {
+                id: 0,
+                slug: slug.to_string(),
+                kind: "deploy".into(),
+                device_id: device.id,
+                device_name: device.name.clone(),
+                state: "validating".into(),
+                progress: 0,
+                message: format!("Checking requirements on {}…", device.name),
+                error: None,
+                placement: placement_json,
+                request,
+                compose: String::new(),
+                env_keys: "[]".into(),
+                started_at: 0,
+                finished_at: None,
+            })
+            .await?;
+        tracing::info!(deployment = id, app = slug, device = %device.name, "deploy started");
+        let this = self.clone();
+        let job = Job {
+            id,
+            recipe,
+            device,
+            settings,
+        };
+        // The busy mark moves into the task: it is released when the deploy ends.
+        std::mem::forget(guard);
+        tokio::spawn(async move {
+            let slug = job.recipe.manifest.slug.clone();
+            let _guard = BusyGuard {
+                deployer: &this,
+                slug,
+            };
+            this.run_deploy(job).await;
+        });
+        Ok(Started::New(id))
+    }
+
+    async fn progress(&self, id: i64, slug: &str, state: &'static str, pct: i64, msg: String) {
+        if let Err(e) = self.store.set_deployment_state(id, state, pct, msg).await {
+            tracing::warn!(error = %e, "could not record deploy progress");
+        }
+        self.events.publish(Event::Deployment {
+            id,
+            slug: slug.to_string(),
+        });
+    }
+
+    async fn audit(&self, action: &'static str, detail: String) {
+        match self
+            .store
+            .audit(
+                "homelab".into(),
+                action,
+                detail,
+                String::new(),
+                String::new(),
+            )
+            .await
+        {
+            Ok(entry) => self.events.publish(Event::Audit(entry)),
+            Err(e) => tracing::warn!(error = %e, "could not write an audit record"),
+        }
+    }
+
+    /// Journals a step's undo, then acts.
+    async fn step(&self, id: i64, name: &str, undo: &Undo) -> Result<i64, DeployError> {
+        let undo = serde_json::to_string(undo).unwrap_or_default();
+        Ok(self.store.begin_step(id, name.to_string(), undo).await?)
+    }
+
+    async fn run_deploy(&self, job: Job) {
+        let started = Instant::now();
+        let slug = job.recipe.manifest.slug.clone();
+        let name = job.recipe.manifest.name.clone();
+        match self.deploy_steps(&job).await {
+            Ok(url) => {
+                self.progress(
+                    job.id,
+                    &slug,
+                    "running",
+                    100,
+                    format!("{name} is running at {url}"),
+                )
+                .await;
+                tracing::info!(deployment = job.id, app = %slug, secs = started.elapsed().as_secs_f64(), "deploy finished");
+                self.audit(
+                    "app.deploy",
+                    format!("Deployed {name} on {}", job.device.name),
+                )
+                .await;
+                self.events.publish(Event::Toast {
+                    level: Level::Success,
+                    message: format!("{name} is running on {}.", job.device.name),
+                });
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::warn!(deployment = job.id, app = %slug, error = %msg, "deploy failed; rolling back");
+                if matches!(e, DeployError::Device(..)) {
+                    // The connection may be dead: the next use reconnects instead of waiting.
+                    self.devices.pool.forget(job.device.id).await;
+                }
+                let _ = self.store.set_deployment_error(job.id, msg.clone()).await;
+                self.progress(job.id, &slug, "failed", 100, msg.clone())
+                    .await;
+                self.audit(
+                    "app.deploy_failed",
+                    format!("Deploying {name} on {} failed: {msg}", job.device.name),
+                )
+                .await;
+                self.roll_back(job.id).await;
+            }
+        }
+    }
+
+    async fn deploy_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let dir = self.app_dir(slug);
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+
+        // validating: nothing on the device changes until every check has passed.
+        let kept_data = self
+            .preflight(&remote, recipe, &job.settings, &project, &dir)
+            .await?;
+
+        self.progress(
+            id,
+            slug,
+            "preparing",
+            15,
+            "Preparing the app's files…".into(),
+        )
+        .await;
+        let mut values = job.settings.clone();
+        let owner = secret_owner(slug);
+        // Secrets kept from an earlier removal "keeping data" are reused: the kept data (a
+        // database, say) was made with them. Only new ones are undone on failure.
+        let kept = self.store.secret_purposes(owner.clone()).await?;
+        let names: Vec<String> = m
+            .secrets
+            .iter()
+            .filter(|s| !kept.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        self.step(
+            id,
+            "secrets",
+            &Undo::DeleteSecrets {
+                owner: owner.clone(),
+                names,
+            },
+        )
+        .await?;
+        for s in &m.secrets {
+            let value = match self.store.secret(owner.clone(), s.name.clone()).await? {
+                Some(sealed) => self
+                    .vault
+                    .open(&sealed, &owner, &s.name)?
+                    .expose_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                None => {
+                    let value = render::generate_secret(s.length);
+                    let sealed = self.vault.seal(value.as_bytes(), &owner, &s.name);
+                    self.store
+                        .put_secret(owner.clone(), s.name.clone(), sealed)
+                        .await?;
+                    value
+                }
+            };
+            values.insert(s.name.clone(), value);
+        }
+        self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
+            .await?;
+        remote.ensure_dir(&dir).await?;
+        remote
+            .write_file(&dir, "compose.yaml", "644", recipe.compose_text.as_bytes())
+            .await?;
+        remote
+            .write_file(&dir, "app.env", "600", render::env_file(&values).as_bytes())
+            .await?;
+        let keys: Vec<&String> = values.keys().collect();
+        self.store
+            .set_deployment_files(
+                id,
+                recipe.compose_text.clone(),
+                serde_json::to_string(&keys).unwrap_or_default(),
+            )
+            .await?;
+
+        self.pull_images(&remote, id, recipe, &values).await?;
+
+        self.progress(id, slug, "starting", 70, format!("Starting {}…", m.name))
+            .await;
+        self.step(
+            id,
+            "containers",
+            &Undo::RemoveProject {
+                project: project.clone(),
+                // Data kept from an earlier removal is never deleted by a failed deploy.
+                volumes: !kept_data,
+            },
+        )
+        .await?;
+        let out = remote
+            .compose(
+                "Start the app",
+                &dir,
+                &project,
+                &["up", "-d", "--no-build", "--remove-orphans"],
+            )
+            .await?;
+        if !out.success() {
+            return Err(DeployError::Invalid(format!(
+                "Starting {} failed: {}",
+                m.name,
+                last_lines(&out.stderr_text(), 6)
+            )));
+        }
+
+        self.progress(id, slug, "configuring", 80, format!("Saving {}…", m.name))
+            .await;
+        let url = app_url(recipe, device, &values);
+        self.step(id, "record", &Undo::DeleteApp { slug: slug.into() })
+            .await?;
+        let settings_json = serde_json::to_string(&job.settings).unwrap_or_default();
+        self.store
+            .put_app(AppRow {
+                slug: slug.into(),
+                name: m.name.clone(),
+                device_id: device.id,
+                version: m.version.clone(),
+                state: "starting".into(),
+                message: String::new(),
+                settings: settings_json,
+                url: url.clone(),
+                app_dir: dir.clone(),
+                compose: recipe.compose_text.clone(),
+                created_at: now_unix(),
+                updated_at: now_unix(),
+            })
+            .await?;
+
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        self.store
+            .set_app_state(slug.into(), "running", String::new())
+            .await?;
+        for s in self.store.steps(id).await? {
+            self.store.set_step_status(id, s.seq, "done").await?;
+        }
+        Ok(url)
+    }
+
+    async fn preflight(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        settings: &BTreeMap<String, String>,
+        project: &str,
+        dir: &str,
+    ) -> Result<bool, DeployError> {
+        let m = &recipe.manifest;
+        let name = &remote.device.name;
+        // Fresh figures, not the last poll: resources, architecture, listening ports.
+        let poll = self.devices.poll(&remote.device).await;
+        let facts = poll
+            .facts
+            .ok_or_else(|| DeployError::Device(name.clone(), poll.reason.clone()))?;
+        let candidate = Candidate {
+            id: remote.device.id,
+            name: name.clone(),
+            online: true,
+            docker_ok: facts.docker.is_some(),
+            arch: facts.arch.clone(),
+            mem_available: facts.mem_available,
+            disk_free: facts.disk_free,
+            cores: facts.cores,
+            load1: facts.load[0],
+            uptime: 1.0,
+            used_ports: vec![],
+            apps: vec![],
+        };
+        let ports = recipe.host_ports(settings);
+        let need = Need::from_recipe(recipe, ports.clone());
+        if let Some(v) = placement::rank(&need, std::slice::from_ref(&candidate))
+            .into_iter()
+            .find(|v| !v.eligible)
+        {
+            return Err(DeployError::Invalid(format!(
+                "{name} cannot run {}: {}",
+                m.name,
+                v.reason.trim_start_matches("Disqualified: ")
+            )));
+        }
+        // Ports: anything listening on the device, named when it is a container.
+        let owners = remote.port_owners().await?;
+        let mut taken: Vec<u16> = facts.ports.clone();
+        taken.extend(owners.keys());
+        if let Some(p) = ports.iter().find(|p| taken.contains(p)) {
+            let by = owners
+                .get(p)
+                .map(|o| format!(" by {o}"))
+                .unwrap_or_else(|| " by another program".into());
+            let free = (p.saturating_add(1)..=u16::MAX)
+                .find(|q| !taken.contains(q) && !ports.contains(q))
+                .unwrap_or(0);
+            let setting = m
+                .settings
+                .iter()
+                .find(|s| s.kind == "port" && settings.get(&s.name) == Some(&p.to_string()))
+                .map(|s| format!(" Change “{}” to {free}.", s.label))
+                .unwrap_or_default();
+            return Err(DeployError::Invalid(format!(
+                "Port {p} is used{by} on {name} — use {free}?{setting}"
+            )));
+        }
+        match remote.compose_flavour().await?.as_str() {
+            "v1" | "v2" => {}
+            _ => {
+                return Err(DeployError::Invalid(format!(
+                    "Docker Compose is not installed on {name}. On the device run \
+                     `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
+                )));
+            }
+        }
+        // Name clash: containers of this project that we have no record of. (Volumes alone
+        // are data kept by "remove, keep data" and are used again.)
+        if !remote.project_containers(project).await?.is_empty() {
+            return Err(DeployError::Invalid(format!(
+                "{name} already runs containers of the project {project} that this Homelab does \
+                 not know about. Remove them on the device (`docker compose -p {project} down`), \
+                 or choose another device."
+            )));
+        }
+        let kept_data = !remote.project_volumes(project).await?.is_empty();
+        let exists = remote
+            .run(
+                "Is the app folder free",
+                crate::ssh::RemoteCommand::new("test").arg("-e").arg(dir),
+                None,
+                Duration::from_secs(15),
+            )
+            .await?;
+        if exists.success() {
+            return Err(DeployError::Invalid(format!(
+                "The folder {dir} already exists on {name}. Move it away (or delete it) on the \
+                 device, then try again."
+            )));
+        }
+        Ok(kept_data)
+    }
+
+    async fn pull_images(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let slug = recipe.manifest.slug.as_str();
+        let images = render::images(recipe, values);
+        let count = images.len().max(1) as i64;
+        for (i, image) in images.iter().enumerate() {
+            let base = 20 + 40 * i as i64 / count;
+            self.progress(id, slug, "pulling", base, format!("Downloading {image}…"))
+                .await;
+            let t = Instant::now();
+            if remote.image_present(image).await? {
+                remote
+                    .note(
+                        format!("Docker API: is {image} on the device"),
+                        "yes — not downloaded again".into(),
+                        t,
+                        String::new(),
+                    )
+                    .await;
+                continue;
+            }
+            let mut last = Instant::now();
+            let mut pending = None;
+            remote
+                .pull(image, |done, total| {
+                    if total > 0 && last.elapsed() >= PROGRESS_EVERY {
+                        last = Instant::now();
+                        pending = Some((done, total));
+                    }
+                })
+                .await?;
+            if let Some((done, total)) = pending {
+                let pct = base + (40 * done as i64 / total as i64) / count;
+                self.progress(
+                    id,
+                    slug,
+                    "pulling",
+                    pct,
+                    format!(
+                        "Downloaded {} of {} ({image})",
+                        crate::devices::health::human_bytes(done),
+                        crate::devices::health::human_bytes(total)
+                    ),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn health_check(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        values: &BTreeMap<String, String>,
+        project: &str,
+    ) -> Result<(), DeployError> {
+        let m = &recipe.manifest;
+        let port = render::web_port(recipe, values);
+        let started = Instant::now();
+        let timeout = self.config.health_timeout;
+        let mut last = String::from("no answer yet");
+        loop {
+            let containers = remote.project_containers(project).await?;
+            if containers.is_empty() {
+                return Err(DeployError::Invalid(format!(
+                    "{}'s containers disappeared while it was starting.",
+                    m.name
+                )));
+            }
+            if let Some(bad) = containers.iter().find(|c| {
+                matches!(
+                    c.state.as_ref().map(|s| s.to_string()).as_deref(),
+                    Some("exited" | "dead" | "restarting")
+                )
+            }) {
+                let svc = bad
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    .cloned()
+                    .unwrap_or_default();
+                let logs = remote
+                    .compose(
+                        "Last log lines",
+                        &self.app_dir(&m.slug),
+                        project,
+                        &["logs", "--no-color", "--tail", "15", &svc],
+                    )
+                    .await
+                    .map(|o| last_lines(&o.stdout_text(), 5))
+                    .unwrap_or_default();
+                return Err(DeployError::Invalid(format!(
+                    "{}'s service “{svc}” stopped right after starting ({}). Its last words: {logs}",
+                    m.name,
+                    bad.status.clone().unwrap_or_default()
+                )));
+            }
+            let ok = match port {
+                Some(p) => {
+                    let t = Instant::now();
+                    let r = probe(
+                        &remote.device.host,
+                        p,
+                        &m.health.path,
+                        m.web.scheme == "https",
+                    )
+                    .await;
+                    let good = matches!(r, Ok(s) if s == m.health.status);
+                    last = match &r {
+                        Ok(s) => format!("answered {s}"),
+                        Err(e) => e.clone(),
+                    };
+                    if good {
+                        remote
+                            .note(
+                                format!(
+                                    "Health check: GET {}:{p}{}",
+                                    remote.device.host, m.health.path
+                                ),
+                                last.clone(),
+                                t,
+                                String::new(),
+                            )
+                            .await;
+                    }
+                    good
+                }
+                // No web entry published: running containers are all we can check.
+                None => true,
+            };
+            if ok {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(DeployError::Invalid(format!(
+                    "{} did not answer its health check within {} s (last try: {last}). See “What I did” for its output.",
+                    m.name,
+                    timeout.as_secs()
+                )));
+            }
+            let pct = 85 + (14 * waited.as_millis() / timeout.as_millis().max(1)) as i64;
+            self.progress(
+                id,
+                &m.slug,
+                "health_check",
+                pct,
+                format!("Waiting for {} to answer…", m.name),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Undoes a deployment's journalled steps in reverse. Safe to call again after a partial
+    /// run: finished undos are marked and skipped.
+    pub async fn roll_back(&self, id: i64) -> bool {
+        let Ok(Some(d)) = self.store.deployment(id).await else {
+            return false;
+        };
+        // A retry keeps the message that says what happened and what is pending.
+        if d.state != "rolling_back" {
+            let msg = format!(
+                "{} Undoing the changes…",
+                d.error.clone().unwrap_or_default()
+            );
+            self.progress(id, &d.slug, "rolling_back", 100, msg.trim().to_string())
+                .await;
+        }
+        let changed = self
+            .store
+            .steps(id)
+            .await
+            .map(|s| !s.is_empty())
+            .unwrap_or(true);
+        match self.undo_all(&d).await {
+            Ok(()) => {
+                let done = if changed {
+                    "Everything was rolled back."
+                } else {
+                    "Nothing was changed on the device."
+                };
+                let msg = match &d.error {
+                    Some(e) => format!("{e} {done}"),
+                    None => done.into(),
+                };
+                self.progress(id, &d.slug, "rolled_back", 100, msg).await;
+                self.audit(
+                    "app.rolled_back",
+                    format!("Rolled back the deploy of {} on {}", d.slug, d.device_name),
+                )
+                .await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(deployment = id, error = %e, "rollback could not finish yet");
+                self.devices.pool.forget(d.device_id).await;
+                let msg = format!(
+                    "{} Homelab could not finish cleaning up on {} ({e}); it will finish as soon \
+                     as the device is back.",
+                    d.error.clone().unwrap_or_default(),
+                    d.device_name
+                );
+                self.progress(id, &d.slug, "rolling_back", 100, msg.trim().to_string())
+                    .await;
+                false
+            }
+        }
+    }
+
+    async fn undo_all(&self, d: &DeploymentRow) -> Result<(), DeployError> {
+        let steps = self.store.steps(d.id).await?;
+        let mut remote: Option<Remote> = None;
+        for s in steps.iter().rev().filter(|s| s.status != "undone") {
+            let undo: Undo = match serde_json::from_str(&s.undo) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(deployment = d.id, step = %s.step, error = %e, "unreadable undo; skipped");
+                    continue;
+                }
+            };
+            match &undo {
+                Undo::DeleteSecrets { owner, names } => {
+                    for n in names {
+                        self.store.delete_secret(owner.clone(), n.clone()).await?;
+                    }
+                }
+                Undo::DeleteApp { slug } => self.store.delete_app(slug.clone()).await?,
+                Undo::RemoveDir { .. }
+                | Undo::RemoveProject { .. }
+                | Undo::RestoreCompose { .. } => {
+                    if remote.is_none() {
+                        let device =
+                            self.store.device(d.device_id).await?.ok_or_else(|| {
+                                DeployError::Invalid("the device was removed".into())
+                            })?;
+                        remote = Some(Remote::connect(&self.devices, device, Some(d.id)).await?);
+                    }
+                    let r = remote.as_ref().expect("connected above");
+                    match &undo {
+                        Undo::RemoveDir { dir } => r.remove_dir(dir).await?,
+                        Undo::RemoveProject { project, volumes } => {
+                            r.remove_project(project, *volumes).await?
+                        }
+                        Undo::RestoreCompose { dir, project } => {
+                            r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
+                                .await?;
+                            let out = r
+                                .compose(
+                                    "Start the previous version",
+                                    dir,
+                                    project,
+                                    &["up", "-d", "--no-build", "--remove-orphans"],
+                                )
+                                .await?;
+                            if !out.success() {
+                                return Err(DeployError::Invalid(format!(
+                                    "the previous version did not start: {}",
+                                    last_lines(&out.stderr_text(), 4)
+                                )));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.store.set_step_status(d.id, s.seq, "undone").await?;
+        }
+        Ok(())
+    }
+
+    /// On start: deployments left mid-way by a previous run are failed and rolled back; later
+    /// calls retry rollbacks that could not finish (device offline).
+    pub async fn recover(&self) {
+        let Ok(unfinished) = self.store.unfinished_deployments().await else {
+            return;
+        };
+        for d in unfinished {
+            let Some(_guard) = self.try_busy(&d.slug) else {
+                continue; // in flight in this process
+            };
+            if d.state != "failed" && d.state != "rolling_back" {
+                let msg = "Homelab restarted while this deploy was under way, so it was undone. \
+                           Deploy again when you are ready.";
+                let _ = self.store.set_deployment_error(d.id, msg.into()).await;
+                self.progress(d.id, &d.slug, "failed", 100, msg.into())
+                    .await;
+                self.events.publish(Event::Toast {
+                    level: Level::Warning,
+                    message: format!(
+                        "The deploy of {} was interrupted by a restart and is being rolled back.",
+                        d.slug
+                    ),
+                });
+            }
+            self.roll_back(d.id).await;
+        }
+    }
+
+    /// Background upkeep until `stop`: recovery at once, then retries and reconciliation.
+    pub fn spawn_housekeeping(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            self.recover().await;
+            let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+            tick.reset();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        self.recover().await;
+                        self.reconcile().await;
+                    }
+                    _ = crate::app::stopped(&mut stop) => break,
+                }
+            }
+        });
+    }
+
+    /// Notices containers changed or removed behind our back (and coming back).
+    pub async fn reconcile(&self) {
+        let Ok(apps) = self.store.apps().await else {
+            return;
+        };
+        for app in apps {
+            if app.state == "starting" {
+                continue;
+            }
+            let Some(_guard) = self.try_busy(&app.slug) else {
+                continue;
+            };
+            let Ok(Some(device)) = self.store.device(app.device_id).await else {
+                continue;
+            };
+            // Only online devices: an offline device's apps keep their last known state.
+            let Ok(remote) = Remote::connect(&self.devices, device, None).await else {
+                continue;
+            };
+            let Ok(containers) = remote.project_containers(&project_name(&app.slug)).await else {
+                continue;
+            };
+            let running = containers
+                .iter()
+                .filter(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"))
+                .count();
+            let (state, message) = if containers.is_empty() {
+                (
+                    "missing",
+                    "Its containers were removed outside Homelab. Remove the app here, or deploy it again.".to_string(),
+                )
+            } else if running == containers.len() {
+                ("running", String::new())
+            } else if running == 0 {
+                ("stopped", "Stopped.".to_string())
+            } else {
+                (
+                    "failed",
+                    format!(
+                        "{} of {} parts are not running.",
+                        containers.len() - running,
+                        containers.len()
+                    ),
+                )
+            };
+            if self
+                .store
+                .set_app_state(app.slug.clone(), state, message)
+                .await
+                .unwrap_or(false)
+            {
+                tracing::info!(app = %app.slug, state, "app state changed on its device");
+                self.events.publish(Event::AppState {
+                    slug: app.slug.clone(),
+                });
+            }
+        }
+    }
+
+    /// start | stop | restart an app.
+    pub async fn lifecycle(&self, slug: &str, action: Lifecycle) -> Result<String, DeployError> {
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
+        let _guard = self.try_busy(slug).ok_or_else(|| {
+            DeployError::Invalid(format!("{} is busy; try again in a moment.", app.name))
+        })?;
+        let device = self
+            .store
+            .device(app.device_id)
+            .await?
+            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
+        let remote = Remote::connect(&self.devices, device, None).await?;
+        let verb = action.verb();
+        let out = remote
+            .compose(verb, &app.app_dir, &project_name(slug), &[verb])
+            .await?;
+        if !out.success() {
+            return Err(DeployError::Invalid(format!(
+                "Could not {verb} {}: {}",
+                app.name,
+                last_lines(&out.stderr_text(), 4)
+            )));
+        }
+        let (state, msg) = match action {
+            Lifecycle::Stop => ("stopped", "Stopped."),
+            _ => ("running", ""),
+        };
+        self.store
+            .set_app_state(slug.into(), state, msg.into())
+            .await?;
+        self.events.publish(Event::AppState { slug: slug.into() });
+        Ok(format!("{} {}.", app.name, action.done()))
+    }
+
+    /// The last lines of an app's logs, all services.
+    pub async fn logs(&self, slug: &str, lines: u32) -> Result<String, DeployError> {
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
+        let device = self
+            .store
+            .device(app.device_id)
+            .await?
+            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
+        let remote = Remote::connect(&self.devices, device, None).await?;
+        let out = remote
+            .compose(
+                "logs",
+                &app.app_dir,
+                &project_name(slug),
+                &["logs", "--no-color", "--tail", &lines.to_string()],
+            )
+            .await?;
+        Ok(format!("{}{}", out.stdout_text(), out.stderr_text()))
+    }
+
+    /// What removing an app deletes, in words, for the confirmation.
+    pub async fn removal_plan(&self, slug: &str) -> Result<Vec<String>, DeployError> {
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
+        let recipe = self.recipe(slug).ok();
+        let mut out: Vec<String> = recipe
+            .map(|r| {
+                r.manifest
+                    .data_volumes
+                    .iter()
+                    .map(|v| format!("the data volume {}_{v}", project_name(slug)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(format!("the folder {}", app.app_dir));
+        Ok(out)
+    }
+
+    /// Removes an app: its containers and networks, its data volumes when `delete_data`, its
+    /// folder and secrets. Works when the device's copy is already partly gone.
+    pub async fn remove(&self, slug: &str, delete_data: bool) -> Result<String, DeployError> {
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
+        let _guard = self.try_busy(slug).ok_or_else(|| {
+            DeployError::Invalid(format!("{} is busy; try again in a moment.", app.name))
+        })?;
+        let device = self
+            .store
+            .device(app.device_id)
+            .await?
+            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
+        let remote = Remote::connect(&self.devices, device.clone(), None).await?;
+        let project = project_name(slug);
+        remote.remove_project(&project, delete_data).await?;
+        remote.remove_dir(&app.app_dir).await?;
+        // Kept data (volumes) was made with these secrets; they go only with the data.
+        if delete_data {
+            self.store.delete_secrets_of(secret_owner(slug)).await?;
+        }
+        self.store.delete_app(slug.into()).await?;
+        self.events.publish(Event::AppState { slug: slug.into() });
+        self.audit(
+            "app.remove",
+            format!(
+                "Removed {} from {}{}",
+                app.name,
+                device.name,
+                if delete_data {
+                    " with its data"
+                } else {
+                    " (data kept)"
+                }
+            ),
+        )
+        .await;
+        Ok(if delete_data {
+            format!("{} and its data were removed.", app.name)
+        } else {
+            format!(
+                "{} was removed; its data volumes stay on {} and come back if you deploy it there again.",
+                app.name, device.name
+            )
+        })
+    }
+}
+
+/// App lifecycle actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Lifecycle {
+    pub fn parse(s: &str) -> Option<Lifecycle> {
+        match s {
+            "start" => Some(Lifecycle::Start),
+            "stop" => Some(Lifecycle::Stop),
+            "restart" => Some(Lifecycle::Restart),
+            _ => None,
+        }
+    }
+    fn verb(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "start",
+            Lifecycle::Stop => "stop",
+            Lifecycle::Restart => "restart",
+        }
+    }
+    fn done(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "started",
+            Lifecycle::Stop => "stopped",
+            Lifecycle::Restart => "restarted",
+        }
+    }
+}
+
+/// The link to the app.
+fn app_url(
+    recipe: &Recipe,
+    device: &crate::store::DeviceRow,
+    values: &BTreeMap<String, String>,
+) -> String {
+    let m = &recipe.manifest;
+    let host = if device.host.contains(':') {
+        format!("[{}]", device.host)
+    } else {
+        device.host.clone()
+    };
+    match render::web_port(recipe, values) {
+        Some(p) => format!("{}://{host}:{p}{}", m.web.scheme, m.web.path),
+        None => format!("{}://{host}{}", m.web.scheme, m.web.path),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}

@@ -1,0 +1,562 @@
+//! Everything a deploy does on a device, each call logged for "What I did": fixed shell
+//! scripts with user data as positional parameters (files arrive on stdin), Compose through a
+//! script that picks v2 or v1, and Docker API calls (images, the containers/networks/volumes of
+//! our Compose project) over the device's SSH connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::{
+    CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    RemoveContainerOptions, RemoveVolumeOptions,
+};
+use futures_util::StreamExt;
+
+use super::DeployError;
+use crate::devices::Devices;
+use crate::ssh::{Output, RemoteCommand, Session};
+use crate::store::{DeviceRow, Store};
+
+/// Compose's label naming the project a container, network or volume belongs to.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// Time for a Compose command (starting containers can take a while on a small device).
+const COMPOSE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time for a small file or folder command.
+const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time for one Docker API call made while watching (a dead link must not hang a deploy).
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(8);
+/// Output kept per action for "What I did".
+const KEEP_OUTPUT: usize = 8 * 1024;
+
+/// Runs Compose in the app's folder. `$1` folder, `$2` project, `$3` Docker socket, then the
+/// Compose arguments. The env file is shell-quoted by us (see render.rs), so sourcing it only
+/// assigns variables.
+const COMPOSE: &str = r#"
+dir=$1; project=$2; socket=$3; shift 3
+cd "$dir" || { echo "the app folder $dir is missing" >&2; exit 125; }
+if [ -f ./app.env ]; then set -a; . ./app.env; set +a; fi
+export DOCKER_HOST="unix://$socket"
+if docker compose version >/dev/null 2>&1; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
+if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
+echo "Docker Compose is not installed on this device" >&2
+exit 127
+"#;
+
+/// Which Compose the device has: prints v2, v1 or none.
+const COMPOSE_FLAVOUR: &str = r#"
+export DOCKER_HOST="unix://$1"
+if docker compose version >/dev/null 2>&1; then echo v2
+elif command -v docker-compose >/dev/null 2>&1; then echo v1
+else echo none; fi
+"#;
+
+/// Creates a folder (with sudo when the login cannot, and sudo needs no password); prints
+/// whether it was created or already existed.
+const ENSURE_DIR: &str = r#"
+d=$1
+if [ -d "$d" ]; then echo existed; exit 0; fi
+if mkdir -p "$d" 2>/dev/null || { sudo -n mkdir -p "$d" && sudo -n chown "$(id -u):$(id -g)" "$d"; } 2>/dev/null; then
+  echo created
+else
+  exit 1
+fi
+"#;
+
+/// Writes stdin to `$1/$2` with mode `$3`, atomically (temp file + rename in the same folder).
+const WRITE_FILE: &str = r#"
+tmp="$1/.$2.tmp"
+umask 077
+if cat > "$tmp" && chmod "$3" "$tmp" && mv -f "$tmp" "$1/$2"; then exit 0; fi
+rm -f "$tmp"
+exit 1
+"#;
+
+/// Removes an app folder; refuses anything that is not at least two levels deep.
+const REMOVE_DIR: &str = r#"
+case "$1" in /?*/?*) ;; *) echo "refusing to remove $1" >&2; exit 2 ;; esac
+[ -e "$1" ] || exit 0
+rm -rf -- "$1" 2>/dev/null || sudo -n rm -rf -- "$1"
+"#;
+
+/// Renames `$1/$2` to `$1/$3` if it exists (keeping the previous Compose file for an update).
+const COPY_FILE: &str = r#"
+[ -f "$1/$2" ] || exit 0
+cp -p -- "$1/$2" "$1/$3"
+"#;
+
+/// A device, connected, with every action logged to one deployment.
+pub struct Remote {
+    pub device: DeviceRow,
+    session: Arc<Session>,
+    pub docker: Docker,
+    store: Store,
+    log_to: Option<i64>,
+}
+
+fn tail(s: &str) -> String {
+    if s.len() <= KEEP_OUTPUT {
+        return s.to_string();
+    }
+    let mut start = s.len() - KEEP_OUTPUT;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}
+
+impl Remote {
+    pub async fn connect(
+        devices: &Devices,
+        device: DeviceRow,
+        log_to: Option<i64>,
+    ) -> Result<Remote, DeployError> {
+        let session = devices
+            .pool
+            .session(&device)
+            .await
+            .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+        let docker = crate::docker::connect(session.clone(), &device.docker_socket)
+            .await
+            .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+        Ok(Remote {
+            device,
+            session,
+            docker,
+            store: devices.store.clone(),
+            log_to,
+        })
+    }
+
+    /// Records an action in "What I did" (when this remote logs to a deployment).
+    pub async fn note(&self, what: String, outcome: String, started: Instant, output: String) {
+        if let Some(id) = self.log_to {
+            let ms = started.elapsed().as_millis() as i64;
+            if let Err(e) = self
+                .store
+                .add_action(id, what, outcome, ms, tail(&output))
+                .await
+            {
+                tracing::warn!(error = %e, "could not record a deploy action");
+            }
+        }
+    }
+
+    fn lost(&self, detail: impl std::fmt::Display) -> DeployError {
+        DeployError::Device(self.device.name.clone(), detail.to_string())
+    }
+
+    /// Runs a command; `stdin` is never logged (only its size).
+    pub async fn run(
+        &self,
+        label: &str,
+        cmd: RemoteCommand,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, DeployError> {
+        let started = Instant::now();
+        let what = match stdin {
+            Some(b) => format!("{label}: {cmd}  (+{} bytes on stdin)", b.len()),
+            None => format!("{label}: {cmd}"),
+        };
+        match self.session.exec(&cmd, stdin, timeout).await {
+            Ok(out) => {
+                let outcome = match out.status {
+                    Some(s) => format!("exit {s}"),
+                    None => "no exit status".into(),
+                };
+                let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+                self.note(what, outcome, started, text).await;
+                Ok(out)
+            }
+            Err(e) => {
+                self.note(what, format!("failed: {e}"), started, String::new())
+                    .await;
+                Err(self.lost(e))
+            }
+        }
+    }
+
+    /// `v2`, `v1` or `none`.
+    pub async fn compose_flavour(&self) -> Result<String, DeployError> {
+        let out = self
+            .run(
+                "Which Compose is installed",
+                RemoteCommand::script(COMPOSE_FLAVOUR, [&self.device.docker_socket]),
+                None,
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        Ok(out.stdout_text().trim().to_string())
+    }
+
+    /// Runs Compose for the project in `dir`.
+    pub async fn compose(
+        &self,
+        label: &str,
+        dir: &str,
+        project: &str,
+        args: &[&str],
+    ) -> Result<Output, DeployError> {
+        let mut params = vec![dir, project, self.device.docker_socket.as_str()];
+        params.extend_from_slice(args);
+        self.run(
+            label,
+            RemoteCommand::script(COMPOSE, params),
+            None,
+            COMPOSE_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Creates a folder; true when it was created (false: it was there already).
+    pub async fn ensure_dir(&self, dir: &str) -> Result<bool, DeployError> {
+        let out = self
+            .run(
+                "Create the app folder",
+                RemoteCommand::script(ENSURE_DIR, [dir]),
+                None,
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        match out.stdout_text().trim() {
+            "created" => Ok(true),
+            "existed" => Ok(false),
+            _ => Err(DeployError::Invalid(format!(
+                "Homelab could not create the folder {dir} on {}: the device login “{}” may not \
+                 write there. On the device run `sudo mkdir -p {dir} && sudo chown {} {dir}`, \
+                 then try again.",
+                self.device.name, self.device.username, self.device.username
+            ))),
+        }
+    }
+
+    /// Writes a file atomically with the given mode ("600", "644").
+    pub async fn write_file(
+        &self,
+        dir: &str,
+        name: &str,
+        mode: &str,
+        content: &[u8],
+    ) -> Result<(), DeployError> {
+        let out = self
+            .run(
+                &format!("Write {name}"),
+                RemoteCommand::script(WRITE_FILE, [dir, name, mode]),
+                Some(content),
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(DeployError::Invalid(format!(
+                "Could not write {dir}/{name} on {}: {}",
+                self.device.name,
+                out.stderr_text()
+            )))
+        }
+    }
+
+    /// Copies a file within a folder if it exists.
+    pub async fn copy_file(&self, dir: &str, from: &str, to: &str) -> Result<(), DeployError> {
+        let out = self
+            .run(
+                &format!("Keep {from} as {to}"),
+                RemoteCommand::script(COPY_FILE, [dir, from, to]),
+                None,
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        out.success().then_some(()).ok_or_else(|| {
+            DeployError::Invalid(format!("Could not copy {from}: {}", out.stderr_text()))
+        })
+    }
+
+    pub async fn remove_dir(&self, dir: &str) -> Result<(), DeployError> {
+        let out = self
+            .run(
+                "Remove the app folder",
+                RemoteCommand::script(REMOVE_DIR, [dir]),
+                None,
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        out.success().then_some(()).ok_or_else(|| {
+            DeployError::Invalid(format!(
+                "Could not remove {dir} on {}: {}",
+                self.device.name,
+                out.stderr_text()
+            ))
+        })
+    }
+
+    /// Whether the image is already on the device.
+    pub async fn image_present(&self, image: &str) -> Result<bool, DeployError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    /// Pulls an image, reporting (bytes done, bytes total) over all layers as it goes.
+    pub async fn pull(
+        &self,
+        image: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let (from, tag) = split_tag(image);
+        let mut stream = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(from.to_string()),
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        // Per-layer figures: Docker reports each layer's own current/total.
+        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut result = Ok(());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        result = Err(e);
+                        break;
+                    }
+                    if let (Some(id), Some(p)) = (info.id, info.progress_detail) {
+                        let cur = p.current.unwrap_or(0).max(0) as u64;
+                        let tot = p.total.unwrap_or(0).max(0) as u64;
+                        let e = layers.entry(id).or_default();
+                        *e = (cur.max(e.0), tot.max(e.1));
+                        let done: u64 = layers.values().map(|l| l.0).sum();
+                        let total: u64 = layers.values().map(|l| l.1).sum();
+                        progress(done, total);
+                    }
+                }
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        let what = format!("Docker API: pull image {image}");
+        match result {
+            Ok(()) => {
+                self.note(what, "ok".into(), started, String::new()).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.note(what, format!("failed: {e}"), started, String::new())
+                    .await;
+                Err(DeployError::Invalid(format!(
+                    "The image {image} could not be downloaded on {}: {e}. Check that the device \
+                     can reach the internet (or load the image onto it), then try again.",
+                    self.device.name
+                )))
+            }
+        }
+    }
+
+    /// Every container of a Compose project, running or not.
+    pub async fn project_containers(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ContainerSummary>, DeployError> {
+        tokio::time::timeout(
+            WATCH_TIMEOUT,
+            self.docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(label_filter(project)),
+                ..Default::default()
+            })),
+        )
+        .await
+        .map_err(|_| self.lost("the device stopped answering"))?
+        .map_err(|e| self.lost(e))
+    }
+
+    /// Removes a project's containers and networks (and its volumes when `volumes`) through
+    /// the Docker API, so it works even when the Compose files are gone.
+    pub async fn remove_project(&self, project: &str, volumes: bool) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let mut removed = Vec::new();
+        for c in self.project_containers(project).await? {
+            let Some(id) = c.id else { continue };
+            self.docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .or_else(not_found_ok)
+                .map_err(|e| self.lost(e))?;
+            removed.push(format!(
+                "container {}",
+                c.names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or(id)
+                    .trim_start_matches('/')
+            ));
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(project)),
+            }))
+            .await
+            .map_err(|e| self.lost(e))?;
+        for n in networks {
+            let Some(name) = n.name else { continue };
+            self.docker
+                .remove_network(&name)
+                .await
+                .or_else(not_found_ok)
+                .map_err(|e| self.lost(e))?;
+            removed.push(format!("network {name}"));
+        }
+        if volumes {
+            for v in self.project_volumes(project).await? {
+                self.docker
+                    .remove_volume(&v, Some(RemoveVolumeOptions { force: true }))
+                    .await
+                    .or_else(not_found_ok)
+                    .map_err(|e| self.lost(e))?;
+                removed.push(format!("volume {v}"));
+            }
+        }
+        self.note(
+            format!(
+                "Docker API: remove project {project}{}",
+                if volumes { " with its volumes" } else { "" }
+            ),
+            "ok".into(),
+            started,
+            removed.join("\n"),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Names of a project's volumes.
+    pub async fn project_volumes(&self, project: &str) -> Result<Vec<String>, DeployError> {
+        let list = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(label_filter(project)),
+            }))
+            .await
+            .map_err(|e| self.lost(e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Who holds each published port on the device: our apps by project, others by container.
+    pub async fn port_owners(&self) -> Result<BTreeMap<u16, String>, DeployError> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions::default()))
+            .await
+            .map_err(|e| self.lost(e))?;
+        let mut owners = BTreeMap::new();
+        for c in list {
+            let project = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(PROJECT_LABEL))
+                .cloned();
+            let name = match project {
+                Some(p) => p
+                    .strip_prefix(super::PROJECT_PREFIX)
+                    .unwrap_or(&p)
+                    .to_string(),
+                None => c
+                    .names
+                    .as_ref()
+                    .and_then(|n| n.first())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+            };
+            for p in c.ports.unwrap_or_default() {
+                if let Some(public) = p.public_port {
+                    owners.insert(public, name.clone());
+                }
+            }
+        }
+        Ok(owners)
+    }
+}
+
+fn label_filter(project: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        vec![format!("{PROJECT_LABEL}={project}")],
+    )])
+}
+
+fn not_found_ok(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// `repo:tag` → (`repo`, `tag`); a registry port (`host:5000/x`) is not a tag.
+fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// One HTTP GET from this controller to the app; the status code, or why it failed.
+pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16, String> {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .map_err(|_| "no answer".to_string())?
+    .map_err(|e| e.to_string())?;
+    if https {
+        // The app's own self-signed certificate cannot be verified from here; a port that
+        // accepts connections counts as up.
+        return Ok(200);
+    }
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.as_str())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}

@@ -1,0 +1,177 @@
+//! What a deploy writes: the values of a recipe's variables (user settings checked by kind,
+//! generated secrets) and the env file that carries them to Compose.
+//!
+//! The env file is not a Compose `.env` file. Compose v1 and v2 parse `.env` differently
+//! (quotes, `$`, `#`, newlines), so values could not survive both exactly. Instead every line
+//! is `NAME='value'` quoted for a POSIX shell, and our fixed compose script sources it with
+//! `set -a`: the shell reads each value back byte for byte (newlines included) and exports it,
+//! and Compose interpolates `${NAME}` from its own environment, which both versions do
+//! literally. Nothing in a value is ever executed or re-interpolated.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::Recipe;
+use crate::ssh::command::quote;
+
+/// Longest value a text setting may have.
+const MAX_VALUE_LEN: usize = 4096;
+/// Characters generated secrets are made of: letters and digits are safe in every app's
+/// config syntax (URLs, connection strings) while 62^length stays far beyond guessing.
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Checks the user's settings against the recipe and fills in defaults. Unknown names are
+/// refused so a typo does not silently deploy with the default.
+pub fn settings(
+    recipe: &Recipe,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let m = &recipe.manifest;
+    if let Some(unknown) = given
+        .keys()
+        .find(|k| !m.settings.iter().any(|s| &s.name == *k))
+    {
+        let known: Vec<&str> = m.settings.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!(
+            "{} has no setting “{unknown}” (its settings: {}).",
+            m.name,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for s in &m.settings {
+        let v = given.get(&s.name).unwrap_or(&s.default).clone();
+        let bad = |why: &str| Err(format!("“{}”: {why}", s.label));
+        if v.len() > MAX_VALUE_LEN {
+            return bad(&format!("is longer than {MAX_VALUE_LEN} characters."));
+        }
+        if v.contains('\0') {
+            return bad("contains a NUL character, which no program can receive.");
+        }
+        match s.kind.as_str() {
+            "port" => match v.trim().parse::<u16>() {
+                Ok(p) if p > 0 => {
+                    out.insert(s.name.clone(), p.to_string());
+                    continue;
+                }
+                _ => return bad("must be a port number from 1 to 65535."),
+            },
+            "bool" if v != "true" && v != "false" => return bad("must be true or false."),
+            "path" if !v.starts_with('/') => {
+                return bad("must be a full path starting with / (for example /srv/media).");
+            }
+            _ => {}
+        }
+        out.insert(s.name.clone(), v);
+    }
+    Ok(out)
+}
+
+/// A new random secret of `len` characters.
+pub fn generate_secret(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        // Rejection sampling keeps every character equally likely (256 is not a multiple of 62).
+        for b in crate::secrets::random_bytes::<64>() {
+            let limit = 256 - 256 % SECRET_ALPHABET.len();
+            if (b as usize) < limit && out.len() < len {
+                out.push(SECRET_ALPHABET[b as usize % SECRET_ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// The env file: one `NAME='value'` line per variable, shell-quoted.
+pub fn env_file(values: &BTreeMap<String, String>) -> String {
+    let mut out = String::from(
+        "# Written by Homelab. Values are shell-quoted; read with `set -a; . ./app.env`.\n",
+    );
+    for (k, v) in values {
+        out.push_str(k);
+        out.push('=');
+        // Always quoted, even when plain: the file must never depend on the allowlist.
+        if v.is_empty() || quote(v) == *v {
+            out.push('\'');
+            out.push_str(v);
+            out.push('\'');
+        } else {
+            out.push_str(&quote(v));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The device port the app's web entry is published on, with these values.
+pub fn web_port(recipe: &Recipe, values: &BTreeMap<String, String>) -> Option<u16> {
+    let m = &recipe.manifest;
+    if m.host_network {
+        return Some(m.web.port);
+    }
+    let svc = recipe.compose.services.0.get(&m.web.service)?.as_ref()?;
+    let docker_compose_types::Ports::Short(list) = &svc.ports else {
+        return None;
+    };
+    list.iter().find_map(|p| {
+        let p = crate::catalog::interpolate(p, values).ok()?;
+        let spec = p.split('/').next()?;
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, target) = match parts.as_slice() {
+            [.., h, t] => (*h, *t),
+            _ => return None,
+        };
+        (target.parse::<u16>().ok()? == m.web.port)
+            .then(|| host.parse().ok())
+            .flatten()
+    })
+}
+
+/// Every image the app uses, with variables filled in.
+pub fn images(recipe: &Recipe, values: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out: Vec<String> = recipe
+        .compose
+        .services
+        .0
+        .values()
+        .flatten()
+        .filter_map(|s| s.image.as_deref())
+        .filter_map(|i| crate::catalog::interpolate(i, values).ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_quotes_everything() {
+        let v = BTreeMap::from([
+            ("A".to_string(), "plain".to_string()),
+            (
+                "B".to_string(),
+                "it's $HOME #x\nline2 \"q\" `id`".to_string(),
+            ),
+            ("C".to_string(), String::new()),
+        ]);
+        let f = env_file(&v);
+        assert!(f.contains("A='plain'\n"));
+        assert!(f.contains("B='it'\\''s $HOME #x\nline2 \"q\" `id`'\n"));
+        assert!(f.contains("C=''\n"));
+    }
+
+    #[test]
+    fn secrets_are_random_and_sized() {
+        let a = generate_secret(48);
+        let b = generate_secret(48);
+        assert_eq!(a.len(), 48);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| SECRET_ALPHABET.contains(&c)));
+    }
+}

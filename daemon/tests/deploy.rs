@@ -1,0 +1,797 @@
+//! The deploy engine against real lab devices, real Docker engines and real Compose (Debian's
+//! `docker-compose` v1 on the lab devices).
+//!
+//! No registry can be reached here, so the harness stands a local image in for each recipe's
+//! image: it tags the lab's `homelab-lab/app-stub:1` (busybox serving the catalog's web ports
+//! and health paths) under the recipe's image name inside the device's engine. Test recipes
+//! live in the data directory's `recipes/` folder, as a user's own recipes would.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const STUB: &str = "homelab-lab/app-stub:1";
+
+/// Writes a user recipe into a data directory (before the daemon starts).
+fn recipe(data: &Path, slug: &str, manifest_extra: &str, compose: &str) {
+    let dir = data.join("recipes").join(slug);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = format!(
+        "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
+         description: A lab stand-in app.\nwebsite: https://example.org\n\
+         requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
+         storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
+         architectures: [amd64, arm64]\n{manifest_extra}"
+    );
+    std::fs::write(dir.join("manifest.yaml"), manifest).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+}
+
+/// A web app on `port_default` with a text setting and a generated secret.
+fn web_recipe(data: &Path, slug: &str, image: &str, port_default: u16, health: &str) {
+    recipe(
+        data,
+        slug,
+        &format!(
+            "web: {{service: web, port: 8080, path: /}}\n\
+             health: {{path: {health}, status: 200}}\n\
+             data_volumes: [data]\n\
+             secrets:\n  - {{name: TOKEN, length: 32}}\n\
+             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port_default}\"}}\n  \
+             - {{name: GREETING, label: Greeting, kind: text, default: hello}}\n"
+        ),
+        &format!(
+            "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    environment:\n      \
+             GREETING: ${{GREETING}}\n      TOKEN: ${{TOKEN}}\n    ports:\n      - \"${{HTTP_PORT}}:8080\"\n    \
+             volumes:\n      - data:/data\nvolumes:\n  data:\n"
+        ),
+    );
+}
+
+/// Tags the stand-in image under `image` on a device.
+fn stand_in(device: &str, image: &str) {
+    assert!(
+        lab::exec_ok(device, &["docker", "tag", STUB, image]),
+        "tag {image} on {device}"
+    );
+}
+
+async fn add_device(s: &TestServer, session: &Session, name: &str, device: &str) -> i64 {
+    let pw = lab::password();
+    let ip = lab::ip(device);
+    let res = s
+        .post_htmx(
+            "/devices",
+            session,
+            &[
+                ("name", name),
+                ("host", ip.as_str()),
+                ("username", "homelab"),
+                ("method", "password"),
+                ("password", pw.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let target = res.headers()["hx-redirect"].to_str().unwrap().to_string();
+    let id: i64 = target.rsplit('/').next().unwrap().parse().unwrap();
+    // Its first check runs right after adding; placement needs it online.
+    eventually(
+        "the device's first check",
+        Duration::from_secs(60),
+        || async {
+            let body = s
+                .get(&format!("/api/v1/devices/{id}"), session)
+                .await
+                .text()
+                .await
+                .unwrap();
+            if body.contains("\"state\":\"online\"") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
+    id
+}
+
+struct Api<'a> {
+    s: &'a TestServer,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn get(&self, path: &str) -> Value {
+        let res = self
+            .s
+            .client
+            .get(self.s.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .s
+            .client
+            .request(method, self.s.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn deploy(&self, slug: &str, body: Value) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/applications/{slug}/deploy"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Waits until the deployment reaches one of `states`.
+    async fn wait(&self, id: i64, states: &[&str], timeout: Duration) -> Value {
+        self.wait_for(id, &format!("{states:?}"), timeout, |d| {
+            states.contains(&d["state"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+
+    /// Waits until the deployment satisfies `done`.
+    async fn wait_for(
+        &self,
+        id: i64,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(&format!("deployment {id}: {what}"), timeout, || async {
+            let d = self.get(&format!("/api/v1/deployments/{id}")).await;
+            if done(&d) {
+                Ok(d)
+            } else {
+                Err(format!("{} — {}", d["state"], d["message"]))
+            }
+        })
+        .await
+    }
+}
+
+/// Removes whatever an earlier, interrupted run of a test left of an app on a device.
+fn fresh(device: &str, slugs: &[&str]) {
+    for slug in slugs {
+        let label = format!("label=com.docker.compose.project=homelab-{slug}");
+        let script = format!(
+            "docker ps -aq --filter {label} | xargs -r docker rm -f; \
+             docker volume ls -q --filter {label} | xargs -r docker volume rm; \
+             docker network ls -q --filter {label} | xargs -r docker network rm; \
+             rm -rf /opt/homelab/apps/{slug}"
+        );
+        lab::exec(device, &["sh", "-c", &script]);
+    }
+}
+
+/// Asserts nothing of the app is left on the device: containers, networks, volumes, folder.
+fn assert_nothing_left(device: &str, slug: &str) {
+    let label = format!("label=com.docker.compose.project=homelab-{slug}");
+    for what in [
+        vec!["docker", "ps", "-aq", "--filter", &label],
+        vec!["docker", "network", "ls", "-q", "--filter", &label],
+        vec!["docker", "volume", "ls", "-q", "--filter", &label],
+    ] {
+        let out = lab::exec(device, &what);
+        assert!(out.trim().is_empty(), "{what:?} on {device}: {out}");
+    }
+    let dir = format!("/opt/homelab/apps/{slug}");
+    assert!(
+        !lab::exec_ok(device, &["test", "-e", &dir]),
+        "{dir} left on {device}"
+    );
+}
+
+/// Vault entries of an app, counted in the database file.
+fn app_secrets(data: &Path, slug: &str) -> i64 {
+    let out = std::process::Command::new("sqlite3")
+        .arg(data.join("homelab.db"))
+        .arg(format!(
+            "SELECT count(*) FROM secrets WHERE owner = 'app:{slug}';"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A container's environment exactly as its main process received it.
+fn container_env(device: &str, slug: &str) -> Vec<(String, String)> {
+    let id = lab::exec(
+        device,
+        &[
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project=homelab-{slug}"),
+        ],
+    );
+    let id = id.trim();
+    assert!(!id.is_empty(), "no running container for {slug}");
+    let raw = std::process::Command::new(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../lab/lab"),
+    )
+    .args([
+        "exec",
+        device,
+        "docker",
+        "exec",
+        id,
+        "/bin/busybox",
+        "cat",
+        "/proc/1/environ",
+    ])
+    .output()
+    .unwrap()
+    .stdout;
+    raw.split(|b| *b == 0)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let kv = String::from_utf8(kv.to_vec()).unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
+    let data = data_dir("deploy-e2e");
+    let slug = "lab-web";
+    web_recipe(&data, slug, "example/lab-web:1.0", 18080, "/alive");
+    let mut opts = Options::new("deploy-e2e");
+    opts.data = Some(data.clone());
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "deploy-test").await,
+        s: &s,
+    };
+    fresh("nas-01", &[slug]);
+    stand_in("nas-01", "example/lab-web:1.0");
+    let nas = add_device(&s, &session, "NAS", "nas-01").await;
+
+    // Placement through the API: the only device, with its reason.
+    let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+    assert_eq!(app["placement"][0]["device"], "NAS");
+    assert_eq!(app["placement"][0]["eligible"], true, "{app}");
+
+    // Shell and Compose metacharacters, quotes, a newline: all must arrive byte for byte.
+    let canary = format!("/tmp/homelab-canary-{}", std::process::id());
+    let greeting = format!(
+        "it's \"quoted\" $HOME ${{TOKEN}} $$ `touch {canary}` $(touch {canary}) ; touch {canary} # not a comment\nline two\twith  spaces \\ end"
+    );
+    let (status, started) = api
+        .deploy(
+            slug,
+            serde_json::json!({"settings": {"GREETING": greeting, "HTTP_PORT": "18080"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["deployment_id"].as_i64().unwrap();
+    let d = api
+        .wait(id, &["running", "rolled_back"], Duration::from_secs(120))
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    assert_eq!(d["progress"], 100);
+    assert_eq!(d["device"], "NAS");
+    // The journal and "What I did": every remote step recorded, the env file never shown.
+    let steps: Vec<&str> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["secrets", "files", "containers", "record"]);
+    let actions = d["actions"].to_string();
+    assert!(
+        actions.contains("Start the app") && actions.contains("Health check"),
+        "{actions}"
+    );
+    assert!(
+        actions.contains("not downloaded again"),
+        "a present image is not pulled"
+    );
+    assert!(
+        !actions.contains("line two"),
+        "setting values never appear in the log"
+    );
+    assert_eq!(
+        d["env_keys"],
+        serde_json::json!(["GREETING", "HTTP_PORT", "TOKEN"])
+    );
+
+    // On the device: running under our project, answering on the chosen port.
+    let env = container_env("nas-01", slug);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("GREETING").as_deref(), Some(greeting.as_str()));
+    let token = get("TOKEN").unwrap();
+    remember_secret(&token);
+    assert_eq!(token.len(), 32);
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(!Path::new(&canary).exists(), "a setting was executed");
+    assert!(!lab::exec_ok("nas-01", &["test", "-e", &canary]));
+    let mode = lab::exec(
+        "nas-01",
+        &["stat", "-c", "%a", "/opt/homelab/apps/lab-web/app.env"],
+    );
+    assert_eq!(mode.trim(), "600");
+    assert_eq!(app_secrets(&data, slug), 1);
+    let ip = lab::ip("nas-01");
+    let page = s
+        .client
+        .get(format!("http://{ip}:18080/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let listed = api.get("/api/v1/applications").await;
+    let ours = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == slug)
+        .unwrap();
+    assert_eq!(ours["deployed"]["state"], "running");
+    assert_eq!(ours["deployed"]["url"], format!("http://{ip}:18080/"));
+    assert_eq!(ours["deployed"]["device_id"], nas);
+
+    // Deploying again returns what runs; nothing new starts.
+    let (status, again) = api.deploy(slug, serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["already_deployed"], true, "{again}");
+    assert_eq!(
+        api.get("/api/v1/deployments")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The device cannot be removed while it runs an app.
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{nas}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("still runs lab-web"));
+
+    // Lifecycle: stop, start, restart; logs.
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/applications/{slug}/stop"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let state = lab::exec(
+        "nas-01",
+        &[
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-web",
+            "--format",
+            "{{.State}}",
+        ],
+    );
+    assert_eq!(state.trim(), "exited");
+    let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+    assert_eq!(app["deployed"]["state"], "stopped");
+    for action in ["start", "restart"] {
+        let (status, body) = api
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/applications/{slug}/{action}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let state = lab::exec(
+        "nas-01",
+        &[
+            "docker",
+            "ps",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-web",
+            "--format",
+            "{{.State}}",
+        ],
+    );
+    assert_eq!(state.trim(), "running");
+    let logs = api
+        .get(&format!("/api/v1/applications/{slug}/logs?lines=20"))
+        .await;
+    assert!(logs["logs"].is_string());
+
+    // Reconciliation notices a container removed behind our back.
+    lab::exec(
+        "nas-01",
+        &[
+            "sh",
+            "-c",
+            "docker ps -aq --filter label=com.docker.compose.project=homelab-lab-web | xargs -r docker rm -f",
+        ],
+    );
+    eventually(
+        "the app marked missing",
+        Duration::from_secs(60),
+        || async {
+            let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+            if app["deployed"]["state"] == "missing" {
+                Ok(())
+            } else {
+                Err(app["deployed"].to_string())
+            }
+        },
+    )
+    .await;
+
+    // Remove keeping data: the volume and the secret stay; a new deploy reuses both.
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/applications/{slug}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let vols = lab::exec(
+        "nas-01",
+        &[
+            "docker",
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-web",
+        ],
+    );
+    assert_eq!(vols.trim(), "homelab-lab-web_data");
+    assert_eq!(app_secrets(&data, slug), 1);
+    let (status, started) = api.deploy(slug, serde_json::json!({})).await;
+    assert_eq!(status, 202, "{started}");
+    let d = api
+        .wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    let env = container_env("nas-01", slug);
+    assert!(
+        env.contains(&("TOKEN".to_string(), token.clone())),
+        "the kept secret is reused"
+    );
+
+    // Remove with its data: nothing left anywhere.
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/applications/{slug}?delete_data=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_nothing_left("nas-01", slug);
+    assert_eq!(app_secrets(&data, slug), 0);
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/applications/{slug}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "removing twice says it is not deployed");
+}
+
+#[tokio::test]
+async fn failures_roll_back_completely_and_port_conflicts_are_caught_first() {
+    let data = data_dir("deploy-fail");
+    web_recipe(
+        &data,
+        "lab-missing",
+        "example/not-here:1.0",
+        18101,
+        "/alive",
+    );
+    web_recipe(
+        &data,
+        "lab-unhealthy",
+        "example/lab-web:1.0",
+        18102,
+        "/no-such-page",
+    );
+    web_recipe(&data, "lab-ports", "example/lab-web:1.0", 18103, "/alive");
+    recipe(
+        &data,
+        "lab-crash",
+        "web: {service: web, port: 8080, path: /}\nhealth: {path: /alive, status: 200}\ndata_volumes: []\n",
+        "services:\n  web:\n    image: example/lab-web:1.0\n    command: [\"/bin/sh\", \"-c\", \"echo starting; echo broken config >&2; exit 3\"]\n    ports:\n      - \"18104:8080\"\n",
+    );
+    recipe(
+        &data,
+        "lab-compose-error",
+        "web: {service: web, port: 8080, path: /}\nhealth: {path: /alive, status: 200}\ndata_volumes: [data]\nsecrets:\n  - {name: TOKEN, length: 16}\n",
+        "services:\n  web:\n    image: example/lab-web:1.0\n    environment:\n      TOKEN: ${TOKEN}\n    depends_on: [ghost]\n    ports:\n      - \"18105:8080\"\n    volumes:\n      - data:/data\nvolumes:\n  data:\n",
+    );
+    let mut opts = Options::new("deploy-fail");
+    opts.data = Some(data.clone());
+    opts.health_timeout = Duration::from_secs(8);
+    // No background poll: the port takers below start after the last check, so only the
+    // deploy's own pre-flight can see them.
+    opts.poll_interval = Duration::from_secs(3600);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "deploy-fail").await,
+        s: &s,
+    };
+    fresh(
+        "server-02",
+        &[
+            "lab-missing",
+            "lab-unhealthy",
+            "lab-ports",
+            "lab-crash",
+            "lab-compose-error",
+        ],
+    );
+    stand_in("server-02", "example/lab-web:1.0");
+    add_device(&s, &session, "Server 2", "server-02").await;
+
+    for (slug, expect) in [
+        ("lab-missing", "could not be downloaded"),
+        (
+            "lab-unhealthy",
+            "did not answer its health check within 8 s",
+        ),
+        ("lab-crash", "stopped right after starting"),
+        ("lab-compose-error", "Starting lab-compose-error failed"),
+    ] {
+        let (status, started) = api.deploy(slug, serde_json::json!({})).await;
+        assert_eq!(status, 202, "{slug}: {started}");
+        let d = api
+            .wait(
+                started["deployment_id"].as_i64().unwrap(),
+                &["running", "rolled_back"],
+                Duration::from_secs(120),
+            )
+            .await;
+        assert_eq!(d["state"], "rolled_back", "{slug}: {d}");
+        let msg = d["message"].as_str().unwrap();
+        assert!(msg.contains(expect), "{slug}: {msg}");
+        assert!(msg.contains("Everything was rolled back"), "{slug}: {msg}");
+        assert!(
+            d["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["status"] == "undone"),
+            "{slug}: {d}"
+        );
+        assert_nothing_left("server-02", slug);
+        assert_eq!(app_secrets(&data, slug), 0, "{slug}: vault entries left");
+        let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+        assert!(app["deployed"].is_null(), "{slug}");
+    }
+    let crash = api.get("/api/v1/deployments").await;
+    assert!(
+        crash.to_string().contains("broken config"),
+        "the crash shows its last words"
+    );
+
+    // Ports taken after the last poll: by a container, and by a plain program on the device.
+    let taker = format!("port-taker-{}", std::process::id());
+    lab::exec(
+        "server-02",
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            &taker,
+            "-p",
+            "18110:8080",
+            "homelab-lab/http-stub:1",
+        ],
+    );
+    assert!(lab::exec_ok(
+        "server-02",
+        &["busybox", "httpd", "-p", "18111", "-h", "/"]
+    ));
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            lab::exec("server-02", &["docker", "rm", "-f", &self.0]);
+            lab::exec("server-02", &["pkill", "-f", "httpd -p 18111"]);
+        }
+    }
+    let _cleanup = Cleanup(taker.clone());
+    for (port, by) in [
+        ("18110", format!("by {taker}")),
+        ("18111", "by another program".to_string()),
+    ] {
+        let (status, started) = api
+            .deploy(
+                "lab-ports",
+                serde_json::json!({"settings": {"HTTP_PORT": port}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{started}");
+        let d = api
+            .wait(
+                started["deployment_id"].as_i64().unwrap(),
+                &["rolled_back", "running"],
+                Duration::from_secs(60),
+            )
+            .await;
+        let msg = d["message"].as_str().unwrap();
+        // The suggestion skips every port in use, whoever holds it.
+        let next = 18112;
+        assert!(
+            msg.contains(&format!(
+                "Port {port} is used {by} on Server 2 — use {next}?"
+            )) && msg.contains("Nothing was changed"),
+            "{msg}"
+        );
+        assert!(
+            d["steps"].as_array().unwrap().is_empty(),
+            "nothing journalled: {d}"
+        );
+        assert_nothing_left("server-02", "lab-ports");
+    }
+}
+
+#[tokio::test]
+async fn a_device_powered_off_mid_deploy_fails_clearly_and_is_cleaned_once_back() {
+    let data = data_dir("deploy-power");
+    // Never healthy, so the deploy is still waiting when the device goes away.
+    web_recipe(&data, "lab-power", "example/lab-web:1.0", 18120, "/never");
+    let mut opts = Options::new("deploy-power");
+    opts.data = Some(data.clone());
+    opts.health_timeout = Duration::from_secs(300);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "deploy-power").await,
+        s: &s,
+    };
+    fresh("pi-4", &["lab-power"]);
+    stand_in("pi-4", "example/lab-web:1.0");
+    add_device(&s, &session, "Pi", "pi-4").await;
+    struct PowerOn;
+    impl Drop for PowerOn {
+        fn drop(&mut self) {
+            lab::run(&["power", "pi-4", "on"]);
+        }
+    }
+    let (_, started) = api.deploy("lab-power", serde_json::json!({})).await;
+    let id = started["deployment_id"].as_i64().unwrap();
+    api.wait(id, &["health_check"], Duration::from_secs(120))
+        .await;
+    let _power = PowerOn;
+    lab::run(&["power", "pi-4", "off"]);
+    let d = api
+        .wait_for(
+            id,
+            "cleanup waiting for the device",
+            Duration::from_secs(90),
+            |d| {
+                d["state"] == "rolling_back"
+                    && d["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("as soon as the device is back")
+            },
+        )
+        .await;
+    let msg = d["message"].as_str().unwrap();
+    assert!(msg.contains("Pi did not answer"), "{msg}");
+    assert!(
+        msg.contains("will finish as soon as the device is back"),
+        "{msg}"
+    );
+    lab::run(&["power", "pi-4", "on"]);
+    let d = api
+        .wait(id, &["rolled_back"], Duration::from_secs(120))
+        .await;
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("Everything was rolled back"),
+        "{d}"
+    );
+    assert_nothing_left("pi-4", "lab-power");
+    assert_eq!(app_secrets(&data, "lab-power"), 0);
+}
+
+#[tokio::test]
+async fn a_daemon_killed_mid_deploy_rolls_back_when_it_starts_again() {
+    let data = data_dir("deploy-kill");
+    web_recipe(&data, "lab-kill", "example/lab-web:1.0", 18130, "/never");
+    let env = [("HOMELAB_HEALTH_TIMEOUT", "300")];
+    let d = spawn_daemon("deploy-kill", &data, &env);
+    let s = TestServer::attach(&d, data.clone());
+    let (session, _) = s.claim().await;
+    let token = s.api_token(&session, "deploy-kill").await;
+    fresh("server-01", &["lab-kill"]);
+    stand_in("server-01", "example/lab-web:1.0");
+    add_device(&s, &session, "Server 1", "server-01").await;
+    let api = Api {
+        s: &s,
+        token: token.clone(),
+    };
+    let (_, started) = api.deploy("lab-kill", serde_json::json!({})).await;
+    let id = started["deployment_id"].as_i64().unwrap();
+    api.wait(id, &["health_check"], Duration::from_secs(120))
+        .await;
+    // Running on the device, half-way: now the daemon dies without any chance to clean up.
+    let running = lab::exec(
+        "server-01",
+        &[
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-kill",
+        ],
+    );
+    assert!(!running.trim().is_empty());
+    let mut d = d;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    drop(d);
+
+    let d2 = spawn_daemon("deploy-kill-2", &data, &env);
+    let s2 = TestServer::attach(&d2, data.clone());
+    let api = Api { s: &s2, token };
+    let dep = api
+        .wait(id, &["rolled_back"], Duration::from_secs(90))
+        .await;
+    let msg = dep["message"].as_str().unwrap();
+    assert!(
+        msg.contains("Homelab restarted while this deploy was under way"),
+        "{msg}"
+    );
+    assert_nothing_left("server-01", "lab-kill");
+    assert_eq!(app_secrets(&data, "lab-kill"), 0);
+}
