@@ -345,6 +345,22 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
         &["stat", "-c", "%a", "/opt/homelab/apps/lab-web/app.env"],
     );
     assert_eq!(mode.trim(), "600");
+    // The owner can read the generated secret on the app page (audited); nobody else.
+    let shown = s
+        .post_htmx(&format!("/apps/{slug}/secrets"), &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains(&token), "{shown}");
+    let anonymous = s
+        .client
+        .post(s.url(&format!("/apps/{slug}/secrets")))
+        .headers(s.origin())
+        .send()
+        .await
+        .unwrap();
+    assert!(!anonymous.text().await.unwrap().contains(&token));
     assert_eq!(app_secrets(&data, slug), 1);
     let ip = lab::ip("nas-01");
     let page = s

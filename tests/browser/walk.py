@@ -146,7 +146,9 @@ def main():
                 expect(page.locator("#app-grid [data-app='immich']")).to_be_visible()
                 w.shot("03b-apps-search")
                 page.click("#app-grid [data-app='immich']")
-                expect(page.locator("#placement h2")).to_have_text("Where it would go")
+                expect(page.locator("#deploy-form h2")).to_have_text("Install Immich")
+                # The placement loads after the page ("Analyzing your homelab…").
+                expect(page.locator("#placement")).to_contain_text("Add a device first")
                 for name, words in [("Network", "Nothing to show yet"), ("Backups", "Backups are not set up")]:
                     page.click(f"#nav >> text={name}")
                     expect(page.locator("#main h2").first).to_have_text(words)
@@ -197,6 +199,40 @@ def main():
                 expect(page.locator("#placement li.best")).to_contain_text("Server Two")
                 w.shot("05d-app-placement")
 
+            def deploy_app():
+                # No registry here: the lab's app stand-in is tagged as Vaultwarden's image on
+                # the device (see daemon/tests/deploy.rs), and leftovers of a killed run go first.
+                labsh = [str(ROOT / "lab" / "lab"), "exec", "server-02", "sh", "-c"]
+                project = "label=com.docker.compose.project=homelab-vaultwarden"
+                subprocess.run(labsh + [f"docker ps -aq --filter {project} | xargs -r docker rm -f; "
+                                        f"docker volume ls -q --filter {project} | xargs -r docker volume rm; "
+                                        "rm -rf /opt/homelab/apps/vaultwarden; "
+                                        "docker tag homelab-lab/app-stub:1 vaultwarden/server:1.32.7"], check=True)
+                page.goto(base + "/apps/vaultwarden")
+                expect(page.locator("#placement li.best")).to_contain_text("Server Two", timeout=15000)
+                page.fill("input[data-setting='HTTP_PORT']", "18222")
+                w.shot("08a-deploy-form")
+                page.click("#deploy-button")
+                page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
+                # Progress arrives over the live event stream until the app answers.
+                expect(page.locator("#deploy-words")).to_contain_text("Running", timeout=120000)
+                page.click("#what-i-did summary")
+                w.shot("08b-deploy-running")
+                href = page.locator("#open-app").get_attribute("href")
+                assert href == f"http://{lab_env()['LAB_IP_SERVER_02']}:18222/", href
+                assert page.request.get(href).status == 200
+                page.click("text=Manage Vaultwarden")
+                expect(page.locator("#app-status .badge-online")).to_have_text("Running")
+                w.shot("08c-app-running")
+                page.once("dialog", lambda d: d.accept())
+                page.check("#delete-data")
+                page.click("#app-remove-button")
+                expect(page.locator("#deploy-form")).to_be_visible(timeout=30000)
+                left = subprocess.run(labsh + [f"docker ps -aq --filter {project}; docker volume ls -q --filter {project}; "
+                                               "ls /opt/homelab/apps/vaultwarden 2>/dev/null"],
+                                      capture_output=True, text=True).stdout.strip()
+                assert left == "", f"left on the device after removal: {left}"
+
             def sign_out_and_in():
                 page.click("#sign-out")
                 expect(page).to_have_url(base + "/login?signed_out=1")
@@ -237,6 +273,7 @@ def main():
             for name, fn in [("claim", claim), ("sections via htmx", sections),
                              ("settings, advanced mode, live events", settings_advanced_and_live_events),
                              ("add a device and see it on the dashboard", add_device),
+                             ("deploy an app, open it, remove it", deploy_app),
                              ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),
                              ("sign out", final_sign_out)]:
                 try:

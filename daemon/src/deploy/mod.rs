@@ -1145,6 +1145,19 @@ impl Deployer {
         Ok(format!("{}{}", out.stdout_text(), out.stderr_text()))
     }
 
+    /// The secrets generated for an app, opened from the vault (for the owner to copy).
+    pub async fn secrets(&self, slug: &str) -> Result<Vec<(String, String)>, DeployError> {
+        let owner = secret_owner(slug);
+        let mut out = Vec::new();
+        for name in self.store.secret_purposes(owner.clone()).await? {
+            if let Some(sealed) = self.store.secret(owner.clone(), name.clone()).await? {
+                let value = self.vault.open(&sealed, &owner, &name)?;
+                out.push((name, value.expose_str().unwrap_or_default().to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// What removing an app deletes, in words, for the confirmation.
     pub async fn removal_plan(&self, slug: &str) -> Result<Vec<String>, DeployError> {
         let app = self

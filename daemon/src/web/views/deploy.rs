@@ -333,3 +333,31 @@ pub async fn logs(
     }
     page(&ctx, Section::Apps, &format!("{app_name} logs"), html)
 }
+
+#[derive(Template)]
+#[template(path = "partials/app_secrets.html")]
+struct SecretsTemplate {
+    secrets: Vec<(String, String)>,
+}
+
+/// Reveals an app's generated secrets (e.g. an admin token) to the signed-in owner; a POST so
+/// it needs the CSRF token, and audited.
+pub async fn secrets(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    state
+        .store
+        .app(slug.clone())
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let secrets = state.deployer.secrets(&slug).await?;
+    ctx.audit(
+        &state,
+        "app.secrets_viewed",
+        format!("Viewed the generated secrets of {slug}"),
+    )
+    .await?;
+    Ok(Html(SecretsTemplate { secrets }.render()?).into_response())
+}
