@@ -811,3 +811,211 @@ async fn a_daemon_killed_mid_deploy_rolls_back_when_it_starts_again() {
     assert_nothing_left("server-01", "lab-kill");
     assert_eq!(app_secrets(&data, "lab-kill"), 0);
 }
+
+#[tokio::test]
+async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
+    let data = data_dir("deploy-update");
+    let registry = lab::registry();
+    let pulled = format!("{registry}/lab/app:1");
+    web_recipe(&data, "lab-upd", &pulled, 18140, "/alive");
+    fresh("server-01", &["lab-upd"]);
+    // Not on the device yet: the deploy must pull it from the lab registry.
+    lab::exec("server-01", &["docker", "rmi", &pulled]);
+    stand_in("server-01", "example/lab-upd:2.0");
+    let mut opts = Options::new("deploy-update");
+    opts.data = Some(data.clone());
+    opts.health_timeout = Duration::from_secs(20);
+    let s = start_with(opts).await;
+    let (session, password) = s.claim().await;
+    let token = s.api_token(&session, "deploy-update").await;
+    add_device(&s, &session, "Server 1", "server-01").await;
+    let api = Api {
+        s: &s,
+        token: token.clone(),
+    };
+    let (status, started) = api.deploy("lab-upd", serde_json::json!({})).await;
+    assert_eq!(status, 202, "{started}");
+    let d = api
+        .wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    let pull = d["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["what"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("pull image {pulled}"))
+        })
+        .unwrap_or_else(|| panic!("no pull in {d}"))
+        .clone();
+    assert_eq!(pull["outcome"], "ok");
+    assert!(
+        pull["output"]
+            .as_str()
+            .unwrap()
+            .contains("1 layer(s) downloaded (1.9 MB)"),
+        "{pull}"
+    );
+    assert!(lab::exec_ok(
+        "server-01",
+        &["docker", "image", "inspect", &pulled]
+    ));
+    s.stop().await.unwrap();
+
+    // A new version of the recipe: the app page offers the update, which recreates it.
+    let image_of = || {
+        lab::exec(
+            "server-01",
+            &[
+                "docker",
+                "ps",
+                "--filter",
+                "label=com.docker.compose.project=homelab-lab-upd",
+                "--format",
+                "{{.Image}}",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    let restart = |version: &str, compose_extra: &str| {
+        web_recipe(&data, "lab-upd", "example/lab-upd:2.0", 18140, "/alive");
+        let m = data.join("recipes/lab-upd/manifest.yaml");
+        let text = std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("version: \"1.0\"", &format!("version: \"{version}\""));
+        std::fs::write(&m, text).unwrap();
+        let c = data.join("recipes/lab-upd/compose.yaml");
+        let text = std::fs::read_to_string(&c)
+            .unwrap()
+            .replace("    restart: unless-stopped\n", compose_extra);
+        std::fs::write(&c, text).unwrap();
+    };
+    restart("2.0", "    restart: unless-stopped\n");
+    let mut opts = Options::new("deploy-update");
+    opts.data = Some(data.clone());
+    opts.health_timeout = Duration::from_secs(20);
+    let s = start_with(opts).await;
+    let session = s.login(ADMIN, &password).await;
+    let page = s.get("/apps/lab-upd", &session).await.text().await.unwrap();
+    assert!(page.contains("Update to version 2.0"), "{page}");
+    let api = Api {
+        s: &s,
+        token: token.clone(),
+    };
+    let (status, started) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/applications/lab-upd/update",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let d = api
+        .wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    assert_eq!(image_of(), "example/lab-upd:2.0");
+    let app = api.get("/api/v1/applications/lab-upd").await;
+    assert_eq!(app["deployed"]["version"], "2.0");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/applications/lab-upd/update",
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "already up to date: {body}");
+    s.stop().await.unwrap();
+
+    // A broken new version: the update fails its check and the working version comes back.
+    restart(
+        "3.0",
+        "    command: [\"/bin/sh\", \"-c\", \"echo bad release >&2; exit 4\"]\n",
+    );
+    let mut opts = Options::new("deploy-update");
+    opts.data = Some(data.clone());
+    opts.health_timeout = Duration::from_secs(20);
+    let s = start_with(opts).await;
+    let api = Api { s: &s, token };
+    let (status, started) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/applications/lab-upd/update",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let d = api
+        .wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(d["state"], "rolled_back", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped right after starting"),
+        "{d}"
+    );
+    let app = api.get("/api/v1/applications/lab-upd").await;
+    assert_eq!(app["deployed"]["version"], "2.0");
+    assert_eq!(app["deployed"]["state"], "running");
+    let ip = lab::ip("server-01");
+    eventually(
+        "the previous version answering again",
+        Duration::from_secs(30),
+        || async {
+            match s
+                .client
+                .get(format!("http://{ip}:18140/alive"))
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let state = lab::exec(
+        "server-01",
+        &[
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-upd",
+            "--format",
+            "{{.State}}",
+        ],
+    );
+    assert_eq!(
+        state.trim(),
+        "running",
+        "only the previous version's container, running"
+    );
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/applications/lab-upd?delete_data=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_nothing_left("server-01", "lab-upd");
+}

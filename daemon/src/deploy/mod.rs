@@ -164,6 +164,8 @@ pub fn state_words(state: &str) -> &'static str {
 
 struct Job {
     id: i64,
+    /// deploy | update
+    kind: &'static str,
     recipe: Recipe,
     device: crate::store::DeviceRow,
     settings: BTreeMap<String, String>,
@@ -364,6 +366,7 @@ impl Deployer {
         let this = self.clone();
         let job = Job {
             id,
+            kind: "deploy",
             recipe,
             device,
             settings,
@@ -376,7 +379,7 @@ impl Deployer {
                 deployer: &this,
                 slug,
             };
-            this.run_deploy(job).await;
+            this.run_job(job).await;
         });
         Ok(Started::New(id))
     }
@@ -414,11 +417,17 @@ impl Deployer {
         Ok(self.store.begin_step(id, name.to_string(), undo).await?)
     }
 
-    async fn run_deploy(&self, job: Job) {
+    async fn run_job(&self, job: Job) {
         let started = Instant::now();
         let slug = job.recipe.manifest.slug.clone();
         let name = job.recipe.manifest.name.clone();
-        match self.deploy_steps(&job).await {
+        let update = job.kind == "update";
+        let outcome = if update {
+            self.update_steps(&job).await
+        } else {
+            self.deploy_steps(&job).await
+        };
+        match outcome {
             Ok(url) => {
                 self.progress(
                     job.id,
@@ -428,12 +437,22 @@ impl Deployer {
                     format!("{name} is running at {url}"),
                 )
                 .await;
-                tracing::info!(deployment = job.id, app = %slug, secs = started.elapsed().as_secs_f64(), "deploy finished");
-                self.audit(
-                    "app.deploy",
-                    format!("Deployed {name} on {}", job.device.name),
-                )
-                .await;
+                tracing::info!(deployment = job.id, app = %slug, kind = job.kind, secs = started.elapsed().as_secs_f64(), "deployment finished");
+                let (action, what) = if update {
+                    (
+                        "app.update",
+                        format!(
+                            "Updated {name} to {} on {}",
+                            job.recipe.manifest.version, job.device.name
+                        ),
+                    )
+                } else {
+                    (
+                        "app.deploy",
+                        format!("Deployed {name} on {}", job.device.name),
+                    )
+                };
+                self.audit(action, what).await;
                 self.events.publish(Event::Toast {
                     level: Level::Success,
                     message: format!("{name} is running on {}.", job.device.name),
@@ -449,9 +468,10 @@ impl Deployer {
                 let _ = self.store.set_deployment_error(job.id, msg.clone()).await;
                 self.progress(job.id, &slug, "failed", 100, msg.clone())
                     .await;
+                let verb = if update { "Updating" } else { "Deploying" };
                 self.audit(
                     "app.deploy_failed",
-                    format!("Deploying {name} on {} failed: {msg}", job.device.name),
+                    format!("{verb} {name} on {} failed: {msg}", job.device.name),
                 )
                 .await;
                 self.roll_back(job.id).await;
@@ -481,44 +501,7 @@ impl Deployer {
         )
         .await;
         let mut values = job.settings.clone();
-        let owner = secret_owner(slug);
-        // Secrets kept from an earlier removal "keeping data" are reused: the kept data (a
-        // database, say) was made with them. Only new ones are undone on failure.
-        let kept = self.store.secret_purposes(owner.clone()).await?;
-        let names: Vec<String> = m
-            .secrets
-            .iter()
-            .filter(|s| !kept.contains(&s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        self.step(
-            id,
-            "secrets",
-            &Undo::DeleteSecrets {
-                owner: owner.clone(),
-                names,
-            },
-        )
-        .await?;
-        for s in &m.secrets {
-            let value = match self.store.secret(owner.clone(), s.name.clone()).await? {
-                Some(sealed) => self
-                    .vault
-                    .open(&sealed, &owner, &s.name)?
-                    .expose_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                None => {
-                    let value = render::generate_secret(s.length);
-                    let sealed = self.vault.seal(value.as_bytes(), &owner, &s.name);
-                    self.store
-                        .put_secret(owner.clone(), s.name.clone(), sealed)
-                        .await?;
-                    value
-                }
-            };
-            values.insert(s.name.clone(), value);
-        }
+        self.fill_secrets(id, recipe, &mut values).await?;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
         remote.ensure_dir(&dir).await?;
@@ -594,6 +577,249 @@ impl Deployer {
             .await?;
         self.store
             .set_app_state(slug.into(), "running", String::new())
+            .await?;
+        for s in self.store.steps(id).await? {
+            self.store.set_step_status(id, s.seq, "done").await?;
+        }
+        Ok(url)
+    }
+
+    /// Adds the recipe's secrets to `values`: ones already in the vault (kept from an earlier
+    /// removal "keeping data", or from the running version) are reused, because data was made
+    /// with them; missing ones are generated and sealed, and only those are undone on failure.
+    async fn fill_secrets(
+        &self,
+        id: i64,
+        recipe: &Recipe,
+        values: &mut BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let owner = secret_owner(&recipe.manifest.slug);
+        let kept = self.store.secret_purposes(owner.clone()).await?;
+        let names: Vec<String> = recipe
+            .manifest
+            .secrets
+            .iter()
+            .filter(|s| !kept.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        self.step(
+            id,
+            "secrets",
+            &Undo::DeleteSecrets {
+                owner: owner.clone(),
+                names,
+            },
+        )
+        .await?;
+        for s in &recipe.manifest.secrets {
+            let value = match self.store.secret(owner.clone(), s.name.clone()).await? {
+                Some(sealed) => self
+                    .vault
+                    .open(&sealed, &owner, &s.name)?
+                    .expose_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                None => {
+                    let value = render::generate_secret(s.length);
+                    let sealed = self.vault.seal(value.as_bytes(), &owner, &s.name);
+                    self.store
+                        .put_secret(owner.clone(), s.name.clone(), sealed)
+                        .await?;
+                    value
+                }
+            };
+            values.insert(s.name.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Starts updating a deployed app to the catalog's version of its recipe.
+    pub async fn update(self: &Arc<Self>, slug: &str) -> Result<Started, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(recipe.manifest.name.clone()))?;
+        if app.version == recipe.manifest.version && app.compose == recipe.compose_text {
+            return Err(DeployError::Invalid(format!(
+                "{} is up to date (version {}).",
+                recipe.manifest.name, app.version
+            )));
+        }
+        let Some(guard) = self.try_busy(slug) else {
+            return Err(DeployError::Invalid(format!(
+                "{} is busy; try again in a moment.",
+                recipe.manifest.name
+            )));
+        };
+        let device = self
+            .store
+            .device(app.device_id)
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(recipe.manifest.name.clone()))?;
+        let settings: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
+        // Settings the new version added get their defaults; ones it dropped are ignored.
+        let settings: BTreeMap<String, String> = settings
+            .into_iter()
+            .filter(|(k, _)| recipe.manifest.settings.iter().any(|s| &s.name == k))
+            .collect();
+        let settings = render::settings(&recipe, &settings).map_err(DeployError::Invalid)?;
+        let id = self
+            .store
+            .new_deployment(DeploymentRow {
+                id: 0,
+                slug: slug.to_string(),
+                kind: "update".into(),
+                device_id: device.id,
+                device_name: device.name.clone(),
+                state: "validating".into(),
+                progress: 0,
+                message: format!(
+                    "Updating {} from {} to {}…",
+                    recipe.manifest.name, app.version, recipe.manifest.version
+                ),
+                error: None,
+                placement: "[]".into(),
+                request: serde_json::to_string(&DeployRequest {
+                    device_id: Some(device.id),
+                    settings: settings.clone(),
+                })
+                .unwrap_or_else(|_| "{}".into()),
+                compose: String::new(),
+                env_keys: "[]".into(),
+                started_at: 0,
+                finished_at: None,
+            })
+            .await?;
+        let this = self.clone();
+        let job = Job {
+            id,
+            kind: "update",
+            recipe,
+            device,
+            settings,
+        };
+        std::mem::forget(guard);
+        tokio::spawn(async move {
+            let _guard = BusyGuard {
+                deployer: &this,
+                slug: job.recipe.manifest.slug.clone(),
+            };
+            this.run_job(job).await;
+        });
+        Ok(Started::New(id))
+    }
+
+    /// An update: new files beside the previous Compose file, new images, containers
+    /// recreated by Compose, health check; on failure the previous file comes back and its
+    /// containers are recreated (the previous images are still on the device).
+    async fn update_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let app = self
+            .store
+            .app(slug.to_string())
+            .await?
+            .ok_or_else(|| DeployError::NotDeployed(m.name.clone()))?;
+        let dir = app.app_dir.clone();
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+        if !matches!(remote.compose_flavour().await?.as_str(), "v1" | "v2") {
+            return Err(DeployError::Invalid(format!(
+                "Docker Compose is no longer installed on {}.",
+                device.name
+            )));
+        }
+        self.progress(
+            id,
+            slug,
+            "preparing",
+            15,
+            "Preparing the new version…".into(),
+        )
+        .await;
+        let mut values = job.settings.clone();
+        self.fill_secrets(id, recipe, &mut values).await?;
+        self.step(
+            id,
+            "files",
+            &Undo::RestoreCompose {
+                dir: dir.clone(),
+                project: project.clone(),
+            },
+        )
+        .await?;
+        remote
+            .copy_file(&dir, "compose.yaml", "compose.yaml.previous")
+            .await?;
+        remote
+            .copy_file(&dir, "app.env", "app.env.previous")
+            .await?;
+        remote
+            .write_file(&dir, "compose.yaml", "644", recipe.compose_text.as_bytes())
+            .await?;
+        remote
+            .write_file(&dir, "app.env", "600", render::env_file(&values).as_bytes())
+            .await?;
+        let keys: Vec<&String> = values.keys().collect();
+        self.store
+            .set_deployment_files(
+                id,
+                recipe.compose_text.clone(),
+                serde_json::to_string(&keys).unwrap_or_default(),
+            )
+            .await?;
+        self.pull_images(&remote, id, recipe, &values).await?;
+        self.progress(
+            id,
+            slug,
+            "starting",
+            70,
+            format!("Starting the new {}…", m.name),
+        )
+        .await;
+        let out = remote
+            .compose(
+                "Recreate the app",
+                &dir,
+                &project,
+                &["up", "-d", "--no-build", "--remove-orphans"],
+            )
+            .await?;
+        if !out.success() {
+            return Err(DeployError::Invalid(format!(
+                "Starting the new {} failed: {}",
+                m.name,
+                last_lines(&out.stderr_text(), 6)
+            )));
+        }
+        self.progress(
+            id,
+            slug,
+            "health_check",
+            85,
+            format!("Waiting for {} to answer…", m.name),
+        )
+        .await;
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        let url = app_url(recipe, device, &values);
+        self.progress(id, slug, "configuring", 99, format!("Saving {}…", m.name))
+            .await;
+        self.store
+            .put_app(AppRow {
+                version: m.version.clone(),
+                compose: recipe.compose_text.clone(),
+                state: "running".into(),
+                message: String::new(),
+                url: url.clone(),
+                settings: serde_json::to_string(&job.settings).unwrap_or_default(),
+                updated_at: now_unix(),
+                ..app
+            })
             .await?;
         for s in self.store.steps(id).await? {
             self.store.set_step_status(id, s.seq, "done").await?;
@@ -726,31 +952,34 @@ impl Deployer {
                     .await;
                 continue;
             }
-            let mut last = Instant::now();
-            let mut pending = None;
-            remote
-                .pull(image, |done, total| {
-                    if total > 0 && last.elapsed() >= PROGRESS_EVERY {
-                        last = Instant::now();
-                        pending = Some((done, total));
+            // The pull streams figures into a watch channel; this side writes them out at a
+            // calm pace while the pull runs, and ends when the pull drops its sender.
+            let (tx, mut rx) = tokio::sync::watch::channel((0u64, 0u64));
+            let report = async {
+                let mut last: Option<Instant> = None;
+                while rx.changed().await.is_ok() {
+                    let (done, total) = *rx.borrow_and_update();
+                    if total == 0 || last.is_some_and(|l| l.elapsed() < PROGRESS_EVERY) {
+                        continue;
                     }
-                })
-                .await?;
-            if let Some((done, total)) = pending {
-                let pct = base + (40 * done as i64 / total as i64) / count;
-                self.progress(
-                    id,
-                    slug,
-                    "pulling",
-                    pct,
-                    format!(
-                        "Downloaded {} of {} ({image})",
-                        crate::devices::health::human_bytes(done),
-                        crate::devices::health::human_bytes(total)
-                    ),
-                )
-                .await;
-            }
+                    last = Some(Instant::now());
+                    let pct = base + (40 * done.min(total) / total) as i64 / count;
+                    self.progress(
+                        id,
+                        slug,
+                        "pulling",
+                        pct,
+                        format!(
+                            "Downloaded {} of {} ({image})",
+                            crate::devices::health::human_bytes(done),
+                            crate::devices::health::human_bytes(total)
+                        ),
+                    )
+                    .await;
+                }
+            };
+            let (pulled, ()) = tokio::join!(remote.pull(image, tx), report);
+            pulled?;
         }
         Ok(())
     }
@@ -954,6 +1183,7 @@ impl Deployer {
                         Undo::RestoreCompose { dir, project } => {
                             r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
                                 .await?;
+                            r.copy_file(dir, "app.env.previous", "app.env").await?;
                             let out = r
                                 .compose(
                                     "Start the previous version",

@@ -81,7 +81,7 @@ case "$1" in /?*/?*) ;; *) echo "refusing to remove $1" >&2; exit 2 ;; esac
 rm -rf -- "$1" 2>/dev/null || sudo -n rm -rf -- "$1"
 "#;
 
-/// Renames `$1/$2` to `$1/$3` if it exists (keeping the previous Compose file for an update).
+/// Copies `$1/$2` to `$1/$3` if it exists (keeping the previous files for an update).
 const COPY_FILE: &str = r#"
 [ -f "$1/$2" ] || exit 0
 cp -p -- "$1/$2" "$1/$3"
@@ -304,11 +304,12 @@ impl Remote {
         }
     }
 
-    /// Pulls an image, reporting (bytes done, bytes total) over all layers as it goes.
+    /// Pulls an image, publishing (bytes done, bytes total) over all layers as it goes; the
+    /// stream is read to its end here, so it never stalls the SSH connection.
     pub async fn pull(
         &self,
         image: &str,
-        mut progress: impl FnMut(u64, u64),
+        progress: tokio::sync::watch::Sender<(u64, u64)>,
     ) -> Result<(), DeployError> {
         let started = Instant::now();
         let (from, tag) = split_tag(image);
@@ -331,6 +332,7 @@ impl Remote {
                         result = Err(e);
                         break;
                     }
+                    // Layer lines carry an id; a layer already on the device never reports sizes.
                     if let (Some(id), Some(p)) = (info.id, info.progress_detail) {
                         let cur = p.current.unwrap_or(0).max(0) as u64;
                         let tot = p.total.unwrap_or(0).max(0) as u64;
@@ -338,7 +340,7 @@ impl Remote {
                         *e = (cur.max(e.0), tot.max(e.1));
                         let done: u64 = layers.values().map(|l| l.0).sum();
                         let total: u64 = layers.values().map(|l| l.1).sum();
-                        progress(done, total);
+                        let _ = progress.send((done, total));
                     }
                 }
                 Err(e) => {
@@ -350,7 +352,14 @@ impl Remote {
         let what = format!("Docker API: pull image {image}");
         match result {
             Ok(()) => {
-                self.note(what, "ok".into(), started, String::new()).await;
+                let fetched = layers.values().filter(|l| l.1 > 0).count();
+                let total: u64 = layers.values().map(|l| l.1).sum();
+                let summary = format!(
+                    "{fetched} layer(s) downloaded ({}), {} already on the device",
+                    crate::devices::health::human_bytes(total),
+                    layers.len() - fetched
+                );
+                self.note(what, "ok".into(), started, summary).await;
                 Ok(())
             }
             Err(e) => {

@@ -152,17 +152,29 @@ pub async fn action(
     State(state): State<AppState>,
     ctx: Ctx,
     Path((slug, action)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, WebError> {
+) -> Result<Response, WebError> {
+    if action == "update" {
+        return match state.deployer.update(&slug).await? {
+            Started::New(id) | Started::InFlight(id) => Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"deployment_id": id, "state": "validating"})),
+            )
+                .into_response()),
+            Started::AlreadyDeployed(app) => {
+                Ok(Json(serde_json::json!({"deployed": deployed_json(&app)})).into_response())
+            }
+        };
+    }
     let action = Lifecycle::parse(&action).ok_or_else(|| {
         WebError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "Unknown action; use start, stop or restart.",
+            "Unknown action; use start, stop, restart or update.",
         )
     })?;
     let message = state.deployer.lifecycle(&slug, action).await?;
     ctx.audit(&state, "app.lifecycle", message.clone()).await?;
-    Ok(Json(serde_json::json!({ "message": message })))
+    Ok(Json(serde_json::json!({ "message": message })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -562,6 +562,11 @@ pub mod lab {
         env_value("LAB_USER")
     }
 
+    /// The lab registry (host:port) every device's engine trusts.
+    pub fn registry() -> String {
+        env_value("LAB_REGISTRY")
+    }
+
     pub fn password() -> String {
         let pw = env_value("LAB_PASSWORD");
         super::remember_secret(&pw);

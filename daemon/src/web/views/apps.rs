@@ -157,6 +157,9 @@ pub struct Deployed {
     pub url: String,
     pub device: String,
     pub app_dir: String,
+    pub version: String,
+    /// The catalog's newer version, when it differs from what runs.
+    pub update_to: Option<String>,
 }
 
 pub async fn show(
@@ -194,6 +197,9 @@ pub async fn show(
                 url: a.url.clone(),
                 device,
                 app_dir: a.app_dir.clone(),
+                version: a.version.clone(),
+                update_to: (a.version != r.manifest.version || a.compose != r.compose_text)
+                    .then(|| r.manifest.version.clone()),
             })
         }
         None => None,

@@ -135,7 +135,7 @@ struct ProgressTemplate<'a> {
 struct DeploymentPage {
     slug: String,
     app_name: String,
-    device: String,
+    heading: String,
     progress: String,
 }
 
@@ -231,10 +231,15 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     let (d, app_name, progress) = progress_html(&state, &ctx, id).await?;
+    let heading = if d.kind == "update" {
+        format!("Updating {app_name} on {}", d.device_name)
+    } else {
+        format!("Installing {app_name} on {}", d.device_name)
+    };
     let partial = DeploymentPage {
         slug: d.slug.clone(),
         app_name: app_name.clone(),
-        device: d.device_name.clone(),
+        heading,
         progress,
     }
     .render()?;
@@ -260,6 +265,12 @@ pub async fn action(
     ctx: Ctx,
     Path((slug, action)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
+    if action == "update" {
+        return match state.deployer.update(&slug).await? {
+            Started::New(id) | Started::InFlight(id) => go_to(&ctx, &format!("/deployments/{id}")),
+            Started::AlreadyDeployed(_) => go_to(&ctx, &format!("/apps/{slug}")),
+        };
+    }
     let action = Lifecycle::parse(&action).ok_or_else(WebError::not_found)?;
     let message = state.deployer.lifecycle(&slug, action).await?;
     ctx.audit(&state, "app.lifecycle", message.clone()).await?;
