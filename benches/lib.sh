@@ -4,7 +4,7 @@
 
 start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   local bin="${1:?binary}"; shift
-  DATA="$(mktemp -d)"
+  DATA="${DATA:-$(mktemp -d)}"
   PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   BASE="http://127.0.0.1:$PORT"
   RUST_LOG=warn HOMELAB_MDNS=off "$bin" run --listen "127.0.0.1:$PORT" --data "$DATA" "$@" &

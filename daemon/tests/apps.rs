@@ -161,3 +161,79 @@ async fn catalog_search_categories_and_placement_with_reasons() {
         "{immich}"
     );
 }
+
+/// Placement over every lab profile picks the device each app suits, and says why.
+#[tokio::test]
+async fn placement_picks_the_device_each_profile_suits() {
+    let s = start("apps-profiles").await;
+    let (session, _) = s.claim().await;
+    for (name, device) in [
+        ("Server 1", "server-01"), // 8 GB, 4 cores, 100 GB
+        ("Server 2", "server-02"), // 16 GB, 2 cores, 500 GB
+        ("Pi", "pi-4"),            // 4 GB, 1 core, 32 GB
+        ("NAS", "nas-01"),         // 4 GB, 2 cores, 200 GB
+    ] {
+        add(&s, &session, name, device).await;
+    }
+    let token = s.api_token(&session, "profiles").await;
+    let placement = |slug: &'static str| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            eventually(
+                &format!("{slug}: every device checked"),
+                Duration::from_secs(60),
+                || async {
+                    let j: serde_json::Value = s
+                        .client
+                        .get(s.url(&format!("/api/v1/applications/{slug}")))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    let p = j["placement"].as_array().unwrap().clone();
+                    if p.iter()
+                        .any(|v| v["reason"] == "Disqualified: the device is offline.")
+                    {
+                        Err(j.to_string())
+                    } else {
+                        Ok(p)
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let reason = |p: &[serde_json::Value], device: &str| {
+        p.iter().find(|v| v["device"] == device).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Immich wants RAM above all: the 16 GB server; the 4 GB devices cannot take it.
+    let p = placement("immich").await;
+    assert_eq!(p[0]["device"], "Server 2", "{p:?}");
+    assert!(reason(&p, "Server 2").ends_with("best match"));
+    assert_eq!(
+        reason(&p, "Pi"),
+        "Disqualified: needs 4.0 GB RAM, 3.0 GB free."
+    );
+    assert_eq!(
+        reason(&p, "NAS"),
+        "Disqualified: needs 4.0 GB RAM, 3.0 GB free."
+    );
+    assert_eq!(p[1]["device"], "Server 1");
+
+    // Jellyfin transcodes: the 4-core server; the single-core Pi is out.
+    let p = placement("jellyfin").await;
+    assert_eq!(p[0]["device"], "Server 1", "{p:?}");
+    assert_eq!(
+        reason(&p, "Pi"),
+        "Disqualified: needs 2 processor cores, has 1."
+    );
+    assert!(p.iter().filter(|v| v["eligible"] == true).count() == 3);
+}

@@ -504,12 +504,8 @@ impl Deployer {
         self.fill_secrets(id, recipe, &mut values).await?;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
-        remote.ensure_dir(&dir).await?;
         remote
-            .write_file(&dir, "compose.yaml", "644", recipe.compose_text.as_bytes())
-            .await?;
-        remote
-            .write_file(&dir, "app.env", "600", render::env_file(&values).as_bytes())
+            .write_app(&dir, &recipe.compose_text, &render::env_file(&values))
             .await?;
         let keys: Vec<&String> = values.keys().collect();
         self.store
@@ -727,7 +723,7 @@ impl Deployer {
             .ok_or_else(|| DeployError::NotDeployed(m.name.clone()))?;
         let dir = app.app_dir.clone();
         let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
-        if !matches!(remote.compose_flavour().await?.as_str(), "v1" | "v2") {
+        if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
             return Err(DeployError::Invalid(format!(
                 "Docker Compose is no longer installed on {}.",
                 device.name
@@ -759,10 +755,7 @@ impl Deployer {
             .copy_file(&dir, "app.env", "app.env.previous")
             .await?;
         remote
-            .write_file(&dir, "compose.yaml", "644", recipe.compose_text.as_bytes())
-            .await?;
-        remote
-            .write_file(&dir, "app.env", "600", render::env_file(&values).as_bytes())
+            .write_app(&dir, &recipe.compose_text, &render::env_file(&values))
             .await?;
         let keys: Vec<&String> = values.keys().collect();
         self.store
@@ -837,8 +830,16 @@ impl Deployer {
     ) -> Result<bool, DeployError> {
         let m = &recipe.manifest;
         let name = &remote.device.name;
-        // Fresh figures, not the last poll: resources, architecture, listening ports.
-        let poll = self.devices.poll(&remote.device).await;
+        // Fresh figures, not the last poll: resources, architecture, listening ports. Every
+        // question is read-only and independent, so they go out together over the one
+        // connection; the answers are then judged in the order a user would fix them.
+        let (poll, owners, leftovers, volumes, shell) = tokio::join!(
+            self.devices.poll(&remote.device),
+            remote.port_owners(),
+            remote.project_containers(project),
+            remote.project_volumes(project),
+            remote.preflight(dir),
+        );
         let facts = poll
             .facts
             .ok_or_else(|| DeployError::Device(name.clone(), poll.reason.clone()))?;
@@ -869,7 +870,7 @@ impl Deployer {
             )));
         }
         // Ports: anything listening on the device, named when it is a container.
-        let owners = remote.port_owners().await?;
+        let owners = owners?;
         let mut taken: Vec<u16> = facts.ports.clone();
         taken.extend(owners.keys());
         if let Some(p) = ports.iter().find(|p| taken.contains(p)) {
@@ -890,34 +891,24 @@ impl Deployer {
                 "Port {p} is used{by} on {name} — use {free}?{setting}"
             )));
         }
-        match remote.compose_flavour().await?.as_str() {
-            "v1" | "v2" => {}
-            _ => {
-                return Err(DeployError::Invalid(format!(
-                    "Docker Compose is not installed on {name}. On the device run \
-                     `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
-                )));
-            }
+        let (flavour, folder_free) = shell?;
+        if flavour != "v1" && flavour != "v2" {
+            return Err(DeployError::Invalid(format!(
+                "Docker Compose is not installed on {name}. On the device run \
+                 `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
+            )));
         }
         // Name clash: containers of this project that we have no record of. (Volumes alone
         // are data kept by "remove, keep data" and are used again.)
-        if !remote.project_containers(project).await?.is_empty() {
+        if !leftovers?.is_empty() {
             return Err(DeployError::Invalid(format!(
                 "{name} already runs containers of the project {project} that this Homelab does \
                  not know about. Remove them on the device (`docker compose -p {project} down`), \
                  or choose another device."
             )));
         }
-        let kept_data = !remote.project_volumes(project).await?.is_empty();
-        let exists = remote
-            .run(
-                "Is the app folder free",
-                crate::ssh::RemoteCommand::new("test").arg("-e").arg(dir),
-                None,
-                Duration::from_secs(15),
-            )
-            .await?;
-        if exists.success() {
+        let kept_data = !volumes?.is_empty();
+        if !folder_free {
             return Err(DeployError::Invalid(format!(
                 "The folder {dir} already exists on {name}. Move it away (or delete it) on the \
                  device, then try again."
@@ -998,7 +989,25 @@ impl Deployer {
         let timeout = self.config.health_timeout;
         let mut last = String::from("no answer yet");
         loop {
-            let containers = remote.project_containers(project).await?;
+            // The containers' state (from the device) and the app's answer (from here) are
+            // asked together; a stopped container wins over whatever the port said.
+            let t = Instant::now();
+            let asking = async {
+                match port {
+                    Some(p) => Some(
+                        probe(
+                            &remote.device.host,
+                            p,
+                            &m.health.path,
+                            m.web.scheme == "https",
+                        )
+                        .await,
+                    ),
+                    None => None,
+                }
+            };
+            let (containers, answer) = tokio::join!(remote.project_containers(project), asking);
+            let containers = containers?;
             if containers.is_empty() {
                 return Err(DeployError::Invalid(format!(
                     "{}'s containers disappeared while it was starting.",
@@ -1033,16 +1042,8 @@ impl Deployer {
                     bad.status.clone().unwrap_or_default()
                 )));
             }
-            let ok = match port {
-                Some(p) => {
-                    let t = Instant::now();
-                    let r = probe(
-                        &remote.device.host,
-                        p,
-                        &m.health.path,
-                        m.web.scheme == "https",
-                    )
-                    .await;
+            let ok = match (port, answer) {
+                (Some(p), Some(r)) => {
                     let good = matches!(r, Ok(s) if s == m.health.status);
                     last = match &r {
                         Ok(s) => format!("answered {s}"),
@@ -1064,7 +1065,7 @@ impl Deployer {
                     good
                 }
                 // No web entry published: running containers are all we can check.
-                None => true,
+                _ => true,
             };
             if ok {
                 return Ok(());

@@ -31,47 +31,51 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Output kept per action for "What I did".
 const KEEP_OUTPUT: usize = 8 * 1024;
 
-/// Runs Compose in the app's folder. `$1` folder, `$2` project, `$3` Docker socket, then the
-/// Compose arguments. The env file is shell-quoted by us (see render.rs), so sourcing it only
+/// Runs Compose in the app's folder. `$1` folder, `$2` project, `$3` Docker socket, `$4` the
+/// Compose found by the pre-flight (v1 or v2; anything else: look again), then the Compose
+/// arguments. The env file is shell-quoted by us (see render.rs), so sourcing it only
 /// assigns variables.
 const COMPOSE: &str = r#"
-dir=$1; project=$2; socket=$3; shift 3
+dir=$1; project=$2; socket=$3; flavour=$4; shift 4
 cd "$dir" || { echo "the app folder $dir is missing" >&2; exit 125; }
 if [ -f ./app.env ]; then set -a; . ./app.env; set +a; fi
 export DOCKER_HOST="unix://$socket"
-if docker compose version >/dev/null 2>&1; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
+if [ "$flavour" != v1 ] && [ "$flavour" != v2 ]; then
+  if docker compose version >/dev/null 2>&1; then flavour=v2; else flavour=v1; fi
+fi
+if [ "$flavour" = v2 ]; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
 if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
 echo "Docker Compose is not installed on this device" >&2
 exit 127
 "#;
 
-/// Which Compose the device has: prints v2, v1 or none.
-const COMPOSE_FLAVOUR: &str = r#"
+/// What the pre-flight needs from the device's shell, in one round trip: which Compose is
+/// installed (v2, v1 or none) and whether the app's folder `$2` is free.
+const PREFLIGHT: &str = r#"
 export DOCKER_HOST="unix://$1"
-if docker compose version >/dev/null 2>&1; then echo v2
-elif command -v docker-compose >/dev/null 2>&1; then echo v1
-else echo none; fi
+if docker compose version >/dev/null 2>&1; then echo compose=v2
+elif command -v docker-compose >/dev/null 2>&1; then echo compose=v1
+else echo compose=none; fi
+if [ -e "$2" ]; then echo folder=taken; else echo folder=free; fi
 "#;
 
-/// Creates a folder (with sudo when the login cannot, and sudo needs no password); prints
-/// whether it was created or already existed.
-const ENSURE_DIR: &str = r#"
+/// Creates the app folder `$1` if needed (with sudo when the login cannot, and sudo needs no
+/// password), then writes the two files that arrive on stdin — first `$2` bytes of Compose
+/// file, then the env file — each atomically (temp file + rename in the same folder), the env
+/// file readable by the login only. Prints whether the folder was created.
+const WRITE_APP: &str = r#"
 d=$1
-if [ -d "$d" ]; then echo existed; exit 0; fi
-if mkdir -p "$d" 2>/dev/null || { sudo -n mkdir -p "$d" && sudo -n chown "$(id -u):$(id -g)" "$d"; } 2>/dev/null; then
-  echo created
-else
-  exit 1
-fi
-"#;
-
-/// Writes stdin to `$1/$2` with mode `$3`, atomically (temp file + rename in the same folder).
-const WRITE_FILE: &str = r#"
-tmp="$1/.$2.tmp"
+if [ -d "$d" ]; then made=existed
+elif mkdir -p "$d" 2>/dev/null || { sudo -n mkdir -p "$d" && sudo -n chown "$(id -u):$(id -g)" "$d"; } 2>/dev/null; then made=created
+else echo cannot-create; exit 3; fi
 umask 077
-if cat > "$tmp" && chmod "$3" "$tmp" && mv -f "$tmp" "$1/$2"; then exit 0; fi
-rm -f "$tmp"
-exit 1
+if head -c "$2" > "$d/.compose.yaml.tmp" && cat > "$d/.app.env.tmp" \
+  && chmod 644 "$d/.compose.yaml.tmp" && chmod 600 "$d/.app.env.tmp" \
+  && mv -f "$d/.compose.yaml.tmp" "$d/compose.yaml" && mv -f "$d/.app.env.tmp" "$d/app.env"; then
+  echo "$made"; exit 0
+fi
+rm -f "$d/.compose.yaml.tmp" "$d/.app.env.tmp"
+echo cannot-write; exit 4
 "#;
 
 /// Removes an app folder; refuses anything that is not at least two levels deep.
@@ -90,6 +94,8 @@ cp -p -- "$1/$2" "$1/$3"
 /// A device, connected, with every action logged to one deployment.
 pub struct Remote {
     pub device: DeviceRow,
+    /// The Compose the pre-flight found, so each Compose call skips looking again.
+    pub flavour: std::sync::OnceLock<String>,
     session: Arc<Session>,
     pub docker: Docker,
     store: Store,
@@ -123,6 +129,7 @@ impl Remote {
             .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
         Ok(Remote {
             device,
+            flavour: std::sync::OnceLock::new(),
             session,
             docker,
             store: devices.store.clone(),
@@ -179,17 +186,26 @@ impl Remote {
         }
     }
 
-    /// `v2`, `v1` or `none`.
-    pub async fn compose_flavour(&self) -> Result<String, DeployError> {
+    /// (Compose flavour `v2` | `v1` | `none`, whether `dir` is free), in one round trip.
+    pub async fn preflight(&self, dir: &str) -> Result<(String, bool), DeployError> {
         let out = self
             .run(
-                "Which Compose is installed",
-                RemoteCommand::script(COMPOSE_FLAVOUR, [&self.device.docker_socket]),
+                "Which Compose is installed, is the app folder free",
+                RemoteCommand::script(PREFLIGHT, [self.device.docker_socket.as_str(), dir]),
                 None,
                 SMALL_TIMEOUT,
             )
             .await?;
-        Ok(out.stdout_text().trim().to_string())
+        let text = out.stdout_text();
+        let value = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or("")
+                .to_string()
+        };
+        let flavour = value("compose=");
+        let _ = self.flavour.set(flavour.clone());
+        Ok((flavour, value("folder=") == "free"))
     }
 
     /// Runs Compose for the project in `dir`.
@@ -200,7 +216,8 @@ impl Remote {
         project: &str,
         args: &[&str],
     ) -> Result<Output, DeployError> {
-        let mut params = vec![dir, project, self.device.docker_socket.as_str()];
+        let flavour = self.flavour.get().map(String::as_str).unwrap_or("");
+        let mut params = vec![dir, project, self.device.docker_socket.as_str(), flavour];
         params.extend_from_slice(args);
         self.run(
             label,
@@ -211,52 +228,33 @@ impl Remote {
         .await
     }
 
-    /// Creates a folder; true when it was created (false: it was there already).
-    pub async fn ensure_dir(&self, dir: &str) -> Result<bool, DeployError> {
+    /// Writes the app's Compose file and env file into `dir` (created if needed), atomically.
+    pub async fn write_app(&self, dir: &str, compose: &str, env: &str) -> Result<(), DeployError> {
+        let mut stdin = Vec::with_capacity(compose.len() + env.len());
+        stdin.extend_from_slice(compose.as_bytes());
+        stdin.extend_from_slice(env.as_bytes());
+        let len = compose.len().to_string();
         let out = self
             .run(
-                "Create the app folder",
-                RemoteCommand::script(ENSURE_DIR, [dir]),
-                None,
+                "Write compose.yaml and app.env",
+                RemoteCommand::script(WRITE_APP, [dir, len.as_str()]),
+                Some(&stdin),
                 SMALL_TIMEOUT,
             )
             .await?;
         match out.stdout_text().trim() {
-            "created" => Ok(true),
-            "existed" => Ok(false),
-            _ => Err(DeployError::Invalid(format!(
+            "created" | "existed" if out.success() => Ok(()),
+            "cannot-create" => Err(DeployError::Invalid(format!(
                 "Homelab could not create the folder {dir} on {}: the device login “{}” may not \
                  write there. On the device run `sudo mkdir -p {dir} && sudo chown {} {dir}`, \
                  then try again.",
                 self.device.name, self.device.username, self.device.username
             ))),
-        }
-    }
-
-    /// Writes a file atomically with the given mode ("600", "644").
-    pub async fn write_file(
-        &self,
-        dir: &str,
-        name: &str,
-        mode: &str,
-        content: &[u8],
-    ) -> Result<(), DeployError> {
-        let out = self
-            .run(
-                &format!("Write {name}"),
-                RemoteCommand::script(WRITE_FILE, [dir, name, mode]),
-                Some(content),
-                SMALL_TIMEOUT,
-            )
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(DeployError::Invalid(format!(
-                "Could not write {dir}/{name} on {}: {}",
+            _ => Err(DeployError::Invalid(format!(
+                "Could not write the app's files in {dir} on {}: {}",
                 self.device.name,
                 out.stderr_text()
-            )))
+            ))),
         }
     }
 

@@ -231,6 +231,7 @@ pub async fn add_device(
         ),
     )
     .await?;
+    super::views::devices::first_check(&state, &d);
     Ok((StatusCode::CREATED, Json(device_json(d, None))))
 }
 

@@ -447,6 +447,15 @@ pub async fn test(
     Ok(Html(report_html(&report, advanced(&ctx))?).into_response())
 }
 
+/// A newly added device's first figures, right away rather than at the next poll.
+pub fn first_check(state: &AppState, device: &DeviceRow) {
+    let devices = state.devices.clone();
+    let added = device.clone();
+    tokio::spawn(async move {
+        devices.check(&added).await;
+    });
+}
+
 pub async fn add(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -464,12 +473,7 @@ pub async fn add(
                 ),
             )
             .await?;
-            // First figures right away rather than at the next poll.
-            let devices = state.devices.clone();
-            let added = device.clone();
-            tokio::spawn(async move {
-                devices.check(&added).await;
-            });
+            first_check(&state, &device);
             go_to(&ctx, &format!("/devices/{}", device.id))
         }
         Err(DeviceError::NotReady(report)) => Ok((
