@@ -745,6 +745,13 @@ async fn a_device_powered_off_mid_deploy_fails_clearly_and_is_cleaned_once_back(
         msg.contains("will finish as soon as the device is back"),
         "{msg}"
     );
+    // Trying again first finishes the earlier attempt's cleanup, which cannot happen yet.
+    let (status, again) = api.deploy("lab-power", serde_json::json!({})).await;
+    assert_eq!(status, 422, "{again}");
+    assert!(
+        again.to_string().contains("still being undone on Pi"),
+        "{again}"
+    );
     lab::run(&["power", "pi-4", "on"]);
     let d = api
         .wait(id, &["rolled_back"], Duration::from_secs(120))

@@ -277,6 +277,17 @@ impl Deployer {
                 ))),
             };
         };
+        // A failed earlier attempt is cleaned up first: its undo could otherwise later delete
+        // what this deploy reuses (its secrets, its folder).
+        for earlier in self.store.unfinished_deployments().await? {
+            if earlier.slug == slug && !self.roll_back(earlier.id).await {
+                return Err(DeployError::Invalid(format!(
+                    "The last attempt to install {} is still being undone on {}, which is not \
+                     answering. Turn it on (or remove it from Homelab), then try again.",
+                    recipe.manifest.name, earlier.device_name
+                )));
+            }
+        }
         let settings = render::settings(&recipe, &req.settings).map_err(DeployError::Invalid)?;
         let verdicts = self.plan(slug, &settings).await?;
         let chosen = match req.device_id {
@@ -1169,10 +1180,12 @@ impl Deployer {
                 | Undo::RemoveProject { .. }
                 | Undo::RestoreCompose { .. } => {
                     if remote.is_none() {
-                        let device =
-                            self.store.device(d.device_id).await?.ok_or_else(|| {
-                                DeployError::Invalid("the device was removed".into())
-                            })?;
+                        let Some(device) = self.store.device(d.device_id).await? else {
+                            // The user removed the device: nothing there is ours to clean.
+                            tracing::info!(deployment = d.id, "device removed; skipping its undo");
+                            self.store.set_step_status(d.id, s.seq, "undone").await?;
+                            continue;
+                        };
                         remote = Some(Remote::connect(&self.devices, device, Some(d.id)).await?);
                     }
                     let r = remote.as_ref().expect("connected above");
