@@ -117,6 +117,20 @@ async fn after_the_window_the_setup_code_is_required() {
 }
 
 #[tokio::test]
+async fn inside_the_window_a_typed_code_must_still_be_right() {
+    let s = start("claim-typed-code").await;
+    let pw = password("typed");
+    let res = s.post_setup(ADMIN, &pw, Some("AAAA-AAAA")).await;
+    assert_eq!(res.status(), 403);
+    let code = homelabd::setup_code(homelabd::Config::new(&s.data))
+        .await
+        .unwrap()
+        .expect("unclaimed: a code exists");
+    let res = s.post_setup(ADMIN, &pw, Some(&code)).await;
+    assert_eq!(res.status(), 303);
+}
+
+#[tokio::test]
 async fn weak_or_mismatched_passwords_are_refused_with_a_reason() {
     let s = start("weak-password").await;
     let res = s.post_setup(ADMIN, "short", None).await;
