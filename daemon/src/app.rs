@@ -221,6 +221,33 @@ pub async fn setup_code(config: Config) -> Result<Option<String>, RunError> {
     Ok(out)
 }
 
+/// The text the appliance shows on its screen and serial console: where to browse, the
+/// certificate fingerprint to compare, and (until claimed) the setup code.
+pub async fn console_banner(config: Config) -> Result<String, RunError> {
+    let addrs = crate::discovery::lan_interfaces(config.mdns_interfaces.as_deref());
+    let rt = open_runtime(config).await?;
+    let code = rt.auth.init().await?;
+    let mut out = String::from("\n  Homelab is running.\n\n  Open  http://homelab.local\n");
+    for (_, ip) in addrs.iter().filter(|(_, ip)| ip.is_ipv4()) {
+        out.push_str(&format!("    or  http://{ip}   (secure: https://{ip})\n"));
+    }
+    if addrs.iter().all(|(_, ip)| !ip.is_ipv4()) {
+        out.push_str("  (no network address yet: is the network cable plugged in?)\n");
+    }
+    out.push_str(&format!(
+        "\n  Certificate fingerprint (SHA-256):\n  {}\n",
+        rt.tls.fingerprint
+    ));
+    match code.as_ref().and_then(|c| c.expose_str()) {
+        Some(c) => out.push_str(&format!(
+            "\n  Setup code: {c}\n  (asked for when you create the admin account later than 30 minutes after first start)\n"
+        )),
+        None => out.push_str("\n  This homelab is set up; sign in with the admin account.\n"),
+    }
+    rt.store.close().await?;
+    Ok(out)
+}
+
 /// Resolves once the shutdown flag is set (or its sender is gone).
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;

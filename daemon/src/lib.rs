@@ -41,7 +41,7 @@ pub mod web;
 
 mod app;
 
-pub use app::{Listeners, RunError, Runtime, open_runtime, run, setup_code};
+pub use app::{Listeners, RunError, Runtime, console_banner, open_runtime, run, setup_code};
 pub use config::Config;
 
 /// The version string shown in the UI, the API and `homelabd version`.

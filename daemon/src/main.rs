@@ -86,6 +86,8 @@ enum Command {
     Version,
     /// Print the setup code needed to claim this box after the open setup window.
     SetupCode,
+    /// Print the console banner: addresses, certificate fingerprint, setup code (appliance).
+    ConsoleBanner,
 }
 
 fn main() -> ExitCode {
@@ -117,6 +119,23 @@ fn main() -> ExitCode {
                 Ok(None) => {
                     eprintln!("This homelab is already set up; sign in with the admin account.");
                     ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::ConsoleBanner => {
+            telemetry::init_quiet();
+            let config = config(&args);
+            match runtime().and_then(|rt| {
+                rt.block_on(homelabd::console_banner(config))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -71,7 +71,10 @@ impl Store {
         migrations::check_not_newer(&conn, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: every commit reaches the disk before it is reported done. The appliance loses
+        // power without warning; NORMAL could then forget the last commits (a claim, a deploy
+        // journal step). Writes here are few and small, so the cost is not felt.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         migrations::migrate(&mut conn, path)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(Some(conn))),

@@ -1,0 +1,96 @@
+# Homelab images.  make -f image.mk help
+#
+# Production images are built with Buildroot from the BR2_EXTERNAL tree in buildroot/ (needs
+# internet access for Buildroot and its sources). The stand-in image is built from Debian
+# packages with the same overlay/, partition layout and A/B boot logic, so CI can boot it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(TOP)/Cargo.toml | head -1)
+OUT ?= $(TOP)/out
+CACHE ?= /var/cache/homelab-image
+
+# Buildroot, pinned: a release tag and the commit it must resolve to (the checksum check).
+BUILDROOT_VERSION ?= 2026.02.3
+BUILDROOT_COMMIT ?= 679b9ead7620bbf193620d1ebf56f53c1764d37a
+BUILDROOT_GIT ?= https://gitlab.com/buildroot.org/buildroot.git
+BUILDROOT_DIR ?= $(CACHE)/buildroot-$(BUILDROOT_VERSION)
+BOARDS := pc_x86_64 rpi4_64 generic_aarch64
+
+.PHONY: help test-image boot-test $(BOARDS) buildroot-source check-buildroot-tree
+
+help:
+	@echo "Homelab images (version $(VERSION))"
+	@echo
+	@echo "Production images (Buildroot; needs internet access):"
+	@echo "  make -f image.mk pc_x86_64         x86_64 PC, UEFI + GRUB"
+	@echo "  make -f image.mk rpi4_64           Raspberry Pi 4/400/CM4, U-Boot"
+	@echo "  make -f image.mk generic_aarch64   UEFI arm64 (also qemu 'virt')"
+	@echo "      each leaves out/<board>/homelab-<board>-$(VERSION).img.xz and its .sha256"
+	@echo "  make -f image.mk check-buildroot-tree   resolve every defconfig, lint the package"
+	@echo
+	@echo "CI stand-in (Debian packages, same overlay, layout and boot logic):"
+	@echo "  make -f image.mk test-image        out/standin/homelab.img (cached by content)"
+	@echo "  make -f image.mk boot-test         boot it under qemu and check it (see board/standin_x86_64/boot-test.sh)"
+	@echo
+	@echo "Variables: OUT=$(OUT) CACHE=$(CACHE) BUILDROOT_VERSION=$(BUILDROOT_VERSION)"
+
+# ---- CI stand-in -------------------------------------------------------------------------
+
+STANDIN_INPUTS = $(TOP)/board/standin_x86_64/build.sh $(TOP)/board/pc_x86_64/genimage.cfg \
+	$(TOP)/board/pc_x86_64/grub.cfg $(shell find $(TOP)/overlay | LC_ALL=C sort)
+
+# Cached by content: the overlay, the board files, the build script and the daemon binary.
+test-image:
+	@test -n "$(VERSION)" || { echo "no version found in Cargo.toml"; exit 1; }
+	cd $(TOP) && cargo build --release --locked --bin homelabd
+	@key=$$( (for f in $(STANDIN_INPUTS); do \
+	           if [ -L "$$f" ]; then echo "$$f -> $$(readlink "$$f")"; elif [ -f "$$f" ]; then sha256sum "$$f"; else echo "$$f/"; fi; \
+	         done; sha256sum $(TOP)/target/release/homelabd | cut -d' ' -f1; echo $(VERSION)) \
+	         | sed "s|$(TOP)/||" | sha256sum | cut -c1-16); \
+	dir=$(CACHE)/standin-$$key; \
+	if [ -f $$dir/homelab.img ]; then echo "test-image: unchanged inputs, reusing $$dir"; \
+	else rm -rf $(CACHE)/standin-*; \
+	     STANDIN_CACHE=$(CACHE) $(TOP)/board/standin_x86_64/build.sh $$dir.tmp $(TOP)/target/release/homelabd $(VERSION) \
+	     && mv $$dir.tmp $$dir; fi; \
+	mkdir -p $(OUT)/standin; rm -f $(OUT)/standin/homelab*; \
+	ln -sf $$dir/homelab.img $(OUT)/standin/homelab.img; \
+	ln -sf $$dir/homelab-standin-$(VERSION).img.xz $(OUT)/standin/; \
+	ln -sf $$dir/homelab-standin-$(VERSION).img.xz.sha256 $(OUT)/standin/; \
+	ls -lL $(OUT)/standin
+
+boot-test: test-image
+	$(TOP)/board/standin_x86_64/boot-test.sh $(OUT)/standin/homelab.img $(OUT)/standin/boot-test
+
+# ---- Buildroot -------------------------------------------------------------------------
+
+buildroot-source:
+	@if [ ! -d $(BUILDROOT_DIR)/.git ]; then \
+	  mkdir -p $(CACHE); \
+	  git clone --depth 1 --branch $(BUILDROOT_VERSION) $(BUILDROOT_GIT) $(BUILDROOT_DIR).tmp; \
+	  mv $(BUILDROOT_DIR).tmp $(BUILDROOT_DIR); \
+	fi
+	@got=$$(git -C $(BUILDROOT_DIR) rev-parse HEAD); \
+	if [ "$$got" != "$(BUILDROOT_COMMIT)" ]; then \
+	  echo "Buildroot $(BUILDROOT_VERSION) is $$got, expected $(BUILDROOT_COMMIT): refusing to build from it."; \
+	  echo "(Delete $(BUILDROOT_DIR) to fetch it again, or set BUILDROOT_COMMIT for another pin.)"; exit 1; \
+	fi
+
+$(BOARDS): buildroot-source
+	mkdir -p $(OUT)/$@
+	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_EXTERNAL=$(TOP)/buildroot homelab_$@_defconfig
+	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELAB_VERSION=$(VERSION)
+	xz -T0 -6 -c $(OUT)/$@/images/homelab.img > $(OUT)/$@/homelab-$@-$(VERSION).img.xz
+	cd $(OUT)/$@ && sha256sum homelab-$@-$(VERSION).img.xz > homelab-$@-$(VERSION).img.xz.sha256
+	ls -l $(OUT)/$@/homelab-$@-$(VERSION).img.xz*
+
+check-buildroot-tree: buildroot-source
+	for b in $(BOARDS); do \
+	  rm -rf $(OUT)/check-$$b; \
+	  $(MAKE) -s -C $(BUILDROOT_DIR) O=$(OUT)/check-$$b BR2_EXTERNAL=$(TOP)/buildroot homelab_$${b}_defconfig; \
+	  $(TOP)/buildroot/check-defconfig.sh $(TOP)/buildroot/configs/homelab_$${b}_defconfig $(OUT)/check-$$b/.config; \
+	done
+	cd $(TOP)/buildroot && $(BUILDROOT_DIR)/utils/check-package --br2-external $$(find . -type f -not -name '*.md')
