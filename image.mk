@@ -20,7 +20,7 @@ BUILDROOT_GIT ?= https://gitlab.com/buildroot.org/buildroot.git
 BUILDROOT_DIR ?= $(CACHE)/buildroot-$(BUILDROOT_VERSION)
 BOARDS := pc_x86_64 rpi4_64 generic_aarch64
 
-.PHONY: help test-image boot-test $(BOARDS) buildroot-source check-buildroot-tree
+.PHONY: help test-image boot-test $(BOARDS) buildroot-source homelabd-source check-buildroot-tree
 
 help:
 	@echo "Homelab images (version $(VERSION))"
@@ -41,7 +41,8 @@ help:
 # ---- CI stand-in -------------------------------------------------------------------------
 
 STANDIN_INPUTS = $(TOP)/board/standin_x86_64/build.sh $(TOP)/board/pc_x86_64/genimage.cfg \
-	$(TOP)/board/pc_x86_64/grub.cfg $(shell find $(TOP)/overlay | LC_ALL=C sort)
+	$(TOP)/board/pc_x86_64/meta $(TOP)/board/common/grub-ab.cfg.in $(TOP)/board/common/render-grub.sh \
+	$(shell find $(TOP)/overlay | LC_ALL=C sort)
 
 # Cached by content: the overlay, the board files, the build script and the daemon binary.
 test-image:
@@ -68,7 +69,7 @@ boot-test: test-image
 # ---- Buildroot -------------------------------------------------------------------------
 
 buildroot-source:
-	@if [ ! -d $(BUILDROOT_DIR)/.git ]; then \
+	@if [ ! -e $(BUILDROOT_DIR)/.git ]; then \
 	  mkdir -p $(CACHE); \
 	  git clone --depth 1 --branch $(BUILDROOT_VERSION) $(BUILDROOT_GIT) $(BUILDROOT_DIR).tmp; \
 	  mv $(BUILDROOT_DIR).tmp $(BUILDROOT_DIR); \
@@ -79,10 +80,18 @@ buildroot-source:
 	  echo "(Delete $(BUILDROOT_DIR) to fetch it again, or set BUILDROOT_COMMIT for another pin.)"; exit 1; \
 	fi
 
-$(BOARDS): buildroot-source
+# homelabd's source for Buildroot: the committed tree with every crate vendored into VENDOR/
+# (Buildroot's cargo infrastructure uses such an archive as it is), in the download directory.
+homelabd-source:
+	rm -rf $(CACHE)/src && mkdir -p $(CACHE)/src/homelabd-$(VERSION) $(CACHE)/dl/homelabd
+	git -C $(TOP) archive HEAD Cargo.toml Cargo.lock daemon web recipes | tar -x -C $(CACHE)/src/homelabd-$(VERSION)
+	cd $(CACHE)/src/homelabd-$(VERSION) && mkdir -p .cargo && cargo vendor --locked VENDOR > .cargo/config.toml
+	tar -C $(CACHE)/src -czf $(CACHE)/dl/homelabd/homelabd-$(VERSION).tar.gz homelabd-$(VERSION)
+
+$(BOARDS): buildroot-source homelabd-source
 	mkdir -p $(OUT)/$@
 	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_EXTERNAL=$(TOP)/buildroot homelab_$@_defconfig
-	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELAB_VERSION=$(VERSION)
+	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELABD_VERSION=$(VERSION)
 	xz -T0 -6 -c $(OUT)/$@/images/homelab.img > $(OUT)/$@/homelab-$@-$(VERSION).img.xz
 	cd $(OUT)/$@ && sha256sum homelab-$@-$(VERSION).img.xz > homelab-$@-$(VERSION).img.xz.sha256
 	ls -l $(OUT)/$@/homelab-$@-$(VERSION).img.xz*
@@ -93,4 +102,4 @@ check-buildroot-tree: buildroot-source
 	  $(MAKE) -s -C $(BUILDROOT_DIR) O=$(OUT)/check-$$b BR2_EXTERNAL=$(TOP)/buildroot homelab_$${b}_defconfig; \
 	  $(TOP)/buildroot/check-defconfig.sh $(TOP)/buildroot/configs/homelab_$${b}_defconfig $(OUT)/check-$$b/.config; \
 	done
-	cd $(TOP)/buildroot && $(BUILDROOT_DIR)/utils/check-package --br2-external $$(find . -type f -not -name '*.md')
+	cd $(TOP)/buildroot && $(BUILDROOT_DIR)/utils/check-package --br2-external $$(find . -type f -not -name '*.md' -not -name check-defconfig.sh)

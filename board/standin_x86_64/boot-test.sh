@@ -90,8 +90,7 @@ CFG
   nsenter --net="/var/run/netns/$CLIENT" unshare --mount --propagation private -- \
     sh -c "mount --bind '$WORK/client-run' /run && exec sleep infinity" &
   echo $! > "$WORK/client.pid"
-  local i
-  for i in $(seq 1 100); do grep -q "$WORK/client-run" "/proc/$(cat "$WORK/client.pid")/mountinfo" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 100); do grep -q "$WORK/client-run" "/proc/$(cat "$WORK/client.pid")/mountinfo" 2>/dev/null && break; sleep 0.05; done
   mkdir -p "$WORK/client-run/dbus"
   in_client dbus-daemon --system --fork
   cat > "$WORK/avahi.conf" <<CFG
@@ -195,7 +194,8 @@ main() {
   done
   [[ -n "$code" ]] || fail "no setup code on the serial console"
   grep -aq "Certificate fingerprint" "$WORK/serial.log" || fail "no certificate fingerprint on the console"
-  local password="boot-test-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
+  local password
+  password="boot-test-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
   status="$(in_client curl -sk -m 10 -o /dev/null -w '%{http_code}' -H "Origin: $ORIGIN" --resolve "homelab.local:443:$ip" \
     --data-urlencode username=admin --data-urlencode "password=$password" --data-urlencode "password_confirm=$password" \
     --data-urlencode "setup_code=ZZZZ-ZZZZ" "$ORIGIN/setup")"

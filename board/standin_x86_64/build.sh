@@ -85,10 +85,13 @@ make_esp() {
   local esp="${1:?}"
   log "building the EFI system partition (GRUB with the A/B script built in)"
   mkdir -p "$esp/EFI/BOOT"
+  # The pc_x86_64 script, with Debian's kernel name and its initramfs.
+  sed 's/^KERNEL_IMAGE=.*/KERNEL_IMAGE=vmlinuz/' "$BOARD/meta" > "$WORK/meta"
+  "$ROOT_DIR/board/common/render-grub.sh" "$WORK/meta" "$WORK/grub.cfg" initrd.img
   grub-mkstandalone -O x86_64-efi -o "$esp/EFI/BOOT/BOOTX64.EFI" \
     --modules="part_gpt fat squash4 normal linux loadenv test echo search configfile" \
     --locales="" --themes="" --fonts="" \
-    "boot/grub/grub.cfg=$BOARD/grub.cfg"
+    "boot/grub/grub.cfg=$WORK/grub.cfg"
   grub-editenv "$esp/EFI/BOOT/grubenv" create
   grub-editenv "$esp/EFI/BOOT/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
 }

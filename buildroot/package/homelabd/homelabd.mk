@@ -1,0 +1,25 @@
+################################################################################
+#
+# homelabd
+#
+################################################################################
+
+# The source archive is made from this repository by `make -f image.mk <board>`
+# (git archive + cargo vendor into VENDOR/) and placed in the download directory,
+# so nothing is fetched: the vendored tarball is used as it is.
+HOMELABD_VERSION = $(call qstrip,$(BR2_PACKAGE_HOMELABD_VERSION))
+HOMELABD_SITE = $(BR2_DL_DIR)/homelabd
+HOMELABD_SITE_METHOD = file
+HOMELABD_LICENSE = Proprietary
+HOMELABD_SUBDIR = daemon
+HOMELABD_CARGO_INSTALL_OPTS = --bin homelabd
+# Made locally for each build: there is no fixed hash to check it against.
+BR_NO_CHECK_HASH_FOR += $(HOMELABD_SOURCE)
+
+# The daemon's own unprivileged user, created at build time (the root
+# filesystem is read-only at run time).
+define HOMELABD_USERS
+	homelab -1 homelab -1 * /data/homelab - - Homelab daemon
+endef
+
+$(eval $(cargo-package))
