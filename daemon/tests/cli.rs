@@ -117,3 +117,42 @@ async fn runs_logs_json_prints_the_setup_code_and_stops_gracefully_on_sigterm() 
     assert!(log.contains("database closed cleanly"));
     assert!(!healthcheck(&d.listen));
 }
+
+#[test]
+fn console_banner_shows_the_code_and_fingerprint_until_claimed() {
+    let data = data_dir("cli-banner");
+    let banner = Command::new(BIN)
+        .args(["console-banner", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(banner.status.success());
+    let text = String::from_utf8(banner.stdout).unwrap();
+    let code = Command::new(BIN)
+        .args(["setup-code", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let code = String::from_utf8(code.stdout).unwrap().trim().to_string();
+    assert!(text.contains(&format!("Setup code: {code}")), "{text}");
+    assert!(text.contains("http://homelab.local"));
+    // The fingerprint shown is the certificate's (its hex pairs, as the daemon logs them).
+    let fingerprint = text
+        .lines()
+        .skip_while(|l| !l.contains("Certificate fingerprint"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(data.join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    let expected = String::from_utf8(openssl.stdout).unwrap();
+    assert_eq!(
+        expected.trim().rsplit('=').next().unwrap(),
+        fingerprint,
+        "{text}"
+    );
+}
