@@ -289,7 +289,22 @@ impl Deployer {
             }
         }
         let settings = render::settings(&recipe, &req.settings).map_err(DeployError::Invalid)?;
-        let verdicts = self.plan(slug, &settings).await?;
+        let mut verdicts = self.plan(slug, &settings).await?;
+        // A device the user picked is judged on its ports by the pre-flight's fresh look
+        // (which also names what holds a port and suggests a free one), not by the last poll:
+        // that may predate a port being freed or taken.
+        if let Some(id) = req.device_id {
+            let need = Need::from_recipe(&recipe, vec![]);
+            let fresh = placement::rank(&need, &self.candidates().await?);
+            if let (Some(v), Some(f)) = (
+                verdicts.iter_mut().find(|v| v.device_id == id),
+                fresh.into_iter().find(|v| v.device_id == id),
+            ) && !v.eligible
+                && f.eligible
+            {
+                *v = f;
+            }
+        }
         let chosen = match req.device_id {
             Some(id) => {
                 let v = verdicts.iter().find(|v| v.device_id == id).ok_or_else(|| {

@@ -133,6 +133,7 @@ struct ProgressTemplate<'a> {
 #[derive(Template)]
 #[template(path = "pages/deployment.html")]
 struct DeploymentPage {
+    id: i64,
     slug: String,
     app_name: String,
     heading: String,
@@ -237,6 +238,7 @@ pub async fn show(
         format!("Installing {app_name} on {}", d.device_name)
     };
     let partial = DeploymentPage {
+        id: d.id,
         slug: d.slug.clone(),
         app_name: app_name.clone(),
         heading,
