@@ -5,7 +5,8 @@
 # laptop resolves homelab.local over mDNS (Avahi) and reaches the setup wizard by that name;
 # the setup code on the serial console is the daemon's (a wrong code is refused, that one is
 # accepted); only ports 80 and 443 are open; the service's sandbox score; and after a power
-# cut the claim survives and the boot slot was marked good.
+# cut the claim survives and the boot slot was marked good; a preferred slot B that holds no
+# system falls back to A.
 #
 #   board/standin_x86_64/boot-test.sh IMAGE WORK_DIR
 #
@@ -112,8 +113,12 @@ CFG
 prepare_disk() {
   cp --sparse=always "$IMAGE" "$WORK/disk.img"
   cp "$OVMF_VARS" "$WORK/vars.fd"
+  set_grubenv homelab_extra="homelab.selftest ${EXTRA_CMDLINE:-}"
+}
+
+set_grubenv() { # set_grubenv NAME=VALUE…: edit the GRUB environment on the (stopped) disk
   MTOOLS_SKIP_CHECK=1 mcopy -o -i "$WORK/disk.img@@$ESP_OFFSET" ::EFI/BOOT/grubenv "$WORK/grubenv"
-  grub-editenv "$WORK/grubenv" set homelab_extra="homelab.selftest ${EXTRA_CMDLINE:-}"
+  grub-editenv "$WORK/grubenv" set "$@"
   MTOOLS_SKIP_CHECK=1 mcopy -o -i "$WORK/disk.img@@$ESP_OFFSET" "$WORK/grubenv" ::EFI/BOOT/grubenv
 }
 
@@ -251,6 +256,21 @@ main() {
   grep -q '^A_OK=1$' <<<"$env" && grep -q '^A_TRY=0$' <<<"$env" \
     || fail "slot A was not marked good after a healthy boot: $(tr '\n' ' ' <<<"$env")"
   pass "slot A marked good after a healthy boot (A_OK=1, A_TRY=0)"
+
+  # Fallback: pretend slot B was just installed and preferred, but it holds no system. GRUB
+  # must spend B's attempt, boot A, and A gets marked good again.
+  set_grubenv ORDER="B A" B_OK=1 B_TRY=0
+  start_vm
+  secs="$(wait_http "$BOOT_DEADLINE")" || fail "no HTTP answer when slot B could not boot"
+  for _ in $(seq 1 60); do
+    grep -aq "boot slot A marked good" "$WORK/serial.log" && break
+    sleep 1
+  done
+  power_off
+  env="$(grubenv_of_disk)"
+  grep -q '^B_TRY=1$' <<<"$env" && grep -q '^A_TRY=0$' <<<"$env" && grep -q '^A_OK=1$' <<<"$env" \
+    || fail "after a failed slot B the environment is: $(tr '\n' ' ' <<<"$env")"
+  pass "a preferred slot that cannot boot falls back to A in ${secs}s (B_TRY=1, A marked good)"
   cat "$WORK/figures"
 }
 
