@@ -380,6 +380,13 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     assert_eq!(ours["deployed"]["state"], "running");
     assert_eq!(ours["deployed"]["url"], format!("http://{ip}:18080/"));
     assert_eq!(ours["deployed"]["device_id"], nas);
+    let pool = s
+        .get("/dashboard/pool", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(pool.contains("1 apps running"), "{pool}");
 
     // Deploying again returns what runs; nothing new starts.
     let (status, again) = api.deploy(slug, serde_json::json!({})).await;

@@ -873,11 +873,14 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
         cores,
         load_pct,
         load_pct_bar: load_pct.min(100),
-        apps: live
+        // Apps Homelab deployed and finds running (containers of other tools are not apps).
+        apps: state
+            .store
+            .apps()
+            .await?
             .iter()
-            .filter_map(|f| f.docker.as_ref())
-            .map(|d| d.running)
-            .sum(),
+            .filter(|a| a.state == "running")
+            .count() as u64,
         cards: if views.is_empty() {
             String::new()
         } else {
