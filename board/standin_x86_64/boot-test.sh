@@ -159,6 +159,12 @@ wait_http() { # wait_http DEADLINE_SECS: until the box answers /healthz on :80; 
   return 1
 }
 
+claim_with() { # claim_with IP PASSWORD SETUP_CODE: the setup form from the laptop; prints the status
+  in_client curl -sk -m 10 -o /dev/null -w '%{http_code}' -H "Origin: $ORIGIN" --resolve "homelab.local:443:${1:?}" \
+    --data-urlencode username=admin --data-urlencode "password=${2:?}" --data-urlencode "password_confirm=$2" \
+    --data-urlencode "setup_code=${3:?}" "$ORIGIN/setup"
+}
+
 main() {
   mkdir -p "$WORK"
   WORK="$(cd "$WORK" && pwd)"
@@ -201,13 +207,9 @@ main() {
   grep -aq "Certificate fingerprint" "$WORK/serial.log" || fail "no certificate fingerprint on the console"
   local password
   password="boot-test-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
-  status="$(in_client curl -sk -m 10 -o /dev/null -w '%{http_code}' -H "Origin: $ORIGIN" --resolve "homelab.local:443:$ip" \
-    --data-urlencode username=admin --data-urlencode "password=$password" --data-urlencode "password_confirm=$password" \
-    --data-urlencode "setup_code=ZZZZ-ZZZZ" "$ORIGIN/setup")"
+  status="$(claim_with "$ip" "$password" ZZZZ-ZZZZ)"
   [[ "$status" == 403 ]] || fail "a wrong setup code answered $status, expected 403"
-  status="$(in_client curl -sk -m 10 -o /dev/null -w '%{http_code}' -H "Origin: $ORIGIN" --resolve "homelab.local:443:$ip" \
-    --data-urlencode username=admin --data-urlencode "password=$password" --data-urlencode "password_confirm=$password" \
-    --data-urlencode "setup_code=$code" "$ORIGIN/setup")"
+  status="$(claim_with "$ip" "$password" "$code")"
   [[ "$status" == 303 ]] || fail "claiming with the console's setup code answered $status"
   pass "the console's setup code ($code) is the daemon's: a wrong one is refused, it is accepted"
 

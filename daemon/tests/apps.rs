@@ -9,25 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-async fn add(s: &TestServer, session: &Session, name: &str, device: &str) {
-    let pw = lab::password();
-    let ip = lab::ip(device);
-    let res = s
-        .post_htmx(
-            "/devices",
-            session,
-            &[
-                ("name", name),
-                ("host", ip.as_str()),
-                ("username", "homelab"),
-                ("method", "password"),
-                ("password", pw.as_str()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-}
-
 #[tokio::test]
 async fn catalog_search_categories_and_placement_with_reasons() {
     let s = start("apps").await;
@@ -90,30 +71,10 @@ async fn catalog_search_categories_and_placement_with_reasons() {
         .unwrap();
     assert!(plan.contains("Add a device first"), "{plan}");
 
-    add(&s, &session, "Big", "server-01").await;
-    add(&s, &session, "Pi", "pi-4").await;
+    add_lab_device(&s, &session, "Big", "server-01").await;
+    add_lab_device(&s, &session, "Pi", "pi-4").await;
     // Something else takes Vaultwarden's port on the Pi.
-    let cname = format!("port-taker-{}", std::process::id());
-    lab::exec(
-        "pi-4",
-        &[
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            &cname,
-            "-p",
-            "8222:8080",
-            "homelab-lab/http-stub:1",
-        ],
-    );
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            lab::exec("pi-4", &["docker", "rm", "-f", &self.0]);
-        }
-    }
-    let _cleanup = Cleanup(cname);
+    let _taker = lab::take_port("pi-4", 8222);
 
     let vw = eventually(
         "the port conflict and a recommendation",
@@ -173,7 +134,7 @@ async fn placement_picks_the_device_each_profile_suits() {
         ("Pi", "pi-4"),            // 4 GB, 1 core, 32 GB
         ("NAS", "nas-01"),         // 4 GB, 2 cores, 200 GB
     ] {
-        add(&s, &session, name, device).await;
+        add_lab_device(&s, &session, name, device).await;
     }
     let token = s.api_token(&session, "profiles").await;
     let placement = |slug: &'static str| {

@@ -62,47 +62,6 @@ fn stand_in(device: &str, image: &str) {
     );
 }
 
-async fn add_device(s: &TestServer, session: &Session, name: &str, device: &str) -> i64 {
-    let pw = lab::password();
-    let ip = lab::ip(device);
-    let res = s
-        .post_htmx(
-            "/devices",
-            session,
-            &[
-                ("name", name),
-                ("host", ip.as_str()),
-                ("username", "homelab"),
-                ("method", "password"),
-                ("password", pw.as_str()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let target = res.headers()["hx-redirect"].to_str().unwrap().to_string();
-    let id: i64 = target.rsplit('/').next().unwrap().parse().unwrap();
-    // Its first check runs right after adding; placement needs it online.
-    eventually(
-        "the device's first check",
-        Duration::from_secs(60),
-        || async {
-            let body = s
-                .get(&format!("/api/v1/devices/{id}"), session)
-                .await
-                .text()
-                .await
-                .unwrap();
-            if body.contains("\"state\":\"online\"") {
-                Ok(())
-            } else {
-                Err(body)
-            }
-        },
-    )
-    .await;
-    id
-}
-
 struct Api<'a> {
     s: &'a TestServer,
     token: String,
@@ -142,6 +101,10 @@ impl Api<'_> {
         )
     }
 
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
     async fn deploy(&self, slug: &str, body: Value) -> (u16, Value) {
         self.send(
             reqwest::Method::POST,
@@ -149,6 +112,24 @@ impl Api<'_> {
             Some(body),
         )
         .await
+    }
+
+    /// POSTs something that starts a deployment (a deploy or an update), expects 202, and
+    /// waits until it ends: running, or rolled back.
+    async fn run_to_end(&self, path: &str, body: Value) -> Value {
+        let (status, started) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 202, "POST {path}: {started}");
+        self.wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await
+    }
+
+    async fn deploy_to_end(&self, slug: &str, body: Value) -> Value {
+        self.run_to_end(&format!("/api/v1/applications/{slug}/deploy"), body)
+            .await
     }
 
     /// Waits until the deployment reaches one of `states`.
@@ -181,15 +162,15 @@ impl Api<'_> {
 
 /// Removes whatever an earlier, interrupted run of a test left of an app on a device.
 fn fresh(device: &str, slugs: &[&str]) {
+    // A fixed script; the label and folder arrive as its arguments.
+    const CLEAN: &str = "docker ps -aq --filter \"$1\" | xargs -r docker rm -f; \
+        docker volume ls -q --filter \"$1\" | xargs -r docker volume rm; \
+        docker network ls -q --filter \"$1\" | xargs -r docker network rm; \
+        rm -rf -- \"$2\"";
     for slug in slugs {
         let label = format!("label=com.docker.compose.project=homelab-{slug}");
-        let script = format!(
-            "docker ps -aq --filter {label} | xargs -r docker rm -f; \
-             docker volume ls -q --filter {label} | xargs -r docker volume rm; \
-             docker network ls -q --filter {label} | xargs -r docker network rm; \
-             rm -rf /opt/homelab/apps/{slug}"
-        );
-        lab::exec(device, &["sh", "-c", &script]);
+        let dir = format!("/opt/homelab/apps/{slug}");
+        lab::exec(device, &["sh", "-c", CLEAN, "fresh", &label, &dir]);
     }
 }
 
@@ -278,7 +259,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     };
     fresh("nas-01", &[slug]);
     stand_in("nas-01", "example/lab-web:1.0");
-    let nas = add_device(&s, &session, "NAS", "nas-01").await;
+    let nas = add_lab_device(&s, &session, "NAS", "nas-01").await;
 
     // Placement through the API: the only device, with its reason.
     let app = api.get(&format!("/api/v1/applications/{slug}")).await;
@@ -290,16 +271,11 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     let greeting = format!(
         "it's \"quoted\" $HOME ${{TOKEN}} $$ `touch {canary}` $(touch {canary}) ; touch {canary} # not a comment\nline two\twith  spaces \\ end"
     );
-    let (status, started) = api
-        .deploy(
+    let d = api
+        .deploy_to_end(
             slug,
             serde_json::json!({"settings": {"GREETING": greeting, "HTTP_PORT": "18080"}}),
         )
-        .await;
-    assert_eq!(status, 202, "{started}");
-    let id = started["deployment_id"].as_i64().unwrap();
-    let d = api
-        .wait(id, &["running", "rolled_back"], Duration::from_secs(120))
         .await;
     assert_eq!(d["state"], "running", "{d}");
     assert_eq!(d["progress"], 100);
@@ -402,13 +378,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     );
 
     // The device cannot be removed while it runs an app.
-    let (status, body) = api
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/devices/{nas}"),
-            None,
-        )
-        .await;
+    let (status, body) = api.delete(&format!("/api/v1/devices/{nas}")).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.to_string().contains("still runs lab-web"));
 
@@ -461,7 +431,11 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     let logs = api
         .get(&format!("/api/v1/applications/{slug}/logs?lines=20"))
         .await;
-    assert!(logs["logs"].is_string());
+    // Compose names the app's container in its log output.
+    assert!(
+        logs["logs"].as_str().unwrap().contains("homelab-lab-web"),
+        "{logs}"
+    );
 
     // Reconciliation notices a container removed behind our back.
     lab::exec(
@@ -487,13 +461,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     .await;
 
     // Remove keeping data: the volume and the secret stay; a new deploy reuses both.
-    let (status, body) = api
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/applications/{slug}"),
-            None,
-        )
-        .await;
+    let (status, body) = api.delete(&format!("/api/v1/applications/{slug}")).await;
     assert_eq!(status, 200, "{body}");
     let vols = lab::exec(
         "nas-01",
@@ -508,15 +476,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     );
     assert_eq!(vols.trim(), "homelab-lab-web_data");
     assert_eq!(app_secrets(&data, slug), 1);
-    let (status, started) = api.deploy(slug, serde_json::json!({})).await;
-    assert_eq!(status, 202, "{started}");
-    let d = api
-        .wait(
-            started["deployment_id"].as_i64().unwrap(),
-            &["running", "rolled_back"],
-            Duration::from_secs(120),
-        )
-        .await;
+    let d = api.deploy_to_end(slug, serde_json::json!({})).await;
     assert_eq!(d["state"], "running", "{d}");
     let env = container_env("nas-01", slug);
     assert!(
@@ -526,23 +486,50 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
 
     // Remove with its data: nothing left anywhere.
     let (status, body) = api
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/applications/{slug}?delete_data=true"),
-            None,
-        )
+        .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_nothing_left("nas-01", slug);
     assert_eq!(app_secrets(&data, slug), 0);
-    let (status, _) = api
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/applications/{slug}"),
-            None,
-        )
-        .await;
+    let (status, _) = api.delete(&format!("/api/v1/applications/{slug}")).await;
     assert_eq!(status, 404, "removing twice says it is not deployed");
+
+    // A device that is gone: removing says so and how to proceed; forgetting works.
+    let d = api.deploy_to_end(slug, serde_json::json!({})).await;
+    assert_eq!(d["state"], "running", "{d}");
+    let nas_cable = lab::unplug("nas-01");
+    let (status, body) = api
+        .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string().contains("Nothing was removed")
+            && body.to_string().contains("Forget it here only"),
+        "{body}"
+    );
+    let (status, body) = api
+        .delete(&format!("/api/v1/applications/{slug}?forget=true"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+    assert!(app["deployed"].is_null(), "{app}");
+    nas_cable.on();
+    // Forgetting touched nothing on the device: its container is still there.
+    let left = lab::exec(
+        "nas-01",
+        &[
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-web",
+        ],
+    );
+    assert!(
+        !left.trim().is_empty(),
+        "forgetting must not touch the device"
+    );
+    fresh("nas-01", &[slug]);
 }
 
 #[tokio::test]
@@ -598,7 +585,7 @@ async fn failures_roll_back_completely_and_port_conflicts_are_caught_first() {
         ],
     );
     stand_in("server-02", "example/lab-web:1.0");
-    add_device(&s, &session, "Server 2", "server-02").await;
+    add_lab_device(&s, &session, "Server 2", "server-02").await;
 
     for (slug, expect) in [
         ("lab-missing", "could not be downloaded"),
@@ -609,15 +596,7 @@ async fn failures_roll_back_completely_and_port_conflicts_are_caught_first() {
         ("lab-crash", "stopped right after starting"),
         ("lab-compose-error", "Starting lab-compose-error failed"),
     ] {
-        let (status, started) = api.deploy(slug, serde_json::json!({})).await;
-        assert_eq!(status, 202, "{slug}: {started}");
-        let d = api
-            .wait(
-                started["deployment_id"].as_i64().unwrap(),
-                &["running", "rolled_back"],
-                Duration::from_secs(120),
-            )
-            .await;
+        let d = api.deploy_to_end(slug, serde_json::json!({})).await;
         assert_eq!(d["state"], "rolled_back", "{slug}: {d}");
         let msg = d["message"].as_str().unwrap();
         assert!(msg.contains(expect), "{slug}: {msg}");
@@ -642,48 +621,26 @@ async fn failures_roll_back_completely_and_port_conflicts_are_caught_first() {
     );
 
     // Ports taken after the last poll: by a container, and by a plain program on the device.
-    let taker = format!("port-taker-{}", std::process::id());
-    lab::exec(
-        "server-02",
-        &[
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            &taker,
-            "-p",
-            "18110:8080",
-            "homelab-lab/http-stub:1",
-        ],
-    );
+    let taker = lab::take_port("server-02", 18110);
     assert!(lab::exec_ok(
         "server-02",
         &["busybox", "httpd", "-p", "18111", "-h", "/"]
     ));
-    struct Cleanup(String);
-    impl Drop for Cleanup {
+    struct StopHttpd;
+    impl Drop for StopHttpd {
         fn drop(&mut self) {
-            lab::exec("server-02", &["docker", "rm", "-f", &self.0]);
             lab::exec("server-02", &["pkill", "-f", "httpd -p 18111"]);
         }
     }
-    let _cleanup = Cleanup(taker.clone());
+    let _httpd = StopHttpd;
     for (port, by) in [
-        ("18110", format!("by {taker}")),
+        ("18110", format!("by {}", taker.name)),
         ("18111", "by another program".to_string()),
     ] {
-        let (status, started) = api
-            .deploy(
+        let d = api
+            .deploy_to_end(
                 "lab-ports",
                 serde_json::json!({"settings": {"HTTP_PORT": port}}),
-            )
-            .await;
-        assert_eq!(status, 202, "{started}");
-        let d = api
-            .wait(
-                started["deployment_id"].as_i64().unwrap(),
-                &["rolled_back", "running"],
-                Duration::from_secs(60),
             )
             .await;
         let msg = d["message"].as_str().unwrap();
@@ -719,19 +676,12 @@ async fn a_device_powered_off_mid_deploy_fails_clearly_and_is_cleaned_once_back(
     };
     fresh("pi-4", &["lab-power"]);
     stand_in("pi-4", "example/lab-web:1.0");
-    add_device(&s, &session, "Pi", "pi-4").await;
-    struct PowerOn;
-    impl Drop for PowerOn {
-        fn drop(&mut self) {
-            lab::run(&["power", "pi-4", "on"]);
-        }
-    }
+    add_lab_device(&s, &session, "Pi", "pi-4").await;
     let (_, started) = api.deploy("lab-power", serde_json::json!({})).await;
     let id = started["deployment_id"].as_i64().unwrap();
     api.wait(id, &["health_check"], Duration::from_secs(120))
         .await;
-    let _power = PowerOn;
-    lab::run(&["power", "pi-4", "off"]);
+    let pi_cable = lab::unplug("pi-4");
     let d = api
         .wait_for(
             id,
@@ -759,7 +709,7 @@ async fn a_device_powered_off_mid_deploy_fails_clearly_and_is_cleaned_once_back(
         again.to_string().contains("still being undone on Pi"),
         "{again}"
     );
-    lab::run(&["power", "pi-4", "on"]);
+    pi_cable.on();
     let d = api
         .wait(id, &["rolled_back"], Duration::from_secs(120))
         .await;
@@ -785,7 +735,7 @@ async fn a_daemon_killed_mid_deploy_rolls_back_when_it_starts_again() {
     let token = s.api_token(&session, "deploy-kill").await;
     fresh("server-01", &["lab-kill"]);
     stand_in("server-01", "example/lab-web:1.0");
-    add_device(&s, &session, "Server 1", "server-01").await;
+    add_lab_device(&s, &session, "Server 1", "server-01").await;
     let api = Api {
         s: &s,
         token: token.clone(),
@@ -836,26 +786,22 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
     // Not on the device yet: the deploy must pull it from the lab registry.
     lab::exec("server-01", &["docker", "rmi", &pulled]);
     stand_in("server-01", "example/lab-upd:2.0");
-    let mut opts = Options::new("deploy-update");
-    opts.data = Some(data.clone());
-    opts.health_timeout = Duration::from_secs(20);
-    let s = start_with(opts).await;
+    // The same data directory each time the daemon starts (a new recipe needs a restart).
+    let options = || {
+        let mut opts = Options::new("deploy-update");
+        opts.data = Some(data.clone());
+        opts.health_timeout = Duration::from_secs(20);
+        opts
+    };
+    let s = start_with(options()).await;
     let (session, password) = s.claim().await;
     let token = s.api_token(&session, "deploy-update").await;
-    add_device(&s, &session, "Server 1", "server-01").await;
+    add_lab_device(&s, &session, "Server 1", "server-01").await;
     let api = Api {
         s: &s,
         token: token.clone(),
     };
-    let (status, started) = api.deploy("lab-upd", serde_json::json!({})).await;
-    assert_eq!(status, 202, "{started}");
-    let d = api
-        .wait(
-            started["deployment_id"].as_i64().unwrap(),
-            &["running", "rolled_back"],
-            Duration::from_secs(120),
-        )
-        .await;
+    let d = api.deploy_to_end("lab-upd", serde_json::json!({})).await;
     assert_eq!(d["state"], "running", "{d}");
     let pull = d["actions"]
         .as_array()
@@ -913,10 +859,7 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         std::fs::write(&c, text).unwrap();
     };
     restart("2.0", "    restart: unless-stopped\n");
-    let mut opts = Options::new("deploy-update");
-    opts.data = Some(data.clone());
-    opts.health_timeout = Duration::from_secs(20);
-    let s = start_with(opts).await;
+    let s = start_with(options()).await;
     let session = s.login(ADMIN, &password).await;
     let page = s.get("/apps/lab-upd", &session).await.text().await.unwrap();
     assert!(page.contains("Update to version 2.0"), "{page}");
@@ -924,20 +867,8 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         s: &s,
         token: token.clone(),
     };
-    let (status, started) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/applications/lab-upd/update",
-            None,
-        )
-        .await;
-    assert_eq!(status, 202, "{started}");
     let d = api
-        .wait(
-            started["deployment_id"].as_i64().unwrap(),
-            &["running", "rolled_back"],
-            Duration::from_secs(120),
-        )
+        .run_to_end("/api/v1/applications/lab-upd/update", Value::Null)
         .await;
     assert_eq!(d["state"], "running", "{d}");
     assert_eq!(image_of(), "example/lab-upd:2.0");
@@ -958,25 +889,10 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         "3.0",
         "    command: [\"/bin/sh\", \"-c\", \"echo bad release >&2; exit 4\"]\n",
     );
-    let mut opts = Options::new("deploy-update");
-    opts.data = Some(data.clone());
-    opts.health_timeout = Duration::from_secs(20);
-    let s = start_with(opts).await;
+    let s = start_with(options()).await;
     let api = Api { s: &s, token };
-    let (status, started) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/applications/lab-upd/update",
-            None,
-        )
-        .await;
-    assert_eq!(status, 202, "{started}");
     let d = api
-        .wait(
-            started["deployment_id"].as_i64().unwrap(),
-            &["running", "rolled_back"],
-            Duration::from_secs(120),
-        )
+        .run_to_end("/api/v1/applications/lab-upd/update", Value::Null)
         .await;
     assert_eq!(d["state"], "rolled_back", "{d}");
     assert!(
@@ -1024,11 +940,7 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         "only the previous version's container, running"
     );
     let (status, _) = api
-        .send(
-            reqwest::Method::DELETE,
-            "/api/v1/applications/lab-upd?delete_data=true",
-            None,
-        )
+        .delete("/api/v1/applications/lab-upd?delete_data=true")
         .await;
     assert_eq!(status, 200);
     assert_nothing_left("server-01", "lab-upd");

@@ -395,14 +395,7 @@ async fn a_powered_off_device_goes_offline_and_comes_back() {
         state_is("badge-online"),
     )
     .await;
-    struct PowerBack;
-    impl Drop for PowerBack {
-        fn drop(&mut self) {
-            lab::run(&["power", "pi-4", "on"]);
-        }
-    }
-    let _guard = PowerBack;
-    lab::run(&["power", "pi-4", "off"]);
+    let pi = lab::unplug("pi-4");
     // Keepalive and poll timeouts notice within a bounded time, without anyone clicking.
     let html = eventually(
         "the unplugged Pi going offline",
@@ -435,7 +428,7 @@ async fn a_powered_off_device_goes_offline_and_comes_back() {
             .unwrap()
             .contains("data-device=\"Pi\"")
     );
-    lab::run(&["power", "pi-4", "on"]);
+    pi.on();
     eventually(
         "the Pi coming back",
         Duration::from_secs(60),

@@ -202,12 +202,16 @@ def main():
             def deploy_app():
                 # No registry here: the lab's app stand-in is tagged as Vaultwarden's image on
                 # the device (see daemon/tests/deploy.rs), and leftovers of a killed run go first.
-                labsh = [str(ROOT / "lab" / "lab"), "exec", "server-02", "sh", "-c"]
+                # Fixed scripts; the project label and folder arrive as their arguments.
                 project = "label=com.docker.compose.project=homelab-vaultwarden"
-                subprocess.run(labsh + [f"docker ps -aq --filter {project} | xargs -r docker rm -f; "
-                                        f"docker volume ls -q --filter {project} | xargs -r docker volume rm; "
-                                        "rm -rf /opt/homelab/apps/vaultwarden; "
-                                        "docker tag homelab-lab/app-stub:1 vaultwarden/server:1.32.7"], check=True)
+                folder = "/opt/homelab/apps/vaultwarden"
+
+                def on_device(script):
+                    return subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "sh", "-c", script,
+                                           "walk", project, folder], capture_output=True, text=True, check=True).stdout
+                on_device('docker ps -aq --filter "$1" | xargs -r docker rm -f; '
+                          'docker volume ls -q --filter "$1" | xargs -r docker volume rm; rm -rf -- "$2"; '
+                          'docker tag homelab-lab/app-stub:1 vaultwarden/server:1.32.7')
                 page.goto(base + "/apps/vaultwarden")
                 expect(page.locator("#placement li.best")).to_contain_text("Server Two", timeout=15000)
                 page.fill("input[data-setting='HTTP_PORT']", "18222")
@@ -228,9 +232,8 @@ def main():
                 page.check("#delete-data")
                 page.click("#app-remove-button")
                 expect(page.locator("#deploy-form")).to_be_visible(timeout=30000)
-                left = subprocess.run(labsh + [f"docker ps -aq --filter {project}; docker volume ls -q --filter {project}; "
-                                               "ls /opt/homelab/apps/vaultwarden 2>/dev/null"],
-                                      capture_output=True, text=True).stdout.strip()
+                left = on_device('docker ps -aq --filter "$1"; docker volume ls -q --filter "$1"; '
+                                 'ls "$2" 2>/dev/null || true').strip()
                 assert left == "", f"left on the device after removal: {left}"
 
             def sign_out_and_in():

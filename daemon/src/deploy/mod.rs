@@ -115,19 +115,21 @@ pub struct Deployer {
     events: EventBus,
     pub config: DeployConfig,
     /// Apps with an operation in flight in this process: one operation per app at a time.
-    busy: std::sync::Mutex<HashSet<String>>,
+    busy: BusySet,
 }
 
-/// Marks an app busy for as long as it lives.
-struct BusyGuard<'a> {
-    deployer: &'a Deployer,
+/// The apps with an operation in flight in this process.
+type BusySet = Arc<std::sync::Mutex<HashSet<String>>>;
+
+/// Marks an app busy for as long as it lives; owned, so it can move into a deploy's task.
+struct BusyGuard {
+    set: BusySet,
     slug: String,
 }
 
-impl Drop for BusyGuard<'_> {
+impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.deployer
-            .busy
+        self.set
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.slug);
@@ -187,16 +189,31 @@ impl Deployer {
             catalog,
             events,
             config,
-            busy: std::sync::Mutex::new(HashSet::new()),
+            busy: BusySet::default(),
         }
     }
 
-    fn try_busy(&self, slug: &str) -> Option<BusyGuard<'_>> {
+    fn try_busy(&self, slug: &str) -> Option<BusyGuard> {
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         busy.insert(slug.to_string()).then(|| BusyGuard {
-            deployer: self,
+            set: self.busy.clone(),
             slug: slug.to_string(),
         })
+    }
+
+    /// Marks the app busy, or says it is (`name` is what the user calls it).
+    fn claim(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
+        self.try_busy(slug)
+            .ok_or_else(|| DeployError::Invalid(format!("{name} is busy; try again in a moment.")))
+    }
+
+    /// Runs a deploy or update in the background; the busy mark ends with it.
+    fn spawn_job(self: &Arc<Self>, guard: BusyGuard, job: Job) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            this.run_job(job).await;
+        });
     }
 
     fn recipe(&self, slug: &str) -> Result<&Recipe, DeployError> {
@@ -267,15 +284,15 @@ impl Deployer {
         if let Some(app) = self.store.app(slug.to_string()).await? {
             return Ok(Started::AlreadyDeployed(Box::new(app)));
         }
-        let Some(guard) = self.try_busy(slug) else {
-            let current = self.store.deployments(Some(slug.to_string()), 1).await?;
-            return match current.first() {
-                Some(d) => Ok(Started::InFlight(d.id)),
-                None => Err(DeployError::Invalid(format!(
-                    "{} is busy; try again in a moment.",
-                    recipe.manifest.name
-                ))),
-            };
+        let guard = match self.claim(slug, &recipe.manifest.name) {
+            Ok(g) => g,
+            Err(busy) => {
+                let current = self.store.deployments(Some(slug.to_string()), 1).await?;
+                return match current.first() {
+                    Some(d) => Ok(Started::InFlight(d.id)),
+                    None => Err(busy),
+                };
+            }
         };
         // A failed earlier attempt is cleaned up first: its undo could otherwise later delete
         // what this deploy reuses (its secrets, its folder).
@@ -389,7 +406,6 @@ impl Deployer {
             })
             .await?;
         tracing::info!(deployment = id, app = slug, device = %device.name, "deploy started");
-        let this = self.clone();
         let job = Job {
             id,
             kind: "deploy",
@@ -397,16 +413,7 @@ impl Deployer {
             device,
             settings,
         };
-        // The busy mark moves into the task: it is released when the deploy ends.
-        std::mem::forget(guard);
-        tokio::spawn(async move {
-            let slug = job.recipe.manifest.slug.clone();
-            let _guard = BusyGuard {
-                deployer: &this,
-                slug,
-            };
-            this.run_job(job).await;
-        });
+        self.spawn_job(guard, job);
         Ok(Started::New(id))
     }
 
@@ -530,17 +537,7 @@ impl Deployer {
         self.fill_secrets(id, recipe, &mut values).await?;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
-        remote
-            .write_app(&dir, &recipe.compose_text, &render::env_file(&values))
-            .await?;
-        let keys: Vec<&String> = values.keys().collect();
-        self.store
-            .set_deployment_files(
-                id,
-                recipe.compose_text.clone(),
-                serde_json::to_string(&keys).unwrap_or_default(),
-            )
-            .await?;
+        self.write_files(&remote, id, recipe, &dir, &values).await?;
 
         self.pull_images(&remote, id, recipe, &values).await?;
 
@@ -556,21 +553,9 @@ impl Deployer {
             },
         )
         .await?;
-        let out = remote
-            .compose(
-                "Start the app",
-                &dir,
-                &project,
-                &["up", "-d", "--no-build", "--remove-orphans"],
-            )
+        remote
+            .compose_up("Start the app", &dir, &project, &m.name)
             .await?;
-        if !out.success() {
-            return Err(DeployError::Invalid(format!(
-                "Starting {} failed: {}",
-                m.name,
-                last_lines(&out.stderr_text(), 6)
-            )));
-        }
 
         self.progress(id, slug, "configuring", 80, format!("Saving {}…", m.name))
             .await;
@@ -600,10 +585,39 @@ impl Deployer {
         self.store
             .set_app_state(slug.into(), "running", String::new())
             .await?;
+        self.finish_steps(id).await?;
+        Ok(url)
+    }
+
+    /// Writes the app's files on the device and records them for "What I did" (env keys only).
+    async fn write_files(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        dir: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        remote
+            .write_app(dir, &recipe.compose_text, &render::env_file(values))
+            .await?;
+        let keys: Vec<&String> = values.keys().collect();
+        self.store
+            .set_deployment_files(
+                id,
+                recipe.compose_text.clone(),
+                serde_json::to_string(&keys).unwrap_or_default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every journalled step of a successful deployment done.
+    async fn finish_steps(&self, id: i64) -> Result<(), DeployError> {
         for s in self.store.steps(id).await? {
             self.store.set_step_status(id, s.seq, "done").await?;
         }
-        Ok(url)
+        Ok(())
     }
 
     /// Adds the recipe's secrets to `values`: ones already in the vault (kept from an earlier
@@ -655,31 +669,19 @@ impl Deployer {
         Ok(())
     }
 
-    /// Starts updating a deployed app to the catalog's version of its recipe.
-    pub async fn update(self: &Arc<Self>, slug: &str) -> Result<Started, DeployError> {
+    /// Starts updating a deployed app to the catalog's version of its recipe; returns the
+    /// deployment that carries the update.
+    pub async fn update(self: &Arc<Self>, slug: &str) -> Result<i64, DeployError> {
         let recipe = self.recipe(slug)?.clone();
-        let app = self
-            .store
-            .app(slug.to_string())
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(recipe.manifest.name.clone()))?;
+        let app = self.deployed(slug).await?;
         if app.version == recipe.manifest.version && app.compose == recipe.compose_text {
             return Err(DeployError::Invalid(format!(
                 "{} is up to date (version {}).",
                 recipe.manifest.name, app.version
             )));
         }
-        let Some(guard) = self.try_busy(slug) else {
-            return Err(DeployError::Invalid(format!(
-                "{} is busy; try again in a moment.",
-                recipe.manifest.name
-            )));
-        };
-        let device = self
-            .store
-            .device(app.device_id)
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(recipe.manifest.name.clone()))?;
+        let guard = self.claim(slug, &recipe.manifest.name)?;
+        let device = self.app_device(&app).await?;
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
         // Settings the new version added get their defaults; ones it dropped are ignored.
@@ -715,7 +717,6 @@ impl Deployer {
                 finished_at: None,
             })
             .await?;
-        let this = self.clone();
         let job = Job {
             id,
             kind: "update",
@@ -723,15 +724,8 @@ impl Deployer {
             device,
             settings,
         };
-        std::mem::forget(guard);
-        tokio::spawn(async move {
-            let _guard = BusyGuard {
-                deployer: &this,
-                slug: job.recipe.manifest.slug.clone(),
-            };
-            this.run_job(job).await;
-        });
-        Ok(Started::New(id))
+        self.spawn_job(guard, job);
+        Ok(id)
     }
 
     /// An update: new files beside the previous Compose file, new images, containers
@@ -742,11 +736,7 @@ impl Deployer {
         let m = &recipe.manifest;
         let slug = m.slug.as_str();
         let project = project_name(slug);
-        let app = self
-            .store
-            .app(slug.to_string())
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(m.name.clone()))?;
+        let app = self.deployed(slug).await?;
         let dir = app.app_dir.clone();
         let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
         if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
@@ -780,17 +770,7 @@ impl Deployer {
         remote
             .copy_file(&dir, "app.env", "app.env.previous")
             .await?;
-        remote
-            .write_app(&dir, &recipe.compose_text, &render::env_file(&values))
-            .await?;
-        let keys: Vec<&String> = values.keys().collect();
-        self.store
-            .set_deployment_files(
-                id,
-                recipe.compose_text.clone(),
-                serde_json::to_string(&keys).unwrap_or_default(),
-            )
-            .await?;
+        self.write_files(&remote, id, recipe, &dir, &values).await?;
         self.pull_images(&remote, id, recipe, &values).await?;
         self.progress(
             id,
@@ -800,21 +780,14 @@ impl Deployer {
             format!("Starting the new {}…", m.name),
         )
         .await;
-        let out = remote
-            .compose(
+        remote
+            .compose_up(
                 "Recreate the app",
                 &dir,
                 &project,
-                &["up", "-d", "--no-build", "--remove-orphans"],
+                &format!("the new {}", m.name),
             )
             .await?;
-        if !out.success() {
-            return Err(DeployError::Invalid(format!(
-                "Starting the new {} failed: {}",
-                m.name,
-                last_lines(&out.stderr_text(), 6)
-            )));
-        }
         self.progress(
             id,
             slug,
@@ -840,9 +813,7 @@ impl Deployer {
                 ..app
             })
             .await?;
-        for s in self.store.steps(id).await? {
-            self.store.set_step_status(id, s.seq, "done").await?;
-        }
+        self.finish_steps(id).await?;
         Ok(url)
     }
 
@@ -1213,20 +1184,13 @@ impl Deployer {
                             r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
                                 .await?;
                             r.copy_file(dir, "app.env.previous", "app.env").await?;
-                            let out = r
-                                .compose(
-                                    "Start the previous version",
-                                    dir,
-                                    project,
-                                    &["up", "-d", "--no-build", "--remove-orphans"],
-                                )
-                                .await?;
-                            if !out.success() {
-                                return Err(DeployError::Invalid(format!(
-                                    "the previous version did not start: {}",
-                                    last_lines(&out.stderr_text(), 4)
-                                )));
-                            }
+                            r.compose_up(
+                                "Start the previous version",
+                                dir,
+                                project,
+                                "the previous version",
+                            )
+                            .await?;
                         }
                         _ => {}
                     }
@@ -1342,21 +1306,27 @@ impl Deployer {
         }
     }
 
-    /// start | stop | restart an app.
-    pub async fn lifecycle(&self, slug: &str, action: Lifecycle) -> Result<String, DeployError> {
-        let app = self
-            .store
+    /// The record of a deployed app.
+    async fn deployed(&self, slug: &str) -> Result<AppRow, DeployError> {
+        self.store
             .app(slug.to_string())
             .await?
-            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
-        let _guard = self.try_busy(slug).ok_or_else(|| {
-            DeployError::Invalid(format!("{} is busy; try again in a moment.", app.name))
-        })?;
-        let device = self
-            .store
+            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))
+    }
+
+    /// The device a deployed app runs on.
+    async fn app_device(&self, app: &AppRow) -> Result<crate::store::DeviceRow, DeployError> {
+        self.store
             .device(app.device_id)
             .await?
-            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
+            .ok_or_else(|| DeployError::NotDeployed(app.name.clone()))
+    }
+
+    /// start | stop | restart an app.
+    pub async fn lifecycle(&self, slug: &str, action: Lifecycle) -> Result<String, DeployError> {
+        let app = self.deployed(slug).await?;
+        let _guard = self.claim(slug, &app.name)?;
+        let device = self.app_device(&app).await?;
         let remote = Remote::connect(&self.devices, device, None).await?;
         let verb = action.verb();
         let out = remote
@@ -1382,16 +1352,8 @@ impl Deployer {
 
     /// The last lines of an app's logs, all services.
     pub async fn logs(&self, slug: &str, lines: u32) -> Result<String, DeployError> {
-        let app = self
-            .store
-            .app(slug.to_string())
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
-        let device = self
-            .store
-            .device(app.device_id)
-            .await?
-            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
+        let app = self.deployed(slug).await?;
+        let device = self.app_device(&app).await?;
         let remote = Remote::connect(&self.devices, device, None).await?;
         let out = remote
             .compose(
@@ -1419,11 +1381,7 @@ impl Deployer {
 
     /// What removing an app deletes, in words, for the confirmation.
     pub async fn removal_plan(&self, slug: &str) -> Result<Vec<String>, DeployError> {
-        let app = self
-            .store
-            .app(slug.to_string())
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
+        let app = self.deployed(slug).await?;
         let recipe = self.recipe(slug).ok();
         let mut out: Vec<String> = recipe
             .map(|r| {
@@ -1440,23 +1398,42 @@ impl Deployer {
 
     /// Removes an app: its containers and networks, its data volumes when `delete_data`, its
     /// folder and secrets. Works when the device's copy is already partly gone.
-    pub async fn remove(&self, slug: &str, delete_data: bool) -> Result<String, DeployError> {
-        let app = self
-            .store
-            .app(slug.to_string())
-            .await?
-            .ok_or_else(|| DeployError::NotDeployed(slug.to_string()))?;
-        let _guard = self.try_busy(slug).ok_or_else(|| {
-            DeployError::Invalid(format!("{} is busy; try again in a moment.", app.name))
-        })?;
-        let device = self
-            .store
-            .device(app.device_id)
-            .await?
-            .ok_or(DeployError::NotDeployed(slug.to_string()))?;
-        let remote = Remote::connect(&self.devices, device.clone(), None).await?;
-        let project = project_name(slug);
-        remote.remove_project(&project, delete_data).await?;
+    pub async fn remove(&self, slug: &str, how: Removal) -> Result<String, DeployError> {
+        let app = self.deployed(slug).await?;
+        let _guard = self.claim(slug, &app.name)?;
+        let device = self.app_device(&app).await?;
+        let delete_data = how == Removal::DeleteData;
+        if how == Removal::ForgetHere {
+            // The device is gone for good: nothing can be cleaned there. Its secrets stay
+            // sealed here until the app is removed with its data, like kept data does.
+            self.store.delete_app(slug.into()).await?;
+            self.events.publish(Event::AppState { slug: slug.into() });
+            self.audit(
+                "app.forget",
+                format!(
+                    "Forgot {} on {} without touching the device",
+                    app.name, device.name
+                ),
+            )
+            .await;
+            return Ok(format!(
+                "{} was forgotten here; anything of it still on {} was left as it was.",
+                app.name, device.name
+            ));
+        }
+        let remote = match Remote::connect(&self.devices, device.clone(), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(DeployError::Invalid(format!(
+                    "{e} Nothing was removed. Turn {} on and try again — or, if it is gone for \
+                     good, choose “Forget it here only”.",
+                    device.name
+                )));
+            }
+        };
+        remote
+            .remove_project(&project_name(slug), delete_data)
+            .await?;
         remote.remove_dir(&app.app_dir).await?;
         // Kept data (volumes) was made with these secrets; they go only with the data.
         if delete_data {
@@ -1464,18 +1441,14 @@ impl Deployer {
         }
         self.store.delete_app(slug.into()).await?;
         self.events.publish(Event::AppState { slug: slug.into() });
+        let how_words = if delete_data {
+            " with its data"
+        } else {
+            " (data kept)"
+        };
         self.audit(
             "app.remove",
-            format!(
-                "Removed {} from {}{}",
-                app.name,
-                device.name,
-                if delete_data {
-                    " with its data"
-                } else {
-                    " (data kept)"
-                }
-            ),
+            format!("Removed {} from {}{how_words}", app.name, device.name),
         )
         .await;
         Ok(if delete_data {
@@ -1486,6 +1459,28 @@ impl Deployer {
                 app.name, device.name
             )
         })
+    }
+}
+
+/// How an app is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Containers, networks and the folder go; data volumes and secrets stay for a reinstall.
+    KeepData,
+    /// Everything goes.
+    DeleteData,
+    /// Only this box's record goes (the device is gone for good).
+    ForgetHere,
+}
+
+impl Removal {
+    /// From the two choices the remove form and the API offer; forgetting wins.
+    pub fn from_choices(forget: bool, delete_data: bool) -> Removal {
+        match (forget, delete_data) {
+            (true, _) => Removal::ForgetHere,
+            (false, true) => Removal::DeleteData,
+            (false, false) => Removal::KeepData,
+        }
     }
 }
 

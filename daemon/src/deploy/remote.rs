@@ -24,6 +24,8 @@ use crate::store::{DeviceRow, Store};
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 /// Time for a Compose command (starting containers can take a while on a small device).
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time to reach a device and its Docker engine before an operation gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time for a small file or folder command.
 const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for one Docker API call made while watching (a dead link must not hang a deploy).
@@ -119,14 +121,29 @@ impl Remote {
         device: DeviceRow,
         log_to: Option<i64>,
     ) -> Result<Remote, DeployError> {
-        let session = devices
-            .pool
-            .session(&device)
-            .await
-            .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
-        let docker = crate::docker::connect(session.clone(), &device.docker_socket)
-            .await
-            .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+        let connecting = async {
+            let session = devices
+                .pool
+                .session(&device)
+                .await
+                .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+            let docker = crate::docker::connect(session.clone(), &device.docker_socket)
+                .await
+                .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+            Ok::<_, DeployError>((session, docker))
+        };
+        // A pooled connection to a device that was just unplugged looks alive until its
+        // keepalive gives up (~45 s); do not make the user wait that long.
+        let (session, docker) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(r) => r?,
+            Err(_) => {
+                devices.pool.forget(device.id).await;
+                return Err(DeployError::Device(
+                    device.name.clone(),
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                ));
+            }
+        };
         Ok(Remote {
             device,
             flavour: std::sync::OnceLock::new(),
@@ -226,6 +243,31 @@ impl Remote {
             COMPOSE_TIMEOUT,
         )
         .await
+    }
+
+    /// `compose up -d` for the project; a failure says what did not start, with Compose's words.
+    pub async fn compose_up(
+        &self,
+        label: &str,
+        dir: &str,
+        project: &str,
+        what: &str,
+    ) -> Result<(), DeployError> {
+        let out = self
+            .compose(
+                label,
+                dir,
+                project,
+                &["up", "-d", "--no-build", "--remove-orphans"],
+            )
+            .await?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(DeployError::Invalid(format!(
+            "Starting {what} failed: {}",
+            super::last_lines(&out.stderr_text(), 6)
+        )))
     }
 
     /// Writes the app's Compose file and env file into `dir` (created if needed), atomically.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::context::Ctx;
 use super::error::WebError;
-use crate::deploy::{DeployRequest, Lifecycle, Started};
+use crate::deploy::{DeployRequest, Lifecycle, Removal, Started};
 use crate::store::{AppRow, DeploymentRow};
 
 #[derive(Serialize)]
@@ -116,6 +116,37 @@ pub async fn application(
     })))
 }
 
+/// Starts a deploy for the signed-in user (the API and the deploy form share it).
+pub(super) async fn request_deploy(
+    state: &AppState,
+    ctx: &Ctx,
+    slug: &str,
+    req: DeployRequest,
+) -> Result<Started, WebError> {
+    let started = state.deployer.deploy(slug, req).await?;
+    if let Started::New(_) = started {
+        ctx.audit(
+            state,
+            "app.deploy_requested",
+            format!("Asked to deploy {slug}"),
+        )
+        .await?;
+    }
+    Ok(started)
+}
+
+/// Starts, stops or restarts an app for the signed-in user; returns what was done, in words.
+pub(super) async fn request_lifecycle(
+    state: &AppState,
+    ctx: &Ctx,
+    slug: &str,
+    action: Lifecycle,
+) -> Result<String, WebError> {
+    let message = state.deployer.lifecycle(slug, action).await?;
+    ctx.audit(state, "app.lifecycle", message.clone()).await?;
+    Ok(message)
+}
+
 pub async fn deploy(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -123,29 +154,26 @@ pub async fn deploy(
     body: Option<Json<DeployRequest>>,
 ) -> Result<Response, WebError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    match state.deployer.deploy(&slug, req).await? {
-        Started::New(id) => {
-            ctx.audit(
-                &state,
-                "app.deploy_requested",
-                format!("Asked to deploy {slug}"),
-            )
-            .await?;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({"deployment_id": id, "state": "validating"})),
-            )
-                .into_response())
-        }
+    Ok(match request_deploy(&state, &ctx, &slug, req).await? {
+        Started::New(id) => accepted(id),
         Started::InFlight(id) => {
-            Ok(Json(serde_json::json!({"deployment_id": id, "in_progress": true})).into_response())
+            Json(serde_json::json!({"deployment_id": id, "in_progress": true})).into_response()
         }
-        Started::AlreadyDeployed(app) => Ok(Json(serde_json::json!({
+        Started::AlreadyDeployed(app) => Json(serde_json::json!({
             "already_deployed": true,
             "deployed": deployed_json(&app),
         }))
-        .into_response()),
-    }
+        .into_response(),
+    })
+}
+
+/// 202 with the deployment to follow.
+fn accepted(id: i64) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"deployment_id": id, "state": "validating"})),
+    )
+        .into_response()
 }
 
 pub async fn action(
@@ -154,16 +182,7 @@ pub async fn action(
     Path((slug, action)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     if action == "update" {
-        return match state.deployer.update(&slug).await? {
-            Started::New(id) | Started::InFlight(id) => Ok((
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({"deployment_id": id, "state": "validating"})),
-            )
-                .into_response()),
-            Started::AlreadyDeployed(app) => {
-                Ok(Json(serde_json::json!({"deployed": deployed_json(&app)})).into_response())
-            }
-        };
+        return Ok(accepted(state.deployer.update(&slug).await?));
     }
     let action = Lifecycle::parse(&action).ok_or_else(|| {
         WebError::new(
@@ -172,8 +191,7 @@ pub async fn action(
             "Unknown action; use start, stop, restart or update.",
         )
     })?;
-    let message = state.deployer.lifecycle(&slug, action).await?;
-    ctx.audit(&state, "app.lifecycle", message.clone()).await?;
+    let message = request_lifecycle(&state, &ctx, &slug, action).await?;
     Ok(Json(serde_json::json!({ "message": message })).into_response())
 }
 
@@ -181,6 +199,9 @@ pub async fn action(
 pub struct RemoveQuery {
     #[serde(default)]
     delete_data: bool,
+    /// The device is gone for good: forget the app here without touching it.
+    #[serde(default)]
+    forget: bool,
 }
 
 pub async fn remove(
@@ -188,7 +209,8 @@ pub async fn remove(
     Path(slug): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<Json<serde_json::Value>, WebError> {
-    let message = state.deployer.remove(&slug, q.delete_data).await?;
+    let how = Removal::from_choices(q.forget, q.delete_data);
+    let message = state.deployer.remove(&slug, how).await?;
     Ok(Json(serde_json::json!({ "message": message })))
 }
 

@@ -523,6 +523,49 @@ impl TestServer {
     }
 }
 
+/// Adds a lab device through the UI (by password) and waits for its first check to find it
+/// online; returns its id.
+pub async fn add_lab_device(s: &TestServer, session: &Session, name: &str, device: &str) -> i64 {
+    let pw = lab::password();
+    let ip = lab::ip(device);
+    let res = s
+        .post_htmx(
+            "/devices",
+            session,
+            &[
+                ("name", name),
+                ("host", ip.as_str()),
+                ("username", "homelab"),
+                ("method", "password"),
+                ("password", pw.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let target = res.headers()["hx-redirect"].to_str().unwrap().to_string();
+    let id: i64 = target.rsplit('/').next().unwrap().parse().unwrap();
+    // Its first check runs right after adding; placement needs it online.
+    eventually(
+        "the device's first check",
+        Duration::from_secs(60),
+        || async {
+            let body = s
+                .get(&format!("/api/v1/devices/{id}"), session)
+                .await
+                .text()
+                .await
+                .unwrap();
+            if body.contains("\"state\":\"online\"") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
+    id
+}
+
 pub struct Session {
     /// "name=value" for the Cookie header.
     pub cookie: String,
@@ -610,6 +653,65 @@ pub mod lab {
             .status()
             .expect("lab exec")
             .success()
+    }
+
+    /// Unplugs a device's network cable; plugged back in by `on()` or when dropped (so a
+    /// failing test never leaves the lab half-down).
+    pub struct Unplugged(String);
+
+    pub fn unplug(device: &str) -> Unplugged {
+        run(&["power", device, "off"]);
+        Unplugged(device.to_string())
+    }
+
+    impl Unplugged {
+        pub fn on(&self) {
+            run(&["power", &self.0, "on"]);
+        }
+    }
+
+    impl Drop for Unplugged {
+        fn drop(&mut self) {
+            self.on();
+        }
+    }
+
+    /// A stand-in container publishing `port` on a device (something else holding a port);
+    /// removed when dropped.
+    pub struct PortTaker {
+        device: String,
+        pub name: String,
+    }
+
+    pub fn take_port(device: &str, port: u16) -> PortTaker {
+        let name = format!("port-taker-{}-{port}", std::process::id());
+        let publish = format!("{port}:8080");
+        assert!(
+            exec_ok(
+                device,
+                &[
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    &name,
+                    "-p",
+                    &publish,
+                    "homelab-lab/http-stub:1"
+                ]
+            ),
+            "start a container on {device} holding port {port}"
+        );
+        PortTaker {
+            device: device.to_string(),
+            name,
+        }
+    }
+
+    impl Drop for PortTaker {
+        fn drop(&mut self) {
+            exec(&self.device, &["docker", "rm", "-f", &self.name]);
+        }
     }
 
     /// Runs a command inside a device and returns its stdout.

@@ -11,9 +11,10 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, go_to, page};
-use crate::deploy::{DeployRequest, Lifecycle, Started, state_words};
+use crate::deploy::{DeployRequest, Lifecycle, Removal, Started, state_words};
 use crate::store::{ActionRow, DeploymentRow, UiMode, now_unix};
 use crate::web::AppState;
+use crate::web::api_apps::{request_deploy, request_lifecycle};
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
@@ -84,17 +85,8 @@ pub async fn deploy(
             req.settings.insert(name.to_string(), v);
         }
     }
-    match state.deployer.deploy(&slug, req).await? {
-        Started::New(id) => {
-            ctx.audit(
-                &state,
-                "app.deploy_requested",
-                format!("Asked to deploy {slug}"),
-            )
-            .await?;
-            go_to(&ctx, &format!("/deployments/{id}"))
-        }
-        Started::InFlight(id) => go_to(&ctx, &format!("/deployments/{id}")),
+    match request_deploy(&state, &ctx, &slug, req).await? {
+        Started::New(id) | Started::InFlight(id) => go_to(&ctx, &format!("/deployments/{id}")),
         Started::AlreadyDeployed(_) => go_to(&ctx, &format!("/apps/{slug}")),
     }
 }
@@ -268,14 +260,11 @@ pub async fn action(
     Path((slug, action)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     if action == "update" {
-        return match state.deployer.update(&slug).await? {
-            Started::New(id) | Started::InFlight(id) => go_to(&ctx, &format!("/deployments/{id}")),
-            Started::AlreadyDeployed(_) => go_to(&ctx, &format!("/apps/{slug}")),
-        };
+        let id = state.deployer.update(&slug).await?;
+        return go_to(&ctx, &format!("/deployments/{id}"));
     }
     let action = Lifecycle::parse(&action).ok_or_else(WebError::not_found)?;
-    let message = state.deployer.lifecycle(&slug, action).await?;
-    ctx.audit(&state, "app.lifecycle", message.clone()).await?;
+    let message = request_lifecycle(&state, &ctx, &slug, action).await?;
     state.events.publish(crate::events::Event::Toast {
         level: crate::events::Level::Success,
         message,
@@ -286,6 +275,7 @@ pub async fn action(
 #[derive(Deserialize)]
 pub struct RemoveForm {
     delete_data: Option<String>,
+    forget: Option<String>,
 }
 
 pub async fn remove(
@@ -296,7 +286,10 @@ pub async fn remove(
 ) -> Result<Response, WebError> {
     let message = state
         .deployer
-        .remove(&slug, form.delete_data.is_some())
+        .remove(
+            &slug,
+            Removal::from_choices(form.forget.is_some(), form.delete_data.is_some()),
+        )
         .await?;
     state.events.publish(crate::events::Event::Toast {
         level: crate::events::Level::Success,
