@@ -13,17 +13,19 @@
 //! | `deploy/`   | the deploy engine: journal with undo, pre-flight, files, pulls, Compose, health, lifecycle |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection |
-//! | `devices/`  | adoption, the per-device connection pool, health polling and history |
+//! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling and history |
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `tls/`      | the self-signed certificate and the TLS listener |
 //! | `telemetry` | logging setup (text or JSON) |
+//! | `busy`      | one operation at a time per app or device, released when dropped |
 //! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
 //! on port 0 and stop it through the `shutdown` future.
 
 pub mod auth;
+pub mod busy;
 pub mod catalog;
 pub mod config;
 pub mod deploy;

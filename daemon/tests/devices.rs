@@ -239,10 +239,14 @@ async fn a_device_without_docker_is_reported_with_the_fix() {
         html.contains("Docker is not installed on this device."),
         "{html}"
     );
+    // The command for its distribution (bare-01 is Debian), and the offer to do it: the
+    // login may use sudo with its password. The install itself: tests/docker_install.rs.
     assert!(
-        html.contains("get.docker.com"),
-        "the install command is shown"
+        html.contains("sudo apt-get install -y docker.io docker-compose"),
+        "the install command is shown: {html}"
     );
+    assert!(html.contains("Install Docker for me"), "{html}");
+    assert!(html.contains("Password for sudo"), "{html}");
     assert_eq!(
         s.post_htmx(
             "/devices",

@@ -236,6 +236,28 @@ def main():
                                  'ls "$2" 2>/dev/null || true').strip()
                 assert left == "", f"left on the device after removal: {left}"
 
+            def install_docker():
+                # bare-01 is a fresh Debian without Docker; the install is real (apt from the
+                # lab's mirror), and `lab reset` puts the device back afterwards.
+                lab = lab_env()
+                try:
+                    page.goto(base + "/devices/new")
+                    page.fill("#name", "Bare")
+                    page.fill("#host", lab["LAB_IP_BARE_01"])
+                    page.fill("#username", lab["LAB_USER"])
+                    page.fill("#password", lab["LAB_PASSWORD"])
+                    page.click("#test-connection")
+                    expect(page.locator("#report h2")).to_have_text("Not ready yet", timeout=30000)
+                    expect(page.locator("#install-docker")).to_be_visible()
+                    w.shot("09a-docker-missing")
+                    page.click("#install-docker")
+                    expect(page.locator("#install-result")).to_contain_text("Docker is installed", timeout=300000)
+                    expect(page.locator("#report h2")).to_have_text("Ready to add")
+                    w.shot("09b-docker-installed")
+                finally:
+                    subprocess.run([str(ROOT / "lab" / "lab"), "reset", "bare-01"], check=True,
+                                   capture_output=True)
+
             def sign_out_and_in():
                 page.click("#sign-out")
                 expect(page).to_have_url(base + "/login?signed_out=1")
@@ -277,6 +299,7 @@ def main():
                              ("settings, advanced mode, live events", settings_advanced_and_live_events),
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it, remove it", deploy_app),
+                             ("install Docker on a device without it", install_docker),
                              ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),
                              ("sign out", final_sign_out)]:
                 try:

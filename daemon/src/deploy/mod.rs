@@ -12,12 +12,13 @@
 mod remote;
 pub mod render;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::busy::{BusyGuard, BusySet};
 use crate::catalog::{Catalog, Recipe};
 use crate::devices::Devices;
 use crate::devices::health::Facts;
@@ -118,24 +119,6 @@ pub struct Deployer {
     busy: BusySet,
 }
 
-/// The apps with an operation in flight in this process.
-type BusySet = Arc<std::sync::Mutex<HashSet<String>>>;
-
-/// Marks an app busy for as long as it lives; owned, so it can move into a deploy's task.
-struct BusyGuard {
-    set: BusySet,
-    slug: String,
-}
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.slug);
-    }
-}
-
 /// Vault owner of an app's generated secrets.
 pub fn secret_owner(slug: &str) -> String {
     format!("app:{slug}")
@@ -194,11 +177,7 @@ impl Deployer {
     }
 
     fn try_busy(&self, slug: &str) -> Option<BusyGuard> {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        busy.insert(slug.to_string()).then(|| BusyGuard {
-            set: self.busy.clone(),
-            slug: slug.to_string(),
-        })
+        self.busy.try_claim(slug)
     }
 
     /// Marks the app busy, or says it is (`name` is what the user calls it).

@@ -36,6 +36,8 @@ pub struct Report {
     pub host_key_fingerprint: Option<String>,
     pub hostname: Option<String>,
     pub docker_version: Option<String>,
+    /// Docker is missing and Homelab can install it ("Install Docker for me").
+    pub docker_install: Option<super::install::Assessment>,
 }
 
 impl Report {
@@ -140,14 +142,36 @@ pub async fn docker(
     };
     match verdict.as_str() {
         "NO_DOCKER" => {
-            report
+            let assessment = super::install::assess(session).await.ok();
+            let command = assessment
+                .as_ref()
+                .map(|a| a.family.manual_command(user))
+                .unwrap_or_else(|| super::install::Family::Other.manual_command(user));
+            let check = report
                 .push(
                     "Docker",
                     Outcome::Fail,
                     "Docker is not installed on this device.",
                 )
-                .fix("Install Docker on the device, then test again.")
-                .command("curl -fsSL https://get.docker.com | sudo sh");
+                .command(command);
+            use super::install::{Family, Privilege};
+            match &assessment {
+                Some(a) if a.family != Family::Other && a.privilege != Privilege::None => {
+                    check.fix(format!(
+                        "Homelab can install it for you from {}'s own packages, or run this on the device, then test again.",
+                        a.system
+                    ));
+                    report.docker_install = assessment;
+                }
+                Some(a) if a.privilege == Privilege::None => {
+                    check.fix(format!(
+                        "“{user}” cannot become root there (no sudo), so Homelab cannot install it. Run this as root, then test again."
+                    ));
+                }
+                _ => {
+                    check.fix("Install Docker on the device, then test again.");
+                }
+            }
             return None;
         }
         "NOT_RUNNING" => {

@@ -9,6 +9,7 @@
 
 pub mod checks;
 pub mod health;
+pub mod install;
 pub mod pool;
 
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct Devices {
     pub events: EventBus,
     /// Names this controller in the comment of its authorized_keys lines.
     controller_name: String,
+    /// Addresses where "Install Docker for me" is under way (one install per device).
+    installing: crate::busy::BusySet,
 }
 
 impl Devices {
@@ -86,6 +89,7 @@ impl Devices {
             vault,
             events,
             controller_name: sanitize_comment(&format!("homelab-controller@{host}")),
+            installing: Default::default(),
         }
     }
 
@@ -103,6 +107,58 @@ impl Devices {
         };
         self.probe(&valid, &login, &mut report).await;
         Ok(report)
+    }
+
+    /// "Install Docker for me" on a device being added, then the checks again. `fingerprint`
+    /// is the identity the user saw in their test: root commands go only to that device.
+    /// `sudo_password` defaults to the login's password, which is sudo's on most systems.
+    pub async fn install_docker(
+        &self,
+        input: &DeviceInput,
+        sudo_password: Option<Secret>,
+        fingerprint: Option<&str>,
+    ) -> Result<(Result<install::Installed, install::InstallError>, Report), DeviceError> {
+        let v = validate(input)?;
+        let login = self.login_for(input)?;
+        let session = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::FirstUse).await?;
+        let seen = keys::fingerprint(&session.host_key);
+        if let Some(expected) = fingerprint.filter(|f| !f.is_empty())
+            && expected != seen
+        {
+            session.close().await;
+            return Err(DeviceError::Invalid(format!(
+                "The device at {} now identifies itself as {seen}, not {expected} as when you \
+                 tested it. Nothing was installed. Test the connection again and make sure it \
+                 is the right device.",
+                session.addr
+            )));
+        }
+        let Some(_installing) = self.installing.try_claim(&session.addr) else {
+            session.close().await;
+            return Err(DeviceError::Conflict(
+                "Docker is already being installed on this device; wait for it to finish.".into(),
+            ));
+        };
+        let password = sudo_password.or_else(|| match &input.credential {
+            Credential::Password(pw) => Some(Secret::new(pw.expose().to_vec())),
+            Credential::Key { .. } => None,
+        });
+        let outcome = async {
+            let assessment = install::assess(&session).await?;
+            install::install(
+                &session,
+                &assessment,
+                &v.username,
+                &v.docker_socket,
+                password.as_ref(),
+            )
+            .await
+        }
+        .await;
+        session.close().await;
+        // A fresh login: group membership granted by the install counts from the next session.
+        let report = self.test_connection(input).await?;
+        Ok((outcome, report))
     }
 
     /// Connects (first use: the device's key is pinned from here on) and runs the checks.

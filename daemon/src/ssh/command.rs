@@ -74,6 +74,20 @@ impl RemoteCommand {
             .args(params)
     }
 
+    /// The same command run as root through sudo: `-n` never prompts; with `password_on_stdin`
+    /// sudo reads the password as the first line of stdin (`-S`) without printing a prompt.
+    /// The command is already escaped, so prefixing it keeps every argument data.
+    pub fn run_as_root(self, password_on_stdin: bool) -> RemoteCommand {
+        let sudo = if password_on_stdin {
+            "sudo -S -p '' -- "
+        } else {
+            "sudo -n -- "
+        };
+        let mut rendered = String::from(sudo);
+        rendered.push_str(&self.rendered);
+        RemoteCommand { rendered }
+    }
+
     /// The command line sent to the device.
     pub fn as_str(&self) -> &str {
         &self.rendered
@@ -117,5 +131,13 @@ mod tests {
         assert_eq!(c.as_str(), "docker ps --format '{{.Names}}'");
         let s = RemoteCommand::script("echo \"$1\"", ["x y"]);
         assert_eq!(s.as_str(), "sh -c 'echo \"$1\"' homelab 'x y'");
+        assert_eq!(
+            s.clone().run_as_root(false).as_str(),
+            "sudo -n -- sh -c 'echo \"$1\"' homelab 'x y'"
+        );
+        assert_eq!(
+            s.run_as_root(true).as_str(),
+            "sudo -S -p '' -- sh -c 'echo \"$1\"' homelab 'x y'"
+        );
     }
 }

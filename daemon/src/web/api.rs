@@ -212,6 +212,63 @@ pub async fn test_device(
     ))
 }
 
+/// "Install Docker for me" over the API: the device body plus, optionally, the password sudo
+/// wants (defaults to the login password) and the fingerprint the caller's test showed.
+#[derive(Deserialize)]
+pub struct InstallDockerBody {
+    #[serde(flatten)]
+    device: DeviceBody,
+    #[serde(default)]
+    sudo_password: Option<String>,
+    #[serde(default)]
+    host_key_fingerprint: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct InstallDockerJson {
+    installed: bool,
+    seconds: Option<f64>,
+    steps: Vec<String>,
+    error: Option<String>,
+    log: Option<String>,
+    /// The checks run again after the install.
+    report: crate::devices::checks::Report,
+}
+
+pub async fn install_docker(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Json(body): Json<InstallDockerBody>,
+) -> Result<Json<InstallDockerJson>, WebError> {
+    let input = body.device.into_input()?;
+    let (outcome, report) = super::views::devices::run_docker_install(
+        &state,
+        &ctx,
+        input,
+        body.sudo_password.unwrap_or_default(),
+        body.host_key_fingerprint.unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(match outcome {
+        Ok(done) => InstallDockerJson {
+            installed: true,
+            seconds: Some(done.seconds),
+            steps: done.steps,
+            error: None,
+            log: None,
+            report,
+        },
+        Err(e) => InstallDockerJson {
+            installed: false,
+            seconds: None,
+            steps: Vec::new(),
+            error: Some(e.to_string()),
+            log: e.log().map(str::to_string),
+            report,
+        },
+    }))
+}
+
 pub async fn add_device(
     State(state): State<AppState>,
     ctx: Ctx,

@@ -80,6 +80,12 @@ fn table() -> Vec<Entry> {
         ),
         entry(M::POST, paths::DEVICES_TEST, Session, views::devices::test),
         entry(M::GET, paths::DEVICES_SCAN, Session, views::devices::scan),
+        entry(
+            M::POST,
+            paths::DEVICES_INSTALL_DOCKER,
+            Session,
+            views::devices::install_docker,
+        ),
         entry(M::POST, paths::DEVICES, Session, views::devices::add),
         entry(M::GET, paths::DEVICE, Session, views::devices::show),
         entry(
@@ -175,6 +181,12 @@ fn table() -> Vec<Entry> {
             paths::API_DEVICES_TEST,
             SessionOrToken,
             api::test_device,
+        ),
+        entry(
+            M::POST,
+            paths::API_DEVICES_INSTALL_DOCKER,
+            SessionOrToken,
+            api::install_docker,
         ),
         entry(
             M::POST,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{Section, format_duration, go_to, page};
 use crate::devices::checks::{Outcome, Report};
 use crate::devices::health::{Facts, human_bytes};
+use crate::devices::install::{InstallError, Installed, Privilege};
 use crate::devices::{Credential, DeviceError, DeviceInput};
 use crate::secrets::Secret;
 use crate::ssh::keys;
@@ -369,6 +370,21 @@ pub struct CheckView {
     pub command: Option<String>,
 }
 
+/// The "Install Docker for me" offer under a report.
+struct InstallOfferView {
+    system: String,
+    /// sudo asks for a password (the login's is used unless another is typed).
+    ask_password: bool,
+}
+
+/// How an "Install Docker for me" went.
+pub struct InstallResultView {
+    ok: bool,
+    message: String,
+    steps: Vec<String>,
+    log: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "partials/check_report.html")]
 struct ReportView {
@@ -377,9 +393,19 @@ struct ReportView {
     fingerprint: Option<String>,
     hostname: Option<String>,
     checks: Vec<CheckView>,
+    install: Option<InstallOfferView>,
+    installed: Option<InstallResultView>,
 }
 
 fn report_html(report: &Report, advanced: bool) -> Result<String, WebError> {
+    report_with_install_html(report, advanced, None)
+}
+
+fn report_with_install_html(
+    report: &Report,
+    advanced: bool,
+    installed: Option<InstallResultView>,
+) -> Result<String, WebError> {
     let checks = report
         .checks
         .iter()
@@ -406,6 +432,11 @@ fn report_html(report: &Report, advanced: bool) -> Result<String, WebError> {
         fingerprint: report.host_key_fingerprint.clone(),
         hostname: report.hostname.clone(),
         checks,
+        install: report.docker_install.as_ref().map(|a| InstallOfferView {
+            system: a.system.clone(),
+            ask_password: a.privilege == Privilege::SudoPassword,
+        }),
+        installed,
     }
     .render()?)
 }
@@ -445,6 +476,71 @@ pub async fn test(
         .await
         .map_err(device_error)?;
     Ok(Html(report_html(&report, advanced(&ctx))?).into_response())
+}
+
+/// "Install Docker for me": the add-device form plus what the offer asked for.
+#[derive(Deserialize)]
+pub struct InstallForm {
+    #[serde(flatten)]
+    device: DeviceForm,
+    #[serde(default)]
+    sudo_password: String,
+    /// The device identity shown by the test the user acted on.
+    #[serde(default)]
+    fingerprint: String,
+}
+
+/// Runs the install in a task of its own, so a closed browser tab cannot stop a package
+/// manager half-way; audits the outcome either way.
+pub async fn run_docker_install(
+    state: &AppState,
+    ctx: &Ctx,
+    input: DeviceInput,
+    sudo_password: String,
+    fingerprint: String,
+) -> Result<(Result<Installed, InstallError>, Report), WebError> {
+    let devices = state.devices.clone();
+    let target = format!("{}@{}:{}", input.username.trim(), input.host.trim(), input.port);
+    let sudo = (!sudo_password.is_empty()).then(|| Secret::from_string(sudo_password));
+    let (outcome, report) = tokio::spawn(async move {
+        devices
+            .install_docker(&input, sudo, Some(fingerprint.as_str()))
+            .await
+    })
+    .await
+    .map_err(WebError::internal)?
+    .map_err(device_error)?;
+    let what = match &outcome {
+        Ok(done) => format!("Installed Docker on {target} in {:.0} s", done.seconds),
+        Err(e) => format!("Installing Docker on {target} failed: {e}"),
+    };
+    ctx.audit(state, "device.install_docker", what).await?;
+    Ok((outcome, report))
+}
+
+pub async fn install_docker(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<InstallForm>,
+) -> Result<Response, WebError> {
+    let input = form.device.into_input()?;
+    let (outcome, report) =
+        run_docker_install(&state, &ctx, input, form.sudo_password, form.fingerprint).await?;
+    let installed = match outcome {
+        Ok(done) => InstallResultView {
+            ok: true,
+            message: format!("Docker is installed ({:.0} s).", done.seconds),
+            steps: done.steps,
+            log: None,
+        },
+        Err(e) => InstallResultView {
+            ok: false,
+            message: e.to_string(),
+            steps: Vec::new(),
+            log: e.log().map(str::to_string),
+        },
+    };
+    Ok(Html(report_with_install_html(&report, advanced(&ctx), Some(installed))?).into_response())
 }
 
 /// A newly added device's first figures, right away rather than at the next poll.
