@@ -20,7 +20,18 @@ BUILDROOT_GIT ?= https://gitlab.com/buildroot.org/buildroot.git
 BUILDROOT_DIR ?= $(CACHE)/buildroot-$(BUILDROOT_VERSION)
 BOARDS := pc_x86_64 rpi4_64 generic_aarch64
 
-.PHONY: help test-image boot-test $(BOARDS) buildroot-source homelabd-source check-buildroot-tree
+.PHONY: help test-image boot-test ota-test keys bundle $(BOARDS) buildroot-source homelabd-source check-buildroot-tree
+
+# Update signing. Release builds name their files (never committed):
+#   HOMELAB_KEYRING       CA certificate(s) baked into images; bundles must be signed under it
+#   HOMELAB_SIGNING_CERT  certificate bundles are signed with
+#   HOMELAB_SIGNING_KEY   its private key (a file; or a PKCS#11 URI RAUC understands)
+# Without them a DEVELOPMENT pair is made once in $(CACHE)/dev-keys and used, clearly labelled.
+DEV_KEYS := $(CACHE)/dev-keys
+KEYRING := $(or $(HOMELAB_KEYRING),$(DEV_KEYS)/ca.cert.pem)
+SIGNING_CERT := $(or $(HOMELAB_SIGNING_CERT),$(DEV_KEYS)/signing.cert.pem)
+SIGNING_KEY := $(or $(HOMELAB_SIGNING_KEY),$(DEV_KEYS)/signing.key.pem)
+BOARD ?= standin_x86_64
 
 help:
 	@echo "Homelab images (version $(VERSION))"
@@ -35,17 +46,31 @@ help:
 	@echo "CI stand-in (Debian packages, same overlay, layout and boot logic):"
 	@echo "  make -f image.mk test-image        out/standin/homelab.img (cached by content)"
 	@echo "  make -f image.mk boot-test         boot it under qemu and check it (see board/standin_x86_64/boot-test.sh)"
+	@echo "  make -f image.mk ota-test          install updates into it under qemu (see board/standin_x86_64/ota-test.sh)"
+	@echo
+	@echo "Updates (signed RAUC bundles, verity format):"
+	@echo "  make -f image.mk bundle BOARD=standin_x86_64|pc_x86_64|rpi4_64|generic_aarch64"
+	@echo "      out/<board>/homelab-<board>-$(VERSION).raucb, signed with HOMELAB_SIGNING_CERT/KEY"
+	@echo "      (default: a DEVELOPMENT key in $(DEV_KEYS), which release images never accept)"
 	@echo
 	@echo "Variables: OUT=$(OUT) CACHE=$(CACHE) BUILDROOT_VERSION=$(BUILDROOT_VERSION)"
 
 # ---- CI stand-in -------------------------------------------------------------------------
 
 STANDIN_INPUTS = $(TOP)/board/standin_x86_64/build.sh $(TOP)/board/pc_x86_64/genimage.cfg \
-	$(TOP)/board/pc_x86_64/meta $(TOP)/board/common/grub-ab.cfg.in $(TOP)/board/common/render-grub.sh \
+	$(TOP)/board/pc_x86_64/meta $(TOP)/board/pc_x86_64/overlay/etc/rauc/system.conf $(KEYRING) $(TOP)/board/common/grub-ab.cfg.in $(TOP)/board/common/render-grub.sh \
 	$(shell find $(TOP)/overlay | LC_ALL=C sort)
 
 # Cached by content: the overlay, the board files, the build script and the daemon binary.
-test-image:
+# The development pair, made once; and the release rule: an image with a release keyring must
+# not trust the development CA (so development bundles can never reach a user's box).
+keys:
+	@if [ -z "$(HOMELAB_KEYRING)" ]; then $(TOP)/board/common/dev-keys.sh $(DEV_KEYS); \
+	 elif [ -f $(DEV_KEYS)/ca.cert.pem ] && grep -qF "$$(sed -n '2p' $(DEV_KEYS)/ca.cert.pem)" "$(HOMELAB_KEYRING)"; then \
+	   echo "HOMELAB_KEYRING contains the development CA: refusing to build a release image with it"; exit 1; \
+	 fi
+
+test-image: keys
 	@test -n "$(VERSION)" || { echo "no version found in Cargo.toml"; exit 1; }
 	cd $(TOP) && cargo build --release --locked --bin homelabd
 	@key=$$( (for f in $(STANDIN_INPUTS); do \
@@ -55,16 +80,35 @@ test-image:
 	dir=$(CACHE)/standin-$$key; \
 	if [ -f $$dir/homelab.img ]; then echo "test-image: unchanged inputs, reusing $$dir"; \
 	else rm -rf $(CACHE)/standin-*; \
-	     STANDIN_CACHE=$(CACHE) $(TOP)/board/standin_x86_64/build.sh $$dir.tmp $(TOP)/target/release/homelabd $(VERSION) \
+	     STANDIN_CACHE=$(CACHE) $(TOP)/board/standin_x86_64/build.sh $$dir.tmp $(TOP)/target/release/homelabd $(VERSION) $(KEYRING) \
 	     && mv $$dir.tmp $$dir; fi; \
 	mkdir -p $(OUT)/standin; rm -f $(OUT)/standin/homelab*; \
 	ln -sf $$dir/homelab.img $(OUT)/standin/homelab.img; \
+	ln -sf $$dir/rootfs.squashfs $(OUT)/standin/rootfs.squashfs; \
 	ln -sf $$dir/homelab-standin-$(VERSION).img.xz $(OUT)/standin/; \
 	ln -sf $$dir/homelab-standin-$(VERSION).img.xz.sha256 $(OUT)/standin/; \
 	ls -lL $(OUT)/standin
 
 boot-test: test-image
 	$(TOP)/board/standin_x86_64/boot-test.sh $(OUT)/standin/homelab.img $(OUT)/standin/boot-test
+
+# A signed bundle of a board's root filesystem at this version. The compatible string comes
+# from the board's RAUC configuration, so a bundle only ever fits its own kind of box.
+bundle: keys
+	@case "$(BOARD)" in \
+	  standin_x86_64) rootfs=$(OUT)/standin/rootfs.squashfs; compat=homelab-standin-x86_64; out=$(OUT)/standin ;; \
+	  pc_x86_64|rpi4_64|generic_aarch64) rootfs=$(OUT)/$(BOARD)/images/rootfs.squashfs; out=$(OUT)/$(BOARD); \
+	    compat=$$(sed -n 's/^compatible=//p' $(TOP)/board/$(BOARD)/overlay/etc/rauc/system.conf $(TOP)/board/pc_x86_64/overlay/etc/rauc/system.conf | head -1) ;; \
+	  *) echo "unknown BOARD=$(BOARD)"; exit 1 ;; \
+	esac; \
+	test -f $$rootfs || { echo "no $$rootfs: build the image first (make -f image.mk $(if $(filter standin_x86_64,$(BOARD)),test-image,$(BOARD)))"; exit 1; }; \
+	$(TOP)/board/common/make-bundle.sh $$rootfs $$compat $(VERSION) $(SIGNING_CERT) $(SIGNING_KEY) $$out/homelab-$(BOARD)-$(VERSION).raucb
+
+# Updates under qemu: good, refused (unsigned, other key, tampered, other board), broken
+# (falls back, data restored) and a power cut mid-install. Builds its test bundles itself.
+ota-test: test-image
+	$(TOP)/board/standin_x86_64/ota-test.sh $(OUT)/standin $(OUT)/standin/ota-test $(VERSION) \
+	  $(SIGNING_CERT) $(SIGNING_KEY)
 
 # ---- Buildroot -------------------------------------------------------------------------
 

@@ -4,22 +4,28 @@
 # the release homelabd. Needs root and: mmdebstrap genimage grub-efi-amd64-bin
 # squashfs-tools dosfstools mtools e2fsprogs xz-utils.
 #
-#   board/standin_x86_64/build.sh OUT_DIR HOMELABD_BINARY VERSION
+#   board/standin_x86_64/build.sh OUT_DIR HOMELABD_BINARY VERSION KEYRING
 #
-# Leaves OUT_DIR/homelab.img (raw, for qemu), homelab-standin-VERSION.img.xz and its .sha256.
+# KEYRING is the CA certificate(s) update bundles must be signed under (RAUC's keyring).
+# Leaves OUT_DIR/homelab.img (raw, for qemu), homelab-standin-VERSION.img.xz and its .sha256,
+# and rootfs.squashfs (what an update bundle of this version carries).
 set -euo pipefail
 
 OUT="${1:?output directory}"
 BIN="${2:?homelabd binary}"
 VERSION="${3:?version}"
+KEYRING="${4:?keyring for update bundles}"
+# Bundles for the stand-in are refused by every production board, and theirs by it.
+COMPATIBLE=homelab-standin-x86_64
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT_DIR="$(cd "$HERE/../.." && pwd)"
 BOARD="$ROOT_DIR/board/pc_x86_64"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 # Packages of the stand-in root filesystem: systemd, the kernel, and what the overlay's units
-# call (nft, sfdisk/partx/setpriv, e2fsck/resize2fs, grub-editenv). No SSH server, no compilers.
-PACKAGES=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-amd64,initramfs-tools,nftables,util-linux,fdisk,e2fsprogs,grub-common,iproute2,ca-certificates,kmod
+# call (nft, sfdisk/partx/setpriv, e2fsck/resize2fs, grub-editenv), and RAUC for updates.
+# No SSH server, no compilers.
+PACKAGES=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-amd64,initramfs-tools,nftables,util-linux,fdisk,e2fsprogs,grub-common,iproute2,ca-certificates,kmod,rauc,rauc-service
 
 # What the initramfs needs to find and mount a squashfs root on common disks (a short list
 # keeps it small: GRUB reads it out of the squashfs at every boot).
@@ -59,6 +65,10 @@ customize_rootfs() {
   cp -a "$ROOT_DIR/overlay/." "$root/"
   install -m 0755 "$BIN" "$root/usr/bin/homelabd"
   printf 'VERSION_ID=%s\nVERSION="%s (stand-in)"\n' "$VERSION" "$VERSION" >> "$root/usr/lib/os-release"
+  # RAUC: the pc_x86_64 slots (same layout), the stand-in's own compatible, the keyring.
+  mkdir -p "$root/etc/rauc"
+  sed "s/^compatible=.*/compatible=$COMPATIBLE/" "$BOARD/overlay/etc/rauc/system.conf" > "$root/etc/rauc/system.conf"
+  install -m 0644 "$KEYRING" "$root/etc/rauc/keyring.pem"
   rm -f "$root/etc/os-release"; ln -s ../usr/lib/os-release "$root/etc/os-release"
   # Users must exist at build time: the root filesystem is read-only at run time.
   chroot "$root" systemd-sysusers
@@ -106,6 +116,7 @@ main() {
   customize_rootfs "$work/root"
   log "squashing the root filesystem"
   mksquashfs "$work/root" "$work/input/rootfs.squashfs" -comp xz -noappend -quiet -no-progress >&2
+  cp "$work/input/rootfs.squashfs" "$OUT/rootfs.squashfs"
   make_esp "$work/input"
   log "assembling the disk image (genimage, the pc_x86_64 layout)"
   # The data partition starts empty: genimage fills ext4 images from --rootpath.

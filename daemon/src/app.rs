@@ -56,6 +56,7 @@ pub struct Runtime {
     pub devices: Arc<Devices>,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub deployer: Arc<crate::deploy::Deployer>,
+    pub ota: Arc<crate::ota::Ota>,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -66,16 +67,31 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60 * 60);
 /// Opens the data directory: database (migrated), vault key, certificate.
 pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let cfg = config.clone();
-    let (store, vault, tls) = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
-        prepare_data_dir(&cfg.data_dir)?;
-        // The vault first: a world-readable key must stop the start before anything else.
-        let vault = Vault::open_or_create(&cfg.data_dir)?;
-        let store = Store::open(&cfg.data_dir.join("homelab.db"))?;
-        let tls = tls::load_or_create(&cfg.data_dir)?;
-        Ok((store, vault, tls))
-    })
-    .await
-    .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
+    let (store, vault, tls, settled) =
+        tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+            prepare_data_dir(&cfg.data_dir)?;
+            // The vault first: a world-readable key must stop the start before anything else.
+            let vault_check = Vault::open_or_create(&cfg.data_dir);
+            // Before the database opens: an update that fell back has its snapshot restored.
+            let settled =
+                crate::ota::snapshot::settle(&cfg.data_dir, &crate::ota::system_version())
+                    .map_err(|source| RunError::DataDir {
+                        path: cfg.data_dir.display().to_string(),
+                        source,
+                    })?;
+            // Opened again after a restore: the vault key may have been put back too.
+            let vault = match settled {
+                crate::ota::snapshot::Settled::RolledBack { .. } => {
+                    Vault::open_or_create(&cfg.data_dir)?
+                }
+                _ => vault_check?,
+            };
+            let store = Store::open(&cfg.data_dir.join("homelab.db"))?;
+            let tls = tls::load_or_create(&cfg.data_dir)?;
+            Ok((store, vault, tls, settled))
+        })
+        .await
+        .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let vault = Arc::new(vault);
     let auth = Arc::new(Auth::new(
         store.clone(),
@@ -97,7 +113,27 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         events.clone(),
         config.deploy.clone(),
     ));
+    let ota = Arc::new(crate::ota::Ota::new(
+        &config.data_dir,
+        config.ota.clone(),
+        store.clone(),
+        events.clone(),
+    ));
+    match settled {
+        crate::ota::snapshot::Settled::RolledBack { to } => {
+            ota.audit(format!(
+                "The update to {to} did not start properly; the box went back to {} and restored the data saved before it",
+                ota.version()
+            ))
+            .await
+        }
+        crate::ota::snapshot::Settled::Updated { to } => {
+            ota.audit(format!("Now running Homelab {to}")).await
+        }
+        crate::ota::snapshot::Settled::Nothing => {}
+    }
     Ok(Runtime {
+        ota,
         config,
         store,
         vault,

@@ -25,12 +25,15 @@ pub struct Config {
     pub https_redirect_port: Option<u16>,
     /// Where apps go on devices, and how long they get to become healthy.
     pub deploy: crate::deploy::DeployConfig,
+    /// RAUC and the restart request, for appliance updates.
+    pub ota: crate::ota::OtaConfig,
 }
 
 impl Config {
     /// Development defaults for a data directory; callers override what they need.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
+            ota: crate::ota::OtaConfig::default(),
             data_dir: data_dir.into(),
             claim_window: Duration::from_secs(30 * 60),
             session_idle_timeout: Duration::from_secs(24 * 60 * 60),

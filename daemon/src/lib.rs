@@ -16,6 +16,7 @@
 //! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling and history |
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
+//! | `ota/`      | appliance updates: signed RAUC bundles, data snapshot, fallback restore |
 //! | `tls/`      | the self-signed certificate and the TLS listener |
 //! | `telemetry` | logging setup (text or JSON) |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
@@ -33,6 +34,7 @@ pub mod devices;
 pub mod discovery;
 pub mod docker;
 pub mod events;
+pub mod ota;
 pub mod placement;
 pub mod secrets;
 pub mod ssh;

@@ -59,6 +59,17 @@ struct RunArgs {
     /// Seconds a newly started app gets to answer its health check before it is rolled back.
     #[arg(long, env = "HOMELAB_HEALTH_TIMEOUT", default_value_t = 180, value_parser = clap::value_parser!(u64).range(5..=3600), global = true)]
     health_timeout: u64,
+    /// The RAUC tool that installs appliance updates.
+    #[arg(long, env = "HOMELAB_RAUC", default_value = "rauc", global = true)]
+    rauc: PathBuf,
+    /// File whose creation asks the system to restart (the appliance's homelab-reboot.path).
+    #[arg(
+        long,
+        env = "HOMELAB_REBOOT_REQUEST",
+        default_value = "/run/homelabd/reboot",
+        global = true
+    )]
+    reboot_request: PathBuf,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
@@ -169,6 +180,10 @@ fn config(args: &RunArgs) -> Config {
     c.deploy = homelabd::deploy::DeployConfig {
         apps_dir: args.apps_dir.clone(),
         health_timeout: std::time::Duration::from_secs(args.health_timeout),
+    };
+    c.ota = homelabd::ota::OtaConfig {
+        rauc: args.rauc.clone(),
+        reboot_request: args.reboot_request.clone(),
     };
     c
 }

@@ -61,7 +61,10 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
     let (status, html) = post("/devices/test", form(&[])).await;
     assert_eq!(status, 200);
     assert!(html.contains("Install Docker for me"), "{html}");
-    assert!(html.contains("Debian GNU/Linux"), "names the system: {html}");
+    assert!(
+        html.contains("Debian GNU/Linux"),
+        "names the system: {html}"
+    );
     let fingerprint = extract_between(&html, "name=\"fingerprint\" value=\"", "\"").unwrap();
     assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
 
@@ -90,7 +93,10 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
         "{html}"
     );
     assert!(html.contains("Not ready yet"), "{html}");
-    assert!(!docker_on_device(), "nothing installed after a refused sudo");
+    assert!(
+        !docker_on_device(),
+        "nothing installed after a refused sudo"
+    );
 
     // The real install: sudo with the login's password, apt from the mirror, Docker started.
     let (status, html) = post(
@@ -100,8 +106,14 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
     .await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Docker is installed"), "{html}");
-    assert!(html.contains("Installing Docker</li>"), "steps listed: {html}");
-    assert!(html.contains("Ready to add"), "the checks pass afterwards: {html}");
+    assert!(
+        html.contains("Installing Docker</li>"),
+        "steps listed: {html}"
+    );
+    assert!(
+        html.contains("Ready to add"),
+        "the checks pass afterwards: {html}"
+    );
     assert!(html.contains("Docker 20."), "{html}");
     assert!(docker_on_device());
     assert!(
@@ -109,7 +121,10 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
         "the engine is running"
     );
     // Started at boot from now on (sysvinit links, as this device has no systemd).
-    assert!(lab::exec_ok(DEVICE, &["sh", "-c", "ls /etc/rc2.d | grep -q docker"]));
+    assert!(lab::exec_ok(
+        DEVICE,
+        &["sh", "-c", "ls /etc/rc2.d | grep -q docker"]
+    ));
 
     // Again, over the API: safe to repeat, nothing left to install.
     s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
@@ -133,7 +148,13 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
         !j["steps"].to_string().contains("Compose"),
         "Compose was already there: {j}"
     );
-    assert!(j["report"]["docker_version"].as_str().unwrap().starts_with("20."), "{j}");
+    assert!(
+        j["report"]["docker_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("20."),
+        "{j}"
+    );
 
     // Now it can be added, and it is polled like any other device.
     let id = add_lab_device(&s, &session, "Bare", DEVICE).await;

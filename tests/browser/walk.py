@@ -171,6 +171,15 @@ def main():
                 expect(page.locator("#audit-rows tr").first).to_contain_text("Created API token")
                 w.shot("04-settings-advanced")
 
+            def updates_page():
+                # Off the appliance the page says why updates are not available here.
+                page.click("#nav >> text=Settings")
+                page.click("#open-updates")
+                expect(page).to_have_url(base + "/settings/updates")
+                expect(page.locator("#update-version")).to_have_text(re.compile(r"\d+\.\d+"))
+                expect(page.locator("#update-unavailable")).to_be_visible()
+                w.shot("04b-updates")
+
             def add_device():
                 lab = lab_env()
                 remember_secret(lab["LAB_PASSWORD"])
@@ -297,6 +306,7 @@ def main():
 
             for name, fn in [("claim", claim), ("sections via htmx", sections),
                              ("settings, advanced mode, live events", settings_advanced_and_live_events),
+                             ("updates page", updates_page),
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it, remove it", deploy_app),
                              ("install Docker on a device without it", install_docker),

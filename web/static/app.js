@@ -27,4 +27,58 @@
     t.innerHTML = '<span class="toast-icon" aria-hidden="true">⚠</span><div class="toast-body"><strong>Problem:</strong> The box did not answer. Check that it is powered on and connected, then try again.</div><button type="button" class="toast-close" aria-label="Dismiss">×</button>';
     box.appendChild(t);
   });
+  // Update files are uploaded as they are (not as a form), with a progress bar: they are large.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.matches || !form.matches("form[data-upload]")) return;
+    e.preventDefault();
+    var file = form.querySelector("input[type=file]").files[0];
+    if (!file) return;
+    var status = form.querySelector("[role=status]");
+    var bar = form.querySelector("progress");
+    var button = form.querySelector("button[type=submit]");
+    var csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.getAttribute("data-upload"));
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.upload.onprogress = function (p) {
+      if (!p.lengthComputable) return;
+      bar.hidden = false;
+      bar.value = Math.round((100 * p.loaded) / p.total);
+      status.textContent = "Uploading… " + bar.value + "%";
+    };
+    xhr.onload = function () {
+      var answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch (err) { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        htmx.ajax("GET", "/settings/updates/panel", { target: "#update-panel", swap: "outerHTML" });
+      } else {
+        button.disabled = false;
+        bar.hidden = true;
+        status.textContent = answer.message || "The box refused the file (" + xhr.status + ").";
+        status.classList.add("error-text");
+      }
+    };
+    xhr.onerror = function () {
+      button.disabled = false;
+      status.textContent = "The upload did not reach the box. Check the connection and try again.";
+    };
+    button.disabled = true;
+    status.classList.remove("error-text");
+    status.textContent = "Uploading… (then the signature is checked)";
+    xhr.send(file);
+  });
+  // After "Restart now": wait for the box to go and come back, then load the page afresh.
+  document.addEventListener("htmx:load", function (e) {
+    var el = e.detail.elt.querySelector ? (e.detail.elt.matches("[data-wait-restart]") ? e.detail.elt : e.detail.elt.querySelector("[data-wait-restart]")) : null;
+    if (!el) return;
+    var url = el.getAttribute("data-wait-restart");
+    function poll() {
+      fetch(url, { cache: "no-store" }).then(function (r) {
+        if (r.ok) location.reload(); else setTimeout(poll, 3000);
+      }, function () { setTimeout(poll, 3000); });
+    }
+    setTimeout(poll, 15000);
+  });
 })();

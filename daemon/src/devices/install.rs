@@ -51,7 +51,10 @@ pub enum Family {
 
 impl Family {
     fn from_os_release(id: &str, id_like: &str) -> Family {
-        let words: Vec<&str> = id.split_whitespace().chain(id_like.split_whitespace()).collect();
+        let words: Vec<&str> = id
+            .split_whitespace()
+            .chain(id_like.split_whitespace())
+            .collect();
         let has = |w: &str| words.contains(&w);
         if has("debian") || has("ubuntu") || has("raspbian") {
             Family::Debian
@@ -106,7 +109,11 @@ else echo sudo-password; fi
 
 pub async fn assess(session: &Session) -> Result<Assessment, SshError> {
     let out = session
-        .exec(&RemoteCommand::script(ASSESS, [""; 0]), None, crate::ssh::EXEC_TIMEOUT)
+        .exec(
+            &RemoteCommand::script(ASSESS, [""; 0]),
+            None,
+            crate::ssh::EXEC_TIMEOUT,
+        )
         .await?;
     let text = out.stdout_text();
     let mut lines = text.lines().map(str::trim);
@@ -196,7 +203,9 @@ pub enum InstallError {
         "“{0}” may not use sudo on this device. Add it to the sudo group (as root: usermod -aG sudo {0}), or log in as root."
     )]
     NotSudoer(String),
-    #[error("Installing Docker failed while {step}. Nothing else was changed; fix the cause shown below and try again.")]
+    #[error(
+        "Installing Docker failed while {step}. Nothing else was changed; fix the cause shown below and try again."
+    )]
     Failed { step: String, log: String },
     #[error(transparent)]
     Ssh(#[from] SshError),
@@ -249,7 +258,11 @@ pub async fn install(
     };
     let started = Instant::now();
     let out = session
-        .exec(&command, stdin.as_ref().map(|s| s.expose()), INSTALL_TIMEOUT)
+        .exec(
+            &command,
+            stdin.as_ref().map(|s| s.expose()),
+            INSTALL_TIMEOUT,
+        )
         .await?;
     let stdout = out.stdout_text();
     let steps: Vec<String> = stdout
@@ -306,12 +319,21 @@ mod tests {
     fn families() {
         assert_eq!(Family::from_os_release("debian", ""), Family::Debian);
         assert_eq!(Family::from_os_release("ubuntu", "debian"), Family::Debian);
-        assert_eq!(Family::from_os_release("raspbian", "debian"), Family::Debian);
-        assert_eq!(Family::from_os_release("linuxmint", "ubuntu debian"), Family::Debian);
+        assert_eq!(
+            Family::from_os_release("raspbian", "debian"),
+            Family::Debian
+        );
+        assert_eq!(
+            Family::from_os_release("linuxmint", "ubuntu debian"),
+            Family::Debian
+        );
         assert_eq!(Family::from_os_release("fedora", ""), Family::Fedora);
         assert_eq!(Family::from_os_release("alpine", ""), Family::Alpine);
         assert_eq!(Family::from_os_release("endeavouros", "arch"), Family::Arch);
-        assert_eq!(Family::from_os_release("rhel", "centos fedora"), Family::Fedora);
+        assert_eq!(
+            Family::from_os_release("rhel", "centos fedora"),
+            Family::Fedora
+        );
         assert_eq!(Family::from_os_release("nixos", ""), Family::Other);
     }
 

@@ -28,6 +28,8 @@ pub enum Event {
     Deployment { id: i64, slug: String },
     /// A deployed app's state changed (started, stopped, removed, changed behind our back).
     AppState { slug: String },
+    /// A system update moved (uploaded, installing, installed, failed).
+    Update,
 }
 
 /// Buffered events per subscriber. A page that falls this far behind (a stalled tab) skips the

@@ -143,3 +143,29 @@ impl From<crate::deploy::DeployError> for WebError {
         }
     }
 }
+
+impl From<crate::ota::OtaError> for WebError {
+    fn from(e: crate::ota::OtaError) -> WebError {
+        use crate::ota::OtaError as O;
+        use crate::ota::rauc::RaucError as R;
+        match e {
+            O::Invalid(m) | O::Rauc(R::Refused(m)) => {
+                WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "update_refused", m)
+            }
+            O::Busy(m) => WebError::new(StatusCode::CONFLICT, "busy", m),
+            O::Unavailable(_) => WebError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "updates_unavailable",
+                e.to_string(),
+            ),
+            O::Rauc(R::Missing) => WebError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "updates_unavailable",
+                R::Missing.to_string(),
+            ),
+            O::Rauc(r @ R::Failed(_)) => WebError::internal(r),
+            O::Io(io) => WebError::internal(io),
+            O::Store(s) => s.into(),
+        }
+    }
+}

@@ -39,6 +39,15 @@ pub const API_DEPLOYMENTS: &str = "/api/v1/deployments";
 pub const API_DEPLOYMENT: &str = "/api/v1/deployments/{id}";
 pub const API_DEVICES: &str = "/api/v1/devices";
 pub const API_DEVICES_TEST: &str = "/api/v1/devices/test";
+pub const API_UPDATE: &str = "/api/v1/system/update";
+pub const API_UPDATE_BUNDLE: &str = "/api/v1/system/update/bundle";
+pub const API_UPDATE_INSTALL: &str = "/api/v1/system/update/install";
+pub const API_UPDATE_REBOOT: &str = "/api/v1/system/update/reboot";
+pub const UPDATES: &str = "/settings/updates";
+pub const UPDATES_PANEL: &str = "/settings/updates/panel";
+pub const UPDATES_INSTALL: &str = "/settings/updates/install";
+pub const UPDATES_DISCARD: &str = "/settings/updates/discard";
+pub const UPDATES_REBOOT: &str = "/settings/updates/reboot";
 pub const API_DEVICES_INSTALL_DOCKER: &str = "/api/v1/devices/install-docker";
 pub const API_DEVICES_REFRESH: &str = "/api/v1/devices/refresh";
 pub const API_DEVICE: &str = "/api/v1/devices/{id}";
@@ -89,4 +98,5 @@ pub mod sse_event {
     pub const DEVICES: &str = "devices";
     pub const DEPLOY: &str = "deploy";
     pub const APPS: &str = "apps";
+    pub const UPDATE: &str = "update";
 }

@@ -170,6 +170,26 @@ fn table() -> Vec<Entry> {
             Session,
             views::settings::certificate,
         ),
+        entry(M::GET, paths::UPDATES, Session, views::updates::show),
+        entry(M::GET, paths::UPDATES_PANEL, Session, views::updates::panel),
+        entry(
+            M::POST,
+            paths::UPDATES_INSTALL,
+            Session,
+            views::updates::install,
+        ),
+        entry(
+            M::POST,
+            paths::UPDATES_DISCARD,
+            Session,
+            views::updates::discard,
+        ),
+        entry(
+            M::POST,
+            paths::UPDATES_REBOOT,
+            Session,
+            views::updates::reboot,
+        ),
         entry(M::GET, paths::EVENTS, Session, sse::events),
         // Machines
         entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
@@ -248,6 +268,30 @@ fn table() -> Vec<Entry> {
             paths::API_DEPLOYMENT,
             SessionOrToken,
             api_apps::deployment,
+        ),
+        entry(
+            M::GET,
+            paths::API_UPDATE,
+            SessionOrToken,
+            views::updates::api_status,
+        ),
+        entry(
+            M::POST,
+            paths::API_UPDATE_BUNDLE,
+            SessionOrToken,
+            views::updates::api_upload,
+        ),
+        entry(
+            M::POST,
+            paths::API_UPDATE_INSTALL,
+            SessionOrToken,
+            views::updates::api_install,
+        ),
+        entry(
+            M::POST,
+            paths::API_UPDATE_REBOOT,
+            SessionOrToken,
+            views::updates::api_reboot,
         ),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.

@@ -83,6 +83,7 @@ fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
         Event::DeviceStatus { device_id } => (sse_event::DEVICES, device_id.to_string()),
         Event::Deployment { id, .. } => (sse_event::DEPLOY, id.to_string()),
         Event::AppState { slug } => (sse_event::APPS, slug.clone()),
+        Event::Update => (sse_event::UPDATE, String::new()),
     };
     // SSE data lines cannot contain newlines; the fragments are HTML, so spaces do as well.
     Some(

@@ -154,6 +154,8 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// How long a deployed app gets to answer its health check.
     pub health_timeout: Duration,
+    /// RAUC and the restart request (updates).
+    pub ota: homelabd::ota::OtaConfig,
 }
 
 impl Options {
@@ -166,6 +168,7 @@ impl Options {
             https: false,
             data: None,
             health_timeout: Duration::from_secs(60),
+            ota: homelabd::ota::OtaConfig::default(),
         }
     }
 }
@@ -199,6 +202,7 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.mdns = opts.mdns_interfaces.is_some();
     config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.deploy.health_timeout = opts.health_timeout;
+    config.ota = opts.ota.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(homelabd::run(

@@ -500,7 +500,12 @@ pub async fn run_docker_install(
     fingerprint: String,
 ) -> Result<(Result<Installed, InstallError>, Report), WebError> {
     let devices = state.devices.clone();
-    let target = format!("{}@{}:{}", input.username.trim(), input.host.trim(), input.port);
+    let target = format!(
+        "{}@{}:{}",
+        input.username.trim(),
+        input.host.trim(),
+        input.port
+    );
     let sudo = (!sudo_password.is_empty()).then(|| Secret::from_string(sudo_password));
     let (outcome, report) = tokio::spawn(async move {
         devices
@@ -540,7 +545,12 @@ pub async fn install_docker(
             log: e.log().map(str::to_string),
         },
     };
-    Ok(Html(report_with_install_html(&report, advanced(&ctx), Some(installed))?).into_response())
+    Ok(Html(report_with_install_html(
+        &report,
+        advanced(&ctx),
+        Some(installed),
+    )?)
+    .into_response())
 }
 
 /// A newly added device's first figures, right away rather than at the next poll.

@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod devices;
 pub mod pages;
 pub mod settings;
+pub mod updates;
 
 use askama::Template;
 use axum::Json;

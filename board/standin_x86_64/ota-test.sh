@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Updates of the stand-in under qemu, through the daemon's API from the "laptop", with real
+# RAUC bundles made from the stand-in's own root filesystem:
+#   - refused with a clear message, slots untouched: an unsigned file, a bundle signed by
+#     another key, a bundle for another board; a tampered bundle fails while installing and
+#     the box keeps running (and booting) its version;
+#   - a newer version: installed, restart, slot B boots it, marked good, data intact;
+#   - a version whose daemon is broken on purpose (it damages the database and never serves):
+#     the box restarts, the bootloader falls back to the previous slot, and the daemon there
+#     restores the data saved before the install and says the update was rolled back;
+#   - the power cut in the middle of an install: the next boot is the running version, healthy.
+#
+#   board/standin_x86_64/ota-test.sh STANDIN_DIR WORK_DIR VERSION SIGNING_CERT SIGNING_KEY
+#
+# STANDIN_DIR holds homelab.img and rootfs.squashfs (make -f image.mk test-image). Needs what
+# boot-test.sh needs, plus rauc, squashfs-tools, openssl and python3.
+set -euo pipefail
+
+STANDIN="${1:?stand-in directory}"
+WORK="${2:?work directory}"
+VERSION="${3:?version of the image}"
+CERT="${4:?signing certificate}"
+KEY="${5:?signing key}"
+# shellcheck disable=SC2034 # read by lib.sh
+IMAGE="$STANDIN/homelab.img"
+# shellcheck disable=SC2034 # read by lib.sh
+TEST_NAME=ota-test
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+COMPAT=homelab-standin-x86_64
+V2="$VERSION-ota2"
+V3="$VERSION-ota3-broken"
+# A broken slot gets this long to become healthy before the box restarts to fall back.
+HEALTHY_WITHIN=60
+
+# The stand-in's root filesystem as another version; "broken": its daemon damages the
+# database and exits, so it never becomes healthy.
+make_rootfs() { # make_rootfs NAME VERSION [broken]
+  local dir="$WORK/variant-$1"
+  rm -rf "$dir"
+  unsquashfs -q -n -d "$dir" "$STANDIN/rootfs.squashfs" >/dev/null
+  sed -i "s/^VERSION_ID=.*/VERSION_ID=$2/; s/^VERSION=.*/VERSION=\"$2 (stand-in)\"/" "$dir/usr/lib/os-release"
+  if [[ "${3:-}" == broken ]]; then
+    mkdir -p "$dir/etc/systemd/system/homelabd.service.d"
+    cat > "$dir/etc/systemd/system/homelabd.service.d/broken.conf" <<'UNIT'
+# Broken on purpose by the OTA test.
+[Service]
+ExecStart=
+ExecStart=/bin/sh -c 'printf "broken update" | dd of=/data/homelab/homelab.db bs=1 conv=notrunc 2>/dev/null; exit 1'
+UNIT
+  fi
+  # gzip: quicker than the image's xz, and GRUB reads it (it cannot read zstd).
+  mksquashfs "$dir" "$WORK/rootfs-$1.img" -comp gzip -noappend -quiet -no-progress >/dev/null
+  rm -rf "$dir"
+}
+
+make_bundles() {
+  log "making the test bundles"
+  make_rootfs v2 "$V2"
+  make_rootfs v3 "$V3" broken
+  local mb="$HERE/../common/make-bundle.sh"
+  "$mb" "$WORK/rootfs-v2.img" "$COMPAT" "$V2" "$CERT" "$KEY" "$WORK/good.raucb" 2>/dev/null
+  "$mb" "$WORK/rootfs-v3.img" "$COMPAT" "$V3" "$CERT" "$KEY" "$WORK/broken.raucb" 2>/dev/null
+  "$mb" "$WORK/rootfs-v2.img" homelab-pc-x86_64 "$V2" "$CERT" "$KEY" "$WORK/other-board.raucb" 2>/dev/null
+  "$HERE/../common/dev-keys.sh" "$WORK/other-keys" "Someone else" 2>/dev/null
+  "$mb" "$WORK/rootfs-v2.img" "$COMPAT" "$V2" "$WORK/other-keys/signing.cert.pem" \
+    "$WORK/other-keys/signing.key.pem" "$WORK/other-key.raucb" 2>/dev/null
+  # Not a bundle at all: a bare root filesystem, no signature.
+  cp "$WORK/rootfs-v2.img" "$WORK/unsigned.raucb"
+  # The signed bundle with bytes of its payload changed (the signature itself still checks).
+  cp "$WORK/good.raucb" "$WORK/tampered.raucb"
+  printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' |
+    dd of="$WORK/tampered.raucb" bs=1 seek=$(( $(stat -c %s "$WORK/good.raucb") / 3 )) conv=notrunc 2>/dev/null
+  rm -f "$WORK/rootfs-v2.img" "$WORK/rootfs-v3.img"
+  echo "bundle_bytes=$(stat -c %s "$WORK/good.raucb")" >> "$WORK/figures"
+}
+
+# The API as the signed-in owner, from the laptop. Prints the body, then the status code.
+api() { # api METHOD PATH [curl options…]
+  local method="$1" path="$2"
+  shift 2
+  in_client curl -sk -m 900 -X "$method" -H "Origin: $ORIGIN" -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" \
+    --resolve "homelab.local:443:$IP" -w '\n%{http_code}' "$@" "$ORIGIN$path"
+}
+status_of() { tail -1 <<<"$1"; }
+body_of() { sed '$d' <<<"$1"; }
+
+upload() { api POST /api/v1/system/update/bundle -H 'Content-Type: application/octet-stream' --data-binary "@$1"; }
+
+# A field of GET /api/v1/system/update (a Python expression on `s`).
+update_field() {
+  api GET /api/v1/system/update | sed '$d' | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+}
+
+sign_in_owner() {
+  COOKIE="$(sign_in "$IP" "$PASSWORD")"
+  [[ -n "$COOKIE" ]] || fail "the owner cannot sign in"
+  CSRF="$(in_client curl -sk -m 10 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" "$ORIGIN/" \
+    | sed -n 's/.*"X-CSRF-Token": "\([^"]*\)".*/\1/p' | head -1)"
+  [[ -n "$CSRF" ]] || fail "no CSRF token on the dashboard"
+}
+
+tokens_page() { in_client curl -sk -m 10 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" "$ORIGIN/settings"; }
+
+make_token() { # make_token NAME: an API token, as data that must survive (or be rolled back)
+  local r
+  r="$(api POST /settings/tokens --data-urlencode "name=$1" -H 'HX-Request: true')"
+  [[ "$(status_of "$r")" == 200 ]] || fail "could not create token $1: $r"
+}
+
+expect_refused() { # expect_refused FILE TEXT: the upload is refused with a message containing TEXT
+  local r
+  r="$(upload "$1")"
+  [[ "$(status_of "$r")" == 422 ]] || fail "$(basename "$1") was not refused: $r"
+  grep -qF "$2" <<<"$r" || fail "$(basename "$1"): unexpected message: $r"
+  pass "$(basename "$1") refused: $(body_of "$r" | python3 -c 'import json,sys; print(json.load(sys.stdin)["error"]["message"])')"
+}
+
+wait_phase() { # wait_phase PHASE SECS: until the install reaches PHASE (or fails)
+  local phase="" start
+  start="$(now)"
+  while (( $(now) - start < $2 )); do
+    phase="$(update_field 's["progress"]["phase"]')"
+    [[ "$phase" == "$1" ]] && return 0
+    [[ "$phase" == failed && "$1" != failed ]] && fail "the install failed: $(update_field 's["progress"]["message"]')"
+    sleep 2
+  done
+  fail "the install did not reach '$1' within $2 s (it is '$phase')"
+}
+
+restart_box() { # restart_box DEADLINE: via the API, then wait for it to go and come back
+  local r secs
+  r="$(api POST /api/v1/system/update/reboot)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "restart refused: $r"
+  wait_down 120 || fail "the box did not restart"
+  secs="$(wait_http "$1")" || fail "the box did not come back within $1 s of the restart"
+  IP="$(box_ip)"
+  echo "$secs"
+}
+
+main() {
+  mkdir -p "$WORK"
+  WORK="$(cd "$WORK" && pwd)"
+  : > "$WORK/figures"
+  trap cleanup EXIT
+  make_bundles
+  setup_lan
+  # The journal goes to the serial console too: its log (an artifact) explains a failure.
+  prepare_disk "homelab.healthy_within=$HEALTHY_WITHIN systemd.journald.forward_to_console=1"
+  start_vm
+  wait_http "$BOOT_DEADLINE" >/dev/null || fail "no HTTP answer within ${BOOT_DEADLINE}s of power-on"
+  IP="$(box_ip)"
+  local code r secs start
+  code="$(console_setup_code)"
+  PASSWORD="ota-test-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
+  [[ "$(claim_with "$IP" "$PASSWORD" "$code")" == 303 ]] || fail "could not claim the box"
+  sign_in_owner
+  api POST /settings/mode --data-urlencode mode=advanced -H 'HX-Request: true' >/dev/null
+  make_token before-update
+  [[ "$(update_field 's["version"]')" == "$VERSION" ]] || fail "the box does not report version $VERSION"
+  [[ "$(update_field 's["booted_slot"]')" == A ]] || fail "the first boot is not from slot A"
+  pass "Homelab $VERSION runs from slot A; updates are available"
+
+  expect_refused "$WORK/unsigned.raucb" "not a signed Homelab update file"
+  expect_refused "$WORK/other-key.raucb" "not signed by a key this Homelab trusts"
+  # shellcheck disable=SC1111 # the message quotes the board name with typographic quotes
+  expect_refused "$WORK/other-board.raucb" "is for “homelab-pc-x86_64”"
+  r="$(upload "$WORK/tampered.raucb")"
+  [[ "$(status_of "$r")" == 201 ]] || fail "the tampered bundle's signature should still check: $r"
+  r="$(api POST /api/v1/system/update/install)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "install of the tampered bundle not started: $r"
+  wait_phase failed 600
+  pass "tampered bundle refused while installing: $(update_field 's["progress"]["message"]')"
+  [[ "$(update_field 's["booted_slot"]')" == A ]] || fail "the booted slot changed"
+  [[ "$(update_field '[x["boot_status"] for x in s["slots"] if x["bootname"]=="A"][0]')" == good ]] \
+    || fail "slot A is no longer good after the refusals"
+
+  # A newer version.
+  r="$(upload "$WORK/good.raucb")"
+  [[ "$(status_of "$r")" == 201 ]] || fail "the good bundle was refused: $r"
+  start="$(now)"
+  r="$(api POST /api/v1/system/update/install)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
+  wait_phase installed 900
+  echo "install_seconds=$(( $(now) - start ))" >> "$WORK/figures"
+  pass "$V2 installed in $(( $(now) - start )) s (qemu TCG); restarting"
+  secs="$(restart_box "$BOOT_DEADLINE")"
+  sign_in_owner
+  [[ "$(update_field 's["version"]')" == "$V2" ]] || fail "after the restart the version is $(update_field 's["version"]')"
+  [[ "$(update_field 's["booted_slot"]')" == B ]] || fail "after the update the box did not boot slot B"
+  wait_console "boot slot B marked good" 90 || fail "slot B was not marked good"
+  tokens_page | grep -q "before-update" || fail "the data from before the update is gone"
+  [[ "$(update_field 's["last_result"]["ok"]')" == True ]] || fail "the update is not reported as done"
+  pass "the box runs $V2 from slot B (back ${secs}s after the restart), marked good, data intact"
+
+  # A broken version: the box must come back to $V2 by itself, with the data as it was.
+  r="$(upload "$WORK/broken.raucb")"
+  [[ "$(status_of "$r")" == 201 ]] || fail "the broken bundle was refused: $r"
+  r="$(api POST /api/v1/system/update/install)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
+  wait_phase installed 900
+  make_token during-update
+  start="$(now)"
+  r="$(api POST /api/v1/system/update/reboot)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "restart refused: $r"
+  wait_down 120 || fail "the box did not restart"
+  # Slot A with the broken daemon boots, is not healthy within the limit, restarts; GRUB then
+  # starts B, whose daemon restores the data.
+  wait_http $(( BOOT_DEADLINE + HEALTHY_WITHIN + 240 )) >/dev/null || fail "the box did not come back after the broken update"
+  echo "fallback_seconds=$(( $(now) - start ))" >> "$WORK/figures"
+  IP="$(box_ip)"
+  sign_in_owner
+  [[ "$(update_field 's["version"]')" == "$V2" ]] || fail "after the broken update the version is $(update_field 's["version"]')"
+  [[ "$(update_field 's["booted_slot"]')" == B ]] || fail "the box did not fall back to slot B"
+  update_field 's["last_result"]["message"]' | grep -q "The update to $V3 failed and was rolled back" \
+    || fail "no rollback message: $(update_field 's["last_result"]')"
+  tokens_page | grep -q "before-update" || fail "data from before the update is missing after the rollback"
+  if tokens_page | grep -q "during-update"; then fail "the data was not restored to the snapshot"; fi
+  pass "the broken $V3 fell back to $V2 in $(( $(now) - start )) s and the data was restored"
+
+  # The power goes in the middle of an install.
+  r="$(upload "$WORK/broken.raucb")"
+  [[ "$(status_of "$r")" == 201 ]] || fail "upload before the power cut failed: $r"
+  r="$(api POST /api/v1/system/update/install)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
+  local pct=0
+  for _ in $(seq 1 300); do
+    pct="$(update_field 's["progress"]["percent"]')"
+    (( pct >= 40 )) && break
+    sleep 0.5
+  done
+  log "pulling the plug at ${pct}% of the install"
+  power_off
+  start_vm
+  wait_http "$BOOT_DEADLINE" >/dev/null || fail "no HTTP answer after the power cut mid-install"
+  IP="$(box_ip)"
+  sign_in_owner
+  [[ "$(update_field 's["version"]')" == "$V2" && "$(update_field 's["booted_slot"]')" == B ]] \
+    || fail "after the power cut the box runs $(update_field 's["version"]') from $(update_field 's["booted_slot"]')"
+  wait_console "boot slot B marked good" 90 || fail "slot B not healthy after the power cut"
+  pass "power cut at ${pct}% of an install: the box booted $V2 from slot B again, healthy"
+  cat "$WORK/figures"
+}
+
+main "$@"

@@ -1,0 +1,499 @@
+//! Over-the-air updates of the appliance, the boring way: the owner brings an update file (a
+//! RAUC bundle, signed, verity format) and chooses when to install it; its signature is
+//! checked before anything changes; the data is snapshotted; RAUC writes the other root slot
+//! and makes it the next boot; the owner restarts when it suits them. The new slot is marked
+//! good only once homelabd is healthy on it (homelab-mark-good.service); if it never gets
+//! there, the bootloader falls back, and this daemon, started again on the old slot, restores
+//! the snapshot before it opens the database ([`snapshot::settle`]).
+//!
+//! homelabd holds no privilege for any of it: RAUC's service (root) does the installing, and a
+//! root path unit (homelab-reboot.path) restarts the box when asked through a file.
+
+pub mod rauc;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::busy::{BusyGuard, BusySet};
+use crate::events::{Event, EventBus};
+use crate::store::Store;
+
+/// Largest update file accepted (the stand-in's are ~120 MB; a board's well under 1 GB).
+pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
+/// The file an uploaded bundle is kept in until it is installed or replaced.
+const STAGED: &str = "update.raucb";
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct OtaConfig {
+    /// The RAUC command line tool.
+    pub rauc: PathBuf,
+    /// Writing this file asks the system to restart (homelab-reboot.path watches it).
+    pub reboot_request: PathBuf,
+}
+
+impl Default for OtaConfig {
+    fn default() -> Self {
+        OtaConfig {
+            rauc: PathBuf::from("rauc"),
+            reboot_request: PathBuf::from("/run/homelabd/reboot"),
+        }
+    }
+}
+
+/// Where an install is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Idle,
+    Snapshot,
+    Installing,
+    /// Installed; the new version starts at the next restart.
+    Installed,
+    Failed,
+}
+
+/// The install in progress (or the last one, until the next starts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub phase: Phase,
+    pub percent: u8,
+    pub words: String,
+    pub version: Option<String>,
+    pub message: Option<String>,
+}
+
+/// An update file that was uploaded and passed its signature check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Staged {
+    pub version: String,
+    pub size: u64,
+}
+
+/// Everything the Updates page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateStatus {
+    pub version: String,
+    /// Whether this system can install updates (RAUC present).
+    pub available: bool,
+    pub unavailable_reason: Option<String>,
+    pub booted_slot: Option<String>,
+    pub slots: Vec<rauc::Slot>,
+    pub staged: Option<Staged>,
+    pub progress: Progress,
+    pub last_result: Option<snapshot::LastResult>,
+}
+
+/// Errors, each in words the owner can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OtaError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("Updates are not available here: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Rauc(#[from] rauc::RaucError),
+    #[error("Could not store the update file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Room left for the database and logs while an update file is kept.
+const SPACE_TO_SPARE: u64 = 64 << 20;
+
+fn free_space(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+fn no_space(size: u64, free: u64) -> OtaError {
+    use crate::devices::health::human_bytes;
+    OtaError::Invalid(format!(
+        "There is not enough room on the box for this update file ({} needed, {} free). Nothing changed.",
+        human_bytes(size.saturating_add(SPACE_TO_SPARE)),
+        human_bytes(free)
+    ))
+}
+
+/// The version of the system this daemon runs on: the image's (os-release of the appliance),
+/// or the daemon's own when it runs on an ordinary Linux host.
+pub fn system_version() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    match (field("ID="), field("VERSION_ID=")) {
+        (Some(id), Some(version)) if id == "homelab" => version,
+        _ => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// The updates service.
+pub struct Ota {
+    data: PathBuf,
+    cfg: OtaConfig,
+    store: Store,
+    events: EventBus,
+    version: String,
+    busy: BusySet,
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl Ota {
+    pub fn new(data: &Path, cfg: OtaConfig, store: Store, events: EventBus) -> Ota {
+        Ota {
+            data: data.to_path_buf(),
+            cfg,
+            store,
+            events,
+            version: system_version(),
+            busy: BusySet::default(),
+            progress: Arc::default(),
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn staged_path(&self) -> PathBuf {
+        snapshot::updates_dir(&self.data).join(STAGED)
+    }
+
+    fn progress(&self) -> Progress {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn claim(&self) -> Result<BusyGuard, OtaError> {
+        self.busy.try_claim("update").ok_or_else(|| {
+            OtaError::Busy(
+                "An update file is being received or installed; wait for it to finish.".into(),
+            )
+        })
+    }
+
+    pub async fn status(&self) -> UpdateStatus {
+        let (available, reason, booted, slots) = match rauc::status(&self.cfg.rauc).await {
+            Ok(s) => (true, None, Some(s.booted), s.slots),
+            Err(rauc::RaucError::Failed(m)) => (
+                false,
+                Some(format!("This system is not set up for A/B updates ({m}).")),
+                None,
+                Vec::new(),
+            ),
+            Err(e) => (false, Some(e.to_string()), None, Vec::new()),
+        };
+        let staged = match tokio::fs::metadata(self.staged_path()).await {
+            Ok(m) if available => rauc::info(&self.cfg.rauc, &self.staged_path())
+                .await
+                .ok()
+                .map(|i| Staged {
+                    version: i.version,
+                    size: m.len(),
+                }),
+            _ => None,
+        };
+        UpdateStatus {
+            version: self.version.clone(),
+            available,
+            unavailable_reason: reason,
+            booted_slot: booted,
+            slots,
+            staged,
+            progress: self.progress(),
+            last_result: snapshot::last_result(&self.data),
+        }
+    }
+
+    /// Receives an update file and checks its signature at once; a refused file is not kept.
+    /// `announced` is the size the sender declared, checked against the free space first.
+    pub async fn receive<S, E>(
+        &self,
+        mut body: S,
+        announced: Option<u64>,
+    ) -> Result<Staged, OtaError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        let _guard = self.claim()?;
+        // Before reading a large body: where updates cannot work, say so at once.
+        self.rauc_status().await?;
+        let dir = snapshot::updates_dir(&self.data);
+        tokio::fs::create_dir_all(&dir).await?;
+        let part = dir.join("upload.part");
+        // An earlier upload's leftovers (an interrupted one, the file being replaced) first.
+        let _ = tokio::fs::remove_file(&part).await;
+        let _ = tokio::fs::remove_file(self.staged_path()).await;
+        let free = free_space(&dir);
+        if let (Some(size), Some(free)) = (announced, free)
+            && size.saturating_add(SPACE_TO_SPARE) > free
+        {
+            return Err(no_space(size, free));
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)
+            .await?;
+        let mut size: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    return Err(OtaError::Invalid(format!(
+                        "The upload was interrupted ({e}). Nothing changed; try again."
+                    )));
+                }
+            };
+            size += chunk.len() as u64;
+            if size > MAX_BUNDLE_BYTES {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(OtaError::Invalid(
+                    "This file is far larger than any Homelab update (over 2 GB); it is not one."
+                        .into(),
+                ));
+            }
+            if let Err(e) = file.write_all(&chunk).await {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(match e.kind() {
+                    std::io::ErrorKind::StorageFull => no_space(size, free.unwrap_or(0)),
+                    _ => e.into(),
+                });
+            }
+        }
+        file.sync_all().await?;
+        drop(file);
+        if size == 0 {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(OtaError::Invalid("The update file is empty.".into()));
+        }
+        let checked = self.check(&part).await;
+        match checked {
+            Ok(info) => {
+                tokio::fs::rename(&part, self.staged_path()).await?;
+                Ok(Staged {
+                    version: info.version,
+                    size,
+                })
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The signature, the device kind and the version, before anything is written.
+    async fn rauc_status(&self) -> Result<rauc::Status, OtaError> {
+        rauc::status(&self.cfg.rauc).await.map_err(|e| match e {
+            rauc::RaucError::Missing => OtaError::Unavailable(
+                "RAUC is not installed (this is not the Homelab appliance).".into(),
+            ),
+            rauc::RaucError::Failed(m) | rauc::RaucError::Refused(m) => {
+                OtaError::Unavailable(format!("this system is not set up for A/B updates ({m})."))
+            }
+        })
+    }
+
+    async fn check(&self, bundle: &Path) -> Result<rauc::BundleInfo, OtaError> {
+        let status = self.rauc_status().await?;
+        let info = rauc::info(&self.cfg.rauc, bundle).await?;
+        if info.compatible != status.compatible {
+            return Err(OtaError::Invalid(format!(
+                "This update is for “{}” and this box is “{}”, so it was not installed.",
+                info.compatible, status.compatible
+            )));
+        }
+        if info.version == self.version {
+            return Err(OtaError::Invalid(format!(
+                "This box already runs Homelab {}.",
+                self.version
+            )));
+        }
+        Ok(info)
+    }
+
+    /// Installs the staged update in the background; progress goes to the Updates page.
+    pub async fn install(self: &Arc<Self>) -> Result<String, OtaError> {
+        let guard = self.claim()?;
+        let staged = self.staged_path();
+        if !staged.exists() {
+            return Err(OtaError::Invalid(
+                "There is no update file to install. Upload one first.".into(),
+            ));
+        }
+        // Checked again: the file could have been replaced since it was uploaded.
+        let info = self.check(&staged).await?;
+        let version = info.version.clone();
+        self.set_progress(
+            Phase::Snapshot,
+            0,
+            "Saving a copy of your data",
+            Some(&version),
+            None,
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let result = this.run_install(&staged, &info).await;
+            match result {
+                Ok(()) => {
+                    this.set_progress(
+                        Phase::Installed,
+                        100,
+                        "Installed",
+                        Some(&info.version),
+                        None,
+                    );
+                    let _ = snapshot::set_last_result(
+                        &this.data,
+                        true,
+                        format!(
+                            "Homelab {} is installed and starts at the next restart.",
+                            info.version
+                        ),
+                    );
+                    this.audit(format!(
+                        "Installed update {} (restart to start it)",
+                        info.version
+                    ))
+                    .await;
+                }
+                Err(e) => {
+                    // No restart will start it: the marker goes, the old slot stays the boot.
+                    let _ = snapshot::clear_pending(&this.data);
+                    let message = e.to_string();
+                    this.set_progress(
+                        Phase::Failed,
+                        0,
+                        "Not installed",
+                        Some(&info.version),
+                        Some(&message),
+                    );
+                    let _ = snapshot::set_last_result(&this.data, false, message.clone());
+                    this.audit(format!("Update {} not installed: {message}", info.version))
+                        .await;
+                }
+            }
+        });
+        Ok(version)
+    }
+
+    async fn run_install(&self, staged: &Path, info: &rauc::BundleInfo) -> Result<(), OtaError> {
+        // Audited before the snapshot, so a rolled-back update still shows it was tried.
+        self.audit(format!(
+            "Installing update {} (data saved first)",
+            info.version
+        ))
+        .await;
+        let data = self.data.clone();
+        self.store
+            .call(move |conn| {
+                snapshot::take(&data, conn)
+                    .map_err(|e| crate::store::StoreError::Join(e.to_string()))
+            })
+            .await?;
+        snapshot::set_pending(
+            &self.data,
+            &snapshot::Pending {
+                from_version: self.version.clone(),
+                to_version: info.version.clone(),
+                installed_at: crate::store::now_unix(),
+            },
+        )?;
+        self.set_progress(
+            Phase::Installing,
+            0,
+            "Installing",
+            Some(&info.version),
+            None,
+        );
+        let progress = self.progress.clone();
+        let events = self.events.clone();
+        rauc::install(&self.cfg.rauc, staged, move |pct, words| {
+            let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+            p.percent = pct;
+            p.words = words;
+            drop(p);
+            events.publish(Event::Update);
+        })
+        .await?;
+        let _ = tokio::fs::remove_file(staged).await;
+        Ok(())
+    }
+
+    /// Asks the system to restart (into the new slot, when one was installed).
+    pub async fn reboot(&self) -> Result<(), OtaError> {
+        if let Some(dir) = self.cfg.reboot_request.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::write(&self.cfg.reboot_request, b"reboot\n").await?;
+        self.audit("Restart requested".to_string()).await;
+        Ok(())
+    }
+
+    /// Forgets an uploaded update file that the owner decided not to install.
+    pub async fn discard(&self) -> Result<(), OtaError> {
+        let _guard = self.claim()?;
+        match tokio::fs::remove_file(self.staged_path()).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn set_progress(
+        &self,
+        phase: Phase,
+        percent: u8,
+        words: &str,
+        version: Option<&str>,
+        message: Option<&str>,
+    ) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Progress {
+            phase,
+            percent,
+            words: words.to_string(),
+            version: version.map(str::to_string),
+            message: message.map(str::to_string),
+        };
+        self.events.publish(Event::Update);
+    }
+
+    /// Records what the update did on its own (the owner's requests are audited by the
+    /// routes, under their name).
+    pub async fn audit(&self, what: String) {
+        tracing::info!(what, "update");
+        match self
+            .store
+            .audit(
+                "homelab".into(),
+                "system.update",
+                what,
+                String::new(),
+                String::new(),
+            )
+            .await
+        {
+            Ok(entry) => self.events.publish(Event::Audit(entry)),
+            Err(e) => tracing::warn!(error = %e, "could not write the audit record"),
+        }
+    }
+}

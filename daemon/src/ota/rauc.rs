@@ -1,0 +1,290 @@
+//! RAUC through its command line (which talks to the root RAUC service over D-Bus; homelabd
+//! itself holds no privilege). Arguments are passed as a list, never through a shell.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// One root slot as RAUC reports it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Slot {
+    /// GRUB's name for it: "A" or "B".
+    pub bootname: String,
+    pub booted: bool,
+    /// "good" or "bad" as the bootloader sees it.
+    pub boot_status: String,
+    /// The version RAUC last installed there, when it installed one.
+    pub version: Option<String>,
+}
+
+/// `rauc status`, the parts the Updates page shows.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    pub compatible: String,
+    pub booted: String,
+    pub slots: Vec<Slot>,
+}
+
+/// What a bundle says it is (after its signature was checked against the keyring).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleInfo {
+    pub compatible: String,
+    pub version: String,
+}
+
+/// Errors from RAUC, already in words for the owner.
+#[derive(Debug, thiserror::Error)]
+pub enum RaucError {
+    #[error(
+        "Updates are not available here: RAUC is not installed (this is not the Homelab appliance)."
+    )]
+    Missing,
+    #[error("{0}")]
+    Refused(String),
+    #[error("RAUC failed: {0}")]
+    Failed(String),
+}
+
+async fn run(rauc: &Path, args: &[&str]) -> Result<(bool, String, String), RaucError> {
+    let out = Command::new(rauc)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RaucError::Missing,
+            _ => RaucError::Failed(e.to_string()),
+        })?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    ))
+}
+
+pub async fn status(rauc: &Path) -> Result<Status, RaucError> {
+    let (ok, stdout, stderr) = run(rauc, &["status", "--detailed", "--output-format=json"]).await?;
+    if !ok {
+        return Err(RaucError::Failed(stderr));
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| RaucError::Failed(e.to_string()))?;
+    Ok(parse_status(&v))
+}
+
+fn parse_status(v: &Value) -> Status {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut slots = Vec::new();
+    // "slots": [ { "rootfs.0": { … } }, … ]
+    for entry in v["slots"].as_array().into_iter().flatten() {
+        for (_, s) in entry.as_object().into_iter().flatten() {
+            if s["class"] != "rootfs" {
+                continue;
+            }
+            slots.push(Slot {
+                bootname: text(&s["bootname"]),
+                booted: s["state"] == "booted",
+                boot_status: text(&s["boot_status"]),
+                version: s["slot_status"]["bundle"]["version"]
+                    .as_str()
+                    .map(str::to_string),
+            });
+        }
+    }
+    Status {
+        compatible: text(&v["compatible"]),
+        booted: text(&v["booted"]),
+        slots,
+    }
+}
+
+/// Reads a bundle's manifest, checking its signature against the image's keyring; nothing is
+/// installed. The refusal says why in the owner's words.
+pub async fn info(rauc: &Path, bundle: &Path) -> Result<BundleInfo, RaucError> {
+    let path = bundle.to_string_lossy();
+    let (ok, stdout, stderr) = run(rauc, &["info", "--output-format=json", &path]).await?;
+    if !ok {
+        return Err(RaucError::Refused(refusal(&stderr)));
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| RaucError::Failed(e.to_string()))?;
+    Ok(BundleInfo {
+        compatible: v["compatible"].as_str().unwrap_or_default().to_string(),
+        version: v["version"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// RAUC's reason, turned into what it means for the owner. The original follows in brackets
+/// for support. Only RAUC's error line is judged: its progress lines ("Verifying signature…")
+/// would mislead.
+pub fn refusal(output: &str) -> String {
+    let error = error_line(output);
+    let s = error.to_lowercase();
+    let reason = if s.contains("signature size")
+        || s.contains("invalid bundle")
+        || s.contains("too small")
+    {
+        "This is not a signed Homelab update file, so it was not installed."
+    } else if s.contains("input/output error") || s.contains("verity") || s.contains("splicing") {
+        "This update file is damaged: its contents do not match its signature. Nothing was started from it; get the file again."
+    } else if s.contains("signature")
+        || s.contains("certificate")
+        || s.contains("verify")
+        || s.contains("cms")
+    {
+        "This update file is not signed by a key this Homelab trusts, so it was not installed."
+    } else if s.contains("compatible") {
+        "This update file is for a different kind of device."
+    } else {
+        "The update file was refused."
+    };
+    if error.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason} (RAUC: {error})")
+    }
+}
+
+/// RAUC's own error: "LastError: …" from an install, else the last line that says what
+/// failed (its chatter, the progress lines and the closing "… failed" line skipped).
+fn error_line(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("rauc-Message") && progress_line(l).is_none())
+        .collect();
+    if let Some(e) = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("LastError:"))
+    {
+        return e.trim().to_string();
+    }
+    let failing = |l: &&&str| {
+        let l = l.to_lowercase();
+        (l.contains("error") || l.contains("failed") || l.contains("invalid"))
+            && !l.starts_with("installing `")
+    };
+    lines
+        .iter()
+        .rev()
+        .find(failing)
+        .or(lines.last())
+        .map(|l| l.to_string())
+        .unwrap_or_default()
+}
+
+/// Installs a bundle into the other slot, reporting (percent, words) as RAUC goes.
+pub async fn install(
+    rauc: &Path,
+    bundle: &Path,
+    mut progress: impl FnMut(u8, String),
+) -> Result<(), RaucError> {
+    let mut child = Command::new(rauc)
+        .arg("install")
+        .arg(bundle)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false) // an install in flight is RAUC's to finish, not ours to cut
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RaucError::Missing,
+            _ => RaucError::Failed(e.to_string()),
+        })?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        text
+    });
+    let mut out_text = String::new();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some((pct, words)) = progress_line(&line) {
+            progress(pct, words);
+        }
+        out_text.push_str(&line);
+        out_text.push('\n');
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| RaucError::Failed(e.to_string()))?;
+    let err_text = errors.await.unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    Err(RaucError::Refused(refusal(&format!(
+        "{out_text}{err_text}"
+    ))))
+}
+
+/// "  40% Checking bundle done." → (40, "Checking bundle done.")
+fn progress_line(line: &str) -> Option<(u8, String)> {
+    let line = line.trim();
+    let (pct, rest) = line.split_once('%')?;
+    let pct: u8 = pct.trim().parse().ok()?;
+    Some((pct.min(100), rest.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            progress_line("  40% Checking bundle done."),
+            Some((40, "Checking bundle done.".into()))
+        );
+        assert_eq!(
+            progress_line("100% Installing done."),
+            Some((100, "Installing done.".into()))
+        );
+        assert_eq!(progress_line("installing `x`: succeeded"), None);
+    }
+
+    #[test]
+    fn status_json() {
+        let v: Value = serde_json::from_str(
+            r#"{"compatible":"homelab-standin-x86_64","booted":"A","boot_primary":"rootfs.0",
+            "slots":[{"rootfs.0":{"class":"rootfs","state":"booted","bootname":"A","boot_status":"good",
+            "slot_status":{"bundle":{"version":"1.0"}}}},
+            {"rootfs.1":{"class":"rootfs","state":"inactive","bootname":"B","boot_status":"bad"}}]}"#,
+        )
+        .unwrap();
+        let s = parse_status(&v);
+        assert_eq!(s.booted, "A");
+        assert_eq!(s.slots.len(), 2);
+        assert!(s.slots[0].booted);
+        assert_eq!(s.slots[0].version.as_deref(), Some("1.0"));
+        assert_eq!(s.slots[1].boot_status, "bad");
+        assert_eq!(s.slots[1].version, None);
+    }
+
+    #[test]
+    fn refusals_in_plain_words() {
+        // What RAUC 1.8 says (stderr of `rauc info`, output of `rauc install`).
+        let other_key = "rauc-Message: 01:23:14.355: Verifying bundle signature... \n\
+            signature verification failed: Verify error: unable to get local issuer certificate";
+        assert!(refusal(other_key).contains("not signed by a key this Homelab trusts"));
+        assert!(
+            refusal("rauc-Message: Reading bundle: x\nInvalid bundle format: Signature size is 0")
+                .contains("not a signed Homelab update")
+        );
+        let tampered = "installing\n  0% Installing\n 20% Verifying signature\n 40% Verifying signature done.\n\
+            100% Installing failed.\n\
+            LastError: Installation error: Failed updating slot rootfs.1: Failed splicing data: Error reading from file: Input/output error\n\
+            Installing `/data/homelab/updates/update.raucb` failed";
+        let r = refusal(tampered);
+        assert!(r.contains("damaged"), "{r}");
+        assert!(r.contains("Input/output error"), "{r}");
+    }
+}
