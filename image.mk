@@ -132,10 +132,10 @@ homelabd-source:
 	cd $(CACHE)/src/homelabd-$(VERSION) && mkdir -p .cargo && cargo vendor --locked VENDOR > .cargo/config.toml
 	tar -C $(CACHE)/src -czf $(CACHE)/dl/homelabd/homelabd-$(VERSION).tar.gz homelabd-$(VERSION)
 
-$(BOARDS): buildroot-source homelabd-source
+$(BOARDS): keys buildroot-source homelabd-source
 	mkdir -p $(OUT)/$@
 	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_EXTERNAL=$(TOP)/buildroot homelab_$@_defconfig
-	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELABD_VERSION=$(VERSION)
+	HOMELAB_KEYRING_PEM=$(KEYRING) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELABD_VERSION=$(VERSION)
 	xz -T0 -6 -c $(OUT)/$@/images/homelab.img > $(OUT)/$@/homelab-$@-$(VERSION).img.xz
 	cd $(OUT)/$@ && sha256sum homelab-$@-$(VERSION).img.xz > homelab-$@-$(VERSION).img.xz.sha256
 	ls -l $(OUT)/$@/homelab-$@-$(VERSION).img.xz*
