@@ -72,6 +72,8 @@ class Walk:
         self.passed = 0
         # Console errors we provoke on purpose, each allowed exactly once.
         self.expected = []
+        # The step under way, named with each console error so a failure points at it.
+        self.current = ""
         page.on("console", self.on_console)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
 
@@ -83,13 +85,14 @@ class Walk:
             if exp in text:
                 del self.expected[i]
                 return
-        self.problems.append(f"console: {text}")
+        self.problems.append(f"[{self.current}] console: {text}")
 
     def shot(self, name, page=None):
         SHOTS.mkdir(parents=True, exist_ok=True)
         (page or self.page).screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
     def step(self, name, fn):
+        self.current = name
         fn()
         self.passed += 1
         print(f"  ok  {name}", flush=True)
@@ -172,8 +175,9 @@ def main():
                 w.shot("04-settings-advanced")
 
             def updates_page():
-                # Off the appliance the page says why updates are not available here.
-                page.click("#nav >> text=Settings")
+                # Off the appliance the page says why updates are not available here. (The
+                # previous step ends on Settings.)
+                expect(page).to_have_url(base + "/settings")
                 page.click("#open-updates")
                 expect(page).to_have_url(base + "/settings/updates")
                 expect(page.locator("#update-version")).to_have_text(re.compile(r"\d+\.\d+"))
