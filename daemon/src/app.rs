@@ -73,12 +73,15 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
             // The vault first: a world-readable key must stop the start before anything else.
             let vault_check = Vault::open_or_create(&cfg.data_dir);
             // Before the database opens: an update that fell back has its snapshot restored.
-            let settled =
-                crate::ota::snapshot::settle(&cfg.data_dir, &crate::ota::system_version())
-                    .map_err(|source| RunError::DataDir {
-                        path: cfg.data_dir.display().to_string(),
-                        source,
-                    })?;
+            let settled = crate::ota::snapshot::settle(
+                &cfg.data_dir,
+                &crate::ota::system_version(),
+                &crate::ota::snapshot::current_boot_id(),
+            )
+            .map_err(|source| RunError::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                source,
+            })?;
             // Opened again after a restore: the vault key may have been put back too.
             let vault = match settled {
                 crate::ota::snapshot::Settled::RolledBack { .. } => {

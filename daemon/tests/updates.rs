@@ -31,12 +31,7 @@ async fn off_the_appliance_updates_are_refused_with_a_reason_and_restart_request
     let s = server("updates-host", &data).await;
     let (session, _) = s.claim().await;
 
-    let page = s
-        .get("/settings/updates", &session)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = s.get_text_with("/settings/updates", &session, &[]).await;
     assert!(
         page.contains(&format!("id=\"update-version\">{}<", system_version())),
         "{page}"
@@ -100,7 +95,7 @@ async fn off_the_appliance_updates_are_refused_with_a_reason_and_restart_request
         data.join("run/reboot").exists(),
         "the restart request file is written"
     );
-    let audit = s.get("/settings", &session).await.text().await.unwrap();
+    let audit = s.get_text_with("/settings", &session, &[]).await;
     assert!(audit.contains("Restarted the box"), "audited");
 }
 
@@ -125,6 +120,8 @@ async fn a_fallen_back_update_restores_the_data_saved_before_it() {
             from_version: system_version(),
             to_version: "99.0-broken".into(),
             installed_at: 0,
+            // Installed in an earlier boot: this start is after the restart.
+            boot_id: "an-earlier-boot".into(),
         },
     )
     .unwrap();
@@ -141,7 +138,7 @@ async fn a_fallen_back_update_restores_the_data_saved_before_it() {
     // The bootloader fell back: the old version starts again.
     let s = server("updates-rollback", &data).await;
     let session = s.login("admin", &password).await;
-    let settings = s.get("/settings", &session).await.text().await.unwrap();
+    let settings = s.get_text_with("/settings", &session, &[]).await;
     assert!(
         settings.contains("before-update"),
         "data from before the update is back"
@@ -154,12 +151,7 @@ async fn a_fallen_back_update_restores_the_data_saved_before_it() {
         settings.contains("did not start properly; the box went back to"),
         "the rollback is in the activity log"
     );
-    let page = s
-        .get("/settings/updates", &session)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = s.get_text_with("/settings/updates", &session, &[]).await;
     assert!(
         page.contains(
             "The update to 99.0-broken failed and was rolled back — your data is as it was."

@@ -64,6 +64,15 @@ def wait_healthy(base, proc, deadline_s=30):
     raise RuntimeError("homelabd did not become healthy")
 
 
+def fill_device_form(page, name, ip, lab):
+    """The add-device form, filled as a user would with the lab's device login, then tested."""
+    page.fill("#name", name)
+    page.fill("#host", ip)
+    page.fill("#username", lab["LAB_USER"])
+    page.fill("#password", lab["LAB_PASSWORD"])
+    page.click("#test-connection")
+
+
 class Walk:
     def __init__(self, page, base):
         self.page = page
@@ -192,11 +201,7 @@ def main():
                 expect(page.locator("#device-cards h2")).to_have_text("No devices yet")
                 page.click("#add-device")
                 expect(page).to_have_url(base + "/devices/new")
-                page.fill("#name", "Server Two")
-                page.fill("#host", lab["LAB_IP_SERVER_02"])
-                page.fill("#username", lab["LAB_USER"])
-                page.fill("#password", lab["LAB_PASSWORD"])
-                page.click("#test-connection")
+                fill_device_form(page, "Server Two", lab["LAB_IP_SERVER_02"], lab)
                 expect(page.locator("#report h2")).to_have_text("Ready to add", timeout=30000)
                 w.shot("05a-device-test-connection")
                 page.click("#add-device-submit")
@@ -255,11 +260,7 @@ def main():
                 lab = lab_env()
                 try:
                     page.goto(base + "/devices/new")
-                    page.fill("#name", "Bare")
-                    page.fill("#host", lab["LAB_IP_BARE_01"])
-                    page.fill("#username", lab["LAB_USER"])
-                    page.fill("#password", lab["LAB_PASSWORD"])
-                    page.click("#test-connection")
+                    fill_device_form(page, "Bare", lab["LAB_IP_BARE_01"], lab)
                     expect(page.locator("#report h2")).to_have_text("Not ready yet", timeout=30000)
                     expect(page.locator("#install-docker")).to_be_visible()
                     w.shot("09a-docker-missing")

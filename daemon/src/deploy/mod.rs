@@ -407,20 +407,9 @@ impl Deployer {
     }
 
     async fn audit(&self, action: &'static str, detail: String) {
-        match self
-            .store
-            .audit(
-                "homelab".into(),
-                action,
-                detail,
-                String::new(),
-                String::new(),
-            )
-            .await
-        {
-            Ok(entry) => self.events.publish(Event::Audit(entry)),
-            Err(e) => tracing::warn!(error = %e, "could not write an audit record"),
-        }
+        self.events
+            .audit_by_homelab(&self.store, action, detail)
+            .await;
     }
 
     /// Journals a step's undo, then acts.

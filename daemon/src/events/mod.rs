@@ -4,7 +4,7 @@
 
 use tokio::sync::broadcast;
 
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, Store};
 
 /// How bad a toast is; the UI pairs each with an icon and a word, never colour alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,5 +58,24 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Records what Homelab did on its own (a rollback, an update finishing) in the activity
+    /// log, as actor "homelab", and shows it on open pages. Requests by people are audited by
+    /// the routes under their name. A failed write is logged, never fatal to the work done.
+    pub async fn audit_by_homelab(&self, store: &Store, action: &'static str, detail: String) {
+        match store
+            .audit(
+                "homelab".into(),
+                action,
+                detail,
+                String::new(),
+                String::new(),
+            )
+            .await
+        {
+            Ok(entry) => self.publish(Event::Audit(entry)),
+            Err(e) => tracing::warn!(error = %e, "could not write an audit record"),
+        }
     }
 }

@@ -147,6 +147,8 @@ pub struct Ota {
     version: String,
     busy: BusySet,
     progress: Arc<Mutex<Progress>>,
+    /// What the kept update file is, read from it once (RAUC checks its signature to say).
+    staged: Mutex<Option<Staged>>,
 }
 
 impl Ota {
@@ -159,6 +161,7 @@ impl Ota {
             version: system_version(),
             busy: BusySet::default(),
             progress: Arc::default(),
+            staged: Mutex::default(),
         }
     }
 
@@ -170,11 +173,50 @@ impl Ota {
         snapshot::updates_dir(&self.data).join(STAGED)
     }
 
+    /// The install under way or just finished; after a restart of homelabd alone (the box
+    /// not yet restarted), an installed update is known from its marker on disk.
     fn progress(&self) -> Progress {
-        self.progress
+        let p = self
+            .progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        match snapshot::pending(&self.data) {
+            Some(pending) if p.phase == Phase::Idle && pending.from_version == self.version => {
+                Progress {
+                    phase: Phase::Installed,
+                    percent: 100,
+                    words: "Installed".into(),
+                    version: Some(pending.to_version),
+                    message: None,
+                }
+            }
+            _ => p,
+        }
+    }
+
+    fn set_staged(&self, staged: Option<Staged>) {
+        *self.staged.lock().unwrap_or_else(|p| p.into_inner()) = staged;
+    }
+
+    /// The kept update file, if any.
+    async fn staged(&self) -> Option<Staged> {
+        let cached = self
+            .staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if cached.is_some() {
+            return cached;
+        }
+        let size = tokio::fs::metadata(self.staged_path()).await.ok()?.len();
+        let info = rauc::info(&self.cfg.rauc, &self.staged_path()).await.ok()?;
+        let staged = Staged {
+            version: info.version,
+            size,
+        };
+        self.set_staged(Some(staged.clone()));
+        Some(staged)
     }
 
     fn claim(&self) -> Result<BusyGuard, OtaError> {
@@ -196,16 +238,7 @@ impl Ota {
             ),
             Err(e) => (false, Some(e.to_string()), None, Vec::new()),
         };
-        let staged = match tokio::fs::metadata(self.staged_path()).await {
-            Ok(m) if available => rauc::info(&self.cfg.rauc, &self.staged_path())
-                .await
-                .ok()
-                .map(|i| Staged {
-                    version: i.version,
-                    size: m.len(),
-                }),
-            _ => None,
-        };
+        let staged = if available { self.staged().await } else { None };
         UpdateStatus {
             version: self.version.clone(),
             available,
@@ -239,6 +272,7 @@ impl Ota {
         // An earlier upload's leftovers (an interrupted one, the file being replaced) first.
         let _ = tokio::fs::remove_file(&part).await;
         let _ = tokio::fs::remove_file(self.staged_path()).await;
+        self.set_staged(None);
         let free = free_space(&dir);
         if let (Some(size), Some(free)) = (announced, free)
             && size.saturating_add(SPACE_TO_SPARE) > free
@@ -289,10 +323,12 @@ impl Ota {
         match checked {
             Ok(info) => {
                 tokio::fs::rename(&part, self.staged_path()).await?;
-                Ok(Staged {
+                let staged = Staged {
                     version: info.version,
                     size,
-                })
+                };
+                self.set_staged(Some(staged.clone()));
+                Ok(staged)
             }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&part).await;
@@ -417,6 +453,7 @@ impl Ota {
                 from_version: self.version.clone(),
                 to_version: info.version.clone(),
                 installed_at: crate::store::now_unix(),
+                boot_id: snapshot::current_boot_id(),
             },
         )?;
         self.set_progress(
@@ -437,22 +474,31 @@ impl Ota {
         })
         .await?;
         let _ = tokio::fs::remove_file(staged).await;
+        self.set_staged(None);
         Ok(())
     }
 
     /// Asks the system to restart (into the new slot, when one was installed).
     pub async fn reboot(&self) -> Result<(), OtaError> {
-        if let Some(dir) = self.cfg.reboot_request.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::write(&self.cfg.reboot_request, b"reboot\n").await?;
-        self.audit("Restart requested".to_string()).await;
-        Ok(())
+        let request = async {
+            if let Some(dir) = self.cfg.reboot_request.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::write(&self.cfg.reboot_request, b"reboot\n").await
+        };
+        request.await.map_err(|e| {
+            OtaError::Unavailable(format!(
+                "the restart could not be asked for ({e}: {}). On the appliance \
+                 homelab-reboot.path watches that file; elsewhere restart the machine yourself.",
+                self.cfg.reboot_request.display()
+            ))
+        })
     }
 
     /// Forgets an uploaded update file that the owner decided not to install.
     pub async fn discard(&self) -> Result<(), OtaError> {
         let _guard = self.claim()?;
+        self.set_staged(None);
         match tokio::fs::remove_file(self.staged_path()).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -481,19 +527,8 @@ impl Ota {
     /// routes, under their name).
     pub async fn audit(&self, what: String) {
         tracing::info!(what, "update");
-        match self
-            .store
-            .audit(
-                "homelab".into(),
-                "system.update",
-                what,
-                String::new(),
-                String::new(),
-            )
-            .await
-        {
-            Ok(entry) => self.events.publish(Event::Audit(entry)),
-            Err(e) => tracing::warn!(error = %e, "could not write the audit record"),
-        }
+        self.events
+            .audit_by_homelab(&self.store, "system.update", what)
+            .await;
     }
 }

@@ -27,6 +27,17 @@ pub struct Pending {
     pub from_version: String,
     pub to_version: String,
     pub installed_at: i64,
+    /// The boot the update was installed in. Until the box restarts, the old version still
+    /// running is simply waiting for the restart, not a fallback.
+    #[serde(default)]
+    pub boot_id: String,
+}
+
+/// This boot's identity (the kernel makes a new one at every boot).
+pub fn current_boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// How the last update ended.
@@ -170,10 +181,15 @@ pub enum Settled {
 }
 
 /// Runs before the database is opened: finishes the story of an installed update.
-pub fn settle(data: &Path, running_version: &str) -> std::io::Result<Settled> {
+/// `boot_id` is this boot's ([`current_boot_id`]).
+pub fn settle(data: &Path, running_version: &str, boot_id: &str) -> std::io::Result<Settled> {
     let Some(p) = pending(data) else {
         return Ok(Settled::Nothing);
     };
+    if p.boot_id == boot_id {
+        // homelabd restarted before the box did: the update still waits for its restart.
+        return Ok(Settled::Nothing);
+    }
     if running_version == p.to_version {
         set_last_result(
             data,
@@ -224,6 +240,7 @@ mod tests {
                 from_version: "1.0".into(),
                 to_version: "2.0".into(),
                 installed_at: 1,
+                boot_id: "boot-1".into(),
             },
         )
         .unwrap();
@@ -245,8 +262,14 @@ mod tests {
         fs::write(data.join("secrets/master.key"), b"key-2").unwrap();
         assert_eq!(value(data), "after");
 
+        // Only homelabd restarted (same boot): the update still waits, nothing is restored.
+        assert_eq!(settle(data, "1.0", "boot-1").unwrap(), Settled::Nothing);
+        assert!(pending(data).is_some());
+        assert_eq!(value(data), "after");
+
+        // The next boot runs the old version: the bootloader fell back.
         assert_eq!(
-            settle(data, "1.0").unwrap(),
+            settle(data, "1.0", "boot-2").unwrap(),
             Settled::RolledBack { to: "2.0".into() }
         );
         assert_eq!(value(data), "before");
@@ -256,7 +279,7 @@ mod tests {
         assert!(last.message.contains("rolled back"), "{}", last.message);
         assert!(pending(data).is_none());
         // Safe to repeat: nothing pending, nothing done.
-        assert_eq!(settle(data, "1.0").unwrap(), Settled::Nothing);
+        assert_eq!(settle(data, "1.0", "boot-3").unwrap(), Settled::Nothing);
     }
 
     #[test]
@@ -266,7 +289,7 @@ mod tests {
         conn.execute("UPDATE t SET v = 'after'", []).unwrap();
         drop(conn);
         assert_eq!(
-            settle(data, "2.0").unwrap(),
+            settle(data, "2.0", "boot-2").unwrap(),
             Settled::Updated { to: "2.0".into() }
         );
         assert_eq!(value(data), "after");

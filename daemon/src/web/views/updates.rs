@@ -109,6 +109,8 @@ async fn request_reboot(state: &AppState, ctx: &Ctx) -> Result<Option<String>, W
     let version = (status.progress.phase == Phase::Installed)
         .then(|| status.progress.version.clone())
         .flatten();
+    // Asked first, audited once it is asked: the log never claims a restart that was not.
+    state.ota.reboot().await?;
     ctx.audit(
         state,
         "system.reboot",
@@ -118,7 +120,6 @@ async fn request_reboot(state: &AppState, ctx: &Ctx) -> Result<Option<String>, W
         },
     )
     .await?;
-    state.ota.reboot().await?;
     Ok(version)
 }
 
