@@ -26,7 +26,7 @@ in_client() { nsenter -t "$(cat "$WORK/client.pid")" -n -m -- "$@"; }
 cleanup() {
   set +e
   power_off
-  for f in qemu.pid udhcpd.pid client-run/avahi-daemon/pid client-run/dbus/pid client.pid; do
+  for f in qemu.pid udhcpd.pid channel.pid client-run/avahi-daemon/pid client-run/dbus/pid client.pid; do
     [[ -f "$WORK/$f" ]] && kill "$(cat "$WORK/$f")" 2>/dev/null
   done
   sleep 0.5

@@ -4,7 +4,9 @@
 #   - refused with a clear message, slots untouched: an unsigned file, a bundle signed by
 #     another key, a bundle for another board; a tampered bundle fails while installing and
 #     the box keeps running (and booting) its version;
-#   - a newer version: installed, restart, slot B boots it, marked good, data intact;
+#   - a newer version offered by an update channel (served from the laptop): "Check for
+#     updates" shows it; with an update window around now the box downloads it, installs it
+#     and restarts by itself; slot B boots it, marked good, data intact;
 #   - a version whose daemon is broken on purpose (it damages the database and never serves):
 #     the box restarts, the bootloader falls back to the previous slot, and the daemon there
 #     restores the data saved before the install and says the update was rolled back;
@@ -32,6 +34,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 COMPAT=homelab-standin-x86_64
 V2="$VERSION-ota2"
 V3="$VERSION-ota3-broken"
+# The laptop serves the update channel on this port.
+CHANNEL_PORT=8000
 # A broken slot gets this long to become healthy before the box restarts to fall back.
 HEALTHY_WITHIN=60
 
@@ -102,12 +106,48 @@ sign_in_owner() {
   [[ -n "$CSRF" ]] || fail "no CSRF token on the dashboard"
 }
 
-tokens_page() { in_client curl -sk -m 10 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" "$ORIGIN/settings"; }
+# has_token NAME: whether the owner's token list (Settings, Advanced) shows NAME. A page that
+# does not load is a failure of its own, told apart from a missing token.
+has_token() {
+  local r
+  r="$(in_client curl -sk -m 120 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" \
+    -w '\n%{http_code}' "$ORIGIN/settings")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "Settings did not load (HTTP $(status_of "$r")): $(body_of "$r" | head -c 300)"
+  body_of "$r" | grep -q "$1"
+}
+
+# What the box said about its data, for a failure's message (the serial log is an artifact,
+# but CI shows only the output).
+box_story() {
+  log "the box's console about homelabd and its data (last lines):"
+  tr -d '\r' < "$WORK/serial.log" | grep -a "homelab\|mark-good\|snapshot\|restor\|rolled\|GRUB\|slot" | tail -40 >&2
+  log "tokens listed: $(api GET /settings | grep -o '<strong>[a-z-]*update</strong>' | tr '\n' ' ')"
+}
 
 make_token() { # make_token NAME: an API token, as data that must survive (or be rolled back)
   local r
   r="$(api POST /settings/tokens --data-urlencode "name=$1" -H 'HX-Request: true')"
   [[ "$(status_of "$r")" == 200 ]] || fail "could not create token $1: $r"
+}
+
+# serve_channel BUNDLE VERSION: the laptop serves an update channel offering BUNDLE: a manifest
+# with the file's size and SHA-256, and the file beside it (relative address).
+serve_channel() {
+  local dir="$WORK/channel/stable" size sum
+  mkdir -p "$dir"
+  ln -f "$1" "$dir/homelab-$2.raucb" 2>/dev/null || cp "$1" "$dir/homelab-$2.raucb"
+  size="$(stat -c %s "$1")"
+  sum="$(sha256sum "$1" | cut -d' ' -f1)"
+  printf '{"version": "%s", "url": "homelab-%s.raucb", "size": %s, "sha256": "%s", "notes": "Test release %s."}\n' \
+    "$2" "$2" "$size" "$sum" "$2" > "$dir/manifest.json"
+  in_client python3 -m http.server "$CHANNEL_PORT" --bind "$LAN_NET.2" --directory "$WORK/channel" \
+    > "$WORK/channel.log" 2>&1 &
+  echo $! > "$WORK/channel.pid"
+  for _ in $(seq 1 50); do
+    in_client curl -sf -o /dev/null "http://$LAN_NET.2:$CHANNEL_PORT/stable/manifest.json" && return 0
+    sleep 0.2
+  done
+  fail "the laptop's update channel did not start (see $WORK/channel.log)"
 }
 
 expect_refused() { # expect_refused FILE TEXT: the upload is refused with a message containing TEXT
@@ -204,30 +244,50 @@ main() {
   [[ "$(update_field '[x["boot_status"] for x in s["slots"] if x["bootname"]=="A"][0]')" == good ]] \
     || fail "slot A is no longer good after the refusals"
 
-  # A newer version.
-  r="$(upload "$WORK/good.raucb")"
-  [[ "$(status_of "$r")" == 201 ]] || fail "the good bundle was refused: $r"
+  # A newer version, offered by an update channel on the laptop: checked by hand first, then
+  # downloaded, installed and started by the box itself inside the update window.
+  serve_channel "$WORK/good.raucb" "$V2"
+  local channel="http://$LAN_NET.2:$CHANNEL_PORT/stable/manifest.json"
+  r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\"}")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "the update channel was not accepted: $r"
+  r="$(api POST /api/v1/system/update/check)"
+  [[ "$(status_of "$r")" == 200 ]] || fail "checking the channel failed: $r"
+  [[ "$(body_of "$r" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["state"], c["manifest"]["version"])')" == "available $V2" ]] \
+    || fail "the channel's offer is not shown: $r"
+  [[ "$(update_field 's["booted_slot"]')" == A ]] || fail "a check alone changed something"
+  pass "Check for updates: the channel offers $V2"
+  # A window around now, in the box's UTC.
+  local window
+  window="{\"start\": \"$(date -u -d '-1 hour' +%H:%M)\", \"end\": \"$(date -u -d '+2 hours' +%H:%M)\", \"utc_offset\": 0}"
   start="$(now)"
-  r="$(api POST /api/v1/system/update/install)"
-  [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
-  wait_phase installed 900
-  echo "install_seconds=$(( $(now) - start ))" >> "$WORK/figures"
-  pass "$V2 installed in $(( $(now) - start )) s (qemu TCG); restarting"
-  secs="$(restart_box "$BOOT_DEADLINE")"
+  r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\", \"window\": $window}")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "the update window was not accepted: $r"
+  wait_down 900 || fail "the box did not update and restart by itself inside its update window"
+  echo "channel_to_restart_seconds=$(( $(now) - start ))" >> "$WORK/figures"
+  pass "inside its window the box downloaded, installed and restarted by itself in $(( $(now) - start )) s (qemu TCG)"
+  secs="$(wait_back "$BOOT_DEADLINE")" || fail "the box did not come back after its automatic update"
+  IP="$(box_ip)"
   sign_in_owner
   [[ "$(update_field 's["version"]')" == "$V2" ]] || fail "after the restart the version is $(update_field 's["version"]')"
   [[ "$(update_field 's["booted_slot"]')" == B ]] || fail "after the update the box did not boot slot B"
   wait_console "boot slot B marked good" 90 || fail "slot B was not marked good"
-  tokens_page | grep -q "before-update" || fail "the data from before the update is gone"
+  has_token before-update || { box_story; fail "the data from before the update is gone"; }
   [[ "$(update_field 's["last_result"]["ok"]')" == True ]] || fail "the update is not reported as done"
+  api GET /settings | grep -q "Updating to Homelab $V2 in the update window" || fail "the automatic update is not in the activity log"
+  # The window goes off again, so it cannot restart the box during the steps below.
+  r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\"}")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "the update window could not be turned off: $r"
   pass "the box runs $V2 from slot B (back ${secs}s after the restart), marked good, data intact"
 
   # A broken version: the box must come back to $V2 by itself, with the data as it was.
   r="$(upload "$WORK/broken.raucb")"
   [[ "$(status_of "$r")" == 201 ]] || fail "the broken bundle was refused: $r"
+  start="$(now)"
   r="$(api POST /api/v1/system/update/install)"
   [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
   wait_phase installed 900
+  echo "install_seconds=$(( $(now) - start ))" >> "$WORK/figures"
+  pass "$V3 uploaded and installed by hand in $(( $(now) - start )) s (qemu TCG)"
   make_token during-update
   start="$(now)"
   r="$(api POST /api/v1/system/update/reboot)"
@@ -243,8 +303,8 @@ main() {
   [[ "$(update_field 's["booted_slot"]')" == B ]] || fail "the box did not fall back to slot B"
   update_field 's["last_result"]["message"]' | grep -q "The update to $V3 failed and was rolled back" \
     || fail "no rollback message: $(update_field 's["last_result"]')"
-  tokens_page | grep -q "before-update" || fail "data from before the update is missing after the rollback"
-  if tokens_page | grep -q "during-update"; then fail "the data was not restored to the snapshot"; fi
+  has_token before-update || { box_story; fail "data from before the update is missing after the rollback"; }
+  if has_token during-update; then box_story; fail "the data was not restored to the snapshot"; fi
   pass "the broken $V3 fell back to $V2 in $(( $(now) - start )) s and the data was restored"
 
   # The power goes in the middle of an install.

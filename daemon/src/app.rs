@@ -216,6 +216,15 @@ pub async fn run(
     rt.devices
         .clone()
         .spawn_poller(rt.config.poll_interval, stop_rx.clone());
+    // The update channel and window (both idle until the owner sets them).
+    let ota = rt.ota.clone();
+    let mut ota_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = ota.run_window() => {}
+            _ = stopped(&mut ota_stop) => {}
+        }
+    });
     // Deploys left mid-way by a previous run are rolled back now; unfinished rollbacks retry.
     rt.deployer.clone().spawn_housekeeping(stop_rx.clone());
     // Discovery is a convenience: without it the box still works by IP (say so and carry on).

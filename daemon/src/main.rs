@@ -70,6 +70,14 @@ struct RunArgs {
         global = true
     )]
     reboot_request: PathBuf,
+    /// Certificate authorities trusted for https update channels (a PEM bundle).
+    #[arg(
+        long,
+        env = "HOMELAB_CA_CERTS",
+        default_value = "/etc/ssl/certs/ca-certificates.crt",
+        global = true
+    )]
+    ca_certs: PathBuf,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
@@ -184,6 +192,7 @@ fn config(args: &RunArgs) -> Config {
     c.ota = homelabd::ota::OtaConfig {
         rauc: args.rauc.clone(),
         reboot_request: args.reboot_request.clone(),
+        ca_certs: args.ca_certs.clone(),
     };
     c
 }

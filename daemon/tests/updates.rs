@@ -21,6 +21,7 @@ async fn server(name: &'static str, data: &std::path::Path) -> TestServer {
     o.ota = OtaConfig {
         rauc: PathBuf::from("/nonexistent/rauc"),
         reboot_request: data.join("run/reboot"),
+        ..OtaConfig::default()
     };
     start_with(o).await
 }

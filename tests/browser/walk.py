@@ -5,8 +5,12 @@ Fails on any browser console error or page error. Screenshots go to
 tests/artifacts/screenshots/. Uses Debian's chromium through Playwright (no browser download).
 """
 
+import functools
+import hashlib
+import http.server
 import json
 import os
+import threading
 import re
 import secrets
 import socket
@@ -64,6 +68,23 @@ def wait_healthy(base, proc, deadline_s=30):
     raise RuntimeError("homelabd did not become healthy")
 
 
+def serve_channel(version):
+    """An update channel on this machine (the daemon fetches its manifest): returns its URL."""
+    root = ARTIFACTS / "walk-channel"
+    root.mkdir(parents=True, exist_ok=True)
+    bundle = b"not a real bundle: the walk only checks the channel"
+    (root / "manifest.json").write_text(json.dumps({
+        "version": version, "url": f"homelab-{version}.raucb", "size": len(bundle),
+        "sha256": hashlib.sha256(bundle).hexdigest(),
+        "notes": "Walk release.\nSecond line of the notes.",
+    }))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/manifest.json"
+
+
 def fill_device_form(page, name, ip, lab):
     """The add-device form, filled as a user would with the lab's device login, then tested."""
     page.fill("#name", name)
@@ -98,7 +119,10 @@ class Walk:
 
     def shot(self, name, page=None):
         SHOTS.mkdir(parents=True, exist_ok=True)
-        (page or self.page).screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        # caret="initial": by default Playwright hides the text caret with an inline style and
+        # leaves style="" behind, which htmx then carries onto swapped-in inputs, and the
+        # page's CSP (rightly) blocks: a console error the product never causes.
+        (page or self.page).screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, caret="initial")
 
     def step(self, name, fn):
         self.current = name
@@ -126,7 +150,8 @@ def main():
         wait_healthy(base, proc)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+            # A time zone away from UTC: the update window's times are the owner's.
+            ctx = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Kolkata")
             page = ctx.new_page()
             w = Walk(page, base)
 
@@ -192,6 +217,29 @@ def main():
                 expect(page.locator("#update-version")).to_have_text(re.compile(r"\d+\.\d+"))
                 expect(page.locator("#update-unavailable")).to_be_visible()
                 w.shot("04b-updates")
+
+            def update_channel():
+                # Set a channel with an update window; the box asks it at once and shows the
+                # offer with its notes; the window is in the browser's time zone (UTC+05:30).
+                channel = serve_channel("99.1.0")
+                page.fill("#channel-url", channel)
+                page.check("#channel-automatic")
+                page.fill("#channel-start", "02:00")
+                page.fill("#channel-end", "04:30")
+                page.click("#channel-save")
+                expect(page.locator("#channel-saved")).to_have_text("Saved.")
+                expect(page.locator("#update-offered")).to_contain_text("Homelab 99.1.0 is available")
+                expect(page.locator("#update-notes")).to_contain_text("Second line of the notes.")
+                expect(page.locator("#update-check")).to_contain_text("automatic updates 02:00–04:30 (UTC+05:30)")
+                page.click("#update-check-button")
+                expect(page.locator("#update-offered")).to_contain_text("99.1.0")
+                w.shot("04c-update-channel")
+                # Off again: the check card goes.
+                page.fill("#channel-url", "")
+                page.uncheck("#channel-automatic")
+                page.click("#channel-save")
+                expect(page.locator("#channel-saved")).to_have_text("Saved.")
+                expect(page.locator("#update-check")).to_have_count(0)
 
             def add_device():
                 lab = lab_env()
@@ -312,6 +360,7 @@ def main():
             for name, fn in [("claim", claim), ("sections via htmx", sections),
                              ("settings, advanced mode, live events", settings_advanced_and_live_events),
                              ("updates page", updates_page),
+                             ("update channel with a window", update_channel),
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it, remove it", deploy_app),
                              ("install Docker on a device without it", install_docker),

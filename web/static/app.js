@@ -69,6 +69,13 @@
     status.textContent = "Uploading… (then the signature is checked)";
     xhr.send(file);
   });
+  // The update window is in the owner's time: their browser says how far that is from UTC.
+  document.addEventListener("htmx:load", function (e) {
+    var root = e.detail.elt.querySelectorAll ? e.detail.elt : document;
+    root.querySelectorAll("input[data-utc-offset]").forEach(function (input) {
+      input.value = String(-new Date().getTimezoneOffset());
+    });
+  });
   // After "Restart now": wait for the box to go and come back, then load the page afresh.
   document.addEventListener("htmx:load", function (e) {
     var el = e.detail.elt.querySelector ? (e.detail.elt.matches("[data-wait-restart]") ? e.detail.elt : e.detail.elt.querySelector("[data-wait-restart]")) : null;

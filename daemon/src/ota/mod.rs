@@ -9,6 +9,8 @@
 //! homelabd holds no privilege for any of it: RAUC's service (root) does the installing, and a
 //! root path unit (homelab-reboot.path) restarts the box when asked through a file.
 
+pub mod auto;
+pub mod channel;
 pub mod rauc;
 pub mod snapshot;
 
@@ -34,6 +36,8 @@ pub struct OtaConfig {
     pub rauc: PathBuf,
     /// Writing this file asks the system to restart (homelab-reboot.path watches it).
     pub reboot_request: PathBuf,
+    /// Certificate authorities trusted for https update channels.
+    pub ca_certs: PathBuf,
 }
 
 impl Default for OtaConfig {
@@ -41,6 +45,7 @@ impl Default for OtaConfig {
         OtaConfig {
             rauc: PathBuf::from("rauc"),
             reboot_request: PathBuf::from("/run/homelabd/reboot"),
+            ca_certs: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         }
     }
 }
@@ -55,6 +60,8 @@ pub enum Phase {
     Installing,
     /// Installed; the new version starts at the next restart.
     Installed,
+    /// An update file is coming from the update channel.
+    Downloading,
     Failed,
 }
 
@@ -87,6 +94,7 @@ pub struct UpdateStatus {
     pub staged: Option<Staged>,
     pub progress: Progress,
     pub last_result: Option<snapshot::LastResult>,
+    pub channel: auto::ChannelStatus,
 }
 
 /// Errors, each in words the owner can act on.
@@ -104,6 +112,8 @@ pub enum OtaError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Channel(#[from] channel::ChannelError),
 }
 
 /// Room left for the database and logs while an update file is kept.
@@ -149,16 +159,28 @@ pub struct Ota {
     progress: Arc<Mutex<Progress>>,
     /// What the kept update file is, read from it once (RAUC checks its signature to say).
     staged: Mutex<Option<Staged>>,
+    fetcher: channel::Fetcher,
+    /// What the update channel said when it was last asked.
+    last_check: Mutex<Option<auto::Check>>,
+    /// Wakes the update window's loop at once (the settings changed).
+    wake: tokio::sync::Notify,
+    /// After an automatic update stopped on an error, the window waits until then to retry.
+    auto_retry_after: Mutex<i64>,
 }
 
 impl Ota {
     pub fn new(data: &Path, cfg: OtaConfig, store: Store, events: EventBus) -> Ota {
+        let version = system_version();
         Ota {
             data: data.to_path_buf(),
+            fetcher: channel::Fetcher::new(&cfg.ca_certs, &version),
             cfg,
             store,
             events,
-            version: system_version(),
+            version,
+            last_check: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            auto_retry_after: Mutex::default(),
             busy: BusySet::default(),
             progress: Arc::default(),
             staged: Mutex::default(),
@@ -248,6 +270,7 @@ impl Ota {
             staged,
             progress: self.progress(),
             last_result: snapshot::last_result(&self.data),
+            channel: self.channel_status().await,
         }
     }
 
@@ -369,6 +392,18 @@ impl Ota {
 
     /// Installs the staged update in the background; progress goes to the Updates page.
     pub async fn install(self: &Arc<Self>) -> Result<String, OtaError> {
+        let (guard, info) = self.start_install().await?;
+        let version = info.version.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.finish_install(guard, info).await;
+        });
+        Ok(version)
+    }
+
+    /// Claims the updates service and checks the kept file again (it could have been
+    /// replaced since it arrived).
+    async fn start_install(&self) -> Result<(BusyGuard, rauc::BundleInfo), OtaError> {
         let guard = self.claim()?;
         let staged = self.staged_path();
         if !staged.exists() {
@@ -376,61 +411,66 @@ impl Ota {
                 "There is no update file to install. Upload one first.".into(),
             ));
         }
-        // Checked again: the file could have been replaced since it was uploaded.
         let info = self.check(&staged).await?;
-        let version = info.version.clone();
         self.set_progress(
             Phase::Snapshot,
             0,
             "Saving a copy of your data",
-            Some(&version),
+            Some(&info.version),
             None,
         );
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let result = this.run_install(&staged, &info).await;
-            match result {
-                Ok(()) => {
-                    this.set_progress(
-                        Phase::Installed,
-                        100,
-                        "Installed",
-                        Some(&info.version),
-                        None,
-                    );
-                    let _ = snapshot::set_last_result(
-                        &this.data,
-                        true,
-                        format!(
-                            "Homelab {} is installed and starts at the next restart.",
-                            info.version
-                        ),
-                    );
-                    this.audit(format!(
-                        "Installed update {} (restart to start it)",
+        Ok((guard, info))
+    }
+
+    /// Installs, records the outcome (page, last result, activity) and returns it.
+    async fn finish_install(
+        &self,
+        _guard: BusyGuard,
+        info: rauc::BundleInfo,
+    ) -> Result<(), String> {
+        match self.run_install(&self.staged_path(), &info).await {
+            Ok(()) => {
+                self.set_progress(
+                    Phase::Installed,
+                    100,
+                    "Installed",
+                    Some(&info.version),
+                    None,
+                );
+                let _ = snapshot::set_last_result(
+                    &self.data,
+                    true,
+                    &info.version,
+                    format!(
+                        "Homelab {} is installed and starts at the next restart.",
                         info.version
-                    ))
-                    .await;
-                }
-                Err(e) => {
-                    // No restart will start it: the marker goes, the old slot stays the boot.
-                    let _ = snapshot::clear_pending(&this.data);
-                    let message = e.to_string();
-                    this.set_progress(
-                        Phase::Failed,
-                        0,
-                        "Not installed",
-                        Some(&info.version),
-                        Some(&message),
-                    );
-                    let _ = snapshot::set_last_result(&this.data, false, message.clone());
-                    this.audit(format!("Update {} not installed: {message}", info.version))
-                        .await;
-                }
+                    ),
+                );
+                self.audit(format!(
+                    "Installed update {} (restart to start it)",
+                    info.version
+                ))
+                .await;
+                Ok(())
             }
-        });
-        Ok(version)
+            Err(e) => {
+                // No restart will start it: the marker goes, the old slot stays the boot.
+                let _ = snapshot::clear_pending(&self.data);
+                let message = e.to_string();
+                self.set_progress(
+                    Phase::Failed,
+                    0,
+                    "Not installed",
+                    Some(&info.version),
+                    Some(&message),
+                );
+                let _ =
+                    snapshot::set_last_result(&self.data, false, &info.version, message.clone());
+                self.audit(format!("Update {} not installed: {message}", info.version))
+                    .await;
+                Err(message)
+            }
+        }
     }
 
     async fn run_install(&self, staged: &Path, info: &rauc::BundleInfo) -> Result<(), OtaError> {

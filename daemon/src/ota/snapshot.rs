@@ -46,6 +46,9 @@ pub struct LastResult {
     pub ok: bool,
     pub message: String,
     pub at: i64,
+    /// The version the update was to, so an update window never retries one that failed.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 pub fn updates_dir(data: &Path) -> PathBuf {
@@ -109,13 +112,19 @@ pub fn last_result(data: &Path) -> Option<LastResult> {
     read_json(&updates_dir(data).join("last.json"))
 }
 
-pub fn set_last_result(data: &Path, ok: bool, message: impl Into<String>) -> std::io::Result<()> {
+pub fn set_last_result(
+    data: &Path,
+    ok: bool,
+    version: &str,
+    message: impl Into<String>,
+) -> std::io::Result<()> {
     write_json(
         &updates_dir(data).join("last.json"),
         &LastResult {
             ok,
             message: message.into(),
             at: crate::store::now_unix(),
+            version: Some(version.to_string()),
         },
     )
 }
@@ -194,6 +203,7 @@ pub fn settle(data: &Path, running_version: &str, boot_id: &str) -> std::io::Res
         set_last_result(
             data,
             true,
+            &p.to_version,
             format!("Updated from {} to {}.", p.from_version, p.to_version),
         )?;
         clear_pending(data)?;
@@ -204,6 +214,7 @@ pub fn settle(data: &Path, running_version: &str, boot_id: &str) -> std::io::Res
         set_last_result(
             data,
             false,
+            &p.to_version,
             format!(
                 "The update to {} failed and was rolled back — your data is as it was.",
                 p.to_version

@@ -19,6 +19,19 @@ impl Store {
         .await
     }
 
+    /// Writes (or replaces) a setting.
+    pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Writes a setting only if it is not set yet; returns the value now stored. Used for facts
     /// fixed at first start (e.g. when the claim window opened).
     pub async fn setting_init(

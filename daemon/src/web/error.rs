@@ -147,6 +147,7 @@ impl From<crate::deploy::DeployError> for WebError {
 impl From<crate::ota::OtaError> for WebError {
     fn from(e: crate::ota::OtaError) -> WebError {
         use crate::ota::OtaError as O;
+        use crate::ota::channel::ChannelError as C;
         use crate::ota::rauc::RaucError as R;
         match e {
             O::Invalid(m) | O::Rauc(R::Refused(m)) => {
@@ -166,6 +167,16 @@ impl From<crate::ota::OtaError> for WebError {
             O::Rauc(r @ R::Failed(_)) => WebError::internal(r),
             O::Io(io) => WebError::internal(io),
             O::Store(s) => s.into(),
+            O::Channel(C::BadUrl(_)) => WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_channel",
+                e.to_string(),
+            ),
+            O::Channel(C::Io(io)) => WebError::internal(io),
+            // The channel's server failed us: not our error, not the owner's request's.
+            O::Channel(c) => {
+                WebError::new(StatusCode::BAD_GATEWAY, "channel_failed", c.to_string())
+            }
         }
     }
 }

@@ -190,6 +190,24 @@ fn table() -> Vec<Entry> {
             Session,
             views::updates::reboot,
         ),
+        entry(
+            M::POST,
+            paths::UPDATES_CHANNEL,
+            Session,
+            views::updates::save_channel,
+        ),
+        entry(
+            M::POST,
+            paths::UPDATES_CHECK,
+            Session,
+            views::updates::check,
+        ),
+        entry(
+            M::POST,
+            paths::UPDATES_DOWNLOAD,
+            Session,
+            views::updates::download,
+        ),
         entry(M::GET, paths::EVENTS, Session, sse::events),
         // Machines
         entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
@@ -292,6 +310,30 @@ fn table() -> Vec<Entry> {
             paths::API_UPDATE_REBOOT,
             SessionOrToken,
             views::updates::api_reboot,
+        ),
+        entry(
+            M::GET,
+            paths::API_UPDATE_CHANNEL,
+            SessionOrToken,
+            views::updates::api_channel,
+        ),
+        entry(
+            M::PUT,
+            paths::API_UPDATE_CHANNEL,
+            SessionOrToken,
+            views::updates::api_set_channel,
+        ),
+        entry(
+            M::POST,
+            paths::API_UPDATE_CHECK,
+            SessionOrToken,
+            views::updates::api_check,
+        ),
+        entry(
+            M::POST,
+            paths::API_UPDATE_DOWNLOAD,
+            SessionOrToken,
+            views::updates::api_download,
         ),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.

@@ -83,7 +83,8 @@ fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
         Event::DeviceStatus { device_id } => (sse_event::DEVICES, device_id.to_string()),
         Event::Deployment { id, .. } => (sse_event::DEPLOY, id.to_string()),
         Event::AppState { slug } => (sse_event::APPS, slug.clone()),
-        Event::Update => (sse_event::UPDATE, String::new()),
+        // Not empty: browsers drop an event whose data is empty (the EventSource rules).
+        Event::Update => (sse_event::UPDATE, "changed".into()),
     };
     // SSE data lines cannot contain newlines; the fragments are HTML, so spaces do as well.
     Some(

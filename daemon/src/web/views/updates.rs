@@ -1,15 +1,17 @@
-//! Settings → Updates: the running version and the A/B slots, uploading an update file,
-//! installing it with live progress, restarting into it, and how the last update ended.
+//! Settings → Updates: the running version and the A/B slots, uploading an update file or
+//! fetching one from the update channel, installing it with live progress, restarting into
+//! it, how the last update ended, and the channel and update window settings.
 
 use askama::Template;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{Section, format_time, page};
 use crate::devices::health::human_bytes;
+use crate::ota::auto::{Answer, ChannelSettings, Check, Window};
 use crate::ota::{Phase, Staged, UpdateStatus};
 use crate::store::UiMode;
 use crate::web::AppState;
@@ -23,12 +25,40 @@ struct Panel {
     advanced: bool,
     last_when: String,
     staged_size: String,
+    checked_when: String,
+    offered_size: String,
+    window_words: String,
 }
 
 #[derive(Template)]
 #[template(path = "pages/updates.html")]
 struct UpdatesPage {
     panel: String,
+    channel_form: String,
+}
+
+/// The channel and window settings: outside the live panel, so a refresh never wipes what the
+/// owner is typing.
+#[derive(Template)]
+#[template(path = "partials/update_channel.html")]
+struct ChannelForm {
+    url: String,
+    automatic: bool,
+    start: String,
+    end: String,
+    saved: Option<String>,
+}
+
+impl ChannelForm {
+    fn new(s: &ChannelSettings, saved: Option<String>) -> ChannelForm {
+        ChannelForm {
+            url: s.url.clone().unwrap_or_default(),
+            automatic: s.window.is_some(),
+            start: s.window.map_or_else(|| "03:00".into(), |w| w.start_text()),
+            end: s.window.map_or_else(|| "05:00".into(), |w| w.end_text()),
+            saved,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -51,6 +81,20 @@ async fn panel_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
             .as_ref()
             .map(|st| human_bytes(st.size))
             .unwrap_or_default(),
+        checked_when: s
+            .channel
+            .last_check
+            .as_ref()
+            .map(|c| format_time(c.checked_at))
+            .unwrap_or_default(),
+        offered_size: match &s.channel.last_check {
+            Some(Check {
+                answer: Answer::Available { manifest },
+                ..
+            }) => human_bytes(manifest.size),
+            _ => String::new(),
+        },
+        window_words: s.channel.window.map(|w| w.describe()).unwrap_or_default(),
         s,
         advanced,
     }
@@ -59,11 +103,16 @@ async fn panel_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
 
 pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let panel = panel_html(&state, &ctx).await?;
+    let channel_form = ChannelForm::new(&state.ota.channel_settings().await, None).render()?;
     page(
         &ctx,
         Section::Settings,
         "Updates",
-        UpdatesPage { panel }.render()?,
+        UpdatesPage {
+            panel,
+            channel_form,
+        }
+        .render()?,
     )
 }
 
@@ -90,6 +139,85 @@ pub async fn discard(State(state): State<AppState>, ctx: Ctx) -> Result<Response
 pub async fn reboot(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let version = request_reboot(&state, &ctx).await?;
     Ok(Html(Restarting { version }.render()?).into_response())
+}
+
+/// The channel form as posted: the window's times only count with "automatic" ticked; the
+/// offset comes from the browser (JavaScript fills it in; without it the times are UTC).
+#[derive(serde::Deserialize)]
+pub struct ChannelFormInput {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    automatic: Option<String>,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+    #[serde(default)]
+    utc_offset: Option<String>,
+}
+
+pub async fn save_channel(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<ChannelFormInput>,
+) -> Result<Response, WebError> {
+    let offset = form
+        .utc_offset
+        .as_deref()
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0);
+    let window = match form.automatic {
+        Some(_) => Some(Window::parse(&form.start, &form.end, offset)?),
+        None => None,
+    };
+    let settings = ChannelSettings {
+        url: Some(form.url),
+        window,
+    };
+    let saved = set_channel(&state, &ctx, settings).await?;
+    Ok(Html(ChannelForm::new(&saved, Some("Saved.".into())).render()?).into_response())
+}
+
+/// Saves and audits the channel settings; returns them as stored.
+async fn set_channel(
+    state: &AppState,
+    ctx: &Ctx,
+    settings: ChannelSettings,
+) -> Result<ChannelSettings, WebError> {
+    state.ota.set_channel(settings).await?;
+    let saved = state.ota.channel_settings().await;
+    let what = match (&saved.url, &saved.window) {
+        (None, _) => "Turned the update channel off".to_string(),
+        (Some(url), None) => format!("Set the update channel to {url} (updates only by hand)"),
+        (Some(url), Some(w)) => format!(
+            "Set the update channel to {url}, with automatic updates {}",
+            w.describe()
+        ),
+    };
+    ctx.audit(state, "system.update", what).await?;
+    Ok(saved)
+}
+
+pub async fn check(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    state.ota.check_channel().await?;
+    panel(State(state), ctx).await
+}
+
+pub async fn download(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    start_download(&state, &ctx).await?;
+    panel(State(state), ctx).await
+}
+
+async fn start_download(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
+    let version = state.ota.download().await?;
+    ctx.audit(
+        state,
+        "system.update",
+        format!("Started downloading update {version} from the update channel"),
+    )
+    .await?;
+    Ok(version)
 }
 
 async fn start_install(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
@@ -169,4 +297,57 @@ pub async fn api_install(
 pub async fn api_reboot(State(state): State<AppState>, ctx: Ctx) -> Result<StatusCode, WebError> {
     request_reboot(&state, &ctx).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn api_channel(State(state): State<AppState>) -> Json<ChannelSettings> {
+    Json(state.ota.channel_settings().await)
+}
+
+/// `{"url": "https://…/manifest.json", "window": {"start": "03:00", "end": "05:00",
+/// "utc_offset": 60}}`; `window` null or absent: updates only by hand; `url` null: off.
+#[derive(serde::Deserialize)]
+pub struct ChannelInput {
+    url: Option<String>,
+    window: Option<WindowInput>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct WindowInput {
+    start: String,
+    end: String,
+    #[serde(default)]
+    utc_offset: i16,
+}
+
+pub async fn api_set_channel(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Json(input): Json<ChannelInput>,
+) -> Result<Json<ChannelSettings>, WebError> {
+    let window = match input.window {
+        Some(w) => Some(Window::parse(&w.start, &w.end, w.utc_offset)?),
+        None => None,
+    };
+    let saved = set_channel(
+        &state,
+        &ctx,
+        ChannelSettings {
+            url: input.url,
+            window,
+        },
+    )
+    .await?;
+    Ok(Json(saved))
+}
+
+pub async fn api_check(State(state): State<AppState>) -> Result<Json<Check>, WebError> {
+    Ok(Json(state.ota.check_channel().await?))
+}
+
+pub async fn api_download(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<(StatusCode, Json<Started>), WebError> {
+    let version = start_download(&state, &ctx).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { version })))
 }
