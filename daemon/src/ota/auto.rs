@@ -180,6 +180,13 @@ impl Ota {
         if before.url != s.url {
             *lock(&self.last_check) = None;
         }
+        if s.url.is_none() {
+            // No channel, no download to carry on: what a cut-off one left goes.
+            let dir = snapshot::updates_dir(&self.data);
+            for leftover in ["download.part", "download.json"] {
+                let _ = tokio::fs::remove_file(dir.join(leftover)).await;
+            }
+        }
         *lock(&self.auto_retry_after) = 0;
         self.events.publish(Event::Update);
         self.wake.notify_one();

@@ -141,6 +141,15 @@ pub fn check_url(url: &str) -> Result<(), ChannelError> {
     Target::parse(url).map(|_| ())
 }
 
+/// The address as shown in messages and the activity log: a query string (which can carry an
+/// access token for a private channel) is left out.
+pub fn shown(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
+}
+
 /// Resolves `reference` (absolute, scheme-relative, host-relative or relative) against the
 /// address it was found at: a manifest's bundle URL or a redirect's Location.
 pub fn resolve(base: &str, reference: &str) -> String {
@@ -305,7 +314,7 @@ impl Fetcher {
         }
         Err(ChannelError::Status {
             status: "too many redirects".into(),
-            url,
+            url: shown(&url),
         })
     }
 
@@ -458,7 +467,7 @@ impl Manifest {
 fn status_error(status: StatusCode, url: &str) -> ChannelError {
     ChannelError::Status {
         status: status.to_string(),
-        url: url.to_string(),
+        url: shown(url),
     }
 }
 
@@ -571,6 +580,12 @@ mod tests {
         );
         assert_eq!(resolve(base, "http://other/a"), "http://other/a");
         assert_eq!(resolve("http://h:8080", "m.json"), "http://h:8080/m.json");
+    }
+
+    #[test]
+    fn a_query_string_is_never_shown() {
+        assert_eq!(shown("https://h/m.json?token=s3cret"), "https://h/m.json?…");
+        assert_eq!(shown("https://h/m.json"), "https://h/m.json");
     }
 
     #[test]

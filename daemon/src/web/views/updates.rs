@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use super::{Section, format_time, page};
 use crate::devices::health::human_bytes;
 use crate::ota::auto::{Answer, ChannelSettings, Check, Window};
+use crate::ota::channel::shown;
 use crate::ota::{Phase, Staged, UpdateStatus};
 use crate::store::UiMode;
 use crate::web::AppState;
@@ -187,7 +188,7 @@ async fn set_channel(
 ) -> Result<ChannelSettings, WebError> {
     state.ota.set_channel(settings).await?;
     let saved = state.ota.channel_settings().await;
-    let what = match (&saved.url, &saved.window) {
+    let what = match (saved.url.as_deref().map(shown), &saved.window) {
         (None, _) => "Turned the update channel off".to_string(),
         (Some(url), None) => format!("Set the update channel to {url} (updates only by hand)"),
         (Some(url), Some(w)) => format!(
