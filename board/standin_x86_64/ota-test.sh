@@ -7,7 +7,8 @@
 #   - a newer version offered by an update channel (served from the laptop): "Check for
 #     updates" shows it; with an update window around now the box downloads it, installs it
 #     and restarts by itself; slot B boots it, marked good, data intact;
-#   - a version whose daemon is broken on purpose (it damages the database and never serves):
+#   - a version whose daemon is broken on purpose (it damages the database and never serves),
+#     downloaded from the channel by hand and installed:
 #     the box restarts, the bootloader falls back to the previous slot, and the daemon there
 #     restores the data saved before the install and says the update was rolled back;
 #   - the power cut in the middle of an install: the next boot is the running version, healthy.
@@ -134,6 +135,11 @@ make_token() { # make_token NAME: an API token, as data that must survive (or be
 # with the file's size and SHA-256, and the file beside it (relative address).
 serve_channel() {
   local dir="$WORK/channel/stable" size sum
+  if [[ -f "$WORK/channel.pid" ]]; then
+    kill "$(cat "$WORK/channel.pid")" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -rf "$dir"
   mkdir -p "$dir"
   ln -f "$1" "$dir/homelab-$2.raucb" 2>/dev/null || cp "$1" "$dir/homelab-$2.raucb"
   size="$(stat -c %s "$1")"
@@ -148,6 +154,18 @@ serve_channel() {
     sleep 0.2
   done
   fail "the laptop's update channel did not start (see $WORK/channel.log)"
+}
+
+wait_staged() { # wait_staged VERSION SECS: until the box keeps VERSION ready to install
+  local t0 phase
+  t0="$(now)"
+  while (( $(now) - t0 < $2 )); do
+    phase="$(update_field 's["progress"]["phase"]')"
+    [[ "$phase" == failed ]] && fail "the download failed: $(update_field 's["progress"]["message"]')"
+    [[ "$(update_field '(s["staged"] or {}).get("version", "")')" == "$1" ]] && return 0
+    sleep 2
+  done
+  fail "$1 was not downloaded within $2 s (the install is '$phase')"
 }
 
 expect_refused() { # expect_refused FILE TEXT: the upload is refused with a message containing TEXT
@@ -279,15 +297,24 @@ main() {
   [[ "$(status_of "$r")" == 200 ]] || fail "the update window could not be turned off: $r"
   pass "the box runs $V2 from slot B (back ${secs}s after the restart), marked good, data intact"
 
-  # A broken version: the box must come back to $V2 by itself, with the data as it was.
-  r="$(upload "$WORK/broken.raucb")"
-  [[ "$(status_of "$r")" == 201 ]] || fail "the broken bundle was refused: $r"
+  # A broken version, offered by the channel and fetched by hand ("Download"), installed by
+  # hand: the box must come back to $V2 by itself, with the data as it was.
+  serve_channel "$WORK/broken.raucb" "$V3"
+  r="$(api POST /api/v1/system/update/check)"
+  [[ "$(body_of "$r" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["state"], c["manifest"]["version"])')" == "available $V3" ]] \
+    || fail "the channel's new offer is not shown: $r"
+  start="$(now)"
+  r="$(api POST /api/v1/system/update/download)"
+  [[ "$(status_of "$r")" == 202 ]] || fail "the download did not start: $r"
+  wait_staged "$V3" 900
+  echo "download_seconds=$(( $(now) - start ))" >> "$WORK/figures"
+  pass "$V3 downloaded from the channel by hand and checked in $(( $(now) - start )) s"
   start="$(now)"
   r="$(api POST /api/v1/system/update/install)"
   [[ "$(status_of "$r")" == 202 ]] || fail "install not started: $r"
   wait_phase installed 900
   echo "install_seconds=$(( $(now) - start ))" >> "$WORK/figures"
-  pass "$V3 uploaded and installed by hand in $(( $(now) - start )) s (qemu TCG)"
+  pass "$V3 installed by hand in $(( $(now) - start )) s (qemu TCG)"
   make_token during-update
   start="$(now)"
   r="$(api POST /api/v1/system/update/reboot)"
@@ -306,6 +333,18 @@ main() {
   has_token before-update || { box_story; fail "data from before the update is missing after the rollback"; }
   if has_token during-update; then box_story; fail "the data was not restored to the snapshot"; fi
   pass "the broken $V3 fell back to $V2 in $(( $(now) - start )) s and the data was restored"
+
+  # The update window never tries a version that failed: the channel still offers $V3.
+  r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\", \"window\": $window}")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "the update window was not accepted: $r"
+  sleep 20
+  update_field 's["channel"]["held_back"] or ""' | grep -q "will not try it again" \
+    || fail "the page does not say the window holds $V3 back: $(update_field 's["channel"]')"
+  [[ "$(update_field 's["progress"]["phase"]')" == idle && "$(update_field 's["staged"]')" == None ]] \
+    || fail "the window went for the failed version: $(update_field 's["progress"]')"
+  r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\"}")"
+  [[ "$(status_of "$r")" == 200 ]] || fail "the update window could not be turned off: $r"
+  pass "the update window leaves the failed $V3 alone and says so"
 
   # The power goes in the middle of an install.
   r="$(upload "$WORK/broken.raucb")"

@@ -1,8 +1,8 @@
 //! "Check for updates" and the update window. Both are off until the owner sets them: without
 //! a channel address Homelab never asks anyone about updates; without a window it never
 //! installs or restarts by itself. With a window, an update the channel offers is downloaded,
-//! installed and started (restart) only between its hours, and a version that failed or was
-//! rolled back is never tried again automatically.
+//! installed and started (restart) only between its hours, and a version that was rolled back
+//! (or whose file from the channel would not install) is never tried again automatically.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,8 +217,7 @@ impl Ota {
     }
 
     fn failed_before(&self, version: &str) -> bool {
-        snapshot::last_result(&self.data)
-            .is_some_and(|r| !r.ok && r.version.as_deref() == Some(version))
+        snapshot::held_back(&self.data).iter().any(|v| v == version)
     }
 
     /// Asks the channel what it offers now.
@@ -473,9 +472,11 @@ impl Ota {
         if info.version != manifest.version {
             return Ok(());
         }
-        self.finish_install(guard, info)
-            .await
-            .map_err(OtaError::Invalid)?;
+        if let Err(e) = self.finish_install(guard, info).await {
+            // The channel's own file does not install: another try would fetch the same.
+            let _ = snapshot::hold_back(&self.data, &manifest.version);
+            return Err(OtaError::Invalid(e));
+        }
         // The restart comes at the next tick, still inside the window (checked again then).
         self.wake.notify_one();
         Ok(())

@@ -181,6 +181,23 @@ pub fn restore(data: &Path) -> std::io::Result<()> {
     write_durably(&data.join(DB), &bytes)
 }
 
+/// Versions the update window must not install by itself again (they were rolled back, or
+/// the channel's file for them would not install); the owner can still install them by hand.
+pub fn held_back(data: &Path) -> Vec<String> {
+    read_json(&updates_dir(data).join("held-back.json")).unwrap_or_default()
+}
+
+pub fn hold_back(data: &Path, version: &str) -> std::io::Result<()> {
+    let mut held = held_back(data);
+    if !held.iter().any(|v| v == version) {
+        held.push(version.to_string());
+    }
+    // A handful is all that can matter; the oldest go first.
+    let excess = held.len().saturating_sub(20);
+    held.drain(..excess);
+    write_json(&updates_dir(data).join("held-back.json"), &held)
+}
+
 /// What [`settle`] did, for the log.
 #[derive(Debug, PartialEq)]
 pub enum Settled {
@@ -211,6 +228,7 @@ pub fn settle(data: &Path, running_version: &str, boot_id: &str) -> std::io::Res
     }
     if running_version == p.from_version {
         restore(data)?;
+        hold_back(data, &p.to_version)?;
         set_last_result(
             data,
             false,
@@ -289,8 +307,14 @@ mod tests {
         assert!(!last.ok);
         assert!(last.message.contains("rolled back"), "{}", last.message);
         assert!(pending(data).is_none());
+        assert_eq!(
+            held_back(data),
+            vec!["2.0".to_string()],
+            "never retried by itself"
+        );
         // Safe to repeat: nothing pending, nothing done.
         assert_eq!(settle(data, "1.0", "boot-3").unwrap(), Settled::Nothing);
+        assert_eq!(held_back(data).len(), 1);
     }
 
     #[test]
@@ -305,5 +329,6 @@ mod tests {
         );
         assert_eq!(value(data), "after");
         assert!(last_result(data).unwrap().ok);
+        assert!(held_back(data).is_empty());
     }
 }
