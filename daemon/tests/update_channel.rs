@@ -361,6 +361,10 @@ async fn a_download_cut_off_half_way_resumes_where_it_stopped() {
         "the file is not the one served"
     );
     assert!(!dir.join("download.json").exists());
+    // A kept file is known for the channel's only by its checksum.
+    assert!(homelabd::ota::channel::file_matches(&file, &m.sha256).await);
+    assert!(!homelabd::ota::channel::file_matches(&file, &sha256_hex(b"other")).await);
+    assert!(!homelabd::ota::channel::file_matches(&dir.join("absent"), &m.sha256).await);
 
     // Another file with the same name: what was kept of the first is not carried on.
     std::fs::remove_file(&file).unwrap();

@@ -323,7 +323,9 @@ impl Ota {
     }
 
     async fn fetch_update_inner(&self, m: &Manifest) -> Result<Staged, OtaError> {
-        if self.staged().await.is_some_and(|s| s.version == m.version) {
+        if self.staged().await.is_some_and(|s| s.version == m.version)
+            && channel::file_matches(&self.staged_path(), &m.sha256).await
+        {
             return Ok(Staged {
                 version: m.version.clone(),
                 size: m.size,

@@ -501,6 +501,16 @@ async fn hash_existing(part: &Path, hasher: &mut Sha256) -> Result<u64, ChannelE
     }
 }
 
+/// Whether the file at `path` is the one with this SHA-256 (a kept update file may be an
+/// upload of the same version, damaged or not, rather than the channel's).
+pub async fn file_matches(path: &Path, sha256: &str) -> bool {
+    let mut hasher = Sha256::new();
+    match hash_existing(path, &mut hasher).await {
+        Ok(len) if len > 0 => hex_eq(&hasher.finalize(), sha256),
+        _ => false,
+    }
+}
+
 fn hex_eq(digest: &[u8], hex: &str) -> bool {
     let ours: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     ours.eq_ignore_ascii_case(hex)
