@@ -1,11 +1,13 @@
 # A/B boot with attempt counting, in RAUC's U-Boot conventions so RAUC can drive it:
-#   BOOT_ORDER     slots in order of preference ("A B")
+#   BOOT_ORDER     slots in order of preference ("B A" once B holds an update)
 #   BOOT_<s>_LEFT  boot attempts left for slot s; RAUC resets it when the slot is marked good
 # Each boot of a slot spends one attempt; a slot with none left is skipped, so a system that
 # never gets marked good falls back after three tries. With no attempts left anywhere, both
 # counters are reset rather than leaving the box unbootable.
 
-test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
+# A new card boots A only: B holds no system until RAUC installs one and puts it in the order
+# (as GRUB's B_OK=0 on the UEFI boards), so running out of attempts on A never tries an empty B.
+test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A"
 test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
 test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3
 
