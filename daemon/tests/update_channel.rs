@@ -214,6 +214,13 @@ fn manifest_for(url: String, bytes: &[u8], version: &str) -> Manifest {
     }
 }
 
+/// Asserts an answer is a refusal with this status whose message says `says`.
+async fn refused(res: reqwest::Response, status: u16, says: &str) {
+    assert_eq!(res.status(), status);
+    let body = res.text().await.unwrap();
+    assert!(body.contains(says), "expected “{says}”: {body}");
+}
+
 fn work_dir(name: &str) -> PathBuf {
     let dir = artifacts().join("update-channel").join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -440,27 +447,17 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
     let s = start_with(o).await;
     let (session, _) = s.claim().await;
     let server = FileServer::start(None).await;
-    let api_json = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
-        let mut req = s
-            .client
-            .request(method, s.url(path))
-            .headers(s.origin())
-            .header("cookie", &session.cookie)
-            .header("x-csrf-token", &session.csrf);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send()
+    const CHANNEL: &str = "/api/v1/system/update/channel";
+    const CHECK: &str = "/api/v1/system/update/check";
+    let put_channel = |body: serde_json::Value| {
+        s.api(&session, reqwest::Method::PUT, CHANNEL)
+            .json(&body)
+            .send()
     };
+    let post = |path: &'static str| s.api(&session, reqwest::Method::POST, path).send();
 
     // Off by default: nothing set, nothing asked, and the page offers no check.
-    let settings: serde_json::Value =
-        api_json(reqwest::Method::GET, "/api/v1/system/update/channel", None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let settings = s.api_get_json(&session, CHANNEL).await;
     assert_eq!(settings, serde_json::json!({"url": null, "window": null}));
     let page = s.get_text_with("/settings/updates", &session, &[]).await;
     assert!(!page.contains("id=\"update-check\""), "{page}");
@@ -468,56 +465,30 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
         page.contains("id=\"update-channel\""),
         "the settings form is there"
     );
-    let res = api_json(reqwest::Method::POST, "/api/v1/system/update/check", None)
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 422);
-    assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains("No update channel is set")
-    );
+    refused(post(CHECK).await.unwrap(), 422, "No update channel is set").await;
     assert!(
         server.state.lock().unwrap().ranges.is_empty(),
         "nothing was asked of any server"
     );
 
     // Bad settings are refused with how to fix them, and nothing is stored.
-    let res = api_json(
-        reqwest::Method::PUT,
-        "/api/v1/system/update/channel",
-        Some(serde_json::json!({"url": "updates.example.org/m.json"})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 422);
-    assert!(res.text().await.unwrap().contains("http:// or https://"));
-    let res = api_json(
-        reqwest::Method::PUT,
-        "/api/v1/system/update/channel",
-        Some(serde_json::json!({"url": null, "window": {"start": "03:00", "end": "05:00"}})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 422);
-    assert!(res.text().await.unwrap().contains("need an update channel"));
-    let res = api_json(
-        reqwest::Method::PUT,
-        "/api/v1/system/update/channel",
-        Some(serde_json::json!({"url": server.url("/m.json"), "window": {"start": "3am", "end": "05:00"}})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 422);
-    assert!(res.text().await.unwrap().contains("HH:MM"));
-    let settings: serde_json::Value =
-        api_json(reqwest::Method::GET, "/api/v1/system/update/channel", None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for (body, says) in [
+        (
+            serde_json::json!({"url": "updates.example.org/m.json"}),
+            "http:// or https://",
+        ),
+        (
+            serde_json::json!({"url": null, "window": {"start": "03:00", "end": "05:00"}}),
+            "need an update channel",
+        ),
+        (
+            serde_json::json!({"url": server.url("/m.json"), "window": {"start": "3am", "end": "05:00"}}),
+            "HH:MM",
+        ),
+    ] {
+        refused(put_channel(body).await.unwrap(), 422, says).await;
+    }
+    let settings = s.api_get_json(&session, CHANNEL).await;
     assert_eq!(settings["url"], serde_json::Value::Null);
 
     // A channel offering a newer version, set from the page's form (window ticked, the
@@ -548,26 +519,14 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
         .await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("Saved."));
-    let settings: serde_json::Value =
-        api_json(reqwest::Method::GET, "/api/v1/system/update/channel", None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let settings = s.api_get_json(&session, CHANNEL).await;
     assert_eq!(settings["url"], server.url("/m.json"));
     assert_eq!(
         settings["window"],
         serde_json::json!({"start": 150, "end": 240, "utc_offset": 120})
     );
 
-    let check: serde_json::Value =
-        api_json(reqwest::Method::POST, "/api/v1/system/update/check", None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let check: serde_json::Value = post(CHECK).await.unwrap().json().await.unwrap();
     assert_eq!(check["state"], "available", "{check}");
     assert_eq!(check["manifest"]["version"], "99.0.0");
     assert_eq!(
@@ -588,20 +547,12 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
         !page.contains("update-download-button"),
         "no download offered where updates cannot install"
     );
-    let res = api_json(
-        reqwest::Method::POST,
-        "/api/v1/system/update/download",
-        None,
+    refused(
+        post("/api/v1/system/update/download").await.unwrap(),
+        501,
+        "Updates are not available here",
     )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 501);
-    assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains("Updates are not available here")
-    );
+    .await;
 
     // The channel catches up with this box: up to date.
     server.put(
@@ -614,13 +565,7 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
         }))
         .unwrap(),
     );
-    let check: serde_json::Value =
-        api_json(reqwest::Method::POST, "/api/v1/system/update/check", None)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let check: serde_json::Value = post(CHECK).await.unwrap().json().await.unwrap();
     assert_eq!(check["state"], "up_to_date", "{check}");
     // A channel that went away: the page says so (and the box carries on).
     server.put("/m.json", b"{}".to_vec());
@@ -629,13 +574,7 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
     assert!(panel.contains("id=\"update-check-failed\""), "{panel}");
 
     // Turned off again; all of it audited.
-    let res = api_json(
-        reqwest::Method::PUT,
-        "/api/v1/system/update/channel",
-        Some(serde_json::json!({"url": null})),
-    )
-    .await
-    .unwrap();
+    let res = put_channel(serde_json::json!({"url": null})).await.unwrap();
     assert_eq!(res.status(), 200);
     let settings = s.get_text_with("/settings", &session, &[]).await;
     assert!(settings.contains("Set the update channel to"), "{settings}");

@@ -52,11 +52,11 @@ async fn off_the_appliance_updates_are_refused_with_a_reason_and_restart_request
     assert_eq!(status["available"], false, "{status}");
 
     let res = s
-        .client
-        .post(s.url("/api/v1/system/update/bundle"))
-        .headers(s.origin())
-        .header("cookie", &session.cookie)
-        .header("x-csrf-token", &session.csrf)
+        .api(
+            &session,
+            reqwest::Method::POST,
+            "/api/v1/system/update/bundle",
+        )
         .header("content-type", "application/octet-stream")
         .body(vec![7u8; 100_000])
         .send()
@@ -83,11 +83,11 @@ async fn off_the_appliance_updates_are_refused_with_a_reason_and_restart_request
     assert!(!data.join("run/reboot").exists());
 
     let res = s
-        .client
-        .post(s.url("/api/v1/system/update/reboot"))
-        .headers(s.origin())
-        .header("cookie", &session.cookie)
-        .header("x-csrf-token", &session.csrf)
+        .api(
+            &session,
+            reqwest::Method::POST,
+            "/api/v1/system/update/reboot",
+        )
         .send()
         .await
         .unwrap();

@@ -202,7 +202,7 @@ impl Ota {
             Some(Check {
                 answer: Answer::Available { manifest },
                 ..
-            }) if s.window.is_some() && self.failed_before(&manifest.version) => Some(format!(
+            }) if s.window.is_some() && self.is_held_back(&manifest.version) => Some(format!(
                 "Homelab {} did not install or start properly before, so the update window will not try it again. Install it by hand to retry.",
                 manifest.version
             )),
@@ -216,7 +216,7 @@ impl Ota {
         }
     }
 
-    fn failed_before(&self, version: &str) -> bool {
+    fn is_held_back(&self, version: &str) -> bool {
         snapshot::held_back(&self.data).iter().any(|v| v == version)
     }
 
@@ -460,7 +460,7 @@ impl Ota {
         else {
             return Ok(());
         };
-        if self.failed_before(&manifest.version) {
+        if self.is_held_back(&manifest.version) {
             return Ok(());
         }
         self.audit(format!(

@@ -406,6 +406,26 @@ impl TestServer {
         req.send().await.expect("get").text().await.expect("body")
     }
 
+    /// A JSON-API request as the signed-in browser makes it: cookie, CSRF header, same Origin.
+    pub fn api(&self, s: &Session, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .headers(self.origin())
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+    }
+
+    /// A GET on the JSON API, its body parsed.
+    pub async fn api_get_json(&self, s: &Session, path: &str) -> serde_json::Value {
+        let res = self
+            .api(s, reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("get");
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.expect("JSON body")
+    }
+
     /// A state-changing request the way htmx sends it: cookie, CSRF header, same Origin.
     pub async fn post_htmx(
         &self,

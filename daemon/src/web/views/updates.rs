@@ -28,6 +28,8 @@ struct Panel {
     staged_size: String,
     checked_when: String,
     offered_size: String,
+    /// The version the "Download" button fetches, when it is offered.
+    download_version: Option<String>,
     window_words: String,
 }
 
@@ -71,6 +73,13 @@ struct Restarting {
 async fn panel_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
     let s = state.ota.status().await;
     let advanced = ctx.user()?.ui_mode == UiMode::Advanced;
+    let offered = match &s.channel.last_check {
+        Some(Check {
+            answer: Answer::Available { manifest },
+            ..
+        }) => Some(manifest),
+        _ => None,
+    };
     Ok(Panel {
         last_when: s
             .last_result
@@ -88,13 +97,15 @@ async fn panel_html(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
             .as_ref()
             .map(|c| format_time(c.checked_at))
             .unwrap_or_default(),
-        offered_size: match &s.channel.last_check {
-            Some(Check {
-                answer: Answer::Available { manifest },
-                ..
-            }) => human_bytes(manifest.size),
-            _ => String::new(),
-        },
+        offered_size: offered.map(|m| human_bytes(m.size)).unwrap_or_default(),
+        // Offered when nothing else is under way and the kept file is not already it.
+        download_version: offered
+            .filter(|m| {
+                s.available
+                    && matches!(s.progress.phase, Phase::Idle | Phase::Failed)
+                    && s.staged.as_ref().is_none_or(|st| st.version != m.version)
+            })
+            .map(|m| m.version.clone()),
         window_words: s.channel.window.map(|w| w.describe()).unwrap_or_default(),
         s,
         advanced,
