@@ -243,7 +243,12 @@ pub async fn run(
         None
     };
     let state = web::AppState::new(&rt, stop_rx.clone());
-    let servers = web::serve(state, listeners, stop_rx.clone());
+    let servers = web::serve(
+        state,
+        listeners,
+        rt.config.connections.clone(),
+        stop_rx.clone(),
+    );
     let mut grace_rx = stop_rx;
     let result = tokio::select! {
         r = servers => r,

@@ -27,6 +27,38 @@ pub struct Config {
     pub deploy: crate::deploy::DeployConfig,
     /// RAUC and the restart request, for appliance updates.
     pub ota: crate::ota::OtaConfig,
+    /// What one client, and all of them together, may hold of the web listeners.
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on the web listeners' connections (HTTP and HTTPS share them), so one laptop on
+/// the LAN cannot take the UI down by opening sockets and sitting on them.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Open connections in all. Each idle one costs a file descriptor and some KB of buffers
+    /// (tens of KB with TLS): 512 is a few MB at most, and far above what the owner's
+    /// browsers need (6 per browser and name). The appliance unit's LimitNOFILE leaves room.
+    pub total: usize,
+    /// Open connections per client (an IPv4 address or an IPv6 /64). A browser opens up to 6
+    /// per name and scheme, more with several tabs of live pages; 64 leaves room for a
+    /// household behind one NAT address while keeping any one laptop to an eighth of the total.
+    pub per_client: usize,
+    /// A request's headers must be complete this long after hyper starts waiting for them
+    /// (also how long a kept-alive connection may sit idle). Browsers send them at once.
+    pub header_read: Duration,
+    /// A TLS handshake must finish within this; a LAN handshake takes milliseconds.
+    pub handshake: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            total: 512,
+            per_client: 64,
+            header_read: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Config {
@@ -43,6 +75,7 @@ impl Config {
             mdns: false,
             mdns_interfaces: None,
             deploy: crate::deploy::DeployConfig::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -3,12 +3,9 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::serve::IncomingStream;
-use tokio::net::TcpListener;
 
 use super::AppState;
 use super::error::WebError;
@@ -16,15 +13,10 @@ use super::paths::{self, header};
 use crate::auth::{Client, SessionUser};
 use crate::events::Event;
 
-/// The peer address of a connection (HTTP or HTTPS).
+/// The peer address of a connection (HTTP or HTTPS), IPv4-mapped addresses as plain IPv4;
+/// set by `server` on every request.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
 
 /// Which listener a request arrived on; decides the cookie's Secure flag and the Origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@ mod metrics;
 mod observe;
 pub mod paths;
 mod routes;
+mod server;
 mod sse;
-mod tls_listener;
 mod views;
 
 use std::net::SocketAddr;
@@ -91,13 +91,15 @@ pub fn router(state: AppState, scheme: Scheme) -> Router {
     routes::build(state, scheme)
 }
 
-/// Serves HTTP (and HTTPS when a listener is given) until `stop` flips.
+/// Serves HTTP (and HTTPS when a listener is given) until `stop` flips; both listeners share
+/// one connection table, so the bounds hold whatever mix of schemes a flood uses.
 pub async fn serve(
     state: AppState,
     listeners: Listeners,
+    limits: crate::config::ConnectionLimits,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let wait = |mut rx: watch::Receiver<bool>| async move { crate::app::stopped(&mut rx).await };
+    let table = server::Connections::new(limits);
     let tls = state.tls_config.clone();
     let (http_app, https) = match listeners.https {
         Some(l) => (
@@ -106,24 +108,22 @@ pub async fn serve(
         ),
         None => (routes::build(state.clone(), Scheme::Http), None),
     };
-    let http = axum::serve(
+    let http = server::serve(
         listeners.http,
-        http_app.into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(wait(stop.clone()));
+        server::Transport::Plain,
+        http_app,
+        table.clone(),
+        stop.clone(),
+    );
     match https {
         None => http.await,
         Some((listener, app)) => {
-            let listener = tls_listener::TlsListener::new(listener, tls)?;
-            let https = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<ClientAddr>(),
-            )
-            .with_graceful_shutdown(wait(stop));
-            let (a, b) = tokio::join!(http, https);
-            a.and(b)
+            let transport = server::Transport::Tls(tokio_rustls::TlsAcceptor::from(tls));
+            let https = server::serve(listener, transport, app, table, stop);
+            tokio::join!(http, https);
         }
     }
+    Ok(())
 }
 
 /// An address a person can paste into a browser (a wildcard bind becomes 127.0.0.1).
