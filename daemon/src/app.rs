@@ -64,6 +64,35 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired sessions are swept from the database.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60 * 60);
 
+/// Open files the daemon wants: the web connections' cap, plus room for device SSH
+/// connections (one or two per device, a hundred devices), the database, mDNS and logs. The
+/// appliance unit sets `LimitNOFILE` to this.
+const WANTED_OPEN_FILES: u64 = 4096;
+
+/// Raises the soft open-files limit towards [`WANTED_OPEN_FILES`] (systemd's and most shells'
+/// soft default is 1,024, below what the connection caps need). Where the hard limit or a
+/// seccomp filter forbids it, says what the caps then mean and carries on.
+fn raise_open_files_limit(connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = WANTED_OPEN_FILES.min(hard);
+    let now = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        wanted
+    } else {
+        soft
+    };
+    // Room for the connections plus everything else the daemon keeps open.
+    if now < connections as u64 + 512 {
+        tracing::warn!(
+            open_files_limit = now,
+            connection_limit = connections,
+            "the open-files limit is low for the connection limit; raise LimitNOFILE (or ulimit -n)              to {WANTED_OPEN_FILES}"
+        );
+    }
+}
+
 /// Opens the data directory: database (migrated), vault key, certificate.
 pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let cfg = config.clone();
@@ -167,6 +196,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    raise_open_files_limit(config.connections.total);
     let rt = open_runtime(config).await?;
     let code = rt.auth.init().await?;
     let http_addr = listeners.http.local_addr().map_err(RunError::Serve)?;

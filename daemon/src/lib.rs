@@ -46,7 +46,7 @@ pub mod web;
 mod app;
 
 pub use app::{Listeners, RunError, Runtime, console_banner, open_runtime, run, setup_code};
-pub use config::Config;
+pub use config::{Config, ConnectionLimits};
 
 /// The version string shown in the UI, the API and `homelabd version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

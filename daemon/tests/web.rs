@@ -478,12 +478,7 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
 
     // The HTTPS side uses the certificate in the data directory; trust exactly that one.
     let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
-    install_crypto();
-    let tls = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .build()
-        .unwrap();
+    let tls = tls_client(&s);
     let res = tls.get(format!("{https}/setup")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 

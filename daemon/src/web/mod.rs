@@ -8,6 +8,7 @@ mod context;
 mod error;
 mod guard;
 mod healthcheck;
+mod hosts;
 mod metrics;
 mod observe;
 pub mod paths;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub https_port: Option<u16>,
     /// Interfaces "Scan my network" looks at (None: every LAN interface).
     pub mdns_interfaces: Option<Vec<String>>,
+    /// The names this box answers to (DNS-rebinding defence).
+    pub hosts: hosts::Hosts,
 }
 
 impl std::ops::Deref for AppState {
@@ -82,6 +85,7 @@ impl AppState {
             stopping,
             https_port: rt.config.https_redirect_port,
             mdns_interfaces: rt.config.mdns_interfaces.clone(),
+            hosts: hosts::Hosts::new(),
         }))
     }
 }
@@ -99,6 +103,10 @@ pub async fn serve(
     limits: crate::config::ConnectionLimits,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    if let Err(e) = state.hosts.load(&state.store).await {
+        // The built-in names and every address still work; say so and carry on.
+        tracing::warn!(error = %e, "could not read the extra names for this box");
+    }
     let table = server::Connections::new(limits);
     let tls = state.tls_config.clone();
     let (http_app, https) = match listeners.https {

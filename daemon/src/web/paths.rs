@@ -62,6 +62,7 @@ pub const SETTINGS_PASSWORD: &str = "/settings/password";
 pub const SETTINGS_SIGN_OUT_ALL: &str = "/settings/sessions/sign-out-all";
 pub const SETTINGS_TOKENS: &str = "/settings/tokens";
 pub const SETTINGS_TOKEN_REVOKE: &str = "/settings/tokens/{id}/revoke";
+pub const SETTINGS_HOST_NAMES: &str = "/settings/names";
 pub const SETTINGS_CERTIFICATE: &str = "/settings/certificate.pem";
 pub const SETUP: &str = "/setup";
 pub const LOGIN: &str = "/login";
@@ -70,6 +71,8 @@ pub const EVENTS: &str = "/events";
 pub const HEALTHZ: &str = "/healthz";
 pub const METRICS: &str = "/metrics";
 pub const STATIC: &str = "/static/{*path}";
+/// Every static asset lives under this prefix.
+pub const STATIC_PREFIX: &str = "/static/";
 pub const API_PREFIX: &str = "/api/";
 pub const API_HEALTH: &str = "/api/v1/system/health";
 pub const API_VERSION: &str = "/api/v1/system/version";

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::context::Scheme;
-use super::{AppState, api, api_apps, assets, guard, metrics, observe, paths, sse, views};
+use super::{AppState, api, api_apps, assets, guard, hosts, metrics, observe, paths, sse, views};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +163,12 @@ fn table() -> Vec<Entry> {
             paths::SETTINGS_TOKEN_REVOKE,
             Session,
             views::settings::revoke_token,
+        ),
+        entry(
+            M::POST,
+            paths::SETTINGS_HOST_NAMES,
+            Session,
+            views::settings::save_host_names,
         ),
         entry(
             M::GET,
@@ -361,6 +367,7 @@ pub fn build(state: AppState, scheme: Scheme) -> Router {
     }
     router
         .fallback(observe::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), hosts::check))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -374,6 +381,7 @@ pub fn build_redirect(state: AppState) -> Router {
     Router::new()
         .route(paths::HEALTHZ, axum::routing::get(api::healthz))
         .fallback(redirect_to_https)
+        .layer(middleware::from_fn_with_state(state.clone(), hosts::check))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -387,11 +395,12 @@ async fn redirect_to_https(
     uri: Uri,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    // The host check ran first, so the name is one of this box's own.
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(strip_port)
-        .unwrap_or("homelab.local");
+        .map(hosts::strip_port)
+        .unwrap_or(hosts::MDNS_NAME);
     let port = match state.https_port {
         Some(443) | None => String::new(),
         Some(p) => format!(":{p}"),
@@ -400,25 +409,9 @@ async fn redirect_to_https(
     Redirect::permanent(&format!("https://{host}{port}{path}")).into_response()
 }
 
-/// "host:port" → "host", keeping bracketed IPv6 literals intact.
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or(host);
-    }
-    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strips_ports() {
-        assert_eq!(strip_port("homelab.local:8080"), "homelab.local");
-        assert_eq!(strip_port("homelab.local"), "homelab.local");
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
-        assert_eq!(strip_port("[::1]"), "[::1]");
-    }
 
     #[test]
     fn every_route_is_unique() {

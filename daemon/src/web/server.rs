@@ -148,8 +148,7 @@ impl Connections {
         let key = client_key(ip);
         let mut slots = self.lock();
         let mine = slots.per_client.get(&key).copied().unwrap_or(0);
-        let room = (mine < self.limits.per_client
-            || slots.evict_oldest_idle(|s| s.client == key))
+        let room = (mine < self.limits.per_client || slots.evict_oldest_idle(|s| s.client == key))
             && (slots.open.len() < self.limits.total || slots.evict_oldest_idle(|_| true));
         if !room {
             slots.refused += 1;
@@ -388,7 +387,10 @@ mod tests {
         let third = t.admit(x).expect("the oldest idle one gives way");
         assert_eq!(t.open(), 3);
         assert!(!t.lock().open.contains_key(&first.id), "the oldest went");
-        assert!(t.lock().open.contains_key(&other.id), "another client keeps its own");
+        assert!(
+            t.lock().open.contains_key(&other.id),
+            "another client keeps its own"
+        );
         // Busy connections never give way: with both of x's busy, a third is refused.
         let _b1 = Busy::start(second.in_flight.clone());
         let _b2 = Busy::start(third.in_flight.clone());
@@ -410,6 +412,10 @@ mod tests {
         let open: Vec<u64> = t.lock().open.keys().copied().collect();
         assert_eq!(open, vec![a.id, c.id, d.id]);
         drop(b);
-        assert_eq!(t.open(), 3, "dropping an evicted connection frees nothing twice");
+        assert_eq!(
+            t.open(),
+            3,
+            "dropping an evicted connection frees nothing twice"
+        );
     }
 }

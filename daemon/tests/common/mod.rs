@@ -156,6 +156,8 @@ pub struct Options {
     pub health_timeout: Duration,
     /// RAUC and the restart request (updates).
     pub ota: homelabd::ota::OtaConfig,
+    /// Connection bounds; floods in tests are sized against small ones so they run in seconds.
+    pub connections: homelabd::ConnectionLimits,
 }
 
 impl Options {
@@ -169,6 +171,7 @@ impl Options {
             data: None,
             health_timeout: Duration::from_secs(60),
             ota: homelabd::ota::OtaConfig::default(),
+            connections: homelabd::ConnectionLimits::default(),
         }
     }
 }
@@ -203,6 +206,7 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.deploy.health_timeout = opts.health_timeout;
     config.ota = opts.ota.clone();
+    config.connections = opts.connections.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(homelabd::run(
@@ -254,6 +258,17 @@ pub async fn claim_at(client: &reqwest::Client, base: &str, label: &str) -> Stri
             .1,
     );
     set_cookie
+}
+
+/// An HTTPS client that trusts exactly the test server's own certificate.
+pub fn tls_client(s: &TestServer) -> reqwest::Client {
+    let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
+    install_crypto();
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
 }
 
 pub fn client() -> reqwest::Client {

@@ -54,6 +54,9 @@ struct SettingsPage<'a> {
     tokens: Vec<TokenView>,
     new_token: Option<String>,
     audit: Vec<AuditView>,
+    builtin: &'a [String],
+    extra: String,
+    saved: Option<String>,
 }
 
 #[derive(Template)]
@@ -61,6 +64,14 @@ struct SettingsPage<'a> {
 struct TokensPartial {
     tokens: Vec<TokenView>,
     new_token: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/host_names.html")]
+struct HostNamesPartial<'a> {
+    builtin: &'a [String],
+    extra: String,
+    saved: Option<String>,
 }
 
 #[derive(Template)]
@@ -97,6 +108,9 @@ pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError
         tokens,
         new_token: None,
         audit,
+        builtin: state.hosts.builtin(),
+        extra: state.hosts.extra().join("\n"),
+        saved: None,
     }
     .render()?;
     super::page(ctx, Section::Settings, "Settings", partial)
@@ -271,4 +285,37 @@ pub async fn certificate(State(state): State<AppState>) -> Response {
         state.cert_pem.clone(),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct HostNamesForm {
+    names: String,
+}
+
+/// Saves the extra names the box answers to (DNS-rebinding allow-list).
+pub async fn save_host_names(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<HostNamesForm>,
+) -> Result<Response, WebError> {
+    use crate::web::hosts::NameError;
+    let names = match state.hosts.save(&state.store, &form.names).await {
+        Ok(names) => names,
+        Err(NameError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(WebError::bad_request(e.to_string())),
+    };
+    let detail = if names.is_empty() {
+        "Homelab answers only to its built-in names and addresses".to_string()
+    } else {
+        format!("Homelab also answers to {}", names.join(", "))
+    };
+    ctx.audit(&state, "settings.host_names", detail.clone())
+        .await?;
+    let html = HostNamesPartial {
+        builtin: state.hosts.builtin(),
+        extra: names.join("\n"),
+        saved: Some(format!("Saved. {detail}.")),
+    }
+    .render()?;
+    Ok(Html(html).into_response())
 }
