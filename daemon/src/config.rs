@@ -48,6 +48,10 @@ pub struct ConnectionLimits {
     pub header_read: Duration,
     /// A TLS handshake must finish within this; a LAN handshake takes milliseconds.
     pub handshake: Duration,
+    /// A request body that sends nothing for this long, or a client that reads none of its
+    /// response for this long, loses the connection (a busy connection is never closed for
+    /// room, so without this a trickle could hold one forever).
+    pub stall: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -57,6 +61,7 @@ impl Default for ConnectionLimits {
             per_client: 64,
             header_read: Duration::from_secs(10),
             handshake: Duration::from_secs(10),
+            stall: Duration::from_secs(20),
         }
     }
 }

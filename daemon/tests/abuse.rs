@@ -27,6 +27,7 @@ fn limits(total: usize, per_client: usize) -> homelabd::ConnectionLimits {
         // Long, so that only eviction (not a timeout) can close the flood in these tests.
         header_read: Duration::from_secs(60),
         handshake: Duration::from_secs(60),
+        stall: Duration::from_secs(60),
     }
 }
 
@@ -47,7 +48,8 @@ async fn idle_flood(from: IpAddr, to: SocketAddr, n: usize) -> Vec<std::net::Tcp
 
 /// How many of `socks` the server has closed (EOF or reset on read).
 fn closed(socks: &[std::net::TcpStream]) -> usize {
-    let mut buf = [0u8; 64];
+    // Large enough to swallow an error page in one read, so the EOF behind it shows.
+    let mut buf = vec![0u8; 256 * 1024];
     socks
         .iter()
         .filter(|s| match (&mut &**s).read(&mut buf) {
@@ -174,6 +176,24 @@ async fn half_sent_requests_and_idle_keep_alives_are_cut_off() {
     // A normal request on the same server still works, before and after its keep-alive idles.
     let res = s.client.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_cut_off() {
+    let mut opts = Options::new("abuse-slow-body");
+    opts.connections.stall = Duration::from_secs(1);
+    let s = start_with(opts).await;
+    // A sign-in form that announces 100 bytes and sends 10: the old server waited forever,
+    // holding the connection busy (so never closed for room).
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=a",
+        s.addr, s.base
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let socks = [slow.into_std().unwrap()];
+    wait_closed(&socks, 1, "the stalled upload's connection to be closed").await;
 }
 
 #[tokio::test]

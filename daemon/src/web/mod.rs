@@ -11,6 +11,7 @@ mod healthcheck;
 mod hosts;
 mod metrics;
 mod observe;
+mod pace;
 pub mod paths;
 mod routes;
 mod server;

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::context::ClientAddr;
+use super::pace::{PacedBody, PacedIo};
 use crate::config::ConnectionLimits;
 
 /// How long the accept loop pauses after the kernel refuses to hand over a connection (EMFILE
@@ -293,12 +294,17 @@ async fn http1<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let in_flight = admitted.in_flight.clone();
+    let stall = limits.stall;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(ClientAddr(peer)));
         let busy = Busy::start(in_flight.clone());
         let app = app.clone();
+        let req = req.map(|body| match body.is_end_stream() {
+            true => Body::new(body),
+            false => Body::new(PacedBody::new(body, stall)),
+        });
         async move {
-            let res = app.oneshot(req.map(Body::new)).await?;
+            let res = app.oneshot(req).await?;
             // The connection stays busy until the response body has been sent (or dropped),
             // so a live event stream is never taken for an idle connection.
             Ok::<_, Infallible>(res.map(|body| {
@@ -316,7 +322,7 @@ async fn http1<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection(TokioIo::new(PacedIo::new(io, limits.stall)), service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
