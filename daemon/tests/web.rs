@@ -350,6 +350,15 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
 
     // /metrics needs a token: a browser session is not enough.
     assert_eq!(s.get("/metrics", &session).await.status(), 401);
+    // Made-up methods do not each become a series of their own.
+    for name in ["FOO", "BAR"] {
+        let method = Method::from_bytes(name.as_bytes()).unwrap();
+        s.client
+            .request(method, s.url("/api/v1/system/health"))
+            .send()
+            .await
+            .unwrap();
+    }
     let metrics = s
         .client
         .get(s.url("/metrics"))
@@ -362,6 +371,8 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
         .unwrap();
     assert!(metrics.contains("homelab_http_requests_total{method=\"GET\",route=\"/api/v1/system/health\",status=\"200\"} 1"));
     assert!(metrics.contains("homelab_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/system/version\",le=\"+Inf\"} 1"));
+    assert!(!metrics.contains("FOO") && !metrics.contains("BAR"));
+    assert!(metrics.contains("{method=\"other\",route=\"/api/v1/system/health\""));
     let rss_line = metrics
         .lines()
         .find(|l| l.starts_with("homelab_process_resident_memory_bytes "))
@@ -462,19 +473,15 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     // Plain HTTP redirects, except the health check.
     let res = s.client.get(s.url("/settings?x=1")).send().await.unwrap();
     assert_eq!(res.status(), 308);
+    // HSTS only ever over HTTPS.
+    assert!(res.headers().get("strict-transport-security").is_none());
     assert_eq!(
         res.headers()["location"],
         format!("https://127.0.0.1:{port}/settings?x=1")
     );
-    assert_eq!(
-        s.client
-            .get(s.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let res = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("strict-transport-security").is_none());
 
     // The HTTPS side uses the certificate in the data directory; trust exactly that one.
     let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
@@ -486,6 +493,14 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
         .unwrap();
     let res = tls.get(format!("{https}/setup")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    // Browsers stay on HTTPS; not for subdomains (homelab.local's neighbours are other hosts).
+    let hsts = res.headers()["strict-transport-security"].to_str().unwrap();
+    let max_age: u64 = hsts.strip_prefix("max-age=").unwrap().parse().unwrap();
+    assert!(max_age >= 86400, "{hsts}");
+    // Error answers carry it too (they are rebuilt by the outermost middleware).
+    let res = tls.get(format!("{https}/no-such-page")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["strict-transport-security"], hsts);
 
     // Claim over HTTPS: the cookie is Secure there.
     let cookie = claim_at(&tls, &https, "tls").await;
