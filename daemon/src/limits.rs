@@ -74,6 +74,9 @@ mod tests {
     fn check_names_the_field_and_the_limit() {
         assert!(check("device name", "pi", NAME).is_ok());
         let e = check("device name", &"x".repeat(65), NAME).unwrap_err();
-        assert!(e.contains("device name") && e.contains("65") && e.contains("64"), "{e}");
+        assert!(
+            e.contains("device name") && e.contains("65") && e.contains("64"),
+            "{e}"
+        );
     }
 }

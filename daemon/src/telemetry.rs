@@ -60,9 +60,7 @@ pub struct EscapingFields;
 
 impl<'w> FormatFields<'w> for EscapingFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut visitor = EscapingVisitor {
-            out: String::new(),
-        };
+        let mut visitor = EscapingVisitor { out: String::new() };
         fields.record(&mut visitor);
         writer.write_str(&visitor.out)
     }
@@ -161,7 +159,8 @@ mod tests {
 
     #[test]
     fn a_newline_in_a_field_cannot_forge_a_log_line() {
-        let forged = "bob\n2026-12-02T08:00:00.000000Z  INFO the box was claimed username=\"admin\"";
+        let forged =
+            "bob\n2026-12-02T08:00:00.000000Z  INFO the box was claimed username=\"admin\"";
         let out = text_log(|| {
             let span = tracing::info_span!("request", path = %format!("/x\n{forged}"));
             let _in = span.enter();
@@ -178,6 +177,9 @@ mod tests {
     #[test]
     fn ordinary_fields_look_as_before() {
         let out = text_log(|| tracing::info!(status = 200u16, name = "pi 4", "request"));
-        assert!(out.contains("INFO request status=200 name=\"pi 4\""), "{out:?}");
+        assert!(
+            out.contains("INFO request status=200 name=\"pi 4\""),
+            "{out:?}"
+        );
     }
 }

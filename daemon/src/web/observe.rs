@@ -14,8 +14,8 @@ use tracing::Instrument;
 use super::AppState;
 use super::context::{RequestId, Scheme, Wants};
 use super::error::ErrorInfo;
-use super::{metrics, paths};
 use super::views;
+use super::{metrics, paths};
 use crate::secrets::random_bytes;
 
 /// Content Security Policy: our own scripts and styles only, no inline code, no framing.
@@ -148,7 +148,14 @@ async fn rejection_info(res: &mut Response) -> Option<ErrorInfo> {
             "This address does not accept that kind of request.".to_string(),
         ),
         StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "That upload is too large.".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            format!(
+                "That request is too large: forms and API requests may be at most {} KiB. \
+                 Shorten what you entered and try again.",
+                crate::limits::MAX_BODY_BYTES / 1024
+            ),
+        ),
         _ if text.is_empty() => (
             "invalid_input",
             "The request could not be understood.".to_string(),
