@@ -67,6 +67,11 @@ pub fn settings(
         }
         out.insert(s.name.clone(), v);
     }
+    // A folder setting may be where a bind mount comes from: the chosen folder must not be the
+    // device's root, a system folder or the Docker socket, as with the recipe's defaults.
+    let mut filled = recipe.default_values();
+    filled.extend(out.iter().map(|(k, v)| (k.clone(), v.clone())));
+    recipe.check_mounts(&filled)?;
     Ok(out)
 }
 
@@ -164,6 +169,30 @@ mod tests {
         assert!(f.contains("A='plain'\n"));
         assert!(f.contains("B='it'\\''s $HOME #x\nline2 \"q\" `id`'\n"));
         assert!(f.contains("C=''\n"));
+    }
+
+    #[test]
+    fn a_chosen_folder_may_not_be_a_system_folder() {
+        let catalog = crate::catalog::Catalog::load(None);
+        let Some(jellyfin) = catalog.recipes.get("jellyfin") else {
+            panic!("the built-in Jellyfin recipe");
+        };
+        let with = |media: &str| {
+            settings(
+                jellyfin,
+                &BTreeMap::from([("MEDIA_PATH".to_string(), media.to_string())]),
+            )
+        };
+        assert!(with("/srv/media").is_ok());
+        for bad in ["/", "/etc", "/srv/../root"] {
+            let Err(e) = with(bad) else {
+                panic!("{bad} accepted as the media folder");
+            };
+            assert!(
+                e.contains(bad) && e.contains("services.jellyfin.volumes"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
