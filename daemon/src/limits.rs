@@ -14,14 +14,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const NAME: usize = 64;
 /// A host name or IP address (DNS names are at most 253 characters).
 pub const ADDRESS: usize = 253;
-/// A login name on a device (Linux allows 32; some systems more).
-pub const LOGIN: usize = 64;
+/// A login name on a device (Linux allows 32 by default; some systems more).
+pub const LOGIN: usize = 32;
+/// The path of a Docker socket on a device.
+pub const DOCKER_SOCKET: usize = 256;
 /// A password or other secret typed into a form (long passphrases fit; megabytes do not).
 pub const SECRET: usize = 1024;
 /// A private key pasted into a form (a 16384-bit RSA key in PEM is about 12 KB).
 pub const PRIVATE_KEY: usize = 16 * 1024;
 /// One value of an app setting (a path, a domain, a time zone, a password).
-pub const SETTING_VALUE: usize = 1024;
+pub const SETTING_VALUE: usize = 4096;
 /// An URL (update channel).
 pub const URL: usize = 2048;
 /// A short identifier chosen from a list (a UI mode, an action, a slug).

@@ -488,6 +488,60 @@ async fn request_bodies_are_bounded() {
     assert_eq!(res.status(), 200);
 }
 
+#[tokio::test]
+async fn long_inputs_are_refused_saying_the_limit() {
+    let s = start("input-limits").await;
+    let (session, _) = s.claim().await;
+    let long = |n: usize| "a".repeat(n);
+    let refused = |res: reqwest::Response, words: &'static str| async move {
+        // 400 or 422, as each part answers invalid input.
+        assert!(
+            matches!(res.status().as_u16(), 400 | 422),
+            "{words}: {}",
+            res.status()
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(words), "expected “{words}” in: {message}");
+    };
+    let url = format!("https://updates.example.org/{}", long(3000));
+    let res = s
+        .api(&session, Method::PUT, "/api/v1/system/update/channel")
+        .json(&serde_json::json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    refused(res, "at most 2048").await;
+    for (name, host, words) in [
+        (long(65), "10.0.0.1".to_string(), "1 to 64 characters"),
+        ("NAS".to_string(), long(300), "at most 253"),
+    ] {
+        let res = s
+            .api(&session, Method::POST, "/api/v1/devices")
+            .json(&serde_json::json!({ "name": name, "host": host, "username": "pi", "password": "pw" }))
+            .send()
+            .await
+            .unwrap();
+        refused(res, words).await;
+    }
+    for (media, words) in [
+        (format!("/{}", long(5000)), "at most 4096"),
+        ("/etc".to_string(), "system folder /etc"),
+    ] {
+        let res = s
+            .api(
+                &session,
+                Method::POST,
+                "/api/v1/applications/jellyfin/deploy",
+            )
+            .json(&serde_json::json!({ "settings": { "MEDIA_PATH": media } }))
+            .send()
+            .await
+            .unwrap();
+        refused(res, words).await;
+    }
+}
+
 /// Reads an open event stream until the server ends it; fails if it is still open at the
 /// deadline. Events and keep-alives on the way are read and dropped.
 async fn stream_ends(stream: &mut reqwest::Response, what: &str) {

@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use crate::catalog::Recipe;
 use crate::ssh::command::quote;
 
-/// Longest value a text setting may have.
-const MAX_VALUE_LEN: usize = 4096;
 /// Characters generated secrets are made of: letters and digits are safe in every app's
 /// config syntax (URLs, connection strings) while 62^length stays far beyond guessing.
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -32,8 +30,9 @@ pub fn settings(
     {
         let known: Vec<&str> = m.settings.iter().map(|s| s.name.as_str()).collect();
         return Err(format!(
-            "{} has no setting “{unknown}” (its settings: {}).",
+            "{} has no setting “{}” (its settings: {}).",
             m.name,
+            crate::limits::truncate(unknown, crate::limits::WORD),
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -45,8 +44,12 @@ pub fn settings(
     for s in &m.settings {
         let v = given.get(&s.name).unwrap_or(&s.default).clone();
         let bad = |why: &str| Err(format!("“{}”: {why}", s.label));
-        if v.len() > MAX_VALUE_LEN {
-            return bad(&format!("is longer than {MAX_VALUE_LEN} characters."));
+        let max = crate::limits::SETTING_VALUE;
+        if v.chars().count() > max {
+            return bad(&format!(
+                "is {} characters long; at most {max} are accepted. Shorten it and try again.",
+                v.chars().count()
+            ));
         }
         if v.contains('\0') {
             return bad("contains a NUL character, which no program can receive.");

@@ -9,7 +9,9 @@ use rusqlite::params;
 use super::{Store, StoreError, now_unix};
 use crate::limits::{self, truncate};
 
-/// Records kept: months of an owner's changes, and at most about 10 MB with every field full.
+/// Records kept: months of an owner's changes. With every field at its limit that is about
+/// 12 MB of plain text (the most that megabyte usernames now add to the database), four times
+/// that in the widest characters; typical records are a hundred bytes.
 pub const AUDIT_KEEP: i64 = 10_000;
 /// Older records are deleted every this many inserts, not on each one; so at most
 /// `AUDIT_KEEP + AUDIT_PRUNE_EVERY` records exist. The delete is a range on the primary key,
