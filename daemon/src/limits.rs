@@ -29,6 +29,10 @@ pub const URL: usize = 2048;
 /// A short identifier chosen from a list (a UI mode, an action, a slug).
 pub const WORD: usize = 64;
 
+/// What a device answered (an app's error output) as kept in a deployment's record and logged;
+/// the whole output stays on the device.
+pub const DEVICE_OUTPUT: usize = 8 * 1024;
+
 /// Audit fields, cut at the store edge whatever the caller passed.
 pub const AUDIT_ACTOR: usize = 128;
 pub const AUDIT_DETAIL: usize = 1024;
