@@ -54,7 +54,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let span = tracing::info_span!(
         "request",
         id = %request_id,
-        method = metrics::method_label(&method),
+        method = %metrics::method_label(&method),
         path = %crate::limits::truncate(&path, MAX_LOGGED_PATH)
     );
     let started = Instant::now();
