@@ -146,7 +146,7 @@ impl Store {
                             c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?;
                         Ok((None, ended))
                     }
-                    Some(t) => Ok((Some(t + idle_secs), 0)),
+                    Some(t) => Ok((Some(t.saturating_add(idle_secs)), 0)),
                 }
             })
             .await?;

@@ -22,6 +22,9 @@ use crate::store::{UiMode, now_unix};
 /// When the session could not be checked (the database busy or closing), try again this much
 /// later rather than ending a page's stream on a hiccup.
 const RECHECK_AFTER_ERROR: Duration = Duration::from_secs(30);
+/// The longest an open stream goes without looking at its session (the timer is normally set
+/// to the session's idle expiry; this bounds it for very long timeouts).
+const RECHECK_AT_LEAST: Duration = Duration::from_secs(24 * 60 * 60);
 /// Comment lines keep proxies and browsers from timing the stream out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -51,8 +54,10 @@ impl StreamState {
             .await
         {
             Ok(Some(expires)) => {
-                // One second past the expiry, so the session is certainly idle for too long.
-                let left = (expires - now_unix()).max(0) as u64 + 1;
+                // One second past the expiry, so the session is certainly idle for too long;
+                // at least daily, whatever the configured timeout.
+                let left = (expires.saturating_sub(now_unix()).max(0) as u64 + 1)
+                    .min(RECHECK_AT_LEAST.as_secs());
                 self.recheck_at = Instant::now() + Duration::from_secs(left);
                 true
             }
