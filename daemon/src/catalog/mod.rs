@@ -516,7 +516,7 @@ fn read_user_recipe(root: &Path, path: &Path) -> Result<Recipe, RecipeError> {
             Ok(real)
         } else {
             Err(format!(
-                "is a link to {}, outside {}; copy the recipe itself there instead",
+                "is a link to {}, outside {}; put the real file or folder there instead",
                 real.display(),
                 within.display()
             ))
