@@ -18,7 +18,8 @@
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `ota/`      | appliance updates: signed RAUC bundles, data snapshot, fallback restore |
 //! | `tls/`      | the self-signed certificate and the TLS listener |
-//! | `telemetry` | logging setup (text or JSON) |
+//! | `telemetry` | logging setup (text or JSON), with control characters escaped |
+//! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
 //! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
 //!
@@ -34,6 +35,7 @@ pub mod devices;
 pub mod discovery;
 pub mod docker;
 pub mod events;
+pub mod limits;
 pub mod ota;
 pub mod placement;
 pub mod secrets;

@@ -215,3 +215,121 @@ fn user_recipes_add_and_override_and_bad_ones_are_reported() {
         c.problems[0]
     );
 }
+
+#[test]
+fn recipes_may_not_mount_the_device_itself() {
+    let mount = |line: &str| GOOD_COMPOSE.replace("- data:/www/data", line);
+    let cases = [
+        ("- /:/host", "the whole file system"),
+        ("- /etc:/host-etc", "system folder /etc"),
+        ("- /srv/../etc/shadow:/s:ro", "system folder /etc"),
+        ("- /var/lib/docker:/d", "/var/lib/docker"),
+        (
+            "- /var/run/docker.sock:/var/run/docker.sock",
+            "docker_socket: true",
+        ),
+        ("- ~/.ssh:/keys", "home folder"),
+        (
+            "- {type: bind, source: /proc, target: /p}",
+            "system folder /proc",
+        ),
+    ];
+    for (line, words) in cases {
+        let e = parse(GOOD_MANIFEST, &mount(line))
+            .err()
+            .unwrap_or_else(|| panic!("accepted “{line}”"));
+        assert!(e.starts_with("recipes/test-app/compose.yaml"), "{e}");
+        assert!(
+            e.contains("services.web.volumes") && e.contains(words),
+            "{line}: {e}"
+        );
+    }
+    // A named volume that is really a bind mount.
+    let disguised =
+        format!("{GOOD_COMPOSE}    driver_opts: {{type: none, o: bind, device: /etc}}\n");
+    let e = parse(GOOD_MANIFEST, &disguised).unwrap_err();
+    assert!(
+        e.contains("volumes.data.driver_opts.device") && e.contains("/etc"),
+        "{e}"
+    );
+    // A folder setting's default is checked as well.
+    let manifest = format!(
+        "{GOOD_MANIFEST}  - {{name: MEDIA, label: Media folder, kind: path, default: /}}\n"
+    );
+    let e = parse(&manifest, &mount("- ${MEDIA}:/media")).unwrap_err();
+    assert!(e.contains("the whole file system"), "{e}");
+    assert!(
+        parse(
+            &manifest.replace("default: /}", "default: /srv/media}"),
+            &mount("- ${MEDIA}:/media")
+        )
+        .is_ok()
+    );
+    // What apps commonly need stays allowed: the time zone read-only, their own folders, and the
+    // Docker socket when the manifest says so.
+    assert!(parse(GOOD_MANIFEST, &mount("- /etc/localtime:/etc/localtime:ro")).is_ok());
+    assert!(parse(GOOD_MANIFEST, &mount("- /run/dbus:/run/dbus:ro")).is_ok());
+    let declared = GOOD_MANIFEST.replace(
+        "data_volumes: [data]",
+        "data_volumes: [data]\ndocker_socket: true",
+    );
+    let sock = mount("- /var/run/docker.sock:/var/run/docker.sock\n      - data:/www/data");
+    assert!(parse(&declared, &sock).is_ok());
+    let c = Catalog::load(None);
+    assert!(c.recipes["portainer"].manifest.docker_socket);
+    assert!(!c.recipes["home-assistant"].manifest.docker_socket);
+}
+
+#[test]
+fn user_recipe_files_must_be_inside_their_folder() {
+    let root = common::data_dir("recipe-links").join("recipes");
+    let outside = root.parent().unwrap().join("outside.svg");
+    std::fs::write(&outside, "<svg>not the recipe's</svg>").unwrap();
+    let write = |slug: &str| {
+        let dir = root.join(slug);
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = GOOD_MANIFEST.replace("slug: test-app", &format!("slug: {slug}"));
+        std::fs::write(dir.join("manifest.yaml"), m).unwrap();
+        std::fs::write(dir.join("compose.yaml"), GOOD_COMPOSE).unwrap();
+        dir
+    };
+    // An icon that is a link out of the folder.
+    let escaping = write("escaping-icon");
+    std::os::unix::fs::symlink(&outside, escaping.join("icon.svg")).unwrap();
+    // A Compose file that is a link to another recipe's (outside its own folder, too).
+    let borrowed = write("borrowed-compose");
+    std::fs::remove_file(borrowed.join("compose.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        root.join("escaping-icon/compose.yaml"),
+        borrowed.join("compose.yaml"),
+    )
+    .unwrap();
+    // An icon that is a folder.
+    let folder_icon = write("folder-icon");
+    std::fs::create_dir(folder_icon.join("icon.svg")).unwrap();
+    // A recipe folder that is a link to elsewhere.
+    let elsewhere = root.parent().unwrap().join("elsewhere/linked");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root.join("linked")).unwrap();
+    // A link inside the folder is fine.
+    let fine = write("linked-inside");
+    std::fs::write(fine.join("logo.svg"), "<svg>mine</svg>").unwrap();
+    std::os::unix::fs::symlink("logo.svg", fine.join("icon.svg")).unwrap();
+
+    let c = Catalog::load(Some(&root));
+    let problems: Vec<String> = c.problems.iter().map(ToString::to_string).collect();
+    let problem = |what: &str| {
+        problems
+            .iter()
+            .find(|p| p.contains(what))
+            .unwrap_or_else(|| panic!("no problem about {what}: {problems:?}"))
+            .clone()
+    };
+    assert!(problem("escaping-icon/icon.svg").contains("outside"));
+    assert!(problem("borrowed-compose/compose.yaml").contains("outside"));
+    assert!(problem("folder-icon/icon.svg").contains("not a regular file"));
+    assert!(problem("recipes/linked").contains("outside"));
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(!c.recipes.contains_key("escaping-icon"));
+    assert_eq!(c.recipes["linked-inside"].icon_svg, "<svg>mine</svg>");
+}

@@ -97,12 +97,23 @@ async fn idle_sessions_expire_and_are_deleted() {
         .unwrap()
         .expect("live session");
     assert_eq!(row.username, "admin");
-    // Past the idle limit (here: any age beyond -1 s) it is refused and removed.
+    // Past the idle limit (here: any age beyond -1 s) it is refused and removed, and whoever
+    // watches for ended sessions (open event streams) hears of it.
+    let mut ended = store.watch_sessions_ended();
+    assert!(!ended.has_changed().unwrap());
     assert!(store.session(vec![2; 32], -1, 60).await.unwrap().is_none());
+    assert!(ended.has_changed().unwrap());
+    ended.mark_unchanged();
     assert!(!store.session_exists(vec![2; 32]).await.unwrap());
     assert!(store.session_exists(vec![1; 32]).await.unwrap());
+    // A live session says when it would expire; looking does not end it.
+    let expiry = store.session_expiry(vec![1; 32], 3600).await.unwrap();
+    assert!(expiry.is_some_and(|t| t > homelabd::store::now_unix()));
+    assert!(!ended.has_changed().unwrap());
+    assert_eq!(store.session_expiry(vec![2; 32], 3600).await.unwrap(), None);
     // Housekeeping sweeps idle ones in bulk.
     assert_eq!(store.purge_idle_sessions(-1).await.unwrap(), 1);
+    assert!(ended.has_changed().unwrap());
     assert_eq!(store.count_user_sessions(user.id).await.unwrap(), 0);
     // A second claim on the same database is refused atomically.
     assert!(matches!(

@@ -350,6 +350,15 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
 
     // /metrics needs a token: a browser session is not enough.
     assert_eq!(s.get("/metrics", &session).await.status(), 401);
+    // Made-up methods do not each become a series of their own.
+    for name in ["FOO", "BAR"] {
+        let method = Method::from_bytes(name.as_bytes()).unwrap();
+        s.client
+            .request(method, s.url("/api/v1/system/health"))
+            .send()
+            .await
+            .unwrap();
+    }
     let metrics = s
         .client
         .get(s.url("/metrics"))
@@ -362,6 +371,8 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
         .unwrap();
     assert!(metrics.contains("homelab_http_requests_total{method=\"GET\",route=\"/api/v1/system/health\",status=\"200\"} 1"));
     assert!(metrics.contains("homelab_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/system/version\",le=\"+Inf\"} 1"));
+    assert!(!metrics.contains("FOO") && !metrics.contains("BAR"));
+    assert!(metrics.contains("{method=\"other\",route=\"/api/v1/system/health\""));
     let rss_line = metrics
         .lines()
         .find(|l| l.starts_with("homelab_process_resident_memory_bytes "))
@@ -452,6 +463,179 @@ async fn live_events_reach_open_pages() {
 }
 
 #[tokio::test]
+async fn request_bodies_are_bounded() {
+    let s = start("body-limit").await;
+    let (session, _) = s.claim().await;
+    let big = "u".repeat(100 * 1024);
+    // A public form: before today, a 2 MB username reached the sign-in code and the log.
+    let res = s.post_login(&big, "whatever-password").await;
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().contains("at most 64 KiB"));
+    // The JSON API, as a signed-in browser.
+    let res = s
+        .api(&session, Method::POST, "/api/v1/devices")
+        .json(&serde_json::json!({ "name": big, "host": "10.0.0.1", "username": "pi", "password": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large");
+    // Ordinary forms are far below the limit.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn long_inputs_are_refused_saying_the_limit() {
+    let s = start("input-limits").await;
+    let (session, _) = s.claim().await;
+    let long = |n: usize| "a".repeat(n);
+    let refused = |res: reqwest::Response, words: &'static str| async move {
+        // 400 or 422, as each part answers invalid input.
+        assert!(
+            matches!(res.status().as_u16(), 400 | 422),
+            "{words}: {}",
+            res.status()
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(words), "expected “{words}” in: {message}");
+    };
+    let url = format!("https://updates.example.org/{}", long(3000));
+    let res = s
+        .api(&session, Method::PUT, "/api/v1/system/update/channel")
+        .json(&serde_json::json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    refused(res, "at most 2048").await;
+    for (name, host, words) in [
+        (long(65), "10.0.0.1".to_string(), "1 to 64 characters"),
+        ("NAS".to_string(), long(300), "at most 253"),
+    ] {
+        let res = s
+            .api(&session, Method::POST, "/api/v1/devices")
+            .json(&serde_json::json!({ "name": name, "host": host, "username": "pi", "password": "pw" }))
+            .send()
+            .await
+            .unwrap();
+        refused(res, words).await;
+    }
+    for (media, words) in [
+        (format!("/{}", long(5000)), "at most 4096"),
+        ("/etc".to_string(), "system folder /etc"),
+    ] {
+        let res = s
+            .api(
+                &session,
+                Method::POST,
+                "/api/v1/applications/jellyfin/deploy",
+            )
+            .json(&serde_json::json!({ "settings": { "MEDIA_PATH": media } }))
+            .send()
+            .await
+            .unwrap();
+        refused(res, words).await;
+    }
+}
+
+/// Reads an open event stream until the server ends it; fails if it is still open at the
+/// deadline. Events and keep-alives on the way are read and dropped.
+async fn stream_ends(stream: &mut reqwest::Response, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Err(_) => panic!("{what}: the event stream stayed open"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => return,
+        }
+    }
+}
+
+/// Reads an open event stream until `text` arrives (so the stream is still open).
+async fn stream_shows(stream: &mut reqwest::Response, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("“{text}” did not arrive; got: {seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before “{text}”; got: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn event_streams_end_with_their_session() {
+    let s = start("sse-sessions").await;
+    let (a, pw) = s.claim().await;
+    let b = s.login(ADMIN, &pw).await;
+    let mut a_events = s.get("/events", &a).await;
+    let mut b_events = s.get("/events", &b).await;
+    assert_eq!(a_events.status(), 200);
+    assert_eq!(b_events.status(), 200);
+
+    // Signing out ends that session's stream at once, not at the next periodic check...
+    let res = s
+        .client
+        .post(s.url("/logout"))
+        .headers(s.origin())
+        .header("cookie", &a.cookie)
+        .form(&[("csrf_token", a.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    stream_ends(&mut a_events, "after signing out").await;
+    // ...and only that one: the other browser still gets its events.
+    s.post_htmx("/settings/mode", &b, &[("mode", "advanced")])
+        .await;
+    stream_shows(&mut b_events, "Switched the display to advanced").await;
+
+    // A password change ends the other browsers' streams.
+    let c = s.login(ADMIN, &pw).await;
+    let mut c_events = s.get("/events", &c).await;
+    assert_eq!(c_events.status(), 200);
+    let new = password("sse-new");
+    let res = s
+        .post_htmx(
+            "/settings/password",
+            &b,
+            &[
+                ("current_password", &pw),
+                ("new_password", &new),
+                ("new_password_confirm", &new),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    stream_ends(&mut c_events, "after a password change").await;
+    let renewed = s.session_from(&res).await;
+
+    // Signing out everywhere ends every stream, this browser's too.
+    let d = s.login(ADMIN, &new).await;
+    let mut d_events = s.get("/events", &d).await;
+    let mut renewed_events = s.get("/events", &renewed).await;
+    assert_eq!(renewed_events.status(), 200);
+    let res = s
+        .post_htmx("/settings/sessions/sign-out-all", &renewed, &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    stream_ends(&mut d_events, "after signing out everywhere").await;
+    stream_ends(
+        &mut renewed_events,
+        "after signing out everywhere (own page)",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn https_serves_the_app_and_http_redirects_to_it() {
     let mut opts = Options::new("https");
     opts.https = true;
@@ -462,25 +646,33 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     // Plain HTTP redirects, except the health check.
     let res = s.client.get(s.url("/settings?x=1")).send().await.unwrap();
     assert_eq!(res.status(), 308);
+    // HSTS only ever over HTTPS.
+    assert!(res.headers().get("strict-transport-security").is_none());
     assert_eq!(
         res.headers()["location"],
         format!("https://127.0.0.1:{port}/settings?x=1")
     );
-    assert_eq!(
-        s.client
-            .get(s.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let res = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("strict-transport-security").is_none());
 
     // The HTTPS side uses the certificate in the data directory; trust exactly that one.
     let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
     let tls = tls_client(&s);
     let res = tls.get(format!("{https}/setup")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    // Browsers stay on HTTPS; not for subdomains (homelab.local's neighbours are other hosts).
+    let hsts = res.headers()["strict-transport-security"].to_str().unwrap();
+    let max_age: u64 = hsts.strip_prefix("max-age=").unwrap().parse().unwrap();
+    assert!(max_age >= 86400, "{hsts}");
+    // Error answers carry it too (they are rebuilt by the outermost middleware).
+    let res = tls
+        .get(format!("{https}/no-such-page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["strict-transport-security"], hsts);
 
     // Claim over HTTPS: the cookie is Secure there.
     let cookie = claim_at(&tls, &https, "tls").await;

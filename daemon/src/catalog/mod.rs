@@ -3,11 +3,12 @@
 //! validated at load with errors naming the file and the field.
 
 mod interpolate;
+mod mounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use docker_compose_types::{Compose, Ports};
+use docker_compose_types::{Compose, MapOrEmpty, Ports, SingleValue, Volumes};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 
@@ -131,6 +132,10 @@ pub struct Manifest {
     pub host_ports: Vec<u16>,
     #[serde(default)]
     pub notes: String,
+    /// The app mounts the device's Docker socket (e.g. Portainer), which gives it full control
+    /// of the device; without this a recipe may not mount it.
+    #[serde(default)]
+    pub docker_socket: bool,
 }
 
 /// Where a recipe came from.
@@ -364,6 +369,8 @@ impl Recipe {
         // With defaults filled in, the file must still be valid Compose with numeric ports.
         let rendered =
             interpolate(&self.compose_text, &self.default_values()).map_err(|e| err(&cf, e))?;
+        self.check_mounts(&self.default_values())
+            .map_err(|e| err(&cf, e))?;
         let _: Compose = serde_norway::from_str(&rendered)
             .map_err(|e| err(&cf, format!("after filling in defaults: {e}")))?;
         for p in self.host_ports(&self.default_values()) {
@@ -409,6 +416,67 @@ impl Recipe {
         v
     }
 
+    /// Refuses bind mounts of the device's root, its system folders or (unless the manifest
+    /// declares it) the Docker socket, with `values` filled in; the error names the service, the
+    /// mount and why. Runs at load with the defaults and at deploy with the chosen values.
+    pub fn check_mounts(&self, values: &BTreeMap<String, String>) -> Result<(), String> {
+        let declared = self.manifest.docker_socket;
+        let fill = |text: &str| interpolate(text, values);
+        for (name, svc) in &self.compose.services.0 {
+            for v in svc.iter().flat_map(|s| &s.volumes) {
+                let (spec, source, read_only) = match v {
+                    Volumes::Simple(spec) => {
+                        let filled = fill(spec)?;
+                        let mut parts = filled.split(':');
+                        let source = parts.next().unwrap_or_default().to_string();
+                        let rest: Vec<&str> = parts.collect();
+                        // "target" alone is an anonymous volume; a plain name is a named one.
+                        let is_path = !rest.is_empty()
+                            && (source.contains('/')
+                                || source.starts_with('.')
+                                || source.starts_with('~'));
+                        if !is_path {
+                            continue;
+                        }
+                        let read_only =
+                            rest.len() >= 2 && rest[rest.len() - 1].split(',').any(|o| o == "ro");
+                        (spec.clone(), source, read_only)
+                    }
+                    Volumes::Advanced(a) if a._type == "bind" => {
+                        let source = fill(a.source.as_deref().unwrap_or_default())?;
+                        (source.clone(), source, a.read_only)
+                    }
+                    Volumes::Advanced(_) => continue,
+                };
+                let mount = mounts::BindMount {
+                    source: &source,
+                    read_only,
+                };
+                mounts::check(&mount, declared)
+                    .map_err(|why| format!("services.{name}.volumes: “{spec}” {why}"))?;
+            }
+        }
+        // A named volume can be a bind mount in disguise: driver_opts `device: /path`.
+        for (name, vol) in &self.compose.volumes.0 {
+            let MapOrEmpty::Map(vol) = vol else { continue };
+            let Some(Some(SingleValue::String(device))) = vol.driver_opts.get("device") else {
+                continue;
+            };
+            let options = match vol.driver_opts.get("o") {
+                Some(Some(SingleValue::String(o))) => fill(o)?,
+                _ => String::new(),
+            };
+            let source = fill(device)?;
+            let mount = mounts::BindMount {
+                source: &source,
+                read_only: options.split(',').any(|o| o == "ro"),
+            };
+            mounts::check(&mount, declared)
+                .map_err(|why| format!("volumes.{name}.driver_opts.device {why}"))?;
+        }
+        Ok(())
+    }
+
     /// The host ports the app binds on its device with these values (0 where not numeric).
     pub fn host_ports(&self, values: &BTreeMap<String, String>) -> Vec<u16> {
         let mut ports: Vec<u16> = self.manifest.host_ports.clone();
@@ -431,6 +499,59 @@ impl Recipe {
         ports.dedup();
         ports
     }
+}
+
+/// Largest recipe file read (a manifest, a Compose file, an icon): generous for any real recipe,
+/// small enough that a stray huge file cannot fill the memory.
+const MAX_RECIPE_FILE: u64 = 256 * 1024;
+
+/// Reads and validates the user recipe in folder `path` of the recipes folder `root`.
+fn read_user_recipe(root: &Path, path: &Path) -> Result<Recipe, RecipeError> {
+    let label = path.display().to_string();
+    // The recipe folder itself must be in the recipes folder, not a link to elsewhere.
+    let inside = |p: &Path, within: &Path| -> Result<std::path::PathBuf, String> {
+        let real = p.canonicalize().map_err(|e| e.to_string())?;
+        let within = within.canonicalize().map_err(|e| e.to_string())?;
+        if real.starts_with(&within) && real != within {
+            Ok(real)
+        } else {
+            Err(format!(
+                "is a link to {}, outside {}; put the real file or folder there instead",
+                real.display(),
+                within.display()
+            ))
+        }
+    };
+    let folder = inside(path, root).map_err(|why| err(&label, why))?;
+    let read = |name: &str| -> Result<Option<String>, RecipeError> {
+        let file = path.join(name);
+        let fe = |why: String| err(&format!("{label}/{name}"), why);
+        match std::fs::symlink_metadata(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fe(e.to_string())),
+            Ok(_) => {}
+        }
+        // A link is fine while it stays in the recipe's folder; one out of it could make the
+        // recipe read (and the web page show) any file homelabd can read.
+        let real = inside(&file, &folder).map_err(fe)?;
+        let meta = std::fs::metadata(&real).map_err(|e| fe(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(fe("is not a regular file".into()));
+        }
+        if meta.len() > MAX_RECIPE_FILE {
+            return Err(fe(format!(
+                "is {} bytes; a recipe file may be at most {MAX_RECIPE_FILE} bytes",
+                meta.len()
+            )));
+        }
+        std::fs::read_to_string(&real)
+            .map(Some)
+            .map_err(|e| fe(format!("cannot be read as text: {e}")))
+    };
+    let (Some(m), Some(c)) = (read("manifest.yaml")?, read("compose.yaml")?) else {
+        return Err(err(&label, "needs manifest.yaml and compose.yaml"));
+    };
+    Recipe::parse(&label, &m, &c, read("icon.svg")?, Source::User)
 }
 
 /// All recipes, by slug, plus problems found in user recipes (built-in ones are tested).
@@ -483,15 +604,7 @@ impl Catalog {
                 if !path.is_dir() {
                     continue;
                 }
-                let read = |name: &str| std::fs::read_to_string(path.join(name)).ok();
-                let label = path.display().to_string();
-                let (Some(m), Some(c)) = (read("manifest.yaml"), read("compose.yaml")) else {
-                    catalog
-                        .problems
-                        .push(err(&label, "needs manifest.yaml and compose.yaml"));
-                    continue;
-                };
-                match Recipe::parse(&label, &m, &c, read("icon.svg"), Source::User) {
+                match read_user_recipe(dir, &path) {
                     Ok(r) => {
                         catalog.recipes.insert(r.manifest.slug.clone(), r);
                     }

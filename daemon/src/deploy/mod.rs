@@ -461,7 +461,7 @@ impl Deployer {
             }
             Err(e) => {
                 let msg = e.to_string();
-                tracing::warn!(deployment = job.id, app = %slug, error = %msg, "deploy failed; rolling back");
+                tracing::warn!(deployment = job.id, app = %slug, error = %crate::limits::truncate(&msg, crate::limits::DEVICE_OUTPUT), "deploy failed; rolling back");
                 if matches!(e, DeployError::Device(..)) {
                     // The connection may be dead: the next use reconnects instead of waiting.
                     self.devices.pool.forget(job.device.id).await;

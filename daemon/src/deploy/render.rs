@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use crate::catalog::Recipe;
 use crate::ssh::command::quote;
 
-/// Longest value a text setting may have.
-const MAX_VALUE_LEN: usize = 4096;
 /// Characters generated secrets are made of: letters and digits are safe in every app's
 /// config syntax (URLs, connection strings) while 62^length stays far beyond guessing.
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -32,8 +30,9 @@ pub fn settings(
     {
         let known: Vec<&str> = m.settings.iter().map(|s| s.name.as_str()).collect();
         return Err(format!(
-            "{} has no setting “{unknown}” (its settings: {}).",
+            "{} has no setting “{}” (its settings: {}).",
             m.name,
+            crate::limits::truncate(unknown, crate::limits::WORD),
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -45,8 +44,12 @@ pub fn settings(
     for s in &m.settings {
         let v = given.get(&s.name).unwrap_or(&s.default).clone();
         let bad = |why: &str| Err(format!("“{}”: {why}", s.label));
-        if v.len() > MAX_VALUE_LEN {
-            return bad(&format!("is longer than {MAX_VALUE_LEN} characters."));
+        let max = crate::limits::SETTING_VALUE;
+        if v.chars().count() > max {
+            return bad(&format!(
+                "is {} characters long; at most {max} are accepted. Shorten it and try again.",
+                v.chars().count()
+            ));
         }
         if v.contains('\0') {
             return bad("contains a NUL character, which no program can receive.");
@@ -67,6 +70,11 @@ pub fn settings(
         }
         out.insert(s.name.clone(), v);
     }
+    // A folder setting may be where a bind mount comes from: the chosen folder must not be the
+    // device's root, a system folder or the Docker socket, as with the recipe's defaults.
+    let mut filled = recipe.default_values();
+    filled.extend(out.iter().map(|(k, v)| (k.clone(), v.clone())));
+    recipe.check_mounts(&filled)?;
     Ok(out)
 }
 
@@ -164,6 +172,30 @@ mod tests {
         assert!(f.contains("A='plain'\n"));
         assert!(f.contains("B='it'\\''s $HOME #x\nline2 \"q\" `id`'\n"));
         assert!(f.contains("C=''\n"));
+    }
+
+    #[test]
+    fn a_chosen_folder_may_not_be_a_system_folder() {
+        let catalog = crate::catalog::Catalog::load(None);
+        let Some(jellyfin) = catalog.recipes.get("jellyfin") else {
+            panic!("the built-in Jellyfin recipe");
+        };
+        let with = |media: &str| {
+            settings(
+                jellyfin,
+                &BTreeMap::from([("MEDIA_PATH".to_string(), media.to_string())]),
+            )
+        };
+        assert!(with("/srv/media").is_ok());
+        for bad in ["/", "/etc", "/srv/../root"] {
+            let Err(e) = with(bad) else {
+                panic!("{bad} accepted as the media folder");
+            };
+            assert!(
+                e.contains(bad) && e.contains("services.jellyfin.volumes"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

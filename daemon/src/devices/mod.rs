@@ -15,6 +15,7 @@ pub mod pool;
 use std::sync::Arc;
 
 use crate::events::EventBus;
+use crate::limits;
 use crate::secrets::{Secret, Vault, VaultError};
 use crate::ssh::{self, HostKeyPolicy, Login, RemoteCommand, SshError, keys};
 use crate::store::{DeviceRow, NewDevice, Store, StoreError};
@@ -119,6 +120,18 @@ impl Devices {
         fingerprint: Option<&str>,
     ) -> Result<(Result<install::Installed, install::InstallError>, Report), DeviceError> {
         let v = validate(input)?;
+        if let Some(pw) = &sudo_password
+            && pw.expose().len() > limits::SECRET
+        {
+            return Err(DeviceError::Invalid(format!(
+                "The sudo password is longer than {} bytes; check that you typed the right one.",
+                limits::SECRET
+            )));
+        }
+        if let Some(f) = fingerprint {
+            limits::check("host key fingerprint", f, limits::WORD * 2)
+                .map_err(DeviceError::Invalid)?;
+        }
         let login = self.login_for(input)?;
         let session = ssh::connect(&v.host, v.port, &login, HostKeyPolicy::FirstUse).await?;
         let seen = keys::fingerprint(&session.host_key);
@@ -582,18 +595,20 @@ struct Valid {
 
 fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
     let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(DeviceError::Invalid(
-            "Give the device a name of 1 to 64 characters, e.g. “Living room NAS”.".into(),
-        ));
+    if name.is_empty() || name.chars().count() > limits::NAME || name.chars().any(char::is_control)
+    {
+        return Err(DeviceError::Invalid(format!(
+            "Give the device a name of 1 to {} characters, e.g. “Living room NAS”.",
+            limits::NAME
+        )));
     }
     let host = input
         .host
         .trim()
         .trim_start_matches('[')
         .trim_end_matches(']');
+    limits::check("device address", host, limits::ADDRESS).map_err(DeviceError::Invalid)?;
     let host_ok = !host.is_empty()
-        && host.len() <= 253
         && !host.starts_with('-')
         && host
             .chars()
@@ -610,7 +625,8 @@ fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
         ));
     }
     let username = input.username.trim();
-    let user_ok = (1..=32).contains(&username.len())
+    limits::check("user name", username, limits::LOGIN).map_err(DeviceError::Invalid)?;
+    let user_ok = !username.is_empty()
         && !username.starts_with('-')
         && username
             .chars()
@@ -626,10 +642,35 @@ fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
     } else {
         socket
     };
-    if !socket.starts_with('/') || socket.len() > 256 || socket.chars().any(char::is_control) {
+    limits::check("Docker socket path", socket, limits::DOCKER_SOCKET)
+        .map_err(DeviceError::Invalid)?;
+    if !socket.starts_with('/') || socket.chars().any(char::is_control) {
         return Err(DeviceError::Invalid(
             "The Docker socket must be an absolute path, like /var/run/docker.sock.".into(),
         ));
+    }
+    // Credentials are sealed and stored (a kept password, the key): bounded like every input.
+    let secret_len = |what: &str, secret: &Secret, max: usize| {
+        let n = secret.expose().len();
+        if n > max {
+            return Err(DeviceError::Invalid(format!(
+                "The {what} is {n} bytes long; at most {max} are accepted. Check that you pasted \
+                 the right thing."
+            )));
+        }
+        Ok(())
+    };
+    match &input.credential {
+        Credential::Password(pw) => secret_len("password", pw, limits::SECRET)?,
+        Credential::Key {
+            private_key,
+            passphrase,
+        } => {
+            secret_len("private key", private_key, limits::PRIVATE_KEY)?;
+            if let Some(p) = passphrase {
+                secret_len("key passphrase", p, limits::SECRET)?;
+            }
+        }
     }
     Ok(Valid {
         name: name.to_string(),
@@ -675,6 +716,33 @@ mod tests {
                 .docker_socket,
             DEFAULT_DOCKER_SOCKET
         );
+    }
+
+    #[test]
+    fn every_stored_field_is_bounded_and_the_refusal_says_the_limit() {
+        let long = |n: usize| "a".repeat(n);
+        let refused = |i: DeviceInput, words: &str| match validate(&i) {
+            Err(DeviceError::Invalid(m)) => assert!(m.contains(words), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted {words}"),
+        };
+        refused(input(&long(65), "h", "pi", ""), "1 to 64 characters");
+        refused(input("NAS", &long(254), "pi", ""), "at most 253");
+        refused(input("NAS", "h", &long(33), ""), "at most 32");
+        refused(
+            input("NAS", "h", "pi", &format!("/{}", long(300))),
+            "at most 256",
+        );
+        let mut i = input("NAS", "h", "pi", "");
+        i.credential = Credential::Password(Secret::from_string(long(2000)));
+        refused(i, "at most 1024");
+        let mut i = input("NAS", "h", "pi", "");
+        i.credential = Credential::Key {
+            private_key: Secret::from_string(long(20_000)),
+            passphrase: None,
+        };
+        refused(i, "private key");
+        assert!(validate(&input(&long(64), &long(253), &long(32), "")).is_ok());
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl Window {
         };
         let bad = |t: &str| {
             OtaError::Invalid(format!(
-                "“{t}” is not a time of day; write it as HH:MM, for example 03:00."
+                "“{}” is not a time of day; write it as HH:MM, for example 03:00.",
+                crate::limits::truncate(t, 16)
             ))
         };
         let start_m = minutes(start).ok_or_else(|| bad(start))?;
@@ -163,6 +164,8 @@ impl Ota {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty());
         if let Some(url) = &s.url {
+            crate::limits::check("update channel address", url, crate::limits::URL)
+                .map_err(OtaError::Invalid)?;
             channel::check_url(url)?;
         }
         if s.url.is_none() && s.window.is_some() {

@@ -256,6 +256,7 @@ impl Store {
         message: String,
     ) -> Result<(), StoreError> {
         let finished = FINISHED_STATES.contains(&state);
+        let message = crate::limits::truncate(&message, crate::limits::DEVICE_OUTPUT).into_owned();
         self.call(move |c| {
             c.execute(
                 "UPDATE deployments SET state = ?2, progress = ?3, message = ?4,
@@ -268,7 +269,11 @@ impl Store {
         .await
     }
 
+    /// Records why a deployment failed. The text often carries a device's output (up to
+    /// megabytes from a broken app), so it is cut here: the page needs the start of it, and
+    /// the full output stays on the device.
     pub async fn set_deployment_error(&self, id: i64, error: String) -> Result<(), StoreError> {
+        let error = crate::limits::truncate(&error, crate::limits::DEVICE_OUTPUT).into_owned();
         self.call(move |c| {
             c.execute(
                 "UPDATE deployments SET error = ?2 WHERE id = ?1",

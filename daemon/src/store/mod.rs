@@ -55,6 +55,10 @@ pub enum StoreError {
 pub struct Store {
     // `Option` so `close()` can drop the connection (checkpointing the WAL) while handles exist.
     conn: Arc<Mutex<Option<Connection>>>,
+    /// Counts the times sessions were deleted (sign-out, sign-out everywhere, a password
+    /// change, idle expiry), so open event streams re-check theirs at once instead of serving
+    /// a signed-out page. A watch, not a queue: a burst of deletions wakes each stream once.
+    sessions_ended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// How long a statement waits for a lock held by another process (e.g. `homelabd setup-code`
@@ -78,6 +82,7 @@ impl Store {
         migrations::migrate(&mut conn, path)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(Some(conn))),
+            sessions_ended: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 

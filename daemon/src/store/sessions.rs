@@ -61,10 +61,13 @@ impl Store {
                     },
                 )
                 .optional()?;
-            let Some(row) = row else { return Ok(None) };
+            let Some(row) = row else {
+                return Ok((None, 0));
+            };
             if now - row.last_seen_at > idle_secs {
-                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?;
-                return Ok(None);
+                let ended =
+                    c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?;
+                return Ok((None, ended));
             }
             if now - row.last_seen_at > touch_after_secs {
                 c.execute(
@@ -72,23 +75,28 @@ impl Store {
                     params![now, token_hash],
                 )?;
             }
-            Ok(Some(row))
+            Ok((Some(row), 0))
         })
         .await
+        .map(|(row, ended)| {
+            self.announce_sessions_ended(ended);
+            row
+        })
     }
 
     pub async fn delete_session(&self, token_hash: Vec<u8>) -> Result<(), StoreError> {
         self.call(move |c| {
-            c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
-            Ok(())
+            Ok(c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?)
         })
         .await
+        .map(|ended| self.announce_sessions_ended(ended))
     }
 
     /// Ends every session of a user; returns how many there were.
     pub async fn delete_user_sessions(&self, user_id: i64) -> Result<usize, StoreError> {
         self.call(move |c| Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?))
             .await
+            .inspect(|ended| self.announce_sessions_ended(*ended))
     }
 
     pub async fn count_user_sessions(&self, user_id: i64) -> Result<i64, StoreError> {
@@ -111,6 +119,51 @@ impl Store {
             )?)
         })
         .await
+        .inspect(|ended| self.announce_sessions_ended(*ended))
+    }
+
+    /// When a session expires (Unix seconds) if it stays idle, or `None` when it no longer
+    /// exists. One that is found idle for longer than `idle_secs` is deleted, as a request with
+    /// its cookie would do. Does not refresh the session.
+    pub async fn session_expiry(
+        &self,
+        token_hash: Vec<u8>,
+        idle_secs: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (expiry, ended) = self
+            .call(move |c| {
+                let last_seen: Option<i64> = c
+                    .query_row(
+                        "SELECT last_seen_at FROM sessions WHERE token_hash = ?1",
+                        [&token_hash],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match last_seen {
+                    None => Ok((None, 0)),
+                    Some(t) if now_unix() - t > idle_secs => {
+                        let ended =
+                            c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?;
+                        Ok((None, ended))
+                    }
+                    Some(t) => Ok((Some(t.saturating_add(idle_secs)), 0)),
+                }
+            })
+            .await?;
+        self.announce_sessions_ended(ended);
+        Ok(expiry)
+    }
+
+    /// Wakes whoever watches for ended sessions (open event streams), when any ended.
+    pub(super) fn announce_sessions_ended(&self, ended: usize) {
+        if ended > 0 {
+            self.sessions_ended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Changes each time sessions are deleted; the watcher then re-checks its own session.
+    pub fn watch_sessions_ended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sessions_ended.subscribe()
     }
 }
 

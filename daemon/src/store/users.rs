@@ -127,10 +127,11 @@ impl Store {
                 "UPDATE users SET password_hash = ?1 WHERE id = ?2",
                 params![password_hash, user_id],
             )?;
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            let ended = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
             tx.commit()?;
-            Ok(())
+            Ok(ended)
         })
         .await
+        .map(|ended| self.announce_sessions_ended(ended))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
@@ -24,20 +24,39 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Counters keyed by (method, route pattern, status). Route patterns (not raw paths) keep the
-/// number of series bounded whatever URLs clients send.
+/// Counters keyed by (method, route pattern, status). Every part of the key comes from a closed
+/// set, whatever clients send, so the number of series stays bounded: the method is one of
+/// [`method_label`]'s, the route a pattern from our route table (or "unmatched"), and the status
+/// one we answer with.
 #[derive(Default)]
 pub struct Metrics {
     // Held for a map update only; never across an await.
-    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    series: Mutex<BTreeMap<(&'static str, String, u16), Series>>,
+}
+
+/// The metric label for a request method: the standard methods by name, anything a client made
+/// up as "other" (each made-up method used to become a series of its own).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 impl Metrics {
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Counts one answered request. `route` must be a route-table pattern or "unmatched", never
+    /// a raw path.
+    pub fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let s = map
-            .entry((method.to_string(), route.to_string(), status))
+            .entry((method_label(method), route.to_string(), status))
             .or_default();
         s.count += 1;
         s.sum_secs += secs;
@@ -67,7 +86,7 @@ impl Metrics {
         // Histograms aggregate over status codes.
         let mut by_route: BTreeMap<(&str, &str), Series> = BTreeMap::new();
         for ((m, r, _), s) in map.iter() {
-            let agg = by_route.entry((m.as_str(), r.as_str())).or_default();
+            let agg = by_route.entry((*m, r.as_str())).or_default();
             agg.count += s.count;
             agg.sum_secs += s.sum_secs;
             for i in 0..BUCKETS.len() {
@@ -102,8 +121,11 @@ impl Metrics {
     }
 }
 
+/// Escapes a label value for the text format (backslash, quote and newline, as the format says).
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Resident and virtual memory of this process, in bytes, from /proc.
@@ -145,4 +167,33 @@ pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            let method = Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap_or_default();
+            m.record(&method, "unmatched", 405, Duration::from_millis(1));
+        }
+        m.record(&Method::GET, "/healthz", 200, Duration::from_millis(1));
+        let mut out = String::new();
+        m.render(&mut out);
+        let counters: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("homelab_http_requests_total{"))
+            .collect();
+        assert_eq!(
+            counters,
+            vec![
+                "homelab_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+                "homelab_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 100",
+            ]
+        );
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+    }
 }

@@ -55,6 +55,8 @@ pub struct Inner {
     pub stopping: watch::Receiver<bool>,
     /// HTTPS port to redirect plain HTTP to, when HTTPS is on.
     pub https_port: Option<u16>,
+    /// How long a session lives without requests; open event streams end when theirs expires.
+    pub session_idle_timeout: std::time::Duration,
     /// Interfaces "Scan my network" looks at (None: every LAN interface).
     pub mdns_interfaces: Option<Vec<String>>,
     /// The names this box answers to (DNS-rebinding defence).
@@ -85,6 +87,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             stopping,
             https_port: rt.config.https_redirect_port,
+            session_idle_timeout: rt.config.session_idle_timeout,
             mdns_interfaces: rt.config.mdns_interfaces.clone(),
             hosts: hosts::Hosts::new(),
         }))

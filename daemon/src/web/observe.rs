@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
-use super::context::{RequestId, Wants};
+use super::context::{RequestId, Scheme, Wants};
 use super::error::ErrorInfo;
-use super::paths;
 use super::views;
+use super::{metrics, paths};
 use crate::secrets::random_bytes;
 
 /// Content Security Policy: our own scripts and styles only, no inline code, no framing.
@@ -24,6 +24,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Largest framework error body we read to turn into a friendly message.
 const MAX_REJECTION_BODY: usize = 4096;
+
+/// HSTS on HTTPS answers: browsers that reached us over verified HTTPS stay on HTTPS for a year
+/// (renewed on every visit). No `includeSubDomains`: names like `homelab.local` are shared with
+/// other hosts on the network that may only speak HTTP. Never sent over plain HTTP (browsers
+/// ignore it there, and the HTTP side only redirects when HTTPS is on).
+const HSTS: &str = "max-age=31536000";
+
+/// Longest request path written to the log; the rest is cut (a client chooses the path, and a
+/// megabyte-long one must not become a megabyte of log).
+const MAX_LOGGED_PATH: usize = 256;
 
 fn new_request_id() -> String {
     let b: [u8; 6] = random_bytes();
@@ -34,13 +44,19 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let request_id = new_request_id();
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
+    let scheme = req.extensions().get::<Scheme>().copied();
     let path = req.uri().path().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
     let wants = Wants::of(&path, req.headers());
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %metrics::method_label(&method),
+        path = %crate::limits::truncate(&path, MAX_LOGGED_PATH)
+    );
     let started = Instant::now();
 
     let mut res = next.run(req).instrument(span.clone()).await;
@@ -66,12 +82,16 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let route_label = route.as_deref().unwrap_or("unmatched");
     state
         .metrics
-        .record(method.as_str(), route_label, res.status().as_u16(), elapsed);
+        .record(&method, route_label, res.status().as_u16(), elapsed);
     let is_asset = path.starts_with("/static/");
-    if is_asset || path == paths::HEALTHZ {
-        tracing::debug!(parent: &span, status = res.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    // One line per request is for debugging only: at INFO a burst of requests wrote hundreds of
+    // megabytes to the appliance's SD card. Failures the owner should see are logged where they
+    // happen (internal errors at ERROR, failed sign-ins at WARN); 5xx answers are flagged here too.
+    let micros = elapsed.as_micros() as u64;
+    if res.status().is_server_error() {
+        tracing::warn!(parent: &span, status = res.status().as_u16(), micros, "request failed");
     } else {
-        tracing::info!(parent: &span, status = res.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+        tracing::debug!(parent: &span, status = res.status().as_u16(), micros, "request");
     }
 
     let h = res.headers_mut();
@@ -87,6 +107,12 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if scheme == Some(Scheme::Https) {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -122,7 +148,14 @@ async fn rejection_info(res: &mut Response) -> Option<ErrorInfo> {
             "This address does not accept that kind of request.".to_string(),
         ),
         StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "That upload is too large.".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            format!(
+                "That request is too large: forms and API requests may be at most {} KiB. \
+                 Shorten what you entered and try again.",
+                crate::limits::MAX_BODY_BYTES / 1024
+            ),
+        ),
         _ if text.is_empty() => (
             "invalid_input",
             "The request could not be understood.".to_string(),

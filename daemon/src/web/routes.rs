@@ -3,7 +3,7 @@
 //! cannot exist without an access decision, and tests enumerate the same table.
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
@@ -12,6 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::context::Scheme;
 use super::{AppState, api, api_apps, assets, guard, hosts, metrics, observe, paths, sse, views};
+use crate::limits;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,6 +368,10 @@ pub fn build(state: AppState, scheme: Scheme) -> Router {
     }
     router
         .fallback(observe::not_found)
+        // Forms and JSON bodies are read whole into memory: bound them for every route at
+        // once. The update upload streams its body to disk (`Body`, which this limit does not
+        // apply to) and is bounded there by the free space.
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), hosts::check))
         .layer(middleware::from_fn_with_state(
             state.clone(),

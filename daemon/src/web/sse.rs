@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
 use super::AppState;
 use super::context::Ctx;
@@ -16,21 +17,58 @@ use super::error::WebError;
 use super::paths::sse_event;
 use super::views;
 use crate::events::Event;
-use crate::store::UiMode;
+use crate::store::{UiMode, now_unix};
 
-/// How often an open stream re-checks that its session still exists, so signing out
-/// everywhere also silences pages left open.
-const RECHECK_SESSION: Duration = Duration::from_secs(60);
+/// When the session could not be checked (the database busy or closing), try again this much
+/// later rather than ending a page's stream on a hiccup.
+const RECHECK_AFTER_ERROR: Duration = Duration::from_secs(30);
+/// The longest an open stream goes without looking at its session (the timer is normally set
+/// to the session's idle expiry; this bounds it for very long timeouts).
+const RECHECK_AT_LEAST: Duration = Duration::from_secs(24 * 60 * 60);
 /// Comment lines keep proxies and browsers from timing the stream out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// An open stream ends as soon as its session does: the store signals every deletion of
+/// sessions (sign-out, sign-out everywhere, a password change, the idle sweep), and a timer
+/// fires when the session would expire if no other request refreshes it. Either way the
+/// stream re-checks its own session, one indexed query; nothing polls.
 struct StreamState {
     state: AppState,
     rx: tokio::sync::broadcast::Receiver<Event>,
     stopping: tokio::sync::watch::Receiver<bool>,
-    recheck: tokio::time::Interval,
+    sessions_ended: tokio::sync::watch::Receiver<u64>,
+    /// When to re-check the session unprompted: its idle expiry as last seen.
+    recheck_at: Instant,
     token_hash: Vec<u8>,
     advanced: bool,
+}
+
+impl StreamState {
+    /// Looks the session up again; false once it is gone. Sets the next unprompted check.
+    async fn session_alive(&mut self) -> bool {
+        let idle = self.state.session_idle_timeout.as_secs() as i64;
+        match self
+            .state
+            .store
+            .session_expiry(self.token_hash.clone(), idle)
+            .await
+        {
+            Ok(Some(expires)) => {
+                // One second past the expiry, so the session is certainly idle for too long;
+                // at least daily, whatever the configured timeout.
+                let left = (expires.saturating_sub(now_unix()).max(0) as u64 + 1)
+                    .min(RECHECK_AT_LEAST.as_secs());
+                self.recheck_at = Instant::now() + Duration::from_secs(left);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not re-check an event stream's session");
+                self.recheck_at = Instant::now() + RECHECK_AFTER_ERROR;
+                true
+            }
+        }
+    }
 }
 
 pub async fn events(
@@ -38,22 +76,31 @@ pub async fn events(
     ctx: Ctx,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
     let user = ctx.user()?;
-    let mut recheck = tokio::time::interval(RECHECK_SESSION);
-    recheck.reset(); // the first tick would fire at once
-    let st = StreamState {
+    let mut st = StreamState {
         rx: state.events.subscribe(),
         stopping: state.stopping.clone(),
-        recheck,
+        sessions_ended: state.store.watch_sessions_ended(),
+        recheck_at: Instant::now(),
         token_hash: user.token_hash.clone(),
         advanced: user.ui_mode == UiMode::Advanced,
         state,
     };
+    // Subscribed first, then checked: a sign-out between the guard and here is not missed.
+    if !st.session_alive().await {
+        return Err(WebError::unauthenticated());
+    }
     let stream = stream::unfold(st, |mut st| async move {
         loop {
             tokio::select! {
                 _ = crate::app::stopped(&mut st.stopping) => return None,
-                _ = st.recheck.tick() => {
-                    if !st.state.store.session_exists(st.token_hash.clone()).await.unwrap_or(false) {
+                changed = st.sessions_ended.changed() => {
+                    // An error means the store is gone: the daemon is stopping.
+                    if changed.is_err() || !st.session_alive().await {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep_until(st.recheck_at) => {
+                    if !st.session_alive().await {
                         return None;
                     }
                 }
