@@ -109,7 +109,7 @@ pub fn auth_status(e: &AuthError) -> (StatusCode, &'static str) {
 }
 
 /// Seconds a client should wait before trying again after this outcome, for `Retry-After`.
-pub fn auth_retry_after(e: &AuthError) -> Option<u64> {
+fn auth_retry_after(e: &AuthError) -> Option<u64> {
     match e {
         AuthError::Throttled(d) => Some(crate::auth::wait_secs(*d)),
         // The hashing queue drains within seconds; a short pause spreads the retries out.
@@ -121,11 +121,19 @@ pub fn auth_retry_after(e: &AuthError) -> Option<u64> {
 /// `Retry-After` for a busy answer: about one queue's worth of waiting (see `hash_queue`).
 const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
+/// Adds `Retry-After` to the response to `e` when waiting helps (throttled, busy).
+pub fn with_retry_after(res: Response, e: &AuthError) -> Response {
+    retry_after(res, auth_retry_after(e))
+}
+
 /// An authentication error as a response, with `Retry-After` when waiting helps.
 pub fn auth_error_response(e: AuthError) -> Response {
-    let retry = auth_retry_after(&e);
-    let mut res = WebError::from(e).into_response();
-    if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+    let secs = auth_retry_after(&e);
+    retry_after(WebError::from(e).into_response(), secs)
+}
+
+fn retry_after(mut res: Response, secs: Option<u64>) -> Response {
+    if let Some(v) = secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res

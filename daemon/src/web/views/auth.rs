@@ -13,7 +13,7 @@ use crate::auth::{AuthError, BROWSER_LIFETIME, NewSession, bounded_username};
 use crate::secrets::Secret;
 use crate::web::AppState;
 use crate::web::context::{Ctx, Scheme};
-use crate::web::error::{WebError, auth_retry_after, auth_status};
+use crate::web::error::{WebError, auth_status, with_retry_after};
 use crate::web::guard::session_cookie;
 use crate::web::paths::{self, cookie};
 
@@ -165,7 +165,6 @@ pub async fn setup_submit(
         ) => {
             let status = state.auth.claim_status().await?;
             let (http_status, _) = auth_status(&e);
-            let retry = auth_retry_after(&e);
             let page = SetupPage {
                 version: crate::VERSION,
                 error: Some(e.to_string()),
@@ -176,7 +175,7 @@ pub async fn setup_submit(
             };
             Ok(with_retry_after(
                 (http_status, Html(page.render()?)).into_response(),
-                retry,
+                &e,
             ))
         }
         Err(e) => Err(e.into()),
@@ -285,7 +284,7 @@ pub async fn login_submit(
                 next: &next,
             };
             let res = (status, Html(page.render()?)).into_response();
-            Ok(with_retry_after(res, auth_retry_after(&e)))
+            Ok(with_retry_after(res, &e))
         }
         Err(e) => Err(e.into()),
     }
@@ -304,12 +303,5 @@ pub fn signed_out_response(scheme: Scheme) -> Response {
     let mut res = Redirect::to(&format!("{}?signed_out=1", paths::LOGIN)).into_response();
     res.headers_mut()
         .insert(header::SET_COOKIE, clear_cookie_header(scheme));
-    res
-}
-
-fn with_retry_after(mut res: Response, secs: Option<u64>) -> Response {
-    if let Some(v) = secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
     res
 }
