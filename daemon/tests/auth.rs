@@ -598,3 +598,25 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_sign_in() {
     let s = start_with(opts).await;
     s.login(ADMIN, &pw).await;
 }
+
+#[tokio::test]
+async fn signing_out_everywhere_forgets_known_browsers() {
+    let s = start("forget-browsers").await;
+    let (_claimed, pw) = s.claim().await;
+    let res = s.post_login(ADMIN, &pw).await;
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    remember_secret(browser.split_once('=').unwrap().1);
+    // A lost phone: sign out everywhere.
+    let session = s.session_from(&res).await;
+    let res = s
+        .post_htmx("/settings/sessions/sign-out-all", &session, &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    // With the account locked by a stranger, the old cookie no longer lets that phone through.
+    for _ in 0..3 {
+        let res = login_from(&s, &client_from(6), None, ADMIN, "wrong-password-guess").await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = login_from(&s, &s.client, Some(&browser), ADMIN, &pw).await;
+    assert_eq!(res.status(), 429, "a forgotten browser waits like anyone");
+}

@@ -453,9 +453,12 @@ impl Auth {
             .await?)
     }
 
-    /// Ends every session of the user, this one included; returns how many ended.
+    /// Ends every session of the user, this one included, and forgets every known browser
+    /// (a lost phone is then throttled like any stranger); returns how many sessions ended.
     pub async fn logout_everywhere(&self, user_id: i64) -> Result<usize, AuthError> {
-        Ok(self.store.delete_user_sessions(user_id).await?)
+        let ended = self.store.delete_user_sessions(user_id).await?;
+        self.store.forget_browsers(user_id).await?;
+        Ok(ended)
     }
 
     /// Creates an API token; the value is returned once and only its hash is kept.
@@ -540,6 +543,8 @@ impl Auth {
         self.throttle.succeed(attempt);
         let hash = self.hash(new).await?;
         self.store.set_password(user.id, hash).await?;
+        // Other browsers are signed out and no longer known; this one is remembered again.
+        self.store.forget_browsers(user.id).await?;
         self.start_session(user, client, known).await
     }
 }

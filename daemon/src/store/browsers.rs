@@ -34,6 +34,14 @@ impl Store {
         .await
     }
 
+    /// Forgets every browser of a user; returns how many there were.
+    pub async fn forget_browsers(&self, user_id: i64) -> Result<usize, StoreError> {
+        self.call(move |c| {
+            Ok(c.execute("DELETE FROM known_browsers WHERE user_id = ?1", [user_id])?)
+        })
+        .await
+    }
+
     /// The username a browser signed in as, if it is known and was used within `max_age_secs`
     /// (an older entry is deleted).
     pub async fn known_browser(
