@@ -7,7 +7,7 @@
 //! | `config`    | the settings a running daemon needs (flags and env vars are parsed in `main.rs`) |
 //! | `store/`    | the SQLite database: opening, migrations, every query |
 //! | `secrets/`  | the vault: master key, sealing credentials (AES-256-GCM), passphrase exports |
-//! | `auth/`     | first-run claim, passwords, sessions, CSRF tokens, login throttling, API tokens |
+//! | `auth/`     | first-run claim, passwords and the bound on hashing them, sessions, CSRF tokens, sign-in throttling, known browsers, API tokens |
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each |
 //! | `deploy/`   | the deploy engine: journal with undo, pre-flight, files, pulls, Compose, health, lifecycle |

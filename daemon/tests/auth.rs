@@ -4,9 +4,51 @@
 
 mod common;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use common::*;
+use futures_util::future::join_all;
+
+/// A client whose connections come from `127.0.0.<n>` (Linux routes all of 127/8 to the
+/// loopback), so the server sees another client address.
+fn client_from(n: u8) -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+        .build()
+        .unwrap()
+}
+
+/// A sign-in form post from `client`, with `cookie` if given.
+async fn login_from(
+    s: &TestServer,
+    client: &reqwest::Client,
+    cookie: Option<&str>,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut req = client
+        .post(s.url("/login"))
+        .headers(s.origin())
+        .form(&[("username", username), ("password", password)]);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
+/// The "name=value" pair of cookie `name` among a response's Set-Cookie headers.
+fn set_cookie_pair(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
 
 #[tokio::test]
 async fn unclaimed_box_leads_every_page_to_the_setup_wizard() {
@@ -215,7 +257,8 @@ async fn login_logout_and_wrong_password() {
 async fn throttling_kicks_in_and_says_how_long_to_wait() {
     let s = start("throttle").await;
     let (_session, pw) = s.claim().await;
-    for _ in 0..4 {
+    // Three attempts are checked; the fourth waits.
+    for _ in 0..3 {
         assert_eq!(
             s.post_login(ADMIN, "wrong-password-guess").await.status(),
             401
@@ -313,4 +356,267 @@ async fn stopping_closes_the_database_cleanly() {
         !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
         "WAL left behind"
     );
+}
+
+#[tokio::test]
+async fn concurrent_guesses_are_counted_before_checking_and_cannot_lock_out_the_owners_browser() {
+    let s = start("concurrent-guesses").await;
+    let (_claimed, pw) = s.claim().await;
+    // The owner signs in from their browser, which becomes a known browser.
+    let res = s.post_login(ADMIN, &pw).await;
+    assert_eq!(res.status(), 303);
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    let full = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("homelab_browser="))
+        .unwrap();
+    assert!(
+        full.contains("HttpOnly") && full.contains("SameSite=Strict"),
+        "{full}"
+    );
+    remember_secret(browser.split_once('=').unwrap().1);
+
+    // A stranger fires 40 wrong guesses at once from another address.
+    let stranger = client_from(2);
+    let guesses = (0..40).map(|_| login_from(&s, &stranger, None, ADMIN, "wrong-password-guess"));
+    let statuses: Vec<u16> = join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|c| **c == 401).count();
+    let throttled = statuses.iter().filter(|c| **c == 429).count();
+    assert_eq!(
+        checked + throttled,
+        40,
+        "only checked or throttled: {statuses:?}"
+    );
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
+
+    // Someone else, from a third address and without the owner's browser, waits for the
+    // account's back-off even with the right password...
+    let res = login_from(&s, &client_from(3), None, ADMIN, &pw).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    // ...while the owner's browser signs in at once, even from the stranger's own address.
+    let res = login_from(&s, &s.client, Some(&browser), ADMIN, &pw).await;
+    assert_eq!(res.status(), 303, "the owner's browser is not locked out");
+    let res = login_from(&s, &stranger, Some(&browser), ADMIN, &pw).await;
+    assert_eq!(res.status(), 303);
+    // It keeps the same known-browser value (renewed), and gets a new session.
+    assert_eq!(
+        set_cookie_pair(&res, "homelab_browser").as_deref(),
+        Some(browser.as_str())
+    );
+    assert!(set_cookie_pair(&res, "homelab_session").is_some());
+}
+
+#[tokio::test]
+async fn a_known_browser_is_throttled_by_its_own_failures() {
+    let s = start("known-browser-throttle").await;
+    let (_claimed, pw) = s.claim().await;
+    let res = s.post_login(ADMIN, &pw).await;
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    remember_secret(browser.split_once('=').unwrap().1);
+    // Someone holding the owner's laptop guesses: three tries, then the wait, right password
+    // or not.
+    for _ in 0..3 {
+        let res = login_from(&s, &s.client, Some(&browser), ADMIN, "wrong-password-guess").await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = login_from(&s, &s.client, Some(&browser), ADMIN, &pw).await;
+    assert_eq!(res.status(), 429);
+    // A made-up cookie value is just an unknown browser: the address and account count.
+    let res = login_from(
+        &s,
+        &client_from(5),
+        Some("homelab_browser=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ADMIN,
+        &pw,
+    )
+    .await;
+    assert_eq!(res.status(), 303, "the account itself was never locked");
+    assert_ne!(
+        set_cookie_pair(&res, "homelab_browser").as_deref(),
+        Some("homelab_browser=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        "a browser is known by a value the server made, never one it was sent"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_password_hashing_is_bounded_and_the_rest_told_to_retry() {
+    let s = start("hash-bound").await;
+    s.claim().await;
+    // 60 guesses at once from 60 addresses, each for a different (unknown) account so no
+    // throttle stops them before hashing: all reach the hashing queue.
+    let clients: Vec<reqwest::Client> = (10..70).map(client_from).collect();
+    let guesses = clients.iter().enumerate().map(|(i, c)| {
+        let s = &s;
+        async move {
+            let res = login_from(s, c, None, &format!("guesser{i}"), "wrong-password-guess").await;
+            let status = res.status().as_u16();
+            let retry = res.headers().contains_key("retry-after");
+            (status, retry, res.text().await.unwrap())
+        }
+    });
+    let answers = join_all(guesses).await;
+    let mut busy = 0;
+    for (status, retry, body) in &answers {
+        match status {
+            401 => assert!(body.contains("Wrong username or password")),
+            503 => {
+                busy += 1;
+                assert!(retry, "a busy answer says when to retry");
+                assert!(
+                    body.contains("Homelab is busy checking other sign-ins; try again in a moment"),
+                    "{body}"
+                );
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    // At most a few hashes run and a few dozen wait; the rest are refused at once.
+    assert!(busy > 0, "nothing was refused: the hashing is not bounded");
+    let checked = answers.len() - busy;
+    assert!(checked >= 1, "some were checked");
+    // Refusals did not count as failures: each address can sign in right away.
+    let res = login_from(&s, &clients[0], None, "guesser0", "wrong-password-guess").await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_like_sign_ins() {
+    let s = start("change-password-throttle").await;
+    let (a, pw) = s.claim().await;
+    let new = password("new");
+    let change = |current: String| {
+        let (s, a, new) = (&s, &a, new.clone());
+        async move {
+            s.post_htmx(
+                "/settings/password",
+                a,
+                &[
+                    ("current_password", current.as_str()),
+                    ("new_password", new.as_str()),
+                    ("new_password_confirm", new.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(change("wrong-current-pw".into()).await.status(), 400);
+    }
+    let res = change("wrong-current-pw".into()).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Too many failed attempts. Try again in")
+    );
+    // Even the right current password waits, and nothing changed.
+    assert_eq!(change(pw.clone()).await.status(), 429);
+    // The same account back-off holds for sign-in from this address.
+    assert_eq!(s.post_login(ADMIN, &pw).await.status(), 429);
+}
+
+#[tokio::test]
+async fn over_long_usernames_are_refused_without_being_stored_and_still_count() {
+    let s = start("long-username").await;
+    let (session, pw) = s.claim().await;
+    let long = "a".repeat(100_000);
+    let guesser = client_from(7);
+    for _ in 0..3 {
+        let res = login_from(&s, &guesser, None, &long, "wrong-password-guess").await;
+        assert_eq!(res.status(), 401);
+        let body = res.text().await.unwrap();
+        assert!(body.len() < 50_000, "the name is not echoed back whole");
+    }
+    // They count against the address like any failure.
+    let res = login_from(&s, &guesser, None, &long, "wrong-password-guess").await;
+    assert_eq!(res.status(), 429);
+    // The audit log has a bounded name.
+    let settings = s.get("/settings", &session).await.text().await.unwrap();
+    assert!(settings.contains(&format!("Failed sign-in as “{}…”", "a".repeat(64))));
+    assert!(!settings.contains(&"a".repeat(65)));
+    // And it says what a password change does to API tokens and other browsers.
+    assert!(
+        settings.contains("API tokens keep working"),
+        "Settings explains tokens"
+    );
+    // The owner is not affected.
+    assert_eq!(s.post_login(ADMIN, &pw).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_hash_with_old_parameters_is_upgraded_at_the_next_sign_in() {
+    let s = start("hash-upgrade").await;
+    let (_session, pw) = s.claim().await;
+    let data = s.data.clone();
+    s.stop().await.unwrap();
+    // The hash an earlier version stored: Argon2id with the library defaults (19 MiB, 2 passes),
+    // whose buffers glibc keeps after freeing.
+    let db = data.join("homelab.db");
+    let hash_of = |db: &std::path::Path| -> String {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+            .unwrap()
+    };
+    {
+        use argon2::password_hash::PasswordHasher;
+        let old = argon2::Argon2::default()
+            .hash_password(pw.as_bytes())
+            .unwrap()
+            .to_string();
+        assert!(old.contains("m=19456,t=2,p=1"), "{old}");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE users SET password_hash = ?1", [old])
+            .unwrap();
+    }
+    let mut opts = Options::new("hash-upgrade");
+    opts.data = Some(data.clone());
+    let s = start_with(opts).await;
+    let session = s.login(ADMIN, &pw).await;
+    assert_eq!(
+        s.get("/", &session).await.status(),
+        200,
+        "the upgrade kept the session"
+    );
+    s.stop().await.unwrap();
+    let now = hash_of(&db);
+    assert!(now.contains("m=47104,t=1,p=1"), "upgraded: {now}");
+    // The upgraded hash still takes the same password.
+    let mut opts = Options::new("hash-upgrade");
+    opts.data = Some(data);
+    let s = start_with(opts).await;
+    s.login(ADMIN, &pw).await;
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_forgets_known_browsers() {
+    let s = start("forget-browsers").await;
+    let (_claimed, pw) = s.claim().await;
+    let res = s.post_login(ADMIN, &pw).await;
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    remember_secret(browser.split_once('=').unwrap().1);
+    // A lost phone: sign out everywhere.
+    let session = s.session_from(&res).await;
+    let res = s
+        .post_htmx("/settings/sessions/sign-out-all", &session, &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    // With the account locked by a stranger, the old cookie no longer lets that phone through.
+    for _ in 0..3 {
+        let res = login_from(&s, &client_from(6), None, ADMIN, "wrong-password-guess").await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = login_from(&s, &s.client, Some(&browser), ADMIN, &pw).await;
+    assert_eq!(res.status(), 429, "a forgotten browser waits like anyone");
 }

@@ -1,6 +1,8 @@
 //! Who may do what: the first-run claim, admin passwords, browser sessions, CSRF tokens, login
-//! throttling and API tokens. HTTP-free: `web/` maps these results to responses and cookies.
+//! throttling, known browsers and API tokens. HTTP-free: `web/` maps these results to
+//! responses and cookies.
 
+pub mod hash_queue;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
@@ -11,7 +13,8 @@ use std::time::Duration;
 
 use crate::secrets::{Secret, Vault, VaultError};
 use crate::store::{ApiTokenRow, SessionRow, Store, StoreError, UiMode, User, now_unix};
-use throttle::Throttle;
+use hash_queue::HashQueue;
+use throttle::{Key, Throttle};
 
 /// Owner/purpose of the sealed setup code in the vault.
 const SETUP_CODE_OWNER: &str = "system";
@@ -22,8 +25,21 @@ const FIRST_STARTED_AT: &str = "first_started_at";
 const SESSION_TOUCH_SECS: i64 = 60;
 /// Longest wait a client address can earn; long, since one address guessing is an attack.
 const IP_WAIT_CAP: Duration = Duration::from_secs(15 * 60);
-/// Longest wait an account can earn; short, so a stranger cannot lock the owner out for long.
+/// Longest wait an account can earn; short, so a stranger cannot lock the owner out for long
+/// (and the owner's known browsers are not subject to it at all).
 const ACCOUNT_WAIT_CAP: Duration = Duration::from_secs(5 * 60);
+/// Longest wait a known browser can earn by its own failures: as long as an address's, since
+/// failures from a browser that once signed in suggest a stolen laptop.
+const BROWSER_WAIT_CAP: Duration = IP_WAIT_CAP;
+/// How long a browser stays known after its last successful sign-in (the cookie's Max-Age,
+/// renewed on every sign-in). A year: Chrome caps cookies at 400 days anyway.
+pub const BROWSER_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Known browsers kept per account, most recently used first: a household's phones and
+/// laptops fit easily; clearing cookies over and over cannot grow the table.
+const BROWSERS_KEPT: i64 = 20;
+/// Usernames typed at sign-in longer than this are refused before they are used as a throttle
+/// key, logged or audited. Valid usernames have at most 32 characters, so nothing is lost.
+pub const MAX_USERNAME_INPUT: usize = 64;
 
 /// Errors from authentication, each with a message a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +65,8 @@ pub enum AuthError {
         "That setup code is not right. Check the code shown by `homelabd setup-code` and try again."
     )]
     WrongSetupCode,
+    #[error("Homelab is busy checking other sign-ins; try again in a moment.")]
+    Busy,
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -84,6 +102,8 @@ pub struct SessionUser {
 pub struct NewSession {
     pub token: Secret,
     pub user: User,
+    /// The known-browser value to (re)set in this browser, so its next sign-in is recognised.
+    pub browser: Secret,
 }
 
 /// Who a request comes from, for inputs that vary per request.
@@ -91,6 +111,18 @@ pub struct NewSession {
 pub struct Client {
     pub addr: IpAddr,
     pub user_agent: String,
+    /// The known-browser cookie the request carried, if any (unverified).
+    pub browser: Option<String>,
+}
+
+/// A username as typed, cut to a length that is safe to log, audit and show again.
+pub fn bounded_username(typed: &str) -> String {
+    let mut chars = typed.chars();
+    let mut out: String = chars.by_ref().take(MAX_USERNAME_INPUT).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// The authentication service; cheap to share behind `Arc`.
@@ -98,6 +130,8 @@ pub struct Auth {
     store: Store,
     vault: Arc<Vault>,
     throttle: Throttle,
+    /// Every Argon2 hash and verification goes through it (memory is the scarce resource).
+    hashes: HashQueue,
     claim_window: Duration,
     idle_timeout: Duration,
 }
@@ -113,6 +147,7 @@ impl Auth {
             store,
             vault,
             throttle: Throttle::default(),
+            hashes: HashQueue::default(),
             claim_window,
             idle_timeout,
         }
@@ -186,10 +221,8 @@ impl Auth {
         if status.claimed {
             return Err(AuthError::AlreadyClaimed);
         }
-        let ip_key = format!("setup-ip:{}", client.addr);
-        if let Some(wait) = self.throttle.wait_for(std::slice::from_ref(&ip_key)) {
-            return Err(AuthError::Throttled(wait));
-        }
+        // Only wrong setup codes count against an address; a locked address cannot claim.
+        let ip_key = [Key::new(format!("setup-ip:{}", client.addr), IP_WAIT_CAP)];
         let typed = setup_code
             .map(tokens::normalise_setup_code)
             .unwrap_or_default();
@@ -200,12 +233,19 @@ impl Auth {
             if typed.is_empty() {
                 return Err(AuthError::SetupCodeRequired);
             }
+            let attempt = self
+                .throttle
+                .reserve(&ip_key)
+                .map_err(AuthError::Throttled)?;
             let expected = self.setup_code().await?.ok_or(AuthError::AlreadyClaimed)?;
             let expected = tokens::normalise_setup_code(expected.expose_str().unwrap_or_default());
             if !tokens::ct_eq(&typed, &expected) {
-                self.throttle.fail(ip_key, IP_WAIT_CAP);
+                // The attempt stays counted as a failure.
                 return Err(AuthError::WrongSetupCode);
             }
+            self.throttle.succeed(attempt);
+        } else if let Some(wait) = self.throttle.wait_for(&ip_key) {
+            return Err(AuthError::Throttled(wait));
         }
         let username = validate_username(username)?;
         let pw = password
@@ -217,59 +257,176 @@ impl Auth {
             ));
         }
         password::check_policy(pw, &username).map_err(AuthError::Invalid)?;
-        let hash = hash_blocking(password).await?;
+        let hash = self.hash(password).await?;
         let user = match self.store.claim(username, hash).await {
             Err(StoreError::Conflict(_)) => return Err(AuthError::AlreadyClaimed),
             other => other?,
         };
-        self.throttle.succeed(&ip_key);
-        self.start_session(user, client).await
+        self.start_session(user, client, None).await
     }
 
     /// Checks a username and password, with throttling, and starts a session.
+    ///
+    /// The attempt is counted before the password is hashed (see `throttle`). A browser that
+    /// signed in as this user before is throttled by its own failures only; any other client
+    /// by its address and by the account, so a stranger's guesses cannot keep the owner out.
     pub async fn login(
         &self,
         username: &str,
         password: Secret,
         client: &Client,
     ) -> Result<NewSession, AuthError> {
-        let ip_key = format!("ip:{}", client.addr);
-        let user_key = format!("user:{}", username.trim().to_lowercase());
-        if let Some(wait) = self.throttle.wait_for(&[ip_key.clone(), user_key.clone()]) {
-            return Err(AuthError::Throttled(wait));
+        let name = username.trim();
+        if name.chars().nth(MAX_USERNAME_INPUT).is_some() {
+            // No account can have such a name (usernames have at most 32 characters), so the
+            // quick answer reveals nothing; it still counts against the address.
+            let ip_key = Key::new(format!("ip:{}", client.addr), IP_WAIT_CAP);
+            let _failed = self
+                .throttle
+                .reserve(&[ip_key])
+                .map_err(AuthError::Throttled)?;
+            return Err(AuthError::BadCredentials);
         }
-        let user = self.store.user_by_name(username.trim().to_string()).await?;
+        let known = self.known_browser(client, name).await?;
+        let attempt = self
+            .throttle
+            .reserve(&self.attempt_keys(client, name, known.as_deref()))
+            .map_err(AuthError::Throttled)?;
+        let user = self.store.user_by_name(name.to_string()).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal which
         // usernames exist.
         let phc = user
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let ok = tokio::task::spawn_blocking(move || password::verify(&password, &phc))
-            .await
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let checked = match self.verify(password, phc, user.is_some()).await {
+            Err(AuthError::Busy) => {
+                // Nothing was checked: the attempt does not count.
+                self.throttle.cancel(attempt);
+                return Err(AuthError::Busy);
+            }
+            other => other?,
+        };
         match user {
-            Some(user) if ok => {
-                self.throttle.succeed(&ip_key);
-                self.throttle.succeed(&user_key);
-                self.start_session(user, client).await
+            Some(user) if checked.ok => {
+                self.throttle.succeed(attempt);
+                if let Some(upgraded) = checked.upgraded {
+                    // Best effort: a failure leaves the old (still valid) hash in place.
+                    if let Err(e) = self
+                        .store
+                        .upgrade_password_hash(user.id, user.password_hash.clone(), upgraded)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not store the upgraded password hash");
+                    }
+                }
+                self.start_session(user, client, known).await
             }
-            _ => {
-                self.throttle.fail(ip_key, IP_WAIT_CAP);
-                self.throttle.fail(user_key, ACCOUNT_WAIT_CAP);
-                Err(AuthError::BadCredentials)
-            }
+            // The attempt stays counted as a failure.
+            _ => Err(AuthError::BadCredentials),
         }
     }
 
-    async fn start_session(&self, user: User, client: &Client) -> Result<NewSession, AuthError> {
+    /// The throttle keys of an attempt to prove `username`'s password: the known browser's
+    /// own key, or the address's and the account's.
+    fn attempt_keys(&self, client: &Client, username: &str, known: Option<&[u8]>) -> Vec<Key> {
+        match known {
+            Some(hash) => {
+                let id: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                vec![Key::new(format!("browser:{id}"), BROWSER_WAIT_CAP)]
+            }
+            None => vec![
+                Key::new(format!("ip:{}", client.addr), IP_WAIT_CAP),
+                Key::new(
+                    format!("user:{}", username.to_lowercase()),
+                    ACCOUNT_WAIT_CAP,
+                ),
+            ],
+        }
+    }
+
+    /// The stored hash of the client's known-browser cookie, if that browser signed in as
+    /// `username` within `BROWSER_LIFETIME`.
+    async fn known_browser(
+        &self,
+        client: &Client,
+        username: &str,
+    ) -> Result<Option<Vec<u8>>, AuthError> {
+        let Some(value) = client
+            .browser
+            .as_deref()
+            .filter(|v| tokens::is_token_shaped(v))
+        else {
+            return Ok(None);
+        };
+        let hash = tokens::hash_token(value);
+        let max_age = BROWSER_LIFETIME.as_secs() as i64;
+        match self.store.known_browser(hash.clone(), max_age).await? {
+            Some(name) if name.eq_ignore_ascii_case(username) => Ok(Some(hash)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Starts a session and remembers the browser (the one it proved to be, or a new one).
+    async fn start_session(
+        &self,
+        user: User,
+        client: &Client,
+        known: Option<Vec<u8>>,
+    ) -> Result<NewSession, AuthError> {
         let token = tokens::new_token("");
         let hash = tokens::hash_token(token.expose_str().unwrap_or_default());
         let ua: String = client.user_agent.chars().take(200).collect();
         self.store
             .create_session(hash, user.id, client.addr.to_string(), ua)
             .await?;
-        Ok(NewSession { token, user })
+        let (browser, browser_hash) = match (known, client.browser.as_deref()) {
+            (Some(hash), Some(value)) => (Secret::from_string(value.to_string()), hash),
+            _ => {
+                let fresh = tokens::new_token("");
+                let hash = tokens::hash_token(fresh.expose_str().unwrap_or_default());
+                (fresh, hash)
+            }
+        };
+        self.store
+            .remember_browser(browser_hash, user.id, BROWSERS_KEPT)
+            .await?;
+        Ok(NewSession {
+            token,
+            user,
+            browser,
+        })
+    }
+
+    /// Hashes a new password through the hashing queue.
+    async fn hash(&self, password: Secret) -> Result<String, AuthError> {
+        self.hashes
+            .run(move || password::hash(&password))
+            .await
+            .map_err(|_| AuthError::Busy)?
+            .map_err(|e| AuthError::Hash(e.to_string()))?
+            .map_err(AuthError::Hash)
+    }
+
+    /// Verifies a password through the hashing queue; with `upgrade`, a right password whose
+    /// hash has old parameters is hashed afresh in the same turn.
+    async fn verify(
+        &self,
+        password: Secret,
+        phc: String,
+        upgrade: bool,
+    ) -> Result<Checked, AuthError> {
+        self.hashes
+            .run(move || {
+                let ok = password::verify(&password, &phc);
+                let upgraded = (ok && upgrade && password::needs_rehash(&phc))
+                    .then(|| password::hash(&password).ok())
+                    .flatten();
+                Checked { ok, upgraded }
+            })
+            .await
+            .map_err(|_| AuthError::Busy)?
+            .map_err(|e| AuthError::Hash(e.to_string()))
     }
 
     /// Resolves a session cookie to its user, or `None` if unknown or expired.
@@ -296,9 +453,12 @@ impl Auth {
             .await?)
     }
 
-    /// Ends every session of the user, this one included; returns how many ended.
+    /// Ends every session of the user, this one included, and forgets every known browser
+    /// (a lost phone is then throttled like any stranger); returns how many sessions ended.
     pub async fn logout_everywhere(&self, user_id: i64) -> Result<usize, AuthError> {
-        Ok(self.store.delete_user_sessions(user_id).await?)
+        let ended = self.store.delete_user_sessions(user_id).await?;
+        self.store.forget_browsers(user_id).await?;
+        Ok(ended)
     }
 
     /// Creates an API token; the value is returned once and only its hash is kept.
@@ -335,7 +495,8 @@ impl Auth {
         Ok(self.store.use_api_token(tokens::hash_token(token)).await?)
     }
 
-    /// Changes the admin password after checking the current one; ends all sessions.
+    /// Changes the admin password after checking the current one; ends all sessions. Wrong
+    /// current passwords are throttled exactly like sign-in attempts.
     pub async fn change_password(
         &self,
         username: &str,
@@ -358,34 +519,47 @@ impl Auth {
             ));
         }
         password::check_policy(new_str, &user.username).map_err(AuthError::Invalid)?;
-        let phc = user.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&current, &phc))
+        let known = self.known_browser(client, &user.username).await?;
+        let attempt = self
+            .throttle
+            .reserve(&self.attempt_keys(client, &user.username, known.as_deref()))
+            .map_err(AuthError::Throttled)?;
+        let checked = match self
+            .verify(current, user.password_hash.clone(), false)
             .await
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
-        if !ok {
-            self.throttle.fail(
-                format!("user:{}", user.username.to_lowercase()),
-                ACCOUNT_WAIT_CAP,
-            );
+        {
+            Err(AuthError::Busy) => {
+                self.throttle.cancel(attempt);
+                return Err(AuthError::Busy);
+            }
+            other => other?,
+        };
+        if !checked.ok {
+            // The attempt stays counted as a failure.
             return Err(AuthError::Invalid(
                 "The current password is not right.".into(),
             ));
         }
-        let hash = hash_blocking(new).await?;
+        self.throttle.succeed(attempt);
+        let hash = self.hash(new).await?;
         self.store.set_password(user.id, hash).await?;
-        self.start_session(user, client).await
+        // Other browsers are signed out and no longer known; this one is remembered again.
+        self.store.forget_browsers(user.id).await?;
+        self.start_session(user, client, known).await
     }
 }
 
-async fn hash_blocking(password: Secret) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| AuthError::Hash(e.to_string()))?
-        .map_err(AuthError::Hash)
+/// The outcome of a verification.
+struct Checked {
+    ok: bool,
+    /// A fresh hash of the right password, when the stored one had old parameters.
+    upgraded: Option<String>,
 }
 
-/// A valid Argon2id hash of a random string nobody knows, verified for unknown usernames.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+/// A valid Argon2id hash of a random string nobody knows, verified for unknown usernames. Made
+/// with this build's parameters, so unknown usernames take as long (and as much memory) as
+/// known ones.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=47104,t=1,p=1$QPzaawm4keqTACJ/f9jSuA$5TVS68RMFHmyeFp6fFG6qvFhjBWr33ombR6lZA6rKI0";
 
 fn validate_username(name: &str) -> Result<String, AuthError> {
     let name = name.trim();
@@ -418,6 +592,10 @@ mod tests {
         assert!(
             start.elapsed() > std::time::Duration::from_millis(1),
             "verification did real work"
+        );
+        assert!(
+            !password::needs_rehash(DUMMY_HASH),
+            "the dummy hash has the current parameters, so it costs what a real one does"
         );
     }
 

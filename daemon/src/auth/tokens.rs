@@ -15,6 +15,15 @@ pub fn new_token(prefix: &str) -> Secret {
     Secret::from_string(format!("{prefix}{}", B64URL.encode(bytes)))
 }
 
+/// True for what `new_token("")` makes (43 base64url characters); anything else a client sends
+/// in its place is ignored before it reaches the database.
+pub fn is_token_shaped(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What the database keeps instead of a token: its SHA-256.
 pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

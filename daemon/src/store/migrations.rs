@@ -168,6 +168,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (deployment_id, seq)
     ) STRICT;
     "#,
+    // 4: browsers that signed in successfully, so a stranger's failures cannot lock them out.
+    r#"
+    -- Only the SHA-256 of the cookie value is stored, like session tokens.
+    CREATE TABLE known_browsers (
+        token_hash   BLOB PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX known_browsers_user ON known_browsers(user_id, last_used_at);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

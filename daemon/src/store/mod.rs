@@ -6,6 +6,7 @@
 
 mod apps;
 mod audit;
+mod browsers;
 mod devices;
 mod migrations;
 mod sessions;

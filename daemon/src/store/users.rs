@@ -115,6 +115,24 @@ impl Store {
         .await
     }
 
+    /// Replaces a hash with one of the same password made with newer parameters, unless the
+    /// password changed meanwhile. Sessions stay: the password did not change.
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: i64,
+        old_hash: String,
+        new_hash: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND password_hash = ?3",
+                params![new_hash, user_id, old_hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Replaces a password hash and ends every session of that user in one transaction.
     pub async fn set_password(
         &self,

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::WebError;
-use super::paths::{self, header};
+use super::paths::{self, cookie, header};
 use crate::auth::{Client, SessionUser};
 use crate::events::Event;
 
@@ -155,9 +155,14 @@ impl FromRequestParts<AppState> for Ctx {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let browser = cookie_value(&parts.headers, cookie::KNOWN_BROWSER);
         Ok(Ctx {
             request_id,
-            client: Client { addr, user_agent },
+            client: Client {
+                addr,
+                user_agent,
+                browser,
+            },
             scheme: parts
                 .extensions
                 .get::<Scheme>()
@@ -167,4 +172,16 @@ impl FromRequestParts<AppState> for Ctx {
             principal: parts.extensions.get::<Principal>().cloned(),
         })
     }
+}
+
+/// The value of cookie `name` in a request, if sent.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }

@@ -1,7 +1,7 @@
 //! Errors as users see them: a plain message, a stable code, the HTTP status, and (added by the
 //! `observe` middleware, which knows the request) the request id. Internals go to the log only.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthError;
@@ -95,6 +95,7 @@ impl From<StoreError> for WebError {
 pub fn auth_status(e: &AuthError) -> (StatusCode, &'static str) {
     match e {
         AuthError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
         AuthError::AlreadyClaimed => (StatusCode::CONFLICT, "already_claimed"),
         AuthError::SetupCodeRequired | AuthError::WrongSetupCode => {
@@ -105,6 +106,37 @@ pub fn auth_status(e: &AuthError) -> (StatusCode, &'static str) {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
     }
+}
+
+/// Seconds a client should wait before trying again after this outcome, for `Retry-After`.
+fn auth_retry_after(e: &AuthError) -> Option<u64> {
+    match e {
+        AuthError::Throttled(d) => Some(crate::auth::wait_secs(*d)),
+        // The hashing queue drains within seconds; a short pause spreads the retries out.
+        AuthError::Busy => Some(BUSY_RETRY_AFTER_SECS),
+        _ => None,
+    }
+}
+
+/// `Retry-After` for a busy answer: about one queue's worth of waiting (see `hash_queue`).
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+/// Adds `Retry-After` to the response to `e` when waiting helps (throttled, busy).
+pub fn with_retry_after(res: Response, e: &AuthError) -> Response {
+    retry_after(res, auth_retry_after(e))
+}
+
+/// An authentication error as a response, with `Retry-After` when waiting helps.
+pub fn auth_error_response(e: AuthError) -> Response {
+    let secs = auth_retry_after(&e);
+    retry_after(WebError::from(e).into_response(), secs)
+}
+
+fn retry_after(mut res: Response, secs: Option<u64>) -> Response {
+    if let Some(v) = secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 impl From<AuthError> for WebError {

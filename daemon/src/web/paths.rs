@@ -82,6 +82,9 @@ pub const API_FALLBACK: &str = "/api/{*rest}";
 pub mod cookie {
     /// The browser session token (HttpOnly, SameSite=Strict, Secure under HTTPS).
     pub const SESSION: &str = "homelab_session";
+    /// Marks a browser that signed in successfully, so a stranger's failed sign-ins cannot
+    /// lock it out (same flags as the session cookie, long-lived; see `auth::login`).
+    pub const KNOWN_BROWSER: &str = "homelab_browser";
 }
 
 /// Header names beyond the standard ones.

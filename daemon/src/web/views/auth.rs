@@ -9,11 +9,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::auth::password::MIN_LEN;
-use crate::auth::{AuthError, NewSession};
+use crate::auth::{AuthError, BROWSER_LIFETIME, NewSession, bounded_username};
 use crate::secrets::Secret;
 use crate::web::AppState;
 use crate::web::context::{Ctx, Scheme};
-use crate::web::error::{WebError, auth_status};
+use crate::web::error::{WebError, auth_status, with_retry_after};
 use crate::web::guard::session_cookie;
 use crate::web::paths::{self, cookie};
 
@@ -41,18 +41,40 @@ struct LoginPage<'a> {
     next: &'a str,
 }
 
-fn session_cookie_header(token: &str, scheme: Scheme) -> HeaderValue {
+/// A cookie as the session cookie is set: HttpOnly, SameSite=Strict, Secure under HTTPS.
+fn cookie_header(name: &str, token: &str, max_age_secs: u64, scheme: Scheme) -> HeaderValue {
     let secure = if scheme == Scheme::Https {
         "; Secure"
     } else {
         ""
     };
     let v = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_SECS}{secure}",
-        cookie::SESSION
+        "{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     );
     // Tokens are base64url, always a valid header value.
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn session_cookie_header(token: &str, scheme: Scheme) -> HeaderValue {
+    cookie_header(cookie::SESSION, token, COOKIE_MAX_AGE_SECS, scheme)
+}
+
+/// Sets the session cookie (first, so clients reading one Set-Cookie get the session) and
+/// renews the known-browser cookie.
+pub fn set_session_cookies(res: &mut Response, session: &NewSession, scheme: Scheme) {
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie_header(session.token.expose_str().unwrap_or_default(), scheme),
+    );
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(
+            cookie::KNOWN_BROWSER,
+            session.browser.expose_str().unwrap_or_default(),
+            BROWSER_LIFETIME.as_secs(),
+            scheme,
+        ),
+    );
 }
 
 fn clear_cookie_header(scheme: Scheme) -> HeaderValue {
@@ -71,10 +93,7 @@ fn clear_cookie_header(scheme: Scheme) -> HeaderValue {
 /// 303 to `to`, setting the new session cookie.
 fn signed_in(session: &NewSession, scheme: Scheme, to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie_header(session.token.expose_str().unwrap_or_default(), scheme),
-    );
+    set_session_cookies(&mut res, session, scheme);
     res
 }
 
@@ -141,7 +160,8 @@ pub async fn setup_submit(
             e @ (AuthError::Invalid(_)
             | AuthError::SetupCodeRequired
             | AuthError::WrongSetupCode
-            | AuthError::Throttled(_)),
+            | AuthError::Throttled(_)
+            | AuthError::Busy),
         ) => {
             let status = state.auth.claim_status().await?;
             let (http_status, _) = auth_status(&e);
@@ -150,10 +170,13 @@ pub async fn setup_submit(
                 error: Some(e.to_string()),
                 code_required: status.code_required,
                 window_minutes: (status.window_left_secs + 59) / 60,
-                username: &username,
+                username: &bounded_username(&username),
                 min_len: MIN_LEN,
             };
-            Ok((http_status, Html(page.render()?)).into_response())
+            Ok(with_retry_after(
+                (http_status, Html(page.render()?)).into_response(),
+                &e,
+            ))
         }
         Err(e) => Err(e.into()),
     }
@@ -224,6 +247,8 @@ pub async fn login_submit(
         next,
     } = form;
     let next = safe_next(next.as_deref()).to_string();
+    // What the log, the audit row and the page may repeat of what was typed.
+    let shown = bounded_username(&username);
     match state
         .auth
         .login(&username, Secret::from_string(password), &ctx.client)
@@ -239,15 +264,15 @@ pub async fn login_submit(
             .await?;
             Ok(signed_in(&session, ctx.scheme, &next))
         }
-        Err(e @ (AuthError::BadCredentials | AuthError::Throttled(_))) => {
+        Err(e @ (AuthError::BadCredentials | AuthError::Throttled(_) | AuthError::Busy)) => {
             let (status, _) = auth_status(&e);
             if matches!(e, AuthError::BadCredentials) {
-                tracing::warn!(username = %username, client = %ctx.client.addr, "failed sign-in");
+                tracing::warn!(username = %shown, client = %ctx.client.addr, "failed sign-in");
                 ctx.audit_as(
                     &state,
                     "anonymous".into(),
                     "auth.login_failed",
-                    format!("Failed sign-in as “{username}”"),
+                    format!("Failed sign-in as “{shown}”"),
                 )
                 .await?;
             }
@@ -255,16 +280,11 @@ pub async fn login_submit(
                 version: crate::VERSION,
                 error: Some(e.to_string()),
                 signed_out: false,
-                username: &username,
+                username: &shown,
                 next: &next,
             };
-            let mut res = (status, Html(page.render()?)).into_response();
-            if let AuthError::Throttled(d) = e
-                && let Ok(v) = HeaderValue::from_str(&crate::auth::wait_secs(d).to_string())
-            {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Ok(res)
+            let res = (status, Html(page.render()?)).into_response();
+            Ok(with_retry_after(res, &e))
         }
         Err(e) => Err(e.into()),
     }
@@ -284,9 +304,4 @@ pub fn signed_out_response(scheme: Scheme) -> Response {
     res.headers_mut()
         .insert(header::SET_COOKIE, clear_cookie_header(scheme));
     res
-}
-
-/// The cookie for a session started from Settings (password change).
-pub fn session_cookie_for(session: &NewSession, scheme: Scheme) -> HeaderValue {
-    session_cookie_header(session.token.expose_str().unwrap_or_default(), scheme)
 }

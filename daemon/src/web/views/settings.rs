@@ -14,7 +14,7 @@ use crate::secrets::Secret;
 use crate::store::{ApiTokenRow, UiMode};
 use crate::web::AppState;
 use crate::web::context::{Ctx, Wants};
-use crate::web::error::WebError;
+use crate::web::error::{WebError, auth_error_response};
 use crate::web::paths::header as hx;
 
 /// Activity entries shown on the page (older ones stay in the database).
@@ -162,7 +162,7 @@ pub async fn change_password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let user = ctx.user()?;
-    let session = state
+    let session = match state
         .auth
         .change_password(
             &user.username,
@@ -171,7 +171,11 @@ pub async fn change_password(
             Secret::from_string(form.new_password_confirm),
             &ctx.client,
         )
-        .await?;
+        .await
+    {
+        Ok(session) => session,
+        Err(e) => return Ok(auth_error_response(e)),
+    };
     ctx.audit(
         &state,
         "auth.password_changed",
@@ -180,10 +184,7 @@ pub async fn change_password(
     .await?;
     // Every session ended with the change, this one included; this browser gets a new one.
     let mut res = Html(PasswordResult.render()?).into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        super::auth::session_cookie_for(&session, ctx.scheme),
-    );
+    super::auth::set_session_cookies(&mut res, &session, ctx.scheme);
     Ok(res)
 }
 
