@@ -132,17 +132,22 @@ def post(path, form, origin, host=None, cookie=None):
 
 
 async def owner_latency(d, samples=5):
-    """The sign-in page over HTTPS, as the owner's browser would fetch it."""
-    times = []
-    for _ in range(samples):
-        t, status, _ = await request(d.https, get("/login"), tls=True)
-        times.append(t if status == 200 else None)
-    ok = [t for t in times if t is not None]
-    if not ok:
-        return f"timed out ({GUARD} s) {samples}/{samples}"
-    failed = samples - len(ok)
-    return f"median {statistics.median(ok)*1000:.0f} ms, max {max(ok)*1000:.0f} ms" + \
-        (f", {failed}/{samples} timed out" if failed else "")
+    """The sign-in page over HTTPS, as the owner's browser would fetch it, and /healthz over
+    plain HTTP (what the appliance's own health check asks)."""
+    async def series(port, raw, tls):
+        times = []
+        for _ in range(samples):
+            t, status, _ = await request(port, raw, tls=tls)
+            times.append(t if status == 200 else None)
+        ok = [t for t in times if t is not None]
+        if not ok:
+            return f"no answer in {GUARD} s ({samples}/{samples})"
+        failed = samples - len(ok)
+        return f"median {statistics.median(ok)*1000:.0f} ms, max {max(ok)*1000:.0f} ms" + \
+            (f", {failed}/{samples} unanswered" if failed else "")
+    page = await series(d.https, get("/login"), True)
+    health = await series(d.http, get("/healthz", "127.0.0.1"), False)
+    return f"sign-in {page}; /healthz {health}"
 
 
 async def watch_rss(d, stop):
@@ -182,25 +187,26 @@ async def measure(d, name, flood, hold=3):
 
 
 async def hold_sockets(port, per_source, sources, payload=b""):
-    socks = []
+    """Opens per_source × sources connections that then sit; returns their cleanup."""
+    socks, failed = [], 0
     for i in range(sources):
         src = f"127.0.0.{10 + i}"
         for _ in range(per_source):
             s = socket.socket()
-            s.setblocking(False)
-            s.bind((src, 0))
+            s.settimeout(2)  # a server that stopped accepting must not stall the bench
             try:
+                s.bind((src, 0))
                 s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            socks.append(s)
-    await asyncio.sleep(0.5)
-    if payload:
-        for s in socks:
-            try:
-                s.send(payload)
+                if payload:
+                    s.send(payload)
+                s.setblocking(False)
+                socks.append(s)
             except OSError:
-                pass
+                failed += 1
+                s.close()
+        await asyncio.sleep(0)
+    if failed:
+        print(f"|   ↳ {failed} of the flood's connections could not be opened | | | |", flush=True)
 
     async def cleanup():
         for s in socks:
