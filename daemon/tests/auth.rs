@@ -529,8 +529,13 @@ async fn wrong_current_passwords_are_throttled_like_sign_ins() {
 async fn over_long_usernames_are_refused_without_being_stored_and_still_count() {
     let s = start("long-username").await;
     let (session, pw) = s.claim().await;
-    let long = "a".repeat(100_000);
     let guesser = client_from(7);
+    // A form beyond the body limit is refused before any handler reads it.
+    let huge = "a".repeat(100_000);
+    let res = login_from(&s, &guesser, None, &huge, "wrong-password-guess").await;
+    assert_eq!(res.status(), 413);
+    // Under the body limit, the name is still far longer than any account's.
+    let long = "a".repeat(60_000);
     for _ in 0..3 {
         let res = login_from(&s, &guesser, None, &long, "wrong-password-guess").await;
         assert_eq!(res.status(), 401);

@@ -71,6 +71,18 @@ pub enum AuthError {
     Hash(String),
 }
 
+/// Which network a client's failures count against: its IPv4 address, or its IPv6 /64 (one
+/// machine may pick any address in its /64, so single IPv6 addresses would not slow it down).
+fn throttled_network(addr: IpAddr) -> String {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// Whole seconds to wait, rounded up so "0 seconds" is never shown.
 pub fn wait_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -222,7 +234,10 @@ impl Auth {
             return Err(AuthError::AlreadyClaimed);
         }
         // Only wrong setup codes count against an address; a locked address cannot claim.
-        let ip_key = [Key::new(format!("setup-ip:{}", client.addr), IP_WAIT_CAP)];
+        let ip_key = [Key::new(
+            format!("setup-ip:{}", throttled_network(client.addr)),
+            IP_WAIT_CAP,
+        )];
         let typed = setup_code
             .map(tokens::normalise_setup_code)
             .unwrap_or_default();
@@ -280,7 +295,10 @@ impl Auth {
         if name.chars().nth(MAX_USERNAME_INPUT).is_some() {
             // No account can have such a name (usernames have at most 32 characters), so the
             // quick answer reveals nothing; it still counts against the address.
-            let ip_key = Key::new(format!("ip:{}", client.addr), IP_WAIT_CAP);
+            let ip_key = Key::new(
+                format!("ip:{}", throttled_network(client.addr)),
+                IP_WAIT_CAP,
+            );
             let _failed = self
                 .throttle
                 .reserve(&[ip_key])
@@ -336,7 +354,10 @@ impl Auth {
                 vec![Key::new(format!("browser:{id}"), BROWSER_WAIT_CAP)]
             }
             None => vec![
-                Key::new(format!("ip:{}", client.addr), IP_WAIT_CAP),
+                Key::new(
+                    format!("ip:{}", throttled_network(client.addr)),
+                    IP_WAIT_CAP,
+                ),
                 Key::new(
                     format!("user:{}", username.to_lowercase()),
                     ACCOUNT_WAIT_CAP,
@@ -597,6 +618,14 @@ mod tests {
             !password::needs_rehash(DUMMY_HASH),
             "the dummy hash has the current parameters, so it costs what a real one does"
         );
+    }
+
+    #[test]
+    fn ipv6_failures_count_per_64() {
+        let net = |s: &str| throttled_network(s.parse().unwrap());
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:2:ffff::9"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:10.0.0.5"), "10.0.0.5");
     }
 
     #[test]

@@ -15,9 +15,6 @@ use super::paths::{self, cookie, header as hx};
 use super::routes::Access;
 use crate::auth::tokens::ct_eq;
 
-/// Largest form body read to find a CSRF field (forms here are a few hundred bytes).
-const MAX_FORM_BODY: usize = 64 * 1024;
-
 pub async fn guard(state: AppState, access: Access, req: Request, next: Next) -> Response {
     match check(&state, access, req).await {
         Ok(req) => next.run(req).await,
@@ -207,7 +204,7 @@ async fn csrf_ok(req: Request, expected: &str) -> (bool, Result<Request, WebErro
         return (false, Ok(req));
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_FORM_BODY).await {
+    let bytes = match axum::body::to_bytes(body, crate::limits::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
             return (
