@@ -544,16 +544,23 @@ async fn long_inputs_are_refused_saying_the_limit() {
 
 /// Reads an open event stream until the server ends it; fails if it is still open at the
 /// deadline. Events and keep-alives on the way are read and dropped.
+/// Reads an event stream until it ends, which must be with the `signed-out` event (the page
+/// then closes the stream itself and goes to the sign-in page).
 async fn stream_ends(stream: &mut reqwest::Response, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.chunk()).await {
             Err(_) => panic!("{what}: the event stream stayed open"),
-            Ok(Ok(Some(_))) => continue,
-            Ok(Ok(None) | Err(_)) => return,
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None) | Err(_)) => break,
         }
     }
+    assert!(
+        seen.ends_with("event: signed-out\ndata: /login\n\n"),
+        "{what}: the stream's last event tells the page where to go; got: {seen}"
+    );
 }
 
 /// Reads an open event stream until `text` arrives (so the stream is still open).

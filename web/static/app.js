@@ -13,6 +13,19 @@
       setTimeout(function () { el.remove(); }, 6000);
     }
   });
+  // When the session ends (signed out here or elsewhere, or timed out), the live-event stream
+  // says so last: close it ourselves, so the browser sees no broken connection and does not
+  // retry, and go to the sign-in page, since nothing on this page works any more.
+  // A page already on its way elsewhere (the Sign out button's own redirect) is left to go.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var source = e.detail.source;
+    source.addEventListener("signed-out", function (m) {
+      source.close();
+      if (!leaving) window.location.assign(m.data || "/login");
+    });
+  });
   // Move keyboard focus to new page content after an htmx navigation, for screen readers.
   document.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "main") e.detail.target.focus({ preventScroll: true });

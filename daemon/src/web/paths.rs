@@ -111,4 +111,7 @@ pub mod sse_event {
     pub const DEPLOY: &str = "deploy";
     pub const APPS: &str = "apps";
     pub const UPDATE: &str = "update";
+    /// The last event of a stream whose session ended: the page closes the stream itself
+    /// (so the browser reports no broken connection) and goes to the sign-in page.
+    pub const SIGNED_OUT: &str = "signed-out";
 }

@@ -41,6 +41,8 @@ struct StreamState {
     recheck_at: Instant,
     token_hash: Vec<u8>,
     advanced: bool,
+    /// The session is gone and the page has been told; the stream ends next.
+    signed_out: bool,
 }
 
 impl StreamState {
@@ -83,6 +85,7 @@ pub async fn events(
         recheck_at: Instant::now(),
         token_hash: user.token_hash.clone(),
         advanced: user.ui_mode == UiMode::Advanced,
+        signed_out: false,
         state,
     };
     // Subscribed first, then checked: a sign-out between the guard and here is not missed.
@@ -90,18 +93,24 @@ pub async fn events(
         return Err(WebError::unauthenticated());
     }
     let stream = stream::unfold(st, |mut st| async move {
+        if st.signed_out {
+            return None;
+        }
         loop {
             tokio::select! {
                 _ = crate::app::stopped(&mut st.stopping) => return None,
                 changed = st.sessions_ended.changed() => {
                     // An error means the store is gone: the daemon is stopping.
-                    if changed.is_err() || !st.session_alive().await {
+                    if changed.is_err() {
                         return None;
+                    }
+                    if !st.session_alive().await {
+                        return Some((Ok(signed_out()), st.signed_out()));
                     }
                 }
                 _ = tokio::time::sleep_until(st.recheck_at) => {
                     if !st.session_alive().await {
-                        return None;
+                        return Some((Ok(signed_out()), st.signed_out()));
                     }
                 }
                 msg = st.rx.recv() => match msg {
@@ -118,6 +127,20 @@ pub async fn events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+impl StreamState {
+    fn signed_out(mut self) -> StreamState {
+        self.signed_out = true;
+        self
+    }
+}
+
+/// Tells the page its session ended; the data is where to go.
+fn signed_out() -> SseEvent {
+    SseEvent::default()
+        .event(sse_event::SIGNED_OUT)
+        .data(super::paths::LOGIN)
 }
 
 fn render(event: &Event, advanced: bool) -> Option<SseEvent> {
