@@ -244,6 +244,31 @@ fn recipes_may_not_mount_the_device_itself() {
             "{line}: {e}"
         );
     }
+    // Options that hand over the device need a declaration in the manifest.
+    let service = |line: &str| {
+        GOOD_COMPOSE.replace(
+            "    volumes:\n      - data",
+            &format!("    {line}\n    volumes:\n      - data"),
+        )
+    };
+    for (line, words) in [
+        ("privileged: true", "privileged: true"),
+        ("devices: [/dev/ttyUSB0]", "devices"),
+        ("cap_add: [SYS_ADMIN]", "cap_add"),
+        ("pid: host", "pid: host"),
+        ("security_opt: [\"apparmor=unconfined\"]", "unconfined"),
+        ("network_mode: host", "host_network: true"),
+    ] {
+        let e = parse(GOOD_MANIFEST, &service(line))
+            .err()
+            .unwrap_or_else(|| panic!("accepted “{line}”"));
+        assert!(
+            e.contains("services.web") && e.contains(words),
+            "{line}: {e}"
+        );
+    }
+    let declared = format!("{GOOD_MANIFEST}device_access: true\n");
+    assert!(parse(&declared, &service("privileged: true")).is_ok());
     // A named volume that is really a bind mount.
     let disguised =
         format!("{GOOD_COMPOSE}    driver_opts: {{type: none, o: bind, device: /etc}}\n");

@@ -136,6 +136,12 @@ pub struct Manifest {
     /// of the device; without this a recipe may not mount it.
     #[serde(default)]
     pub docker_socket: bool,
+    /// The app needs the device itself: privileged mode, host devices, extra capabilities or
+    /// the host's process or IPC namespace (e.g. Home Assistant for USB and Bluetooth radios).
+    /// Any of those hands a container the device as surely as mounting `/`, so a recipe may
+    /// not ask for them without saying so here.
+    #[serde(default)]
+    pub device_access: bool,
 }
 
 /// Where a recipe came from.
@@ -420,6 +426,7 @@ impl Recipe {
     /// declares it) the Docker socket, with `values` filled in; the error names the service, the
     /// mount and why. Runs at load with the defaults and at deploy with the chosen values.
     pub fn check_mounts(&self, values: &BTreeMap<String, String>) -> Result<(), String> {
+        self.check_device_access()?;
         let declared = self.manifest.docker_socket;
         let fill = |text: &str| interpolate(text, values);
         for (name, svc) in &self.compose.services.0 {
@@ -473,6 +480,55 @@ impl Recipe {
             };
             mounts::check(&mount, declared)
                 .map_err(|why| format!("volumes.{name}.driver_opts.device {why}"))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses Compose options that give a container the device itself, unless the manifest
+    /// declares them (`device_access: true`, or `host_network: true` for the host's network).
+    fn check_device_access(&self) -> Result<(), String> {
+        let m = &self.manifest;
+        for (name, svc) in &self.compose.services.0 {
+            let Some(svc) = svc else { continue };
+            let host = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim() == "host");
+            let mut asks: Vec<&str> = Vec::new();
+            if svc.privileged {
+                asks.push("privileged: true");
+            }
+            if !svc.devices.is_empty() {
+                asks.push("devices");
+            }
+            if !svc.cap_add.is_empty() {
+                asks.push("cap_add");
+            }
+            if host(&svc.pid) {
+                asks.push("pid: host");
+            }
+            if host(&svc.ipc) {
+                asks.push("ipc: host");
+            }
+            if host(&svc.userns_mode) {
+                asks.push("userns_mode: host");
+            }
+            if svc.security_opt.iter().any(|o| o.contains("unconfined")) {
+                asks.push("security_opt …unconfined");
+            }
+            if !svc.volumes_from.is_empty() {
+                // Another container's mounts, which this check never saw.
+                asks.push("volumes_from");
+            }
+            if let Some(first) = asks.first().filter(|_| !m.device_access) {
+                return Err(format!(
+                    "services.{name}: “{first}” gives the app the whole device; a recipe that \
+                     really needs it says `device_access: true` in manifest.yaml"
+                ));
+            }
+            if host(&svc.network_mode) && !m.host_network {
+                return Err(format!(
+                    "services.{name}: “network_mode: host” needs `host_network: true` (and its \
+                     `host_ports`) in manifest.yaml"
+                ));
+            }
         }
         Ok(())
     }
