@@ -48,8 +48,11 @@ pub fn init_quiet() {
 
 /// The text format: the default layout, with fields formatted by [`EscapingFields`].
 fn text_builder() -> tracing_subscriber::fmt::SubscriberBuilder<EscapingFields> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_target(false)
+        // Colours only for a person at a terminal; a log file or the journal gets plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .fmt_fields(EscapingFields)
 }
 

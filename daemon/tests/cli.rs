@@ -156,3 +156,53 @@ fn console_banner_shows_the_code_and_fingerprint_until_claimed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_username_cannot_forge_lines_in_the_text_log() {
+    let data = data_dir("cli-log-injection");
+    let d = spawn_daemon("log-injection", &data, &[("HOMELAB_LOG_FORMAT", "text")]);
+    let base = format!("http://{}", d.listen);
+    let client = client();
+    claim_at(&client, &base, "log-injection").await;
+    // What an attacker types as a username to forge a line that looks like the daemon's own.
+    let forged = "FORGED INFO homelabd: the admin password was reset";
+    let res = client
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[
+            ("username", format!("x\n{forged}\r\u{1b}[2J").as_str()),
+            ("password", "wrong-password-guess"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let log = eventually(
+        "the failed sign-in to be logged",
+        Duration::from_secs(10),
+        || {
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+            async move {
+                if log.contains("failed sign-in") {
+                    Ok(log)
+                } else {
+                    Err(log)
+                }
+            }
+        },
+    )
+    .await;
+    let line = log.lines().find(|l| l.contains("failed sign-in")).unwrap();
+    assert!(
+        line.contains("x\\nFORGED"),
+        "the newline is shown escaped: {line}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged)),
+        "no line of the log starts with the forged text"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no terminal escape reaches the log"
+    );
+}

@@ -526,8 +526,13 @@ pub fn spawn_daemon(name: &str, data: &std::path::Path, env: &[(&str, &str)]) ->
         free_port()
     ));
     let out = std::fs::File::create(&log).unwrap();
+    // JSON logs unless the test asks for another format.
+    let format = env
+        .iter()
+        .find(|(k, _)| *k == "HOMELAB_LOG_FORMAT")
+        .map_or("json", |(_, v)| *v);
     let child = std::process::Command::new(BIN)
-        .args(["run", "--listen", &listen, "--log-format", "json"])
+        .args(["run", "--listen", &listen, "--log-format", format])
         .env("HOMELAB_DATA", data)
         .env("RUST_LOG", "debug")
         .env("HOMELAB_MDNS", "off")
