@@ -197,6 +197,46 @@ async fn a_request_body_that_stops_arriving_is_cut_off() {
 }
 
 #[tokio::test]
+async fn trickled_request_bodies_from_many_addresses_cannot_keep_the_owner_out() {
+    let mut opts = Options::new("abuse-busy");
+    opts.connections = limits(24, 8);
+    let s = start_with(opts).await;
+    // Four addresses each fill their share with sign-in forms whose bodies never finish:
+    // busy connections, which are never idle and so never closed for room on that ground.
+    let mut busy = Vec::new();
+    for last in 2..=4u8 {
+        for _ in 0..8 {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(SocketAddr::new([127, 0, 0, last].into(), 0))
+                .unwrap();
+            let mut stream = sock.connect(s.addr).await.unwrap();
+            let head = format!(
+                "POST /login HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nusername=",
+                s.addr, s.base
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            busy.push(stream);
+        }
+    }
+    // The owner still gets pages, and the health check answers: the biggest holders give way.
+    for _ in 0..3 {
+        let page = tokio::time::timeout(OWNER_REQUEST_GUARD, s.client.get(s.url("/setup")).send())
+            .await
+            .expect("the owner gets an answer")
+            .expect("the owner's connection is not refused");
+        assert_eq!(page.status(), 200);
+        // A fresh client: a new connection each time, as the appliance's health probe makes.
+        let health =
+            tokio::time::timeout(OWNER_REQUEST_GUARD, client().get(s.url("/healthz")).send())
+                .await
+                .expect("the health check gets an answer")
+                .expect("the health check's connection is not refused");
+        assert_eq!(health.status(), 200);
+    }
+}
+
+#[tokio::test]
 async fn an_unclaimed_box_cannot_be_claimed_through_a_foreign_name() {
     let s = start("abuse-rebind").await;
     let port = s.addr.port();

@@ -93,6 +93,30 @@ impl Slots {
             .iter()
             .find(|(_, s)| matches(s) && s.in_flight.load(Ordering::Acquire) == 0)
             .map(|(id, _)| *id);
+        self.evict(victim)
+    }
+
+    /// With every connection busy, takes one from the client holding the most (its oldest),
+    /// as long as that client holds more than `newcomer` would after admission. So each
+    /// client can always get an equal share of the total: many addresses trickling request
+    /// bodies (busy, never idle) cannot keep the owner, or the health check, out.
+    fn evict_from_biggest(&mut self, newcomer: ClientKey) -> bool {
+        let theirs = self.per_client.get(&newcomer).copied().unwrap_or(0) + 1;
+        let Some((&biggest, &count)) = self.per_client.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if count <= theirs {
+            return false;
+        }
+        let victim = self
+            .open
+            .iter()
+            .find(|(_, s)| s.client == biggest)
+            .map(|(id, _)| *id);
+        self.evict(victim)
+    }
+
+    fn evict(&mut self, victim: Option<u64>) -> bool {
         match victim.and_then(|id| self.remove(id)) {
             Some(slot) => {
                 slot.close.notify_one();
@@ -143,14 +167,17 @@ impl Connections {
     }
 
     /// Finds room for a new connection from `ip`: within the client's share and the total,
-    /// closing the oldest idle connection (the client's own first) when full. `None`: every
-    /// connection that would have to give way is busy, so the new one is refused.
+    /// closing the oldest idle connection (the client's own first) when full, and when every
+    /// connection is busy, the oldest of the client holding the most. `None`: the client is at
+    /// its own share with every connection busy, or holds as many as anyone.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let key = client_key(ip);
         let mut slots = self.lock();
         let mine = slots.per_client.get(&key).copied().unwrap_or(0);
         let room = (mine < self.limits.per_client || slots.evict_oldest_idle(|s| s.client == key))
-            && (slots.open.len() < self.limits.total || slots.evict_oldest_idle(|_| true));
+            && (slots.open.len() < self.limits.total
+                || slots.evict_oldest_idle(|_| true)
+                || slots.evict_from_biggest(key));
         if !room {
             slots.refused += 1;
         }
@@ -404,6 +431,43 @@ mod tests {
         drop((first, second, third, other));
         assert_eq!(t.open(), 0);
         assert!(t.lock().per_client.is_empty(), "no counters left behind");
+    }
+
+    #[test]
+    fn when_everything_is_busy_the_biggest_holder_gives_way() {
+        let t = Connections::new(limits(6, 3));
+        let flood: Vec<IpAddr> = (1..=2u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let mut held = Vec::new();
+        for ip in &flood {
+            for _ in 0..3 {
+                let a = t.admit(*ip).expect("room");
+                let busy = Busy::start(a.in_flight.clone());
+                held.push((a, busy));
+            }
+        }
+        let owner: IpAddr = [10, 0, 0, 9].into();
+        let o1 = t
+            .admit(owner)
+            .expect("a busy connection of a biggest holder gives way");
+        let gone: Vec<u64> = held
+            .iter()
+            .map(|(a, _)| a.id)
+            .filter(|id| !t.lock().open.contains_key(id))
+            .collect();
+        assert_eq!(gone.len(), 1, "exactly one flood connection gave way");
+        assert!(
+            gone[0] == held[0].0.id || gone[0] == held[3].0.id,
+            "and it was a client's oldest"
+        );
+        let _b = Busy::start(o1.in_flight.clone());
+        let o2 = t
+            .admit(owner)
+            .expect("still more than the owner's share elsewhere");
+        let _b2 = Busy::start(o2.in_flight.clone());
+        // Now 2 + 2 + 2: nobody holds more than the owner would, so the owner is refused
+        // rather than taking from an equal.
+        assert_eq!(t.open(), 6);
+        assert!(t.admit(owner).is_none());
     }
 
     #[test]
