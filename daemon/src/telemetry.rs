@@ -107,8 +107,14 @@ impl Visit for EscapingVisitor {
     }
 }
 
-/// Appends `s` with every control character (C0, DEL, C1) and the Unicode line and paragraph
-/// separators written as an escape (`\n`, `\r`, `\t`, `\u{1b}`), so the text stays on one line
+/// Unicode's invisible direction marks and overrides: a right-to-left override in a username
+/// makes the rest of a log line display reversed, so a line can be made to read as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Appends `s` with every control character (C0, DEL, C1), the Unicode line and paragraph
+/// separators and the direction controls written as an escape (`\n`, `\r`, `\t`, `\u{1b}`), so the text stays on one line
 /// and cannot carry terminal escape sequences.
 pub fn escape_controls_into(s: &str, out: &mut String) {
     for c in s.chars() {
@@ -116,7 +122,7 @@ pub fn escape_controls_into(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -175,6 +181,13 @@ mod tests {
         assert!(out.contains("failed sign-in for bob\\n2026"), "{out:?}");
         assert!(out.contains("username=bob\\n2026"), "{out:?}");
         assert!(out.contains("\\u{1b}[2J"), "{out:?}");
+    }
+
+    #[test]
+    fn direction_overrides_are_shown_not_obeyed() {
+        let out = text_log(|| tracing::warn!(username = "evil\u{202e}nimda", "failed sign-in"));
+        assert!(!out.contains('\u{202e}'), "{out:?}");
+        assert!(out.contains("evil\\u{202e}nimda"), "{out:?}");
     }
 
     #[test]

@@ -152,6 +152,40 @@ async fn many_addresses_together_stay_within_the_total() {
     .await;
 }
 
+/// Sends raw bytes and returns the status code of the answer.
+async fn raw_status(to: SocketAddr, raw: &[u8]) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(to).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(OWNER_REQUEST_GUARD, stream.read_exact(&mut head))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let s = start("abuse-big-head").await;
+    let pad = "a".repeat(100 * 1024);
+    let raw = format!(
+        "GET /login HTTP/1.1\r\nHost: {}\r\nX-Pad: {pad}\r\n\r\n",
+        s.addr
+    );
+    assert_eq!(raw_status(s.addr, raw.as_bytes()).await, 431);
+    let raw = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {}\r\nX-Pad: {}\r\n\r\n",
+        s.addr,
+        &pad[..8000]
+    );
+    assert_eq!(
+        raw_status(s.addr, raw.as_bytes()).await,
+        200,
+        "a few KB of headers are fine"
+    );
+}
+
 #[tokio::test]
 async fn half_sent_requests_and_idle_keep_alives_are_cut_off() {
     let mut opts = Options::new("abuse-slow-headers");
@@ -279,6 +313,19 @@ async fn an_unclaimed_box_cannot_be_claimed_through_a_foreign_name() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+
+    // Raw requests a browser never sends, but a script could: a second Host, or a target that
+    // names another site.
+    for raw in [
+        format!(
+            "GET /setup HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: {evil}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "GET http://{evil}/setup HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    ] {
+        assert_eq!(raw_status(s.addr, raw.as_bytes()).await, 421, "{raw}");
+    }
 
     // The box is still unclaimed, and its own names work.
     for host in [

@@ -183,11 +183,18 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
     if path == paths::HEALTHZ || path.starts_with(paths::STATIC_PREFIX) {
         return next.run(req).await;
     }
-    let allowed = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| state.hosts.allows(h));
+    // Exactly one Host, and an absolute-form target (`GET http://name/…`) must name the box
+    // too: either could otherwise carry a name other than the one that was checked.
+    let mut given = req.headers().get_all(header::HOST).iter();
+    let (host, another) = (given.next(), given.next());
+    let allowed = another.is_none()
+        && host
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| state.hosts.allows(h))
+        && req
+            .uri()
+            .authority()
+            .is_none_or(|a| state.hosts.allows(a.as_str()));
     if allowed {
         return next.run(req).await;
     }

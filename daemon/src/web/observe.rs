@@ -88,7 +88,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     // megabytes to the appliance's SD card. Failures the owner should see are logged where they
     // happen (internal errors at ERROR, failed sign-ins at WARN); 5xx answers are flagged here too.
     let micros = elapsed.as_micros() as u64;
-    if res.status().is_server_error() {
+    // 503 is Homelab refusing work on purpose under load ("busy, try again"): during a flood it
+    // would itself be a flood of log lines, so it stays at DEBUG like any other request.
+    if res.status().is_server_error() && res.status() != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(parent: &span, status = res.status().as_u16(), micros, "request failed");
     } else {
         tracing::debug!(parent: &span, status = res.status().as_u16(), micros, "request");

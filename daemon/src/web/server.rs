@@ -32,6 +32,8 @@ use crate::config::ConnectionLimits;
 /// How long the accept loop pauses after the kernel refuses to hand over a connection (EMFILE
 /// and friends): long enough not to spin, short enough that nobody notices.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Largest request head (request line and headers) read into memory.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Refusals are logged at most this often, as one line with a count: a flood must not turn
 /// into a flood of log lines on an SD card.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -348,6 +350,9 @@ async fn http1<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
+        // A request's head must fit in 64 KiB (browsers send a few KB): hyper's default of
+        // ~400 KB let 512 connections trickling bodies behind huge headers hold ~200 MB.
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(PacedIo::new(io, limits.stall)), service);
     tokio::pin!(conn);
