@@ -449,7 +449,13 @@ async fn a_known_browser_is_throttled_by_its_own_failures() {
 #[tokio::test]
 async fn concurrent_password_hashing_is_bounded_and_the_rest_told_to_retry() {
     let s = start("hash-bound").await;
-    s.claim().await;
+    let (_claimed, pw) = s.claim().await;
+    // The owner's browser signs in once and becomes known.
+    let owner = client_from(5);
+    let res = login_from(&s, &owner, None, ADMIN, &pw).await;
+    assert_eq!(res.status(), 303);
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    remember_secret(browser.split_once('=').unwrap().1);
     // 60 guesses at once from 60 addresses, each for a different (unknown) account so no
     // throttle stops them before hashing: all reach the hashing queue.
     let clients: Vec<reqwest::Client> = (10..70).map(client_from).collect();
@@ -485,6 +491,72 @@ async fn concurrent_password_hashing_is_bounded_and_the_rest_told_to_retry() {
     // Refusals did not count as failures: each address can sign in right away.
     let res = login_from(&s, &clients[0], None, "guesser0", "wrong-password-guess").await;
     assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn strangers_filling_the_hashing_queue_never_answer_the_owner_busy() {
+    let s = start("hash-lane").await;
+    let (_claimed, pw) = s.claim().await;
+    let owner = client_from(5);
+    let res = login_from(&s, &owner, None, ADMIN, &pw).await;
+    assert_eq!(res.status(), 303);
+    let browser = set_cookie_pair(&res, "homelab_browser").expect("known-browser cookie");
+    remember_secret(browser.split_once('=').unwrap().1);
+
+    // 100 addresses guess unknown accounts and retry at once whenever told "busy", so the
+    // queue stays full until each address has used its free attempts.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut flood = Vec::new();
+    for n in 100..200u8 {
+        let (s_url, origin, stop) = (s.url("/login"), s.origin(), stop.clone());
+        flood.push(tokio::spawn(async move {
+            let c = client_from(n);
+            for attempt in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let user = format!("guesser{n}-{attempt}");
+                let res = c
+                    .post(&s_url)
+                    .headers(origin.clone())
+                    .form(&[
+                        ("username", user.as_str()),
+                        ("password", "wrong-password-guess"),
+                    ])
+                    .send()
+                    .await;
+                match res.map(|r| r.status().as_u16()) {
+                    Ok(503) | Ok(401) => continue,
+                    _ => break, // throttled (429) or gone
+                }
+            }
+        }));
+    }
+    // Saturated: a stranger's fresh attempt is answered "busy".
+    let probe = client_from(250);
+    eventually("the hashing queue to fill", Duration::from_secs(20), || {
+        let (s, probe) = (&s, &probe);
+        async move {
+            match login_from(s, probe, None, "probe", "wrong-password-guess")
+                .await
+                .status()
+                .as_u16()
+            {
+                503 => Ok(()),
+                other => Err(format!("the probe got {other}")),
+            }
+        }
+    })
+    .await;
+    // The owner's known browser signs in, again and again, while the strangers keep it full.
+    for _ in 0..3 {
+        let res = login_from(&s, &owner, Some(&browser), ADMIN, &pw).await;
+        assert_eq!(res.status(), 303, "the owner got in during the flood");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.await.unwrap();
+    }
 }
 
 #[tokio::test]

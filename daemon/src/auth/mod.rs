@@ -137,6 +137,11 @@ pub fn bounded_username(typed: &str) -> String {
     out
 }
 
+/// Known browsers waiting for their hashing lane: a household's few browsers at once.
+const KNOWN_LANE_WAITERS: usize = 8;
+/// How long a known browser waits for its lane (one hash takes well under a second).
+const KNOWN_LANE_WAIT: Duration = Duration::from_secs(10);
+
 /// The authentication service; cheap to share behind `Arc`.
 pub struct Auth {
     store: Store,
@@ -144,6 +149,10 @@ pub struct Auth {
     throttle: Throttle,
     /// Every Argon2 hash and verification goes through it (memory is the scarce resource).
     hashes: HashQueue,
+    /// A lane of its own for browsers that proved themselves (the known-browser cookie): a
+    /// flood of strangers' guesses fills `hashes`, and must not answer the owner "busy". One
+    /// hash at a time, a short queue: it costs at most one more hash's memory.
+    known_hashes: HashQueue,
     claim_window: Duration,
     idle_timeout: Duration,
 }
@@ -160,6 +169,7 @@ impl Auth {
             vault,
             throttle: Throttle::default(),
             hashes: HashQueue::default(),
+            known_hashes: HashQueue::new(1, KNOWN_LANE_WAITERS, KNOWN_LANE_WAIT),
             claim_window,
             idle_timeout,
         }
@@ -272,7 +282,7 @@ impl Auth {
             ));
         }
         password::check_policy(pw, &username).map_err(AuthError::Invalid)?;
-        let hash = self.hash(password).await?;
+        let hash = self.hash(password, false).await?;
         let user = match self.store.claim(username, hash).await {
             Err(StoreError::Conflict(_)) => return Err(AuthError::AlreadyClaimed),
             other => other?,
@@ -317,7 +327,10 @@ impl Auth {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let checked = match self.verify(password, phc, user.is_some()).await {
+        let checked = match self
+            .verify(password, phc, user.is_some(), known.is_some())
+            .await
+        {
             Err(AuthError::Busy) => {
                 // Nothing was checked: the attempt does not count.
                 self.throttle.cancel(attempt);
@@ -419,9 +432,18 @@ impl Auth {
         })
     }
 
+    /// The hashing queue for a request: known browsers have their own lane.
+    fn lane(&self, known: bool) -> &HashQueue {
+        if known {
+            &self.known_hashes
+        } else {
+            &self.hashes
+        }
+    }
+
     /// Hashes a new password through the hashing queue.
-    async fn hash(&self, password: Secret) -> Result<String, AuthError> {
-        self.hashes
+    async fn hash(&self, password: Secret, known: bool) -> Result<String, AuthError> {
+        self.lane(known)
             .run(move || password::hash(&password))
             .await
             .map_err(|_| AuthError::Busy)?
@@ -436,8 +458,9 @@ impl Auth {
         password: Secret,
         phc: String,
         upgrade: bool,
+        known: bool,
     ) -> Result<Checked, AuthError> {
-        self.hashes
+        self.lane(known)
             .run(move || {
                 let ok = password::verify(&password, &phc);
                 let upgraded = (ok && upgrade && password::needs_rehash(&phc))
@@ -546,7 +569,7 @@ impl Auth {
             .reserve(&self.attempt_keys(client, &user.username, known.as_deref()))
             .map_err(AuthError::Throttled)?;
         let checked = match self
-            .verify(current, user.password_hash.clone(), false)
+            .verify(current, user.password_hash.clone(), false, known.is_some())
             .await
         {
             Err(AuthError::Busy) => {
@@ -562,7 +585,7 @@ impl Auth {
             ));
         }
         self.throttle.succeed(attempt);
-        let hash = self.hash(new).await?;
+        let hash = self.hash(new, known.is_some()).await?;
         self.store.set_password(user.id, hash).await?;
         // Other browsers are signed out and no longer known; this one is remembered again.
         self.store.forget_browsers(user.id).await?;
