@@ -184,7 +184,7 @@ console_setup_code() { # the setup code the serial console shows (waits for the 
 sign_in() { # sign_in IP PASSWORD: prints the session cookie (name=value), empty when refused
   in_client curl -sk -m 10 -o /dev/null -D - -H "Origin: $ORIGIN" --resolve "homelab.local:443:${1:?}" \
     --data-urlencode username=admin --data-urlencode "password=${2:?}" "$ORIGIN/login" \
-    | awk -F'[ ;]' 'tolower($1)=="set-cookie:" {print $2}'
+    | awk -F'[ ;]' 'tolower($1)=="set-cookie:" && $2 ~ /^homelab_session=/ {print $2}'
 }
 
 wait_console() { # wait_console TEXT SECS: until the serial console (this boot) shows TEXT
