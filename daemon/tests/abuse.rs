@@ -31,14 +31,19 @@ fn limits(total: usize, per_client: usize) -> homelabd::ConnectionLimits {
     }
 }
 
+/// A TCP connection from the loopback address `from` (how the tests play other machines).
+async fn connect_from(from: IpAddr, to: SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(from, 0)).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
 /// Opens `n` TCP connections from `from` to `to` that never send a byte; returned as plain
 /// non-blocking std sockets so the test can check which ones the server closed.
 async fn idle_flood(from: IpAddr, to: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::new(from, 0)).unwrap();
-        let stream = sock.connect(to).await.unwrap();
+        let stream = connect_from(from, to).await;
         let std = stream.into_std().unwrap();
         std.set_nonblocking(true).unwrap();
         out.push(std);
@@ -91,13 +96,11 @@ async fn idle_sockets_from_one_laptop_cannot_starve_http_or_https() {
     // waited for one of 128 handshake slots, each held 10 s.
     let tls_flood = idle_flood(laptop, addr_of(&https), 150).await;
     let tls = tls_client(&s);
-    let page = tokio::time::timeout(
-        OWNER_REQUEST_GUARD,
-        tls.get(format!("{https}/setup")).send(),
+    let page = during_flood(
+        tls.get(format!("{https}/setup")),
+        "the sign-in side answers during the flood",
     )
-    .await
-    .expect("the sign-in side answers during the flood")
-    .unwrap();
+    .await;
     assert_eq!(page.status(), 200);
     // The laptop keeps only its share: every older idle connection was closed for room.
     wait_closed(
@@ -109,10 +112,11 @@ async fn idle_sockets_from_one_laptop_cannot_starve_http_or_https() {
 
     // The same over plain HTTP (which only redirects when HTTPS is on).
     let http_flood = idle_flood(laptop, s.addr, 150).await;
-    let res = tokio::time::timeout(OWNER_REQUEST_GUARD, s.client.get(s.url("/healthz")).send())
-        .await
-        .expect("HTTP answers during the flood")
-        .unwrap();
+    let res = during_flood(
+        s.client.get(s.url("/healthz")),
+        "HTTP answers during the flood",
+    )
+    .await;
     assert_eq!(res.status(), 200);
     wait_closed(
         &http_flood,
@@ -138,10 +142,7 @@ async fn many_addresses_together_stay_within_the_total() {
     for last in 2..=6u8 {
         flood.extend(idle_flood([127, 0, 0, last].into(), s.addr, 20).await);
     }
-    let page = tokio::time::timeout(OWNER_REQUEST_GUARD, s.client.get(s.url("/setup")).send())
-        .await
-        .expect("the owner gets a page")
-        .unwrap();
+    let page = during_flood(s.client.get(s.url("/setup")), "the owner gets a page").await;
     assert_eq!(page.status(), 200);
     // 100 flood connections plus the owner's one, 24 places.
     wait_closed(
@@ -150,6 +151,25 @@ async fn many_addresses_together_stay_within_the_total() {
         "the total cap to close the oldest idle connections",
     )
     .await;
+}
+
+/// A GET that names the box as `host` (what a browser sends for that name).
+async fn get_as(s: &TestServer, path: &str, host: &str) -> reqwest::Response {
+    s.client
+        .get(s.url(path))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The owner's (or the health probe's) request while a flood runs: it must be answered, and
+/// a hang fails the test after the guard instead of hanging the suite.
+async fn during_flood(req: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
+    tokio::time::timeout(OWNER_REQUEST_GUARD, req.send())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {OWNER_REQUEST_GUARD:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Sends raw bytes and returns the status code of the answer.
@@ -240,10 +260,7 @@ async fn trickled_request_bodies_from_many_addresses_cannot_keep_the_owner_out()
     let mut busy = Vec::new();
     for last in 2..=4u8 {
         for _ in 0..8 {
-            let sock = tokio::net::TcpSocket::new_v4().unwrap();
-            sock.bind(SocketAddr::new([127, 0, 0, last].into(), 0))
-                .unwrap();
-            let mut stream = sock.connect(s.addr).await.unwrap();
+            let mut stream = connect_from([127, 0, 0, last].into(), s.addr).await;
             let head = format!(
                 "POST /login HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\n\
                  Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nusername=",
@@ -255,17 +272,10 @@ async fn trickled_request_bodies_from_many_addresses_cannot_keep_the_owner_out()
     }
     // The owner still gets pages, and the health check answers: the biggest holders give way.
     for _ in 0..3 {
-        let page = tokio::time::timeout(OWNER_REQUEST_GUARD, s.client.get(s.url("/setup")).send())
-            .await
-            .expect("the owner gets an answer")
-            .expect("the owner's connection is not refused");
+        let page = during_flood(s.client.get(s.url("/setup")), "the owner's page").await;
         assert_eq!(page.status(), 200);
         // A fresh client: a new connection each time, as the appliance's health probe makes.
-        let health =
-            tokio::time::timeout(OWNER_REQUEST_GUARD, client().get(s.url("/healthz")).send())
-                .await
-                .expect("the health check gets an answer")
-                .expect("the health check's connection is not refused");
+        let health = during_flood(client().get(s.url("/healthz")), "the health check").await;
         assert_eq!(health.status(), 200);
     }
 }
@@ -297,21 +307,9 @@ async fn an_unclaimed_box_cannot_be_claimed_through_a_foreign_name() {
     assert!(text.contains("Names for this box"), "says how to fix it");
 
     // Reading pages through the foreign name is refused too; the health check is not.
-    let res = s
-        .client
-        .get(s.url("/setup"))
-        .header("host", &evil)
-        .send()
-        .await
-        .unwrap();
+    let res = get_as(&s, "/setup", &evil).await;
     assert_eq!(res.status(), 421);
-    let res = s
-        .client
-        .get(s.url("/healthz"))
-        .header("host", &evil)
-        .send()
-        .await
-        .unwrap();
+    let res = get_as(&s, "/healthz", &evil).await;
     assert_eq!(res.status(), 200);
 
     // Raw requests a browser never sends, but a script could: a second Host, or a target that
@@ -333,13 +331,7 @@ async fn an_unclaimed_box_cannot_be_claimed_through_a_foreign_name() {
         format!("localhost:{port}"),
         format!("homelab.local:{port}"),
     ] {
-        let res = s
-            .client
-            .get(s.url("/setup"))
-            .header("host", &host)
-            .send()
-            .await
-            .unwrap();
+        let res = get_as(&s, "/setup", &host).await;
         assert_eq!(res.status(), 200, "{host}");
         assert!(res.text().await.unwrap().contains("Welcome"), "{host}");
     }
@@ -351,22 +343,10 @@ async fn redirects_to_https_never_go_to_a_foreign_name() {
     opts.https = true;
     let s = start_with(opts).await;
     let tls_port = addr_of(s.https_base.as_deref().unwrap()).port();
-    let res = s
-        .client
-        .get(s.url("/login"))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
+    let res = get_as(&s, "/login", "evil.example").await;
     assert_eq!(res.status(), 421);
     assert!(res.headers().get("location").is_none());
-    let res = s
-        .client
-        .get(s.url("/login"))
-        .header("host", "homelab.local")
-        .send()
-        .await
-        .unwrap();
+    let res = get_as(&s, "/login", "homelab.local").await;
     assert_eq!(res.status(), 308);
     assert_eq!(
         res.headers()["location"],
@@ -380,13 +360,7 @@ async fn the_owner_adds_a_name_and_the_box_answers_to_it() {
     let (session, _) = s.claim().await;
     let port = s.addr.port();
     let lan = format!("homelab.lan:{port}");
-    let before = s
-        .client
-        .get(s.url("/login"))
-        .header("host", &lan)
-        .send()
-        .await
-        .unwrap();
+    let before = get_as(&s, "/login", &lan).await;
     assert_eq!(before.status(), 421);
 
     // Names live in Advanced mode.
@@ -421,13 +395,7 @@ async fn the_owner_adds_a_name_and_the_box_answers_to_it() {
             .unwrap()
             .contains("homelab.lan\nbox.fritz.box")
     );
-    let after = s
-        .client
-        .get(s.url("/login"))
-        .header("host", &lan)
-        .send()
-        .await
-        .unwrap();
+    let after = get_as(&s, "/login", &lan).await;
     assert_eq!(after.status(), 200);
 
     // The list survives a restart.
@@ -437,12 +405,6 @@ async fn the_owner_adds_a_name_and_the_box_answers_to_it() {
     opts.data = Some(data);
     let s = start_with(opts).await;
     let lan = format!("homelab.lan:{}", s.addr.port());
-    let res = s
-        .client
-        .get(s.url("/login"))
-        .header("host", &lan)
-        .send()
-        .await
-        .unwrap();
+    let res = get_as(&s, "/login", &lan).await;
     assert_eq!(res.status(), 200);
 }

@@ -180,6 +180,11 @@ mod tests {
         vec![Key::new(name.into(), CAP)]
     }
 
+    /// Lets the wait of `name` pass at once, as if its time had run out.
+    fn wait_out(t: &Throttle, name: &str) {
+        t.inner.lock().unwrap().get_mut(name).unwrap().locked_until = None;
+    }
+
     #[test]
     fn backs_off_after_free_attempts() {
         let t = Throttle::default();
@@ -190,29 +195,16 @@ mod tests {
         let first = t.reserve(&keys).unwrap_err();
         assert!(first <= BASE_WAIT && first > BASE_WAIT / 2, "{first:?}");
         // A later failure doubles the wait, never past the cap.
-        let mut map = t.inner.lock().unwrap();
-        let entry = map.get_mut("user:a").unwrap();
-        entry.locked_until = None;
-        drop(map);
+        wait_out(&t, "user:a");
         let _failed = t.reserve(&keys).unwrap();
         assert!(t.reserve(&keys).unwrap_err() > BASE_WAIT);
         for _ in 0..30 {
-            t.inner
-                .lock()
-                .unwrap()
-                .get_mut("user:a")
-                .unwrap()
-                .locked_until = None;
+            wait_out(&t, "user:a");
             let _failed = t.reserve(&keys).unwrap();
         }
         assert!(t.reserve(&keys).unwrap_err() <= CAP);
         // Success clears the key.
-        t.inner
-            .lock()
-            .unwrap()
-            .get_mut("user:a")
-            .unwrap()
-            .locked_until = None;
+        wait_out(&t, "user:a");
         let ok = t.reserve(&keys).unwrap();
         t.succeed(ok);
         assert!(t.reserve(&keys).is_ok());
