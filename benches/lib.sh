@@ -16,7 +16,7 @@ start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   COOKIE="$(curl -s -o /dev/null -D - -H "Origin: $BASE" --data-urlencode username=admin \
     --data-urlencode "password=$pw" --data-urlencode "password_confirm=$pw" "$BASE/setup" \
     | awk -F'[ ;]' 'tolower($1)=="set-cookie:" && $2 ~ /^homelab_session=/ {print $2}')"
-  CSRF="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -1)"
+  CSRF="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p;T;q')"
   curl -s -o /dev/null -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d mode=advanced "$BASE/settings/mode"
   TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d name=bench "$BASE/settings/tokens" \
     | sed -n 's/.*id="new-token">\([^<]*\)<.*/\1/p')"

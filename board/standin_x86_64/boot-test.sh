@@ -41,7 +41,7 @@ main() {
 
   # The image is smaller than the 4 GB medium: the data partition grew into it.
   grep -aq "data partition grown to" "$WORK/serial.log" || fail "the data partition did not grow to fill the disk"
-  pass "$(tr -d '\r' < "$WORK/serial.log" | grep -ao 'data partition grown to [0-9]* MiB' | head -1)"
+  pass "$(tr -d '\r' < "$WORK/serial.log" | grep -ao -m1 'data partition grown to [0-9]* MiB')"
 
   local resolved=""
   for _ in $(seq 1 30); do
@@ -93,7 +93,7 @@ main() {
   local cookie
   cookie="$(sign_in "$ip" "$password")"
   [[ -n "$cookie" ]] || fail "the admin account did not survive the reset"
-  in_client curl -sk -m 10 -H "Cookie: $cookie" --resolve "homelab.local:443:$ip" "$ORIGIN/" | grep -q "Your homelab" \
+  [[ "$(in_client curl -sk -m 10 -H "Cookie: $cookie" --resolve "homelab.local:443:$ip" "$ORIGIN/")" == *"Your homelab"* ]] \
     || fail "signed in, but the dashboard did not load"
   pass "the claim and the data on /data survived the power cut"
 

@@ -103,7 +103,7 @@ sign_in_owner() {
   COOKIE="$(sign_in "$IP" "$PASSWORD")"
   [[ -n "$COOKIE" ]] || fail "the owner cannot sign in"
   CSRF="$(in_client curl -sk -m 10 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" "$ORIGIN/" \
-    | sed -n 's/.*"X-CSRF-Token": "\([^"]*\)".*/\1/p' | head -1)"
+    | sed -n 's/.*"X-CSRF-Token": "\([^"]*\)".*/\1/p' | sed -n 1p)"
   [[ -n "$CSRF" ]] || fail "no CSRF token on the dashboard"
 }
 
@@ -114,7 +114,9 @@ has_token() {
   r="$(in_client curl -sk -m 120 -H "Cookie: $COOKIE" --resolve "homelab.local:443:$IP" \
     -w '\n%{http_code}' "$ORIGIN/settings")"
   [[ "$(status_of "$r")" == 200 ]] || fail "Settings did not load (HTTP $(status_of "$r")): $(body_of "$r" | head -c 300)"
-  body_of "$r" | grep -q "$1"
+  # Not `| grep -q`: it stops reading at the first match, the writer then dies of SIGPIPE and
+  # pipefail turns a found token into a missing one (a landing failed on exactly that).
+  [[ "$(body_of "$r")" == *"$1"* ]]
 }
 
 # What the box said about its data, for a failure's message (the serial log is an artifact,
@@ -291,7 +293,7 @@ main() {
   wait_console "boot slot B marked good" 90 || fail "slot B was not marked good"
   has_token before-update || { box_story; fail "the data from before the update is gone"; }
   [[ "$(update_field 's["last_result"]["ok"]')" == True ]] || fail "the update is not reported as done"
-  api GET /settings | grep -q "Updating to Homelab $V2 in the update window" || fail "the automatic update is not in the activity log"
+  [[ "$(api GET /settings)" == *"Updating to Homelab $V2 in the update window"* ]] || fail "the automatic update is not in the activity log"
   # The window goes off again, so it cannot restart the box during the steps below.
   r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\"}")"
   [[ "$(status_of "$r")" == 200 ]] || fail "the update window could not be turned off: $r"
@@ -328,7 +330,7 @@ main() {
   sign_in_owner
   [[ "$(update_field 's["version"]')" == "$V2" ]] || fail "after the broken update the version is $(update_field 's["version"]')"
   [[ "$(update_field 's["booted_slot"]')" == B ]] || fail "the box did not fall back to slot B"
-  update_field 's["last_result"]["message"]' | grep -q "The update to $V3 failed and was rolled back" \
+  [[ "$(update_field 's["last_result"]["message"]')" == *"The update to $V3 failed and was rolled back"* ]] \
     || fail "no rollback message: $(update_field 's["last_result"]')"
   has_token before-update || { box_story; fail "data from before the update is missing after the rollback"; }
   if has_token during-update; then box_story; fail "the data was not restored to the snapshot"; fi
