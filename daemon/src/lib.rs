@@ -21,6 +21,7 @@
 //! | `telemetry` | logging setup (text or JSON), with control characters escaped |
 //! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
+//! | `heap`      | the allocator wrapper that counts heap in use (for /metrics and the memory tests) |
 //! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
@@ -35,6 +36,7 @@ pub mod devices;
 pub mod discovery;
 pub mod docker;
 pub mod events;
+pub mod heap;
 pub mod limits;
 pub mod ota;
 pub mod placement;

@@ -189,6 +189,8 @@ impl Devices {
 
     /// Polls one device (no storing).
     pub async fn poll(&self, device: &DeviceRow) -> PollResult {
+        self.polls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let session = match self.pool.session(device).await {
             Ok(s) => s,
             Err(DeviceError::Ssh(e @ SshError::HostKeyChanged { .. })) => {

@@ -77,6 +77,8 @@ pub struct Devices {
     controller_name: String,
     /// Addresses where "Install Docker for me" is under way (one install per device).
     installing: crate::busy::BusySet,
+    /// Polls begun since start (for /metrics and the memory tests).
+    polls: std::sync::atomic::AtomicU64,
 }
 
 impl Devices {
@@ -91,7 +93,13 @@ impl Devices {
             events,
             controller_name: sanitize_comment(&format!("homelab-controller@{host}")),
             installing: Default::default(),
+            polls: Default::default(),
         }
+    }
+
+    /// How many device polls have begun since start.
+    pub fn polls(&self) -> u64 {
+        self.polls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs every check without changing anything on the device or here.

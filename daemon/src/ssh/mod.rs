@@ -4,8 +4,10 @@
 
 pub mod command;
 pub mod keys;
+mod socket;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use russh::{ChannelMsg, Disconnect};
 use tokio::net::TcpStream;
 
 pub use command::RemoteCommand;
+pub use socket::SocketStream;
 
 use crate::secrets::Secret;
 
@@ -29,6 +32,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_MAX: usize = 3;
 /// Output kept from one command; more is cut (commands here print kilobytes).
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// Socket channels a device may leave open before its connection is replaced (each one the
+/// device never closed holds a little memory in russh until the connection ends).
+const MAX_STRANDED: u32 = 32;
 
 /// Why talking to a device failed, each with what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -135,6 +141,7 @@ pub struct Session {
     handle: Handle<Checker>,
     pub addr: String,
     pub host_key: PublicKey,
+    sockets: Arc<socket::SocketCounts>,
 }
 
 fn addr_string(host: &str, port: u16) -> String {
@@ -228,6 +235,7 @@ pub async fn connect(
             handle,
             addr,
             host_key,
+            sockets: Arc::default(),
         }),
         Ok(Ok(_)) => Err(SshError::AuthFailed {
             user: login.user().to_string(),
@@ -280,9 +288,10 @@ async fn tcp_connect(host: &str, port: u16, addr: &str) -> Result<TcpStream, Ssh
 }
 
 impl Session {
-    /// True once the connection is gone (keepalive failure, device reboot, …).
+    /// True once the connection is gone (keepalive failure, device reboot, …) or has stranded
+    /// too many channels to keep using; either way the pool opens a new one.
     pub fn is_closed(&self) -> bool {
-        self.handle.is_closed()
+        self.handle.is_closed() || self.sockets.stranded.load(Ordering::Relaxed) >= MAX_STRANDED
     }
 
     /// Runs a command; `stdin` (e.g. a secret) is sent and closed before output is read.
@@ -324,16 +333,19 @@ impl Session {
     }
 
     /// Opens a Unix socket on the device (e.g. Docker's) as a byte stream.
-    pub async fn open_socket(
-        &self,
-        path: &str,
-    ) -> Result<russh::ChannelStream<client::Msg>, SshError> {
+    pub async fn open_socket(&self, path: &str) -> Result<SocketStream, SshError> {
         let ch = self
             .handle
             .channel_open_direct_streamlocal(path)
             .await
             .map_err(|e| self.protocol(e))?;
-        Ok(ch.into_stream())
+        Ok(SocketStream::new(ch, self.sockets.clone()))
+    }
+
+    /// Socket channels opened on this connection that the device has not closed yet (in use,
+    /// or just dropped and waiting for the device's close).
+    pub fn open_sockets(&self) -> u32 {
+        self.sockets.open.load(Ordering::Relaxed)
     }
 
     pub async fn close(&self) {

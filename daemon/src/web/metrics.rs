@@ -153,6 +153,12 @@ pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
         out.push_str("# TYPE homelab_process_virtual_memory_bytes gauge\n");
         let _ = writeln!(out, "homelab_process_virtual_memory_bytes {vsz}");
     }
+    out.push_str("# HELP homelab_heap_in_use_bytes Heap homelabd holds (live allocations).\n");
+    out.push_str("# TYPE homelab_heap_in_use_bytes gauge\n");
+    let _ = writeln!(out, "homelab_heap_in_use_bytes {}", crate::heap::in_use());
+    out.push_str("# HELP homelab_device_polls_total Device polls begun.\n");
+    out.push_str("# TYPE homelab_device_polls_total counter\n");
+    let _ = writeln!(out, "homelab_device_polls_total {}", state.devices.polls());
     out.push_str("# HELP homelab_uptime_seconds Seconds since homelabd started.\n");
     out.push_str("# TYPE homelab_uptime_seconds gauge\n");
     let _ = writeln!(
