@@ -191,40 +191,22 @@ impl Devices {
     pub async fn poll(&self, device: &DeviceRow) -> PollResult {
         self.polls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let session = match self.pool.session(device).await {
-            Ok(s) => s,
-            Err(DeviceError::Ssh(e @ SshError::HostKeyChanged { .. })) => {
-                return PollResult {
-                    state: State::Blocked,
-                    reason: e.to_string(),
-                    facts: None,
-                };
-            }
-            Err(DeviceError::Ssh(e @ SshError::AuthFailed { .. })) => {
-                return PollResult {
-                    state: State::Blocked,
-                    reason: format!(
-                        "{e} This controller's key may have been removed from the device."
-                    ),
-                    facts: None,
-                };
-            }
-            Err(e) => {
-                return PollResult {
-                    state: State::Offline,
-                    reason: e.to_string(),
-                    facts: None,
-                };
-            }
+        let (session, docker) = match self.pool.docker(device).await {
+            Ok((session, docker)) => (session, Ok(docker)),
+            // Reached the device, but not its Docker engine: still report the rest.
+            Err(DeviceError::Docker(e)) => match self.pool.session(device).await {
+                Ok(session) => (session, Err(e.to_string())),
+                Err(e) => return unreachable(e),
+            },
+            Err(e) => return unreachable(e),
         };
         // Where Docker keeps its data decides which disk we report.
-        let docker = crate::docker::connect(session.clone(), &device.docker_socket).await;
         let (docker_root, docker_facts, docker_problem) = match &docker {
             Ok(d) => match docker_facts(d).await {
                 Ok((root, f)) => (root, Some(f), None),
                 Err(e) => ("/".to_string(), None, Some(e)),
             },
-            Err(e) => ("/".to_string(), None, Some(e.to_string())),
+            Err(e) => ("/".to_string(), None, Some(e.clone())),
         };
         let out = match session
             .exec(
@@ -339,11 +321,32 @@ impl Devices {
     }
 }
 
+/// The result for a device that could not be reached (or refused us).
+fn unreachable(e: DeviceError) -> PollResult {
+    match e {
+        DeviceError::Ssh(e @ SshError::HostKeyChanged { .. }) => PollResult {
+            state: State::Blocked,
+            reason: e.to_string(),
+            facts: None,
+        },
+        DeviceError::Ssh(e @ SshError::AuthFailed { .. }) => PollResult {
+            state: State::Blocked,
+            reason: format!("{e} This controller's key may have been removed from the device."),
+            facts: None,
+        },
+        e => PollResult {
+            state: State::Offline,
+            reason: e.to_string(),
+            facts: None,
+        },
+    }
+}
+
 async fn docker_facts(d: &bollard::Docker) -> Result<(String, DockerFacts), String> {
-    // Three independent calls, each on its own channel of the one connection: in parallel.
-    let (info, version, unhealthy) = tokio::try_join!(
+    // Two independent calls, each on its own channel of the one connection: in parallel. The
+    // engine's version is in `info`; the API version was negotiated when the client was made.
+    let (info, unhealthy) = tokio::try_join!(
         d.info(),
-        d.version(),
         d.list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
@@ -360,8 +363,8 @@ async fn docker_facts(d: &bollard::Docker) -> Result<(String, DockerFacts), Stri
     Ok((
         info.docker_root_dir.unwrap_or_else(|| "/".into()),
         DockerFacts {
-            version: version.version.unwrap_or_default(),
-            api_version: version.api_version.unwrap_or_default(),
+            version: info.server_version.unwrap_or_default(),
+            api_version: d.client_version().to_string(),
             running,
             stopped: total.saturating_sub(running),
             unhealthy,

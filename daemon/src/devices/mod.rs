@@ -44,6 +44,8 @@ pub enum DeviceError {
     Vault(#[from] VaultError),
     #[error("No such device.")]
     NotFound,
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
 }
 
 /// How the user logs in to the device.

@@ -21,6 +21,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Slot {
     session: Option<Arc<Session>>,
+    /// The Docker client on `session`, its API version negotiated once per connection (a
+    /// negotiation is a round trip; polls would otherwise make it every time).
+    docker: Option<(String, bollard::Docker)>,
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<SshError>,
@@ -119,6 +122,36 @@ impl Pool {
                 Err(e.into())
             }
         }
+    }
+
+    /// A Docker client for the device's engine on its pooled connection.
+    pub async fn docker(
+        &self,
+        device: &DeviceRow,
+    ) -> Result<(Arc<Session>, bollard::Docker), DeviceError> {
+        let session = self.session(device).await?;
+        let slot = self.slot(device.id);
+        {
+            let slot = slot.lock().await;
+            if let (Some(current), Some((socket, docker))) = (&slot.session, &slot.docker)
+                && Arc::ptr_eq(current, &session)
+                && *socket == device.docker_socket
+            {
+                return Ok((session, docker.clone()));
+            }
+        }
+        // Negotiated without the slot's lock, so a slow engine does not hold up the device's
+        // other users; two first users may both negotiate, and the last one is kept.
+        let docker = crate::docker::connect(session.clone(), &device.docker_socket).await?;
+        let mut slot = slot.lock().await;
+        if slot
+            .session
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &session))
+        {
+            slot.docker = Some((device.docker_socket.clone(), docker.clone()));
+        }
+        Ok((session, docker))
     }
 
     /// Drops the connection and back-off state (device removed, key re-trusted, "retry now").

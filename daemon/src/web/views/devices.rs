@@ -461,6 +461,9 @@ pub fn device_error(e: DeviceError) -> WebError {
         ),
         DeviceError::Store(s) => s.into(),
         DeviceError::Vault(v) => WebError::internal(v),
+        DeviceError::Docker(d) => {
+            WebError::new(StatusCode::BAD_GATEWAY, "docker_unavailable", d.to_string())
+        }
     }
 }
 
@@ -602,10 +605,7 @@ pub struct ContainerView {
 
 /// Lists the device's containers live; an unreachable device simply shows none.
 async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<ContainerView>> {
-    let session = state.devices.pool.session(device).await.ok()?;
-    let docker = crate::docker::connect(session, &device.docker_socket)
-        .await
-        .ok()?;
+    let (_, docker) = state.devices.pool.docker(device).await.ok()?;
     let list = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
             all: true,
