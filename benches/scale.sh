@@ -51,7 +51,7 @@ fi
 say() { printf '%s\n' "$*" >&2; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$PID/status"; }
+rss_kb() { awk -v k="${1:-VmRSS}:" '$1 == k {print $2}' "/proc/$PID/status"; }
 # Heap in use in bytes, or "n/a" when the build has no such gauge.
 heap_bytes() {
   local v
@@ -61,7 +61,8 @@ heap_bytes() {
 mb() { [[ "$1" == n/a ]] && echo n/a || awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-# "P50 P99" upper bucket bounds in ms for GET ROUTE from the daemon's own histogram.
+# "≤ P50<TAB>≤ P99" for GET ROUTE from the daemon's own histogram: upper bucket bounds in ms, or
+# "> LAST" when the quantile falls past the last finite bucket.
 server_quantiles() { # server_quantiles ROUTE
   curl -s -H "Authorization: Bearer $TOKEN" "$BASE/metrics" | python3 -c '
 import re, sys
@@ -72,21 +73,25 @@ for line in sys.stdin:
     if m and m.group(1) == route:
         b.append((float("inf") if m.group(2) == "+Inf" else float(m.group(2)), int(m.group(3))))
 b.sort(); total = b[-1][1]
-q = lambda f: next(le for le, n in b if n >= f * total) * 1000
-print(f"{q(0.50):g} {q(0.99):g}")
+last = max(le for le, _ in b if le != float("inf")) * 1000
+def q(f):
+    le = next(le for le, n in b if n >= f * total) * 1000
+    return f"> {last:g}" if le == float("inf") else f"≤ {le:g}"
+print(f"{q(0.50)}\t{q(0.99)}")
 ' "$1"
 }
 
-# wrk for DURATION with 8 connections; prints "REQ_PER_S CLIENT_P99_MS".
+# wrk for DURATION with 8 connections; prints "REQ_PER_S CLIENT_P99_MS". Its timeout is raised
+# to 10 s so that slow answers count in its latency instead of being dropped as errors.
 load() { # load URL [header]
   local url="${1:?}" out header=()
   [[ -z "${2:-}" ]] || header=(-H "$2")
-  out="$(wrk -t1 -c8 -d"$DURATION" --latency "${header[@]}" "$url")"
+  out="$(wrk -t1 -c8 -d"$DURATION" --timeout 10s --latency "${header[@]}" "$url")"
   echo "$out" | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     $1 == "99%" {p99 = ms($2)} $1 == "Requests/sec:" {rps = $2}
     END {printf "%.0f %.2f\n", rps, p99}'
-  if echo "$out" | grep -q 'Non-2xx'; then say "warning: non-2xx answers from $url"; fi
+  if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then say "warning: $url: $(grep 'Non-2xx\|Socket errors' <<<"$out")"; fi
 }
 
 api() { curl -sf -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -183,21 +188,23 @@ run_count() { # run_count COUNT
 
   id="$(api "$BASE/api/v1/devices" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
   read -r "R[dash_rps,$c]" "R[dash_wrk99,$c]" < <(load "$BASE/" "Cookie: $COOKIE")
-  read -r _ "R[dash_p99,$c]" < <(server_quantiles /)
+  IFS=$'\t' read -r _ "R[dash_p99,$c]" < <(server_quantiles /)
   read -r "R[dev_rps,$c]" "R[dev_wrk99,$c]" < <(load "$BASE/devices/$id" "Cookie: $COOKIE")
-  read -r _ "R[dev_p99,$c]" < <(server_quantiles '/devices/{id}')
+  IFS=$'\t' read -r _ "R[dev_p99,$c]" < <(server_quantiles '/devices/{id}')
   read -r "R[api_rps,$c]" "R[api_wrk99,$c]" < <(load "$BASE/api/v1/devices" "Authorization: Bearer $TOKEN")
-  read -r "R[api_p50,$c]" "R[api_p99,$c]" < <(server_quantiles /api/v1/devices)
+  IFS=$'\t' read -r "R[api_p50,$c]" "R[api_p99,$c]" < <(server_quantiles /api/v1/devices)
   say "dashboard ${R[dash_rps,$c]} req/s, device page ${R[dev_rps,$c]} req/s, API ${R[api_rps,$c]} req/s"
   R[rss_load,$c]="$(rss_kb)"; R[heap_load,$c]="$(heap_bytes)"
 
-  local heap0 rss0
-  heap0="$(heap_bytes)"; rss0="$(rss_kb)"
+  local heap0 rss0 anon0 file0 per=$((c * LEAK_POLLS))
+  heap0="$(heap_bytes)"; rss0="$(rss_kb)"; anon0="$(rss_kb RssAnon)"; file0="$(rss_kb RssFile)"
   for ((i = 0; i < LEAK_POLLS; i++)); do api -o /dev/null -X POST "$BASE/api/v1/devices/refresh"; done
   R[heap_leak,$c]="n/a"
-  [[ "$heap0" == n/a ]] || R[heap_leak,$c]="$(( ($(heap_bytes) - heap0) / (c * LEAK_POLLS) ))"
-  R[rss_leak,$c]="$(( ($(rss_kb) - rss0) * 1024 / (c * LEAK_POLLS) ))"
-  say "after $LEAK_POLLS more polls: heap per device per poll ${R[heap_leak,$c]} B, RSS ${R[rss_leak,$c]} B"
+  [[ "$heap0" == n/a ]] || R[heap_leak,$c]="$(( ($(heap_bytes) - heap0) / per ))"
+  R[rss_leak,$c]="$(( ($(rss_kb) - rss0) * 1024 / per ))"
+  R[anon_leak,$c]="$(( ($(rss_kb RssAnon) - anon0) * 1024 / per ))"
+  R[file_leak,$c]="$(( ($(rss_kb RssFile) - file0) * 1024 / per ))"
+  say "after $LEAK_POLLS more polls: per device per poll heap ${R[heap_leak,$c]}, RSS ${R[rss_leak,$c]} B (anon ${R[anon_leak,$c]}, file ${R[file_leak,$c]}); RSS now $(mb $(($(rss_kb) * 1024))) MB"
 
   stop_daemon
   trap - EXIT
@@ -217,11 +224,11 @@ f_heap() {
   echo "$(mb "${R[heap_idle,$1]}") / $(mb "${R[heap_polls,$1]}") / $(mb "${R[heap_load,$1]}") MB"
 }
 f_poll() { echo "${R[poll_cpu,$1]} ms (wall ${R[poll_wall,$1]} ms)"; }
-f_dash() { echo "≤ ${R[dash_p99,$1]} ms (wrk p99 ${R[dash_wrk99,$1]} ms, ${R[dash_rps,$1]} req/s)"; }
-f_dev() { echo "≤ ${R[dev_p99,$1]} ms (wrk p99 ${R[dev_wrk99,$1]} ms, ${R[dev_rps,$1]} req/s)"; }
-f_api() { echo "≤ ${R[api_p50,$1]} / ≤ ${R[api_p99,$1]} ms, ${R[api_rps,$1]} req/s (wrk p99 ${R[api_wrk99,$1]} ms)"; }
+f_dash() { echo "${R[dash_p99,$1]} ms (wrk p99 ${R[dash_wrk99,$1]} ms, ${R[dash_rps,$1]} req/s)"; }
+f_dev() { echo "${R[dev_p99,$1]} ms (wrk p99 ${R[dev_wrk99,$1]} ms, ${R[dev_rps,$1]} req/s)"; }
+f_api() { echo "${R[api_p50,$1]} / ${R[api_p99,$1]} ms, ${R[api_rps,$1]} req/s (wrk p99 ${R[api_wrk99,$1]} ms)"; }
 f_leak() { [[ "${R[heap_leak,$1]}" == n/a ]] && echo n/a || echo "${R[heap_leak,$1]} B"; }
-f_rssleak() { echo "${R[rss_leak,$1]} B"; }
+f_rssleak() { echo "${R[rss_leak,$1]} B (anon ${R[anon_leak,$1]}, file ${R[file_leak,$1]})"; }
 f_rows() { echo "${R[rows,$1]}" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 f_adopt() { echo "$(awk -v m="${R[adopt,$1]}" 'BEGIN {printf "%.1f", m / 1000}') s"; }
 
@@ -235,6 +242,6 @@ row "dashboard \`GET /\` server p99" f_dash
 row "device page \`GET /devices/{id}\` server p99" f_dev
 row "\`GET /api/v1/devices\` server p50 / p99 (8 concurrent clients) and req/s" f_api
 row "heap per poll: heap in use after $LEAK_POLLS more polls vs before, per device per poll" f_leak
-row "RSS growth over the same polls, per device per poll" f_rssleak
+row "RSS growth over the same polls, per device per poll (anonymous, file-backed)" f_rssleak
 row "history rows (30 days per device)" f_rows
 row "adoption over the API, all devices polled once" f_adopt
