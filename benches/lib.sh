@@ -26,9 +26,14 @@ start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   [[ -n "$COOKIE" && -n "$CSRF" && -n "$TOKEN" ]] || { echo "could not sign in / create a token" >&2; exit 1; }
 }
 
-# Starts DAEMON_CMD and waits for it to answer. Sets PID.
+# Starts DAEMON_CMD and waits for it to answer. Sets PID. Its stderr is appended to DAEMON_LOG
+# when that is set.
 launch_daemon() {
-  RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" &
+  if [[ -n "${DAEMON_LOG:-}" ]]; then
+    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" 2>>"$DAEMON_LOG" &
+  else
+    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" &
+  fi
   PID=$!
   for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && return 0; sleep 0.05; done
   echo "the daemon did not answer on $BASE" >&2; exit 1

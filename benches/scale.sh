@@ -20,8 +20,11 @@
 # - the leak figure: heap in use before and after LEAK_POLLS (20) more poll cycles, per device
 #   per poll (RSS beside it, which the allocator's caching blurs).
 # RSS is VmRSS; heap in use is the daemon's `homelab_heap_in_use_bytes` gauge ("n/a" on a build
-# without it). Progress goes to stderr, the table to stdout.
-# Needs: wrk, curl, python3, sqlite3; root (reads the lab's state).
+# without it). For a build without the gauge, HEAP_FROM_GDB=1 reads glibc's own count instead:
+# gdb attaches and calls malloc_stats(), whose "Total … in use bytes" lands in the daemon's
+# stderr (kept in a file for this). It stops the daemon for a moment, so it is only done between
+# measurements. Progress goes to stderr, the table to stdout.
+# Needs: wrk, curl, python3, sqlite3 (gdb for HEAP_FROM_GDB); root (reads the lab's state).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
@@ -52,12 +55,31 @@ say() { printf '%s\n' "$*" >&2; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 rss_kb() { awk -v k="${1:-VmRSS}:" '$1 == k {print $2}' "/proc/$PID/status"; }
-# Heap in use in bytes, or "n/a" when the build has no such gauge.
+# Heap in use in bytes, or "n/a" when the build has no such gauge (and HEAP_FROM_GDB is off).
 heap_bytes() {
   local v
   v="$(curl -s -H "Authorization: Bearer $TOKEN" "$BASE/metrics" | awk '$1 == "homelab_heap_in_use_bytes" {print $2}')"
+  if [[ -z "$v" && "${HEAP_FROM_GDB:-0}" == 1 ]]; then
+    v="$(gdb_heap_bytes)"
+  fi
   echo "${v:-n/a}"
 }
+gdb_heap_bytes() {
+  local seen
+  : > "$DAEMON_LOG.gdb-used"
+  seen="$(grep -c '^Total (incl. mmap):' "$DAEMON_LOG" || true)"
+  timeout 30 gdb -p "$PID" -batch -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || return 0
+  for _ in $(seq 1 100); do
+    (($(grep -c '^Total (incl. mmap):' "$DAEMON_LOG" || true) > seen)) && break
+    sleep 0.02
+  done
+  # The "in use bytes" line after the last "Total (incl. mmap):".
+  awk '/^Total \(incl. mmap\):/ {t = 1; next} t && /^in use bytes/ {v = $NF; t = 0} END {print v}' "$DAEMON_LOG"
+}
+if [[ "${HEAP_FROM_GDB:-0}" == 1 ]]; then
+  command -v gdb >/dev/null || { echo "HEAP_FROM_GDB=1 needs gdb" >&2; exit 1; }
+  DAEMON_LOG="$(mktemp)"
+fi
 mb() { [[ "$1" == n/a ]] && echo n/a || awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
@@ -201,6 +223,7 @@ run_count() { # run_count COUNT
   for ((i = 0; i < LEAK_POLLS; i++)); do api -o /dev/null -X POST "$BASE/api/v1/devices/refresh"; done
   R[heap_leak,$c]="n/a"
   [[ "$heap0" == n/a ]] || R[heap_leak,$c]="$(( ($(heap_bytes) - heap0) / per ))"
+  R[heap_after_leak,$c]="$(heap_bytes)"
   R[rss_leak,$c]="$(( ($(rss_kb) - rss0) * 1024 / per ))"
   R[anon_leak,$c]="$(( ($(rss_kb RssAnon) - anon0) * 1024 / per ))"
   R[file_leak,$c]="$(( ($(rss_kb RssFile) - file0) * 1024 / per ))"
@@ -212,6 +235,11 @@ run_count() { # run_count COUNT
 }
 
 for c in "${COUNTS[@]}"; do run_count "$c"; done
+HEAP_SOURCE="the daemon's homelab_heap_in_use_bytes gauge"
+if [[ -n "${DAEMON_LOG:-}" ]]; then
+  [[ -f "$DAEMON_LOG.gdb-used" ]] && HEAP_SOURCE="glibc's malloc_stats() through gdb (the build has no heap gauge)"
+  rm -f "$DAEMON_LOG" "$DAEMON_LOG.gdb-used"
+fi
 
 row() { # row LABEL FORMAT-FUNCTION
   local c line="| $1 |"
@@ -245,3 +273,5 @@ row "heap per poll: heap in use after $LEAK_POLLS more polls vs before, per devi
 row "RSS growth over the same polls, per device per poll (anonymous, file-backed)" f_rssleak
 row "history rows (30 days per device)" f_rows
 row "adoption over the API, all devices polled once" f_adopt
+echo
+echo "Heap in use: $HEAP_SOURCE. Binary: $BIN, $("$BIN" --version) (checked out: $(git rev-parse --short HEAD 2>/dev/null || echo '?')); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
