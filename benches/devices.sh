@@ -11,7 +11,7 @@ BIN="${1:-target/release/homelabd}"
 [[ -x "$BIN" ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 eval "$(lab/lab env)"
 ROOT_KEY="$LAB_ROOT_KEY"
-mapfile -t IPS < <(lab/lab status | awk '$3 == "up" && $NF == "docker=yes" {print $2}')
+mapfile -t IPS < <(lab/lab status | awk '$3 == "up" && ($NF == "docker=yes" || $NF == "docker=shared") {print $2}')
 echo "docker devices in the lab: ${#IPS[@]}"
 
 # Polls only when asked, so the background poller does not overlap the measurements.

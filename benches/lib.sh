@@ -7,21 +7,42 @@ start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   DATA="${DATA:-$(mktemp -d)}"
   PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   BASE="http://127.0.0.1:$PORT"
-  RUST_LOG=warn HOMELAB_MDNS=off "$bin" run --listen "127.0.0.1:$PORT" --data "$DATA" "$@" &
-  PID=$!
+  DAEMON_CMD=("$bin" run --listen "127.0.0.1:$PORT" --data "$DATA" "$@")
   trap stop_daemon EXIT
-  for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.05; done
+  launch_daemon
   local pw
   pw="bench-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
   COOKIE="$(curl -s -o /dev/null -D - -H "Origin: $BASE" --data-urlencode username=admin \
     --data-urlencode "password=$pw" --data-urlencode "password_confirm=$pw" "$BASE/setup" \
     | awk -F'[ ;]' 'tolower($1)=="set-cookie:" && $2 ~ /^homelab_session=/ {print $2}')"
-  CSRF="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p;T;q')"
+  # The page is read whole before sed stops at the first match: with sed quitting mid-pipe, curl
+  # died of a write error now and then, and pipefail made the sign-in fail.
+  local page
+  page="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings")"
+  CSRF="$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p;T;q' <<<"$page")"
   curl -s -o /dev/null -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d mode=advanced "$BASE/settings/mode"
   TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d name=bench "$BASE/settings/tokens" \
     | sed -n 's/.*id="new-token">\([^<]*\)<.*/\1/p')"
   [[ -n "$COOKIE" && -n "$CSRF" && -n "$TOKEN" ]] || { echo "could not sign in / create a token" >&2; exit 1; }
 }
+
+# Starts DAEMON_CMD and waits for it to answer. Sets PID. Its stderr is appended to DAEMON_LOG
+# when that is set.
+launch_daemon() {
+  if [[ -n "${DAEMON_LOG:-}" ]]; then
+    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" 2>>"$DAEMON_LOG" &
+  else
+    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" &
+  fi
+  PID=$!
+  for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && return 0; sleep 0.05; done
+  echo "the daemon did not answer on $BASE" >&2; exit 1
+}
+
+# Stops the daemon (SIGTERM, as systemd would) and keeps its data directory, e.g. to seed its
+# database; `launch_daemon` starts it again with the same address, data and flags, and the
+# session, CSRF token and API token stay valid.
+stop_daemon_keep_data() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
 
 stop_daemon() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
 
