@@ -200,6 +200,11 @@ fn config(args: &RunArgs) -> Config {
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work here is the database (one writer, one reader), password hashes (bounded
+        // by their own queue) and a network scan: 16 threads are plenty, where tokio's default
+        // of 512 lets a burst of requests park hundreds of threads, each with its own stack and,
+        // with glibc, possibly its own malloc arena that keeps memory after the burst.
+        .max_blocking_threads(16)
         .build()
         .map_err(|e| e.to_string())
 }
