@@ -77,6 +77,12 @@ pub struct Devices {
     controller_name: String,
     /// Addresses where "Install Docker for me" is under way (one install per device).
     installing: crate::busy::BusySet,
+    /// Devices (by id) whose poll from an earlier cycle is still under way: the next cycle
+    /// skips them instead of piling a second poll onto a device that does not answer.
+    polling: crate::busy::BusySet,
+    /// The queue of the task that writes poll results in batches (see `health`); started on
+    /// first use, as it needs the runtime.
+    recorder: std::sync::OnceLock<tokio::sync::mpsc::Sender<health::RecordJob>>,
 }
 
 impl Devices {
@@ -91,6 +97,8 @@ impl Devices {
             events,
             controller_name: sanitize_comment(&format!("homelab-controller@{host}")),
             installing: Default::default(),
+            polling: Default::default(),
+            recorder: Default::default(),
         }
     }
 
