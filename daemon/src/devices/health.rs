@@ -250,35 +250,41 @@ impl Devices {
         let mut checked = Vec::new();
         let mut batch = Vec::new();
         let mut claims = Vec::new();
-        // (when the batch's first result came, when its latest came)
-        let mut window: Option<(Instant, Instant)> = None;
+        // When the oldest result not yet written came, and when the latest result came.
+        let mut oldest: Option<Instant> = None;
+        let mut latest: Option<Instant> = None;
         loop {
-            let next = match window {
+            // Wait for the next result, but only until the batch is due (the cycle went quiet,
+            // or the oldest result has lingered long enough), or, once written, until the
+            // cycle goes quiet (the moment the caller hears back).
+            let due = match (oldest, latest) {
+                (Some(o), Some(l)) => Some((l + SETTLE).min(o + MAX_LINGER)),
+                (None, Some(l)) if settled.is_some() => Some(l + SETTLE),
+                _ => None,
+            };
+            let next = match due {
                 None => polls.next().await,
-                Some((first, last)) => {
-                    let until = (last + SETTLE).min(first + MAX_LINGER);
-                    match tokio::time::timeout_at(until, polls.next()).await {
-                        Ok(next) => next,
-                        Err(_) => {
-                            // Quiet (or lingered long enough): write what came.
-                            let quiet = Instant::now() >= last + SETTLE;
-                            self.flush(&mut batch, &mut checked, &mut claims).await;
-                            window = None;
-                            if quiet && let Some(tx) = settled.take() {
-                                let _ = tx.send(CycleSummary {
-                                    checked: checked.clone(),
-                                    waiting: polls.len() + busy,
-                                });
-                            }
-                            continue;
+                Some(due) => match tokio::time::timeout_at(due, polls.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.flush(&mut batch, &mut checked, &mut claims).await;
+                        oldest = None;
+                        let quiet = latest.is_some_and(|l| Instant::now() >= l + SETTLE);
+                        if quiet && let Some(tx) = settled.take() {
+                            let _ = tx.send(CycleSummary {
+                                checked: checked.clone(),
+                                waiting: polls.len() + busy,
+                            });
                         }
+                        continue;
                     }
-                }
+                },
             };
             match next {
                 Some(Ok((outcome, claim))) => {
                     let now = Instant::now();
-                    window = Some((window.map_or(now, |w| w.0), now));
+                    oldest.get_or_insert(now);
+                    latest = Some(now);
                     batch.push(outcome);
                     claims.push(claim);
                 }
