@@ -211,7 +211,7 @@ impl Deployer {
         let devices = self.store.devices().await?;
         let statuses = self.store.device_statuses().await?;
         let apps = self.store.apps().await?;
-        let since = now_unix() - 24 * 3600;
+        let uptimes = self.store.uptime_ratios(now_unix() - 24 * 3600).await?;
         let mut out = Vec::with_capacity(devices.len());
         for d in devices {
             let status = statuses.iter().find(|s| s.device_id == d.id);
@@ -229,7 +229,7 @@ impl Deployer {
                 disk_free: f.disk_free,
                 cores: f.cores,
                 load1: f.load[0],
-                uptime: self.store.uptime_ratio(d.id, since).await?.unwrap_or(0.0),
+                uptime: uptimes.get(&d.id).copied().unwrap_or(0.0),
                 used_ports: f.ports,
                 apps: apps
                     .iter()

@@ -2,18 +2,29 @@
 //! reads the facts (one remote command plus a few Docker API calls), decides online / degraded /
 //! offline / blocked with a reason in plain words, stores the status and a history sample, and
 //! tells open pages.
+//!
+//! Results are written by one recorder task, in batches: the devices of a cycle that answer
+//! together are stored in one transaction (one fsync), and a device that does not answer (a poll
+//! can take up to `POLL_TIMEOUT`) gets its own later batch, so it never holds back the others'
+//! results, their page updates or the next cycle.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use bollard::query_parameters::ListContainersOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{DeviceError, Devices};
 use crate::events::Event;
+use crate::events::EventBus;
 use crate::ssh::{self, RemoteCommand, SshError};
-use crate::store::{DeviceRow, Sample, StatusRow, now_unix};
+use crate::store::{DeviceRow, HistoryPolicy, PollRecord, Sample, StatusRow, Store, now_unix};
 
 /// A whole poll of one device must finish within this, or it counts as offline.
 const POLL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -21,6 +32,21 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(20);
 const KEEP_FULL_SECS: i64 = 24 * 3600;
 const COARSE_SECS: i64 = 15 * 60;
 const KEEP_TOTAL_SECS: i64 = 30 * 24 * 3600;
+const HISTORY: HistoryPolicy = HistoryPolicy {
+    keep_full_secs: KEEP_FULL_SECS,
+    coarse_secs: COARSE_SECS,
+    keep_total_secs: KEEP_TOTAL_SECS,
+};
+/// A cycle's results that come within this of each other are written as one batch: reachable
+/// devices answer in a burst (a fraction of a second for 100), then the cycle goes quiet while
+/// unreachable ones time out.
+const SETTLE: Duration = Duration::from_millis(300);
+/// But no result waits longer than this for others to join its batch (a burst that keeps
+/// trickling is written in slices).
+const MAX_LINGER: Duration = Duration::from_secs(1);
+/// Batches queued for the recorder. Each is a whole cycle's burst or one late device, so this
+/// is several cycles' worth; when the disk stalls, polls wait here rather than pile up memory.
+const RECORDER_QUEUE: usize = 16;
 /// A disk fuller than this makes the device "degraded".
 const DISK_WARN_FRACTION: f64 = 0.9;
 
@@ -157,19 +183,160 @@ pub struct PollResult {
     pub facts: Option<Facts>,
 }
 
+/// What a round of polling found, once the devices that answer have answered.
+#[derive(Debug, Default)]
+pub struct CycleSummary {
+    /// Devices whose result is stored, with their state.
+    pub checked: Vec<(i64, State)>,
+    /// Devices still being polled (unreachable ones take up to the poll timeout, some from an
+    /// earlier cycle); their results are stored and announced when they come.
+    pub waiting: usize,
+}
+
+/// One poll's outcome on its way to the database.
+struct Outcome {
+    device: DeviceRow,
+    result: PollResult,
+    at: i64,
+}
+
+/// Poll results for the recorder to write in one transaction; `done` hears when they are
+/// committed (or failed to be).
+pub(crate) struct RecordJob {
+    outcomes: Vec<Outcome>,
+    done: oneshot::Sender<()>,
+}
+
 impl Devices {
-    /// Polls every device at once and stores the results.
-    pub async fn poll_all(&self) -> Result<Vec<(i64, State)>, DeviceError> {
+    /// Polls every device at once, stores the results and answers once the devices that answer
+    /// have answered and their results are stored (the cycle's first quiet moment). Devices
+    /// that do not answer go on in the background and are stored when they time out.
+    pub async fn poll_all(self: &Arc<Self>) -> Result<CycleSummary, DeviceError> {
         let devices = self.store.devices().await?;
-        let polls = devices
-            .iter()
-            .map(|d| async move { (d.id, self.check(d).await) });
-        Ok(futures_util::future::join_all(polls).await)
+        self.pool
+            .retain(&devices.iter().map(|d| d.id).collect())
+            .await;
+        let (settled_tx, settled_rx) = oneshot::channel();
+        // Its own task: the cycle finishes and stores everything even if the caller (a
+        // refresh request whose client went away) stops waiting.
+        tokio::spawn(self.clone().cycle(devices, settled_tx));
+        Ok(settled_rx.await.unwrap_or_default())
     }
 
-    /// Polls one device within the poll timeout and stores the result ("Check now").
+    async fn cycle(
+        self: Arc<Self>,
+        devices: Vec<DeviceRow>,
+        settled: oneshot::Sender<CycleSummary>,
+    ) {
+        let mut polls = FuturesUnordered::new();
+        let mut busy = 0;
+        for d in devices {
+            let Some(claim) = self.polling.try_claim(&d.id.to_string()) else {
+                busy += 1; // still being polled since an earlier cycle
+                continue;
+            };
+            let this = self.clone();
+            // Each poll in its own task, so polls progress while the cycle waits on a write.
+            polls.push(tokio::spawn(async move {
+                let result = this.poll_in_time(&d).await;
+                (
+                    Outcome {
+                        device: d,
+                        result,
+                        at: now_unix(),
+                    },
+                    claim,
+                )
+            }));
+        }
+        let mut settled = Some(settled);
+        let mut checked = Vec::new();
+        let mut batch = Vec::new();
+        let mut claims = Vec::new();
+        // When the oldest result not yet written came, and when the latest result came.
+        let mut oldest: Option<Instant> = None;
+        let mut latest: Option<Instant> = None;
+        loop {
+            // Wait for the next result, but only until the batch is due (the cycle went quiet,
+            // or the oldest result has lingered long enough), or, once written, until the
+            // cycle goes quiet (the moment the caller hears back).
+            let due = match (oldest, latest) {
+                (Some(o), Some(l)) => Some((l + SETTLE).min(o + MAX_LINGER)),
+                (None, Some(l)) if settled.is_some() => Some(l + SETTLE),
+                _ => None,
+            };
+            let next = match due {
+                None => polls.next().await,
+                Some(due) => match tokio::time::timeout_at(due, polls.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.flush(&mut batch, &mut checked, &mut claims).await;
+                        oldest = None;
+                        let quiet = latest.is_some_and(|l| Instant::now() >= l + SETTLE);
+                        if quiet && let Some(tx) = settled.take() {
+                            let _ = tx.send(CycleSummary {
+                                checked: checked.clone(),
+                                waiting: polls.len() + busy,
+                            });
+                        }
+                        continue;
+                    }
+                },
+            };
+            match next {
+                Some(Ok((outcome, claim))) => {
+                    let now = Instant::now();
+                    oldest.get_or_insert(now);
+                    latest = Some(now);
+                    batch.push(outcome);
+                    claims.push(claim);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "a device poll task failed"),
+                None => break,
+            }
+        }
+        self.flush(&mut batch, &mut checked, &mut claims).await;
+        if let Some(tx) = settled.take() {
+            let _ = tx.send(CycleSummary {
+                checked,
+                waiting: busy,
+            });
+        }
+    }
+
+    /// Hands a batch to the recorder and waits until it is stored; then its devices may be
+    /// polled again by the next cycle.
+    async fn flush(
+        &self,
+        batch: &mut Vec<Outcome>,
+        checked: &mut Vec<(i64, State)>,
+        claims: &mut Vec<crate::busy::BusyGuard>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        checked.extend(batch.iter().map(|o| (o.device.id, o.result.state)));
+        self.record(std::mem::take(batch)).await;
+        claims.clear();
+    }
+
+    /// Polls one device within the poll timeout and stores the result ("Check now"); answers
+    /// once it is stored, so the page shown next has it.
     pub async fn check(&self, d: &DeviceRow) -> State {
-        let result = match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
+        let result = self.poll_in_time(d).await;
+        let state = result.state;
+        self.record(vec![Outcome {
+            device: d.clone(),
+            result,
+            at: now_unix(),
+        }])
+        .await;
+        state
+    }
+
+    /// `poll` within `POLL_TIMEOUT`: a device that stops answering counts as offline.
+    async fn poll_in_time(&self, d: &DeviceRow) -> PollResult {
+        match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
             Ok(r) => r,
             Err(_) => {
                 self.pool.forget(d.id).await;
@@ -179,12 +346,22 @@ impl Devices {
                     facts: None,
                 }
             }
-        };
-        let state = result.state;
-        if let Err(e) = self.record(d, result).await {
-            tracing::warn!(device = %d.name, error = %e, "could not store a poll result");
         }
-        state
+    }
+
+    /// Sends results to the recorder and waits until they are committed.
+    async fn record(&self, outcomes: Vec<Outcome>) {
+        let queue = self.recorder.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
+            tokio::spawn(run_recorder(self.store.clone(), self.events.clone(), rx));
+            tx
+        });
+        let (done, stored) = oneshot::channel();
+        if queue.send(RecordJob { outcomes, done }).await.is_err() {
+            tracing::warn!("the poll recorder has stopped; a poll result was not stored");
+            return;
+        }
+        let _ = stored.await;
     }
 
     /// Polls one device (no storing).
@@ -243,61 +420,6 @@ impl Devices {
         }
     }
 
-    async fn record(&self, device: &DeviceRow, r: PollResult) -> Result<(), DeviceError> {
-        let now = now_unix();
-        // History keeps one point per minute (the latest poll in that minute wins).
-        let minute = now - now % 60;
-        let seen = r.state != State::Offline && r.state != State::Blocked;
-        let facts_json = r
-            .facts
-            .as_ref()
-            .map(|f| serde_json::to_string(f).unwrap_or_default())
-            .unwrap_or_default();
-        let sample = match &r.facts {
-            Some(f) => Sample {
-                at: minute,
-                online: true,
-                load1: Some(f.load[0]),
-                mem_used: Some(f.mem_total.saturating_sub(f.mem_available) as i64),
-                mem_total: Some(f.mem_total as i64),
-                disk_used: Some(f.disk_total.saturating_sub(f.disk_free) as i64),
-                disk_total: Some(f.disk_total as i64),
-            },
-            None => Sample {
-                at: minute,
-                online: false,
-                ..Sample::default()
-            },
-        };
-        let previous = self.store.device_status(device.id).await?.map(|s| s.state);
-        self.store
-            .set_device_status(StatusRow {
-                device_id: device.id,
-                state: r.state.as_str().into(),
-                reason: r.reason.clone(),
-                facts: facts_json,
-                last_seen_at: seen.then_some(now),
-                checked_at: now,
-            })
-            .await?;
-        self.store
-            .add_sample(
-                device.id,
-                sample,
-                KEEP_FULL_SECS,
-                COARSE_SECS,
-                KEEP_TOTAL_SECS,
-            )
-            .await?;
-        if previous.as_deref() != Some(r.state.as_str()) {
-            tracing::info!(device = %device.name, state = r.state.as_str(), reason = %r.reason, "device status changed");
-        }
-        self.events.publish(Event::DeviceStatus {
-            device_id: device.id,
-        });
-        Ok(())
-    }
-
     /// Runs `poll_all` every `interval` until `stop` flips.
     pub fn spawn_poller(
         self: Arc<Self>,
@@ -310,6 +432,9 @@ impl Devices {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
+                        // Returns once the answering devices are stored: a device that does
+                        // not answer finishes in the background and does not delay the next
+                        // cycle for the others.
                         if let Err(e) = self.poll_all().await {
                             tracing::warn!(error = %e, "device poll failed");
                         }
@@ -339,6 +464,83 @@ fn unreachable(e: DeviceError) -> PollResult {
             reason: e.to_string(),
             facts: None,
         },
+    }
+}
+
+/// The recorder: writes whatever results have queued up as one transaction, then logs status
+/// changes and tells open pages (only after the commit, so a page that re-reads sees them).
+/// Ends when `Devices` is dropped (the queue closes).
+async fn run_recorder(store: Store, events: EventBus, mut queue: mpsc::Receiver<RecordJob>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            jobs.push(more);
+        }
+        let outcomes: Vec<&Outcome> = jobs.iter().flat_map(|j| j.outcomes.iter()).collect();
+        let records = outcomes.iter().map(|o| poll_record(o)).collect();
+        match store.record_polls(records, HISTORY).await {
+            Ok(recorded) => {
+                for (o, r) in outcomes.iter().zip(recorded) {
+                    if !r.stored {
+                        continue; // removed while it was being polled
+                    }
+                    let state = o.result.state.as_str();
+                    if r.previous_state.as_deref() != Some(state) {
+                        tracing::info!(device = %o.device.name, state, reason = %o.result.reason, "device status changed");
+                    }
+                    events.publish(Event::DeviceStatus {
+                        device_id: o.device.id,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(devices = outcomes.len(), error = %e, "could not store poll results");
+            }
+        }
+        for job in jobs {
+            let _ = job.done.send(());
+        }
+    }
+}
+
+/// A poll's outcome as the database stores it: the status, and one history point per minute
+/// (the latest poll in a minute wins).
+fn poll_record(o: &Outcome) -> PollRecord {
+    let r = &o.result;
+    let now = o.at;
+    let minute = now - now % 60;
+    let seen = r.state != State::Offline && r.state != State::Blocked;
+    let facts_json = r
+        .facts
+        .as_ref()
+        .map(|f| serde_json::to_string(f).unwrap_or_default())
+        .unwrap_or_default();
+    let sample = match &r.facts {
+        Some(f) => Sample {
+            at: minute,
+            online: true,
+            load1: Some(f.load[0]),
+            mem_used: Some(f.mem_total.saturating_sub(f.mem_available) as i64),
+            mem_total: Some(f.mem_total as i64),
+            disk_used: Some(f.disk_total.saturating_sub(f.disk_free) as i64),
+            disk_total: Some(f.disk_total as i64),
+        },
+        None => Sample {
+            at: minute,
+            online: false,
+            ..Sample::default()
+        },
+    };
+    PollRecord {
+        status: StatusRow {
+            device_id: o.device.id,
+            state: r.state.as_str().into(),
+            reason: r.reason.clone(),
+            facts: facts_json,
+            last_seen_at: seen.then_some(now),
+            checked_at: now,
+        },
+        sample,
     }
 }
 

@@ -81,6 +81,12 @@ pub struct Devices {
     installing: crate::busy::BusySet,
     /// Polls begun since start (for /metrics and the memory tests).
     polls: std::sync::atomic::AtomicU64,
+    /// Devices (by id) whose poll from an earlier cycle is still under way: the next cycle
+    /// skips them instead of piling a second poll onto a device that does not answer.
+    polling: crate::busy::BusySet,
+    /// The queue of the task that writes poll results in batches (see `health`); started on
+    /// first use, as it needs the runtime.
+    recorder: std::sync::OnceLock<tokio::sync::mpsc::Sender<health::RecordJob>>,
 }
 
 impl Devices {
@@ -96,6 +102,8 @@ impl Devices {
             controller_name: sanitize_comment(&format!("homelab-controller@{host}")),
             installing: Default::default(),
             polls: Default::default(),
+            polling: Default::default(),
+            recorder: Default::default(),
         }
     }
 

@@ -154,6 +154,22 @@ impl Pool {
         Ok((session, docker))
     }
 
+    /// Drops the connections of devices that are gone (a poll that read a device just before it
+    /// was removed could otherwise leave its connection open until the next start).
+    pub async fn retain(&self, ids: &std::collections::HashSet<i64>) {
+        let gone: Vec<i64> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|id| !ids.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.forget(id).await;
+        }
+    }
+
     /// Drops the connection and back-off state (device removed, key re-trusted, "retry now").
     pub async fn forget(&self, id: i64) {
         let slot = self

@@ -108,7 +108,7 @@ pub const FINISHED_STATES: [&str; 3] = ["running", "rolled_back", "done"];
 
 impl Store {
     pub async fn apps(&self) -> Result<Vec<AppRow>, StoreError> {
-        self.call(|c| {
+        self.read(|c| {
             let mut st = c.prepare(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY name"))?;
             let rows = st.query_map([], app_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

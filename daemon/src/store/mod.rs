@@ -1,8 +1,11 @@
 //! The SQLite database: the only code in the daemon that touches SQL.
 //!
-//! One connection, owned behind a mutex and only ever used from `spawn_blocking`, so no query
-//! blocks the async runtime. SQLite serialises writers anyway; for an appliance with one admin a
-//! single connection is simpler than a pool and measured fast enough (see README figures).
+//! Two connections, each owned behind a mutex and only ever used from `spawn_blocking`, so no
+//! query blocks the async runtime: the writer (every change, and reads that decide a change) and
+//! one query-only reader for what pages and the API show. WAL lets the reader see the last commit
+//! while the writer is inside a transaction or waiting for its fsync, so a page load never queues
+//! behind a poll cycle's write. SQLite serialises writers anyway, and one reader keeps the number
+//! of connections (and their page caches) fixed: simpler than a pool, and fast enough (issue 12).
 
 mod apps;
 mod audit;
@@ -22,7 +25,7 @@ use rusqlite::Connection;
 
 pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
-pub use devices::{DeviceRow, NewDevice, Sample, StatusRow};
+pub use devices::{DeviceRow, HistoryPolicy, NewDevice, PollRecord, Recorded, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::SessionRow;
 pub use tokens::ApiTokenRow;
@@ -56,6 +59,9 @@ pub enum StoreError {
 pub struct Store {
     // `Option` so `close()` can drop the connection (checkpointing the WAL) while handles exist.
     conn: Arc<Mutex<Option<Connection>>>,
+    /// The query-only connection for `read`; its own lock, so reads wait only for other reads
+    /// (each a few milliseconds), never for the writer's transaction.
+    reader: Arc<Mutex<Option<Connection>>>,
     /// Counts the times sessions were deleted (sign-out, sign-out everywhere, a password
     /// change, idle expiry), so open event streams re-check theirs at once instead of serving
     /// a signed-out page. A watch, not a queue: a burst of deletions wakes each stream once.
@@ -81,8 +87,15 @@ impl Store {
         // journal step). Writes here are few and small, so the cost is not felt.
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrations::migrate(&mut conn, path)?;
+        // Opened after the migrations, so it never sees an older schema. Read-write at the file
+        // level (a read-only WAL connection needs the -shm file to exist already), but
+        // `query_only` refuses any change made through it.
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.pragma_update(None, "query_only", true)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(Some(conn))),
+            reader: Arc::new(Mutex::new(Some(reader))),
             sessions_ended: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
@@ -107,6 +120,26 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
+    /// Runs the read-only `f` with the reader connection on the blocking pool. It sees every
+    /// transaction committed before the call, never one in progress.
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let conn = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            // Poisoning is harmless here too: the reader holds no transaction across calls.
+            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(c) => f(c),
+                None => Err(StoreError::Closed),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
     /// Cheap liveness probe for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
@@ -117,7 +150,12 @@ impl Store {
     /// Checkpoints the WAL and closes the connection. Later calls fail with `Closed`.
     pub async fn close(&self) -> Result<(), StoreError> {
         let conn = self.conn.clone();
+        let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
+            // The reader first: a checkpoint that truncates the WAL needs no reader inside it.
+            if let Some(r) = reader.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                r.close().map_err(|(_, e)| e)?;
+            }
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = guard.take() {
                 c.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;

@@ -43,13 +43,15 @@ impl Store {
         idle_secs: i64,
         touch_after_secs: i64,
     ) -> Result<Option<SessionRow>, StoreError> {
-        self.call(move |c| {
-            let now = now_unix();
-            let row = c
-                .query_row(
+        // Read on the reader: most requests only look, and must not queue behind a write. The
+        // writer is used only when there is something to change (an expiry, a stale touch).
+        let hash = token_hash.clone();
+        let row = self
+            .read(move |c| {
+                Ok(c.query_row(
                     "SELECT s.user_id, u.username, u.ui_mode, s.last_seen_at
                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
-                    [&token_hash],
+                    [&hash],
                     |r| {
                         let mode: String = r.get(2)?;
                         Ok(SessionRow {
@@ -60,28 +62,33 @@ impl Store {
                         })
                     },
                 )
-                .optional()?;
-            let Some(row) = row else {
-                return Ok((None, 0));
-            };
-            if now - row.last_seen_at > idle_secs {
-                let ended =
-                    c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?;
-                return Ok((None, ended));
-            }
-            if now - row.last_seen_at > touch_after_secs {
+                .optional()?)
+            })
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let now = now_unix();
+        if now - row.last_seen_at > idle_secs {
+            let ended = self
+                .call(move |c| {
+                    Ok(c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&token_hash])?)
+                })
+                .await?;
+            self.announce_sessions_ended(ended);
+            return Ok(None);
+        }
+        if now - row.last_seen_at > touch_after_secs {
+            self.call(move |c| {
                 c.execute(
                     "UPDATE sessions SET last_seen_at = ?1 WHERE token_hash = ?2",
                     params![now, token_hash],
                 )?;
-            }
-            Ok((Some(row), 0))
-        })
-        .await
-        .map(|(row, ended)| {
-            self.announce_sessions_ended(ended);
-            row
-        })
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Some(row))
     }
 
     pub async fn delete_session(&self, token_hash: Vec<u8>) -> Result<(), StoreError> {

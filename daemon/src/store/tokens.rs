@@ -60,27 +60,33 @@ impl Store {
         &self,
         token_hash: Vec<u8>,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        self.call(move |c| {
-            let found: Option<(i64, String, Option<i64>)> = c
-                .query_row(
+        // Looked up on the reader (an API client must not queue behind a write); the writer
+        // only for the once-a-minute `last_used_at`.
+        let found: Option<(i64, String, Option<i64>)> = self
+            .read(move |c| {
+                Ok(c.query_row(
                     "SELECT id, name, last_used_at FROM api_tokens WHERE token_hash = ?1",
                     [&token_hash],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
-                .optional()?;
-            let Some((id, name, last)) = found else {
-                return Ok(None);
-            };
-            let now = now_unix();
-            if last.is_none_or(|t| now - t > 60) {
+                .optional()?)
+            })
+            .await?;
+        let Some((id, name, last)) = found else {
+            return Ok(None);
+        };
+        let now = now_unix();
+        if last.is_none_or(|t| now - t > 60) {
+            self.call(move |c| {
                 c.execute(
                     "UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2",
                     params![now, id],
                 )?;
-            }
-            Ok(Some((id, name)))
-        })
-        .await
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Some((id, name)))
     }
 
     /// Deletes a token; returns its name if it existed.

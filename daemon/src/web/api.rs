@@ -122,13 +122,17 @@ pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJso
         .into_iter()
         .map(|s| (s.device_id, s))
         .collect();
-    let since = crate::store::now_unix() - 24 * 3600;
+    // Every device's uptime in one query (from the hourly rollups), not one per device.
+    let uptimes = state
+        .store
+        .uptime_ratios(crate::store::now_unix() - 24 * 3600)
+        .await?;
     let mut list = Vec::new();
     for d in state.store.devices().await? {
         let s = statuses.remove(&d.id);
         let id = d.id;
         let mut j = device_json(d, s);
-        j.uptime_24h = state.store.uptime_ratio(id, since).await?;
+        j.uptime_24h = uptimes.get(&id).copied();
         list.push(j);
     }
     Ok(Json(list))
@@ -318,19 +322,25 @@ pub async fn remove_device(
 pub struct PollSummary {
     pub devices: usize,
     pub online: usize,
+    /// Devices that have not answered yet (unreachable ones take up to the poll timeout); their
+    /// results are stored and announced to open pages when they come.
+    pub waiting: usize,
     pub millis: u128,
 }
 
-/// Checks every device now (as the poller would) and says how long it took.
+/// Checks every device now (as the poller would) and says how long the devices that answer
+/// took; it does not wait for the ones that do not.
 pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollSummary>, WebError> {
     let started = std::time::Instant::now();
-    let results = state.devices.poll_all().await.map_err(device_error)?;
+    let cycle = state.devices.poll_all().await.map_err(device_error)?;
     Ok(Json(PollSummary {
-        devices: results.len(),
-        online: results
+        devices: cycle.checked.len() + cycle.waiting,
+        online: cycle
+            .checked
             .iter()
             .filter(|(_, s)| *s == crate::devices::health::State::Online)
             .count(),
+        waiting: cycle.waiting,
         millis: started.elapsed().as_millis(),
     }))
 }
