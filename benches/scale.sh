@@ -170,6 +170,11 @@ SELECT d.id, (($now - 86400) / 900) * 900 - k.i * 900, (abs(random()) % 100) > 0
        1073741824 + abs(random()) % 536870912, 2147483648,
        2147483648 + abs(random()) % 1073741824, 10737418240
 FROM devices d, k;
+-- The hourly uptime rollups the daemon keeps beside the samples (schema 5), rebuilt from the
+-- seeded history as the migration does, so uptime reads see the whole month.
+DELETE FROM device_uptime_hours;
+INSERT INTO device_uptime_hours(device_id, hour, minutes, online_minutes)
+  SELECT device_id, at - at % 3600, COUNT(*), SUM(online) FROM device_samples GROUP BY device_id, at - at % 3600;
 COMMIT;
 SQL
   sqlite3 "$db" 'SELECT COUNT(*) FROM device_samples'
