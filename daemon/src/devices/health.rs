@@ -212,9 +212,10 @@ impl Devices {
     /// have answered and their results are stored (the cycle's first quiet moment). Devices
     /// that do not answer go on in the background and are stored when they time out.
     pub async fn poll_all(self: &Arc<Self>) -> Result<CycleSummary, DeviceError> {
+        let held = self.pool.held();
         let devices = self.store.devices().await?;
         self.pool
-            .retain(&devices.iter().map(|d| d.id).collect())
+            .drop_gone(held, &devices.iter().map(|d| d.id).collect())
             .await;
         let (settled_tx, settled_rx) = oneshot::channel();
         // Its own task: the cycle finishes and stores everything even if the caller (a

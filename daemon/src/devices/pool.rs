@@ -75,7 +75,11 @@ impl Pool {
             if !s.is_closed() {
                 return Ok(s.clone());
             }
+            // Gone, or worn out by stranded channels: close it (the Docker client holds it too,
+            // so it would otherwise stay open while reconnecting fails).
+            s.close().await;
             slot.session = None;
+            slot.docker = None;
         }
         if let (Some(at), Some(err)) = (slot.retry_at, &slot.last_error)
             && Instant::now() < at
@@ -154,18 +158,22 @@ impl Pool {
         Ok((session, docker))
     }
 
-    /// Drops the connections of devices that are gone (a poll that read a device just before it
-    /// was removed could otherwise leave its connection open until the next start).
-    pub async fn retain(&self, ids: &std::collections::HashSet<i64>) {
-        let gone: Vec<i64> = self
-            .slots
+    /// The devices the pool holds a place for. Read this before the device list that is passed
+    /// to `drop_gone`: a place made after it (a device being added) is then never dropped.
+    pub fn held(&self) -> Vec<i64> {
+        self.slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .filter(|id| !ids.contains(id))
             .copied()
-            .collect();
-        for id in gone {
+            .collect()
+    }
+
+    /// Drops the connections of devices among `held` that are no longer in `current` (a poll
+    /// that read a device just before it was removed could otherwise leave its connection open
+    /// until the next start).
+    pub async fn drop_gone(&self, held: Vec<i64>, current: &std::collections::HashSet<i64>) {
+        for id in held.into_iter().filter(|id| !current.contains(id)) {
             self.forget(id).await;
         }
     }

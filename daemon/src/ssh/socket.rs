@@ -43,6 +43,8 @@ pub struct SocketStream {
     /// Kept to send EOF (or, if the device never answers, close) after the stream is dropped.
     control: Option<ChannelWriteHalf<Msg>>,
     eof_sent: bool,
+    /// The device's side has ended; every later read says so too.
+    ended: bool,
     counts: Arc<SocketCounts>,
 }
 
@@ -70,6 +72,7 @@ impl SocketStream {
             writer: Box::pin(write.make_writer()),
             control: Some(write),
             eof_sent: false,
+            ended: false,
             counts,
         }
     }
@@ -87,6 +90,9 @@ impl AsyncRead for SocketStream {
                 buf.put_slice(&self.unread.split_to(n));
                 return Poll::Ready(Ok(()));
             }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
             let Some(messages) = self.messages.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
@@ -95,6 +101,7 @@ impl AsyncRead for SocketStream {
                 Poll::Ready(Some(ChannelMsg::Data { data })) => self.unread = data,
                 // The device's end of the socket is done (EOF, close, or the channel is gone).
                 Poll::Ready(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
+                    self.ended = true;
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Some(_)) => {} // window adjustments and the like
