@@ -157,3 +157,40 @@ async fn a_pinned_host_key_is_enforced() {
     assert!(matches!(e, SshError::HostKeyChanged { .. }), "{e:?}");
     assert!(e.to_string().contains("Nothing was sent"));
 }
+
+#[tokio::test]
+async fn a_connection_piling_up_commands_that_outran_their_time_is_replaced() {
+    let s = ssh::connect(
+        &lab::ip("nas-01"),
+        22,
+        &password_login(),
+        HostKeyPolicy::FirstUse,
+    )
+    .await
+    .unwrap();
+    // Each leaves a command running on the device and its channel open; the pool takes a
+    // connection that reports itself closed out of use.
+    let mut timeouts = 0;
+    while !s.is_closed() {
+        let e = s
+            .exec(
+                &RemoteCommand::new("sleep").arg("30"),
+                None,
+                std::time::Duration::from_millis(50),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, SshError::CommandTimeout(_)), "{e:?}");
+        timeouts += 1;
+        assert!(
+            timeouts <= 32,
+            "still in use after {timeouts} timed-out commands"
+        );
+    }
+    assert!(
+        timeouts >= 8,
+        "replaced after only {timeouts} timed-out commands"
+    );
+    s.close().await;
+}

@@ -32,8 +32,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_MAX: usize = 3;
 /// Output kept from one command; more is cut (commands here print kilobytes).
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
-/// Socket channels a device may leave open before its connection is replaced (each one the
-/// device never closed holds a little memory in russh until the connection ends).
+/// Channels a device may leave open (socket channels it never closed, commands that outran
+/// their time) before its connection is replaced: each holds a little memory in russh, and the
+/// device a process, until the connection ends.
 const MAX_STRANDED: u32 = 32;
 
 /// Why talking to a device failed, each with what to do about it.
@@ -327,9 +328,12 @@ impl Session {
             }
             Ok(out)
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| SshError::CommandTimeout(timeout))?
+        tokio::time::timeout(timeout, run).await.map_err(|_| {
+            // The command may still run on the device, holding its channel (and russh's entry
+            // for it) open: counted as stranded, so a connection that piles them up is replaced.
+            self.sockets.stranded.fetch_add(1, Ordering::Relaxed);
+            SshError::CommandTimeout(timeout)
+        })?
     }
 
     /// Opens a Unix socket on the device (e.g. Docker's) as a byte stream.
