@@ -603,6 +603,10 @@ pub struct ContainerView {
     pub project: String,
 }
 
+/// How long the device page waits for the live container list (a reachable device answers in
+/// milliseconds).
+const CONTAINERS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Lists the device's containers live; an unreachable device simply shows none.
 async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<ContainerView>> {
     let (_, docker) = state.devices.pool.docker(device).await.ok()?;
@@ -687,7 +691,12 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
         .map(|f| f.mem_total as f64)
         .unwrap_or(1.0);
     let partial = DevicePage {
-        containers: containers(state, &device).await,
+        // Live from the device; an unplugged one would otherwise hold the page for the whole
+        // connect timeout, so the page gives up on the list first (it then shows none).
+        containers: tokio::time::timeout(CONTAINERS_WAIT, containers(state, &device))
+            .await
+            .ok()
+            .flatten(),
         advanced: advanced(ctx),
         pending_fingerprint,
         host_fingerprint,
