@@ -49,30 +49,6 @@ async fn add(s: &TestServer, session: &Session, name: &str, device: &str) -> i64
         .unwrap()
 }
 
-/// Polls a device's page until `pred` holds (deadline), pressing "Check now" each time.
-async fn wait_page(
-    s: &TestServer,
-    session: &Session,
-    id: i64,
-    what: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    eventually(
-        &format!("device {id} becoming {what}"),
-        Duration::from_secs(60),
-        || async {
-            let page = s
-                .post_htmx(&format!("/devices/{id}/refresh"), session, &[])
-                .await
-                .text()
-                .await
-                .unwrap();
-            if pred(&page) { Ok(page) } else { Err(page) }
-        },
-    )
-    .await
-}
-
 fn authorized_keys(device: &str) -> String {
     lab::exec(device, &["cat", "/home/homelab/.ssh/authorized_keys"])
 }
@@ -107,7 +83,9 @@ async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
         assert_eq!(purposes, vec!["ssh-key".to_string()]);
     }
     // The page shows the device online with its figures, read over key login.
-    let page = wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    let page = s
+        .wait_page(&session, id, "online", |p| p.contains("badge-online"))
+        .await;
     assert!(page.contains("Server One"));
     let sshd_log =
         std::fs::read_to_string("/var/tmp/homelab-lab/dev/server-01/sshd.log").unwrap_or_default();
@@ -263,7 +241,8 @@ async fn a_device_without_docker_is_reported_with_the_fix() {
 async fn figures_match_the_devices_profile() {
     let (s, session) = signed_in(Options::new("figures")).await;
     let id = add(&s, &session, "Big", "server-02").await;
-    wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    s.wait_page(&session, id, "online", |p| p.contains("badge-online"))
+        .await;
     let token = {
         s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
             .await;
@@ -445,19 +424,20 @@ async fn a_powered_off_device_goes_offline_and_comes_back() {
 async fn a_changed_host_key_blocks_the_device_until_trusted() {
     let (s, session) = signed_in(Options::new("rekey")).await;
     let id = add(&s, &session, "NAS", "nas-01").await;
-    wait_page(&s, &session, id, "online", |p| p.contains("badge-online")).await;
+    s.wait_page(&session, id, "online", |p| p.contains("badge-online"))
+        .await;
     lab::run(&["rekey", "nas-01"]);
-    let page = wait_page(&s, &session, id, "blocked", |p| p.contains("badge-blocked")).await;
+    let page = s
+        .wait_page(&session, id, "blocked", |p| p.contains("badge-blocked"))
+        .await;
     assert!(page.contains("This device's identity changed"));
     assert!(page.contains("trust the new key"));
     let res = s
         .post_htmx(&format!("/devices/{id}/trust-key"), &session, &[])
         .await;
     assert_eq!(res.status(), 200);
-    wait_page(&s, &session, id, "online again", |p| {
-        p.contains("badge-online")
-    })
-    .await;
+    s.wait_page(&session, id, "online again", |p| p.contains("badge-online"))
+        .await;
     let audit = s.get("/settings", &session).await.text().await.unwrap();
     assert!(audit.contains("Trusted the new identity key of “NAS”"));
 }
@@ -574,10 +554,11 @@ async fn the_login_can_be_changed_to_a_users_own_key() {
         )
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let page = wait_page(&s, &session, id, "online as root", |p| {
-        p.contains("badge-online")
-    })
-    .await;
+    let page = s
+        .wait_page(&session, id, "online as root", |p| {
+            p.contains("badge-online")
+        })
+        .await;
     assert!(
         page.contains("Homelab logs in as “root” with the key you gave it"),
         "{page}"

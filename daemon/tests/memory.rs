@@ -97,16 +97,7 @@ async fn thousands_of_docker_calls_over_one_connection_leave_the_heap_flat() {
 
 /// Polls begun, from /metrics.
 async fn polls(s: &common::TestServer, token: &str) -> u64 {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics(token).await;
     text.lines()
         .find_map(|l| l.strip_prefix("homelab_device_polls_total "))
         .and_then(|v| v.trim().parse().ok())

@@ -11,26 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// "Check now" on a device's page until `pred` holds (deadline); the page that comes back.
-async fn check_now_until(
-    s: &TestServer,
-    session: &Session,
-    id: i64,
-    what: &str,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    eventually(what, Duration::from_secs(60), || async {
-        let page = s
-            .post_htmx(&format!("/devices/{id}/refresh"), session, &[])
-            .await
-            .text()
-            .await
-            .unwrap();
-        if pred(&page) { Ok(page) } else { Err(page) }
-    })
-    .await
-}
-
 /// With its cable pulled while a pooled connection is open, a device's poll hangs until the
 /// poll timeout. Meanwhile "refresh all" answers, the other device's result is stored and
 /// announced, its page and "Check now" work, and the late result is stored on its own when the
@@ -95,10 +75,11 @@ async fn an_unplugged_device_does_not_hold_back_the_others_results() {
     // The other device's page and "Check now" answer meanwhile.
     let page = s.get(&format!("/devices/{up}"), &session).await;
     assert_eq!(page.status(), 200);
-    let page = check_now_until(&s, &session, up, "the other device online", |p| {
-        p.contains("badge-online")
-    })
-    .await;
+    let page = s
+        .wait_page(&session, up, "the other device online", |p| {
+            p.contains("badge-online")
+        })
+        .await;
     assert!(page.contains("Stays"));
     // The unplugged device's own page answers too, without its container list: it does not hang
     // on the dead connection (bollard's 60 s, the keepalive's ~45 s) but gives up on the list
@@ -128,7 +109,7 @@ async fn an_unplugged_device_does_not_hold_back_the_others_results() {
     .await;
     assert!(d["checked_at"].as_i64().unwrap() >= asked_at, "{d}");
     pulled.on();
-    check_now_until(&s, &session, down, "the device back online", |p| {
+    s.wait_page(&session, down, "the device back online", |p| {
         p.contains("badge-online")
     })
     .await;

@@ -359,16 +359,7 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
             .await
             .unwrap();
     }
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics(&token).await;
     assert!(metrics.contains("homelab_http_requests_total{method=\"GET\",route=\"/api/v1/system/health\",status=\"200\"} 1"));
     assert!(metrics.contains("homelab_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/system/version\",le=\"+Inf\"} 1"));
     assert!(!metrics.contains("FOO") && !metrics.contains("BAR"));

@@ -461,6 +461,44 @@ impl TestServer {
     }
 
     /// Creates an API token through Settings (Advanced mode) and returns its value.
+    /// Presses "Check now" on a device's page until `pred` holds (deadline); the page that
+    /// comes back.
+    pub async fn wait_page(
+        &self,
+        session: &Session,
+        id: i64,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        eventually(
+            &format!("device {id} becoming {what}"),
+            Duration::from_secs(60),
+            || async {
+                let page = self
+                    .post_htmx(&format!("/devices/{id}/refresh"), session, &[])
+                    .await
+                    .text()
+                    .await
+                    .unwrap();
+                if pred(&page) { Ok(page) } else { Err(page) }
+            },
+        )
+        .await
+    }
+
+    /// The Prometheus text of /metrics, read with an API token.
+    pub async fn metrics(&self, token: &str) -> String {
+        let res = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "/metrics");
+        res.text().await.unwrap()
+    }
+
     pub async fn api_token(&self, s: &Session, name: &str) -> String {
         let res = self
             .post_htmx("/settings/tokens", s, &[("name", name)])
