@@ -182,6 +182,16 @@ SQL
 
 declare -A R
 
+# HOLD=FILE keeps each daemon running after its load test for a look from another shell
+# (smaps, gdb, more load): its PID, BASE, COOKIE and TOKEN go into FILE as shell variables,
+# and the run goes on once FILE is deleted.
+hold() { # hold COUNT
+  [[ -n "${HOLD:-}" ]] || return 0
+  printf 'PID=%q\nBASE=%q\nCOOKIE=%q\nTOKEN=%q\nCSRF=%q\n' "$PID" "$BASE" "$COOKIE" "$TOKEN" "$CSRF" >"$HOLD"
+  say "holding the $1-device daemon (PID $PID); delete $HOLD to go on"
+  while [[ -e "$HOLD" ]]; do sleep 1; done
+}
+
 run_count() { # run_count COUNT
   local c="$1" t0 rows i before after ticks ms cpu=() wall=() id
   say "== $c devices"
@@ -222,6 +232,7 @@ run_count() { # run_count COUNT
   IFS=$'\t' read -r "R[api_p50,$c]" "R[api_p99,$c]" < <(server_quantiles /api/v1/devices)
   say "dashboard ${R[dash_rps,$c]} req/s, device page ${R[dev_rps,$c]} req/s, API ${R[api_rps,$c]} req/s"
   R[rss_load,$c]="$(rss_kb)"; R[heap_load,$c]="$(heap_bytes)"
+  hold "$c"
 
   local heap0 rss0 anon0 file0 per=$((c * LEAK_POLLS))
   heap0="$(heap_bytes)"; rss0="$(rss_kb)"; anon0="$(rss_kb RssAnon)"; file0="$(rss_kb RssFile)"

@@ -17,6 +17,8 @@ use common::*;
 use serde_json::Value;
 
 const STUB: &str = "homelab-lab/app-stub:1";
+/// A device re-check after a change runs one poll, which gives up after 20 s (`POLL_TIMEOUT`).
+const DEVICE_RECHECK: Duration = Duration::from_secs(20);
 
 /// Writes a user recipe into a data directory (before the daemon starts).
 fn recipe(data: &Path, slug: &str, manifest_extra: &str, compose: &str) {
@@ -251,6 +253,9 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     web_recipe(&data, slug, "example/lab-web:1.0", 18080, "/alive");
     let mut opts = Options::new("deploy-e2e");
     opts.data = Some(data.clone());
+    // No background poll: what the device page shows after a change comes from the re-check
+    // the change itself asks for.
+    opts.poll_interval = Duration::from_secs(3600);
     let s = start_with(opts).await;
     let (session, _) = s.claim().await;
     let api = Api {
@@ -363,6 +368,29 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
         .await
         .unwrap();
     assert!(pool.contains("1 apps running"), "{pool}");
+    // The device's page shows the app's container without anyone pressing "Check now": the
+    // deploy re-checks the device (its page lists containers from the last check).
+    let device_page = || async {
+        s.get(&format!("/devices/{nas}"), &session)
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    eventually(
+        "the device page listing the app",
+        DEVICE_RECHECK,
+        || async {
+            let page = device_page().await;
+            // Compose v1 names it homelab-lab-web_web_1, v2 homelab-lab-web-web-1.
+            if page.contains("homelab-lab-web") && page.contains("badge-online") {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        },
+    )
+    .await;
 
     // Deploying again returns what runs; nothing new starts.
     let (status, again) = api.deploy(slug, serde_json::json!({})).await;
@@ -406,6 +434,19 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     assert_eq!(state.trim(), "exited");
     let app = api.get(&format!("/api/v1/applications/{slug}")).await;
     assert_eq!(app["deployed"]["state"], "stopped");
+    eventually(
+        "the device page showing the app stopped",
+        DEVICE_RECHECK,
+        || async {
+            let page = device_page().await;
+            if page.contains("homelab-lab-web") && page.contains("Exited (") {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        },
+    )
+    .await;
     for action in ["start", "restart"] {
         let (status, body) = api
             .send(

@@ -162,7 +162,7 @@ async fn each_connection_problem_is_explained() {
             ],
             "remote login (SSH) is not enabled",
         ),
-        (form("C", "10.88.0.99", &pw), "powered on"),
+        (form("C", lab::NOTHING_THERE, &pw), "powered on"),
     ];
     for (f, expected) in cases {
         let res = s.post_htmx("/devices/test", &session, &f).await;
@@ -276,7 +276,9 @@ async fn figures_match_the_devices_profile() {
     );
     assert!(f["docker"]["version"].as_str().unwrap().starts_with("20."));
 
-    // The device page lists its containers (advanced mode shows the image).
+    // The device page lists its containers as the last check saw them (advanced mode shows
+    // the image): one started behind Homelab's back appears at the next check ("Check now"
+    // here), and goes again at the check after it is removed.
     let cname = format!("figures-{}", std::process::id());
     lab::exec(
         "server-02",
@@ -289,6 +291,14 @@ async fn figures_match_the_devices_profile() {
             "homelab-lab/http-stub:1",
         ],
     );
+    let check_now = || async {
+        s.post_htmx(&format!("/devices/{id}/refresh"), &session, &[])
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    let checked = check_now().await;
     let page = s
         .get(&format!("/devices/{id}"), &session)
         .await
@@ -296,9 +306,15 @@ async fn figures_match_the_devices_profile() {
         .await
         .unwrap();
     lab::exec("server-02", &["docker", "rm", "-f", &cname]);
+    for page in [&checked, &page] {
+        assert!(
+            page.contains(&cname) && page.contains("homelab-lab/http-stub:1"),
+            "containers listed: {page}"
+        );
+    }
     assert!(
-        page.contains(&cname) && page.contains("homelab-lab/http-stub:1"),
-        "containers listed"
+        !check_now().await.contains(&cname),
+        "a removed container goes"
     );
 
     // Rename; moving to an address where another device answers is refused (its identity differs).

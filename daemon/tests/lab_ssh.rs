@@ -114,10 +114,15 @@ async fn failures_are_classified() {
     assert!(e.to_string().contains("SSH"));
     // Nobody has this address on the lab bridge (lab::ip above made sure the bridge is up, so
     // this stays on the machine).
-    let e = ssh::connect("10.88.0.99", 22, &password_login(), HostKeyPolicy::FirstUse)
-        .await
-        .err()
-        .unwrap();
+    let e = ssh::connect(
+        lab::NOTHING_THERE,
+        22,
+        &password_login(),
+        HostKeyPolicy::FirstUse,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(
         matches!(e, SshError::Unreachable { .. } | SshError::Timeout { .. }),
         "{e:?}"

@@ -478,6 +478,17 @@ impl Deployer {
                 self.roll_back(job.id).await;
             }
         }
+        // Once a step ran, the device's containers changed (and maybe changed back): its page
+        // and card show it now. A job stopped by its checks changed nothing there.
+        let touched = self
+            .store
+            .steps(job.id)
+            .await
+            .map(|s| !s.is_empty())
+            .unwrap_or(true);
+        if touched {
+            self.devices.check_soon(job.device.clone());
+        }
     }
 
     async fn deploy_steps(&self, job: &Job) -> Result<String, DeployError> {
@@ -1295,11 +1306,12 @@ impl Deployer {
         let app = self.deployed(slug).await?;
         let _guard = self.claim(slug, &app.name)?;
         let device = self.app_device(&app).await?;
-        let remote = Remote::connect(&self.devices, device, None).await?;
+        let remote = Remote::connect(&self.devices, device.clone(), None).await?;
         let verb = action.verb();
         let out = remote
             .compose(verb, &app.app_dir, &project_name(slug), &[verb])
             .await?;
+        self.devices.check_soon(device);
         if !out.success() {
             return Err(DeployError::Invalid(format!(
                 "Could not {verb} {}: {}",
@@ -1399,9 +1411,11 @@ impl Deployer {
                 )));
             }
         };
-        remote
+        let removed = remote
             .remove_project(&project_name(slug), delete_data)
-            .await?;
+            .await;
+        self.devices.check_soon(device.clone());
+        removed?;
         remote.remove_dir(&app.app_dir).await?;
         // Kept data (volumes) was made with these secrets; they go only with the data.
         if delete_data {

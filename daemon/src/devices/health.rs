@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use bollard::query_parameters::ListContainersOptions;
 use serde::{Deserialize, Serialize};
 
+use super::board::LiveContainers;
 use super::{DeviceError, Devices};
 use crate::events::Event;
 use crate::events::EventBus;
@@ -47,6 +48,9 @@ const MAX_LINGER: Duration = Duration::from_secs(1);
 /// Batches queued for the recorder. Each is a whole cycle's burst or one late device, so this
 /// is several cycles' worth; when the disk stalls, polls wait here rather than pile up memory.
 const RECORDER_QUEUE: usize = 16;
+/// Containers kept from one poll of one device (a bound on memory; far more than a homelab
+/// device runs).
+const MAX_CONTAINERS: usize = 1000;
 /// A disk fuller than this makes the device "degraded".
 const DISK_WARN_FRACTION: f64 = 0.9;
 
@@ -70,6 +74,25 @@ pub struct Facts {
     #[serde(default)]
     pub ports: Vec<u16>,
     pub docker: Option<DockerFacts>,
+    /// Every container on the device (None when Docker could not be asked). Not stored: read on
+    /// every poll and kept in memory beside the stored facts (see `board`), as it is only ever
+    /// shown as it is now and would otherwise be rewritten to the disk on every poll.
+    #[serde(skip)]
+    pub containers: Option<Vec<Container>>,
+}
+
+/// A container as the last poll saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    pub running: bool,
+    /// Its health check fails.
+    pub unhealthy: bool,
+    /// Docker's own words, e.g. "Up 5 minutes (healthy)" or "Exited (0) 2 hours ago".
+    pub status: String,
+    /// The Compose project it belongs to ("" if none).
+    pub project: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,6 +196,7 @@ fn parse_facts(text: &str) -> Facts {
             p
         },
         docker: None,
+        containers: None,
     }
 }
 
@@ -335,6 +359,15 @@ impl Devices {
         state
     }
 
+    /// `check` in the background: a device just added, or one Homelab just changed (an app
+    /// installed, started, stopped or removed), shows it at once instead of at the next poll.
+    pub fn check_soon(self: &Arc<Self>, device: DeviceRow) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.check(&device).await;
+        });
+    }
+
     /// `poll` within `POLL_TIMEOUT`: a device that stops answering counts as offline.
     async fn poll_in_time(&self, d: &DeviceRow) -> PollResult {
         match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
@@ -354,7 +387,12 @@ impl Devices {
     async fn record(&self, outcomes: Vec<Outcome>) {
         let queue = self.recorder.get_or_init(|| {
             let (tx, rx) = mpsc::channel(RECORDER_QUEUE);
-            tokio::spawn(run_recorder(self.store.clone(), self.events.clone(), rx));
+            tokio::spawn(run_recorder(
+                self.store.clone(),
+                self.events.clone(),
+                self.board.live.clone(),
+                rx,
+            ));
             tx
         });
         let (done, stored) = oneshot::channel();
@@ -379,9 +417,9 @@ impl Devices {
             Err(e) => return unreachable(e),
         };
         // Where Docker keeps its data decides which disk we report.
-        let (docker_root, docker_facts, docker_problem) = match &docker {
+        let (docker_root, docker_read, docker_problem) = match &docker {
             Ok(d) => match docker_facts(d).await {
-                Ok((root, f)) => (root, Some(f), None),
+                Ok(read) => (read.root_dir.clone(), Some(read), None),
                 Err(e) => ("/".to_string(), None, Some(e)),
             },
             Err(e) => ("/".to_string(), None, Some(e.clone())),
@@ -412,7 +450,10 @@ impl Devices {
             }
         };
         let mut facts = parse_facts(&out.stdout_text());
-        facts.docker = docker_facts;
+        if let Some(read) = docker_read {
+            facts.docker = Some(read.facts);
+            facts.containers = Some(read.containers);
+        }
         let (state, reason) = judge(&facts, docker_problem);
         PollResult {
             state,
@@ -471,11 +512,27 @@ fn unreachable(e: DeviceError) -> PollResult {
 /// The recorder: writes whatever results have queued up as one transaction, then logs status
 /// changes and tells open pages (only after the commit, so a page that re-reads sees them).
 /// Ends when `Devices` is dropped (the queue closes).
-async fn run_recorder(store: Store, events: EventBus, mut queue: mpsc::Receiver<RecordJob>) {
+async fn run_recorder(
+    store: Store,
+    events: EventBus,
+    live: LiveContainers,
+    mut queue: mpsc::Receiver<RecordJob>,
+) {
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while let Ok(more) = queue.try_recv() {
             jobs.push(more);
+        }
+        // Containers are kept in memory, the rest goes to the database. They are in place
+        // before the commit moves the devices generation, so the board built after it has both.
+        {
+            let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+            for o in jobs.iter_mut().flat_map(|j| j.outcomes.iter_mut()) {
+                match o.result.facts.as_mut().and_then(|f| f.containers.take()) {
+                    Some(list) => live.insert(o.device.id, list.into()),
+                    None => live.remove(&o.device.id),
+                };
+            }
         }
         let outcomes: Vec<&Outcome> = jobs.iter().flat_map(|j| j.outcomes.iter()).collect();
         let records = outcomes.iter().map(|o| poll_record(o)).collect();
@@ -483,7 +540,11 @@ async fn run_recorder(store: Store, events: EventBus, mut queue: mpsc::Receiver<
             Ok(recorded) => {
                 for (o, r) in outcomes.iter().zip(recorded) {
                     if !r.stored {
-                        continue; // removed while it was being polled
+                        // Removed while it was being polled.
+                        live.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&o.device.id);
+                        continue;
                     }
                     let state = o.result.state.as_str();
                     if r.previous_state.as_deref() != Some(state) {
@@ -545,34 +606,66 @@ fn poll_record(o: &Outcome) -> PollRecord {
     }
 }
 
-async fn docker_facts(d: &bollard::Docker) -> Result<(String, DockerFacts), String> {
+/// What one poll reads from the device's Docker engine.
+struct DockerRead {
+    root_dir: String,
+    facts: DockerFacts,
+    containers: Vec<Container>,
+}
+
+async fn docker_facts(d: &bollard::Docker) -> Result<DockerRead, String> {
     // Two independent calls, each on its own channel of the one connection: in parallel. The
     // engine's version is in `info`; the API version was negotiated when the client was made.
-    let (info, unhealthy) = tokio::try_join!(
+    // The whole container list (not only the unhealthy ones) costs the engine no more and
+    // spares the device page its own call over SSH on every load.
+    let (info, list) = tokio::try_join!(
         d.info(),
         d.list_containers(Some(ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([(
-                "health".to_string(),
-                vec!["unhealthy".to_string()],
-            )])),
             ..Default::default()
         }))
     )
     .map_err(|e| e.to_string())?;
-    let unhealthy = unhealthy.len() as u64;
+    let mut containers: Vec<Container> = list
+        .into_iter()
+        .take(MAX_CONTAINERS)
+        .map(|c| {
+            let status = c.status.unwrap_or_default();
+            Container {
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                running: c
+                    .state
+                    .is_some_and(|s| s == bollard::models::ContainerSummaryStateEnum::RUNNING),
+                unhealthy: status.contains("(unhealthy)"),
+                status,
+                project: c
+                    .labels
+                    .unwrap_or_default()
+                    .remove("com.docker.compose.project")
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
     let running = info.containers_running.unwrap_or(0).max(0) as u64;
     let total = info.containers.unwrap_or(0).max(0) as u64;
-    Ok((
-        info.docker_root_dir.unwrap_or_else(|| "/".into()),
-        DockerFacts {
+    Ok(DockerRead {
+        root_dir: info.docker_root_dir.unwrap_or_else(|| "/".into()),
+        facts: DockerFacts {
             version: info.server_version.unwrap_or_default(),
             api_version: d.client_version().to_string(),
             running,
             stopped: total.saturating_sub(running),
-            unhealthy,
+            unhealthy: containers.iter().filter(|c| c.unhealthy).count() as u64,
         },
-    ))
+        containers,
+    })
 }
 
 /// Online, or degraded with the most important reason.

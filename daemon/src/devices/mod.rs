@@ -7,6 +7,7 @@
 //! private key sealed in the vault and forget the password (unless asked to keep it, sealed).
 //! Any failure after the key was installed removes it again.
 
+pub mod board;
 pub mod checks;
 pub mod health;
 pub mod install;
@@ -87,6 +88,8 @@ pub struct Devices {
     /// The queue of the task that writes poll results in batches (see `health`); started on
     /// first use, as it needs the runtime.
     recorder: std::sync::OnceLock<tokio::sync::mpsc::Sender<health::RecordJob>>,
+    /// What pages and the API show of every device, rebuilt once per change.
+    board: board::BoardCache,
 }
 
 impl Devices {
@@ -104,7 +107,14 @@ impl Devices {
             polls: Default::default(),
             polling: Default::default(),
             recorder: Default::default(),
+            board: Default::default(),
         }
+    }
+
+    /// Every device with its status, facts, uptime and containers, as of the latest committed
+    /// change (see `board`).
+    pub async fn board(&self) -> Result<Arc<board::Board>, StoreError> {
+        self.board.get(&self.store).await
     }
 
     /// How many device polls have begun since start.

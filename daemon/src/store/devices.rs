@@ -93,7 +93,7 @@ impl Store {
     where
         F: FnOnce(i64) -> Vec<(&'static str, Vec<u8>)> + Send + 'static,
     {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let clash: Option<String> = tx
                 .query_row(
@@ -168,7 +168,7 @@ impl Store {
 
     /// Deletes a device with its secrets, status and history.
     pub async fn delete_device(&self, id: i64) -> Result<Option<String>, StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             let tx = c.transaction()?;
             let name: Option<String> = tx
                 .query_row(
@@ -195,7 +195,7 @@ impl Store {
         host: String,
         port: u16,
     ) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             match c.execute(
                 "UPDATE devices SET name = ?1, host = ?2, port = ?3 WHERE id = ?4",
                 params![name, host, port, id],
@@ -222,7 +222,7 @@ impl Store {
         key_comment: String,
         sealed: Vec<(&'static str, Vec<u8>)>,
     ) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             let tx = c.transaction()?;
             let owner = format!("device:{id}");
             tx.execute("UPDATE devices SET username = ?1, key_comment = ?2 WHERE id = ?3", params![username, key_comment, id])?;
@@ -242,7 +242,7 @@ impl Store {
 
     /// Records a changed host key the device presented (the device stays blocked).
     pub async fn set_pending_host_key(&self, id: i64, key: String) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             c.execute(
                 "UPDATE devices SET pending_host_key = ?1 WHERE id = ?2",
                 params![key, id],
@@ -254,7 +254,7 @@ impl Store {
 
     /// Pins the pending key (the user confirmed the device was reinstalled).
     pub async fn trust_pending_host_key(&self, id: i64) -> Result<bool, StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             let n = c.execute(
                 "UPDATE devices SET host_key = pending_host_key, pending_host_key = NULL
                  WHERE id = ?1 AND pending_host_key IS NOT NULL",
@@ -296,7 +296,7 @@ impl Store {
         batch: Vec<PollRecord>,
         policy: HistoryPolicy,
     ) -> Result<Vec<Recorded>, StoreError> {
-        self.call(move |c| {
+        self.call_devices(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let recorded = record_polls_in(&tx, &batch, policy)?;
             tx.commit()?;

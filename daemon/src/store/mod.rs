@@ -66,6 +66,9 @@ pub struct Store {
     /// change, idle expiry), so open event streams re-check theirs at once instead of serving
     /// a signed-out page. A watch, not a queue: a burst of deletions wakes each stream once.
     sessions_ended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after every committed change to devices, their status or history, so what is
+    /// built from them once (the devices board) knows when it is out of date.
+    devices_changed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a statement waits for a lock held by another process (e.g. `homelabd setup-code`
@@ -97,6 +100,7 @@ impl Store {
             conn: Arc::new(Mutex::new(Some(conn))),
             reader: Arc::new(Mutex::new(Some(reader))),
             sessions_ended: Arc::new(tokio::sync::watch::Sender::new(0)),
+            devices_changed: Default::default(),
         })
     }
 
@@ -120,6 +124,21 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
+    /// `call` for a change to devices, their status or history: on success the devices
+    /// generation moves on (after the commit, so whoever sees the new number reads the change).
+    pub(crate) async fn call_devices<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let out = self.call(f).await;
+        if out.is_ok() {
+            self.devices_changed
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        out
+    }
+
     /// Runs the read-only `f` with the reader connection on the blocking pool. It sees every
     /// transaction committed before the call, never one in progress.
     pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -138,6 +157,12 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// How many changes to devices, their status or history were committed since start.
+    pub fn devices_generation(&self) -> u64 {
+        self.devices_changed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Cheap liveness probe for `/healthz`.

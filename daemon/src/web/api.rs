@@ -2,9 +2,10 @@
 //! `{ "error": { "code", "message", "request_id" } }`, rendered by the `observe` middleware.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
@@ -71,9 +72,9 @@ use serde::Deserialize;
 
 use super::context::Ctx;
 use super::views::devices::device_error;
+use crate::devices::board::Entry;
 use crate::devices::{Credential, DeviceInput};
 use crate::secrets::Secret;
-use crate::store::{DeviceRow, StatusRow};
 
 #[derive(Serialize)]
 pub struct DeviceJson {
@@ -95,66 +96,62 @@ pub struct DeviceJson {
     pub facts: Option<Box<serde_json::value::RawValue>>,
 }
 
-fn device_json(d: DeviceRow, s: Option<StatusRow>) -> DeviceJson {
+fn device_json(e: &Entry) -> DeviceJson {
+    let (d, s) = (&e.device, e.status.as_ref());
     DeviceJson {
         id: d.id,
-        name: d.name,
-        host: d.host,
+        name: d.name.clone(),
+        host: d.host.clone(),
         port: d.port,
-        username: d.username,
-        docker_socket: d.docker_socket,
+        username: d.username.clone(),
+        docker_socket: d.docker_socket.clone(),
         state: s
-            .as_ref()
             .map(|s| s.state.clone())
             .unwrap_or_else(|| "unknown".into()),
-        reason: s.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
-        last_seen_at: s.as_ref().and_then(|s| s.last_seen_at),
-        checked_at: s.as_ref().map(|s| s.checked_at),
-        uptime_24h: None,
-        facts: s.and_then(|s| serde_json::value::RawValue::from_string(s.facts).ok()),
+        reason: s.map(|s| s.reason.clone()).unwrap_or_default(),
+        last_seen_at: s.and_then(|s| s.last_seen_at),
+        checked_at: s.map(|s| s.checked_at),
+        uptime_24h: e.uptime_24h,
+        facts: s.and_then(|s| serde_json::value::RawValue::from_string(s.facts.clone()).ok()),
     }
 }
 
-pub async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceJson>>, WebError> {
-    let mut statuses: std::collections::HashMap<i64, StatusRow> = state
-        .store
-        .device_statuses()
-        .await?
-        .into_iter()
-        .map(|s| (s.device_id, s))
-        .collect();
-    // Every device's uptime in one query (from the hourly rollups), not one per device.
-    let uptimes = state
-        .store
-        .uptime_ratios(crate::store::now_unix() - 24 * 3600)
-        .await?;
-    let mut list = Vec::new();
-    for d in state.store.devices().await? {
-        let s = statuses.remove(&d.id);
-        let id = d.id;
-        let mut j = device_json(d, s);
-        j.uptime_24h = uptimes.get(&id).copied();
-        list.push(j);
-    }
-    Ok(Json(list))
+/// The device list, encoded once per devices generation: with 100 devices it is ~100 KB of
+/// JSON, and clients (dashboards, scripts) ask for it far more often than it changes.
+#[derive(Default)]
+pub struct DeviceListCache(std::sync::Mutex<Option<(u64, Bytes)>>);
+
+pub async fn devices(State(state): State<AppState>) -> Result<Response, WebError> {
+    let board = state.devices.board().await?;
+    let cached = state
+        .device_list
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let body = match cached {
+        Some((generation, body)) if generation == board.generation() => body,
+        _ => {
+            let list: Vec<DeviceJson> = board.entries.iter().map(device_json).collect();
+            let body = Bytes::from(serde_json::to_vec(&list).map_err(WebError::internal)?);
+            *state
+                .device_list
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((board.generation(), body.clone()));
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 pub async fn device(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<DeviceJson>, WebError> {
-    let d = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    let s = state.store.device_status(id).await?;
-    let mut j = device_json(d, s);
-    j.uptime_24h = state
-        .store
-        .uptime_ratio(id, crate::store::now_unix() - 24 * 3600)
-        .await?;
-    Ok(Json(j))
+    let board = state.devices.board().await?;
+    let entry = board.entry(id).ok_or_else(WebError::not_found)?;
+    Ok(Json(device_json(entry)))
 }
 
 /// JSON body for adding or testing a device: a password or a private key.
@@ -293,8 +290,16 @@ pub async fn add_device(
         ),
     )
     .await?;
-    super::views::devices::first_check(&state, &d);
-    Ok((StatusCode::CREATED, Json(device_json(d, None))))
+    // Its first figures right away rather than at the next poll.
+    state.devices.check_soon(d.clone());
+    let added = Entry {
+        device: d,
+        status: None,
+        facts: None,
+        uptime_24h: None,
+        containers: None,
+    };
+    Ok((StatusCode::CREATED, Json(device_json(&added))))
 }
 
 #[derive(Deserialize)]

@@ -61,6 +61,8 @@ pub struct Inner {
     pub mdns_interfaces: Option<Vec<String>>,
     /// The names this box answers to (DNS-rebinding defence).
     pub hosts: hosts::Hosts,
+    /// `GET /api/v1/devices`, encoded once per change.
+    pub device_list: api::DeviceListCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -90,6 +92,7 @@ impl AppState {
             session_idle_timeout: rt.config.session_idle_timeout,
             mdns_interfaces: rt.config.mdns_interfaces.clone(),
             hosts: hosts::Hosts::new(),
+            device_list: Default::default(),
         }))
     }
 }

@@ -460,7 +460,6 @@ impl TestServer {
             .expect("post")
     }
 
-    /// Creates an API token through Settings (Advanced mode) and returns its value.
     /// Presses "Check now" on a device's page until `pred` holds (deadline); the page that
     /// comes back.
     pub async fn wait_page(
@@ -697,6 +696,10 @@ pub mod lab {
         super::remember_secret(&pw);
         pw
     }
+
+    /// An address in the lab's network where no device ever answers: devices are at
+    /// .11 and up (the benchmark's extra nodes too), the host is .1.
+    pub const NOTHING_THERE: &str = "10.88.0.9";
 
     pub fn ip(device: &str) -> String {
         let key = format!("LAB_IP_{}", device.to_uppercase().replace('-', "_"));

@@ -1,8 +1,6 @@
 //! Devices: the list, the add-device flow with "Test connection", a device's page with graphs,
 //! removing and re-trusting, and the pool summary on the dashboard.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -11,13 +9,14 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, format_duration, go_to, page};
+use crate::devices::board::Entry;
 use crate::devices::checks::{Outcome, Report};
-use crate::devices::health::{Facts, human_bytes};
+use crate::devices::health::{Container, Facts, human_bytes};
 use crate::devices::install::{InstallError, Installed, Privilege};
 use crate::devices::{Credential, DeviceError, DeviceInput};
 use crate::secrets::Secret;
 use crate::ssh::keys;
-use crate::store::{DeviceRow, Sample, StatusRow, UiMode, now_unix};
+use crate::store::{Sample, UiMode, now_unix};
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
@@ -63,8 +62,8 @@ fn pct(used: u64, total: u64) -> u64 {
 }
 
 impl DeviceView {
-    pub fn new(d: &DeviceRow, status: Option<&StatusRow>) -> DeviceView {
-        let facts: Option<Facts> = status.and_then(|s| serde_json::from_str(&s.facts).ok());
+    pub fn new(entry: &Entry) -> DeviceView {
+        let (d, status, facts) = (&entry.device, entry.status.as_ref(), entry.facts.clone());
         let state = status.map(|s| s.state.as_str()).unwrap_or("unknown");
         let (state, state_label, state_icon) = match state {
             "online" => ("online", "Online", "✓"),
@@ -147,18 +146,8 @@ impl DeviceView {
 }
 
 async fn device_views(state: &AppState) -> Result<Vec<DeviceView>, WebError> {
-    let devices = state.store.devices().await?;
-    let statuses: HashMap<i64, StatusRow> = state
-        .store
-        .device_statuses()
-        .await?
-        .into_iter()
-        .map(|s| (s.device_id, s))
-        .collect();
-    Ok(devices
-        .iter()
-        .map(|d| DeviceView::new(d, statuses.get(&d.id)))
-        .collect())
+    let board = state.devices.board().await?;
+    Ok(board.entries.iter().map(DeviceView::new).collect())
 }
 
 #[derive(Template)]
@@ -556,15 +545,6 @@ pub async fn install_docker(
     .into_response())
 }
 
-/// A newly added device's first figures, right away rather than at the next poll.
-pub fn first_check(state: &AppState, device: &DeviceRow) {
-    let devices = state.devices.clone();
-    let added = device.clone();
-    tokio::spawn(async move {
-        devices.check(&added).await;
-    });
-}
-
 pub async fn add(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -582,7 +562,8 @@ pub async fn add(
                 ),
             )
             .await?;
-            first_check(&state, &device);
+            // Its first figures right away rather than at the next poll.
+            state.devices.check_soon(device.clone());
             go_to(&ctx, &format!("/devices/{}", device.id))
         }
         Err(DeviceError::NotReady(report)) => Ok((
@@ -603,53 +584,22 @@ pub struct ContainerView {
     pub project: String,
 }
 
-/// How long the device page waits for the live container list (a reachable device answers in
-/// milliseconds).
-const CONTAINERS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Lists the device's containers live; an unreachable device simply shows none.
-async fn containers(state: &AppState, device: &DeviceRow) -> Option<Vec<ContainerView>> {
-    let (_, docker) = state.devices.pool.docker(device).await.ok()?;
-    let list = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }))
-        .await
-        .ok()?;
-    let mut out: Vec<ContainerView> = list
-        .into_iter()
-        .map(|c| {
-            let running = c.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
-            let status = c.status.clone().unwrap_or_default();
-            let state = if status.contains("unhealthy") {
+impl ContainerView {
+    fn new(c: &Container) -> ContainerView {
+        ContainerView {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            state: if c.unhealthy {
                 "degraded"
-            } else if running == "running" {
+            } else if c.running {
                 "online"
             } else {
                 "offline"
-            };
-            ContainerView {
-                name: c
-                    .names
-                    .unwrap_or_default()
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                state,
-                state_label: status,
-                project: c
-                    .labels
-                    .unwrap_or_default()
-                    .get("com.docker.compose.project")
-                    .cloned()
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(out)
+            },
+            state_label: c.status.clone(),
+            project: c.project.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -666,16 +616,12 @@ struct DevicePage {
 }
 
 async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, WebError> {
-    let device = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    let status = state.store.device_status(id).await?;
+    let board = state.devices.board().await?;
+    let entry = board.entry(id).ok_or_else(WebError::not_found)?;
+    let device = &entry.device;
     let since = now_unix() - 24 * 3600;
     let samples = state.store.samples(id, since).await?;
-    let uptime = state.store.uptime_ratio(id, since).await?;
-    let view = DeviceView::new(&device, status.as_ref());
+    let view = DeviceView::new(entry);
     let name = view.name.clone();
     let pending_fingerprint = device
         .pending_host_key
@@ -691,12 +637,12 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
         .map(|f| f.mem_total as f64)
         .unwrap_or(1.0);
     let partial = DevicePage {
-        // Live from the device; an unplugged one would otherwise hold the page for the whole
-        // connect timeout, so the page gives up on the list first (it then shows none).
-        containers: tokio::time::timeout(CONTAINERS_WAIT, containers(state, &device))
-            .await
-            .ok()
-            .flatten(),
+        // As the last poll saw them: a page load never waits for the device. Changes Homelab
+        // makes (installs, start/stop, removal) re-check the device at once.
+        containers: entry
+            .containers
+            .as_ref()
+            .map(|list| list.iter().map(ContainerView::new).collect()),
         advanced: advanced(ctx),
         pending_fingerprint,
         host_fingerprint,
@@ -707,7 +653,8 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
             Some(1.0),
         ),
         load_graph: sparkline(&samples, since, |s| s.load1, None),
-        uptime_text: uptime
+        uptime_text: entry
+            .uptime_24h
             .map(|u| format!("{:.1}%", u * 100.0))
             .unwrap_or_else(|| "—".into()),
         d: view,
