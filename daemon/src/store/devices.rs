@@ -308,7 +308,7 @@ impl Store {
     /// History since `since`, oldest first.
     pub async fn samples(&self, device_id: i64, since: i64) -> Result<Vec<Sample>, StoreError> {
         self.read(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT at, online, load1, mem_used, mem_total, disk_used, disk_total FROM device_samples
                  WHERE device_id = ?1 AND at >= ?2 ORDER BY at",
             )?;

@@ -116,32 +116,14 @@ fn device_json(e: &Entry) -> DeviceJson {
     }
 }
 
-/// The device list, encoded once per devices generation: with 100 devices it is ~100 KB of
-/// JSON, and clients (dashboards, scripts) ask for it far more often than it changes.
-#[derive(Default)]
-pub struct DeviceListCache(std::sync::Mutex<Option<(u64, Bytes)>>);
-
 pub async fn devices(State(state): State<AppState>) -> Result<Response, WebError> {
     let board = state.devices.board().await?;
-    let cached = state
-        .device_list
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let body = match cached {
-        Some((generation, body)) if generation == board.generation() => body,
-        _ => {
-            let list: Vec<DeviceJson> = board.entries.iter().map(device_json).collect();
-            let body = Bytes::from(serde_json::to_vec(&list).map_err(WebError::internal)?);
-            *state
-                .device_list
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some((board.generation(), body.clone()));
-            body
-        }
-    };
+    let body = state.device_list.get_or(board.generation(), || {
+        let list: Vec<DeviceJson> = board.entries.iter().map(device_json).collect();
+        serde_json::to_vec(&list)
+            .map(Bytes::from)
+            .map_err(WebError::internal)
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -13,6 +13,7 @@ mod metrics;
 mod observe;
 mod pace;
 pub mod paths;
+mod per_board;
 mod routes;
 mod server;
 mod sse;
@@ -61,8 +62,11 @@ pub struct Inner {
     pub mdns_interfaces: Option<Vec<String>>,
     /// The names this box answers to (DNS-rebinding defence).
     pub hosts: hosts::Hosts,
-    /// `GET /api/v1/devices`, encoded once per change.
-    pub device_list: api::DeviceListCache,
+    /// `GET /api/v1/devices`, encoded once per change of the devices board.
+    pub device_list: per_board::PerBoard<axum::body::Bytes>,
+    /// The device cards (dashboard and Devices page), Basic and Advanced, rendered once per
+    /// change of the devices board.
+    pub device_cards: [per_board::PerBoard<Arc<str>>; 2],
 }
 
 impl std::ops::Deref for AppState {
@@ -93,6 +97,7 @@ impl AppState {
             mdns_interfaces: rt.config.mdns_interfaces.clone(),
             hosts: hosts::Hosts::new(),
             device_list: Default::default(),
+            device_cards: Default::default(),
         }))
     }
 }

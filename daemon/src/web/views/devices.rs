@@ -9,7 +9,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, format_duration, go_to, page};
-use crate::devices::board::Entry;
+use std::sync::Arc;
+
+use crate::devices::board::{Board, Entry};
 use crate::devices::checks::{Outcome, Report};
 use crate::devices::health::{Container, Facts, human_bytes};
 use crate::devices::install::{InstallError, Installed, Privilege};
@@ -145,9 +147,15 @@ impl DeviceView {
     }
 }
 
-async fn device_views(state: &AppState) -> Result<Vec<DeviceView>, WebError> {
+/// The device cards as of the board, rendered once per change of it (Basic and Advanced each).
+async fn cards_now(state: &AppState, ctx: &Ctx) -> Result<(Arc<Board>, Arc<str>), WebError> {
     let board = state.devices.board().await?;
-    Ok(board.entries.iter().map(DeviceView::new).collect())
+    let advanced = advanced(ctx);
+    let cards = state.device_cards[usize::from(advanced)].get_or(board.generation(), || {
+        let views: Vec<DeviceView> = board.entries.iter().map(DeviceView::new).collect();
+        cards_html(&views, advanced).map(Arc::from)
+    })?;
+    Ok((board, cards))
 }
 
 #[derive(Template)]
@@ -169,8 +177,8 @@ fn cards_html(devices: &[DeviceView], advanced: bool) -> Result<String, WebError
 
 #[derive(Template)]
 #[template(path = "pages/devices.html")]
-struct DevicesPage {
-    cards: String,
+struct DevicesPage<'a> {
+    cards: &'a str,
 }
 
 fn advanced(ctx: &Ctx) -> bool {
@@ -180,20 +188,19 @@ fn advanced(ctx: &Ctx) -> bool {
 }
 
 pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let views = device_views(&state).await?;
-    let cards = cards_html(&views, advanced(&ctx))?;
+    let (_, cards) = cards_now(&state, &ctx).await?;
     page(
         &ctx,
         Section::Devices,
         "Devices",
-        DevicesPage { cards }.render()?,
+        DevicesPage { cards: &cards }.render()?,
     )
 }
 
 /// The cards alone, re-fetched by the page when a device's status changes.
 pub async fn cards(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let views = device_views(&state).await?;
-    Ok(Html(cards_html(&views, advanced(&ctx))?).into_response())
+    let (_, cards) = cards_now(&state, &ctx).await?;
+    Ok(Html(cards.to_string()).into_response())
 }
 
 #[derive(Template)]
@@ -822,14 +829,30 @@ fn sparkline(
 ) -> String {
     const W: f64 = 600.0;
     const H: f64 = 80.0;
+    // One point per two units of width: a day has 1,440 samples, more than the graph can show
+    // (and six times the page weight and render time). Each column is the mean of its samples,
+    // a gap when the device was offline for all of them.
+    const COLUMNS: usize = 300;
     let span = (now_unix() - since).max(1) as f64;
-    let points: Vec<(f64, Option<f64>)> = samples
+    let mut columns: Vec<(u32, u32, f64)> = vec![(0, 0, 0.0); COLUMNS]; // (samples, values, sum)
+    for s in samples {
+        let col = ((s.at - since) as f64 / span * COLUMNS as f64) as usize;
+        let c = &mut columns[col.min(COLUMNS - 1)];
+        c.0 += 1;
+        if s.online
+            && let Some(v) = value(s)
+        {
+            c.1 += 1;
+            c.2 += v;
+        }
+    }
+    let points: Vec<(f64, Option<f64>)> = columns
         .iter()
-        .map(|s| {
-            (
-                (s.at - since) as f64 / span * W,
-                if s.online { value(s) } else { None },
-            )
+        .enumerate()
+        .filter(|(_, c)| c.0 > 0)
+        .map(|(i, c)| {
+            let x = (i as f64 + 0.5) * W / COLUMNS as f64;
+            (x, (c.1 > 0).then(|| c.2 / c.1 as f64))
         })
         .collect();
     let top = max.unwrap_or_else(|| {
@@ -878,7 +901,7 @@ fn sparkline(
 
 #[derive(Template)]
 #[template(path = "partials/pool.html")]
-struct Pool {
+struct Pool<'a> {
     total: usize,
     online: usize,
     offline: usize,
@@ -893,17 +916,22 @@ struct Pool {
     load_pct: u64,
     load_pct_bar: u64,
     apps: u64,
-    cards: String,
+    cards: &'a str,
 }
 
 /// The homelab as one system: totals over reachable devices, then every device's card.
 /// Returns the HTML and the number of devices.
 pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), WebError> {
-    let views = device_views(state).await?;
-    let live: Vec<&Facts> = views
+    let (board, cards) = cards_now(state, ctx).await?;
+    fn state_of(e: &Entry) -> Option<&str> {
+        e.status.as_ref().map(|s| s.state.as_str())
+    }
+    let reachable = |e: &&Entry| matches!(state_of(e), Some("online" | "degraded"));
+    let live: Vec<&Facts> = board
+        .entries
         .iter()
-        .filter(|v| v.state == "online" || v.state == "degraded")
-        .filter_map(|v| v.facts.as_ref())
+        .filter(reachable)
+        .filter_map(|e| e.facts.as_ref())
         .collect();
     let sum = |f: fn(&Facts) -> u64| live.iter().map(|x| f(x)).sum::<u64>();
     let (ram_total, ram_avail) = (sum(|f| f.mem_total), sum(|f| f.mem_available));
@@ -915,17 +943,18 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
     } else {
         (load / cores as f64 * 100.0).round() as u64
     };
+    let count = |states: &[&str]| {
+        board
+            .entries
+            .iter()
+            .filter(|e| state_of(e).is_some_and(|s| states.contains(&s)))
+            .count()
+    };
     let html = Pool {
-        total: views.len(),
-        online: views
-            .iter()
-            .filter(|v| v.state == "online" || v.state == "degraded")
-            .count(),
-        offline: views
-            .iter()
-            .filter(|v| v.state == "offline" || v.state == "blocked")
-            .count(),
-        degraded: views.iter().filter(|v| v.state == "degraded").count(),
+        total: board.entries.len(),
+        online: count(&["online", "degraded"]),
+        offline: count(&["offline", "blocked"]),
+        degraded: count(&["degraded"]),
         ram_total: human_bytes(ram_total),
         ram_used: human_bytes(ram_total.saturating_sub(ram_avail)),
         ram_pct: pct(ram_total.saturating_sub(ram_avail), ram_total),
@@ -943,16 +972,49 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
             .iter()
             .filter(|a| a.state == "running")
             .count() as u64,
-        cards: if views.is_empty() {
-            String::new()
-        } else {
-            cards_html(&views, advanced(ctx))?
-        },
+        cards: if board.entries.is_empty() { "" } else { &cards },
     }
     .render()?;
-    Ok((html, views.len()))
+    Ok((html, board.entries.len()))
 }
 
 pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     Ok(Html(pool_html(&state, &ctx).await?.0).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at: i64, online: bool, load: f64) -> Sample {
+        Sample {
+            at,
+            online,
+            load1: Some(load),
+            ..Sample::default()
+        }
+    }
+
+    /// A day of minute samples becomes at most 300 points; an offline stretch breaks the line;
+    /// a column shows the mean of its samples.
+    #[test]
+    fn a_day_of_samples_draws_a_bounded_graph_with_gaps_where_offline() {
+        let since = now_unix() - 24 * 3600;
+        let mut samples: Vec<Sample> = (0..1440)
+            .map(|m| sample(since + m * 60, !(600..700).contains(&m), 1.0))
+            .collect();
+        let svg = sparkline(&samples, since, |s| s.load1, None);
+        assert_eq!(svg.matches("<path").count(), 2, "one gap: {svg}");
+        let points = svg.matches(',').count();
+        assert!((250..=300).contains(&points), "{points} points");
+
+        // Two samples in one column: the mean, not the last (a max of 4 puts 2 mid-height).
+        samples = vec![sample(since + 60, true, 1.0), sample(since + 61, true, 3.0)];
+        let svg = sparkline(&samples, since, |s| s.load1, Some(4.0));
+        assert!(svg.contains(",40.0 l 4,0"), "{svg}");
+        assert_eq!(
+            sparkline(&[], since, |s| s.load1, None),
+            "<p class=\"muted\">No history yet.</p>"
+        );
+    }
 }
