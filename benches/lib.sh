@@ -26,13 +26,20 @@ start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   [[ -n "$COOKIE" && -n "$CSRF" && -n "$TOKEN" ]] || { echo "could not sign in / create a token" >&2; exit 1; }
 }
 
+# The environment the appliance's unit gives homelabd (allocator settings), so figures are the
+# appliance's; BENCH_UNIT_ENV=0 runs the daemon without it.
+UNIT_ENV=()
+if [[ "${BENCH_UNIT_ENV:-1}" == 1 ]]; then
+  mapfile -t UNIT_ENV < <(sed -n 's/^Environment=//p' overlay/usr/lib/systemd/system/homelabd.service)
+fi
+
 # Starts DAEMON_CMD and waits for it to answer. Sets PID. Its stderr is appended to DAEMON_LOG
 # when that is set.
 launch_daemon() {
   if [[ -n "${DAEMON_LOG:-}" ]]; then
-    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" 2>>"$DAEMON_LOG" &
+    env "${UNIT_ENV[@]}" RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" 2>>"$DAEMON_LOG" &
   else
-    RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" &
+    env "${UNIT_ENV[@]}" RUST_LOG=warn HOMELAB_MDNS=off "${DAEMON_CMD[@]}" &
   fi
   PID=$!
   for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && return 0; sleep 0.05; done

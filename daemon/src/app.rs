@@ -246,6 +246,7 @@ pub async fn run(
     rt.devices
         .clone()
         .spawn_poller(rt.config.poll_interval, stop_rx.clone());
+    crate::heap::spawn_give_back(stop_rx.clone());
     // The update channel and window (both idle until the owner sets them).
     let ota = rt.ota.clone();
     let mut ota_stop = stop_rx.clone();

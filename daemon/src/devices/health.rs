@@ -245,7 +245,11 @@ impl Devices {
         // Its own task: the cycle finishes and stores everything even if the caller (a
         // refresh request whose client went away) stops waiting.
         tokio::spawn(self.clone().cycle(devices, settled_tx));
-        Ok(settled_rx.await.unwrap_or_default())
+        let summary = settled_rx.await.unwrap_or_default();
+        // The cycle's burst of allocations is over: hand its free pages back now rather than
+        // at the next periodic trim.
+        let _ = tokio::task::spawn_blocking(crate::heap::give_back).await;
+        Ok(summary)
     }
 
     async fn cycle(

@@ -71,6 +71,12 @@ pub struct Store {
     devices_changed: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Each connection's page cache, in KiB (SQLite's convention for a negative `cache_size`):
+/// half SQLite's default. Pages beyond it come from the kernel's file cache, which costs a
+/// system call, not a disk read, and is not this process's memory; the hot pages (the latest
+/// samples, statuses, rollups) fit.
+const CACHE_KIB: i64 = -1024;
+
 /// How long a statement waits for a lock held by another process (e.g. `homelabd setup-code`
 /// reading while the daemon writes) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,6 +95,7 @@ impl Store {
         // power without warning; NORMAL could then forget the last commits (a claim, a deploy
         // journal step). Writes here are few and small, so the cost is not felt.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         migrations::migrate(&mut conn, path)?;
         // Opened after the migrations, so it never sees an older schema. Read-write at the file
         // level (a read-only WAL connection needs the -shm file to exist already), but
@@ -96,6 +103,7 @@ impl Store {
         let reader = Connection::open(path)?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
         reader.pragma_update(None, "query_only", true)?;
+        reader.pragma_update(None, "cache_size", CACHE_KIB)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(Some(conn))),
             reader: Arc::new(Mutex::new(Some(reader))),

@@ -67,6 +67,8 @@ pub struct Inner {
     /// The device cards (dashboard and Devices page), Basic and Advanced, rendered once per
     /// change of the devices board.
     pub device_cards: [per_board::PerBoard<Arc<str>>; 2],
+    /// Each device's graphs of the last day, drawn once per change of the devices board.
+    pub device_graphs: views::devices::GraphsCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -98,6 +100,7 @@ impl AppState {
             hosts: hosts::Hosts::new(),
             device_list: Default::default(),
             device_cards: Default::default(),
+            device_graphs: Default::default(),
         }))
     }
 }

@@ -9,7 +9,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, format_duration, go_to, page};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::devices::board::{Board, Entry};
 use crate::devices::checks::{Outcome, Report};
@@ -609,16 +610,65 @@ impl ContainerView {
     }
 }
 
+/// A device's graphs of the last day.
+pub struct Graphs {
+    mem: String,
+    load: String,
+}
+
+/// Each device's graphs, drawn once per change of the devices board (a poll adds a sample)
+/// instead of reading a day of samples (1,440) on every load of its page.
+pub type GraphsCache = super::super::per_board::PerBoard<Arc<Mutex<HashMap<i64, Arc<Graphs>>>>>;
+
+async fn graphs(
+    state: &AppState,
+    board: &Board,
+    view: &DeviceView,
+) -> Result<Arc<Graphs>, WebError> {
+    let drawn = state
+        .device_graphs
+        .get_or(board.generation(), || Ok::<_, WebError>(Default::default()))?;
+    if let Some(g) = drawn
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&view.id)
+    {
+        return Ok(g.clone());
+    }
+    let since = now_unix() - 24 * 3600;
+    let samples = state.store.samples(view.id, since).await?;
+    let mem_total = view
+        .facts
+        .as_ref()
+        .map(|f| f.mem_total as f64)
+        .unwrap_or(1.0);
+    let g = Arc::new(Graphs {
+        mem: sparkline(
+            &samples,
+            since,
+            |s| s.mem_used.map(|m| m as f64 / mem_total.max(1.0)),
+            Some(1.0),
+        ),
+        load: sparkline(&samples, since, |s| s.load1, None),
+    });
+    // At most one entry per device: the map belongs to one board generation.
+    drawn
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(view.id, g.clone());
+    Ok(g)
+}
+
 #[derive(Template)]
 #[template(path = "pages/device.html")]
-struct DevicePage {
+struct DevicePage<'a> {
     containers: Option<Vec<ContainerView>>,
     d: DeviceView,
     advanced: bool,
     pending_fingerprint: Option<String>,
     host_fingerprint: String,
-    mem_graph: String,
-    load_graph: String,
+    mem_graph: &'a str,
+    load_graph: &'a str,
     uptime_text: String,
 }
 
@@ -626,9 +676,8 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
     let board = state.devices.board().await?;
     let entry = board.entry(id).ok_or_else(WebError::not_found)?;
     let device = &entry.device;
-    let since = now_unix() - 24 * 3600;
-    let samples = state.store.samples(id, since).await?;
     let view = DeviceView::new(entry);
+    let graphs = graphs(state, &board, &view).await?;
     let name = view.name.clone();
     let pending_fingerprint = device
         .pending_host_key
@@ -638,11 +687,6 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
     let host_fingerprint = keys::parse_public(&device.host_key)
         .map(|k| keys::fingerprint(&k))
         .unwrap_or_default();
-    let mem_total = view
-        .facts
-        .as_ref()
-        .map(|f| f.mem_total as f64)
-        .unwrap_or(1.0);
     let partial = DevicePage {
         // As the last poll saw them: a page load never waits for the device. Changes Homelab
         // makes (installs, start/stop, removal) re-check the device at once.
@@ -653,13 +697,8 @@ async fn device_page(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, W
         advanced: advanced(ctx),
         pending_fingerprint,
         host_fingerprint,
-        mem_graph: sparkline(
-            &samples,
-            since,
-            |s| s.mem_used.map(|m| m as f64 / mem_total.max(1.0)),
-            Some(1.0),
-        ),
-        load_graph: sparkline(&samples, since, |s| s.load1, None),
+        mem_graph: &graphs.mem,
+        load_graph: &graphs.load,
         uptime_text: entry
             .uptime_24h
             .map(|u| format!("{:.1}%", u * 100.0))
