@@ -24,6 +24,8 @@
 # gdb attaches and calls malloc_stats(), whose "Total … in use bytes" lands in the daemon's
 # stderr (kept in a file for this). It stops the daemon for a moment, so it is only done between
 # measurements. Progress goes to stderr, the table to stdout.
+# HOLD=FILE pauses after each load test until FILE is deleted (see hold below). The daemon gets
+# the appliance unit's environment (benches/lib.sh; BENCH_UNIT_ENV=0 to leave it out).
 # Needs: wrk, curl, python3, sqlite3 (gdb for HEAP_FROM_GDB); root (reads the lab's state).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -31,12 +31,9 @@ pub const GIVE_BACK_EVERY: std::time::Duration = std::time::Duration::from_secs(
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)] // The daemon's only unsafe code: one call without arguments that matter.
 pub fn give_back() -> bool {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
     // SAFETY: malloc_trim takes no pointers and has no preconditions; glibc serializes it with
     // every other allocator call.
-    unsafe { malloc_trim(0) == 1 }
+    unsafe { nix::libc::malloc_trim(0) == 1 }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -478,8 +478,9 @@ impl Deployer {
                 self.roll_back(job.id).await;
             }
         }
-        // Once a step ran, the device's containers changed (and maybe changed back): its page
-        // and card show it now. A job stopped by its checks changed nothing there.
+        // Once a step ran, the device may have changed (containers started, and maybe removed
+        // again by the rollback): its page and card show it now. A job stopped by its checks
+        // changed nothing there.
         let touched = self
             .store
             .steps(job.id)
@@ -1308,10 +1309,20 @@ impl Deployer {
         let device = self.app_device(&app).await?;
         let remote = Remote::connect(&self.devices, device.clone(), None).await?;
         let verb = action.verb();
-        let out = remote
+        let out = match remote
             .compose(verb, &app.app_dir, &project_name(slug), &[verb])
-            .await?;
-        self.devices.check_soon(device);
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                // It may have partly run, and the device may not answer: re-read it later.
+                self.devices.check_soon(device);
+                return Err(e);
+            }
+        };
+        // The device re-read before answering, so the page shown next and the next placement
+        // see the app as it now is.
+        self.devices.check(&device).await;
         if !out.success() {
             return Err(DeployError::Invalid(format!(
                 "Could not {verb} {}: {}",
@@ -1414,8 +1425,18 @@ impl Deployer {
         let removed = remote
             .remove_project(&project_name(slug), delete_data)
             .await;
-        self.devices.check_soon(device.clone());
-        removed?;
+        match removed {
+            // Re-read before answering: an install right after must see the app's port free
+            // (placement judges by the last check).
+            Ok(()) => {
+                self.devices.check(&device).await;
+            }
+            // Some of it may be gone; the device may not answer: re-read in the background.
+            Err(e) => {
+                self.devices.check_soon(device.clone());
+                return Err(e);
+            }
+        }
         remote.remove_dir(&app.app_dir).await?;
         // Kept data (volumes) was made with these secrets; they go only with the data.
         if delete_data {

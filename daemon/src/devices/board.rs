@@ -6,6 +6,8 @@
 //! It is rebuilt on the first read after the store's devices generation moved (any committed
 //! change to devices, their status or history), so it is never behind the database: poll results
 //! are announced to open pages only after their commit, and the page they fetch rebuilds it.
+//! Text that depends on the clock ("last seen 5 min ago", the last day's uptime) is as fresh as
+//! the last poll cycle, which writes every device's result.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -72,6 +74,14 @@ impl BoardCache {
         let board = Arc::new(self.build(store, generation).await?);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(board.clone());
         Ok(board)
+    }
+
+    /// Drops a removed device's containers.
+    pub(crate) fn forget(&self, id: i64) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     fn fresh(&self, generation: u64) -> Option<Arc<Board>> {

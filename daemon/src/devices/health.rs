@@ -222,6 +222,8 @@ struct Outcome {
     device: DeviceRow,
     result: PollResult,
     at: i64,
+    /// When the poll began, in the order of all polls (see `run_recorder`).
+    seq: u64,
 }
 
 /// Poll results for the recorder to write in one transaction; `done` hears when they are
@@ -266,17 +268,9 @@ impl Devices {
             };
             let this = self.clone();
             // Each poll in its own task, so polls progress while the cycle waits on a write.
-            polls.push(tokio::spawn(async move {
-                let result = this.poll_in_time(&d).await;
-                (
-                    Outcome {
-                        device: d,
-                        result,
-                        at: now_unix(),
-                    },
-                    claim,
-                )
-            }));
+            polls.push(tokio::spawn(
+                async move { (this.poll_in_time(&d).await, claim) },
+            ));
         }
         let mut settled = Some(settled);
         let mut checked = Vec::new();
@@ -352,14 +346,9 @@ impl Devices {
     /// Polls one device within the poll timeout and stores the result ("Check now"); answers
     /// once it is stored, so the page shown next has it.
     pub async fn check(&self, d: &DeviceRow) -> State {
-        let result = self.poll_in_time(d).await;
-        let state = result.state;
-        self.record(vec![Outcome {
-            device: d.clone(),
-            result,
-            at: now_unix(),
-        }])
-        .await;
+        let outcome = self.poll_in_time(d).await;
+        let state = outcome.result.state;
+        self.record(vec![outcome]).await;
         state
     }
 
@@ -373,8 +362,11 @@ impl Devices {
     }
 
     /// `poll` within `POLL_TIMEOUT`: a device that stops answering counts as offline.
-    async fn poll_in_time(&self, d: &DeviceRow) -> PollResult {
-        match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
+    async fn poll_in_time(&self, d: &DeviceRow) -> Outcome {
+        let seq = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let result = match tokio::time::timeout(POLL_TIMEOUT, self.poll(d)).await {
             Ok(r) => r,
             Err(_) => {
                 self.pool.forget(d.id).await;
@@ -384,6 +376,12 @@ impl Devices {
                     facts: None,
                 }
             }
+        };
+        Outcome {
+            device: d.clone(),
+            result,
+            at: now_unix(),
+            seq,
         }
     }
 
@@ -522,23 +520,44 @@ async fn run_recorder(
     live: LiveContainers,
     mut queue: mpsc::Receiver<RecordJob>,
 ) {
+    // The latest poll stored per device, by when it began. A poll that began earlier is older
+    // news: a cycle's result lingering in its batch must not undo a re-check made after a change
+    // (a stopped app would show running again until the next cycle). One entry per device polled
+    // since start.
+    let mut stored: HashMap<i64, u64> = HashMap::new();
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while let Ok(more) = queue.try_recv() {
             jobs.push(more);
         }
+        let mut newest: HashMap<i64, u64> = HashMap::new();
+        for o in jobs.iter().flat_map(|j| j.outcomes.iter()) {
+            let n = newest.entry(o.device.id).or_insert(o.seq);
+            *n = (*n).max(o.seq);
+        }
+        let current = |o: &Outcome| {
+            newest.get(&o.device.id) == Some(&o.seq)
+                && stored.get(&o.device.id).is_none_or(|s| o.seq > *s)
+        };
         // Containers are kept in memory, the rest goes to the database. They are in place
         // before the commit moves the devices generation, so the board built after it has both.
         {
             let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
             for o in jobs.iter_mut().flat_map(|j| j.outcomes.iter_mut()) {
+                if !current(o) {
+                    continue;
+                }
                 match o.result.facts.as_mut().and_then(|f| f.containers.take()) {
                     Some(list) => live.insert(o.device.id, list.into()),
                     None => live.remove(&o.device.id),
                 };
             }
         }
-        let outcomes: Vec<&Outcome> = jobs.iter().flat_map(|j| j.outcomes.iter()).collect();
+        let outcomes: Vec<&Outcome> = jobs
+            .iter()
+            .flat_map(|j| j.outcomes.iter())
+            .filter(|o| current(o))
+            .collect();
         let records = outcomes.iter().map(|o| poll_record(o)).collect();
         match store.record_polls(records, HISTORY).await {
             Ok(recorded) => {
@@ -548,8 +567,10 @@ async fn run_recorder(
                         live.lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&o.device.id);
+                        stored.remove(&o.device.id);
                         continue;
                     }
+                    stored.insert(o.device.id, o.seq);
                     let state = o.result.state.as_str();
                     if r.previous_state.as_deref() != Some(state) {
                         tracing::info!(device = %o.device.name, state, reason = %o.result.reason, "device status changed");
@@ -632,7 +653,6 @@ async fn docker_facts(d: &bollard::Docker) -> Result<DockerRead, String> {
     .map_err(|e| e.to_string())?;
     let mut containers: Vec<Container> = list
         .into_iter()
-        .take(MAX_CONTAINERS)
         .map(|c| {
             let status = c.status.unwrap_or_default();
             Container {
@@ -657,6 +677,8 @@ async fn docker_facts(d: &bollard::Docker) -> Result<DockerRead, String> {
         })
         .collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let unhealthy = containers.iter().filter(|c| c.unhealthy).count() as u64;
+    containers.truncate(MAX_CONTAINERS);
     let running = info.containers_running.unwrap_or(0).max(0) as u64;
     let total = info.containers.unwrap_or(0).max(0) as u64;
     Ok(DockerRead {
@@ -666,7 +688,7 @@ async fn docker_facts(d: &bollard::Docker) -> Result<DockerRead, String> {
             api_version: d.client_version().to_string(),
             running,
             stopped: total.saturating_sub(running),
-            unhealthy: containers.iter().filter(|c| c.unhealthy).count() as u64,
+            unhealthy,
         },
         containers,
     })

@@ -90,6 +90,8 @@ pub struct Devices {
     recorder: std::sync::OnceLock<tokio::sync::mpsc::Sender<health::RecordJob>>,
     /// What pages and the API show of every device, rebuilt once per change.
     board: board::BoardCache,
+    /// Numbers polls in the order they begin, so an older result never overwrites a newer one.
+    sequence: std::sync::atomic::AtomicU64,
 }
 
 impl Devices {
@@ -108,6 +110,7 @@ impl Devices {
             polling: Default::default(),
             recorder: Default::default(),
             board: Default::default(),
+            sequence: Default::default(),
         }
     }
 
@@ -403,10 +406,14 @@ impl Devices {
             }
         }
         self.pool.forget(id).await;
-        self.store
+        let removed = self
+            .store
             .delete_device(id)
             .await?
-            .ok_or(DeviceError::NotFound)
+            .ok_or(DeviceError::NotFound);
+        // Now, not at the next board build: a device added next may get the same id.
+        self.board.forget(id);
+        removed
     }
 
     /// Renames a device and/or moves it to a new address. A new address must answer with the

@@ -330,18 +330,6 @@ impl Store {
         .await
     }
 
-    /// Share of one device's minute samples that were online since `since` (None without
-    /// samples). `since` must lie within the full-resolution window (the last day): see
-    /// `uptime_ratios`.
-    pub async fn uptime_ratio(
-        &self,
-        device_id: i64,
-        since: i64,
-    ) -> Result<Option<f64>, StoreError> {
-        self.read(move |c| Ok(uptime_in(c, since, Some(device_id))?.remove(&device_id)))
-            .await
-    }
-
     /// The uptime of every device with samples since `since`, in one query: the share of its
     /// minute samples that were online, from the hourly rollups plus the samples of the partial
     /// hour at the start. Equal to `AVG(online)` over the samples as long as `since` lies within

@@ -133,18 +133,23 @@ impl Store {
     }
 
     /// `call` for a change to devices, their status or history: on success the devices
-    /// generation moves on (after the commit, so whoever sees the new number reads the change).
+    /// generation moves on, after the commit (whoever sees the new number reads the change) and
+    /// on the blocking thread itself, so a caller that stops waiting (a client that left) cannot
+    /// leave a committed change unannounced.
     pub(crate) async fn call_devices<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let out = self.call(f).await;
-        if out.is_ok() {
-            self.devices_changed
-                .fetch_add(1, std::sync::atomic::Ordering::Release);
-        }
-        out
+        let changed = self.devices_changed.clone();
+        self.call(move |c| {
+            let out = f(c);
+            if out.is_ok() {
+                changed.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            out
+        })
+        .await
     }
 
     /// Runs the read-only `f` with the reader connection on the blocking pool. It sees every

@@ -498,6 +498,7 @@ impl TestServer {
         res.text().await.unwrap()
     }
 
+    /// Creates an API token through Settings (Advanced mode) and returns its value.
     pub async fn api_token(&self, s: &Session, name: &str) -> String {
         let res = self
             .post_htmx("/settings/tokens", s, &[("name", name)])
