@@ -6,16 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::devices::Devices;
 use crate::events::EventBus;
+use crate::runtime::{Listeners, Runtime};
 use crate::secrets::{Vault, VaultError};
+use crate::shutdown::stopped;
 use crate::store::{Store, StoreError};
-use crate::tls::{self, TlsError, TlsIdentity};
+use crate::tls::{self, TlsError};
 use crate::web;
 
 /// Why the daemon could not start or stopped with an error. Each message says what to do.
@@ -36,27 +37,6 @@ pub enum RunError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
-}
-
-/// The sockets the daemon serves on, bound by the caller (port 0 in tests).
-pub struct Listeners {
-    pub http: TcpListener,
-    /// HTTPS; when present, plain HTTP only redirects to it (and answers `/healthz`).
-    pub https: Option<TcpListener>,
-}
-
-/// Everything a running daemon holds.
-pub struct Runtime {
-    pub config: Config,
-    pub store: Store,
-    pub vault: Arc<Vault>,
-    pub auth: Arc<Auth>,
-    pub events: EventBus,
-    pub tls: TlsIdentity,
-    pub devices: Arc<Devices>,
-    pub catalog: Arc<crate::catalog::Catalog>,
-    pub deployer: Arc<crate::deploy::Deployer>,
-    pub ota: Arc<crate::ota::Ota>,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -330,9 +310,4 @@ pub async fn console_banner(config: Config) -> Result<String, RunError> {
     }
     rt.store.close().await?;
     Ok(out)
-}
-
-/// Resolves once the shutdown flag is set (or its sender is gone).
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }

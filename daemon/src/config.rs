@@ -24,9 +24,9 @@ pub struct Config {
     /// Port that HTTP requests are redirected to when HTTPS is on (None: HTTPS off).
     pub https_redirect_port: Option<u16>,
     /// Where apps go on devices, and how long they get to become healthy.
-    pub deploy: crate::deploy::DeployConfig,
+    pub deploy: DeployConfig,
     /// RAUC and the restart request, for appliance updates.
-    pub ota: crate::ota::OtaConfig,
+    pub ota: OtaConfig,
     /// What one client, and all of them together, may hold of the web listeners.
     pub connections: ConnectionLimits,
 }
@@ -70,7 +70,7 @@ impl Config {
     /// Development defaults for a data directory; callers override what they need.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
-            ota: crate::ota::OtaConfig::default(),
+            ota: OtaConfig::default(),
             data_dir: data_dir.into(),
             claim_window: Duration::from_secs(30 * 60),
             session_idle_timeout: Duration::from_secs(24 * 60 * 60),
@@ -79,8 +79,51 @@ impl Config {
             // Off unless asked for: tests and several dev daemons must not fight over the name.
             mdns: false,
             mdns_interfaces: None,
-            deploy: crate::deploy::DeployConfig::default(),
+            deploy: DeployConfig::default(),
             connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// Where app folders go on a device unless configured otherwise.
+pub const DEFAULT_APPS_DIR: &str = "/opt/homelab/apps";
+/// How long an app gets to answer its health check after starting.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// Folder on each device that holds one folder per app.
+    pub apps_dir: String,
+    pub health_timeout: Duration,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            apps_dir: DEFAULT_APPS_DIR.into(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+        }
+    }
+}
+
+/// Appliance updates: RAUC, the restart request and the update channel's CAs.
+#[derive(Debug, Clone)]
+pub struct OtaConfig {
+    /// The RAUC command line tool.
+    pub rauc: PathBuf,
+    /// Writing this file asks the system to restart (homelab-reboot.path watches it).
+    pub reboot_request: PathBuf,
+    /// Certificate authorities trusted for https update channels.
+    pub ca_certs: PathBuf,
+}
+
+impl Default for OtaConfig {
+    fn default() -> Self {
+        OtaConfig {
+            rauc: PathBuf::from("rauc"),
+            reboot_request: PathBuf::from("/run/homelabd/reboot"),
+            ca_certs: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         }
     }
 }

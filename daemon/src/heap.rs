@@ -55,7 +55,7 @@ pub fn spawn_give_back(mut stop: tokio::sync::watch::Receiver<bool>) {
                     let released = tokio::task::spawn_blocking(give_back).await.unwrap_or(false);
                     tracing::debug!(released, micros = started.elapsed().as_micros() as u64, "gave free heap pages back");
                 }
-                _ = crate::app::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             }
         }
     });

@@ -40,17 +40,21 @@ pub mod heap;
 pub mod limits;
 pub mod ota;
 pub mod placement;
+pub mod runtime;
 pub mod secrets;
+pub mod shutdown;
 pub mod ssh;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod units;
 pub mod web;
 
 mod app;
 
-pub use app::{Listeners, RunError, Runtime, console_banner, open_runtime, run, setup_code};
+pub use app::{RunError, console_banner, open_runtime, run, setup_code};
 pub use config::{Config, ConnectionLimits};
+pub use runtime::{Listeners, Runtime};
 
 /// The version string shown in the UI, the API and `homelabd version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -54,7 +54,7 @@ struct RunArgs {
     )]
     mdns_interfaces: Vec<String>,
     /// Folder on each device that holds one folder per deployed app.
-    #[arg(long, env = "HOMELAB_APPS_DIR", default_value = homelabd::deploy::DEFAULT_APPS_DIR, global = true)]
+    #[arg(long, env = "HOMELAB_APPS_DIR", default_value = homelabd::config::DEFAULT_APPS_DIR, global = true)]
     apps_dir: String,
     /// Seconds a newly started app gets to answer its health check before it is rolled back.
     #[arg(long, env = "HOMELAB_HEALTH_TIMEOUT", default_value_t = 180, value_parser = clap::value_parser!(u64).range(5..=3600), global = true)]
@@ -185,11 +185,11 @@ fn config(args: &RunArgs) -> Config {
     c.poll_interval = std::time::Duration::from_secs(args.poll_interval);
     c.mdns = args.mdns == Switch::On;
     c.mdns_interfaces = (!args.mdns_interfaces.is_empty()).then(|| args.mdns_interfaces.clone());
-    c.deploy = homelabd::deploy::DeployConfig {
+    c.deploy = homelabd::config::DeployConfig {
         apps_dir: args.apps_dir.clone(),
         health_timeout: std::time::Duration::from_secs(args.health_timeout),
     };
-    c.ota = homelabd::ota::OtaConfig {
+    c.ota = homelabd::config::OtaConfig {
         rauc: args.rauc.clone(),
         reboot_request: args.reboot_request.clone(),
         ca_certs: args.ca_certs.clone(),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use homelabd::ota::OtaConfig;
+use homelabd::config::OtaConfig;
 use homelabd::ota::channel::{ChannelError, Fetcher, Manifest};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,7 +12,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use homelabd::ota::{OtaConfig, snapshot, system_version};
+use homelabd::config::OtaConfig;
+use homelabd::ota::{snapshot, system_version};
 
 /// A server on `data` (kept between restarts) where RAUC is absent, as on any Linux host.
 async fn server(name: &'static str, data: &std::path::Path) -> TestServer {

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::busy::{BusyGuard, BusySet};
 use crate::catalog::{Catalog, Recipe};
+use crate::config::DeployConfig;
 use crate::devices::Devices;
-use crate::devices::health::Facts;
+use crate::devices::facts::Facts;
 use crate::events::{Event, EventBus, Level};
 use crate::placement::{self, Candidate, Need, Verdict};
 use crate::secrets::{Vault, VaultError};
@@ -30,10 +31,6 @@ pub use remote::{PROJECT_LABEL, Remote, probe};
 
 /// Compose project names we own: `homelab-<slug>`.
 pub const PROJECT_PREFIX: &str = "homelab-";
-/// Where app folders go on a device unless configured otherwise.
-pub const DEFAULT_APPS_DIR: &str = "/opt/homelab/apps";
-/// How long an app gets to answer its health check after starting.
-pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often unfinished rollbacks are retried and deployed apps are compared with their device.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(15);
 /// Progress is written and pushed at most this often while an image downloads.
@@ -56,23 +53,6 @@ pub enum DeployError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
-}
-
-/// Settings of the engine.
-#[derive(Debug, Clone)]
-pub struct DeployConfig {
-    /// Folder on each device that holds one folder per app.
-    pub apps_dir: String,
-    pub health_timeout: Duration,
-}
-
-impl Default for DeployConfig {
-    fn default() -> Self {
-        DeployConfig {
-            apps_dir: DEFAULT_APPS_DIR.into(),
-            health_timeout: DEFAULT_HEALTH_TIMEOUT,
-        }
-    }
 }
 
 /// What the user asked for.
@@ -939,8 +919,8 @@ impl Deployer {
                         pct,
                         format!(
                             "Downloaded {} of {} ({image})",
-                            crate::devices::health::human_bytes(done),
-                            crate::devices::health::human_bytes(total)
+                            crate::units::human_bytes(done),
+                            crate::units::human_bytes(total)
                         ),
                     )
                     .await;
@@ -1221,7 +1201,7 @@ impl Deployer {
                         self.recover().await;
                         self.reconcile().await;
                     }
-                    _ = crate::app::stopped(&mut stop) => break,
+                    _ = crate::shutdown::stopped(&mut stop) => break,
                 }
             }
         });

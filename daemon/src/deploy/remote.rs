@@ -396,7 +396,7 @@ impl Remote {
                 let total: u64 = layers.values().map(|l| l.1).sum();
                 let summary = format!(
                     "{fetched} layer(s) downloaded ({}), {} already on the device",
-                    crate::devices::health::human_bytes(total),
+                    crate::units::human_bytes(total),
                     layers.len() - fetched
                 );
                 self.note(what, "ok".into(), started, summary).await;

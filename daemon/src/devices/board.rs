@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::health::{Container, Facts};
+use super::facts::{Container, Facts};
 use crate::store::{DeviceRow, StatusRow, Store, StoreError, now_unix};
 
 /// Every device as of one devices generation, in the store's order.

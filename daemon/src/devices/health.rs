@@ -18,14 +18,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use bollard::query_parameters::ListContainersOptions;
-use serde::{Deserialize, Serialize};
 
 use super::board::LiveContainers;
+use super::facts::{Container, DockerFacts, FACTS, Facts, State, parse_facts};
 use super::{DeviceError, Devices};
 use crate::events::Event;
 use crate::events::EventBus;
 use crate::ssh::{self, RemoteCommand, SshError};
 use crate::store::{DeviceRow, HistoryPolicy, PollRecord, Sample, StatusRow, Store, now_unix};
+use crate::units::human_bytes;
 
 /// A whole poll of one device must finish within this, or it counts as offline.
 const POLL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,152 +54,6 @@ const RECORDER_QUEUE: usize = 16;
 const MAX_CONTAINERS: usize = 1000;
 /// A disk fuller than this makes the device "degraded".
 const DISK_WARN_FRACTION: f64 = 0.9;
-
-/// What a poll learned about a device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Facts {
-    pub hostname: String,
-    pub arch: String,
-    pub kernel: String,
-    pub os: String,
-    pub cpu_model: String,
-    pub cores: u32,
-    pub mem_total: u64,
-    pub mem_available: u64,
-    pub load: [f64; 3],
-    pub uptime_secs: u64,
-    pub disk_path: String,
-    pub disk_total: u64,
-    pub disk_free: u64,
-    /// TCP/UDP ports something listens on (any process), for port-conflict checks.
-    #[serde(default)]
-    pub ports: Vec<u16>,
-    pub docker: Option<DockerFacts>,
-    /// Every container on the device (None when Docker could not be asked). Not stored: read on
-    /// every poll and kept in memory beside the stored facts (see `board`), as it is only ever
-    /// shown as it is now and would otherwise be rewritten to the disk on every poll.
-    #[serde(skip)]
-    pub containers: Option<Vec<Container>>,
-}
-
-/// A container as the last poll saw it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Container {
-    pub name: String,
-    pub image: String,
-    pub running: bool,
-    /// Its health check fails.
-    pub unhealthy: bool,
-    /// Docker's own words, e.g. "Up 5 minutes (healthy)" or "Exited (0) 2 hours ago".
-    pub status: String,
-    /// The Compose project it belongs to ("" if none).
-    pub project: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct DockerFacts {
-    pub version: String,
-    pub api_version: String,
-    pub running: u64,
-    pub stopped: u64,
-    pub unhealthy: u64,
-}
-
-/// Device status states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Online,
-    Degraded,
-    Offline,
-    Blocked,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Online => "online",
-            State::Degraded => "degraded",
-            State::Offline => "offline",
-            State::Blocked => "blocked",
-        }
-    }
-}
-
-/// Reads everything but Docker in one round trip. Fixed script; `$1` is the path whose disk
-/// we measure (where Docker keeps its data).
-const FACTS: &str = r#"
-echo "hostname=$(hostname)"
-echo "arch=$(uname -m)"
-echo "kernel=$(uname -r)"
-if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
-echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
-echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' /proc/meminfo
-echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
-p="$1"; [ -e "$p" ] || p=/
-df -Pk "$p" | awk -v p="$p" 'NR==2 {print "disk_path=" p; print "disk_total_kb=" $2; print "disk_free_kb=" $4}'
-printf 'ports='
-for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") { n = split($2, a, ":"); print a[n] }' /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | sort -u); do
-  printf '%d ' "0x$h"
-done
-echo
-"#;
-
-fn parse_facts(text: &str) -> Facts {
-    let kv: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    let num = |k: &str| {
-        kv.get(k)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let load: Vec<f64> = kv
-        .get("load")
-        .map(|v| {
-            v.split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    Facts {
-        hostname: kv.get("hostname").unwrap_or(&"").to_string(),
-        arch: kv.get("arch").unwrap_or(&"").to_string(),
-        kernel: kv.get("kernel").unwrap_or(&"").to_string(),
-        os: kv.get("os").unwrap_or(&"").to_string(),
-        cpu_model: kv.get("cpu_model").unwrap_or(&"").to_string(),
-        cores: num("cores") as u32,
-        mem_total: num("mem_total_kb") * 1024,
-        mem_available: num("mem_available_kb") * 1024,
-        load: [
-            load.first().copied().unwrap_or(0.0),
-            load.get(1).copied().unwrap_or(0.0),
-            load.get(2).copied().unwrap_or(0.0),
-        ],
-        uptime_secs: kv
-            .get("uptime")
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64,
-        disk_path: kv.get("disk_path").unwrap_or(&"").to_string(),
-        disk_total: num("disk_total_kb") * 1024,
-        disk_free: num("disk_free_kb") * 1024,
-        ports: {
-            let mut p: Vec<u16> = kv
-                .get("ports")
-                .map(|v| {
-                    v.split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            p.sort_unstable();
-            p.dedup();
-            p
-        },
-        docker: None,
-        containers: None,
-    }
-}
 
 /// Outcome of polling one device.
 pub struct PollResult {
@@ -483,7 +338,7 @@ impl Devices {
                             tracing::warn!(error = %e, "device poll failed");
                         }
                     }
-                    _ = crate::app::stopped(&mut stop) => break,
+                    _ = crate::shutdown::stopped(&mut stop) => break,
                 }
             }
         });
@@ -722,39 +577,9 @@ fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     (State::Online, "Everything looks fine.".into())
 }
 
-/// "7.5 GB"-style sizes (powers of 1024, as the OS reports them).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 || v >= 100.0 {
-        format!("{v:.0} {}", UNITS[i])
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_facts() {
-        let f = parse_facts(
-            "ports=8080 22 22 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n",
-        );
-        assert_eq!(f.hostname, "pi-4");
-        assert_eq!(f.cores, 4);
-        assert_eq!(f.mem_total, 1024 * 1024);
-        assert_eq!(f.load, [0.5, 0.25, 0.1]);
-        assert_eq!(f.uptime_secs, 12);
-        assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
-        assert_eq!(f.ports, vec![22, 8080]);
-    }
 
     #[test]
     fn judging() {
@@ -774,12 +599,5 @@ mod tests {
             ..DockerFacts::default()
         });
         assert!(judge(&f, None).1.contains("2 app"));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(8 * 1024 * 1024 * 1024), "8.0 GB");
-        assert_eq!(human_bytes(500 * 1024 * 1024 * 1024), "500 GB");
     }
 }

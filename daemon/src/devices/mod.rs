@@ -9,6 +9,7 @@
 
 pub mod board;
 pub mod checks;
+pub mod facts;
 pub mod health;
 pub mod install;
 pub mod pool;

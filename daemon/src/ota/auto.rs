@@ -362,8 +362,8 @@ impl Ota {
                     p.percent = pct;
                     p.words = format!(
                         "Downloading: {} of {}",
-                        crate::devices::health::human_bytes(done),
-                        crate::devices::health::human_bytes(size)
+                        crate::units::human_bytes(done),
+                        crate::units::human_bytes(size)
                     );
                     drop(p);
                     events.publish(Event::Update);

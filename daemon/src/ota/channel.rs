@@ -79,7 +79,7 @@ pub enum ChannelError {
 }
 
 fn human(bytes: u64) -> String {
-    crate::devices::health::human_bytes(bytes)
+    crate::units::human_bytes(bytes)
 }
 
 /// A URL split into what a request needs.

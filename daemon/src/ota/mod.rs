@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::busy::{BusyGuard, BusySet};
+use crate::config::OtaConfig;
 use crate::events::{Event, EventBus};
 use crate::store::Store;
 
@@ -28,27 +29,6 @@ use crate::store::Store;
 pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// The file an uploaded bundle is kept in until it is installed or replaced.
 const STAGED: &str = "update.raucb";
-
-/// Settings.
-#[derive(Debug, Clone)]
-pub struct OtaConfig {
-    /// The RAUC command line tool.
-    pub rauc: PathBuf,
-    /// Writing this file asks the system to restart (homelab-reboot.path watches it).
-    pub reboot_request: PathBuf,
-    /// Certificate authorities trusted for https update channels.
-    pub ca_certs: PathBuf,
-}
-
-impl Default for OtaConfig {
-    fn default() -> Self {
-        OtaConfig {
-            rauc: PathBuf::from("rauc"),
-            reboot_request: PathBuf::from("/run/homelabd/reboot"),
-            ca_certs: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
-        }
-    }
-}
 
 /// Where an install is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -125,7 +105,7 @@ fn free_space(dir: &Path) -> Option<u64> {
 }
 
 fn no_space(size: u64, free: u64) -> OtaError {
-    use crate::devices::health::human_bytes;
+    use crate::units::human_bytes;
     OtaError::Invalid(format!(
         "There is not enough room on the box for this update file ({} needed, {} free). Nothing changed.",
         human_bytes(size.saturating_add(SPACE_TO_SPARE)),

@@ -5,7 +5,7 @@
 //! unbounded CPU score, no division by zero, no integer division). Deterministic: ties go to
 //! the device name, then its id. Every device gets a reason in plain words.
 
-use crate::devices::health::human_bytes;
+use crate::units::human_bytes;
 
 const MB: u64 = 1024 * 1024;
 const GB: u64 = 1024 * MB;

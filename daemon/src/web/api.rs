@@ -91,7 +91,7 @@ pub struct DeviceJson {
     pub checked_at: Option<i64>,
     /// Share of the last 24 h the device was reachable (0..1; None before the first check).
     pub uptime_24h: Option<f64>,
-    /// The last poll's facts (`devices::health::Facts`), passed through as stored: parsing and
+    /// The last poll's facts (`devices::facts::Facts`), passed through as stored: parsing and
     /// re-encoding them per device was most of the list's cost with 100 devices.
     pub facts: Option<Box<serde_json::value::RawValue>>,
 }
@@ -326,7 +326,7 @@ pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollS
         online: cycle
             .checked
             .iter()
-            .filter(|(_, s)| *s == crate::devices::health::State::Online)
+            .filter(|(_, s)| *s == crate::devices::facts::State::Online)
             .count(),
         waiting: cycle.waiting,
         millis: started.elapsed().as_millis(),

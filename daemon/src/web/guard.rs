@@ -9,10 +9,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
+use super::access::Access;
 use super::context::{Principal, Scheme, Wants};
 use super::error::WebError;
 use super::paths::{self, cookie, header as hx};
-use super::routes::Access;
 use crate::auth::tokens::ct_eq;
 
 pub async fn guard(state: AppState, access: Access, req: Request, next: Next) -> Response {

@@ -1,6 +1,7 @@
 //! The only code that knows HTTP: routes, views, extractors, errors, assets, the JSON API, the
 //! event stream and metrics. Domain modules never import axum.
 
+mod access;
 mod api;
 mod api_apps;
 mod assets;
@@ -26,14 +27,15 @@ use std::time::Instant;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::app::{Listeners, Runtime};
 use crate::auth::Auth;
 use crate::events::EventBus;
+use crate::runtime::{Listeners, Runtime};
 use crate::store::Store;
 
+pub use access::Access;
 pub use context::{ClientAddr, Scheme};
 pub use healthcheck::healthcheck;
-pub use routes::{Access, RouteInfo, route_table};
+pub use routes::{RouteInfo, route_table};
 
 /// Shared state of every handler; cheap to clone.
 #[derive(Clone)]

@@ -10,22 +10,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use super::access::Access;
 use super::context::Scheme;
 use super::{AppState, api, api_apps, assets, guard, hosts, metrics, observe, paths, sse, views};
 use crate::limits;
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone: the setup and sign-in pages, static assets, `/healthz`.
-    Public,
-    /// A signed-in browser session (state changes also need the CSRF token).
-    Session,
-    /// A session or an API token (the JSON API).
-    SessionOrToken,
-    /// An API token only (`/metrics`, scraped by machines).
-    Token,
-}
 
 /// One row of the route table.
 #[derive(Debug, Clone)]

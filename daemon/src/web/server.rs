@@ -252,7 +252,7 @@ pub async fn serve(
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     loop {
         let accepted = tokio::select! {
-            _ = crate::app::stopped(&mut stop) => break,
+            _ = crate::shutdown::stopped(&mut stop) => break,
             r = listener.accept() => r,
         };
         let (tcp, peer) = match accepted {
@@ -369,7 +369,7 @@ async fn http1<I>(
                 tracing::debug!(%peer, "idle connection closed to make room");
                 return;
             }
-            _ = crate::app::stopped(&mut stop), if !stopping => {
+            _ = crate::shutdown::stopped(&mut stop), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }

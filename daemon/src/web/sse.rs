@@ -98,7 +98,7 @@ pub async fn events(
         }
         loop {
             tokio::select! {
-                _ = crate::app::stopped(&mut st.stopping) => return None,
+                _ = crate::shutdown::stopped(&mut st.stopping) => return None,
                 changed = st.sessions_ended.changed() => {
                     // An error means the store is gone: the daemon is stopping.
                     if changed.is_err() {

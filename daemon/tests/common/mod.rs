@@ -155,7 +155,7 @@ pub struct Options {
     /// How long a deployed app gets to answer its health check.
     pub health_timeout: Duration,
     /// RAUC and the restart request (updates).
-    pub ota: homelabd::ota::OtaConfig,
+    pub ota: homelabd::config::OtaConfig,
     /// Connection bounds; floods in tests are sized against small ones so they run in seconds.
     pub connections: homelabd::ConnectionLimits,
 }
@@ -170,7 +170,7 @@ impl Options {
             https: false,
             data: None,
             health_timeout: Duration::from_secs(60),
-            ota: homelabd::ota::OtaConfig::default(),
+            ota: homelabd::config::OtaConfig::default(),
             connections: homelabd::ConnectionLimits::default(),
         }
     }

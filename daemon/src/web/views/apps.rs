@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{Section, page};
 use crate::catalog::Recipe;
-use crate::devices::health::human_bytes;
+use crate::units::human_bytes;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;

@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::devices::board::{Board, Entry};
 use crate::devices::checks::{Outcome, Report};
-use crate::devices::health::{Container, Facts, human_bytes};
+use crate::devices::facts::{Container, Facts};
 use crate::devices::install::{InstallError, Installed, Privilege};
 use crate::devices::{Credential, DeviceError, DeviceInput};
 use crate::secrets::Secret;
 use crate::ssh::keys;
 use crate::store::{Sample, UiMode, now_unix};
+use crate::units::human_bytes;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{Section, format_time, page};
-use crate::devices::health::human_bytes;
 use crate::ota::auto::{Answer, ChannelSettings, Check, Window};
 use crate::ota::channel::shown;
 use crate::ota::{Phase, Staged, UpdateStatus};
 use crate::store::UiMode;
+use crate::units::human_bytes;
 use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;

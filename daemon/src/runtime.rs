@@ -1,0 +1,35 @@
+//! What a running daemon holds, shared by `app` (which builds it) and `web` (which serves it),
+//! so neither imports the other's internals.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::devices::Devices;
+use crate::events::EventBus;
+use crate::secrets::Vault;
+use crate::store::Store;
+use crate::tls::TlsIdentity;
+
+/// The sockets the daemon serves on, bound by the caller (port 0 in tests).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// HTTPS; when present, plain HTTP only redirects to it (and answers `/healthz`).
+    pub https: Option<TcpListener>,
+}
+
+/// Everything a running daemon holds.
+pub struct Runtime {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub auth: Arc<Auth>,
+    pub events: EventBus,
+    pub tls: TlsIdentity,
+    pub devices: Arc<Devices>,
+    pub catalog: Arc<crate::catalog::Catalog>,
+    pub deployer: Arc<crate::deploy::Deployer>,
+    pub ota: Arc<crate::ota::Ota>,
+}
