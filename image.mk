@@ -12,6 +12,13 @@ TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(TOP)/Cargo.toml | head -1)
 OUT ?= $(TOP)/out
 CACHE ?= /var/cache/homelab-image
+# Rules below delete folders under $(CACHE) and $(OUT): an empty value would aim them at /.
+ifeq ($(strip $(CACHE)),)
+$(error CACHE is empty: give it a folder for cached downloads and images, e.g. CACHE=/var/cache/homelab-image)
+endif
+ifeq ($(strip $(OUT)),)
+$(error OUT is empty: give it a folder for build output, e.g. OUT=$(TOP)/out)
+endif
 
 # Buildroot, pinned: a release tag and the commit it must resolve to (the checksum check).
 BUILDROOT_VERSION ?= 2026.02.3
@@ -45,8 +52,8 @@ help:
 	@echo
 	@echo "CI stand-in (Debian packages, same overlay, layout and boot logic):"
 	@echo "  make -f image.mk test-image        out/standin/homelab.img (cached by content)"
-	@echo "  make -f image.mk boot-test         boot it under qemu and check it (see board/standin_x86_64/boot-test.sh)"
-	@echo "  make -f image.mk ota-test          install updates into it under qemu (see board/standin_x86_64/ota-test.sh)"
+	@echo "  make -f image.mk boot-test         boot it under qemu and check it (see tests/image/boot-test.sh)"
+	@echo "  make -f image.mk ota-test          install updates into it under qemu (see tests/image/ota-test.sh)"
 	@echo
 	@echo "Updates (signed RAUC bundles, verity format):"
 	@echo "  make -f image.mk bundle BOARD=standin_x86_64|pc_x86_64|rpi4_64|generic_aarch64"
@@ -90,7 +97,7 @@ test-image: keys
 	ls -lL $(OUT)/standin
 
 boot-test: test-image
-	$(TOP)/board/standin_x86_64/boot-test.sh $(OUT)/standin/homelab.img $(OUT)/standin/boot-test
+	$(TOP)/tests/image/boot-test.sh $(OUT)/standin/homelab.img $(OUT)/standin/boot-test
 
 # A signed bundle of a board's root filesystem at this version. The compatible string comes
 # from the board's RAUC configuration, so a bundle only ever fits its own kind of box.
@@ -107,7 +114,7 @@ bundle: keys
 # Updates under qemu: good, refused (unsigned, other key, tampered, other board), broken
 # (falls back, data restored) and a power cut mid-install. Builds its test bundles itself.
 ota-test: test-image
-	$(TOP)/board/standin_x86_64/ota-test.sh $(OUT)/standin $(OUT)/standin/ota-test $(VERSION) \
+	$(TOP)/tests/image/ota-test.sh $(OUT)/standin $(OUT)/standin/ota-test $(VERSION) \
 	  $(SIGNING_CERT) $(SIGNING_KEY)
 
 # ---- Buildroot -------------------------------------------------------------------------

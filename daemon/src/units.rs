@@ -1,4 +1,5 @@
-//! Numbers in the owner's words, shared by every layer that shows them (a leaf module).
+//! Values written the way people read them (sizes, addresses), shared by every layer that
+//! shows them (a leaf module).
 
 /// "7.5 GB"-style sizes (powers of 1024, as the OS reports them).
 pub fn human_bytes(b: u64) -> String {
@@ -16,9 +17,25 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// `host:port`, with an IPv6 address in brackets (`[fd00::5]:22`), as URLs and SSH write it.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(host_port("10.0.0.5", 22), "10.0.0.5:22");
+        assert_eq!(host_port("fd00::5", 22), "[fd00::5]:22");
+        assert_eq!(host_port("pi.local", 2222), "pi.local:2222");
+    }
 
     #[test]
     fn sizes() {

@@ -6,7 +6,7 @@
 //! an owner sees. Then the daemon: the channel is off by default; setting it, checking it and
 //! the Updates page; the window's settings; a download refused where updates cannot install.
 //! Downloading into real slots and the automatic update window run under qemu
-//! (board/standin_x86_64/ota-test.sh).
+//! (tests/image/ota-test.sh).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 

@@ -3,7 +3,7 @@
 //! appliance's homelab-reboot.path watches; and the rollback at start: a daemon that finds an
 //! update it installed never took (it runs the old version again) restores the data saved
 //! before it, even over a database the failed version damaged. Installing real bundles into
-//! real slots is tested under qemu (board/standin_x86_64/ota-test.sh).
+//! real slots is tested under qemu (tests/image/ota-test.sh).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 

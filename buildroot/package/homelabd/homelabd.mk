@@ -10,7 +10,7 @@
 HOMELABD_VERSION = $(call qstrip,$(BR2_PACKAGE_HOMELABD_VERSION))
 HOMELABD_SITE = $(BR2_DL_DIR)/homelabd
 HOMELABD_SITE_METHOD = file
-HOMELABD_LICENSE = Proprietary
+HOMELABD_LICENSE = AGPL-3.0-only
 HOMELABD_SUBDIR = daemon
 HOMELABD_CARGO_INSTALL_OPTS = --bin homelabd
 # Made locally for each build: there is no fixed hash to check it against.

@@ -145,14 +145,6 @@ pub struct Session {
     sockets: Arc<socket::SocketCounts>,
 }
 
-fn addr_string(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// Connects and logs in.
 pub async fn connect(
     host: &str,
@@ -160,7 +152,7 @@ pub async fn connect(
     login: &Login,
     policy: HostKeyPolicy,
 ) -> Result<Session, SshError> {
-    let addr = addr_string(host, port);
+    let addr = crate::units::host_port(host, port);
     let tcp = tcp_connect(host, port, &addr).await?;
     let seen = Arc::new(Mutex::new(None));
     let config = Arc::new(client::Config {

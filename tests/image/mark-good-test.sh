@@ -4,7 +4,7 @@
 # (mkenvimage, read and written by u-boot-tools' fw_printenv/fw_setenv through a config that
 # names the file, as the Raspberry Pi image's /etc/fw_env.config names its uboot.env).
 #
-#   board/common/mark-good-test.sh
+#   tests/image/mark-good-test.sh
 #
 # Checked for both: a healthy daemon marks its slot good; an unhealthy one on a slot being
 # tried restarts the box when the other slot can boot, and stays up when it cannot (a new

@@ -8,7 +8,7 @@
 # cut the claim survives and the boot slot was marked good; a preferred slot B that holds no
 # system falls back to A.
 #
-#   board/standin_x86_64/boot-test.sh IMAGE WORK_DIR
+#   tests/image/boot-test.sh IMAGE WORK_DIR
 #
 # Needs root and: qemu-system-x86 ovmf busybox-static avahi-daemon avahi-utils dbus curl nmap
 # mtools grub-common iproute2. Nothing leaves the machine: the LAN is our own namespaces.
@@ -34,6 +34,7 @@ main() {
   ip="$(box_ip)"
   pass "HTTP answers on $ip:80, ${secs}s after power-on (qemu TCG, UEFI)"
   echo "boot_to_http_seconds=$secs" > "$WORK/figures"
+  scale_deadlines "$secs"
 
   status="$(in_client curl -sk -m 5 -o /dev/null -w '%{http_code}' "https://$ip/healthz")"
   [[ "$status" == 200 ]] || fail "HTTPS /healthz answered $status"
