@@ -5,6 +5,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+// The engine's part of the facts is read and typed in `docker/`; a device's facts hold it.
+pub use crate::docker::engine::{Container, DockerFacts};
+
 /// What a poll learned about a device.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Facts {
@@ -30,29 +33,6 @@ pub struct Facts {
     /// shown as it is now and would otherwise be rewritten to the disk on every poll.
     #[serde(skip)]
     pub containers: Option<Vec<Container>>,
-}
-
-/// A container as the last poll saw it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Container {
-    pub name: String,
-    pub image: String,
-    pub running: bool,
-    /// Its health check fails.
-    pub unhealthy: bool,
-    /// Docker's own words, e.g. "Up 5 minutes (healthy)" or "Exited (0) 2 hours ago".
-    pub status: String,
-    /// The Compose project it belongs to ("" if none).
-    pub project: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct DockerFacts {
-    pub version: String,
-    pub api_version: String,
-    pub running: u64,
-    pub stopped: u64,
-    pub unhealthy: u64,
 }
 
 /// Device status states.

@@ -17,10 +17,8 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use bollard::query_parameters::ListContainersOptions;
-
 use super::board::LiveContainers;
-use super::facts::{Container, DockerFacts, FACTS, Facts, State, parse_facts};
+use super::facts::{FACTS, Facts, State, parse_facts};
 use super::{DeviceError, Devices};
 use crate::events::Event;
 use crate::events::EventBus;
@@ -275,7 +273,7 @@ impl Devices {
         };
         // Where Docker keeps its data decides which disk we report.
         let (docker_root, docker_read, docker_problem) = match &docker {
-            Ok(d) => match docker_facts(d).await {
+            Ok(d) => match crate::docker::engine::read(d, MAX_CONTAINERS).await {
                 Ok(read) => (read.root_dir.clone(), Some(read), None),
                 Err(e) => ("/".to_string(), None, Some(e)),
             },
@@ -486,69 +484,6 @@ fn poll_record(o: &Outcome) -> PollRecord {
     }
 }
 
-/// What one poll reads from the device's Docker engine.
-struct DockerRead {
-    root_dir: String,
-    facts: DockerFacts,
-    containers: Vec<Container>,
-}
-
-async fn docker_facts(d: &bollard::Docker) -> Result<DockerRead, String> {
-    // Two independent calls, each on its own channel of the one connection: in parallel. The
-    // engine's version is in `info`; the API version was negotiated when the client was made.
-    // The whole container list (not only the unhealthy ones) costs the engine no more and
-    // spares the device page its own call over SSH on every load.
-    let (info, list) = tokio::try_join!(
-        d.info(),
-        d.list_containers(Some(ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }))
-    )
-    .map_err(|e| e.to_string())?;
-    let mut containers: Vec<Container> = list
-        .into_iter()
-        .map(|c| {
-            let status = c.status.unwrap_or_default();
-            Container {
-                name: c
-                    .names
-                    .unwrap_or_default()
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                running: c
-                    .state
-                    .is_some_and(|s| s == bollard::models::ContainerSummaryStateEnum::RUNNING),
-                unhealthy: status.contains("(unhealthy)"),
-                status,
-                project: c
-                    .labels
-                    .unwrap_or_default()
-                    .remove("com.docker.compose.project")
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
-    let unhealthy = containers.iter().filter(|c| c.unhealthy).count() as u64;
-    containers.truncate(MAX_CONTAINERS);
-    let running = info.containers_running.unwrap_or(0).max(0) as u64;
-    let total = info.containers.unwrap_or(0).max(0) as u64;
-    Ok(DockerRead {
-        root_dir: info.docker_root_dir.unwrap_or_else(|| "/".into()),
-        facts: DockerFacts {
-            version: info.server_version.unwrap_or_default(),
-            api_version: d.client_version().to_string(),
-            running,
-            stopped: total.saturating_sub(running),
-            unhealthy,
-        },
-        containers,
-    })
-}
-
 /// Online, or degraded with the most important reason.
 fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     if let Some(p) = docker_problem {
@@ -580,6 +515,7 @@ fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::facts::DockerFacts;
 
     #[test]
     fn judging() {

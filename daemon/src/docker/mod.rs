@@ -1,6 +1,8 @@
 //! Docker on a device, through bollard over the device's SSH connection: every API call opens
-//! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it (DESIGN §3).
+//! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it.
 //! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
+
+pub mod engine;
 
 use std::sync::Arc;
 
