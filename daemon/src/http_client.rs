@@ -6,6 +6,10 @@
 //!
 //! A leaf module: it knows nothing of the features built on it, which word its errors for the
 //! owner in their own terms.
+//!
+//! reqwest logs (full URLs included) through the `log` crate, which the daemon does not
+//! forward to its tracing output (no tracing-log bridge); anything logged about a request is
+//! logged by the caller, through [`shown`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -191,7 +195,8 @@ impl HttpClient {
             };
         }
         if in_chain::<BadRedirect>(e) || e.is_builder() {
-            return HttpError::BadUrl(at.to_string());
+            // A redirect's target is the server's, not the owner's words: no query shown.
+            return HttpError::BadUrl(shown(at.as_str()));
         }
         let host = host_of(at);
         if let Some(reason) = tls_failure(e) {
