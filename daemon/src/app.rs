@@ -98,7 +98,7 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
                 }
                 _ => vault_check?,
             };
-            let store = Store::open(&cfg.data_dir.join("homelab.db"))?;
+            let store = Store::open(&cfg.data_dir.join(crate::store::DB_FILE))?;
             let tls = tls::load_or_create(&cfg.data_dir)?;
             Ok((store, vault, tls, settled))
         })

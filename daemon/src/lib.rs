@@ -22,6 +22,7 @@
 //! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
 //! | `heap`      | the allocator wrapper that counts heap in use (for /metrics and the memory tests) |
+//! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges; a leaf |
 //! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
@@ -37,6 +38,7 @@ pub mod discovery;
 pub mod docker;
 pub mod events;
 pub mod heap;
+pub mod http_client;
 pub mod limits;
 pub mod ota;
 pub mod placement;

@@ -113,8 +113,9 @@ async fn a_fallen_back_update_restores_the_data_saved_before_it() {
 
     // What an install does first: the snapshot and the marker (from this version to a newer).
     {
-        let conn = rusqlite::Connection::open(data.join("homelab.db")).unwrap();
-        snapshot::take(&data, &conn).unwrap();
+        let store = homelabd::store::Store::open(&data.join("homelab.db")).unwrap();
+        snapshot::take(&data, &store).await.unwrap();
+        store.close().await.unwrap();
     }
     snapshot::set_pending(
         &data,

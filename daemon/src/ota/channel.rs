@@ -12,25 +12,23 @@
 //! guards the download; the bundle's signature (checked by RAUC afterwards) is what makes it
 //! trusted, so plain `http://` channels are allowed as well as `https://` (verified against the
 //! system's certificate authorities).
+//!
+//! The transport (TLS, redirects, timeouts, ranges) is [`crate::http_client`]'s; this module
+//! words its errors for the owner and owns what a download means: resuming only the same
+//! file, the size and the checksum.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, Uri};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use crate::http_client::shown;
+use crate::http_client::{self, HttpClient, HttpError, StatusCode};
 
 /// A manifest is a few hundred bytes; anything much larger is not one.
-const MAX_MANIFEST_BYTES: usize = 64 << 10;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// A download that receives nothing for this long is treated as cut off (and resumes later).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_REDIRECTS: usize = 5;
+const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
 /// What a channel offers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -82,42 +80,38 @@ fn human(bytes: u64) -> String {
     crate::units::human_bytes(bytes)
 }
 
-/// A URL split into what a request needs.
+/// A channel's address split up: checked when it is set, and named (without its query) in the
+/// debug log of each request.
 #[derive(Debug, Clone, PartialEq)]
 struct Target {
     https: bool,
     host: String,
     port: u16,
-    /// Path and query, as sent in the request line.
+    /// Path and query, as the request line carries them (logged only through `shown`).
     path: String,
 }
 
 impl Target {
+    /// The client's own rule (http or https, a host, no user:password@, which would end up
+    /// in logs and the activity record), checked before anything is stored or asked.
     fn parse(url: &str) -> Result<Target, ChannelError> {
-        let bad = || ChannelError::BadUrl(url.to_string());
-        let uri: Uri = url.trim().parse().map_err(|_| bad())?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(bad()),
-        };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            // user:password@host would end up in logs and the activity record.
-            return Err(bad());
-        }
+        let u = http_client::parse_url(url).map_err(|_| ChannelError::BadUrl(url.to_string()))?;
+        let https = u.scheme() == "https";
         Ok(Target {
             https,
-            host: host
+            host: u
+                .host_str()
+                .unwrap_or_default()
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
-            path: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "/".into()),
+            port: u
+                .port_or_known_default()
+                .unwrap_or(if https { 443 } else { 80 }),
+            path: match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            },
         })
     }
 
@@ -141,17 +135,8 @@ pub fn check_url(url: &str) -> Result<(), ChannelError> {
     Target::parse(url).map(|_| ())
 }
 
-/// The address as shown in messages and the activity log: a query string (which can carry an
-/// access token for a private channel) is left out.
-pub fn shown(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => url.to_string(),
-    }
-}
-
 /// Resolves `reference` (absolute, scheme-relative, host-relative or relative) against the
-/// address it was found at: a manifest's bundle URL or a redirect's Location.
+/// address it was found at: a manifest's bundle URL against the manifest's final address.
 pub fn resolve(base: &str, reference: &str) -> String {
     let reference = reference.trim();
     if reference.starts_with("http://") || reference.starts_with("https://") {
@@ -175,169 +160,45 @@ pub fn resolve(base: &str, reference: &str) -> String {
     format!("{scheme}://{authority}{dir}{reference}")
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 /// Fetches manifests and update files.
 #[derive(Clone)]
 pub struct Fetcher {
-    /// None when no certificate authorities could be read: https then says why.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    tls_problem: String,
-    user_agent: String,
+    client: HttpClient,
 }
 
 impl Fetcher {
     /// `ca_file`: the PEM bundle of certificate authorities trusted for https channels.
     pub fn new(ca_file: &Path, version: &str) -> Fetcher {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let user_agent = format!("homelabd/{version}");
-        let mut roots = rustls::RootCertStore::empty();
-        let certs: Vec<_> = match CertificateDer::pem_file_iter(ca_file) {
-            Ok(iter) => iter.filter_map(Result::ok).collect(),
-            Err(_) => Vec::new(),
-        };
-        let (added, _ignored) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Fetcher {
-                tls: None,
-                tls_problem: format!(
-                    "No trusted certificate authorities were found in {}, so https channels cannot be checked. Use an http:// channel (update files are signed, so that is safe) or install the system's CA certificates.",
-                    ca_file.display()
-                ),
-                user_agent,
-            };
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        match rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-        {
-            Ok(b) => Fetcher {
-                tls: Some(Arc::new(
-                    b.with_root_certificates(roots).with_no_client_auth(),
-                )),
-                tls_problem: String::new(),
-                user_agent,
-            },
-            Err(e) => Fetcher {
-                tls: None,
-                tls_problem: format!("TLS could not be set up: {e}"),
-                user_agent,
-            },
+        Fetcher {
+            client: HttpClient::new(http_client::Settings::new(ca_file, version)),
         }
     }
 
-    async fn connect(&self, t: &Target) -> Result<Box<dyn Io>, ChannelError> {
-        let unreachable = |reason: String| ChannelError::Unreachable {
-            host: t.host_header(),
-            reason,
-        };
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
-        )
-        .await
-        .map_err(|_| unreachable("no answer within 15 s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-        if !t.https {
-            return Ok(Box::new(tcp));
-        }
-        let Some(tls) = &self.tls else {
-            return Err(ChannelError::Tls(self.tls_problem.clone()));
-        };
-        let name = rustls::pki_types::ServerName::try_from(t.host.clone())
-            .map_err(|_| ChannelError::BadUrl(t.host.clone()))?;
-        let stream = tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                ChannelError::Tls(format!(
-                    "The secure connection to {} failed: {e}. The channel's certificate must be valid for that name and issued by an authority this box trusts.",
-                    t.host_header()
-                ))
-            })?;
-        Ok(Box::new(stream))
-    }
-
-    /// One GET, following redirects; `from` asks for the bytes from that offset on. Returns
-    /// the response and the address it finally came from.
+    /// One GET, following redirects; `from` asks for the bytes from that offset on.
     async fn get(
         &self,
         url: &str,
         from: Option<u64>,
-    ) -> Result<(Response<Incoming>, String), ChannelError> {
-        let mut url = url.to_string();
-        for _ in 0..=MAX_REDIRECTS {
-            let t = Target::parse(&url)?;
-            let io = self.connect(&t).await?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-                    .await
-                    .map_err(|e| ChannelError::Unreachable {
-                        host: t.host_header(),
-                        reason: e.to_string(),
-                    })?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let mut req = Request::get(t.path.as_str())
-                .header(hyper::header::HOST, t.host_header())
-                .header(hyper::header::USER_AGENT, &self.user_agent)
-                .header(hyper::header::ACCEPT_ENCODING, "identity");
-            if let Some(from) = from {
-                req = req.header(hyper::header::RANGE, format!("bytes={from}-"));
-            }
-            let req = req
-                .body(Empty::<Bytes>::new())
-                .map_err(|_| ChannelError::BadUrl(url.clone()))?;
-            let resp = tokio::time::timeout(IDLE_TIMEOUT, sender.send_request(req))
-                .await
-                .map_err(|_| ChannelError::Unreachable {
-                    host: t.host_header(),
-                    reason: "no answer within 60 s".into(),
-                })?
-                .map_err(|e| ChannelError::Unreachable {
-                    host: t.host_header(),
-                    reason: e.to_string(),
-                })?;
-            if resp.status().is_redirection()
-                && let Some(location) = resp
-                    .headers()
-                    .get(hyper::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-            {
-                url = resolve(&url, location);
-                continue;
-            }
-            return Ok((resp, url));
-        }
-        Err(ChannelError::Status {
-            status: "too many redirects".into(),
-            url: shown(&url),
-        })
+    ) -> Result<http_client::Response, ChannelError> {
+        let t = Target::parse(url)?;
+        tracing::debug!(host = %t.host_header(), path = %shown(&t.path), https = t.https, from, "asking the update channel");
+        self.client.get(url, from).await.map_err(request_error)
     }
 
     /// Reads the manifest at `url`; the bundle URL comes back absolute.
     pub async fn manifest(&self, url: &str) -> Result<Manifest, ChannelError> {
-        let (resp, final_url) = self.get(url, None).await?;
+        let resp = self.get(url, None).await?;
+        let final_url = resp.url().to_string();
         if resp.status() != StatusCode::OK {
             return Err(status_error(resp.status(), &final_url));
         }
-        let mut body = resp.into_body();
-        let mut bytes = Vec::new();
-        while let Some(frame) = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
-            .await
-            .map_err(|_| ChannelError::BadManifest("it did not arrive within 60 s".into()))?
-        {
-            let frame = frame.map_err(|e| ChannelError::BadManifest(e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                bytes.extend_from_slice(&data);
+        let bytes = resp.bytes(MAX_MANIFEST_BYTES).await.map_err(|e| match e {
+            HttpError::TooLarge(_) => ChannelError::BadManifest("it is far too large".into()),
+            HttpError::Idle(after) => {
+                ChannelError::BadManifest(format!("it did not arrive within {} s", after.as_secs()))
             }
-            if bytes.len() > MAX_MANIFEST_BYTES {
-                return Err(ChannelError::BadManifest("it is far too large".into()));
-            }
-        }
+            other => ChannelError::BadManifest(other.to_string()),
+        })?;
         let mut m: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| ChannelError::BadManifest(e.to_string()))?;
         m.validate()?;
@@ -376,13 +237,12 @@ impl Fetcher {
         }
         progress(have, m.size);
         if have < m.size {
-            let (resp, final_url) = self.get(&m.url, (have > 0).then_some(have)).await?;
+            let resp = self.get(&m.url, (have > 0).then_some(have)).await?;
             let status = resp.status();
-            let resumed =
-                status == StatusCode::PARTIAL_CONTENT && content_range_start(&resp) == Some(have);
+            let resumed = resp.resumes_at() == Some(have);
             if !resumed {
                 if status != StatusCode::OK {
-                    return Err(status_error(status, &final_url));
+                    return Err(status_error(status, resp.url().as_str()));
                 }
                 // The server sends the whole file: start again from its first byte.
                 hasher = Sha256::new();
@@ -396,27 +256,22 @@ impl Fetcher {
                 .mode(0o600)
                 .open(&part)
                 .await?;
-            let mut body = resp.into_body();
+            let mut body = resp.stream();
             let interrupted = |got: u64, reason: String| ChannelError::Interrupted {
                 got: human(got),
                 size: human(m.size),
                 reason,
             };
             loop {
-                let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-                    Err(_) => {
-                        file.sync_all().await?;
-                        return Err(interrupted(have, "nothing arrived for 60 s".into()));
-                    }
-                    Ok(None) => break,
-                    Ok(Some(Err(e))) => {
+                let data = match body.next().await {
+                    None => break,
+                    Some(Err(e)) => {
+                        // What arrived is kept (and synced) for the next try to carry on from;
+                        // an idle server reads "nothing arrived for 60 s".
                         file.sync_all().await?;
                         return Err(interrupted(have, e.to_string()));
                     }
-                    Ok(Some(Ok(frame))) => frame,
-                };
-                let Ok(data) = frame.into_data() else {
-                    continue;
+                    Some(Ok(data)) => data,
                 };
                 have += data.len() as u64;
                 if have > m.size {
@@ -471,15 +326,33 @@ fn status_error(status: StatusCode, url: &str) -> ChannelError {
     }
 }
 
-/// The first byte of a 206 answer (`Content-Range: bytes 100-199/200`).
-fn content_range_start(resp: &Response<Incoming>) -> Option<u64> {
-    let v = resp
-        .headers()
-        .get(hyper::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
-    let range = v.strip_prefix("bytes ")?;
-    range.split('-').next()?.trim().parse().ok()
+/// The client's errors for a request that got no answer, in the owner's words (the same as
+/// before the client existed, which the tests and the Updates page rely on).
+fn request_error(e: HttpError) -> ChannelError {
+    match e {
+        HttpError::BadUrl(url) => ChannelError::BadUrl(url),
+        HttpError::Unreachable { host, reason } => ChannelError::Unreachable { host, reason },
+        HttpError::Tls { host, reason } => ChannelError::Tls(format!(
+            "The secure connection to {host} failed: {reason}. The channel's certificate must be valid for that name and issued by an authority this box trusts."
+        )),
+        HttpError::NoTrust(file) => ChannelError::Tls(format!(
+            "No trusted certificate authorities were found in {}, so https channels cannot be checked. Use an http:// channel (update files are signed, so that is safe) or install the system's CA certificates.",
+            file.display()
+        )),
+        HttpError::Setup(reason) => ChannelError::Tls(format!("TLS could not be set up: {reason}")),
+        HttpError::TooManyRedirects { url } => ChannelError::Status {
+            status: "too many redirects".into(),
+            url,
+        },
+        // Body errors come from reading a body, where they are worded in place; a request
+        // never returns them, but if one did, this is still true and actionable.
+        e @ (HttpError::Idle(_) | HttpError::Cut(_) | HttpError::TooLarge(_)) => {
+            ChannelError::Unreachable {
+                host: "the update channel".into(),
+                reason: e.to_string(),
+            }
+        }
+    }
 }
 
 /// Feeds what an earlier download left into the hash; returns its length.

@@ -460,13 +460,7 @@ impl Ota {
             info.version
         ))
         .await;
-        let data = self.data.clone();
-        self.store
-            .call(move |conn| {
-                snapshot::take(&data, conn)
-                    .map_err(|e| crate::store::StoreError::Join(e.to_string()))
-            })
-            .await?;
+        snapshot::take(&self.data, &self.store).await?;
         snapshot::set_pending(
             &self.data,
             &snapshot::Pending {

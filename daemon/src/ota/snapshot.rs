@@ -1,7 +1,7 @@
 //! The update's safety net, kept beside the data and outside the database (a restored database
 //! must not roll back the record of the update itself):
 //!
-//! - `updates/snapshot/`: a consistent copy of the database (SQLite's `VACUUM INTO`) with the
+//! - `updates/snapshot/`: a consistent copy of the database ([`Store::copy_to`]) with the
 //!   vault key and certificate it belongs with, taken before a bundle is installed;
 //! - `updates/pending.json`: which update was installed, from which version;
 //! - `updates/last.json`: how the last update ended, for the Updates page.
@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The files that make up the daemon's state, relative to the data directory. The database
-/// is copied with `VACUUM INTO`; these are copied as they are.
+use super::OtaError;
+use crate::store::{DB_FILE as DB, Store};
+
+/// The files that make up the daemon's state besides the database, relative to the data
+/// directory. The store copies the database; these are copied as they are.
 const CONFIG_FILES: &[&str] = &["secrets/master.key", "tls/cert.pem", "tls/key.pem"];
-const DB: &str = "homelab.db";
 
 /// An update installed and waiting for the reboot that starts it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,38 +132,38 @@ pub fn set_last_result(
 }
 
 /// Copies the database (consistently, while the daemon runs) and its key and certificate.
-/// The previous snapshot is replaced only once the new one is complete.
-pub fn take(data: &Path, db: &rusqlite::Connection) -> std::io::Result<()> {
+/// The previous snapshot is replaced only once the new one is complete. File work goes
+/// through tokio::fs, so nothing here blocks the runtime.
+pub async fn take(data: &Path, store: &Store) -> Result<(), OtaError> {
     let dir = snapshot_dir(data);
     let fresh = updates_dir(data).join("snapshot.new");
-    let _ = fs::remove_dir_all(&fresh);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&fresh)?;
-    }
-    let target = fresh.join(DB);
-    db.execute("VACUUM INTO ?1", [target.to_string_lossy().as_ref()])
-        .map_err(std::io::Error::other)?;
-    fs::File::open(&target)?.sync_all()?;
+    let _ = tokio::fs::remove_dir_all(&fresh).await;
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&fresh)
+        .await?;
+    store.copy_to(&fresh.join(DB)).await?;
     for name in CONFIG_FILES {
         let from = data.join(name);
-        if from.exists() {
+        if tokio::fs::try_exists(&from).await? {
             let to = fresh.join(name);
-            fs::create_dir_all(to.parent().unwrap_or(&fresh))?;
-            fs::copy(&from, &to)?;
-            fs::File::open(&to)?.sync_all()?;
+            tokio::fs::create_dir_all(to.parent().unwrap_or(&fresh)).await?;
+            tokio::fs::copy(&from, &to).await?;
+            tokio::fs::File::open(&to).await?.sync_all().await?;
         }
     }
-    let _ = fs::remove_dir_all(&dir);
-    fs::rename(&fresh, &dir)?;
-    fs::File::open(updates_dir(data))?.sync_all()
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::rename(&fresh, &dir).await?;
+    tokio::fs::File::open(updates_dir(data))
+        .await?
+        .sync_all()
+        .await?;
+    Ok(())
 }
 
-/// Puts the snapshot back in place of the current files (the database's WAL files go: they
-/// belong to the database being replaced).
+/// Puts the snapshot back in place of the current files. Runs before the database is opened
+/// (the store replaces its own file, see [`crate::store::restore_copy`]).
 pub fn restore(data: &Path) -> std::io::Result<()> {
     let dir = snapshot_dir(data);
     if !dir.join(DB).exists() {
@@ -174,11 +176,7 @@ pub fn restore(data: &Path) -> std::io::Result<()> {
             write_durably(&data.join(name), &bytes)?;
         }
     }
-    for wal in ["homelab.db-wal", "homelab.db-shm"] {
-        let _ = fs::remove_file(data.join(wal));
-    }
-    let bytes = fs::read(dir.join(DB))?;
-    write_durably(&data.join(DB), &bytes)
+    crate::store::restore_copy(&data.join(DB), &dir.join(DB))
 }
 
 /// Versions the update window must not install by itself again (they were rolled back, or
@@ -248,21 +246,23 @@ pub fn settle(data: &Path, running_version: &str, boot_id: &str) -> std::io::Res
 mod tests {
     use super::*;
 
-    fn data_with_db(value: &str) -> (tempfile::TempDir, rusqlite::Connection) {
+    /// A setting stands for the data: whatever the store holds, it is copied and restored
+    /// as a whole.
+    const KEY: &str = "snapshot.test";
+
+    async fn data_with_db(value: &str) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = rusqlite::Connection::open(dir.path().join(DB)).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (v TEXT);")
-            .unwrap();
-        conn.execute("INSERT INTO t VALUES (?1)", [value]).unwrap();
+        let store = Store::open(&dir.path().join(DB)).unwrap();
+        store.set_setting(KEY, value.into()).await.unwrap();
         fs::create_dir_all(dir.path().join("secrets")).unwrap();
         fs::write(dir.path().join("secrets/master.key"), b"key-1").unwrap();
-        (dir, conn)
+        (dir, store)
     }
 
     /// A data directory with `value` saved and an update from 1.0 to 2.0 installed.
-    fn installed_update(value: &str) -> (tempfile::TempDir, rusqlite::Connection) {
-        let (dir, conn) = data_with_db(value);
-        take(dir.path(), &conn).unwrap();
+    async fn installed_update(value: &str) -> (tempfile::TempDir, Store) {
+        let (dir, store) = data_with_db(value).await;
+        take(dir.path(), &store).await.unwrap();
         set_pending(
             dir.path(),
             &Pending {
@@ -273,35 +273,37 @@ mod tests {
             },
         )
         .unwrap();
-        (dir, conn)
+        (dir, store)
     }
 
-    fn value(data: &Path) -> String {
-        let conn = rusqlite::Connection::open(data.join(DB)).unwrap();
-        conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap()
+    async fn value(data: &Path) -> String {
+        let store = Store::open(&data.join(DB)).unwrap();
+        let v = store.setting(KEY).await.unwrap().unwrap();
+        store.close().await.unwrap();
+        v
     }
 
-    #[test]
-    fn a_fallback_restores_the_snapshot_and_says_so() {
-        let (dir, conn) = installed_update("before");
+    #[tokio::test]
+    async fn a_fallback_restores_the_snapshot_and_says_so() {
+        let (dir, store) = installed_update("before").await;
         let data = dir.path();
         // The new version changed the data, then the bootloader fell back.
-        conn.execute("UPDATE t SET v = 'after'", []).unwrap();
-        drop(conn);
+        store.set_setting(KEY, "after".into()).await.unwrap();
+        store.close().await.unwrap();
         fs::write(data.join("secrets/master.key"), b"key-2").unwrap();
-        assert_eq!(value(data), "after");
+        assert_eq!(value(data).await, "after");
 
         // Only homelabd restarted (same boot): the update still waits, nothing is restored.
         assert_eq!(settle(data, "1.0", "boot-1").unwrap(), Settled::Nothing);
         assert!(pending(data).is_some());
-        assert_eq!(value(data), "after");
+        assert_eq!(value(data).await, "after");
 
         // The next boot runs the old version: the bootloader fell back.
         assert_eq!(
             settle(data, "1.0", "boot-2").unwrap(),
             Settled::RolledBack { to: "2.0".into() }
         );
-        assert_eq!(value(data), "before");
+        assert_eq!(value(data).await, "before");
         assert_eq!(fs::read(data.join("secrets/master.key")).unwrap(), b"key-1");
         let last = last_result(data).unwrap();
         assert!(!last.ok);
@@ -317,18 +319,30 @@ mod tests {
         assert_eq!(held_back(data).len(), 1);
     }
 
-    #[test]
-    fn the_new_version_keeps_its_data() {
-        let (dir, conn) = installed_update("before");
+    #[tokio::test]
+    async fn the_new_version_keeps_its_data() {
+        let (dir, store) = installed_update("before").await;
         let data = dir.path();
-        conn.execute("UPDATE t SET v = 'after'", []).unwrap();
-        drop(conn);
+        store.set_setting(KEY, "after".into()).await.unwrap();
+        store.close().await.unwrap();
         assert_eq!(
             settle(data, "2.0", "boot-2").unwrap(),
             Settled::Updated { to: "2.0".into() }
         );
-        assert_eq!(value(data), "after");
+        assert_eq!(value(data).await, "after");
         assert!(last_result(data).unwrap().ok);
         assert!(held_back(data).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_snapshot_replaces_the_first() {
+        let (dir, store) = installed_update("first").await;
+        store.set_setting(KEY, "second".into()).await.unwrap();
+        take(dir.path(), &store).await.unwrap();
+        store.set_setting(KEY, "later".into()).await.unwrap();
+        store.close().await.unwrap();
+        restore(dir.path()).unwrap();
+        assert_eq!(value(dir.path()).await, "second");
+        assert!(!updates_dir(dir.path()).join("snapshot.new").exists());
     }
 }

@@ -10,6 +10,7 @@
 mod apps;
 mod audit;
 mod browsers;
+mod copy;
 mod devices;
 mod migrations;
 mod sessions;
@@ -25,11 +26,15 @@ use rusqlite::Connection;
 
 pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
+pub use copy::restore_copy;
 pub use devices::{DeviceRow, HistoryPolicy, NewDevice, PollRecord, Recorded, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::SessionRow;
 pub use tokens::ApiTokenRow;
 pub use users::{UiMode, User};
+
+/// The database's file name in the data directory.
+pub const DB_FILE: &str = "homelab.db";
 
 /// Errors from the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,9 @@ pub enum StoreError {
     Closed,
     #[error("database task failed: {0}")]
     Join(String),
+    /// The database's files, as files: a copy that cannot be written or synced.
+    #[error("database file error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("{0}")]
     Conflict(&'static str),
 }
