@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{DeployError, Deployer, Remote, last_lines, probe, render};
+use super::{DeployError, Deployer, DeploymentState, Remote, last_lines, probe, render};
 use crate::catalog::Recipe;
 
 impl Deployer {
@@ -115,7 +115,7 @@ impl Deployer {
             self.progress(
                 id,
                 &m.slug,
-                "health_check",
+                DeploymentState::HealthCheck,
                 pct,
                 format!("Waiting for {} to answer…", m.name),
             )

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::journal::Undo;
 use super::plan::placement_record;
 use super::{
-    DeployError, DeployRequest, Deployer, Remote, Started, project_name, render, secret_owner,
+    DeployError, DeployRequest, Deployer, DeploymentState, Remote, RunState, Started, project_name,
+    render, secret_owner,
 };
 use crate::busy::BusyGuard;
 use crate::catalog::Recipe;
@@ -76,7 +77,7 @@ impl Deployer {
                 kind: "deploy".into(),
                 device_id: device.id,
                 device_name: device.name.clone(),
-                state: "validating".into(),
+                state: DeploymentState::Validating,
                 progress: 0,
                 message: format!("Checking requirements on {}…", device.name),
                 error: None,
@@ -113,7 +114,7 @@ impl Deployer {
         &self,
         id: i64,
         slug: &str,
-        state: &'static str,
+        state: DeploymentState,
         pct: i64,
         msg: String,
     ) {
@@ -141,7 +142,7 @@ impl Deployer {
                 self.progress(
                     job.id,
                     &slug,
-                    "running",
+                    DeploymentState::Running,
                     100,
                     format!("{name} is running at {url}"),
                 )
@@ -175,7 +176,7 @@ impl Deployer {
                     self.devices.pool.forget(job.device.id).await;
                 }
                 let _ = self.store.set_deployment_error(job.id, msg.clone()).await;
-                self.progress(job.id, &slug, "failed", 100, msg.clone())
+                self.progress(job.id, &slug, DeploymentState::Failed, 100, msg.clone())
                     .await;
                 let verb = if update { "Updating" } else { "Deploying" };
                 self.audit(
@@ -216,7 +217,7 @@ impl Deployer {
         self.progress(
             id,
             slug,
-            "preparing",
+            DeploymentState::Preparing,
             15,
             "Preparing the app's files…".into(),
         )
@@ -229,8 +230,14 @@ impl Deployer {
 
         self.pull_images(&remote, id, recipe, &values).await?;
 
-        self.progress(id, slug, "starting", 70, format!("Starting {}…", m.name))
-            .await;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Starting,
+            70,
+            format!("Starting {}…", m.name),
+        )
+        .await;
         self.step(
             id,
             "containers",
@@ -245,8 +252,14 @@ impl Deployer {
             .compose_up("Start the app", &dir, &project, &m.name)
             .await?;
 
-        self.progress(id, slug, "configuring", 80, format!("Saving {}…", m.name))
-            .await;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Configuring,
+            80,
+            format!("Saving {}…", m.name),
+        )
+        .await;
         let url = app_url(recipe, device, &values);
         self.step(id, "record", &Undo::DeleteApp { slug: slug.into() })
             .await?;
@@ -257,7 +270,7 @@ impl Deployer {
                 name: m.name.clone(),
                 device_id: device.id,
                 version: m.version.clone(),
-                state: "starting".into(),
+                state: RunState::Starting,
                 message: String::new(),
                 settings: settings_json,
                 url: url.clone(),
@@ -271,7 +284,7 @@ impl Deployer {
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
         self.store
-            .set_app_state(slug.into(), "running", String::new())
+            .set_app_state(slug.into(), RunState::Running, String::new())
             .await?;
         self.finish_steps(id).await?;
         Ok(url)
@@ -378,7 +391,7 @@ impl Deployer {
                 kind: "update".into(),
                 device_id: device.id,
                 device_name: device.name.clone(),
-                state: "validating".into(),
+                state: DeploymentState::Validating,
                 progress: 0,
                 message: format!(
                     "Updating {} from {} to {}…",
@@ -428,7 +441,7 @@ impl Deployer {
         self.progress(
             id,
             slug,
-            "preparing",
+            DeploymentState::Preparing,
             15,
             "Preparing the new version…".into(),
         )
@@ -455,7 +468,7 @@ impl Deployer {
         self.progress(
             id,
             slug,
-            "starting",
+            DeploymentState::Starting,
             70,
             format!("Starting the new {}…", m.name),
         )
@@ -471,7 +484,7 @@ impl Deployer {
         self.progress(
             id,
             slug,
-            "health_check",
+            DeploymentState::HealthCheck,
             85,
             format!("Waiting for {} to answer…", m.name),
         )
@@ -479,13 +492,19 @@ impl Deployer {
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
         let url = app_url(recipe, device, &values);
-        self.progress(id, slug, "configuring", 99, format!("Saving {}…", m.name))
-            .await;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Configuring,
+            99,
+            format!("Saving {}…", m.name),
+        )
+        .await;
         self.store
             .put_app(AppRow {
                 version: m.version.clone(),
                 compose: recipe.compose_text.clone(),
-                state: "running".into(),
+                state: RunState::Running,
                 message: String::new(),
                 url: url.clone(),
                 settings: serde_json::to_string(&job.settings).unwrap_or_default(),
@@ -509,8 +528,14 @@ impl Deployer {
         let count = images.len().max(1) as i64;
         for (i, image) in images.iter().enumerate() {
             let base = 20 + 40 * i as i64 / count;
-            self.progress(id, slug, "pulling", base, format!("Downloading {image}…"))
-                .await;
+            self.progress(
+                id,
+                slug,
+                DeploymentState::Pulling,
+                base,
+                format!("Downloading {image}…"),
+            )
+            .await;
             let t = Instant::now();
             if remote.image_present(image).await? {
                 remote
@@ -538,7 +563,7 @@ impl Deployer {
                     self.progress(
                         id,
                         slug,
-                        "pulling",
+                        DeploymentState::Pulling,
                         pct,
                         format!(
                             "Downloaded {} of {} ({image})",

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeployError, Deployer, Remote};
+use super::{DeployError, Deployer, DeploymentState, Remote};
 use crate::events::{Event, Level};
 use crate::store::DeploymentRow;
 
@@ -41,13 +41,19 @@ impl Deployer {
             return false;
         };
         // A retry keeps the message that says what happened and what is pending.
-        if d.state != "rolling_back" {
+        if d.state != DeploymentState::RollingBack {
             let msg = format!(
                 "{} Undoing the changes…",
                 d.error.clone().unwrap_or_default()
             );
-            self.progress(id, &d.slug, "rolling_back", 100, msg.trim().to_string())
-                .await;
+            self.progress(
+                id,
+                &d.slug,
+                DeploymentState::RollingBack,
+                100,
+                msg.trim().to_string(),
+            )
+            .await;
         }
         let changed = self
             .store
@@ -66,7 +72,8 @@ impl Deployer {
                     Some(e) => format!("{e} {done}"),
                     None => done.into(),
                 };
-                self.progress(id, &d.slug, "rolled_back", 100, msg).await;
+                self.progress(id, &d.slug, DeploymentState::RolledBack, 100, msg)
+                    .await;
                 self.audit(
                     "app.rolled_back",
                     format!("Rolled back the deploy of {} on {}", d.slug, d.device_name),
@@ -83,8 +90,14 @@ impl Deployer {
                     d.error.clone().unwrap_or_default(),
                     d.device_name
                 );
-                self.progress(id, &d.slug, "rolling_back", 100, msg.trim().to_string())
-                    .await;
+                self.progress(
+                    id,
+                    &d.slug,
+                    DeploymentState::RollingBack,
+                    100,
+                    msg.trim().to_string(),
+                )
+                .await;
                 false
             }
         }
@@ -157,11 +170,11 @@ impl Deployer {
             let Some(_guard) = self.try_busy(&d.slug) else {
                 continue; // in flight in this process
             };
-            if d.state != "failed" && d.state != "rolling_back" {
+            if d.state != DeploymentState::Failed && d.state != DeploymentState::RollingBack {
                 let msg = "Homelab restarted while this deploy was under way, so it was undone. \
                            Deploy again when you are ready.";
                 let _ = self.store.set_deployment_error(d.id, msg.into()).await;
-                self.progress(d.id, &d.slug, "failed", 100, msg.into())
+                self.progress(d.id, &d.slug, DeploymentState::Failed, 100, msg.into())
                     .await;
                 self.events.publish(Event::Toast {
                     level: Level::Warning,

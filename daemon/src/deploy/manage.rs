@@ -2,7 +2,8 @@
 //! it (what removal deletes, in words, and the removal itself).
 
 use super::{
-    DeployError, Deployer, Lifecycle, Remote, Removal, last_lines, project_name, secret_owner,
+    DeployError, Deployer, Lifecycle, Remote, Removal, RunState, last_lines, project_name,
+    secret_owner,
 };
 use crate::events::Event;
 
@@ -36,8 +37,8 @@ impl Deployer {
             )));
         }
         let (state, msg) = match action {
-            Lifecycle::Stop => ("stopped", "Stopped."),
-            _ => ("running", ""),
+            Lifecycle::Stop => (RunState::Stopped, "Stopped."),
+            _ => (RunState::Running, ""),
         };
         self.store
             .set_app_state(slug.into(), state, msg.into())

@@ -45,6 +45,7 @@ use crate::config::DeployConfig;
 use crate::devices::Devices;
 use crate::events::EventBus;
 use crate::secrets::{Vault, VaultError};
+pub use crate::states::{DeploymentState, RunState};
 use crate::store::{AppRow, DeviceRow, Store, StoreError};
 pub use remote::{PROJECT_LABEL, Remote, probe};
 
@@ -110,25 +111,6 @@ pub fn secret_owner(slug: &str) -> String {
 
 pub fn project_name(slug: &str) -> String {
     format!("{PROJECT_PREFIX}{slug}")
-}
-
-/// Words for each state, for the progress bar.
-pub fn state_words(state: &str) -> &'static str {
-    match state {
-        "validating" => "Checking requirements",
-        "preparing" => "Preparing files",
-        "pulling" => "Downloading the app",
-        "starting" => "Starting the app",
-        "configuring" => "Saving the app",
-        "health_check" => "Waiting for the app to answer",
-        "running" => "Running",
-        "failed" => "Failed",
-        "rolling_back" => "Undoing the changes",
-        "rolled_back" => "Rolled back",
-        "removing" => "Removing",
-        "done" => "Done",
-        _ => "Working",
-    }
 }
 
 impl Deployer {

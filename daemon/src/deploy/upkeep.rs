@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Deployer, Remote, project_name};
+use super::{Deployer, Remote, RunState, project_name};
 use crate::events::Event;
 
 /// How often unfinished rollbacks are retried and deployed apps are compared with their device.
@@ -35,7 +35,7 @@ impl Deployer {
             return;
         };
         for app in apps {
-            if app.state == "starting" {
+            if app.state == RunState::Starting {
                 continue;
             }
             let Some(_guard) = self.try_busy(&app.slug) else {
@@ -57,16 +57,16 @@ impl Deployer {
                 .count();
             let (state, message) = if containers.is_empty() {
                 (
-                    "missing",
+                    RunState::Missing,
                     "Its containers were removed outside Homelab. Remove the app here, or deploy it again.".to_string(),
                 )
             } else if running == containers.len() {
-                ("running", String::new())
+                (RunState::Running, String::new())
             } else if running == 0 {
-                ("stopped", "Stopped.".to_string())
+                (RunState::Stopped, "Stopped.".to_string())
             } else {
                 (
-                    "failed",
+                    RunState::Failed,
                     format!(
                         "{} of {} parts are not running.",
                         containers.len() - running,
@@ -80,7 +80,7 @@ impl Deployer {
                 .await
                 .unwrap_or(false)
             {
-                tracing::info!(app = %app.slug, state, "app state changed on its device");
+                tracing::info!(app = %app.slug, state = state.as_str(), "app state changed on its device");
                 self.events.publish(Event::AppState {
                     slug: app.slug.clone(),
                 });
