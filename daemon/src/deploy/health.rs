@@ -7,6 +7,31 @@ use std::time::{Duration, Instant};
 use super::{DeployError, Deployer, DeploymentState, Remote, last_lines, probe, render};
 use crate::catalog::Recipe;
 
+/// Why an app that Compose started did not pass its health check.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthFailure {
+    #[error("{app}'s containers disappeared while it was starting.")]
+    Vanished { app: String },
+    #[error(
+        "{app}'s service “{service}” stopped right after starting ({status}). Its last words: {logs}"
+    )]
+    Stopped {
+        app: String,
+        service: String,
+        /// Docker's words for the container's state ("Exited (1) 2 seconds ago").
+        status: String,
+        logs: String,
+    },
+    #[error(
+        "{app} did not answer its health check within {secs} s (last try: {last}). See “What I did” for its output."
+    )]
+    NoAnswer {
+        app: String,
+        secs: u64,
+        last: String,
+    },
+}
+
 impl Deployer {
     pub(super) async fn health_check(
         &self,
@@ -42,10 +67,10 @@ impl Deployer {
             let (containers, answer) = tokio::join!(remote.project_containers(project), asking);
             let containers = containers?;
             if containers.is_empty() {
-                return Err(DeployError::Invalid(format!(
-                    "{}'s containers disappeared while it was starting.",
-                    m.name
-                )));
+                return Err(HealthFailure::Vanished {
+                    app: m.name.clone(),
+                }
+                .into());
             }
             if let Some(bad) = containers.iter().find(|c| {
                 matches!(
@@ -69,11 +94,13 @@ impl Deployer {
                     .await
                     .map(|o| last_lines(&o.stdout_text(), 5))
                     .unwrap_or_default();
-                return Err(DeployError::Invalid(format!(
-                    "{}'s service “{svc}” stopped right after starting ({}). Its last words: {logs}",
-                    m.name,
-                    bad.status.clone().unwrap_or_default()
-                )));
+                return Err(HealthFailure::Stopped {
+                    app: m.name.clone(),
+                    service: svc,
+                    status: bad.status.clone().unwrap_or_default(),
+                    logs,
+                }
+                .into());
             }
             let ok = match (port, answer) {
                 (Some(p), Some(r)) => {
@@ -105,11 +132,12 @@ impl Deployer {
             }
             let waited = started.elapsed();
             if waited >= timeout {
-                return Err(DeployError::Invalid(format!(
-                    "{} did not answer its health check within {} s (last try: {last}). See “What I did” for its output.",
-                    m.name,
-                    timeout.as_secs()
-                )));
+                return Err(HealthFailure::NoAnswer {
+                    app: m.name.clone(),
+                    secs: timeout.as_secs(),
+                    last,
+                }
+                .into());
             }
             let pct = 85 + (14 * waited.as_millis() / timeout.as_millis().max(1)) as i64;
             self.progress(

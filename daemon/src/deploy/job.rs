@@ -54,14 +54,14 @@ impl Deployer {
         // what this deploy reuses (its secrets, its folder).
         for earlier in self.store.unfinished_deployments().await? {
             if earlier.slug == slug && !self.roll_back(earlier.id).await {
-                return Err(DeployError::Invalid(format!(
-                    "The last attempt to install {} is still being undone on {}, which is not \
-                     answering. Turn it on (or remove it from Homelab), then try again.",
-                    recipe.manifest.name, earlier.device_name
-                )));
+                return Err(DeployError::StillUndoing {
+                    app: recipe.manifest.name.clone(),
+                    device: earlier.device_name,
+                });
             }
         }
-        let settings = render::settings(&recipe, &req.settings).map_err(DeployError::Invalid)?;
+        let settings =
+            render::settings(&recipe, &req.settings).map_err(DeployError::BadSettings)?;
         let (verdicts, device) = self.choose(&recipe, &settings, req.device_id).await?;
         let placement_json = placement_record(&verdicts);
         let request = serde_json::to_string(&DeployRequest {
@@ -368,10 +368,10 @@ impl Deployer {
         let recipe = self.recipe(slug)?.clone();
         let app = self.deployed(slug).await?;
         if app.version == recipe.manifest.version && app.compose == recipe.compose_text {
-            return Err(DeployError::Invalid(format!(
-                "{} is up to date (version {}).",
-                recipe.manifest.name, app.version
-            )));
+            return Err(DeployError::UpToDate {
+                app: recipe.manifest.name.clone(),
+                version: app.version,
+            });
         }
         let guard = self.claim(slug, &recipe.manifest.name)?;
         let device = self.app_device(&app).await?;
@@ -382,7 +382,7 @@ impl Deployer {
             .into_iter()
             .filter(|(k, _)| recipe.manifest.settings.iter().any(|s| &s.name == k))
             .collect();
-        let settings = render::settings(&recipe, &settings).map_err(DeployError::Invalid)?;
+        let settings = render::settings(&recipe, &settings).map_err(DeployError::BadSettings)?;
         let id = self
             .store
             .new_deployment(DeploymentRow {
@@ -433,10 +433,7 @@ impl Deployer {
         let dir = app.app_dir.clone();
         let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
         if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
-            return Err(DeployError::Invalid(format!(
-                "Docker Compose is no longer installed on {}.",
-                device.name
-            )));
+            return Err(DeployError::ComposeGone(device.name.clone()));
         }
         self.progress(
             id,

@@ -30,11 +30,11 @@ impl Deployer {
         // see the app as it now is.
         self.devices.check(&device).await;
         if !out.success() {
-            return Err(DeployError::Invalid(format!(
-                "Could not {verb} {}: {}",
-                app.name,
-                last_lines(&out.stderr_text(), 4)
-            )));
+            return Err(DeployError::LifecycleFailed {
+                verb,
+                app: app.name,
+                detail: last_lines(&out.stderr_text(), 4),
+            });
         }
         let (state, msg) = match action {
             Lifecycle::Stop => (RunState::Stopped, "Stopped."),
@@ -121,11 +121,10 @@ impl Deployer {
         let remote = match Remote::connect(&self.devices, device.clone(), None).await {
             Ok(r) => r,
             Err(e) => {
-                return Err(DeployError::Invalid(format!(
-                    "{e} Nothing was removed. Turn {} on and try again — or, if it is gone for \
-                     good, choose “Forget it here only”.",
-                    device.name
-                )));
+                return Err(DeployError::RemovalNeedsDevice {
+                    device: device.name,
+                    cause: Box::new(e),
+                });
             }
         };
         let removed = remote

@@ -44,31 +44,171 @@ use crate::catalog::{Catalog, Recipe};
 use crate::config::DeployConfig;
 use crate::devices::Devices;
 use crate::events::EventBus;
+use crate::placement::Disqualified;
 use crate::secrets::{Vault, VaultError};
 pub use crate::states::{DeploymentState, RunState};
 use crate::store::{AppRow, DeviceRow, Store, StoreError};
+pub use health::HealthFailure;
 pub use remote::{PROJECT_LABEL, Remote, probe};
 
 /// Compose project names we own: `homelab-<slug>`.
 pub const PROJECT_PREFIX: &str = "homelab-";
 
-/// Errors of the deploy engine; each message says what to do.
+/// Errors of the deploy engine; each message says what to do. The variants are grouped by
+/// what the user does next.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    // The request itself: change it and send it again.
+    /// The settings do not fit the recipe (the message names the setting).
     #[error("{0}")]
-    Invalid(String),
+    BadSettings(String),
     #[error("There is no app “{0}” in the catalog.")]
     UnknownApp(String),
     #[error("{0} is not deployed.")]
     NotDeployed(String),
     #[error("No such deployment.")]
     NotFound,
+    #[error("{app} is up to date (version {version}).")]
+    UpToDate { app: String, version: String },
+
+    // Wait: another operation holds the app.
+    #[error("{0} is busy; try again in a moment.")]
+    AppBusy(String),
+    /// An earlier failed attempt must finish undoing on a device that does not answer.
+    #[error(
+        "The last attempt to install {app} is still being undone on {device}, which is not \
+         answering. Turn it on (or remove it from Homelab), then try again."
+    )]
+    StillUndoing { app: String, device: String },
+
+    // Choose (or add) another device.
+    #[error("Add a device first: apps run on your devices, not on this box.")]
+    NoDevices,
+    #[error("That device is not one of your devices.")]
+    UnknownDevice,
+    #[error("That device was just removed.")]
+    DeviceRemoved,
+    #[error("{device} cannot run {app}: {why}")]
+    CannotRun {
+        device: String,
+        app: String,
+        why: Disqualified,
+    },
+    /// Every device, each with why it cannot.
+    #[error("No device can run {app} right now: {}", each_device(why))]
+    NoDeviceFits {
+        app: String,
+        why: Vec<(String, Disqualified)>,
+    },
+
+    // Fix something on the device, then try again.
+    #[error(
+        "Port {port} is used by {} on {device} — use {free}?{}",
+        holder.as_deref().unwrap_or("another program"),
+        setting.as_ref().map(|s| format!(" Change “{s}” to {free}.")).unwrap_or_default()
+    )]
+    PortTaken {
+        port: u16,
+        device: String,
+        /// Our app or the container holding the port; None: another program.
+        holder: Option<String>,
+        /// A free port to suggest.
+        free: u16,
+        /// The label of the recipe setting that chose the port, when one did.
+        setting: Option<String>,
+    },
+    #[error(
+        "Docker Compose is not installed on {0}. On the device run \
+         `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
+    )]
+    ComposeMissing(String),
+    /// Found missing by an update (it was there for the deploy).
+    #[error("Docker Compose is no longer installed on {0}.")]
+    ComposeGone(String),
+    /// Containers of the app's Compose project that this Homelab has no record of.
+    #[error(
+        "{device} already runs containers of the project {project} that this Homelab does \
+         not know about. Remove them on the device (`docker compose -p {project} down`), \
+         or choose another device."
+    )]
+    ProjectClash { device: String, project: String },
+    #[error(
+        "The folder {dir} already exists on {device}. Move it away (or delete it) on the \
+         device, then try again."
+    )]
+    FolderTaken { dir: String, device: String },
+    #[error(
+        "Homelab could not create the folder {dir} on {device}: the device login “{login}” may \
+         not write there. On the device run `sudo mkdir -p {dir} && sudo chown {login} {dir}`, \
+         then try again."
+    )]
+    FolderNotCreatable {
+        dir: String,
+        device: String,
+        login: String,
+    },
+    #[error("Could not write the app's files in {dir} on {device}: {detail}")]
+    FilesNotWritten {
+        dir: String,
+        device: String,
+        detail: String,
+    },
+    #[error("Could not copy {file}: {detail}")]
+    CopyFailed { file: String, detail: String },
+    #[error("Could not remove {dir} on {device}: {detail}")]
+    RemoveFailed {
+        dir: String,
+        device: String,
+        detail: String,
+    },
+    #[error(
+        "The image {image} could not be downloaded on {device}: {detail}. Check that the \
+         device can reach the internet (or load the image onto it), then try again."
+    )]
+    PullFailed {
+        image: String,
+        device: String,
+        detail: String,
+    },
+    /// A removal needs the device to answer; forgetting the app here does not.
+    #[error(
+        "{cause} Nothing was removed. Turn {device} on and try again — or, if it is gone for \
+         good, choose “Forget it here only”."
+    )]
+    RemovalNeedsDevice {
+        device: String,
+        cause: Box<DeployError>,
+    },
+
+    // The app itself did not work: its output says why.
+    /// `compose up` failed; `what` is the app or its version.
+    #[error("Starting {what} failed: {detail}")]
+    StartFailed { what: String, detail: String },
+    #[error(transparent)]
+    HealthCheckFailed(#[from] HealthFailure),
+    /// start | stop | restart failed.
+    #[error("Could not {verb} {app}: {detail}")]
+    LifecycleFailed {
+        verb: &'static str,
+        app: String,
+        detail: String,
+    },
+
+    // Not the user's doing.
     #[error("{0} did not answer: {1}")]
     Device(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+/// "device — why; device — why" for [`DeployError::NoDeviceFits`].
+fn each_device(why: &[(String, Disqualified)]) -> String {
+    why.iter()
+        .map(|(device, why)| format!("{device} — {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What the user asked for.
@@ -140,7 +280,7 @@ impl Deployer {
     /// Marks the app busy, or says it is (`name` is what the user calls it).
     fn claim(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
         self.try_busy(slug)
-            .ok_or_else(|| DeployError::Invalid(format!("{name} is busy; try again in a moment.")))
+            .ok_or_else(|| DeployError::AppBusy(name.to_string()))
     }
 
     fn recipe(&self, slug: &str) -> Result<&Recipe, DeployError> {
@@ -235,4 +375,140 @@ impl Lifecycle {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages are what the user reads (and what the lab tests match): each is the text
+    /// the engine gave before the errors had names.
+    #[test]
+    fn error_messages_keep_their_words() {
+        let cases: Vec<(DeployError, &str)> = vec![
+            (
+                DeployError::StillUndoing {
+                    app: "Vaultwarden".into(),
+                    device: "pi".into(),
+                },
+                "The last attempt to install Vaultwarden is still being undone on pi, which is \
+                 not answering. Turn it on (or remove it from Homelab), then try again.",
+            ),
+            (
+                DeployError::AppBusy("Vaultwarden".into()),
+                "Vaultwarden is busy; try again in a moment.",
+            ),
+            (
+                DeployError::CannotRun {
+                    device: "pi".into(),
+                    app: "Immich".into(),
+                    why: Disqualified::TooFewCores { need: 2, has: 1 },
+                },
+                "pi cannot run Immich: needs 2 processor cores, has 1.",
+            ),
+            (
+                DeployError::NoDeviceFits {
+                    app: "Immich".into(),
+                    why: vec![
+                        ("a".into(), Disqualified::Offline),
+                        ("b".into(), Disqualified::PortInUse(80)),
+                    ],
+                },
+                "No device can run Immich right now: a — the device is offline.; b — port 80 \
+                 is already in use there.",
+            ),
+            (
+                DeployError::PortTaken {
+                    port: 8080,
+                    device: "pi".into(),
+                    holder: Some("whoami".into()),
+                    free: 8081,
+                    setting: Some("Web port".into()),
+                },
+                "Port 8080 is used by whoami on pi — use 8081? Change “Web port” to 8081.",
+            ),
+            (
+                DeployError::PortTaken {
+                    port: 80,
+                    device: "pi".into(),
+                    holder: None,
+                    free: 81,
+                    setting: None,
+                },
+                "Port 80 is used by another program on pi — use 81?",
+            ),
+            (
+                DeployError::ComposeMissing("pi".into()),
+                "Docker Compose is not installed on pi. On the device run `sudo apt-get install \
+                 docker-compose-plugin` (or `docker-compose`), then try again.",
+            ),
+            (
+                DeployError::ProjectClash {
+                    device: "pi".into(),
+                    project: "homelab-x".into(),
+                },
+                "pi already runs containers of the project homelab-x that this Homelab does not \
+                 know about. Remove them on the device (`docker compose -p homelab-x down`), or \
+                 choose another device.",
+            ),
+            (
+                DeployError::FolderTaken {
+                    dir: "/srv/x".into(),
+                    device: "pi".into(),
+                },
+                "The folder /srv/x already exists on pi. Move it away (or delete it) on the \
+                 device, then try again.",
+            ),
+            (
+                DeployError::FolderNotCreatable {
+                    dir: "/srv/x".into(),
+                    device: "pi".into(),
+                    login: "lab".into(),
+                },
+                "Homelab could not create the folder /srv/x on pi: the device login “lab” may not \
+                 write there. On the device run `sudo mkdir -p /srv/x && sudo chown lab /srv/x`, \
+                 then try again.",
+            ),
+            (
+                DeployError::PullFailed {
+                    image: "a/b:1".into(),
+                    device: "pi".into(),
+                    detail: "timeout".into(),
+                },
+                "The image a/b:1 could not be downloaded on pi: timeout. Check that the device \
+                 can reach the internet (or load the image onto it), then try again.",
+            ),
+            (
+                DeployError::RemovalNeedsDevice {
+                    device: "pi".into(),
+                    cause: Box::new(DeployError::Device("pi".into(), "no answer".into())),
+                },
+                "pi did not answer: no answer Nothing was removed. Turn pi on and try again — or, \
+                 if it is gone for good, choose “Forget it here only”.",
+            ),
+            (
+                HealthFailure::NoAnswer {
+                    app: "X".into(),
+                    secs: 90,
+                    last: "answered 502".into(),
+                }
+                .into(),
+                "X did not answer its health check within 90 s (last try: answered 502). See \
+                 “What I did” for its output.",
+            ),
+            (
+                HealthFailure::Stopped {
+                    app: "X".into(),
+                    service: "web".into(),
+                    status: "Exited (1)".into(),
+                    logs: "boom".into(),
+                }
+                .into(),
+                "X's service “web” stopped right after starting (Exited (1)). Its last words: boom",
+            ),
+        ];
+        for (error, words) in cases {
+            assert_eq!(error.to_string(), words);
+        }
+    }
 }

@@ -52,7 +52,7 @@ impl Deployer {
         settings: &BTreeMap<String, String>,
     ) -> Result<Vec<Verdict>, DeployError> {
         let recipe = self.recipe(slug)?;
-        let values = render::settings(recipe, settings).map_err(DeployError::Invalid)?;
+        let values = render::settings(recipe, settings).map_err(DeployError::BadSettings)?;
         let need = Need::from_recipe(recipe, recipe.host_ports(&values));
         Ok(placement::rank(&need, &self.candidates().await?))
     }
@@ -76,50 +76,39 @@ impl Deployer {
             if let (Some(v), Some(f)) = (
                 verdicts.iter_mut().find(|v| v.device_id == id),
                 fresh.into_iter().find(|v| v.device_id == id),
-            ) && !v.eligible
-                && f.eligible
+            ) && !v.eligible()
+                && f.eligible()
             {
                 *v = f;
             }
         }
         let chosen = match device_id {
             Some(id) => {
-                let v = verdicts.iter().find(|v| v.device_id == id).ok_or_else(|| {
-                    DeployError::Invalid("That device is not one of your devices.".into())
-                })?;
-                if !v.eligible {
-                    return Err(DeployError::Invalid(format!(
-                        "{} cannot run {}: {}",
-                        v.name,
-                        recipe.manifest.name,
-                        v.reason.trim_start_matches("Disqualified: ")
-                    )));
+                let v = verdicts
+                    .iter()
+                    .find(|v| v.device_id == id)
+                    .ok_or(DeployError::UnknownDevice)?;
+                if let Some(why) = v.disqualified() {
+                    return Err(DeployError::CannotRun {
+                        device: v.name.clone(),
+                        app: recipe.manifest.name.clone(),
+                        why: why.clone(),
+                    });
                 }
                 v.clone()
             }
-            None => match verdicts.first().filter(|v| v.eligible) {
+            None => match verdicts.first().filter(|v| v.eligible()) {
                 Some(v) => v.clone(),
-                None if verdicts.is_empty() => {
-                    return Err(DeployError::Invalid(
-                        "Add a device first: apps run on your devices, not on this box.".into(),
-                    ));
-                }
+                None if verdicts.is_empty() => return Err(DeployError::NoDevices),
+                // Eligible devices rank first, so here every device is disqualified.
                 None => {
-                    let why: Vec<String> = verdicts
-                        .iter()
-                        .map(|v| {
-                            format!(
-                                "{} — {}",
-                                v.name,
-                                v.reason.trim_start_matches("Disqualified: ")
-                            )
-                        })
-                        .collect();
-                    return Err(DeployError::Invalid(format!(
-                        "No device can run {} right now: {}",
-                        recipe.manifest.name,
-                        why.join("; ")
-                    )));
+                    return Err(DeployError::NoDeviceFits {
+                        app: recipe.manifest.name.clone(),
+                        why: verdicts
+                            .iter()
+                            .filter_map(|v| Some((v.name.clone(), v.disqualified()?.clone())))
+                            .collect(),
+                    });
                 }
             },
         };
@@ -127,7 +116,7 @@ impl Deployer {
             .store
             .device(chosen.device_id)
             .await?
-            .ok_or_else(|| DeployError::Invalid("That device was just removed.".into()))?;
+            .ok_or(DeployError::DeviceRemoved)?;
         Ok((verdicts, device))
     }
 }
@@ -139,8 +128,8 @@ pub(super) fn placement_record(verdicts: &[Verdict]) -> String {
             .iter()
             .map(|v| {
                 serde_json::json!({
-                    "device_id": v.device_id, "device": v.name, "score": v.score.round(),
-                    "eligible": v.eligible, "reason": v.reason,
+                    "device_id": v.device_id, "device": v.name, "score": v.score().round(),
+                    "eligible": v.eligible(), "reason": v.reason(),
                 })
             })
             .collect::<Vec<_>>(),

@@ -47,25 +47,21 @@ impl Deployer {
         };
         let ports = recipe.host_ports(settings);
         let need = Need::from_recipe(recipe, ports.clone());
-        if let Some(v) = placement::rank(&need, std::slice::from_ref(&candidate))
+        if let Some(why) = placement::rank(&need, std::slice::from_ref(&candidate))
             .into_iter()
-            .find(|v| !v.eligible)
+            .find_map(|v| v.disqualified().cloned())
         {
-            return Err(DeployError::Invalid(format!(
-                "{name} cannot run {}: {}",
-                m.name,
-                v.reason.trim_start_matches("Disqualified: ")
-            )));
+            return Err(DeployError::CannotRun {
+                device: name.clone(),
+                app: m.name.clone(),
+                why,
+            });
         }
         // Ports: anything listening on the device, named when it is a container.
         let owners = owners?;
         let mut taken: Vec<u16> = facts.ports.clone();
         taken.extend(owners.keys());
         if let Some(p) = ports.iter().find(|p| taken.contains(p)) {
-            let by = owners
-                .get(p)
-                .map(|o| format!(" by {o}"))
-                .unwrap_or_else(|| " by another program".into());
             let free = (p.saturating_add(1)..=u16::MAX)
                 .find(|q| !taken.contains(q) && !ports.contains(q))
                 .unwrap_or(0);
@@ -73,34 +69,33 @@ impl Deployer {
                 .settings
                 .iter()
                 .find(|s| s.kind == "port" && settings.get(&s.name) == Some(&p.to_string()))
-                .map(|s| format!(" Change “{}” to {free}.", s.label))
-                .unwrap_or_default();
-            return Err(DeployError::Invalid(format!(
-                "Port {p} is used{by} on {name} — use {free}?{setting}"
-            )));
+                .map(|s| s.label.clone());
+            return Err(DeployError::PortTaken {
+                port: *p,
+                device: name.clone(),
+                holder: owners.get(p).cloned(),
+                free,
+                setting,
+            });
         }
         let (flavour, folder_free) = shell?;
         if flavour != "v1" && flavour != "v2" {
-            return Err(DeployError::Invalid(format!(
-                "Docker Compose is not installed on {name}. On the device run \
-                 `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
-            )));
+            return Err(DeployError::ComposeMissing(name.clone()));
         }
         // Name clash: containers of this project that we have no record of. (Volumes alone
         // are data kept by "remove, keep data" and are used again.)
         if !leftovers?.is_empty() {
-            return Err(DeployError::Invalid(format!(
-                "{name} already runs containers of the project {project} that this Homelab does \
-                 not know about. Remove them on the device (`docker compose -p {project} down`), \
-                 or choose another device."
-            )));
+            return Err(DeployError::ProjectClash {
+                device: name.clone(),
+                project: project.to_string(),
+            });
         }
         let kept_data = !volumes?.is_empty();
         if !folder_free {
-            return Err(DeployError::Invalid(format!(
-                "The folder {dir} already exists on {name}. Move it away (or delete it) on the \
-                 device, then try again."
-            )));
+            return Err(DeployError::FolderTaken {
+                dir: dir.to_string(),
+                device: name.clone(),
+            });
         }
         Ok(kept_data)
     }

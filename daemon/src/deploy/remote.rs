@@ -264,10 +264,10 @@ impl Remote {
         if out.success() {
             return Ok(());
         }
-        Err(DeployError::Invalid(format!(
-            "Starting {what} failed: {}",
-            super::last_lines(&out.stderr_text(), 6)
-        )))
+        Err(DeployError::StartFailed {
+            what: what.to_string(),
+            detail: super::last_lines(&out.stderr_text(), 6),
+        })
     }
 
     /// Writes the app's Compose file and env file into `dir` (created if needed), atomically.
@@ -286,17 +286,16 @@ impl Remote {
             .await?;
         match out.stdout_text().trim() {
             "created" | "existed" if out.success() => Ok(()),
-            "cannot-create" => Err(DeployError::Invalid(format!(
-                "Homelab could not create the folder {dir} on {}: the device login “{}” may not \
-                 write there. On the device run `sudo mkdir -p {dir} && sudo chown {} {dir}`, \
-                 then try again.",
-                self.device.name, self.device.username, self.device.username
-            ))),
-            _ => Err(DeployError::Invalid(format!(
-                "Could not write the app's files in {dir} on {}: {}",
-                self.device.name,
-                out.stderr_text()
-            ))),
+            "cannot-create" => Err(DeployError::FolderNotCreatable {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                login: self.device.username.clone(),
+            }),
+            _ => Err(DeployError::FilesNotWritten {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            }),
         }
     }
 
@@ -310,9 +309,12 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
-        out.success().then_some(()).ok_or_else(|| {
-            DeployError::Invalid(format!("Could not copy {from}: {}", out.stderr_text()))
-        })
+        out.success()
+            .then_some(())
+            .ok_or_else(|| DeployError::CopyFailed {
+                file: from.to_string(),
+                detail: out.stderr_text(),
+            })
     }
 
     pub async fn remove_dir(&self, dir: &str) -> Result<(), DeployError> {
@@ -324,13 +326,13 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
-        out.success().then_some(()).ok_or_else(|| {
-            DeployError::Invalid(format!(
-                "Could not remove {dir} on {}: {}",
-                self.device.name,
-                out.stderr_text()
-            ))
-        })
+        out.success()
+            .then_some(())
+            .ok_or_else(|| DeployError::RemoveFailed {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            })
     }
 
     /// Whether the image is already on the device.
@@ -405,11 +407,11 @@ impl Remote {
             Err(e) => {
                 self.note(what, format!("failed: {e}"), started, String::new())
                     .await;
-                Err(DeployError::Invalid(format!(
-                    "The image {image} could not be downloaded on {}: {e}. Check that the device \
-                     can reach the internet (or load the image onto it), then try again.",
-                    self.device.name
-                )))
+                Err(DeployError::PullFailed {
+                    image: image.to_string(),
+                    device: self.device.name.clone(),
+                    detail: e,
+                })
             }
         }
     }

@@ -87,8 +87,8 @@ pub async fn application(
         .into_iter()
         .map(|v| {
             serde_json::json!({
-                "device_id": v.device_id, "device": v.name, "score": v.score.round(),
-                "eligible": v.eligible, "reason": v.reason,
+                "device_id": v.device_id, "device": v.name, "score": v.score().round(),
+                "eligible": v.eligible(), "reason": v.reason(),
             })
         })
         .collect::<Vec<_>>();

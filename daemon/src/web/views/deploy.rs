@@ -52,10 +52,10 @@ pub async fn plan(
         .map(|(i, v)| Choice {
             device_id: v.device_id,
             name: v.name.clone(),
-            score: v.score.round() as u32,
-            eligible: v.eligible,
-            best: i == 0 && v.eligible,
-            reason: v.reason.clone(),
+            score: v.score().round() as u32,
+            eligible: v.eligible(),
+            best: i == 0 && v.eligible(),
+            reason: v.reason(),
         })
         .collect();
     let any_eligible = choices.iter().any(|c| c.eligible);
