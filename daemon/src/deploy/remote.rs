@@ -33,65 +33,19 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Output kept per action for "What I did".
 const KEEP_OUTPUT: usize = 8 * 1024;
 
-/// Runs Compose in the app's folder. `$1` folder, `$2` project, `$3` Docker socket, `$4` the
-/// Compose found by the pre-flight (v1 or v2; anything else: look again), then the Compose
-/// arguments. The env file is shell-quoted by us (see render.rs), so sourcing it only
-/// assigns variables.
-const COMPOSE: &str = r#"
-dir=$1; project=$2; socket=$3; flavour=$4; shift 4
-cd "$dir" || { echo "the app folder $dir is missing" >&2; exit 125; }
-if [ -f ./app.env ]; then set -a; . ./app.env; set +a; fi
-export DOCKER_HOST="unix://$socket"
-if [ "$flavour" != v1 ] && [ "$flavour" != v2 ]; then
-  if docker compose version >/dev/null 2>&1; then flavour=v2; else flavour=v1; fi
-fi
-if [ "$flavour" = v2 ]; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
-if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
-echo "Docker Compose is not installed on this device" >&2
-exit 127
-"#;
+// The scripts run on the device by `sh -c`, user data only ever as their positional
+// parameters; each file says what it does and what its parameters are.
 
-/// What the pre-flight needs from the device's shell, in one round trip: which Compose is
-/// installed (v2, v1 or none) and whether the app's folder `$2` is free.
-const PREFLIGHT: &str = r#"
-export DOCKER_HOST="unix://$1"
-if docker compose version >/dev/null 2>&1; then echo compose=v2
-elif command -v docker-compose >/dev/null 2>&1; then echo compose=v1
-else echo compose=none; fi
-if [ -e "$2" ]; then echo folder=taken; else echo folder=free; fi
-"#;
-
-/// Creates the app folder `$1` if needed (with sudo when the login cannot, and sudo needs no
-/// password), then writes the two files that arrive on stdin — first `$2` bytes of Compose
-/// file, then the env file — each atomically (temp file + rename in the same folder), the env
-/// file readable by the login only. Prints whether the folder was created.
-const WRITE_APP: &str = r#"
-d=$1
-if [ -d "$d" ]; then made=existed
-elif mkdir -p "$d" 2>/dev/null || { sudo -n mkdir -p "$d" && sudo -n chown "$(id -u):$(id -g)" "$d"; } 2>/dev/null; then made=created
-else echo cannot-create; exit 3; fi
-umask 077
-if head -c "$2" > "$d/.compose.yaml.tmp" && cat > "$d/.app.env.tmp" \
-  && chmod 644 "$d/.compose.yaml.tmp" && chmod 600 "$d/.app.env.tmp" \
-  && mv -f "$d/.compose.yaml.tmp" "$d/compose.yaml" && mv -f "$d/.app.env.tmp" "$d/app.env"; then
-  echo "$made"; exit 0
-fi
-rm -f "$d/.compose.yaml.tmp" "$d/.app.env.tmp"
-echo cannot-write; exit 4
-"#;
-
-/// Removes an app folder; refuses anything that is not at least two levels deep.
-const REMOVE_DIR: &str = r#"
-case "$1" in /?*/?*) ;; *) echo "refusing to remove $1" >&2; exit 2 ;; esac
-[ -e "$1" ] || exit 0
-rm -rf -- "$1" 2>/dev/null || sudo -n rm -rf -- "$1"
-"#;
-
-/// Copies `$1/$2` to `$1/$3` if it exists (keeping the previous files for an update).
-const COPY_FILE: &str = r#"
-[ -f "$1/$2" ] || exit 0
-cp -p -- "$1/$2" "$1/$3"
-"#;
+/// Runs Compose in the app's folder (v2 or v1, whichever the device has).
+const COMPOSE: &str = include_str!("compose.sh");
+/// Which Compose is installed and whether the app folder is free, in one round trip.
+const PREFLIGHT: &str = include_str!("preflight.sh");
+/// Creates the app folder if needed and writes compose.yaml and app.env (from stdin).
+const WRITE_APP: &str = include_str!("write_app.sh");
+/// Removes an app folder (never one less than two levels deep).
+const REMOVE_DIR: &str = include_str!("remove_dir.sh");
+/// Copies a file within a folder if it exists.
+const COPY_FILE: &str = include_str!("copy_file.sh");
 
 /// A device, connected, with every action logged to one deployment.
 pub struct Remote {
