@@ -1,27 +1,20 @@
 //! Everything a deploy does on a device, each call logged for "What I did": fixed shell
 //! scripts with user data as positional parameters (files arrive on stdin), Compose through a
 //! script that picks v2 or v1, and Docker API calls (images, the containers/networks/volumes of
-//! our Compose project) over the device's SSH connection.
+//! our Compose project, through `docker::project`) over the device's SSH connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::models::ContainerSummary;
-use bollard::query_parameters::{
-    CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    RemoveContainerOptions, RemoveVolumeOptions,
-};
-use futures_util::StreamExt;
-
 use super::DeployError;
 use crate::devices::Devices;
+pub use crate::docker::project::PROJECT_LABEL;
+use crate::docker::project::{self as engine, ContainerSummary};
+use crate::docker::{Docker, DockerError};
 use crate::ssh::{Output, RemoteCommand, Session};
 use crate::store::{DeviceRow, Store};
 
-/// Compose's label naming the project a container, network or volume belongs to.
-pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 /// Time for a Compose command (starting containers can take a while on a small device).
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time to reach a device and its Docker engine before an operation gives up.
@@ -289,82 +282,45 @@ impl Remote {
             })
     }
 
-    /// Whether the image is already on the device.
-    pub async fn image_present(&self, image: &str) -> Result<bool, DeployError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(self.lost(e)),
-        }
+    /// A Docker API failure as "<device> did not answer: <Docker's words>".
+    fn docker_lost(&self, e: DockerError) -> DeployError {
+        self.lost(e.detail())
     }
 
-    /// Pulls an image, publishing (bytes done, bytes total) over all layers as it goes; the
-    /// stream is read to its end here, so it never stalls the SSH connection.
+    /// Whether the image is already on the device.
+    pub async fn image_present(&self, image: &str) -> Result<bool, DeployError> {
+        engine::image_present(&self.docker, image)
+            .await
+            .map_err(|e| self.docker_lost(e))
+    }
+
+    /// Pulls an image, publishing (bytes done, bytes total) over all layers as it goes.
     pub async fn pull(
         &self,
         image: &str,
         progress: tokio::sync::watch::Sender<(u64, u64)>,
     ) -> Result<(), DeployError> {
         let started = Instant::now();
-        let (from, tag) = split_tag(image);
-        let mut stream = self.docker.create_image(
-            Some(CreateImageOptions {
-                from_image: Some(from.to_string()),
-                tag: Some(tag.to_string()),
-                ..Default::default()
-            }),
-            None,
-            None,
-        );
-        // Per-layer figures: Docker reports each layer's own current/total.
-        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
-        let mut result = Ok(());
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        result = Err(e);
-                        break;
-                    }
-                    // Layer lines carry an id; a layer already on the device never reports sizes.
-                    if let (Some(id), Some(p)) = (info.id, info.progress_detail) {
-                        let cur = p.current.unwrap_or(0).max(0) as u64;
-                        let tot = p.total.unwrap_or(0).max(0) as u64;
-                        let e = layers.entry(id).or_default();
-                        *e = (cur.max(e.0), tot.max(e.1));
-                        let done: u64 = layers.values().map(|l| l.0).sum();
-                        let total: u64 = layers.values().map(|l| l.1).sum();
-                        let _ = progress.send((done, total));
-                    }
-                }
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
-                }
-            }
-        }
         let what = format!("Docker API: pull image {image}");
-        match result {
-            Ok(()) => {
-                let fetched = layers.values().filter(|l| l.1 > 0).count();
-                let total: u64 = layers.values().map(|l| l.1).sum();
+        match engine::pull(&self.docker, image, progress).await {
+            Ok(pulled) => {
                 let summary = format!(
-                    "{fetched} layer(s) downloaded ({}), {} already on the device",
-                    crate::units::human_bytes(total),
-                    layers.len() - fetched
+                    "{} layer(s) downloaded ({}), {} already on the device",
+                    pulled.fetched,
+                    crate::units::human_bytes(pulled.bytes),
+                    pulled.cached
                 );
                 self.note(what, "ok".into(), started, summary).await;
                 Ok(())
             }
             Err(e) => {
-                self.note(what, format!("failed: {e}"), started, String::new())
+                let detail = e.detail();
+                self.note(what, format!("failed: {detail}"), started, String::new())
                     .await;
                 Err(DeployError::PullFailed {
                     image: image.to_string(),
                     device: self.device.name.clone(),
-                    detail: e,
+                    detail,
                 })
             }
         }
@@ -377,15 +333,11 @@ impl Remote {
     ) -> Result<Vec<ContainerSummary>, DeployError> {
         tokio::time::timeout(
             WATCH_TIMEOUT,
-            self.docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(label_filter(project)),
-                ..Default::default()
-            })),
+            engine::project_containers(&self.docker, project),
         )
         .await
         .map_err(|_| self.lost("the device stopped answering"))?
-        .map_err(|e| self.lost(e))
+        .map_err(|e| self.docker_lost(e))
     }
 
     /// Removes a project's containers and networks (and its volumes when `volumes`) through
@@ -395,18 +347,9 @@ impl Remote {
         let mut removed = Vec::new();
         for c in self.project_containers(project).await? {
             let Some(id) = c.id else { continue };
-            self.docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
+            engine::remove_container(&self.docker, &id)
                 .await
-                .or_else(not_found_ok)
-                .map_err(|e| self.lost(e))?;
+                .map_err(|e| self.docker_lost(e))?;
             removed.push(format!(
                 "container {}",
                 c.names
@@ -415,29 +358,20 @@ impl Remote {
                     .trim_start_matches('/')
             ));
         }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(label_filter(project)),
-            }))
+        let networks = engine::project_networks(&self.docker, project)
             .await
-            .map_err(|e| self.lost(e))?;
-        for n in networks {
-            let Some(name) = n.name else { continue };
-            self.docker
-                .remove_network(&name)
+            .map_err(|e| self.docker_lost(e))?;
+        for name in networks {
+            engine::remove_network(&self.docker, &name)
                 .await
-                .or_else(not_found_ok)
-                .map_err(|e| self.lost(e))?;
+                .map_err(|e| self.docker_lost(e))?;
             removed.push(format!("network {name}"));
         }
         if volumes {
             for v in self.project_volumes(project).await? {
-                self.docker
-                    .remove_volume(&v, Some(RemoveVolumeOptions { force: true }))
+                engine::remove_volume(&self.docker, &v)
                     .await
-                    .or_else(not_found_ok)
-                    .map_err(|e| self.lost(e))?;
+                    .map_err(|e| self.docker_lost(e))?;
                 removed.push(format!("volume {v}"));
             }
         }
@@ -456,28 +390,16 @@ impl Remote {
 
     /// Names of a project's volumes.
     pub async fn project_volumes(&self, project: &str) -> Result<Vec<String>, DeployError> {
-        let list = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(label_filter(project)),
-            }))
+        engine::project_volumes(&self.docker, project)
             .await
-            .map_err(|e| self.lost(e))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
+            .map_err(|e| self.docker_lost(e))
     }
 
     /// Who holds each published port on the device: our apps by project, others by container.
     pub async fn port_owners(&self) -> Result<BTreeMap<u16, String>, DeployError> {
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions::default()))
+        let list = engine::running_containers(&self.docker)
             .await
-            .map_err(|e| self.lost(e))?;
+            .map_err(|e| self.docker_lost(e))?;
         let mut owners = BTreeMap::new();
         for c in list {
             let project = c
@@ -504,30 +426,6 @@ impl Remote {
             }
         }
         Ok(owners)
-    }
-}
-
-fn label_filter(project: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([(
-        "label".to_string(),
-        vec![format!("{PROJECT_LABEL}={project}")],
-    )])
-}
-
-fn not_found_ok(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        } => Ok(()),
-        e => Err(e),
-    }
-}
-
-/// `repo:tag` → (`repo`, `tag`); a registry port (`host:5000/x`) is not a tag.
-fn split_tag(image: &str) -> (&str, &str) {
-    match image.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (image, "latest"),
     }
 }
 
