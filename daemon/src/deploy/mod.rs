@@ -23,6 +23,11 @@
 //! | `manage.rs`    | a deployed app's lifecycle, logs, secrets and removal |
 //! | `remote.rs`    | everything done on a device (scripts, Compose, Docker API), each call logged |
 //! | `render.rs`    | the values of a recipe's variables and the env file |
+//! | `*.sh`         | the shell scripts `remote.rs` runs on a device, each saying what it takes |
+//!
+//! Elsewhere: the states a deployment and an app move through are in `crate::states` (so the
+//! store can read them without importing this engine), and the Docker API calls `remote.rs`
+//! makes are in `crate::docker::project`.
 
 mod health;
 mod job;
