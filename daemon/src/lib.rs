@@ -11,6 +11,7 @@
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each |
 //! | `deploy/`   | the deploy engine: journal with undo, pre-flight, files, pulls, Compose, health, lifecycle |
+//! | `states`    | the states of a deployment and of a deployed app, as stored and as shown (a leaf: the store and the deploy engine both use it) |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection |
 //! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling and history |
@@ -46,6 +47,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod shutdown;
 pub mod ssh;
+pub mod states;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

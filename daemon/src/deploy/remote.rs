@@ -1,27 +1,20 @@
 //! Everything a deploy does on a device, each call logged for "What I did": fixed shell
 //! scripts with user data as positional parameters (files arrive on stdin), Compose through a
 //! script that picks v2 or v1, and Docker API calls (images, the containers/networks/volumes of
-//! our Compose project) over the device's SSH connection.
+//! our Compose project, through `docker::project`) over the device's SSH connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::models::ContainerSummary;
-use bollard::query_parameters::{
-    CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    RemoveContainerOptions, RemoveVolumeOptions,
-};
-use futures_util::StreamExt;
-
 use super::DeployError;
 use crate::devices::Devices;
+pub use crate::docker::project::PROJECT_LABEL;
+use crate::docker::project::{self as engine, ContainerSummary};
+use crate::docker::{Docker, DockerError};
 use crate::ssh::{Output, RemoteCommand, Session};
 use crate::store::{DeviceRow, Store};
 
-/// Compose's label naming the project a container, network or volume belongs to.
-pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 /// Time for a Compose command (starting containers can take a while on a small device).
 const COMPOSE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time to reach a device and its Docker engine before an operation gives up.
@@ -33,65 +26,19 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Output kept per action for "What I did".
 const KEEP_OUTPUT: usize = 8 * 1024;
 
-/// Runs Compose in the app's folder. `$1` folder, `$2` project, `$3` Docker socket, `$4` the
-/// Compose found by the pre-flight (v1 or v2; anything else: look again), then the Compose
-/// arguments. The env file is shell-quoted by us (see render.rs), so sourcing it only
-/// assigns variables.
-const COMPOSE: &str = r#"
-dir=$1; project=$2; socket=$3; flavour=$4; shift 4
-cd "$dir" || { echo "the app folder $dir is missing" >&2; exit 125; }
-if [ -f ./app.env ]; then set -a; . ./app.env; set +a; fi
-export DOCKER_HOST="unix://$socket"
-if [ "$flavour" != v1 ] && [ "$flavour" != v2 ]; then
-  if docker compose version >/dev/null 2>&1; then flavour=v2; else flavour=v1; fi
-fi
-if [ "$flavour" = v2 ]; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
-if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
-echo "Docker Compose is not installed on this device" >&2
-exit 127
-"#;
+// The scripts run on the device by `sh -c`, user data only ever as their positional
+// parameters; each file says what it does and what its parameters are.
 
-/// What the pre-flight needs from the device's shell, in one round trip: which Compose is
-/// installed (v2, v1 or none) and whether the app's folder `$2` is free.
-const PREFLIGHT: &str = r#"
-export DOCKER_HOST="unix://$1"
-if docker compose version >/dev/null 2>&1; then echo compose=v2
-elif command -v docker-compose >/dev/null 2>&1; then echo compose=v1
-else echo compose=none; fi
-if [ -e "$2" ]; then echo folder=taken; else echo folder=free; fi
-"#;
-
-/// Creates the app folder `$1` if needed (with sudo when the login cannot, and sudo needs no
-/// password), then writes the two files that arrive on stdin — first `$2` bytes of Compose
-/// file, then the env file — each atomically (temp file + rename in the same folder), the env
-/// file readable by the login only. Prints whether the folder was created.
-const WRITE_APP: &str = r#"
-d=$1
-if [ -d "$d" ]; then made=existed
-elif mkdir -p "$d" 2>/dev/null || { sudo -n mkdir -p "$d" && sudo -n chown "$(id -u):$(id -g)" "$d"; } 2>/dev/null; then made=created
-else echo cannot-create; exit 3; fi
-umask 077
-if head -c "$2" > "$d/.compose.yaml.tmp" && cat > "$d/.app.env.tmp" \
-  && chmod 644 "$d/.compose.yaml.tmp" && chmod 600 "$d/.app.env.tmp" \
-  && mv -f "$d/.compose.yaml.tmp" "$d/compose.yaml" && mv -f "$d/.app.env.tmp" "$d/app.env"; then
-  echo "$made"; exit 0
-fi
-rm -f "$d/.compose.yaml.tmp" "$d/.app.env.tmp"
-echo cannot-write; exit 4
-"#;
-
-/// Removes an app folder; refuses anything that is not at least two levels deep.
-const REMOVE_DIR: &str = r#"
-case "$1" in /?*/?*) ;; *) echo "refusing to remove $1" >&2; exit 2 ;; esac
-[ -e "$1" ] || exit 0
-rm -rf -- "$1" 2>/dev/null || sudo -n rm -rf -- "$1"
-"#;
-
-/// Copies `$1/$2` to `$1/$3` if it exists (keeping the previous files for an update).
-const COPY_FILE: &str = r#"
-[ -f "$1/$2" ] || exit 0
-cp -p -- "$1/$2" "$1/$3"
-"#;
+/// Runs Compose in the app's folder (v2 or v1, whichever the device has).
+const COMPOSE: &str = include_str!("compose.sh");
+/// Which Compose is installed and whether the app folder is free, in one round trip.
+const PREFLIGHT: &str = include_str!("preflight.sh");
+/// Creates the app folder if needed and writes compose.yaml and app.env (from stdin).
+const WRITE_APP: &str = include_str!("write_app.sh");
+/// Removes an app folder (never one less than two levels deep).
+const REMOVE_DIR: &str = include_str!("remove_dir.sh");
+/// Copies a file within a folder if it exists.
+const COPY_FILE: &str = include_str!("copy_file.sh");
 
 /// A device, connected, with every action logged to one deployment.
 pub struct Remote {
@@ -264,10 +211,10 @@ impl Remote {
         if out.success() {
             return Ok(());
         }
-        Err(DeployError::Invalid(format!(
-            "Starting {what} failed: {}",
-            super::last_lines(&out.stderr_text(), 6)
-        )))
+        Err(DeployError::StartFailed {
+            what: what.to_string(),
+            detail: super::last_lines(&out.stderr_text(), 6),
+        })
     }
 
     /// Writes the app's Compose file and env file into `dir` (created if needed), atomically.
@@ -286,17 +233,16 @@ impl Remote {
             .await?;
         match out.stdout_text().trim() {
             "created" | "existed" if out.success() => Ok(()),
-            "cannot-create" => Err(DeployError::Invalid(format!(
-                "Homelab could not create the folder {dir} on {}: the device login “{}” may not \
-                 write there. On the device run `sudo mkdir -p {dir} && sudo chown {} {dir}`, \
-                 then try again.",
-                self.device.name, self.device.username, self.device.username
-            ))),
-            _ => Err(DeployError::Invalid(format!(
-                "Could not write the app's files in {dir} on {}: {}",
-                self.device.name,
-                out.stderr_text()
-            ))),
+            "cannot-create" => Err(DeployError::FolderNotCreatable {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                login: self.device.username.clone(),
+            }),
+            _ => Err(DeployError::FilesNotWritten {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            }),
         }
     }
 
@@ -310,9 +256,12 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
-        out.success().then_some(()).ok_or_else(|| {
-            DeployError::Invalid(format!("Could not copy {from}: {}", out.stderr_text()))
-        })
+        out.success()
+            .then_some(())
+            .ok_or_else(|| DeployError::CopyFailed {
+                file: from.to_string(),
+                detail: out.stderr_text(),
+            })
     }
 
     pub async fn remove_dir(&self, dir: &str) -> Result<(), DeployError> {
@@ -324,92 +273,55 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
-        out.success().then_some(()).ok_or_else(|| {
-            DeployError::Invalid(format!(
-                "Could not remove {dir} on {}: {}",
-                self.device.name,
-                out.stderr_text()
-            ))
-        })
+        out.success()
+            .then_some(())
+            .ok_or_else(|| DeployError::RemoveFailed {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            })
+    }
+
+    /// A Docker API failure as "<device> did not answer: <Docker's words>".
+    fn docker_lost(&self, e: DockerError) -> DeployError {
+        self.lost(e.detail())
     }
 
     /// Whether the image is already on the device.
     pub async fn image_present(&self, image: &str) -> Result<bool, DeployError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(self.lost(e)),
-        }
+        engine::image_present(&self.docker, image)
+            .await
+            .map_err(|e| self.docker_lost(e))
     }
 
-    /// Pulls an image, publishing (bytes done, bytes total) over all layers as it goes; the
-    /// stream is read to its end here, so it never stalls the SSH connection.
+    /// Pulls an image, publishing (bytes done, bytes total) over all layers as it goes.
     pub async fn pull(
         &self,
         image: &str,
         progress: tokio::sync::watch::Sender<(u64, u64)>,
     ) -> Result<(), DeployError> {
         let started = Instant::now();
-        let (from, tag) = split_tag(image);
-        let mut stream = self.docker.create_image(
-            Some(CreateImageOptions {
-                from_image: Some(from.to_string()),
-                tag: Some(tag.to_string()),
-                ..Default::default()
-            }),
-            None,
-            None,
-        );
-        // Per-layer figures: Docker reports each layer's own current/total.
-        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
-        let mut result = Ok(());
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        result = Err(e);
-                        break;
-                    }
-                    // Layer lines carry an id; a layer already on the device never reports sizes.
-                    if let (Some(id), Some(p)) = (info.id, info.progress_detail) {
-                        let cur = p.current.unwrap_or(0).max(0) as u64;
-                        let tot = p.total.unwrap_or(0).max(0) as u64;
-                        let e = layers.entry(id).or_default();
-                        *e = (cur.max(e.0), tot.max(e.1));
-                        let done: u64 = layers.values().map(|l| l.0).sum();
-                        let total: u64 = layers.values().map(|l| l.1).sum();
-                        let _ = progress.send((done, total));
-                    }
-                }
-                Err(e) => {
-                    result = Err(e.to_string());
-                    break;
-                }
-            }
-        }
         let what = format!("Docker API: pull image {image}");
-        match result {
-            Ok(()) => {
-                let fetched = layers.values().filter(|l| l.1 > 0).count();
-                let total: u64 = layers.values().map(|l| l.1).sum();
+        match engine::pull(&self.docker, image, progress).await {
+            Ok(pulled) => {
                 let summary = format!(
-                    "{fetched} layer(s) downloaded ({}), {} already on the device",
-                    crate::units::human_bytes(total),
-                    layers.len() - fetched
+                    "{} layer(s) downloaded ({}), {} already on the device",
+                    pulled.fetched,
+                    crate::units::human_bytes(pulled.bytes),
+                    pulled.cached
                 );
                 self.note(what, "ok".into(), started, summary).await;
                 Ok(())
             }
             Err(e) => {
-                self.note(what, format!("failed: {e}"), started, String::new())
+                let detail = e.detail();
+                self.note(what, format!("failed: {detail}"), started, String::new())
                     .await;
-                Err(DeployError::Invalid(format!(
-                    "The image {image} could not be downloaded on {}: {e}. Check that the device \
-                     can reach the internet (or load the image onto it), then try again.",
-                    self.device.name
-                )))
+                Err(DeployError::PullFailed {
+                    image: image.to_string(),
+                    device: self.device.name.clone(),
+                    detail,
+                })
             }
         }
     }
@@ -421,15 +333,11 @@ impl Remote {
     ) -> Result<Vec<ContainerSummary>, DeployError> {
         tokio::time::timeout(
             WATCH_TIMEOUT,
-            self.docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(label_filter(project)),
-                ..Default::default()
-            })),
+            engine::project_containers(&self.docker, project),
         )
         .await
         .map_err(|_| self.lost("the device stopped answering"))?
-        .map_err(|e| self.lost(e))
+        .map_err(|e| self.docker_lost(e))
     }
 
     /// Removes a project's containers and networks (and its volumes when `volumes`) through
@@ -439,18 +347,9 @@ impl Remote {
         let mut removed = Vec::new();
         for c in self.project_containers(project).await? {
             let Some(id) = c.id else { continue };
-            self.docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
+            engine::remove_container(&self.docker, &id)
                 .await
-                .or_else(not_found_ok)
-                .map_err(|e| self.lost(e))?;
+                .map_err(|e| self.docker_lost(e))?;
             removed.push(format!(
                 "container {}",
                 c.names
@@ -459,29 +358,20 @@ impl Remote {
                     .trim_start_matches('/')
             ));
         }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(label_filter(project)),
-            }))
+        let networks = engine::project_networks(&self.docker, project)
             .await
-            .map_err(|e| self.lost(e))?;
-        for n in networks {
-            let Some(name) = n.name else { continue };
-            self.docker
-                .remove_network(&name)
+            .map_err(|e| self.docker_lost(e))?;
+        for name in networks {
+            engine::remove_network(&self.docker, &name)
                 .await
-                .or_else(not_found_ok)
-                .map_err(|e| self.lost(e))?;
+                .map_err(|e| self.docker_lost(e))?;
             removed.push(format!("network {name}"));
         }
         if volumes {
             for v in self.project_volumes(project).await? {
-                self.docker
-                    .remove_volume(&v, Some(RemoveVolumeOptions { force: true }))
+                engine::remove_volume(&self.docker, &v)
                     .await
-                    .or_else(not_found_ok)
-                    .map_err(|e| self.lost(e))?;
+                    .map_err(|e| self.docker_lost(e))?;
                 removed.push(format!("volume {v}"));
             }
         }
@@ -500,28 +390,16 @@ impl Remote {
 
     /// Names of a project's volumes.
     pub async fn project_volumes(&self, project: &str) -> Result<Vec<String>, DeployError> {
-        let list = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(label_filter(project)),
-            }))
+        engine::project_volumes(&self.docker, project)
             .await
-            .map_err(|e| self.lost(e))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
+            .map_err(|e| self.docker_lost(e))
     }
 
     /// Who holds each published port on the device: our apps by project, others by container.
     pub async fn port_owners(&self) -> Result<BTreeMap<u16, String>, DeployError> {
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions::default()))
+        let list = engine::running_containers(&self.docker)
             .await
-            .map_err(|e| self.lost(e))?;
+            .map_err(|e| self.docker_lost(e))?;
         let mut owners = BTreeMap::new();
         for c in list {
             let project = c
@@ -548,30 +426,6 @@ impl Remote {
             }
         }
         Ok(owners)
-    }
-}
-
-fn label_filter(project: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([(
-        "label".to_string(),
-        vec![format!("{PROJECT_LABEL}={project}")],
-    )])
-}
-
-fn not_found_ok(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        } => Ok(()),
-        e => Err(e),
-    }
-}
-
-/// `repo:tag` → (`repo`, `tag`); a registry port (`host:5000/x`) is not a tag.
-fn split_tag(image: &str) -> (&str, &str) {
-    match image.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (image, "latest"),
     }
 }
 

@@ -105,15 +105,7 @@ pub fn connection_failed(report: &mut Report, e: &SshError, user: &str) {
 
 /// Decides from the device's point of view whether Docker is there, running, usable by this
 /// user, and whether Compose is installed. Fixed script; the socket path is data ($1).
-const DOCKER_PROBE: &str = r#"
-sock="$1"
-if ! command -v docker >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then echo NO_DOCKER; exit 0; fi
-if [ ! -S "$sock" ]; then echo NOT_RUNNING; exit 0; fi
-if [ ! -r "$sock" ] || [ ! -w "$sock" ]; then echo NO_ACCESS; exit 0; fi
-if docker compose version >/dev/null 2>&1; then echo COMPOSE_V2
-elif command -v docker-compose >/dev/null 2>&1; then echo COMPOSE_V1
-else echo NO_COMPOSE; fi
-"#;
+const DOCKER_PROBE: &str = include_str!("docker_probe.sh");
 
 /// Checks Docker on a logged-in device; returns the negotiated client when Docker is usable.
 pub async fn docker(

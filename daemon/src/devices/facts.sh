@@ -5,6 +5,8 @@
 echo "hostname=$(hostname)"
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
+# os-release is the device's own file, read there: nothing to follow here.
+# shellcheck disable=SC1091
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os=${PRETTY_NAME:-$NAME}"; fi
 echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
 echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -14,6 +16,8 @@ echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 p="$1"; [ -e "$p" ] || p=/
 df -Pk "$p" | awk -v p="$p" 'NR==2 {print "disk_path=" p; print "disk_total_kb=" $2; print "disk_free_kb=" $4}'
 printf 'ports='
+# Each word is one port number in hex (no spaces in them), so splitting into words is meant.
+# shellcheck disable=SC2013
 for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") { n = split($2, a, ":"); print a[n] }' /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | sort -u); do
   printf '%d ' "0x$h"
 done

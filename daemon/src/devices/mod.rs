@@ -553,24 +553,10 @@ impl Devices {
 }
 
 /// Adds a public key line to `~/.ssh/authorized_keys` unless it is already there.
-const INSTALL_KEY: &str = r#"
-set -e
-umask 077
-mkdir -p "$HOME/.ssh"
-touch "$HOME/.ssh/authorized_keys"
-grep -qxF "$1" "$HOME/.ssh/authorized_keys" || printf '%s\n' "$1" >> "$HOME/.ssh/authorized_keys"
-"#;
+const INSTALL_KEY: &str = include_str!("install_key.sh");
 
 /// Removes exactly our line, keeping everything else (and the file's mode).
-const REMOVE_KEY: &str = r#"
-set -e
-f="$HOME/.ssh/authorized_keys"
-[ -f "$f" ] || exit 0
-tmp="$(mktemp "$HOME/.ssh/.authorized_keys.XXXXXX")"
-grep -vxF "$1" "$f" > "$tmp" || true
-cat "$tmp" > "$f"
-rm -f "$tmp"
-"#;
+const REMOVE_KEY: &str = include_str!("remove_key.sh");
 
 async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
     let out = session

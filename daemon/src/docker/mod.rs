@@ -1,12 +1,16 @@
 //! Docker on a device, through bollard over the device's SSH connection: every API call opens
 //! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it.
 //! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
+//! `project.rs` holds the calls made on a Compose project and its images (deploys, removals).
+
+pub mod project;
 
 pub mod engine;
 
 use std::sync::Arc;
 
-use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+pub use bollard::Docker;
+use bollard::{API_DEFAULT_VERSION, BollardRequest};
 use hyper_util::rt::TokioIo;
 
 use crate::ssh::Session;
@@ -19,6 +23,19 @@ const API_TIMEOUT_SECS: u64 = 60;
 pub enum DockerError {
     #[error("Docker on the device did not answer: {0}")]
     Api(#[from] bollard::errors::Error),
+    /// The engine answered but would not do it (its own words), e.g. an image it cannot pull.
+    #[error("Docker on the device refused: {0}")]
+    Refused(String),
+}
+
+impl DockerError {
+    /// The engine's or the connection's own words, for a message that names the device itself.
+    pub fn detail(&self) -> String {
+        match self {
+            DockerError::Api(e) => e.to_string(),
+            DockerError::Refused(words) => words.clone(),
+        }
+    }
 }
 
 /// A Docker client for the engine behind `socket` on the device of `session`, with the API

@@ -63,15 +63,106 @@ pub struct Candidate {
     pub apps: Vec<String>,
 }
 
+/// Why a device cannot take an app. Shown as the words after "Disqualified: " and after
+/// "<device> cannot run <app>: ".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disqualified {
+    Offline,
+    DockerUnusable,
+    /// The app has no image for this processor (Docker's name for it).
+    WrongArch(String),
+    AlreadyRunsIt,
+    NotEnoughRam {
+        need: u64,
+        free: u64,
+    },
+    NotEnoughStorage {
+        need: u64,
+        free: u64,
+    },
+    TooFewCores {
+        need: u32,
+        has: u32,
+    },
+    PortInUse(u16),
+}
+
+impl std::fmt::Display for Disqualified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Disqualified::Offline => write!(f, "the device is offline."),
+            Disqualified::DockerUnusable => write!(f, "Docker is not usable on it."),
+            Disqualified::WrongArch(arch) => {
+                write!(f, "the app does not run on {arch} processors.")
+            }
+            Disqualified::AlreadyRunsIt => write!(f, "it already runs this app."),
+            Disqualified::NotEnoughRam { need, free } => write!(
+                f,
+                "needs {} RAM, {} free.",
+                human_bytes(*need),
+                human_bytes(*free)
+            ),
+            Disqualified::NotEnoughStorage { need, free } => write!(
+                f,
+                "needs {} of storage, {} free.",
+                human_bytes(*need),
+                human_bytes(*free)
+            ),
+            Disqualified::TooFewCores { need, has } => {
+                write!(f, "needs {need} processor cores, has {has}.")
+            }
+            Disqualified::PortInUse(p) => write!(f, "port {p} is already in use there."),
+        }
+    }
+}
+
+/// How one device fits an app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fit {
+    /// It can run the app: a score of 0..100 and why, in words.
+    Eligible {
+        score: f64,
+        reason: String,
+    },
+    Disqualified(Disqualified),
+}
+
 /// The verdict for one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub device_id: i64,
     pub name: String,
+    pub fit: Fit,
+}
+
+impl Verdict {
+    pub fn eligible(&self) -> bool {
+        matches!(self.fit, Fit::Eligible { .. })
+    }
+
     /// 0..100; 0 when disqualified.
-    pub score: f64,
-    pub eligible: bool,
-    pub reason: String,
+    pub fn score(&self) -> f64 {
+        match self.fit {
+            Fit::Eligible { score, .. } => score,
+            Fit::Disqualified(_) => 0.0,
+        }
+    }
+
+    /// The reason shown beside the device: its figures, or "Disqualified: " and why.
+    pub fn reason(&self) -> String {
+        match &self.fit {
+            Fit::Eligible { reason, .. } => reason.clone(),
+            Fit::Disqualified(why) => format!("Disqualified: {why}"),
+        }
+    }
+
+    /// Why the device cannot take the app, if it cannot.
+    pub fn disqualified(&self) -> Option<&Disqualified> {
+        match &self.fit {
+            Fit::Eligible { .. } => None,
+            Fit::Disqualified(why) => Some(why),
+        }
+    }
 }
 
 /// Docker's name for a kernel architecture.
@@ -94,44 +185,40 @@ fn ratio(have: f64, want: f64) -> f64 {
 }
 
 /// Why a device cannot take the app, if it cannot.
-fn disqualify(n: &Need, c: &Candidate) -> Option<String> {
+fn disqualify(n: &Need, c: &Candidate) -> Option<Disqualified> {
     if !c.online {
-        return Some("Disqualified: the device is offline.".into());
+        return Some(Disqualified::Offline);
     }
     if !c.docker_ok {
-        return Some("Disqualified: Docker is not usable on it.".into());
+        return Some(Disqualified::DockerUnusable);
     }
     let arch = docker_arch(&c.arch);
     if !n.architectures.iter().any(|a| a == arch) {
-        return Some(format!(
-            "Disqualified: the app does not run on {arch} processors."
-        ));
+        return Some(Disqualified::WrongArch(arch.to_string()));
     }
     if c.apps.contains(&n.slug) {
-        return Some("Disqualified: it already runs this app.".into());
+        return Some(Disqualified::AlreadyRunsIt);
     }
     if c.mem_available < n.ram_min {
-        return Some(format!(
-            "Disqualified: needs {} RAM, {} free.",
-            human_bytes(n.ram_min),
-            human_bytes(c.mem_available)
-        ));
+        return Some(Disqualified::NotEnoughRam {
+            need: n.ram_min,
+            free: c.mem_available,
+        });
     }
     if c.disk_free < n.storage_min {
-        return Some(format!(
-            "Disqualified: needs {} of storage, {} free.",
-            human_bytes(n.storage_min),
-            human_bytes(c.disk_free)
-        ));
+        return Some(Disqualified::NotEnoughStorage {
+            need: n.storage_min,
+            free: c.disk_free,
+        });
     }
     if c.cores < n.cpu_min {
-        return Some(format!(
-            "Disqualified: needs {} processor cores, has {}.",
-            n.cpu_min, c.cores
-        ));
+        return Some(Disqualified::TooFewCores {
+            need: n.cpu_min,
+            has: c.cores,
+        });
     }
     if let Some(p) = n.host_ports.iter().find(|p| c.used_ports.contains(p)) {
-        return Some(format!("Disqualified: port {p} is already in use there."));
+        return Some(Disqualified::PortInUse(*p));
     }
     None
 }
@@ -141,12 +228,10 @@ pub fn rank(need: &Need, candidates: &[Candidate]) -> Vec<Verdict> {
     let mut out: Vec<Verdict> = candidates
         .iter()
         .map(|c| match disqualify(need, c) {
-            Some(reason) => Verdict {
+            Some(why) => Verdict {
                 device_id: c.id,
                 name: c.name.clone(),
-                score: 0.0,
-                eligible: false,
-                reason,
+                fit: Fit::Disqualified(why),
             },
             None => {
                 let load_share = if c.cores == 0 {
@@ -167,22 +252,20 @@ pub fn rank(need: &Need, candidates: &[Candidate]) -> Vec<Verdict> {
                 Verdict {
                     device_id: c.id,
                     name: c.name.clone(),
-                    score,
-                    eligible: true,
-                    reason,
+                    fit: Fit::Eligible { score, reason },
                 }
             }
         })
         .collect();
     out.sort_by(|a, b| {
-        b.eligible
-            .cmp(&a.eligible)
-            .then(b.score.total_cmp(&a.score))
+        b.eligible()
+            .cmp(&a.eligible())
+            .then(b.score().total_cmp(&a.score()))
             .then_with(|| a.name.cmp(&b.name))
             .then(a.device_id.cmp(&b.device_id))
     });
-    if let Some(best) = out.first_mut().filter(|v| v.eligible) {
-        best.reason.push_str(" — best match");
+    if let Some(Fit::Eligible { reason, .. }) = out.first_mut().map(|v| &mut v.fit) {
+        reason.push_str(" — best match");
     }
     out
 }
@@ -251,16 +334,61 @@ mod tests {
             change(&mut c);
             let v = &rank(&need(), &[c])[0];
             if words.is_empty() {
-                assert!(v.eligible, "{label}: {v:?}");
+                assert!(v.eligible(), "{label}: {v:?}");
             } else {
-                assert!(!v.eligible && v.score == 0.0, "{label}");
+                assert!(!v.eligible() && v.score() == 0.0, "{label}");
                 assert!(
-                    v.reason.starts_with("Disqualified:") && v.reason.contains(words),
+                    v.reason().starts_with("Disqualified:") && v.reason().contains(words),
                     "{label}: {}",
-                    v.reason
+                    v.reason()
                 );
             }
         }
+    }
+
+    /// The words users (and the lab tests) read after "Disqualified: ".
+    #[test]
+    fn disqualified_words() {
+        let cases = [
+            (Disqualified::Offline, "the device is offline."),
+            (Disqualified::DockerUnusable, "Docker is not usable on it."),
+            (
+                Disqualified::WrongArch("riscv64".into()),
+                "the app does not run on riscv64 processors.",
+            ),
+            (Disqualified::AlreadyRunsIt, "it already runs this app."),
+            (
+                Disqualified::NotEnoughRam {
+                    need: 128 * MB,
+                    free: 100 * MB,
+                },
+                "needs 128 MB RAM, 100 MB free.",
+            ),
+            (
+                Disqualified::NotEnoughStorage {
+                    need: GB,
+                    free: GB / 2,
+                },
+                "needs 1.0 GB of storage, 512 MB free.",
+            ),
+            (
+                Disqualified::TooFewCores { need: 2, has: 1 },
+                "needs 2 processor cores, has 1.",
+            ),
+            (
+                Disqualified::PortInUse(8222),
+                "port 8222 is already in use there.",
+            ),
+        ];
+        for (why, words) in cases {
+            assert_eq!(why.to_string(), words);
+        }
+        let mut c = dev(1, "a");
+        c.online = false;
+        assert_eq!(
+            rank(&need(), &[c])[0].reason(),
+            "Disqualified: the device is offline."
+        );
     }
 
     #[test]
@@ -270,10 +398,10 @@ mod tests {
         let big = dev(2, "big");
         let v = rank(&need(), &[small, big]);
         assert_eq!(v[0].name, "big");
-        assert!((v[0].score - 99.0).abs() < 0.01, "{}", v[0].score); // 40+30+15+10*(1-0.1)+5
-        assert!(v[0].reason.ends_with("best match"), "{}", v[0].reason);
-        assert!((v[1].score - 79.0).abs() < 0.01, "{}", v[1].score); // RAM factor 0.5 → 20
-        assert!(!v[1].reason.contains("best"));
+        assert!((v[0].score() - 99.0).abs() < 0.01, "{}", v[0].score()); // 40+30+15+10*(1-0.1)+5
+        assert!(v[0].reason().ends_with("best match"), "{}", v[0].reason());
+        assert!((v[1].score() - 79.0).abs() < 0.01, "{}", v[1].score()); // RAM factor 0.5 → 20
+        assert!(!v[1].reason().contains("best"));
     }
 
     #[test]
@@ -288,14 +416,14 @@ mod tests {
         c.load1 = 1000.0;
         let v = &rank(&n, &[c])[0];
         assert!(
-            v.score.is_finite() && v.score <= 100.0 && v.score >= 0.0,
+            v.score().is_finite() && v.score() <= 100.0 && v.score() >= 0.0,
             "{}",
-            v.score
+            v.score()
         );
         let mut z = dev(2, "z");
         z.cores = 0;
         let v = &rank(&n, &[z])[0];
-        assert!(v.score.is_finite());
+        assert!(v.score().is_finite());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Deployed apps, deployments, their journal of steps (each with its undo) and the actions log
 //! behind "What I did".
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, now_unix};
+use crate::states::{DeploymentState, RunState};
 
 /// An app that is (or was last seen) deployed on a device.
 #[derive(Debug, Clone)]
@@ -12,8 +14,7 @@ pub struct AppRow {
     pub name: String,
     pub device_id: i64,
     pub version: String,
-    /// running | stopped | failed | missing
-    pub state: String,
+    pub state: RunState,
     pub message: String,
     pub settings: String,
     pub url: String,
@@ -31,7 +32,7 @@ pub struct DeploymentRow {
     pub kind: String,
     pub device_id: i64,
     pub device_name: String,
-    pub state: String,
+    pub state: DeploymentState,
     pub progress: i64,
     pub message: String,
     pub error: Option<String>,
@@ -103,8 +104,42 @@ fn deployment_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
     })
 }
 
-/// States after which a deployment no longer changes by itself.
-pub const FINISHED_STATES: [&str; 3] = ["running", "rolled_back", "done"];
+// The states are stored as their words (the same words since the first version), so a
+// database from any version reads back; a word this version does not know is an error.
+impl ToSql for DeploymentState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for DeploymentState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let word = value.as_str()?;
+        DeploymentState::parse(word)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown deployment state {word:?}").into()))
+    }
+}
+
+impl ToSql for RunState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RunState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let word = value.as_str()?;
+        RunState::parse(word)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown app state {word:?}").into()))
+    }
+}
+
+/// `'running', 'rolled_back', 'done'`: the finished states as an SQL list.
+fn finished_sql() -> String {
+    DeploymentState::FINISHED
+        .map(|s| format!("'{}'", s.as_str()))
+        .join(", ")
+}
 
 impl Store {
     pub async fn apps(&self) -> Result<Vec<AppRow>, StoreError> {
@@ -149,7 +184,7 @@ impl Store {
     pub async fn set_app_state(
         &self,
         slug: String,
-        state: &'static str,
+        state: RunState,
         message: String,
     ) -> Result<bool, StoreError> {
         self.call(move |c| {
@@ -239,7 +274,8 @@ impl Store {
         self.call(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
-                 WHERE state NOT IN ('running', 'rolled_back', 'done') ORDER BY id"
+                 WHERE state NOT IN ({}) ORDER BY id",
+                finished_sql()
             ))?;
             let rows = st.query_map([], deployment_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -251,11 +287,11 @@ impl Store {
     pub async fn set_deployment_state(
         &self,
         id: i64,
-        state: &'static str,
+        state: DeploymentState,
         progress: i64,
         message: String,
     ) -> Result<(), StoreError> {
-        let finished = FINISHED_STATES.contains(&state);
+        let finished = state.is_finished();
         let message = crate::limits::truncate(&message, crate::limits::DEVICE_OUTPUT).into_owned();
         self.call(move |c| {
             c.execute(
@@ -396,5 +432,15 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_states_in_sql_are_the_stored_words() {
+        assert_eq!(finished_sql(), "'running', 'rolled_back', 'done'");
     }
 }

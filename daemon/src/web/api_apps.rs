@@ -37,7 +37,7 @@ pub struct ApplicationJson {
 
 fn deployed_json(a: &AppRow) -> DeployedJson {
     DeployedJson {
-        state: a.state.clone(),
+        state: a.state.to_string(),
         message: a.message.clone(),
         device_id: a.device_id,
         url: a.url.clone(),
@@ -87,8 +87,8 @@ pub async fn application(
         .into_iter()
         .map(|v| {
             serde_json::json!({
-                "device_id": v.device_id, "device": v.name, "score": v.score.round(),
-                "eligible": v.eligible, "reason": v.reason,
+                "device_id": v.device_id, "device": v.name, "score": v.score().round(),
+                "eligible": v.eligible(), "reason": v.reason(),
             })
         })
         .collect::<Vec<_>>();
@@ -236,7 +236,7 @@ pub async fn logs(
 fn deployment_summary(d: &DeploymentRow) -> serde_json::Value {
     serde_json::json!({
         "id": d.id, "slug": d.slug, "kind": d.kind, "device_id": d.device_id,
-        "device": d.device_name, "state": d.state, "progress": d.progress,
+        "device": d.device_name, "state": d.state.as_str(), "progress": d.progress,
         "message": d.message, "error": d.error, "started_at": d.started_at,
         "finished_at": d.finished_at,
     })

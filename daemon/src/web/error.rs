@@ -162,7 +162,36 @@ impl From<crate::deploy::DeployError> for WebError {
     fn from(e: crate::deploy::DeployError) -> WebError {
         use crate::deploy::DeployError as D;
         match e {
-            D::Invalid(m) => WebError::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot_deploy", m),
+            // What the user must act on (change the request, wait, pick or fix a device, look at
+            // the app's output): 422 with the engine's message. Listed one by one so a new
+            // variant has to be placed here on purpose.
+            D::BadSettings(_)
+            | D::UpToDate { .. }
+            | D::AppBusy(_)
+            | D::StillUndoing { .. }
+            | D::NoDevices
+            | D::UnknownDevice
+            | D::DeviceRemoved
+            | D::CannotRun { .. }
+            | D::NoDeviceFits { .. }
+            | D::PortTaken { .. }
+            | D::ComposeMissing(_)
+            | D::ComposeGone(_)
+            | D::ProjectClash { .. }
+            | D::FolderTaken { .. }
+            | D::FolderNotCreatable { .. }
+            | D::FilesNotWritten { .. }
+            | D::CopyFailed { .. }
+            | D::RemoveFailed { .. }
+            | D::PullFailed { .. }
+            | D::RemovalNeedsDevice { .. }
+            | D::StartFailed { .. }
+            | D::HealthCheckFailed(_)
+            | D::LifecycleFailed { .. } => WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "cannot_deploy",
+                e.to_string(),
+            ),
             D::UnknownApp(_) | D::NotFound => WebError::not_found(),
             D::NotDeployed(_) => {
                 WebError::new(StatusCode::NOT_FOUND, "not_deployed", e.to_string())

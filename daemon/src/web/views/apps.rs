@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{Section, page};
 use crate::catalog::Recipe;
+use crate::deploy::{DeploymentState, RunState};
 use crate::units::human_bytes;
 use crate::web::AppState;
 use crate::web::context::Ctx;
@@ -144,7 +145,7 @@ struct AppPage<'a> {
     advanced: bool,
     deployed: Option<Deployed>,
     /// The app's latest deployment, when one exists (for "see the last attempt").
-    last_deployment: Option<(i64, String)>,
+    last_deployment: Option<(i64, DeploymentState)>,
     removal: Vec<String>,
 }
 
@@ -182,15 +183,15 @@ pub async fn show(
                 .await?
                 .map(|d| d.name)
                 .unwrap_or_default();
-            let (state_label, badge) = match a.state.as_str() {
-                "running" => ("Running", "online"),
-                "starting" => ("Starting", "degraded"),
-                "stopped" => ("Stopped", "unknown"),
-                "missing" => ("Missing", "offline"),
-                _ => ("Not working", "offline"),
+            let (state_label, badge) = match a.state {
+                RunState::Running => ("Running", "online"),
+                RunState::Starting => ("Starting", "degraded"),
+                RunState::Stopped => ("Stopped", "unknown"),
+                RunState::Missing => ("Missing", "offline"),
+                RunState::Failed => ("Not working", "offline"),
             };
             Some(Deployed {
-                state: a.state.clone(),
+                state: a.state.to_string(),
                 state_label,
                 badge,
                 message: a.message.clone(),

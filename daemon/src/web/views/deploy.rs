@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, go_to, page};
-use crate::deploy::{DeployRequest, Lifecycle, Removal, Started, state_words};
+use crate::deploy::{DeployRequest, DeploymentState, Lifecycle, Removal, Started};
 use crate::store::{ActionRow, DeploymentRow, UiMode, now_unix};
 use crate::web::AppState;
 use crate::web::api_apps::{request_deploy, request_lifecycle};
@@ -52,10 +52,10 @@ pub async fn plan(
         .map(|(i, v)| Choice {
             device_id: v.device_id,
             name: v.name.clone(),
-            score: v.score.round() as u32,
-            eligible: v.eligible,
-            best: i == 0 && v.eligible,
-            reason: v.reason.clone(),
+            score: v.score().round() as u32,
+            eligible: v.eligible(),
+            best: i == 0 && v.eligible(),
+            reason: v.reason(),
         })
         .collect();
     let any_eligible = choices.iter().any(|c| c.eligible);
@@ -97,14 +97,14 @@ pub struct StepView {
     pub status: &'static str,
 }
 
-const STEPS: [&str; 7] = [
-    "validating",
-    "preparing",
-    "pulling",
-    "starting",
-    "configuring",
-    "health_check",
-    "running",
+const STEPS: [DeploymentState; 7] = [
+    DeploymentState::Validating,
+    DeploymentState::Preparing,
+    DeploymentState::Pulling,
+    DeploymentState::Starting,
+    DeploymentState::Configuring,
+    DeploymentState::HealthCheck,
+    DeploymentState::Running,
 ];
 
 #[derive(Template)]
@@ -133,15 +133,15 @@ struct DeploymentPage {
 }
 
 /// Which journal step the deployment reached (for the step list).
-fn step_views(d: &DeploymentRow, reached: &str) -> Vec<StepView> {
-    let failed = matches!(d.state.as_str(), "failed" | "rolling_back" | "rolled_back");
+fn step_views(d: &DeploymentRow, reached: DeploymentState) -> Vec<StepView> {
+    let failed = d.state.went_wrong();
     let at = STEPS.iter().position(|s| *s == reached).unwrap_or(0);
     STEPS
         .iter()
         .enumerate()
         .map(|(i, s)| StepView {
-            label: state_words(s),
-            status: if d.state == "running" || i < at {
+            label: s.words(),
+            status: if d.state == DeploymentState::Running || i < at {
                 "done"
             } else if i == at && failed {
                 "failed"
@@ -172,12 +172,15 @@ async fn progress_html(
         .unwrap_or_else(|| d.slug.clone());
     let actions = state.store.actions(id).await?;
     // The furthest step reached: the last in-flight state recorded, or where it failed.
-    let reached = if STEPS.contains(&d.state.as_str()) {
-        d.state.clone()
+    let reached = if STEPS.contains(&d.state) {
+        d.state
     } else {
         furthest_step(&state.store.steps(id).await?)
     };
-    let live = !matches!(d.state.as_str(), "running" | "rolled_back");
+    let live = !matches!(
+        d.state,
+        DeploymentState::Running | DeploymentState::RolledBack
+    );
     let elapsed = (now_unix() - d.started_at).max(0);
     let eta = if live && d.progress >= 10 && d.progress < 100 {
         let left = elapsed * (100 - d.progress) / d.progress.max(1);
@@ -194,11 +197,11 @@ async fn progress_html(
     let html = ProgressTemplate {
         d: &d,
         app_name: app_name.clone(),
-        words: state_words(&d.state),
+        words: d.state.words(),
         eta,
         live,
         url,
-        steps: step_views(&d, &reached),
+        steps: step_views(&d, reached),
         advanced: advanced(ctx),
         actions,
         env_keys: serde_json::from_str(&d.env_keys).unwrap_or_default(),
@@ -208,14 +211,13 @@ async fn progress_html(
 }
 
 /// The journal's last step name mapped to the state it belongs to.
-fn furthest_step(steps: &[crate::store::StepRow]) -> String {
+fn furthest_step(steps: &[crate::store::StepRow]) -> DeploymentState {
     match steps.last().map(|s| s.step.as_str()) {
-        Some("secrets" | "files") => "preparing",
-        Some("containers") => "starting",
-        Some("record") => "health_check",
-        _ => "validating",
+        Some("secrets" | "files") => DeploymentState::Preparing,
+        Some("containers") => DeploymentState::Starting,
+        Some("record") => DeploymentState::HealthCheck,
+        _ => DeploymentState::Validating,
     }
-    .to_string()
 }
 
 pub async fn show(

@@ -1010,7 +1010,7 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
             .apps()
             .await?
             .iter()
-            .filter(|a| a.state == "running")
+            .filter(|a| a.state == crate::deploy::RunState::Running)
             .count() as u64,
         cards: if board.entries.is_empty() { "" } else { &cards },
     }

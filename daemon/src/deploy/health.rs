@@ -1,0 +1,154 @@
+//! The health check after Compose started the app: its containers must stay up and its web
+//! entry must answer as the recipe says, within the configured time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::{DeployError, Deployer, DeploymentState, Remote, last_lines, probe, render};
+use crate::catalog::Recipe;
+
+/// Why an app that Compose started did not pass its health check.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthFailure {
+    #[error("{app}'s containers disappeared while it was starting.")]
+    Vanished { app: String },
+    #[error(
+        "{app}'s service “{service}” stopped right after starting ({status}). Its last words: {logs}"
+    )]
+    Stopped {
+        app: String,
+        service: String,
+        /// Docker's words for the container's state ("Exited (1) 2 seconds ago").
+        status: String,
+        logs: String,
+    },
+    #[error(
+        "{app} did not answer its health check within {secs} s (last try: {last}). See “What I did” for its output."
+    )]
+    NoAnswer {
+        app: String,
+        secs: u64,
+        last: String,
+    },
+}
+
+impl Deployer {
+    pub(super) async fn health_check(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        values: &BTreeMap<String, String>,
+        project: &str,
+    ) -> Result<(), DeployError> {
+        let m = &recipe.manifest;
+        let port = render::web_port(recipe, values);
+        let started = Instant::now();
+        let timeout = self.config.health_timeout;
+        let mut last = String::from("no answer yet");
+        loop {
+            // The containers' state (from the device) and the app's answer (from here) are
+            // asked together; a stopped container wins over whatever the port said.
+            let t = Instant::now();
+            let asking = async {
+                match port {
+                    Some(p) => Some(
+                        probe(
+                            &remote.device.host,
+                            p,
+                            &m.health.path,
+                            m.web.scheme == "https",
+                        )
+                        .await,
+                    ),
+                    None => None,
+                }
+            };
+            let (containers, answer) = tokio::join!(remote.project_containers(project), asking);
+            let containers = containers?;
+            if containers.is_empty() {
+                return Err(HealthFailure::Vanished {
+                    app: m.name.clone(),
+                }
+                .into());
+            }
+            if let Some(bad) = containers.iter().find(|c| {
+                matches!(
+                    c.state.as_ref().map(|s| s.to_string()).as_deref(),
+                    Some("exited" | "dead" | "restarting")
+                )
+            }) {
+                let svc = bad
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    .cloned()
+                    .unwrap_or_default();
+                let logs = remote
+                    .compose(
+                        "Last log lines",
+                        &self.app_dir(&m.slug),
+                        project,
+                        &["logs", "--no-color", "--tail", "15", &svc],
+                    )
+                    .await
+                    .map(|o| last_lines(&o.stdout_text(), 5))
+                    .unwrap_or_default();
+                return Err(HealthFailure::Stopped {
+                    app: m.name.clone(),
+                    service: svc,
+                    status: bad.status.clone().unwrap_or_default(),
+                    logs,
+                }
+                .into());
+            }
+            let ok = match (port, answer) {
+                (Some(p), Some(r)) => {
+                    let good = matches!(r, Ok(s) if s == m.health.status);
+                    last = match &r {
+                        Ok(s) => format!("answered {s}"),
+                        Err(e) => e.clone(),
+                    };
+                    if good {
+                        remote
+                            .note(
+                                format!(
+                                    "Health check: GET {}:{p}{}",
+                                    remote.device.host, m.health.path
+                                ),
+                                last.clone(),
+                                t,
+                                String::new(),
+                            )
+                            .await;
+                    }
+                    good
+                }
+                // No web entry published: running containers are all we can check.
+                _ => true,
+            };
+            if ok {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(HealthFailure::NoAnswer {
+                    app: m.name.clone(),
+                    secs: timeout.as_secs(),
+                    last,
+                }
+                .into());
+            }
+            let pct = 85 + (14 * waited.as_millis() / timeout.as_millis().max(1)) as i64;
+            self.progress(
+                id,
+                &m.slug,
+                DeploymentState::HealthCheck,
+                pct,
+                format!("Waiting for {} to answer…", m.name),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! The deploy and update jobs: starting one, running its steps in the background (secrets,
+//! files, image pulls, Compose, the app's record) with live progress, and the outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::journal::Undo;
+use super::plan::placement_record;
+use super::{
+    DeployError, DeployRequest, Deployer, DeploymentState, Remote, RunState, Started, project_name,
+    render, secret_owner,
+};
+use crate::busy::BusyGuard;
+use crate::catalog::Recipe;
+use crate::events::{Event, Level};
+use crate::store::{AppRow, DeploymentRow, DeviceRow, now_unix};
+
+/// Progress is written and pushed at most this often while an image downloads.
+const PROGRESS_EVERY: Duration = Duration::from_millis(300);
+
+/// A deploy or update under way.
+pub(super) struct Job {
+    id: i64,
+    /// deploy | update
+    kind: &'static str,
+    recipe: Recipe,
+    device: DeviceRow,
+    settings: BTreeMap<String, String>,
+}
+
+impl Deployer {
+    /// Starts deploying an app (or says it is already there / already under way).
+    pub async fn deploy(
+        self: &Arc<Self>,
+        slug: &str,
+        req: DeployRequest,
+    ) -> Result<Started, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        if let Some(app) = self.store.app(slug.to_string()).await? {
+            return Ok(Started::AlreadyDeployed(Box::new(app)));
+        }
+        let guard = match self.claim(slug, &recipe.manifest.name) {
+            Ok(g) => g,
+            Err(busy) => {
+                let current = self.store.deployments(Some(slug.to_string()), 1).await?;
+                return match current.first() {
+                    Some(d) => Ok(Started::InFlight(d.id)),
+                    None => Err(busy),
+                };
+            }
+        };
+        // A failed earlier attempt is cleaned up first: its undo could otherwise later delete
+        // what this deploy reuses (its secrets, its folder).
+        for earlier in self.store.unfinished_deployments().await? {
+            if earlier.slug == slug && !self.roll_back(earlier.id).await {
+                return Err(DeployError::StillUndoing {
+                    app: recipe.manifest.name.clone(),
+                    device: earlier.device_name,
+                });
+            }
+        }
+        let settings =
+            render::settings(&recipe, &req.settings).map_err(DeployError::BadSettings)?;
+        let (verdicts, device) = self.choose(&recipe, &settings, req.device_id).await?;
+        let placement_json = placement_record(&verdicts);
+        let request = serde_json::to_string(&DeployRequest {
+            device_id: Some(device.id),
+            settings: settings.clone(),
+        })
+        .unwrap_or_else(|_| "{}".into());
+        let id = self
+            .store
+            .new_deployment(DeploymentRow {
+                id: 0,
+                slug: slug.to_string(),
+                kind: "deploy".into(),
+                device_id: device.id,
+                device_name: device.name.clone(),
+                state: DeploymentState::Validating,
+                progress: 0,
+                message: format!("Checking requirements on {}…", device.name),
+                error: None,
+                placement: placement_json,
+                request,
+                compose: String::new(),
+                env_keys: "[]".into(),
+                started_at: 0,
+                finished_at: None,
+            })
+            .await?;
+        tracing::info!(deployment = id, app = slug, device = %device.name, "deploy started");
+        let job = Job {
+            id,
+            kind: "deploy",
+            recipe,
+            device,
+            settings,
+        };
+        self.spawn_job(guard, job);
+        Ok(Started::New(id))
+    }
+
+    /// Runs a deploy or update in the background; the busy mark ends with it.
+    fn spawn_job(self: &Arc<Self>, guard: BusyGuard, job: Job) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            this.run_job(job).await;
+        });
+    }
+
+    pub(super) async fn progress(
+        &self,
+        id: i64,
+        slug: &str,
+        state: DeploymentState,
+        pct: i64,
+        msg: String,
+    ) {
+        if let Err(e) = self.store.set_deployment_state(id, state, pct, msg).await {
+            tracing::warn!(error = %e, "could not record deploy progress");
+        }
+        self.events.publish(Event::Deployment {
+            id,
+            slug: slug.to_string(),
+        });
+    }
+
+    async fn run_job(&self, job: Job) {
+        let started = Instant::now();
+        let slug = job.recipe.manifest.slug.clone();
+        let name = job.recipe.manifest.name.clone();
+        let update = job.kind == "update";
+        let outcome = if update {
+            self.update_steps(&job).await
+        } else {
+            self.deploy_steps(&job).await
+        };
+        match outcome {
+            Ok(url) => {
+                self.progress(
+                    job.id,
+                    &slug,
+                    DeploymentState::Running,
+                    100,
+                    format!("{name} is running at {url}"),
+                )
+                .await;
+                tracing::info!(deployment = job.id, app = %slug, kind = job.kind, secs = started.elapsed().as_secs_f64(), "deployment finished");
+                let (action, what) = if update {
+                    (
+                        "app.update",
+                        format!(
+                            "Updated {name} to {} on {}",
+                            job.recipe.manifest.version, job.device.name
+                        ),
+                    )
+                } else {
+                    (
+                        "app.deploy",
+                        format!("Deployed {name} on {}", job.device.name),
+                    )
+                };
+                self.audit(action, what).await;
+                self.events.publish(Event::Toast {
+                    level: Level::Success,
+                    message: format!("{name} is running on {}.", job.device.name),
+                });
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::warn!(deployment = job.id, app = %slug, error = %crate::limits::truncate(&msg, crate::limits::DEVICE_OUTPUT), "deploy failed; rolling back");
+                if matches!(e, DeployError::Device(..)) {
+                    // The connection may be dead: the next use reconnects instead of waiting.
+                    self.devices.pool.forget(job.device.id).await;
+                }
+                let _ = self.store.set_deployment_error(job.id, msg.clone()).await;
+                self.progress(job.id, &slug, DeploymentState::Failed, 100, msg.clone())
+                    .await;
+                let verb = if update { "Updating" } else { "Deploying" };
+                self.audit(
+                    "app.deploy_failed",
+                    format!("{verb} {name} on {} failed: {msg}", job.device.name),
+                )
+                .await;
+                self.roll_back(job.id).await;
+            }
+        }
+        // Once a step ran, the device may have changed (containers started, and maybe removed
+        // again by the rollback): its page and card show it now. A job stopped by its checks
+        // changed nothing there.
+        let touched = self
+            .store
+            .steps(job.id)
+            .await
+            .map(|s| !s.is_empty())
+            .unwrap_or(true);
+        if touched {
+            self.devices.check_soon(job.device.clone());
+        }
+    }
+
+    async fn deploy_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let dir = self.app_dir(slug);
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+
+        // validating: nothing on the device changes until every check has passed.
+        let kept_data = self
+            .preflight(&remote, recipe, &job.settings, &project, &dir)
+            .await?;
+
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Preparing,
+            15,
+            "Preparing the app's files…".into(),
+        )
+        .await;
+        let mut values = job.settings.clone();
+        self.fill_secrets(id, recipe, &mut values).await?;
+        self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
+            .await?;
+        self.write_files(&remote, id, recipe, &dir, &values).await?;
+
+        self.pull_images(&remote, id, recipe, &values).await?;
+
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Starting,
+            70,
+            format!("Starting {}…", m.name),
+        )
+        .await;
+        self.step(
+            id,
+            "containers",
+            &Undo::RemoveProject {
+                project: project.clone(),
+                // Data kept from an earlier removal is never deleted by a failed deploy.
+                volumes: !kept_data,
+            },
+        )
+        .await?;
+        remote
+            .compose_up("Start the app", &dir, &project, &m.name)
+            .await?;
+
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Configuring,
+            80,
+            format!("Saving {}…", m.name),
+        )
+        .await;
+        let url = app_url(recipe, device, &values);
+        self.step(id, "record", &Undo::DeleteApp { slug: slug.into() })
+            .await?;
+        let settings_json = serde_json::to_string(&job.settings).unwrap_or_default();
+        self.store
+            .put_app(AppRow {
+                slug: slug.into(),
+                name: m.name.clone(),
+                device_id: device.id,
+                version: m.version.clone(),
+                state: RunState::Starting,
+                message: String::new(),
+                settings: settings_json,
+                url: url.clone(),
+                app_dir: dir.clone(),
+                compose: recipe.compose_text.clone(),
+                created_at: now_unix(),
+                updated_at: now_unix(),
+            })
+            .await?;
+
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        self.store
+            .set_app_state(slug.into(), RunState::Running, String::new())
+            .await?;
+        self.finish_steps(id).await?;
+        Ok(url)
+    }
+
+    /// Writes the app's files on the device and records them for "What I did" (env keys only).
+    async fn write_files(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        dir: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        remote
+            .write_app(dir, &recipe.compose_text, &render::env_file(values))
+            .await?;
+        let keys: Vec<&String> = values.keys().collect();
+        self.store
+            .set_deployment_files(
+                id,
+                recipe.compose_text.clone(),
+                serde_json::to_string(&keys).unwrap_or_default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds the recipe's secrets to `values`: ones already in the vault (kept from an earlier
+    /// removal "keeping data", or from the running version) are reused, because data was made
+    /// with them; missing ones are generated and sealed, and only those are undone on failure.
+    async fn fill_secrets(
+        &self,
+        id: i64,
+        recipe: &Recipe,
+        values: &mut BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let owner = secret_owner(&recipe.manifest.slug);
+        let kept = self.store.secret_purposes(owner.clone()).await?;
+        let names: Vec<String> = recipe
+            .manifest
+            .secrets
+            .iter()
+            .filter(|s| !kept.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        self.step(
+            id,
+            "secrets",
+            &Undo::DeleteSecrets {
+                owner: owner.clone(),
+                names,
+            },
+        )
+        .await?;
+        for s in &recipe.manifest.secrets {
+            let value = match self.store.secret(owner.clone(), s.name.clone()).await? {
+                Some(sealed) => self
+                    .vault
+                    .open(&sealed, &owner, &s.name)?
+                    .expose_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                None => {
+                    let value = render::generate_secret(s.length);
+                    let sealed = self.vault.seal(value.as_bytes(), &owner, &s.name);
+                    self.store
+                        .put_secret(owner.clone(), s.name.clone(), sealed)
+                        .await?;
+                    value
+                }
+            };
+            values.insert(s.name.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Starts updating a deployed app to the catalog's version of its recipe; returns the
+    /// deployment that carries the update.
+    pub async fn update(self: &Arc<Self>, slug: &str) -> Result<i64, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        let app = self.deployed(slug).await?;
+        if app.version == recipe.manifest.version && app.compose == recipe.compose_text {
+            return Err(DeployError::UpToDate {
+                app: recipe.manifest.name.clone(),
+                version: app.version,
+            });
+        }
+        let guard = self.claim(slug, &recipe.manifest.name)?;
+        let device = self.app_device(&app).await?;
+        let settings: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
+        // Settings the new version added get their defaults; ones it dropped are ignored.
+        let settings: BTreeMap<String, String> = settings
+            .into_iter()
+            .filter(|(k, _)| recipe.manifest.settings.iter().any(|s| &s.name == k))
+            .collect();
+        let settings = render::settings(&recipe, &settings).map_err(DeployError::BadSettings)?;
+        let id = self
+            .store
+            .new_deployment(DeploymentRow {
+                id: 0,
+                slug: slug.to_string(),
+                kind: "update".into(),
+                device_id: device.id,
+                device_name: device.name.clone(),
+                state: DeploymentState::Validating,
+                progress: 0,
+                message: format!(
+                    "Updating {} from {} to {}…",
+                    recipe.manifest.name, app.version, recipe.manifest.version
+                ),
+                error: None,
+                placement: "[]".into(),
+                request: serde_json::to_string(&DeployRequest {
+                    device_id: Some(device.id),
+                    settings: settings.clone(),
+                })
+                .unwrap_or_else(|_| "{}".into()),
+                compose: String::new(),
+                env_keys: "[]".into(),
+                started_at: 0,
+                finished_at: None,
+            })
+            .await?;
+        let job = Job {
+            id,
+            kind: "update",
+            recipe,
+            device,
+            settings,
+        };
+        self.spawn_job(guard, job);
+        Ok(id)
+    }
+
+    /// An update: new files beside the previous Compose file, new images, containers
+    /// recreated by Compose, health check; on failure the previous file comes back and its
+    /// containers are recreated (the previous images are still on the device).
+    async fn update_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let app = self.deployed(slug).await?;
+        let dir = app.app_dir.clone();
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+        if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
+            return Err(DeployError::ComposeGone(device.name.clone()));
+        }
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Preparing,
+            15,
+            "Preparing the new version…".into(),
+        )
+        .await;
+        let mut values = job.settings.clone();
+        self.fill_secrets(id, recipe, &mut values).await?;
+        self.step(
+            id,
+            "files",
+            &Undo::RestoreCompose {
+                dir: dir.clone(),
+                project: project.clone(),
+            },
+        )
+        .await?;
+        remote
+            .copy_file(&dir, "compose.yaml", "compose.yaml.previous")
+            .await?;
+        remote
+            .copy_file(&dir, "app.env", "app.env.previous")
+            .await?;
+        self.write_files(&remote, id, recipe, &dir, &values).await?;
+        self.pull_images(&remote, id, recipe, &values).await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Starting,
+            70,
+            format!("Starting the new {}…", m.name),
+        )
+        .await;
+        remote
+            .compose_up(
+                "Recreate the app",
+                &dir,
+                &project,
+                &format!("the new {}", m.name),
+            )
+            .await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::HealthCheck,
+            85,
+            format!("Waiting for {} to answer…", m.name),
+        )
+        .await;
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        let url = app_url(recipe, device, &values);
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Configuring,
+            99,
+            format!("Saving {}…", m.name),
+        )
+        .await;
+        self.store
+            .put_app(AppRow {
+                version: m.version.clone(),
+                compose: recipe.compose_text.clone(),
+                state: RunState::Running,
+                message: String::new(),
+                url: url.clone(),
+                settings: serde_json::to_string(&job.settings).unwrap_or_default(),
+                updated_at: now_unix(),
+                ..app
+            })
+            .await?;
+        self.finish_steps(id).await?;
+        Ok(url)
+    }
+
+    async fn pull_images(
+        &self,
+        remote: &Remote,
+        id: i64,
+        recipe: &Recipe,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), DeployError> {
+        let slug = recipe.manifest.slug.as_str();
+        let images = render::images(recipe, values);
+        let count = images.len().max(1) as i64;
+        for (i, image) in images.iter().enumerate() {
+            let base = 20 + 40 * i as i64 / count;
+            self.progress(
+                id,
+                slug,
+                DeploymentState::Pulling,
+                base,
+                format!("Downloading {image}…"),
+            )
+            .await;
+            let t = Instant::now();
+            if remote.image_present(image).await? {
+                remote
+                    .note(
+                        format!("Docker API: is {image} on the device"),
+                        "yes — not downloaded again".into(),
+                        t,
+                        String::new(),
+                    )
+                    .await;
+                continue;
+            }
+            // The pull streams figures into a watch channel; this side writes them out at a
+            // calm pace while the pull runs, and ends when the pull drops its sender.
+            let (tx, mut rx) = tokio::sync::watch::channel((0u64, 0u64));
+            let report = async {
+                let mut last: Option<Instant> = None;
+                while rx.changed().await.is_ok() {
+                    let (done, total) = *rx.borrow_and_update();
+                    if total == 0 || last.is_some_and(|l| l.elapsed() < PROGRESS_EVERY) {
+                        continue;
+                    }
+                    last = Some(Instant::now());
+                    let pct = base + (40 * done.min(total) / total) as i64 / count;
+                    self.progress(
+                        id,
+                        slug,
+                        DeploymentState::Pulling,
+                        pct,
+                        format!(
+                            "Downloaded {} of {} ({image})",
+                            crate::units::human_bytes(done),
+                            crate::units::human_bytes(total)
+                        ),
+                    )
+                    .await;
+                }
+            };
+            let (pulled, ()) = tokio::join!(remote.pull(image, tx), report);
+            pulled?;
+        }
+        Ok(())
+    }
+}
+
+/// The link to the app.
+fn app_url(recipe: &Recipe, device: &DeviceRow, values: &BTreeMap<String, String>) -> String {
+    let m = &recipe.manifest;
+    let host = if device.host.contains(':') {
+        format!("[{}]", device.host)
+    } else {
+        device.host.clone()
+    };
+    match render::web_port(recipe, values) {
+        Some(p) => format!("{}://{host}:{p}{}", m.web.scheme, m.web.path),
+        None => format!("{}://{host}{}", m.web.scheme, m.web.path),
+    }
+}

@@ -1,0 +1,190 @@
+//! The journal: each step that changes something is recorded with its undo before it acts;
+//! a failure (or a restart mid-way) undoes the recorded steps in reverse, and undos that could
+//! not finish are retried.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeployError, Deployer, DeploymentState, Remote};
+use crate::events::{Event, Level};
+use crate::store::DeploymentRow;
+
+/// A journalled step's undo. Each is safe to run twice and safe when its step never acted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+pub(super) enum Undo {
+    DeleteSecrets { owner: String, names: Vec<String> },
+    RemoveDir { dir: String },
+    RemoveProject { project: String, volumes: bool },
+    DeleteApp { slug: String },
+    RestoreCompose { dir: String, project: String },
+}
+
+impl Deployer {
+    /// Journals a step's undo, then acts.
+    pub(super) async fn step(&self, id: i64, name: &str, undo: &Undo) -> Result<i64, DeployError> {
+        let undo = serde_json::to_string(undo).unwrap_or_default();
+        Ok(self.store.begin_step(id, name.to_string(), undo).await?)
+    }
+
+    /// Marks every journalled step of a successful deployment done.
+    pub(super) async fn finish_steps(&self, id: i64) -> Result<(), DeployError> {
+        for s in self.store.steps(id).await? {
+            self.store.set_step_status(id, s.seq, "done").await?;
+        }
+        Ok(())
+    }
+
+    /// Undoes a deployment's journalled steps in reverse. Safe to call again after a partial
+    /// run: finished undos are marked and skipped.
+    pub async fn roll_back(&self, id: i64) -> bool {
+        let Ok(Some(d)) = self.store.deployment(id).await else {
+            return false;
+        };
+        // A retry keeps the message that says what happened and what is pending.
+        if d.state != DeploymentState::RollingBack {
+            let msg = format!(
+                "{} Undoing the changes…",
+                d.error.clone().unwrap_or_default()
+            );
+            self.progress(
+                id,
+                &d.slug,
+                DeploymentState::RollingBack,
+                100,
+                msg.trim().to_string(),
+            )
+            .await;
+        }
+        let changed = self
+            .store
+            .steps(id)
+            .await
+            .map(|s| !s.is_empty())
+            .unwrap_or(true);
+        match self.undo_all(&d).await {
+            Ok(()) => {
+                let done = if changed {
+                    "Everything was rolled back."
+                } else {
+                    "Nothing was changed on the device."
+                };
+                let msg = match &d.error {
+                    Some(e) => format!("{e} {done}"),
+                    None => done.into(),
+                };
+                self.progress(id, &d.slug, DeploymentState::RolledBack, 100, msg)
+                    .await;
+                self.audit(
+                    "app.rolled_back",
+                    format!("Rolled back the deploy of {} on {}", d.slug, d.device_name),
+                )
+                .await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(deployment = id, error = %e, "rollback could not finish yet");
+                self.devices.pool.forget(d.device_id).await;
+                let msg = format!(
+                    "{} Homelab could not finish cleaning up on {} ({e}); it will finish as soon \
+                     as the device is back.",
+                    d.error.clone().unwrap_or_default(),
+                    d.device_name
+                );
+                self.progress(
+                    id,
+                    &d.slug,
+                    DeploymentState::RollingBack,
+                    100,
+                    msg.trim().to_string(),
+                )
+                .await;
+                false
+            }
+        }
+    }
+
+    async fn undo_all(&self, d: &DeploymentRow) -> Result<(), DeployError> {
+        let steps = self.store.steps(d.id).await?;
+        let mut remote: Option<Remote> = None;
+        for s in steps.iter().rev().filter(|s| s.status != "undone") {
+            let undo: Undo = match serde_json::from_str(&s.undo) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(deployment = d.id, step = %s.step, error = %e, "unreadable undo; skipped");
+                    continue;
+                }
+            };
+            match &undo {
+                Undo::DeleteSecrets { owner, names } => {
+                    for n in names {
+                        self.store.delete_secret(owner.clone(), n.clone()).await?;
+                    }
+                }
+                Undo::DeleteApp { slug } => self.store.delete_app(slug.clone()).await?,
+                Undo::RemoveDir { .. }
+                | Undo::RemoveProject { .. }
+                | Undo::RestoreCompose { .. } => {
+                    if remote.is_none() {
+                        let Some(device) = self.store.device(d.device_id).await? else {
+                            // The user removed the device: nothing there is ours to clean.
+                            tracing::info!(deployment = d.id, "device removed; skipping its undo");
+                            self.store.set_step_status(d.id, s.seq, "undone").await?;
+                            continue;
+                        };
+                        remote = Some(Remote::connect(&self.devices, device, Some(d.id)).await?);
+                    }
+                    let r = remote.as_ref().expect("connected above");
+                    match &undo {
+                        Undo::RemoveDir { dir } => r.remove_dir(dir).await?,
+                        Undo::RemoveProject { project, volumes } => {
+                            r.remove_project(project, *volumes).await?
+                        }
+                        Undo::RestoreCompose { dir, project } => {
+                            r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
+                                .await?;
+                            r.copy_file(dir, "app.env.previous", "app.env").await?;
+                            r.compose_up(
+                                "Start the previous version",
+                                dir,
+                                project,
+                                "the previous version",
+                            )
+                            .await?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            self.store.set_step_status(d.id, s.seq, "undone").await?;
+        }
+        Ok(())
+    }
+
+    /// On start: deployments left mid-way by a previous run are failed and rolled back; later
+    /// calls retry rollbacks that could not finish (device offline).
+    pub async fn recover(&self) {
+        let Ok(unfinished) = self.store.unfinished_deployments().await else {
+            return;
+        };
+        for d in unfinished {
+            let Some(_guard) = self.try_busy(&d.slug) else {
+                continue; // in flight in this process
+            };
+            if d.state != DeploymentState::Failed && d.state != DeploymentState::RollingBack {
+                let msg = "Homelab restarted while this deploy was under way, so it was undone. \
+                           Deploy again when you are ready.";
+                let _ = self.store.set_deployment_error(d.id, msg.into()).await;
+                self.progress(d.id, &d.slug, DeploymentState::Failed, 100, msg.into())
+                    .await;
+                self.events.publish(Event::Toast {
+                    level: Level::Warning,
+                    message: format!(
+                        "The deploy of {} was interrupted by a restart and is being rolled back.",
+                        d.slug
+                    ),
+                });
+            }
+            self.roll_back(d.id).await;
+        }
+    }
+}

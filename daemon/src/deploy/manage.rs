@@ -1,0 +1,171 @@
+//! Managing a deployed app: start/stop/restart, its logs, its generated secrets, and removing
+//! it (what removal deletes, in words, and the removal itself).
+
+use super::{
+    DeployError, Deployer, Lifecycle, Remote, Removal, RunState, last_lines, project_name,
+    secret_owner,
+};
+use crate::events::Event;
+
+impl Deployer {
+    /// start | stop | restart an app.
+    pub async fn lifecycle(&self, slug: &str, action: Lifecycle) -> Result<String, DeployError> {
+        let app = self.deployed(slug).await?;
+        let _guard = self.claim(slug, &app.name)?;
+        let device = self.app_device(&app).await?;
+        let remote = Remote::connect(&self.devices, device.clone(), None).await?;
+        let verb = action.verb();
+        let out = match remote
+            .compose(verb, &app.app_dir, &project_name(slug), &[verb])
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                // It may have partly run, and the device may not answer: re-read it later.
+                self.devices.check_soon(device);
+                return Err(e);
+            }
+        };
+        // The device re-read before answering, so the page shown next and the next placement
+        // see the app as it now is.
+        self.devices.check(&device).await;
+        if !out.success() {
+            return Err(DeployError::LifecycleFailed {
+                verb,
+                app: app.name,
+                detail: last_lines(&out.stderr_text(), 4),
+            });
+        }
+        let (state, msg) = match action {
+            Lifecycle::Stop => (RunState::Stopped, "Stopped."),
+            _ => (RunState::Running, ""),
+        };
+        self.store
+            .set_app_state(slug.into(), state, msg.into())
+            .await?;
+        self.events.publish(Event::AppState { slug: slug.into() });
+        Ok(format!("{} {}.", app.name, action.done()))
+    }
+
+    /// The last lines of an app's logs, all services.
+    pub async fn logs(&self, slug: &str, lines: u32) -> Result<String, DeployError> {
+        let app = self.deployed(slug).await?;
+        let device = self.app_device(&app).await?;
+        let remote = Remote::connect(&self.devices, device, None).await?;
+        let out = remote
+            .compose(
+                "logs",
+                &app.app_dir,
+                &project_name(slug),
+                &["logs", "--no-color", "--tail", &lines.to_string()],
+            )
+            .await?;
+        Ok(format!("{}{}", out.stdout_text(), out.stderr_text()))
+    }
+
+    /// The secrets generated for an app, opened from the vault (for the owner to copy).
+    pub async fn secrets(&self, slug: &str) -> Result<Vec<(String, String)>, DeployError> {
+        let owner = secret_owner(slug);
+        let mut out = Vec::new();
+        for name in self.store.secret_purposes(owner.clone()).await? {
+            if let Some(sealed) = self.store.secret(owner.clone(), name.clone()).await? {
+                let value = self.vault.open(&sealed, &owner, &name)?;
+                out.push((name, value.expose_str().unwrap_or_default().to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What removing an app deletes, in words, for the confirmation.
+    pub async fn removal_plan(&self, slug: &str) -> Result<Vec<String>, DeployError> {
+        let app = self.deployed(slug).await?;
+        let recipe = self.recipe(slug).ok();
+        let mut out: Vec<String> = recipe
+            .map(|r| {
+                r.manifest
+                    .data_volumes
+                    .iter()
+                    .map(|v| format!("the data volume {}_{v}", project_name(slug)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(format!("the folder {}", app.app_dir));
+        Ok(out)
+    }
+
+    /// Removes an app: its containers and networks, its data volumes when `delete_data`, its
+    /// folder and secrets. Works when the device's copy is already partly gone.
+    pub async fn remove(&self, slug: &str, how: Removal) -> Result<String, DeployError> {
+        let app = self.deployed(slug).await?;
+        let _guard = self.claim(slug, &app.name)?;
+        let device = self.app_device(&app).await?;
+        let delete_data = how == Removal::DeleteData;
+        if how == Removal::ForgetHere {
+            // The device is gone for good: nothing can be cleaned there. Its secrets stay
+            // sealed here until the app is removed with its data, like kept data does.
+            self.store.delete_app(slug.into()).await?;
+            self.events.publish(Event::AppState { slug: slug.into() });
+            self.audit(
+                "app.forget",
+                format!(
+                    "Forgot {} on {} without touching the device",
+                    app.name, device.name
+                ),
+            )
+            .await;
+            return Ok(format!(
+                "{} was forgotten here; anything of it still on {} was left as it was.",
+                app.name, device.name
+            ));
+        }
+        let remote = match Remote::connect(&self.devices, device.clone(), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(DeployError::RemovalNeedsDevice {
+                    device: device.name,
+                    cause: Box::new(e),
+                });
+            }
+        };
+        let removed = remote
+            .remove_project(&project_name(slug), delete_data)
+            .await;
+        match removed {
+            // Re-read before answering: an install right after must see the app's port free
+            // (placement judges by the last check).
+            Ok(()) => {
+                self.devices.check(&device).await;
+            }
+            // Some of it may be gone; the device may not answer: re-read in the background.
+            Err(e) => {
+                self.devices.check_soon(device.clone());
+                return Err(e);
+            }
+        }
+        remote.remove_dir(&app.app_dir).await?;
+        // Kept data (volumes) was made with these secrets; they go only with the data.
+        if delete_data {
+            self.store.delete_secrets_of(secret_owner(slug)).await?;
+        }
+        self.store.delete_app(slug.into()).await?;
+        self.events.publish(Event::AppState { slug: slug.into() });
+        let how_words = if delete_data {
+            " with its data"
+        } else {
+            " (data kept)"
+        };
+        self.audit(
+            "app.remove",
+            format!("Removed {} from {}{how_words}", app.name, device.name),
+        )
+        .await;
+        Ok(if delete_data {
+            format!("{} and its data were removed.", app.name)
+        } else {
+            format!(
+                "{} was removed; its data volumes stay on {} and come back if you deploy it there again.",
+                app.name, device.name
+            )
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The pre-flight: fresh checks on the device before anything there changes (resources,
+//! architecture, ports and who holds them, Compose, leftovers of the project, the app folder).
+
+use std::collections::BTreeMap;
+
+use super::{DeployError, Deployer, Remote};
+use crate::catalog::Recipe;
+use crate::placement::{self, Candidate, Need};
+
+impl Deployer {
+    pub(super) async fn preflight(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        settings: &BTreeMap<String, String>,
+        project: &str,
+        dir: &str,
+    ) -> Result<bool, DeployError> {
+        let m = &recipe.manifest;
+        let name = &remote.device.name;
+        // Fresh figures, not the last poll: resources, architecture, listening ports. Every
+        // question is read-only and independent, so they go out together over the one
+        // connection; the answers are then judged in the order a user would fix them.
+        let (poll, owners, leftovers, volumes, shell) = tokio::join!(
+            self.devices.poll(&remote.device),
+            remote.port_owners(),
+            remote.project_containers(project),
+            remote.project_volumes(project),
+            remote.preflight(dir),
+        );
+        let facts = poll
+            .facts
+            .ok_or_else(|| DeployError::Device(name.clone(), poll.reason.clone()))?;
+        let candidate = Candidate {
+            id: remote.device.id,
+            name: name.clone(),
+            online: true,
+            docker_ok: facts.docker.is_some(),
+            arch: facts.arch.clone(),
+            mem_available: facts.mem_available,
+            disk_free: facts.disk_free,
+            cores: facts.cores,
+            load1: facts.load[0],
+            uptime: 1.0,
+            used_ports: vec![],
+            apps: vec![],
+        };
+        let ports = recipe.host_ports(settings);
+        let need = Need::from_recipe(recipe, ports.clone());
+        if let Some(why) = placement::rank(&need, std::slice::from_ref(&candidate))
+            .into_iter()
+            .find_map(|v| v.disqualified().cloned())
+        {
+            return Err(DeployError::CannotRun {
+                device: name.clone(),
+                app: m.name.clone(),
+                why,
+            });
+        }
+        // Ports: anything listening on the device, named when it is a container.
+        let owners = owners?;
+        let mut taken: Vec<u16> = facts.ports.clone();
+        taken.extend(owners.keys());
+        if let Some(p) = ports.iter().find(|p| taken.contains(p)) {
+            let free = (p.saturating_add(1)..=u16::MAX)
+                .find(|q| !taken.contains(q) && !ports.contains(q))
+                .unwrap_or(0);
+            let setting = m
+                .settings
+                .iter()
+                .find(|s| s.kind == "port" && settings.get(&s.name) == Some(&p.to_string()))
+                .map(|s| s.label.clone());
+            return Err(DeployError::PortTaken {
+                port: *p,
+                device: name.clone(),
+                holder: owners.get(p).cloned(),
+                free,
+                setting,
+            });
+        }
+        let (flavour, folder_free) = shell?;
+        if flavour != "v1" && flavour != "v2" {
+            return Err(DeployError::ComposeMissing(name.clone()));
+        }
+        // Name clash: containers of this project that we have no record of. (Volumes alone
+        // are data kept by "remove, keep data" and are used again.)
+        if !leftovers?.is_empty() {
+            return Err(DeployError::ProjectClash {
+                device: name.clone(),
+                project: project.to_string(),
+            });
+        }
+        let kept_data = !volumes?.is_empty();
+        if !folder_free {
+            return Err(DeployError::FolderTaken {
+                dir: dir.to_string(),
+                device: name.clone(),
+            });
+        }
+        Ok(kept_data)
+    }
+}
