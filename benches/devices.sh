@@ -27,7 +27,7 @@ done
 echo "adopted $i devices"
 
 echo; echo "== one poll cycle over all devices (homelabd, concurrent, pooled SSH connections)"
-for n in 1 2 3 4 5 6; do
+for _ in 1 2 3 4 5 6; do
   curl -s -X POST -H "$AUTH" "$BASE/api/v1/devices/refresh"; echo
 done
 

@@ -195,7 +195,7 @@ hold() { # hold COUNT
 }
 
 run_count() { # run_count COUNT
-  local c="$1" t0 rows i before after ticks ms cpu=() wall=() id
+  local c="$1" t0 rows i before after ms cpu=() wall=() id
   say "== $c devices"
   DATA="$(mktemp -d)"
   start_claimed_daemon "$BIN" "${DAEMON_FLAGS[@]}"

@@ -1,11 +1,11 @@
 //! Docker on a device, through bollard over the device's SSH connection: every API call opens
 //! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it.
 //! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
-//! `project.rs` holds the calls made on a Compose project and its images (deploys, removals).
-
-pub mod project;
+//! `engine.rs` reads what an engine runs (the health poll); `project.rs` holds the calls made
+//! on a Compose project and its images (deploys, removals).
 
 pub mod engine;
+pub mod project;
 
 use std::sync::Arc;
 
