@@ -1,30 +1,51 @@
 //! homelabd: the Homelab appliance daemon, as a library the binary and the tests share.
 //!
-//! Layout (one folder per capability; only `web/` knows HTTP, only `store/` knows SQL):
+//! Layout (one folder per capability; only `web/` knows HTTP, only `store/` knows SQL, only
+//! `docker/` calls the Docker API, only `http_client` makes outbound HTTP requests):
 //!
 //! | module      | owns |
 //! |-------------|------|
 //! | `config`    | the settings a running daemon needs (flags and env vars are parsed in `main.rs`) |
-//! | `store/`    | the SQLite database: opening, migrations, every query |
+//! | `store/`    | the SQLite database: opening, migrations, every query, whole-database copies |
 //! | `secrets/`  | the vault: master key, sealing credentials (AES-256-GCM), passphrase exports |
 //! | `auth/`     | first-run claim, passwords and the bound on hashing them, sessions, CSRF tokens, sign-in throttling, known browsers, API tokens |
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
-//! | `placement/`| scoring devices for an app, with a reason for each |
-//! | `deploy/`   | the deploy engine: journal with undo, pre-flight, files, pulls, Compose, health, lifecycle |
-//! | `states`    | the states of a deployment and of a deployed app, as stored and as shown (a leaf: the store and the deploy engine both use it) |
+//! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
+//! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
+//! | `states`    | the states of a deployment and of a deployed app, as stored and as shown |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
-//! | `docker/`   | Docker on a device through bollard over its SSH connection |
-//! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling and history |
+//! | `docker/`   | Docker on a device through bollard over its SSH connection: engine reads, project calls |
+//! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling, facts, the in-memory board, history |
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
-//! | `ota/`      | appliance updates: signed RAUC bundles, data snapshot, fallback restore |
-//! | `tls/`      | the self-signed certificate and the TLS listener |
+//! | `ota/`      | appliance updates: signed RAUC bundles, the update channel, the window, data snapshot, fallback restore |
+//! | `tls/`      | the box's self-signed certificate (the HTTPS listener that serves it is in `web/server.rs`) |
+//! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges |
+//! | `runtime`   | what a running daemon holds (`Runtime`) and the sockets it serves on (`Listeners`) |
+//! | `app`       | starting and stopping the whole daemon: opening the runtime, background loops, graceful shutdown |
+//! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
 //! | `telemetry` | logging setup (text or JSON), with control characters escaped |
 //! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
-//! | `heap`      | the allocator wrapper that counts heap in use (for /metrics and the memory tests) |
-//! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges; a leaf |
-//! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
+//! | `heap`      | the allocator wrapper that counts heap in use, and handing free pages back |
+//! | `shutdown`, `units` | leaves: the shutdown flag every loop waits on; sizes and addresses in words |
+//!
+//! Dependencies point one way: `app` builds everything; `web` sits on the domain modules;
+//! the domain modules (`deploy`, `devices`, `ota`, `placement`, `auth`) sit on `store`,
+//! `ssh`, `docker`, `secrets` and the leaves (`config`, `runtime`, `states`, `shutdown`,
+//! `units`, `limits`, `http_client`). No module imports one that imports it back: a helper
+//! two layers need goes down into a leaf rather than up into a layer.
+//!
+//! What to keep, because it is what makes this code safe to change:
+//! - Remote commands are built argument by argument (`ssh::RemoteCommand`), escaped by
+//!   construction; fixed scripts are `.sh` files checked by shellcheck (`tests/shellcheck.sh`),
+//!   their inputs passed as arguments, secrets over stdin.
+//! - The route table (`web/routes.rs`) lists every route once with its access level
+//!   (`web/access.rs`); the guard enforces it before any handler runs, so a route cannot be
+//!   added without saying who may call it.
+//! - Tests run the real server ([`run`] on port 0) against the real lab, and wait through one
+//!   deadline helper (`tests/common::eventually`), never a bare sleep.
+//! - The leak scan runs last in `tests/run-all`, over everything the suite wrote.
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
 //! on port 0 and stop it through the `shutdown` future.
