@@ -71,7 +71,6 @@ use axum::extract::{Path, Query};
 use serde::Deserialize;
 
 use super::context::Ctx;
-use super::views::devices::device_error;
 use crate::devices::board::Entry;
 use crate::devices::{Credential, DeviceInput};
 use crate::secrets::Secret;
@@ -187,13 +186,7 @@ pub async fn test_device(
     Json(body): Json<DeviceBody>,
 ) -> Result<Json<crate::devices::checks::Report>, WebError> {
     let input = body.into_input()?;
-    Ok(Json(
-        state
-            .devices
-            .test_connection(&input)
-            .await
-            .map_err(device_error)?,
-    ))
+    Ok(Json(state.devices.test_connection(&input).await?))
 }
 
 /// "Install Docker for me" over the API: the device body plus, optionally, the password sudo
@@ -258,11 +251,7 @@ pub async fn add_device(
     ctx: Ctx,
     Json(body): Json<DeviceBody>,
 ) -> Result<(StatusCode, Json<DeviceJson>), WebError> {
-    let d = state
-        .devices
-        .adopt(body.into_input()?)
-        .await
-        .map_err(device_error)?;
+    let d = state.devices.adopt(body.into_input()?).await?;
     ctx.audit(
         &state,
         "device.add",
@@ -296,11 +285,7 @@ pub async fn remove_device(
     Path(id): Path<i64>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, WebError> {
-    let name = state
-        .devices
-        .remove(id, q.clean)
-        .await
-        .map_err(device_error)?;
+    let name = state.devices.remove(id, q.clean).await?;
     ctx.audit(&state, "device.remove", format!("Removed device “{name}”"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -320,7 +305,7 @@ pub struct PollSummary {
 /// took; it does not wait for the ones that do not.
 pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollSummary>, WebError> {
     let started = std::time::Instant::now();
-    let cycle = state.devices.poll_all().await.map_err(device_error)?;
+    let cycle = state.devices.poll_all().await?;
     Ok(Json(PollSummary {
         devices: cycle.checked.len() + cycle.waiting,
         online: cycle

@@ -7,6 +7,7 @@ mod api_apps;
 mod assets;
 mod context;
 mod error;
+mod graphs;
 mod guard;
 mod healthcheck;
 mod hosts;
@@ -70,7 +71,7 @@ pub struct Inner {
     /// change of the devices board.
     pub device_cards: [per_board::PerBoard<Arc<str>>; 2],
     /// Each device's graphs of the last day, drawn once per change of the devices board.
-    pub device_graphs: views::devices::GraphsCache,
+    pub device_graphs: graphs::GraphsCache,
 }
 
 impl std::ops::Deref for AppState {
