@@ -22,7 +22,7 @@
 //! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |
 //! | `heap`      | the allocator wrapper that counts heap in use (for /metrics and the memory tests) |
-//! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
+//! | `web/`      | HTTP: the route table and guard, views (HTML), API (JSON), actions (state changes with audit and events), errors, assets, metrics |
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
 //! on port 0 and stop it through the `shutdown` future.

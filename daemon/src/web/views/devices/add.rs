@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 use super::super::{Section, go_to, page};
 use super::{LoginFields, advanced, parse_port};
+use crate::devices::DeviceInput;
 use crate::devices::checks::{Outcome, Report};
-use crate::devices::install::{InstallError, Installed, Privilege};
-use crate::devices::{DeviceError, DeviceInput};
-use crate::secrets::Secret;
+use crate::devices::install::Privilege;
 use crate::web::AppState;
+use crate::web::actions::{self, devices::Added};
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
@@ -222,38 +222,6 @@ pub struct InstallForm {
     fingerprint: String,
 }
 
-/// Runs the install in a task of its own, so a closed browser tab cannot stop a package
-/// manager half-way; audits the outcome either way.
-pub async fn run_docker_install(
-    state: &AppState,
-    ctx: &Ctx,
-    input: DeviceInput,
-    sudo_password: String,
-    fingerprint: String,
-) -> Result<(Result<Installed, InstallError>, Report), WebError> {
-    let devices = state.devices.clone();
-    let target = format!(
-        "{}@{}:{}",
-        input.username.trim(),
-        input.host.trim(),
-        input.port
-    );
-    let sudo = (!sudo_password.is_empty()).then(|| Secret::from_string(sudo_password));
-    let (outcome, report) = tokio::spawn(async move {
-        devices
-            .install_docker(&input, sudo, Some(fingerprint.as_str()))
-            .await
-    })
-    .await
-    .map_err(WebError::internal)??;
-    let what = match &outcome {
-        Ok(done) => format!("Installed Docker on {target} in {:.0} s", done.seconds),
-        Err(e) => format!("Installing Docker on {target} failed: {e}"),
-    };
-    ctx.audit(state, "device.install_docker", what).await?;
-    Ok((outcome, report))
-}
-
 pub async fn install_docker(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -261,7 +229,8 @@ pub async fn install_docker(
 ) -> Result<Response, WebError> {
     let input = form.device.into_input()?;
     let (outcome, report) =
-        run_docker_install(&state, &ctx, input, form.sudo_password, form.fingerprint).await?;
+        actions::devices::install_docker(&state, &ctx, input, form.sudo_password, form.fingerprint)
+            .await?;
     let installed = match outcome {
         Ok(done) => InstallResultView {
             ok: true,
@@ -290,26 +259,12 @@ pub async fn add(
     Form(form): Form<DeviceForm>,
 ) -> Result<Response, WebError> {
     let input = form.into_input()?;
-    match state.devices.adopt(input).await {
-        Ok(device) => {
-            ctx.audit(
-                &state,
-                "device.add",
-                format!(
-                    "Added device “{}” ({}@{}:{})",
-                    device.name, device.username, device.host, device.port
-                ),
-            )
-            .await?;
-            // Its first figures right away rather than at the next poll.
-            state.devices.check_soon(device.clone());
-            go_to(&ctx, &format!("/devices/{}", device.id))
-        }
-        Err(DeviceError::NotReady(report)) => Ok((
+    match actions::devices::add(&state, &ctx, input).await? {
+        Added::Device(device) => go_to(&ctx, &format!("/devices/{}", device.id)),
+        Added::NotReady(report) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             Html(report_html(&report, advanced(&ctx))?),
         )
             .into_response()),
-        Err(e) => Err(e.into()),
     }
 }

@@ -8,7 +8,7 @@ mod list;
 mod page;
 mod pool;
 
-pub use add::{add, install_docker, new_form, run_docker_install, scan, test};
+pub use add::{add, install_docker, new_form, scan, test};
 pub use list::{cards, list};
 pub use page::{change_login, edit, refresh, remove, show, trust_key};
 pub use pool::{pool, pool_html};

@@ -13,7 +13,7 @@ use crate::devices::facts::Container;
 use crate::ssh::keys;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
-use crate::web::{AppState, graphs};
+use crate::web::{AppState, actions, graphs};
 
 /// A container as listed on a device's page.
 pub struct ContainerView {
@@ -101,19 +101,13 @@ pub async fn show(
     device_page(&state, &ctx, id).await
 }
 
+/// "Check now": the page again once the device has answered (or not).
 pub async fn refresh(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let device = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    // "Check now" skips any reconnect back-off.
-    state.devices.pool.forget(id).await;
-    state.devices.check(&device).await;
+    actions::devices::check_now(&state, id).await?;
     device_page(&state, &ctx, id).await
 }
 
@@ -122,23 +116,7 @@ pub async fn trust_key(
     ctx: Ctx,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let device = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    if state.devices.trust_new_host_key(id).await? {
-        ctx.audit(
-            &state,
-            "device.trust_host_key",
-            format!("Trusted the new identity key of “{}”", device.name),
-        )
-        .await?;
-        // Re-read: the row now carries the newly pinned key.
-        if let Some(trusted) = state.store.device(id).await? {
-            state.devices.check(&trusted).await;
-        }
-    }
+    actions::devices::trust_host_key(&state, &ctx, id).await?;
     device_page(&state, &ctx, id).await
 }
 
@@ -157,15 +135,7 @@ pub async fn edit(
     Form(form): Form<EditForm>,
 ) -> Result<Response, WebError> {
     let port = parse_port(&form.port)?;
-    let (before, after) = state.devices.edit(id, &form.name, &form.host, port).await?;
-    if before != after {
-        ctx.audit(
-            &state,
-            "device.edit",
-            format!("Changed device “{}”: {before} → {after}", form.name.trim()),
-        )
-        .await?;
-    }
+    actions::devices::edit(&state, &ctx, id, &form.name, &form.host, port).await?;
     device_page(&state, &ctx, id).await
 }
 
@@ -176,26 +146,7 @@ pub async fn change_login(
     Form(f): Form<LoginFields>,
 ) -> Result<Response, WebError> {
     let (username, credential, keep_password) = f.credential()?;
-    let user = username.trim().to_string();
-    state
-        .devices
-        .change_login(id, &user, credential, keep_password)
-        .await?;
-    let device = state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    ctx.audit(
-        &state,
-        "device.login",
-        format!("Changed the login of “{}” (now “{user}”)", device.name),
-    )
-    .await?;
-    state.events.publish(crate::events::Event::Toast {
-        level: crate::events::Level::Success,
-        message: format!("New login for “{}” saved.", device.name),
-    });
+    actions::devices::change_login(&state, &ctx, id, &username, credential, keep_password).await?;
     device_page(&state, &ctx, id).await
 }
 
@@ -211,20 +162,6 @@ pub async fn remove(
     Path(id): Path<i64>,
     Form(form): Form<RemoveForm>,
 ) -> Result<Response, WebError> {
-    let name = state.devices.remove(id, form.clean.is_some()).await?;
-    let how = if form.clean.is_some() {
-        " and removed its key from the device"
-    } else {
-        ""
-    };
-    ctx.audit(
-        &state,
-        "device.remove",
-        format!("Removed device “{name}”{how}"),
-    )
-    .await?;
-    state
-        .events
-        .publish(crate::events::Event::DeviceStatus { device_id: id });
+    actions::devices::remove(&state, &ctx, id, form.clean.is_some()).await?;
     go_to(&ctx, "/devices")
 }
