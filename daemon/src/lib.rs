@@ -23,7 +23,7 @@
 //! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges |
 //! | `runtime`   | what a running daemon holds (`Runtime`) and the sockets it serves on (`Listeners`) |
 //! | `app`       | starting and stopping the whole daemon: opening the runtime, background loops, graceful shutdown |
-//! | `web/`      | routes, views, extractors, errors, assets, API, metrics |
+//! | `web/`      | HTTP: the route table and guard, views (HTML), API (JSON), actions (each state change with its audit record and event, for both faces), errors, assets, metrics |
 //! | `telemetry` | logging setup (text or JSON), with control characters escaped |
 //! | `limits`    | upper bounds on stored and logged input, and the helpers that apply them |
 //! | `busy`      | one operation at a time per app or device, released when dropped |

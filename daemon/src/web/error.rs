@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthError;
+use crate::devices::DeviceError;
+use crate::devices::checks::Outcome;
 use crate::store::StoreError;
 
 /// What the `observe` middleware needs to render an error in the right shape (JSON, toast or
@@ -237,6 +239,36 @@ impl From<crate::ota::OtaError> for WebError {
             // The channel's server failed us: not our error, not the owner's request's.
             O::Channel(c) => {
                 WebError::new(StatusCode::BAD_GATEWAY, "channel_failed", c.to_string())
+            }
+        }
+    }
+}
+
+/// A device operation that failed, as the user sees it (a not-ready device: the failed checks
+/// in words).
+impl From<DeviceError> for WebError {
+    fn from(e: DeviceError) -> WebError {
+        match e {
+            DeviceError::Invalid(m) => WebError::bad_request(m),
+            DeviceError::Conflict(m) => WebError::new(StatusCode::CONFLICT, "conflict", m),
+            DeviceError::NotFound => WebError::not_found(),
+            DeviceError::Ssh(s) => {
+                WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.to_string())
+            }
+            DeviceError::NotReady(r) => WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "device_not_ready",
+                r.checks
+                    .iter()
+                    .filter(|c| c.outcome == Outcome::Fail)
+                    .map(|c| c.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            DeviceError::Store(s) => s.into(),
+            DeviceError::Vault(v) => WebError::internal(v),
+            DeviceError::Docker(d) => {
+                WebError::new(StatusCode::BAD_GATEWAY, "docker_unavailable", d.to_string())
             }
         }
     }

@@ -1,12 +1,25 @@
-//! The only code that knows HTTP: routes, views, extractors, errors, assets, the JSON API, the
-//! event stream and metrics. Domain modules never import axum.
+//! The only code that knows HTTP. Domain modules never import axum. How a request flows:
+//!
+//! - `routes.rs` is the route table: every route once, with its method, path and access level
+//!   (`access.rs`: public, session, token, either); `guard.rs` enforces that level (and CSRF
+//!   and Origin for state changes) before a handler runs.
+//! - `views/` render HTML (full pages or htmx partials); `api/` decodes and encodes JSON.
+//!   Neither changes state itself, and they do not import each other.
+//! - `actions/` change state, for both faces alike: the domain call, the audit record (under
+//!   the principal from `context.rs`) and the live event, returning typed results and errors
+//!   (`error.rs` maps every error to a status, a code and a plain message).
+//! - Beside them: `sse.rs` (the live-event stream), `metrics.rs`, `assets.rs`, `hosts.rs`
+//!   (DNS-rebinding defence), `observe.rs` (request ids, logs, error rendering), `server.rs`
+//!   (listeners and connection bounds), and answers kept per devices-board change
+//!   (`per_board.rs`, `graphs.rs`).
 
 mod access;
+mod actions;
 mod api;
-mod api_apps;
 mod assets;
 mod context;
 mod error;
+mod graphs;
 mod guard;
 mod healthcheck;
 mod hosts;
@@ -70,7 +83,7 @@ pub struct Inner {
     /// change of the devices board.
     pub device_cards: [per_board::PerBoard<Arc<str>>; 2],
     /// Each device's graphs of the last day, drawn once per change of the devices board.
-    pub device_graphs: views::devices::GraphsCache,
+    pub device_graphs: graphs::GraphsCache,
 }
 
 impl std::ops::Deref for AppState {

@@ -12,7 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::access::Access;
 use super::context::Scheme;
-use super::{AppState, api, api_apps, assets, guard, hosts, metrics, observe, paths, sse, views};
+use super::{AppState, api, assets, guard, hosts, metrics, observe, paths, sse, views};
 use crate::limits;
 
 /// One row of the route table.
@@ -207,128 +207,143 @@ fn table() -> Vec<Entry> {
         // Machines
         entry(M::GET, paths::API_HEALTH, SessionOrToken, api::health),
         entry(M::GET, paths::API_VERSION, SessionOrToken, api::version),
-        entry(M::GET, paths::API_DEVICES, SessionOrToken, api::devices),
-        entry(M::POST, paths::API_DEVICES, SessionOrToken, api::add_device),
+        entry(
+            M::GET,
+            paths::API_DEVICES,
+            SessionOrToken,
+            api::devices::devices,
+        ),
+        entry(
+            M::POST,
+            paths::API_DEVICES,
+            SessionOrToken,
+            api::devices::add_device,
+        ),
         entry(
             M::POST,
             paths::API_DEVICES_TEST,
             SessionOrToken,
-            api::test_device,
+            api::devices::test_device,
         ),
         entry(
             M::POST,
             paths::API_DEVICES_INSTALL_DOCKER,
             SessionOrToken,
-            api::install_docker,
+            api::devices::install_docker,
         ),
         entry(
             M::POST,
             paths::API_DEVICES_REFRESH,
             SessionOrToken,
-            api::refresh_devices,
+            api::devices::refresh_devices,
         ),
-        entry(M::GET, paths::API_DEVICE, SessionOrToken, api::device),
+        entry(
+            M::GET,
+            paths::API_DEVICE,
+            SessionOrToken,
+            api::devices::device,
+        ),
         entry(
             M::DELETE,
             paths::API_DEVICE,
             SessionOrToken,
-            api::remove_device,
+            api::devices::remove_device,
         ),
         entry(
             M::GET,
             paths::API_APPLICATIONS,
             SessionOrToken,
-            api_apps::applications,
+            api::apps::applications,
         ),
         entry(
             M::GET,
             paths::API_APPLICATION,
             SessionOrToken,
-            api_apps::application,
+            api::apps::application,
         ),
         entry(
             M::DELETE,
             paths::API_APPLICATION,
             SessionOrToken,
-            api_apps::remove,
+            api::apps::remove,
         ),
         entry(
             M::POST,
             paths::API_APPLICATION_DEPLOY,
             SessionOrToken,
-            api_apps::deploy,
+            api::apps::deploy,
         ),
         entry(
             M::POST,
             paths::API_APPLICATION_ACTION,
             SessionOrToken,
-            api_apps::action,
+            api::apps::action,
         ),
         entry(
             M::GET,
             paths::API_APPLICATION_LOGS,
             SessionOrToken,
-            api_apps::logs,
+            api::apps::logs,
         ),
         entry(
             M::GET,
             paths::API_DEPLOYMENTS,
             SessionOrToken,
-            api_apps::deployments,
+            api::apps::deployments,
         ),
         entry(
             M::GET,
             paths::API_DEPLOYMENT,
             SessionOrToken,
-            api_apps::deployment,
+            api::apps::deployment,
         ),
         entry(
             M::GET,
             paths::API_UPDATE,
             SessionOrToken,
-            views::updates::api_status,
+            api::updates::status,
         ),
         entry(
             M::POST,
             paths::API_UPDATE_BUNDLE,
             SessionOrToken,
-            views::updates::api_upload,
+            api::updates::upload,
         ),
         entry(
             M::POST,
             paths::API_UPDATE_INSTALL,
             SessionOrToken,
-            views::updates::api_install,
+            api::updates::install,
         ),
         entry(
             M::POST,
             paths::API_UPDATE_REBOOT,
             SessionOrToken,
-            views::updates::api_reboot,
+            api::updates::reboot,
         ),
         entry(
             M::GET,
             paths::API_UPDATE_CHANNEL,
             SessionOrToken,
-            views::updates::api_channel,
+            api::updates::channel,
         ),
         entry(
             M::PUT,
             paths::API_UPDATE_CHANNEL,
             SessionOrToken,
-            views::updates::api_set_channel,
+            api::updates::set_channel,
         ),
         entry(
             M::POST,
             paths::API_UPDATE_CHECK,
             SessionOrToken,
-            views::updates::api_check,
+            api::updates::check,
         ),
         entry(
             M::POST,
             paths::API_UPDATE_DOWNLOAD,
             SessionOrToken,
-            views::updates::api_download,
+            api::updates::download,
         ),
         entry(M::GET, paths::METRICS, Token, metrics::endpoint),
         // Unknown API paths answer with a JSON 404, but only to callers who are signed in.

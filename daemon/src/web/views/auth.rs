@@ -12,6 +12,7 @@ use crate::auth::password::MIN_LEN;
 use crate::auth::{AuthError, BROWSER_LIFETIME, NewSession, bounded_username};
 use crate::secrets::Secret;
 use crate::web::AppState;
+use crate::web::actions;
 use crate::web::context::{Ctx, Scheme};
 use crate::web::error::{WebError, auth_status, with_retry_after};
 use crate::web::guard::session_cookie;
@@ -133,28 +134,17 @@ pub async fn setup_submit(
         password_confirm,
         setup_code,
     } = form;
-    let result = state
-        .auth
-        .claim(
-            &username,
-            Secret::from_string(password),
-            Secret::from_string(password_confirm),
-            setup_code.as_deref(),
-            &ctx.client,
-        )
-        .await;
+    let result = actions::auth::claim(
+        &state,
+        &ctx,
+        &username,
+        Secret::from_string(password),
+        Secret::from_string(password_confirm),
+        setup_code.as_deref(),
+    )
+    .await?;
     match result {
-        Ok(session) => {
-            tracing::info!(username = %session.user.username, "the box was claimed");
-            ctx.audit_as(
-                &state,
-                session.user.username.clone(),
-                "auth.claim",
-                format!("Created the admin account “{}”", session.user.username),
-            )
-            .await?;
-            Ok(signed_in(&session, ctx.scheme, paths::DASHBOARD))
-        }
+        Ok(session) => Ok(signed_in(&session, ctx.scheme, paths::DASHBOARD)),
         Err(AuthError::AlreadyClaimed) => Ok(Redirect::to(paths::LOGIN).into_response()),
         Err(
             e @ (AuthError::Invalid(_)
@@ -249,33 +239,10 @@ pub async fn login_submit(
     let next = safe_next(next.as_deref()).to_string();
     // What the log, the audit row and the page may repeat of what was typed.
     let shown = bounded_username(&username);
-    match state
-        .auth
-        .login(&username, Secret::from_string(password), &ctx.client)
-        .await
-    {
-        Ok(session) => {
-            ctx.audit_as(
-                &state,
-                session.user.username.clone(),
-                "auth.login",
-                "Signed in".into(),
-            )
-            .await?;
-            Ok(signed_in(&session, ctx.scheme, &next))
-        }
+    match actions::auth::login(&state, &ctx, &username, Secret::from_string(password)).await? {
+        Ok(session) => Ok(signed_in(&session, ctx.scheme, &next)),
         Err(e @ (AuthError::BadCredentials | AuthError::Throttled(_) | AuthError::Busy)) => {
             let (status, _) = auth_status(&e);
-            if matches!(e, AuthError::BadCredentials) {
-                tracing::warn!(username = %shown, client = %ctx.client.addr, "failed sign-in");
-                ctx.audit_as(
-                    &state,
-                    "anonymous".into(),
-                    "auth.login_failed",
-                    format!("Failed sign-in as “{shown}”"),
-                )
-                .await?;
-            }
             let page = LoginPage {
                 version: crate::VERSION,
                 error: Some(e.to_string()),
@@ -291,10 +258,7 @@ pub async fn login_submit(
 }
 
 pub async fn logout(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let user = ctx.user()?;
-    state.auth.logout(user).await?;
-    ctx.audit(&state, "auth.logout", "Signed out".into())
-        .await?;
+    actions::auth::logout(&state, &ctx).await?;
     Ok(signed_out_response(ctx.scheme))
 }
 

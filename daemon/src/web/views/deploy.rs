@@ -14,7 +14,7 @@ use super::{Section, go_to, page};
 use crate::deploy::{DeployRequest, DeploymentState, Lifecycle, Removal, Started};
 use crate::store::{ActionRow, DeploymentRow, UiMode, now_unix};
 use crate::web::AppState;
-use crate::web::api_apps::{request_deploy, request_lifecycle};
+use crate::web::actions;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
@@ -85,7 +85,7 @@ pub async fn deploy(
             req.settings.insert(name.to_string(), v);
         }
     }
-    match request_deploy(&state, &ctx, &slug, req).await? {
+    match actions::apps::deploy(&state, &ctx, &slug, req).await? {
         Started::New(id) | Started::InFlight(id) => go_to(&ctx, &format!("/deployments/{id}")),
         Started::AlreadyDeployed(_) => go_to(&ctx, &format!("/apps/{slug}")),
     }
@@ -262,15 +262,11 @@ pub async fn action(
     Path((slug, action)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     if action == "update" {
-        let id = state.deployer.update(&slug).await?;
+        let id = actions::apps::update(&state, &slug).await?;
         return go_to(&ctx, &format!("/deployments/{id}"));
     }
     let action = Lifecycle::parse(&action).ok_or_else(WebError::not_found)?;
-    let message = request_lifecycle(&state, &ctx, &slug, action).await?;
-    state.events.publish(crate::events::Event::Toast {
-        level: crate::events::Level::Success,
-        message,
-    });
+    actions::apps::lifecycle(&state, &ctx, &slug, action).await?;
     go_to(&ctx, &format!("/apps/{slug}"))
 }
 
@@ -286,17 +282,8 @@ pub async fn remove(
     Path(slug): Path<String>,
     axum::Form(form): axum::Form<RemoveForm>,
 ) -> Result<Response, WebError> {
-    let message = state
-        .deployer
-        .remove(
-            &slug,
-            Removal::from_choices(form.forget.is_some(), form.delete_data.is_some()),
-        )
-        .await?;
-    state.events.publish(crate::events::Event::Toast {
-        level: crate::events::Level::Success,
-        message,
-    });
+    let how = Removal::from_choices(form.forget.is_some(), form.delete_data.is_some());
+    actions::apps::remove(&state, &slug, how).await?;
     go_to(&ctx, &format!("/apps/{slug}"))
 }
 
@@ -355,17 +342,6 @@ pub async fn secrets(
     ctx: Ctx,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
-    state
-        .store
-        .app(slug.clone())
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    let secrets = state.deployer.secrets(&slug).await?;
-    ctx.audit(
-        &state,
-        "app.secrets_viewed",
-        format!("Viewed the generated secrets of {slug}"),
-    )
-    .await?;
+    let secrets = actions::apps::reveal_secrets(&state, &ctx, &slug).await?;
     Ok(Html(SecretsTemplate { secrets }.render()?).into_response())
 }

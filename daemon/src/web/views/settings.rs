@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::{AuditView, Section, format_time};
 use crate::auth::password::MIN_LEN;
-use crate::events::{Event, Level};
 use crate::secrets::Secret;
 use crate::store::{ApiTokenRow, UiMode};
 use crate::web::AppState;
+use crate::web::actions;
 use crate::web::context::{Ctx, Wants};
 use crate::web::error::{WebError, auth_error_response};
 use crate::web::paths::header as hx;
@@ -130,16 +130,9 @@ pub async fn set_mode(
     ctx: Ctx,
     Form(form): Form<ModeForm>,
 ) -> Result<Response, WebError> {
-    let user = ctx.user()?;
     let mode = UiMode::parse(&form.mode)
         .ok_or_else(|| WebError::bad_request("Choose Basic or Advanced."))?;
-    state.store.set_ui_mode(user.user_id, mode).await?;
-    ctx.audit(
-        &state,
-        "settings.mode",
-        format!("Switched the display to {}", mode.as_str()),
-    )
-    .await?;
+    actions::settings::set_mode(&state, &ctx, mode).await?;
     // The mode changes the whole page (header, menus), so htmx reloads it (a redirect would be
     // followed invisibly by the browser's XHR and lose the header); a plain form post gets a
     // redirect back.
@@ -161,27 +154,18 @@ pub async fn change_password(
     ctx: Ctx,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let user = ctx.user()?;
-    let session = match state
-        .auth
-        .change_password(
-            &user.username,
-            Secret::from_string(form.current_password),
-            Secret::from_string(form.new_password),
-            Secret::from_string(form.new_password_confirm),
-            &ctx.client,
-        )
-        .await
+    let session = match actions::settings::change_password(
+        &state,
+        &ctx,
+        Secret::from_string(form.current_password),
+        Secret::from_string(form.new_password),
+        Secret::from_string(form.new_password_confirm),
+    )
+    .await?
     {
         Ok(session) => session,
         Err(e) => return Ok(auth_error_response(e)),
     };
-    ctx.audit(
-        &state,
-        "auth.password_changed",
-        "Changed the admin password; all other sessions were signed out".into(),
-    )
-    .await?;
     // Every session ended with the change, this one included; this browser gets a new one.
     let mut res = Html(PasswordResult.render()?).into_response();
     super::auth::set_session_cookies(&mut res, &session, ctx.scheme);
@@ -192,14 +176,7 @@ pub async fn sign_out_everywhere(
     State(state): State<AppState>,
     ctx: Ctx,
 ) -> Result<Response, WebError> {
-    let user = ctx.user()?;
-    let n = state.auth.logout_everywhere(user.user_id).await?;
-    ctx.audit(
-        &state,
-        "auth.sign_out_everywhere",
-        format!("Signed out everywhere ({n} sessions ended)"),
-    )
-    .await?;
+    actions::settings::sign_out_everywhere(&state, &ctx).await?;
     Ok(super::auth::signed_out_response(ctx.scheme))
 }
 
@@ -213,21 +190,7 @@ pub async fn create_token(
     ctx: Ctx,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    let user = ctx.user()?;
-    let (row, token) = state
-        .auth
-        .create_api_token(&form.name, user.user_id)
-        .await?;
-    ctx.audit(
-        &state,
-        "api_token.create",
-        format!("Created API token “{}” ({}…)", row.name, row.prefix),
-    )
-    .await?;
-    state.events.publish(Event::Toast {
-        level: Level::Success,
-        message: format!("API token “{}” created.", row.name),
-    });
+    let (_, token) = actions::settings::create_token(&state, &ctx, &form.name).await?;
     let tokens = state
         .store
         .api_tokens()
@@ -248,15 +211,7 @@ pub async fn revoke_token(
     ctx: Ctx,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    // Revoking twice is fine: the second time there is simply nothing left to revoke.
-    if let Some(name) = state.store.revoke_api_token(id).await? {
-        ctx.audit(
-            &state,
-            "api_token.revoke",
-            format!("Revoked API token “{name}”"),
-        )
-        .await?;
-    }
+    actions::settings::revoke_token(&state, &ctx, id).await?;
     let tokens = state
         .store
         .api_tokens()
@@ -299,19 +254,7 @@ pub async fn save_host_names(
     ctx: Ctx,
     Form(form): Form<HostNamesForm>,
 ) -> Result<Response, WebError> {
-    use crate::web::hosts::NameError;
-    let names = match state.hosts.save(&state.store, &form.names).await {
-        Ok(names) => names,
-        Err(NameError::Store(e)) => return Err(e.into()),
-        Err(e) => return Err(WebError::bad_request(e.to_string())),
-    };
-    let detail = if names.is_empty() {
-        "Homelab answers only to its built-in names and addresses".to_string()
-    } else {
-        format!("Homelab also answers to {}", names.join(", "))
-    };
-    ctx.audit(&state, "settings.host_names", detail.clone())
-        .await?;
+    let (names, detail) = actions::settings::save_host_names(&state, &ctx, &form.names).await?;
     let html = HostNamesPartial {
         builtin: state.hosts.builtin(),
         extra: names.join("\n"),

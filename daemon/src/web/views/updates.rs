@@ -3,19 +3,16 @@
 //! it, how the last update ended, and the channel and update window settings.
 
 use askama::Template;
-use axum::Json;
-use axum::body::Body;
 use axum::extract::{Form, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{Section, format_time, page};
 use crate::ota::auto::{Answer, ChannelSettings, Check, Window};
-use crate::ota::channel::shown;
-use crate::ota::{Phase, Staged, UpdateStatus};
+use crate::ota::{Phase, UpdateStatus};
 use crate::store::UiMode;
 use crate::units::human_bytes;
 use crate::web::AppState;
+use crate::web::actions;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
@@ -133,23 +130,17 @@ pub async fn panel(State(state): State<AppState>, ctx: Ctx) -> Result<Response, 
 }
 
 pub async fn install(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    start_install(&state, &ctx).await?;
+    actions::updates::install(&state, &ctx).await?;
     panel(State(state), ctx).await
 }
 
 pub async fn discard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    state.ota.discard().await?;
-    ctx.audit(
-        &state,
-        "system.update",
-        "Removed an uploaded update file".into(),
-    )
-    .await?;
+    actions::updates::discard(&state, &ctx).await?;
     panel(State(state), ctx).await
 }
 
 pub async fn reboot(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let version = request_reboot(&state, &ctx).await?;
+    let version = actions::updates::reboot(&state, &ctx).await?;
     Ok(Html(Restarting { version }.render()?).into_response())
 }
 
@@ -187,179 +178,16 @@ pub async fn save_channel(
         url: Some(form.url),
         window,
     };
-    let saved = set_channel(&state, &ctx, settings).await?;
+    let saved = actions::updates::set_channel(&state, &ctx, settings).await?;
     Ok(Html(ChannelForm::new(&saved, Some("Saved.".into())).render()?).into_response())
 }
 
-/// Saves and audits the channel settings; returns them as stored.
-async fn set_channel(
-    state: &AppState,
-    ctx: &Ctx,
-    settings: ChannelSettings,
-) -> Result<ChannelSettings, WebError> {
-    state.ota.set_channel(settings).await?;
-    let saved = state.ota.channel_settings().await;
-    let what = match (saved.url.as_deref().map(shown), &saved.window) {
-        (None, _) => "Turned the update channel off".to_string(),
-        (Some(url), None) => format!("Set the update channel to {url} (updates only by hand)"),
-        (Some(url), Some(w)) => format!(
-            "Set the update channel to {url}, with automatic updates {}",
-            w.describe()
-        ),
-    };
-    ctx.audit(state, "system.update", what).await?;
-    Ok(saved)
-}
-
 pub async fn check(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    state.ota.check_channel().await?;
+    actions::updates::check(&state).await?;
     panel(State(state), ctx).await
 }
 
 pub async fn download(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    start_download(&state, &ctx).await?;
+    actions::updates::download(&state, &ctx).await?;
     panel(State(state), ctx).await
-}
-
-async fn start_download(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
-    let version = state.ota.download().await?;
-    ctx.audit(
-        state,
-        "system.update",
-        format!("Started downloading update {version} from the update channel"),
-    )
-    .await?;
-    Ok(version)
-}
-
-async fn start_install(state: &AppState, ctx: &Ctx) -> Result<String, WebError> {
-    let version = state.ota.install().await?;
-    ctx.audit(
-        state,
-        "system.update",
-        format!("Started installing update {version}"),
-    )
-    .await?;
-    Ok(version)
-}
-
-/// Returns the version the restart starts, when an update is installed and waiting.
-async fn request_reboot(state: &AppState, ctx: &Ctx) -> Result<Option<String>, WebError> {
-    let status = state.ota.status().await;
-    let version = (status.progress.phase == Phase::Installed)
-        .then(|| status.progress.version.clone())
-        .flatten();
-    // Asked first, audited once it is asked: the log never claims a restart that was not.
-    state.ota.reboot().await?;
-    ctx.audit(
-        state,
-        "system.reboot",
-        match &version {
-            Some(v) => format!("Restarted the box to start Homelab {v}"),
-            None => "Restarted the box".into(),
-        },
-    )
-    .await?;
-    Ok(version)
-}
-
-// ---- JSON API ---------------------------------------------------------------------------
-
-pub async fn api_status(State(state): State<AppState>) -> Json<UpdateStatus> {
-    Json(state.ota.status().await)
-}
-
-/// The update file as the request body (application/octet-stream), checked before it is kept.
-pub async fn api_upload(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    headers: axum::http::HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<Staged>), WebError> {
-    let announced = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let staged = state.ota.receive(body.into_data_stream(), announced).await;
-    let what = match &staged {
-        Ok(s) => format!(
-            "Uploaded update file: Homelab {} ({})",
-            s.version,
-            human_bytes(s.size)
-        ),
-        Err(e) => format!("Refused an update file: {e}"),
-    };
-    ctx.audit(&state, "system.update", what).await?;
-    Ok((StatusCode::CREATED, Json(staged?)))
-}
-
-#[derive(serde::Serialize)]
-pub struct Started {
-    version: String,
-}
-
-pub async fn api_install(
-    State(state): State<AppState>,
-    ctx: Ctx,
-) -> Result<(StatusCode, Json<Started>), WebError> {
-    let version = start_install(&state, &ctx).await?;
-    Ok((StatusCode::ACCEPTED, Json(Started { version })))
-}
-
-pub async fn api_reboot(State(state): State<AppState>, ctx: Ctx) -> Result<StatusCode, WebError> {
-    request_reboot(&state, &ctx).await?;
-    Ok(StatusCode::ACCEPTED)
-}
-
-pub async fn api_channel(State(state): State<AppState>) -> Json<ChannelSettings> {
-    Json(state.ota.channel_settings().await)
-}
-
-/// `{"url": "https://…/manifest.json", "window": {"start": "03:00", "end": "05:00",
-/// "utc_offset": 60}}`; `window` null or absent: updates only by hand; `url` null: off.
-#[derive(serde::Deserialize)]
-pub struct ChannelInput {
-    url: Option<String>,
-    window: Option<WindowInput>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct WindowInput {
-    start: String,
-    end: String,
-    #[serde(default)]
-    utc_offset: i16,
-}
-
-pub async fn api_set_channel(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Json(input): Json<ChannelInput>,
-) -> Result<Json<ChannelSettings>, WebError> {
-    let window = match input.window {
-        Some(w) => Some(Window::parse(&w.start, &w.end, w.utc_offset)?),
-        None => None,
-    };
-    let saved = set_channel(
-        &state,
-        &ctx,
-        ChannelSettings {
-            url: input.url,
-            window,
-        },
-    )
-    .await?;
-    Ok(Json(saved))
-}
-
-pub async fn api_check(State(state): State<AppState>) -> Result<Json<Check>, WebError> {
-    Ok(Json(state.ota.check_channel().await?))
-}
-
-pub async fn api_download(
-    State(state): State<AppState>,
-    ctx: Ctx,
-) -> Result<(StatusCode, Json<Started>), WebError> {
-    let version = start_download(&state, &ctx).await?;
-    Ok((StatusCode::ACCEPTED, Json(Started { version })))
 }

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::context::Ctx;
-use super::error::WebError;
 use crate::deploy::{DeployRequest, Lifecycle, Removal, Started};
 use crate::store::{AppRow, DeploymentRow};
+use crate::web::AppState;
+use crate::web::actions;
+use crate::web::context::Ctx;
+use crate::web::error::WebError;
 
 #[derive(Serialize)]
 pub struct DeployedJson {
@@ -116,37 +117,6 @@ pub async fn application(
     })))
 }
 
-/// Starts a deploy for the signed-in user (the API and the deploy form share it).
-pub(super) async fn request_deploy(
-    state: &AppState,
-    ctx: &Ctx,
-    slug: &str,
-    req: DeployRequest,
-) -> Result<Started, WebError> {
-    let started = state.deployer.deploy(slug, req).await?;
-    if let Started::New(_) = started {
-        ctx.audit(
-            state,
-            "app.deploy_requested",
-            format!("Asked to deploy {slug}"),
-        )
-        .await?;
-    }
-    Ok(started)
-}
-
-/// Starts, stops or restarts an app for the signed-in user; returns what was done, in words.
-pub(super) async fn request_lifecycle(
-    state: &AppState,
-    ctx: &Ctx,
-    slug: &str,
-    action: Lifecycle,
-) -> Result<String, WebError> {
-    let message = state.deployer.lifecycle(slug, action).await?;
-    ctx.audit(state, "app.lifecycle", message.clone()).await?;
-    Ok(message)
-}
-
 pub async fn deploy(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -154,17 +124,19 @@ pub async fn deploy(
     body: Option<Json<DeployRequest>>,
 ) -> Result<Response, WebError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    Ok(match request_deploy(&state, &ctx, &slug, req).await? {
-        Started::New(id) => accepted(id),
-        Started::InFlight(id) => {
-            Json(serde_json::json!({"deployment_id": id, "in_progress": true})).into_response()
-        }
-        Started::AlreadyDeployed(app) => Json(serde_json::json!({
-            "already_deployed": true,
-            "deployed": deployed_json(&app),
-        }))
-        .into_response(),
-    })
+    Ok(
+        match actions::apps::deploy(&state, &ctx, &slug, req).await? {
+            Started::New(id) => accepted(id),
+            Started::InFlight(id) => {
+                Json(serde_json::json!({"deployment_id": id, "in_progress": true})).into_response()
+            }
+            Started::AlreadyDeployed(app) => Json(serde_json::json!({
+                "already_deployed": true,
+                "deployed": deployed_json(&app),
+            }))
+            .into_response(),
+        },
+    )
 }
 
 /// 202 with the deployment to follow.
@@ -182,7 +154,7 @@ pub async fn action(
     Path((slug, action)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     if action == "update" {
-        return Ok(accepted(state.deployer.update(&slug).await?));
+        return Ok(accepted(actions::apps::update(&state, &slug).await?));
     }
     let action = Lifecycle::parse(&action).ok_or_else(|| {
         WebError::new(
@@ -191,7 +163,7 @@ pub async fn action(
             "Unknown action; use start, stop, restart or update.",
         )
     })?;
-    let message = request_lifecycle(&state, &ctx, &slug, action).await?;
+    let message = actions::apps::lifecycle(&state, &ctx, &slug, action).await?;
     Ok(Json(serde_json::json!({ "message": message })).into_response())
 }
 
@@ -210,7 +182,7 @@ pub async fn remove(
     Query(q): Query<RemoveQuery>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let how = Removal::from_choices(q.forget, q.delete_data);
-    let message = state.deployer.remove(&slug, how).await?;
+    let message = actions::apps::remove(&state, &slug, how).await?;
     Ok(Json(serde_json::json!({ "message": message })))
 }
 

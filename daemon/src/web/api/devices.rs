@@ -1,80 +1,22 @@
-//! The JSON API (`/api/v1/...`) and `/healthz`. Errors share one shape,
-//! `{ "error": { "code", "message", "request_id" } }`, rendered by the `observe` middleware.
+//! The JSON API for devices (`/api/v1/devices`): the list (encoded once per board change),
+//! one device, adding, testing a login, "Install Docker for me", checking all now, removing.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::Serialize;
 
-use super::AppState;
-use super::error::WebError;
-use crate::store::SCHEMA_VERSION;
-
-/// Liveness for load balancers and `homelabd healthcheck`: says only ok or not ok.
-pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ok"),
-    }
-}
-
-#[derive(Serialize)]
-pub struct Health {
-    pub status: &'static str,
-    pub database: &'static str,
-    pub uptime_seconds: u64,
-}
-
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let db_ok = state.store.ping().await.is_ok();
-    let status = if db_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(Health {
-            status: if db_ok { "ok" } else { "degraded" },
-            database: if db_ok { "ok" } else { "unavailable" },
-            uptime_seconds: state.started.elapsed().as_secs(),
-        }),
-    )
-}
-
-#[derive(Serialize)]
-pub struct Version {
-    pub version: &'static str,
-    pub schema_version: i64,
-}
-
-pub async fn version() -> Json<Version> {
-    Json(Version {
-        version: crate::VERSION,
-        schema_version: SCHEMA_VERSION,
-    })
-}
-
-pub async fn not_found() -> WebError {
-    WebError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "No such API endpoint. The API lives under /api/v1/.",
-    )
-}
-
-// ---- Devices ----------------------------------------------------------------------------
-
-use axum::extract::{Path, Query};
-use serde::Deserialize;
-
-use super::context::Ctx;
-use super::views::devices::device_error;
 use crate::devices::board::Entry;
-use crate::devices::{Credential, DeviceInput};
+use crate::devices::{Credential, DeviceError, DeviceInput};
 use crate::secrets::Secret;
+use crate::web::AppState;
+use crate::web::actions;
+use crate::web::context::Ctx;
+use crate::web::error::WebError;
 
 #[derive(Serialize)]
 pub struct DeviceJson {
@@ -187,13 +129,7 @@ pub async fn test_device(
     Json(body): Json<DeviceBody>,
 ) -> Result<Json<crate::devices::checks::Report>, WebError> {
     let input = body.into_input()?;
-    Ok(Json(
-        state
-            .devices
-            .test_connection(&input)
-            .await
-            .map_err(device_error)?,
-    ))
+    Ok(Json(state.devices.test_connection(&input).await?))
 }
 
 /// "Install Docker for me" over the API: the device body plus, optionally, the password sudo
@@ -225,7 +161,7 @@ pub async fn install_docker(
     Json(body): Json<InstallDockerBody>,
 ) -> Result<Json<InstallDockerJson>, WebError> {
     let input = body.device.into_input()?;
-    let (outcome, report) = super::views::devices::run_docker_install(
+    let (outcome, report) = actions::devices::install_docker(
         &state,
         &ctx,
         input,
@@ -258,22 +194,13 @@ pub async fn add_device(
     ctx: Ctx,
     Json(body): Json<DeviceBody>,
 ) -> Result<(StatusCode, Json<DeviceJson>), WebError> {
-    let d = state
-        .devices
-        .adopt(body.into_input()?)
-        .await
-        .map_err(device_error)?;
-    ctx.audit(
-        &state,
-        "device.add",
-        format!(
-            "Added device “{}” ({}@{}:{})",
-            d.name, d.username, d.host, d.port
-        ),
-    )
-    .await?;
-    // Its first figures right away rather than at the next poll.
-    state.devices.check_soon(d.clone());
+    let d = match actions::devices::add(&state, &ctx, body.into_input()?).await? {
+        actions::devices::Added::Device(d) => d,
+        // The same 422 as any device error: the failed checks in words.
+        actions::devices::Added::NotReady(report) => {
+            return Err(DeviceError::NotReady(report).into());
+        }
+    };
     let added = Entry {
         device: d,
         status: None,
@@ -296,13 +223,7 @@ pub async fn remove_device(
     Path(id): Path<i64>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, WebError> {
-    let name = state
-        .devices
-        .remove(id, q.clean)
-        .await
-        .map_err(device_error)?;
-    ctx.audit(&state, "device.remove", format!("Removed device “{name}”"))
-        .await?;
+    actions::devices::remove(&state, &ctx, id, q.clean).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -320,7 +241,7 @@ pub struct PollSummary {
 /// took; it does not wait for the ones that do not.
 pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollSummary>, WebError> {
     let started = std::time::Instant::now();
-    let cycle = state.devices.poll_all().await.map_err(device_error)?;
+    let cycle = actions::devices::check_all(&state).await?;
     Ok(Json(PollSummary {
         devices: cycle.checked.len() + cycle.waiting,
         online: cycle

@@ -1,0 +1,76 @@
+//! App state changes: deploying, updating, start/stop/restart, removing, and revealing an app's
+//! generated secrets (audited, as any look at a secret is). The deploy engine audits and
+//! announces what it does on its own (a deploy finishing, a removal); these audit what the
+//! owner asked for, under their name.
+
+use crate::deploy::{DeployRequest, Lifecycle, Removal, Started};
+use crate::web::AppState;
+use crate::web::context::Ctx;
+use crate::web::error::WebError;
+
+/// Starts a deploy; a new one is audited (one already under way or done is not asked again).
+pub async fn deploy(
+    state: &AppState,
+    who: &Ctx,
+    slug: &str,
+    req: DeployRequest,
+) -> Result<Started, WebError> {
+    let started = state.deployer.deploy(slug, req).await?;
+    if let Started::New(_) = started {
+        who.audit(
+            state,
+            "app.deploy_requested",
+            format!("Asked to deploy {slug}"),
+        )
+        .await?;
+    }
+    Ok(started)
+}
+
+/// Starts updating an app to the catalog's version; returns the deployment carrying it. The
+/// deploy engine audits how the update ends.
+pub async fn update(state: &AppState, slug: &str) -> Result<i64, WebError> {
+    Ok(state.deployer.update(slug).await?)
+}
+
+/// Starts, stops or restarts an app; audited and announced. Returns what was done, in words.
+pub async fn lifecycle(
+    state: &AppState,
+    who: &Ctx,
+    slug: &str,
+    action: Lifecycle,
+) -> Result<String, WebError> {
+    let message = state.deployer.lifecycle(slug, action).await?;
+    who.audit(state, "app.lifecycle", message.clone()).await?;
+    super::toast(state, message.clone());
+    Ok(message)
+}
+
+/// Removes an app (the deploy engine audits what it removed); announced. Returns what was
+/// done, in words.
+pub async fn remove(state: &AppState, slug: &str, how: Removal) -> Result<String, WebError> {
+    let message = state.deployer.remove(slug, how).await?;
+    super::toast(state, message.clone());
+    Ok(message)
+}
+
+/// An app's generated secrets (e.g. an admin token), for the owner to copy; audited.
+pub async fn reveal_secrets(
+    state: &AppState,
+    who: &Ctx,
+    slug: &str,
+) -> Result<Vec<(String, String)>, WebError> {
+    state
+        .store
+        .app(slug.to_string())
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let secrets = state.deployer.secrets(slug).await?;
+    who.audit(
+        state,
+        "app.secrets_viewed",
+        format!("Viewed the generated secrets of {slug}"),
+    )
+    .await?;
+    Ok(secrets)
+}
