@@ -431,11 +431,7 @@ impl Remote {
 
 /// One HTTP GET from this controller to the app; the status code, or why it failed.
 pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16, String> {
-    let addr = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let addr = crate::units::host_port(host, port);
     let tcp = tokio::time::timeout(
         Duration::from_secs(3),
         tokio::net::TcpStream::connect(&addr),

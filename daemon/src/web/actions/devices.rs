@@ -33,8 +33,10 @@ pub async fn add(state: &AppState, who: &Ctx, input: DeviceInput) -> Result<Adde
         state,
         "device.add",
         format!(
-            "Added device “{}” ({}@{}:{})",
-            d.name, d.username, d.host, d.port
+            "Added device “{}” ({}@{})",
+            d.name,
+            d.username,
+            crate::units::host_port(&d.host, d.port)
         ),
     )
     .await?;
@@ -54,10 +56,9 @@ pub async fn install_docker(
 ) -> Result<(Result<Installed, InstallError>, Report), WebError> {
     let devices = state.devices.clone();
     let target = format!(
-        "{}@{}:{}",
+        "{}@{}",
         input.username.trim(),
-        input.host.trim(),
-        input.port
+        crate::units::host_port(input.host.trim(), input.port)
     );
     let sudo = (!sudo_password.is_empty()).then(|| Secret::from_string(sudo_password));
     let (outcome, report) = tokio::spawn(async move {

@@ -1,5 +1,5 @@
 //! The JSON API for apps and deployments (`/api/v1/applications`, `/api/v1/deployments`),
-//! shaped after the seed's §7: list and show apps with where they run, deploy (with an
+//! shaped like the other API resources: list and show apps with where they run, deploy (with an
 //! optional device), lifecycle actions, logs, removal, and deployments with their steps and
 //! "What I did".
 

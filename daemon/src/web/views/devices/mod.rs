@@ -103,7 +103,7 @@ impl DeviceView {
             address: if d.port == 22 {
                 d.host.clone()
             } else {
-                format!("{}:{}", d.host, d.port)
+                crate::units::host_port(&d.host, d.port)
             },
             host: d.host.clone(),
             port: d.port,
