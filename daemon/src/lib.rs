@@ -1,7 +1,9 @@
 //! homelabd: the Homelab appliance daemon, as a library the binary and the tests share.
 //!
 //! Layout (one folder per capability; only `web/` knows HTTP, only `store/` knows SQL, only
-//! `docker/` calls the Docker API, only `http_client` makes outbound HTTP requests):
+//! `docker/` calls the Docker API, and outbound HTTP to other services goes through
+//! `http_client`; the deploy health check's one-shot GET to an app, `deploy::probe`, is the
+//! one exception left):
 //!
 //! | module      | owns |
 //! |-------------|------|

@@ -85,7 +85,7 @@ impl FileServer {
     }
 }
 
-/// One request per connection (the client sends one and closes).
+/// Answers one request, then closes the connection (the client opens a new one for the next).
 async fn serve_one<S>(mut s: S, state: Arc<Mutex<Behaviour>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

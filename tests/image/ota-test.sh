@@ -194,26 +194,12 @@ wait_phase() { # wait_phase PHASE SECS: until the install reaches PHASE (or fail
 # hangs in the firmware after a reset (no output at all, before GRUB); a box doing that gets
 # its power cycled, as its owner would, and the test says so. Everything the test checks
 # (GRUB's choice, mark-good, the restore) happens after the firmware, so it still counts.
-wait_back() { # wait_back DEADLINE: prints seconds
-  local start
-  start="$(now)"
-  while (( $(now) - start < $1 )); do
-    if in_client curl -sf -m 3 -o /dev/null "http://$(box_ip)/healthz" 2>/dev/null; then
-      echo $(( $(now) - start ))
-      return 0
-    fi
-    sleep 2
-  done
-  tail -40 "$WORK/serial.log" | tr -d '\033' >&2
-  return 1
-}
-
 restart_box() { # restart_box DEADLINE: via the API, then wait for it to go and come back
   local r secs
   r="$(api POST /api/v1/system/update/reboot)"
   [[ "$(status_of "$r")" == 202 ]] || fail "restart refused: $r"
   wait_down 120 || fail "the box did not restart"
-  secs="$(wait_back "$1")" || fail "the box did not come back within $1 s of the restart"
+  secs="$(wait_http "$1")" || fail "the box did not come back within $1 s of the restart"
   IP="$(box_ip)"
   echo "$secs"
 }
@@ -277,7 +263,7 @@ main() {
   wait_down 900 || fail "the box did not update and restart by itself inside its update window"
   echo "channel_to_restart_seconds=$(( $(now) - start ))" >> "$WORK/figures"
   pass "inside its window the box downloaded, installed and restarted by itself in $(( $(now) - start )) s (qemu TCG)"
-  secs="$(wait_back "$BOOT_DEADLINE")" || fail "the box did not come back after its automatic update"
+  secs="$(wait_http "$BOOT_DEADLINE")" || fail "the box did not come back after its automatic update"
   IP="$(box_ip)"
   sign_in_owner
   [[ "$(update_field 's["version"]')" == "$V2" ]] || fail "after the restart the version is $(update_field 's["version"]')"
@@ -316,7 +302,7 @@ main() {
   wait_down 120 || fail "the box did not restart"
   # Slot A with the broken daemon boots, is not healthy within the limit, restarts; GRUB then
   # starts B, whose daemon restores the data.
-  wait_back $(( 2 * BOOT_DEADLINE + HEALTHY_WITHIN )) >/dev/null || fail "the box did not come back after the broken update"
+  wait_http $(( 2 * BOOT_DEADLINE + HEALTHY_WITHIN )) >/dev/null || fail "the box did not come back after the broken update"
   echo "fallback_seconds=$(( $(now) - start ))" >> "$WORK/figures"
   IP="$(box_ip)"
   sign_in_owner
