@@ -26,6 +26,18 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// A length of time in words for a sentence: "45 s", "3 min", "1 min 30 s", "2 h 5 min".
+pub fn human_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, _) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +54,20 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(8 * 1024 * 1024 * 1024), "8.0 GB");
         assert_eq!(human_bytes(500 * 1024 * 1024 * 1024), "500 GB");
+    }
+
+    #[test]
+    fn lengths_of_time() {
+        for (secs, words) in [
+            (0, "0 s"),
+            (45, "45 s"),
+            (60, "1 min"),
+            (90, "1 min 30 s"),
+            (180, "3 min"),
+            (3600, "1 h"),
+            (7500, "2 h 5 min"),
+        ] {
+            assert_eq!(human_duration(secs), words);
+        }
     }
 }

@@ -453,6 +453,92 @@ async fn live_events_reach_open_pages() {
     assert!(stopped.is_ok(), "shutdown waited on the open event stream");
 }
 
+/// A page hears about every change made after it was rendered, even one made before its
+/// event stream opened: the stream's first event says where each topic stands, the page says
+/// which event it was rendered at, and htmx answers say the same in a header.
+#[tokio::test]
+async fn pages_learn_of_changes_made_before_their_stream_opened() {
+    let s = start("sse-catch-up").await;
+    let (session, _) = s.claim().await;
+    let since = |html: &str| -> u64 {
+        page_since(html).unwrap_or_else(|| panic!("no homelab-since in the page"))
+    };
+    let page = s
+        .get("/settings/updates", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rendered_at = since(&page);
+    // A change that live update panels follow, made before the page's stream opens.
+    let res = s
+        .api(&session, Method::PUT, "/api/v1/system/update/channel")
+        .json(&serde_json::json!({"url": null, "window": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = s.get("/events", &session).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while !seen.contains("\n\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .expect("the first event in time")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = seen.split("\n\n").next().unwrap();
+    assert!(first.starts_with("event: hello\ndata: "), "{first}");
+    let topics: serde_json::Value =
+        serde_json::from_str(first.trim_start_matches("event: hello\ndata: ")).unwrap();
+    let update = topics["update"].as_u64().unwrap();
+    assert!(
+        update > rendered_at,
+        "the page (at {rendered_at}) must learn the update panel moved: {topics}"
+    );
+    assert_eq!(topics["devices"], 0, "{topics}");
+    // A part fetched afterwards is at least as new, and says so.
+    let res = s
+        .client
+        .get(s.url("/settings/updates/panel"))
+        .header("cookie", &session.cookie)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    let header: u64 = res.headers()["x-homelab-since"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(header >= update, "{header} < {update}");
+    // Later events carry their number, so the page keeps count.
+    s.api(&session, Method::PUT, "/api/v1/system/update/channel")
+        .json(&serde_json::json!({"url": null, "window": null}))
+        .send()
+        .await
+        .unwrap();
+    while !seen.contains("event: update\ndata: changed\nid: ") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .expect("the update event in time")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The event sequence a full page was rendered at (its `homelab-since` meta tag).
+fn page_since(html: &str) -> Option<u64> {
+    extract_between(html, "<meta name=\"homelab-since\" content=\"", "\"")?
+        .parse()
+        .ok()
+}
+
 #[tokio::test]
 async fn request_bodies_are_bounded() {
     let s = start("body-limit").await;

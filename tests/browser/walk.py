@@ -85,6 +85,65 @@ def serve_channel(version):
     return f"http://127.0.0.1:{server.server_address[1]}/manifest.json"
 
 
+def write_slow_recipe(data):
+    """A user recipe whose health check never passes (the lab's stand-in answers 404 on
+    /never): its install waits in "Waiting for the app to answer" until the walk pulls the
+    device's cable."""
+    d = data / "recipes" / "lab-slow"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "manifest.yaml").write_text(
+        "name: Slow Starter\nslug: lab-slow\nversion: \"1.0\"\ncategory: Test\n"
+        "description: A lab stand-in that never finishes starting.\nwebsite: https://example.org\n"
+        "requirements: {ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, "
+        "storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}\n"
+        "architectures: [amd64, arm64]\n"
+        "web: {service: web, port: 8080, path: /}\nhealth: {path: /never, status: 200}\n"
+        "settings:\n  - {name: HTTP_PORT, label: Which port to use, kind: port, default: \"18140\"}\n")
+    (d / "compose.yaml").write_text(
+        "services:\n  web:\n    image: example/lab-web:1.0\n    ports:\n      - \"${HTTP_PORT}:8080\"\n")
+
+
+class HeldEvents:
+    """Holds the page's live-event stream back while something happens, then lets it open:
+    whatever the page missed meanwhile must show anyway (the stream's first event says what
+    changed), with no reload and no poll (the walk's daemon polls devices once an hour)."""
+
+    def __init__(self, page):
+        self.page = page
+        self.held = []
+
+    def __enter__(self):
+        self.page.route("**/events", lambda route: self.held.append(route))
+        return self
+
+    def __exit__(self, *exc):
+        for route in self.held:
+            try:
+                route.continue_()
+            except Exception as e:  # noqa: BLE001 - a stream the page gave up on meanwhile
+                if "already handled" not in str(e):
+                    raise
+        self.page.unroute("**/events")
+        return False
+
+
+def device_state(page, base, name):
+    devices = page.request.get(base + "/api/v1/devices").json()
+    for d in devices if isinstance(devices, list) else devices.get("devices", []):
+        if d.get("name") == name:
+            return d.get("status") or d.get("state")
+    return None
+
+
+def wait_until(what, deadline_s, check):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
+
+
 def fill_device_form(page, name, ip, lab):
     """The add-device form, filled as a user would with the lab's device login, then tested."""
     page.fill("#name", name)
@@ -139,8 +198,13 @@ def main():
     logs = ARTIFACTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / "browser-daemon.log", "w")
+    write_slow_recipe(data)
+    # Devices are polled once an hour: every live change the walk sees comes from the change
+    # itself (a first check, a re-check after an install), never from a poll that happens to
+    # come by.
     proc = subprocess.Popen(
-        [str(BIN), "run", "--listen", f"127.0.0.1:{port}", "--data", str(data)],
+        [str(BIN), "run", "--listen", f"127.0.0.1:{port}", "--data", str(data),
+         "--poll-interval", "3600"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug", "HOMELAB_MDNS": "off"},
     )
     password = "browser-" + secrets.token_urlsafe(12)
@@ -252,10 +316,14 @@ def main():
                 fill_device_form(page, "Server Two", lab["LAB_IP_SERVER_02"], lab)
                 expect(page.locator("#report h2")).to_have_text("Ready to add", timeout=30000)
                 w.shot("05a-device-test-connection")
-                page.click("#add-device-submit")
-                page.wait_for_url(re.compile(r".*/devices/\d+$"), timeout=30000)
-                # The first check arrives over the live event stream; no reload needed.
-                expect(page.locator("h1 .badge-online")).to_be_visible(timeout=30000)
+                # The device's first check ends before its page listens for events (held back
+                # here so that always happens): the page must still turn "Online" by itself.
+                with HeldEvents(page):
+                    page.click("#add-device-submit")
+                    page.wait_for_url(re.compile(r".*/devices/\d+$"), timeout=30000)
+                    wait_until("Server Two's first check", 30,
+                               lambda: device_state(page, base, "Server Two") == "online")
+                expect(page.locator("h1 .badge-online")).to_be_visible(timeout=10000)
                 w.shot("05b-device-page")
                 page.click("#nav >> text=Dashboard")
                 expect(page.locator(".pool-line")).to_contain_text("16.0 GB RAM, 2 cores")
@@ -284,13 +352,24 @@ def main():
                 w.shot("08a-deploy-form")
                 page.click("#deploy-button")
                 page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
-                # Progress arrives over the live event stream until the app answers.
+                # Progress arrives over the live event stream until the app answers; the
+                # heading follows it.
                 expect(page.locator("#deploy-words")).to_contain_text("Running", timeout=120000)
+                expect(page.locator("h1")).to_have_text("Vaultwarden is running on Server Two")
                 page.click("#what-i-did summary")
                 w.shot("08b-deploy-running")
                 href = page.locator("#open-app").get_attribute("href")
                 assert href == f"http://{lab_env()['LAB_IP_SERVER_02']}:18222/", href
                 assert page.request.get(href).status == 200
+                # The dashboard knows at once: the device runs one app, the first-run list is
+                # ticked (no poll comes by in this walk).
+                deploy_url = page.url
+                page.click("#nav >> text=Dashboard")
+                expect(page.locator(".device-card[data-device='Server Two']")).to_contain_text(
+                    re.compile(r"\b1 (app )?running"), timeout=15000)
+                expect(page.locator("#start-app")).to_have_class(re.compile(r"\bdone\b"))
+                w.shot("08b2-dashboard-with-app")
+                page.goto(deploy_url)
                 page.click("text=Manage Vaultwarden")
                 expect(page.locator("#app-status .badge-online")).to_have_text("Running")
                 w.shot("08c-app-running")
@@ -301,6 +380,46 @@ def main():
                 left = on_device('docker ps -aq --filter "$1"; docker volume ls -q --filter "$1"; '
                                  'ls "$2" 2>/dev/null || true').strip()
                 assert left == "", f"left on the device after removal: {left}"
+
+            def cable_pulled_while_starting():
+                # The owner pulls the device's cable while an app is starting: the page says
+                # why it failed in one plain sentence, with no reload, and finishes the cleanup
+                # by itself once the cable is back.
+                lab = lab_env()
+                project = "label=com.docker.compose.project=homelab-lab-slow"
+
+                def on_device(script):
+                    return subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "sh", "-c", script,
+                                           "walk", project], capture_output=True, text=True, check=True).stdout
+                on_device('docker ps -aq --filter "$1" | xargs -r docker rm -f; '
+                          'docker tag homelab-lab/app-stub:1 example/lab-web:1.0')
+                page.goto(base + "/apps/lab-slow")
+                expect(page.locator("#placement li.best")).to_contain_text("Server Two", timeout=15000)
+                page.click("#deploy-button")
+                page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
+                expect(page.locator("#deploy-words")).to_contain_text("Waiting for the app to answer", timeout=60000)
+                expect(page.locator("h1")).to_have_text("Installing Slow Starter on Server Two")
+                eta = page.locator("#deploy-eta").inner_text()
+                assert "0 min" not in eta, eta
+                power = [str(ROOT / "lab" / "lab"), "power", "server-02"]
+                subprocess.run(power + ["off"], check=True, capture_output=True)
+                try:
+                    message = page.locator("#deploy-message")
+                    expect(message).to_contain_text("Server Two stopped answering: it may be off, unplugged or restarting.",
+                                                    timeout=90000)
+                    expect(page.locator("h1")).to_have_text("Installing Slow Starter on Server Two failed")
+                    text = message.inner_text()
+                    for leak in ["os error", ":22", "SSH", "Docker", lab["LAB_IP_SERVER_02"], "answering Homelab"]:
+                        assert leak not in text, f"“{leak}” in: {text}"
+                    w.shot("08d-cable-pulled")
+                finally:
+                    subprocess.run(power + ["on"], check=True, capture_output=True)
+                expect(page.locator("#deploy-words")).to_contain_text("Rolled back", timeout=120000)
+                expect(page.locator("h1")).to_have_text("Slow Starter was not installed on Server Two")
+                expect(page.locator("#deploy-message")).to_contain_text("Everything it changed on Server Two was undone.")
+                w.shot("08e-cable-back")
+                left = on_device('docker ps -aq --filter "$1"').strip()
+                assert left == "", f"left on the device after the rollback: {left}"
 
             def install_docker():
                 # bare-01 is a fresh Debian without Docker; the install is real (apt from the
@@ -363,6 +482,7 @@ def main():
                              ("update channel with a window", update_channel),
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it, remove it", deploy_app),
+                             ("cable pulled while an app starts", cable_pulled_while_starting),
                              ("install Docker on a device without it", install_docker),
                              ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),
                              ("sign out", final_sign_out)]:

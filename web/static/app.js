@@ -26,6 +26,63 @@
       if (!leaving) window.location.assign(m.data || "/login");
     });
   });
+  // Live parts of a page (hx-trigger="sse:TOPIC") fetch themselves again on their topic's
+  // events. Events are numbered; a part remembers the number it was rendered at (data-since,
+  // from the answer's X-Homelab-Since, or the page's homelab-since), and the stream's first
+  // event ("hello") and every later one say the newest number of each topic. A part older
+  // than its topic missed an event (sent before the stream opened, while it reconnected, or
+  // while the part was on its way) and fetches itself now, so no page stays behind.
+  var seen = {};
+  var topics = ["devices", "deploy", "apps", "update"];
+  function pageSince() {
+    var m = document.querySelector("meta[name=homelab-since]");
+    return m ? Number(m.content) || 0 : 0;
+  }
+  function liveParts(root) {
+    var list = [];
+    if (!root || !root.querySelectorAll) return list;
+    if (root.matches("[hx-trigger*='sse:']")) list.push(root);
+    root.querySelectorAll("[hx-trigger*='sse:']").forEach(function (el) { list.push(el); });
+    return list;
+  }
+  function catchUp(el) {
+    var since = el.hasAttribute("data-since") ? Number(el.getAttribute("data-since")) : pageSince();
+    var wanted = (el.getAttribute("hx-trigger").match(/sse:[a-z-]+/g) || []);
+    for (var i = 0; i < wanted.length; i++) {
+      var newest = seen[wanted[i].slice(4)] || 0;
+      if (newest > since) {
+        el.setAttribute("data-since", String(newest));
+        htmx.trigger(el, wanted[i]);
+        return;
+      }
+    }
+  }
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var source = e.detail.source;
+    source.addEventListener("hello", function (m) {
+      var last = {};
+      try { last = JSON.parse(m.data); } catch (err) { /* an older box: nothing to compare */ }
+      Object.keys(last).forEach(function (t) { seen[t] = Math.max(seen[t] || 0, Number(last[t]) || 0); });
+      liveParts(document.body).forEach(catchUp);
+    });
+    topics.forEach(function (t) {
+      source.addEventListener(t, function (m) {
+        seen[t] = Math.max(seen[t] || 0, Number(m.lastEventId) || 0);
+      });
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var xhr = e.detail.xhr;
+    var since = xhr && xhr.getResponseHeader("X-Homelab-Since");
+    if (since === null || since === undefined) return;
+    var parts = liveParts(e.detail.target);
+    var asker = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (asker && asker.isConnected && parts.indexOf(asker) < 0 && asker.matches("[hx-trigger*='sse:']")) parts.push(asker);
+    parts.forEach(function (el) {
+      el.setAttribute("data-since", since);
+      catchUp(el);
+    });
+  });
   // Move keyboard focus to new page content after an htmx navigation, for screen readers.
   document.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "main") e.detail.target.focus({ preventScroll: true });

@@ -13,7 +13,8 @@ pub enum HealthFailure {
     #[error("{app}'s containers disappeared while it was starting.")]
     Vanished { app: String },
     #[error(
-        "{app}'s service “{service}” stopped right after starting ({status}). Its last words: {logs}"
+        "{app} stopped right after starting. Try again; if it stops again, switch to Advanced \
+         mode and open “What I did” for its last words."
     )]
     Stopped {
         app: String,
@@ -23,13 +24,36 @@ pub enum HealthFailure {
         logs: String,
     },
     #[error(
-        "{app} did not answer its health check within {secs} s (last try: {last}). See “What I did” for its output."
+        "{app} started but did not answer within {}. Try again; if it happens again, switch to \
+         Advanced mode and open “What I did” for its output.",
+        crate::units::human_duration(*secs)
     )]
     NoAnswer {
         app: String,
         secs: u64,
         last: String,
     },
+}
+
+impl HealthFailure {
+    /// The technical side: which service, Docker's words for its state, its last log lines,
+    /// the last answer of the health check.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            HealthFailure::Vanished { .. } => None,
+            HealthFailure::Stopped {
+                service,
+                status,
+                logs,
+                ..
+            } => Some(format!(
+                "service “{service}” ({status}); last words: {logs}"
+            )),
+            HealthFailure::NoAnswer { secs, last, .. } => Some(format!(
+                "no healthy answer within {secs} s; last try: {last}"
+            )),
+        }
+    }
 }
 
 impl Deployer {

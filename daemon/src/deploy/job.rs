@@ -27,6 +27,8 @@ pub(super) struct Job {
     recipe: Recipe,
     device: DeviceRow,
     settings: BTreeMap<String, String>,
+    /// Port settings the owner did not choose: the pre-flight may move them to a free port.
+    flexible_ports: Vec<String>,
 }
 
 impl Deployer {
@@ -37,16 +39,24 @@ impl Deployer {
         req: DeployRequest,
     ) -> Result<Started, DeployError> {
         let recipe = self.recipe(slug)?.clone();
+        // Held until the deployment is recorded (or the request fails): a second request
+        // waits here, then finds the first one's deployment in flight.
+        let starting = self.start_lock(slug);
+        let _starting = starting.lock().await;
         if let Some(app) = self.store.app(slug.to_string()).await? {
             return Ok(Started::AlreadyDeployed(Box::new(app)));
         }
         let guard = match self.claim(slug, &recipe.manifest.name) {
             Ok(g) => g,
             Err(busy) => {
+                // Another operation holds the app: a deploy under way is the answer; anything
+                // else (a removal, say) is "busy, try again".
                 let current = self.store.deployments(Some(slug.to_string()), 1).await?;
                 return match current.first() {
-                    Some(d) => Ok(Started::InFlight(d.id)),
-                    None => Err(busy),
+                    Some(d) if d.kind == "deploy" && !d.state.is_finished() => {
+                        Ok(Started::InFlight(d.id))
+                    }
+                    _ => Err(busy),
                 };
             }
         };
@@ -62,6 +72,13 @@ impl Deployer {
         }
         let settings =
             render::settings(&recipe, &req.settings).map_err(DeployError::BadSettings)?;
+        let flexible_ports = recipe
+            .manifest
+            .settings
+            .iter()
+            .filter(|s| s.kind == "port" && !req.settings.contains_key(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
         let (verdicts, device) = self.choose(&recipe, &settings, req.device_id).await?;
         let placement_json = placement_record(&verdicts);
         let request = serde_json::to_string(&DeployRequest {
@@ -87,6 +104,7 @@ impl Deployer {
                 env_keys: "[]".into(),
                 started_at: 0,
                 finished_at: None,
+                state_at: 0,
             })
             .await?;
         tracing::info!(deployment = id, app = slug, device = %device.name, "deploy started");
@@ -96,6 +114,7 @@ impl Deployer {
             recipe,
             device,
             settings,
+            flexible_ports,
         };
         self.spawn_job(guard, job);
         Ok(Started::New(id))
@@ -170,8 +189,19 @@ impl Deployer {
             }
             Err(e) => {
                 let msg = e.to_string();
-                tracing::warn!(deployment = job.id, app = %slug, error = %crate::limits::truncate(&msg, crate::limits::DEVICE_OUTPUT), "deploy failed; rolling back");
-                if matches!(e, DeployError::Device(..)) {
+                let detail = e.detail().unwrap_or_default();
+                tracing::warn!(deployment = job.id, app = %slug, error = %crate::limits::truncate(&msg, crate::limits::DEVICE_OUTPUT), detail = %crate::limits::truncate(&detail, crate::limits::DEVICE_OUTPUT), "deploy failed; rolling back");
+                if !detail.is_empty() {
+                    // The technical cause, for Advanced mode's "What I did".
+                    if let Err(e) = self
+                        .store
+                        .add_action(job.id, "Why it stopped".into(), "failed".into(), 0, detail)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not record why a deploy stopped");
+                    }
+                }
+                if matches!(e, DeployError::Device { .. }) {
                     // The connection may be dead: the next use reconnects instead of waiting.
                     self.devices.pool.forget(job.device.id).await;
                 }
@@ -210,8 +240,16 @@ impl Deployer {
         let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
 
         // validating: nothing on the device changes until every check has passed.
+        let mut settings = job.settings.clone();
         let kept_data = self
-            .preflight(&remote, recipe, &job.settings, &project, &dir)
+            .preflight(
+                &remote,
+                recipe,
+                &mut settings,
+                &job.flexible_ports,
+                &project,
+                &dir,
+            )
             .await?;
 
         self.progress(
@@ -222,7 +260,7 @@ impl Deployer {
             "Preparing the app's files…".into(),
         )
         .await;
-        let mut values = job.settings.clone();
+        let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
@@ -263,7 +301,7 @@ impl Deployer {
         let url = app_url(recipe, device, &values);
         self.step(id, "record", &Undo::DeleteApp { slug: slug.into() })
             .await?;
-        let settings_json = serde_json::to_string(&job.settings).unwrap_or_default();
+        let settings_json = serde_json::to_string(&settings).unwrap_or_default();
         self.store
             .put_app(AppRow {
                 slug: slug.into(),
@@ -408,6 +446,7 @@ impl Deployer {
                 env_keys: "[]".into(),
                 started_at: 0,
                 finished_at: None,
+                state_at: 0,
             })
             .await?;
         let job = Job {
@@ -416,6 +455,8 @@ impl Deployer {
             recipe,
             device,
             settings,
+            // An update keeps the app where it is, on the ports it has.
+            flexible_ports: Vec::new(),
         };
         self.spawn_job(guard, job);
         Ok(id)

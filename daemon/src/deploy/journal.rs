@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeployError, Deployer, DeploymentState, Remote};
+use super::{DeployError, Deployer, DeploymentState, Remote, sentences};
 use crate::events::{Event, Level};
 use crate::store::DeploymentRow;
 
@@ -42,18 +42,9 @@ impl Deployer {
         };
         // A retry keeps the message that says what happened and what is pending.
         if d.state != DeploymentState::RollingBack {
-            let msg = format!(
-                "{} Undoing the changes…",
-                d.error.clone().unwrap_or_default()
-            );
-            self.progress(
-                id,
-                &d.slug,
-                DeploymentState::RollingBack,
-                100,
-                msg.trim().to_string(),
-            )
-            .await;
+            let msg = sentences(d.error.as_deref().unwrap_or(""), "Undoing the changes…");
+            self.progress(id, &d.slug, DeploymentState::RollingBack, 100, msg)
+                .await;
         }
         let changed = self
             .store
@@ -64,14 +55,11 @@ impl Deployer {
         match self.undo_all(&d).await {
             Ok(()) => {
                 let done = if changed {
-                    "Everything was rolled back."
+                    format!("Everything it changed on {} was undone.", d.device_name)
                 } else {
-                    "Nothing was changed on the device."
+                    format!("Nothing was changed on {}.", d.device_name)
                 };
-                let msg = match &d.error {
-                    Some(e) => format!("{e} {done}"),
-                    None => done.into(),
-                };
+                let msg = sentences(d.error.as_deref().unwrap_or(""), &done);
                 self.progress(id, &d.slug, DeploymentState::RolledBack, 100, msg)
                     .await;
                 self.audit(
@@ -84,20 +72,16 @@ impl Deployer {
             Err(e) => {
                 tracing::warn!(deployment = id, error = %e, "rollback could not finish yet");
                 self.devices.pool.forget(d.device_id).await;
-                let msg = format!(
-                    "{} Homelab could not finish cleaning up on {} ({e}); it will finish as soon \
-                     as the device is back.",
-                    d.error.clone().unwrap_or_default(),
-                    d.device_name
+                let msg = sentences(
+                    d.error.as_deref().unwrap_or(""),
+                    &format!(
+                        "Homelab could not finish cleaning up on {}; it will finish by itself \
+                         as soon as the device answers again.",
+                        d.device_name
+                    ),
                 );
-                self.progress(
-                    id,
-                    &d.slug,
-                    DeploymentState::RollingBack,
-                    100,
-                    msg.trim().to_string(),
-                )
-                .await;
+                self.progress(id, &d.slug, DeploymentState::RollingBack, 100, msg)
+                    .await;
                 false
             }
         }

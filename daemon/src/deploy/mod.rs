@@ -186,9 +186,17 @@ pub enum DeployError {
     },
 
     // The app itself did not work: its output says why.
-    /// `compose up` failed; `what` is the app or its version.
-    #[error("Starting {what} failed: {detail}")]
-    StartFailed { what: String, detail: String },
+    /// `compose up` failed; `what` is the app or its version. Compose's own words are in
+    /// `detail` (shown under "What I did").
+    #[error(
+        "{what} did not start on {device}. Try again; if it fails again, switch to Advanced mode \
+         and open “What I did” for the app's own words."
+    )]
+    StartFailed {
+        what: String,
+        device: String,
+        detail: String,
+    },
     #[error(transparent)]
     HealthCheckFailed(#[from] HealthFailure),
     /// start | stop | restart failed.
@@ -200,12 +208,129 @@ pub enum DeployError {
     },
 
     // Not the user's doing.
-    #[error("{0} did not answer: {1}")]
-    Device(String, String),
+    /// Talking to the device failed; `detail` is the technical cause, kept for "What I did"
+    /// and the log, never in the sentence the owner reads.
+    #[error("{device} {trouble}")]
+    Device {
+        device: String,
+        trouble: Trouble,
+        detail: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+/// What went wrong talking to a device, in the owner's words: the sentence after its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// Off, unplugged, restarting, or the network between is down.
+    NoAnswer,
+    /// It answered, but too slowly to go on.
+    TooSlow,
+    /// The stored device login no longer works.
+    LoginRefused,
+    /// Its host key changed: nothing more is sent until the owner looks.
+    IdentityChanged,
+    /// Its last check found it blocked (login refused or identity changed).
+    Blocked,
+    /// It answered, but its app engine would not do what was asked.
+    EngineRefused,
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trouble::NoAnswer => {
+                "stopped answering: it may be off, unplugged or restarting. Check that it is on \
+                 and connected to your network, then try again."
+            }
+            Trouble::TooSlow => {
+                "took too long to answer. Check that it is on and not overloaded, then try again."
+            }
+            Trouble::LoginRefused => {
+                "no longer accepts Homelab's device login. Update the login on its page under \
+                 Devices, then try again."
+            }
+            Trouble::IdentityChanged => {
+                "no longer identifies itself as it did before, so Homelab stopped talking to it. \
+                 Open its page under Devices to see what changed."
+            }
+            Trouble::Blocked => {
+                "is blocked: Homelab stopped talking to it until you open its page under Devices \
+                 and follow the steps there."
+            }
+            Trouble::EngineRefused => {
+                "could not do what Homelab asked of it. Try again; if it fails again, restart \
+                 the device."
+            }
+        })
+    }
+}
+
+impl Trouble {
+    pub fn of_ssh(e: &crate::ssh::SshError) -> Trouble {
+        use crate::ssh::SshError as E;
+        match e {
+            E::AuthFailed { .. } => Trouble::LoginRefused,
+            E::HostKeyChanged { .. } => Trouble::IdentityChanged,
+            E::CommandTimeout(_) | E::Timeout { .. } => Trouble::TooSlow,
+            _ => Trouble::NoAnswer,
+        }
+    }
+
+    pub fn of_device(e: &crate::devices::DeviceError) -> Trouble {
+        use crate::devices::DeviceError as E;
+        match e {
+            E::Ssh(e) => Trouble::of_ssh(e),
+            E::Docker(e) => Trouble::of_docker(e),
+            _ => Trouble::NoAnswer,
+        }
+    }
+
+    pub fn of_docker(e: &crate::docker::DockerError) -> Trouble {
+        if e.engine_answered() {
+            Trouble::EngineRefused
+        } else {
+            Trouble::NoAnswer
+        }
+    }
+}
+
+impl DeployError {
+    /// The technical words behind a plain message, for "What I did" and the log.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            DeployError::Device { detail, .. } | DeployError::StartFailed { detail, .. }
+                if !detail.is_empty() =>
+            {
+                Some(detail.clone())
+            }
+            DeployError::HealthCheckFailed(h) => h.detail(),
+            _ => None,
+        }
+    }
+}
+
+/// Two messages as one text: the first ends as a sentence (a full stop added when it has no
+/// closing punctuation), so "…stopped answering" and "Everything was undone." never run
+/// together. Either may be empty.
+pub(crate) fn sentences(first: &str, next: &str) -> String {
+    let first = first.trim();
+    let next = next.trim();
+    match (first.is_empty(), next.is_empty()) {
+        (true, _) => next.to_string(),
+        (false, true) => first.to_string(),
+        (false, false) => {
+            let stop = if first.ends_with(['.', '!', '?', '…']) {
+                ""
+            } else {
+                "."
+            };
+            format!("{first}{stop} {next}")
+        }
+    }
 }
 
 /// "device — why; device — why" for [`DeployError::NoDeviceFits`].
@@ -247,6 +372,10 @@ pub struct Deployer {
     pub config: DeployConfig,
     /// Apps with an operation in flight in this process: one operation per app at a time.
     busy: BusySet,
+    /// One deploy request per app at a time from the request to its deployment record, so
+    /// a second Install while the first is being set up waits a moment and then gets the
+    /// same deployment, never "busy" (one lock per catalog app: bounded by the catalog).
+    starting: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Vault owner of an app's generated secrets.
@@ -275,6 +404,7 @@ impl Deployer {
             events,
             config,
             busy: BusySet::default(),
+            starting: Default::default(),
         }
     }
 
@@ -283,6 +413,16 @@ impl Deployer {
     }
 
     /// Marks the app busy, or says it is (`name` is what the user calls it).
+    /// The lock that orders deploy requests for one (catalog) app.
+    fn start_lock(&self, slug: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(slug.to_string())
+            .or_default()
+            .clone()
+    }
+
     fn claim(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
         self.try_busy(slug)
             .ok_or_else(|| DeployError::AppBusy(name.to_string()))
@@ -486,10 +626,16 @@ mod tests {
             (
                 DeployError::RemovalNeedsDevice {
                     device: "pi".into(),
-                    cause: Box::new(DeployError::Device("pi".into(), "no answer".into())),
+                    cause: Box::new(DeployError::Device {
+                        device: "pi".into(),
+                        trouble: Trouble::NoAnswer,
+                        detail: "Could not reach 10.0.0.5:22: No route to host (os error 113)"
+                            .into(),
+                    }),
                 },
-                "pi did not answer: no answer Nothing was removed. Turn pi on and try again — or, \
-                 if it is gone for good, choose “Forget it here only”.",
+                "pi stopped answering: it may be off, unplugged or restarting. Check that it is \
+                 on and connected to your network, then try again. Nothing was removed. Turn pi \
+                 on and try again — or, if it is gone for good, choose “Forget it here only”.",
             ),
             (
                 HealthFailure::NoAnswer {
@@ -498,8 +644,8 @@ mod tests {
                     last: "answered 502".into(),
                 }
                 .into(),
-                "X did not answer its health check within 90 s (last try: answered 502). See \
-                 “What I did” for its output.",
+                "X started but did not answer within 1 min 30 s. Try again; if it happens again, \
+                 switch to Advanced mode and open “What I did” for its output.",
             ),
             (
                 HealthFailure::Stopped {
@@ -509,11 +655,71 @@ mod tests {
                     logs: "boom".into(),
                 }
                 .into(),
-                "X's service “web” stopped right after starting (Exited (1)). Its last words: boom",
+                "X stopped right after starting. Try again; if it stops again, switch to Advanced \
+                 mode and open “What I did” for its last words.",
             ),
         ];
         for (error, words) in cases {
             assert_eq!(error.to_string(), words);
+        }
+    }
+
+    /// Device trouble reads as a plain sentence; the technical cause stays in `detail()`.
+    #[test]
+    fn device_trouble_is_plain_and_keeps_its_cause() {
+        let cause = "Could not reach 10.0.0.5:22: No route to host (os error 113)";
+        for trouble in [
+            Trouble::NoAnswer,
+            Trouble::TooSlow,
+            Trouble::LoginRefused,
+            Trouble::IdentityChanged,
+            Trouble::Blocked,
+            Trouble::EngineRefused,
+        ] {
+            let e = DeployError::Device {
+                device: "Server 2".into(),
+                trouble,
+                detail: cause.into(),
+            };
+            let words = e.to_string();
+            assert!(words.starts_with("Server 2 "), "{words}");
+            assert!(words.ends_with('.'), "{words}");
+            for leak in ["10.0.0.5", ":22", "os error", "SSH", "Docker"] {
+                assert!(!words.contains(leak), "{leak} in {words}");
+            }
+            assert_eq!(e.detail().as_deref(), Some(cause));
+        }
+        let start = DeployError::StartFailed {
+            what: "Uptime Kuma".into(),
+            device: "Server 2".into(),
+            detail: String::new(),
+        };
+        assert_eq!(start.detail(), None);
+        assert!(
+            start
+                .to_string()
+                .starts_with("Uptime Kuma did not start on Server 2.")
+        );
+    }
+
+    #[test]
+    fn messages_join_as_sentences() {
+        for (a, b, joined) in [
+            (
+                "Server 2 stopped answering",
+                "Everything was undone.",
+                "Server 2 stopped answering. Everything was undone.",
+            ),
+            (
+                "It failed.",
+                "Undoing the changes…",
+                "It failed. Undoing the changes…",
+            ),
+            ("Why?", "Because.", "Why? Because."),
+            ("", "Nothing was changed.", "Nothing was changed."),
+            ("  Done. ", "", "Done."),
+        ] {
+            assert_eq!(sentences(a, b), joined);
         }
     }
 }

@@ -3,16 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use super::{DeployError, Deployer, Remote};
+use super::{DeployError, Deployer, Remote, Trouble};
 use crate::catalog::Recipe;
 use crate::placement::{self, Candidate, Need};
 
 impl Deployer {
+    /// Checks the device; a port setting in `flexible` (one the owner did not choose) whose
+    /// port is taken there is moved to the next free port in `settings`, and noted.
     pub(super) async fn preflight(
         &self,
         remote: &Remote,
         recipe: &Recipe,
-        settings: &BTreeMap<String, String>,
+        settings: &mut BTreeMap<String, String>,
+        flexible: &[String],
         project: &str,
         dir: &str,
     ) -> Result<bool, DeployError> {
@@ -28,9 +31,15 @@ impl Deployer {
             remote.project_volumes(project),
             remote.preflight(dir),
         );
-        let facts = poll
-            .facts
-            .ok_or_else(|| DeployError::Device(name.clone(), poll.reason.clone()))?;
+        let facts = poll.facts.ok_or_else(|| DeployError::Device {
+            device: name.clone(),
+            trouble: if poll.state == crate::devices::facts::State::Blocked {
+                Trouble::Blocked
+            } else {
+                Trouble::NoAnswer
+            },
+            detail: poll.reason.clone(),
+        })?;
         let candidate = Candidate {
             id: remote.device.id,
             name: name.clone(),
@@ -45,8 +54,7 @@ impl Deployer {
             used_ports: vec![],
             apps: vec![],
         };
-        let ports = recipe.host_ports(settings);
-        let need = Need::from_recipe(recipe, ports.clone());
+        let need = Need::from_recipe(recipe, vec![]);
         if let Some(why) = placement::rank(&need, std::slice::from_ref(&candidate))
             .into_iter()
             .find_map(|v| v.disqualified().cloned())
@@ -61,6 +69,32 @@ impl Deployer {
         let owners = owners?;
         let mut taken: Vec<u16> = facts.ports.clone();
         taken.extend(owners.keys());
+        // Ports the owner left to Homelab move out of the way by themselves: the next free
+        // port above the recipe's default. Ports the owner chose stay and are reported.
+        for s in m.settings.iter().filter(|s| s.kind == "port") {
+            let Some(p) = settings.get(&s.name).and_then(|v| v.parse::<u16>().ok()) else {
+                continue;
+            };
+            if !flexible.contains(&s.name) || !taken.contains(&p) {
+                continue;
+            }
+            let others = recipe.host_ports(settings);
+            let Some(free) = (p.saturating_add(1)..=u16::MAX)
+                .find(|q| !taken.contains(q) && !others.contains(q))
+            else {
+                continue;
+            };
+            remote
+                .note(
+                    format!("Port {p} is in use on {name}; “{}” set to {free}", s.label),
+                    "ok".into(),
+                    std::time::Instant::now(),
+                    String::new(),
+                )
+                .await;
+            settings.insert(s.name.clone(), free.to_string());
+        }
+        let ports = recipe.host_ports(settings);
         if let Some(p) = ports.iter().find(|p| taken.contains(p)) {
             let free = (p.saturating_add(1)..=u16::MAX)
                 .find(|q| !taken.contains(q) && !ports.contains(q))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::DeployError;
+use super::{DeployError, Trouble};
 use crate::devices::Devices;
 pub use crate::docker::project::PROJECT_LABEL;
 use crate::docker::project::{self as engine, ContainerSummary};
@@ -73,10 +73,18 @@ impl Remote {
                 .pool
                 .session(&device)
                 .await
-                .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+                .map_err(|e| DeployError::Device {
+                    device: device.name.clone(),
+                    trouble: Trouble::of_device(&e),
+                    detail: e.to_string(),
+                })?;
             let docker = crate::docker::connect(session.clone(), &device.docker_socket)
                 .await
-                .map_err(|e| DeployError::Device(device.name.clone(), e.to_string()))?;
+                .map_err(|e| DeployError::Device {
+                    device: device.name.clone(),
+                    trouble: Trouble::of_docker(&e),
+                    detail: e.detail(),
+                })?;
             Ok::<_, DeployError>((session, docker))
         };
         // A pooled connection to a device that was just unplugged looks alive until its
@@ -85,10 +93,11 @@ impl Remote {
             Ok(r) => r?,
             Err(_) => {
                 devices.pool.forget(device.id).await;
-                return Err(DeployError::Device(
-                    device.name.clone(),
-                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-                ));
+                return Err(DeployError::Device {
+                    device: device.name.clone(),
+                    trouble: Trouble::NoAnswer,
+                    detail: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                });
             }
         };
         Ok(Remote {
@@ -115,8 +124,12 @@ impl Remote {
         }
     }
 
-    fn lost(&self, detail: impl std::fmt::Display) -> DeployError {
-        DeployError::Device(self.device.name.clone(), detail.to_string())
+    fn lost(&self, trouble: Trouble, detail: impl std::fmt::Display) -> DeployError {
+        DeployError::Device {
+            device: self.device.name.clone(),
+            trouble,
+            detail: detail.to_string(),
+        }
     }
 
     /// Runs a command; `stdin` is never logged (only its size).
@@ -145,7 +158,7 @@ impl Remote {
             Err(e) => {
                 self.note(what, format!("failed: {e}"), started, String::new())
                     .await;
-                Err(self.lost(e))
+                Err(self.lost(Trouble::of_ssh(&e), e))
             }
         }
     }
@@ -211,9 +224,14 @@ impl Remote {
         if out.success() {
             return Ok(());
         }
+        let words = super::last_lines(&out.stderr_text(), 6);
         Err(DeployError::StartFailed {
             what: what.to_string(),
-            detail: super::last_lines(&out.stderr_text(), 6),
+            device: self.device.name.clone(),
+            detail: match out.status {
+                Some(code) if words.is_empty() => format!("Compose ended with exit code {code}"),
+                _ => words,
+            },
         })
     }
 
@@ -282,9 +300,9 @@ impl Remote {
             })
     }
 
-    /// A Docker API failure as "<device> did not answer: <Docker's words>".
+    /// A Docker API failure: the device's trouble in words, Docker's own as the detail.
     fn docker_lost(&self, e: DockerError) -> DeployError {
-        self.lost(e.detail())
+        self.lost(Trouble::of_docker(&e), e.detail())
     }
 
     /// Whether the image is already on the device.
@@ -336,7 +354,7 @@ impl Remote {
             engine::project_containers(&self.docker, project),
         )
         .await
-        .map_err(|_| self.lost("the device stopped answering"))?
+        .map_err(|_| self.lost(Trouble::NoAnswer, "no answer within the watch time"))?
         .map_err(|e| self.docker_lost(e))
     }
 

@@ -617,8 +617,16 @@ struct Valid {
 
 fn validate(input: &DeviceInput) -> Result<Valid, DeviceError> {
     let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > limits::NAME || name.chars().any(char::is_control)
-    {
+    // Each wrong name gets its own reason: a name of 57 characters with a line break in it
+    // is not "too long", and saying so sends the owner counting characters.
+    if name.chars().any(char::is_control) {
+        return Err(DeviceError::Invalid(
+            "A device name is one line of text: remove the line break or tab from it and try \
+             again."
+                .into(),
+        ));
+    }
+    if name.is_empty() || name.chars().count() > limits::NAME {
         return Err(DeviceError::Invalid(format!(
             "Give the device a name of 1 to {} characters, e.g. “Living room NAS”.",
             limits::NAME
@@ -749,6 +757,10 @@ mod tests {
             Ok(_) => panic!("accepted {words}"),
         };
         refused(input(&long(65), "h", "pi", ""), "1 to 64 characters");
+        refused(
+            input(&format!("{}\n{}", long(28), long(28)), "h", "pi", ""),
+            "one line of text: remove the line break",
+        );
         refused(input("NAS", &long(254), "pi", ""), "at most 253");
         refused(input("NAS", "h", &long(33), ""), "at most 32");
         refused(

@@ -2,6 +2,9 @@
 //! into server-sent events for open pages, so later features push progress and status changes
 //! without the browser polling.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::broadcast;
 
 use crate::store::{AuditEntry, Store};
@@ -32,32 +35,86 @@ pub enum Event {
     Update,
 }
 
+/// What a live part of a page shows, and so which events make it fetch itself again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Devices,
+    Deploy,
+    Apps,
+    Update,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 4] = [Topic::Devices, Topic::Deploy, Topic::Apps, Topic::Update];
+}
+
+impl Event {
+    /// The topic of an event that changes what live page parts show; None for toasts and
+    /// audit rows, which pages add as they come rather than fetch.
+    pub fn topic(&self) -> Option<Topic> {
+        match self {
+            Event::Toast { .. } | Event::Audit(_) => None,
+            Event::DeviceStatus { .. } => Some(Topic::Devices),
+            Event::Deployment { .. } => Some(Topic::Deploy),
+            Event::AppState { .. } => Some(Topic::Apps),
+            Event::Update => Some(Topic::Update),
+        }
+    }
+}
+
 /// Buffered events per subscriber. A page that falls this far behind (a stalled tab) skips the
 /// oldest instead of holding memory for it; status events are re-sent often enough to recover.
 const CAPACITY: usize = 256;
 
 /// Cheap-to-clone publisher/subscriber handle.
+///
+/// Every event gets the next number of one sequence, and the bus remembers the last number of
+/// each topic. A page is rendered "as of" the sequence read before its data (`seq`); an event
+/// it never heard (sent before its event stream opened, or while it was reconnecting, or while
+/// a part of it was on its way) shows up as a topic whose last number is higher than the
+/// page's, and the page fetches that part again. So no live page stays behind the truth.
 #[derive(Clone)]
 pub struct EventBus {
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<(u64, Event)>,
+    seq: Arc<AtomicU64>,
+    /// The last sequence number of each topic, in `Topic::ALL` order.
+    last: Arc<[AtomicU64; Topic::ALL.len()]>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             tx: broadcast::channel(CAPACITY).0,
+            seq: Arc::default(),
+            last: Arc::default(),
         }
     }
 }
 
 impl EventBus {
-    /// Publishes to every current subscriber; with none, the event is simply dropped.
+    /// Publishes to every current subscriber; with none, the event is simply dropped (its
+    /// topic's number still moves, so pages opened later know their data is newer).
     pub fn publish(&self, event: Event) {
-        let _ = self.tx.send(event);
+        let n = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(t) = event.topic() {
+            self.last[t as usize].fetch_max(n, Ordering::SeqCst);
+        }
+        let _ = self.tx.send((n, event));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    /// Events with their sequence numbers, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {
         self.tx.subscribe()
+    }
+
+    /// The sequence so far: read it before reading what a page shows.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// The last sequence number of each topic (0: none yet).
+    pub fn last_of_topics(&self) -> [(Topic, u64); Topic::ALL.len()] {
+        Topic::ALL.map(|t| (t, self.last[t as usize].load(Ordering::SeqCst)))
     }
 
     /// Records what Homelab did on its own (a rollback, an update finishing) in the activity

@@ -66,6 +66,10 @@ pub enum SshError {
     Protocol { addr: String, detail: String },
     #[error("The command on the device did not finish within {0:?}.")]
     CommandTimeout(Duration),
+    /// The connection went away while a command ran (cable pulled, device off or rebooting):
+    /// the command's outcome is unknown.
+    #[error("The connection to {addr} was lost while a command ran on it.")]
+    Lost { addr: String },
 }
 
 /// How to log in.
@@ -308,6 +312,7 @@ impl Session {
             }
             ch.eof().await.map_err(|e| self.protocol(e))?;
             let mut out = Output::default();
+            let mut signalled = false;
             // Read until the channel closes: every message is consumed, so the connection's
             // flow control never stalls on us.
             while let Some(msg) = ch.wait().await {
@@ -315,8 +320,16 @@ impl Session {
                     ChannelMsg::Data { data } => append(&mut out.stdout, &data),
                     ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut out.stderr, &data),
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                    ChannelMsg::ExitSignal { .. } => signalled = true,
                     _ => {}
                 }
+            }
+            // No exit status and no signal: the channel ended because the connection did (a
+            // keepalive gave up). Saying "failed" with empty output would hide that.
+            if out.status.is_none() && !signalled {
+                return Err(SshError::Lost {
+                    addr: self.addr.clone(),
+                });
             }
             Ok(out)
         };

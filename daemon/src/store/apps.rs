@@ -42,6 +42,8 @@ pub struct DeploymentRow {
     pub env_keys: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// When it entered its current state (Unix seconds).
+    pub state_at: i64,
 }
 
 /// A journal entry.
@@ -65,7 +67,7 @@ pub struct ActionRow {
 }
 
 const APP_COLUMNS: &str = "slug, name, device_id, version, state, message, settings, url, app_dir, compose, created_at, updated_at";
-const DEPLOYMENT_COLUMNS: &str = "id, slug, kind, device_id, device_name, state, progress, message, error, placement, request, compose, env_keys, started_at, finished_at";
+const DEPLOYMENT_COLUMNS: &str = "id, slug, kind, device_id, device_name, state, progress, message, error, placement, request, compose, env_keys, started_at, finished_at, state_at";
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<AppRow> {
     Ok(AppRow {
@@ -101,6 +103,7 @@ fn deployment_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
         env_keys: r.get(12)?,
         started_at: r.get(13)?,
         finished_at: r.get(14)?,
+        state_at: r.get(15)?,
     })
 }
 
@@ -221,8 +224,8 @@ impl Store {
         self.call(move |c| {
             c.execute(
                 "INSERT INTO deployments(slug, kind, device_id, device_name, state, progress, message,
-                     placement, request, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+                     placement, request, started_at, state_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?9)",
                 params![
                     d.slug,
                     d.kind,
@@ -295,8 +298,10 @@ impl Store {
         let message = crate::limits::truncate(&message, crate::limits::DEVICE_OUTPUT).into_owned();
         self.call(move |c| {
             c.execute(
+                // `state` on the right is the old value: the clock restarts only on a change.
                 "UPDATE deployments SET state = ?2, progress = ?3, message = ?4,
-                     finished_at = CASE WHEN ?5 THEN ?6 ELSE NULL END
+                     finished_at = CASE WHEN ?5 THEN ?6 ELSE NULL END,
+                     state_at = CASE WHEN state = ?2 THEN state_at ELSE ?6 END
                  WHERE id = ?1",
                 params![id, state, progress, message, finished, now_unix()],
             )?;

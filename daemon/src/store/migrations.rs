@@ -198,6 +198,12 @@ const MIGRATIONS: &[&str] = &[
         SELECT device_id, at - at % 3600, COUNT(*), SUM(online)
         FROM device_samples GROUP BY device_id, at - at % 3600;
     "#,
+    // 6: when a deployment entered its current state, so its page can say how long the step
+    // has taken and how long it may still take (an honest "time left").
+    r#"
+    ALTER TABLE deployments ADD COLUMN state_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE deployments SET state_at = COALESCE(finished_at, started_at);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

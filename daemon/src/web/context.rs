@@ -38,6 +38,11 @@ impl Scheme {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The event sequence read as the request arrived, before the handler read any data: what the
+/// response shows is at least as new as this (see `events::EventBus`).
+#[derive(Debug, Clone, Copy)]
+pub struct Since(pub u64);
+
 /// What kind of answer the client wants, from the path and htmx headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wants {
@@ -79,6 +84,8 @@ pub struct Ctx {
     pub scheme: Scheme,
     pub wants: Wants,
     pub principal: Option<Principal>,
+    /// See [`Since`].
+    pub since: u64,
 }
 
 impl Ctx {
@@ -170,6 +177,7 @@ impl FromRequestParts<AppState> for Ctx {
                 .unwrap_or(Scheme::Http),
             wants: Wants::of(parts.uri.path(), &parts.headers),
             principal: parts.extensions.get::<Principal>().cloned(),
+            since: parts.extensions.get::<Since>().map(|s| s.0).unwrap_or(0),
         })
     }
 }

@@ -198,7 +198,7 @@ impl From<crate::deploy::DeployError> for WebError {
             D::NotDeployed(_) => {
                 WebError::new(StatusCode::NOT_FOUND, "not_deployed", e.to_string())
             }
-            D::Device(..) => {
+            D::Device { .. } => {
                 WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", e.to_string())
             }
             D::Store(s) => s.into(),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
-use super::context::{RequestId, Scheme, Wants};
+use super::context::{RequestId, Scheme, Since, Wants};
 use super::error::ErrorInfo;
 use super::views;
 use super::{metrics, paths};
@@ -43,6 +43,9 @@ fn new_request_id() -> String {
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = new_request_id();
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    // Before anything reads data for the answer (see `Since`).
+    let since = state.events.seq();
+    req.extensions_mut().insert(Since(since));
     let method = req.method().clone();
     let scheme = req.extensions().get::<Scheme>().copied();
     let path = req.uri().path().to_string();
@@ -109,6 +112,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if wants == Wants::Partial {
+        h.insert(paths::header::SINCE, HeaderValue::from(since));
+    }
     if scheme == Some(Scheme::Https) {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

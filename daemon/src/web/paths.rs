@@ -98,6 +98,9 @@ pub mod header {
     pub const HX_REFRESH: &str = "hx-refresh";
     pub const HX_RETARGET: &str = "hx-retarget";
     pub const HX_RESWAP: &str = "hx-reswap";
+    /// The event sequence a response was rendered at (see `events::EventBus`): the page's
+    /// script compares it with the live stream to fetch again what it may have missed.
+    pub const SINCE: &str = "x-homelab-since";
 }
 
 /// Form field carrying the CSRF token for plain (non-htmx) forms.
@@ -111,6 +114,8 @@ pub mod sse_event {
     pub const DEPLOY: &str = "deploy";
     pub const APPS: &str = "apps";
     pub const UPDATE: &str = "update";
+    /// The first event of every stream: the last sequence number of each topic above.
+    pub const HELLO: &str = "hello";
     /// The last event of a stream whose session ended: the page closes the stream itself
     /// (so the browser reports no broken connection) and goes to the sign-in page.
     pub const SIGNED_OUT: &str = "signed-out";

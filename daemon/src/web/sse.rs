@@ -16,7 +16,7 @@ use super::context::Ctx;
 use super::error::WebError;
 use super::paths::sse_event;
 use super::views;
-use crate::events::Event;
+use crate::events::{Event, Topic};
 use crate::store::{UiMode, now_unix};
 
 /// When the session could not be checked (the database busy or closing), try again this much
@@ -34,7 +34,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// stream re-checks its own session, one indexed query; nothing polls.
 struct StreamState {
     state: AppState,
-    rx: tokio::sync::broadcast::Receiver<Event>,
+    rx: tokio::sync::broadcast::Receiver<(u64, Event)>,
     stopping: tokio::sync::watch::Receiver<bool>,
     sessions_ended: tokio::sync::watch::Receiver<u64>,
     /// When to re-check the session unprompted: its idle expiry as last seen.
@@ -43,6 +43,8 @@ struct StreamState {
     advanced: bool,
     /// The session is gone and the page has been told; the stream ends next.
     signed_out: bool,
+    /// The first event to send: where each topic stands (see `hello`).
+    hello: Option<SseEvent>,
 }
 
 impl StreamState {
@@ -86,15 +88,21 @@ pub async fn events(
         token_hash: user.token_hash.clone(),
         advanced: user.ui_mode == UiMode::Advanced,
         signed_out: false,
+        hello: None,
         state,
     };
     // Subscribed first, then checked: a sign-out between the guard and here is not missed.
     if !st.session_alive().await {
         return Err(WebError::unauthenticated());
     }
+    // Read after subscribing: every event numbered after these figures reaches this stream.
+    st.hello = Some(hello(&st.state));
     let stream = stream::unfold(st, |mut st| async move {
         if st.signed_out {
             return None;
+        }
+        if let Some(first) = st.hello.take() {
+            return Some((Ok(first), st));
         }
         loop {
             tokio::select! {
@@ -114,9 +122,9 @@ pub async fn events(
                     }
                 }
                 msg = st.rx.recv() => match msg {
-                    Ok(event) => {
+                    Ok((seq, event)) => {
                         if let Some(sse) = render(&event, st.advanced) {
-                            return Some((Ok(sse), st));
+                            return Some((Ok(sse.id(seq.to_string())), st));
                         }
                     }
                     // A slow page missed some events; later ones still arrive.
@@ -141,6 +149,32 @@ fn signed_out() -> SseEvent {
     SseEvent::default()
         .event(sse_event::SIGNED_OUT)
         .data(super::paths::LOGIN)
+}
+
+/// Where each topic stands when the stream opens, e.g. `{"devices":12,"deploy":0,…}`. The
+/// page compares it with the sequence its parts were rendered at (`data-since`, or the
+/// page's `homelab-since`) and fetches again any part whose topic moved since: events sent
+/// before the stream opened, or while it was reconnecting, are not lost.
+fn hello(state: &AppState) -> SseEvent {
+    let topics: serde_json::Map<String, serde_json::Value> = state
+        .events
+        .last_of_topics()
+        .into_iter()
+        .map(|(t, n)| (topic_event(t).to_string(), n.into()))
+        .collect();
+    SseEvent::default()
+        .event(sse_event::HELLO)
+        .data(serde_json::Value::Object(topics).to_string())
+}
+
+/// The SSE event name of a topic: the name live page parts listen for (`sse:devices`).
+fn topic_event(t: Topic) -> &'static str {
+    match t {
+        Topic::Devices => sse_event::DEVICES,
+        Topic::Deploy => sse_event::DEPLOY,
+        Topic::Apps => sse_event::APPS,
+        Topic::Update => sse_event::UPDATE,
+    }
 }
 
 fn render(event: &Event, advanced: bool) -> Option<SseEvent> {

@@ -112,6 +112,7 @@ const STEPS: [DeploymentState; 7] = [
 struct ProgressTemplate<'a> {
     d: &'a DeploymentRow,
     app_name: String,
+    heading: String,
     words: &'static str,
     eta: String,
     live: bool,
@@ -126,9 +127,7 @@ struct ProgressTemplate<'a> {
 #[template(path = "pages/deployment.html")]
 struct DeploymentPage {
     id: i64,
-    slug: String,
     app_name: String,
-    heading: String,
     progress: String,
 }
 
@@ -181,13 +180,11 @@ async fn progress_html(
         d.state,
         DeploymentState::Running | DeploymentState::RolledBack
     );
-    let elapsed = (now_unix() - d.started_at).max(0);
-    let eta = if live && d.progress >= 10 && d.progress < 100 {
-        let left = elapsed * (100 - d.progress) / d.progress.max(1);
-        super::format_duration(left.max(1) as u64)
-    } else {
-        String::new()
-    };
+    let eta = time_left(
+        &d,
+        now_unix(),
+        state.deployer.config.health_timeout.as_secs(),
+    );
     let url = state
         .store
         .app(d.slug.clone())
@@ -197,6 +194,7 @@ async fn progress_html(
     let html = ProgressTemplate {
         d: &d,
         app_name: app_name.clone(),
+        heading: heading(&d, &app_name),
         words: d.state.words(),
         eta,
         live,
@@ -208,6 +206,86 @@ async fn progress_html(
     }
     .render()?;
     Ok((d, app_name, html))
+}
+
+/// Where the step stands in time, in words, for after the step's name: an estimate only where
+/// there is something to measure (a download's pace), the known limit where Homelab gives up
+/// (the health check), and otherwise what is usual, saying so once a step runs long. Never
+/// "0 min left".
+fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
+    use crate::units::human_duration;
+    // Rows from before the state clock existed count from the deployment's start.
+    let since = if d.state_at > 0 {
+        d.state_at
+    } else {
+        d.started_at
+    };
+    let in_step = (now - since).max(0) as u64;
+    let long = "taking longer than usual";
+    match d.state {
+        DeploymentState::Validating
+        | DeploymentState::Preparing
+        | DeploymentState::Configuring
+        | DeploymentState::Failed
+        | DeploymentState::RollingBack => {
+            if in_step > 20 {
+                long.into()
+            } else {
+                "a few seconds".into()
+            }
+        }
+        DeploymentState::Pulling => {
+            // Downloads run from 20 % to 60 % of the bar.
+            let done = (d.progress - 20).clamp(0, 40) as u64;
+            if done < 2 || in_step < 3 {
+                return "how long depends on your internet connection".into();
+            }
+            let left = in_step * (40 - done) / done;
+            if left < 60 {
+                "less than a minute left".into()
+            } else {
+                format!("about {} left", human_duration(left - left % 60))
+            }
+        }
+        DeploymentState::Starting => {
+            if in_step > 60 {
+                long.into()
+            } else {
+                "usually under a minute".into()
+            }
+        }
+        DeploymentState::HealthCheck => {
+            let left = health_timeout.saturating_sub(in_step);
+            if in_step < 30 {
+                "usually under a minute".into()
+            } else {
+                format!(
+                    "Homelab waits {} more at most",
+                    human_duration(left.max(1).div_ceil(10) * 10)
+                )
+            }
+        }
+        DeploymentState::Running
+        | DeploymentState::RolledBack
+        | DeploymentState::Removing
+        | DeploymentState::Done => String::new(),
+    }
+}
+
+/// The page heading for where a deployment got to.
+fn heading(d: &DeploymentRow, app: &str) -> String {
+    let device = &d.device_name;
+    let update = d.kind == "update";
+    match (d.state, update) {
+        (DeploymentState::Running, false) => format!("{app} is running on {device}"),
+        (DeploymentState::Running, true) => format!("{app} was updated on {device}"),
+        (DeploymentState::RolledBack, false) => format!("{app} was not installed on {device}"),
+        (DeploymentState::RolledBack, true) => format!("{app} was not updated on {device}"),
+        (s, false) if s.went_wrong() => format!("Installing {app} on {device} failed"),
+        (s, true) if s.went_wrong() => format!("Updating {app} on {device} failed"),
+        (_, false) => format!("Installing {app} on {device}"),
+        (_, true) => format!("Updating {app} on {device}"),
+    }
 }
 
 /// The journal's last step name mapped to the state it belongs to.
@@ -226,16 +304,9 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     let (d, app_name, progress) = progress_html(&state, &ctx, id).await?;
-    let heading = if d.kind == "update" {
-        format!("Updating {app_name} on {}", d.device_name)
-    } else {
-        format!("Installing {app_name} on {}", d.device_name)
-    };
     let partial = DeploymentPage {
         id: d.id,
-        slug: d.slug.clone(),
         app_name: app_name.clone(),
-        heading,
         progress,
     }
     .render()?;
@@ -344,4 +415,97 @@ pub async fn secrets(
 ) -> Result<Response, WebError> {
     let secrets = actions::apps::reveal_secrets(&state, &ctx, &slug).await?;
     Ok(Html(SecretsTemplate { secrets }.render()?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: DeploymentState, progress: i64, in_step: i64) -> (DeploymentRow, i64) {
+        let now = 1_000_000;
+        let d = DeploymentRow {
+            id: 1,
+            slug: "vaultwarden".into(),
+            kind: "deploy".into(),
+            device_id: 1,
+            device_name: "Server 2".into(),
+            state,
+            progress,
+            message: String::new(),
+            error: None,
+            placement: "[]".into(),
+            request: "{}".into(),
+            compose: String::new(),
+            env_keys: "[]".into(),
+            started_at: now - 600,
+            finished_at: None,
+            state_at: now - in_step,
+        };
+        (d, now)
+    }
+
+    /// (state, progress, seconds in the step, the words after the step's name)
+    #[test]
+    fn time_left_is_honest() {
+        use DeploymentState as S;
+        let cases = [
+            (S::Validating, 0, 2, "a few seconds"),
+            (S::Validating, 0, 40, "taking longer than usual"),
+            (
+                S::Pulling,
+                20,
+                1,
+                "how long depends on your internet connection",
+            ),
+            (S::Pulling, 30, 60, "about 3 min left"), // a quarter in a minute: three to go
+            (S::Pulling, 58, 20, "less than a minute left"),
+            (S::Starting, 70, 10, "usually under a minute"),
+            // The cable-pull stall: never "0 min left".
+            (S::Starting, 70, 47, "usually under a minute"),
+            (S::Starting, 70, 90, "taking longer than usual"),
+            (S::HealthCheck, 90, 5, "usually under a minute"),
+            (S::HealthCheck, 95, 60, "Homelab waits 2 min more at most"),
+            (S::HealthCheck, 99, 179, "Homelab waits 10 s more at most"),
+            (S::Running, 100, 1, ""),
+            (S::RolledBack, 100, 1, ""),
+        ];
+        for (state, progress, in_step, words) in cases {
+            let (d, now) = row(state, progress, in_step);
+            assert_eq!(
+                time_left(&d, now, 180),
+                words,
+                "{state:?} {progress} {in_step}"
+            );
+        }
+    }
+
+    #[test]
+    fn heading_follows_the_outcome() {
+        use DeploymentState as S;
+        for (state, kind, words) in [
+            (S::Starting, "deploy", "Installing Vaultwarden on Server 2"),
+            (S::Running, "deploy", "Vaultwarden is running on Server 2"),
+            (
+                S::RollingBack,
+                "deploy",
+                "Installing Vaultwarden on Server 2 failed",
+            ),
+            (
+                S::RolledBack,
+                "deploy",
+                "Vaultwarden was not installed on Server 2",
+            ),
+            (S::Pulling, "update", "Updating Vaultwarden on Server 2"),
+            (S::Running, "update", "Vaultwarden was updated on Server 2"),
+            (
+                S::RolledBack,
+                "update",
+                "Vaultwarden was not updated on Server 2",
+            ),
+        ] {
+            let (mut d, _) = row(state, 50, 1);
+            d.kind = kind.into();
+            assert_eq!(heading(&d, "Vaultwarden"), words);
+        }
+    }
 }

@@ -112,6 +112,8 @@ struct BaseTemplate<'a> {
     username: &'a str,
     mode: &'static str,
     advanced: bool,
+    /// The event sequence the page was rendered at (see `events::EventBus`).
+    since: u64,
     nav: String,
     content: String,
 }
@@ -150,6 +152,7 @@ pub fn page(
         username: &user.username,
         mode: user.ui_mode.as_str(),
         advanced: user.ui_mode == UiMode::Advanced,
+        since: ctx.since,
         nav: nav_html(section, false)?,
         content: partial,
     };

@@ -15,13 +15,11 @@ use crate::web::error::WebError;
 #[template(path = "pages/dashboard.html")]
 struct Dashboard<'a> {
     title: &'a str,
-    username: &'a str,
     advanced: bool,
     version: &'static str,
     schema_version: i64,
     uptime: String,
     pool: String,
-    has_devices: bool,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -34,16 +32,14 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
     } else {
         0
     };
-    let (pool, devices) = super::devices::pool_html(&state, &ctx).await?;
+    let (pool, _) = super::devices::pool_html(&state, &ctx).await?;
     let partial = Dashboard {
         title: "Dashboard",
-        username: &user.username,
         advanced,
         version: crate::VERSION,
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
-        has_devices: devices > 0,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)

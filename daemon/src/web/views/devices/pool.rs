@@ -31,6 +31,18 @@ struct Pool<'a> {
     load_pct_bar: u64,
     apps: u64,
     cards: &'a str,
+    start: String,
+}
+
+/// The first-run list, ticked as the owner goes (it lives in the pool's live part, so an
+/// install or a new device ticks it at once).
+#[derive(Template)]
+#[template(path = "partials/getting_started.html")]
+struct GettingStarted<'a> {
+    username: &'a str,
+    has_devices: bool,
+    /// Apps installed, whatever their state.
+    apps: usize,
 }
 
 /// The homelab as one system: totals over reachable devices, then every device's card.
@@ -64,6 +76,13 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
             .filter(|e| state_of(e).is_some_and(|s| states.contains(&s)))
             .count()
     };
+    let installed = state.store.apps().await?;
+    let start = GettingStarted {
+        username: &ctx.user()?.username,
+        has_devices: !board.entries.is_empty(),
+        apps: installed.len(),
+    }
+    .render()?;
     let html = Pool {
         total: board.entries.len(),
         online: count(&["online", "degraded"]),
@@ -79,14 +98,12 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
         load_pct,
         load_pct_bar: load_pct.min(100),
         // Apps Homelab deployed and finds running (containers of other tools are not apps).
-        apps: state
-            .store
-            .apps()
-            .await?
+        apps: installed
             .iter()
             .filter(|a| a.state == crate::deploy::RunState::Running)
             .count() as u64,
         cards: if board.entries.is_empty() { "" } else { &cards },
+        start,
     }
     .render()?;
     Ok((html, board.entries.len()))
