@@ -366,7 +366,7 @@ def main():
                 deploy_url = page.url
                 page.click("#nav >> text=Dashboard")
                 expect(page.locator(".device-card[data-device='Server Two']")).to_contain_text(
-                    re.compile(r"\b1 (app )?running"), timeout=15000)
+                    re.compile(r"(^|\D)1 (app )?running"), timeout=15000)
                 expect(page.locator("#start-app")).to_have_class(re.compile(r"\bdone\b"))
                 w.shot("08b2-dashboard-with-app")
                 page.goto(deploy_url)
