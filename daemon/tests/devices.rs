@@ -160,7 +160,7 @@ async fn each_connection_problem_is_explained() {
                 ("method", "password"),
                 ("password", pw.as_str()),
             ],
-            "remote login (SSH) is not enabled",
+            "does not accept remote logins",
         ),
         (form("C", lab::NOTHING_THERE, &pw), "powered on"),
     ];
@@ -193,6 +193,18 @@ async fn each_connection_problem_is_explained() {
         .await
         .unwrap();
     assert!(html.contains("Ready to add"), "{html}");
+    assert!(html.contains("The device is ready for apps."), "{html}");
+    // Advanced mode names the engine and its version.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = s
+        .post_htmx("/devices/test", &session, &form("E", &server, &pw))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         html.contains("Docker 20.") || html.contains("Docker 2"),
         "{html}"
@@ -203,6 +215,32 @@ async fn each_connection_problem_is_explained() {
 async fn a_device_without_docker_is_reported_with_the_fix() {
     let (s, session) = signed_in(Options::new("no-docker")).await;
     let pw = lab::password();
+    let html = s
+        .post_htmx(
+            "/devices/test",
+            &session,
+            &form("Bare", &lab::ip("bare-01"), &pw),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    // Basic mode says what it means, and offers to set it up.
+    assert!(
+        html.contains("This device is not set up for apps yet."),
+        "{html}"
+    );
+    assert!(html.contains("Set it up for apps"), "{html}");
+    assert!(html.contains("Password to make changes"), "{html}");
+    assert!(
+        !html.contains("apt-get"),
+        "no commands in Basic mode: {html}"
+    );
+    // Advanced mode names Docker and shows the command.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
     let html = s
         .post_htmx(
             "/devices/test",
