@@ -64,12 +64,13 @@ pub struct CandidateView {
 #[template(path = "partials/scan.html")]
 struct ScanView {
     candidates: Vec<CandidateView>,
+    advanced: bool,
 }
 
 /// How long "Scan my network" listens for mDNS answers.
 const SCAN_LISTEN: std::time::Duration = std::time::Duration::from_secs(3);
 
-pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
+pub async fn scan(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let found = crate::discovery::scan(SCAN_LISTEN, state.mdns_interfaces.clone()).await;
     let devices = state.store.devices().await?;
     let mut candidates: Vec<CandidateView> = found
@@ -87,7 +88,14 @@ pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
         .collect();
     // Likely devices first: SSH open, then named ones.
     candidates.sort_by_key(|c| (!c.ssh, c.source != "mDNS", c.name.clone()));
-    Ok(Html(ScanView { candidates }.render()?).into_response())
+    Ok(Html(
+        ScanView {
+            candidates,
+            advanced: advanced(&ctx),
+        }
+        .render()?,
+    )
+    .into_response())
 }
 
 /// The add-device form.

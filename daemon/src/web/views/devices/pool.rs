@@ -31,6 +31,8 @@ struct Pool<'a> {
     load_pct_bar: u64,
     apps: u64,
     cards: &'a str,
+    /// Advanced mode names RAM, cores and load; Basic says memory, storage and "busy".
+    advanced: bool,
 }
 
 /// The homelab as one system: totals over reachable devices, then every device's card.
@@ -87,6 +89,7 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
             .filter(|a| a.state == crate::deploy::RunState::Running)
             .count() as u64,
         cards: if board.entries.is_empty() { "" } else { &cards },
+        advanced: super::advanced(ctx),
     }
     .render()?;
     Ok((html, board.entries.len()))
