@@ -621,7 +621,13 @@ async fn over_long_usernames_are_refused_without_being_stored_and_still_count() 
     let settings = s.get("/settings", &session).await.text().await.unwrap();
     assert!(settings.contains(&format!("Failed sign-in as “{}…”", "a".repeat(64))));
     assert!(!settings.contains(&"a".repeat(65)));
-    // And it says what a password change does to API tokens and other browsers.
+    // And, in Advanced mode (where tokens are), it says what a password change does to API
+    // tokens and other browsers.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let settings = s.get("/settings", &session).await.text().await.unwrap();
     assert!(
         settings.contains("API tokens keep working"),
         "Settings explains tokens"

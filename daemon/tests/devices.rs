@@ -96,7 +96,18 @@ async fn adopting_by_password_installs_our_key_and_forgets_the_password() {
 
     // The dashboard counts it.
     let dash = s.get("/", &session).await.text().await.unwrap();
-    assert!(dash.contains("8.0 GB RAM, 4 cores"), "pool summary: {dash}");
+    assert!(dash.contains("8.0 GB memory"), "pool summary: {dash}");
+    // Advanced mode counts cores too.
+    for mode in ["advanced", "basic"] {
+        let res = s
+            .post_htmx("/settings/mode", &session, &[("mode", mode)])
+            .await;
+        assert_eq!(res.status(), 200);
+        if mode == "advanced" {
+            let dash = s.get("/", &session).await.text().await.unwrap();
+            assert!(dash.contains("8.0 GB RAM, 4 cores"), "pool summary: {dash}");
+        }
+    }
 
     // Adding the same address again is refused and says under which name it exists.
     let pw = lab::password();
@@ -160,7 +171,7 @@ async fn each_connection_problem_is_explained() {
                 ("method", "password"),
                 ("password", pw.as_str()),
             ],
-            "remote login (SSH) is not enabled",
+            "does not accept remote logins",
         ),
         (form("C", lab::NOTHING_THERE, &pw), "powered on"),
     ];
@@ -193,6 +204,18 @@ async fn each_connection_problem_is_explained() {
         .await
         .unwrap();
     assert!(html.contains("Ready to add"), "{html}");
+    assert!(html.contains("The device is ready for apps."), "{html}");
+    // Advanced mode names the engine and its version.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = s
+        .post_htmx("/devices/test", &session, &form("E", &server, &pw))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         html.contains("Docker 20.") || html.contains("Docker 2"),
         "{html}"
@@ -203,6 +226,32 @@ async fn each_connection_problem_is_explained() {
 async fn a_device_without_docker_is_reported_with_the_fix() {
     let (s, session) = signed_in(Options::new("no-docker")).await;
     let pw = lab::password();
+    let html = s
+        .post_htmx(
+            "/devices/test",
+            &session,
+            &form("Bare", &lab::ip("bare-01"), &pw),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    // Basic mode says what it means, and offers to set it up.
+    assert!(
+        html.contains("This device is not set up for apps yet."),
+        "{html}"
+    );
+    assert!(html.contains("Set it up for apps"), "{html}");
+    assert!(html.contains("Password to make changes"), "{html}");
+    assert!(
+        !html.contains("apt-get"),
+        "no commands in Basic mode: {html}"
+    );
+    // Advanced mode names Docker and shows the command.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
     let html = s
         .post_htmx(
             "/devices/test",
@@ -448,7 +497,7 @@ async fn a_changed_host_key_blocks_the_device_until_trusted() {
         .wait_page(&session, id, "blocked", |p| p.contains("badge-blocked"))
         .await;
     assert!(page.contains("This device's identity changed"));
-    assert!(page.contains("trust the new key"));
+    assert!(page.contains("trust its new identity"));
     let res = s
         .post_htmx(&format!("/devices/{id}/trust-key"), &session, &[])
         .await;

@@ -34,6 +34,11 @@ async fn docker_is_installed_for_the_user_then_the_device_is_added() {
 
     let s = start_with(Options::new("docker-install")).await;
     let (session, _) = s.claim().await;
+    // Advanced mode: this test reads the technical detail (system, commands, sudo's words).
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert_eq!(res.status(), 200);
     let pw = lab::password();
     let ip = lab::ip(DEVICE);
     let form = |extra: &[(&'static str, String)]| {

@@ -130,8 +130,12 @@ pub struct Manifest {
     /// Ports a host-network app binds on the device.
     #[serde(default)]
     pub host_ports: Vec<u16>,
+    /// What the owner should know after installing, in plain words (shown in both modes).
     #[serde(default)]
     pub notes: String,
+    /// The technical part of the notes (admin paths, ports, tokens), shown in Advanced mode only.
+    #[serde(default)]
+    pub advanced_notes: String,
     /// The app mounts the device's Docker socket (e.g. Portainer), which gives it full control
     /// of the device; without this a recipe may not mount it.
     #[serde(default)]

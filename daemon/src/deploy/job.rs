@@ -163,10 +163,10 @@ impl Deployer {
                     &slug,
                     DeploymentState::Running,
                     100,
-                    format!("{name} is running at {url}"),
+                    format!("{name} is running on {}.", job.device.name),
                 )
                 .await;
-                tracing::info!(deployment = job.id, app = %slug, kind = job.kind, secs = started.elapsed().as_secs_f64(), "deployment finished");
+                tracing::info!(deployment = job.id, app = %slug, kind = job.kind, url = %url, secs = started.elapsed().as_secs_f64(), "deployment finished");
                 let (action, what) = if update {
                     (
                         "app.update",

@@ -166,9 +166,10 @@ pub enum DeployError {
         device: String,
         detail: String,
     },
+    /// `image` and the engine's words are the detail ("What I did", Advanced mode).
     #[error(
-        "The image {image} could not be downloaded on {device}: {detail}. Check that the \
-         device can reach the internet (or load the image onto it), then try again."
+        "{device} could not download the app. Check that it can reach the internet, then try \
+         again."
     )]
     PullFailed {
         image: String,
@@ -308,6 +309,9 @@ impl DeployError {
                 Some(detail.clone())
             }
             DeployError::HealthCheckFailed(h) => h.detail(),
+            DeployError::PullFailed { image, detail, .. } => {
+                Some(format!("downloading {image}: {detail}"))
+            }
             _ => None,
         }
     }
@@ -620,8 +624,8 @@ mod tests {
                     device: "pi".into(),
                     detail: "timeout".into(),
                 },
-                "The image a/b:1 could not be downloaded on pi: timeout. Check that the device \
-                 can reach the internet (or load the image onto it), then try again.",
+                "pi could not download the app. Check that it can reach the internet, then try \
+                 again.",
             ),
             (
                 DeployError::RemovalNeedsDevice {

@@ -27,6 +27,18 @@ pub struct Check {
     pub fix: Option<String>,
     /// A command to copy, when one fixes it.
     pub command: Option<String>,
+    /// The same check in Basic mode's words (no product names, addresses with ports, or
+    /// system errors); `None` where the technical wording is already plain.
+    #[serde(skip)]
+    pub plain: Plain,
+}
+
+/// What Basic mode shows of a check instead of its technical wording.
+#[derive(Debug, Clone, Default)]
+pub struct Plain {
+    pub label: Option<&'static str>,
+    pub message: Option<String>,
+    pub fix: Option<String>,
 }
 
 /// The whole report.
@@ -58,6 +70,7 @@ impl Report {
             message: message.into(),
             fix: None,
             command: None,
+            plain: Plain::default(),
         });
         self.checks.last_mut().expect("just pushed")
     }
@@ -72,36 +85,62 @@ impl Check {
         self.command = Some(cmd.into());
         self
     }
+    /// Basic mode's label and message for this check.
+    pub fn plain(&mut self, label: &'static str, message: impl Into<String>) -> &mut Check {
+        self.plain.label = Some(label);
+        self.plain.message = Some(message.into());
+        self
+    }
+    /// Basic mode's fix (commands are never shown there).
+    pub fn plain_fix(&mut self, fix: impl Into<String>) -> &mut Check {
+        self.plain.fix = Some(fix.into());
+        self
+    }
 }
 
 /// Adds the failing check for an SSH error.
 pub fn connection_failed(report: &mut Report, e: &SshError, user: &str) {
+    let plain = e.plain();
     match e {
         SshError::AuthFailed { .. } => {
             report.push("Reach the device", Outcome::Pass, "The device answered.");
             report
                 .push("Log in", Outcome::Fail, e.to_string())
-                .fix(format!("Check the password or key for “{user}”, and that this user may log in remotely."));
+                .fix(format!("Check the password or key for “{user}”, and that this user may log in remotely."))
+                .plain("Log in", plain)
+                .plain_fix(format!("Check the password for “{user}”, and that this user may log in from another computer."));
         }
         SshError::HostKeyChanged { .. } => {
             report.push("Reach the device", Outcome::Pass, "The device answered.");
-            report.push("Device identity", Outcome::Fail, e.to_string());
+            report
+                .push("Device identity", Outcome::Fail, e.to_string())
+                .plain("Device identity", plain);
         }
         SshError::Key(_) => {
-            report.push("Device login", Outcome::Fail, e.to_string());
+            report
+                .push("Device login", Outcome::Fail, e.to_string())
+                .plain("Device login", plain);
         }
         SshError::Refused { .. } => {
             report
                 .push("Reach the device", Outcome::Fail, e.to_string())
                 .command(
                     "sudo apt-get install -y openssh-server && sudo systemctl enable --now ssh",
-                );
+                )
+                .plain("Reach the device", plain);
         }
         _ => {
-            report.push("Reach the device", Outcome::Fail, e.to_string());
+            report
+                .push("Reach the device", Outcome::Fail, e.to_string())
+                .plain("Reach the device", plain);
         }
     }
 }
+
+/// Basic mode's label for every check of the app engine (Docker and Compose).
+const READY_FOR_APPS: &str = "Ready for apps";
+/// Where Basic mode sends the owner for a command it does not show.
+const SEE_ADVANCED: &str = "Advanced mode (in Settings) shows the command to run on the device.";
 
 /// Decides from the device's point of view whether Docker is there, running, usable by this
 /// user, and whether Compose is installed. Fixed script; the socket path is data ($1).
@@ -124,11 +163,19 @@ pub async fn docker(
     let verdict = match probe {
         Ok(out) => out.stdout_text().trim().to_string(),
         Err(e) => {
-            report.push(
-                "Docker",
-                Outcome::Fail,
-                format!("Could not check Docker: {e}"),
-            );
+            report
+                .push(
+                    "Docker",
+                    Outcome::Fail,
+                    format!("Could not check Docker: {e}"),
+                )
+                .plain(
+                    READY_FOR_APPS,
+                    format!(
+                        "Could not check whether the device is ready for apps. {}",
+                        e.plain()
+                    ),
+                );
             return None;
         }
     };
@@ -145,23 +192,28 @@ pub async fn docker(
                     Outcome::Fail,
                     "Docker is not installed on this device.",
                 )
-                .command(command);
+                .command(command)
+                .plain(READY_FOR_APPS, "This device is not set up for apps yet.");
             use super::install::{Family, Privilege};
             match &assessment {
                 Some(a) if a.family != Family::Other && a.privilege != Privilege::None => {
                     check.fix(format!(
                         "Homelab can install it for you from {}'s own packages, or run this on the device, then test again.",
                         a.system
-                    ));
+                    )).plain_fix("Homelab can set it up for you: press “Set it up for apps” below.");
                     report.docker_install = assessment;
                 }
                 Some(a) if a.privilege == Privilege::None => {
                     check.fix(format!(
                         "“{user}” cannot become root there (no sudo), so Homelab cannot install it. Run this as root, then test again."
+                    )).plain_fix(format!(
+                        "“{user}” may not make changes to this device, so Homelab cannot set it up. Log in as its administrator instead. {SEE_ADVANCED}"
                     ));
                 }
                 _ => {
-                    check.fix("Install Docker on the device, then test again.");
+                    check
+                        .fix("Install Docker on the device, then test again.")
+                        .plain_fix(format!("Homelab does not know how to set up this kind of device. {SEE_ADVANCED}"));
                 }
             }
             return None;
@@ -174,7 +226,9 @@ pub async fn docker(
                     format!("Docker is installed but not running (no socket at {socket})."),
                 )
                 .fix("Start Docker and make it start at boot, then test again.")
-                .command("sudo systemctl enable --now docker");
+                .command("sudo systemctl enable --now docker")
+                .plain(READY_FOR_APPS, "The device has what apps need, but it is switched off.")
+                .plain_fix(format!("Switch it on and make it start with the device, then test again. {SEE_ADVANCED}"));
             return None;
         }
         "NO_ACCESS" => {
@@ -188,6 +242,13 @@ pub async fn docker(
                 .command(format!(
                     "sudo usermod -aG docker {}",
                     ssh::command::quote(user)
+                ))
+                .plain(
+                    READY_FOR_APPS,
+                    format!("“{user}” may not run apps on this device."),
+                )
+                .plain_fix(format!(
+                    "Allow this login to run apps, then test again. {SEE_ADVANCED}"
                 ));
             return None;
         }
@@ -200,48 +261,63 @@ pub async fn docker(
             report
                 .push("Docker", Outcome::Fail, format!("Docker could not be reached over the device login: {e}"))
                 .fix("Allow socket forwarding in the device's SSH server settings, then restart it.")
-                .command("echo 'AllowStreamLocalForwarding yes' | sudo tee /etc/ssh/sshd_config.d/homelab.conf && sudo systemctl restart ssh");
+                .command("echo 'AllowStreamLocalForwarding yes' | sudo tee /etc/ssh/sshd_config.d/homelab.conf && sudo systemctl restart ssh")
+                .plain(READY_FOR_APPS, "The device's remote login settings keep Homelab from starting apps there.")
+                .plain_fix(format!("Change one remote login setting on the device, then test again. {SEE_ADVANCED}"));
             return None;
         }
     };
     match docker.version().await {
         Ok(v) => {
             let version = v.version.unwrap_or_default();
-            report.push(
-                "Docker",
-                Outcome::Pass,
-                format!(
-                    "Docker {version} is running (API {}).",
-                    v.api_version.unwrap_or_default()
-                ),
-            );
+            report
+                .push(
+                    "Docker",
+                    Outcome::Pass,
+                    format!(
+                        "Docker {version} is running (API {}).",
+                        v.api_version.unwrap_or_default()
+                    ),
+                )
+                .plain(READY_FOR_APPS, "The device is ready for apps.");
             report.docker_version = Some(version);
         }
         Err(e) => {
-            report.push(
-                "Docker",
-                Outcome::Fail,
-                format!("Docker did not answer: {e}"),
-            );
+            report
+                .push(
+                    "Docker",
+                    Outcome::Fail,
+                    format!("Docker did not answer: {e}"),
+                )
+                .plain(
+                    READY_FOR_APPS,
+                    "The device's app engine did not answer. Try again in a minute.",
+                );
             return None;
         }
     }
     match verdict.as_str() {
         "COMPOSE_V2" => {
-            report.push("Compose", Outcome::Pass, "Docker Compose v2 is installed.");
+            report
+                .push("Compose", Outcome::Pass, "Docker Compose v2 is installed.")
+                .plain("Installing apps", "Homelab can install apps here.");
         }
         "COMPOSE_V1" => {
-            report.push(
-                "Compose",
-                Outcome::Pass,
-                "docker-compose (v1) is installed.",
-            );
+            report
+                .push(
+                    "Compose",
+                    Outcome::Pass,
+                    "docker-compose (v1) is installed.",
+                )
+                .plain("Installing apps", "Homelab can install apps here.");
         }
         _ => {
             report
                 .push("Compose", Outcome::Warn, "Docker Compose is not installed; apps will need it.")
                 .fix("Install the Compose plugin.")
-                .command("sudo apt-get install -y docker-compose-plugin || sudo apt-get install -y docker-compose");
+                .command("sudo apt-get install -y docker-compose-plugin || sudo apt-get install -y docker-compose")
+                .plain("Installing apps", "One part apps need to install is missing on this device.")
+                .plain_fix(SEE_ADVANCED);
         }
     }
     Some(docker)

@@ -288,18 +288,22 @@ impl Devices {
             .await
         {
             Ok(o) if o.success() => o,
+            // Reasons are shown to owners in both display modes, so they are plain; the
+            // technical detail goes to the log.
             Ok(o) => {
+                tracing::info!(device = %device.name, stderr = %o.stderr_text(), "reading the device's figures failed");
                 return PollResult {
                     state: State::Offline,
-                    reason: format!("Could not read the device's resources: {}", o.stderr_text()),
+                    reason: "Could not read the device's memory and storage figures. Homelab tries again at the next check.".into(),
                     facts: None,
                 };
             }
             Err(e) => {
+                tracing::info!(device = %device.name, error = %e, "reading the device's figures failed");
                 self.pool.forget(device.id).await;
                 return PollResult {
                     state: State::Offline,
-                    reason: e.to_string(),
+                    reason: e.plain(),
                     facts: None,
                 };
             }
@@ -343,17 +347,24 @@ impl Devices {
     }
 }
 
-/// The result for a device that could not be reached (or refused us).
+/// The result for a device that could not be reached (or refused us). The reason is the
+/// plain sentence owners see in either mode; the technical one is logged.
 fn unreachable(e: DeviceError) -> PollResult {
+    tracing::info!(error = %e, "a device could not be reached");
     match e {
         DeviceError::Ssh(e @ SshError::HostKeyChanged { .. }) => PollResult {
             state: State::Blocked,
-            reason: e.to_string(),
+            reason: e.plain(),
             facts: None,
         },
-        DeviceError::Ssh(e @ SshError::AuthFailed { .. }) => PollResult {
+        DeviceError::Ssh(SshError::AuthFailed { .. }) => PollResult {
             state: State::Blocked,
-            reason: format!("{e} This controller's key may have been removed from the device."),
+            reason: "The device refused Homelab's login; Homelab's key may have been removed from the device. Enter the device login again below.".into(),
+            facts: None,
+        },
+        DeviceError::Ssh(e) => PollResult {
+            state: State::Offline,
+            reason: e.plain(),
             facts: None,
         },
         e => PollResult {
@@ -487,7 +498,11 @@ fn poll_record(o: &Outcome) -> PollRecord {
 /// Online, or degraded with the most important reason.
 fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     if let Some(p) = docker_problem {
-        return (State::Degraded, format!("Docker is not usable: {p}"));
+        tracing::info!(problem = %p, "a device's Docker is not usable");
+        return (
+            State::Degraded,
+            "Apps cannot run here right now: the device's app engine does not answer.".into(),
+        );
     }
     if f.disk_total > 0
         && (f.disk_total - f.disk_free.min(f.disk_total)) as f64 / f.disk_total as f64
@@ -506,7 +521,7 @@ fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     {
         return (
             State::Degraded,
-            format!("{} app container(s) report a problem.", d.unhealthy),
+            format!("{} part(s) of your apps report a problem.", d.unhealthy),
         );
     }
     (State::Online, "Everything looks fine.".into())
@@ -534,6 +549,6 @@ mod tests {
             unhealthy: 2,
             ..DockerFacts::default()
         });
-        assert!(judge(&f, None).1.contains("2 app"));
+        assert!(judge(&f, None).1.contains("2 part(s) of your apps"));
     }
 }

@@ -160,6 +160,24 @@ pub enum InstallError {
 }
 
 impl InstallError {
+    /// The same news for Basic mode, without product or command names.
+    pub fn plain(&self) -> String {
+        match self {
+            InstallError::Unsupported(_) => "Homelab does not know how to set up this kind of device for apps. Advanced mode (in Settings) shows what to do by hand.".into(),
+            InstallError::NoPrivilege(user) | InstallError::NotSudoer(user) => format!(
+                "“{user}” may not make changes to this device, so Homelab cannot set it up. Log in as the device's administrator instead."
+            ),
+            InstallError::PasswordNeeded(user) => format!(
+                "The device asks for “{user}”'s password before making changes. Enter it in “Password to make changes” and try again."
+            ),
+            InstallError::WrongPassword(user) => format!(
+                "The device did not accept the password for “{user}”. Check it and try again."
+            ),
+            InstallError::Failed { .. } => "Setting the device up for apps did not finish. Nothing else was changed; Advanced mode (in Settings) shows what the device said. Try again.".into(),
+            InstallError::Ssh(e) => e.plain(),
+        }
+    }
+
     /// The device's own words, for the page (the package manager's output).
     pub fn log(&self) -> Option<&str> {
         match self {

@@ -221,11 +221,13 @@ impl Devices {
             }
         };
         report.host_key_fingerprint = Some(keys::fingerprint(&session.host_key));
-        report.push(
-            "Reach the device",
-            Outcome::Pass,
-            format!("The device at {} answered.", session.addr),
-        );
+        report
+            .push(
+                "Reach the device",
+                Outcome::Pass,
+                format!("The device at {} answered.", session.addr),
+            )
+            .plain("Reach the device", "The device answered.");
         report.push(
             "Log in",
             Outcome::Pass,

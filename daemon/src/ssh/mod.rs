@@ -72,6 +72,42 @@ pub enum SshError {
     Lost { addr: String },
 }
 
+impl SshError {
+    /// The same news for Basic mode: what happened and what to do, without addresses, ports,
+    /// protocol names or system error codes (those stay in `Display`, for Advanced mode and
+    /// logs).
+    pub fn plain(&self) -> String {
+        match self {
+            SshError::Unreachable { .. } => {
+                "Could not reach the device. Is it powered on and the address right?".into()
+            }
+            SshError::Timeout { .. } => {
+                "The device did not answer in time. Is it powered on and on this network?".into()
+            }
+            SshError::Refused { .. } => "The device answered but does not accept remote logins. \
+                 Turn on remote login on it (Advanced mode shows how), then try again."
+                .into(),
+            SshError::HostKeyChanged { .. } => "The device identifies itself differently than \
+                 before. Nothing was sent to it. If you reinstalled its system, trust its new \
+                 identity; otherwise someone may be impersonating it."
+                .into(),
+            SshError::AuthFailed { user } => {
+                format!("The device refused the login for “{user}”: wrong password or key file.")
+            }
+            SshError::Key(_) => "The key file could not be used. Paste the whole file, and its \
+                 passphrase if it has one."
+                .into(),
+            SshError::Protocol { .. } => "Homelab could not talk to the device. Try again; if it \
+                 keeps happening, Advanced mode shows the details."
+                .into(),
+            SshError::CommandTimeout(_) => "The device took too long to answer. Try again.".into(),
+            SshError::Lost { .. } => "The device stopped answering: it may be off, unplugged or \
+                 restarting. Check that it is on and connected, then try again."
+                .into(),
+        }
+    }
+}
+
 /// How to log in.
 pub enum Login {
     Password { user: String, password: Secret },

@@ -142,6 +142,8 @@ struct AppPage<'a> {
     ram_min: String,
     ram_rec: String,
     ports: String,
+    /// The architectures in Basic mode's words ("most PCs, Raspberry Pi 3 and newer").
+    runs_on: String,
     advanced: bool,
     deployed: Option<Deployed>,
     /// The app's latest deployment, when one exists (for "see the last attempt").
@@ -227,6 +229,7 @@ pub async fn show(
             .map(u16::to_string)
             .collect::<Vec<_>>()
             .join(", "),
+        runs_on: runs_on(&r.manifest.architectures),
         advanced: ctx
             .user()
             .map(|u| u.ui_mode == crate::store::UiMode::Advanced)
@@ -237,4 +240,24 @@ pub async fn show(
     }
     .render()?;
     page(&ctx, Section::Apps, &r.manifest.name, partial)
+}
+
+/// Which computers an app runs on, as an owner knows them rather than by architecture name.
+fn runs_on(architectures: &[String]) -> String {
+    let has = |a: &str| architectures.iter().any(|x| x == a);
+    let mut kinds = Vec::new();
+    if has("amd64") {
+        kinds.push("PCs and mini PCs");
+    }
+    match (has("arm64"), has("armv7")) {
+        (true, true) => kinds.push("Raspberry Pi 2 and newer"),
+        (true, false) => kinds.push("Raspberry Pi 3 and newer (64-bit system)"),
+        (false, true) => kinds.push("Raspberry Pi 2 and newer (32-bit system)"),
+        (false, false) => {}
+    }
+    if kinds.is_empty() {
+        "only some computers (Advanced mode shows which)".into()
+    } else {
+        kinds.join(", ")
+    }
 }

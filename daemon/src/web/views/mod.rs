@@ -309,12 +309,31 @@ struct AuditRow<'a> {
 }
 
 pub fn audit_row_html(entry: &AuditEntry, advanced: bool) -> String {
-    AuditRow {
-        e: &AuditView::from(entry),
-        advanced,
+    let mut e = AuditView::from(entry);
+    if !advanced {
+        e.detail = plain_detail(&e.detail);
     }
-    .render()
-    .unwrap_or_default()
+    AuditRow { e: &e, advanced }.render().unwrap_or_default()
+}
+
+/// An audit detail for Basic mode: without the parenthesised logins and addresses
+/// ("Added device “NAS” (homelab@192.168.1.20:22)" becomes "Added device “NAS”").
+pub fn plain_detail(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut rest = detail;
+    while let Some(open) = rest.find(" (") {
+        let Some(len) = rest[open..].find(')') else {
+            break;
+        };
+        let inside = &rest[open + 2..open + len];
+        out.push_str(&rest[..open]);
+        if !inside.contains('@') {
+            out.push_str(&rest[open..=open + len]);
+        }
+        rest = &rest[open + len + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// "2026-11-25 21:04 UTC". The box has no user time zone setting yet, so times say UTC.
@@ -343,5 +362,23 @@ pub fn format_duration(secs: u64) -> String {
         (0, 0) => format!("{m} min"),
         (0, _) => format!("{h} h {m} min"),
         _ => format!("{d} d {h} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_detail;
+
+    #[test]
+    fn basic_audit_details_leave_logins_and_addresses_out() {
+        assert_eq!(
+            plain_detail("Added device “NAS” (homelab@192.168.1.20:22)"),
+            "Added device “NAS”"
+        );
+        assert_eq!(
+            plain_detail("Set the update channel (updates only by hand)"),
+            "Set the update channel (updates only by hand)"
+        );
+        assert_eq!(plain_detail("Odd (unclosed"), "Odd (unclosed");
     }
 }

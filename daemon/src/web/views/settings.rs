@@ -76,7 +76,10 @@ struct HostNamesPartial<'a> {
 
 #[derive(Template)]
 #[template(path = "partials/password_result.html")]
-struct PasswordResult;
+struct PasswordResult {
+    /// API tokens are an Advanced-mode matter, so only Advanced mentions them.
+    advanced: bool,
+}
 
 pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError> {
     let user = ctx.user()?;
@@ -97,7 +100,13 @@ pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError
         .audit_recent(AUDIT_SHOWN)
         .await?
         .iter()
-        .map(AuditView::from)
+        .map(|entry| {
+            let mut e = AuditView::from(entry);
+            if !advanced {
+                e.detail = super::plain_detail(&e.detail);
+            }
+            e
+        })
         .collect();
     let partial = SettingsPage {
         advanced,
@@ -167,7 +176,8 @@ pub async fn change_password(
         Err(e) => return Ok(auth_error_response(e)),
     };
     // Every session ended with the change, this one included; this browser gets a new one.
-    let mut res = Html(PasswordResult.render()?).into_response();
+    let advanced = ctx.user()?.ui_mode == UiMode::Advanced;
+    let mut res = Html(PasswordResult { advanced }.render()?).into_response();
     super::auth::set_session_cookies(&mut res, &session, ctx.scheme);
     Ok(res)
 }

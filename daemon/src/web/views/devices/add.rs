@@ -64,12 +64,13 @@ pub struct CandidateView {
 #[template(path = "partials/scan.html")]
 struct ScanView {
     candidates: Vec<CandidateView>,
+    advanced: bool,
 }
 
 /// How long "Scan my network" listens for mDNS answers.
 const SCAN_LISTEN: std::time::Duration = std::time::Duration::from_secs(3);
 
-pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
+pub async fn scan(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let found = crate::discovery::scan(SCAN_LISTEN, state.mdns_interfaces.clone()).await;
     let devices = state.store.devices().await?;
     let mut candidates: Vec<CandidateView> = found
@@ -87,7 +88,14 @@ pub async fn scan(State(state): State<AppState>) -> Result<Response, WebError> {
         .collect();
     // Likely devices first: SSH open, then named ones.
     candidates.sort_by_key(|c| (!c.ssh, c.source != "mDNS", c.name.clone()));
-    Ok(Html(ScanView { candidates }.render()?).into_response())
+    Ok(Html(
+        ScanView {
+            candidates,
+            advanced: advanced(&ctx),
+        }
+        .render()?,
+    )
+    .into_response())
 }
 
 /// The add-device form.
@@ -174,14 +182,27 @@ fn report_with_install_html(
                 Outcome::Warn => ("warn", "warning", "!"),
                 Outcome::Fail => ("fail", "failed", "✕"),
             };
-            CheckView {
-                label: c.label,
-                outcome,
-                outcome_word,
-                icon,
-                message: c.message.clone(),
-                fix: c.fix.clone(),
-                command: c.command.clone(),
+            if advanced {
+                CheckView {
+                    label: c.label,
+                    outcome,
+                    outcome_word,
+                    icon,
+                    message: c.message.clone(),
+                    fix: c.fix.clone(),
+                    command: c.command.clone(),
+                }
+            } else {
+                // Basic mode: plain words, and no commands (Advanced shows them).
+                CheckView {
+                    label: c.plain.label.unwrap_or(c.label),
+                    outcome,
+                    outcome_word,
+                    icon,
+                    message: c.plain.message.clone().unwrap_or_else(|| c.message.clone()),
+                    fix: c.plain.fix.clone().or_else(|| c.fix.clone()),
+                    command: None,
+                }
             }
         })
         .collect();
@@ -231,23 +252,37 @@ pub async fn install_docker(
     let (outcome, report) =
         actions::devices::install_docker(&state, &ctx, input, form.sudo_password, form.fingerprint)
             .await?;
+    let advanced = advanced(&ctx);
+    // Basic mode: what it means, without the steps' technical names or the device's output.
     let installed = match outcome {
-        Ok(done) => InstallResultView {
+        Ok(done) if advanced => InstallResultView {
             ok: true,
             message: format!("Docker is installed ({:.0} s).", done.seconds),
             steps: done.steps,
             log: None,
         },
-        Err(e) => InstallResultView {
+        Ok(done) => InstallResultView {
+            ok: true,
+            message: format!("The device is set up for apps ({:.0} s).", done.seconds),
+            steps: Vec::new(),
+            log: None,
+        },
+        Err(e) if advanced => InstallResultView {
             ok: false,
             message: e.to_string(),
             steps: Vec::new(),
             log: e.log().map(str::to_string),
         },
+        Err(e) => InstallResultView {
+            ok: false,
+            message: e.plain(),
+            steps: Vec::new(),
+            log: None,
+        },
     };
     Ok(Html(report_with_install_html(
         &report,
-        advanced(&ctx),
+        advanced,
         Some(installed),
     )?)
     .into_response())

@@ -49,6 +49,8 @@ pub struct DeviceView {
     pub disk_path: String,
     pub cores: u32,
     pub load_text: String,
+    /// How busy the processor was over the last minute, for Basic mode (load per core).
+    pub busy_pct: u64,
     pub apps_text: String,
     pub os: String,
     pub hostname: String,
@@ -129,6 +131,13 @@ impl DeviceView {
             disk_path: f.disk_path.clone(),
             cores: f.cores,
             load_text: format!("{:.2} {:.2} {:.2}", f.load[0], f.load[1], f.load[2]),
+            busy_pct: if f.cores == 0 {
+                0
+            } else {
+                ((f.load[0] / f64::from(f.cores)) * 100.0)
+                    .round()
+                    .clamp(0.0, 100.0) as u64
+            },
             apps_text: match (running, stopped) {
                 (0, 0) => "no apps".into(),
                 (r, 0) => format!("{r} running"),

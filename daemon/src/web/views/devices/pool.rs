@@ -32,6 +32,8 @@ struct Pool<'a> {
     apps: u64,
     cards: &'a str,
     start: String,
+    /// Advanced mode names RAM, cores and load; Basic says memory, storage and "busy".
+    advanced: bool,
 }
 
 /// The first-run list, ticked as the owner goes (it lives in the pool's live part, so an
@@ -104,6 +106,7 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
             .count() as u64,
         cards: if board.entries.is_empty() { "" } else { &cards },
         start,
+        advanced: super::advanced(ctx),
     }
     .render()?;
     Ok((html, board.entries.len()))
