@@ -40,10 +40,11 @@ impl Deployer {
             mem_available: facts.mem_available,
             disk_free: facts.disk_free,
             cores: facts.cores,
-            load1: facts.load[0],
+            load: facts.load,
             uptime: 1.0,
             used_ports: vec![],
             apps: vec![],
+            gpu: !facts.gpu.is_empty(),
         };
         let ports = recipe.host_ports(settings);
         let need = Need::from_recipe(recipe, ports.clone());
