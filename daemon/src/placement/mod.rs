@@ -21,8 +21,8 @@ const W_STORAGE: f64 = 30.0;
 const W_PROCESSOR: f64 = 15.0;
 /// Taken out of the processor's 15 for an app that can use a graphics chip (video
 /// transcoding, photo recognition): the chip does that work many times faster than processor
-/// cores. More than [`CLOSE`], so such an app goes to the device with a chip unless another
-/// device is better by more than a near tie.
+/// cores. More than [`CLOSE`], so between otherwise equal devices the chip wins over
+/// spreading.
 const W_GRAPHICS: f64 = 5.0;
 const W_CALM: f64 = 10.0;
 const W_UPTIME: f64 = 5.0;
@@ -34,10 +34,10 @@ const W_UPTIME: f64 = 5.0;
 const GROWTH_ROOM: f64 = 4.0;
 
 /// Scores closer than this (out of 100) are a near tie, broken by spreading apps over
-/// devices. 3 points is what an ordinary poll-to-poll wobble moves (free memory and how busy
-/// a device is shift that much between two looks at an idle device), so choosing by it would
-/// be arbitrary; real differences are larger: a recommendation's worth more memory left is
-/// about 10 points, a graphics chip the app can use 5.
+/// devices. 3 points is about what the figures wobble between two polls of an unchanged device
+/// (how busy it is alone is worth 10 points; free memory moves as programs cache and free it),
+/// so choosing by it would be arbitrary; real differences are larger: the first
+/// recommendation's worth of memory left is 10 points, a graphics chip the app can use 5.
 pub const CLOSE: f64 = 3.0;
 
 /// A factor is named as deciding when it gives at least this many points more (a smaller
@@ -367,7 +367,7 @@ fn unit_interval(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
 }
 
-/// How well a device's `have` suits an app that recommends `want`, 0..1 (never 1). Short of
+/// How well a device's `have` suits an app that recommends `want`, 0..1. Short of
 /// the recommendation, up to half, in proportion. Beyond it, the other half is earned by what
 /// is left after placing the app, on the saturating curve `left / (left + unit)`: the first
 /// `unit` of room left is worth a quarter, each further one less, so a 2 TB disk still beats
