@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use homelabd::catalog::DataGrowth;
 use homelabd::placement::{Candidate, Need, rank};
 
 fn main() {
@@ -16,6 +17,8 @@ fn main() {
         cpu_recommended: 4,
         architectures: vec!["amd64".into(), "arm64".into()],
         host_ports: vec![2283],
+        data_grows: Some(DataGrowth::Photos),
+        uses_gpu: true,
     };
     // A varied fleet, deterministic (no RNG dependency): sizes and loads cycle with the index.
     let devices: Vec<Candidate> = (0..10_000)
@@ -32,7 +35,11 @@ fn main() {
             mem_available: ((i % 32) as u64 + 1) << 30,
             disk_free: ((i % 500) as u64 + 1) << 30,
             cores: (i % 16) as u32 + 1,
-            load1: (i % 10) as f64 / 3.0,
+            load: [
+                (i % 10) as f64 / 3.0,
+                (i % 7) as f64 / 3.0,
+                (i % 5) as f64 / 3.0,
+            ],
             uptime: (i % 100) as f64 / 100.0,
             used_ports: if i % 11 == 0 {
                 vec![22, 2283]
@@ -42,8 +49,9 @@ fn main() {
             apps: if i % 13 == 0 {
                 vec!["immich".into()]
             } else {
-                vec![]
+                (0..i % 4).map(|a| format!("app-{a}")).collect()
             },
+            gpu: i % 5 == 0,
         })
         .collect();
     let runs = 50;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use homelabd::catalog::{Catalog, Recipe, Source};
+use homelabd::catalog::{Catalog, DataGrowth, Hardware, Recipe, Source};
 
 const SEED_APPS: [&str; 10] = [
     "adguard-home",
@@ -44,6 +44,17 @@ fn all_seed_recipes_load_and_validate() {
                 "{image}"
             );
         }
+    }
+    // Placement's hints: apps whose data grows, and those that can use a graphics chip.
+    let grows = |slug: &str| c.recipes[slug].manifest.data_grows;
+    assert_eq!(grows("immich"), Some(DataGrowth::Photos));
+    assert_eq!(grows("jellyfin"), Some(DataGrowth::Media));
+    assert_eq!(grows("nextcloud"), Some(DataGrowth::Files));
+    assert_eq!(grows("paperless-ngx"), Some(DataGrowth::Documents));
+    assert_eq!(grows("vaultwarden"), None);
+    for slug in SEED_APPS {
+        let gpu = c.recipes[slug].manifest.hardware.contains(&Hardware::Gpu);
+        assert_eq!(gpu, ["immich", "jellyfin"].contains(&slug), "{slug}");
     }
     // Facts the rest of the product relies on.
     let vw = &c.recipes["vaultwarden"];
@@ -110,6 +121,13 @@ fn parse(manifest: &str, compose: &str) -> Result<Recipe, String> {
 #[test]
 fn broken_recipes_are_refused_naming_file_and_field() {
     assert!(parse(GOOD_MANIFEST, GOOD_COMPOSE).is_ok());
+    let hinted = GOOD_MANIFEST.replace(
+        "category: Tools\n",
+        "category: Tools\ndata_grows: documents\nhardware: [gpu]\n",
+    );
+    let r = parse(&hinted, GOOD_COMPOSE).unwrap();
+    assert_eq!(r.manifest.data_grows, Some(DataGrowth::Documents));
+    assert_eq!(r.manifest.hardware, [Hardware::Gpu]);
     let cases = [
         (
             GOOD_MANIFEST.to_string(),
@@ -164,6 +182,21 @@ fn broken_recipes_are_refused_naming_file_and_field() {
             GOOD_COMPOSE.to_string(),
             "manifest.yaml",
             "surprise",
+        ),
+        (
+            GOOD_MANIFEST.replace(
+                "category: Tools\n",
+                "category: Tools\ndata_grows: pictures\n",
+            ),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "unknown variant `pictures`, expected one of `photos`, `media`, `documents`, `files`",
+        ),
+        (
+            GOOD_MANIFEST.replace("category: Tools\n", "category: Tools\nhardware: [tpu]\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "unknown variant `tpu`",
         ),
         (
             GOOD_MANIFEST.replace("\"18080\"", "\"eighty\""),

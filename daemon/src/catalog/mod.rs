@@ -103,6 +103,39 @@ pub struct Setting {
     pub default: String,
 }
 
+/// What kind of data an app keeps piling up (a photo library, a media collection…): placement
+/// then values free storage well beyond the recommendation, and its reason names the data
+/// ("more free storage for your photos").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataGrowth {
+    Photos,
+    Media,
+    Documents,
+    Files,
+}
+
+impl DataGrowth {
+    /// The data in plain words, after "your".
+    pub fn words(self) -> &'static str {
+        match self {
+            DataGrowth::Photos => "photos",
+            DataGrowth::Media => "films and music",
+            DataGrowth::Documents => "documents",
+            DataGrowth::Files => "files",
+        }
+    }
+}
+
+/// Hardware an app puts to use when a device has it (placement prefers such a device; the app
+/// still runs without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hardware {
+    /// A graphics chip (`/dev/dri` render node or NVIDIA): video transcoding, photo recognition.
+    Gpu,
+}
+
 /// A recipe's manifest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +179,13 @@ pub struct Manifest {
     /// not ask for them without saying so here.
     #[serde(default)]
     pub device_access: bool,
+    /// The app's data keeps growing (photos, media, documents, files); absent for apps whose
+    /// data stays small.
+    #[serde(default)]
+    pub data_grows: Option<DataGrowth>,
+    /// Hardware the app can put to use if the device has it, e.g. `[gpu]`.
+    #[serde(default)]
+    pub hardware: Vec<Hardware>,
 }
 
 /// Where a recipe came from.

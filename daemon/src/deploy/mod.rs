@@ -553,7 +553,7 @@ mod tests {
                     app: "Immich".into(),
                     why: Disqualified::TooFewCores { need: 2, has: 1 },
                 },
-                "pi cannot run Immich: needs 2 processor cores, has 1.",
+                "pi cannot run Immich: needs 2 processors, has 1.",
             ),
             (
                 DeployError::NoDeviceFits {
@@ -563,8 +563,8 @@ mod tests {
                         ("b".into(), Disqualified::PortInUse(80)),
                     ],
                 },
-                "No device can run Immich right now: a — the device is offline.; b — port 80 \
-                 is already in use there.",
+                "No device can run Immich right now: a — the device is offline.; b — another \
+                 program there already uses 80, the number this app answers on.",
             ),
             (
                 DeployError::PortTaken {

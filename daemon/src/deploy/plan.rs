@@ -32,9 +32,10 @@ impl Deployer {
                 mem_available: f.mem_available,
                 disk_free: f.disk_free,
                 cores: f.cores,
-                load1: f.load[0],
+                load: f.load,
                 uptime: uptimes.get(&d.id).copied().unwrap_or(0.0),
                 used_ports: f.ports,
+                gpu: !f.gpu.is_empty(),
                 apps: apps
                     .iter()
                     .filter(|a| a.device_id == d.id)
@@ -129,7 +130,7 @@ pub(super) fn placement_record(verdicts: &[Verdict]) -> String {
             .map(|v| {
                 serde_json::json!({
                     "device_id": v.device_id, "device": v.name, "score": v.score().round(),
-                    "eligible": v.eligible(), "reason": v.reason(),
+                    "eligible": v.eligible(), "reason": v.reason(), "detail": v.detail(),
                 })
             })
             .collect::<Vec<_>>(),

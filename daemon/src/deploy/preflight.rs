@@ -49,10 +49,11 @@ impl Deployer {
             mem_available: facts.mem_available,
             disk_free: facts.disk_free,
             cores: facts.cores,
-            load1: facts.load[0],
+            load: facts.load,
             uptime: 1.0,
             used_ports: vec![],
             apps: vec![],
+            gpu: !facts.gpu.is_empty(),
         };
         let need = Need::from_recipe(recipe, vec![]);
         if let Some(why) = placement::rank(&need, std::slice::from_ref(&candidate))

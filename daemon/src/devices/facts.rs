@@ -27,6 +27,11 @@ pub struct Facts {
     /// TCP/UDP ports something listens on (any process), for port-conflict checks.
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// The graphics chips' device files an app could use (`/dev/dri/renderD128`,
+    /// `/dev/nvidia0`); empty when there are none. Facts stored before this was gathered read
+    /// as none.
+    #[serde(default)]
+    pub gpu: Vec<String>,
     pub docker: Option<DockerFacts>,
     /// Every container on the device (None when Docker could not be asked). Not stored: read on
     /// every poll and kept in memory beside the stored facts (see `board`), as it is only ever
@@ -108,6 +113,10 @@ pub(super) fn parse_facts(text: &str) -> Facts {
             p.dedup();
             p
         },
+        gpu: kv
+            .get("gpu")
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         docker: None,
         containers: None,
     }
@@ -129,5 +138,21 @@ mod tests {
         assert_eq!(f.uptime_secs, 12);
         assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(f.ports, vec![22, 8080]);
+        assert!(f.gpu.is_empty(), "no gpu line: no graphics chip");
+        let f = parse_facts("gpu=/dev/dri/renderD128 /dev/nvidia0 \n");
+        assert_eq!(f.gpu, ["/dev/dri/renderD128", "/dev/nvidia0"]);
+    }
+
+    /// Facts stored before the graphics chip was gathered still read, as "no graphics chip".
+    #[test]
+    fn old_stored_facts_read_without_gpu() {
+        let old = r#"{"hostname":"pi-4","arch":"aarch64","kernel":"6.1","os":"Debian","cpu_model":"",
+            "cores":4,"mem_total":1,"mem_available":1,"load":[0.0,0.0,0.0],"uptime_secs":1,
+            "disk_path":"/","disk_total":1,"disk_free":1,"ports":[22],"docker":null}"#;
+        let f: Facts = serde_json::from_str(old).unwrap();
+        assert_eq!(f.hostname, "pi-4");
+        assert!(f.gpu.is_empty());
+        let again: Facts = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert!(again.gpu.is_empty());
     }
 }

@@ -22,3 +22,11 @@ for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") { n = split($2, a, ":"); pr
   printf '%d ' "0x$h"
 done
 echo
+# Graphics chips an app could use (video transcoding, photo recognition): a DRM render node
+# (Intel, AMD, and most ARM boards) or NVIDIA's device. An unmatched pattern stays as written
+# and fails the -e test, so no match prints an empty list.
+printf 'gpu='
+for d in /dev/dri/renderD* /dev/nvidia0; do
+  if [ -e "$d" ]; then printf '%s ' "$d"; fi
+done
+echo

@@ -30,7 +30,10 @@ pub struct Choice {
     pub score: u32,
     pub eligible: bool,
     pub best: bool,
+    /// What decided it, in plain words.
     pub reason: String,
+    /// The figures behind the score (Advanced mode only; empty in Basic).
+    pub detail: String,
 }
 
 #[derive(Template)]
@@ -38,13 +41,17 @@ pub struct Choice {
 struct PlanTemplate {
     choices: Vec<Choice>,
     any_eligible: bool,
+    /// Scores and their figures are shown in Advanced mode; Basic shows the reasons only.
+    advanced: bool,
 }
 
 /// The placement for the deploy form (loaded after the page, so it can say "Analyzing…").
 pub async fn plan(
     State(state): State<AppState>,
+    ctx: Ctx,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
+    let advanced = advanced(&ctx);
     let verdicts = state.deployer.plan(&slug, &BTreeMap::new()).await?;
     let choices: Vec<Choice> = verdicts
         .iter()
@@ -56,6 +63,7 @@ pub async fn plan(
             eligible: v.eligible(),
             best: i == 0 && v.eligible(),
             reason: v.reason(),
+            detail: if advanced { v.detail() } else { String::new() },
         })
         .collect();
     let any_eligible = choices.iter().any(|c| c.eligible);
@@ -63,6 +71,7 @@ pub async fn plan(
         PlanTemplate {
             choices,
             any_eligible,
+            advanced,
         }
         .render()?,
     )
