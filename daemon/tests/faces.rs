@@ -36,10 +36,14 @@ impl Events {
         assert_eq!(res.status(), 200);
         let stream = s.get("/events", session).await;
         assert_eq!(stream.status(), 200);
-        Events {
+        let mut events = Events {
             stream,
             buf: String::new(),
-        }
+        };
+        // Every stream opens with where each topic stands (pages compare it with their own).
+        let (name, _) = events.next(Instant::now() + Duration::from_secs(10)).await;
+        assert_eq!(name, "hello");
+        events
     }
 
     /// The next whole event: (name, data). Keep-alive comments are skipped.

@@ -79,7 +79,7 @@ impl Deployer {
             .filter(|s| s.kind == "port" && !req.settings.contains_key(&s.name))
             .map(|s| s.name.clone())
             .collect();
-        let (verdicts, device) = self.choose(&recipe, &settings, req.device_id).await?;
+        let (verdicts, device) = self.choose(&recipe, &req.settings, req.device_id).await?;
         let placement_json = placement_record(&verdicts);
         let request = serde_json::to_string(&DeployRequest {
             device_id: Some(device.id),

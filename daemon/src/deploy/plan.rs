@@ -46,15 +46,26 @@ impl Deployer {
         Ok(out)
     }
 
-    /// The placement of an app with these settings: every device with its verdict, best first.
+    /// The placement of an app with the settings the owner gave: every device with its
+    /// verdict, best first. Only ports the owner chose can rule a device out: a port setting
+    /// left to Homelab moves to a free port on whichever device is chosen (see the pre-flight).
     pub async fn plan(
         &self,
         slug: &str,
-        settings: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
     ) -> Result<Vec<Verdict>, DeployError> {
         let recipe = self.recipe(slug)?;
-        let values = render::settings(recipe, settings).map_err(DeployError::BadSettings)?;
-        let need = Need::from_recipe(recipe, recipe.host_ports(&values));
+        let values = render::settings(recipe, given).map_err(DeployError::BadSettings)?;
+        let movable: Vec<u16> = recipe
+            .manifest
+            .settings
+            .iter()
+            .filter(|s| s.kind == "port" && !given.contains_key(&s.name))
+            .filter_map(|s| values.get(&s.name)?.parse().ok())
+            .collect();
+        let mut fixed = recipe.host_ports(&values);
+        fixed.retain(|p| !movable.contains(p));
+        let need = Need::from_recipe(recipe, fixed);
         Ok(placement::rank(&need, &self.candidates().await?))
     }
 
@@ -63,11 +74,11 @@ impl Deployer {
     pub(super) async fn choose(
         &self,
         recipe: &Recipe,
-        settings: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
         device_id: Option<i64>,
     ) -> Result<(Vec<Verdict>, DeviceRow), DeployError> {
         let slug = recipe.manifest.slug.as_str();
-        let mut verdicts = self.plan(slug, settings).await?;
+        let mut verdicts = self.plan(slug, given).await?;
         // A device the user picked is judged on its ports by the pre-flight's fresh look
         // (which also names what holds a port and suggests a free one), not by the last poll:
         // that may predate a port being freed or taken.
