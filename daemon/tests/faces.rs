@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -340,61 +340,19 @@ async fn adding_and_removing_a_device_do_the_same_through_the_form_and_the_api()
     );
 }
 
-/// A web app recipe in the data directory (before the daemon starts), on the lab's stand-in
-/// image.
-fn web_recipe(data: &Path, slug: &str, image: &str, port: u16) {
-    let dir = data.join("recipes").join(slug);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("manifest.yaml"),
-        format!(
-            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
-             description: A lab stand-in app.\nwebsite: https://example.org\n\
-             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
-             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
-             architectures: [amd64, arm64]\n\
-             web: {{service: web, port: 8080, path: /}}\n\
-             health: {{path: /, status: 200}}\n\
-             data_volumes: [data]\n\
-             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        format!(
-            "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    ports:\n      \
-             - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/data\nvolumes:\n  data:\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// Removes what an interrupted earlier run left of an app on a device.
-fn fresh(device: &str, slug: &str) {
-    // A fixed script; the label and folder arrive as its arguments.
-    const CLEAN: &str = "docker ps -aq --filter \"$1\" | xargs -r docker rm -f; \
-        docker volume ls -q --filter \"$1\" | xargs -r docker volume rm; \
-        docker network ls -q --filter \"$1\" | xargs -r docker network rm; \
-        rm -rf -- \"$2\"";
-    let label = format!("label=com.docker.compose.project=homelab-{slug}");
-    let dir = format!("/opt/homelab/apps/{slug}");
-    lab::exec(device, &["sh", "-c", CLEAN, "fresh", &label, &dir]);
-}
-
 #[tokio::test]
 async fn app_actions_do_the_same_through_the_form_and_the_api() {
     const DEVICE: &str = "nas-01";
     let slug = "faces-web";
     let image = "example/faces-web:1.0";
     let data = data_dir("faces-apps");
-    web_recipe(&data, slug, image, 18090);
+    stand_in_recipe(&data, slug, image, 18090);
     let mut o = Options::new("faces-apps");
     o.data = Some(data.clone());
     o.poll_interval = Duration::from_secs(3600);
     let s = start_with(o).await;
     let (session, _) = s.claim().await;
-    fresh(DEVICE, slug);
+    lab::clean_app(DEVICE, slug);
     assert!(
         lab::exec_ok(DEVICE, &["docker", "tag", "homelab-lab/app-stub:1", image]),
         "tag {image} on {DEVICE}"

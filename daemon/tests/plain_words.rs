@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -65,47 +64,6 @@ const STUB: &str = "homelab-lab/app-stub:1";
 const SLUG: &str = "plain-web";
 const IMAGE: &str = "example/plain-web:1.0";
 const BROKEN: &str = "plain-broken";
-
-/// A web app recipe on the lab's stand-in image, with a port setting.
-fn recipe(data: &Path, slug: &str, image: &str, port: u16) {
-    let dir = data.join("recipes").join(slug);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("manifest.yaml"),
-        format!(
-            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
-             description: A lab stand-in app.\nwebsite: https://example.org\n\
-             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
-             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
-             architectures: [amd64, arm64]\n\
-             web: {{service: web, port: 8080, path: /}}\n\
-             health: {{path: /, status: 200}}\n\
-             data_volumes: [data]\n\
-             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        format!(
-            "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    ports:\n      \
-             - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/data\nvolumes:\n  data:\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// Removes what an interrupted earlier run left of an app on a device.
-fn fresh(device: &str, slug: &str) {
-    // A fixed script; the label and folder arrive as its arguments.
-    const CLEAN: &str = "docker ps -aq --filter \"$1\" | xargs -r docker rm -f; \
-        docker volume ls -q --filter \"$1\" | xargs -r docker volume rm; \
-        docker network ls -q --filter \"$1\" | xargs -r docker network rm; \
-        rm -rf -- \"$2\"";
-    let label = format!("label=com.docker.compose.project=homelab-{slug}");
-    let dir = format!("/opt/homelab/apps/{slug}");
-    lab::exec(device, &["sh", "-c", CLEAN, "fresh", &label, &dir]);
-}
 
 /// Elements without content of their own.
 const VOID: &[&str] = &[
@@ -499,8 +457,8 @@ async fn deploy(s: &TestServer, session: &Session, slug: &str, device: i64) -> i
 #[tokio::test]
 async fn basic_mode_pages_use_no_technical_words() {
     let data = data_dir("plain-words");
-    recipe(&data, SLUG, IMAGE, 18130);
-    recipe(&data, BROKEN, "example/plain-not-here:1.0", 18131);
+    stand_in_recipe(&data, SLUG, IMAGE, 18130);
+    stand_in_recipe(&data, BROKEN, "example/plain-not-here:1.0", 18131);
     let mut o = Options::new("plain-words");
     o.data = Some(data.clone());
     o.poll_interval = Duration::from_secs(3600);
@@ -527,8 +485,8 @@ async fn basic_mode_pages_use_no_technical_words() {
     let res = s.post_login(ADMIN, "not-the-password").await;
     findings.extend(scan("/login (refused)", &res.text().await.unwrap()));
 
-    fresh(DEVICE, SLUG);
-    fresh(DEVICE, BROKEN);
+    lab::clean_app(DEVICE, SLUG);
+    lab::clean_app(DEVICE, BROKEN);
     assert!(
         lab::exec_ok(DEVICE, &["docker", "tag", STUB, IMAGE]),
         "tag {IMAGE} on {DEVICE}"
@@ -759,8 +717,8 @@ async fn basic_mode_pages_use_no_technical_words() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    fresh(DEVICE, SLUG);
-    fresh(DEVICE, BROKEN);
+    lab::clean_app(DEVICE, SLUG);
+    lab::clean_app(DEVICE, BROKEN);
 
     findings.sort();
     findings.dedup();

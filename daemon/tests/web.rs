@@ -515,6 +515,15 @@ async fn pages_learn_of_changes_made_before_their_stream_opened() {
         .parse()
         .unwrap();
     assert!(header >= update, "{header} < {update}");
+    // Strangers do not learn how busy the box is.
+    let res = s
+        .client
+        .get(s.url("/login"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("x-homelab-since").is_none());
     // Later events carry their number, so the page keeps count.
     s.api(&session, Method::PUT, "/api/v1/system/update/channel")
         .json(&serde_json::json!({"url": null, "window": null}))

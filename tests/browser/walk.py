@@ -98,6 +98,7 @@ def write_slow_recipe(data):
         "storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}\n"
         "architectures: [amd64, arm64]\n"
         "web: {service: web, port: 8080, path: /}\nhealth: {path: /never, status: 200}\n"
+        "data_volumes: []\n"
         "settings:\n  - {name: HTTP_PORT, label: Which port to use, kind: port, default: \"18140\"}\n")
     (d / "compose.yaml").write_text(
         "services:\n  web:\n    image: example/lab-web:1.0\n    ports:\n      - \"${HTTP_PORT}:8080\"\n")

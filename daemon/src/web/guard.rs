@@ -10,14 +10,34 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
 use super::access::Access;
-use super::context::{Principal, Scheme, Wants};
+use super::context::{Principal, Scheme, Since, Wants};
 use super::error::WebError;
 use super::paths::{self, cookie, header as hx};
 use crate::auth::tokens::ct_eq;
 
 pub async fn guard(state: AppState, access: Access, req: Request, next: Next) -> Response {
     match check(&state, access, req).await {
-        Ok(req) => next.run(req).await,
+        Ok(req) => {
+            // A signed-in page's htmx answers say which event they were rendered at (see
+            // `Since`); nobody else learns how busy the box is.
+            let since = match (
+                req.extensions().get::<Principal>(),
+                req.extensions().get::<Since>(),
+            ) {
+                (Some(Principal::User(_)), Some(s))
+                    if Wants::of(req.uri().path(), req.headers()) == Wants::Partial =>
+                {
+                    Some(s.0)
+                }
+                _ => None,
+            };
+            let mut res = next.run(req).await;
+            if let Some(since) = since {
+                res.headers_mut()
+                    .insert(hx::SINCE, HeaderValue::from(since));
+            }
+            res
+        }
         Err(res) => res,
     }
 }

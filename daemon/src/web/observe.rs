@@ -112,9 +112,6 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if wants == Wants::Partial {
-        h.insert(paths::header::SINCE, HeaderValue::from(since));
-    }
     if scheme == Some(Scheme::Https) {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -664,7 +664,49 @@ pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String>
 
 /// The lab's devices (see lab/README.md). Tests that need them fail with a hint when the lab
 /// is not up.
+/// A web app recipe in the data directory (before the daemon starts), on the lab's stand-in
+/// image.
+pub fn stand_in_recipe(data: &std::path::Path, slug: &str, image: &str, port: u16) {
+    let dir = data.join("recipes").join(slug);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        format!(
+            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
+             description: A lab stand-in app.\nwebsite: https://example.org\n\
+             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
+             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
+             architectures: [amd64, arm64]\n\
+             web: {{service: web, port: 8080, path: /}}\n\
+             health: {{path: /, status: 200}}\n\
+             data_volumes: [data]\n\
+             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    ports:\n      \
+             - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/data\nvolumes:\n  data:\n"
+        ),
+    )
+    .unwrap();
+}
+
 pub mod lab {
+    /// Removes what an interrupted earlier run left of an app on a device.
+    pub fn clean_app(device: &str, slug: &str) {
+        // A fixed script; the label and folder arrive as its arguments.
+        const CLEAN: &str = "docker ps -aq --filter \"$1\" | xargs -r docker rm -f; \
+            docker volume ls -q --filter \"$1\" | xargs -r docker volume rm; \
+            docker network ls -q --filter \"$1\" | xargs -r docker network rm; \
+            rm -rf -- \"$2\"";
+        let label = format!("label=com.docker.compose.project=homelab-{slug}");
+        let dir = format!("/opt/homelab/apps/{slug}");
+        exec(device, &["sh", "-c", CLEAN, "fresh", &label, &dir]);
+    }
+
     use std::process::Command;
 
     fn script() -> std::path::PathBuf {
