@@ -47,6 +47,12 @@
 //!   added without saying who may call it.
 //! - Tests run the real server ([`run`] on port 0) against the real lab, and wait through one
 //!   deadline helper (`tests/common::eventually`), never a bare sleep.
+//! - Live pages are never behind: every event is numbered (`events::EventBus`), pages and
+//!   htmx answers say which number they were rendered at, and each event stream opens with
+//!   where every topic stands, so a part that missed an event fetches itself again.
+//! - Basic mode speaks the owner's words: errors a device causes read as one plain sentence
+//!   (`deploy::Trouble`, `ssh::SshError::plain`), the technical cause goes to "What I did"
+//!   and the log, and `tests/plain_words.rs` crawls every Basic page for technical words.
 //! - The leak scan runs last in `tests/run-all`, over everything the suite wrote.
 //!
 //! [`run`] starts the whole daemon on listeners the caller bound, so tests run the real server
