@@ -33,6 +33,7 @@
   // than its topic missed an event (sent before the stream opened, while it reconnected, or
   // while the part was on its way) and fetches itself now, so no page stays behind.
   var seen = {};
+  var boot = null;
   var topics = ["devices", "deploy", "apps", "update"];
   function pageSince() {
     var m = document.querySelector("meta[name=homelab-since]");
@@ -45,13 +46,16 @@
     root.querySelectorAll("[hx-trigger*='sse:']").forEach(function (el) { list.push(el); });
     return list;
   }
+  function wantedTopics(el) {
+    return el.getAttribute("hx-trigger").match(/sse:[a-z-]+/g) || [];
+  }
+  // A part's number moves only when an answer arrives (from its header), so a fetch that
+  // failed is tried again at the next hello or swap.
   function catchUp(el) {
     var since = el.hasAttribute("data-since") ? Number(el.getAttribute("data-since")) : pageSince();
-    var wanted = (el.getAttribute("hx-trigger").match(/sse:[a-z-]+/g) || []);
+    var wanted = wantedTopics(el);
     for (var i = 0; i < wanted.length; i++) {
-      var newest = seen[wanted[i].slice(4)] || 0;
-      if (newest > since) {
-        el.setAttribute("data-since", String(newest));
+      if ((seen[wanted[i].slice(4)] || 0) > since) {
         htmx.trigger(el, wanted[i]);
         return;
       }
@@ -59,11 +63,31 @@
   }
   document.addEventListener("htmx:sseOpen", function (e) {
     var source = e.detail.source;
+    // The browser reopens the same stream after a drop and says so again: listen once.
+    if (source.homelabListening) return;
+    source.homelabListening = true;
     source.addEventListener("hello", function (m) {
       var last = {};
       try { last = JSON.parse(m.data); } catch (err) { /* an older box: nothing to compare */ }
-      Object.keys(last).forEach(function (t) { seen[t] = Math.max(seen[t] || 0, Number(last[t]) || 0); });
-      liveParts(document.body).forEach(catchUp);
+      // Another run of the daemon numbers from 1 again: forget the old numbers and fetch
+      // every live part once (anything may have changed while it restarted).
+      var restarted = boot !== null && last.boot !== boot;
+      boot = last.boot;
+      if (restarted) {
+        seen = {};
+        var meta = document.querySelector("meta[name=homelab-since]");
+        if (meta) meta.content = "0";
+      }
+      topics.forEach(function (t) { seen[t] = Math.max(seen[t] || 0, Number(last[t]) || 0); });
+      liveParts(document.body).forEach(function (el) {
+        if (restarted) {
+          el.removeAttribute("data-since");
+          var wanted = wantedTopics(el);
+          if (wanted.length) htmx.trigger(el, wanted[0]);
+        } else {
+          catchUp(el);
+        }
+      });
     });
     topics.forEach(function (t) {
       source.addEventListener(t, function (m) {

@@ -27,7 +27,7 @@ pub(super) struct Job {
     recipe: Recipe,
     device: DeviceRow,
     settings: BTreeMap<String, String>,
-    /// Port settings the owner did not choose: the pre-flight may move them to a free port.
+    /// The port setting the pre-flight may move to a free port (`render::movable_port`).
     flexible_ports: Vec<String>,
 }
 
@@ -72,12 +72,8 @@ impl Deployer {
         }
         let settings =
             render::settings(&recipe, &req.settings).map_err(DeployError::BadSettings)?;
-        let flexible_ports = recipe
-            .manifest
-            .settings
-            .iter()
-            .filter(|s| s.kind == "port" && !req.settings.contains_key(&s.name))
-            .map(|s| s.name.clone())
+        let flexible_ports = render::movable_port(&recipe, &req.settings)
+            .into_iter()
             .collect();
         let (verdicts, device) = self.choose(&recipe, &req.settings, req.device_id).await?;
         let placement_json = placement_record(&verdicts);
@@ -182,6 +178,8 @@ impl Deployer {
                     )
                 };
                 self.audit(action, what).await;
+                // Pages that count apps (the dashboard, its first-run list) follow apps.
+                self.events.publish(Event::AppState { slug: slug.clone() });
                 self.events.publish(Event::Toast {
                     level: Level::Success,
                     message: format!("{name} is running on {}.", job.device.name),

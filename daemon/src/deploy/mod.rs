@@ -416,7 +416,6 @@ impl Deployer {
         self.busy.try_claim(slug)
     }
 
-    /// Marks the app busy, or says it is (`name` is what the user calls it).
     /// The lock that orders deploy requests for one (catalog) app.
     fn start_lock(&self, slug: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.starting
@@ -427,6 +426,7 @@ impl Deployer {
             .clone()
     }
 
+    /// Marks the app busy, or says it is (`name` is what the user calls it).
     fn claim(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
         self.try_busy(slug)
             .ok_or_else(|| DeployError::AppBusy(name.to_string()))

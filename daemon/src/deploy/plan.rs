@@ -47,8 +47,8 @@ impl Deployer {
     }
 
     /// The placement of an app with the settings the owner gave: every device with its
-    /// verdict, best first. Only ports the owner chose can rule a device out: a port setting
-    /// left to Homelab moves to a free port on whichever device is chosen (see the pre-flight).
+    /// verdict, best first. The web page's port, when left to Homelab, rules no device out: it
+    /// moves to a free port on whichever device is chosen (see `render::movable_port`).
     pub async fn plan(
         &self,
         slug: &str,
@@ -56,15 +56,10 @@ impl Deployer {
     ) -> Result<Vec<Verdict>, DeployError> {
         let recipe = self.recipe(slug)?;
         let values = render::settings(recipe, given).map_err(DeployError::BadSettings)?;
-        let movable: Vec<u16> = recipe
-            .manifest
-            .settings
-            .iter()
-            .filter(|s| s.kind == "port" && !given.contains_key(&s.name))
-            .filter_map(|s| values.get(&s.name)?.parse().ok())
-            .collect();
+        let movable: Option<u16> =
+            render::movable_port(recipe, given).and_then(|name| values.get(&name)?.parse().ok());
         let mut fixed = recipe.host_ports(&values);
-        fixed.retain(|p| !movable.contains(p));
+        fixed.retain(|p| Some(*p) != movable);
         let need = Need::from_recipe(recipe, fixed);
         Ok(placement::rank(&need, &self.candidates().await?))
     }

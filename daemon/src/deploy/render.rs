@@ -115,6 +115,31 @@ pub fn env_file(values: &BTreeMap<String, String>) -> String {
 }
 
 /// The device port the app's web entry is published on, with these values.
+/// The port setting Homelab may move to a free port when its default is taken on the chosen
+/// device: the one that publishes the app's web page, when the owner left it at its default
+/// (not sent, as Basic mode's form does, or sent unchanged, as Advanced mode's does). Ports
+/// whose number is their meaning (DNS on 53, a proxy on 80 and 443) are never moved, and an
+/// app on the host's network cannot move any.
+pub fn movable_port(recipe: &Recipe, given: &BTreeMap<String, String>) -> Option<String> {
+    let defaults = settings(recipe, &BTreeMap::new()).ok()?;
+    // The setting whose value becomes the web page's host port.
+    const PROBE: &str = "65001";
+    let s = recipe
+        .manifest
+        .settings
+        .iter()
+        .filter(|s| s.kind == "port")
+        .find(|s| {
+            let mut v = defaults.clone();
+            v.insert(s.name.clone(), PROBE.into());
+            web_port(recipe, &v) == PROBE.parse().ok()
+        })?;
+    let left_alone = given
+        .get(&s.name)
+        .is_none_or(|v| v.trim() == s.default.trim());
+    left_alone.then(|| s.name.clone())
+}
+
 pub fn web_port(recipe: &Recipe, values: &BTreeMap<String, String>) -> Option<u16> {
     let m = &recipe.manifest;
     if m.host_network {
@@ -172,6 +197,42 @@ mod tests {
         assert!(f.contains("A='plain'\n"));
         assert!(f.contains("B='it'\\''s $HOME #x\nline2 \"q\" `id`'\n"));
         assert!(f.contains("C=''\n"));
+    }
+
+    /// Only the web page's port moves, and only when the owner left it alone.
+    #[test]
+    fn only_a_web_port_left_alone_may_move() {
+        let catalog = crate::catalog::Catalog::load(None);
+        let recipe = |slug: &str| catalog.recipes.get(slug).expect("a built-in recipe");
+        let given = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cases: [(&str, BTreeMap<String, String>, Option<&str>); 6] = [
+            ("vaultwarden", given(&[]), Some("HTTP_PORT")),
+            // The Advanced form sends the default back unchanged: still left alone.
+            (
+                "vaultwarden",
+                given(&[("HTTP_PORT", "8222")]),
+                Some("HTTP_PORT"),
+            ),
+            ("vaultwarden", given(&[("HTTP_PORT", "18222")]), None),
+            // DNS answers on 53 or not at all: never moved; the web page's port may.
+            ("adguard-home", given(&[]), Some("HTTP_PORT")),
+            // A proxy's 80 and 443 mean something; its admin page's port does not.
+            ("nginx-proxy-manager", given(&[]), Some("ADMIN_PORT")),
+            // On the host's network nothing can be remapped.
+            ("home-assistant", given(&[]), None),
+        ];
+        for (slug, given, movable) in cases {
+            assert_eq!(
+                movable_port(recipe(slug), &given).as_deref(),
+                movable,
+                "{slug} {given:?}"
+            );
+        }
     }
 
     #[test]

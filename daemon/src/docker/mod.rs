@@ -29,7 +29,6 @@ pub enum DockerError {
 }
 
 impl DockerError {
-    /// The engine's or the connection's own words, for a message that names the device itself.
     /// True when the engine itself answered (and refused); false when it could not be
     /// reached at all (the connection to the device is the trouble).
     pub fn engine_answered(&self) -> bool {
@@ -40,6 +39,7 @@ impl DockerError {
         )
     }
 
+    /// The engine's or the connection's own words, for a message that names the device itself.
     pub fn detail(&self) -> String {
         match self {
             DockerError::Api(e) => e.to_string(),

@@ -79,6 +79,8 @@ pub struct EventBus {
     seq: Arc<AtomicU64>,
     /// The last sequence number of each topic, in `Topic::ALL` order.
     last: Arc<[AtomicU64; Topic::ALL.len()]>,
+    /// Which run of the daemon numbered the events (its start time in nanoseconds).
+    boot: u64,
 }
 
 impl Default for EventBus {
@@ -87,6 +89,10 @@ impl Default for EventBus {
             tx: broadcast::channel(CAPACITY).0,
             seq: Arc::default(),
             last: Arc::default(),
+            boot: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or_default(),
         }
     }
 }
@@ -105,6 +111,11 @@ impl EventBus {
     /// Events with their sequence numbers, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {
         self.tx.subscribe()
+    }
+
+    /// Which run of the daemon these numbers belong to.
+    pub fn boot(&self) -> u64 {
+        self.boot
     }
 
     /// The sequence so far: read it before reading what a page shows.

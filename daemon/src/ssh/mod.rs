@@ -349,6 +349,7 @@ impl Session {
             ch.eof().await.map_err(|e| self.protocol(e))?;
             let mut out = Output::default();
             let mut signalled = false;
+            let mut refused = false;
             // Read until the channel closes: every message is consumed, so the connection's
             // flow control never stalls on us.
             while let Some(msg) = ch.wait().await {
@@ -357,11 +358,18 @@ impl Session {
                     ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut out.stderr, &data),
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
                     ChannelMsg::ExitSignal { .. } => signalled = true,
+                    ChannelMsg::Failure => refused = true,
                     _ => {}
                 }
             }
             // No exit status and no signal: the channel ended because the connection did (a
             // keepalive gave up). Saying "failed" with empty output would hide that.
+            if refused && out.status.is_none() {
+                return Err(SshError::Protocol {
+                    addr: self.addr.clone(),
+                    detail: "the device refused to run the command".into(),
+                });
+            }
             if out.status.is_none() && !signalled {
                 return Err(SshError::Lost {
                     addr: self.addr.clone(),

@@ -252,8 +252,11 @@ impl From<DeviceError> for WebError {
             DeviceError::Invalid(m) => WebError::bad_request(m),
             DeviceError::Conflict(m) => WebError::new(StatusCode::CONFLICT, "conflict", m),
             DeviceError::NotFound => WebError::not_found(),
+            // The owner reads one plain sentence (a toast does not know the display mode); the
+            // technical words (address, protocol, system error) go to the log.
             DeviceError::Ssh(s) => {
-                WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.to_string())
+                tracing::info!(error = %s, "a device action could not reach the device");
+                WebError::new(StatusCode::BAD_GATEWAY, "device_unreachable", s.plain())
             }
             DeviceError::NotReady(r) => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -261,14 +264,20 @@ impl From<DeviceError> for WebError {
                 r.checks
                     .iter()
                     .filter(|c| c.outcome == Outcome::Fail)
-                    .map(|c| c.message.clone())
+                    .map(|c| c.plain.message.clone().unwrap_or_else(|| c.message.clone()))
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
             DeviceError::Store(s) => s.into(),
             DeviceError::Vault(v) => WebError::internal(v),
             DeviceError::Docker(d) => {
-                WebError::new(StatusCode::BAD_GATEWAY, "docker_unavailable", d.to_string())
+                tracing::info!(error = %d, "a device action could not use the app engine");
+                WebError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "docker_unavailable",
+                    "The device's app engine did not answer. Check the device's page, then try \
+                     again.",
+                )
             }
         }
     }

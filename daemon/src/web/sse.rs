@@ -127,8 +127,12 @@ pub async fn events(
                             return Some((Ok(sse.id(seq.to_string())), st));
                         }
                     }
-                    // A slow page missed some events; later ones still arrive.
-                    Err(RecvError::Lagged(n)) => tracing::debug!(missed = n, "event stream lagged"),
+                    // A slow page missed some events: tell it where every topic stands now,
+                    // so the parts whose events it missed fetch themselves again.
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::debug!(missed = n, "event stream lagged");
+                        return Some((Ok(hello(&st.state)), st));
+                    }
                     Err(RecvError::Closed) => return None,
                 }
             }
@@ -156,12 +160,15 @@ fn signed_out() -> SseEvent {
 /// page's `homelab-since`) and fetches again any part whose topic moved since: events sent
 /// before the stream opened, or while it was reconnecting, are not lost.
 fn hello(state: &AppState) -> SseEvent {
-    let topics: serde_json::Map<String, serde_json::Value> = state
+    let mut topics: serde_json::Map<String, serde_json::Value> = state
         .events
         .last_of_topics()
         .into_iter()
         .map(|(t, n)| (topic_event(t).to_string(), n.into()))
         .collect();
+    // Numbers start again when the daemon does: a page that sees another boot fetches its
+    // live parts once and counts from the new numbers.
+    topics.insert("boot".into(), state.events.boot().to_string().into());
     SseEvent::default()
         .event(sse_event::HELLO)
         .data(serde_json::Value::Object(topics).to_string())
