@@ -393,7 +393,12 @@ async fn figures_match_the_devices_profile() {
         )
         .await;
     assert_eq!(res.status(), 502);
-    assert!(res.text().await.unwrap().contains("identifies itself differently than before"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("identifies itself differently than before")
+    );
     let d: serde_json::Value = s
         .client
         .get(s.url(&format!("/api/v1/devices/{id}")))
