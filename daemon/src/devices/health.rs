@@ -291,7 +291,7 @@ impl Devices {
             // Reasons are shown to owners in both display modes, so they are plain; the
             // technical detail goes to the log.
             Ok(o) => {
-                tracing::info!(device = %device.name, stderr = %o.stderr_text(), "reading the device's figures failed");
+                tracing::debug!(device = %device.name, stderr = %o.stderr_text(), "reading the device's figures failed");
                 return PollResult {
                     state: State::Offline,
                     reason: "Could not read the device's memory and storage figures. Homelab tries again at the next check.".into(),
@@ -299,7 +299,7 @@ impl Devices {
                 };
             }
             Err(e) => {
-                tracing::info!(device = %device.name, error = %e, "reading the device's figures failed");
+                tracing::debug!(device = %device.name, error = %e, "reading the device's figures failed");
                 self.pool.forget(device.id).await;
                 return PollResult {
                     state: State::Offline,
@@ -350,7 +350,9 @@ impl Devices {
 /// The result for a device that could not be reached (or refused us). The reason is the
 /// plain sentence owners see in either mode; the technical one is logged.
 fn unreachable(e: DeviceError) -> PollResult {
-    tracing::info!(error = %e, "a device could not be reached");
+    // Every poll of a device in trouble comes here (every 30 s): the technical words go to the
+    // debug log, not to an SD card at INFO; status changes are logged by the recorder.
+    tracing::debug!(error = %e, "a device could not be reached");
     match e {
         DeviceError::Ssh(e @ SshError::HostKeyChanged { .. }) => PollResult {
             state: State::Blocked,
@@ -365,6 +367,13 @@ fn unreachable(e: DeviceError) -> PollResult {
         DeviceError::Ssh(e) => PollResult {
             state: State::Offline,
             reason: e.plain(),
+            facts: None,
+        },
+        DeviceError::Docker(_) => PollResult {
+            state: State::Offline,
+            reason: "The device answered, but its app engine did not. Restart the device, then \
+                     check again."
+                .into(),
             facts: None,
         },
         e => PollResult {
@@ -498,7 +507,7 @@ fn poll_record(o: &Outcome) -> PollRecord {
 /// Online, or degraded with the most important reason.
 fn judge(f: &Facts, docker_problem: Option<String>) -> (State, String) {
     if let Some(p) = docker_problem {
-        tracing::info!(problem = %p, "a device's Docker is not usable");
+        tracing::debug!(problem = %p, "a device's Docker is not usable");
         return (
             State::Degraded,
             "Apps cannot run here right now: the device's app engine does not answer.".into(),
