@@ -58,11 +58,77 @@ fn http() -> String {
     "http".into()
 }
 
+/// How Homelab knows the app is up: a GET of `path` on its web entry answers one of `status`.
+/// Redirects are not followed: an app that sends visitors elsewhere at that path (to its
+/// dashboard, its login or its setup page) lists the redirect's status, which is how that app
+/// says "I am up".
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     pub path: String,
-    pub status: u16,
+    /// One status or a list, e.g. `200` or `[200, 302]`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub status: Vec<u16>,
+    /// How long the first start may take, in seconds, for apps that set themselves up then
+    /// (a database to create, files to index); the daemon's default applies otherwise.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// What the app is busy with while the check waits, in plain words, shown on the page
+    /// ("Nextcloud sets itself up on its first start.").
+    #[serde(default)]
+    pub waiting: String,
+}
+
+/// The longest first start a recipe may ask for: long enough for the slowest real app on a
+/// small device, short enough that a broken one is rolled back the same hour.
+pub const MAX_HEALTH_TIMEOUT: u64 = 30 * 60;
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(u16),
+        Many(Vec<u16>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// The account Homelab creates for the owner on the first start, through the app's own
+/// variables: the owner signs in with it without a terminal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// The user name or email, literal or `${SETTING}`.
+    pub user: String,
+    /// The name of the secret that holds its password.
+    pub password: String,
+}
+
+/// An app that finishes its setup in its own web page on the first visit (it creates its
+/// first account there): where that page is and what to do there, in plain words.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    /// The page, from the app's address (`/setup`, `/onboarding.html`).
+    pub path: String,
+    /// What the owner does there ("Create your account: the first one becomes the admin.").
+    pub words: String,
+}
+
+/// Which installed versions this one may update from directly: upstream supports only some
+/// jumps (one Nextcloud major at a time, Immich across its database change).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFrom {
+    /// The oldest installed version that may update straight to this one.
+    pub min: String,
+    /// Why, in plain words ("Nextcloud updates one major version at a time.").
+    pub reason: String,
+    /// What the owner can do instead, in plain words.
+    pub otherwise: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +252,15 @@ pub struct Manifest {
     /// Hardware the app can put to use if the device has it, e.g. `[gpu]`.
     #[serde(default)]
     pub hardware: Vec<Hardware>,
+    /// The admin account Homelab makes on the first start, if the app can be told one.
+    #[serde(default)]
+    pub sign_in: Option<SignIn>,
+    /// The app's own first-run page, for apps that set up their first account there.
+    #[serde(default)]
+    pub setup: Option<Setup>,
+    /// Installed versions this one cannot update from directly; absent when any may.
+    #[serde(default)]
+    pub update_from: Option<UpdateFrom>,
 }
 
 /// Where a recipe came from.
@@ -206,8 +281,46 @@ pub struct Recipe {
     pub source: Source,
 }
 
-/// Variables every recipe may use without declaring them.
-const WELL_KNOWN: [&str; 0] = [];
+/// Variables Homelab fills for every recipe (see `BOX_VARIABLES`); a recipe uses them without
+/// declaring them, and no recipe may declare a name with this prefix.
+pub const BOX_PREFIX: &str = "HOMELAB_";
+
+/// What Homelab tells an app about where it lives, filled at deploy time (after the device
+/// and the ports are settled) and again at every update. Documented in README.md.
+pub const BOX_VARIABLES: [(&str, &str); 5] = [
+    (
+        "HOMELAB_DEVICE_IP",
+        "the device's IP address on your network, e.g. 192.168.1.20 (bind a port to it to \
+         leave the device's other addresses alone)",
+    ),
+    (
+        "HOMELAB_APP_HOST",
+        "the host part of the app's address, as a browser sends it, e.g. 192.168.1.20",
+    ),
+    ("HOMELAB_APP_PORT", "the device port of the app's web page, e.g. 8080"),
+    (
+        "HOMELAB_APP_URL",
+        "the app's address without a trailing slash, e.g. http://192.168.1.20:8080",
+    ),
+    (
+        "HOMELAB_TZ",
+        "the box's time zone, e.g. Europe/Berlin (Etc/UTC when it has none)",
+    ),
+];
+
+/// Values that stand in for the box variables when a recipe is checked at load.
+pub fn example_box_values() -> BTreeMap<String, String> {
+    [
+        ("HOMELAB_DEVICE_IP", "192.0.2.10"),
+        ("HOMELAB_APP_HOST", "192.0.2.10"),
+        ("HOMELAB_APP_PORT", "8080"),
+        ("HOMELAB_APP_URL", "http://192.0.2.10:8080"),
+        ("HOMELAB_TZ", "Etc/UTC"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
 /// Names a recipe variable may not take (they steer the shell that runs Compose).
 const RESERVED_VARIABLES: [&str; 7] = ["PATH", "HOME", "IFS", "PWD", "SHELL", "USER", "ENV"];
 const ARCHITECTURES: [&str; 4] = ["amd64", "arm64", "armv7", "386"];
@@ -323,6 +436,43 @@ impl Recipe {
         if !m.health.path.starts_with('/') || !m.web.path.starts_with('/') {
             return Err(err(&mf, "web.path and health.path must start with /"));
         }
+        if m.health.status.is_empty() || m.health.status.iter().any(|s| !(100..=599).contains(s))
+        {
+            return Err(err(
+                &mf,
+                "health.status must be an HTTP status (100–599) or a list of them, e.g. [200, 302]",
+            ));
+        }
+        if m.health.timeout.is_some_and(|t| t == 0 || t > MAX_HEALTH_TIMEOUT) {
+            return Err(err(
+                &mf,
+                format!("health.timeout must be 1 to {MAX_HEALTH_TIMEOUT} seconds"),
+            ));
+        }
+        if let Some(setup) = &m.setup
+            && (!setup.path.starts_with('/') || setup.words.trim().is_empty())
+        {
+            return Err(err(
+                &mf,
+                "setup.path must start with / and setup.words must say what to do there",
+            ));
+        }
+        if let Some(u) = &m.update_from
+            && (version_key(&u.min).is_none()
+                || u.reason.trim().is_empty()
+                || u.otherwise.trim().is_empty())
+        {
+            return Err(err(
+                &mf,
+                "update_from needs a version in min (like 31.0.0) and both reason and otherwise in plain words",
+            ));
+        }
+        if version_key(&m.version).is_none() {
+            return Err(err(
+                &mf,
+                format!("version “{}” must start with a number, like 1.2.3", m.version),
+            ));
+        }
         let volumes = &self.compose.volumes.0;
         if let Some(v) = m.data_volumes.iter().find(|v| !volumes.contains_key(*v)) {
             return Err(err(
@@ -390,22 +540,47 @@ impl Recipe {
                 && v.starts_with(|c: char| c.is_ascii_uppercase());
             let reserved = RESERVED_VARIABLES.contains(&v.as_str())
                 || v.starts_with("DOCKER_")
-                || v.starts_with("COMPOSE_");
+                || v.starts_with("COMPOSE_")
+                || v.starts_with(BOX_PREFIX);
             if !upper || reserved {
                 return Err(err(
                     &mf,
                     format!(
-                        "variable “{v}” must be UPPER_CASE and not one of {} or start with DOCKER_ or COMPOSE_",
+                        "variable “{v}” must be UPPER_CASE and not one of {} or start with DOCKER_, COMPOSE_ or {BOX_PREFIX}",
                         RESERVED_VARIABLES.join(", ")
                     ),
                 ));
             }
         }
-        // Every variable the Compose file uses must be declared, or have a default there.
+        if let Some(s) = &m.sign_in {
+            if !m.secrets.iter().any(|x| x.name == s.password) {
+                return Err(err(
+                    &mf,
+                    format!("sign_in.password “{}” is not one of the recipe's secrets", s.password),
+                ));
+            }
+            interpolate(&s.user, &self.default_values())
+                .map_err(|e| err(&mf, format!("sign_in.user: {e}")))?;
+        }
+        // Every variable the Compose file uses must be declared, or have a default there, or be
+        // one Homelab fills.
         for v in variables(&self.compose_text).map_err(|e| err(&cf, e))? {
+            if v.name.starts_with(BOX_PREFIX)
+                && !BOX_VARIABLES.iter().any(|(name, _)| *name == v.name)
+            {
+                let known: Vec<&str> = BOX_VARIABLES.iter().map(|(n, _)| *n).collect();
+                return Err(err(
+                    &cf,
+                    format!(
+                        "${{{}}} is not a variable Homelab fills (it fills {})",
+                        v.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
             if !v.has_default
                 && !declared.contains(&v.name)
-                && !WELL_KNOWN.contains(&v.name.as_str())
+                && !v.name.starts_with(BOX_PREFIX)
             {
                 return Err(err(
                     &cf,
@@ -451,14 +626,16 @@ impl Recipe {
         set
     }
 
-    /// Settings at their defaults (secrets and database values are filled at deploy time).
+    /// Settings at their defaults, with example values for what is filled at deploy time
+    /// (secrets, the box variables).
     pub fn default_values(&self) -> BTreeMap<String, String> {
-        let mut v: BTreeMap<String, String> = self
-            .manifest
-            .settings
-            .iter()
-            .map(|s| (s.name.clone(), s.default.clone()))
-            .collect();
+        let mut v = example_box_values();
+        v.extend(
+            self.manifest
+                .settings
+                .iter()
+                .map(|s| (s.name.clone(), s.default.clone())),
+        );
         for s in &self.manifest.secrets {
             v.entry(s.name.clone())
                 .or_insert_with(|| "x".repeat(s.length));
@@ -599,6 +776,32 @@ impl Recipe {
         ports.dedup();
         ports
     }
+}
+
+/// A version as numbers for comparing ("v1.2.10" → [1, 2, 10]; "30.0.4-apache" → [30, 0, 4]):
+/// the dotted numbers at its start. None when it does not start with a number.
+pub fn version_key(v: &str) -> Option<Vec<u64>> {
+    let v = v.trim().trim_start_matches('v');
+    let numeric: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let key: Vec<u64> = numeric
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    (!key.is_empty()).then_some(key)
+}
+
+/// Whether `installed` is older than `min` (missing parts count as 0: 31 = 31.0.0).
+pub fn older_than(installed: &str, min: &str) -> bool {
+    let (Some(mut a), Some(mut b)) = (version_key(installed), version_key(min)) else {
+        return false;
+    };
+    let len = a.len().max(b.len());
+    a.resize(len, 0);
+    b.resize(len, 0);
+    a < b
 }
 
 /// Largest recipe file read (a manifest, a Compose file, an icon): generous for any real recipe,

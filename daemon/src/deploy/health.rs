@@ -56,7 +56,40 @@ impl HealthFailure {
     }
 }
 
+/// After this long the page says what the app is busy with, and for how long it has been.
+const SAY_WHY_AFTER: Duration = Duration::from_secs(20);
+
+/// The progress message while the check waits: short at first; once it runs long, what the app
+/// does meanwhile (the recipe's words) and how long it has been waiting.
+fn waiting_words(recipe: &Recipe, waited: Duration) -> String {
+    let m = &recipe.manifest;
+    if waited < SAY_WHY_AFTER {
+        return format!("Waiting for {} to answer…", m.name);
+    }
+    let so_far = crate::units::human_duration(waited.as_secs() - waited.as_secs() % 10);
+    if m.health.waiting.trim().is_empty() {
+        format!("Still waiting for {} to answer ({so_far} so far)…", m.name)
+    } else {
+        format!(
+            "Still waiting for {} to answer ({so_far} so far). {}",
+            m.name,
+            m.health.waiting.trim()
+        )
+    }
+}
+
 impl Deployer {
+    /// How long the health check waits for this app: the recipe's own limit for apps that set
+    /// themselves up on their first start, else the daemon's.
+    pub fn health_timeout(&self, recipe: &Recipe) -> Duration {
+        recipe
+            .manifest
+            .health
+            .timeout
+            .map(Duration::from_secs)
+            .unwrap_or(self.config.health_timeout)
+    }
+
     pub(super) async fn health_check(
         &self,
         remote: &Remote,
@@ -68,7 +101,7 @@ impl Deployer {
         let m = &recipe.manifest;
         let port = render::web_port(recipe, values);
         let started = Instant::now();
-        let timeout = self.config.health_timeout;
+        let timeout = self.health_timeout(recipe);
         let mut last = String::from("no answer yet");
         loop {
             // The containers' state (from the device) and the app's answer (from here) are
@@ -128,7 +161,7 @@ impl Deployer {
             }
             let ok = match (port, answer) {
                 (Some(p), Some(r)) => {
-                    let good = matches!(r, Ok(s) if s == m.health.status);
+                    let good = matches!(r, Ok(s) if m.health.status.contains(&s));
                     last = match &r {
                         Ok(s) => format!("answered {s}"),
                         Err(e) => e.clone(),
@@ -169,7 +202,7 @@ impl Deployer {
                 &m.slug,
                 DeploymentState::HealthCheck,
                 pct,
-                format!("Waiting for {} to answer…", m.name),
+                waiting_words(recipe, waited),
             )
             .await;
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -260,6 +260,7 @@ impl Deployer {
         .await;
         let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
+        fill_box_values(device, recipe, &mut values).await;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
         self.write_files(&remote, id, recipe, &dir, &values).await?;
@@ -409,6 +410,9 @@ impl Deployer {
                 version: app.version,
             });
         }
+        if let Some(refused) = update_refused(&recipe, &app.version) {
+            return Err(refused);
+        }
         let guard = self.claim(slug, &recipe.manifest.name)?;
         let device = self.app_device(&app).await?;
         let settings: BTreeMap<String, String> =
@@ -484,6 +488,7 @@ impl Deployer {
         .await;
         let mut values = job.settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
+        fill_box_values(device, recipe, &mut values).await;
         self.step(
             id,
             "files",
@@ -615,6 +620,52 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+/// Why the catalog's version of an app cannot replace the installed one directly, if it
+/// cannot: the recipe records the oldest version upstream supports updating from.
+pub fn update_refused(recipe: &Recipe, installed: &str) -> Option<DeployError> {
+    let m = &recipe.manifest;
+    let u = m.update_from.as_ref()?;
+    crate::catalog::older_than(installed, &u.min).then(|| DeployError::UpdateUnsupported {
+        app: m.name.clone(),
+        from: installed.to_string(),
+        to: m.version.clone(),
+        reason: u.reason.clone(),
+        otherwise: u.otherwise.clone(),
+    })
+}
+
+/// Adds the box variables to `values` (settings and secrets settled).
+async fn fill_box_values(
+    device: &DeviceRow,
+    recipe: &Recipe,
+    values: &mut BTreeMap<String, String>,
+) {
+    let ip = device_ip(&device.host).await;
+    let filled = render::box_values(recipe, &device.host, &ip, values);
+    values.extend(filled);
+}
+
+/// The device's IP address: its host as given when that is an address, else what the name
+/// resolves to here (IPv4 first: what a port binding on a home network wants), else the name.
+async fn device_ip(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_string();
+    }
+    // The SSH connection resolved the same name moments ago; a slow resolver is not waited on.
+    let found = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, 22)))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    found
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(found.first())
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| host.to_string())
 }
 
 /// The link to the app.

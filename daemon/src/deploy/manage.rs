@@ -5,6 +5,8 @@ use super::{
     DeployError, Deployer, Lifecycle, Remote, Removal, RunState, last_lines, project_name,
     secret_owner,
 };
+use std::collections::BTreeMap;
+
 use crate::events::Event;
 
 impl Deployer {
@@ -74,6 +76,30 @@ impl Deployer {
             }
         }
         Ok(out)
+    }
+
+    /// The account Homelab made for the owner (the recipe's `sign_in`): the user name with
+    /// the app's settings filled in, and its password from the vault. None when the recipe
+    /// makes none.
+    pub async fn sign_in(&self, slug: &str) -> Result<Option<(String, String)>, DeployError> {
+        let app = self.deployed(slug).await?;
+        let recipe = self.recipe(slug)?;
+        let Some(sign_in) = &recipe.manifest.sign_in else {
+            return Ok(None);
+        };
+        let mut values = recipe.default_values();
+        let settings: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
+        values.extend(settings);
+        let user = crate::catalog::interpolate(&sign_in.user, &values).unwrap_or_default();
+        let password = self
+            .secrets(slug)
+            .await?
+            .into_iter()
+            .find(|(name, _)| *name == sign_in.password)
+            .map(|(_, value)| value)
+            .unwrap_or_default();
+        Ok(Some((user, password)))
     }
 
     /// What removing an app deletes, in words, for the confirmation.

@@ -54,6 +54,7 @@ use crate::secrets::{Vault, VaultError};
 pub use crate::states::{DeploymentState, RunState};
 use crate::store::{AppRow, DeviceRow, Store, StoreError};
 pub use health::HealthFailure;
+pub use job::update_refused;
 pub use remote::{PROJECT_LABEL, Remote, probe};
 
 /// Compose project names we own: `homelab-<slug>`.
@@ -75,6 +76,16 @@ pub enum DeployError {
     NotFound,
     #[error("{app} is up to date (version {version}).")]
     UpToDate { app: String, version: String },
+    /// Upstream does not support updating from the installed version straight to the
+    /// catalog's (the recipe's `update_from`).
+    #[error("{app} {from} cannot update straight to {to}. {reason} {otherwise}")]
+    UpdateUnsupported {
+        app: String,
+        from: String,
+        to: String,
+        reason: String,
+        otherwise: String,
+    },
 
     // Wait: another operation holds the app.
     #[error("{0} is busy; try again in a moment.")]

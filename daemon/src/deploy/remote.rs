@@ -458,17 +458,25 @@ pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16
     .map_err(|_| "no answer".to_string())?
     .map_err(|e| e.to_string())?;
     if https {
-        // The app's own self-signed certificate cannot be verified from here; a port that
-        // accepts connections counts as up.
-        return Ok(200);
-    }
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        let tls = tokio::time::timeout(Duration::from_secs(5), app_tls(host, tcp))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| "no answer to the secure handshake".to_string())??;
+        return ask(tls, &addr, path).await;
+    }
+    ask(tcp, &addr, path).await
+}
+
+/// One GET over an open connection; the status code, or why there was none.
+async fn ask<S>(io: S, addr: &str, path: &str) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = hyper::Request::get(path)
-        .header(hyper::header::HOST, addr.as_str())
+        .header(hyper::header::HOST, addr)
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
@@ -476,4 +484,77 @@ pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16
         .map_err(|_| "no answer".to_string())?
         .map_err(|e| e.to_string())?;
     Ok(resp.status().as_u16())
+}
+
+/// A TLS connection to an app that serves HTTPS with its own certificate (Portainer makes a
+/// self-signed one on its first start): nothing here can vouch for that certificate, so it is
+/// not checked, but the handshake and the answer are real. The probe sends no credentials and
+/// reads nothing but the status, so a certificate it cannot check costs nothing.
+async fn app_tls(
+    host: &str,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("“{host}” as a TLS name: {e}"))?;
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("secure handshake failed: {e}"))
+}
+
+/// Accepts the app's certificate, whatever it is, while still checking that the server holds
+/// its key (the handshake signatures are verified).
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

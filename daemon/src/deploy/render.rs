@@ -93,6 +93,72 @@ pub fn generate_secret(len: usize) -> String {
     out
 }
 
+/// The box variables (`catalog::BOX_VARIABLES`) for an app on a device reached at `host`,
+/// whose IP address is `ip`, with `values` (settings and secrets) already settled: the web
+/// port is read from the recipe with them filled in.
+pub fn box_values(
+    recipe: &Recipe,
+    host: &str,
+    ip: &str,
+    values: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut filled = values.clone();
+    filled.insert("HOMELAB_DEVICE_IP".into(), ip.to_string());
+    filled.insert("HOMELAB_TZ".into(), time_zone());
+    // The port may be published on the device's address, so it is read with the IP known.
+    let port = web_port(recipe, &filled);
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let scheme = &recipe.manifest.web.scheme;
+    let url = match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    };
+    let mut out = BTreeMap::new();
+    out.insert("HOMELAB_DEVICE_IP".into(), ip.to_string());
+    out.insert("HOMELAB_TZ".into(), time_zone());
+    out.insert(
+        "HOMELAB_APP_PORT".into(),
+        port.map(|p| p.to_string()).unwrap_or_default(),
+    );
+    out.insert("HOMELAB_APP_HOST".into(), host);
+    out.insert("HOMELAB_APP_URL".into(), url);
+    out
+}
+
+/// The box's time zone as a zone name (`Europe/Berlin`): `TZ`, else `/etc/timezone`, else where
+/// `/etc/localtime` links to; `Etc/UTC` when none says. Only a plain zone name is passed on.
+pub fn time_zone() -> String {
+    let from_link = || {
+        let target = std::fs::read_link("/etc/localtime").ok()?;
+        let target = target.to_string_lossy().to_string();
+        target
+            .split_once("zoneinfo/")
+            .map(|(_, zone)| zone.to_string())
+    };
+    let zone = std::env::var("TZ")
+        .ok()
+        .map(|z| z.trim_start_matches(':').to_string())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/timezone")
+                .ok()
+                .map(|z| z.trim().to_string())
+        })
+        .or_else(from_link)
+        .unwrap_or_default();
+    let plain = !zone.is_empty()
+        && zone.len() <= 64
+        && !zone.starts_with('/')
+        && !zone.contains("..")
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if plain { zone } else { "Etc/UTC".into() }
+}
+
 /// The env file: one `NAME='value'` line per variable, shell-quoted.
 pub fn env_file(values: &BTreeMap<String, String>) -> String {
     let mut out = String::from(

@@ -169,6 +169,7 @@ impl From<crate::deploy::DeployError> for WebError {
             // variant has to be placed here on purpose.
             D::BadSettings(_)
             | D::UpToDate { .. }
+            | D::UpdateUnsupported { .. }
             | D::AppBusy(_)
             | D::StillUndoing { .. }
             | D::NoDevices

@@ -28,6 +28,7 @@ pub const APP_ACTION: &str = "/apps/{slug}/action/{action}";
 pub const APP_REMOVE: &str = "/apps/{slug}/remove";
 pub const APP_LOGS: &str = "/apps/{slug}/logs";
 pub const APP_SECRETS: &str = "/apps/{slug}/secrets";
+pub const APP_SIGN_IN: &str = "/apps/{slug}/sign-in";
 pub const DEPLOYMENT: &str = "/deployments/{id}";
 pub const DEPLOYMENT_PROGRESS: &str = "/deployments/{id}/progress";
 pub const API_APPLICATIONS: &str = "/api/v1/applications";

@@ -113,6 +113,7 @@ fn table() -> Vec<Entry> {
         entry(M::POST, paths::APP_REMOVE, Session, views::deploy::remove),
         entry(M::GET, paths::APP_LOGS, Session, views::deploy::logs),
         entry(M::POST, paths::APP_SECRETS, Session, views::deploy::secrets),
+        entry(M::POST, paths::APP_SIGN_IN, Session, views::deploy::sign_in),
         entry(M::GET, paths::DEPLOYMENT, Session, views::deploy::show),
         entry(
             M::GET,

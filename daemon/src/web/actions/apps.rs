@@ -74,3 +74,21 @@ pub async fn reveal_secrets(
     .await?;
     Ok(secrets)
 }
+
+/// The account Homelab made for the owner (user and password), audited like the secrets.
+pub async fn reveal_sign_in(
+    state: &AppState,
+    who: &Ctx,
+    slug: &str,
+) -> Result<Option<(String, String)>, WebError> {
+    let sign_in = state.deployer.sign_in(slug).await?;
+    if sign_in.is_some() {
+        who.audit(
+            state,
+            "app.secrets_viewed",
+            format!("Viewed the sign-in password of {slug}"),
+        )
+        .await?;
+    }
+    Ok(sign_in)
+}

@@ -163,6 +163,57 @@ pub struct Deployed {
     pub version: String,
     /// The catalog's newer version, when it differs from what runs.
     pub update_to: Option<String>,
+    /// Why that version cannot replace this one directly, when upstream does not support it.
+    pub update_refused: Option<String>,
+    pub first_run: FirstRun,
+}
+
+/// What the owner needs for the first visit of an installed app: how to sign in (the account
+/// Homelab made, revealed on request) or where to finish the app's own setup, and the
+/// recipe's notes. Shown on the success page and on the app's page.
+pub struct FirstRun {
+    pub slug: String,
+    pub name: String,
+    /// The user of the account Homelab made, when the recipe makes one.
+    pub sign_in_user: Option<String>,
+    /// The app's own first-run page, and what to do there.
+    pub setup: Option<(String, String)>,
+    pub notes: String,
+    pub advanced_notes: String,
+}
+
+impl FirstRun {
+    /// For `recipe` deployed at `url` with these settings (JSON, as stored).
+    pub fn new(r: &crate::catalog::Recipe, url: &str, settings_json: &str) -> FirstRun {
+        let m = &r.manifest;
+        let mut values = r.default_values();
+        let settings: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(settings_json).unwrap_or_default();
+        values.extend(settings);
+        FirstRun {
+            slug: m.slug.clone(),
+            name: m.name.clone(),
+            sign_in_user: m
+                .sign_in
+                .as_ref()
+                .and_then(|s| crate::catalog::interpolate(&s.user, &values).ok()),
+            setup: m
+                .setup
+                .as_ref()
+                .map(|s| (format!("{}{}", origin(url), s.path), s.words.clone())),
+            notes: m.notes.clone(),
+            advanced_notes: m.advanced_notes.clone(),
+        }
+    }
+}
+
+/// `scheme://host:port` of an address, without its path.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
 }
 
 pub async fn show(
@@ -203,6 +254,9 @@ pub async fn show(
                 version: a.version.clone(),
                 update_to: (a.version != r.manifest.version || a.compose != r.compose_text)
                     .then(|| r.manifest.version.clone()),
+                update_refused: crate::deploy::update_refused(r, &a.version)
+                    .map(|e| e.to_string()),
+                first_run: FirstRun::new(r, &a.url, &a.settings),
             })
         }
         None => None,

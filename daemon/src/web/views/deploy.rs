@@ -130,6 +130,8 @@ struct ProgressTemplate<'a> {
     advanced: bool,
     actions: Vec<ActionRow>,
     env_keys: Vec<String>,
+    /// How to sign in or finish setup, once the app runs.
+    first_run: Option<super::apps::FirstRun>,
 }
 
 #[derive(Template)]
@@ -189,17 +191,20 @@ async fn progress_html(
         d.state,
         DeploymentState::Running | DeploymentState::RolledBack
     );
-    let eta = time_left(
-        &d,
-        now_unix(),
-        state.deployer.config.health_timeout.as_secs(),
-    );
-    let url = state
-        .store
-        .app(d.slug.clone())
-        .await?
-        .map(|a| a.url)
-        .unwrap_or_default();
+    let recipe = state.catalog.recipes.get(&d.slug);
+    let health_timeout = match recipe {
+        Some(r) => state.deployer.health_timeout(r),
+        None => state.deployer.config.health_timeout,
+    };
+    let eta = time_left(&d, now_unix(), health_timeout.as_secs());
+    let app = state.store.app(d.slug.clone()).await?;
+    let url = app.as_ref().map(|a| a.url.clone()).unwrap_or_default();
+    let first_run = match (recipe, &app) {
+        (Some(r), Some(a)) if d.state == DeploymentState::Running => {
+            Some(super::apps::FirstRun::new(r, &a.url, &a.settings))
+        }
+        _ => None,
+    };
     let html = ProgressTemplate {
         d: &d,
         app_name: app_name.clone(),
@@ -212,6 +217,7 @@ async fn progress_html(
         advanced: advanced(ctx),
         actions,
         env_keys: serde_json::from_str(&d.env_keys).unwrap_or_default(),
+        first_run,
     }
     .render()?;
     Ok((d, app_name, html))
@@ -424,6 +430,25 @@ pub async fn secrets(
 ) -> Result<Response, WebError> {
     let secrets = actions::apps::reveal_secrets(&state, &ctx, &slug).await?;
     Ok(Html(SecretsTemplate { secrets }.render()?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "partials/app_sign_in.html")]
+struct SignInTemplate {
+    user: String,
+    password: String,
+}
+
+/// Reveals the account Homelab made for the owner; a POST (CSRF-checked) and audited.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let (user, password) = actions::apps::reveal_sign_in(&state, &ctx, &slug)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    Ok(Html(SignInTemplate { user, password }.render()?).into_response())
 }
 
 #[cfg(test)]
