@@ -52,13 +52,14 @@ fn web_recipe(data: &Path, slug: &str, image: &str, port_default: u16, health: &
             "web: {{service: web, port: 8080, path: /}}\n\
              health: {{path: {health}, status: 200}}\n\
              data_volumes: [data]\n\
-             secrets:\n  - {{name: TOKEN, length: 32}}\n\
+             secrets:\n  - {{name: TOKEN, length: 32}}\n  - {{name: ADMIN, length: 24, form: argon2}}\n\
              settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port_default}\"}}\n  \
              - {{name: GREETING, label: Greeting, kind: text, default: hello}}\n"
         ),
         &format!(
             "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    environment:\n      \
-             GREETING: ${{GREETING}}\n      TOKEN: ${{TOKEN}}\n    ports:\n      - \"${{HTTP_PORT}}:8080\"\n    \
+             GREETING: ${{GREETING}}\n      TOKEN: ${{TOKEN}}\n      ADMIN: ${{ADMIN}}\n      \
+             WHERE: ${{HOMELAB_APP_URL}}\n      ZONE: ${{HOMELAB_TZ}}\n    ports:\n      - \"${{HTTP_PORT}}:8080\"\n    \
              volumes:\n      - data:/data\nvolumes:\n  data:\n"
         ),
     );
@@ -340,7 +341,17 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     );
     assert_eq!(
         d["env_keys"],
-        serde_json::json!(["GREETING", "HTTP_PORT", "TOKEN"])
+        serde_json::json!([
+            "ADMIN",
+            "GREETING",
+            "HOMELAB_APP_HOST",
+            "HOMELAB_APP_PORT",
+            "HOMELAB_APP_URL",
+            "HOMELAB_DEVICE_IP",
+            "HOMELAB_TZ",
+            "HTTP_PORT",
+            "TOKEN"
+        ])
     );
 
     // On the device: running under our project, answering on the chosen port.
@@ -351,6 +362,10 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     remember_secret(&token);
     assert_eq!(token.len(), 32);
     assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    // The box told the app where it lives.
+    let ip = lab::ip("nas-01");
+    assert_eq!(get("WHERE"), Some(format!("http://{ip}:18080")));
+    assert!(get("ZONE").is_some_and(|z| !z.is_empty() && !z.contains(' ')));
     assert!(!Path::new(&canary).exists(), "a setting was executed");
     assert!(!lab::exec_ok("nas-01", &["test", "-e", &canary]));
     let mode = lab::exec(
@@ -366,6 +381,18 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
         .await
         .unwrap();
     assert!(shown.contains(&token), "{shown}");
+    // The app received only an Argon2id hash of its admin secret; the owner is shown the
+    // secret itself, and it is the one the hash verifies.
+    let hash = get("ADMIN").unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let admin = extract_between(&shown, "<dt>ADMIN</dt><dd><code>", "</code>")
+        .unwrap_or_else(|| panic!("the admin secret on the page: {shown}"));
+    remember_secret(&admin);
+    assert!(!shown.contains(&hash));
+    assert!(homelabd::auth::password::verify(
+        &homelabd::secrets::Secret::from_string(admin),
+        &hash
+    ));
     let anonymous = s
         .client
         .post(s.url(&format!("/apps/{slug}/secrets")))
@@ -374,8 +401,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
         .await
         .unwrap();
     assert!(!anonymous.text().await.unwrap().contains(&token));
-    assert_eq!(app_secrets(&data, slug), 1);
-    let ip = lab::ip("nas-01");
+    assert_eq!(app_secrets(&data, slug), 2);
     let page = s
         .client
         .get(format!("http://{ip}:18080/"))
@@ -541,7 +567,7 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
         ],
     );
     assert_eq!(vols.trim(), "homelab-lab-web_data");
-    assert_eq!(app_secrets(&data, slug), 1);
+    assert_eq!(app_secrets(&data, slug), 2);
     let d = api.deploy_to_end(slug, serde_json::json!({})).await;
     assert_eq!(d["state"], "running", "{d}");
     let env = container_env("nas-01", slug);
@@ -1014,7 +1040,10 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         "    command: [\"/bin/sh\", \"-c\", \"echo bad release >&2; exit 4\"]\n",
     );
     let s = start_with(options()).await;
-    let api = Api { s: &s, token };
+    let api = Api {
+        s: &s,
+        token: token.clone(),
+    };
     let d = api
         .run_to_end("/api/v1/applications/lab-upd/update", Value::Null)
         .await;
@@ -1063,6 +1092,47 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         "running",
         "only the previous version's container, running"
     );
+    s.stop().await.unwrap();
+
+    // A version upstream cannot reach from 2.0 directly: Update is refused with the reason and
+    // what to do, nothing starts, and the app page says so instead of offering the button.
+    restart("5.0", "    restart: unless-stopped\n");
+    let m = data.join("recipes/lab-upd/manifest.yaml");
+    let mut text = std::fs::read_to_string(&m).unwrap();
+    text.push_str(
+        "update_from: {min: \"4.0\", reason: Lab Web updates through 4 first., \
+         otherwise: Keep the version you have.}\n",
+    );
+    std::fs::write(&m, text).unwrap();
+    let s = start_with(options()).await;
+    let session = s.login(ADMIN, &password).await;
+    let api = Api { s: &s, token };
+    let before = api.get("/api/v1/deployments").await;
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/applications/lab-upd/update",
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string().contains(
+            "lab-upd 2.0 cannot update straight to 5.0. Lab Web updates through 4 first. Keep the version you have."
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        api.get("/api/v1/deployments").await,
+        before,
+        "no deployment started"
+    );
+    let page = s.get("/apps/lab-upd", &session).await.text().await.unwrap();
+    assert!(
+        page.contains("id=\"update-refused\"") && !page.contains("id=\"app-update\""),
+        "{page}"
+    );
+    assert_eq!(image_of(), "example/lab-upd:2.0");
     let (status, _) = api
         .delete("/api/v1/applications/lab-upd?delete_data=true")
         .await;
