@@ -480,7 +480,7 @@ fn first_run_health_and_update_fields_are_checked_at_load() {
             with("secrets:\n  - {name: PASS, length: 20, form: md5}\n"),
             GOOD_COMPOSE.to_string(),
             "manifest.yaml",
-            "unknown variant `md5`, expected `plain` or `argon2`",
+            "unknown variant `md5`, expected one of `plain`, `argon2`, `bcrypt`",
         ),
     ];
     for (m, c, file, words) in cases {

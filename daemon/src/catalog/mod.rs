@@ -77,6 +77,10 @@ pub struct Health {
     /// ("Nextcloud sets itself up on its first start.").
     #[serde(default)]
     pub waiting: String,
+    /// Text the answer must contain, for apps that answer 200 while still busy (Jellyfin says
+    /// "Degraded" until its migrations are done, "Healthy" after).
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// The longest first start a recipe may ask for: long enough for the slowest real app on a
@@ -156,9 +160,10 @@ pub struct Database {
 pub struct SecretSpec {
     pub name: String,
     pub length: usize,
-    /// How the app receives it: as generated (the default), or `argon2`, an Argon2id PHC
-    /// string of it, for apps that accept a hash in place of the secret (Vaultwarden's admin
-    /// token). The owner is shown the secret itself either way.
+    /// How the app receives it: as generated (the default), or a hash of it for apps that
+    /// take a hash in place of the secret: `argon2` (an Argon2id PHC string: Vaultwarden's
+    /// admin token) or `bcrypt` (Portainer's first admin). The owner is shown the secret
+    /// itself either way.
     #[serde(default)]
     pub form: SecretForm,
 }
@@ -169,6 +174,7 @@ pub enum SecretForm {
     #[default]
     Plain,
     Argon2,
+    Bcrypt,
 }
 
 #[derive(Debug, Clone, Deserialize)]

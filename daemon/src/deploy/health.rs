@@ -161,9 +161,15 @@ impl Deployer {
             }
             let ok = match (port, answer) {
                 (Some(p), Some(r)) => {
-                    let good = matches!(r, Ok(s) if m.health.status.contains(&s));
+                    let good = matches!(&r, Ok(a) if m.health.status.contains(&a.status)
+                        && m.health.body.as_ref().is_none_or(|b| a.body.contains(b.as_str())));
                     last = match &r {
-                        Ok(s) => format!("answered {s}"),
+                        Ok(a) if m.health.body.is_some() => format!(
+                            "answered {}: {}",
+                            a.status,
+                            crate::limits::truncate(a.body.trim(), 80)
+                        ),
+                        Ok(a) => format!("answered {}", a.status),
                         Err(e) => e.clone(),
                     };
                     if good {

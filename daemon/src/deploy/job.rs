@@ -397,10 +397,10 @@ impl Deployer {
             let value = match s.form {
                 crate::catalog::SecretForm::Plain => value,
                 // The app keeps only a hash; a fresh salt at each deploy or update is fine, the
-                // secret it verifies stays the same. Argon2 is slow on purpose: off the runtime.
-                crate::catalog::SecretForm::Argon2 => {
+                // secret it verifies stays the same. Hashing is slow on purpose: off the runtime.
+                form => {
                     let secret = crate::secrets::Secret::from_string(value);
-                    tokio::task::spawn_blocking(move || crate::auth::password::hash(&secret))
+                    tokio::task::spawn_blocking(move || render::hash_secret(form, &secret))
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r)

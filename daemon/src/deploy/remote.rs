@@ -447,8 +447,8 @@ impl Remote {
     }
 }
 
-/// One HTTP GET from this controller to the app; the status code, or why it failed.
-pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16, String> {
+/// One HTTP GET from this controller to the app; its answer, or why there was none.
+pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<Answer, String> {
     let addr = crate::units::host_port(host, port);
     let tcp = tokio::time::timeout(
         Duration::from_secs(3),
@@ -466,8 +466,8 @@ pub async fn probe(host: &str, port: u16, path: &str, https: bool) -> Result<u16
     ask(tcp, &addr, path).await
 }
 
-/// One GET over an open connection; the status code, or why there was none.
-async fn ask<S>(io: S, addr: &str, path: &str) -> Result<u16, String>
+/// One GET over an open connection; the answer, or why there was none.
+async fn ask<S>(io: S, addr: &str, path: &str) -> Result<Answer, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -484,7 +484,38 @@ where
         .await
         .map_err(|_| "no answer".to_string())?
         .map_err(|e| e.to_string())?;
-    Ok(resp.status().as_u16())
+    let status = resp.status().as_u16();
+    // The start of the body, for checks that read it (bounded: an app's page can be large,
+    // and a slow one must not hold the check).
+    let mut body = resp.into_body();
+    let mut start = Vec::new();
+    let read = async {
+        use http_body_util::BodyExt;
+        while start.len() < PROBE_BODY
+            && let Some(Ok(frame)) = body.frame().await
+        {
+            if let Ok(data) = frame.into_data() {
+                start.extend_from_slice(&data);
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    start.truncate(PROBE_BODY);
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&start).into_owned(),
+    })
+}
+
+/// How much of an answer's body the health check reads.
+const PROBE_BODY: usize = 4096;
+
+/// What an app answered to the health check.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// The first few KB of the body.
+    pub body: String,
 }
 
 /// A TLS connection to an app that serves HTTPS with its own certificate (Portainer makes a

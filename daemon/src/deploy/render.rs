@@ -78,6 +78,27 @@ pub fn settings(
     Ok(out)
 }
 
+/// Cost of the bcrypt hashes apps receive: the library's default, which the apps' own tools
+/// use too.
+const BCRYPT_COST: u32 = 12;
+
+/// The form of a secret an app receives (`catalog::SecretForm`); slow for the hashes.
+pub fn hash_secret(
+    form: crate::catalog::SecretForm,
+    secret: &crate::secrets::Secret,
+) -> Result<String, String> {
+    use crate::catalog::SecretForm;
+    match form {
+        SecretForm::Plain => Ok(secret.expose_str().unwrap_or_default().to_string()),
+        SecretForm::Argon2 => crate::auth::password::hash(secret),
+        SecretForm::Bcrypt => {
+            bcrypt::hash_with_salt(secret.expose(), BCRYPT_COST, crate::secrets::random_bytes())
+                .map(|h| h.format_for_version(bcrypt::Version::TwoB))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// A new random secret of `len` characters.
 pub fn generate_secret(len: usize) -> String {
     let mut out = String::with_capacity(len);
@@ -357,6 +378,22 @@ mod tests {
         let mut expected = names.clone();
         expected.sort_unstable();
         assert_eq!(filled, expected);
+    }
+
+    /// Each hashed form verifies the secret with the algorithm the apps use.
+    #[test]
+    fn hashed_secrets_verify() {
+        use crate::catalog::SecretForm;
+        let secret = crate::secrets::Secret::from_string(generate_secret(20));
+        let b = hash_secret(SecretForm::Bcrypt, &secret).unwrap();
+        assert!(b.starts_with("$2b$12$"), "{b}");
+        assert!(bcrypt::verify(secret.expose(), &b).unwrap());
+        let a = hash_secret(SecretForm::Argon2, &secret).unwrap();
+        assert!(crate::auth::password::verify(&secret, &a));
+        assert_eq!(
+            hash_secret(SecretForm::Plain, &secret).unwrap().as_bytes(),
+            secret.expose()
+        );
     }
 
     #[test]
