@@ -391,3 +391,135 @@ fn user_recipe_files_must_be_inside_their_folder() {
     assert!(!c.recipes.contains_key("escaping-icon"));
     assert_eq!(c.recipes["linked-inside"].icon_svg, "<svg>mine</svg>");
 }
+
+/// What a recipe says about the first run, its health and its updates is checked at load:
+/// a status list, box variables by name, an account whose password is one of its secrets.
+#[test]
+fn first_run_health_and_update_fields_are_checked_at_load() {
+    let with = |extra: &str| format!("{GOOD_MANIFEST}{extra}");
+    let secret = "secrets:\n  - {name: PASS, length: 20}\n";
+    // Accepted: several statuses, a first-start limit, box variables, an account, a setup page,
+    // and which versions may update.
+    let good = with(&format!(
+        "{secret}sign_in: {{user: \"${{HTTP_PORT}}-admin\", password: PASS}}\n\
+         setup: {{path: /setup, words: Create your account.}}\n\
+         update_from: {{min: \"2.0\", reason: One step at a time., otherwise: Keep it.}}\n"
+    ))
+    .replace(
+        "health: {path: /, status: 200}",
+        "health: {path: /, status: [302, 200], timeout: 600, waiting: It sets itself up.}",
+    );
+    let compose = GOOD_COMPOSE.replace(
+        "    ports:",
+        "    environment:\n      URL: ${HOMELAB_APP_URL}\n      TZ: ${HOMELAB_TZ}\n    ports:",
+    );
+    let r = parse(&good, &compose).unwrap();
+    assert_eq!(r.manifest.health.status, [302, 200]);
+    assert_eq!(r.manifest.health.timeout, Some(600));
+    assert_eq!(r.manifest.sign_in.as_ref().unwrap().password, "PASS");
+    assert_eq!(r.manifest.setup.as_ref().unwrap().path, "/setup");
+
+    let cases = [
+        (
+            with("").replace("status: 200", "status: [200, 42]"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "health.status must be an HTTP status",
+        ),
+        (
+            with("").replace("status: 200}", "status: 200, timeout: 99999}"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "health.timeout must be 1 to 1800 seconds",
+        ),
+        (
+            with(""),
+            GOOD_COMPOSE.replace("${HTTP_PORT}:8080", "${HOMELAB_PORT}:8080"),
+            "compose.yaml",
+            "${HOMELAB_PORT} is not a variable Homelab fills (it fills HOMELAB_DEVICE_IP",
+        ),
+        (
+            with("  - {name: HOMELAB_APP_URL, label: Mine, kind: text, default: x}\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "or HOMELAB_",
+        ),
+        (
+            with("sign_in: {user: admin, password: NOT_A_SECRET}\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "sign_in.password “NOT_A_SECRET” is not one of the recipe's secrets",
+        ),
+        (
+            with(&format!(
+                "{secret}sign_in: {{user: \"${{NOPE}}\", password: PASS}}\n"
+            )),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "sign_in.user: ${NOPE} has no value",
+        ),
+        (
+            with("setup: {path: setup, words: Go there.}\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "setup.path must start with /",
+        ),
+        (
+            with("update_from: {min: soon, reason: Because., otherwise: Wait.}\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "update_from needs a version in min",
+        ),
+        (
+            with("").replace("version: \"1\"", "version: latest"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "version “latest” must start with a number",
+        ),
+        (
+            with("secrets:\n  - {name: PASS, length: 20, form: md5}\n"),
+            GOOD_COMPOSE.to_string(),
+            "manifest.yaml",
+            "unknown variant `md5`, expected `plain` or `argon2`",
+        ),
+    ];
+    for (m, c, file, words) in cases {
+        let e = parse(&m, &c)
+            .err()
+            .unwrap_or_else(|| panic!("accepted a broken recipe expecting “{words}”"));
+        assert!(e.starts_with(&format!("recipes/test-app/{file}")), "{e}");
+        assert!(e.contains(words), "expected “{words}” in: {e}");
+    }
+}
+
+/// Versions compare by their numbers, whatever their prefix and suffix; an update the recipe
+/// says upstream cannot make is refused with the reason and what to do instead.
+#[test]
+fn updates_upstream_cannot_make_are_refused() {
+    use homelabd::catalog::{older_than, version_key};
+    assert_eq!(version_key("v0.107.79"), Some(vec![0, 107, 79]));
+    assert_eq!(version_key("34.0.2-apache"), Some(vec![34, 0, 2]));
+    assert_eq!(version_key("2024.12.5"), Some(vec![2024, 12, 5]));
+    assert_eq!(version_key("latest"), None);
+    assert!(older_than("30.0.4", "33"));
+    assert!(older_than("1.9.9", "1.10"));
+    assert!(!older_than("33.0.0", "33"));
+    assert!(!older_than("v1.10.0", "1.9.12"));
+
+    let c = Catalog::load(None);
+    let nextcloud = &c.recipes["nextcloud"];
+    let refused = homelabd::deploy::update_refused(nextcloud, "30.0.4")
+        .expect("Nextcloud 30 may not jump to the catalog's version");
+    let words = refused.to_string();
+    assert!(
+        words.starts_with(&format!(
+            "Nextcloud 30.0.4 cannot update straight to {}.",
+            nextcloud.manifest.version
+        )) && words.contains("one major version at a time")
+            && words.contains("Keep using the version you have"),
+        "{words}"
+    );
+    assert!(homelabd::deploy::update_refused(nextcloud, "33.0.7").is_none());
+    // Apps whose upstream takes any jump say nothing.
+    assert!(homelabd::deploy::update_refused(&c.recipes["vaultwarden"], "1.0.0").is_none());
+}

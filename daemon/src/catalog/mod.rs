@@ -156,6 +156,19 @@ pub struct Database {
 pub struct SecretSpec {
     pub name: String,
     pub length: usize,
+    /// How the app receives it: as generated (the default), or `argon2`, an Argon2id PHC
+    /// string of it, for apps that accept a hash in place of the secret (Vaultwarden's admin
+    /// token). The owner is shown the secret itself either way.
+    #[serde(default)]
+    pub form: SecretForm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretForm {
+    #[default]
+    Plain,
+    Argon2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,7 +310,10 @@ pub const BOX_VARIABLES: [(&str, &str); 5] = [
         "HOMELAB_APP_HOST",
         "the host part of the app's address, as a browser sends it, e.g. 192.168.1.20",
     ),
-    ("HOMELAB_APP_PORT", "the device port of the app's web page, e.g. 8080"),
+    (
+        "HOMELAB_APP_PORT",
+        "the device port of the app's web page, e.g. 8080",
+    ),
     (
         "HOMELAB_APP_URL",
         "the app's address without a trailing slash, e.g. http://192.168.1.20:8080",
@@ -436,14 +452,16 @@ impl Recipe {
         if !m.health.path.starts_with('/') || !m.web.path.starts_with('/') {
             return Err(err(&mf, "web.path and health.path must start with /"));
         }
-        if m.health.status.is_empty() || m.health.status.iter().any(|s| !(100..=599).contains(s))
-        {
+        if m.health.status.is_empty() || m.health.status.iter().any(|s| !(100..=599).contains(s)) {
             return Err(err(
                 &mf,
                 "health.status must be an HTTP status (100–599) or a list of them, e.g. [200, 302]",
             ));
         }
-        if m.health.timeout.is_some_and(|t| t == 0 || t > MAX_HEALTH_TIMEOUT) {
+        if m.health
+            .timeout
+            .is_some_and(|t| t == 0 || t > MAX_HEALTH_TIMEOUT)
+        {
             return Err(err(
                 &mf,
                 format!("health.timeout must be 1 to {MAX_HEALTH_TIMEOUT} seconds"),
@@ -470,7 +488,10 @@ impl Recipe {
         if version_key(&m.version).is_none() {
             return Err(err(
                 &mf,
-                format!("version “{}” must start with a number, like 1.2.3", m.version),
+                format!(
+                    "version “{}” must start with a number, like 1.2.3",
+                    m.version
+                ),
             ));
         }
         let volumes = &self.compose.volumes.0;
@@ -556,7 +577,10 @@ impl Recipe {
             if !m.secrets.iter().any(|x| x.name == s.password) {
                 return Err(err(
                     &mf,
-                    format!("sign_in.password “{}” is not one of the recipe's secrets", s.password),
+                    format!(
+                        "sign_in.password “{}” is not one of the recipe's secrets",
+                        s.password
+                    ),
                 ));
             }
             interpolate(&s.user, &self.default_values())
@@ -578,10 +602,7 @@ impl Recipe {
                     ),
                 ));
             }
-            if !v.has_default
-                && !declared.contains(&v.name)
-                && !v.name.starts_with(BOX_PREFIX)
-            {
+            if !v.has_default && !declared.contains(&v.name) && !v.name.starts_with(BOX_PREFIX) {
                 return Err(err(
                     &cf,
                     format!(
@@ -786,10 +807,7 @@ pub fn version_key(v: &str) -> Option<Vec<u64>> {
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
-    let key: Vec<u64> = numeric
-        .split('.')
-        .map_while(|p| p.parse().ok())
-        .collect();
+    let key: Vec<u64> = numeric.split('.').map_while(|p| p.parse().ok()).collect();
     (!key.is_empty()).then_some(key)
 }
 

@@ -394,6 +394,22 @@ impl Deployer {
                     value
                 }
             };
+            let value = match s.form {
+                crate::catalog::SecretForm::Plain => value,
+                // The app keeps only a hash; a fresh salt at each deploy or update is fine, the
+                // secret it verifies stays the same. Argon2 is slow on purpose: off the runtime.
+                crate::catalog::SecretForm::Argon2 => {
+                    let secret = crate::secrets::Secret::from_string(value);
+                    tokio::task::spawn_blocking(move || crate::auth::password::hash(&secret))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r)
+                        .map_err(|e| {
+                            tracing::warn!(secret = %s.name, error = %e, "could not hash a secret");
+                            DeployError::SecretNotPrepared(s.name.clone())
+                        })?
+                }
+            };
             values.insert(s.name.clone(), value);
         }
         Ok(())

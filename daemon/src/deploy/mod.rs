@@ -232,6 +232,9 @@ pub enum DeployError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// Preparing a secret for the app (hashing it) failed.
+    #[error("Homelab could not prepare {0} for the app. Try again.")]
+    SecretNotPrepared(String),
 }
 
 /// What went wrong talking to a device, in the owner's words: the sentence after its name.

@@ -325,6 +325,40 @@ mod tests {
         }
     }
 
+    /// The box tells an app where it lives: the port is read with the settings chosen (a moved
+    /// port included), the address as a browser writes it.
+    #[test]
+    fn box_values_say_where_the_app_lives() {
+        let catalog = crate::catalog::Catalog::load(None);
+        let Some(vw) = catalog.recipes.get("vaultwarden") else {
+            panic!("the built-in Vaultwarden recipe");
+        };
+        let settings =
+            settings(vw, &BTreeMap::from([("HTTP_PORT".into(), "18222".into())])).unwrap();
+        let v = box_values(vw, "10.0.0.5", "10.0.0.5", &settings);
+        assert_eq!(v["HOMELAB_DEVICE_IP"], "10.0.0.5");
+        assert_eq!(v["HOMELAB_APP_PORT"], "18222");
+        assert_eq!(v["HOMELAB_APP_HOST"], "10.0.0.5");
+        assert_eq!(v["HOMELAB_APP_URL"], "http://10.0.0.5:18222");
+        assert!(!v["HOMELAB_TZ"].is_empty());
+        // A device known by name keeps its name in the address; an IPv6 one is bracketed.
+        let named = box_values(vw, "nas.lan", "192.168.1.4", &settings);
+        assert_eq!(named["HOMELAB_APP_URL"], "http://nas.lan:18222");
+        assert_eq!(named["HOMELAB_DEVICE_IP"], "192.168.1.4");
+        let v6 = box_values(vw, "fd00::4", "fd00::4", &settings);
+        assert_eq!(v6["HOMELAB_APP_URL"], "http://[fd00::4]:18222");
+        // Every box variable is filled, and only those.
+        let names: Vec<&str> = crate::catalog::BOX_VARIABLES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        let mut filled: Vec<&str> = v.keys().map(String::as_str).collect();
+        filled.sort_unstable();
+        let mut expected = names.clone();
+        expected.sort_unstable();
+        assert_eq!(filled, expected);
+    }
+
     #[test]
     fn secrets_are_random_and_sized() {
         let a = generate_secret(48);

@@ -204,6 +204,7 @@ impl From<crate::deploy::DeployError> for WebError {
             }
             D::Store(s) => s.into(),
             D::Vault(v) => WebError::internal(v),
+            e @ D::SecretNotPrepared(_) => WebError::internal(e),
         }
     }
 }

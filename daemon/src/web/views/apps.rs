@@ -254,8 +254,7 @@ pub async fn show(
                 version: a.version.clone(),
                 update_to: (a.version != r.manifest.version || a.compose != r.compose_text)
                     .then(|| r.manifest.version.clone()),
-                update_refused: crate::deploy::update_refused(r, &a.version)
-                    .map(|e| e.to_string()),
+                update_refused: crate::deploy::update_refused(r, &a.version).map(|e| e.to_string()),
                 first_run: FirstRun::new(r, &a.url, &a.settings),
             })
         }
