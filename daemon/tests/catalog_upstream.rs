@@ -60,7 +60,9 @@ struct Redirect {
     location: String,
 }
 
-/// The variables that make the app's first admin, as upstream names them.
+/// The variables that make the app's first admin, as upstream names them; a `password`
+/// starting with `--` is a command-line flag instead (Portainer's `--admin-password`), whose
+/// `user` is then the fixed name upstream gives that admin.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FirstAdmin {
@@ -95,6 +97,23 @@ fn upstream(slug: &str) -> Upstream {
 }
 
 /// The web service's environment in compose.yaml: name → value as written.
+/// The web service's command as a list of arguments (empty when it has none).
+fn web_command(r: &Recipe) -> Vec<String> {
+    let service = r
+        .compose
+        .services
+        .0
+        .get(&r.manifest.web.service)
+        .and_then(|s| s.as_ref());
+    match service.and_then(|s| s.command.as_ref()) {
+        Some(docker_compose_types::Command::Args(args)) => args.clone(),
+        Some(docker_compose_types::Command::Simple(line)) => {
+            line.split_whitespace().map(str::to_string).collect()
+        }
+        None => Vec::new(),
+    }
+}
+
 fn web_environment(r: &Recipe) -> BTreeMap<String, String> {
     let service = r
         .compose
@@ -169,6 +188,28 @@ fn disagreements(r: &Recipe, u: &Upstream) -> Vec<String> {
         }
     }
     match (&u.first_admin, &m.sign_in) {
+        (Some(admin), Some(sign_in)) if admin.password.starts_with("--") => {
+            // The flag must be followed by the secret the owner is shown.
+            let secret = format!("${{{}}}", sign_in.password);
+            let command = web_command(r);
+            let given = command
+                .iter()
+                .position(|a| *a == admin.password)
+                .and_then(|i| command.get(i + 1));
+            if given != Some(&secret) {
+                out.push(format!(
+                    "first admin: the web service's command does not pass {secret} after {} \
+                     (it is {command:?})",
+                    admin.password
+                ));
+            }
+            if admin.user.as_deref() != Some(sign_in.user.as_str()) {
+                out.push(format!(
+                    "sign_in.user: the recipe shows “{}”, upstream names that admin {:?}",
+                    sign_in.user, admin.user
+                ));
+            }
+        }
         (Some(admin), Some(sign_in)) => {
             // The revealed password must be the secret the app receives as its admin password.
             let secret = format!("${{{}}}", sign_in.password);

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Stand-in for Home Assistant. NOT VERIFIED: research-15/home-assistant.md was not written when
-# this was; behaviour as the issue and the recipe describe it: the device's own network,
-# port 8123, /manifest.json → 200, the first account in its onboarding page.
+# Stand-in for Home Assistant, as observed on homeassistant 2024.3.3 from PyPI (core's repository
+# could not be fetched): /manifest.json 200 from the first start, / → 302 /onboarding.html until
+# onboarding is done, GET /api/onboarding lists its steps.
 # shellcheck source=lab/stand-ins/http.sh
 . /standin/http.sh
 
@@ -16,7 +16,9 @@ handle() {
   case "$METHOD $REQ_PATH" in
     "GET /manifest.json") json 200 OK '{"name":"Home Assistant","short_name":"Assistant","start_url":"/?homescreen=1"}' ;;
     "GET /api/onboarding") json 200 OK '[{"step":"user","done":false}]' ;;
-    "GET /" | "GET /onboarding.html") html 200 OK '<!DOCTYPE html><title>Home Assistant</title>' ;;
+    # Until the owner finishes onboarding, / sends them there (frontend/__init__.py).
+    "GET /") redirect 302 /onboarding.html ;;
+    "GET /onboarding.html") html 200 OK '<!DOCTYPE html><title>Home Assistant</title>' ;;
     *) not_found ;;
   esac
 }

@@ -1,16 +1,19 @@
 #!/bin/sh
-# Stand-in for Paperless-ngx's web server. NOT VERIFIED: research-15/paperless-ngx.md was not
-# written when this was; behaviour as the issue describes it (the first admin from
-# PAPERLESS_ADMIN_USER/PAPERLESS_ADMIN_PASSWORD, POST /api/token/) and the recipe's health path.
+# Stand-in for Paperless-ngx 3.0.5's web server: it refuses to start without a secret key
+# (settings/__init__.py), makes the first admin from PAPERLESS_ADMIN_USER/PASSWORD only while no
+# superuser exists and never changes an existing password (manage_superuser.py), / → 302 to the
+# login page (urls.py), sign-in at POST /api/token/ (views.py).
 # shellcheck source=lab/stand-ins/http.sh
 . /standin/http.sh
 USERS=/usr/src/paperless/data/standin-users
 
 start() {
   stop_on_term
+  case ${PAPERLESS_SECRET_KEY:-change-me} in
+    change-me) echo "ImproperlyConfigured: PAPERLESS_SECRET_KEY must be set" >&2; exit 1 ;;
+  esac
   mkdir -p "${USERS%/*}"
-  if [ -n "${PAPERLESS_ADMIN_USER:-}" ] && [ -n "${PAPERLESS_ADMIN_PASSWORD:-}" ] &&
-    ! grep -q "^$PAPERLESS_ADMIN_USER " "$USERS" 2>/dev/null; then
+  if [ -n "${PAPERLESS_ADMIN_USER:-}" ] && [ -n "${PAPERLESS_ADMIN_PASSWORD:-}" ] && [ ! -s "$USERS" ]; then
     echo "Creating superuser $PAPERLESS_ADMIN_USER" >&2
     printf '%s %s\n' "$PAPERLESS_ADMIN_USER" "$(printf %s "$PAPERLESS_ADMIN_PASSWORD" | sha256sum | cut -d' ' -f1)" >> "$USERS"
   fi

@@ -26,7 +26,7 @@ start() {
   case ${ADMIN_TOKEN:-} in
     '') ;;
     \$argon2*)
-      printf '' | argon2-verify "$ADMIN_TOKEN"
+      printf '' | hash-verify "$ADMIN_TOKEN"
       [ $? -ne 2 ] || { echo "[ERROR] ADMIN_TOKEN is not a valid Argon2 PHC string" >&2; exit 1; } ;;
     *) echo "[NOTICE] You are using a plain text ADMIN_TOKEN which is insecure." >&2 ;;
   esac
@@ -36,7 +36,7 @@ start() {
 
 token_ok() {
   case $ADMIN_TOKEN in
-    \$argon2*) printf %s "$1" | argon2-verify "$ADMIN_TOKEN" ;;
+    \$argon2*) printf %s "$1" | hash-verify "$ADMIN_TOKEN" ;;
     *) [ -n "$1" ] && [ "$1" = "$ADMIN_TOKEN" ] ;;
   esac
 }
