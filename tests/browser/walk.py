@@ -335,8 +335,8 @@ def main():
                 w.shot("05d-app-placement")
 
             def deploy_app():
-                # No registry here: the lab's app stand-in is tagged as Vaultwarden's image on
-                # the device (see daemon/tests/deploy.rs), and leftovers of a killed run go first.
+                # No registry here: the lab's Vaultwarden stand-in (lab/stand-ins) is tagged as
+                # Vaultwarden's image on the device, and leftovers of a killed run go first.
                 # Fixed scripts; the project label and folder arrive as their arguments.
                 project = "label=com.docker.compose.project=homelab-vaultwarden"
                 folder = "/opt/homelab/apps/vaultwarden"
@@ -346,7 +346,7 @@ def main():
                                            "walk", project, folder], capture_output=True, text=True, check=True).stdout
                 on_device('docker ps -aq --filter "$1" | xargs -r docker rm -f; '
                           'docker volume ls -q --filter "$1" | xargs -r docker volume rm; rm -rf -- "$2"; '
-                          'docker tag homelab-lab/app-stub:1 vaultwarden/server:1.32.7')
+                          'docker tag homelab-lab/standin-vaultwarden:1 vaultwarden/server:1.37.2')
                 page.goto(base + "/apps/vaultwarden")
                 expect(page.locator("#placement li.best")).to_contain_text("Server Two", timeout=15000)
                 page.fill("input[data-setting='HTTP_PORT']", "18222")
@@ -357,6 +357,16 @@ def main():
                 # heading follows it.
                 expect(page.locator("#deploy-words")).to_contain_text("Running", timeout=120000)
                 expect(page.locator("h1")).to_have_text("Vaultwarden is running on Server Two")
+                # The first visit without a terminal: the admin page's password Homelab chose,
+                # shown on request, and the link to where the first account is made.
+                page.click("#show-sign-in")
+                secret = page.locator("#sign-in-password")
+                expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9]{48}$"), timeout=15000)
+                setup = page.locator("#finish-setup").get_attribute("href")
+                assert setup == f"http://{lab_env()['LAB_IP_SERVER_02']}:18222/admin", setup
+                # The stand-in checks the token against the Argon2 hash Vaultwarden was given.
+                assert page.request.post(setup, form={"token": secret.inner_text()}).status == 200
+                assert page.request.post(setup, form={"token": "wrong"}).status == 401
                 page.click("#what-i-did summary")
                 w.shot("08b-deploy-running")
                 href = page.locator("#open-app").get_attribute("href")
