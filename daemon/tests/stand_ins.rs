@@ -396,6 +396,28 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
     for (slug, r) in &catalog.recipes {
         tag_images(device_for(slug), r);
     }
+    // A local resolver on AdGuard Home's device, as systemd-resolved holds 127.0.0.53:53 on
+    // Debian and Ubuntu: AdGuard publishes DNS on the device's address, so it must not clash.
+    let resolver = format!("stand-ins-resolver-{}", std::process::id());
+    let adguard_device = device_for("adguard-home");
+    assert!(lab::exec_ok(
+        adguard_device,
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            &resolver,
+            "--network",
+            "host",
+            "homelab-lab/http-stub:1",
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "127.0.0.53:53",
+        ],
+    ));
     // All at once, as an owner clicking through the catalog would; each waits for its own.
     let urls = futures_util::future::join_all(
         catalog
@@ -418,5 +440,6 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
             .await;
         assert_eq!(status, 200, "remove {slug}: {body}");
     }
+    lab::exec(adguard_device, &["docker", "rm", "-f", &resolver]);
     eprintln!("stand-ins: done after {:?}", started.elapsed());
 }

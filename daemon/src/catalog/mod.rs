@@ -782,26 +782,52 @@ impl Recipe {
     }
 
     /// The host ports the app binds on its device with these values (0 where not numeric).
+    /// Box variables not in `values` take example values: they never decide a port number.
     pub fn host_ports(&self, values: &BTreeMap<String, String>) -> Vec<u16> {
         let mut ports: Vec<u16> = self.manifest.host_ports.clone();
+        ports.extend(self.published(values).into_iter().map(|(_, port)| port));
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// The host ports published on one address of the device only (`ip:published:target`),
+    /// which listeners on other addresses (loopback) do not clash with.
+    pub fn address_bound_ports(&self, values: &BTreeMap<String, String>) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .published(values)
+            .into_iter()
+            .filter(|(bound, _)| *bound)
+            .map(|(_, port)| port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// Every published port of the Compose file: whether it is bound to an address, and its
+    /// number (0 where it is not a number with these values).
+    fn published(&self, values: &BTreeMap<String, String>) -> Vec<(bool, u16)> {
+        let mut filled = example_box_values();
+        filled.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut out = Vec::new();
         for svc in self.compose.services.0.values().flatten() {
             if let Ports::Short(list) = &svc.ports {
                 for p in list {
-                    let Ok(p) = interpolate(p, values) else {
-                        ports.push(0);
+                    let Ok(p) = interpolate(p, &filled) else {
+                        out.push((false, 0));
                         continue;
                     };
                     // "[ip:]published:target[/proto]"
                     let parts: Vec<&str> = p.split('/').next().unwrap_or("").split(':').collect();
                     if parts.len() >= 2 {
-                        ports.push(parts[parts.len() - 2].parse().unwrap_or(0));
+                        let bound = parts.len() >= 3 && !parts[0].is_empty();
+                        out.push((bound, parts[parts.len() - 2].parse().unwrap_or(0)));
                     }
                 }
             }
         }
-        ports.sort_unstable();
-        ports.dedup();
-        ports
+        out
     }
 }
 

@@ -68,7 +68,15 @@ impl Deployer {
         }
         // Ports: anything listening on the device, named when it is a container.
         let owners = owners?;
-        let mut taken: Vec<u16> = facts.ports.clone();
+        // A port the app publishes on the device's own address does not clash with a program
+        // listening on loopback only (systemd-resolved's 127.0.0.53:53 and AdGuard Home's DNS).
+        let bound = recipe.address_bound_ports(settings);
+        let mut taken: Vec<u16> = facts
+            .ports
+            .iter()
+            .copied()
+            .filter(|p| !(bound.contains(p) && facts.local_ports.contains(p)))
+            .collect();
         taken.extend(owners.keys());
         // Ports the owner left to Homelab move out of the way by themselves: the next free
         // port above the recipe's default. Ports the owner chose stay and are reported.

@@ -27,6 +27,10 @@ pub struct Facts {
     /// TCP/UDP ports something listens on (any process), for port-conflict checks.
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// Those of `ports` listened on only on loopback addresses (systemd-resolved's
+    /// 127.0.0.53:53): no clash for an app that publishes the port on the device's address.
+    #[serde(default)]
+    pub local_ports: Vec<u16>,
     /// The graphics chips' device files an app could use (`/dev/dri/renderD128`,
     /// `/dev/nvidia0`); empty when there are none. Facts stored before this was gathered read
     /// as none.
@@ -38,6 +42,20 @@ pub struct Facts {
     /// shown as it is now and would otherwise be rewritten to the disk on every poll.
     #[serde(skip)]
     pub containers: Option<Vec<Container>>,
+}
+
+/// A space-separated list of port numbers, sorted and without repeats.
+fn port_list(words: Option<&str>) -> Vec<u16> {
+    let mut p: Vec<u16> = words
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    p.sort_unstable();
+    p.dedup();
+    p
 }
 
 /// Device status states.
@@ -100,19 +118,8 @@ pub(super) fn parse_facts(text: &str) -> Facts {
         disk_path: kv.get("disk_path").unwrap_or(&"").to_string(),
         disk_total: num("disk_total_kb") * 1024,
         disk_free: num("disk_free_kb") * 1024,
-        ports: {
-            let mut p: Vec<u16> = kv
-                .get("ports")
-                .map(|v| {
-                    v.split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            p.sort_unstable();
-            p.dedup();
-            p
-        },
+        local_ports: port_list(kv.get("local_ports").copied()),
+        ports: port_list(kv.get("ports").copied()),
         gpu: kv
             .get("gpu")
             .map(|v| v.split_whitespace().map(str::to_string).collect())
@@ -129,7 +136,7 @@ mod tests {
     #[test]
     fn parses_facts() {
         let f = parse_facts(
-            "ports=8080 22 22 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n",
+            "ports=8080 22 22 53 \nlocal_ports=53 \nhostname=pi-4\ncores=4\nmem_total_kb=1024\nmem_available_kb=512\nload=0.5 0.25 0.1\nuptime=12.5\ndisk_total_kb=10\ndisk_free_kb=5\nos=Debian GNU/Linux 12 (bookworm)\n",
         );
         assert_eq!(f.hostname, "pi-4");
         assert_eq!(f.cores, 4);
@@ -137,7 +144,8 @@ mod tests {
         assert_eq!(f.load, [0.5, 0.25, 0.1]);
         assert_eq!(f.uptime_secs, 12);
         assert_eq!(f.os, "Debian GNU/Linux 12 (bookworm)");
-        assert_eq!(f.ports, vec![22, 8080]);
+        assert_eq!(f.ports, vec![22, 53, 8080]);
+        assert_eq!(f.local_ports, vec![53]);
         assert!(f.gpu.is_empty(), "no gpu line: no graphics chip");
         let f = parse_facts("gpu=/dev/dri/renderD128 /dev/nvidia0 \n");
         assert_eq!(f.gpu, ["/dev/dri/renderD128", "/dev/nvidia0"]);

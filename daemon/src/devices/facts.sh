@@ -22,6 +22,20 @@ for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") { n = split($2, a, ":"); pr
   printf '%d ' "0x$h"
 done
 echo
+# Ports listened on only on loopback addresses (systemd-resolved's 127.0.0.53:53): an app that
+# publishes a port on the device's own address does not clash with them. /proc/net shows an
+# IPv4 address as the hex of its bytes in host order, so 127.x.y.z ends in 7F.
+printf 'local_ports='
+# shellcheck disable=SC2013
+for h in $(awk 'NR > 1 && ($4 == "0A" || $4 == "07") {
+    n = split($2, a, ":"); port = a[n]; addr = a[1]
+    lo = (length(addr) == 8 && substr(addr, 7, 2) == "7F") || addr == "00000000000000000000000001000000"
+    if (!(port in seen)) seen[port] = 1
+    if (!lo) seen[port] = 0
+  } END { for (p in seen) if (seen[p]) print p }' /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | sort -u); do
+  printf '%d ' "0x$h"
+done
+echo
 # Graphics chips an app could use (video transcoding, photo recognition): a DRM render node
 # (Intel, AMD, and most ARM boards) or NVIDIA's device. An unmatched pattern stays as written
 # and fails the -e test, so no match prints an empty list.
