@@ -414,6 +414,9 @@ fn first_run_health_and_update_fields_are_checked_at_load() {
         "    environment:\n      URL: ${HOMELAB_APP_URL}\n      TZ: ${HOMELAB_TZ}\n    ports:",
     );
     let r = parse(&good, &compose).unwrap();
+    // Without update_from, a version need not be a number.
+    let named = GOOD_MANIFEST.replace("version: \"1\"", "version: stable");
+    parse(&named, GOOD_COMPOSE).unwrap();
     assert_eq!(r.manifest.health.status, [302, 200]);
     assert_eq!(r.manifest.health.timeout, Some(600));
     assert_eq!(r.manifest.sign_in.as_ref().unwrap().password, "PASS");
@@ -471,10 +474,22 @@ fn first_run_health_and_update_fields_are_checked_at_load() {
             "update_from needs a version in min",
         ),
         (
-            with("").replace("version: \"1\"", "version: latest"),
+            with("update_from: {min: \"2.0\", reason: Because., otherwise: Wait.}\n")
+                .replace("version: \"1\"", "version: latest"),
             GOOD_COMPOSE.to_string(),
             "manifest.yaml",
-            "version “latest” must start with a number",
+            "version “latest” must start with a number, like 1.2.3, when update_from is set",
+        ),
+        (
+            with(""),
+            GOOD_COMPOSE
+                .replace("\"${HTTP_PORT}:8080\"", "\"8080\"")
+                .replace(
+                    "    volumes:",
+                    "    environment:\n      URL: ${HOMELAB_APP_URL}\n    volumes:",
+                ),
+            "compose.yaml",
+            "${HOMELAB_APP_URL} needs the web page published on a port of the device",
         ),
         (
             with("secrets:\n  - {name: PASS, length: 20, form: md5}\n"),

@@ -54,7 +54,8 @@ fn web_recipe(data: &Path, slug: &str, image: &str, port_default: u16, health: &
              data_volumes: [data]\n\
              secrets:\n  - {{name: TOKEN, length: 32}}\n  - {{name: ADMIN, length: 24, form: argon2}}\n\
              settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port_default}\"}}\n  \
-             - {{name: GREETING, label: Greeting, kind: text, default: hello}}\n"
+             - {{name: GREETING, label: Greeting, kind: text, default: hello}}\n\
+             sign_in: {{user: \"${{GREETING}}-admin\", password: ADMIN}}\n"
         ),
         &format!(
             "services:\n  web:\n    image: {image}\n    restart: unless-stopped\n    environment:\n      \
@@ -390,9 +391,25 @@ async fn deploys_end_to_end_exact_settings_idempotent_lifecycle_and_removal() {
     remember_secret(&admin);
     assert!(!shown.contains(&hash));
     assert!(homelabd::auth::password::verify(
-        &homelabd::secrets::Secret::from_string(admin),
+        &homelabd::secrets::Secret::from_string(admin.clone()),
         &hash
     ));
+    // The account Homelab made, as the owner's "Show the password" reveals it: the user with
+    // the chosen settings filled in, and the secret itself.
+    let account = s
+        .post_htmx(&format!("/apps/{slug}/sign-in"), &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains(&format!("<code id=\"sign-in-password\">{admin}</code>")),
+        "{account}"
+    );
+    assert!(
+        account.contains("id=\"sign-in-user\">it&#39;s"),
+        "{account}"
+    );
     let anonymous = s
         .client
         .post(s.url(&format!("/apps/{slug}/secrets")))
@@ -1009,6 +1026,14 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
         std::fs::write(&c, text).unwrap();
     };
     restart("2.0", "    restart: unless-stopped\n");
+    // Version 2.0 makes its account from a new secret: the installed app made its account
+    // with 1.0's, so after the update the page must not offer the new one.
+    let m = data.join("recipes/lab-upd/manifest.yaml");
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace("password: ADMIN}", "password: FRESH}")
+        .replace("secrets:\n", "secrets:\n  - {name: FRESH, length: 20}\n");
+    std::fs::write(&m, text).unwrap();
     let s = start_with(options()).await;
     let session = s.login(ADMIN, &password).await;
     let page = s.get("/apps/lab-upd", &session).await.text().await.unwrap();
@@ -1024,6 +1049,14 @@ async fn pulls_from_a_registry_updates_and_rolls_a_failed_update_back() {
     assert_eq!(image_of(), "example/lab-upd:2.0");
     let app = api.get("/api/v1/applications/lab-upd").await;
     assert_eq!(app["deployed"]["version"], "2.0");
+    let page = s.get("/apps/lab-upd", &session).await.text().await.unwrap();
+    assert!(!page.contains("id=\"show-sign-in\""), "{page}");
+    let reveal = s.post_htmx("/apps/lab-upd/sign-in", &session, &[]).await;
+    assert_eq!(
+        reveal.status(),
+        404,
+        "no account to reveal after the update"
+    );
     let (status, body) = api
         .send(
             reqwest::Method::POST,

@@ -398,8 +398,10 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
     }
     // A local resolver on AdGuard Home's device, as systemd-resolved holds 127.0.0.53:53 on
     // Debian and Ubuntu: AdGuard publishes DNS on the device's address, so it must not clash.
-    let resolver = format!("stand-ins-resolver-{}", std::process::id());
+    // A fixed name: one left by an interrupted run goes first.
+    let resolver = "stand-ins-resolver";
     let adguard_device = device_for("adguard-home");
+    lab::exec(adguard_device, &["docker", "rm", "-f", resolver]);
     assert!(lab::exec_ok(
         adguard_device,
         &[
@@ -407,7 +409,7 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
             "run",
             "-d",
             "--name",
-            &resolver,
+            resolver,
             "--network",
             "host",
             "homelab-lab/http-stub:1",
@@ -440,6 +442,6 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
             .await;
         assert_eq!(status, 200, "remove {slug}: {body}");
     }
-    lab::exec(adguard_device, &["docker", "rm", "-f", &resolver]);
+    lab::exec(adguard_device, &["docker", "rm", "-f", resolver]);
     eprintln!("stand-ins: done after {:?}", started.elapsed());
 }

@@ -491,11 +491,12 @@ impl Recipe {
                 "update_from needs a version in min (like 31.0.0) and both reason and otherwise in plain words",
             ));
         }
-        if version_key(&m.version).is_none() {
+        // Versions are compared only for update_from; other recipes may name them as they like.
+        if m.update_from.is_some() && version_key(&m.version).is_none() {
             return Err(err(
                 &mf,
                 format!(
-                    "version “{}” must start with a number, like 1.2.3",
+                    "version “{}” must start with a number, like 1.2.3, when update_from is set",
                     m.version
                 ),
             ));
@@ -617,6 +618,27 @@ impl Recipe {
                     ),
                 ));
             }
+        }
+        // The app's address and port exist only when its web page is published on the device
+        // (or it uses the device's network); otherwise they would reach the app empty.
+        let needs_port = variables(&self.compose_text)
+            .map_err(|e| err(&cf, e))?
+            .into_iter()
+            .find(|v| {
+                ["HOMELAB_APP_PORT", "HOMELAB_APP_URL", "HOMELAB_APP_HOST"]
+                    .contains(&v.name.as_str())
+            });
+        if let Some(v) = needs_port
+            && self.web_port(&self.default_values()).is_none()
+        {
+            return Err(err(
+                &cf,
+                format!(
+                    "${{{}}} needs the web page published on a port of the device (web.service \
+                     “{}” has no published port for web.port {})",
+                    v.name, m.web.service, m.web.port
+                ),
+            ));
         }
         // With defaults filled in, the file must still be valid Compose with numeric ports.
         let rendered =
@@ -779,6 +801,30 @@ impl Recipe {
             }
         }
         Ok(())
+    }
+
+    /// The device port the app's web entry is published on, with these values.
+    pub fn web_port(&self, values: &BTreeMap<String, String>) -> Option<u16> {
+        let m = &self.manifest;
+        if m.host_network {
+            return Some(m.web.port);
+        }
+        let svc = self.compose.services.0.get(&m.web.service)?.as_ref()?;
+        let docker_compose_types::Ports::Short(list) = &svc.ports else {
+            return None;
+        };
+        list.iter().find_map(|p| {
+            let p = interpolate(p, values).ok()?;
+            let spec = p.split('/').next()?;
+            let parts: Vec<&str> = spec.split(':').collect();
+            let (host, target) = match parts.as_slice() {
+                [.., h, t] => (*h, *t),
+                _ => return None,
+            };
+            (target.parse::<u16>().ok()? == m.web.port)
+                .then(|| host.parse().ok())
+                .flatten()
+        })
     }
 
     /// The host ports the app binds on its device with these values (0 where not numeric).

@@ -79,15 +79,12 @@ fn waiting_words(recipe: &Recipe, waited: Duration) -> String {
 }
 
 impl Deployer {
-    /// How long the health check waits for this app: the recipe's own limit for apps that set
-    /// themselves up on their first start, else the daemon's.
+    /// How long the health check waits for this app: the daemon's limit, or the recipe's own
+    /// when it is longer (apps that set themselves up on their first start). An owner who
+    /// raised the daemon's limit for a slow board keeps it for every app.
     pub fn health_timeout(&self, recipe: &Recipe) -> Duration {
-        recipe
-            .manifest
-            .health
-            .timeout
-            .map(Duration::from_secs)
-            .unwrap_or(self.config.health_timeout)
+        let own = recipe.manifest.health.timeout.map(Duration::from_secs);
+        own.unwrap_or_default().max(self.config.health_timeout)
     }
 
     pub(super) async fn health_check(
@@ -164,10 +161,18 @@ impl Deployer {
                     let good = matches!(&r, Ok(a) if m.health.status.contains(&a.status)
                         && m.health.body.as_ref().is_none_or(|b| a.body.contains(b.as_str())));
                     last = match &r {
+                        // The app's own words, one line of plain characters.
                         Ok(a) if m.health.body.is_some() => format!(
                             "answered {}: {}",
                             a.status,
-                            crate::limits::truncate(a.body.trim(), 80)
+                            crate::limits::truncate(
+                                &a.body
+                                    .trim()
+                                    .chars()
+                                    .map(|c| if c.is_control() { ' ' } else { c })
+                                    .collect::<String>(),
+                                80
+                            )
                         ),
                         Ok(a) => format!("answered {}", a.status),
                         Err(e) => e.clone(),

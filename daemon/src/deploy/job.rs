@@ -260,7 +260,7 @@ impl Deployer {
         .await;
         let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
-        fill_box_values(device, recipe, &mut values).await;
+        fill_box_values(device, recipe, &mut values).await?;
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
         self.write_files(&remote, id, recipe, &dir, &values).await?;
@@ -504,7 +504,7 @@ impl Deployer {
         .await;
         let mut values = job.settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
-        fill_box_values(device, recipe, &mut values).await;
+        fill_box_values(device, recipe, &mut values).await?;
         self.step(
             id,
             "files",
@@ -652,15 +652,32 @@ pub fn update_refused(recipe: &Recipe, installed: &str) -> Option<DeployError> {
     })
 }
 
-/// Adds the box variables to `values` (settings and secrets settled).
+/// Adds the box variables to `values` (settings and secrets settled). A recipe that binds to
+/// the device's address needs a real one: a name that does not resolve here, or a loopback
+/// address (a device added as `localhost`), would bind nothing the network can reach.
 async fn fill_box_values(
     device: &DeviceRow,
     recipe: &Recipe,
     values: &mut BTreeMap<String, String>,
-) {
+) -> Result<(), DeployError> {
     let ip = device_ip(&device.host).await;
+    let uses_ip = crate::catalog::variables(&recipe.compose_text)
+        .unwrap_or_default()
+        .iter()
+        .any(|v| v.name == "HOMELAB_DEVICE_IP");
+    let usable = ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| !a.is_loopback() && !a.is_unspecified());
+    if uses_ip && !usable {
+        return Err(DeployError::NoDeviceAddress {
+            device: device.name.clone(),
+            app: recipe.manifest.name.clone(),
+            host: device.host.clone(),
+        });
+    }
     let filled = render::box_values(recipe, &device.host, &ip, values);
     values.extend(filled);
+    Ok(())
 }
 
 /// The device's IP address: its host as given when that is an address, else what the name

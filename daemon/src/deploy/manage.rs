@@ -2,8 +2,8 @@
 //! it (what removal deletes, in words, and the removal itself).
 
 use super::{
-    DeployError, Deployer, Lifecycle, Remote, Removal, RunState, last_lines, project_name,
-    secret_owner,
+    DeployError, Deployer, DeploymentState, Lifecycle, Remote, Removal, RunState, last_lines,
+    project_name, secret_owner,
 };
 use std::collections::BTreeMap;
 
@@ -87,6 +87,9 @@ impl Deployer {
         let Some(sign_in) = &recipe.manifest.sign_in else {
             return Ok(None);
         };
+        if !self.account_made(&app).await? {
+            return Ok(None);
+        }
         let mut values = recipe.default_values();
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
@@ -100,6 +103,34 @@ impl Deployer {
             .map(|(_, value)| value)
             .unwrap_or_default();
         Ok(Some((user, password)))
+    }
+
+    /// Whether the app's account was made from the recipe's `sign_in` password: true when the
+    /// install that put the app there (the last deploy that reached running) gave it that
+    /// secret. Apps make the account on their first start only; one added by an update (from
+    /// a version without it) was never used, as the app had its admin already, so showing it
+    /// would hand the owner a password that fails.
+    pub async fn account_made(&self, app: &crate::store::AppRow) -> Result<bool, DeployError> {
+        let Some(sign_in) = self
+            .recipe(&app.slug)
+            .ok()
+            .and_then(|r| r.manifest.sign_in.as_ref())
+        else {
+            return Ok(false);
+        };
+        // An app's deployments are few (one per install or update); the install is among the
+        // last ones unless it was updated dozens of times, when no account is shown.
+        let installed = self
+            .store
+            .deployments(Some(app.slug.clone()), 50)
+            .await?
+            .into_iter()
+            .find(|d| d.kind == "deploy" && d.state == DeploymentState::Running);
+        Ok(installed.is_some_and(|d| {
+            serde_json::from_str::<Vec<String>>(&d.env_keys)
+                .unwrap_or_default()
+                .contains(&sign_in.password)
+        }))
     }
 
     /// What removing an app deletes, in words, for the confirmation.

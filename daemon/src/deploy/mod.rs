@@ -138,6 +138,17 @@ pub enum DeployError {
          `sudo apt-get install docker-compose-plugin` (or `docker-compose`), then try again."
     )]
     ComposeMissing(String),
+    /// The recipe binds to the device's address, and the one Homelab knows it by is a name
+    /// that does not resolve here or a loopback address.
+    #[error(
+        "{app} needs {device}'s address on your network, and Homelab knows it only as “{host}”. \
+         Add the device again by its IP address (for example 192.168.1.20), then try again."
+    )]
+    NoDeviceAddress {
+        device: String,
+        app: String,
+        host: String,
+    },
     /// Found missing by an update (it was there for the deploy).
     #[error("Docker Compose is no longer installed on {0}.")]
     ComposeGone(String),

@@ -521,7 +521,8 @@ pub struct Answer {
 /// A TLS connection to an app that serves HTTPS with its own certificate (Portainer makes a
 /// self-signed one on its first start): nothing here can vouch for that certificate, so it is
 /// not checked, but the handshake and the answer are real. The probe sends no credentials and
-/// reads nothing but the status, so a certificate it cannot check costs nothing.
+/// only decides whether the app is up (from its status and the start of its answer), so a
+/// certificate it cannot check costs nothing.
 async fn app_tls(
     host: &str,
     tcp: tokio::net::TcpStream,

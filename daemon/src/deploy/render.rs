@@ -170,14 +170,38 @@ pub fn time_zone() -> String {
         })
         .or_else(from_link)
         .unwrap_or_default();
-    let plain = !zone.is_empty()
+    // The same zones under zoneinfo's posix/ and right/ folders have their plain names.
+    let zone = zone
+        .strip_prefix("posix/")
+        .or_else(|| zone.strip_prefix("right/"))
+        .unwrap_or(&zone)
+        .to_string();
+    let zoneinfo = std::path::Path::new("/usr/share/zoneinfo");
+    if zone_name(&zone) && (!zoneinfo.is_dir() || zoneinfo.join(&zone).is_file()) {
+        zone
+    } else {
+        "Etc/UTC".into()
+    }
+}
+
+/// Whether `zone` reads as a zone name apps know (`Europe/Berlin`, `UTC`, `Etc/GMT+1`), not a
+/// POSIX rule (`CET-1CEST`, `UTC0`) that Paperless and others refuse: letters first, digits only
+/// after a slash.
+fn zone_name(zone: &str) -> bool {
+    let mut parts = zone.split('/');
+    let first = parts.next().unwrap_or_default();
+    !zone.is_empty()
         && zone.len() <= 64
-        && !zone.starts_with('/')
         && !zone.contains("..")
-        && zone
+        && first.starts_with(|c: char| c.is_ascii_uppercase())
+        && first
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-    if plain { zone } else { "Etc/UTC".into() }
+            .all(|c| c.is_ascii_alphabetic() || "_+-".contains(c))
+        && parts.all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+        })
 }
 
 /// The env file: one `NAME='value'` line per variable, shell-quoted.
@@ -208,7 +232,9 @@ pub fn env_file(values: &BTreeMap<String, String>) -> String {
 /// whose number is their meaning (DNS on 53, a proxy on 80 and 443) are never moved, and an
 /// app on the host's network cannot move any.
 pub fn movable_port(recipe: &Recipe, given: &BTreeMap<String, String>) -> Option<String> {
-    let defaults = settings(recipe, &BTreeMap::new()).ok()?;
+    // Box variables take example values: a port published on the device's address moves too.
+    let mut defaults = crate::catalog::example_box_values();
+    defaults.extend(settings(recipe, &BTreeMap::new()).ok()?);
     // The setting whose value becomes the web page's host port.
     const PROBE: &str = "65001";
     let s = recipe
@@ -228,26 +254,7 @@ pub fn movable_port(recipe: &Recipe, given: &BTreeMap<String, String>) -> Option
 }
 
 pub fn web_port(recipe: &Recipe, values: &BTreeMap<String, String>) -> Option<u16> {
-    let m = &recipe.manifest;
-    if m.host_network {
-        return Some(m.web.port);
-    }
-    let svc = recipe.compose.services.0.get(&m.web.service)?.as_ref()?;
-    let docker_compose_types::Ports::Short(list) = &svc.ports else {
-        return None;
-    };
-    list.iter().find_map(|p| {
-        let p = crate::catalog::interpolate(p, values).ok()?;
-        let spec = p.split('/').next()?;
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (host, target) = match parts.as_slice() {
-            [.., h, t] => (*h, *t),
-            _ => return None,
-        };
-        (target.parse::<u16>().ok()? == m.web.port)
-            .then(|| host.parse().ok())
-            .flatten()
-    })
+    recipe.web_port(values)
 }
 
 /// Every image the app uses, with variables filled in.
@@ -394,6 +401,29 @@ mod tests {
             hash_secret(SecretForm::Plain, &secret).unwrap().as_bytes(),
             secret.expose()
         );
+    }
+
+    #[test]
+    fn only_zone_names_are_passed_on() {
+        for good in [
+            "Europe/Berlin",
+            "UTC",
+            "Etc/GMT+1",
+            "America/Argentina/Buenos_Aires",
+        ] {
+            assert!(zone_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "CET-1CEST",
+            "UTC0",
+            "/etc/x",
+            "Europe/../x",
+            "europe/berlin",
+            "A//B",
+        ] {
+            assert!(!zone_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl From<crate::deploy::DeployError> for WebError {
             | D::CannotRun { .. }
             | D::NoDeviceFits { .. }
             | D::PortTaken { .. }
+            | D::NoDeviceAddress { .. }
             | D::ComposeMissing(_)
             | D::ComposeGone(_)
             | D::ProjectClash { .. }

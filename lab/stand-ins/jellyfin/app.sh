@@ -1,27 +1,30 @@
 #!/bin/sh
 # Stand-in for Jellyfin 10.11.11: GET /health → 200 "Healthy" (Jellyfin.Server/Startup.cs), but
-# for its first seconds a setup server answers /health with 200 "Degraded" and everything else
-# with 503 (Jellyfin.Server/ServerSetupApp/SetupServer.cs), as while it migrates a library: a
-# check that reads only the status would call it up too early. / → 302 web/ (relative,
-# BaseUrlRedirectionMiddleware.cs); the startup wizard is open until finished.
+# while it starts or migrates a library a setup server answers /health with 200 "Degraded" and
+# everything else with 503 (Jellyfin.Server/ServerSetupApp/SetupServer.cs). Here the first
+# DEGRADED answers to /health are "Degraded", counted rather than timed: a check that reads only
+# the status calls the app up at once, and the lab test then finds it still "Degraded".
+# / → 302 web/ (relative, BaseUrlRedirectionMiddleware.cs); the startup wizard is open until
+# finished.
 # shellcheck source=lab/stand-ins/http.sh
 . /standin/http.sh
 
-# How long the setup server answers after a start, in seconds.
-SETTING_UP=4
+# How many /health answers the setup server gives before the app is up.
+DEGRADED=3
+COUNT=/tmp/standin-health-asked
 
 start() {
   stop_on_term
-  date +%s > /tmp/standin-started
+  : > "$COUNT"
   listen 8096
   wait
 }
 
 handle() {
   read_request
-  if [ $(($(date +%s) - $(cat /tmp/standin-started))) -lt "$SETTING_UP" ]; then
+  if [ "$(wc -c < "$COUNT")" -lt "$DEGRADED" ]; then
     case "$REQ_PATH" in
-      /health) respond 200 OK Degraded 'Content-Type: text/plain' ;;
+      /health) printf . >> "$COUNT"; respond 200 OK Degraded 'Content-Type: text/plain' ;;
       *) respond 503 "Service Unavailable" "Jellyfin is starting" 'Retry-After: 5' ;;
     esac
     return

@@ -183,8 +183,14 @@ pub struct FirstRun {
 }
 
 impl FirstRun {
-    /// For `recipe` deployed at `url` with these settings (JSON, as stored).
-    pub fn new(r: &crate::catalog::Recipe, url: &str, settings_json: &str) -> FirstRun {
+    /// For `recipe` deployed at `url` with these settings (JSON, as stored); `account_made`:
+    /// the app made its admin from the recipe's `sign_in` (`Deployer::account_made`).
+    pub fn new(
+        r: &crate::catalog::Recipe,
+        url: &str,
+        settings_json: &str,
+        account_made: bool,
+    ) -> FirstRun {
         let m = &r.manifest;
         let mut values = r.default_values();
         let settings: std::collections::BTreeMap<String, String> =
@@ -196,6 +202,7 @@ impl FirstRun {
             sign_in_user: m
                 .sign_in
                 .as_ref()
+                .filter(|_| account_made)
                 .and_then(|s| crate::catalog::interpolate(&s.user, &values).ok()),
             setup: m
                 .setup
@@ -255,7 +262,12 @@ pub async fn show(
                 update_to: (a.version != r.manifest.version || a.compose != r.compose_text)
                     .then(|| r.manifest.version.clone()),
                 update_refused: crate::deploy::update_refused(r, &a.version).map(|e| e.to_string()),
-                first_run: FirstRun::new(r, &a.url, &a.settings),
+                first_run: FirstRun::new(
+                    r,
+                    &a.url,
+                    &a.settings,
+                    state.deployer.account_made(a).await?,
+                ),
             })
         }
         None => None,

@@ -201,7 +201,12 @@ async fn progress_html(
     let url = app.as_ref().map(|a| a.url.clone()).unwrap_or_default();
     let first_run = match (recipe, &app) {
         (Some(r), Some(a)) if d.state == DeploymentState::Running => {
-            Some(super::apps::FirstRun::new(r, &a.url, &a.settings))
+            Some(super::apps::FirstRun::new(
+                r,
+                &a.url,
+                &a.settings,
+                state.deployer.account_made(a).await?,
+            ))
         }
         _ => None,
     };
