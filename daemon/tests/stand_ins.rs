@@ -86,64 +86,23 @@ async fn status_of(req: reqwest::RequestBuilder) -> Result<(u16, String, String)
 }
 
 struct Box<'a> {
+    api: Api<'a>,
     s: &'a TestServer,
     session: &'a Session,
-    token: String,
 }
 
 impl Box<'_> {
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .s
-            .client
-            .request(method, self.s.url(path))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// Deploys `slug` onto device `id` and waits until it runs; its address (none for an app
-    /// the lab cannot run, see below).
+    /// Deploys `slug` onto device `id`, waits until it runs, and gives its address.
     async fn install(&self, slug: &str, id: i64) -> String {
-        let (status, started) = self
-            .api(
-                reqwest::Method::POST,
-                &format!("/api/v1/applications/{slug}/deploy"),
-                Some(json!({"device_id": id})),
-            )
-            .await;
+        let (status, started) = self.api.deploy(slug, json!({"device_id": id})).await;
         assert_eq!(status, 202, "deploy {slug}: {started}");
         let dep = started["deployment_id"].as_i64().unwrap();
-        let d = eventually(&format!("{slug} installed"), DEPLOY, || async {
-            let (_, d) = self
-                .api(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/deployments/{dep}"),
-                    None,
-                )
-                .await;
-            match d["state"].as_str() {
-                Some("running" | "rolled_back" | "failed") => Ok(d),
-                _ => Err(format!("{} — {}", d["state"], d["message"])),
-            }
-        })
-        .await;
-        assert_eq!(d["state"], "running", "{slug}: {d}");
-        let (_, app) = self
-            .api(
-                reqwest::Method::GET,
-                &format!("/api/v1/applications/{slug}"),
-                None,
-            )
+        let d = self
+            .api
+            .wait(dep, &["running", "rolled_back", "failed"], DEPLOY)
             .await;
+        assert_eq!(d["state"], "running", "{slug}: {d}");
+        let app = self.api.get(&format!("/api/v1/applications/{slug}")).await;
         assert_eq!(app["deployed"]["state"], "running", "{slug}: {app}");
         app["deployed"]["url"].as_str().unwrap().to_string()
     }
@@ -382,7 +341,10 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
     let s = start_with(opts).await;
     let (session, _) = s.claim().await;
     let b = Box {
-        token: s.api_token(&session, "stand-ins").await,
+        api: Api {
+            s: &s,
+            token: s.api_token(&session, "stand-ins").await,
+        },
         s: &s,
         session: &session,
     };
@@ -434,11 +396,8 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
     }
     for slug in catalog.recipes.keys() {
         let (status, body) = b
-            .api(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/applications/{slug}?delete_data=true"),
-                None,
-            )
+            .api
+            .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
             .await;
         assert_eq!(status, 200, "remove {slug}: {body}");
     }

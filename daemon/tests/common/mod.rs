@@ -662,6 +662,110 @@ pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String>
     Some(haystack[from..from + len].to_string())
 }
 
+/// The daemon's JSON API with an API token: deployments started and waited for.
+pub struct Api<'a> {
+    pub s: &'a TestServer,
+    pub token: String,
+}
+
+impl Api<'_> {
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let res = self
+            .s
+            .client
+            .get(self.s.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .s
+            .client
+            .request(method, self.s.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    pub async fn deploy(&self, slug: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/applications/{slug}/deploy"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// POSTs something that starts a deployment (a deploy or an update), expects 202, and
+    /// waits until it ends: running, or rolled back.
+    pub async fn run_to_end(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, started) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 202, "POST {path}: {started}");
+        self.wait(
+            started["deployment_id"].as_i64().unwrap(),
+            &["running", "rolled_back"],
+            Duration::from_secs(120),
+        )
+        .await
+    }
+
+    pub async fn deploy_to_end(&self, slug: &str, body: serde_json::Value) -> serde_json::Value {
+        self.run_to_end(&format!("/api/v1/applications/{slug}/deploy"), body)
+            .await
+    }
+
+    /// Waits until the deployment reaches one of `states`.
+    pub async fn wait(&self, id: i64, states: &[&str], timeout: Duration) -> serde_json::Value {
+        self.wait_for(id, &format!("{states:?}"), timeout, |d| {
+            states.contains(&d["state"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+
+    /// Waits until the deployment satisfies `done`.
+    pub async fn wait_for(
+        &self,
+        id: i64,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually(&format!("deployment {id}: {what}"), timeout, || async {
+            let d = self.get(&format!("/api/v1/deployments/{id}")).await;
+            if done(&d) {
+                Ok(d)
+            } else {
+                Err(format!("{} — {}", d["state"], d["message"]))
+            }
+        })
+        .await
+    }
+}
+
 /// The lab's devices (see lab/README.md). Tests that need them fail with a hint when the lab
 /// is not up.
 /// A web app recipe in the data directory (before the daemon starts), on the lab's stand-in
