@@ -5,6 +5,7 @@ pub mod apps;
 pub mod auth;
 pub mod deploy;
 pub mod devices;
+pub mod network;
 pub mod pages;
 pub mod settings;
 pub mod updates;

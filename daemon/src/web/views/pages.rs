@@ -61,21 +61,6 @@ fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
     page(ctx, section, title, e.render()?)
 }
 
-pub async fn network(ctx: Ctx) -> Result<Response, WebError> {
-    empty(
-        &ctx,
-        Section::Network,
-        Empty {
-            title: "Network",
-            lead: "Names and secure addresses for your apps, like vaultwarden.home.",
-            icon: Section::Network.icon(),
-            empty_heading: "Nothing to show yet",
-            empty_text: "Once apps are installed, this page lists the address of each one and how your network finds it.",
-            next_step: "Install an app and its address appears here.",
-        },
-    )
-}
-
 pub async fn backups(ctx: Ctx) -> Result<Response, WebError> {
     empty(
         &ctx,
