@@ -114,6 +114,13 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::APP_LOGS, Session, views::deploy::logs),
         entry(M::POST, paths::APP_SECRETS, Session, views::deploy::secrets),
         entry(M::POST, paths::APP_SIGN_IN, Session, views::deploy::sign_in),
+        entry(M::POST, paths::APP_NAME, Session, views::deploy::rename),
+        entry(
+            M::POST,
+            paths::APP_NAME_RETRY,
+            Session,
+            views::deploy::retry_name,
+        ),
         entry(M::GET, paths::DEPLOYMENT, Session, views::deploy::show),
         entry(
             M::GET,
@@ -123,6 +130,12 @@ fn table() -> Vec<Entry> {
         ),
         entry(M::GET, paths::NETWORK, Session, views::network::show),
         entry(M::GET, paths::NETWORK_NAMES, Session, views::network::names),
+        entry(
+            M::POST,
+            paths::NETWORK_SUFFIX,
+            Session,
+            views::network::set_suffix,
+        ),
         entry(M::GET, paths::NETWORK_DNS, Session, views::network::dns),
         entry(M::GET, paths::NETWORK_ROUTER, Session, views::network::router),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),

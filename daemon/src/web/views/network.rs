@@ -4,12 +4,17 @@
 //! OPNsense, read-only).
 
 use askama::Template;
+use axum::Form;
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 
 use super::{Section, page};
+use crate::dns::records::Provider;
+use crate::store::UiMode;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
-use crate::web::paths;
+use crate::web::{AppState, actions, paths};
 
 #[derive(Template)]
 #[template(path = "pages/network.html")]
@@ -40,8 +45,86 @@ fn pending(heading: &'static str) -> Result<Response, WebError> {
     Ok(Html(Pending { heading }.render()?).into_response())
 }
 
-pub async fn names(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("App names")
+/// One app's name on the panel.
+struct NameLine {
+    slug: String,
+    app: String,
+    name: String,
+    device: String,
+    answer: String,
+    provider: &'static str,
+    /// Why the record is not in place (empty when it is).
+    trouble: String,
+    valid_until: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/network_names.html")]
+struct NamesPanel {
+    names: Vec<NameLine>,
+    suffix: String,
+    provider: &'static str,
+    advanced: bool,
+}
+
+/// Every app's name: where it points, where its record lives, whether it is in place.
+pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let advanced = ctx.user()?.ui_mode == UiMode::Advanced;
+    let records = state.deployer.records();
+    let apps = state.store.apps().await?;
+    let devices = state.store.devices().await?;
+    let names = state
+        .store
+        .names()
+        .await?
+        .into_iter()
+        .map(|n| NameLine {
+            app: apps
+                .iter()
+                .find(|a| a.slug == n.slug)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| n.slug.clone()),
+            device: devices
+                .iter()
+                .find(|d| d.id == n.device_id)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| "a removed device".into()),
+            provider: Provider::parse(&n.provider)
+                .map(|p| p.words())
+                .unwrap_or("nowhere"),
+            trouble: if n.record_state == "ok" {
+                String::new()
+            } else {
+                n.record_message.clone()
+            },
+            valid_until: crate::units::date_utc(n.cert_not_after),
+            slug: n.slug,
+            name: n.name,
+            answer: n.answer,
+        })
+        .collect();
+    let panel = NamesPanel {
+        names,
+        suffix: records.suffix().await,
+        provider: records.provider().await.words(),
+        advanced,
+    };
+    Ok(Html(panel.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SuffixForm {
+    suffix: String,
+}
+
+/// The ending of new apps' names (existing names stay until renamed).
+pub async fn set_suffix(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<SuffixForm>,
+) -> Result<Response, WebError> {
+    actions::network::set_suffix(&state, &ctx, &form.suffix).await?;
+    names(State(state), ctx).await
 }
 
 pub async fn dns(_ctx: Ctx) -> Result<Response, WebError> {

@@ -20,6 +20,8 @@ struct Dashboard<'a> {
     schema_version: i64,
     uptime: String,
     pool: String,
+    /// Certificates of app names that could not be renewed, each with its fix.
+    cert_troubles: Vec<String>,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -40,6 +42,14 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
+        cert_troubles: state
+            .store
+            .names()
+            .await?
+            .into_iter()
+            .map(|n| n.cert_message)
+            .filter(|m| !m.is_empty())
+            .collect(),
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
