@@ -21,7 +21,7 @@
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `ota/`      | appliance updates: signed RAUC bundles, the update channel, the window, data snapshot, fallback restore |
-//! | `tls/`      | the box's self-signed certificate (the HTTPS listener that serves it is in `web/server.rs`) |
+//! | `tls/`      | the homelab's certificate authority (`ca.rs`) and the box's own HTTPS certificate from it, renewed and hot-swapped (the HTTPS listener that serves it is in `web/server.rs`) |
 //! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges |
 //! | `runtime`   | what a running daemon holds (`Runtime`) and the sockets it serves on (`Listeners`) |
 //! | `app`       | starting and stopping the whole daemon: opening the runtime, background loops, graceful shutdown |
@@ -85,7 +85,7 @@ pub mod web;
 
 mod app;
 
-pub use app::{RunError, console_banner, open_runtime, run, setup_code};
+pub use app::{RunError, console_banner, open_runtime, run, run_with, setup_code};
 pub use config::{Config, ConnectionLimits};
 pub use runtime::{Listeners, Runtime};
 
