@@ -44,6 +44,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired sessions are swept from the database.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60 * 60);
 
+/// How often the box's certificate is checked for renewal and address changes.
+const CERTIFICATE_CHECK_EVERY: Duration = Duration::from_secs(60 * 60);
+
 /// Open files the daemon wants: the web connections' cap, plus room for device SSH
 /// connections (one or two per device, a hundred devices), the database, mDNS and logs. The
 /// appliance unit sets `LimitNOFILE` to this.
@@ -76,35 +79,41 @@ fn raise_open_files_limit(connections: usize) {
 /// Opens the data directory: database (migrated), vault key, certificate.
 pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let cfg = config.clone();
-    let (store, vault, tls, settled) =
-        tokio::task::spawn_blocking(move || -> Result<_, RunError> {
-            prepare_data_dir(&cfg.data_dir)?;
-            // The vault first: a world-readable key must stop the start before anything else.
-            let vault_check = Vault::open_or_create(&cfg.data_dir);
-            // Before the database opens: an update that fell back has its snapshot restored.
-            let settled = crate::ota::snapshot::settle(
-                &cfg.data_dir,
-                &crate::ota::system_version(),
-                &crate::ota::snapshot::current_boot_id(),
-            )
-            .map_err(|source| RunError::DataDir {
-                path: cfg.data_dir.display().to_string(),
-                source,
-            })?;
-            // Opened again after a restore: the vault key may have been put back too.
-            let vault = match settled {
-                crate::ota::snapshot::Settled::RolledBack { .. } => {
-                    Vault::open_or_create(&cfg.data_dir)?
-                }
-                _ => vault_check?,
-            };
-            let store = Store::open(&cfg.data_dir.join(crate::store::DB_FILE))?;
-            let tls = tls::load_or_create(&cfg.data_dir)?;
-            Ok((store, vault, tls, settled))
-        })
-        .await
-        .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
+    let (store, vault, settled) = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+        prepare_data_dir(&cfg.data_dir)?;
+        // The vault first: a world-readable key must stop the start before anything else.
+        let vault_check = Vault::open_or_create(&cfg.data_dir);
+        // Before the database opens: an update that fell back has its snapshot restored.
+        let settled = crate::ota::snapshot::settle(
+            &cfg.data_dir,
+            &crate::ota::system_version(),
+            &crate::ota::snapshot::current_boot_id(),
+        )
+        .map_err(|source| RunError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        })?;
+        // Opened again after a restore: the vault key may have been put back too.
+        let vault = match settled {
+            crate::ota::snapshot::Settled::RolledBack { .. } => {
+                Vault::open_or_create(&cfg.data_dir)?
+            }
+            _ => vault_check?,
+        };
+        let store = Store::open(&cfg.data_dir.join(crate::store::DB_FILE))?;
+        Ok((store, vault, settled))
+    })
+    .await
+    .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let vault = Arc::new(vault);
+    // The homelab's authority first (made once, kept in the database), then the box's own
+    // certificate from it. The suffix only matters when the root is first made.
+    let suffix = store
+        .setting(tls::ca::SUFFIX_SETTING)
+        .await?
+        .unwrap_or_else(|| tls::ca::DEFAULT_SUFFIX.to_string());
+    let ca = tls::ca::Authority::load_or_create(&store, &vault, &suffix).await?;
+    let tls = tls::TlsIdentity::load_or_create(store.clone(), vault.clone(), ca.clone()).await?;
     let auth = Arc::new(Auth::new(
         store.clone(),
         vault.clone(),
@@ -152,6 +161,7 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         auth,
         events,
         tls,
+        ca,
         devices,
         catalog,
         deployer,
@@ -178,6 +188,16 @@ pub async fn run(
 ) -> Result<(), RunError> {
     raise_open_files_limit(config.connections.total);
     let rt = open_runtime(config).await?;
+    run_with(rt, listeners, shutdown).await
+}
+
+/// Runs an opened runtime until `shutdown` resolves (tests keep a clone of its parts, e.g.
+/// `rt.tls`, to act on the running daemon).
+pub async fn run_with(
+    rt: Runtime,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let code = rt.auth.init().await?;
     let http_addr = listeners.http.local_addr().map_err(RunError::Serve)?;
     let https_addr = match &listeners.https {
@@ -189,7 +209,8 @@ pub async fn run(
         None => format!("http://{}", web::display_addr(http_addr)),
     };
     tracing::info!(version = crate::VERSION, %url, "homelabd is running — open {url} in a browser");
-    tracing::info!(fingerprint = %rt.tls.fingerprint, "HTTPS certificate fingerprint (SHA-256)");
+    tracing::info!(fingerprint = %rt.tls.fingerprint(), "HTTPS certificate fingerprint (SHA-256)");
+    tracing::info!(fingerprint = %rt.ca.fingerprint(), "this homelab's root certificate fingerprint (SHA-256)");
     if let Some(code) = code {
         let status = rt.auth.claim_status().await?;
         tracing::info!(
@@ -223,6 +244,7 @@ pub async fn run(
         }
     });
 
+    spawn_certificate_renewal(rt.tls.clone(), stop_rx.clone());
     rt.devices
         .clone()
         .spawn_poller(rt.config.poll_interval, stop_rx.clone());
@@ -276,6 +298,25 @@ pub async fn run(
     result.map_err(RunError::Serve)
 }
 
+/// Checks the box's certificate every hour: renewed at two thirds of its life, or when the
+/// box's addresses changed. A failure keeps the old one serving (and shows on the dashboard).
+fn spawn_certificate_renewal(tls: tls::TlsIdentity, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CERTIFICATE_CHECK_EVERY);
+        // The first tick is immediate and the start has just checked.
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    // Bounded: one key generation and signature, a few database writes.
+                    let _ = tls.check(time::OffsetDateTime::now_utc()).await;
+                }
+                _ = stopped(&mut stop) => break,
+            }
+        }
+    });
+}
+
 /// The current setup code of a data directory, for `homelabd setup-code`; `None` once claimed.
 pub async fn setup_code(config: Config) -> Result<Option<String>, RunError> {
     let rt = open_runtime(config).await?;
@@ -300,7 +341,11 @@ pub async fn console_banner(config: Config) -> Result<String, RunError> {
     }
     out.push_str(&format!(
         "\n  Certificate fingerprint (SHA-256):\n  {}\n",
-        rt.tls.fingerprint
+        rt.tls.fingerprint()
+    ));
+    out.push_str(&format!(
+        "\n  Homelab root fingerprint (SHA-256), to compare when you trust this homelab:\n  {}\n",
+        rt.ca.fingerprint()
     ));
     match code.as_ref().and_then(|c| c.expose_str()) {
         Some(c) => out.push_str(&format!(

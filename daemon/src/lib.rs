@@ -24,7 +24,7 @@
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `ota/`      | appliance updates: signed RAUC bundles, the update channel, the window, data snapshot, fallback restore |
-//! | `tls/`      | the homelab's own CA (root sealed in the vault, leaf certificates for app names and for the box's UI; the HTTPS listener that serves the box's is in `web/server.rs`) |
+//! | `tls/`      | the homelab's certificate authority (`ca.rs`) and the box's own HTTPS certificate from it, renewed and hot-swapped (the HTTPS listener that serves it is in `web/server.rs`) |
 //! | `http_client` | outbound HTTP (reqwest on rustls): trusted CAs, redirects, timeouts, body bounds, ranges |
 //! | `runtime`   | what a running daemon holds (`Runtime`) and the sockets it serves on (`Listeners`) |
 //! | `app`       | starting and stopping the whole daemon: opening the runtime, background loops, graceful shutdown |
@@ -91,7 +91,7 @@ pub mod web;
 
 mod app;
 
-pub use app::{RunError, console_banner, open_runtime, run, setup_code};
+pub use app::{RunError, console_banner, open_runtime, run, run_with, setup_code};
 pub use config::{Config, ConnectionLimits};
 pub use runtime::{Listeners, Runtime};
 

@@ -137,7 +137,12 @@ fn table() -> Vec<Entry> {
             views::network::set_suffix,
         ),
         entry(M::GET, paths::NETWORK_DNS, Session, views::network::dns),
-        entry(M::GET, paths::NETWORK_ROUTER, Session, views::network::router),
+        entry(
+            M::GET,
+            paths::NETWORK_ROUTER,
+            Session,
+            views::network::router,
+        ),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
         entry(

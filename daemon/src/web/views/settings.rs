@@ -50,7 +50,7 @@ struct SettingsPage<'a> {
     csrf: &'a str,
     min_len: usize,
     session_count: i64,
-    fingerprint: &'a str,
+    fingerprint: String,
     tokens: Vec<TokenView>,
     new_token: Option<String>,
     audit: Vec<AuditView>,
@@ -113,7 +113,7 @@ pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError
         csrf: &user.csrf_token,
         min_len: MIN_LEN,
         session_count: state.store.count_user_sessions(user.user_id).await?,
-        fingerprint: &state.fingerprint,
+        fingerprint: state.tls.fingerprint(),
         tokens,
         new_token: None,
         audit,
@@ -248,7 +248,7 @@ pub async fn certificate(State(state): State<AppState>) -> Response {
                 "attachment; filename=\"homelab.local.pem\"",
             ),
         ],
-        state.cert_pem.clone(),
+        state.tls.chain_pem(),
     )
         .into_response()
 }
