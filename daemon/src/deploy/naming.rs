@@ -650,7 +650,7 @@ impl Deployer {
     pub async fn rename(&self, slug: &str, label: &str) -> Result<String, DeployError> {
         let label = label.trim().to_ascii_lowercase();
         if !records::valid_label(&label) {
-            return Err(DeployError::BadName(crate::limits::truncate(&label, 80)));
+            return Err(DeployError::BadName(crate::limits::truncate(&label, 80).into_owned()));
         }
         let app = self.deployed(slug).await?;
         let _guard = self.claim(slug, &app.name)?;
@@ -686,10 +686,12 @@ impl Deployer {
                 name: name.clone(),
                 why: e.to_string(),
             })?;
-        let undo_record = async {
+        // The new record goes again when what follows fails: the old name stays as it was.
+        let answer = row.answer.clone();
+        let take_back = |placed: Placed| async move {
             if let Err(e) = self
                 .records
-                .remove(provider, &placed.name, &row.answer, &placed.reference)
+                .remove(provider, &placed.name, &answer, &placed.reference)
                 .await
             {
                 tracing::warn!(app = slug, error = %e, "could not take back a new record");
@@ -702,7 +704,7 @@ impl Deployer {
         ) {
             Ok(l) => l,
             Err(e) => {
-                undo_record.await;
+                take_back(placed).await;
                 return Err(DeployError::Certificate(e.to_string()));
             }
         };
@@ -719,7 +721,7 @@ impl Deployer {
             )
             .await
         {
-            undo_record.await;
+            take_back(placed).await;
             return Err(e);
         }
         let owner = key_owner(slug);

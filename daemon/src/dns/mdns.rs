@@ -185,6 +185,11 @@ impl Names {
         }
     }
 
+    /// The interfaces names are announced (and asked) on; None: every LAN interface.
+    pub fn interfaces(&self) -> Option<Vec<String>> {
+        self.inner.only.clone()
+    }
+
     /// The daemon these names are announced on, to share (e.g. with `homelab.local`'s).
     pub fn daemon(&self) -> Option<ServiceDaemon> {
         self.inner.daemon.clone()

@@ -11,11 +11,9 @@ use crate::network::opnsense::{OpnSense, OpnSenseError};
 use crate::secrets::{Secret, Vault};
 use crate::store::{Store, StoreError};
 
-/// The default suffix: RFC 8375 reserves `home.arpa` for home networks.
-pub const DEFAULT_SUFFIX: &str = "home.arpa";
-/// Setting keys (the DNS panel writes them, this module reads them).
+pub use crate::tls::ca::{DEFAULT_SUFFIX, SUFFIX_SETTING};
+/// Which DNS holds app names (the DNS panel writes it, this module reads it).
 pub const PROVIDER_SETTING: &str = "dns.provider";
-pub const SUFFIX_SETTING: &str = "names.suffix";
 
 /// Where app names live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +106,7 @@ pub fn valid_label(label: &str) -> bool {
 pub fn valid_name(name: &str) -> Result<String, DnsError> {
     let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if n.len() > 253 || n.split('.').count() < 2 || !n.split('.').all(valid_label) {
-        return Err(DnsError::BadName(crate::limits::truncate(name, 80)));
+        return Err(DnsError::BadName(crate::limits::truncate(name, 80).into_owned()));
     }
     Ok(n)
 }
@@ -117,7 +115,7 @@ pub fn valid_name(name: &str) -> Result<String, DnsError> {
 pub fn valid_suffix(suffix: &str) -> Result<String, DnsError> {
     let s = suffix.trim().trim_matches('.').to_ascii_lowercase();
     if s.is_empty() || s.len() > 200 || !s.split('.').all(valid_label) || s == "local" {
-        return Err(DnsError::BadSuffix(crate::limits::truncate(suffix, 80)));
+        return Err(DnsError::BadSuffix(crate::limits::truncate(suffix, 80).into_owned()));
     }
     Ok(s)
 }
@@ -243,6 +241,13 @@ impl Records {
 
     pub fn mdns(&self) -> &Names {
         &self.mdns
+    }
+
+    /// Checks from the box that `name` resolves to `ip` and answers over HTTPS with a
+    /// certificate from `root_der` (`.local` names asked on the interfaces names go out on).
+    pub async fn check(&self, name: &str, ip: IpAddr, root_der: &[u8]) -> super::check::NameCheck {
+        let only = self.mdns.interfaces();
+        super::check::check_on(only.as_deref(), name, ip, root_der, 443).await
     }
 
     async fn secret(&self, owner: &str, purpose: &str) -> Result<Secret, DnsError> {

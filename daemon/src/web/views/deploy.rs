@@ -259,6 +259,8 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
     match d.state {
         DeploymentState::Validating
         | DeploymentState::Preparing
+        | DeploymentState::Naming
+        | DeploymentState::Securing
         | DeploymentState::Configuring
         | DeploymentState::Failed
         | DeploymentState::RollingBack => {

@@ -56,6 +56,54 @@ struct NameLine {
     /// Why the record is not in place (empty when it is).
     trouble: String,
     valid_until: String,
+    /// What the box found when it looked the name up and connected to it, in words; and
+    /// whether all was right.
+    found: String,
+    found_ok: bool,
+}
+
+/// Checks of every name, kept a little while: many open pages must not multiply the lookups
+/// (each check is bounded, ~5 s at most, and runs in parallel with the others).
+static CHECKS: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(String, String, bool)>)>> =
+    tokio::sync::Mutex::const_new(None);
+/// How long a check result is shown before names are checked again.
+const CHECK_FRESH: std::time::Duration = std::time::Duration::from_secs(20);
+/// At most this many names are checked per panel load (the rest say "not checked").
+const MAX_CHECKS: usize = 100;
+
+async fn checked(state: &AppState, rows: &[crate::store::NameRow]) -> Vec<(String, String, bool)> {
+    let mut cache = CHECKS.lock().await;
+    if let Some((at, found)) = cache.as_ref()
+        && at.elapsed() < CHECK_FRESH
+        && rows.iter().all(|r| found.iter().any(|(n, _, _)| *n == r.name))
+    {
+        return found.clone();
+    }
+    let records = state.deployer.records();
+    let root = state.deployer.ca().root_der().to_vec();
+    let found: Vec<(String, String, bool)> =
+        futures_util::future::join_all(rows.iter().take(MAX_CHECKS).map(|r| {
+            let root = root.clone();
+            async move {
+                match r.answer.parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        let c = records.check(&r.name, ip, &root).await;
+                        let ok = c.ok();
+                        let words = if ok {
+                            "Resolves to its device and answers with a trusted certificate."
+                                .to_string()
+                        } else {
+                            format!("{} {}", c.resolution, c.certificate)
+                        };
+                        (r.name.clone(), words, ok)
+                    }
+                    Err(_) => (r.name.clone(), "Not checked.".to_string(), false),
+                }
+            }
+        }))
+        .await;
+    *cache = Some((std::time::Instant::now(), found.clone()));
+    found
 }
 
 #[derive(Template)]
@@ -73,12 +121,17 @@ pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, 
     let records = state.deployer.records();
     let apps = state.store.apps().await?;
     let devices = state.store.devices().await?;
-    let names = state
-        .store
-        .names()
-        .await?
+    let rows = state.store.names().await?;
+    let found = checked(&state, &rows).await;
+    let names = rows
         .into_iter()
         .map(|n| NameLine {
+            found: found
+                .iter()
+                .find(|(name, _, _)| *name == n.name)
+                .map(|(_, w, _)| w.clone())
+                .unwrap_or_else(|| "Not checked.".into()),
+            found_ok: found.iter().any(|(name, _, ok)| *name == n.name && *ok),
             app: apps
                 .iter()
                 .find(|a| a.slug == n.slug)
