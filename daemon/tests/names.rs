@@ -20,8 +20,6 @@ use serde_json::json;
 
 /// The lab's stand-in app (busybox serving a page on 8080).
 const STUB: &str = "homelab-lab/app-stub:1";
-/// A deploy of a present image plus the proxy's first start (measured ~3 s; 20 s under load).
-const DEPLOY: Duration = Duration::from_secs(120);
 
 fn recipe(data: &Path, slug: &str, web_port: u16, host_port: u16) {
     let dir = data.join("recipes").join(slug);
