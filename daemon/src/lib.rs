@@ -14,6 +14,7 @@
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
 //! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
+//! | `proxy/`    | Homelab's proxy on each app device (Caddy): its Compose file and starting configuration, and its admin API reached over SSH |
 //! | `states`    | the states of a deployment and of a deployed app, as stored and as shown |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection: engine reads, project calls |
@@ -72,6 +73,7 @@ pub mod http_client;
 pub mod limits;
 pub mod ota;
 pub mod placement;
+pub mod proxy;
 pub mod runtime;
 pub mod secrets;
 pub mod shutdown;
