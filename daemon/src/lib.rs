@@ -65,6 +65,7 @@ pub mod config;
 pub mod deploy;
 pub mod devices;
 pub mod discovery;
+pub mod dns;
 pub mod docker;
 pub mod events;
 pub mod heap;

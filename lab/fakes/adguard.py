@@ -68,6 +68,8 @@ DEFAULT_STATE = {
     "protection_enabled": True,
     "dns_port": 53,
     "http_port": 80,
+    # What the setup page suggests (ADGUARD_HOME_DEFAULT_WEB_PORT in the official image: 3000).
+    "default_web_port": 3000,
     "filtering_enabled": True,
     "interval": 24,
     "filters": [],
@@ -626,7 +628,7 @@ class Handler(BaseHTTPRequestHandler):
             {
                 "version": st["version"],
                 "dns_port": 53,
-                "web_port": 80,
+                "web_port": st["default_web_port"],
                 "interfaces": {
                     "lo": {
                         "flags": "up|loopback",
