@@ -90,9 +90,7 @@ pub enum AdGuardError {
          chosen then."
     )]
     AlreadySetUp { url: String },
-    #[error(
-        "AdGuard Home at {url} sends Homelab to {to}: use that address instead."
-    )]
+    #[error("AdGuard Home at {url} sends Homelab to {to}: use that address instead.")]
     Redirected { url: String, to: String },
     #[error(
         "“{domain}” already points to {answer} in AdGuard Home, an entry Homelab did not make: \
@@ -542,9 +540,10 @@ impl AdGuard {
         if self.username.is_empty() {
             return self.status().await;
         }
-        let password = self.password.expose_str().ok_or_else(|| {
-            AdGuardError::BadInput("The password must be text (UTF-8).".into())
-        })?;
+        let password = self
+            .password
+            .expose_str()
+            .ok_or_else(|| AdGuardError::BadInput("The password must be text (UTF-8).".into()))?;
         let url = format!("{}/control/login", self.base);
         let body = json!({"name": self.username, "password": password});
         let resp = self
@@ -592,7 +591,13 @@ impl AdGuard {
         value.set_sensitive(true);
         headers.insert(http_client::HeaderName::from_static("cookie"), value);
         let status = self
-            .call_with(Method::GET, "status", None, "show its status", headers.clone())
+            .call_with(
+                Method::GET,
+                "status",
+                None,
+                "show its status",
+                headers.clone(),
+            )
             .await;
         // Best effort: an unended session only expires later.
         let _ = self
@@ -691,7 +696,11 @@ impl AdGuard {
         old: &str,
         new: &str,
     ) -> Result<(), AdGuardError> {
-        let (domain, old, new) = (valid_domain(domain)?, valid_answer(old)?, valid_answer(new)?);
+        let (domain, old, new) = (
+            valid_domain(domain)?,
+            valid_answer(old)?,
+            valid_answer(new)?,
+        );
         let existing = self.rewrites().await?;
         let find = |answer: &str| {
             existing
@@ -910,12 +919,10 @@ impl AdGuard {
                 ))
             })?
             .to_string();
+        // The setup calls need no login: 403 there means the wizard is gone
+        // (control.go: preInstallHandler).
         let pre = |e: AdGuardError| match e {
-            AdGuardError::Refused { message, .. } if message.contains("Forbidden") => {
-                AdGuardError::AlreadySetUp {
-                    url: agh.base.clone(),
-                }
-            }
+            AdGuardError::LoginRefused { url } => AdGuardError::AlreadySetUp { url },
             other => other,
         };
         let bytes = agh
@@ -966,8 +973,7 @@ impl AdGuard {
 /// A blocklist's address: http(s) like any other, bounded.
 fn valid_list_url(url: &str) -> Result<String, AdGuardError> {
     let t = url.trim();
-    if t.len() > MAX_URL || t.chars().any(char::is_control) || http_client::parse_url(t).is_err()
-    {
+    if t.len() > MAX_URL || t.chars().any(char::is_control) || http_client::parse_url(t).is_err() {
         return Err(AdGuardError::BadInput(format!(
             "“{}” is not a web address of a blocklist (http:// or https://).",
             shown_input(url)

@@ -1,0 +1,403 @@
+//! AdGuard Home: our client (`dns::adguard`) against the fake (lab/fakes/adguard.py), the fake
+//! against the independent client (lab/fakes/check_adguard.py, PyPI `adguardhome`), and the
+//! DNS panel of the Network page through the real server.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use homelabd::dns::adguard::{AdGuard, AdGuardError, QueryFilter, Rewrite};
+use homelabd::secrets::Secret;
+
+const PASSWORD: &str = "fake-admin-password";
+
+/// The fake, stopped (by its pid) when dropped.
+struct Fake {
+    child: Child,
+    url: String,
+    _state: tempfile::TempPath,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Starts the fake with `seed` as its state; returns once it listens (it prints "ready <port>").
+fn fake(seed: serde_json::Value) -> Fake {
+    let mut state = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut state, seed.to_string().as_bytes()).unwrap();
+    let state = state.into_temp_path();
+    let mut child = Command::new("python3")
+        .arg(repo().join("lab/fakes/adguard.py"))
+        .args(["--port", "0", "--state"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the fake");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("the fake did not start: {line:?}"))
+        .trim()
+        .to_string();
+    Fake {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _state: state,
+    }
+}
+
+fn seeded() -> serde_json::Value {
+    let log: Vec<_> = (0..30)
+        .map(|i| {
+            serde_json::json!({
+                "time": format!("2026-12-05T10:{:02}:00.5Z", 59 - i),
+                "question": {"name": format!("host{i}.example"), "type": "A", "class": "IN"},
+                "client": if i % 2 == 0 { "192.168.1.20" } else { "192.168.1.10" },
+                "reason": if i % 3 == 0 { "FilteredBlackList" } else { "NotFilteredNotFound" },
+                "status": "NOERROR",
+                "elapsedMs": "0.25",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "users": [{"name": "admin", "password": PASSWORD}],
+        "querylog": log,
+        "stats": {"num_dns_queries": 1204, "num_blocked_filtering": 144},
+        "rewrites": [{"domain": "nas.lan", "answer": "192.168.1.5"}],
+    })
+}
+
+fn agh(f: &Fake, password: &str) -> AdGuard {
+    AdGuard::new(&f.url, "admin", Secret::from_string(password.into())).unwrap()
+}
+
+/// A loopback web server handing out a blocklist whose text the test can change.
+async fn list_server(rules: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/list.txt", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let rules = rules.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = rules.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn the_fake_is_faithful_to_the_independent_client() {
+    let out = Command::new("python3")
+        .arg(repo().join("lab/fakes/check_adguard.py"))
+        .output()
+        .expect("python3 runs check_adguard.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "check_adguard.py failed:\n{text}");
+    assert!(text.contains("PASS"), "{text}");
+}
+
+#[tokio::test]
+async fn test_reports_version_and_protection_and_a_wrong_password_plainly() {
+    let f = fake(seeded());
+    let status = agh(&f, PASSWORD).test().await.unwrap();
+    assert_eq!(status.version, "v0.107.71");
+    assert!(status.protection_enabled && status.running);
+
+    let err = agh(&f, "wrong").test().await.unwrap_err();
+    assert!(matches!(err, AdGuardError::WrongLogin { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("refused the user name or password")
+    );
+
+    // Basic auth on any other call: refused, with the way to find out why.
+    let err = agh(&f, "wrong").stats().await.unwrap_err();
+    assert!(matches!(err, AdGuardError::LoginRefused { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_homelab_out_for_fifteen_minutes() {
+    // internal/home/authratelimiter.go with the defaults auth_attempts: 5, block_auth_min: 15.
+    let f = fake(seeded());
+    for attempt in 1..=5 {
+        let err = agh(&f, "wrong").test().await.unwrap_err();
+        assert!(
+            matches!(err, AdGuardError::WrongLogin { .. }),
+            "attempt {attempt}: {err:?}"
+        );
+    }
+    // Now even the right password is refused, and the message says for how long.
+    let err = agh(&f, PASSWORD).test().await.unwrap_err();
+    let AdGuardError::LockedOut { seconds, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!((14 * 60..=15 * 60).contains(seconds), "{seconds}");
+    assert!(err.to_string().contains("about 15 minutes"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_and_not_set_up_say_what_to_do() {
+    let port = common::free_port();
+    let err = AdGuard::new(
+        &format!("http://127.0.0.1:{port}"),
+        "admin",
+        Secret::from_string("x".into()),
+    )
+    .unwrap()
+    .test()
+    .await
+    .unwrap_err();
+    assert!(matches!(err, AdGuardError::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Homelab could not reach AdGuard Home at http://127.0.0.1:{port}: check the address and that it is running")),
+        "{err}"
+    );
+
+    let f = fake(serde_json::json!({"configured": false, "users": []}));
+    let err = agh(&f, PASSWORD).test().await.unwrap_err();
+    assert!(matches!(err, AdGuardError::NotSetUp { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn rewrites_are_idempotent_never_touch_others_and_report_conflicts() {
+    let f = fake(seeded());
+    let a = agh(&f, PASSWORD);
+    let theirs = Rewrite {
+        domain: "nas.lan".into(),
+        answer: "192.168.1.5".into(),
+        enabled: true,
+    };
+
+    a.add_rewrite("Jellyfin.home.arpa", "10.0.0.7")
+        .await
+        .unwrap();
+    a.add_rewrite("jellyfin.home.arpa", "10.0.0.7")
+        .await
+        .unwrap();
+    let ours = Rewrite {
+        domain: "jellyfin.home.arpa".into(),
+        answer: "10.0.0.7".into(),
+        enabled: true,
+    };
+    assert_eq!(a.rewrites().await.unwrap(), vec![theirs.clone(), ours]);
+
+    // The owner's own record for a name: a conflict, left as it is.
+    let err = a.add_rewrite("nas.lan", "10.0.0.9").await.unwrap_err();
+    let AdGuardError::Conflict { domain, answer } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        (domain.as_str(), answer.as_str()),
+        ("nas.lan", "192.168.1.5")
+    );
+
+    // Moving: old → new, twice; then the old answer is gone.
+    a.update_rewrite("jellyfin.home.arpa", "10.0.0.7", "10.0.0.8")
+        .await
+        .unwrap();
+    a.update_rewrite("jellyfin.home.arpa", "10.0.0.7", "10.0.0.8")
+        .await
+        .unwrap();
+    let moved = Rewrite {
+        domain: "jellyfin.home.arpa".into(),
+        answer: "10.0.0.8".into(),
+        enabled: true,
+    };
+    assert_eq!(a.rewrites().await.unwrap(), vec![theirs.clone(), moved]);
+
+    // Deleting what is named only; twice is fine; a different answer is not ours to delete.
+    a.delete_rewrite("nas.lan", "10.9.9.9").await.unwrap();
+    a.delete_rewrite("jellyfin.home.arpa", "10.0.0.8")
+        .await
+        .unwrap();
+    a.delete_rewrite("jellyfin.home.arpa", "10.0.0.8")
+        .await
+        .unwrap();
+    assert_eq!(a.rewrites().await.unwrap(), vec![theirs]);
+
+    let err = a.add_rewrite("bad name!", "1.2.3.4").await.unwrap_err();
+    assert!(matches!(err, AdGuardError::BadInput(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn protection_stats_and_the_query_log() {
+    let f = fake(seeded());
+    let a = agh(&f, PASSWORD);
+
+    a.set_protection(false).await.unwrap();
+    let s = a.status().await.unwrap();
+    assert!(!s.protection_enabled && s.protection_paused_for.is_none());
+    a.pause_protection(Duration::from_secs(600)).await.unwrap();
+    let paused = a.status().await.unwrap().protection_paused_for.unwrap();
+    assert!(paused > Duration::from_secs(590), "{paused:?}");
+    a.set_protection(true).await.unwrap();
+    assert!(a.status().await.unwrap().protection_enabled);
+
+    let stats = a.stats().await.unwrap();
+    assert_eq!((stats.queries, stats.blocked), (1204, 144));
+    assert!((stats.blocked_percent() - 11.96).abs() < 0.01);
+
+    let page = a
+        .querylog(&QueryFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.rows.len(), 10);
+    assert_eq!(page.rows[0].domain, "host0.example");
+    let next = a
+        .querylog(&QueryFilter {
+            limit: 10,
+            older_than: page.oldest.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.rows[0].domain, "host10.example");
+
+    let blocked = a
+        .querylog(&QueryFilter {
+            blocked_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(blocked.rows.len(), 10, "every third of 30");
+    assert!(blocked.rows.iter().all(|r| r.blocked));
+    assert!(blocked.oldest.is_none(), "a short page is the last");
+
+    let found = a
+        .querylog(&QueryFilter {
+            search: Some("HOST2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<_> = found.rows.iter().map(|r| r.domain.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "host2.example",
+            "host20.example",
+            "host21.example",
+            "host22.example",
+            "host23.example",
+            "host24.example",
+            "host25.example",
+            "host26.example",
+            "host27.example",
+            "host28.example",
+            "host29.example"
+        ]
+    );
+    let err = a
+        .querylog(&QueryFilter {
+            search: Some("x".repeat(101)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AdGuardError::BadInput(_)), "{err:?}");
+
+    // The cap holds whatever the caller asks for.
+    let all = a
+        .querylog(&QueryFilter {
+            limit: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.rows.len(), 30);
+}
+
+#[tokio::test]
+async fn blocklists_add_disable_refresh_remove() {
+    let f = fake(seeded());
+    let a = agh(&f, PASSWORD);
+    let rules = std::sync::Arc::new(std::sync::Mutex::new(
+        "||ads.example^\n||t.example^\n".to_string(),
+    ));
+    let url = list_server(rules.clone()).await;
+
+    a.add_filter(&url, "Ads").await.unwrap();
+    let lists = a.filters().await.unwrap().lists;
+    assert_eq!(lists.len(), 1);
+    assert_eq!(
+        (
+            lists[0].name.as_str(),
+            lists[0].rules_count,
+            lists[0].enabled
+        ),
+        ("Ads", 2, true)
+    );
+    let err = a.add_filter(&url, "Again").await.unwrap_err();
+    assert!(matches!(err, AdGuardError::Refused { .. }), "{err:?}");
+
+    a.set_filter_enabled(&url, false).await.unwrap();
+    assert!(!a.filters().await.unwrap().lists[0].enabled);
+    a.set_filter_enabled(&url, true).await.unwrap();
+
+    assert_eq!(a.refresh_filters().await.unwrap(), 0);
+    rules.lock().unwrap().push_str("||new.example^\n");
+    assert_eq!(a.refresh_filters().await.unwrap(), 1);
+    assert_eq!(a.filters().await.unwrap().lists[0].rules_count, 3);
+
+    a.remove_filter(&url).await.unwrap();
+    a.remove_filter(&url).await.unwrap();
+    assert!(a.filters().await.unwrap().lists.is_empty());
+
+    let err = a.add_filter("javascript:alert(1)", "x").await.unwrap_err();
+    assert!(matches!(err, AdGuardError::BadInput(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn first_run_setup_once() {
+    let f = fake(serde_json::json!({"configured": false, "users": []}));
+    let short = AdGuard::set_up_fresh(&f.url, "admin", Secret::from_string("short".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(short, AdGuardError::BadInput(_)), "{short:?}");
+
+    let a = AdGuard::set_up_fresh(&f.url, "admin", Secret::from_string(PASSWORD.into()))
+        .await
+        .unwrap();
+    assert!(a.test().await.unwrap().running);
+
+    let again = AdGuard::set_up_fresh(&f.url, "admin", Secret::from_string(PASSWORD.into()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, AdGuardError::AlreadySetUp { .. }),
+        "{again:?}"
+    );
+}
