@@ -407,6 +407,11 @@ impl AdGuard {
         &self.base
     }
 
+    /// The password, for the caller to seal after a successful test.
+    pub(crate) fn password(&self) -> &Secret {
+        &self.password
+    }
+
     /// Whether the password crosses the network unencrypted (an http:// address).
     pub fn plain_http(&self) -> bool {
         self.base.starts_with("http://")

@@ -1,7 +1,7 @@
 //! The Network page: a frame of three panels, each loaded (and refreshed) by its own route so
 //! each part of the network can be slow or unreachable without holding up the others:
-//! the apps' names (`names`), the DNS server (`dns`: AdGuard Home) and the router (`router`:
-//! OPNsense, read-only).
+//! the apps' names (`names`), the DNS server (`network_dns`: AdGuard Home) and the router
+//! (`router`: OPNsense, read-only).
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
@@ -42,10 +42,6 @@ fn pending(heading: &'static str) -> Result<Response, WebError> {
 
 pub async fn names(_ctx: Ctx) -> Result<Response, WebError> {
     pending("App names")
-}
-
-pub async fn dns(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("DNS server")
 }
 
 pub async fn router(_ctx: Ctx) -> Result<Response, WebError> {
