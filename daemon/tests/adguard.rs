@@ -401,3 +401,205 @@ async fn first_run_setup_once() {
         "{again:?}"
     );
 }
+
+/// The DNS panel through the real server, against the fake.
+#[tokio::test]
+async fn the_dns_panel_connects_shows_and_changes_adguard_home() {
+    let f = fake(seeded());
+    let s = common::start("adguard-panel").await;
+    let (session, _) = s.claim().await;
+    let htmx = [("hx-request", "true")];
+
+    let panel = s.get_text_with("/network/dns", &session, &htmx).await;
+    assert!(panel.contains("Ad blocking and app names"), "{panel}");
+    assert!(!panel.contains("✓ Connected"), "{panel}");
+
+    // A wrong password: the plain error, and nothing saved.
+    let res = s
+        .post_htmx(
+            "/network/dns/save",
+            &session,
+            &[
+                ("url", &f.url),
+                ("username", "admin"),
+                ("password", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("refused the user name or password"), "{body}");
+    assert!(!body.contains("✓ Connected"), "{body}");
+
+    // "Test connection" does not save either.
+    let body = s
+        .post_htmx(
+            "/network/dns/test",
+            &session,
+            &[
+                ("url", &f.url),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("AdGuard Home answers. Save to use it."),
+        "{body}"
+    );
+    assert!(!body.contains("✓ Connected"), "{body}");
+
+    // The right one: saved, and the dashboard shows in plain words.
+    let body = s
+        .post_htmx(
+            "/network/dns/save",
+            &session,
+            &[
+                ("url", &f.url),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Connected and saved."), "{body}");
+    assert!(body.contains("✓ Connected"), "{body}");
+    assert!(
+        body.contains("Blocking ads and trackers: <strong>on</strong>"),
+        "{body}"
+    );
+    assert!(body.contains("1,204 lookups today, 12 % blocked"), "{body}");
+    assert!(
+        body.contains("nas.lan"),
+        "the owner's own rewrite is listed"
+    );
+    // Basic mode shows no address with a port (the form's value is not shown text).
+    assert!(!body.contains(&format!("<code>{}</code>", f.url)), "{body}");
+    assert!(!body.contains(PASSWORD), "the password is never sent back");
+
+    // Toggling protection shows the new state, and AdGuard Home has it.
+    let body = s
+        .post_htmx("/network/dns/protection", &session, &[("on", "false")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("Blocking ads and trackers: <strong>off</strong>"),
+        "{body}"
+    );
+    assert!(!agh(&f, PASSWORD).status().await.unwrap().protection_enabled);
+    let body = s
+        .post_htmx("/network/dns/protection", &session, &[("on", "true")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("Blocking ads and trackers: <strong>on</strong>"),
+        "{body}"
+    );
+
+    // The query log: blocked only, and a search.
+    let log = s
+        .get_text_with("/network/dns/querylog?blocked=1&search=", &session, &htmx)
+        .await;
+    assert_eq!(log.matches(">Blocked</span>").count(), 10, "{log}");
+    assert!(!log.contains("Allowed"), "{log}");
+    let log = s
+        .get_text_with("/network/dns/querylog?search=host7.", &session, &htmx)
+        .await;
+    assert!(
+        log.contains("host7.example") && !log.contains("host8.example"),
+        "{log}"
+    );
+
+    // App names can now live in AdGuard Home; then the connection cannot be removed.
+    let body = s
+        .post_htmx(
+            "/network/dns/provider",
+            &session,
+            &[("provider", "adguard")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(r#"value="adguard" checked"#), "{body}");
+    let body = s
+        .post_htmx("/network/dns/forget", &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("choose another way to name them first"),
+        "{body}"
+    );
+    assert!(body.contains("✓ Connected"), "{body}");
+    // OPNsense is not connected: refused with where to do it.
+    let body = s
+        .post_htmx(
+            "/network/dns/provider",
+            &session,
+            &[("provider", "opnsense")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Router panel first"), "{body}");
+
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dns_panel_refuses_injection_in_the_address_and_user_name() {
+    let s = common::start("adguard-inject").await;
+    let (session, _) = s.claim().await;
+    let long = format!("http://h/{}", "a".repeat(10 * 1024));
+    let huge_user = "a".repeat(10 * 1024);
+    let cases: [(&str, &str, &str); 6] = [
+        ("javascript:alert(1)", "admin", "write it like"),
+        (
+            "http://10.0.0.2:3000\r\nX-Evil: 1",
+            "admin",
+            "write it like",
+        ),
+        (&long, "admin", "write it like"),
+        (
+            "data:text/html,<script>alert(1)</script>",
+            "admin",
+            "write it like",
+        ),
+        ("http://10.0.0.2:3000", "ad\nmin", "no line breaks"),
+        ("http://10.0.0.2:3000", &huge_user, "at most 255 characters"),
+    ];
+    for (url, user, says) in cases {
+        let res = s
+            .post_htmx(
+                "/network/dns/save",
+                &session,
+                &[
+                    ("url", url),
+                    ("username", user),
+                    ("password", "pw-for-test"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{url:.40}");
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains("alert-error") && body.contains(says),
+            "{url:.40}: {body:.2000}"
+        );
+        assert!(!body.contains("<script>alert"), "escaped: {body:.2000}");
+        assert!(!body.contains("✓ Connected"));
+    }
+    s.stop().await.unwrap();
+}

@@ -123,15 +123,30 @@ fn table() -> Vec<Entry> {
         ),
         entry(M::GET, paths::NETWORK, Session, views::network::show),
         entry(M::GET, paths::NETWORK_NAMES, Session, views::network::names),
-        entry(M::GET, paths::NETWORK_DNS, Session, views::network_dns::panel),
+        entry(
+            M::GET,
+            paths::NETWORK_DNS,
+            Session,
+            views::network_dns::panel,
+        ),
         entry(
             M::POST,
             paths::NETWORK_DNS_PROVIDER,
             Session,
             views::network_dns::set_provider,
         ),
-        entry(M::POST, paths::NETWORK_DNS_TEST, Session, views::network_dns::test),
-        entry(M::POST, paths::NETWORK_DNS_SAVE, Session, views::network_dns::save),
+        entry(
+            M::POST,
+            paths::NETWORK_DNS_TEST,
+            Session,
+            views::network_dns::test,
+        ),
+        entry(
+            M::POST,
+            paths::NETWORK_DNS_SAVE,
+            Session,
+            views::network_dns::save,
+        ),
         entry(
             M::POST,
             paths::NETWORK_DNS_FORGET,

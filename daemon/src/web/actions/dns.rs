@@ -47,7 +47,9 @@ pub async fn connection(state: &AppState) -> Result<Option<AdGuard>, WebError> {
     ) else {
         return Ok(None);
     };
-    let password = saved_password(state).await?.unwrap_or_else(|| Secret::new(Vec::new()));
+    let password = saved_password(state)
+        .await?
+        .unwrap_or_else(|| Secret::new(Vec::new()));
     // A stored address was checked when saved; one that no longer parses is shown as gone.
     Ok(AdGuard::new(&url, &user, password).ok())
 }
@@ -227,16 +229,13 @@ pub async fn set_up_deployed(state: &AppState, who: &Ctx) -> Answer<Status> {
         ));
     };
     if connection(state).await?.is_some() {
-        return Err(WebError::bad_request(
-            "AdGuard Home is already connected.",
-        ));
+        return Err(WebError::bad_request("AdGuard Home is already connected."));
     }
     use base64::Engine;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(crate::secrets::random_bytes::<24>());
     let username = "homelab";
-    let agh = match AdGuard::set_up_fresh(&app.url, username, Secret::from_string(password)).await
-    {
+    let agh = match AdGuard::set_up_fresh(&app.url, username, Secret::from_string(password)).await {
         Ok(agh) => agh,
         Err(e) => return Ok(Err(e)),
     };

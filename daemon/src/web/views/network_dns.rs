@@ -18,10 +18,10 @@ use crate::dns::adguard::{
 };
 use crate::secrets::Secret;
 use crate::store::UiMode;
+use crate::web::AppState;
 use crate::web::actions::dns as act;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
-use crate::web::AppState;
 
 /// The suffix app names end in unless the owner chose another (RFC 8375).
 const SUFFIX_SETTING: &str = "names.suffix";
@@ -128,7 +128,12 @@ fn plain(e: &AdGuardError) -> String {
     e.to_string()
 }
 
-async fn log_view(agh: &AdGuard, blocked_only: bool, search: &str, older: Option<String>) -> LogView {
+async fn log_view(
+    agh: &AdGuard,
+    blocked_only: bool,
+    search: &str,
+    older: Option<String>,
+) -> LogView {
     let search: String = search.chars().take(MAX_SEARCH).collect();
     let filter = QueryFilter {
         blocked_only,
@@ -174,13 +179,15 @@ fn empty_log() -> LogView {
     }
 }
 
-async fn live(state: &AppState, agh: &AdGuard) -> Result<Result<(Live, LogView), AdGuardError>, WebError> {
+async fn live(
+    state: &AppState,
+    agh: &AdGuard,
+) -> Result<Result<(Live, LogView), AdGuardError>, WebError> {
     let status = match agh.status().await {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let (stats, filters, rewrites) =
-        tokio::join!(agh.stats(), agh.filters(), agh.rewrites());
+    let (stats, filters, rewrites) = tokio::join!(agh.stats(), agh.filters(), agh.rewrites());
     let (stats, filters, rewrites) = match (stats, filters, rewrites) {
         (Ok(s), Ok(f), Ok(r)) => (s, f, r),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(Err(e)),
@@ -394,7 +401,13 @@ pub async fn save(
     match act::save(&state, &ctx, &form.url, &form.username, password).await? {
         Ok(status) => {
             let words = connected_words(advanced(&ctx)?, &status);
-            render(&state, &ctx, ok(format!("{words}. Connected and saved.")), None).await
+            render(
+                &state,
+                &ctx,
+                ok(format!("{words}. Connected and saved.")),
+                None,
+            )
+            .await
         }
         Err(e) => render(&state, &ctx, refused(plain(&e)), Some(refill_with)).await,
     }
