@@ -34,8 +34,8 @@ fn repo() -> PathBuf {
 
 /// Starts the fake with `seed` as its state; returns once it listens (it prints "ready <port>").
 fn fake(seed: serde_json::Value) -> Fake {
-    let mut state = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut state, seed.to_string().as_bytes()).unwrap();
+    let mut state = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::io::Write::write_all(&mut state, seed.to_string().as_bytes()).expect("seed written");
     let state = state.into_temp_path();
     let mut child = Command::new("python3")
         .arg(repo().join("lab/fakes/adguard.py"))
@@ -45,9 +45,9 @@ fn fake(seed: serde_json::Value) -> Fake {
         .spawn()
         .expect("python3 runs the fake");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
-        .unwrap();
+        .expect("the fake's first line");
     let port = line
         .strip_prefix("ready ")
         .unwrap_or_else(|| panic!("the fake did not start: {line:?}"))
@@ -82,21 +82,23 @@ fn seeded() -> serde_json::Value {
 }
 
 fn agh(f: &Fake, password: &str) -> AdGuard {
-    AdGuard::new(&f.url, "admin", Secret::from_string(password.into())).unwrap()
+    AdGuard::new(&f.url, "admin", Secret::from_string(password.into())).expect("a usable address")
 }
 
 /// A loopback web server handing out a blocklist whose text the test can change.
 async fn list_server(rules: std::sync::Arc<std::sync::Mutex<String>>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/list.txt", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/list.txt", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let rules = rules.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let body = rules.lock().unwrap().clone();
+                let body = rules.lock().expect("lock").clone();
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
