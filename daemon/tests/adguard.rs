@@ -28,6 +28,24 @@ impl Drop for Fake {
     }
 }
 
+/// The text a reader sees: tags dropped (attribute values with them).
+fn visible(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -544,6 +562,24 @@ async fn the_dns_panel_connects_shows_and_changes_adguard_home() {
         "{body}"
     );
     assert!(body.contains("✓ Connected"), "{body}");
+    // Basic words only in the panel's text (tags and attribute values left out).
+    let text = visible(&body);
+    for word in ["DNS", "API", "rewrite", "Rewrite", "port", "token", "HTTP"] {
+        assert!(!text.contains(word), "Basic panel says {word:?}: {text}");
+    }
+    // Advanced mode: the technical detail, and the warning about plain http.
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let body = s.get_text_with("/network/dns", &session, &htmx).await;
+    assert!(body.contains("AdGuard Home v0.107.71"), "{body}");
+    assert!(body.contains(&format!("<code>{}</code>", f.url)), "{body}");
+    assert!(body.contains("crosses your network unencrypted"), "{body}");
+    assert!(
+        body.contains("FilteredBlackList"),
+        "the reason, in Advanced: {body}"
+    );
     // OPNsense is not connected: refused with where to do it.
     let body = s
         .post_htmx(

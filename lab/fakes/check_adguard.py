@@ -11,12 +11,15 @@ Run: python3 lab/fakes/check_adguard.py
 """
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -148,6 +151,43 @@ async def drive(url, list_url):
         await agh.rewrite.enable()
 
 
+def raw(url, method="GET", body=None, headers=None):
+    """One request as-is, for the answers the library hides (status, empty body)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def protocol_checks(url):
+    """The real server's answers the fake must give (internal/home/control.go, authhttp.go)."""
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
+    code, body, _ = raw(url + "/control/status")
+    check(code == 401 and body == b"", "unauthenticated status: 401 with an empty body")
+    code, body, _ = raw(url + "/control/protection", "POST", b'{"enabled":true}',
+                        {**auth, "Content-Type": "text/plain"})
+    check(code == 415 and b"only content-type application/json" in body, "wrong content type: 415")
+    code, _, _ = raw(url + "/control/protection", "POST", b'{"enabled":true}',
+                     {**auth, "Content-Type": "application/json; charset=utf-8"})
+    check(code == 415, "content type must be exactly application/json")
+    code, body, _ = raw(url + "/control/status", "POST", None, auth)
+    check(code == 405 and b"only method GET" in body, "wrong method: 405")
+    code, body, _ = raw(url + "/control/login", "POST", b'{"name":"admin","password":"nope"}',
+                        {"Content-Type": "application/json"})
+    check(code == 403 and b"invalid username or password" in body, "wrong login: 403")
+    code, _, headers = raw(url + "/control/login", "POST",
+                           json.dumps({"name": "admin", "password": PASSWORD}).encode(),
+                           {"Content-Type": "application/json"})
+    cookie = headers.get("Set-Cookie", "").split(";")[0]
+    check(code == 200 and cookie.startswith("agh_session="), "login sets agh_session")
+    code, _, _ = raw(url + "/control/status", headers={"Cookie": cookie})
+    check(code == 200, "the session cookie signs requests in")
+    code, _, _ = raw(url + "/control/install/get_addresses")
+    check(code == 403, "the setup wizard is gone once set up: 403")
+
+
 def main():
     lists = ThreadingHTTPServer(("127.0.0.1", 0), ListHandler)
     threading.Thread(target=lists.serve_forever, daemon=True).start()
@@ -163,6 +203,7 @@ def main():
         line = fake.stdout.readline().split()
         if line[:1] != ["ready"]:
             raise SystemExit("FAIL: the fake did not start")
+        protocol_checks(f"http://127.0.0.1:{line[1]}")
         asyncio.run(drive(f"http://127.0.0.1:{line[1]}", list_url))
         print("PASS: the adguardhome library works with the fake")
     finally:
