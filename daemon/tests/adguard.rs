@@ -641,3 +641,84 @@ async fn the_dns_panel_refuses_injection_in_the_address_and_user_name() {
     }
     s.stop().await.unwrap();
 }
+
+/// An AdGuard Home Homelab installed and nobody set up: "Set it up and use it".
+#[tokio::test]
+async fn the_dns_panel_sets_up_the_adguard_home_homelab_installed() {
+    let f = fake(serde_json::json!({"configured": false, "users": []}));
+    let s = common::start("adguard-set-up").await;
+    let (session, _) = s.claim().await;
+    let htmx = [("hx-request", "true")];
+
+    // What a deploy leaves behind, written straight into the daemon's database (a second
+    // connection; the lab is not needed for this part).
+    let store = homelabd::store::Store::open(&s.data.join(homelabd::store::DB_FILE))
+        .expect("the daemon's database");
+    let device = store
+        .add_device(
+            homelabd::store::NewDevice {
+                name: "dns-box".into(),
+                host: "127.0.0.9".into(),
+                port: 22,
+                username: "homelab".into(),
+                host_key: String::new(),
+                docker_socket: "/var/run/docker.sock".into(),
+                key_comment: String::new(),
+            },
+            |_| Vec::new(),
+        )
+        .await
+        .unwrap();
+    store
+        .put_app(homelabd::store::AppRow {
+            slug: "adguard-home".into(),
+            name: "AdGuard Home".into(),
+            device_id: device.id,
+            version: "0.107.79".into(),
+            state: homelabd::states::RunState::Running,
+            message: String::new(),
+            settings: "{}".into(),
+            url: f.url.clone(),
+            app_dir: "/opt/homelab/apps/adguard-home".into(),
+            compose: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        })
+        .await
+        .unwrap();
+
+    let panel = s.get_text_with("/network/dns", &session, &htmx).await;
+    assert!(panel.contains("Set it up and use it"), "{panel}");
+
+    let body = s
+        .post_htmx("/network/dns/set-up", &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("AdGuard Home is set up, connected"), "{body}");
+    assert!(body.contains("✓ Connected"), "{body}");
+    assert!(body.contains(r#"value="adguard" checked"#), "{body}");
+    assert!(
+        body.contains("Blocking ads and trackers: <strong>on</strong>"),
+        "{body}"
+    );
+    assert!(!body.contains("Set it up and use it"), "{body}");
+
+    // The generated password is sealed in the vault, never in the settings.
+    let sealed = store
+        .secret("adguard".into(), "password")
+        .await
+        .unwrap()
+        .expect("sealed password");
+    assert!(!sealed.is_empty());
+    assert_eq!(
+        store.setting("adguard.username").await.unwrap().as_deref(),
+        Some("homelab")
+    );
+    // AdGuard Home now wants a login: the wizard ran once.
+    let err = agh(&f, "anything").test().await.unwrap_err();
+    assert!(matches!(err, AdGuardError::WrongLogin { .. }), "{err:?}");
+
+    s.stop().await.unwrap();
+}
