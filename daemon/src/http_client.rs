@@ -544,6 +544,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn send_carries_method_headers_and_body_and_zero_redirects_means_none() {
+        let (base, heads) = server(|_| {
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n".to_vec()
+        })
+        .await;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut settings = Settings::new(Path::new("/nonexistent/ca.pem"), "1.0");
+        settings.max_redirects = 0;
+        let resp = HttpClient::new(settings)
+            .send(
+                Method::PUT,
+                &format!("{base}/x"),
+                headers,
+                Some(("application/json", b"{}".to_vec())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND, "not followed");
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1);
+        let head = &heads[0];
+        assert!(head.starts_with("put /x "), "{head}");
+        assert!(
+            head.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("accept: application/json\r\n"), "{head}");
+        assert!(head.contains("content-length: 2\r\n"), "{head}");
+    }
+
+    #[tokio::test]
     async fn a_closed_port_is_unreachable_with_the_systems_reason() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -433,6 +433,10 @@ async fn the_dns_panel_connects_shows_and_changes_adguard_home() {
     let panel = s.get_text_with("/network/dns", &session, &htmx).await;
     assert!(panel.contains("Ad blocking and app names"), "{panel}");
     assert!(!panel.contains("✓ Connected"), "{panel}");
+    let text = visible(&panel);
+    for word in ["DNS", "API", "rewrite", "port", "token", "HTTP", "URL"] {
+        assert!(!text.contains(word), "Basic panel says {word:?}: {text}");
+    }
 
     // A wrong password: the plain error, and nothing saved.
     let res = s

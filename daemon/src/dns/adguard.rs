@@ -853,6 +853,13 @@ impl AdGuard {
 
     /// Removes the blocklist at `url` (absent: nothing to do, as the server answers).
     pub async fn remove_filter(&self, url: &str) -> Result<(), AdGuardError> {
+        // Any address AdGuard Home holds may be removed (also a file path it was given), so
+        // only the bounds are checked here.
+        if url.len() > MAX_URL || url.chars().any(char::is_control) {
+            return Err(AdGuardError::BadInput(
+                "That is not the address of one of its blocklists.".into(),
+            ));
+        }
         self.call(
             Method::POST,
             "filtering/remove_url",
