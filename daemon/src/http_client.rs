@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header;
 
-pub use reqwest::{StatusCode, Url};
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+pub use reqwest::{Method, StatusCode, Url};
 
 /// Everything a client is built from. [`Settings::new`] gives the values every caller shares
 /// unless it has a reason not to.
@@ -186,6 +187,39 @@ impl HttpClient {
         }
     }
 
+    /// Sends one API request: `method` to `url` with `headers` (mark credentials sensitive)
+    /// and, if given, a body with its content type. Any status comes back as a response, as
+    /// with [`HttpClient::get`].
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Response, HttpError> {
+        let client = self
+            .inner
+            .as_ref()
+            .map_err(|e| HttpError::Setup(e.clone()))?;
+        let parsed = parse_url(url)?;
+        let mut req = client.request(method, parsed.clone()).headers(headers);
+        if let Some((content_type, bytes)) = body {
+            req = req.header(header::CONTENT_TYPE, content_type).body(bytes);
+        }
+        if let Some(overall) = self.settings.overall_timeout {
+            req = req.timeout(overall);
+        }
+        let started = std::time::Instant::now();
+        match req.send().await {
+            Ok(inner) => Ok(Response {
+                inner,
+                settings: self.settings.clone(),
+                started,
+            }),
+            Err(e) => Err(self.request_error(&e, &parsed)),
+        }
+    }
+
     /// Turns reqwest's error for a request that got no answer into ours.
     fn request_error(&self, e: &reqwest::Error, asked: &Url) -> HttpError {
         let at = e.url().unwrap_or(asked);
@@ -235,7 +269,11 @@ fn build(settings: &Settings, tls: rustls::ClientConfig) -> reqwest::Result<reqw
         .connect_timeout(settings.connect_timeout)
         .read_timeout(settings.idle_timeout)
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max {
+            if max == 0 {
+                // No redirects at all: the caller sees the 3xx answer and says what it means
+                // (an API that redirects is being set up, or wants another address).
+                attempt.stop()
+            } else if attempt.previous().len() > max {
                 attempt.error(TooManyRedirects)
             } else if !usable(attempt.url()) {
                 attempt.error(BadRedirect)
@@ -503,6 +541,38 @@ mod tests {
             .unwrap();
         let err = resp.bytes(100).await.unwrap_err();
         assert!(matches!(err, HttpError::Idle(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn send_carries_method_headers_and_body_and_zero_redirects_means_none() {
+        let (base, heads) = server(|_| {
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n".to_vec()
+        })
+        .await;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut settings = Settings::new(Path::new("/nonexistent/ca.pem"), "1.0");
+        settings.max_redirects = 0;
+        let resp = HttpClient::new(settings)
+            .send(
+                Method::PUT,
+                &format!("{base}/x"),
+                headers,
+                Some(("application/json", b"{}".to_vec())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND, "not followed");
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1);
+        let head = &heads[0];
+        assert!(head.starts_with("put /x "), "{head}");
+        assert!(
+            head.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("accept: application/json\r\n"), "{head}");
+        assert!(head.contains("content-length: 2\r\n"), "{head}");
     }
 
     #[tokio::test]

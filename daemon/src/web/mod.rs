@@ -56,6 +56,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    /// Seals and opens the credentials the web saves (the DNS server's password).
+    pub vault: Arc<crate::secrets::Vault>,
     pub auth: Arc<Auth>,
     pub devices: Arc<crate::devices::Devices>,
     pub catalog: Arc<crate::catalog::Catalog>,
@@ -97,6 +99,7 @@ impl AppState {
     pub fn new(rt: &Runtime, stopping: watch::Receiver<bool>) -> AppState {
         AppState(Arc::new(Inner {
             store: rt.store.clone(),
+            vault: rt.vault.clone(),
             auth: rt.auth.clone(),
             devices: rt.devices.clone(),
             catalog: rt.catalog.clone(),

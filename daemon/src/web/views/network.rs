@@ -1,7 +1,7 @@
 //! The Network page: a frame of three panels, each loaded (and refreshed) by its own route so
 //! each part of the network can be slow or unreachable without holding up the others:
-//! the apps' names (`names`), the DNS server (`dns`: AdGuard Home) and the router (`router`:
-//! OPNsense, read-only).
+//! the apps' names (`names`), the DNS server (`network_dns`: AdGuard Home) and the router
+//! (`router`: OPNsense, read-only).
 
 use askama::Template;
 use axum::Form;
@@ -178,10 +178,6 @@ pub async fn set_suffix(
 ) -> Result<Response, WebError> {
     actions::network::set_suffix(&state, &ctx, &form.suffix).await?;
     names(State(state), ctx).await
-}
-
-pub async fn dns(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("DNS server")
 }
 
 pub async fn router(_ctx: Ctx) -> Result<Response, WebError> {
