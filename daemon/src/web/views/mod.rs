@@ -8,6 +8,7 @@ pub mod devices;
 pub mod network;
 pub mod pages;
 pub mod settings;
+pub mod trust;
 pub mod updates;
 
 use askama::Template;

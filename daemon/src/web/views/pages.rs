@@ -20,6 +20,8 @@ struct Dashboard<'a> {
     schema_version: i64,
     uptime: String,
     pool: String,
+    /// Why the box's certificate could not be renewed, and what to do (None while all is well).
+    cert_trouble: Option<String>,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -40,6 +42,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
+        cert_trouble: state.tls.renewal_trouble(),
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
