@@ -443,6 +443,15 @@ async fn the_https_listener_serves_the_chain_and_swaps_a_renewed_certificate_liv
         .unwrap()
         .unwrap()
         .unwrap();
+    // A renewal that cannot save (the database is closed now) keeps the current certificate
+    // and says what happened and what to do, for the dashboard banner.
+    assert!(tls.renew(time::OffsetDateTime::now_utc()).await.is_err());
+    assert_eq!(tls.fingerprint(), now_fp);
+    let trouble = tls.renewal_trouble().expect("the failure is reported");
+    assert!(
+        trouble.contains("could not renew") && trouble.contains("works until"),
+        "{trouble}"
+    );
     let rt = open(&data).await;
     assert_eq!(rt.tls.fingerprint(), now_fp);
     rt.store.close().await.unwrap();
