@@ -144,17 +144,40 @@ fn console_banner_shows_the_code_and_fingerprint_until_claimed() {
         .unwrap()
         .trim()
         .to_string();
-    let openssl = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(data.join("tls/cert.pem"))
-        .output()
-        .unwrap();
-    let expected = String::from_utf8(openssl.stdout).unwrap();
-    assert_eq!(
-        expected.trim().rsplit('=').next().unwrap(),
-        fingerprint,
-        "{text}"
-    );
+    // Both fingerprints, computed by openssl from what the database holds: the box's
+    // certificate and the homelab's root.
+    let openssl = |pem: String| {
+        let mut child = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(openssl(box_cert_pem(&data)), fingerprint, "{text}");
+    let root = text
+        .lines()
+        .skip_while(|l| !l.contains("Homelab root fingerprint"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(openssl(root_pem(&data)), root, "{text}");
 }
 
 #[tokio::test]

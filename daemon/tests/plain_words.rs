@@ -344,7 +344,8 @@ fn links(html: &str) -> Vec<String> {
                 || path == "/logout"
                 || path == "/healthz"
                 || path.ends_with(".svg")
-                || path.ends_with(".pem");
+                || path.ends_with(".pem")
+                || path.ends_with(".crt");
             if !skip {
                 out.push(url);
             }
@@ -573,6 +574,7 @@ async fn basic_mode_pages_use_no_technical_words() {
         "/settings",
         "/settings/updates",
         "/settings/updates/panel",
+        "/settings/trust",
         &format!("/devices/{device}"),
         &format!("/apps/{SLUG}"),
         &format!("/apps/{SLUG}/logs"),

@@ -749,8 +749,7 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("strict-transport-security").is_none());
 
-    // The HTTPS side uses the certificate in the data directory; trust exactly that one.
-    let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
+    // The HTTPS side serves a certificate from the homelab's own root; trust exactly that root.
     let tls = tls_client(&s);
     let res = tls.get(format!("{https}/setup")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -771,7 +770,8 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     let cookie = claim_at(&tls, &https, "tls").await;
     assert!(cookie.contains("; Secure"));
 
-    // The fingerprint on the Settings page is the certificate's.
+    // The fingerprint on the Settings page is the box certificate's (the one saved now).
+    let pem = box_cert_pem(&s.data);
     let pair = cookie.split(';').next().unwrap().to_string();
     let page = tls
         .get(format!("{https}/settings"))
@@ -784,7 +784,7 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
         .unwrap();
     let shown = extract_between(&page, "id=\"cert-fingerprint\">", "<").unwrap();
     let der = rustls::pki_types::CertificateDer::from(
-        rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+        rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
             .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
             .unwrap(),
     );

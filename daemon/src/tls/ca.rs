@@ -73,6 +73,8 @@ struct Inner {
     root_pem: String,
     root_der: Vec<u8>,
     fingerprint: String,
+    /// The box name the root was made with.
+    box_name: String,
     /// The DNS subtrees the root permits (lower case, no dots at either end).
     domains: Vec<String>,
     /// What signing needs: the root's subject and key identifier method, and its key.
@@ -270,6 +272,7 @@ impl Authority {
         let name = stored_name.split('\n').next().unwrap_or_default();
         let issuer = Issuer::new(root_params(name, &domains), key);
         Ok(Authority(Arc::new(Inner {
+            box_name: name.to_string(),
             fingerprint: fingerprint(&der),
             root_der: der.to_vec(),
             root_pem: pem,
@@ -291,6 +294,11 @@ impl Authority {
     /// SHA-256 of the root's DER, colon hex.
     pub fn fingerprint(&self) -> &str {
         &self.0.fingerprint
+    }
+
+    /// The root's common name, as devices list it ("Homelab <box> root").
+    pub fn common_name(&self) -> String {
+        format!("Homelab {} root", self.0.box_name)
     }
 
     /// The DNS subtrees the root permits.

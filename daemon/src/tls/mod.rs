@@ -478,3 +478,26 @@ async fn issue_and_save(
         ips: meta.ips,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_record_round_trips() {
+        let meta = Meta {
+            not_before: 10,
+            not_after: 20,
+            names: vec!["homelab.local".into(), "localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        };
+        let back = Meta::decode(&meta.encode()).unwrap();
+        assert_eq!((back.not_before, back.not_after), (10, 20));
+        assert_eq!(back.names, meta.names);
+        assert_eq!(back.ips, meta.ips);
+        // No addresses is a valid record; a damaged one is refused.
+        assert!(Meta::decode("1 2\nlocalhost\n").unwrap().ips.is_empty());
+        assert!(Meta::decode("garbage").is_none());
+        assert!(Meta::decode("1 2\nx\nnot-an-address").is_none());
+    }
+}

@@ -258,6 +258,19 @@ fn table() -> Vec<Entry> {
             Session,
             views::settings::certificate,
         ),
+        entry(M::GET, paths::SETTINGS_TRUST, Session, views::trust::show),
+        entry(
+            M::GET,
+            paths::SETTINGS_TRUST_PEM,
+            Session,
+            views::trust::root_pem,
+        ),
+        entry(
+            M::GET,
+            paths::SETTINGS_TRUST_DER,
+            Session,
+            views::trust::root_der,
+        ),
         entry(M::GET, paths::UPDATES, Session, views::updates::show),
         entry(M::GET, paths::UPDATES_PANEL, Session, views::updates::panel),
         entry(

@@ -260,13 +260,40 @@ pub async fn claim_at(client: &reqwest::Client, base: &str, label: &str) -> Stri
     set_cookie
 }
 
-/// An HTTPS client that trusts exactly the test server's own certificate.
+/// A setting of a data directory's database, read-only (the daemon may be running: SQLite's
+/// WAL lets a reader in beside it).
+pub fn db_setting(data: &std::path::Path, key: &str) -> Option<String> {
+    use rusqlite::OptionalExtension;
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join(homelabd::store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+    .optional()
+    .unwrap()
+}
+
+/// The homelab's root certificate (PEM) of a data directory.
+pub fn root_pem(data: &std::path::Path) -> String {
+    db_setting(data, "ca.root_pem").expect("the root certificate is saved")
+}
+
+/// The box's current HTTPS certificate (PEM, leaf only) of a data directory.
+pub fn box_cert_pem(data: &std::path::Path) -> String {
+    db_setting(data, "tls.box_cert").expect("the box certificate is saved")
+}
+
+/// An HTTPS client that trusts exactly the test server's own root (the homelab's authority).
 pub fn tls_client(s: &TestServer) -> reqwest::Client {
-    let pem = std::fs::read(s.data.join("tls/cert.pem")).unwrap();
+    let pem = root_pem(&s.data);
     install_crypto();
     reqwest::Client::builder()
         .redirect(Policy::none())
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
         .build()
         .unwrap()
 }

@@ -9,6 +9,7 @@ pub mod network;
 pub mod network_dns;
 pub mod pages;
 pub mod settings;
+pub mod trust;
 pub mod updates;
 
 use askama::Template;

@@ -22,6 +22,8 @@ struct Dashboard<'a> {
     pool: String,
     /// Certificates of app names that could not be renewed, each with its fix.
     cert_troubles: Vec<String>,
+    /// Why the box's certificate could not be renewed, and what to do (None while all is well).
+    cert_trouble: Option<String>,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -50,6 +52,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
             .map(|n| n.cert_message)
             .filter(|m| !m.is_empty())
             .collect(),
+        cert_trouble: state.tls.renewal_trouble(),
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
