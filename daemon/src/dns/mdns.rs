@@ -308,11 +308,11 @@ async fn answered_elsewhere(
     let mut taken = false;
     while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, rx.recv_async()).await {
         match event {
-            HostnameResolutionEvent::AddressesFound(_, addrs) => {
-                if addrs.iter().any(|a| a.to_ip_addr() != ip) {
-                    taken = true;
-                    break;
-                }
+            HostnameResolutionEvent::AddressesFound(_, addrs)
+                if addrs.iter().any(|a| a.to_ip_addr() != ip) =>
+            {
+                taken = true;
+                break;
             }
             HostnameResolutionEvent::SearchTimeout(_)
             | HostnameResolutionEvent::SearchStopped(_) => {
