@@ -81,7 +81,7 @@ impl OpnSenseError {
                 "Your router now shows a different identity than the one you confirmed. If you replaced its certificate yourself, accept the new one; otherwise something may be pretending to be your router.".into()
             }
             OpnSenseError::Unauthorized => {
-                "The router did not accept the key and secret. Make a new key on the router (System, Access, Users, your user, API keys) and enter it here.".into()
+                "The router did not accept the key and secret. Make a new key for your user on the router's Users page (System, Access, Users) and enter it here.".into()
             }
             OpnSenseError::Forbidden(_) => {
                 "The router's user for Homelab may not see everything. Give that user more privileges on the router.".into()
