@@ -124,7 +124,37 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::NETWORK, Session, views::network::show),
         entry(M::GET, paths::NETWORK_NAMES, Session, views::network::names),
         entry(M::GET, paths::NETWORK_DNS, Session, views::network::dns),
-        entry(M::GET, paths::NETWORK_ROUTER, Session, views::network::router),
+        entry(M::GET, paths::NETWORK_ROUTER, Session, views::network_router::panel),
+        entry(
+            M::GET,
+            paths::NETWORK_ROUTER_TRAFFIC,
+            Session,
+            views::network_router::traffic,
+        ),
+        entry(
+            M::POST,
+            paths::NETWORK_ROUTER_CONNECT,
+            Session,
+            views::network_router::connect,
+        ),
+        entry(
+            M::POST,
+            paths::NETWORK_ROUTER_CONFIRM,
+            Session,
+            views::network_router::confirm,
+        ),
+        entry(
+            M::POST,
+            paths::NETWORK_ROUTER_FORGET,
+            Session,
+            views::network_router::forget,
+        ),
+        entry(
+            M::GET,
+            paths::DASHBOARD_NETWORK,
+            Session,
+            views::network_router::card,
+        ),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
         entry(

@@ -13,6 +13,7 @@
 pub mod apps;
 pub mod auth;
 pub mod devices;
+pub mod network;
 pub mod settings;
 pub mod updates;
 

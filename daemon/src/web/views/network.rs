@@ -1,7 +1,7 @@
 //! The Network page: a frame of three panels, each loaded (and refreshed) by its own route so
 //! each part of the network can be slow or unreachable without holding up the others:
 //! the apps' names (`names`), the DNS server (`dns`: AdGuard Home) and the router (`router`:
-//! OPNsense, read-only).
+//! OPNsense, read-only; its handlers are in `network_router`).
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
@@ -46,8 +46,4 @@ pub async fn names(_ctx: Ctx) -> Result<Response, WebError> {
 
 pub async fn dns(_ctx: Ctx) -> Result<Response, WebError> {
     pending("DNS server")
-}
-
-pub async fn router(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("Router")
 }

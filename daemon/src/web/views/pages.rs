@@ -20,6 +20,7 @@ struct Dashboard<'a> {
     schema_version: i64,
     uptime: String,
     pool: String,
+    network_path: &'static str,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -40,6 +41,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
+        network_path: crate::web::paths::DASHBOARD_NETWORK,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
