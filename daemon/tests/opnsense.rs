@@ -376,3 +376,234 @@ fn independent_clients_find_the_fake_faithful() {
         }
     }
 }
+
+// --- Through the real server ---------------------------------------------------------------
+
+/// The confirmation handle in a confirm partial.
+fn handle_in(html: &str) -> String {
+    common::extract_between(html, "name=\"handle\" value=\"", "\"").expect(html)
+}
+
+#[tokio::test]
+async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
+    for version in VERSIONS {
+        let fake = Fake::start(version);
+        let s = common::start("opnsense-web").await;
+        let (session, _) = s.claim().await;
+
+        // Not connected: the panel is the form, the dashboard a line pointing to it.
+        let panel = s
+            .get_text_with("/network/router", &session, &[("hx-request", "true")])
+            .await;
+        assert!(panel.contains("id=\"router-connect\""), "{panel}");
+        let card = s
+            .get_text_with("/dashboard/network", &session, &[("hx-request", "true")])
+            .await;
+        assert!(card.contains("Connect your router"), "{card}");
+        let dash = s.get_text_with("/", &session, &[]).await;
+        assert!(dash.contains("hx-get=\"/dashboard/network\""), "{dash}");
+
+        // Step one: the certificate, in plain words, for the owner to compare.
+        let res = s
+            .post_htmx(
+                "/network/router/connect",
+                &session,
+                &[("url", &fake.url()), ("key", &fake.key), ("secret", &fake.secret)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let confirm = res.text().await.unwrap();
+        assert!(confirm.contains(&fake.openssl_fingerprint()), "{confirm}");
+        assert!(confirm.contains("identity code"), "{confirm}");
+        assert!(!confirm.contains(&fake.secret), "the secret must not come back");
+        // Nothing stored before the owner confirms.
+        let card = s
+            .get_text_with("/dashboard/network", &session, &[("hx-request", "true")])
+            .await;
+        assert!(card.contains("Connect your router"), "{card}");
+
+        // Step two: confirmed, checked, stored; the panel shows the router.
+        let handle = handle_in(&confirm);
+        let res = s
+            .post_htmx("/network/router/confirm", &session, &[("handle", &handle)])
+            .await;
+        let panel = res.text().await.unwrap();
+        assert!(panel.contains("id=\"router-version\">OPNsense "), "{panel}");
+        assert!(panel.contains(&format!("OPNsense {version}")), "{panel}");
+        assert!(panel.contains("Internet: connected"), "{panel}");
+        assert!(panel.contains("3 devices on your network") || panel.contains("2 devices on your network"), "{panel}");
+        // A handle is good once.
+        let again = s
+            .post_htmx("/network/router/confirm", &session, &[("handle", &handle)])
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(again.contains("expired"), "{again}");
+
+        // The traffic part: a rate once two samples are in.
+        let traffic = common::eventually("a traffic rate", Duration::from_secs(15), || {
+            let (s, session) = (&s, &session);
+            async move {
+                let t = s
+                    .get_text_with("/network/router/traffic", session, &[("hx-request", "true")])
+                    .await;
+                if t.contains("up right now") && t.contains("<svg") {
+                    Ok(t)
+                } else {
+                    Err(t)
+                }
+            }
+        })
+        .await;
+        assert!(traffic.contains("Mbit/s down"), "{traffic}");
+
+        // The dashboard card.
+        let card = common::eventually("the Network card with a speed", Duration::from_secs(15), || {
+            let (s, session) = (&s, &session);
+            async move {
+                let c = s
+                    .get_text_with("/dashboard/network", session, &[("hx-request", "true")])
+                    .await;
+                if c.contains("Internet: connected") && c.contains("down right now") {
+                    Ok(c)
+                } else {
+                    Err(c)
+                }
+            }
+        })
+        .await;
+        assert!(card.contains("devices on your network now"), "{card}");
+
+        // The secrets are sealed: never in the database in the clear.
+        let db = std::fs::read(s.data.join("homelab.db")).unwrap_or_default();
+        let db = String::from_utf8_lossy(&db);
+        assert!(!db.contains(&fake.secret) && !db.contains(&fake.key));
+
+        // A router that stops answering: the panel says so, never an error page.
+        drop(fake);
+        let down = common::eventually("the panel to report the router down", Duration::from_secs(30), || {
+            let (s, session) = (&s, &session);
+            async move {
+                let res = s
+                    .client
+                    .get(s.url("/network/router"))
+                    .header("cookie", &session.cookie)
+                    .header("hx-request", "true")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let body = res.text().await.unwrap();
+                if status == 200 && body.contains("not answering") {
+                    Ok(body)
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            }
+        })
+        .await;
+        assert!(down.contains("Check that it is on"), "{down}");
+        let card = s
+            .get_text_with("/dashboard/network", &session, &[("hx-request", "true")])
+            .await;
+        assert!(card.contains("not answering"), "{card}");
+
+        // Forget: back to the form.
+        let res = s.post_htmx("/network/router/forget", &session, &[]).await;
+        assert!(res.text().await.unwrap().contains("id=\"router-connect\""));
+        let card = s
+            .get_text_with("/dashboard/network", &session, &[("hx-request", "true")])
+            .await;
+        assert!(card.contains("Connect your router"), "{card}");
+        s.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_changed_certificate_and_a_wrong_key_are_said_plainly() {
+    let fake = Fake::start("26.1");
+    let s = common::start("opnsense-web-cert").await;
+    let (session, _) = s.claim().await;
+
+    // A wrong secret: refused at confirmation, nothing stored.
+    let confirm = s
+        .post_htmx(
+            "/network/router/connect",
+            &session,
+            &[("url", &fake.url()), ("key", &fake.key), ("secret", "wrong-secret")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let refused = s
+        .post_htmx("/network/router/confirm", &session, &[("handle", &handle_in(&confirm))])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("did not accept the key"), "{refused}");
+    assert!(refused.contains("id=\"router-connect\""), "{refused}");
+
+    let confirm = s
+        .post_htmx(
+            "/network/router/connect",
+            &session,
+            &[("url", &fake.url()), ("key", &fake.key), ("secret", &fake.secret)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    s.post_htmx("/network/router/confirm", &session, &[("handle", &handle_in(&confirm))])
+        .await;
+
+    // The router comes back with another certificate: everything stops, in plain words.
+    let fake = fake.restart(true);
+    let panel = common::eventually("the panel to report a changed certificate", Duration::from_secs(30), || {
+        let (s, session) = (&s, &session);
+        async move {
+            let p = s
+                .get_text_with("/network/router", session, &[("hx-request", "true")])
+                .await;
+            if p.contains("different identity") {
+                Ok(p)
+            } else {
+                Err(p)
+            }
+        }
+    })
+    .await;
+    assert!(panel.contains("Forget this router"), "{panel}");
+    drop(fake);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn injection_in_the_address_or_key_is_refused_and_shown_escaped() {
+    let s = common::start("opnsense-web-inject").await;
+    let (session, _) = s.claim().await;
+    let cases: [(&str, &str, &str); 5] = [
+        ("https://192.168.1.1\"><script>alert(1)</script>", "k", "s"),
+        ("javascript:alert(1)", "k", "s"),
+        ("https://192.168.1.1/api/../../etc", "k", "s"),
+        ("https://192.168.1.1", "k\r\nX-Injected: 1", "s"),
+        ("https://192.168.1.1", "<img src=x onerror=alert(1)>", "s"),
+    ];
+    for (url, key, secret) in cases {
+        let res = s
+            .post_htmx(
+                "/network/router/connect",
+                &session,
+                &[("url", url), ("key", key), ("secret", secret)],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{url:?}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("alert alert-error"), "{url:?} {key:?}: {html}");
+        assert!(!html.contains("<script>alert") && !html.contains("<img src=x"), "{html}");
+        assert!(!html.contains("name=\"handle\""), "{url:?} was accepted");
+    }
+    s.stop().await.unwrap();
+}
