@@ -475,6 +475,23 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
         .await;
         assert!(card.contains("devices on your network now"), "{card}");
 
+        // Basic pages speak plain words (the words tests/plain_words.rs also refuses).
+        for (path, html) in [("panel", &panel), ("traffic", &traffic), ("card", &card), ("confirm", &confirm)] {
+            assert_plain(path, html);
+        }
+
+        // Advanced mode: the technical detail.
+        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+        let adv = s
+            .get_text_with("/network/router", &session, &[("hx-request", "true")])
+            .await;
+        assert!(adv.contains(&fake.openssl_fingerprint()), "{adv}");
+        assert!(adv.contains("4 cores") && adv.contains("Load average"), "{adv}");
+        assert!(adv.contains("WAN_DHCP") && adv.contains("198.51.100.2/24"), "{adv}");
+        let server = if version == "25.1" { "ISC DHCP" } else { "Kea DHCP" };
+        assert!(adv.contains(server), "{adv}");
+        s.post_htmx("/settings/mode", &session, &[("mode", "basic")]).await;
+
         // The secrets are sealed: never in the database in the clear.
         let db = std::fs::read(s.data.join("homelab.db")).unwrap_or_default();
         let db = String::from_utf8_lossy(&db);
@@ -606,4 +623,30 @@ async fn injection_in_the_address_or_key_is_refused_and_shown_escaped() {
         assert!(!html.contains("name=\"handle\""), "{url:?} was accepted");
     }
     s.stop().await.unwrap();
+}
+
+/// Fails on the technical words Basic mode must not show (a subset of tests/plain_words.rs),
+/// in the page's visible text.
+fn assert_plain(what: &str, html: &str) {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '-')
+        .map(str::to_lowercase)
+        .collect();
+    for jargon in ["api", "fingerprint", "port", "load", "core", "cores", "token", "sha-256", "tls", "dns", "dhcp", "mac"] {
+        assert!(!words.iter().any(|w| w == jargon), "{what}: “{jargon}” in Basic: {text}");
+    }
+    assert!(!text.contains("127.0.0.1:"), "{what}: an address with a port in Basic: {text}");
 }
