@@ -178,7 +178,11 @@ async fn the_certificate_is_pinned_on_first_contact_and_a_new_one_stops_everythi
             }
             other => panic!("{version}: expected a changed certificate, got {other:?}"),
         }
-        assert!(err.plain().contains("different identity"), "{}", err.plain());
+        assert!(
+            err.plain().contains("different identity"),
+            "{}",
+            err.plain()
+        );
         fake.client(&new).check().await.unwrap();
     }
 }
@@ -349,7 +353,10 @@ async fn homelabs_host_overrides_are_idempotent_and_the_owners_are_never_touched
         c.delete_host_override(&uuid).await.unwrap();
         c.delete_host_override(&uuid).await.unwrap();
         let after = c.host_overrides().await.unwrap();
-        assert_eq!(after, before, "{version}: only Homelab's entry came and went");
+        assert_eq!(
+            after, before,
+            "{version}: only Homelab's entry came and went"
+        );
     }
 }
 
@@ -371,8 +378,18 @@ fn independent_clients_find_the_fake_faithful() {
             "{version}: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for check in ["firmware info", "interfaces export", "host overrides", "gateway", "leases", "wrong secret"] {
-            assert!(stdout.contains(check), "{version}: {check} not checked: {stdout}");
+        for check in [
+            "firmware info",
+            "interfaces export",
+            "host overrides",
+            "gateway",
+            "leases",
+            "wrong secret",
+        ] {
+            assert!(
+                stdout.contains(check),
+                "{version}: {check} not checked: {stdout}"
+            );
         }
     }
 }
@@ -408,14 +425,21 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
             .post_htmx(
                 "/network/router/connect",
                 &session,
-                &[("url", &fake.url()), ("key", &fake.key), ("secret", &fake.secret)],
+                &[
+                    ("url", &fake.url()),
+                    ("key", &fake.key),
+                    ("secret", &fake.secret),
+                ],
             )
             .await;
         assert_eq!(res.status(), 200);
         let confirm = res.text().await.unwrap();
         assert!(confirm.contains(&fake.openssl_fingerprint()), "{confirm}");
         assert!(confirm.contains("identity code"), "{confirm}");
-        assert!(!confirm.contains(&fake.secret), "the secret must not come back");
+        assert!(
+            !confirm.contains(&fake.secret),
+            "the secret must not come back"
+        );
         // Nothing stored before the owner confirms.
         let card = s
             .get_text_with("/dashboard/network", &session, &[("hx-request", "true")])
@@ -431,7 +455,11 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
         assert!(panel.contains("id=\"router-version\">OPNsense "), "{panel}");
         assert!(panel.contains(&format!("OPNsense {version}")), "{panel}");
         assert!(panel.contains("Internet: connected"), "{panel}");
-        assert!(panel.contains("3 devices on your network") || panel.contains("2 devices on your network"), "{panel}");
+        assert!(
+            panel.contains("3 devices on your network")
+                || panel.contains("2 devices on your network"),
+            "{panel}"
+        );
         // A handle is good once.
         let again = s
             .post_htmx("/network/router/confirm", &session, &[("handle", &handle)])
@@ -446,7 +474,11 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
             let (s, session) = (&s, &session);
             async move {
                 let t = s
-                    .get_text_with("/network/router/traffic", session, &[("hx-request", "true")])
+                    .get_text_with(
+                        "/network/router/traffic",
+                        session,
+                        &[("hx-request", "true")],
+                    )
                     .await;
                 if t.contains("up right now") && t.contains("<svg") {
                     Ok(t)
@@ -459,38 +491,59 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
         assert!(traffic.contains("Mbit/s down"), "{traffic}");
 
         // The dashboard card.
-        let card = common::eventually("the Network card with a speed", Duration::from_secs(15), || {
-            let (s, session) = (&s, &session);
-            async move {
-                let c = s
-                    .get_text_with("/dashboard/network", session, &[("hx-request", "true")])
-                    .await;
-                if c.contains("Internet: connected") && c.contains("down right now") {
-                    Ok(c)
-                } else {
-                    Err(c)
+        let card = common::eventually(
+            "the Network card with a speed",
+            Duration::from_secs(15),
+            || {
+                let (s, session) = (&s, &session);
+                async move {
+                    let c = s
+                        .get_text_with("/dashboard/network", session, &[("hx-request", "true")])
+                        .await;
+                    if c.contains("Internet: connected") && c.contains("down right now") {
+                        Ok(c)
+                    } else {
+                        Err(c)
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert!(card.contains("devices on your network now"), "{card}");
 
         // Basic pages speak plain words (the words tests/plain_words.rs also refuses).
-        for (path, html) in [("panel", &panel), ("traffic", &traffic), ("card", &card), ("confirm", &confirm)] {
+        for (path, html) in [
+            ("panel", &panel),
+            ("traffic", &traffic),
+            ("card", &card),
+            ("confirm", &confirm),
+        ] {
             assert_plain(path, html);
         }
 
         // Advanced mode: the technical detail.
-        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")]).await;
+        s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+            .await;
         let adv = s
             .get_text_with("/network/router", &session, &[("hx-request", "true")])
             .await;
         assert!(adv.contains(&fake.openssl_fingerprint()), "{adv}");
-        assert!(adv.contains("4 cores") && adv.contains("Load average"), "{adv}");
-        assert!(adv.contains("WAN_DHCP") && adv.contains("198.51.100.2/24"), "{adv}");
-        let server = if version == "25.1" { "ISC DHCP" } else { "Kea DHCP" };
+        assert!(
+            adv.contains("4 cores") && adv.contains("Load average"),
+            "{adv}"
+        );
+        assert!(
+            adv.contains("WAN_DHCP") && adv.contains("198.51.100.2/24"),
+            "{adv}"
+        );
+        let server = if version == "25.1" {
+            "ISC DHCP"
+        } else {
+            "Kea DHCP"
+        };
         assert!(adv.contains(server), "{adv}");
-        s.post_htmx("/settings/mode", &session, &[("mode", "basic")]).await;
+        s.post_htmx("/settings/mode", &session, &[("mode", "basic")])
+            .await;
 
         // The secrets are sealed: never in the database in the clear.
         let db = std::fs::read(s.data.join("homelab.db")).unwrap_or_default();
@@ -499,26 +552,30 @@ async fn the_router_is_connected_after_the_owner_confirms_its_certificate() {
 
         // A router that stops answering: the panel says so, never an error page.
         drop(fake);
-        let down = common::eventually("the panel to report the router down", Duration::from_secs(30), || {
-            let (s, session) = (&s, &session);
-            async move {
-                let res = s
-                    .client
-                    .get(s.url("/network/router"))
-                    .header("cookie", &session.cookie)
-                    .header("hx-request", "true")
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status();
-                let body = res.text().await.unwrap();
-                if status == 200 && body.contains("not answering") {
-                    Ok(body)
-                } else {
-                    Err(format!("{status}: {body}"))
+        let down = common::eventually(
+            "the panel to report the router down",
+            Duration::from_secs(30),
+            || {
+                let (s, session) = (&s, &session);
+                async move {
+                    let res = s
+                        .client
+                        .get(s.url("/network/router"))
+                        .header("cookie", &session.cookie)
+                        .header("hx-request", "true")
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = res.status();
+                    let body = res.text().await.unwrap();
+                    if status == 200 && body.contains("not answering") {
+                        Ok(body)
+                    } else {
+                        Err(format!("{status}: {body}"))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert!(down.contains("Check that it is on"), "{down}");
         let card = s
@@ -548,14 +605,22 @@ async fn a_changed_certificate_and_a_wrong_key_are_said_plainly() {
         .post_htmx(
             "/network/router/connect",
             &session,
-            &[("url", &fake.url()), ("key", &fake.key), ("secret", "wrong-secret")],
+            &[
+                ("url", &fake.url()),
+                ("key", &fake.key),
+                ("secret", "wrong-secret"),
+            ],
         )
         .await
         .text()
         .await
         .unwrap();
     let refused = s
-        .post_htmx("/network/router/confirm", &session, &[("handle", &handle_in(&confirm))])
+        .post_htmx(
+            "/network/router/confirm",
+            &session,
+            &[("handle", &handle_in(&confirm))],
+        )
         .await
         .text()
         .await
@@ -567,30 +632,42 @@ async fn a_changed_certificate_and_a_wrong_key_are_said_plainly() {
         .post_htmx(
             "/network/router/connect",
             &session,
-            &[("url", &fake.url()), ("key", &fake.key), ("secret", &fake.secret)],
+            &[
+                ("url", &fake.url()),
+                ("key", &fake.key),
+                ("secret", &fake.secret),
+            ],
         )
         .await
         .text()
         .await
         .unwrap();
-    s.post_htmx("/network/router/confirm", &session, &[("handle", &handle_in(&confirm))])
-        .await;
+    s.post_htmx(
+        "/network/router/confirm",
+        &session,
+        &[("handle", &handle_in(&confirm))],
+    )
+    .await;
 
     // The router comes back with another certificate: everything stops, in plain words.
     let fake = fake.restart(true);
-    let panel = common::eventually("the panel to report a changed certificate", Duration::from_secs(30), || {
-        let (s, session) = (&s, &session);
-        async move {
-            let p = s
-                .get_text_with("/network/router", session, &[("hx-request", "true")])
-                .await;
-            if p.contains("different identity") {
-                Ok(p)
-            } else {
-                Err(p)
+    let panel = common::eventually(
+        "the panel to report a changed certificate",
+        Duration::from_secs(30),
+        || {
+            let (s, session) = (&s, &session);
+            async move {
+                let p = s
+                    .get_text_with("/network/router", session, &[("hx-request", "true")])
+                    .await;
+                if p.contains("different identity") {
+                    Ok(p)
+                } else {
+                    Err(p)
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert!(panel.contains("Forget this router"), "{panel}");
     drop(fake);
@@ -618,8 +695,14 @@ async fn injection_in_the_address_or_key_is_refused_and_shown_escaped() {
             .await;
         assert_eq!(res.status(), 200, "{url:?}");
         let html = res.text().await.unwrap();
-        assert!(html.contains("alert alert-error"), "{url:?} {key:?}: {html}");
-        assert!(!html.contains("<script>alert") && !html.contains("<img src=x"), "{html}");
+        assert!(
+            html.contains("alert alert-error"),
+            "{url:?} {key:?}: {html}"
+        );
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<img src=x"),
+            "{html}"
+        );
         assert!(!html.contains("name=\"handle\""), "{url:?} was accepted");
     }
     s.stop().await.unwrap();
@@ -645,8 +728,27 @@ fn assert_plain(what: &str, html: &str) {
         .split(|c: char| !c.is_alphanumeric() && c != '-')
         .map(str::to_lowercase)
         .collect();
-    for jargon in ["api", "fingerprint", "port", "load", "core", "cores", "token", "sha-256", "tls", "dns", "dhcp", "mac"] {
-        assert!(!words.iter().any(|w| w == jargon), "{what}: “{jargon}” in Basic: {text}");
+    for jargon in [
+        "api",
+        "fingerprint",
+        "port",
+        "load",
+        "core",
+        "cores",
+        "token",
+        "sha-256",
+        "tls",
+        "dns",
+        "dhcp",
+        "mac",
+    ] {
+        assert!(
+            !words.iter().any(|w| w == jargon),
+            "{what}: “{jargon}” in Basic: {text}"
+        );
     }
-    assert!(!text.contains("127.0.0.1:"), "{what}: an address with a port in Basic: {text}");
+    assert!(
+        !text.contains("127.0.0.1:"),
+        "{what}: an address with a port in Basic: {text}"
+    );
 }

@@ -121,12 +121,15 @@ impl Series {
     }
 }
 
+/// One overview call's outcome, shared by every caller within the freshness window.
+type Fetched = Result<Arc<Overview>, Arc<NetworkError>>;
+
 #[derive(Default)]
 struct State {
     /// The client for the stored connection, rebuilt when the connection changes.
     client: Option<Arc<OpnSense>>,
     /// The last overview and when it was fetched (or failed).
-    overview: Option<(Instant, Result<Arc<Overview>, Arc<NetworkError>>)>,
+    overview: Option<(Instant, Fetched)>,
     last_good: Option<Arc<Overview>>,
     /// The last counters and when they were read here.
     traffic: Option<(Instant, TrafficSample)>,

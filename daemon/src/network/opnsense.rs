@@ -197,12 +197,12 @@ impl OpnSense {
         let base = parse_router_url(url)?;
         credentials_ok(&key, &secret)?;
         let pin = match pin {
-            Some(p) => Some(
-                http_client::normal_fingerprint(&p).ok_or_else(|| OpnSenseError::CertChanged {
+            Some(p) => Some(http_client::normal_fingerprint(&p).ok_or_else(|| {
+                OpnSenseError::CertChanged {
                     pinned: p.chars().take(100).collect(),
                     seen: String::new(),
-                })?,
-            ),
+                }
+            })?),
             None if is_plain_http(&base) => None,
             // An https router with nothing pinned would trust anyone: first contact first.
             None => {
@@ -466,7 +466,10 @@ impl OpnSense {
         });
         let (path, uuid) = match existing {
             Some(o) if o.enabled && o.server == ip_addr.to_string() => return Ok(o.uuid),
-            Some(o) => (format!("unbound/settings/setHostOverride/{}", o.uuid), Some(o.uuid)),
+            Some(o) => (
+                format!("unbound/settings/setHostOverride/{}", o.uuid),
+                Some(o.uuid),
+            ),
             None => ("unbound/settings/addHostOverride".to_string(), None),
         };
         let answer = self.post(&path, &fields).await?;
@@ -510,9 +513,7 @@ impl OpnSense {
     /// Applies saved overrides: Unbound's configuration is regenerated and reloaded
     /// (Base/ApiMutableServiceControllerBase.php reconfigureAction: {"status":"ok"}).
     pub async fn apply(&self) -> Result<(), OpnSenseError> {
-        let answer = self
-            .post("unbound/service/reconfigure", &json!({}))
-            .await?;
+        let answer = self.post("unbound/service/reconfigure", &json!({})).await?;
         match text(&answer["status"]).as_deref() {
             Some("ok") => Ok(()),
             _ => Err(OpnSenseError::Refused(format!(
@@ -1010,8 +1011,16 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].in_bps, 48_000_000.0);
         assert_eq!(r[0].out_bps, 8_000_000.0);
-        assert!(sample(12.0, 5, 5).rates_since(&sample(10.0, 10, 10)).is_empty());
-        assert!(sample(10.0, 5, 5).rates_since(&sample(10.0, 1, 1)).is_empty());
+        assert!(
+            sample(12.0, 5, 5)
+                .rates_since(&sample(10.0, 10, 10))
+                .is_empty()
+        );
+        assert!(
+            sample(10.0, 5, 5)
+                .rates_since(&sample(10.0, 1, 1))
+                .is_empty()
+        );
     }
 
     #[test]

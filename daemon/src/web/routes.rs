@@ -124,7 +124,12 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::NETWORK, Session, views::network::show),
         entry(M::GET, paths::NETWORK_NAMES, Session, views::network::names),
         entry(M::GET, paths::NETWORK_DNS, Session, views::network::dns),
-        entry(M::GET, paths::NETWORK_ROUTER, Session, views::network_router::panel),
+        entry(
+            M::GET,
+            paths::NETWORK_ROUTER,
+            Session,
+            views::network_router::panel,
+        ),
         entry(
             M::GET,
             paths::NETWORK_ROUTER_TRAFFIC,

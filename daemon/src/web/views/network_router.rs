@@ -393,7 +393,11 @@ pub async fn traffic(State(state): State<AppState>, ctx: Ctx) -> Result<Response
                 .iter()
                 .filter(|(id, _)| advanced || id.as_str() == "wan")
                 .map(|(id, s)| TrafficView {
-                    name: if advanced { s.name.clone() } else { "Internet".into() },
+                    name: if advanced {
+                        s.name.clone()
+                    } else {
+                        "Internet".into()
+                    },
                     now: rates_words(id, s),
                     svg: sparkline(s),
                 })
@@ -402,11 +406,7 @@ pub async fn traffic(State(state): State<AppState>, ctx: Ctx) -> Result<Response
         ),
         Err(e) => (Vec::new(), Some(e.plain())),
     };
-    let html = Traffic {
-        trouble,
-        graphs,
-    }
-    .render()?;
+    let html = Traffic { trouble, graphs }.render()?;
     Ok(Html(html).into_response())
 }
 
@@ -526,6 +526,9 @@ mod tests {
         s.inbound.extend([0.0, 5.0, 10.0]);
         s.outbound.extend([1.0, 1.0, 1.0]);
         let svg = sparkline(&s);
-        assert!(svg.contains("points=\"0.0,39.0 120.0,20.0 240.0,1.0 \""), "{svg}");
+        assert!(
+            svg.contains("points=\"0.0,39.0 120.0,20.0 240.0,1.0 \""),
+            "{svg}"
+        );
     }
 }
