@@ -725,6 +725,17 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_read_in_any_spelling_and_shown_one_way() {
+        let canonical = fingerprint(b"certificate");
+        assert_eq!(canonical.len(), 95);
+        assert_eq!(normal_fingerprint(&canonical).as_deref(), Some(&*canonical));
+        let loose = canonical.to_lowercase().replace(':', " ");
+        assert_eq!(normal_fingerprint(&loose).as_deref(), Some(&*canonical));
+        assert_eq!(normal_fingerprint("AB:CD"), None);
+        assert_eq!(normal_fingerprint(&"ZZ".repeat(32)), None);
+    }
+
+    #[test]
     fn a_query_string_is_never_shown() {
         assert_eq!(shown("https://h/m.json?token=s3cret"), "https://h/m.json?…");
         assert_eq!(shown("https://h/m.json"), "https://h/m.json");

@@ -30,6 +30,8 @@ const NO_CERTIFICATE: &str = "none";
 const OVERVIEW_FRESH: Duration = Duration::from_secs(5);
 /// Traffic is sampled at most this often, whatever the number of pages polling it.
 const TRAFFIC_MIN_GAP: Duration = Duration::from_secs(1);
+/// After a failed sample, the router is asked again only after this.
+const TRAFFIC_RETRY: Duration = Duration::from_secs(10);
 /// Rates kept per interface for the graph: at a 3-second poll, six minutes. A fixed ring,
 /// so memory stays flat however long the daemon runs.
 pub const RING: usize = 120;
@@ -133,6 +135,9 @@ struct State {
     last_good: Option<Arc<Overview>>,
     /// The last counters and when they were read here.
     traffic: Option<(Instant, TrafficSample)>,
+    /// The last failed sampling: callers within [`TRAFFIC_RETRY`] get its error instead of
+    /// waiting on a router that is not answering.
+    traffic_failed: Option<(Instant, Arc<NetworkError>)>,
     series: BTreeMap<String, Series>,
     pending: HashMap<String, Pending>,
 }
@@ -359,17 +364,32 @@ impl Router {
 
     /// Samples the counters (at most once a second whatever the number of callers), adds
     /// the rates since the previous sample to each interface's ring, and returns the rings.
-    pub async fn traffic(&self) -> Result<BTreeMap<String, Series>, NetworkError> {
+    pub async fn traffic(&self) -> Result<BTreeMap<String, Series>, Arc<NetworkError>> {
         let mut st = self.state.lock().await;
         let recent = st
             .traffic
             .as_ref()
             .is_some_and(|(at, _)| at.elapsed() < TRAFFIC_MIN_GAP);
         if !recent {
-            let Some(client) = self.client(&mut st).await? else {
-                return Ok(BTreeMap::new());
+            if let Some((at, e)) = &st.traffic_failed
+                && at.elapsed() < TRAFFIC_RETRY
+            {
+                return Err(e.clone());
+            }
+            let client = match self.client(&mut st).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(BTreeMap::new()),
+                Err(e) => return Err(Arc::new(e)),
             };
-            let sample = client.traffic().await?;
+            let sample = match client.traffic().await {
+                Ok(s) => s,
+                Err(e) => {
+                    let e = Arc::new(NetworkError::from(e));
+                    st.traffic_failed = Some((Instant::now(), e.clone()));
+                    return Err(e);
+                }
+            };
+            st.traffic_failed = None;
             if let Some((_, earlier)) = &st.traffic {
                 let rates = sample.rates_since(earlier);
                 for rate in rates {

@@ -198,10 +198,7 @@ impl OpnSense {
         credentials_ok(&key, &secret)?;
         let pin = match pin {
             Some(p) => Some(http_client::normal_fingerprint(&p).ok_or_else(|| {
-                OpnSenseError::CertChanged {
-                    pinned: p.chars().take(100).collect(),
-                    seen: String::new(),
-                }
+                OpnSenseError::Tls("the confirmed certificate's fingerprint is not valid".into())
             })?),
             None if is_plain_http(&base) => None,
             // An https router with nothing pinned would trust anyone: first contact first.
