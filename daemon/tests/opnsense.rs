@@ -670,6 +670,41 @@ async fn a_changed_certificate_and_a_wrong_key_are_said_plainly() {
     )
     .await;
     assert!(panel.contains("Forget this router"), "{panel}");
+    let traffic = s
+        .get_text_with(
+            "/network/router/traffic",
+            &session,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(
+        !traffic.contains("<svg"),
+        "no figures through an unconfirmed certificate"
+    );
+
+    // The owner looks at the new identity and accepts it: the stored key is reused.
+    let confirm = s
+        .post_htmx("/network/router/check-again", &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(confirm.contains(&fake.openssl_fingerprint()), "{confirm}");
+    let panel = s
+        .post_htmx(
+            "/network/router/confirm",
+            &session,
+            &[("handle", &handle_in(&confirm))],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        panel.contains("id=\"router-version\">OPNsense 26.1"),
+        "{panel}"
+    );
+    assert!(!panel.contains("different identity"), "{panel}");
     drop(fake);
     s.stop().await.unwrap();
 }

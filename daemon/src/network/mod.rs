@@ -212,6 +212,35 @@ impl Router {
         Ok((token, fingerprint))
     }
 
+    /// After a changed certificate: meets the stored router again with its stored key, for
+    /// the owner to confirm the new certificate (then [`Router::confirm`] as at first).
+    pub async fn begin_again(&self) -> Result<(String, Option<String>), NetworkError> {
+        let Some(conn) = self.connection().await? else {
+            return Err(NetworkError::NoPending);
+        };
+        let (key, secret) = self.stored_credentials().await?;
+        self.begin(&conn.url, key, secret).await
+    }
+
+    async fn stored_credentials(&self) -> Result<(Secret, Secret), NetworkError> {
+        let open = |sealed: Option<Vec<u8>>, purpose: &str| {
+            sealed
+                .and_then(|s| self.vault.open(&s, SECRET_OWNER, purpose).ok())
+                .ok_or(NetworkError::Vault)
+        };
+        let key = open(
+            self.store.secret(SECRET_OWNER.into(), PURPOSE_KEY).await?,
+            PURPOSE_KEY,
+        )?;
+        let secret = open(
+            self.store
+                .secret(SECRET_OWNER.into(), PURPOSE_SECRET)
+                .await?,
+            PURPOSE_SECRET,
+        )?;
+        Ok((key, secret))
+    }
+
     /// The pending connection behind a token (to show its fingerprint again).
     pub async fn pending(&self, token: &str) -> Option<(String, Option<String>)> {
         let st = self.state.lock().await;
@@ -293,21 +322,7 @@ impl Router {
         let Some(conn) = self.connection().await? else {
             return Ok(None);
         };
-        let open = |sealed: Option<Vec<u8>>, purpose: &str| {
-            sealed
-                .and_then(|s| self.vault.open(&s, SECRET_OWNER, purpose).ok())
-                .ok_or(NetworkError::Vault)
-        };
-        let key = open(
-            self.store.secret(SECRET_OWNER.into(), PURPOSE_KEY).await?,
-            PURPOSE_KEY,
-        )?;
-        let secret = open(
-            self.store
-                .secret(SECRET_OWNER.into(), PURPOSE_SECRET)
-                .await?,
-            PURPOSE_SECRET,
-        )?;
+        let (key, secret) = self.stored_credentials().await?;
         let client = Arc::new(OpnSense::new(&conn.url, key, secret, conn.fingerprint)?);
         st.client = Some(client.clone());
         Ok(Some(client))
@@ -411,4 +426,26 @@ fn token() -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_keeps_only_the_last_ring_of_rates() {
+        let mut s = Series::default();
+        for i in 0..(RING * 3) {
+            s.push(&Rate {
+                id: "wan".into(),
+                name: "WAN".into(),
+                in_bps: i as f64,
+                out_bps: 0.0,
+            });
+        }
+        assert_eq!(s.inbound.len(), RING);
+        assert_eq!(s.outbound.len(), RING);
+        assert_eq!(s.inbound.front(), Some(&((RING * 2) as f64)));
+        assert_eq!(s.inbound.back(), Some(&((RING * 3 - 1) as f64)));
+    }
 }

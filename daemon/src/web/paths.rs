@@ -11,6 +11,7 @@ pub const NETWORK_ROUTER: &str = "/network/router";
 pub const NETWORK_ROUTER_CONNECT: &str = "/network/router/connect";
 pub const NETWORK_ROUTER_CONFIRM: &str = "/network/router/confirm";
 pub const NETWORK_ROUTER_FORGET: &str = "/network/router/forget";
+pub const NETWORK_ROUTER_CHECK_AGAIN: &str = "/network/router/check-again";
 pub const NETWORK_ROUTER_TRAFFIC: &str = "/network/router/traffic";
 pub const DASHBOARD_NETWORK: &str = "/dashboard/network";
 pub const BACKUPS: &str = "/backups";

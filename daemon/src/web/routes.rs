@@ -150,6 +150,12 @@ fn table() -> Vec<Entry> {
         ),
         entry(
             M::POST,
+            paths::NETWORK_ROUTER_CHECK_AGAIN,
+            Session,
+            views::network_router::check_again,
+        ),
+        entry(
+            M::POST,
             paths::NETWORK_ROUTER_FORGET,
             Session,
             views::network_router::forget,

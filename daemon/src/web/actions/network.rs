@@ -23,6 +23,12 @@ pub async fn begin(
     Ok(state.router.begin(url, key, secret).await)
 }
 
+/// After a changed certificate: meets the stored router again, for the owner to confirm
+/// the new certificate. Nothing changes until they do.
+pub async fn begin_again(state: &AppState) -> Refusable<(String, Option<String>)> {
+    Ok(state.router.begin_again().await)
+}
+
 /// The owner confirmed the certificate: the key is checked and the connection stored;
 /// audited and announced. Returns the router's version.
 pub async fn confirm(state: &AppState, who: &Ctx, handle: &str) -> Refusable<String> {

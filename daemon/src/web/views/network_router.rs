@@ -94,6 +94,9 @@ struct Panel {
     plain_http: bool,
     trouble: Option<String>,
     trouble_detail: Option<String>,
+    /// The certificate changed: offer to look at the new one.
+    cert_changed: bool,
+    check_again_path: &'static str,
     /// Shown from the last good answer while the router is in trouble.
     stale: bool,
     has_data: bool,
@@ -153,6 +156,13 @@ async fn panel_html(state: &AppState, advanced: bool) -> Result<String, WebError
         plain_http,
         trouble: trouble.as_ref().map(|e| trouble_words(e)),
         trouble_detail: trouble.as_ref().map(|e| e.to_string()),
+        cert_changed: trouble.as_ref().is_some_and(|e| {
+            matches!(
+                **e,
+                NetworkError::Router(crate::network::opnsense::OpnSenseError::CertChanged { .. })
+            )
+        }),
+        check_again_path: paths::NETWORK_ROUTER_CHECK_AGAIN,
         stale,
         has_data: overview.is_some(),
         internet_up: false,
@@ -359,6 +369,24 @@ pub async fn confirm(
     let html = match actions::network::confirm(&state, &ctx, &handle).await? {
         Ok(_) => panel_html(&state, advanced).await?,
         Err(e) => connect_form(advanced, pending_url, Some(&e))?,
+    };
+    Ok(Html(html).into_response())
+}
+
+/// After a changed certificate: shows the new one for the owner to confirm (the stored key
+/// is reused; nothing changes until they confirm).
+pub async fn check_again(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let advanced = advanced(&ctx)?;
+    let html = match actions::network::begin_again(&state).await? {
+        Ok((handle, fingerprint)) => Confirm {
+            advanced,
+            handle,
+            fingerprint,
+            confirm_path: paths::NETWORK_ROUTER_CONFIRM,
+            router_path: paths::NETWORK_ROUTER,
+        }
+        .render()?,
+        Err(e) => connect_form(advanced, String::new(), Some(&e))?,
     };
     Ok(Html(html).into_response())
 }
