@@ -166,7 +166,9 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         }
         crate::ota::snapshot::Settled::Nothing => {}
     }
+    let router = Arc::new(crate::network::Router::new(store.clone(), vault.clone()));
     Ok(Runtime {
+        router,
         ota,
         config,
         store,

@@ -22,6 +22,7 @@
 //! | `docker/`   | Docker on a device through bollard over its SSH connection: engine reads, project calls |
 //! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling, facts, the in-memory board, history |
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
+//! | `network/`  | the owner's router (OPNsense): pinned API client, read-only overview, live traffic, Homelab's host overrides |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `ota/`      | appliance updates: signed RAUC bundles, the update channel, the window, data snapshot, fallback restore |
 //! | `tls/`      | the homelab's certificate authority (`ca.rs`) and the box's own HTTPS certificate from it, renewed and hot-swapped (the HTTPS listener that serves it is in `web/server.rs`) |

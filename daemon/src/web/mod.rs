@@ -63,6 +63,7 @@ pub struct Inner {
     pub catalog: Arc<crate::catalog::Catalog>,
     pub deployer: Arc<crate::deploy::Deployer>,
     pub ota: Arc<crate::ota::Ota>,
+    pub router: Arc<crate::network::Router>,
     pub events: EventBus,
     /// The box's HTTPS certificate (current fingerprint, chain, renewal trouble).
     pub tls: crate::tls::TlsIdentity,
@@ -105,6 +106,7 @@ impl AppState {
             catalog: rt.catalog.clone(),
             deployer: rt.deployer.clone(),
             ota: rt.ota.clone(),
+            router: rt.router.clone(),
             events: rt.events.clone(),
             tls: rt.tls.clone(),
             tls_config: rt.tls.server_config(),

@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod devices;
 pub mod network;
 pub mod network_dns;
+pub mod network_router;
 pub mod pages;
 pub mod settings;
 pub mod trust;

@@ -1,7 +1,7 @@
 //! The Network page: a frame of three panels, each loaded (and refreshed) by its own route so
 //! each part of the network can be slow or unreachable without holding up the others:
 //! the apps' names (`names`), the DNS server (`network_dns`: AdGuard Home) and the router
-//! (`router`: OPNsense, read-only).
+//! (`network_router`: OPNsense, read-only).
 
 use askama::Template;
 use axum::Form;
@@ -34,16 +34,6 @@ pub async fn show(ctx: Ctx) -> Result<Response, WebError> {
     page(&ctx, Section::Network, "Network", partial)
 }
 
-#[derive(Template)]
-#[template(path = "partials/network_panel_pending.html")]
-struct Pending {
-    heading: &'static str,
-}
-
-/// A panel whose feature has not landed yet: says so rather than staying blank.
-fn pending(heading: &'static str) -> Result<Response, WebError> {
-    Ok(Html(Pending { heading }.render()?).into_response())
-}
 
 /// One app's name on the panel.
 struct NameLine {
@@ -178,8 +168,4 @@ pub async fn set_suffix(
 ) -> Result<Response, WebError> {
     actions::network::set_suffix(&state, &ctx, &form.suffix).await?;
     names(State(state), ctx).await
-}
-
-pub async fn router(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("Router")
 }

@@ -24,6 +24,7 @@ struct Dashboard<'a> {
     cert_troubles: Vec<String>,
     /// Why the box's certificate could not be renewed, and what to do (None while all is well).
     cert_trouble: Option<String>,
+    network_path: &'static str,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -53,6 +54,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
             .filter(|m| !m.is_empty())
             .collect(),
         cert_trouble: state.tls.renewal_trouble(),
+        network_path: crate::web::paths::DASHBOARD_NETWORK,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
