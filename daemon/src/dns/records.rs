@@ -14,6 +14,12 @@ use crate::store::{Store, StoreError};
 pub use crate::tls::ca::{DEFAULT_SUFFIX, SUFFIX_SETTING};
 /// Which DNS holds app names (the DNS panel writes it, this module reads it).
 pub const PROVIDER_SETTING: &str = "dns.provider";
+/// Where the connected AdGuard Home and router are (the Network page's panels write them).
+pub const ADGUARD_URL_SETTING: &str = "adguard.url";
+pub const ADGUARD_USER_SETTING: &str = "adguard.username";
+pub const OPNSENSE_URL_SETTING: &str = "opnsense.url";
+/// The vault owner and purpose of AdGuard Home's password.
+pub const ADGUARD_SECRET: (&str, &str) = ("adguard", "password");
 
 /// Where app names live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,18 +269,18 @@ impl Records {
 
     /// The AdGuard Home the owner connected on the Network page.
     pub async fn adguard(&self) -> Result<AdGuard, DnsError> {
-        let url = self.store.setting("adguard.url").await?;
-        let user = self.store.setting("adguard.username").await?;
+        let url = self.store.setting(ADGUARD_URL_SETTING).await?;
+        let user = self.store.setting(ADGUARD_USER_SETTING).await?;
         let (Some(url), Some(user)) = (url, user) else {
             return Err(DnsError::NotConnected("AdGuard Home"));
         };
-        let password = self.secret("adguard", "password").await?;
+        let password = self.secret(ADGUARD_SECRET.0, ADGUARD_SECRET.1).await?;
         Ok(AdGuard::new(&url, &user, password)?)
     }
 
     /// The OPNsense router the owner connected on the Network page.
     pub async fn opnsense(&self) -> Result<OpnSense, DnsError> {
-        let Some(url) = self.store.setting("opnsense.url").await? else {
+        let Some(url) = self.store.setting(OPNSENSE_URL_SETTING).await? else {
             return Err(DnsError::NotConnected("Your router"));
         };
         let pin = self.store.setting("opnsense.fingerprint").await?;

@@ -12,14 +12,12 @@ use crate::web::AppState;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
-/// Setting keys (the lead's `dns::records` reads the same ones).
-pub const PROVIDER_SETTING: &str = "dns.provider";
-pub const ADGUARD_URL_SETTING: &str = "adguard.url";
-pub const ADGUARD_USER_SETTING: &str = "adguard.username";
-pub const OPNSENSE_URL_SETTING: &str = "opnsense.url";
-/// The vault owner and purpose of AdGuard Home's password.
-pub const SECRET_OWNER: &str = "adguard";
-pub const SECRET_PURPOSE: &str = "password";
+/// Setting keys and the password's place in the vault: one definition, in `dns::records`.
+pub use crate::dns::records::{
+    ADGUARD_URL_SETTING, ADGUARD_USER_SETTING, OPNSENSE_URL_SETTING, PROVIDER_SETTING,
+};
+pub const SECRET_OWNER: &str = crate::dns::records::ADGUARD_SECRET.0;
+pub const SECRET_PURPOSE: &str = crate::dns::records::ADGUARD_SECRET.1;
 /// The catalog slug of AdGuard Home (recipes/adguard-home).
 pub const ADGUARD_APP: &str = "adguard-home";
 /// Passwords are typed or pasted; anything longer is not one.

@@ -24,8 +24,6 @@ use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
 /// The suffix app names end in unless the owner chose another (RFC 8375).
-const SUFFIX_SETTING: &str = "names.suffix";
-const DEFAULT_SUFFIX: &str = "home.arpa";
 /// Rewrites and blocklists shown at most (a home has a handful; a pasted list is not read whole).
 const MAX_SHOWN: usize = 200;
 
@@ -192,14 +190,17 @@ async fn live(
         (Ok(s), Ok(f), Ok(r)) => (s, f, r),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(Err(e)),
     };
-    let suffix = state
+    // Homelab's records are exactly the ones it made (kept in `app_names`); every other
+    // rewrite is the owner's and is shown, never changed.
+    let made: Vec<(String, String)> = state
         .store
-        .setting(SUFFIX_SETTING)
+        .names()
         .await?
-        .unwrap_or_else(|| DEFAULT_SUFFIX.into());
-    // TODO(lead): mark as Homelab's the rewrites in the store's table of records Homelab made
-    // (app_names), instead of every rewrite under the suffix.
-    let ours = |r: &Rewrite| r.domain.ends_with(&format!(".{suffix}"));
+        .into_iter()
+        .filter(|n| n.provider == "adguard" && n.record_state == "ok")
+        .map(|n| (n.name, n.answer))
+        .collect();
+    let ours = |r: &Rewrite| made.iter().any(|(d, a)| *d == r.domain && *a == r.answer);
     let more_rewrites = rewrites.len().saturating_sub(MAX_SHOWN);
     let log = log_view(agh, false, "", None).await;
     Ok(Ok((
