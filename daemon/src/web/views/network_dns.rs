@@ -23,7 +23,6 @@ use crate::web::actions::dns as act;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
-/// The suffix app names end in unless the owner chose another (RFC 8375).
 /// Rewrites and blocklists shown at most (a home has a handful; a pasted list is not read whole).
 const MAX_SHOWN: usize = 200;
 
