@@ -22,6 +22,12 @@ use serde_json::json;
 const STUB: &str = "homelab-lab/app-stub:1";
 
 fn recipe(data: &Path, slug: &str, web_port: u16, host_port: u16) {
+    // An app whose web port is not published cannot be told its address (the catalog refuses).
+    let environment = if web_port == 8080 {
+        "    environment:\n      WHERE: ${HOMELAB_APP_URL}\n"
+    } else {
+        ""
+    };
     let dir = data.join("recipes").join(slug);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -42,8 +48,8 @@ fn recipe(data: &Path, slug: &str, web_port: u16, host_port: u16) {
     std::fs::write(
         dir.join("compose.yaml"),
         format!(
-            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n    \
-             environment:\n      WHERE: ${{HOMELAB_APP_URL}}\n    ports:\n      \
+            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n\
+             {environment}    ports:\n      \
              - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/data\nvolumes:\n  data:\n"
         ),
     )
@@ -197,7 +203,12 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     // The app was told its address.
     let env = lab::exec(
         "server-01",
-        &["sh", "-c", "docker exec $(docker ps -q --filter label=com.docker.compose.project=homelab-lab-named) cat /proc/1/environ | tr '\\0' '\\n'"],
+        &[
+            "sh",
+            "-c",
+            "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' \
+             $(docker ps -q --filter label=com.docker.compose.project=homelab-lab-named)",
+        ],
     );
     assert!(env.contains("WHERE=https://lab-named.local"), "{env}");
     // A name the proxy does not serve gets no certificate from it.

@@ -204,6 +204,8 @@ impl Deployer {
             }
         }
         remote.remove_dir(&app.app_dir).await?;
+        // The last named app on the device takes Homelab's proxy with it.
+        self.remove_proxy_if_idle(&remote, None).await?;
         // Kept data (volumes) was made with these secrets; they go only with the data.
         if delete_data {
             self.store.delete_secrets_of(secret_owner(slug)).await?;

@@ -254,7 +254,7 @@ pub enum DeployError {
     /// Ports 80/443 are held by something that is not Homelab's proxy (the owner's own proxy,
     /// a web server): Homelab never stops it.
     #[error(
-        "{holder} already uses port {port} on {device}, so Homelab cannot give {app} a name with a          secure address there. Install it reachable by its address only, or choose another device."
+        "{holder} already uses port {port} on {device}, so Homelab cannot give {app} a name with a secure address there. Install it reachable by its address only, or choose another device."
     )]
     ProxyPortTaken {
         port: u16,
@@ -263,15 +263,15 @@ pub enum DeployError {
         app: String,
     },
     #[error(
-        "Homelab's secure proxy did not start on {device}. Try again; if it fails again, restart          the device."
+        "Homelab's secure proxy did not start on {device}. Try again; if it fails again, restart the device."
     )]
     ProxyNotReady { device: String },
     #[error(
-        "Homelab's secure proxy on {device} did not take the change. Try again; if it fails          again, switch to Advanced mode and open “What I did”."
+        "Homelab's secure proxy on {device} did not take the change. Try again; if it fails again, switch to Advanced mode and open “What I did”."
     )]
     ProxyRefused { device: String, detail: String },
     #[error(
-        "{app} answers at its address, but not at https://{name} through Homelab's proxy ({detail}).          Try again."
+        "{app} answers at its address, but not at https://{name} through Homelab's proxy ({detail}). Try again."
     )]
     NotSecured {
         app: String,

@@ -453,7 +453,8 @@ impl Deployer {
 
     /// Takes an app's name away: its route and certificate from the proxy, its record from the
     /// DNS (a provider that cannot be reached is reported, the rest still goes), its row and
-    /// key here. Then the proxy goes if it served nothing else.
+    /// key here. The caller removes the proxy once the app's containers are gone
+    /// (`remove_proxy_if_idle`): until then they are still on its network.
     pub(super) async fn unname(&self, remote: Option<&Remote>, slug: &str) -> Result<(), DeployError> {
         let Some(row) = self.store.name_of(slug.to_string()).await? else {
             return Ok(());
@@ -472,9 +473,6 @@ impl Deployer {
         }
         self.store.delete_name(slug.to_string()).await?;
         self.store.delete_secrets_of(key_owner(slug)).await?;
-        if let Some(remote) = remote {
-            self.remove_proxy_if_idle(remote, None).await?;
-        }
         Ok(())
     }
 }
