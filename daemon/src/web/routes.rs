@@ -124,12 +124,7 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::NETWORK, Session, views::network::show),
         entry(M::GET, paths::NETWORK_NAMES, Session, views::network::names),
         entry(M::GET, paths::NETWORK_DNS, Session, views::network::dns),
-        entry(
-            M::GET,
-            paths::NETWORK_ROUTER,
-            Session,
-            views::network::router,
-        ),
+        entry(M::GET, paths::NETWORK_ROUTER, Session, views::network::router),
         entry(M::GET, paths::BACKUPS, Session, views::pages::backups),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
         entry(
