@@ -46,7 +46,7 @@ pub enum MdnsError {
     )]
     Off,
     #[error(
-        "{0} is not on the same network as this box, so this box cannot give it a .local name; choose a DNS server on the Network page instead."
+        "{0} is not on the same network as this box, so this box cannot give it a .local name; choose another way to name apps on the Network page."
     )]
     NotOnNetwork(IpAddr),
     #[error(
