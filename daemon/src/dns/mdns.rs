@@ -46,7 +46,7 @@ pub enum MdnsError {
     )]
     Off,
     #[error(
-        "{0} is not on the same network as this box, so this box cannot give it a .local name; choose a DNS server on the Network page instead."
+        "{0} is not on the same network as this box, so this box cannot give it a .local name; choose another way to name apps on the Network page."
     )]
     NotOnNetwork(IpAddr),
     #[error(
@@ -72,8 +72,6 @@ struct Inner {
     /// The interfaces the daemon answers on (`None` = every non-virtual one), to check an
     /// address is on one of their subnets before announcing it.
     only: Option<Vec<String>>,
-    /// Made by [`Names::start`]: the last clone shuts the daemon down.
-    owns_daemon: bool,
     /// Used label → what it points at. A std mutex: held only to read or write the map,
     /// never across an await.
     table: Mutex<BTreeMap<String, Entry>>,
@@ -90,21 +88,13 @@ struct Entry {
     ip: IpAddr,
 }
 
+/// The names own the daemon: when the last clone goes (a runtime closing, a test ending) it
+/// is shut down, sending goodbyes for every name and for `homelab.local` if that shares it,
+/// so no responder thread outlives the daemon that made it.
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(d) = &self.daemon {
-            if self.owns_daemon {
-                let _ = d.shutdown();
-            } else {
-                for label in self
-                    .table
-                    .lock()
-                    .map(|t| t.keys().cloned().collect::<Vec<_>>())
-                    .unwrap_or_default()
-                {
-                    let _ = d.unregister(&fullname(&label));
-                }
-            }
+            let _ = d.shutdown();
         }
     }
 }
@@ -156,38 +146,35 @@ fn label_of(name: &str) -> String {
 
 impl Names {
     /// Names announced on `daemon` (made by `discovery::lan_daemon(only)` with the same
-    /// `only`, and shared with `discovery::Announcer::on`); `None` when mDNS is off.
+    /// `only`; hand a clone to `discovery::Announcer::on` so `homelab.local` shares it);
+    /// `None` when mDNS is off. The names own the daemon: the last clone shuts it down.
     pub fn new(daemon: Option<ServiceDaemon>, only: Option<Vec<String>>) -> Names {
-        Names::build(daemon, only, false)
-    }
-
-    /// Names on a daemon of their own, shut down when the last clone goes (tests, and a box
-    /// that announces app names but not itself). [`Names::daemon`] hands it to the announcer.
-    pub fn start(only: Option<Vec<String>>) -> Result<Names, crate::discovery::DiscoveryError> {
-        let daemon = crate::discovery::lan_daemon(only.as_deref())?;
-        Ok(Names::build(Some(daemon), only, true))
-    }
-
-    /// Names that are never announced: every announce answers [`MdnsError::Off`].
-    pub fn off() -> Names {
-        Names::build(None, None, false)
-    }
-
-    fn build(daemon: Option<ServiceDaemon>, only: Option<Vec<String>>, owns: bool) -> Names {
         Names {
             inner: Arc::new(Inner {
                 daemon,
                 only,
-                owns_daemon: owns,
                 table: Mutex::new(BTreeMap::new()),
                 ops: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
+<<<<<<< HEAD
     /// The interfaces names are announced (and asked) on; None: every LAN interface.
     pub fn interfaces(&self) -> Option<Vec<String>> {
         self.inner.only.clone()
+=======
+    /// Names on a daemon of their own made from the LAN interfaces (`only`, when given).
+    /// [`Names::daemon`] hands it to the announcer of `homelab.local`.
+    pub fn start(only: Option<Vec<String>>) -> Result<Names, crate::discovery::DiscoveryError> {
+        let daemon = crate::discovery::lan_daemon(only.as_deref())?;
+        Ok(Names::new(Some(daemon), only))
+    }
+
+    /// Names that are never announced: every announce answers [`MdnsError::Off`].
+    pub fn off() -> Names {
+        Names::new(None, None)
+>>>>>>> wt-mdns
     }
 
     /// The daemon these names are announced on, to share (e.g. with `homelab.local`'s).
@@ -201,9 +188,6 @@ impl Names {
     pub async fn announce(&self, label: &str, ip: IpAddr) -> Result<String, MdnsError> {
         let label = valid_label(label)?;
         let daemon = self.inner.daemon.clone().ok_or(MdnsError::Off)?;
-        if !on_lan(ip, self.inner.only.as_deref()) {
-            return Err(MdnsError::NotOnNetwork(ip));
-        }
         let _one = self.inner.ops.lock().await;
         let (mine, used_by_us, count) = {
             let t = self.table();
@@ -213,15 +197,18 @@ impl Names {
                 .map(|(used, _)| used.clone());
             (mine, t.keys().cloned().collect::<Vec<_>>(), t.len())
         };
+        if mine.is_none() && count >= MAX_NAMES {
+            return Err(MdnsError::TooMany);
+        }
+        if !on_lan(ip, self.inner.only.as_deref()) {
+            return Err(MdnsError::NotOnNetwork(ip));
+        }
         if let Some(used) = mine {
             // Ours already: registering again is idempotent in mdns-sd (it re-announces).
             register(&daemon, &used, ip)?;
             self.table()
                 .insert(used.clone(), Entry { asked: label, ip });
             return Ok(format!("{used}.local"));
-        }
-        if count >= MAX_NAMES {
-            return Err(MdnsError::TooMany);
         }
         for candidate in candidates(&label) {
             if used_by_us.contains(&candidate) {
@@ -410,6 +397,35 @@ mod tests {
         assert_eq!(label_of("vaultwarden.local"), "vaultwarden");
         assert_eq!(label_of("Vaultwarden.local."), "vaultwarden");
         assert_eq!(label_of("vaultwarden"), "vaultwarden");
+    }
+
+    #[tokio::test]
+    async fn at_most_max_names_are_announced() {
+        // A daemon on no interface at all: nothing goes on any wire.
+        let daemon = ServiceDaemon::new().unwrap();
+        daemon.disable_interface(mdns_sd::IfKind::All).unwrap();
+        let n = Names::new(Some(daemon), Some(vec![]));
+        let ip: IpAddr = "10.88.0.12".parse().unwrap();
+        for i in 0..MAX_NAMES {
+            n.table().insert(
+                format!("app{i}"),
+                Entry {
+                    asked: format!("app{i}"),
+                    ip,
+                },
+            );
+        }
+        assert!(matches!(
+            n.announce("one-more", ip).await,
+            Err(MdnsError::TooMany)
+        ));
+        // A name already held is not a new one: it gets past the bound (and here stops at
+        // the network check, since this daemon has no network).
+        assert!(matches!(
+            n.announce("app7", ip).await,
+            Err(MdnsError::NotOnNetwork(_))
+        ));
+        assert_eq!(n.announced().len(), MAX_NAMES);
     }
 
     #[tokio::test]
