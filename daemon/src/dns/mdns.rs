@@ -159,11 +159,11 @@ impl Names {
         }
     }
 
-<<<<<<< HEAD
     /// The interfaces names are announced (and asked) on; None: every LAN interface.
     pub fn interfaces(&self) -> Option<Vec<String>> {
         self.inner.only.clone()
-=======
+    }
+
     /// Names on a daemon of their own made from the LAN interfaces (`only`, when given).
     /// [`Names::daemon`] hands it to the announcer of `homelab.local`.
     pub fn start(only: Option<Vec<String>>) -> Result<Names, crate::discovery::DiscoveryError> {
@@ -174,7 +174,6 @@ impl Names {
     /// Names that are never announced: every announce answers [`MdnsError::Off`].
     pub fn off() -> Names {
         Names::new(None, None)
->>>>>>> wt-mdns
     }
 
     /// The daemon these names are announced on, to share (e.g. with `homelab.local`'s).
