@@ -126,6 +126,17 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
     let catalog = Arc::new(crate::catalog::Catalog::load(Some(
         &config.data_dir.join("recipes"),
     )));
+    // App names over mDNS share one daemon with homelab.local's announcement (`run_with`);
+    // without mDNS they are never announced, and an app named that way says so on its page.
+    let names = if config.mdns {
+        crate::dns::mdns::Names::start(config.mdns_interfaces.clone()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "not announcing app names over mDNS");
+            crate::dns::mdns::Names::off()
+        })
+    } else {
+        crate::dns::mdns::Names::off()
+    };
+    let records = crate::dns::records::Records::new(store.clone(), vault.clone(), names);
     let deployer = Arc::new(crate::deploy::Deployer::new(
         store.clone(),
         vault.clone(),
@@ -133,6 +144,8 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         catalog.clone(),
         events.clone(),
         config.deploy.clone(),
+        records,
+        ca.clone(),
     ));
     let ota = Arc::new(crate::ota::Ota::new(
         &config.data_dir,
@@ -153,7 +166,9 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         }
         crate::ota::snapshot::Settled::Nothing => {}
     }
+    let router = Arc::new(crate::network::Router::new(store.clone(), vault.clone()));
     Ok(Runtime {
+        router,
         ota,
         config,
         store,
@@ -258,14 +273,24 @@ pub async fn run_with(
             _ = stopped(&mut ota_stop) => {}
         }
     });
+    // App names announced over mDNS live in this process only: the stored ones go out again.
+    rt.deployer.records().announce_stored().await;
     // Deploys left mid-way by a previous run are rolled back now; unfinished rollbacks retry.
     rt.deployer.clone().spawn_housekeeping(stop_rx.clone());
     // Discovery is a convenience: without it the box still works by IP (say so and carry on).
     let _announcer = if rt.config.mdns {
-        match crate::discovery::Announcer::start(
-            http_addr.port(),
-            rt.config.mdns_interfaces.as_deref(),
-        ) {
+        let announced = match rt.deployer.records().mdns().daemon() {
+            Some(daemon) => crate::discovery::Announcer::on(
+                daemon,
+                http_addr.port(),
+                rt.config.mdns_interfaces.as_deref(),
+            ),
+            None => crate::discovery::Announcer::start(
+                http_addr.port(),
+                rt.config.mdns_interfaces.as_deref(),
+            ),
+        };
+        match announced {
             Ok(a) => Some(a),
             Err(e) => {
                 tracing::warn!(error = %e, "not announcing homelab.local; open the box by its IP address");

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header;
 
-pub use reqwest::{StatusCode, Url};
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+pub use reqwest::{Method, StatusCode, Url};
 
 /// Everything a client is built from. [`Settings::new`] gives the values every caller shares
 /// unless it has a reason not to.
@@ -186,6 +187,39 @@ impl HttpClient {
         }
     }
 
+    /// Sends one API request: `method` to `url` with `headers` (mark credentials sensitive)
+    /// and, if given, a body with its content type. Any status comes back as a response, as
+    /// with [`HttpClient::get`].
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Response, HttpError> {
+        let client = self
+            .inner
+            .as_ref()
+            .map_err(|e| HttpError::Setup(e.clone()))?;
+        let parsed = parse_url(url)?;
+        let mut req = client.request(method, parsed.clone()).headers(headers);
+        if let Some((content_type, bytes)) = body {
+            req = req.header(header::CONTENT_TYPE, content_type).body(bytes);
+        }
+        if let Some(overall) = self.settings.overall_timeout {
+            req = req.timeout(overall);
+        }
+        let started = std::time::Instant::now();
+        match req.send().await {
+            Ok(inner) => Ok(Response {
+                inner,
+                settings: self.settings.clone(),
+                started,
+            }),
+            Err(e) => Err(self.request_error(&e, &parsed)),
+        }
+    }
+
     /// Turns reqwest's error for a request that got no answer into ours.
     fn request_error(&self, e: &reqwest::Error, asked: &Url) -> HttpError {
         let at = e.url().unwrap_or(asked);
@@ -235,7 +269,11 @@ fn build(settings: &Settings, tls: rustls::ClientConfig) -> reqwest::Result<reqw
         .connect_timeout(settings.connect_timeout)
         .read_timeout(settings.idle_timeout)
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max {
+            if max == 0 {
+                // No redirects at all: the caller sees the 3xx answer and says what it means
+                // (an API that redirects is being set up, or wants another address).
+                attempt.stop()
+            } else if attempt.previous().len() > max {
                 attempt.error(TooManyRedirects)
             } else if !usable(attempt.url()) {
                 attempt.error(BadRedirect)
@@ -384,6 +422,185 @@ impl Response {
     }
 }
 
+// --- Certificate pinning and API calls (for the router's API: a box with its own
+// self-signed certificate, trusted the way SSH host keys are: on first use, by fingerprint).
+
+/// The SHA-256 fingerprint of a certificate (DER), as routers show it: upper-case hex pairs
+/// joined by colons ("AB:CD:…").
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(der);
+    let mut out = String::with_capacity(95);
+    for (i, b) in digest.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
+}
+
+/// A fingerprint as the owner may paste it (any case, colons, spaces) in the canonical form
+/// [`fingerprint`] gives; None when it is not 32 bytes of hex.
+pub fn normal_fingerprint(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let upper = hex.to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..32).map(|i| &upper[2 * i..2 * i + 2]).collect();
+    Some(pairs.join(":"))
+}
+
+/// The leaf certificate a pinned client was last shown, by fingerprint: how first contact
+/// learns what to ask the owner to confirm, and how a refused handshake tells "the
+/// certificate changed" from any other TLS failure.
+#[derive(Clone, Default)]
+pub struct SeenCert(Arc<std::sync::Mutex<Option<String>>>);
+
+impl SeenCert {
+    pub fn fingerprint(&self) -> Option<String> {
+        self.0.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+}
+
+/// Accepts exactly one leaf certificate (by SHA-256 fingerprint), or with no pin any leaf
+/// (first contact, recorded for the owner to confirm, nothing else sent but the request).
+/// The handshake's signatures are still verified against the presented key, so a server
+/// must hold the pinned certificate's private key. Names and dates are not checked: a
+/// router's self-signed certificate carries whatever name it was made with, and an owner
+/// who pinned it has said which certificate it is.
+#[derive(Debug)]
+struct PinVerifier {
+    pin: Option<String>,
+    seen: SeenCert,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for SeenCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeenCert({:?})", self.fingerprint())
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let seen = fingerprint(end_entity.as_ref());
+        if let Ok(mut slot) = self.seen.0.lock() {
+            *slot = Some(seen.clone());
+        }
+        match &self.pin {
+            Some(pin) if *pin != seen => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            _ => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl HttpClient {
+    /// A client that trusts one certificate instead of the CA file: `pin` is its SHA-256
+    /// fingerprint (any form [`normal_fingerprint`] reads). With `None` it accepts whichever
+    /// certificate the server shows and records it in the returned [`SeenCert`], for a first
+    /// contact that asks the owner to confirm it. A wrong pin is a [`HttpError::Tls`] whose
+    /// cause the `SeenCert` tells (it holds the certificate that was refused).
+    pub fn pinned(settings: Settings, pin: Option<&str>) -> (HttpClient, SeenCert) {
+        let seen = SeenCert::default();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(PinVerifier {
+            pin: pin.map(|p| normal_fingerprint(p).unwrap_or_else(|| p.to_string())),
+            seen: seen.clone(),
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let inner = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            })
+            .and_then(|tls| build(&settings, tls).map_err(|e| e.to_string()));
+        let client = HttpClient {
+            inner,
+            no_trust: None,
+            settings: Arc::new(settings),
+        };
+        (client, seen)
+    }
+
+    /// Sends one API request: `method` to `url`, with HTTP Basic credentials when given and a
+    /// JSON body when given. Any status comes back as a response; what it means is the
+    /// caller's to say. The credentials go in a header only, never into a URL or a message.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        basic: Option<(&str, &str)>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Response, HttpError> {
+        let client = self
+            .inner
+            .as_ref()
+            .map_err(|e| HttpError::Setup(e.clone()))?;
+        let parsed = parse_url(url)?;
+        let mut req = client.request(method, parsed.clone());
+        if let Some((user, password)) = basic {
+            req = req.basic_auth(user, Some(password));
+        }
+        if let Some(body) = json {
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        req = req.header(header::ACCEPT, "application/json");
+        if let Some(overall) = self.settings.overall_timeout {
+            req = req.timeout(overall);
+        }
+        let started = std::time::Instant::now();
+        match req.send().await {
+            Ok(inner) => Ok(Response {
+                inner,
+                settings: self.settings.clone(),
+                started,
+            }),
+            Err(e) => Err(self.request_error(&e, &parsed)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +723,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn send_carries_method_headers_and_body_and_zero_redirects_means_none() {
+        let (base, heads) = server(|_| {
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n".to_vec()
+        })
+        .await;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut settings = Settings::new(Path::new("/nonexistent/ca.pem"), "1.0");
+        settings.max_redirects = 0;
+        let resp = HttpClient::new(settings)
+            .send(
+                Method::PUT,
+                &format!("{base}/x"),
+                headers,
+                Some(("application/json", b"{}".to_vec())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND, "not followed");
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1);
+        let head = &heads[0];
+        assert!(head.starts_with("put /x "), "{head}");
+        assert!(
+            head.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("accept: application/json\r\n"), "{head}");
+        assert!(head.contains("content-length: 2\r\n"), "{head}");
+    }
+
+    #[tokio::test]
     async fn a_closed_port_is_unreachable_with_the_systems_reason() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -543,6 +792,17 @@ mod tests {
         let u = parse_url(" http://[fd00::1]:8080/m.json?t=1 ").unwrap();
         assert_eq!(host_of(&u), "[fd00::1]:8080");
         assert_eq!(host_of(&parse_url("https://h:443/").unwrap()), "h");
+    }
+
+    #[test]
+    fn fingerprints_are_read_in_any_spelling_and_shown_one_way() {
+        let canonical = fingerprint(b"certificate");
+        assert_eq!(canonical.len(), 95);
+        assert_eq!(normal_fingerprint(&canonical).as_deref(), Some(&*canonical));
+        let loose = canonical.to_lowercase().replace(':', " ");
+        assert_eq!(normal_fingerprint(&loose).as_deref(), Some(&*canonical));
+        assert_eq!(normal_fingerprint("AB:CD"), None);
+        assert_eq!(normal_fingerprint(&"ZZ".repeat(32)), None);
     }
 
     #[test]

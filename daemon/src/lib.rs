@@ -13,12 +13,16 @@
 //! | `auth/`     | first-run claim, passwords and the bound on hashing them, sessions, CSRF tokens, sign-in throttling, known browsers, API tokens |
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
-//! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
+//! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, naming (name + HTTPS), health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
+//! | `proxy/`    | Homelab's proxy on each app device (Caddy): its Compose file and starting configuration, and its admin API reached over SSH |
+//! | `dns/`      | app names: the provider the owner chose (AdGuard Home, OPNsense, or mDNS `.local` names announced by the box), records, checking a name from the box |
+//! | `network/`  | the OPNsense router, read-only (and its Unbound host overrides for app names) |
 //! | `states`    | the states of a deployment and of a deployed app, as stored and as shown |
 //! | `ssh/`      | SSH to devices: host-key pinning, escaped remote commands, socket streams |
 //! | `docker/`   | Docker on a device through bollard over its SSH connection: engine reads, project calls |
 //! | `devices/`  | adoption, "Install Docker for me", the per-device connection pool, health polling, facts, the in-memory board, history |
 //! | `discovery/`| mDNS: announcing homelab.local, scanning the LAN for devices |
+//! | `network/`  | the owner's router (OPNsense): pinned API client, read-only overview, live traffic, Homelab's host overrides |
 //! | `events/`   | the in-process event bus that feeds live pages (SSE) |
 //! | `ota/`      | appliance updates: signed RAUC bundles, the update channel, the window, data snapshot, fallback restore |
 //! | `tls/`      | the homelab's certificate authority (`ca.rs`) and the box's own HTTPS certificate from it, renewed and hot-swapped (the HTTPS listener that serves it is in `web/server.rs`) |
@@ -65,13 +69,16 @@ pub mod config;
 pub mod deploy;
 pub mod devices;
 pub mod discovery;
+pub mod dns;
 pub mod docker;
 pub mod events;
 pub mod heap;
 pub mod http_client;
 pub mod limits;
+pub mod network;
 pub mod ota;
 pub mod placement;
+pub mod proxy;
 pub mod runtime;
 pub mod secrets;
 pub mod shutdown;

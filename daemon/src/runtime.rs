@@ -36,6 +36,8 @@ pub struct Runtime {
     pub catalog: Arc<crate::catalog::Catalog>,
     pub deployer: Arc<crate::deploy::Deployer>,
     pub ota: Arc<crate::ota::Ota>,
+    /// The owner's router (OPNsense), when one is connected: its cache and traffic graph.
+    pub router: Arc<crate::network::Router>,
 }
 
 impl Runtime {

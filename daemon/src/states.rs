@@ -11,10 +11,14 @@ use std::fmt;
 pub enum DeploymentState {
     Validating,
     Preparing,
+    /// The app's name on the owner's DNS.
+    Naming,
     Pulling,
     Starting,
     Configuring,
     HealthCheck,
+    /// Its certificate and the proxy's route, checked through the proxy.
+    Securing,
     Running,
     Failed,
     RollingBack,
@@ -27,9 +31,11 @@ pub enum DeploymentState {
 
 impl DeploymentState {
     /// Every state, for parsing.
-    const ALL: [DeploymentState; 12] = [
+    const ALL: [DeploymentState; 14] = [
         DeploymentState::Validating,
         DeploymentState::Preparing,
+        DeploymentState::Naming,
+        DeploymentState::Securing,
         DeploymentState::Pulling,
         DeploymentState::Starting,
         DeploymentState::Configuring,
@@ -54,6 +60,8 @@ impl DeploymentState {
         match self {
             DeploymentState::Validating => "validating",
             DeploymentState::Preparing => "preparing",
+            DeploymentState::Naming => "naming",
+            DeploymentState::Securing => "securing",
             DeploymentState::Pulling => "pulling",
             DeploymentState::Starting => "starting",
             DeploymentState::Configuring => "configuring",
@@ -77,6 +85,8 @@ impl DeploymentState {
         match self {
             DeploymentState::Validating => "Checking requirements",
             DeploymentState::Preparing => "Preparing files",
+            DeploymentState::Naming => "Giving it a name",
+            DeploymentState::Securing => "Securing it with HTTPS",
             DeploymentState::Pulling => "Downloading the app",
             DeploymentState::Starting => "Starting the app",
             DeploymentState::Configuring => "Saving the app",

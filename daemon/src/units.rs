@@ -71,3 +71,11 @@ mod tests {
         }
     }
 }
+
+/// A Unix time as a calendar date in UTC (`2027-03-01`), for expiry dates in sentences.
+pub fn date_utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => "an unknown date".into(),
+    }
+}

@@ -191,6 +191,46 @@ class Walk:
         print(f"  ok  {name}", flush=True)
 
 
+def open_trusted(p, page, base, href, ip):
+    """The success link in a Chromium that trusts the homelab's root (installed in its NSS
+    database, as Settings → Trust this homelab tells a Linux owner) and resolves the app's
+    .local name to its device: the page loads over HTTPS with no certificate warning. The same
+    link in the walk's own browser, which does not trust the root, is refused: the trust is
+    what makes it load."""
+    root = page.request.get(base + "/settings/trust/homelab-root.pem")
+    assert root.status == 200, root.status
+    home = ARTIFACTS / "chromium-home"
+    subprocess.run(["rm", "-rf", str(home)], check=True)
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    (home / "homelab-root.pem").write_bytes(root.body())
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "Homelab root",
+                    "-i", str(home / "homelab-root.pem")], check=True)
+    host = href.split("/")[2]
+    rules = f"--host-resolver-rules=MAP {host} {ip}"
+    trusting = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [rules],
+                                  headless=True, env={**os.environ, "HOME": str(home)})
+    try:
+        tab = trusting.new_page()
+        res = tab.goto(href, timeout=30000)
+        assert res is not None and res.status == 200, res and res.status
+        assert tab.url.startswith(f"https://{host}/"), tab.url
+        tab.screenshot(path=str(SHOTS / "08b1-app-over-https.png"))
+    finally:
+        trusting.close()
+    untrusting = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [rules],
+                                    headless=True)
+    try:
+        try:
+            untrusting.new_page().goto(href, timeout=30000)
+            raise AssertionError("a browser without the root loaded the page")
+        except Exception as e:  # noqa: BLE001 - the refusal is what is checked
+            assert "ERR_CERT" in str(e), e
+    finally:
+        untrusting.close()
+
+
 def main():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -206,7 +246,9 @@ def main():
     proc = subprocess.Popen(
         [str(BIN), "run", "--listen", f"127.0.0.1:{port}", "--data", str(data),
          "--poll-interval", "3600"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug", "HOMELAB_MDNS": "off"},
+        stdout=log, stderr=subprocess.STDOUT,
+        # Names are announced over mDNS on the lab's network, as on a home LAN without a DNS server.
+        env={**os.environ, "RUST_LOG": "debug", "HOMELAB_MDNS": "on", "HOMELAB_MDNS_INTERFACES": "hlab0"},
     )
     password = "browser-" + secrets.token_urlsafe(12)
     remember_secret(password)
@@ -362,16 +404,20 @@ def main():
                 page.click("#show-sign-in")
                 secret = page.locator("#sign-in-password")
                 expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9]{48}$"), timeout=15000)
+                ip = lab_env()['LAB_IP_SERVER_02']
                 setup = page.locator("#finish-setup").get_attribute("href")
-                assert setup == f"http://{lab_env()['LAB_IP_SERVER_02']}:18222/admin", setup
-                # The stand-in checks the token against the Argon2 hash Vaultwarden was given.
-                assert page.request.post(setup, form={"token": secret.inner_text()}).status == 200
-                assert page.request.post(setup, form={"token": "wrong"}).status == 401
+                assert setup == "https://vaultwarden.local/admin", setup
+                # The stand-in checks the token against the Argon2 hash Vaultwarden was given
+                # (asked at the device's address: this browser has no way to resolve the name).
+                admin = f"http://{ip}:18222/admin"
+                assert page.request.post(admin, form={"token": secret.inner_text()}).status == 200
+                assert page.request.post(admin, form={"token": "wrong"}).status == 401
                 page.click("#what-i-did summary")
+                expect(page.locator("#deploy-progress .steps")).to_contain_text("Securing it with HTTPS")
                 w.shot("08b-deploy-running")
                 href = page.locator("#open-app").get_attribute("href")
-                assert href == f"http://{lab_env()['LAB_IP_SERVER_02']}:18222/", href
-                assert page.request.get(href).status == 200
+                assert href == "https://vaultwarden.local/", href
+                open_trusted(p, page, base, href, ip)
                 # The dashboard knows at once: the device runs one app, the first-run list is
                 # ticked (no poll comes by in this walk).
                 deploy_url = page.url

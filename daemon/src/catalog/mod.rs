@@ -306,7 +306,7 @@ pub const BOX_PREFIX: &str = "HOMELAB_";
 
 /// What Homelab tells an app about where it lives, filled at deploy time (after the device
 /// and the ports are settled) and again at every update. Documented in README.md.
-pub const BOX_VARIABLES: [(&str, &str); 5] = [
+pub const BOX_VARIABLES: [(&str, &str); 6] = [
     (
         "HOMELAB_DEVICE_IP",
         "the device's IP address on your network, e.g. 192.168.1.20 (bind a port to it to \
@@ -314,15 +314,25 @@ pub const BOX_VARIABLES: [(&str, &str); 5] = [
     ),
     (
         "HOMELAB_APP_HOST",
-        "the host part of the app's address, as a browser sends it, e.g. 192.168.1.20",
+        "the host part of the app's address, as a browser sends it: its name, e.g. \
+         vaultwarden.home.arpa (the device's address, e.g. 192.168.1.20, for an app reached by \
+         address only)",
     ),
     (
         "HOMELAB_APP_PORT",
-        "the device port of the app's web page, e.g. 8080",
+        "the port of the app's address: 443 for a named app, else the device port of its web \
+         page, e.g. 8080",
     ),
     (
         "HOMELAB_APP_URL",
-        "the app's address without a trailing slash, e.g. http://192.168.1.20:8080",
+        "the app's address without a trailing slash, e.g. https://vaultwarden.home.arpa (or \
+         http://192.168.1.20:8080 for an app reached by address only)",
+    ),
+    (
+        "HOMELAB_APP_ADDRESS",
+        "the device's address and port where the app's web page is published, e.g. \
+         192.168.1.20:8080: the way in that works without a name (a trusted domain for apps \
+         that check the host a browser asks for)",
     ),
     (
         "HOMELAB_TZ",
@@ -337,6 +347,7 @@ pub fn example_box_values() -> BTreeMap<String, String> {
         ("HOMELAB_APP_HOST", "192.0.2.10"),
         ("HOMELAB_APP_PORT", "8080"),
         ("HOMELAB_APP_URL", "http://192.0.2.10:8080"),
+        ("HOMELAB_APP_ADDRESS", "192.0.2.10:8080"),
         ("HOMELAB_TZ", "Etc/UTC"),
     ]
     .into_iter()

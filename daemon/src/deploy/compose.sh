@@ -13,6 +13,8 @@ export DOCKER_HOST="unix://$socket"
 if [ "$flavour" != v1 ] && [ "$flavour" != v2 ]; then
   if docker compose version >/dev/null 2>&1; then flavour=v2; else flavour=v1; fi
 fi
+# An app with a name joins Homelab's proxy through a second file (written by write_app.sh).
+if [ -f compose.proxy.yaml ]; then set -- -f compose.proxy.yaml "$@"; fi
 if [ "$flavour" = v2 ]; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
 if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
 echo "Docker Compose is not installed on this device" >&2

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::journal::Undo;
+use super::naming;
 use super::plan::placement_record;
 use super::{
     DeployError, DeployRequest, Deployer, DeploymentState, Remote, RunState, Started, project_name,
@@ -29,6 +30,8 @@ pub(super) struct Job {
     settings: BTreeMap<String, String>,
     /// The port setting the pre-flight may move to a free port (`render::movable_port`).
     flexible_ports: Vec<String>,
+    /// Reachable by address only: no name, no HTTPS through the proxy.
+    by_address: bool,
 }
 
 impl Deployer {
@@ -80,6 +83,7 @@ impl Deployer {
         let request = serde_json::to_string(&DeployRequest {
             device_id: Some(device.id),
             settings: settings.clone(),
+            by_address: req.by_address,
         })
         .unwrap_or_else(|_| "{}".into());
         let id = self
@@ -111,6 +115,7 @@ impl Deployer {
             device,
             settings,
             flexible_ports,
+            by_address: req.by_address,
         };
         self.spawn_job(guard, job);
         Ok(Started::New(id))
@@ -238,6 +243,11 @@ impl Deployer {
         let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
 
         // validating: nothing on the device changes until every check has passed.
+        let named = naming::wants_name(recipe, &job.settings, job.by_address);
+        let chosen = match named {
+            true => Some(self.choose_name(slug).await?),
+            false => None,
+        };
         let mut settings = job.settings.clone();
         let kept_data = self
             .preflight(
@@ -247,6 +257,7 @@ impl Deployer {
                 &job.flexible_ports,
                 &project,
                 &dir,
+                named,
             )
             .await?;
 
@@ -261,9 +272,23 @@ impl Deployer {
         let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         fill_box_values(device, recipe, &mut values).await?;
+        // The name comes before the files: the app is told its address (HOMELAB_APP_URL).
+        let name = match chosen {
+            Some((provider, name)) => {
+                self.ensure_proxy(&remote, id).await?;
+                let ip = self.named_ip(device).await?;
+                let placed = self
+                    .give_name(&remote, id, slug, provider, &name, ip)
+                    .await?;
+                values.extend(render::named_values(&placed.name));
+                Some((placed, ip))
+            }
+            None => None,
+        };
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
-        self.write_files(&remote, id, recipe, &dir, &values).await?;
+        self.write_files(&remote, id, recipe, &dir, &values, name.is_some())
+            .await?;
 
         self.pull_images(&remote, id, recipe, &values).await?;
 
@@ -320,6 +345,19 @@ impl Deployer {
 
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
+        let url = match name {
+            Some((placed, ip)) => {
+                let row = self
+                    .secure(&remote, id, recipe, &values, &placed, ip)
+                    .await?;
+                let named_url = naming::named_url(recipe, &row, url);
+                self.store
+                    .set_app_url(slug.into(), named_url.clone())
+                    .await?;
+                named_url
+            }
+            None => url,
+        };
         self.store
             .set_app_state(slug.into(), RunState::Running, String::new())
             .await?;
@@ -335,9 +373,23 @@ impl Deployer {
         recipe: &Recipe,
         dir: &str,
         values: &BTreeMap<String, String>,
+        named: bool,
     ) -> Result<(), DeployError> {
+        let m = &recipe.manifest;
+        // A named app's web service joins the proxy's network; one on the host's network is
+        // reached through the device itself and needs nothing.
+        let proxy_override = if named && !m.host_network {
+            crate::proxy::app_override(&m.web.service, &naming::alias(&m.slug))
+        } else {
+            String::new()
+        };
         remote
-            .write_app(dir, &recipe.compose_text, &render::env_file(values))
+            .write_app(
+                dir,
+                &recipe.compose_text,
+                &proxy_override,
+                &render::env_file(values),
+            )
             .await?;
         let keys: Vec<&String> = values.keys().collect();
         self.store
@@ -431,6 +483,7 @@ impl Deployer {
         }
         let guard = self.claim(slug, &recipe.manifest.name)?;
         let device = self.app_device(&app).await?;
+        let named = self.store.name_of(slug.to_string()).await?.is_some();
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
         // Settings the new version added get their defaults; ones it dropped are ignored.
@@ -458,6 +511,7 @@ impl Deployer {
                 request: serde_json::to_string(&DeployRequest {
                     device_id: Some(device.id),
                     settings: settings.clone(),
+                    by_address: !named,
                 })
                 .unwrap_or_else(|_| "{}".into()),
                 compose: String::new(),
@@ -473,8 +527,9 @@ impl Deployer {
             recipe,
             device,
             settings,
-            // An update keeps the app where it is, on the ports it has.
+            // An update keeps the app where it is, on the ports it has, with its name.
             flexible_ports: Vec::new(),
+            by_address: !named,
         };
         self.spawn_job(guard, job);
         Ok(id)
@@ -505,6 +560,14 @@ impl Deployer {
         let mut values = job.settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         fill_box_values(device, recipe, &mut values).await?;
+        // The app keeps its name: the new version is told the same address.
+        let name = match job.by_address {
+            true => None,
+            false => self.store.name_of(slug.to_string()).await?,
+        };
+        if let Some(n) = &name {
+            values.extend(render::named_values(&n.name));
+        }
         self.step(
             id,
             "files",
@@ -520,7 +583,8 @@ impl Deployer {
         remote
             .copy_file(&dir, "app.env", "app.env.previous")
             .await?;
-        self.write_files(&remote, id, recipe, &dir, &values).await?;
+        self.write_files(&remote, id, recipe, &dir, &values, name.is_some())
+            .await?;
         self.pull_images(&remote, id, recipe, &values).await?;
         self.progress(
             id,
@@ -548,7 +612,14 @@ impl Deployer {
         .await;
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
-        let url = app_url(recipe, device, &values);
+        let url = match &name {
+            // The new version may listen elsewhere: the route follows it.
+            Some(n) => {
+                self.refresh_route(&remote, recipe, &values, n).await?;
+                naming::named_url(recipe, n, app_url(recipe, device, &values))
+            }
+            None => app_url(recipe, device, &values),
+        };
         self.progress(
             id,
             slug,
@@ -682,7 +753,7 @@ async fn fill_box_values(
 
 /// The device's IP address: its host as given when that is an address, else what the name
 /// resolves to here (IPv4 first: what a port binding on a home network wants), else the name.
-async fn device_ip(host: &str) -> String {
+pub(super) async fn device_ip(host: &str) -> String {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return host.to_string();
     }

@@ -17,6 +17,18 @@ pub(super) enum Undo {
     RemoveProject { project: String, volumes: bool },
     DeleteApp { slug: String },
     RestoreCompose { dir: String, project: String },
+    /// Homelab's proxy was started on the device: removed again if nothing else uses it.
+    RemoveProxy { device_id: i64 },
+    /// The app's route and certificate on the proxy.
+    RemoveRoute { slug: String },
+    /// The app's name: its DNS record (exactly the one made), its row and certificate key.
+    RemoveName {
+        slug: String,
+        provider: String,
+        name: String,
+        answer: String,
+        reference: String,
+    },
 }
 
 impl Deployer {
@@ -105,9 +117,31 @@ impl Deployer {
                     }
                 }
                 Undo::DeleteApp { slug } => self.store.delete_app(slug.clone()).await?,
+                Undo::RemoveName {
+                    slug,
+                    provider,
+                    name,
+                    answer,
+                    reference,
+                } => {
+                    if let Some(p) = crate::dns::records::Provider::parse(provider) {
+                        // A provider that cannot be reached must not strand the rollback: the
+                        // record is reported and the rest is undone (the Network page lists
+                        // names it cannot match to an app).
+                        if let Err(e) = self.records.remove(p, name, answer, reference).await {
+                            tracing::warn!(deployment = d.id, name = %name, error = %e, "could not remove a record while undoing");
+                        }
+                    }
+                    self.store.delete_name(slug.clone()).await?;
+                    self.store
+                        .delete_secrets_of(super::naming::key_owner(slug))
+                        .await?;
+                }
                 Undo::RemoveDir { .. }
                 | Undo::RemoveProject { .. }
-                | Undo::RestoreCompose { .. } => {
+                | Undo::RestoreCompose { .. }
+                | Undo::RemoveProxy { .. }
+                | Undo::RemoveRoute { .. } => {
                     if remote.is_none() {
                         let Some(device) = self.store.device(d.device_id).await? else {
                             // The user removed the device: nothing there is ours to clean.
@@ -135,6 +169,10 @@ impl Deployer {
                             )
                             .await?;
                         }
+                        Undo::RemoveRoute { slug } => {
+                            r.proxy_delete(&self.proxy_socket(), slug).await?
+                        }
+                        Undo::RemoveProxy { .. } => self.remove_proxy_if_idle(r, Some(d.id)).await?,
                         _ => {}
                     }
                 }

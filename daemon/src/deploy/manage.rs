@@ -159,7 +159,9 @@ impl Deployer {
         let delete_data = how == Removal::DeleteData;
         if how == Removal::ForgetHere {
             // The device is gone for good: nothing can be cleaned there. Its secrets stay
-            // sealed here until the app is removed with its data, like kept data does.
+            // sealed here until the app is removed with its data, like kept data does. Its
+            // name goes (the record on the DNS too), so nobody is sent to a dead address.
+            self.unname(None, slug).await?;
             self.store.delete_app(slug.into()).await?;
             self.events.publish(Event::AppState { slug: slug.into() });
             self.audit(
@@ -184,6 +186,8 @@ impl Deployer {
                 });
             }
         };
+        // The name first: nobody is sent to an app that is going.
+        self.unname(Some(&remote), slug).await?;
         let removed = remote
             .remove_project(&project_name(slug), delete_data)
             .await;

@@ -33,6 +33,7 @@ mod health;
 mod job;
 mod journal;
 mod manage;
+pub mod naming;
 mod plan;
 mod preflight;
 mod remote;
@@ -246,6 +247,53 @@ pub enum DeployError {
     /// Preparing a secret for the app (hashing it) failed.
     #[error("Homelab could not prepare {0} for the app. Try again.")]
     SecretNotPrepared(String),
+
+    // Names and HTTPS.
+    #[error("The name {name} is already used by {holder}. Give one of them another name on its page.")]
+    NameTaken { name: String, holder: String },
+    /// Ports 80/443 are held by something that is not Homelab's proxy (the owner's own proxy,
+    /// a web server): Homelab never stops it.
+    #[error(
+        "{holder} already uses port {port} on {device}, so Homelab cannot give {app} a name with a          secure address there. Install it reachable by its address only, or choose another device."
+    )]
+    ProxyPortTaken {
+        port: u16,
+        device: String,
+        holder: String,
+        app: String,
+    },
+    #[error(
+        "Homelab's secure proxy did not start on {device}. Try again; if it fails again, restart          the device."
+    )]
+    ProxyNotReady { device: String },
+    #[error(
+        "Homelab's secure proxy on {device} did not take the change. Try again; if it fails          again, switch to Advanced mode and open “What I did”."
+    )]
+    ProxyRefused { device: String, detail: String },
+    #[error(
+        "{app} answers at its address, but not at https://{name} through Homelab's proxy ({detail}).          Try again."
+    )]
+    NotSecured {
+        app: String,
+        name: String,
+        detail: String,
+    },
+    #[error("Homelab could not make a certificate for the app: {0}")]
+    Certificate(String),
+    #[error("{0} has no name: it is reached by its address only.")]
+    NotNamed(String),
+    #[error("“{0}” cannot be a name: use letters a–z, digits and hyphens (not at either end), at most 63 characters.")]
+    BadName(String),
+    #[error("{name} could not be set up: {why}")]
+    NameNotPlaced { name: String, why: String },
+    /// A name needs an address to point at; a device added by a name that does not resolve
+    /// here (or as localhost) has none.
+    #[error(
+        "{device} was added as “{host}”, which is not an address on your network, so Homelab \
+         cannot give the app a name pointing at it. Change the device's address to its IP \
+         address on its page, or install the app reachable by its address only."
+    )]
+    NoNameAddress { device: String, host: String },
 }
 
 /// What went wrong talking to a device, in the owner's words: the sentence after its name.
@@ -328,7 +376,9 @@ impl DeployError {
     /// The technical words behind a plain message, for "What I did" and the log.
     pub fn detail(&self) -> Option<String> {
         match self {
-            DeployError::Device { detail, .. } | DeployError::StartFailed { detail, .. }
+            DeployError::Device { detail, .. }
+            | DeployError::StartFailed { detail, .. }
+            | DeployError::ProxyRefused { detail, .. }
                 if !detail.is_empty() =>
             {
                 Some(detail.clone())
@@ -378,6 +428,10 @@ pub struct DeployRequest {
     pub device_id: Option<i64>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Reachable by its address only: no name, no HTTPS through Homelab's proxy (the way out
+    /// when another program holds the device's ports 80 and 443).
+    #[serde(default)]
+    pub by_address: bool,
 }
 
 /// How a deploy request was answered.
@@ -405,6 +459,12 @@ pub struct Deployer {
     /// a second Install while the first is being set up waits a moment and then gets the
     /// same deployment, never "busy" (one lock per catalog app: bounded by the catalog).
     starting: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// App names on the owner's DNS.
+    records: crate::dns::records::Records,
+    /// The homelab's CA: certificates for app names.
+    ca: crate::tls::ca::Authority,
+    /// One proxy start or removal per device at a time (bounded by the devices).
+    proxy_locks: std::sync::Mutex<BTreeMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Vault owner of an app's generated secrets.
@@ -424,6 +484,8 @@ impl Deployer {
         catalog: Arc<Catalog>,
         events: EventBus,
         config: DeployConfig,
+        records: crate::dns::records::Records,
+        ca: crate::tls::ca::Authority,
     ) -> Deployer {
         Deployer {
             store,
@@ -434,7 +496,20 @@ impl Deployer {
             config,
             busy: BusySet::default(),
             starting: Default::default(),
+            records,
+            ca,
+            proxy_locks: Default::default(),
         }
+    }
+
+    /// The homelab's CA (what names it can vouch for).
+    pub fn ca(&self) -> &crate::tls::ca::Authority {
+        &self.ca
+    }
+
+    /// App names on the owner's DNS (for the Network page and the app page).
+    pub fn records(&self) -> &crate::dns::records::Records {
+        &self.records
     }
 
     fn try_busy(&self, slug: &str) -> Option<BusyGuard> {

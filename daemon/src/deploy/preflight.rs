@@ -18,6 +18,7 @@ impl Deployer {
         flexible: &[String],
         project: &str,
         dir: &str,
+        named: bool,
     ) -> Result<bool, DeployError> {
         let m = &recipe.manifest;
         let name = &remote.device.name;
@@ -102,6 +103,23 @@ impl Deployer {
                 )
                 .await;
             settings.insert(s.name.clone(), free.to_string());
+        }
+        // A named app needs the device's ports 80 and 443 for Homelab's proxy: held by the
+        // proxy already is fine; held by anything else (the owner's own proxy or web server),
+        // Homelab never stops it and says how to go on instead.
+        if named {
+            for port in [443u16, 80] {
+                let holder = owners.get(&port).cloned();
+                let ours = holder.as_deref() == Some(crate::proxy::HOLDER);
+                if taken.contains(&port) && !ours {
+                    return Err(DeployError::ProxyPortTaken {
+                        port,
+                        device: name.clone(),
+                        holder: holder.unwrap_or_else(|| "Another program".into()),
+                        app: m.name.clone(),
+                    });
+                }
+            }
         }
         let ports = recipe.host_ports(settings);
         if let Some(p) = ports.iter().find(|p| taken.contains(p)) {

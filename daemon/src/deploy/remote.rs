@@ -39,6 +39,8 @@ const WRITE_APP: &str = include_str!("write_app.sh");
 const REMOVE_DIR: &str = include_str!("remove_dir.sh");
 /// Copies a file within a folder if it exists.
 const COPY_FILE: &str = include_str!("copy_file.sh");
+/// Creates the proxy's private folder and writes its Compose file and starting configuration.
+const WRITE_PROXY: &str = include_str!("write_proxy.sh");
 
 /// A device, connected, with every action logged to one deployment.
 pub struct Remote {
@@ -235,16 +237,30 @@ impl Remote {
         })
     }
 
-    /// Writes the app's Compose file and env file into `dir` (created if needed), atomically.
-    pub async fn write_app(&self, dir: &str, compose: &str, env: &str) -> Result<(), DeployError> {
-        let mut stdin = Vec::with_capacity(compose.len() + env.len());
+    /// Writes the app's Compose file, its proxy override (empty: none) and env file into `dir`
+    /// (created if needed), atomically.
+    pub async fn write_app(
+        &self,
+        dir: &str,
+        compose: &str,
+        proxy_override: &str,
+        env: &str,
+    ) -> Result<(), DeployError> {
+        let mut stdin = Vec::with_capacity(compose.len() + proxy_override.len() + env.len());
         stdin.extend_from_slice(compose.as_bytes());
+        stdin.extend_from_slice(proxy_override.as_bytes());
         stdin.extend_from_slice(env.as_bytes());
         let len = compose.len().to_string();
+        let over = proxy_override.len().to_string();
+        let label = if proxy_override.is_empty() {
+            "Write compose.yaml and app.env"
+        } else {
+            "Write compose.yaml, compose.proxy.yaml and app.env"
+        };
         let out = self
             .run(
-                "Write compose.yaml and app.env",
-                RemoteCommand::script(WRITE_APP, [dir, len.as_str()]),
+                label,
+                RemoteCommand::script(WRITE_APP, [dir, len.as_str(), over.as_str()]),
                 Some(&stdin),
                 SMALL_TIMEOUT,
             )
@@ -406,6 +422,13 @@ impl Remote {
         Ok(())
     }
 
+    /// Names of the containers on a network (the proxy's: who still uses it).
+    pub async fn network_members(&self, network: &str) -> Result<Vec<String>, DeployError> {
+        engine::network_members(&self.docker, network)
+            .await
+            .map_err(|e| self.docker_lost(e))
+    }
+
     /// Names of a project's volumes.
     pub async fn project_volumes(&self, project: &str) -> Result<Vec<String>, DeployError> {
         engine::project_volumes(&self.docker, project)
@@ -426,6 +449,8 @@ impl Remote {
                 .and_then(|l| l.get(PROJECT_LABEL))
                 .cloned();
             let name = match project {
+                // Homelab's own proxy, in words a port clash can name.
+                Some(p) if p == crate::proxy::PROJECT => crate::proxy::HOLDER.to_string(),
                 Some(p) => p
                     .strip_prefix(super::PROJECT_PREFIX)
                     .unwrap_or(&p)
@@ -590,4 +615,198 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The device login's user and group ids, one per line.
+const LOGIN_IDS: &str = "id -u && id -g";
+
+/// Homelab's proxy on the device: its files, and its admin API reached through the admin
+/// socket over this SSH connection (never over the network).
+impl Remote {
+    /// The device login's user and group ids: the proxy runs as them, so its admin socket
+    /// belongs to the login and to nobody else on the device.
+    pub async fn login_ids(&self) -> Result<(u32, u32), DeployError> {
+        let out = self
+            .run(
+                "Read the device login's ids",
+                RemoteCommand::script(LOGIN_IDS, Vec::<String>::new()),
+                None,
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        let text = out.stdout_text();
+        let mut ids = text.lines().map(|l| l.trim().parse::<u32>());
+        match (out.success(), ids.next(), ids.next()) {
+            (true, Some(Ok(uid)), Some(Ok(gid))) => Ok((uid, gid)),
+            _ => Err(self.lost(Trouble::EngineRefused, format!("id: {text}"))),
+        }
+    }
+
+    /// Writes the proxy's Compose file and starting configuration into `dir`.
+    pub async fn write_proxy(
+        &self,
+        dir: &str,
+        compose: &str,
+        config: &str,
+    ) -> Result<(), DeployError> {
+        let mut stdin = Vec::with_capacity(compose.len() + config.len());
+        stdin.extend_from_slice(compose.as_bytes());
+        stdin.extend_from_slice(config.as_bytes());
+        let len = compose.len().to_string();
+        let out = self
+            .run(
+                "Write the proxy's compose.yaml and caddy.json",
+                RemoteCommand::script(WRITE_PROXY, [dir, len.as_str()]),
+                Some(&stdin),
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        match out.stdout_text().trim() {
+            "created" | "existed" if out.success() => Ok(()),
+            "cannot-create" => Err(DeployError::FolderNotCreatable {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                login: self.device.username.clone(),
+            }),
+            _ => Err(DeployError::FilesNotWritten {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            }),
+        }
+    }
+
+    /// The proxy's admin socket on the device, as a connector for the admin API client.
+    fn admin(&self, socket: &str) -> crate::proxy::caddy::Admin {
+        crate::proxy::caddy::Admin::over_ssh(self.session.clone(), socket.to_string())
+    }
+
+    /// The app routes the proxy holds (empty when it is not running).
+    pub async fn proxy_route_ids(&self, socket: &str) -> Result<Vec<String>, DeployError> {
+        let ids = self
+            .admin(socket)
+            .ids()
+            .await
+            .map_err(|e| self.proxy_refused(e))?;
+        Ok(ids.into_iter().filter(|i| i.starts_with("app-")).collect())
+    }
+
+    /// Whether the proxy's admin API answers.
+    pub async fn proxy_admin_ready(&self, socket: &str) -> bool {
+        self.admin(socket).ids().await.is_ok()
+    }
+
+    /// Puts the app's certificate and route on the proxy (replacing earlier ones).
+    pub async fn proxy_put(
+        &self,
+        socket: &str,
+        slug: &str,
+        name: &str,
+        chain_pem: &str,
+        key_pem: &crate::secrets::Secret,
+        upstream: &crate::proxy::Upstream,
+    ) -> Result<(), DeployError> {
+        let admin = self.admin(socket);
+        let t = Instant::now();
+        let cert_id = super::naming::cert_id(slug);
+        let done = admin.put_certificate(&cert_id, chain_pem, key_pem).await;
+        self.note(
+            format!("Proxy: certificate {cert_id} for {name}"),
+            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            t,
+            String::new(),
+        )
+        .await;
+        done.map_err(|e| self.proxy_refused(e))?;
+        let t = Instant::now();
+        let route = crate::proxy::caddy::Route {
+            id: super::naming::route_id(slug),
+            hosts: vec![name.to_string()],
+            upstream: upstream.clone(),
+        };
+        let done = admin.put_route(&route).await;
+        self.note(
+            format!("Proxy: route {} {name} → {}", route.id, upstream),
+            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            t,
+            String::new(),
+        )
+        .await;
+        done.map_err(|e| self.proxy_refused(e))
+    }
+
+    /// Takes the app's route and certificate off the proxy; a proxy that is not there (any
+    /// more) has nothing to take off.
+    pub async fn proxy_delete(&self, socket: &str, slug: &str) -> Result<(), DeployError> {
+        let admin = self.admin(socket);
+        if admin.ids().await.is_err() {
+            let running = self
+                .project_containers(crate::proxy::PROJECT)
+                .await?
+                .iter()
+                .any(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"));
+            if !running {
+                return Ok(());
+            }
+        }
+        let t = Instant::now();
+        let done = async {
+            admin.delete_route(&super::naming::route_id(slug)).await?;
+            admin.delete_certificate(&super::naming::cert_id(slug)).await
+        }
+        .await;
+        self.note(
+            format!("Proxy: remove the route and certificate of {slug}"),
+            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            t,
+            String::new(),
+        )
+        .await;
+        done.map_err(|e| self.proxy_refused(e))
+    }
+
+    fn proxy_refused(&self, e: crate::proxy::caddy::CaddyError) -> DeployError {
+        DeployError::ProxyRefused {
+            device: self.device.name.clone(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// One GET through Homelab's proxy on `addr` for `name`, trusting only the homelab's root
+/// (`root_der`): the answer, or why there was none.
+pub async fn probe_named(
+    addr: &str,
+    name: &str,
+    path: &str,
+    root_der: &[u8],
+) -> Result<Answer, String> {
+    let target = crate::units::host_port(addr, 443);
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(&target),
+    )
+    .await
+    .map_err(|_| "no answer".to_string())?
+    .map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(root_der.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = rustls::pki_types::ServerName::try_from(name.to_string())
+        .map_err(|e| e.to_string())?;
+    let tls = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server, tcp),
+    )
+    .await
+    .map_err(|_| "no answer to the secure handshake".to_string())?
+    .map_err(|e| format!("the secure handshake failed: {e}"))?;
+    ask(tls, name, path).await
 }

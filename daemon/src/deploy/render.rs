@@ -145,9 +145,26 @@ pub fn box_values(
         "HOMELAB_APP_PORT".into(),
         port.map(|p| p.to_string()).unwrap_or_default(),
     );
+    out.insert(
+        "HOMELAB_APP_ADDRESS".into(),
+        match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        },
+    );
     out.insert("HOMELAB_APP_HOST".into(), host);
     out.insert("HOMELAB_APP_URL".into(), url);
     out
+}
+
+/// The box variables of an app reached by its name through Homelab's proxy: the name is its
+/// host, over HTTPS on the standard port.
+pub fn named_values(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("HOMELAB_APP_HOST".to_string(), name.to_string()),
+        ("HOMELAB_APP_PORT".to_string(), "443".to_string()),
+        ("HOMELAB_APP_URL".to_string(), format!("https://{name}")),
+    ])
 }
 
 /// The box's time zone as a zone name (`Europe/Berlin`): `TZ`, else `/etc/timezone`, else where

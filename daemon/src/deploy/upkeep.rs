@@ -22,6 +22,7 @@ impl Deployer {
                     _ = tick.tick() => {
                         self.recover().await;
                         self.reconcile().await;
+                        self.renew_certificates(crate::store::now_unix()).await;
                     }
                     _ = crate::shutdown::stopped(&mut stop) => break,
                 }

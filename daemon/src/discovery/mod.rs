@@ -91,47 +91,85 @@ pub fn lan_interfaces(only: Option<&[String]>) -> Vec<(String, IpAddr)> {
         .collect()
 }
 
+/// One mdns-sd daemon answering only on LAN interfaces (`only`, when given, names them).
+/// The box keeps ONE of these: `homelab.local` ([`Announcer::on`]) and the app names
+/// (`dns::mdns::Names`) share it, so there is one responder per interface, one socket pair and
+/// one thread, however many names are announced.
+pub fn lan_daemon(only: Option<&[String]>) -> Result<ServiceDaemon, DiscoveryError> {
+    let ifaces = lan_interfaces(only);
+    if ifaces.is_empty() {
+        let looked = only
+            .map(|l| l.join(", "))
+            .unwrap_or_else(|| "all non-virtual interfaces".into());
+        return Err(DiscoveryError::NoInterface(looked));
+    }
+    let daemon = ServiceDaemon::new()?;
+    // mdns-sd binds everything by default (docker0, veths…): answer only on the LAN.
+    daemon.disable_interface(IfKind::All)?;
+    let mut names: Vec<String> = ifaces.iter().map(|(n, _)| n.clone()).collect();
+    names.dedup();
+    for n in &names {
+        daemon.enable_interface(IfKind::Name(n.clone()))?;
+    }
+    tracing::debug!(interfaces = ?names, "mDNS responder restricted to LAN interfaces");
+    Ok(daemon)
+}
+
 /// Keeps `homelab.local` announced while alive.
 pub struct Announcer {
     daemon: ServiceDaemon,
+    /// Another owner (the app names) uses the same daemon: on drop only our service goes,
+    /// the daemon stays up.
+    shared: bool,
 }
 
+/// The instance name of the box's own service (its full name is derived from it).
+const INSTANCE: &str = "Homelab";
+const HTTP_TYPE: &str = "_http._tcp.local.";
+
 impl Announcer {
-    /// Announces `homelab.local` with an `_http._tcp` service on `port`.
+    /// Announces `homelab.local` with an `_http._tcp` service on `port`, on a daemon of its own.
     pub fn start(port: u16, only: Option<&[String]>) -> Result<Announcer, DiscoveryError> {
+        let daemon = lan_daemon(only)?;
+        let mut a = Announcer::on(daemon, port, only)?;
+        a.shared = false;
+        Ok(a)
+    }
+
+    /// Announces `homelab.local` on a daemon made by [`lan_daemon`] that others share; dropping
+    /// the announcer withdraws the service but leaves the daemon running.
+    pub fn on(
+        daemon: ServiceDaemon,
+        port: u16,
+        only: Option<&[String]>,
+    ) -> Result<Announcer, DiscoveryError> {
         let ifaces = lan_interfaces(only);
-        if ifaces.is_empty() {
-            let looked = only
-                .map(|l| l.join(", "))
-                .unwrap_or_else(|| "all non-virtual interfaces".into());
-            return Err(DiscoveryError::NoInterface(looked));
-        }
-        let daemon = ServiceDaemon::new()?;
-        // mdns-sd binds everything by default (docker0, veths…): answer only on the LAN.
-        daemon.disable_interface(IfKind::All)?;
-        let mut names: Vec<String> = ifaces.iter().map(|(n, _)| n.clone()).collect();
-        names.dedup();
-        for n in &names {
-            daemon.enable_interface(IfKind::Name(n.clone()))?;
-        }
         let ips: Vec<IpAddr> = ifaces.iter().map(|(_, ip)| *ip).collect();
         let info = ServiceInfo::new(
-            "_http._tcp.local.",
-            "Homelab",
+            HTTP_TYPE,
+            INSTANCE,
             HOST_NAME,
             &ips[..],
             port,
             &[("path", "/")][..],
         )?;
         daemon.register(info)?;
+        let names: Vec<&String> = ifaces.iter().map(|(n, _)| n).collect();
         tracing::info!(interfaces = ?names, "announcing homelab.local over mDNS");
-        Ok(Announcer { daemon })
+        Ok(Announcer {
+            daemon,
+            shared: true,
+        })
     }
 }
 
 impl Drop for Announcer {
     fn drop(&mut self) {
-        let _ = self.daemon.shutdown();
+        if self.shared {
+            let _ = self.daemon.unregister(&format!("{INSTANCE}.{HTTP_TYPE}"));
+        } else {
+            let _ = self.daemon.shutdown();
+        }
     }
 }
 

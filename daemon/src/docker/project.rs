@@ -134,6 +134,25 @@ pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), DockerErr
         .or_else(not_found_ok)?)
 }
 
+/// Names of the containers attached to a network (none when it does not exist).
+pub async fn network_members(docker: &Docker, name: &str) -> Result<Vec<String>, DockerError> {
+    let found = docker
+        .inspect_network(
+            name,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await;
+    match found {
+        Ok(n) => Ok(n
+            .containers
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|c| c.name)
+            .collect()),
+        Err(e) => not_found_ok(e).map(|()| Vec::new()).map_err(Into::into),
+    }
+}
+
 pub async fn remove_network(docker: &Docker, name: &str) -> Result<(), DockerError> {
     Ok(docker.remove_network(name).await.or_else(not_found_ok)?)
 }

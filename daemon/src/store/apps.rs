@@ -183,6 +183,18 @@ impl Store {
         .await
     }
 
+    /// Sets an app's link (its name once that is in place).
+    pub async fn set_app_url(&self, slug: String, url: String) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE apps SET url = ?2, updated_at = ?3 WHERE slug = ?1",
+                params![slug, url, now_unix()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Sets an app's state and message; returns whether it changed.
     pub async fn set_app_state(
         &self,
@@ -358,6 +370,19 @@ impl Store {
             )?;
             tx.commit()?;
             Ok(seq)
+        })
+        .await
+    }
+
+    /// Replaces a journalled step's undo once the step knows exactly what it made (a record's
+    /// id from the provider, the name actually used).
+    pub async fn set_step_undo(&self, id: i64, seq: i64, undo: String) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE deployment_steps SET undo = ?3 WHERE deployment_id = ?1 AND seq = ?2",
+                params![id, seq, undo],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -204,6 +204,31 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN state_at INTEGER NOT NULL DEFAULT 0;
     UPDATE deployments SET state_at = COALESCE(finished_at, started_at);
     "#,
+    // 7: each app's name (its DNS record, wherever it lives) and the certificate Homelab's own
+    // CA issued for it; the certificate's key is sealed in `secrets` (owner `name:<slug>`).
+    r#"
+    CREATE TABLE app_names (
+        slug            TEXT PRIMARY KEY,
+        -- The full name, lower-case (vaultwarden.home.arpa, vaultwarden.local): one app per name.
+        name            TEXT NOT NULL UNIQUE,
+        -- Where the record lives: mdns | adguard | opnsense | none (reachable by address only).
+        provider        TEXT NOT NULL,
+        device_id       INTEGER NOT NULL,
+        -- The address the record points at (the app's device).
+        answer          TEXT NOT NULL,
+        -- The provider's own id for the record (OPNsense's uuid), or empty.
+        reference       TEXT NOT NULL DEFAULT '',
+        -- ok | failed: a provider that could not be reached leaves the app reachable by address.
+        record_state    TEXT NOT NULL,
+        record_message  TEXT NOT NULL DEFAULT '',
+        cert_pem        TEXT NOT NULL DEFAULT '',
+        cert_not_before INTEGER NOT NULL DEFAULT 0,
+        cert_not_after  INTEGER NOT NULL DEFAULT 0,
+        -- Why the last renewal failed, with the fix; empty when fine.
+        cert_message    TEXT NOT NULL DEFAULT '',
+        updated_at      INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -32,6 +32,15 @@ impl Store {
         .await
     }
 
+    /// Removes a setting (absent already is fine).
+    pub async fn delete_setting(&self, key: &'static str) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Writes a setting only if it is not set yet; returns the value now stored. Used for facts
     /// fixed at first start (e.g. when the claim window opened).
     pub async fn setting_init(

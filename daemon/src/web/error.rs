@@ -191,7 +191,17 @@ impl From<crate::deploy::DeployError> for WebError {
             | D::RemovalNeedsDevice { .. }
             | D::StartFailed { .. }
             | D::HealthCheckFailed(_)
-            | D::LifecycleFailed { .. } => WebError::new(
+            | D::LifecycleFailed { .. }
+            | D::NameTaken { .. }
+            | D::ProxyPortTaken { .. }
+            | D::ProxyNotReady { .. }
+            | D::ProxyRefused { .. }
+            | D::NotSecured { .. }
+            | D::Certificate(_)
+            | D::NotNamed(_)
+            | D::BadName(_)
+            | D::NameNotPlaced { .. }
+            | D::NoNameAddress { .. } => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "cannot_deploy",
                 e.to_string(),

@@ -56,11 +56,14 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    /// Seals and opens the credentials the web saves (the DNS server's password).
+    pub vault: Arc<crate::secrets::Vault>,
     pub auth: Arc<Auth>,
     pub devices: Arc<crate::devices::Devices>,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub deployer: Arc<crate::deploy::Deployer>,
     pub ota: Arc<crate::ota::Ota>,
+    pub router: Arc<crate::network::Router>,
     pub events: EventBus,
     /// The box's HTTPS certificate (current fingerprint, chain, renewal trouble).
     pub tls: crate::tls::TlsIdentity,
@@ -97,11 +100,13 @@ impl AppState {
     pub fn new(rt: &Runtime, stopping: watch::Receiver<bool>) -> AppState {
         AppState(Arc::new(Inner {
             store: rt.store.clone(),
+            vault: rt.vault.clone(),
             auth: rt.auth.clone(),
             devices: rt.devices.clone(),
             catalog: rt.catalog.clone(),
             deployer: rt.deployer.clone(),
             ota: rt.ota.clone(),
+            router: rt.router.clone(),
             events: rt.events.clone(),
             tls: rt.tls.clone(),
             tls_config: rt.tls.server_config(),

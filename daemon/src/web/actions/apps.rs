@@ -92,3 +92,34 @@ pub async fn reveal_sign_in(
     }
     Ok(sign_in)
 }
+
+/// Places an app's name on the DNS again; audited by the deploy engine, announced.
+pub async fn retry_name(state: &AppState, who: &Ctx, slug: &str) -> Result<String, WebError> {
+    let name = state.deployer.retry_name(slug).await?;
+    who.audit(
+        state,
+        "app.name_retry",
+        format!("Asked to set up the name of {slug} again"),
+    )
+    .await?;
+    super::toast(state, format!("{name} is set up."));
+    Ok(name)
+}
+
+/// Gives an app another name; audited by the deploy engine, announced.
+pub async fn rename(
+    state: &AppState,
+    who: &Ctx,
+    slug: &str,
+    label: &str,
+) -> Result<String, WebError> {
+    let name = state.deployer.rename(slug, label).await?;
+    who.audit(
+        state,
+        "app.rename_requested",
+        format!("Asked to rename {slug} to {name}"),
+    )
+    .await?;
+    super::toast(state, format!("It is now at {name}."));
+    Ok(name)
+}

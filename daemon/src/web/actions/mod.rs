@@ -13,6 +13,8 @@
 pub mod apps;
 pub mod auth;
 pub mod devices;
+pub mod dns;
+pub mod network;
 pub mod settings;
 pub mod updates;
 

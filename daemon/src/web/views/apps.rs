@@ -166,6 +166,47 @@ pub struct Deployed {
     /// Why that version cannot replace this one directly, when upstream does not support it.
     pub update_refused: Option<String>,
     pub first_run: FirstRun,
+    /// Its name and secure address, when it has one.
+    pub name: Option<NameView>,
+}
+
+/// An app's name as its page shows it.
+pub struct NameView {
+    pub name: String,
+    /// The part the owner can change (`vaultwarden` of `vaultwarden.home.arpa`) and the rest.
+    pub label: String,
+    pub domain: String,
+    /// Why the name does not lead to the app yet (the DNS could not be reached), or empty.
+    pub record_message: String,
+    /// Why the certificate could not be renewed, or empty.
+    pub cert_message: String,
+    pub valid_until: String,
+    /// Where the record lives, in words.
+    pub provider: &'static str,
+    /// The address it points at.
+    pub answer: String,
+}
+
+impl NameView {
+    pub fn new(row: &crate::store::NameRow) -> NameView {
+        let (label, domain) = row.name.split_once('.').unwrap_or((&row.name, ""));
+        NameView {
+            name: row.name.clone(),
+            label: label.to_string(),
+            domain: domain.to_string(),
+            record_message: if row.record_state == "ok" {
+                String::new()
+            } else {
+                row.record_message.clone()
+            },
+            cert_message: row.cert_message.clone(),
+            valid_until: crate::units::date_utc(row.cert_not_after),
+            provider: crate::dns::records::Provider::parse(&row.provider)
+                .map(|p| p.words())
+                .unwrap_or("nowhere"),
+            answer: row.answer.clone(),
+        }
+    }
 }
 
 /// What the owner needs for the first visit of an installed app: how to sign in (the account
@@ -268,6 +309,12 @@ pub async fn show(
                     &a.settings,
                     state.deployer.account_made(a).await?,
                 ),
+                name: state
+                    .store
+                    .name_of(slug.clone())
+                    .await?
+                    .as_ref()
+                    .map(NameView::new),
             })
         }
         None => None,

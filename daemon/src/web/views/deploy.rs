@@ -90,6 +90,8 @@ pub async fn deploy(
     for (k, v) in form {
         if k == "device" {
             req.device_id = v.parse().ok();
+        } else if k == "by_address" {
+            req.by_address = v == "yes";
         } else if let Some(name) = k.strip_prefix("setting.") {
             req.settings.insert(name.to_string(), v);
         }
@@ -106,13 +108,15 @@ pub struct StepView {
     pub status: &'static str,
 }
 
-const STEPS: [DeploymentState; 7] = [
+const STEPS: [DeploymentState; 9] = [
     DeploymentState::Validating,
     DeploymentState::Preparing,
+    DeploymentState::Naming,
     DeploymentState::Pulling,
     DeploymentState::Starting,
     DeploymentState::Configuring,
     DeploymentState::HealthCheck,
+    DeploymentState::Securing,
     DeploymentState::Running,
 ];
 
@@ -145,8 +149,18 @@ struct DeploymentPage {
 /// Which journal step the deployment reached (for the step list).
 fn step_views(d: &DeploymentRow, reached: DeploymentState) -> Vec<StepView> {
     let failed = d.state.went_wrong();
-    let at = STEPS.iter().position(|s| *s == reached).unwrap_or(0);
-    STEPS
+    // An app reached by its address only has no name to give or secure.
+    let by_address = serde_json::from_str::<crate::deploy::DeployRequest>(&d.request)
+        .map(|r| r.by_address)
+        .unwrap_or(false);
+    let steps: Vec<DeploymentState> = STEPS
+        .into_iter()
+        .filter(|s| {
+            !(by_address && matches!(s, DeploymentState::Naming | DeploymentState::Securing))
+        })
+        .collect();
+    let at = steps.iter().position(|s| *s == reached).unwrap_or(0);
+    steps
         .iter()
         .enumerate()
         .map(|(i, s)| StepView {
@@ -245,6 +259,8 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
     match d.state {
         DeploymentState::Validating
         | DeploymentState::Preparing
+        | DeploymentState::Naming
+        | DeploymentState::Securing
         | DeploymentState::Configuring
         | DeploymentState::Failed
         | DeploymentState::RollingBack => {
@@ -445,6 +461,32 @@ struct SignInTemplate {
 }
 
 /// Reveals the account Homelab made for the owner; a POST (CSRF-checked) and audited.
+/// "Try again" for an app whose name could not be set up on the DNS.
+pub async fn retry_name(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    actions::apps::retry_name(&state, &ctx, &slug).await?;
+    go_to(&ctx, &format!("/apps/{slug}"))
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    label: String,
+}
+
+/// A new name for a deployed app.
+pub async fn rename(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+    axum::Form(form): axum::Form<RenameForm>,
+) -> Result<Response, WebError> {
+    actions::apps::rename(&state, &ctx, &slug, &form.label).await?;
+    go_to(&ctx, &format!("/apps/{slug}"))
+}
+
 pub async fn sign_in(
     State(state): State<AppState>,
     ctx: Ctx,

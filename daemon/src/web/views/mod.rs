@@ -6,6 +6,8 @@ pub mod auth;
 pub mod deploy;
 pub mod devices;
 pub mod network;
+pub mod network_dns;
+pub mod network_router;
 pub mod pages;
 pub mod settings;
 pub mod trust;

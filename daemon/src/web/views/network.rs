@@ -1,15 +1,20 @@
 //! The Network page: a frame of three panels, each loaded (and refreshed) by its own route so
 //! each part of the network can be slow or unreachable without holding up the others:
-//! the apps' names (`names`), the DNS server (`dns`: AdGuard Home) and the router (`router`:
-//! OPNsense, read-only).
+//! the apps' names (`names`), the DNS server (`network_dns`: AdGuard Home) and the router
+//! (`network_router`: OPNsense, read-only).
 
 use askama::Template;
+use axum::Form;
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 
 use super::{Section, page};
+use crate::dns::records::Provider;
+use crate::store::UiMode;
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
-use crate::web::paths;
+use crate::web::{AppState, actions, paths};
 
 #[derive(Template)]
 #[template(path = "pages/network.html")]
@@ -29,25 +34,138 @@ pub async fn show(ctx: Ctx) -> Result<Response, WebError> {
     page(&ctx, Section::Network, "Network", partial)
 }
 
+
+/// One app's name on the panel.
+struct NameLine {
+    slug: String,
+    app: String,
+    name: String,
+    device: String,
+    answer: String,
+    provider: &'static str,
+    /// Why the record is not in place (empty when it is).
+    trouble: String,
+    valid_until: String,
+    /// What the box found when it looked the name up and connected to it, in words; and
+    /// whether all was right.
+    found: String,
+    found_ok: bool,
+}
+
+/// Checks of every name, kept a little while: many open pages must not multiply the lookups
+/// (each check is bounded, ~5 s at most, and runs in parallel with the others).
+static CHECKS: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(String, String, bool)>)>> =
+    tokio::sync::Mutex::const_new(None);
+/// How long a check result is shown before names are checked again.
+const CHECK_FRESH: std::time::Duration = std::time::Duration::from_secs(20);
+/// At most this many names are checked per panel load (the rest say "not checked").
+const MAX_CHECKS: usize = 100;
+
+async fn checked(state: &AppState, rows: &[crate::store::NameRow]) -> Vec<(String, String, bool)> {
+    let mut cache = CHECKS.lock().await;
+    if let Some((at, found)) = cache.as_ref()
+        && at.elapsed() < CHECK_FRESH
+        && rows.iter().all(|r| found.iter().any(|(n, _, _)| *n == r.name))
+    {
+        return found.clone();
+    }
+    let records = state.deployer.records();
+    let root = state.deployer.ca().root_der().to_vec();
+    let found: Vec<(String, String, bool)> =
+        futures_util::future::join_all(rows.iter().take(MAX_CHECKS).map(|r| {
+            let root = root.clone();
+            async move {
+                match r.answer.parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        let c = records.check(&r.name, ip, &root).await;
+                        let ok = c.ok();
+                        let words = if ok {
+                            "Resolves to its device and answers with a trusted certificate."
+                                .to_string()
+                        } else {
+                            format!("{} {}", c.resolution, c.certificate)
+                        };
+                        (r.name.clone(), words, ok)
+                    }
+                    Err(_) => (r.name.clone(), "Not checked.".to_string(), false),
+                }
+            }
+        }))
+        .await;
+    *cache = Some((std::time::Instant::now(), found.clone()));
+    found
+}
+
 #[derive(Template)]
-#[template(path = "partials/network_panel_pending.html")]
-struct Pending {
-    heading: &'static str,
+#[template(path = "partials/network_names.html")]
+struct NamesPanel {
+    names: Vec<NameLine>,
+    suffix: String,
+    provider: &'static str,
+    advanced: bool,
 }
 
-/// A panel whose feature has not landed yet: says so rather than staying blank.
-fn pending(heading: &'static str) -> Result<Response, WebError> {
-    Ok(Html(Pending { heading }.render()?).into_response())
+/// Every app's name: where it points, where its record lives, whether it is in place.
+pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let advanced = ctx.user()?.ui_mode == UiMode::Advanced;
+    let records = state.deployer.records();
+    let apps = state.store.apps().await?;
+    let devices = state.store.devices().await?;
+    let rows = state.store.names().await?;
+    let found = checked(&state, &rows).await;
+    let names = rows
+        .into_iter()
+        .map(|n| NameLine {
+            found: found
+                .iter()
+                .find(|(name, _, _)| *name == n.name)
+                .map(|(_, w, _)| w.clone())
+                .unwrap_or_else(|| "Not checked.".into()),
+            found_ok: found.iter().any(|(name, _, ok)| *name == n.name && *ok),
+            app: apps
+                .iter()
+                .find(|a| a.slug == n.slug)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| n.slug.clone()),
+            device: devices
+                .iter()
+                .find(|d| d.id == n.device_id)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| "a removed device".into()),
+            provider: Provider::parse(&n.provider)
+                .map(|p| p.words())
+                .unwrap_or("nowhere"),
+            trouble: if n.record_state == "ok" {
+                String::new()
+            } else {
+                n.record_message.clone()
+            },
+            valid_until: crate::units::date_utc(n.cert_not_after),
+            slug: n.slug,
+            name: n.name,
+            answer: n.answer,
+        })
+        .collect();
+    let panel = NamesPanel {
+        names,
+        suffix: records.suffix().await,
+        provider: records.provider().await.words(),
+        advanced,
+    };
+    Ok(Html(panel.render()?).into_response())
 }
 
-pub async fn names(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("App names")
+#[derive(Deserialize)]
+pub struct SuffixForm {
+    suffix: String,
 }
 
-pub async fn dns(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("DNS server")
-}
-
-pub async fn router(_ctx: Ctx) -> Result<Response, WebError> {
-    pending("Router")
+/// The ending of new apps' names (existing names stay until renamed).
+pub async fn set_suffix(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<SuffixForm>,
+) -> Result<Response, WebError> {
+    actions::network::set_suffix(&state, &ctx, &form.suffix).await?;
+    names(State(state), ctx).await
 }

@@ -20,8 +20,11 @@ struct Dashboard<'a> {
     schema_version: i64,
     uptime: String,
     pool: String,
+    /// Certificates of app names that could not be renewed, each with its fix.
+    cert_troubles: Vec<String>,
     /// Why the box's certificate could not be renewed, and what to do (None while all is well).
     cert_trouble: Option<String>,
+    network_path: &'static str,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -42,7 +45,16 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
+        cert_troubles: state
+            .store
+            .names()
+            .await?
+            .into_iter()
+            .map(|n| n.cert_message)
+            .filter(|m| !m.is_empty())
+            .collect(),
         cert_trouble: state.tls.renewal_trouble(),
+        network_path: crate::web::paths::DASHBOARD_NETWORK,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)

@@ -27,7 +27,12 @@ pub struct ContainerView {
 impl ContainerView {
     fn new(c: &Container) -> ContainerView {
         ContainerView {
-            name: c.name.clone(),
+            // Homelab's own infrastructure, named for what it does for the owner's apps.
+            name: if c.project == crate::proxy::PROJECT {
+                "Homelab's secure proxy (app names and HTTPS)".to_string()
+            } else {
+                c.name.clone()
+            },
             image: c.image.clone(),
             state: if c.unhealthy {
                 "degraded"
