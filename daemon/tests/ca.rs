@@ -176,6 +176,13 @@ async fn leaves_verify_for_their_names_and_uncovered_names_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("8.8.8.8"), "{err}");
     assert!(ca.issue(&[], &[], now).is_err());
+    // The runtime-level hook renews the box's own certificate from the same root.
+    let before = rt.tls.fingerprint();
+    let renewed = rt.renew_box_certificate(now).await.unwrap();
+    assert_ne!(renewed, before);
+    assert_eq!(rt.tls.fingerprint(), renewed);
+    webpki_verify(ca.root_pem(), &box_cert_pem(&data), "homelab.local", now).unwrap();
+    webpki_verify(ca.root_pem(), &box_cert_pem(&data), "127.0.0.1", now).unwrap();
     assert!(ca.covers("NAS.Home.Arpa."));
     assert!(ca.covers("box.local"));
     assert!(!ca.covers("local.example.com"));
