@@ -95,7 +95,11 @@ pub fn compose(uid: u32, gid: u32, dir: &str) -> String {
          \x20     - {data_dir}\n\
          \x20   extra_hosts:\n\
          \x20     - \"{HOST_GATEWAY}:host-gateway\"\n\
+         \x20   # No capabilities but the one the official binary carries as a file capability\n\
+         \x20   # (its exec fails without it in the bounding set); binding 80/443 as a plain\n\
+         \x20   # user works anyway: Docker sets ip_unprivileged_port_start=0 in the container.\n\
          \x20   cap_drop: [\"ALL\"]\n\
+         \x20   cap_add: [\"NET_BIND_SERVICE\"]\n\
          \x20   security_opt: [\"no-new-privileges:true\"]\n\
          \x20   logging:\n\
          \x20     driver: json-file\n\
