@@ -269,10 +269,15 @@ async fn the_proxy_runs_on_a_device_and_is_configured_only_over_ssh() {
     let (ca_pem, chain, key) = certificates();
     let ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca.path(), ca_pem).unwrap();
+    // Timed: what naming an app adds to a deploy on the proxy's side (over SSH, each call on
+    // a fresh socket channel, Caddy reloading its configuration each time).
+    let t = std::time::Instant::now();
     admin
         .put_certificate("cert-proxylab", &chain, &key)
         .await
         .unwrap();
+    let cert_took = t.elapsed();
+    let t = std::time::Instant::now();
     admin
         .put_route(&Route {
             id: "app-stub".into(),
@@ -281,6 +286,10 @@ async fn the_proxy_runs_on_a_device_and_is_configured_only_over_ssh() {
         })
         .await
         .unwrap();
+    println!(
+        "put_certificate took {cert_took:?}, put_route {:?} (new ids: GET, then insert)",
+        t.elapsed()
+    );
     admin
         .put_route(&Route {
             id: "app-onhost".into(),

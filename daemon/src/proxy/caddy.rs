@@ -301,10 +301,16 @@ impl Admin {
             let result = tokio::time::timeout(CALL_TIMEOUT, once)
                 .await
                 .map_err(|_| CaddyError::Timeout(CALL_TIMEOUT.as_secs()))?;
+            // A socket that cannot be opened is tried once more only (a proxy that is not
+            // running should be reported at once); a connection dropped mid-call, up to three
+            // times.
+            let again = match &result {
+                Err(CaddyError::Connect(_)) => attempt < 1,
+                Err(CaddyError::Protocol(_)) => attempt < RETRY_PAUSES.len(),
+                _ => false,
+            };
             match result {
-                Err(CaddyError::Connect(_) | CaddyError::Protocol(_))
-                    if attempt < RETRY_PAUSES.len() =>
-                {
+                _ if again => {
                     tokio::time::sleep(RETRY_PAUSES[attempt]).await;
                     attempt += 1;
                 }
