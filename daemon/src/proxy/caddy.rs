@@ -38,6 +38,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest answer read: a whole configuration with a hundred certificates (PEM chain and
 /// key, ~5 KB each) is about 500 KB.
 const MAX_ANSWER: usize = 1024 * 1024;
+/// Pauses before sending a call again whose connection was dropped unanswered (see `send`):
+/// Caddy's admin endpoint is back within milliseconds of a reload.
+const RETRY_PAUSES: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+];
 /// How much of Caddy's error text a message keeps.
 const MAX_DETAIL: usize = 300;
 /// Tag on every certificate Homelab loads (what a person reading the config sees).
@@ -275,15 +282,41 @@ impl Admin {
     }
 
     /// One request on a fresh stream; the body of a 2xx answer, else Caddy's error text.
+    ///
+    /// Caddy restarts its admin endpoint on every configuration change (seen in 2.11.7's log:
+    /// "admin endpoint started" after each load), and a request that arrives during that swap
+    /// has its connection closed unanswered. Such a call is sent again, a bounded number of
+    /// times: every request here is safe to repeat (GET, PATCH and DELETE by id are
+    /// idempotent; a repeated insert of an id that got in is refused as a duplicate, which
+    /// `put_route`/`put_certificate` turn into a replace; `/load` replaces everything).
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Bytes, CaddyError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.send_now(method, path, body))
-            .await
-            .map_err(|_| CaddyError::Timeout(CALL_TIMEOUT.as_secs()))?
+        let mut attempt = 0;
+        loop {
+            let once = self.send_now(method.clone(), path, body.clone());
+            let result = tokio::time::timeout(CALL_TIMEOUT, once)
+                .await
+                .map_err(|_| CaddyError::Timeout(CALL_TIMEOUT.as_secs()))?;
+            // A socket that cannot be opened is tried once more only (a proxy that is not
+            // running should be reported at once); a connection dropped mid-call, up to three
+            // times.
+            let again = match &result {
+                Err(CaddyError::Connect(_)) => attempt < 1,
+                Err(CaddyError::Protocol(_)) => attempt < RETRY_PAUSES.len(),
+                _ => false,
+            };
+            match result {
+                _ if again => {
+                    tokio::time::sleep(RETRY_PAUSES[attempt]).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn send_now(
