@@ -448,7 +448,12 @@ impl Deployer {
             return Ok(());
         }
         remote.remove_project(proxy::PROJECT, false).await?;
-        remote.remove_dir(&self.proxy_dir()).await
+        // Its folder is only files Homelab wrote; one that cannot go (made by someone else)
+        // must not hold up a removal or a rollback: the proxy itself is gone.
+        if let Err(e) = remote.remove_dir(&self.proxy_dir()).await {
+            tracing::warn!(device = %remote.device.name, error = %e, "could not remove the proxy's folder");
+        }
+        Ok(())
     }
 
     /// Takes an app's name away: its route and certificate from the proxy, its record from the
