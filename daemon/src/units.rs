@@ -38,6 +38,14 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A Unix time as a calendar date in UTC (`2027-03-01`), for expiry dates in sentences.
+pub fn date_utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => "an unknown date".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,13 +77,5 @@ mod tests {
         ] {
             assert_eq!(human_duration(secs), words);
         }
-    }
-}
-
-/// A Unix time as a calendar date in UTC (`2027-03-01`), for expiry dates in sentences.
-pub fn date_utc(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        Err(_) => "an unknown date".into(),
     }
 }

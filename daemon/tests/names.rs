@@ -158,7 +158,10 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         .text()
         .await
         .unwrap();
-    assert!(root_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{root_pem}");
+    assert!(
+        root_pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{root_pem}"
+    );
     let root = data.join("homelab-root.pem");
     std::fs::write(&root, &root_pem).unwrap();
 
@@ -178,7 +181,15 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         .collect();
     assert_eq!(
         steps,
-        ["secrets", "proxy", "name", "files", "containers", "record", "route"],
+        [
+            "secrets",
+            "proxy",
+            "name",
+            "files",
+            "containers",
+            "record",
+            "route"
+        ],
         "{d}"
     );
     let app = api.get("/api/v1/applications/lab-named").await;
@@ -221,9 +232,7 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         "{panel}"
     );
     // Deploying again is safe: the same deployment answer, no second route.
-    let (status, again) = api
-        .deploy("lab-named", json!({"device_id": server}))
-        .await;
+    let (status, again) = api.deploy("lab-named", json!({"device_id": server})).await;
     assert_eq!(status, 200, "{again}");
 
     // 2. A deploy that fails after its route and certificate were made leaves neither, and
@@ -236,7 +245,10 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         .await;
     assert_eq!(d["state"], "rolled_back", "{d}");
     assert!(
-        d["error"].as_str().unwrap_or("").contains("https://lab-misrouted.local"),
+        d["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("https://lab-misrouted.local"),
         "{d}"
     );
     let (ok, err) = https_get("lab-misrouted.local", &ip1, &root, "/");
@@ -274,7 +286,10 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         why.contains("someone-elses-proxy already uses port 443") && why.contains("address only"),
         "{why}"
     );
-    assert!(d["steps"].as_array().unwrap().is_empty(), "nothing changed: {d}");
+    assert!(
+        d["steps"].as_array().unwrap().is_empty(),
+        "nothing changed: {d}"
+    );
     assert!(proxy_containers("pi-4").trim().is_empty());
     let d = api
         .deploy_to_end(
@@ -308,7 +323,10 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         "a renewed certificate is not due again"
     );
     let after = served_certificate("lab-named.local", &ip1);
-    assert!(after.contains("Fingerprint") && after != before, "{before} → {after}");
+    assert!(
+        after.contains("Fingerprint") && after != before,
+        "{before} → {after}"
+    );
     drop(rt);
 
     // 5. Removal takes the name away, and the proxy with the last name on the device.
@@ -326,14 +344,18 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
         .delete("/api/v1/applications/lab-named?delete_data=true")
         .await;
     assert!(status == 200 || status == 202, "{status} {removed}");
-    eventually("the proxy leaves server-01", Duration::from_secs(30), || async {
-        let left = proxy_containers("server-01");
-        if left.trim().is_empty() {
-            Ok(())
-        } else {
-            Err(left)
-        }
-    })
+    eventually(
+        "the proxy leaves server-01",
+        Duration::from_secs(30),
+        || async {
+            let left = proxy_containers("server-01");
+            if left.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(left)
+            }
+        },
+    )
     .await;
     let (ok, _) = https_get("lab-named.local", &ip1, &root, "/");
     assert!(!ok, "a removed app's name is no longer served");

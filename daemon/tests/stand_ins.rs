@@ -26,7 +26,9 @@ const ANSWER: Duration = Duration::from_secs(20);
 /// Assistant the device's own 8123), and Immich wants 4 GB free (nas-01 has 3).
 fn device_for(slug: &str) -> &'static str {
     match slug {
-        "nginx-proxy-manager" | "uptime-kuma" | "vaultwarden" | "jellyfin" => "server-01",
+        // NPM keeps ports 80/443 for itself, so it has a device without named apps.
+        "nginx-proxy-manager" => "pi-4",
+        "uptime-kuma" | "vaultwarden" | "jellyfin" => "server-01",
         "adguard-home" | "home-assistant" | "nextcloud" | "immich" => "server-02",
         _ => "nas-01",
     }

@@ -12,15 +12,32 @@ use crate::store::DeploymentRow;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "snake_case")]
 pub(super) enum Undo {
-    DeleteSecrets { owner: String, names: Vec<String> },
-    RemoveDir { dir: String },
-    RemoveProject { project: String, volumes: bool },
-    DeleteApp { slug: String },
-    RestoreCompose { dir: String, project: String },
+    DeleteSecrets {
+        owner: String,
+        names: Vec<String>,
+    },
+    RemoveDir {
+        dir: String,
+    },
+    RemoveProject {
+        project: String,
+        volumes: bool,
+    },
+    DeleteApp {
+        slug: String,
+    },
+    RestoreCompose {
+        dir: String,
+        project: String,
+    },
     /// Homelab's proxy was started on the device: removed again if nothing else uses it.
-    RemoveProxy { device_id: i64 },
+    RemoveProxy {
+        device_id: i64,
+    },
     /// The app's route and certificate on the proxy.
-    RemoveRoute { slug: String },
+    RemoveRoute {
+        slug: String,
+    },
     /// The app's name: its DNS record (exactly the one made), its row and certificate key.
     RemoveName {
         slug: String,
@@ -172,7 +189,9 @@ impl Deployer {
                         Undo::RemoveRoute { slug } => {
                             r.proxy_delete(&self.proxy_socket(), slug).await?
                         }
-                        Undo::RemoveProxy { .. } => self.remove_proxy_if_idle(r, Some(d.id)).await?,
+                        Undo::RemoveProxy { .. } => {
+                            self.remove_proxy_if_idle(r, Some(d.id)).await?
+                        }
                         _ => {}
                     }
                 }

@@ -249,7 +249,9 @@ pub enum DeployError {
     SecretNotPrepared(String),
 
     // Names and HTTPS.
-    #[error("The name {name} is already used by {holder}. Give one of them another name on its page.")]
+    #[error(
+        "The name {name} is already used by {holder}. Give one of them another name on its page."
+    )]
     NameTaken { name: String, holder: String },
     /// Ports 80/443 are held by something that is not Homelab's proxy (the owner's own proxy,
     /// a web server): Homelab never stops it.
@@ -282,7 +284,9 @@ pub enum DeployError {
     Certificate(String),
     #[error("{0} has no name: it is reached by its address only.")]
     NotNamed(String),
-    #[error("“{0}” cannot be a name: use letters a–z, digits and hyphens (not at either end), at most 63 characters.")]
+    #[error(
+        "“{0}” cannot be a name: use letters a–z, digits and hyphens (not at either end), at most 63 characters."
+    )]
     BadName(String),
     #[error("{name} could not be set up: {why}")]
     NameNotPlaced { name: String, why: String },
@@ -477,6 +481,7 @@ pub fn project_name(slug: &str) -> String {
 }
 
 impl Deployer {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         vault: Arc<Vault>,

@@ -213,8 +213,8 @@ impl Deployer {
             .await;
         if placed.name != name || !placed.reference.is_empty() {
             // The record's real name or id, so the undo removes exactly it.
-            let undo = serde_json::to_string(&undo(&placed.name, &placed.reference))
-                .unwrap_or_default();
+            let undo =
+                serde_json::to_string(&undo(&placed.name, &placed.reference)).unwrap_or_default();
             self.store.set_step_undo(id, seq, undo).await?;
         }
         Ok(Named {
@@ -279,7 +279,10 @@ impl Deployer {
         remote
             .note(
                 format!("Certificate for {} from the homelab's CA", named.name),
-                format!("valid for {} days", (leaf.not_after - leaf.not_before) / 86_400),
+                format!(
+                    "valid for {} days",
+                    (leaf.not_after - leaf.not_before) / 86_400
+                ),
                 t,
                 String::new(),
             )
@@ -366,7 +369,10 @@ impl Deployer {
                 Ok(a) if m.health.status.contains(&a.status) => {
                     remote
                         .note(
-                            format!("Health check through the proxy: GET https://{name}{}", m.health.path),
+                            format!(
+                                "Health check through the proxy: GET https://{name}{}",
+                                m.health.path
+                            ),
                             format!("answered {}", a.status),
                             t,
                             String::new(),
@@ -436,9 +442,7 @@ impl Deployer {
         // a route another box put there): it stays. Homelab never takes away what it did not
         // make for its own apps.
         let members = remote.network_members(proxy::NETWORK).await?;
-        let others = members
-            .iter()
-            .any(|m| !m.contains(proxy::PROJECT));
+        let others = members.iter().any(|m| !m.contains(proxy::PROJECT));
         let routes = remote
             .proxy_route_ids(&self.proxy_socket())
             .await
@@ -460,21 +464,24 @@ impl Deployer {
     /// DNS (a provider that cannot be reached is reported, the rest still goes), its row and
     /// key here. The caller removes the proxy once the app's containers are gone
     /// (`remove_proxy_if_idle`): until then they are still on its network.
-    pub(super) async fn unname(&self, remote: Option<&Remote>, slug: &str) -> Result<(), DeployError> {
+    pub(super) async fn unname(
+        &self,
+        remote: Option<&Remote>,
+        slug: &str,
+    ) -> Result<(), DeployError> {
         let Some(row) = self.store.name_of(slug.to_string()).await? else {
             return Ok(());
         };
         if let Some(remote) = remote {
             remote.proxy_delete(&self.proxy_socket(), slug).await?;
         }
-        if let Some(provider) = Provider::parse(&row.provider) {
-            if let Err(e) = self
+        if let Some(provider) = Provider::parse(&row.provider)
+            && let Err(e) = self
                 .records
                 .remove(provider, &row.name, &row.answer, &row.reference)
                 .await
-            {
-                tracing::warn!(app = slug, name = %row.name, error = %e, "could not remove an app's record");
-            }
+        {
+            tracing::warn!(app = slug, name = %row.name, error = %e, "could not remove an app's record");
         }
         self.store.delete_name(slug.to_string()).await?;
         self.store.delete_secrets_of(key_owner(slug)).await?;
@@ -653,7 +660,9 @@ impl Deployer {
     pub async fn rename(&self, slug: &str, label: &str) -> Result<String, DeployError> {
         let label = label.trim().to_ascii_lowercase();
         if !records::valid_label(&label) {
-            return Err(DeployError::BadName(crate::limits::truncate(&label, 80).into_owned()));
+            return Err(DeployError::BadName(
+                crate::limits::truncate(&label, 80).into_owned(),
+            ));
         }
         let app = self.deployed(slug).await?;
         let _guard = self.claim(slug, &app.name)?;

@@ -10,6 +10,7 @@ use crate::placement::{self, Candidate, Need};
 impl Deployer {
     /// Checks the device; a port setting in `flexible` (one the owner did not choose) whose
     /// port is taken there is moved to the next free port in `settings`, and noted.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn preflight(
         &self,
         remote: &Remote,

@@ -712,7 +712,9 @@ impl Remote {
         let done = admin.put_certificate(&cert_id, chain_pem, key_pem).await;
         self.note(
             format!("Proxy: certificate {cert_id} for {name}"),
-            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            done.as_ref()
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
             t,
             String::new(),
         )
@@ -727,7 +729,9 @@ impl Remote {
         let done = admin.put_route(&route).await;
         self.note(
             format!("Proxy: route {} {name} → {}", route.id, upstream),
-            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            done.as_ref()
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
             t,
             String::new(),
         )
@@ -752,12 +756,16 @@ impl Remote {
         let t = Instant::now();
         let done = async {
             admin.delete_route(&super::naming::route_id(slug)).await?;
-            admin.delete_certificate(&super::naming::cert_id(slug)).await
+            admin
+                .delete_certificate(&super::naming::cert_id(slug))
+                .await
         }
         .await;
         self.note(
             format!("Proxy: remove the route and certificate of {slug}"),
-            done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            done.as_ref()
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
             t,
             String::new(),
         )
@@ -799,8 +807,8 @@ pub async fn probe_named(
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let server = rustls::pki_types::ServerName::try_from(name.to_string())
-        .map_err(|e| e.to_string())?;
+    let server =
+        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
     let tls = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server, tcp),

@@ -61,11 +61,15 @@ impl Provider {
 /// Why a name could not be placed or removed; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
-    #[error("“{0}” cannot be a name: use letters a–z, digits and hyphens (not at either end), at most 63 characters per part.")]
+    #[error(
+        "“{0}” cannot be a name: use letters a–z, digits and hyphens (not at either end), at most 63 characters per part."
+    )]
     BadName(String),
     #[error("The name suffix “{0}” is not valid: use something like home.arpa.")]
     BadSuffix(String),
-    #[error("{0} is not connected: set it up on the Network page, or choose another way to name apps there.")]
+    #[error(
+        "{0} is not connected: set it up on the Network page, or choose another way to name apps there."
+    )]
     NotConnected(&'static str),
     #[error("{0}")]
     AdGuard(#[from] AdGuardError),
@@ -112,7 +116,9 @@ pub fn valid_label(label: &str) -> bool {
 pub fn valid_name(name: &str) -> Result<String, DnsError> {
     let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if n.len() > 253 || n.split('.').count() < 2 || !n.split('.').all(valid_label) {
-        return Err(DnsError::BadName(crate::limits::truncate(name, 80).into_owned()));
+        return Err(DnsError::BadName(
+            crate::limits::truncate(name, 80).into_owned(),
+        ));
     }
     Ok(n)
 }
@@ -121,7 +127,9 @@ pub fn valid_name(name: &str) -> Result<String, DnsError> {
 pub fn valid_suffix(suffix: &str) -> Result<String, DnsError> {
     let s = suffix.trim().trim_matches('.').to_ascii_lowercase();
     if s.is_empty() || s.len() > 200 || !s.split('.').all(valid_label) || s == "local" {
-        return Err(DnsError::BadSuffix(crate::limits::truncate(suffix, 80).into_owned()));
+        return Err(DnsError::BadSuffix(
+            crate::limits::truncate(suffix, 80).into_owned(),
+        ));
     }
     Ok(s)
 }
@@ -323,7 +331,10 @@ mod tests {
         assert_eq!(valid_suffix(" Home.Arpa ").unwrap(), "home.arpa");
         assert!(valid_suffix("local").is_err(), ".local belongs to mDNS");
         assert!(valid_suffix("").is_err());
-        assert_eq!(default_name(Provider::Mdns, "jellyfin", "home.arpa"), "jellyfin.local");
+        assert_eq!(
+            default_name(Provider::Mdns, "jellyfin", "home.arpa"),
+            "jellyfin.local"
+        );
         assert_eq!(
             default_name(Provider::AdGuard, "jellyfin", "lab.example"),
             "jellyfin.lab.example"

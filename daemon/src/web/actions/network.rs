@@ -85,7 +85,10 @@ pub async fn set_suffix(state: &AppState, who: &Ctx, suffix: &str) -> Result<(),
              “{suffix}” is not one of them."
         )));
     }
-    state.store.set_setting(SUFFIX_SETTING, suffix.clone()).await?;
+    state
+        .store
+        .set_setting(SUFFIX_SETTING, suffix.clone())
+        .await?;
     who.audit(
         state,
         "network.suffix",

@@ -34,7 +34,6 @@ pub async fn show(ctx: Ctx) -> Result<Response, WebError> {
     page(&ctx, Section::Network, "Network", partial)
 }
 
-
 /// One app's name on the panel.
 struct NameLine {
     slug: String,
@@ -54,7 +53,9 @@ struct NameLine {
 
 /// Checks of every name, kept a little while: many open pages must not multiply the lookups
 /// (each check is bounded, ~5 s at most, and runs in parallel with the others).
-static CHECKS: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(String, String, bool)>)>> =
+/// (name, what was found, all right)
+type Found = Vec<(String, String, bool)>;
+static CHECKS: tokio::sync::Mutex<Option<(std::time::Instant, Found)>> =
     tokio::sync::Mutex::const_new(None);
 /// How long a check result is shown before names are checked again.
 const CHECK_FRESH: std::time::Duration = std::time::Duration::from_secs(20);
@@ -65,7 +66,9 @@ async fn checked(state: &AppState, rows: &[crate::store::NameRow]) -> Vec<(Strin
     let mut cache = CHECKS.lock().await;
     if let Some((at, found)) = cache.as_ref()
         && at.elapsed() < CHECK_FRESH
-        && rows.iter().all(|r| found.iter().any(|(n, _, _)| *n == r.name))
+        && rows
+            .iter()
+            .all(|r| found.iter().any(|(n, _, _)| *n == r.name))
     {
         return found.clone();
     }
