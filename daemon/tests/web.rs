@@ -258,7 +258,7 @@ async fn htmx_requests_get_the_partial_and_pages_the_layout() {
     // Every section renders with an empty state that says what to do next.
     for (path, words) in [
         ("/apps", "Vaultwarden"),
-        ("/network", "App names"),
+        ("/network", "Names and secure addresses for your apps"),
         ("/backups", "Backups are not set up"),
         ("/", "Getting started"),
     ] {
