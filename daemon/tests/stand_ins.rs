@@ -351,7 +351,7 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
         session: &session,
     };
     let mut ids = std::collections::BTreeMap::new();
-    for device in ["server-01", "server-02", "nas-01"] {
+    for device in ["server-01", "server-02", "nas-01", "pi-4"] {
         for slug in catalog.recipes.keys() {
             lab::clean_app(device, slug);
         }
