@@ -265,6 +265,11 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
+        self.files_written(dir, &out)
+    }
+
+    /// What a file-writing script (write_app.sh, write_proxy.sh) said: written, or why not.
+    fn files_written(&self, dir: &str, out: &Output) -> Result<(), DeployError> {
         match out.stdout_text().trim() {
             "created" | "existed" if out.success() => Ok(()),
             "cannot-create" => Err(DeployError::FolderNotCreatable {
@@ -661,19 +666,7 @@ impl Remote {
                 SMALL_TIMEOUT,
             )
             .await?;
-        match out.stdout_text().trim() {
-            "created" | "existed" if out.success() => Ok(()),
-            "cannot-create" => Err(DeployError::FolderNotCreatable {
-                dir: dir.to_string(),
-                device: self.device.name.clone(),
-                login: self.device.username.clone(),
-            }),
-            _ => Err(DeployError::FilesNotWritten {
-                dir: dir.to_string(),
-                device: self.device.name.clone(),
-                detail: out.stderr_text(),
-            }),
-        }
+        self.files_written(dir, &out)
     }
 
     /// The proxy's admin socket on the device, as a connector for the admin API client.
