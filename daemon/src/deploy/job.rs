@@ -731,7 +731,7 @@ async fn fill_box_values(
     recipe: &Recipe,
     values: &mut BTreeMap<String, String>,
 ) -> Result<(), DeployError> {
-    let ip = device_ip(&device.host).await;
+    let ip = super::device_ip(&device.host).await;
     let uses_ip = crate::catalog::variables(&recipe.compose_text)
         .unwrap_or_default()
         .iter()
@@ -749,27 +749,6 @@ async fn fill_box_values(
     let filled = render::box_values(recipe, &device.host, &ip, values);
     values.extend(filled);
     Ok(())
-}
-
-/// The device's IP address: its host as given when that is an address, else what the name
-/// resolves to here (IPv4 first: what a port binding on a home network wants), else the name.
-pub(super) async fn device_ip(host: &str) -> String {
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return host.to_string();
-    }
-    // The SSH connection resolved the same name moments ago; a slow resolver is not waited on.
-    let found = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, 22)))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>())
-        .unwrap_or_default();
-    found
-        .iter()
-        .find(|ip| ip.is_ipv4())
-        .or(found.first())
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| host.to_string())
 }
 
 /// The link to the app.

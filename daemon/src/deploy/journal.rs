@@ -150,9 +150,7 @@ impl Deployer {
                         }
                     }
                     self.store.delete_name(slug.clone()).await?;
-                    self.store
-                        .delete_secrets_of(super::naming::key_owner(slug))
-                        .await?;
+                    self.store.delete_secrets_of(super::key_owner(slug)).await?;
                 }
                 Undo::RemoveDir { .. }
                 | Undo::RemoveProject { .. }

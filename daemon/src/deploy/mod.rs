@@ -480,6 +480,43 @@ pub fn project_name(slug: &str) -> String {
     format!("{PROJECT_PREFIX}{slug}")
 }
 
+/// Vault owner of the key of an app's certificate.
+pub(crate) fn key_owner(slug: &str) -> String {
+    format!("name:{slug}")
+}
+
+/// The proxy's route and certificate ids for an app (stable: a repeat replaces, never adds).
+pub(crate) fn route_id(slug: &str) -> String {
+    format!("app-{slug}")
+}
+pub(crate) fn cert_id(slug: &str) -> String {
+    format!("cert-{slug}")
+}
+
+/// The device's IP address: its host as given when that is an address, else what the name
+/// resolves to here (IPv4 first: what a port binding on a home network wants), else the name.
+pub(crate) async fn device_ip(host: &str) -> String {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_string();
+    }
+    // The SSH connection resolved the same name moments ago; a slow resolver is not waited on.
+    let found = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::lookup_host((host, 22)),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|addrs| addrs.map(|a| a.ip()).collect::<Vec<_>>())
+    .unwrap_or_default();
+    found
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(found.first())
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| host.to_string())
+}
+
 impl Deployer {
     #[allow(clippy::too_many_arguments)]
     pub fn new(

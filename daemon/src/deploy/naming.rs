@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::journal::Undo;
-use super::{DeployError, Deployer, DeploymentState, Remote, render};
+use super::{DeployError, Deployer, DeploymentState, Remote, device_ip, key_owner, render};
 use crate::catalog::Recipe;
 use crate::dns::records::{self, Placed, Provider};
 use crate::proxy;
@@ -21,19 +21,6 @@ const PROXY_READY: Duration = Duration::from_secs(20);
 /// How long the first answer through the proxy may take once the app answered directly (the
 /// route is in place when the admin API answers; this covers a busy device).
 const ROUTE_READY: Duration = Duration::from_secs(15);
-
-/// Vault owner of the key of an app's certificate.
-pub fn key_owner(slug: &str) -> String {
-    format!("name:{slug}")
-}
-
-/// The proxy's route and certificate ids for an app (stable: a repeat replaces, never adds).
-pub fn route_id(slug: &str) -> String {
-    format!("app-{slug}")
-}
-pub fn cert_id(slug: &str) -> String {
-    format!("cert-{slug}")
-}
 
 /// Whether an app gets a name and HTTPS through the proxy: it has a web page, the owner did
 /// not ask for "by address only", and it is not a proxy itself (one publishing 80 or 443 keeps
@@ -148,7 +135,7 @@ impl Deployer {
         &self,
         device: &crate::store::DeviceRow,
     ) -> Result<IpAddr, DeployError> {
-        let ip = super::job::device_ip(&device.host).await;
+        let ip = device_ip(&device.host).await;
         ip.parse::<IpAddr>()
             .ok()
             .filter(|a| !a.is_loopback() && !a.is_unspecified())

@@ -701,7 +701,7 @@ impl Remote {
     ) -> Result<(), DeployError> {
         let admin = self.admin(socket);
         let t = Instant::now();
-        let cert_id = super::naming::cert_id(slug);
+        let cert_id = super::cert_id(slug);
         let done = admin.put_certificate(&cert_id, chain_pem, key_pem).await;
         self.note(
             format!("Proxy: certificate {cert_id} for {name}"),
@@ -715,7 +715,7 @@ impl Remote {
         done.map_err(|e| self.proxy_refused(e))?;
         let t = Instant::now();
         let route = crate::proxy::caddy::Route {
-            id: super::naming::route_id(slug),
+            id: super::route_id(slug),
             hosts: vec![name.to_string()],
             upstream: upstream.clone(),
         };
@@ -748,10 +748,8 @@ impl Remote {
         }
         let t = Instant::now();
         let done = async {
-            admin.delete_route(&super::naming::route_id(slug)).await?;
-            admin
-                .delete_certificate(&super::naming::cert_id(slug))
-                .await
+            admin.delete_route(&super::route_id(slug)).await?;
+            admin.delete_certificate(&super::cert_id(slug)).await
         }
         .await;
         self.note(
