@@ -293,7 +293,7 @@ def main():
                 expect(page.locator("#deploy-form h2")).to_have_text("Install Immich")
                 # The placement loads after the page ("Analyzing your homelab…").
                 expect(page.locator("#placement")).to_contain_text("Add a device first")
-                for name, words in [("Network", "Nothing to show yet"), ("Backups", "Backups are not set up")]:
+                for name, words in [("Network", "App names"), ("Backups", "Backups are not set up")]:
                     page.click(f"#nav >> text={name}")
                     expect(page.locator("#main h2").first).to_have_text(words)
                 page.go_back()
