@@ -13,6 +13,7 @@
 //! | `auth/`     | first-run claim, passwords and the bound on hashing them, sessions, CSRF tokens, sign-in throttling, known browsers, API tokens |
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
+//! | `pool/`    | shared databases: one PostgreSQL and one MariaDB per device, a private database and login per app, the SQL run in them, the RAM saved |
 //! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, naming (name + HTTPS), health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
 //! | `proxy/`    | Homelab's proxy on each app device (Caddy): its Compose file and starting configuration, and its admin API reached over SSH |
 //! | `dns/`      | app names: the provider the owner chose (AdGuard Home, OPNsense, or mDNS `.local` names announced by the box), records, checking a name from the box |
@@ -78,6 +79,7 @@ pub mod limits;
 pub mod network;
 pub mod ota;
 pub mod placement;
+pub mod pool;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;

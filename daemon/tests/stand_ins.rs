@@ -2,8 +2,9 @@
 //! service played by its stand-in (`homelab-lab/standin-<slug>:1`, lab/stand-ins/), which
 //! answers as the upstream version does: redirects, trusted hosts, first admins from variables,
 //! setup wizards that move ports, TLS. What the box shows the owner (the account it made, the
-//! setup link) must then work against that behaviour. Other services (databases, redis) run on
-//! the plain app stand-in.
+//! setup link) must then work against that behaviour. Other services (redis, the database of an
+//! app that keeps its own) run on the plain app stand-in; apps that share the device's
+//! database (Nextcloud's MariaDB, Paperless-ngx's PostgreSQL) use the real shared servers.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -42,7 +43,19 @@ fn tag_images(device: &str, r: &Recipe) {
     const AS_ENTRYPOINT: &str = "c=$(docker create homelab-lab/app-stub:1) && \
         docker commit -c 'ENTRYPOINT [\"/bin/sh\",\"/bin/stub\"]' -c 'CMD []' \"$c\" \"$1\" >/dev/null; \
         s=$?; docker rm \"$c\" >/dev/null; exit $s";
+    // An app that uses the device's shared database does not start its own: that service's
+    // image (`mariadb:10.11` for Nextcloud) may be the shared instance's own, the real server
+    // the lab loads, which must not be replaced by a stand-in.
+    let pooled = homelabd::pool::can_pool(r).is_ok();
     for (name, service) in &r.compose.services.0 {
+        if pooled
+            && r.manifest
+                .database
+                .as_ref()
+                .is_some_and(|d| d.service == *name)
+        {
+            continue;
+        }
         let image = service.as_ref().and_then(|s| s.image.clone()).unwrap();
         let ok = if *name == r.manifest.web.service {
             let source = format!("homelab-lab/standin-{}:1", r.manifest.slug);

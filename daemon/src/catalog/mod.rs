@@ -146,11 +146,26 @@ pub struct DatabaseEnv {
     pub password: String,
 }
 
+/// The Compose profile a recipe's own database service sits under: started only when the app
+/// does not use the device's shared database (Homelab then sets `COMPOSE_PROFILES` to it; an
+/// exported app sets it in its env file), so a recipe stays a plain Compose file that runs on
+/// its own.
+pub const OWN_DATABASE_PROFILE: &str = "own-database";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// `postgres` or `mariadb`.
     pub engine: String,
+    /// The recipe's own database service, under the `own-database` Compose profile: it runs
+    /// only when the app does not use the device's shared database (`pool/`). Empty: the app
+    /// always keeps its own.
+    #[serde(default)]
+    pub service: String,
+    /// Extensions the app needs in its database (PostgreSQL), e.g. a vector search one: an
+    /// app whose needs the shared instance cannot meet keeps its own database.
+    #[serde(default)]
+    pub extensions: Vec<String>,
     /// Which variables receive the connection details (the pooling feature fills them).
     pub env: DatabaseEnv,
 }
@@ -569,6 +584,11 @@ impl Recipe {
                 ),
             ));
         }
+        if let Some(db) = &m.database
+            && !db.service.is_empty()
+        {
+            self.check_own_database(&cf, db)?;
+        }
         // Variables reach Compose through the environment of a shell (see deploy/render.rs):
         // upper-case names only, and none that would change how that shell or Compose runs.
         let declared: BTreeSet<String> = self.declared_variables();
@@ -667,6 +687,85 @@ impl Recipe {
             }
         }
         Ok(())
+    }
+
+    /// A shareable recipe's own database service sits under the `own-database` profile, and
+    /// nothing depends on it (a pooled app runs without it; its clients wait for the database
+    /// by themselves), and some service reads the database's host variable.
+    fn check_own_database(&self, cf: &str, db: &Database) -> Result<(), RecipeError> {
+        let services = &self.compose.services.0;
+        let Some(Some(own)) = services.get(&db.service) else {
+            return Err(err(
+                cf,
+                format!(
+                    "database.service “{}” is not a service in compose.yaml",
+                    db.service
+                ),
+            ));
+        };
+        if own.profiles != [OWN_DATABASE_PROFILE] {
+            return Err(err(
+                cf,
+                format!(
+                    "services.{}: the app's own database must have `profiles: [{}]`, so it runs only when the app does not use the shared one",
+                    db.service, OWN_DATABASE_PROFILE
+                ),
+            ));
+        }
+        for (name, svc) in services.iter().filter_map(|(n, s)| Some((n, s.as_ref()?))) {
+            let needs = match &svc.depends_on {
+                docker_compose_types::DependsOnOptions::Simple(list) => list.contains(&db.service),
+                docker_compose_types::DependsOnOptions::Conditional(map) => {
+                    map.contains_key(&db.service)
+                }
+            };
+            if needs {
+                return Err(err(
+                    cf,
+                    format!(
+                        "services.{name}.depends_on: “{}” is not started when the app shares the device's database; remove it (the app waits for its database by itself)",
+                        db.service
+                    ),
+                ));
+            }
+        }
+        if self.database_clients().is_empty() {
+            return Err(err(
+                cf,
+                format!(
+                    "no service reads ${{{}}}: the database's host variable must reach the app",
+                    db.env.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The services that connect to the database: those whose environment uses its host
+    /// variable (they join the shared instance's network when the app is pooled).
+    pub fn database_clients(&self) -> Vec<String> {
+        let Some(db) = &self.manifest.database else {
+            return Vec::new();
+        };
+        let uses = |text: &str| {
+            text.contains(&format!("${{{}}}", db.env.host))
+                || text.contains(&format!("${{{}:", db.env.host))
+                || text.contains(&format!("${{{}-", db.env.host))
+        };
+        self.compose
+            .services
+            .0
+            .iter()
+            .filter(|(name, _)| **name != db.service)
+            .filter_map(|(name, svc)| Some((name, svc.as_ref()?)))
+            .filter(|(_, svc)| match &svc.environment {
+                docker_compose_types::Environment::List(list) => list.iter().any(|l| uses(l)),
+                docker_compose_types::Environment::KvPair(map) => map
+                    .values()
+                    .any(|v| v.as_ref().map(|v| uses(&v.to_string())).unwrap_or(false)),
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     fn declared_variables(&self) -> BTreeSet<String> {

@@ -15,6 +15,8 @@ if [ "$flavour" != v1 ] && [ "$flavour" != v2 ]; then
 fi
 # An app with a name joins Homelab's proxy through a second file (written by write_app.sh).
 if [ -f compose.proxy.yaml ]; then set -- -f compose.proxy.yaml "$@"; fi
+# One using the device's shared database joins its network through a third.
+if [ -f compose.pool.yaml ]; then set -- -f compose.pool.yaml "$@"; fi
 if [ "$flavour" = v2 ]; then exec docker compose -p "$project" -f compose.yaml "$@"; fi
 if command -v docker-compose >/dev/null 2>&1; then exec docker-compose -p "$project" -f compose.yaml "$@"; fi
 echo "Docker Compose is not installed on this device" >&2

@@ -272,6 +272,10 @@ impl Deployer {
         let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         fill_box_values(device, recipe, &mut values).await?;
+        let db_plan = self.plan_database(recipe, kept_data, device.id).await?;
+        let pool_override = self
+            .prepare_database(&remote, id, recipe, &db_plan, &mut values, true)
+            .await?;
         // The name comes before the files: the app is told its address (HOMELAB_APP_URL).
         let name = match chosen {
             Some((provider, name)) => {
@@ -287,8 +291,16 @@ impl Deployer {
         };
         self.step(id, "files", &Undo::RemoveDir { dir: dir.clone() })
             .await?;
-        self.write_files(&remote, id, recipe, &dir, &values, name.is_some())
-            .await?;
+        self.write_files(
+            &remote,
+            id,
+            recipe,
+            &dir,
+            &values,
+            name.is_some(),
+            &pool_override,
+        )
+        .await?;
 
         self.pull_images(&remote, id, recipe, &values).await?;
 
@@ -366,6 +378,7 @@ impl Deployer {
     }
 
     /// Writes the app's files on the device and records them for "What I did" (env keys only).
+    #[allow(clippy::too_many_arguments)] // the app's files: each argument is one of its parts
     async fn write_files(
         &self,
         remote: &Remote,
@@ -374,6 +387,7 @@ impl Deployer {
         dir: &str,
         values: &BTreeMap<String, String>,
         named: bool,
+        pool_override: &str,
     ) -> Result<(), DeployError> {
         let m = &recipe.manifest;
         // A named app's web service joins the proxy's network; one on the host's network is
@@ -388,6 +402,7 @@ impl Deployer {
                 dir,
                 &recipe.compose_text,
                 &proxy_override,
+                pool_override,
                 &render::env_file(values),
             )
             .await?;
@@ -568,6 +583,11 @@ impl Deployer {
         if let Some(n) = &name {
             values.extend(render::named_values(&n.name));
         }
+        // The database stays where it is: shared, or the app's own container.
+        let db_plan = self.current_database(recipe).await?;
+        let pool_override = self
+            .prepare_database(&remote, id, recipe, &db_plan, &mut values, false)
+            .await?;
         self.step(
             id,
             "files",
@@ -583,8 +603,16 @@ impl Deployer {
         remote
             .copy_file(&dir, "app.env", "app.env.previous")
             .await?;
-        self.write_files(&remote, id, recipe, &dir, &values, name.is_some())
-            .await?;
+        self.write_files(
+            &remote,
+            id,
+            recipe,
+            &dir,
+            &values,
+            name.is_some(),
+            &pool_override,
+        )
+        .await?;
         self.pull_images(&remote, id, recipe, &values).await?;
         self.progress(
             id,

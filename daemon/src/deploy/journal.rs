@@ -38,6 +38,22 @@ pub(super) enum Undo {
     RemoveRoute {
         slug: String,
     },
+    /// The device's shared database instance was started: removed again while no database
+    /// is in it.
+    RemoveSharedDb {
+        device_id: i64,
+        engine: crate::pool::Engine,
+    },
+    /// The app's database and login in the shared instance: dropped only where this deploy
+    /// made them (a database kept from an earlier removal is never dropped by a failed one).
+    DropSharedDatabase {
+        device_id: i64,
+        engine: crate::pool::Engine,
+        slug: String,
+        database: String,
+        drop_database: bool,
+        drop_login: bool,
+    },
     /// The app's name: its DNS record (exactly the one made), its row and certificate key.
     RemoveName {
         slug: String,
@@ -156,6 +172,8 @@ impl Deployer {
                 | Undo::RemoveProject { .. }
                 | Undo::RestoreCompose { .. }
                 | Undo::RemoveProxy { .. }
+                | Undo::RemoveSharedDb { .. }
+                | Undo::DropSharedDatabase { .. }
                 | Undo::RemoveRoute { .. } => {
                     if remote.is_none() {
                         let Some(device) = self.store.device(d.device_id).await? else {
@@ -189,6 +207,27 @@ impl Deployer {
                         }
                         Undo::RemoveProxy { .. } => {
                             self.remove_proxy_if_idle(r, Some(d.id)).await?
+                        }
+                        Undo::RemoveSharedDb { engine, .. } => {
+                            self.remove_shared_db_if_idle(r, *engine, false).await?;
+                        }
+                        Undo::DropSharedDatabase {
+                            engine,
+                            slug,
+                            database,
+                            drop_database,
+                            drop_login,
+                            ..
+                        } => {
+                            self.drop_database(
+                                r,
+                                *engine,
+                                slug,
+                                database,
+                                *drop_database,
+                                *drop_login,
+                            )
+                            .await?
                         }
                         _ => {}
                     }

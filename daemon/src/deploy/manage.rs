@@ -206,11 +206,28 @@ impl Deployer {
         remote.remove_dir(&app.app_dir).await?;
         // The last named app on the device takes Homelab's proxy with it.
         self.remove_proxy_if_idle(&remote, None).await?;
+        // Its database in the shared instance is data too: kept with it (and its login, whose
+        // password is one of the app's secrets), or dropped with it.
+        let shared = self.store.shared_database_of(slug.into()).await?;
+        let mut shared_engine = None;
+        if let Some(row) = shared.filter(|r| r.device_id == device.id)
+            && let Some(engine) = crate::pool::Engine::parse(&row.engine)
+        {
+            if delete_data {
+                self.drop_database(&remote, engine, slug, &row.database, true, true)
+                    .await?;
+            }
+            shared_engine = Some(engine);
+        }
         // Kept data (volumes) was made with these secrets; they go only with the data.
         if delete_data {
             self.store.delete_secrets_of(secret_owner(slug)).await?;
         }
         self.store.delete_app(slug.into()).await?;
+        let idle_instance = match shared_engine {
+            Some(engine) if !self.shared_db_in_use(device.id, engine).await? => Some(engine),
+            _ => None,
+        };
         self.events.publish(Event::AppState { slug: slug.into() });
         let how_words = if delete_data {
             " with its data"
@@ -222,13 +239,22 @@ impl Deployer {
             format!("Removed {} from {}{how_words}", app.name, device.name),
         )
         .await;
-        Ok(if delete_data {
+        let done = if delete_data {
             format!("{} and its data were removed.", app.name)
         } else {
             format!(
-                "{} was removed; its data volumes stay on {} and come back if you deploy it there again.",
+                "{} was removed; its data stays on {} and comes back if you deploy it there again.",
                 app.name, device.name
             )
+        };
+        // The instance itself goes only when the owner says so (the device's page asks).
+        Ok(match idle_instance {
+            Some(engine) => format!(
+                "{done} No app uses the shared {} on {} any more: you can remove it from the device's page.",
+                engine.words(),
+                device.name
+            ),
+            None => done,
         })
     }
 }

@@ -34,6 +34,8 @@ mod job;
 mod journal;
 mod manage;
 pub mod naming;
+mod pooling;
+pub use pooling::SharedInstance;
 mod plan;
 mod preflight;
 mod remote;
@@ -298,6 +300,28 @@ pub enum DeployError {
          address on its page, or install the app reachable by its address only."
     )]
     NoNameAddress { device: String, host: String },
+    #[error(
+        "The shared {engine} on {device} did not start. Try again; if it fails again, restart the device."
+    )]
+    SharedDbNotReady {
+        engine: crate::pool::Engine,
+        device: String,
+    },
+    #[error(
+        "The shared {engine} on {device} refused to prepare the app's database. Try again; if it fails again, switch to Advanced mode and open “What I did”."
+    )]
+    SharedDbRefused {
+        engine: crate::pool::Engine,
+        device: String,
+        detail: String,
+    },
+    #[error(
+        "The shared {engine} on {device} still holds the data of installed apps. Remove those apps first, or keep it."
+    )]
+    SharedDbInUse {
+        engine: crate::pool::Engine,
+        device: String,
+    },
 }
 
 /// What went wrong talking to a device, in the owner's words: the sentence after its name.
@@ -383,6 +407,7 @@ impl DeployError {
             DeployError::Device { detail, .. }
             | DeployError::StartFailed { detail, .. }
             | DeployError::ProxyRefused { detail, .. }
+            | DeployError::SharedDbRefused { detail, .. }
                 if !detail.is_empty() =>
             {
                 Some(detail.clone())
@@ -468,8 +493,17 @@ pub struct Deployer {
     /// The homelab's CA: certificates for app names.
     ca: crate::tls::ca::Authority,
     /// One proxy start or removal per device at a time (bounded by the devices).
-    proxy_locks: std::sync::Mutex<BTreeMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    proxy_locks: Locks<i64>,
+    /// One shared database start or removal per device and engine at a time (bounded by the
+    /// devices, two engines each).
+    pool_locks: Locks<(i64, crate::pool::Engine)>,
+    /// The last memory read of each shared instance, in bytes (for "Sharing databases
+    /// saves…"; bounded by the devices, two engines each).
+    pool_memory: std::sync::Mutex<BTreeMap<(i64, crate::pool::Engine), u64>>,
 }
+
+/// One async lock per key, made on first use (keys are bounded by the devices).
+type Locks<K> = std::sync::Mutex<BTreeMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
 /// Vault owner of an app's generated secrets.
 pub fn secret_owner(slug: &str) -> String {
@@ -541,6 +575,8 @@ impl Deployer {
             records,
             ca,
             proxy_locks: Default::default(),
+            pool_locks: Default::default(),
+            pool_memory: Default::default(),
         }
     }
 

@@ -126,7 +126,7 @@ impl Remote {
         }
     }
 
-    fn lost(&self, trouble: Trouble, detail: impl std::fmt::Display) -> DeployError {
+    pub(super) fn lost(&self, trouble: Trouble, detail: impl std::fmt::Display) -> DeployError {
         DeployError::Device {
             device: self.device.name.clone(),
             trouble,
@@ -244,23 +244,31 @@ impl Remote {
         dir: &str,
         compose: &str,
         proxy_override: &str,
+        pool_override: &str,
         env: &str,
     ) -> Result<(), DeployError> {
-        let mut stdin = Vec::with_capacity(compose.len() + proxy_override.len() + env.len());
-        stdin.extend_from_slice(compose.as_bytes());
-        stdin.extend_from_slice(proxy_override.as_bytes());
-        stdin.extend_from_slice(env.as_bytes());
+        let mut stdin = Vec::with_capacity(
+            compose.len() + proxy_override.len() + pool_override.len() + env.len(),
+        );
+        for part in [compose, proxy_override, pool_override, env] {
+            stdin.extend_from_slice(part.as_bytes());
+        }
         let len = compose.len().to_string();
         let over = proxy_override.len().to_string();
-        let label = if proxy_override.is_empty() {
-            "Write compose.yaml and app.env"
-        } else {
-            "Write compose.yaml, compose.proxy.yaml and app.env"
-        };
+        let pool = pool_override.len().to_string();
+        let mut files = vec!["compose.yaml"];
+        if !proxy_override.is_empty() {
+            files.push("compose.proxy.yaml");
+        }
+        if !pool_override.is_empty() {
+            files.push("compose.pool.yaml");
+        }
+        files.push("app.env");
+        let label = format!("Write {}", files.join(", "));
         let out = self
             .run(
-                label,
-                RemoteCommand::script(WRITE_APP, [dir, len.as_str(), over.as_str()]),
+                &label,
+                RemoteCommand::script(WRITE_APP, [dir, len.as_str(), over.as_str(), pool.as_str()]),
                 Some(&stdin),
                 SMALL_TIMEOUT,
             )
@@ -269,7 +277,7 @@ impl Remote {
     }
 
     /// What a file-writing script (write_app.sh, write_proxy.sh) said: written, or why not.
-    fn files_written(&self, dir: &str, out: &Output) -> Result<(), DeployError> {
+    pub(super) fn files_written(&self, dir: &str, out: &Output) -> Result<(), DeployError> {
         match out.stdout_text().trim() {
             "created" | "existed" if out.success() => Ok(()),
             "cannot-create" => Err(DeployError::FolderNotCreatable {
@@ -322,7 +330,7 @@ impl Remote {
     }
 
     /// A Docker API failure: the device's trouble in words, Docker's own as the detail.
-    fn docker_lost(&self, e: DockerError) -> DeployError {
+    pub(super) fn docker_lost(&self, e: DockerError) -> DeployError {
         self.lost(Trouble::of_docker(&e), e.detail())
     }
 

@@ -276,12 +276,21 @@ pub fn web_port(recipe: &Recipe, values: &BTreeMap<String, String>) -> Option<u1
 
 /// Every image the app uses, with variables filled in.
 pub fn images(recipe: &Recipe, values: &BTreeMap<String, String>) -> Vec<String> {
+    // As Compose does: a service under profiles runs only when one of them is active
+    // (a pooled app's own database is not started, so its image is not needed).
+    let active: Vec<&str> = values
+        .get("COMPOSE_PROFILES")
+        .map(|p| p.split(',').map(str::trim).collect())
+        .unwrap_or_default();
     let mut out: Vec<String> = recipe
         .compose
         .services
         .0
         .values()
         .flatten()
+        .filter(|s| {
+            s.profiles.is_empty() || s.profiles.iter().any(|p| active.contains(&p.as_str()))
+        })
         .filter_map(|s| s.image.as_deref())
         .filter_map(|i| crate::catalog::interpolate(i, values).ok())
         .collect();

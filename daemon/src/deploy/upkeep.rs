@@ -1,11 +1,13 @@
 //! Housekeeping in the background: unfinished rollbacks retried, and deployed apps compared
-//! with their device (containers stopped or removed behind our back, and coming back).
+//! with their device (containers stopped or removed behind our back, and coming back, and the
+//! shared database an app uses stopping).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Deployer, Remote, RunState, project_name};
 use crate::events::Event;
+use crate::pool::Engine;
 
 /// How often unfinished rollbacks are retried and deployed apps are compared with their device.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(15);
@@ -35,6 +37,9 @@ impl Deployer {
         let Ok(apps) = self.store.apps().await else {
             return;
         };
+        let shared = self.store.shared_databases().await.unwrap_or_default();
+        // Each instance is looked at once per pass, however many apps use it.
+        let mut instances: std::collections::BTreeMap<(i64, Engine), bool> = Default::default();
         for app in apps {
             if app.state == RunState::Starting {
                 continue;
@@ -56,10 +61,48 @@ impl Deployer {
                 .iter()
                 .filter(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"))
                 .count();
+            let pooled = shared
+                .iter()
+                .find(|r| r.slug == app.slug && r.device_id == app.device_id)
+                .and_then(|r| Engine::parse(&r.engine));
+            let instance_up = match pooled {
+                None => true,
+                Some(engine) => match instances.get(&(app.device_id, engine)) {
+                    Some(up) => *up,
+                    None => {
+                        let up = remote
+                            .project_containers(engine.project())
+                            .await
+                            .map(|cs| {
+                                cs.iter().any(|c| {
+                                    c.state.as_ref().map(|s| s.to_string()).as_deref()
+                                        == Some("running")
+                                })
+                            })
+                            .unwrap_or(true);
+                        // Its memory now, for what sharing saves (one call per instance).
+                        if let Ok(Some(bytes)) =
+                            crate::docker::project::memory_in_use(&remote.docker, engine.project())
+                                .await
+                        {
+                            self.note_pool_memory(app.device_id, engine, bytes);
+                        }
+                        instances.insert((app.device_id, engine), up);
+                        up
+                    }
+                },
+            };
             let (state, message) = if containers.is_empty() {
                 (
                     RunState::Missing,
                     "Its containers were removed outside Homelab. Remove the app here, or deploy it again.".to_string(),
+                )
+            } else if running == containers.len() && !instance_up {
+                // Its own parts run, but the database they need does not: degraded, with the
+                // fix on its page (Restart the shared database).
+                (
+                    RunState::Failed,
+                    pooled.map(crate::pool::stopped_message).unwrap_or_default(),
                 )
             } else if running == containers.len() {
                 (RunState::Running, String::new())

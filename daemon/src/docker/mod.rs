@@ -2,9 +2,11 @@
 //! a stream-local channel to the device's Docker socket and speaks HTTP/1.1 on it.
 //! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
 //! `engine.rs` reads what an engine runs (the health poll); `project.rs` holds the calls made
-//! on a Compose project and its images (deploys, removals).
+//! on a Compose project and its images (deploys, removals); `exec.rs` runs a command in a
+//! container with data on its stdin (the shared databases).
 
 pub mod engine;
+pub mod exec;
 pub mod project;
 
 use std::sync::Arc;
@@ -79,8 +81,10 @@ async fn send(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection task owns the channel and drains it until the response body is consumed,
     // so a long stream (logs, events, pull progress) never blocks the SSH connection.
+    // With upgrades: an attached exec turns the connection into a raw stream (its stdin and
+    // output), which hyper hands over only when the connection allows it.
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "docker API connection ended with an error");
         }
     });

@@ -165,6 +165,42 @@ pub async fn remove_volume(docker: &Docker, name: &str) -> Result<(), DockerErro
         .or_else(not_found_ok)?)
 }
 
+/// The memory a container uses now, as `docker stats` shows it: its cgroup's usage less the
+/// page cache it could drop (`inactive_file` on cgroup v2, `total_inactive_file` on v1).
+/// None when it is not running.
+pub async fn memory_in_use(docker: &Docker, container: &str) -> Result<Option<u64>, DockerError> {
+    let mut stream = docker.stats(
+        container,
+        Some(bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: true,
+        }),
+    );
+    let Some(first) = stream.next().await else {
+        return Ok(None);
+    };
+    let stats = match first {
+        Ok(s) => s,
+        Err(e) => return not_found_ok(e).map(|()| None).map_err(Into::into),
+    };
+    let Some(mem) = stats.memory_stats else {
+        return Ok(None);
+    };
+    let Some(usage) = mem.usage.filter(|u| *u > 0) else {
+        return Ok(None);
+    };
+    let cache = mem
+        .stats
+        .as_ref()
+        .and_then(|s| {
+            s.get("inactive_file")
+                .or_else(|| s.get("total_inactive_file"))
+        })
+        .copied()
+        .unwrap_or(0);
+    Ok(Some(usage.saturating_sub(cache)))
+}
+
 /// The running containers, of any project or none.
 pub async fn running_containers(docker: &Docker) -> Result<Vec<ContainerSummary>, DockerError> {
     Ok(docker

@@ -229,6 +229,20 @@ const MIGRATIONS: &[&str] = &[
         updated_at      INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 8: shared databases (pool/): one row per app whose database lives in a device's shared
+    // instance; kept when the app is removed keeping its data.
+    r#"
+    CREATE TABLE shared_databases (
+        slug       TEXT PRIMARY KEY,
+        device_id  INTEGER NOT NULL,
+        -- postgres | mariadb
+        engine     TEXT NOT NULL,
+        database   TEXT NOT NULL,
+        login      TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX shared_databases_instance ON shared_databases (device_id, engine);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -201,7 +201,10 @@ impl From<crate::deploy::DeployError> for WebError {
             | D::NotNamed(_)
             | D::BadName(_)
             | D::NameNotPlaced { .. }
-            | D::NoNameAddress { .. } => WebError::new(
+            | D::NoNameAddress { .. }
+            | D::SharedDbNotReady { .. }
+            | D::SharedDbRefused { .. }
+            | D::SharedDbInUse { .. } => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "cannot_deploy",
                 e.to_string(),

@@ -40,6 +40,10 @@ pub const DEVICE_EDIT: &str = "/devices/{id}/edit";
 pub const DEVICE_LOGIN: &str = "/devices/{id}/login";
 pub const DEVICE_TRUST_KEY: &str = "/devices/{id}/trust-key";
 pub const DEVICE_REFRESH: &str = "/devices/{id}/refresh";
+// A device's shared databases (`pool/`): restart one, remove one no app uses.
+pub const DEVICE_SHARED: &str = "/devices/{id}/shared";
+pub const DEVICE_SHARED_RESTART: &str = "/devices/{id}/shared/{engine}/restart";
+pub const DEVICE_SHARED_REMOVE: &str = "/devices/{id}/shared/{engine}/remove";
 pub const DASHBOARD_POOL: &str = "/dashboard/pool";
 pub const APPS_GRID: &str = "/apps/grid";
 pub const APP: &str = "/apps/{slug}";
@@ -82,6 +86,10 @@ pub const UPDATES_DOWNLOAD: &str = "/settings/updates/download";
 pub const API_DEVICES_INSTALL_DOCKER: &str = "/api/v1/devices/install-docker";
 pub const API_DEVICES_REFRESH: &str = "/api/v1/devices/refresh";
 pub const API_DEVICE: &str = "/api/v1/devices/{id}";
+pub const API_DEVICE_SHARED: &str = "/api/v1/devices/{id}/shared-databases";
+pub const API_DEVICE_SHARED_ONE: &str = "/api/v1/devices/{id}/shared-databases/{engine}";
+pub const API_DEVICE_SHARED_RESTART: &str =
+    "/api/v1/devices/{id}/shared-databases/{engine}/restart";
 pub const SETTINGS_MODE: &str = "/settings/mode";
 pub const SETTINGS_PASSWORD: &str = "/settings/password";
 pub const SETTINGS_SIGN_OUT_ALL: &str = "/settings/sessions/sign-out-all";

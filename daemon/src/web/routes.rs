@@ -84,6 +84,24 @@ fn table() -> Vec<Entry> {
             views::devices::refresh,
         ),
         entry(
+            M::GET,
+            paths::DEVICE_SHARED,
+            Session,
+            views::devices::shared,
+        ),
+        entry(
+            M::POST,
+            paths::DEVICE_SHARED_RESTART,
+            Session,
+            views::devices::shared_restart,
+        ),
+        entry(
+            M::POST,
+            paths::DEVICE_SHARED_REMOVE,
+            Session,
+            views::devices::shared_remove,
+        ),
+        entry(
             M::POST,
             paths::DEVICE_TRUST_KEY,
             Session,
@@ -390,6 +408,24 @@ fn table() -> Vec<Entry> {
             paths::API_DEVICE,
             SessionOrToken,
             api::devices::remove_device,
+        ),
+        entry(
+            M::GET,
+            paths::API_DEVICE_SHARED,
+            SessionOrToken,
+            api::devices::shared_databases,
+        ),
+        entry(
+            M::POST,
+            paths::API_DEVICE_SHARED_RESTART,
+            SessionOrToken,
+            api::devices::restart_shared_database,
+        ),
+        entry(
+            M::DELETE,
+            paths::API_DEVICE_SHARED_ONE,
+            SessionOrToken,
+            api::devices::remove_shared_database,
         ),
         entry(
             M::GET,

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod devices;
 pub mod dns;
 pub mod network;
+pub mod pool;
 pub mod settings;
 pub mod updates;
 

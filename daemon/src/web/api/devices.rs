@@ -1,5 +1,6 @@
 //! The JSON API for devices (`/api/v1/devices`): the list (encoded once per board change),
-//! one device, adding, testing a login, "Install Docker for me", checking all now, removing.
+//! one device, adding, testing a login, "Install Docker for me", checking all now, removing,
+//! and its shared databases (listed, restarted, removed).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -252,4 +253,50 @@ pub async fn refresh_devices(State(state): State<AppState>) -> Result<Json<PollS
         waiting: cycle.waiting,
         millis: started.elapsed().as_millis(),
     }))
+}
+
+#[derive(Serialize)]
+pub struct SharedDatabasesJson {
+    pub shared_databases: Vec<crate::deploy::SharedInstance>,
+}
+
+/// The device's shared databases: engine, running, the apps using each, databases kept for
+/// removed apps, size and memory now.
+pub async fn shared_databases(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<SharedDatabasesJson>, WebError> {
+    state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    Ok(Json(SharedDatabasesJson {
+        shared_databases: state.deployer.shared_instances(id, true).await?,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct MessageJson {
+    pub message: String,
+}
+
+pub async fn restart_shared_database(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, engine)): Path<(i64, String)>,
+) -> Result<Json<MessageJson>, WebError> {
+    let engine = actions::pool::engine(&engine)?;
+    let message = actions::pool::restart(&state, &ctx, id, engine).await?;
+    Ok(Json(MessageJson { message }))
+}
+
+pub async fn remove_shared_database(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, engine)): Path<(i64, String)>,
+) -> Result<Json<MessageJson>, WebError> {
+    let engine = actions::pool::engine(&engine)?;
+    let message = actions::pool::remove(&state, &ctx, id, engine).await?;
+    Ok(Json(MessageJson { message }))
 }

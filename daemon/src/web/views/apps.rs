@@ -168,6 +168,10 @@ pub struct Deployed {
     pub first_run: FirstRun,
     /// Its name and secure address, when it has one.
     pub name: Option<NameView>,
+    /// Where it keeps its database, in one sentence (None: it has none).
+    pub database: Option<String>,
+    /// The shared database it uses has stopped: (device id, engine) for "Restart".
+    pub restart_shared: Option<(i64, &'static str)>,
 }
 
 /// An app's name as its page shows it.
@@ -291,7 +295,25 @@ pub async fn show(
                 RunState::Missing => ("Missing", "offline"),
                 RunState::Failed => ("Not working", "offline"),
             };
+            let shared = state
+                .store
+                .shared_database_of(a.slug.clone())
+                .await?
+                .filter(|row| row.device_id == a.device_id)
+                .and_then(|row| crate::pool::Engine::parse(&row.engine));
+            let database = match shared {
+                Some(engine) => Some(format!(
+                    "Keeps its data in the shared {} on {device}, in a database of its own.",
+                    engine.words()
+                )),
+                None => crate::pool::why_own(r, false),
+            };
+            let restart_shared = shared
+                .filter(|e| a.message == crate::pool::stopped_message(*e))
+                .map(|e| (a.device_id, e.as_str()));
             Some(Deployed {
+                database,
+                restart_shared,
                 state: a.state.to_string(),
                 state_label,
                 badge,

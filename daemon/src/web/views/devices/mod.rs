@@ -10,7 +10,9 @@ mod pool;
 
 pub use add::{add, install_docker, new_form, scan, test};
 pub use list::{cards, list};
-pub use page::{change_login, edit, refresh, remove, show, trust_key};
+pub use page::{
+    change_login, edit, refresh, remove, shared, shared_remove, shared_restart, show, trust_key,
+};
 pub use pool::{pool, pool_html};
 
 use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! A device's own page: its figures, graphs and containers, "Check now", accepting a new
-//! identity key, renaming or moving it, changing its login, and removing it.
+//! identity key, renaming or moving it, changing its login, and removing it; and its shared
+//! databases (loaded after the page: restart one that stopped, remove one no app uses).
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::super::{Section, go_to, page};
@@ -30,6 +31,11 @@ impl ContainerView {
             // Homelab's own infrastructure, named for what it does for the owner's apps.
             name: if c.project == crate::proxy::PROJECT {
                 "Homelab's secure proxy (app names and HTTPS)".to_string()
+            } else if let Some(e) = crate::pool::Engine::ALL
+                .into_iter()
+                .find(|e| c.project == e.project())
+            {
+                format!("Homelab's shared {} (your apps' data)", e.words())
             } else {
                 c.name.clone()
             },
@@ -169,4 +175,92 @@ pub async fn remove(
 ) -> Result<Response, WebError> {
     actions::devices::remove(&state, &ctx, id, form.clean.is_some()).await?;
     go_to(&ctx, "/devices")
+}
+
+/// A shared instance as the device page shows it.
+pub struct SharedView {
+    pub engine: &'static str,
+    pub words: &'static str,
+    pub running: bool,
+    pub apps: Vec<(String, String)>,
+    pub apps_text: String,
+    pub kept: Vec<String>,
+    pub kept_text: String,
+    pub removable: bool,
+    pub size_text: Option<String>,
+    pub memory_text: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/shared_databases.html")]
+struct SharedPartial {
+    device_id: i64,
+    advanced: bool,
+    instances: Vec<SharedView>,
+}
+
+/// The device's shared databases, read live from the device (loaded after the page, so the
+/// page itself never waits for the device).
+pub async fn shared(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    shared_partial(&state, &ctx, id).await
+}
+
+async fn shared_partial(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response, WebError> {
+    state
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let list = state.deployer.shared_instances(id, true).await?;
+    let instances = list
+        .into_iter()
+        .map(|i| SharedView {
+            engine: i.engine.as_str(),
+            words: i.words,
+            running: i.running,
+            apps_text: i
+                .apps
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            apps: i.apps,
+            kept_text: i.kept.join(", "),
+            kept: i.kept,
+            removable: i.removable,
+            size_text: i.size_bytes.map(crate::units::human_bytes),
+            memory_text: i.memory_bytes.map(crate::units::human_bytes),
+        })
+        .collect();
+    let html = SharedPartial {
+        device_id: id,
+        advanced: advanced(ctx),
+        instances,
+    }
+    .render()?;
+    Ok(axum::response::Html(html).into_response())
+}
+
+pub async fn shared_restart(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, engine)): Path<(i64, String)>,
+) -> Result<Response, WebError> {
+    let engine = actions::pool::engine(&engine)?;
+    actions::pool::restart(&state, &ctx, id, engine).await?;
+    shared_partial(&state, &ctx, id).await
+}
+
+pub async fn shared_remove(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, engine)): Path<(i64, String)>,
+) -> Result<Response, WebError> {
+    let engine = actions::pool::engine(&engine)?;
+    actions::pool::remove(&state, &ctx, id, engine).await?;
+    shared_partial(&state, &ctx, id).await
 }

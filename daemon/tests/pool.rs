@@ -1,0 +1,789 @@
+//! Shared databases on the real lab, with real PostgreSQL 15 and MariaDB 10.11 (lab images
+//! built from Debian's packages under the official images' names): apps on one device share
+//! one instance, each with its own database and login that reaches nothing else (checked with
+//! the real clients from a container on the instance's network); the password never shows in
+//! any process's arguments on the device or in `docker inspect`; a failed deploy drops exactly
+//! what it made; removal keeps or drops the database; a stopped instance shows its apps
+//! degraded until "Restart"; the instance goes only when asked. An app whose needs the pool
+//! cannot meet keeps its own database container.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+const STUB: &str = "homelab-lab/app-stub:1";
+const PG_IMAGE: &str = "postgres:15-bookworm";
+const MARIA_IMAGE: &str = "mariadb:10.11";
+
+/// A web app (the lab's stub) with a database of `engine` it may share. `extensions` makes
+/// one the pool cannot serve; `health` lets a deploy fail after its database was made.
+fn recipe(data: &Path, slug: &str, engine: &str, port: u16, extensions: &str, health: &str) {
+    let (host_var, default_port) = match engine {
+        "postgres" => ("DB_HOST", 5432),
+        _ => ("DB_HOST", 3306),
+    };
+    let dir = data.join("recipes").join(slug);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        format!(
+            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
+             description: A lab app with a database.\nwebsite: https://example.org\n\
+             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
+             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
+             architectures: [amd64, arm64]\n\
+             web: {{service: web, port: 8080, path: /}}\n\
+             health: {{path: {health}, status: 200, timeout: 20}}\n\
+             data_volumes: [data]\n\
+             database:\n  engine: {engine}\n  service: db\n  extensions: [{extensions}]\n  \
+             env: {{host: {host_var}, port: DB_PORT, name: DB_NAME, user: DB_USER, password: DB_PASSWORD}}\n\
+             secrets:\n  - {{name: DB_PASSWORD, length: 32}}\n\
+             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n  \
+             - {{name: GREETING, label: A greeting, kind: text, default: hello}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n    \
+             environment:\n      DB_HOST: ${{DB_HOST:-db}}\n      DB_PORT: ${{DB_PORT:-{default_port}}}\n      \
+             DB_NAME: ${{DB_NAME:-app}}\n      DB_USER: ${{DB_USER:-app}}\n      \
+             DB_PASSWORD: ${{DB_PASSWORD}}\n      GREETING: ${{GREETING}}\n    \
+             ports:\n      - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/data\n  \
+             db:\n    image: example/{slug}-db:1\n    profiles: [own-database]\n    \
+             restart: unless-stopped\n    volumes:\n      - dbdata:/var/lib/db\n\
+             volumes:\n  data:\n  dbdata:\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The environment an app's web container runs with (the stub keeps it as PID 1's).
+fn app_env(device: &str, slug: &str) -> std::collections::BTreeMap<String, String> {
+    let name = lab::exec(
+        device,
+        &[
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project=homelab-{slug}"),
+            "--filter",
+            "label=com.docker.compose.service=web",
+        ],
+    );
+    let raw = lab::exec(
+        device,
+        &["docker", "exec", name.trim(), "cat", "/proc/1/environ"],
+    );
+    raw.split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs the real client in a throwaway container on the instance's network, as `login`
+/// with `password`, against `database`; the password reaches it through the environment of
+/// this test's own `docker run` (a lab-side process, not the product).
+fn connect(
+    device: &str,
+    engine: &str,
+    login: &str,
+    password: &str,
+    database: &str,
+    sql: &str,
+) -> (bool, String) {
+    let (image, network, env, cmd): (&str, &str, String, Vec<String>) = match engine {
+        "postgres" => (
+            PG_IMAGE,
+            "homelab-db-postgres",
+            format!("PGPASSWORD={password}"),
+            [
+                "psql",
+                "-X",
+                "-At",
+                "-h",
+                "homelab-postgres",
+                "-U",
+                login,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+        _ => (
+            MARIA_IMAGE,
+            "homelab-db-mariadb",
+            format!("MYSQL_PWD={password}"),
+            [
+                "mariadb",
+                "-h",
+                "homelab-mariadb",
+                "-u",
+                login,
+                "-N",
+                "-B",
+                database,
+                "-e",
+                sql,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+    };
+    let mut args: Vec<String> = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "--entrypoint",
+        "",
+        "-e",
+        &env,
+        image,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(cmd);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = std::process::Command::new(env!("CARGO_MANIFEST_DIR").to_string() + "/../lab/lab")
+        .arg("exec")
+        .arg(device)
+        .args(&args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// As the instance's superuser, inside it (the trusted local socket).
+fn superuser(device: &str, engine: &str, sql: &str) -> String {
+    match engine {
+        "postgres" => lab::exec(
+            device,
+            &[
+                "docker",
+                "exec",
+                "-u",
+                "postgres",
+                "homelab-postgres",
+                "psql",
+                "-X",
+                "-At",
+                "-c",
+                sql,
+            ],
+        ),
+        _ => lab::exec(
+            device,
+            &[
+                "docker",
+                "exec",
+                "homelab-mariadb",
+                "mariadb",
+                "--defaults-extra-file=/run/homelab/client.cnf",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ],
+        ),
+    }
+}
+
+fn instance_containers(device: &str, engine: &str) -> Vec<String> {
+    lab::exec(
+        device,
+        &[
+            "docker",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project=homelab-{engine}"),
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+fn clean(device: &str, slugs: &[&str]) {
+    for slug in slugs {
+        lab::clean_app(device, slug);
+    }
+    const CLEAN: &str = "for e in postgres mariadb; do \
+        docker ps -aq --filter label=com.docker.compose.project=homelab-$e | xargs -r docker rm -f; \
+        docker volume rm -f homelab-$e-data >/dev/null 2>&1; \
+        docker network rm homelab-db-$e >/dev/null 2>&1; \
+        rm -rf /opt/homelab/shared-$e; done; true";
+    lab::exec(device, &["sh", "-c", CLEAN]);
+}
+
+/// Every command line on this machine (the lab's devices are namespaces of it), sampled
+/// until stopped: the password must never be among them.
+struct ArgvSampler {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<BTreeSet<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ArgvSampler {
+    fn start() -> ArgvSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let (s, v) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+                        let line = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                        let mut set = v.lock().unwrap();
+                        if set.len() < 200_000 {
+                            set.insert(line);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        ArgvSampler {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> BTreeSet<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// An app's database password, as its container got it (remembered for the leak scan).
+fn password_of(device: &str, slug: &str) -> String {
+    let pw = app_env(device, slug)["DB_PASSWORD"].clone();
+    assert_eq!(pw.len(), 32, "{slug} got its generated password");
+    remember_secret(&pw);
+    pw
+}
+
+fn steps(d: &Value) -> Vec<String> {
+    d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
+    const DEVICE: &str = "server-01";
+    let data = data_dir("pool-pg");
+    let slugs = ["lab-pg-a", "lab-pg-b", "lab-pg-fail", "lab-pg-vector"];
+    recipe(&data, "lab-pg-a", "postgres", 18201, "", "/alive");
+    recipe(&data, "lab-pg-b", "postgres", 18202, "pg_trgm", "/alive");
+    // Its health path never answers: the deploy fails after its database was made.
+    recipe(&data, "lab-pg-fail", "postgres", 18203, "", "/never-there");
+    // Needs what the shared PostgreSQL does not have: it keeps its own database container.
+    recipe(
+        &data,
+        "lab-pg-vector",
+        "postgres",
+        18204,
+        "vchord",
+        "/alive",
+    );
+    clean(DEVICE, &slugs);
+    for slug in slugs {
+        assert!(lab::exec_ok(
+            DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}:1")]
+        ));
+        assert!(lab::exec_ok(
+            DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}-db:1")]
+        ));
+    }
+    assert!(
+        lab::exec_ok(DEVICE, &["docker", "image", "inspect", PG_IMAGE]),
+        "the lab's PostgreSQL image is missing: run lab/lab up"
+    );
+    let mut opts = Options::new("pool-pg");
+    opts.data = Some(data.clone());
+    opts.poll_interval = Duration::from_secs(3600);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "pool-test").await,
+        s: &s,
+    };
+    let server = add_lab_device(&s, &session, "Server 1", "server-01").await;
+
+    // 1. Two apps share one instance; the second reuses it.
+    let sampler = ArgvSampler::start();
+    let a = api
+        .deploy_to_end("lab-pg-a", json!({"device_id": server, "by_address": true}))
+        .await;
+    assert_eq!(a["state"], "running", "{a}");
+    assert_eq!(
+        steps(&a),
+        [
+            "secrets",
+            "shared-database",
+            "database",
+            "files",
+            "containers",
+            "record"
+        ],
+        "{a}"
+    );
+    let b = api
+        .deploy_to_end(
+            "lab-pg-b",
+            json!({"device_id": server, "by_address": true,
+                   "settings": {"GREETING": "x'; DROP DATABASE hl_lab_pg_a; --"}}),
+        )
+        .await;
+    assert_eq!(b["state"], "running", "{b}");
+    assert_eq!(
+        steps(&b),
+        ["secrets", "database", "files", "containers", "record"],
+        "{b}"
+    );
+    let argv = sampler.finish();
+    assert_eq!(
+        instance_containers(DEVICE, "postgres").len(),
+        1,
+        "one shared PostgreSQL"
+    );
+    let pw_a = password_of(DEVICE, "lab-pg-a");
+    let pw_b = password_of(DEVICE, "lab-pg-b");
+    for pw in [&pw_a, &pw_b] {
+        assert!(
+            !argv.iter().any(|l| l.contains(pw.as_str())),
+            "a password showed in a process's arguments"
+        );
+    }
+    assert!(
+        argv.iter().any(|l| l.contains("psql")),
+        "the sampler saw the provisioning run"
+    );
+    let inspect = lab::exec(DEVICE, &["docker", "inspect", "homelab-postgres"]);
+    assert!(
+        !inspect.contains(&pw_a) && !inspect.contains(&pw_b),
+        "a password in docker inspect"
+    );
+    assert!(
+        lab::exec(DEVICE, &["docker", "port", "homelab-postgres"])
+            .trim()
+            .is_empty(),
+        "the shared PostgreSQL publishes no port"
+    );
+
+    // 2. Each app is told its own database, and its login reaches that one only.
+    let env_a = app_env(DEVICE, "lab-pg-a");
+    assert_eq!(env_a["DB_HOST"], "homelab-postgres");
+    assert_eq!(env_a["DB_PORT"], "5432");
+    assert_eq!(env_a["DB_NAME"], "hl_lab_pg_a");
+    assert_eq!(env_a["DB_USER"], "hl_lab_pg_a");
+    assert_eq!(env_a["DB_PASSWORD"], pw_a);
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_a",
+        &pw_a,
+        "hl_lab_pg_a",
+        "CREATE TABLE IF NOT EXISTS notes (n text); INSERT INTO notes VALUES ('kept'); SELECT count(*) FROM notes",
+    );
+    assert!(ok, "app A uses its own database: {out}");
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_a",
+        &pw_a,
+        "hl_lab_pg_b",
+        "SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("permission denied"),
+        "A cannot connect to B's database: {out}"
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_b",
+        &pw_b,
+        "postgres",
+        "SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("permission denied"),
+        "B cannot connect to the server's own: {out}"
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_b",
+        &pw_a,
+        "hl_lab_pg_b",
+        "SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "A's password is not B's: {out}"
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_b",
+        &pw_b,
+        "hl_lab_pg_b",
+        "CREATE ROLE sneaky; SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("permission denied"),
+        "B cannot make roles: {out}"
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_b",
+        &pw_b,
+        "hl_lab_pg_b",
+        "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'",
+    );
+    assert!(
+        ok && out.trim() == "pg_trgm",
+        "B's extension was made for it: {out}"
+    );
+    let roles = superuser(
+        DEVICE,
+        "postgres",
+        "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname LIKE 'hl\\_%' ORDER BY 1",
+    );
+    assert_eq!(
+        roles.trim(),
+        "hl_lab_pg_a|f|f|f\nhl_lab_pg_b|f|f|f",
+        "{roles}"
+    );
+    // The setting with SQL in it changed nothing but the app's own setting.
+    assert!(
+        superuser(
+            DEVICE,
+            "postgres",
+            "SELECT datname FROM pg_database WHERE datname = 'hl_lab_pg_a'"
+        )
+        .contains("hl_lab_pg_a")
+    );
+
+    // 3. A failed deploy drops exactly what it made; the instance and the others stay.
+    let f = api
+        .deploy_to_end(
+            "lab-pg-fail",
+            json!({"device_id": server, "by_address": true}),
+        )
+        .await;
+    assert_eq!(f["state"], "rolled_back", "{f}");
+    assert!(steps(&f).contains(&"database".to_string()), "{f}");
+    let left = superuser(
+        DEVICE,
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname = 'hl_lab_pg_fail' UNION ALL SELECT count(*) FROM pg_roles WHERE rolname = 'hl_lab_pg_fail'",
+    );
+    assert_eq!(
+        left.trim(),
+        "0\n0",
+        "the failed app's database and login were dropped"
+    );
+    assert_eq!(instance_containers(DEVICE, "postgres").len(), 1);
+
+    // 4. An app the pool cannot serve keeps its own database container, and its page says why.
+    let v = api
+        .deploy_to_end(
+            "lab-pg-vector",
+            json!({"device_id": server, "by_address": true}),
+        )
+        .await;
+    assert_eq!(v["state"], "running", "{v}");
+    let own_db = lab::exec(
+        DEVICE,
+        &[
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-pg-vector",
+            "--filter",
+            "label=com.docker.compose.service=db",
+        ],
+    );
+    assert!(!own_db.trim().is_empty(), "its own database container runs");
+    assert_eq!(app_env(DEVICE, "lab-pg-vector")["DB_HOST"], "db");
+    let page = s
+        .get("/apps/lab-pg-vector", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("it needs the “vchord” extension"), "{page}");
+    let page = s
+        .get("/apps/lab-pg-a", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("shared PostgreSQL"), "{page}");
+
+    // 5. The instance stopped: its apps show degraded, Restart brings it back.
+    assert!(lab::exec_ok(
+        DEVICE,
+        &["docker", "kill", "homelab-postgres"]
+    ));
+    let app = eventually("app A degraded", Duration::from_secs(60), || async {
+        let app = api.get("/api/v1/applications/lab-pg-a").await;
+        let msg = app["deployed"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if msg.contains("shared PostgreSQL") {
+            Ok(app)
+        } else {
+            Err(app.to_string())
+        }
+    })
+    .await;
+    assert_eq!(app["deployed"]["state"], "failed", "{app}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{server}/shared-databases/postgres/restart"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("app A running again", Duration::from_secs(60), || async {
+        let app = api.get("/api/v1/applications/lab-pg-a").await;
+        if app["deployed"]["state"] == "running" {
+            Ok(())
+        } else {
+            Err(app.to_string())
+        }
+    })
+    .await;
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_a",
+        &pw_a,
+        "hl_lab_pg_a",
+        "SELECT n FROM notes",
+    );
+    assert!(
+        ok && out.contains("kept"),
+        "data survived the restart: {out}"
+    );
+
+    // 6. Removed keeping data: the database stays and comes back with a redeploy.
+    let (status, body) = api.delete("/api/v1/applications/lab-pg-a").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        superuser(DEVICE, "postgres", "SELECT datname FROM pg_database").contains("hl_lab_pg_a")
+    );
+    let again = api
+        .deploy_to_end("lab-pg-a", json!({"device_id": server, "by_address": true}))
+        .await;
+    assert_eq!(again["state"], "running", "{again}");
+    assert_eq!(password_of(DEVICE, "lab-pg-a"), pw_a, "the same login");
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_a",
+        &pw_a,
+        "hl_lab_pg_a",
+        "SELECT n FROM notes",
+    );
+    assert!(
+        ok && out.contains("kept"),
+        "the kept database is used again: {out}"
+    );
+
+    // 7. Removed with its data: database and login dropped. The last one leaves the instance
+    // in place until the owner removes it.
+    for slug in ["lab-pg-a", "lab-pg-b", "lab-pg-vector"] {
+        let (status, body) = api
+            .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let left = superuser(
+        DEVICE,
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'hl\\_%' UNION ALL SELECT count(*) FROM pg_roles WHERE rolname LIKE 'hl\\_%'",
+    );
+    assert_eq!(left.trim(), "0\n0", "{left}");
+    assert_eq!(
+        instance_containers(DEVICE, "postgres").len(),
+        1,
+        "kept until the owner says"
+    );
+    let list = api
+        .get(&format!("/api/v1/devices/{server}/shared-databases"))
+        .await;
+    assert_eq!(list["shared_databases"][0]["engine"], "postgres", "{list}");
+    assert_eq!(list["shared_databases"][0]["removable"], true, "{list}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{server}/shared-databases/postgres"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(instance_containers(DEVICE, "postgres").is_empty());
+    assert!(!lab::exec_ok(
+        DEVICE,
+        &["docker", "volume", "inspect", "homelab-postgres-data"]
+    ));
+    clean(DEVICE, &slugs);
+}
+
+#[tokio::test]
+async fn apps_share_one_mariadb_with_a_database_each() {
+    const DEVICE: &str = "server-02";
+    let data = data_dir("pool-maria");
+    let slugs = ["lab-maria-a", "lab-maria-b"];
+    recipe(&data, "lab-maria-a", "mariadb", 18211, "", "/alive");
+    recipe(&data, "lab-maria-b", "mariadb", 18212, "", "/alive");
+    clean(DEVICE, &slugs);
+    for slug in slugs {
+        assert!(lab::exec_ok(
+            DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}:1")]
+        ));
+    }
+    assert!(
+        lab::exec_ok(DEVICE, &["docker", "image", "inspect", MARIA_IMAGE]),
+        "the lab's MariaDB image is missing: run lab/lab up"
+    );
+    let mut opts = Options::new("pool-maria");
+    opts.data = Some(data.clone());
+    opts.poll_interval = Duration::from_secs(3600);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "pool-test").await,
+        s: &s,
+    };
+    let server = add_lab_device(&s, &session, "Server 2", "server-02").await;
+    let sampler = ArgvSampler::start();
+    for slug in slugs {
+        let d = api
+            .deploy_to_end(slug, json!({"device_id": server, "by_address": true}))
+            .await;
+        assert_eq!(d["state"], "running", "{d}");
+    }
+    let argv = sampler.finish();
+    assert_eq!(
+        instance_containers(DEVICE, "mariadb").len(),
+        1,
+        "one shared MariaDB"
+    );
+    let pw_a = password_of(DEVICE, "lab-maria-a");
+    let pw_b = password_of(DEVICE, "lab-maria-b");
+    assert!(!argv.iter().any(|l| l.contains(&pw_a) || l.contains(&pw_b)));
+    let inspect = lab::exec(DEVICE, &["docker", "inspect", "homelab-mariadb"]);
+    assert!(!inspect.contains(&pw_a) && !inspect.contains(&pw_b));
+    let env = app_env(DEVICE, "lab-maria-a");
+    assert_eq!(
+        (env["DB_HOST"].as_str(), env["DB_PORT"].as_str()),
+        ("homelab-mariadb", "3306")
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "mariadb",
+        "hl_lab_maria_a",
+        &pw_a,
+        "hl_lab_maria_a",
+        "CREATE TABLE t (n INT); INSERT INTO t VALUES (1); SELECT COUNT(*) FROM t",
+    );
+    assert!(ok && out.trim() == "1", "A uses its own database: {out}");
+    let (ok, out) = connect(
+        DEVICE,
+        "mariadb",
+        "hl_lab_maria_a",
+        &pw_a,
+        "hl_lab_maria_b",
+        "SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("Access denied"),
+        "A cannot reach B's database: {out}"
+    );
+    let (ok, out) = connect(
+        DEVICE,
+        "mariadb",
+        "hl_lab_maria_b",
+        &pw_b,
+        "mysql",
+        "SELECT 1",
+    );
+    assert!(
+        !ok && out.contains("Access denied"),
+        "B cannot reach the server's own: {out}"
+    );
+    let grants = superuser(DEVICE, "mariadb", "SHOW GRANTS FOR 'hl_lab_maria_b'@'%'");
+    assert!(
+        grants.contains("ON `hl_lab_maria_b`.*") && !grants.contains("ON *.* TO")
+            || grants.contains("GRANT USAGE ON *.*"),
+        "{grants}"
+    );
+    assert!(!grants.contains("WITH GRANT OPTION"), "{grants}");
+    for slug in slugs {
+        let (status, body) = api
+            .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let left = superuser(
+        DEVICE,
+        "mariadb",
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'hl\\_%'; SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'hl\\_%'",
+    );
+    assert_eq!(left.trim(), "0\n0", "{left}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{server}/shared-databases/mariadb"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(instance_containers(DEVICE, "mariadb").is_empty());
+    clean(DEVICE, &slugs);
+}
