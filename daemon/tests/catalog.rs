@@ -538,3 +538,53 @@ fn updates_upstream_cannot_make_are_refused() {
     // Apps whose upstream takes any jump say nothing.
     assert!(homelabd::deploy::update_refused(&c.recipes["vaultwarden"], "1.0.0").is_none());
 }
+
+/// A recipe whose database the device's shared one may replace: its own database service sits
+/// under the `own-database` profile, nothing depends on it, and an app service reads its host.
+#[test]
+fn a_shareable_database_is_declared_so_the_recipe_still_runs_alone() {
+    let manifest = format!(
+        "{GOOD_MANIFEST}database:\n  engine: postgres\n  service: db\n  \
+         env: {{host: DB_HOST, name: DB_NAME, user: DB_USER, password: DB_PASS}}\n\
+         secrets:\n  - {{name: DB_PASS, length: 32}}\n"
+    );
+    let compose = GOOD_COMPOSE.replace(
+        "    volumes:\n      - data:/www/data\n",
+        "    environment:\n      DB_HOST: ${DB_HOST:-db}\n      DB_PASS: ${DB_PASS}\n    \
+         volumes:\n      - data:/www/data\n  db:\n    image: postgres:16\n    \
+         profiles: [own-database]\n    environment:\n      POSTGRES_PASSWORD: ${DB_PASS}\n",
+    );
+    let r = parse(&manifest, &compose).unwrap();
+    assert_eq!(r.database_clients(), ["web"]);
+    assert_eq!(
+        homelabd::pool::can_pool(&r).unwrap(),
+        homelabd::pool::Engine::Postgres
+    );
+    for (compose, why) in [
+        (
+            compose.replace("    profiles: [own-database]\n", ""),
+            "must have `profiles: [own-database]`",
+        ),
+        (
+            compose.replace(
+                "    environment:\n      DB_HOST",
+                "    depends_on: [db]\n    environment:\n      DB_HOST",
+            ),
+            "depends_on: “db” is not started",
+        ),
+        (
+            compose.replace("      DB_HOST: ${DB_HOST:-db}\n", "      OTHER: db\n"),
+            "no service reads ${DB_HOST}",
+        ),
+    ] {
+        let err = parse(&manifest, &compose).unwrap_err();
+        assert!(err.contains("compose.yaml") && err.contains(why), "{err}");
+    }
+    let err = parse(&manifest.replace("service: db", "service: nope"), &compose).unwrap_err();
+    assert!(err.contains("database.service “nope”"), "{err}");
+    // Needs the pool cannot give: it keeps its own, and says why.
+    let vector = manifest.replace("service: db\n", "service: db\n  extensions: [vchord]\n");
+    let r = parse(&vector, &compose).unwrap();
+    let why = homelabd::pool::can_pool(&r).unwrap_err();
+    assert!(why.contains("“vchord” extension"), "{why}");
+}
