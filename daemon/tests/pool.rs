@@ -787,3 +787,231 @@ async fn apps_share_one_mariadb_with_a_database_each() {
     assert!(instance_containers(DEVICE, "mariadb").is_empty());
     clean(DEVICE, &slugs);
 }
+
+/// A recipe whose own database is the real PostgreSQL (so its data can be moved).
+fn recipe_with_real_db(data: &Path, slug: &str, port: u16) {
+    recipe(data, slug, "postgres", port, "", "/alive");
+    let compose = data.join("recipes").join(slug).join("compose.yaml");
+    let text = std::fs::read_to_string(&compose).unwrap().replace(
+        &format!("    image: example/{slug}-db:1\n    profiles: [own-database]\n    restart: unless-stopped\n    volumes:\n      - dbdata:/var/lib/db\n"),
+        &format!(
+            "    image: {PG_IMAGE}\n    profiles: [own-database]\n    restart: unless-stopped\n    \
+             environment:\n      POSTGRES_USER: ${{DB_USER:-app}}\n      POSTGRES_DB: ${{DB_NAME:-app}}\n      \
+             POSTGRES_PASSWORD: ${{DB_PASSWORD}}\n    volumes:\n      - dbdata:/var/lib/postgresql/data\n"
+        ),
+    );
+    assert!(text.contains(PG_IMAGE));
+    std::fs::write(compose, text).unwrap();
+}
+
+/// In the app's own database container, as its user (the official image trusts its socket).
+fn own_db(device: &str, slug: &str, sql: &str) -> String {
+    let id = lab::exec(
+        device,
+        &[
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project=homelab-{slug}"),
+            "--filter",
+            "label=com.docker.compose.service=db",
+        ],
+    );
+    assert!(!id.trim().is_empty(), "{slug}'s own database runs");
+    lab::exec(
+        device,
+        &[
+            "docker",
+            "exec",
+            "-u",
+            "postgres",
+            id.trim(),
+            "psql",
+            "-X",
+            "-At",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-c",
+            sql,
+        ],
+    )
+}
+
+#[tokio::test]
+async fn an_app_with_its_own_database_moves_into_the_shared_one_or_stays_as_it_was() {
+    const DEVICE: &str = "pi-4";
+    let data = data_dir("pool-move");
+    let slugs = ["lab-move", "lab-move-fail"];
+    recipe_with_real_db(&data, "lab-move", 18221);
+    recipe_with_real_db(&data, "lab-move-fail", 18222);
+    clean(DEVICE, &slugs);
+    for slug in slugs {
+        assert!(lab::exec_ok(
+            DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}:1")]
+        ));
+    }
+    let mut opts = Options::new("pool-move");
+    opts.data = Some(data.clone());
+    opts.poll_interval = Duration::from_secs(3600);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "pool-test").await,
+        s: &s,
+    };
+    let pi = add_lab_device(&s, &session, "Pi", DEVICE).await;
+    for slug in slugs {
+        let d = api
+            .deploy_to_end(
+                slug,
+                json!({"device_id": pi, "by_address": true, "own_database": true}),
+            )
+            .await;
+        assert_eq!(d["state"], "running", "{d}");
+        assert_eq!(
+            app_env(DEVICE, slug)["DB_HOST"],
+            "db",
+            "{slug} uses its own database"
+        );
+    }
+    let page = s
+        .get("/apps/lab-move", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"move-to-shared\""), "{page}");
+    // Data of its own, made with its own login: 500 rows, a sequence, an index.
+    let wait_ready = |slug: &'static str| async move {
+        eventually(
+            "its own database answers",
+            Duration::from_secs(60),
+            || async {
+                let out = own_db(DEVICE, slug, "SELECT 1");
+                if out.trim() == "1" { Ok(()) } else { Err(out) }
+            },
+        )
+        .await
+    };
+    wait_ready("lab-move").await;
+    wait_ready("lab-move-fail").await;
+    own_db(
+        DEVICE,
+        "lab-move",
+        "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); \
+        INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 500) g; CREATE INDEX ON notes (body)",
+    );
+    let before = own_db(
+        DEVICE,
+        "lab-move",
+        "SELECT count(*), sum(id), md5(string_agg(body, ',' ORDER BY id)) FROM notes",
+    );
+
+    let moved = api
+        .run_to_end("/api/v1/applications/lab-move/move-to-shared", json!({}))
+        .await;
+    assert_eq!(moved["state"], "running", "{moved}");
+    let env = app_env(DEVICE, "lab-move");
+    assert_eq!(
+        env["DB_HOST"], "homelab-postgres",
+        "the app now uses the shared one"
+    );
+    let pw = password_of(DEVICE, "lab-move");
+    let (ok, after) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_move",
+        &pw,
+        "hl_lab_move",
+        "SELECT count(*), sum(id), md5(string_agg(body, ',' ORDER BY id)) FROM notes",
+    );
+    assert!(ok, "{after}");
+    assert_eq!(after.trim(), before.trim(), "every row arrived");
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_move",
+        &pw,
+        "hl_lab_move",
+        "INSERT INTO notes (body) VALUES ('after the move') RETURNING id",
+    );
+    assert!(
+        ok && out.trim() == "501",
+        "the app's login owns what was copied: {out}"
+    );
+    let own = lab::exec(
+        DEVICE,
+        &[
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=homelab-lab-move",
+            "--filter",
+            "label=com.docker.compose.service=db",
+        ],
+    );
+    assert!(
+        own.trim().is_empty(),
+        "its own database container was removed after success"
+    );
+    let page = s
+        .get("/apps/lab-move", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Keeps its data in the shared PostgreSQL")
+            && !page.contains("id=\"move-to-shared\""),
+        "{page}"
+    );
+
+    // Something only a superuser may make cannot be copied by the app's login: the move is
+    // undone and the app runs on its own database, as before, with its data.
+    own_db(
+        DEVICE,
+        "lab-move-fail",
+        "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7); \
+        CREATE FUNCTION nothing() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$; \
+        CREATE EVENT TRIGGER needs_superuser ON ddl_command_start EXECUTE FUNCTION nothing()",
+    );
+    let failed = api
+        .run_to_end(
+            "/api/v1/applications/lab-move-fail/move-to-shared",
+            json!({}),
+        )
+        .await;
+    assert_eq!(failed["state"], "rolled_back", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("keeps its own database"),
+        "{failed}"
+    );
+    assert_eq!(app_env(DEVICE, "lab-move-fail")["DB_HOST"], "db");
+    assert_eq!(
+        own_db(DEVICE, "lab-move-fail", "SELECT n FROM kept").trim(),
+        "7"
+    );
+    let app = api.get("/api/v1/applications/lab-move-fail").await;
+    assert_eq!(app["deployed"]["state"], "running", "{app}");
+    let left = superuser(
+        DEVICE,
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname = 'hl_lab_move_fail' UNION ALL SELECT count(*) FROM pg_roles WHERE rolname = 'hl_lab_move_fail'",
+    );
+    assert_eq!(left.trim(), "0\n0", "what the failed move made is dropped");
+    for slug in slugs {
+        let (status, body) = api
+            .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    clean(DEVICE, &slugs);
+}

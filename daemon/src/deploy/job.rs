@@ -32,6 +32,8 @@ pub(super) struct Job {
     flexible_ports: Vec<String>,
     /// Reachable by address only: no name, no HTTPS through the proxy.
     by_address: bool,
+    /// The owner asked for the app's own database container, not the shared one.
+    own_database: bool,
 }
 
 impl Deployer {
@@ -84,6 +86,7 @@ impl Deployer {
             device_id: Some(device.id),
             settings: settings.clone(),
             by_address: req.by_address,
+            own_database: req.own_database,
         })
         .unwrap_or_else(|_| "{}".into());
         let id = self
@@ -116,6 +119,7 @@ impl Deployer {
             settings,
             flexible_ports,
             by_address: req.by_address,
+            own_database: req.own_database,
         };
         self.spawn_job(guard, job);
         Ok(Started::New(id))
@@ -152,10 +156,10 @@ impl Deployer {
         let slug = job.recipe.manifest.slug.clone();
         let name = job.recipe.manifest.name.clone();
         let update = job.kind == "update";
-        let outcome = if update {
-            self.update_steps(&job).await
-        } else {
-            self.deploy_steps(&job).await
+        let outcome = match job.kind {
+            "update" => self.update_steps(&job).await,
+            "move-db" => self.move_steps(&job).await,
+            _ => self.deploy_steps(&job).await,
         };
         match outcome {
             Ok(url) => {
@@ -168,7 +172,15 @@ impl Deployer {
                 )
                 .await;
                 tracing::info!(deployment = job.id, app = %slug, kind = job.kind, url = %url, secs = started.elapsed().as_secs_f64(), "deployment finished");
-                let (action, what) = if update {
+                let (action, what) = if job.kind == "move-db" {
+                    (
+                        "app.move_database",
+                        format!(
+                            "Moved {name}'s data into the shared database on {}",
+                            job.device.name
+                        ),
+                    )
+                } else if update {
                     (
                         "app.update",
                         format!(
@@ -211,7 +223,11 @@ impl Deployer {
                 let _ = self.store.set_deployment_error(job.id, msg.clone()).await;
                 self.progress(job.id, &slug, DeploymentState::Failed, 100, msg.clone())
                     .await;
-                let verb = if update { "Updating" } else { "Deploying" };
+                let verb = match job.kind {
+                    "update" => "Updating",
+                    "move-db" => "Moving the data of",
+                    _ => "Deploying",
+                };
                 self.audit(
                     "app.deploy_failed",
                     format!("{verb} {name} on {} failed: {msg}", job.device.name),
@@ -272,7 +288,10 @@ impl Deployer {
         let mut values = settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         fill_box_values(device, recipe, &mut values).await?;
-        let db_plan = self.plan_database(recipe, kept_data, device.id).await?;
+        let db_plan = match job.own_database {
+            true => super::pooling::DbPlan::Own,
+            false => self.plan_database(recipe, kept_data, device.id).await?,
+        };
         let pool_override = self
             .prepare_database(&remote, id, recipe, &db_plan, &mut values, true)
             .await?;
@@ -527,6 +546,7 @@ impl Deployer {
                     device_id: Some(device.id),
                     settings: settings.clone(),
                     by_address: !named,
+                    own_database: false,
                 })
                 .unwrap_or_else(|_| "{}".into()),
                 compose: String::new(),
@@ -545,6 +565,73 @@ impl Deployer {
             // An update keeps the app where it is, on the ports it has, with its name.
             flexible_ports: Vec::new(),
             by_address: !named,
+            own_database: false,
+        };
+        self.spawn_job(guard, job);
+        Ok(id)
+    }
+
+    /// Starts "Move to the shared database" for an app that runs with its own database
+    /// container: a job like an update, with its own progress, journal and rollback.
+    pub async fn move_to_shared(self: &Arc<Self>, slug: &str) -> Result<i64, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        let app = self.deployed(slug).await?;
+        crate::pool::can_pool(&recipe).map_err(DeployError::CannotShare)?;
+        if self
+            .store
+            .shared_database_of(slug.to_string())
+            .await?
+            .is_some_and(|r| r.device_id == app.device_id)
+        {
+            return Err(DeployError::CannotShare(format!(
+                "{} already keeps its data in the shared database.",
+                recipe.manifest.name
+            )));
+        }
+        let guard = self.claim(slug, &recipe.manifest.name)?;
+        let device = self.app_device(&app).await?;
+        let named = self.store.name_of(slug.to_string()).await?.is_some();
+        let settings: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
+        let id = self
+            .store
+            .new_deployment(DeploymentRow {
+                id: 0,
+                slug: slug.to_string(),
+                kind: "move-db".into(),
+                device_id: device.id,
+                device_name: device.name.clone(),
+                state: DeploymentState::Validating,
+                progress: 0,
+                message: format!(
+                    "Moving {}'s data into the shared database…",
+                    recipe.manifest.name
+                ),
+                error: None,
+                placement: "[]".into(),
+                request: serde_json::to_string(&DeployRequest {
+                    device_id: Some(device.id),
+                    settings: settings.clone(),
+                    by_address: !named,
+                    own_database: false,
+                })
+                .unwrap_or_else(|_| "{}".into()),
+                compose: String::new(),
+                env_keys: "[]".into(),
+                started_at: 0,
+                finished_at: None,
+                state_at: 0,
+            })
+            .await?;
+        let job = Job {
+            id,
+            kind: "move-db",
+            recipe,
+            device,
+            settings,
+            flexible_ports: Vec::new(),
+            by_address: !named,
+            own_database: false,
         };
         self.spawn_job(guard, job);
         Ok(id)
@@ -670,6 +757,131 @@ impl Deployer {
             .await?;
         self.finish_steps(id).await?;
         Ok(url)
+    }
+
+    /// "Move to the shared database": the app's database made in the shared instance, the
+    /// app's clients stopped, its data copied over on the device, the app switched to it and
+    /// checked; on failure everything returns to its own database container (which is only
+    /// removed once the app answers on the shared one; its data volume stays).
+    async fn move_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let app = self.deployed(slug).await?;
+        let dir = app.app_dir.clone();
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+        if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
+            return Err(DeployError::ComposeGone(device.name.clone()));
+        }
+        let engine = crate::pool::can_pool(recipe).map_err(DeployError::CannotShare)?;
+        let mut values = job.settings.clone();
+        self.fill_secrets(id, recipe, &mut values).await?;
+        fill_box_values(device, recipe, &mut values).await?;
+        let name = match job.by_address {
+            true => None,
+            false => self.store.name_of(slug.to_string()).await?,
+        };
+        if let Some(n) = &name {
+            values.extend(render::named_values(&n.name));
+        }
+        // Where the data is now: the app's own database container, and the names it uses.
+        let source = self.own_database(&remote, recipe, &project).await?;
+        let plan = super::pooling::DbPlan::Shared(engine);
+        let pool_override = self
+            .prepare_database(&remote, id, recipe, &plan, &mut values, true)
+            .await?;
+        self.step(
+            id,
+            "files",
+            &Undo::RestoreOwnDatabase {
+                dir: dir.clone(),
+                project: project.clone(),
+            },
+        )
+        .await?;
+        remote
+            .copy_file(&dir, "compose.yaml", "compose.yaml.previous")
+            .await?;
+        remote
+            .copy_file(&dir, "app.env", "app.env.previous")
+            .await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Preparing,
+            40,
+            format!(
+                "Copying {}'s data into the shared {}…",
+                m.name,
+                engine.words()
+            ),
+        )
+        .await;
+        // Nothing may write while the copy is made.
+        let clients = recipe.database_clients();
+        let mut stop: Vec<&str> = vec!["stop"];
+        stop.extend(clients.iter().map(String::as_str));
+        remote
+            .compose(
+                "Stop the app while its data is copied",
+                &dir,
+                &project,
+                &stop,
+            )
+            .await?;
+        self.copy_to_shared(&remote, recipe, engine, &source)
+            .await?;
+        self.write_files(
+            &remote,
+            id,
+            recipe,
+            &dir,
+            &values,
+            name.is_some(),
+            &pool_override,
+        )
+        .await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Starting,
+            70,
+            format!("Starting {} on the shared {}…", m.name, engine.words()),
+        )
+        .await;
+        // Not `--remove-orphans`: the own database container stays until the app answers.
+        let out = remote
+            .compose(
+                "Start the app on the shared database",
+                &dir,
+                &project,
+                &["up", "-d", "--no-build"],
+            )
+            .await?;
+        if !out.success() {
+            return Err(DeployError::StartFailed {
+                what: m.name.clone(),
+                device: device.name.clone(),
+                detail: super::last_lines(&out.stderr_text(), 6),
+            });
+        }
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Configuring,
+            95,
+            "Removing its own database container…".into(),
+        )
+        .await;
+        remote.remove_container(&source.container).await?;
+        self.store
+            .set_app_state(slug.into(), RunState::Running, String::new())
+            .await?;
+        self.finish_steps(id).await?;
+        Ok(app.url)
     }
 
     async fn pull_images(

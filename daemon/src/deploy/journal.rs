@@ -38,6 +38,12 @@ pub(super) enum Undo {
     RemoveRoute {
         slug: String,
     },
+    /// "Move to the shared database" switched the app's files: the previous ones come back
+    /// (its own database again) and it starts as before.
+    RestoreOwnDatabase {
+        dir: String,
+        project: String,
+    },
     /// The device's shared database instance was started: removed again while no database
     /// is in it.
     RemoveSharedDb {
@@ -173,6 +179,7 @@ impl Deployer {
                 | Undo::RestoreCompose { .. }
                 | Undo::RemoveProxy { .. }
                 | Undo::RemoveSharedDb { .. }
+                | Undo::RestoreOwnDatabase { .. }
                 | Undo::DropSharedDatabase { .. }
                 | Undo::RemoveRoute { .. } => {
                     if remote.is_none() {
@@ -207,6 +214,19 @@ impl Deployer {
                         }
                         Undo::RemoveProxy { .. } => {
                             self.remove_proxy_if_idle(r, Some(d.id)).await?
+                        }
+                        Undo::RestoreOwnDatabase { dir, project } => {
+                            r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
+                                .await?;
+                            r.copy_file(dir, "app.env.previous", "app.env").await?;
+                            r.remove_file(dir, "compose.pool.yaml").await?;
+                            r.compose_up(
+                                "Start the app on its own database again",
+                                dir,
+                                project,
+                                "the app with its own database",
+                            )
+                            .await?;
                         }
                         Undo::RemoveSharedDb { engine, .. } => {
                             self.remove_shared_db_if_idle(r, *engine, false).await?;

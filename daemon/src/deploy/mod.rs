@@ -322,6 +322,18 @@ pub enum DeployError {
         engine: crate::pool::Engine,
         device: String,
     },
+    /// "Move to the shared database" asked of an app that cannot or need not.
+    #[error("{0}")]
+    CannotShare(String),
+    #[error(
+        "Copying {app}'s data into the shared {engine} failed, so it keeps its own database, as before. {why}"
+    )]
+    CopyToSharedFailed {
+        app: String,
+        engine: crate::pool::Engine,
+        why: String,
+        detail: String,
+    },
 }
 
 /// What went wrong talking to a device, in the owner's words: the sentence after its name.
@@ -408,6 +420,7 @@ impl DeployError {
             | DeployError::StartFailed { detail, .. }
             | DeployError::ProxyRefused { detail, .. }
             | DeployError::SharedDbRefused { detail, .. }
+            | DeployError::CopyToSharedFailed { detail, .. }
                 if !detail.is_empty() =>
             {
                 Some(detail.clone())
@@ -461,6 +474,10 @@ pub struct DeployRequest {
     /// when another program holds the device's ports 80 and 443).
     #[serde(default)]
     pub by_address: bool,
+    /// Keep the app's own database container instead of a database in the device's shared
+    /// one (Advanced mode's choice; "Move to the shared database" can change it later).
+    #[serde(default)]
+    pub own_database: bool,
 }
 
 /// How a deploy request was answered.

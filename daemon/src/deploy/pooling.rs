@@ -138,6 +138,33 @@ impl Remote {
             .map_err(|e| self.docker_lost(e))
     }
 
+    /// Removes one container (already gone is fine).
+    pub(super) async fn remove_container(&self, id: &str) -> Result<(), DeployError> {
+        crate::docker::project::remove_container(&self.docker, id)
+            .await
+            .map_err(|e| self.docker_lost(e))
+    }
+
+    /// Deletes a file in a folder (already gone is fine).
+    pub(super) async fn remove_file(&self, dir: &str, file: &str) -> Result<(), DeployError> {
+        let out = self
+            .run(
+                &format!("Remove {file}"),
+                crate::ssh::RemoteCommand::script("rm -f -- \"$1/$2\"", [dir, file]),
+                None,
+                Duration::from_secs(30),
+            )
+            .await?;
+        match out.success() {
+            true => Ok(()),
+            false => Err(DeployError::FilesNotWritten {
+                dir: dir.to_string(),
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            }),
+        }
+    }
+
     /// Whether the instance accepts connections on its network address.
     pub(super) async fn db_ready(&self, engine: Engine) -> bool {
         crate::docker::exec::run(
@@ -157,6 +184,25 @@ impl Remote {
 
 /// The instance's files script (see the script's header).
 const WRITE_POOL: &str = include_str!("write_pool.sh");
+/// The copy of an app's own database into the shared one (see the script's header).
+const MOVE_DB: &str = include_str!("move_db.sh");
+/// A copy may take a while for a big database; a stuck one must still end.
+const COPY_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// An app's own database container, and the database and user its app uses in it.
+pub(super) struct OwnDb {
+    pub container: String,
+    pub database: String,
+    pub user: String,
+}
+
+/// The default a recipe's Compose file gives a variable (`${NAME:-default}`), if any.
+fn compose_default(recipe: &Recipe, var: &str) -> Option<String> {
+    let text = &recipe.compose_text;
+    let start = text.find(&format!("${{{var}:-"))? + var.len() + 4;
+    let end = text[start..].find('}')? + start;
+    Some(text[start..end].to_string())
+}
 
 impl Deployer {
     /// Where the app's database lives for a new deploy: in the device's shared instance when
@@ -656,6 +702,97 @@ impl Deployer {
     fn forget_pool_memory(&self, device_id: i64, engine: Engine) {
         let mut m = self.pool_memory.lock().unwrap_or_else(|e| e.into_inner());
         m.remove(&(device_id, engine));
+    }
+
+    /// The app's own database container (running), and the database and user its app was
+    /// given by the recipe's defaults.
+    pub(super) async fn own_database(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        project: &str,
+    ) -> Result<OwnDb, DeployError> {
+        let m = &recipe.manifest;
+        let db = m
+            .database
+            .as_ref()
+            .ok_or_else(|| DeployError::CannotShare(format!("{} has no database.", m.name)))?;
+        let container = remote
+            .project_containers(project)
+            .await?
+            .into_iter()
+            .find(|c| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    .is_some_and(|s| *s == db.service)
+                    && c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running")
+            })
+            .and_then(|c| c.id)
+            .ok_or_else(|| {
+                DeployError::CannotShare(format!(
+                    "{}'s own database is not running, so there is nothing to move. Start the app first.",
+                    m.name
+                ))
+            })?;
+        let known = |var: &str| compose_default(recipe, var);
+        match (known(&db.env.name), known(&db.env.user)) {
+            (Some(database), Some(user)) => Ok(OwnDb {
+                container,
+                database,
+                user,
+            }),
+            _ => Err(DeployError::CannotShare(format!(
+                "{}'s recipe does not say which database its own container holds, so Homelab cannot move it.",
+                m.name
+            ))),
+        }
+    }
+
+    /// Copies the app's own database into its database in the shared instance, on the device.
+    pub(super) async fn copy_to_shared(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        engine: Engine,
+        source: &OwnDb,
+    ) -> Result<(), DeployError> {
+        let target = pool::database_name(&recipe.manifest.slug).unwrap_or_default();
+        let out = remote
+            .run(
+                "Copy the app's data into the shared database",
+                crate::ssh::RemoteCommand::script(
+                    MOVE_DB,
+                    [
+                        engine.as_str(),
+                        remote.device.docker_socket.as_str(),
+                        source.container.as_str(),
+                        source.database.as_str(),
+                        source.user.as_str(),
+                        engine.project(),
+                        target.as_str(),
+                    ],
+                ),
+                None,
+                COPY_TIMEOUT,
+            )
+            .await?;
+        let said = out.stdout_text();
+        if out.success() && said.trim() == "copied" {
+            return Ok(());
+        }
+        let why = match said.trim() {
+            "dump-failed" => "Its own database could not be read.",
+            _ => {
+                "The shared database did not take it all (something in it needs more rights than an app gets)."
+            }
+        };
+        Err(DeployError::CopyToSharedFailed {
+            app: recipe.manifest.name.clone(),
+            engine,
+            why: why.to_string(),
+            detail: super::last_lines(&out.stderr_text(), 6),
+        })
     }
 
     /// The databases recorded in a device's instance (of installed apps, and kept ones).

@@ -204,7 +204,9 @@ impl From<crate::deploy::DeployError> for WebError {
             | D::NoNameAddress { .. }
             | D::SharedDbNotReady { .. }
             | D::SharedDbRefused { .. }
-            | D::SharedDbInUse { .. } => WebError::new(
+            | D::SharedDbInUse { .. }
+            | D::CannotShare(_)
+            | D::CopyToSharedFailed { .. } => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "cannot_deploy",
                 e.to_string(),

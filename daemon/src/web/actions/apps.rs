@@ -33,6 +33,14 @@ pub async fn update(state: &AppState, slug: &str) -> Result<i64, WebError> {
     Ok(state.deployer.update(slug).await?)
 }
 
+/// Starts "Move to the shared database" (the job audits its outcome); returns its deployment.
+pub async fn move_to_shared(state: &AppState, slug: &str) -> Result<i64, WebError> {
+    Ok(state.deployer.move_to_shared(slug).await?)
+}
+
+/// The app action that moves its data into the device's shared database.
+pub const MOVE_TO_SHARED: &str = "move-to-shared";
+
 /// Starts, stops or restarts an app; audited and announced. Returns what was done, in words.
 pub async fn lifecycle(
     state: &AppState,

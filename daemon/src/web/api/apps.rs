@@ -156,11 +156,16 @@ pub async fn action(
     if action == "update" {
         return Ok(accepted(actions::apps::update(&state, &slug).await?));
     }
+    if action == actions::apps::MOVE_TO_SHARED {
+        return Ok(accepted(
+            actions::apps::move_to_shared(&state, &slug).await?,
+        ));
+    }
     let action = Lifecycle::parse(&action).ok_or_else(|| {
         WebError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "Unknown action; use start, stop, restart or update.",
+            "Unknown action; use start, stop, restart, update or move-to-shared.",
         )
     })?;
     let message = actions::apps::lifecycle(&state, &ctx, &slug, action).await?;

@@ -172,6 +172,8 @@ pub struct Deployed {
     pub database: Option<String>,
     /// The shared database it uses has stopped: (device id, engine) for "Restart".
     pub restart_shared: Option<(i64, &'static str)>,
+    /// It runs its own database container but could use the shared one.
+    pub can_move_to_shared: bool,
 }
 
 /// An app's name as its page shows it.
@@ -311,9 +313,13 @@ pub async fn show(
             let restart_shared = shared
                 .filter(|e| a.message == crate::pool::stopped_message(*e))
                 .map(|e| (a.device_id, e.as_str()));
+            let can_move_to_shared = shared.is_none()
+                && r.manifest.database.is_some()
+                && crate::pool::can_pool(r).is_ok();
             Some(Deployed {
                 database,
                 restart_shared,
+                can_move_to_shared,
                 state: a.state.to_string(),
                 state_label,
                 badge,

@@ -311,6 +311,14 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
 /// The page heading for where a deployment got to.
 fn heading(d: &DeploymentRow, app: &str) -> String {
     let device = &d.device_name;
+    if d.kind == "move-db" {
+        return match d.state {
+            DeploymentState::Running => format!("{app} now keeps its data in the shared database"),
+            DeploymentState::RolledBack => format!("{app} keeps its own database"),
+            s if s.went_wrong() => format!("Moving {app}'s data on {device} failed"),
+            _ => format!("Moving {app}'s data into the shared database on {device}"),
+        };
+    }
     let update = d.kind == "update";
     match (d.state, update) {
         (DeploymentState::Running, false) => format!("{app} is running on {device}"),
@@ -370,6 +378,10 @@ pub async fn action(
 ) -> Result<Response, WebError> {
     if action == "update" {
         let id = actions::apps::update(&state, &slug).await?;
+        return go_to(&ctx, &format!("/deployments/{id}"));
+    }
+    if action == actions::apps::MOVE_TO_SHARED {
+        let id = actions::apps::move_to_shared(&state, &slug).await?;
         return go_to(&ctx, &format!("/deployments/{id}"));
     }
     let action = Lifecycle::parse(&action).ok_or_else(WebError::not_found)?;
