@@ -220,6 +220,7 @@ pub fn compose(engine: Engine, dir: &str, ram_mb: i64) -> String {
          \x20   volumes:\n\
          \x20     - {data}\n\
          \x20     - {secret}\n\
+         {client}\
          \x20   logging:\n\
          \x20     driver: json-file\n\
          \x20     options:\n\
@@ -243,6 +244,17 @@ pub fn compose(engine: Engine, dir: &str, ram_mb: i64) -> String {
         secret = q(&format!(
             "{dir}/{SUPERUSER_FILE}:{SUPERUSER_IN_CONTAINER}:ro"
         )),
+        // MariaDB's own tools read the superuser's password from a client settings file.
+        client = match engine {
+            Engine::Mariadb => format!(
+                "      - {}\n",
+                q(&format!(
+                    "{dir}/client.cnf:{}:ro",
+                    sql::CLIENT_CNF_IN_CONTAINER
+                ))
+            ),
+            Engine::Postgres => String::new(),
+        },
         network = engine.network(),
         volume = engine.volume(),
     )
@@ -394,6 +406,10 @@ mod tests {
         );
         let small = compose(Engine::Mariadb, "/opt/shared-mariadb", 1024);
         assert!(small.contains("--innodb-buffer-pool-size=64M"), "{small}");
+        assert!(
+            small.contains("/opt/shared-mariadb/client.cnf:/run/homelab/client.cnf:ro"),
+            "{small}"
+        );
     }
 
     #[test]
