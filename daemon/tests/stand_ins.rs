@@ -416,6 +416,31 @@ async fn every_catalog_recipe_installs_and_behaves_on_its_stand_in() {
             .await;
         assert_eq!(status, 200, "remove {slug}: {body}");
     }
+    // With their apps gone, the shared databases (Nextcloud's MariaDB, Paperless-ngx's
+    // PostgreSQL) are offered for removal, and go when the owner says so.
+    let mut removed = Vec::new();
+    for id in ids.values() {
+        let list = b
+            .api
+            .get(&format!("/api/v1/devices/{id}/shared-databases"))
+            .await;
+        for i in list["shared_databases"].as_array().unwrap() {
+            assert_eq!(i["removable"], true, "no app uses it any more: {i}");
+            let engine = i["engine"].as_str().unwrap();
+            let (status, body) = b
+                .api
+                .delete(&format!("/api/v1/devices/{id}/shared-databases/{engine}"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            removed.push(engine.to_string());
+        }
+    }
+    removed.sort();
+    assert_eq!(
+        removed,
+        ["mariadb", "postgres"],
+        "Nextcloud and Paperless-ngx shared theirs"
+    );
     lab::exec(adguard_device, &["docker", "rm", "-f", resolver]);
     eprintln!("stand-ins: done after {:?}", started.elapsed());
 }
