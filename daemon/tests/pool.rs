@@ -84,7 +84,14 @@ fn app_env(device: &str, slug: &str) -> std::collections::BTreeMap<String, Strin
     );
     let raw = lab::exec(
         device,
-        &["docker", "exec", name.trim(), "/bin/busybox", "cat", "/proc/1/environ"],
+        &[
+            "docker",
+            "exec",
+            name.trim(),
+            "/bin/busybox",
+            "cat",
+            "/proc/1/environ",
+        ],
     );
     raw.split('\0')
         .filter_map(|kv| kv.split_once('='))
@@ -292,6 +299,27 @@ fn password_of(device: &str, slug: &str) -> String {
     pw
 }
 
+/// The figures a deployment's "What I did" records, for the benchmark report (printed; the
+/// goals are checked by reading them, not by this test).
+fn report(label: &str, d: &Value) {
+    let millis = |part: &str| -> i64 {
+        d["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["what"].as_str().unwrap_or("").contains(part))
+            .map(|a| a["millis"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    eprintln!(
+        "pool figures: {label}: provisioning {} ms (check {} ms), instance start {} ms, whole deploy {} s",
+        millis("Make the app's database"),
+        millis("Is the app's database there"),
+        millis("Start the shared"),
+        d["finished_at"].as_i64().unwrap_or(0) - d["started_at"].as_i64().unwrap_or(0),
+    );
+}
+
 fn steps(d: &Value) -> Vec<String> {
     d["steps"]
         .as_array()
@@ -331,7 +359,12 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
         ));
     }
     assert!(
-        lab::exec_ok(DEVICE, &["docker", "image", "inspect", PG_IMAGE]),
+        !lab::exec(
+            DEVICE,
+            &["docker", "image", "inspect", "-f", "{{.Id}}", PG_IMAGE]
+        )
+        .trim()
+        .is_empty(),
         "the lab's PostgreSQL image is missing: run lab/lab up"
     );
     let mut opts = Options::new("pool-pg");
@@ -376,6 +409,8 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
         ["secrets", "database", "files", "containers", "record"],
         "{b}"
     );
+    report("first pooled app (starts the instance)", &a);
+    report("second pooled app", &b);
     let argv = sampler.finish();
     assert_eq!(
         instance_containers(DEVICE, "postgres").len(),
@@ -531,6 +566,7 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
         )
         .await;
     assert_eq!(v["state"], "running", "{v}");
+    report("app with its own database container", &v);
     let own_db = lab::exec(
         DEVICE,
         &[
@@ -688,7 +724,12 @@ async fn apps_share_one_mariadb_with_a_database_each() {
         ));
     }
     assert!(
-        lab::exec_ok(DEVICE, &["docker", "image", "inspect", MARIA_IMAGE]),
+        !lab::exec(
+            DEVICE,
+            &["docker", "image", "inspect", "-f", "{{.Id}}", MARIA_IMAGE]
+        )
+        .trim()
+        .is_empty(),
         "the lab's MariaDB image is missing: run lab/lab up"
     );
     let mut opts = Options::new("pool-maria");
