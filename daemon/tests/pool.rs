@@ -274,7 +274,7 @@ impl ArgvSampler {
                         }
                     }
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(25));
             }
         });
         ArgvSampler {
@@ -527,14 +527,11 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
         "hl_lab_pg_a|f|f|f\nhl_lab_pg_b|f|f|f",
         "{roles}"
     );
-    // The setting with SQL in it changed nothing but the app's own setting.
-    assert!(
-        superuser(
-            DEVICE,
-            "postgres",
-            "SELECT datname FROM pg_database WHERE datname = 'hl_lab_pg_a'"
-        )
-        .contains("hl_lab_pg_a")
+    // A setting with SQL in it reaches the app as text, byte for byte (settings never reach
+    // SQL: names come from the slug only).
+    assert_eq!(
+        app_env(DEVICE, "lab-pg-b")["GREETING"],
+        "x'; DROP DATABASE hl_lab_pg_a; --"
     );
 
     // 3. A failed deploy drops exactly what it made; the instance and the others stay.
@@ -645,6 +642,20 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
         "data survived the restart: {out}"
     );
 
+    // A compromised app plants a function where the superuser would find it first when
+    // Homelab provisions its database again: the superuser's search path ignores it.
+    let (ok, out) = connect(
+        DEVICE,
+        "postgres",
+        "hl_lab_pg_a",
+        &pw_a,
+        "hl_lab_pg_a",
+        "ALTER DATABASE hl_lab_pg_a SET search_path = public, pg_catalog; \
+         CREATE FUNCTION public.string_to_array(text, text) RETURNS text[] LANGUAGE plpgsql \
+         AS $$ BEGIN EXECUTE 'ALTER ROLE hl_lab_pg_a SUPERUSER'; RETURN ARRAY[]::text[]; END $$",
+    );
+    assert!(ok, "the app may do this in its own database: {out}");
+
     // 6. Removed keeping data: the database stays and comes back with a redeploy.
     let (status, body) = api.delete("/api/v1/applications/lab-pg-a").await;
     assert_eq!(status, 200, "{body}");
@@ -667,6 +678,16 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
     assert!(
         ok && out.contains("kept"),
         "the kept database is used again: {out}"
+    );
+    assert_eq!(
+        superuser(
+            DEVICE,
+            "postgres",
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'hl_lab_pg_a'"
+        )
+        .trim(),
+        "f",
+        "the planted function never ran as the superuser"
     );
 
     // 7. Removed with its data: database and login dropped. The last one leaves the instance
@@ -798,13 +819,20 @@ async fn apps_share_one_mariadb_with_a_database_each() {
         !ok && out.contains("Access denied"),
         "B cannot reach the server's own: {out}"
     );
+    // (The client's batch mode shows the escaping backslash doubled.)
+    // Exactly: nothing on the server but USAGE, everything on its own database only, with
+    // `_` escaped (a bare `_` in a GRANT would also match hl_labxmaria_b and the like).
     let grants = superuser(DEVICE, "mariadb", "SHOW GRANTS FOR 'hl_lab_maria_b'@'%'");
+    let lines: Vec<&str> = grants.lines().collect();
+    assert_eq!(lines.len(), 2, "two grants");
     assert!(
-        grants.contains("ON `hl_lab_maria_b`.*") && !grants.contains("ON *.* TO")
-            || grants.contains("GRANT USAGE ON *.*"),
-        "{grants}"
+        lines[0].starts_with("GRANT USAGE ON *.* TO `hl_lab_maria_b`@`%`"),
+        "the server: USAGE only"
     );
-    assert!(!grants.contains("WITH GRANT OPTION"), "{grants}");
+    assert_eq!(
+        lines[1], "GRANT ALL PRIVILEGES ON `hl\\\\_lab\\\\_maria\\\\_b`.* TO `hl_lab_maria_b`@`%`",
+        "its own database only"
+    );
     for slug in slugs {
         let (status, body) = api
             .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))

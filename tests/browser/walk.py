@@ -428,7 +428,7 @@ def main():
                 w.shot("08b2-dashboard-with-app")
                 page.goto(deploy_url)
                 page.click("text=Manage Vaultwarden")
-                expect(page.locator("#app-status .badge-online")).to_have_text("Running")
+                expect(page.locator("#app-status > h2 .badge-online")).to_have_text("Running")
                 w.shot("08c-app-running")
                 page.once("dialog", lambda d: d.accept())
                 page.check("#delete-data")

@@ -166,6 +166,11 @@ pub struct Database {
     /// app whose needs the shared instance cannot meet keeps its own database.
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// The app copies its database settings into its own configuration when it installs
+    /// (Nextcloud's config.php), so changing them later does not move it: such an app can
+    /// share the device's database from its first install, but cannot be moved there.
+    #[serde(default)]
+    pub settings_fixed_at_install: bool,
     /// Which variables receive the connection details (the pooling feature fills them).
     pub env: DatabaseEnv,
 }

@@ -100,6 +100,8 @@ impl Deployer {
         let started = Instant::now();
         let timeout = self.health_timeout(recipe);
         let mut last = String::from("no answer yet");
+        // Services not started with these values are not part of the app.
+        let inactive = render::inactive_services(recipe, values);
         loop {
             // The containers' state (from the device) and the app's answer (from here) are
             // asked together; a stopped container wins over whatever the port said.
@@ -126,11 +128,18 @@ impl Deployer {
                 }
                 .into());
             }
+            let service_of = |c: &crate::docker::project::ContainerSummary| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    .cloned()
+                    .unwrap_or_default()
+            };
             if let Some(bad) = containers.iter().find(|c| {
                 matches!(
                     c.state.as_ref().map(|s| s.to_string()).as_deref(),
                     Some("exited" | "dead" | "restarting")
-                )
+                ) && !inactive.contains(&service_of(c))
             }) {
                 let svc = bad
                     .labels

@@ -576,12 +576,20 @@ impl Deployer {
     pub async fn move_to_shared(self: &Arc<Self>, slug: &str) -> Result<i64, DeployError> {
         let recipe = self.recipe(slug)?.clone();
         let app = self.deployed(slug).await?;
-        crate::pool::can_pool(&recipe).map_err(DeployError::CannotShare)?;
+        crate::pool::movable(&recipe).map_err(DeployError::CannotShare)?;
+        // The move writes the catalog's files: it must be the version that runs (an update
+        // has its own checks, and comes first).
+        if app.version != recipe.manifest.version || app.compose != recipe.compose_text {
+            return Err(DeployError::CannotShare(format!(
+                "Update {} to version {} first; then move its data.",
+                recipe.manifest.name, recipe.manifest.version
+            )));
+        }
         if self
             .store
-            .shared_database_of(slug.to_string())
+            .shared_database_of(slug.to_string(), app.device_id)
             .await?
-            .is_some_and(|r| r.device_id == app.device_id)
+            .is_some()
         {
             return Err(DeployError::CannotShare(format!(
                 "{} already keeps its data in the shared database.",
@@ -671,7 +679,7 @@ impl Deployer {
             values.extend(render::named_values(&n.name));
         }
         // The database stays where it is: shared, or the app's own container.
-        let db_plan = self.current_database(recipe).await?;
+        let db_plan = self.current_database(recipe, device.id).await?;
         let pool_override = self
             .prepare_database(&remote, id, recipe, &db_plan, &mut values, false)
             .await?;
@@ -774,7 +782,7 @@ impl Deployer {
         if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
             return Err(DeployError::ComposeGone(device.name.clone()));
         }
-        let engine = crate::pool::can_pool(recipe).map_err(DeployError::CannotShare)?;
+        let engine = crate::pool::movable(recipe).map_err(DeployError::CannotShare)?;
         let mut values = job.settings.clone();
         self.fill_secrets(id, recipe, &mut values).await?;
         fill_box_values(device, recipe, &mut values).await?;
@@ -832,6 +840,22 @@ impl Deployer {
             .await?;
         self.copy_to_shared(&remote, recipe, engine, &source)
             .await?;
+        // Its own database stops too, so the check below proves the app uses the shared one
+        // (an app still pointed at the old one fails it). Undoing starts it again.
+        let own_service = recipe
+            .manifest
+            .database
+            .as_ref()
+            .map(|d| d.service.clone())
+            .unwrap_or_default();
+        remote
+            .compose(
+                "Stop its own database",
+                &dir,
+                &project,
+                &["stop", own_service.as_str()],
+            )
+            .await?;
         self.write_files(
             &remote,
             id,
@@ -876,11 +900,15 @@ impl Deployer {
             "Removing its own database container…".into(),
         )
         .await;
-        remote.remove_container(&source.container).await?;
         self.store
             .set_app_state(slug.into(), RunState::Running, String::new())
             .await?;
         self.finish_steps(id).await?;
+        // Only now, and best effort: the move is done; a container left behind is only that
+        // (its data volume stays either way).
+        if let Err(e) = remote.remove_container(&source.container).await {
+            tracing::warn!(app = %slug, error = %e, "could not remove the old database container");
+        }
         Ok(app.url)
     }
 

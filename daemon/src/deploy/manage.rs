@@ -208,9 +208,12 @@ impl Deployer {
         self.remove_proxy_if_idle(&remote, None).await?;
         // Its database in the shared instance is data too: kept with it (and its login, whose
         // password is one of the app's secrets), or dropped with it.
-        let shared = self.store.shared_database_of(slug.into()).await?;
+        let shared = self
+            .store
+            .shared_database_of(slug.into(), device.id)
+            .await?;
         let mut shared_engine = None;
-        if let Some(row) = shared.filter(|r| r.device_id == device.id)
+        if let Some(row) = shared
             && let Some(engine) = crate::pool::Engine::parse(&row.engine)
         {
             if delete_data {

@@ -517,6 +517,9 @@ pub struct Deployer {
     /// The last memory read of each shared instance, in bytes (for "Sharing databases
     /// saves…"; bounded by the devices, two engines each).
     pool_memory: std::sync::Mutex<BTreeMap<(i64, crate::pool::Engine), u64>>,
+    /// The last live reading of each device's shared databases, for its page (bounded by the
+    /// devices).
+    shared_view: std::sync::Mutex<BTreeMap<i64, (std::time::Instant, Vec<SharedInstance>)>>,
 }
 
 /// One async lock per key, made on first use (keys are bounded by the devices).
@@ -594,6 +597,7 @@ impl Deployer {
             proxy_locks: Default::default(),
             pool_locks: Default::default(),
             pool_memory: Default::default(),
+            shared_view: Default::default(),
         }
     }
 

@@ -21,6 +21,9 @@ const INSTANCE_READY: Duration = Duration::from_secs(120);
 const SQL_TIMEOUT: Duration = Duration::from_secs(120);
 /// What is kept of an exec's output (per stream).
 const SQL_OUTPUT: usize = 16 * 1024;
+/// How long a device page's reading of its shared databases is shown again (the page
+/// refreshes on every device event; sizes and memory change slowly).
+const SHARED_VIEW_FRESH: Duration = Duration::from_secs(20);
 
 /// A device's shared instance, as its page and the API show it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,6 +31,8 @@ pub struct SharedInstance {
     pub engine: Engine,
     /// "PostgreSQL" | "MariaDB"
     pub words: &'static str,
+    /// The device answered just now (else `running` is not known).
+    pub reachable: bool,
     pub running: bool,
     /// Installed apps whose database is in it: (slug, name).
     pub apps: Vec<(String, String)>,
@@ -131,6 +136,17 @@ impl Remote {
         self.files_written(dir, &out)
     }
 
+    /// Whether a volume exists on the device.
+    async fn volume_exists(&self, name: &str) -> Result<bool, DeployError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(self.docker_lost(e.into())),
+        }
+    }
+
     /// Removes the instance's data volume (already gone is fine).
     async fn remove_shared_volume(&self, engine: Engine) -> Result<(), DeployError> {
         crate::docker::project::remove_volume(&self.docker, engine.volume())
@@ -219,12 +235,12 @@ impl Deployer {
         }
         let earlier = self
             .store
-            .shared_database_of(recipe.manifest.slug.clone())
+            .shared_database_of(recipe.manifest.slug.clone(), device_id)
             .await?;
         match pool::can_pool(recipe) {
             Err(_) => Ok(DbPlan::Own),
             Ok(engine) => match earlier {
-                Some(row) if row.device_id == device_id => Ok(DbPlan::Shared(engine)),
+                Some(_) => Ok(DbPlan::Shared(engine)),
                 _ if kept_data => Ok(DbPlan::Own),
                 _ => Ok(DbPlan::Shared(engine)),
             },
@@ -232,10 +248,14 @@ impl Deployer {
     }
 
     /// The plan for an update: the app stays where its database is.
-    pub(super) async fn current_database(&self, recipe: &Recipe) -> Result<DbPlan, DeployError> {
+    pub(super) async fn current_database(
+        &self,
+        recipe: &Recipe,
+        device_id: i64,
+    ) -> Result<DbPlan, DeployError> {
         let row = self
             .store
-            .shared_database_of(recipe.manifest.slug.clone())
+            .shared_database_of(recipe.manifest.slug.clone(), device_id)
             .await?;
         Ok(match row.and_then(|r| Engine::parse(&r.engine)) {
             Some(engine) => DbPlan::Shared(engine),
@@ -276,6 +296,10 @@ impl Deployer {
             format!("Preparing its database in the shared {}…", engine.words()),
         )
         .await;
+        // Held until the app's database is recorded: a removal or a failed deploy's undo on
+        // the same device cannot take the instance away in between.
+        let lock = self.pool_lock(remote.device.id, engine);
+        let _held = lock.lock().await;
         self.ensure_instance(remote, id, engine).await?;
         let name = pool::database_name(slug).ok_or_else(|| DeployError::SharedDbRefused {
             engine,
@@ -287,21 +311,21 @@ impl Deployer {
             self.provision(remote, id, slug, engine, &name, &password, &db.extensions)
                 .await?;
         }
+        self.forget_shared_view(remote.device.id);
         values.extend(pool::connection_values(recipe, engine));
         Ok(pool::app_override(engine, &recipe.database_clients()))
     }
 
-    /// Starts the device's shared instance unless it already runs and answers, journalling
-    /// its removal (which happens only while no database is in it).
+    /// Starts the device's shared instance unless it already runs and answers (the caller
+    /// holds the device's pool lock: two deploys must not both create it). Its removal is
+    /// journalled only when this makes it new: an existing one (stopped, or slow after a
+    /// reboot) holds data and is only started again.
     async fn ensure_instance(
         &self,
         remote: &Remote,
         id: i64,
         engine: Engine,
     ) -> Result<(), DeployError> {
-        // One start per device and engine at a time: two deploys must not both create it.
-        let lock = self.pool_lock(remote.device.id, engine);
-        let _held = lock.lock().await;
         let t = Instant::now();
         if remote.db_ready(engine).await {
             remote
@@ -314,15 +338,17 @@ impl Deployer {
                 .await;
             return Ok(());
         }
-        self.step(
-            id,
-            "shared-database",
-            &Undo::RemoveSharedDb {
-                device_id: remote.device.id,
-                engine,
-            },
-        )
-        .await?;
+        if !remote.volume_exists(engine.volume()).await? {
+            self.step(
+                id,
+                "shared-database",
+                &Undo::RemoveSharedDb {
+                    device_id: remote.device.id,
+                    engine,
+                },
+            )
+            .await?;
+        }
         let superuser = self.superuser_password(remote.device.id, engine).await?;
         let dir = engine.dir(&self.config.apps_dir);
         let ram_mb = self.device_ram_mb(remote.device.id).await;
@@ -451,8 +477,11 @@ impl Deployer {
                     .project_containers(engine.project())
                     .await?
                     .is_empty()
+                    && !remote.volume_exists(engine.volume()).await?
                 {
-                    self.store.delete_shared_database(slug.into()).await?;
+                    self.store
+                        .delete_shared_database(slug.into(), remote.device.id)
+                        .await?;
                     return Ok(());
                 }
                 return Err(DeployError::SharedDbNotReady {
@@ -478,8 +507,11 @@ impl Deployer {
                 });
             }
         }
+        self.forget_shared_view(remote.device.id);
         if drop_database {
-            self.store.delete_shared_database(slug.into()).await?;
+            self.store
+                .delete_shared_database(slug.into(), remote.device.id)
+                .await?;
         }
         Ok(())
     }
@@ -506,7 +538,9 @@ impl Deployer {
             .remove_dir(&engine.dir(&self.config.apps_dir))
             .await?;
         for r in rows {
-            self.store.delete_shared_database(r.slug).await?;
+            self.store
+                .delete_shared_database(r.slug, remote.device.id)
+                .await?;
         }
         self.store
             .delete_secrets_of(engine.secret_owner(remote.device.id))
@@ -522,6 +556,18 @@ impl Deployer {
         live: bool,
     ) -> Result<Vec<SharedInstance>, DeployError> {
         let apps = self.store.apps().await?;
+        // A page refreshes on every device event: a recent reading is shown again rather
+        // than asking the device each time.
+        if live
+            && let Some((at, list)) = self
+                .shared_view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&device_id)
+            && at.elapsed() < SHARED_VIEW_FRESH
+        {
+            return Ok(list.clone());
+        }
         let remote = match (live, self.store.device(device_id).await?) {
             (true, Some(device)) => Remote::connect(&self.devices, device, None).await.ok(),
             _ => None,
@@ -578,7 +624,8 @@ impl Deployer {
             out.push(SharedInstance {
                 engine,
                 words: engine.words(),
-                running: running || (remote.is_none() && !rows.is_empty()),
+                reachable: remote.is_some(),
+                running,
                 removable: users.is_empty(),
                 apps: users,
                 kept,
@@ -586,7 +633,21 @@ impl Deployer {
                 memory_bytes,
             });
         }
+        if remote.is_some() {
+            self.shared_view
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(device_id, (Instant::now(), out.clone()));
+        }
         Ok(out)
+    }
+
+    /// Forgets the device's cached shared-database reading (after a change to them).
+    pub(super) fn forget_shared_view(&self, device_id: i64) {
+        self.shared_view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&device_id);
     }
 
     /// Starts a stopped shared instance again ("Restart" on a degraded app's page), then
@@ -628,6 +689,7 @@ impl Deployer {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+        self.forget_shared_view(device_id);
         self.reconcile().await;
         self.devices.check_soon(device.clone());
         Ok(format!(
@@ -658,6 +720,7 @@ impl Deployer {
         let remote = Remote::connect(&self.devices, device.clone(), None).await?;
         self.remove_shared_db_if_idle(&remote, engine, true).await?;
         self.forget_pool_memory(device_id, engine);
+        self.forget_shared_view(device_id);
         self.devices.check_soon(device.clone());
         Ok(format!(
             "The shared {} was removed from {}.",

@@ -275,22 +275,38 @@ pub fn web_port(recipe: &Recipe, values: &BTreeMap<String, String>) -> Option<u1
 }
 
 /// Every image the app uses, with variables filled in.
-pub fn images(recipe: &Recipe, values: &BTreeMap<String, String>) -> Vec<String> {
-    // As Compose does: a service under profiles runs only when one of them is active
-    // (a pooled app's own database is not started, so its image is not needed).
+/// The services Compose does not start with these values: as Compose does, a service under
+/// profiles runs only when one of them is active (`COMPOSE_PROFILES`). A pooled app's own
+/// database is one: its image is not needed, and a container of it left from before (a move
+/// to the shared database) is not part of the app.
+pub fn inactive_services(recipe: &Recipe, values: &BTreeMap<String, String>) -> Vec<String> {
     let active: Vec<&str> = values
         .get("COMPOSE_PROFILES")
         .map(|p| p.split(',').map(str::trim).collect())
         .unwrap_or_default();
+    recipe
+        .compose
+        .services
+        .0
+        .iter()
+        .filter(|(_, s)| {
+            s.as_ref().is_some_and(|s| {
+                !s.profiles.is_empty() && !s.profiles.iter().any(|p| active.contains(&p.as_str()))
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+pub fn images(recipe: &Recipe, values: &BTreeMap<String, String>) -> Vec<String> {
+    let inactive = inactive_services(recipe, values);
     let mut out: Vec<String> = recipe
         .compose
         .services
         .0
-        .values()
-        .flatten()
-        .filter(|s| {
-            s.profiles.is_empty() || s.profiles.iter().any(|p| active.contains(&p.as_str()))
-        })
+        .iter()
+        .filter(|(name, _)| !inactive.contains(name))
+        .filter_map(|(_, s)| s.as_ref())
         .filter_map(|s| s.image.as_deref())
         .filter_map(|i| crate::catalog::interpolate(i, values).ok())
         .collect();

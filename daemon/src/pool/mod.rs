@@ -27,7 +27,7 @@ const SUPERUSER_IN_CONTAINER: &str = "/run/homelab/superuser";
 /// "Restart the shared database").
 pub fn stopped_message(engine: Engine) -> String {
     format!(
-        "Degraded: the shared {} it keeps its data in has stopped.",
+        "Needs attention: the shared {} it keeps its data in has stopped.",
         engine.words()
     )
 }
@@ -217,6 +217,7 @@ pub fn compose(engine: Engine, dir: &str, ram_mb: i64) -> String {
          \x20   restart: unless-stopped\n\
          \x20   environment:\n\
          \x20     {password_env}: {secret_in}\n\
+         {root_host}\
          \x20   volumes:\n\
          \x20     - {data}\n\
          \x20     - {secret}\n\
@@ -244,6 +245,12 @@ pub fn compose(engine: Engine, dir: &str, ram_mb: i64) -> String {
         secret = q(&format!(
             "{dir}/{SUPERUSER_FILE}:{SUPERUSER_IN_CONTAINER}:ro"
         )),
+        // MariaDB's superuser only from inside its container (the apps' network never
+        // reaches it).
+        root_host = match engine {
+            Engine::Mariadb => "      MARIADB_ROOT_HOST: localhost\n",
+            Engine::Postgres => "",
+        },
         // MariaDB's own tools read the superuser's password from a client settings file.
         client = match engine {
             Engine::Mariadb => format!(
@@ -325,6 +332,56 @@ pub fn can_pool(recipe: &Recipe) -> Result<Engine, String> {
     Ok(engine)
 }
 
+/// The major version of an image's tag (`postgres:18` → 18, `mariadb:10.11` → 10.11), as a
+/// number to compare.
+fn major_of(image: &str) -> Option<f64> {
+    let tag = image.rsplit_once(':')?.1;
+    let digits: String = tag
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = digits.split('.').filter(|p| !p.is_empty());
+    let major: f64 = parts.next()?.parse().ok()?;
+    // MariaDB's series are major.minor (10.11, 11.4); PostgreSQL's are one number.
+    let minor: f64 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0.0);
+    Some(major + minor / 100.0)
+}
+
+/// Whether an app running with its own database container can move into the shared one, or
+/// why not in one sentence: the shared server must be the same or a newer version than its
+/// own (data never moves to an older server), and the app must read its settings at start.
+pub fn movable(recipe: &Recipe) -> Result<Engine, String> {
+    let engine = can_pool(recipe)?;
+    let m = &recipe.manifest;
+    let db = m
+        .database
+        .as_ref()
+        .ok_or_else(|| format!("{} needs no database.", m.name))?;
+    if db.settings_fixed_at_install {
+        return Err(format!(
+            "{} keeps its own database: it wrote where its database is into its own settings when it was installed, so it cannot be moved.",
+            m.name
+        ));
+    }
+    let own = recipe
+        .compose
+        .services
+        .0
+        .get(&db.service)
+        .and_then(|s| s.as_ref())
+        .and_then(|s| s.image.as_deref())
+        .and_then(major_of);
+    let shared = major_of(engine.image());
+    match (own, shared) {
+        (Some(own), Some(shared)) if own <= shared => Ok(engine),
+        _ => Err(format!(
+            "{} keeps its own database: it runs a newer {} than the shared one, and data cannot move to an older version.",
+            m.name,
+            engine.words()
+        )),
+    }
+}
+
 /// Why a deployed app with a database keeps its own container, in one sentence for its page
 /// (None when it has no database or uses the shared one).
 pub fn why_own(recipe: &Recipe, shared: bool) -> Option<String> {
@@ -332,10 +389,10 @@ pub fn why_own(recipe: &Recipe, shared: bool) -> Option<String> {
     if shared {
         return None;
     }
-    Some(match can_pool(recipe) {
+    Some(match movable(recipe) {
         Err(why) => why,
         Ok(engine) => format!(
-            "{} keeps its own database: it was installed with it (before Homelab shared a {} on the device, or with data kept from before).",
+            "{} keeps its own database: it was installed with it. Moving it to the shared {} saves the memory that one uses.",
             recipe.manifest.name,
             engine.words()
         ),
@@ -379,8 +436,8 @@ const BASELINE_POSTGRES_MIB: f64 = 33.0;
 const BASELINE_MARIADB_MIB: f64 = 83.0;
 
 /// What sharing saves on one device and engine: the separate containers the apps would run
-/// (the measured baseline each) minus what the shared instance uses now. Never below zero:
-/// one app in a pool saves nothing and is shown as such.
+/// (the measured baseline each) minus what the shared instance uses now. Never below zero
+/// (a shared instance busier than the baseline saves nothing, and is shown as such).
 pub fn saved_mib(engine: Engine, apps: usize, instance_mib: f64) -> f64 {
     (separate_baseline_mib(engine) * apps as f64 - instance_mib).max(0.0)
 }
@@ -413,6 +470,15 @@ mod tests {
             small.contains("/opt/shared-mariadb/client.cnf:/run/homelab/client.cnf:ro"),
             "{small}"
         );
+    }
+
+    #[test]
+    fn versions_are_read_from_image_tags() {
+        assert_eq!(major_of("docker.io/library/postgres:18"), Some(18.0));
+        assert_eq!(major_of("postgres:15-bookworm"), Some(15.0));
+        assert_eq!(major_of("mariadb:10.11"), Some(10.11));
+        assert!(major_of("mariadb:11.4").unwrap() > major_of("mariadb:10.11").unwrap());
+        assert_eq!(major_of("postgres"), None);
     }
 
     #[test]

@@ -92,15 +92,16 @@ pub fn ready(engine: Engine) -> Script {
             cmd: vec!["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"],
             stdin: String::new(),
         },
+        // Answering on the network (not the socket-only server of the first start), and
+        // letting Homelab in with its password (a lost one shows here, not later).
         Engine::Mariadb => Script {
             user: "mysql",
             cmd: vec![
-                "mariadb-admin",
-                "--defaults-extra-file=/run/homelab/client.cnf",
-                "--protocol=tcp",
-                "--host=127.0.0.1",
-                "--port=3306",
-                "ping",
+                "sh",
+                "-c",
+                "mariadb-admin --defaults-extra-file=/run/homelab/client.cnf --protocol=tcp \
+                 --host=127.0.0.1 --port=3306 ping >/dev/null && \
+                 mariadb --defaults-extra-file=/run/homelab/client.cnf -e 'SELECT 1' >/dev/null",
             ],
             stdin: String::new(),
         },
@@ -127,6 +128,9 @@ fn maria_exec(concat: &str) -> String {
     )
 }
 const MARIA_DB_IDENT: &str = "'`', REPLACE(@db, '`', '``'), '`'";
+/// In a GRANT, `_` in a database name is a wildcard (`hl_foo_bar` would also cover
+/// `hl_fooxbar`, and let the login create it): escaped there as `\_`.
+const MARIA_GRANT_IDENT: &str = "'`', REPLACE(REPLACE(@db, '`', '``'), '_', '\\\\_'), '`'";
 
 /// Prints `database=yes|no` and `login=yes|no`.
 pub fn exists(engine: Engine, db: &str, login: &str) -> Result<Script, SqlError> {
@@ -176,6 +180,7 @@ pub fn provision(
             let ext = extensions.join(",");
             format!(
                 "{vars}\
+                 SET search_path = pg_catalog, pg_temp;\n\
                  REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;\n\
                  REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n\
                  SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'login', :'pw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'login') \\gexec\n\
@@ -185,9 +190,12 @@ pub fn provision(
                  SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec\n\
                  SELECT format('GRANT ALL ON DATABASE %I TO %I', :'db', :'login') \\gexec\n\
                  \\connect :\"db\"\n\
+                 SET search_path = pg_catalog, pg_temp;\n\
                  REVOKE ALL ON SCHEMA public FROM PUBLIC;\n\
                  SELECT format('ALTER SCHEMA public OWNER TO %I', :'login') \\gexec\n\
-                 SELECT format('CREATE EXTENSION IF NOT EXISTS %I', e) FROM unnest(string_to_array(:'ext', ',')) AS e WHERE e <> '' \\gexec\n\
+                 SET ROLE :\"login\";\n\
+                 SELECT format('CREATE EXTENSION IF NOT EXISTS %I SCHEMA public', e) FROM unnest(string_to_array(:'ext', ',')) AS e WHERE e <> '' \\gexec\n\
+                 RESET ROLE;\n\
                  \\q\n",
                 vars = pg_vars(&[("db", db), ("login", login), ("pw", pw), ("ext", &ext)]),
             )
@@ -204,7 +212,7 @@ pub fn provision(
             alter_user =
                 maria_exec("'ALTER USER ', QUOTE(@login), '@''%'' IDENTIFIED BY ', QUOTE(@pw)"),
             grant = maria_exec(&format!(
-                "'GRANT ALL PRIVILEGES ON ', {MARIA_DB_IDENT}, '.* TO ', QUOTE(@login), '@''%'''"
+                "'GRANT ALL PRIVILEGES ON ', {MARIA_GRANT_IDENT}, '.* TO ', QUOTE(@login), '@''%'''"
             )),
         ),
     };

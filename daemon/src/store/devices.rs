@@ -181,6 +181,13 @@ impl Store {
                 "DELETE FROM secrets WHERE owner = ?1",
                 [format!("device:{id}")],
             )?;
+            // Its shared databases' records and superuser passwords: device ids are reused,
+            // and a new device must not inherit them.
+            tx.execute("DELETE FROM shared_databases WHERE device_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM secrets WHERE owner IN (?1, ?2)",
+                [format!("pool:{id}:postgres"), format!("pool:{id}:mariadb")],
+            )?;
             tx.commit()?;
             Ok(name)
         })

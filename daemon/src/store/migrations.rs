@@ -233,13 +233,15 @@ const MIGRATIONS: &[&str] = &[
     // instance; kept when the app is removed keeping its data.
     r#"
     CREATE TABLE shared_databases (
-        slug       TEXT PRIMARY KEY,
+        slug       TEXT NOT NULL,
         device_id  INTEGER NOT NULL,
         -- postgres | mariadb
         engine     TEXT NOT NULL,
         database   TEXT NOT NULL,
         login      TEXT NOT NULL,
-        created_at INTEGER NOT NULL
+        created_at INTEGER NOT NULL,
+        -- An app removed keeping its data on one device may run on another with a second one.
+        PRIMARY KEY (device_id, slug)
     ) STRICT;
     CREATE INDEX shared_databases_instance ON shared_databases (device_id, engine);
     "#,

@@ -44,15 +44,19 @@ impl Store {
         .await
     }
 
-    /// The app's shared database, if it has one (on any device).
+    /// The app's database in a device's shared instance, if it has one there (a removed app
+    /// may keep one on a device and have another where it runs now).
     pub async fn shared_database_of(
         &self,
         slug: String,
+        device_id: i64,
     ) -> Result<Option<SharedDbRow>, StoreError> {
         self.call(move |c| {
             Ok(c.query_row(
-                &format!("SELECT {COLUMNS} FROM shared_databases WHERE slug = ?1"),
-                [slug],
+                &format!(
+                    "SELECT {COLUMNS} FROM shared_databases WHERE slug = ?1 AND device_id = ?2"
+                ),
+                params![slug, device_id],
                 shared_row,
             )
             .optional()?)
@@ -66,7 +70,7 @@ impl Store {
             c.execute(
                 "INSERT INTO shared_databases (device_id, engine, slug, database, login, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (slug) DO UPDATE SET device_id = excluded.device_id,
+                 ON CONFLICT (device_id, slug) DO UPDATE SET
                    engine = excluded.engine, database = excluded.database, login = excluded.login",
                 params![row.device_id, row.engine, row.slug, row.database, row.login, now_unix()],
             )?;
@@ -75,9 +79,16 @@ impl Store {
         .await
     }
 
-    pub async fn delete_shared_database(&self, slug: String) -> Result<(), StoreError> {
+    pub async fn delete_shared_database(
+        &self,
+        slug: String,
+        device_id: i64,
+    ) -> Result<(), StoreError> {
         self.call(move |c| {
-            c.execute("DELETE FROM shared_databases WHERE slug = ?1", [slug])?;
+            c.execute(
+                "DELETE FROM shared_databases WHERE slug = ?1 AND device_id = ?2",
+                params![slug, device_id],
+            )?;
             Ok(())
         })
         .await

@@ -299,9 +299,8 @@ pub async fn show(
             };
             let shared = state
                 .store
-                .shared_database_of(a.slug.clone())
+                .shared_database_of(a.slug.clone(), a.device_id)
                 .await?
-                .filter(|row| row.device_id == a.device_id)
                 .and_then(|row| crate::pool::Engine::parse(&row.engine));
             let database = match shared {
                 Some(engine) => Some(format!(
@@ -315,7 +314,7 @@ pub async fn show(
                 .map(|e| (a.device_id, e.as_str()));
             let can_move_to_shared = shared.is_none()
                 && r.manifest.database.is_some()
-                && crate::pool::can_pool(r).is_ok();
+                && crate::pool::movable(r).is_ok();
             Some(Deployed {
                 database,
                 restart_shared,

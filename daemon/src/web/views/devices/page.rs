@@ -181,6 +181,7 @@ pub async fn remove(
 pub struct SharedView {
     pub engine: &'static str,
     pub words: &'static str,
+    pub reachable: bool,
     pub running: bool,
     pub apps: Vec<(String, String)>,
     pub apps_text: String,
@@ -221,6 +222,7 @@ async fn shared_partial(state: &AppState, ctx: &Ctx, id: i64) -> Result<Response
         .map(|i| SharedView {
             engine: i.engine.as_str(),
             words: i.words,
+            reachable: i.reachable,
             running: i.running,
             apps_text: i
                 .apps

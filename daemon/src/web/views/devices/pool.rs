@@ -132,9 +132,10 @@ async fn sharing_words(state: &AppState) -> Result<Option<(String, String)>, Web
         human_bytes((saved_mib * 1024.0 * 1024.0) as u64)
     );
     let how = format!(
-        "{apps} apps keep their data in {instances} shared database{}. Each would otherwise run \
-         its own database server: {} for PostgreSQL and {} for MariaDB, as measured idle in \
-         Homelab's test lab. The saving is that, less the memory the shared ones use now.",
+        "{apps} {} keep their data in {instances} shared database{}. Each would otherwise keep \
+         a database of its own running: {} for PostgreSQL and {} for MariaDB, as measured idle \
+         in Homelab's test lab. The saving is that, less the memory the shared ones use now.",
+        if apps == 1 { "app" } else { "apps" },
         if instances == 1 { "" } else { "s" },
         human_bytes(
             (crate::pool::separate_baseline_mib(crate::pool::Engine::Postgres) * 1048576.0) as u64
