@@ -63,13 +63,25 @@ struct Caddy {
 
 impl Caddy {
     /// Starts Caddy the way the proxy's Compose file does (`run --resume --config`), with the
-    /// base configuration on free ports.
-    fn start() -> Caddy {
-        let mut c = Caddy::new();
-        let base = proxy::base_config_on(c.socket().to_str().unwrap(), c.http, c.https);
-        std::fs::write(c.path("caddy.json"), base.to_string()).unwrap();
-        c.spawn(&c.path("caddy.json"));
-        c
+    /// base configuration on free ports, and waits until its admin socket answers. A "free"
+    /// port can be taken by someone else before Caddy binds it (tests run side by side): then
+    /// Caddy exits saying so, and it starts again on other ports (at most three times).
+    async fn start_ready() -> Caddy {
+        for _ in 0..3 {
+            let mut c = Caddy::new();
+            let base = proxy::base_config_on(c.socket().to_str().unwrap(), c.http, c.https);
+            std::fs::write(c.path("caddy.json"), base.to_string()).unwrap();
+            c.spawn(&c.path("caddy.json"));
+            if c.ready_or_exited().await {
+                return c;
+            }
+            assert!(
+                c.log().contains("address already in use"),
+                "Caddy exited: {}",
+                c.log()
+            );
+        }
+        panic!("three pairs of free ports were all taken before Caddy could bind them");
     }
 
     /// The folder and ports, Caddy not started.
@@ -128,13 +140,28 @@ impl Caddy {
         std::fs::read_to_string(self.path("caddy.log")).unwrap_or_default()
     }
 
-    async fn ready(&self) {
+    /// Waits until the admin socket answers (true), or Caddy has exited (false).
+    async fn ready_or_exited(&mut self) -> bool {
         let admin = self.admin();
-        eventually("Caddy's admin socket answers", READY, || {
-            let admin = admin.clone();
-            async move { admin.ids().await.map_err(|e| e.to_string()) }
-        })
+        let child = self.child.as_mut().expect("started");
+        let exited = std::sync::Mutex::new(false);
+        eventually(
+            "Caddy's admin socket answers (or Caddy exits)",
+            READY,
+            || {
+                let admin = admin.clone();
+                let gone = child.try_wait().ok().flatten().is_some();
+                *exited.lock().unwrap() = gone;
+                async move {
+                    if gone {
+                        return Ok(());
+                    }
+                    admin.ids().await.map(|_| ()).map_err(|e| e.to_string())
+                }
+            },
+        )
         .await;
+        !*exited.lock().unwrap()
     }
 }
 
@@ -299,8 +326,7 @@ fn count(config: &serde_json::Value, id: &str) -> usize {
 
 #[tokio::test]
 async fn real_caddy_serves_routes_and_certificates_pushed_through_its_admin_socket() {
-    let mut c = Caddy::start();
-    c.ready().await;
+    let mut c = Caddy::start_ready().await;
     let admin = c.admin();
     // The base alone: no app ids, and loading the base again changes nothing.
     assert_eq!(admin.ids().await.unwrap(), Vec::<String>::new());
@@ -409,7 +435,7 @@ async fn real_caddy_serves_routes_and_certificates_pushed_through_its_admin_sock
     assert!(c.path("config/caddy/autosave.json").is_file());
     c.kill();
     c.spawn(&c.path("caddy.json"));
-    c.ready().await;
+    assert!(c.ready_or_exited().await, "Caddy came back: {}", c.log());
     let mut ids = admin.ids().await.unwrap();
     ids.sort();
     assert_eq!(
@@ -493,8 +519,7 @@ async fn load_base_fills_a_proxy_started_without_it() {
 
 #[tokio::test]
 async fn refusals_and_bad_ids_are_plain_errors() {
-    let c = Caddy::start();
-    c.ready().await;
+    let c = Caddy::start_ready().await;
     let admin = c.admin();
     let e = admin.delete_route("../config").await.unwrap_err();
     assert!(e.to_string().contains("letters, digits and dashes"), "{e}");

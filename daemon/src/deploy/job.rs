@@ -653,12 +653,6 @@ impl Deployer {
         let m = &recipe.manifest;
         let slug = m.slug.as_str();
         let project = project_name(slug);
-        let app = self.deployed(slug).await?;
-        let dir = app.app_dir.clone();
-        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
-        if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
-            return Err(DeployError::ComposeGone(device.name.clone()));
-        }
         self.progress(
             id,
             slug,
@@ -667,17 +661,8 @@ impl Deployer {
             "Preparing the new version…".into(),
         )
         .await;
-        let mut values = job.settings.clone();
-        self.fill_secrets(id, recipe, &mut values).await?;
-        fill_box_values(device, recipe, &mut values).await?;
-        // The app keeps its name: the new version is told the same address.
-        let name = match job.by_address {
-            true => None,
-            false => self.store.name_of(slug.to_string()).await?,
-        };
-        if let Some(n) = &name {
-            values.extend(render::named_values(&n.name));
-        }
+        let (app, remote, mut values, name) = self.installed_app(job).await?;
+        let dir = app.app_dir.clone();
         // The database stays where it is: shared, or the app's own container.
         let db_plan = self.current_database(recipe, device.id).await?;
         let pool_override = self
@@ -692,12 +677,7 @@ impl Deployer {
             },
         )
         .await?;
-        remote
-            .copy_file(&dir, "compose.yaml", "compose.yaml.previous")
-            .await?;
-        remote
-            .copy_file(&dir, "app.env", "app.env.previous")
-            .await?;
+        self.keep_previous_files(&remote, &dir).await?;
         self.write_files(
             &remote,
             id,
@@ -776,23 +756,9 @@ impl Deployer {
         let m = &recipe.manifest;
         let slug = m.slug.as_str();
         let project = project_name(slug);
-        let app = self.deployed(slug).await?;
-        let dir = app.app_dir.clone();
-        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
-        if !matches!(remote.preflight(&dir).await?.0.as_str(), "v1" | "v2") {
-            return Err(DeployError::ComposeGone(device.name.clone()));
-        }
         let engine = crate::pool::movable(recipe).map_err(DeployError::CannotShare)?;
-        let mut values = job.settings.clone();
-        self.fill_secrets(id, recipe, &mut values).await?;
-        fill_box_values(device, recipe, &mut values).await?;
-        let name = match job.by_address {
-            true => None,
-            false => self.store.name_of(slug.to_string()).await?,
-        };
-        if let Some(n) = &name {
-            values.extend(render::named_values(&n.name));
-        }
+        let (app, remote, mut values, name) = self.installed_app(job).await?;
+        let dir = app.app_dir.clone();
         // Where the data is now: the app's own database container, and the names it uses.
         let source = self.own_database(&remote, recipe, &project).await?;
         let plan = super::pooling::DbPlan::Shared(engine);
@@ -808,12 +774,7 @@ impl Deployer {
             },
         )
         .await?;
-        remote
-            .copy_file(&dir, "compose.yaml", "compose.yaml.previous")
-            .await?;
-        remote
-            .copy_file(&dir, "app.env", "app.env.previous")
-            .await?;
+        self.keep_previous_files(&remote, &dir).await?;
         self.progress(
             id,
             slug,
@@ -910,6 +871,53 @@ impl Deployer {
             tracing::warn!(app = %slug, error = %e, "could not remove the old database container");
         }
         Ok(app.url)
+    }
+
+    /// What a job on an installed app (an update, a move) starts from: its record and
+    /// folder, the device's connection with Compose checked, and its values (settings,
+    /// secrets, box variables, its name's address when it keeps one).
+    async fn installed_app(
+        &self,
+        job: &Job,
+    ) -> Result<
+        (
+            AppRow,
+            Remote,
+            BTreeMap<String, String>,
+            Option<crate::store::NameRow>,
+        ),
+        DeployError,
+    > {
+        let (id, recipe, device) = (job.id, &job.recipe, &job.device);
+        let slug = recipe.manifest.slug.as_str();
+        let app = self.deployed(slug).await?;
+        let remote = Remote::connect(&self.devices, device.clone(), Some(id)).await?;
+        if !matches!(
+            remote.preflight(&app.app_dir).await?.0.as_str(),
+            "v1" | "v2"
+        ) {
+            return Err(DeployError::ComposeGone(device.name.clone()));
+        }
+        let mut values = job.settings.clone();
+        self.fill_secrets(id, recipe, &mut values).await?;
+        fill_box_values(device, recipe, &mut values).await?;
+        // The app keeps its name: it is told the same address.
+        let name = match job.by_address {
+            true => None,
+            false => self.store.name_of(slug.to_string()).await?,
+        };
+        if let Some(n) = &name {
+            values.extend(render::named_values(&n.name));
+        }
+        Ok((app, remote, values, name))
+    }
+
+    /// Keeps the app's files as `.previous`, for the undo that brings them back.
+    async fn keep_previous_files(&self, remote: &Remote, dir: &str) -> Result<(), DeployError> {
+        remote
+            .copy_file(dir, "compose.yaml", "compose.yaml.previous")
+            .await?;
+        remote.copy_file(dir, "app.env", "app.env.previous").await
     }
 
     async fn pull_images(

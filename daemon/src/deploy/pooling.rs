@@ -360,11 +360,16 @@ impl Deployer {
             let (tx, _rx) = tokio::sync::watch::channel((0u64, 0u64));
             remote.pull(engine.image(), tx).await?;
         }
+        self.start_instance(remote, engine).await
+    }
+
+    /// `compose up` of the instance's folder, then waits until it answers.
+    async fn start_instance(&self, remote: &Remote, engine: Engine) -> Result<(), DeployError> {
         let what = format!("the shared {}", engine.words());
         remote
             .compose_up(
                 &format!("Start the shared {}", engine.words()),
-                &dir,
+                &engine.dir(&self.config.apps_dir),
                 engine.project(),
                 &what,
             )
@@ -669,25 +674,7 @@ impl Deployer {
         {
             let lock = self.pool_lock(device_id, engine);
             let _held = lock.lock().await;
-            let what = format!("the shared {}", engine.words());
-            remote
-                .compose_up(
-                    &format!("Start the shared {}", engine.words()),
-                    &engine.dir(&self.config.apps_dir),
-                    engine.project(),
-                    &what,
-                )
-                .await?;
-            let deadline = Instant::now() + INSTANCE_READY;
-            while !remote.db_ready(engine).await {
-                if Instant::now() >= deadline {
-                    return Err(DeployError::SharedDbNotReady {
-                        engine,
-                        device: device.name.clone(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            self.start_instance(&remote, engine).await?;
         }
         self.forget_shared_view(device_id);
         self.reconcile().await;
