@@ -515,7 +515,7 @@ impl Deployer {
         if let Some(refused) = update_refused(&recipe, &app.version) {
             return Err(refused);
         }
-        let guard = self.claim(slug, &recipe.manifest.name)?;
+        let guard = self.claim_for_owner(slug, &recipe.manifest.name).await?;
         let device = self.app_device(&app).await?;
         let named = self.store.name_of(slug.to_string()).await?.is_some();
         let settings: BTreeMap<String, String> =
@@ -526,49 +526,13 @@ impl Deployer {
             .filter(|(k, _)| recipe.manifest.settings.iter().any(|s| &s.name == k))
             .collect();
         let settings = render::settings(&recipe, &settings).map_err(DeployError::BadSettings)?;
-        let id = self
-            .store
-            .new_deployment(DeploymentRow {
-                id: 0,
-                slug: slug.to_string(),
-                kind: "update".into(),
-                device_id: device.id,
-                device_name: device.name.clone(),
-                state: DeploymentState::Validating,
-                progress: 0,
-                message: format!(
-                    "Updating {} from {} to {}…",
-                    recipe.manifest.name, app.version, recipe.manifest.version
-                ),
-                error: None,
-                placement: "[]".into(),
-                request: serde_json::to_string(&DeployRequest {
-                    device_id: Some(device.id),
-                    settings: settings.clone(),
-                    by_address: !named,
-                    own_database: false,
-                })
-                .unwrap_or_else(|_| "{}".into()),
-                compose: String::new(),
-                env_keys: "[]".into(),
-                started_at: 0,
-                finished_at: None,
-                state_at: 0,
-            })
-            .await?;
-        let job = Job {
-            id,
-            kind: "update",
-            recipe,
-            device,
-            settings,
-            // An update keeps the app where it is, on the ports it has, with its name.
-            flexible_ports: Vec::new(),
-            by_address: !named,
-            own_database: false,
-        };
-        self.spawn_job(guard, job);
-        Ok(id)
+        let message = format!(
+            "Updating {} from {} to {}…",
+            recipe.manifest.name, app.version, recipe.manifest.version
+        );
+        // An update keeps the app where it is, on the ports it has, with its name.
+        self.start_on_installed(guard, "update", recipe, device, settings, named, message)
+            .await
     }
 
     /// Starts "Move to the shared database" for an app that runs with its own database
@@ -596,25 +560,43 @@ impl Deployer {
                 recipe.manifest.name
             )));
         }
-        let guard = self.claim(slug, &recipe.manifest.name)?;
+        let guard = self.claim_for_owner(slug, &recipe.manifest.name).await?;
         let device = self.app_device(&app).await?;
         let named = self.store.name_of(slug.to_string()).await?.is_some();
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
+        let message = format!(
+            "Moving {}'s data into the shared database…",
+            recipe.manifest.name
+        );
+        self.start_on_installed(guard, "move-db", recipe, device, settings, named, message)
+            .await
+    }
+
+    /// Records and starts a job on an installed app (an update, a move): it stays on its
+    /// device, on the ports it has, with its name if it has one.
+    #[allow(clippy::too_many_arguments)] // the job's parts, each once
+    async fn start_on_installed(
+        self: &Arc<Self>,
+        guard: BusyGuard,
+        kind: &'static str,
+        recipe: Recipe,
+        device: DeviceRow,
+        settings: BTreeMap<String, String>,
+        named: bool,
+        message: String,
+    ) -> Result<i64, DeployError> {
         let id = self
             .store
             .new_deployment(DeploymentRow {
                 id: 0,
-                slug: slug.to_string(),
-                kind: "move-db".into(),
+                slug: recipe.manifest.slug.clone(),
+                kind: kind.into(),
                 device_id: device.id,
                 device_name: device.name.clone(),
                 state: DeploymentState::Validating,
                 progress: 0,
-                message: format!(
-                    "Moving {}'s data into the shared database…",
-                    recipe.manifest.name
-                ),
+                message,
                 error: None,
                 placement: "[]".into(),
                 request: serde_json::to_string(&DeployRequest {
@@ -633,7 +615,7 @@ impl Deployer {
             .await?;
         let job = Job {
             id,
-            kind: "move-db",
+            kind,
             recipe,
             device,
             settings,

@@ -13,7 +13,7 @@ impl Deployer {
     /// start | stop | restart an app.
     pub async fn lifecycle(&self, slug: &str, action: Lifecycle) -> Result<String, DeployError> {
         let app = self.deployed(slug).await?;
-        let _guard = self.claim(slug, &app.name)?;
+        let _guard = self.claim_for_owner(slug, &app.name).await?;
         let device = self.app_device(&app).await?;
         let remote = Remote::connect(&self.devices, device.clone(), None).await?;
         let verb = action.verb();
@@ -154,7 +154,7 @@ impl Deployer {
     /// folder and secrets. Works when the device's copy is already partly gone.
     pub async fn remove(&self, slug: &str, how: Removal) -> Result<String, DeployError> {
         let app = self.deployed(slug).await?;
-        let _guard = self.claim(slug, &app.name)?;
+        let _guard = self.claim_for_owner(slug, &app.name).await?;
         let device = self.app_device(&app).await?;
         let delete_data = how == Removal::DeleteData;
         if how == Removal::ForgetHere {

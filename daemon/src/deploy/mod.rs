@@ -522,6 +522,9 @@ pub struct Deployer {
     shared_view: std::sync::Mutex<BTreeMap<i64, (std::time::Instant, Vec<SharedInstance>)>>,
 }
 
+/// How long an owner's request waits for a background check to let go of an app.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One async lock per key, made on first use (keys are bounded by the devices).
 type Locks<K> = std::sync::Mutex<BTreeMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
@@ -629,6 +632,23 @@ impl Deployer {
     fn claim(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
         self.try_busy(slug)
             .ok_or_else(|| DeployError::AppBusy(name.to_string()))
+    }
+
+    /// Claims the app for something the owner asked for, waiting a moment if housekeeping is
+    /// looking at it (it holds an app for a second at most, every 15 s): the owner should not
+    /// be told "busy" because of Homelab's own background check. A real operation under way
+    /// still answers "busy" after the wait.
+    async fn claim_for_owner(&self, slug: &str, name: &str) -> Result<BusyGuard, DeployError> {
+        let deadline = std::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            if let Some(guard) = self.try_busy(slug) {
+                return Ok(guard);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(DeployError::AppBusy(name.to_string()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 
     fn recipe(&self, slug: &str) -> Result<&Recipe, DeployError> {

@@ -594,7 +594,7 @@ impl Deployer {
     /// owner fixed its connection). Returns the name when it is in place.
     pub async fn retry_name(&self, slug: &str) -> Result<String, DeployError> {
         let app = self.deployed(slug).await?;
-        let _guard = self.claim(slug, &app.name)?;
+        let _guard = self.claim_for_owner(slug, &app.name).await?;
         let row = self
             .store
             .name_of(slug.to_string())
@@ -652,7 +652,7 @@ impl Deployer {
             ));
         }
         let app = self.deployed(slug).await?;
-        let _guard = self.claim(slug, &app.name)?;
+        let _guard = self.claim_for_owner(slug, &app.name).await?;
         let row = self
             .store
             .name_of(slug.to_string())
