@@ -320,6 +320,30 @@ fn report(label: &str, d: &Value) {
     );
 }
 
+/// The real daemon on its own data folder (recipes in it), claimed, with an API token.
+async fn daemon(name: &'static str, data: &Path) -> (TestServer, Session, String) {
+    let mut opts = Options::new(name);
+    opts.data = Some(data.to_path_buf());
+    opts.poll_interval = Duration::from_secs(3600);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let token = s.api_token(&session, "pool-test").await;
+    (s, session, token)
+}
+
+/// The lab loaded the real database server image into the device.
+fn assert_image(device: &str, image: &str) {
+    assert!(
+        !lab::exec(
+            device,
+            &["docker", "image", "inspect", "-f", "{{.Id}}", image]
+        )
+        .trim()
+        .is_empty(),
+        "the lab's {image} image is missing on {device}: run lab/lab up"
+    );
+}
+
 fn steps(d: &Value) -> Vec<String> {
     d["steps"]
         .as_array()
@@ -358,24 +382,9 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
             &["docker", "tag", STUB, &format!("example/{slug}-db:1")]
         ));
     }
-    assert!(
-        !lab::exec(
-            DEVICE,
-            &["docker", "image", "inspect", "-f", "{{.Id}}", PG_IMAGE]
-        )
-        .trim()
-        .is_empty(),
-        "the lab's PostgreSQL image is missing: run lab/lab up"
-    );
-    let mut opts = Options::new("pool-pg");
-    opts.data = Some(data.clone());
-    opts.poll_interval = Duration::from_secs(3600);
-    let s = start_with(opts).await;
-    let (session, _) = s.claim().await;
-    let api = Api {
-        token: s.api_token(&session, "pool-test").await,
-        s: &s,
-    };
+    assert_image(DEVICE, PG_IMAGE);
+    let (s, session, token) = daemon("pool-pg", &data).await;
+    let api = Api { token, s: &s };
     let server = add_lab_device(&s, &session, "Server 1", "server-01").await;
 
     // 1. Two apps share one instance; the second reuses it.
@@ -744,24 +753,9 @@ async fn apps_share_one_mariadb_with_a_database_each() {
             &["docker", "tag", STUB, &format!("example/{slug}:1")]
         ));
     }
-    assert!(
-        !lab::exec(
-            DEVICE,
-            &["docker", "image", "inspect", "-f", "{{.Id}}", MARIA_IMAGE]
-        )
-        .trim()
-        .is_empty(),
-        "the lab's MariaDB image is missing: run lab/lab up"
-    );
-    let mut opts = Options::new("pool-maria");
-    opts.data = Some(data.clone());
-    opts.poll_interval = Duration::from_secs(3600);
-    let s = start_with(opts).await;
-    let (session, _) = s.claim().await;
-    let api = Api {
-        token: s.api_token(&session, "pool-test").await,
-        s: &s,
-    };
+    assert_image(DEVICE, MARIA_IMAGE);
+    let (s, session, token) = daemon("pool-maria", &data).await;
+    let api = Api { token, s: &s };
     let server = add_lab_device(&s, &session, "Server 2", "server-02").await;
     let sampler = ArgvSampler::start();
     for slug in slugs {
@@ -923,15 +917,8 @@ async fn an_app_with_its_own_database_moves_into_the_shared_one_or_stays_as_it_w
             &["docker", "tag", STUB, &format!("example/{slug}:1")]
         ));
     }
-    let mut opts = Options::new("pool-move");
-    opts.data = Some(data.clone());
-    opts.poll_interval = Duration::from_secs(3600);
-    let s = start_with(opts).await;
-    let (session, _) = s.claim().await;
-    let api = Api {
-        token: s.api_token(&session, "pool-test").await,
-        s: &s,
-    };
+    let (s, session, token) = daemon("pool-move", &data).await;
+    let api = Api { token, s: &s };
     let pi = add_lab_device(&s, &session, "Pi", DEVICE).await;
     for slug in slugs {
         let d = api
