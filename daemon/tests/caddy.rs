@@ -549,3 +549,106 @@ async fn refusals_and_bad_ids_are_plain_errors() {
     let e = gone.ids().await.unwrap_err();
     assert!(e.to_string().contains("Could not reach"), "{e}");
 }
+
+/// A public domain's certificate: Caddy obtains it over ACME from a real authority (Pebble),
+/// which validates against this very Caddy (HTTP-01 on its HTTP server, past the redirect to
+/// HTTPS; or TLS-ALPN-01), and serves it; curl checks it against Pebble's issuing root. The
+/// policy and the managed name are one each however often they are put, follow a rename, and
+/// leave with the app — also on a proxy made before public domains (without the lists).
+#[tokio::test]
+async fn real_caddy_obtains_a_public_domains_certificate_over_acme() {
+    const PUBLIC: &str = "vault.lab.example.com";
+    const RENAMED: &str = "passwords.lab.example.com";
+    let c = Caddy::start_ready().await;
+    let admin = c.admin();
+    // An older proxy's configuration had neither list.
+    let config = admin.config().await.unwrap();
+    assert!(config["apps"]["tls"]["automation"]["policies"].is_array());
+    let mut old = config.clone();
+    old["apps"]["tls"] = serde_json::json!({ "certificates": { "load_pem": [] } });
+    std::fs::write(c.path("old.json"), old.to_string()).unwrap();
+    curl(vec![
+        "--unix-socket".into(),
+        c.socket().display().to_string(),
+        "-X".into(),
+        "POST".into(),
+        "-H".into(),
+        "Content-Type: application/json".into(),
+        "--data-binary".into(),
+        format!("@{}", c.path("old.json").display()),
+        "http://caddy/load".into(),
+    ])
+    .await;
+    assert!(
+        admin.config().await.unwrap()["apps"]["tls"]
+            .get("automation")
+            .is_none()
+    );
+
+    let pebble = common::pebble::Pebble::start("127.0.0.1", "127.0.0.1", c.http, c.https);
+    let up = upstream(false).await;
+    let mut r = route(up, false);
+    r.hosts = vec![PUBLIC.into()];
+    admin.put_route(&r).await.unwrap();
+    let issuer = homelabd::proxy::caddy::AcmeIssuer {
+        directory: pebble.directory.clone(),
+        email: "owner@example.com".into(),
+        roots_file: Some(pebble.dir_ca_pem().display().to_string()),
+    };
+    admin.put_acme("acme-app", PUBLIC, &issuer).await.unwrap();
+    admin.put_acme("acme-app", PUBLIC, &issuer).await.unwrap();
+    let config = admin.config().await.unwrap();
+    assert_eq!(count(&config, "acme-app"), 1);
+    assert_eq!(
+        config["apps"]["tls"]["certificates"]["automate"],
+        serde_json::json!([PUBLIC])
+    );
+    let root = c.path("pebble-root.pem");
+    std::fs::write(&root, pebble.issuing_root_pem()).unwrap();
+    // Issuance takes under a second here (no pauses in Pebble); Caddy's first try starts at
+    // once, and its retries are a minute apart, so one try must do.
+    let got = eventually(
+        "Caddy serves the certificate Pebble issued",
+        Duration::from_secs(60),
+        || async {
+            let g = get_https(&c, &root, PUBLIC, "/").await;
+            if g.code == 0 {
+                Ok(g)
+            } else {
+                Err(format!("{} {} {}", g.out, pebble.log(), c.log()))
+            }
+        },
+    )
+    .await;
+    assert!(got.status.starts_with("200"), "{}", got.status);
+    assert!(
+        got.out.contains(&format!("saw host {PUBLIC}")),
+        "{}",
+        got.out
+    );
+    // Plain HTTP still goes to HTTPS (the challenge answers came before the redirect).
+    let plain = curl(vec![
+        "--resolve".into(),
+        format!("{PUBLIC}:{}:127.0.0.1", c.http),
+        format!("http://{PUBLIC}:{}/x", c.http),
+    ])
+    .await;
+    assert!(plain.status.starts_with("308"), "{}", plain.status);
+
+    // A rename: the old name leaves Caddy's list, the new one is managed.
+    admin.put_acme("acme-app", RENAMED, &issuer).await.unwrap();
+    let config = admin.config().await.unwrap();
+    assert_eq!(
+        config["apps"]["tls"]["certificates"]["automate"],
+        serde_json::json!([RENAMED])
+    );
+    assert_eq!(count(&config, "acme-app"), 1);
+    admin.delete_acme("acme-app").await.unwrap();
+    admin.delete_acme("acme-app").await.unwrap();
+    let config = admin.config().await.unwrap();
+    assert_eq!(count(&config, "acme-app"), 0);
+    assert_eq!(
+        config["apps"]["tls"]["certificates"]["automate"],
+        serde_json::json!([])
+    );
+}

@@ -71,6 +71,19 @@ pub enum CaddyError {
     BadHost(String),
 }
 
+/// A public certificate authority speaking ACME (Let's Encrypt, ZeroSSL, or the owner's own
+/// step-ca), from which Caddy obtains and renews an app's certificate itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeIssuer {
+    /// The authority's directory URL.
+    pub directory: String,
+    /// Whom the authority writes to about expiring certificates.
+    pub email: String,
+    /// A PEM file inside the proxy's container with the roots the authority's own address
+    /// chains to, when they are not publicly trusted (a private ACME server).
+    pub roots_file: Option<String>,
+}
+
 /// One app's route: requests for `hosts` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -219,6 +232,126 @@ impl Admin {
         self.delete_id(id).await
     }
 
+    /// Has Caddy obtain and renew the certificate for `name` from a public (ACME) authority:
+    /// an automation policy `id` for the name with the authority, and the name on the list of
+    /// certificates Caddy manages. Safe to repeat; a policy with this id is replaced (the
+    /// owner changed the authority or the name). The two writes are two reloads: a name on the
+    /// list without its policy would be tried with Caddy's default authorities, so the policy
+    /// goes first.
+    pub async fn put_acme(
+        &self,
+        id: &str,
+        name: &str,
+        issuer: &AcmeIssuer,
+    ) -> Result<(), CaddyError> {
+        check_id(id)?;
+        check_host(name)?;
+        // Proxies made before public domains existed have neither list: make them empty
+        // (PUT refuses a key that exists, which is then left as it is).
+        for (path, empty) in [
+            ("/config/apps/tls/automation", json!({ "policies": [] })),
+            ("/config/apps/tls/certificates/automate", json!([])),
+        ] {
+            match self
+                .send(Method::PUT, path, Some(Bytes::from(empty.to_string())))
+                .await
+            {
+                Ok(_) | Err(CaddyError::Refused { status: 409, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let old = self.acme_subjects(id).await?;
+        let policy = Bytes::from(acme_policy_json(id, name, issuer).to_string());
+        if old.is_some() {
+            self.replace(id, policy).await?;
+        } else {
+            match self
+                .send(
+                    Method::POST,
+                    "/config/apps/tls/automation/policies",
+                    Some(policy.clone()),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(CaddyError::Refused { detail, .. }) if detail.contains("duplicate ID") => {
+                    self.replace(id, policy).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A renamed app's old name leaves the list.
+        for gone in old.unwrap_or_default().iter().filter(|n| *n != name) {
+            self.unmanage(gone).await?;
+        }
+        if !self.managed().await?.iter().any(|n| n == name) {
+            let body = Bytes::from(Value::String(name.to_string()).to_string());
+            self.send(
+                Method::POST,
+                "/config/apps/tls/certificates/automate",
+                Some(body),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Stops Caddy managing the certificate of policy `id`: its names leave the managed list,
+    /// then the policy goes. Absent: nothing to do. (The certificate Caddy stored stays in its
+    /// storage until it expires; Caddy cleans expired ones itself.)
+    pub async fn delete_acme(&self, id: &str) -> Result<(), CaddyError> {
+        check_id(id)?;
+        let Some(subjects) = self.acme_subjects(id).await? else {
+            return Ok(());
+        };
+        for name in &subjects {
+            self.unmanage(name).await?;
+        }
+        self.delete_id(id).await
+    }
+
+    /// The names of policy `id`, or None when there is no such policy.
+    async fn acme_subjects(&self, id: &str) -> Result<Option<Vec<String>>, CaddyError> {
+        match self.send(Method::GET, &format!("/id/{id}"), None).await {
+            Ok(body) => {
+                let policy: Value = serde_json::from_slice(&body)
+                    .map_err(|e| CaddyError::Protocol(e.to_string()))?;
+                Ok(Some(strings(&policy["subjects"])))
+            }
+            Err(CaddyError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names whose certificates Caddy obtains itself.
+    async fn managed(&self) -> Result<Vec<String>, CaddyError> {
+        match self
+            .send(Method::GET, "/config/apps/tls/certificates/automate", None)
+            .await
+        {
+            Ok(body) => Ok(strings(
+                &serde_json::from_slice(&body).map_err(|e| CaddyError::Protocol(e.to_string()))?,
+            )),
+            Err(CaddyError::Refused { status: 404, .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes `name` off the managed list (by its position, read just before: callers hold the
+    /// device's proxy lock, so the list does not move in between).
+    async fn unmanage(&self, name: &str) -> Result<(), CaddyError> {
+        let managed = self.managed().await?;
+        if let Some(i) = managed.iter().position(|n| n == name) {
+            self.send(
+                Method::DELETE,
+                &format!("/config/apps/tls/certificates/automate/{i}"),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The ids of the app routes and certificates the proxy holds, routes first, in the
     /// proxy's order (for reconciling with what the box knows). The base's own routes are not
     /// listed.
@@ -227,7 +360,8 @@ impl Admin {
         let mut ids = Vec::new();
         let routes = &config["apps"]["http"]["servers"][HTTPS_SERVER]["routes"];
         let certs = &config["apps"]["tls"]["certificates"]["load_pem"];
-        for list in [routes, certs] {
+        let policies = &config["apps"]["tls"]["automation"]["policies"];
+        for list in [routes, certs, policies] {
             for item in list.as_array().into_iter().flatten() {
                 if let Some(id) = item.get("@id").and_then(Value::as_str)
                     && id != FALLBACK_ID
@@ -382,6 +516,30 @@ fn refused(status: StatusCode, body: &[u8]) -> CaddyError {
         status: status.as_u16(),
         detail: crate::limits::truncate(&detail, MAX_DETAIL).into_owned(),
     }
+}
+
+/// The strings of a JSON array (anything else: none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+/// An automation policy: certificates for `name` come from `issuer` over ACME. Caddy answers
+/// the authority's challenges itself: HTTP-01 on the HTTP server (before any route, so the
+/// redirect to HTTPS does not get in the way) and TLS-ALPN-01 on the HTTPS server.
+fn acme_policy_json(id: &str, name: &str, issuer: &AcmeIssuer) -> Value {
+    let mut acme = json!({
+        "module": "acme",
+        "ca": issuer.directory,
+        "email": issuer.email,
+    });
+    if let Some(file) = &issuer.roots_file {
+        acme["trusted_roots_pem_files"] = json!([file]);
+    }
+    json!({ "@id": id, "subjects": [name], "issuers": [acme] })
 }
 
 /// The route as Caddy's JSON: a host matcher, a reverse proxy, terminal (no later route runs).

@@ -13,8 +13,11 @@
 //!   change pushed through the API is autosaved to `$XDG_CONFIG_HOME/caddy/autosave.json`
 //!   (`admin.config.persist`, on by default, set explicitly here) and a restart (device reboot,
 //!   `restart: unless-stopped`) resumes from it, routes and certificates included.
-//! - Certificates come only from Homelab's CA, pushed as `tls.certificates.load_pem` entries:
-//!   automatic HTTPS is off on both servers, so Caddy's own CA and ACME never start.
+//! - Certificates come from Homelab's CA, pushed as `tls.certificates.load_pem` entries:
+//!   automatic HTTPS is off on both servers, so Caddy's own CA never starts. Only when the
+//!   owner names apps under a public domain they own does Caddy obtain those names'
+//!   certificates over ACME (`tls.certificates.automate` + one automation policy per app), and
+//!   renew them itself.
 
 pub mod caddy;
 
@@ -145,11 +148,17 @@ pub fn base_config_on(admin_socket: &str, http_port: u16, https_port: u16) -> Va
         },
         "apps": {
             "http": {
+                // Where Caddy answers ACME's HTTP challenges and what its redirects assume:
+                // the servers' own ports (only a public domain's certificates use them).
+                "http_port": http_port,
+                "https_port": https_port,
                 "servers": {
                     HTTPS_SERVER: {
                         "listen": [format!(":{https_port}")],
-                        // Homelab pushes its own certificates: no ACME, no internal CA, no
-                        // redirects of Caddy's making (the HTTP server below does that).
+                        // Homelab pushes its own certificates (or names those Caddy obtains
+                        // for a public domain): no certificates of Caddy's own choosing, no
+                        // internal CA, no redirects of Caddy's making (the HTTP server below
+                        // does that).
                         "automatic_https": { "disable": true },
                         // One policy matching every connection: TLS on, the certificate chosen
                         // by SNI among the loaded ones (an unknown name fails the handshake).
@@ -173,7 +182,12 @@ pub fn base_config_on(admin_socket: &str, http_port: u16, https_port: u16) -> Va
                     }
                 }
             },
-            "tls": { "certificates": { "load_pem": [] } }
+            // Homelab's own certificates are loaded; a public domain's are obtained by Caddy
+            // over ACME, one automation policy per app (see `caddy::Admin::put_acme`).
+            "tls": {
+                "certificates": { "load_pem": [], "automate": [] },
+                "automation": { "policies": [] }
+            }
         }
     })
 }

@@ -15,6 +15,8 @@ use reqwest::redirect::Policy;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod pebble;
+
 pub const ADMIN: &str = "admin";
 
 /// Pause between two checks of `eventually`: short, as each check is a cheap local request.
