@@ -534,3 +534,38 @@ async fn the_trust_page_hands_out_the_root_to_signed_in_owners_only() {
     assert!(settings.contains("href=\"/settings/trust\""));
     s.stop().await.unwrap();
 }
+
+/// Not a check but a measurement, for benches/names.sh: how long `Authority::issue` takes for
+/// one app name (a new key pair and the root's signature), the part of a named deploy that is
+/// pure computation. `ISSUES` leaves (default 200) after one warm-up; prints mean, median, p99.
+#[tokio::test]
+#[ignore = "a benchmark: benches/names.sh runs it in a release build"]
+async fn issue_time() {
+    let data = data_dir("ca-issue-time");
+    let rt = open(&data).await;
+    let n: usize = std::env::var("ISSUES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let names = vec!["bench.home.arpa".to_string()];
+    let now = time::OffsetDateTime::now_utc();
+    rt.ca.issue(&names, &[], now).unwrap();
+    let mut each = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let leaf = rt.ca.issue(&names, &[], now).unwrap();
+        each.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(leaf);
+    }
+    each.sort_by(f64::total_cmp);
+    let mean = each.iter().sum::<f64>() / n as f64;
+    let p99 = each[(n * 99).div_ceil(100).saturating_sub(1)];
+    println!(
+        "issue: {n} leaves, mean {mean:.3} ms, median {:.3} ms, p99 {p99:.3} ms, min {:.3} ms, max {:.3} ms",
+        each[n / 2],
+        each[0],
+        each[n - 1]
+    );
+    rt.store.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
