@@ -102,7 +102,14 @@ async fn app_names_resolve_from_another_machine_withdraw_and_step_aside_for_take
 
     // The box's check reads the name the way any machine on the network would.
     let root = rcgen_root();
-    let c = check_on(Some(&bridge()), "vaultwarden.local", server_02, &root, 1).await;
+    let c = check_on(
+        Some(&bridge()),
+        "vaultwarden.local",
+        server_02,
+        &homelabd::tls::trust::Trust::only(&root).unwrap(),
+        1,
+    )
+    .await;
     assert!(c.resolves && c.points_right, "{c:?}");
     assert_eq!(c.https, Https::NothingListening, "{c:?}");
 
@@ -139,7 +146,14 @@ async fn app_names_resolve_from_another_machine_withdraw_and_step_aside_for_take
         },
     )
     .await;
-    let c = check_on(Some(&bridge()), "taken.local", server_02, &root, 1).await;
+    let c = check_on(
+        Some(&bridge()),
+        "taken.local",
+        server_02,
+        &homelabd::tls::trust::Trust::only(&root).unwrap(),
+        1,
+    )
+    .await;
     assert_eq!(
         c.addresses,
         vec![pi_4.parse::<IpAddr>().unwrap()],

@@ -344,14 +344,11 @@ impl Deployer {
         let m = &recipe.manifest;
         let deadline = Instant::now() + ROUTE_READY;
         let t = Instant::now();
+        let trust =
+            crate::tls::trust::Trust::only(self.ca.root_der()).map_err(DeployError::Certificate)?;
         loop {
-            let answer = super::remote::probe_named(
-                &ip.to_string(),
-                name,
-                &m.health.path,
-                self.ca.root_der(),
-            )
-            .await;
+            let answer =
+                super::remote::probe_named(&ip.to_string(), name, &m.health.path, &trust).await;
             let last = match &answer {
                 Ok(a) if m.health.status.contains(&a.status) => {
                     remote

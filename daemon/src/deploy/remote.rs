@@ -780,13 +780,13 @@ impl Remote {
     }
 }
 
-/// One GET through Homelab's proxy on `addr` for `name`, trusting only the homelab's root
-/// (`root_der`): the answer, or why there was none.
+/// One GET through Homelab's proxy on `addr` for `name`, trusting only `trust` (the
+/// homelab's root, or a public domain's authorities): the answer, or why there was none.
 pub async fn probe_named(
     addr: &str,
     name: &str,
     path: &str,
-    root_der: &[u8],
+    trust: &crate::tls::trust::Trust,
 ) -> Result<Answer, String> {
     let target = crate::units::host_port(addr, 443);
     let tcp = tokio::time::timeout(
@@ -796,21 +796,11 @@ pub async fn probe_named(
     .await
     .map_err(|_| "no answer".to_string())?
     .map_err(|e| e.to_string())?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(root_der.to_vec()))
-        .map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let server =
         rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
     let tls = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server, tcp),
+        trust.connector().connect(server, tcp),
     )
     .await
     .map_err(|_| "no answer to the secure handshake".to_string())?

@@ -12,11 +12,12 @@
 //! `dns::mdns`), and it checks our own announcements the way any other machine would see them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::CertificateError;
+use rustls::pki_types::ServerName;
+
+use crate::tls::trust::Trust;
 use time::OffsetDateTime;
 
 /// How long resolving may take (the system resolver, or listening for mDNS answers).
@@ -37,8 +38,6 @@ const MDNS_PORT: u16 = 5353;
 pub enum CheckError {
     #[error("not a valid name")]
     BadName,
-    #[error("the homelab's root certificate could not be used: {0}")]
-    Root(String),
     #[error("mDNS question: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -114,9 +113,9 @@ fn list(addrs: &[IpAddr]) -> String {
 }
 
 /// Checks `name` from the box: resolving (mDNS on every LAN interface for `.local` names),
-/// pointing at `expect_ip`, and HTTPS on `port` at `expect_ip` verified against `root_der` only.
-pub async fn check(name: &str, expect_ip: IpAddr, root_der: &[u8], port: u16) -> NameCheck {
-    check_on(None, name, expect_ip, root_der, port).await
+/// pointing at `expect_ip`, and HTTPS on `port` at `expect_ip` verified against `trust` only.
+pub async fn check(name: &str, expect_ip: IpAddr, trust: &Trust, port: u16) -> NameCheck {
+    check_on(None, name, expect_ip, trust, port).await
 }
 
 /// [`check`], asking `.local` names only on the interfaces in `only` (the box's mDNS
@@ -125,7 +124,7 @@ pub async fn check_on(
     only: Option<&[String]>,
     name: &str,
     expect_ip: IpAddr,
-    root_der: &[u8],
+    trust: &Trust,
     port: u16,
 ) -> NameCheck {
     let clean = name.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -148,10 +147,8 @@ pub async fn check_on(
             detail: CheckError::BadName.to_string(),
         };
     }
-    let (resolved, https) = tokio::join!(
-        resolve(&clean, only),
-        https(&clean, expect_ip, port, root_der)
-    );
+    let (resolved, https) =
+        tokio::join!(resolve(&clean, only), https(&clean, expect_ip, port, trust));
     let mut detail = Vec::new();
     let addresses = match resolved {
         Ok(a) => a,
@@ -386,15 +383,15 @@ fn read_name(p: &[u8], mut pos: usize) -> Option<(String, usize)> {
     None
 }
 
-/// Connects to `ip:port`, handshakes for `name` trusting only `root_der`, and returns the
+/// Connects to `ip:port`, handshakes for `name` trusting only `trust`, and returns the
 /// certificate's expiry; or what went wrong, as a kind and the technical cause.
 async fn https(
     name: &str,
     ip: IpAddr,
     port: u16,
-    root_der: &[u8],
+    trust: &Trust,
 ) -> Result<Option<OffsetDateTime>, (Https, String)> {
-    let connector = connector(root_der).map_err(|e| (Https::Failed, e.to_string()))?;
+    let connector = trust.connector();
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| (Https::Failed, format!("{}: {e}", CheckError::BadName)))?;
     let attempt = async {
@@ -416,20 +413,6 @@ async fn https(
         .peer_certificates()
         .and_then(|c| c.first())
         .and_then(|leaf| not_after(leaf.as_ref())))
-}
-
-fn connector(root_der: &[u8]) -> Result<tokio_rustls::TlsConnector, CheckError> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(root_der.to_vec()))
-        .map_err(|e| CheckError::Root(e.to_string()))?;
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CheckError::Root(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 fn classify(e: &std::io::Error) -> (Https, String) {
@@ -516,6 +499,7 @@ fn parse_time(tag: u8, s: &[u8]) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::sync::Arc;
     use tokio_rustls::TlsAcceptor;
 
     struct Ca {
@@ -585,7 +569,13 @@ mod tests {
         let ours = ca("Homelab test root");
         let until = in_a_year();
         let port = server(&ours, &["localhost"], until).await;
-        let c = check("localhost", localhost(), &ours.der, port).await;
+        let c = check(
+            "localhost",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            port,
+        )
+        .await;
         assert!(c.resolves && c.points_right, "{c:?}");
         assert_eq!(c.https, Https::Trusted, "{c:?}");
         assert!(c.ok());
@@ -602,7 +592,13 @@ mod tests {
         let ours = ca("Homelab test root");
         let theirs = ca("Someone else");
         let port = server(&theirs, &["localhost"], in_a_year()).await;
-        let c = check("localhost", localhost(), &ours.der, port).await;
+        let c = check(
+            "localhost",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            port,
+        )
+        .await;
         assert_eq!(c.https, Https::Untrusted, "{c:?}");
         assert!(!c.ok() && c.not_after.is_none());
         assert!(
@@ -615,7 +611,13 @@ mod tests {
     async fn a_certificate_for_another_name_is_refused() {
         let ours = ca("Homelab test root");
         let port = server(&ours, &["jellyfin.home.arpa"], in_a_year()).await;
-        let c = check("localhost", localhost(), &ours.der, port).await;
+        let c = check(
+            "localhost",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            port,
+        )
+        .await;
         assert_eq!(c.https, Https::WrongName, "{c:?}");
         assert!(
             c.detail.contains(&format!("127.0.0.1:{port}")),
@@ -633,7 +635,13 @@ mod tests {
             OffsetDateTime::now_utc() - time::Duration::days(1),
         )
         .await;
-        let c = check("localhost", localhost(), &ours.der, port).await;
+        let c = check(
+            "localhost",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            port,
+        )
+        .await;
         assert_eq!(c.https, Https::Expired, "{c:?}");
     }
 
@@ -645,7 +653,13 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let c = check("localhost", localhost(), &ours.der, port).await;
+        let c = check(
+            "localhost",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            port,
+        )
+        .await;
         assert_eq!(c.https, Https::NothingListening, "{c:?}");
         assert!(c.resolves && c.points_right);
         assert_eq!(
@@ -659,7 +673,7 @@ mod tests {
         let ours = ca("Homelab test root");
         let port = server(&ours, &["localhost"], in_a_year()).await;
         let device = IpAddr::from([127, 0, 0, 2]);
-        let c = check("localhost", device, &ours.der, port).await;
+        let c = check("localhost", device, &Trust::only(&ours.der).unwrap(), port).await;
         assert!(c.resolves && !c.points_right, "{c:?}");
         assert!(c.addresses.contains(&localhost()));
         assert!(
@@ -676,14 +690,20 @@ mod tests {
         let ours = ca("Homelab test root");
         let started = std::time::Instant::now();
         // `.invalid` never resolves (RFC 6761 §6.4).
-        let c = check("nothing.invalid", localhost(), &ours.der, 1).await;
+        let c = check(
+            "nothing.invalid",
+            localhost(),
+            &Trust::only(&ours.der).unwrap(),
+            1,
+        )
+        .await;
         assert!(!c.resolves && !c.points_right, "{c:?}");
         assert!(
             c.resolution.starts_with("Does not resolve yet"),
             "{}",
             c.resolution
         );
-        let bad = check("a..b", localhost(), &ours.der, 443).await;
+        let bad = check("a..b", localhost(), &Trust::only(&ours.der).unwrap(), 443).await;
         assert!(!bad.resolves && bad.resolution.contains("not a name"));
         assert!(started.elapsed() < RESOLVE_TIMEOUT + HTTPS_TIMEOUT);
     }

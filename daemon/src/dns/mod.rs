@@ -5,4 +5,5 @@
 pub mod adguard;
 pub mod check;
 pub mod mdns;
+pub mod public;
 pub mod records;

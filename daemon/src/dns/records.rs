@@ -258,10 +258,15 @@ impl Records {
     }
 
     /// Checks from the box that `name` resolves to `ip` and answers over HTTPS with a
-    /// certificate from `root_der` (`.local` names asked on the interfaces names go out on).
-    pub async fn check(&self, name: &str, ip: IpAddr, root_der: &[u8]) -> super::check::NameCheck {
+    /// certificate `trust` accepts (`.local` names asked on the interfaces names go out on).
+    pub async fn check(
+        &self,
+        name: &str,
+        ip: IpAddr,
+        trust: &crate::tls::trust::Trust,
+    ) -> super::check::NameCheck {
         let only = self.mdns.interfaces();
-        super::check::check_on(only.as_deref(), name, ip, root_der, 443).await
+        super::check::check_on(only.as_deref(), name, ip, trust, 443).await
     }
 
     async fn secret(&self, owner: &str, purpose: &str) -> Result<Secret, DnsError> {

@@ -5,6 +5,7 @@
 //! listener asks [`TlsIdentity`]'s resolver for the current certificate on every handshake).
 
 pub mod ca;
+pub mod trust;
 
 use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};

@@ -73,14 +73,23 @@ async fn checked(state: &AppState, rows: &[crate::store::NameRow]) -> Vec<(Strin
         return found.clone();
     }
     let records = state.deployer.records();
-    let root = state.deployer.ca().root_der().to_vec();
+    // A name under the owner's public domain carries a public authority's certificate; every
+    // other name the homelab's own.
+    let Ok(ours) = crate::tls::trust::Trust::only(state.deployer.ca().root_der()) else {
+        return Vec::new();
+    };
+    let public = crate::dns::public::PublicDomain::load(&state.store).await;
+    let public_trust = public.as_ref().and_then(|p| p.trust().ok());
     let found: Vec<(String, String, bool)> =
         futures_util::future::join_all(rows.iter().take(MAX_CHECKS).map(|r| {
-            let root = root.clone();
+            let trust = match (&public, &public_trust) {
+                (Some(p), Some(t)) if p.covers(&r.name) => t.clone(),
+                _ => ours.clone(),
+            };
             async move {
                 match r.answer.parse::<std::net::IpAddr>() {
                     Ok(ip) => {
-                        let c = records.check(&r.name, ip, &root).await;
+                        let c = records.check(&r.name, ip, &trust).await;
                         let ok = c.ok();
                         let words = if ok {
                             "Resolves to its device and answers with a trusted certificate."
