@@ -89,6 +89,10 @@ impl Config {
 pub const DEFAULT_APPS_DIR: &str = "/opt/homelab/apps";
 /// How long an app gets to answer its health check after starting.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a deploy waits for a public authority's certificate (Let's Encrypt typically
+/// issues within 5–15 s of the name being reachable; past this the app is ready by address and
+/// the proxy keeps trying on its own).
+pub const DEFAULT_CERTIFICATE_WAIT: Duration = Duration::from_secs(45);
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -96,6 +100,8 @@ pub struct DeployConfig {
     /// Folder on each device that holds one folder per app.
     pub apps_dir: String,
     pub health_timeout: Duration,
+    /// How long a deploy waits for a public domain's certificate (`DEFAULT_CERTIFICATE_WAIT`).
+    pub certificate_wait: Duration,
 }
 
 impl Default for DeployConfig {
@@ -103,6 +109,7 @@ impl Default for DeployConfig {
         DeployConfig {
             apps_dir: DEFAULT_APPS_DIR.into(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            certificate_wait: DEFAULT_CERTIFICATE_WAIT,
         }
     }
 }

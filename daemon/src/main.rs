@@ -188,6 +188,7 @@ fn config(args: &RunArgs) -> Config {
     c.deploy = homelabd::config::DeployConfig {
         apps_dir: args.apps_dir.clone(),
         health_timeout: std::time::Duration::from_secs(args.health_timeout),
+        ..Default::default()
     };
     c.ota = homelabd::config::OtaConfig {
         rauc: args.rauc.clone(),

@@ -369,3 +369,285 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     ));
     s.stop().await.unwrap();
 }
+
+/// What the device's proxy holds for public certificates: its ACME policies' ids and the names
+/// it manages (read over its admin socket, on the device).
+fn acme_state(device: &str) -> (Vec<String>, Vec<String>) {
+    let get = |path: &str| {
+        let out = lab::exec(
+            device,
+            &[
+                "curl",
+                "-sS",
+                "--unix-socket",
+                "/opt/homelab/proxy/admin/caddy.sock",
+                &format!("http://caddy{path}"),
+            ],
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or(serde_json::Value::Null)
+    };
+    let policies = get("/config/apps/tls/automation/policies");
+    let ids = policies
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["@id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let managed = get("/config/apps/tls/certificates/automate");
+    let names = managed
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (ids, names)
+}
+
+/// The owner's own domain: apps named under it get their certificates from a public authority
+/// over ACME (Pebble, Let's Encrypt's test server, really validating the device's proxy over
+/// HTTP-01), checked from outside against the authority's root only; a deploy whose
+/// certificate cannot come yet still installs the app and says what to do on the router, and
+/// the page follows once it comes; a failed deploy and a removal leave no policy behind.
+#[tokio::test]
+async fn names_under_the_owners_domain_get_certificates_from_a_public_authority() {
+    const DEVICE: &str = "nas-01";
+    const DOMAIN: &str = "homelab.example.com";
+    let data = data_dir("names-public");
+    recipe(&data, "lab-public", 8080, 18093);
+    recipe(&data, "lab-pubwait", 8080, 18094);
+    // Its route leads to a port nothing listens on: the certificate comes, the app's answer
+    // through the proxy does not.
+    recipe(&data, "lab-pubmis", 9999, 18095);
+    let slugs = ["lab-public", "lab-pubwait", "lab-pubmis"];
+    clean(DEVICE, &slugs);
+    for slug in slugs {
+        assert!(lab::exec_ok(
+            DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}:1")]
+        ));
+    }
+    let ip = lab::ip(DEVICE);
+    // The authority on the lab's host (the device's proxy reaches it there); every name it
+    // looks up resolves to the device, as the owner's public DNS and router would make it.
+    let host = "10.88.0.1";
+    let pebble = common::pebble::Pebble::start(host, &ip, 80, 443);
+    let roots = |p: &common::pebble::Pebble| {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(p.dir_ca_pem()).unwrap(),
+            p.issuing_root_pem()
+        )
+    };
+    let agh = common::adguard_fake::fake(json!({
+        "users": [{"name": "admin", "password": "fake-admin-password"}]
+    }));
+
+    let mut opts = Options::new("names-public");
+    opts.data = Some(data.clone());
+    opts.poll_interval = Duration::from_secs(3600);
+    // Measured: Pebble issues within ~1.5 s of the proxy asking; a certificate that cannot
+    // come is waited for this long before the deploy goes on without it.
+    opts.certificate_wait = Duration::from_secs(10);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "names-public-test").await,
+        s: &s,
+    };
+    let nas = add_lab_device(&s, &session, "NAS", DEVICE).await;
+    let res = s
+        .post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let public = |domain: &str, email: &str, directory: &str, roots: &str| {
+        [
+            ("domain", domain.to_string()),
+            ("email", email.to_string()),
+            ("directory", directory.to_string()),
+            ("roots", roots.to_string()),
+        ]
+    };
+    let post_public = |form: [(&'static str, String); 4]| {
+        let s = &s;
+        let session = &session;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let res = s.post_htmx("/network/names/public", session, &form).await;
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+
+    // 1. Names announced over mDNS cannot be under a public domain: refused with the way out.
+    let (status, body) = post_public(public(DOMAIN, "me@example.com", &pebble.directory, "")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Choose AdGuard Home"), "{body}");
+    for (path, form) in [
+        (
+            "/network/dns/save",
+            vec![
+                ("url", agh.url.as_str()),
+                ("username", "admin"),
+                ("password", "fake-admin-password"),
+            ],
+        ),
+        ("/network/dns/provider", vec![("provider", "adguard")]),
+    ] {
+        let res = s.post_htmx(path, &session, &form).await;
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    // A home name and a malformed email are refused, saying what to do.
+    let (status, body) = post_public(public("lab.home.arpa", "me@example.com", "", "")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Use a domain you own"), "{body}");
+    let (status, body) = post_public(public(DOMAIN, "me@example.com\nBcc: x", "", "")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not an email address"), "{body}");
+    let (status, body) = post_public(public(
+        DOMAIN,
+        "me@example.com",
+        &pebble.directory,
+        &roots(&pebble),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!(
+            "names now end in .{DOMAIN}, with certificates from {host}"
+        )),
+        "{body}"
+    );
+
+    // 2. Installed: the proxy obtains the name's certificate from the authority; from outside
+    //    it is trusted with the authority's root alone, and the app answers.
+    let d = api
+        .deploy_to_end(
+            "lab-public",
+            json!({"device_id": nas, "settings": {"HTTP_PORT": "18093"}}),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}\n{}", pebble.log());
+    let name = format!("lab-public.{DOMAIN}");
+    let app = api.get("/api/v1/applications/lab-public").await;
+    assert_eq!(app["deployed"]["url"], format!("https://{name}/"), "{app}");
+    let root = data.join("pebble-root.pem");
+    std::fs::write(&root, pebble.issuing_root_pem()).unwrap();
+    let (ok, body) = https_get(&name, &ip, &root, "/");
+    assert!(ok, "the authority's certificate, trusted: {body}");
+    assert!(body.contains("homelab lab app"), "{body}");
+    let (ids, managed) = acme_state(DEVICE);
+    assert_eq!(ids, ["acme-lab-public"], "{managed:?}");
+    assert_eq!(managed, [name.as_str()]);
+    let panel = s.get_text_with("/network/names", &session, &[]).await;
+    assert!(
+        panel.contains(&name) && panel.contains("certificate kept up to date by 10.88.0.1"),
+        "{panel}"
+    );
+    // Another domain, or none, while an app is named under this one: refused.
+    let (status, body) = post_public(public("other.example.com", "me@example.com", "", "")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(&format!("{name} still have names under {DOMAIN}")),
+        "{body}"
+    );
+    let res = s
+        .post_htmx("/network/names/public/clear", &session, &[])
+        .await;
+    assert_eq!(res.status(), 400);
+
+    // 3. A deploy whose route leads nowhere fails once the certificate is there, and leaves
+    //    no policy and no managed name behind.
+    let d = api
+        .deploy_to_end(
+            "lab-pubmis",
+            json!({"device_id": nas, "settings": {"HTTP_PORT": "18095"}}),
+        )
+        .await;
+    assert_eq!(d["state"], "rolled_back", "{d}");
+    assert_eq!(
+        acme_state(DEVICE),
+        (vec!["acme-lab-public".to_string()], vec![name.clone()])
+    );
+
+    // 4. The authority cannot be reached: the app is still installed, and says what to do.
+    drop(pebble);
+    let d = api
+        .deploy_to_end(
+            "lab-pubwait",
+            json!({"device_id": nas, "settings": {"HTTP_PORT": "18094"}}),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    let waiting = format!("lab-pubwait.{DOMAIN}");
+    let page = s.get_text_with("/apps/lab-pubwait", &session, &[]).await;
+    assert!(
+        page.contains(&format!("has not issued the certificate for {waiting} yet"))
+            && page.contains("forward ports 80 and 443 on your router to NAS"),
+        "{page}"
+    );
+    // The owner's authority is back (at a new address, with new roots): saving it tells every
+    // proxy, the certificate comes, and the page follows without anyone asking.
+    let pebble = common::pebble::Pebble::start(host, &ip, 80, 443);
+    let (status, body) = post_public(public(
+        DOMAIN,
+        "me@example.com",
+        &pebble.directory,
+        &roots(&pebble),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    std::fs::write(&root, pebble.issuing_root_pem()).unwrap();
+    eventually(
+        "the waiting app's certificate comes and its page says so",
+        Duration::from_secs(60),
+        || async {
+            let page = s.get_text_with("/apps/lab-pubwait", &session, &[]).await;
+            let (ok, body) = https_get(&waiting, &ip, &root, "/");
+            if ok && !page.contains("has not issued") {
+                Ok(())
+            } else {
+                Err(format!("{body}\n{}", pebble.log()))
+            }
+        },
+    )
+    .await;
+
+    // 5. Removal takes each policy and name off the proxy, and the proxy with the last one.
+    let (status, removed) = api
+        .delete("/api/v1/applications/lab-pubwait?delete_data=true")
+        .await;
+    assert!(status == 200 || status == 202, "{status} {removed}");
+    eventually("lab-pubwait is gone", Duration::from_secs(30), || async {
+        match acme_state(DEVICE) {
+            (ids, names) if ids == ["acme-lab-public"] && names == [name.clone()] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let (status, removed) = api
+        .delete("/api/v1/applications/lab-public?delete_data=true")
+        .await;
+    assert!(status == 200 || status == 202, "{status} {removed}");
+    eventually(
+        "the proxy leaves the NAS",
+        Duration::from_secs(30),
+        || async {
+            let left = proxy_containers(DEVICE);
+            if left.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(left)
+            }
+        },
+    )
+    .await;
+    // Nothing is named under the domain now: the owner can stop using it.
+    let res = s
+        .post_htmx("/network/names/public/clear", &session, &[])
+        .await;
+    assert_eq!(res.status(), 200);
+    s.stop().await.unwrap();
+}

@@ -209,9 +209,7 @@ impl Deployer {
                             )
                             .await?;
                         }
-                        Undo::RemoveRoute { slug } => {
-                            r.proxy_delete(&self.proxy_socket(), slug).await?
-                        }
+                        Undo::RemoveRoute { slug } => self.take_route_off(r, slug).await?,
                         Undo::RemoveProxy { .. } => {
                             self.remove_proxy_if_idle(r, Some(d.id)).await?
                         }

@@ -549,6 +549,10 @@ pub(crate) fn route_id(slug: &str) -> String {
 pub(crate) fn cert_id(slug: &str) -> String {
     format!("cert-{slug}")
 }
+/// The proxy's ACME policy for an app named under the owner's public domain.
+pub(crate) fn acme_id(slug: &str) -> String {
+    format!("acme-{slug}")
+}
 
 /// The device's IP address: its host as given when that is an address, else what the name
 /// resolves to here (IPv4 first: what a port binding on a home network wants), else the name.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::journal::Undo;
 use super::{DeployError, Deployer, DeploymentState, Remote, device_ip, key_owner, render};
 use crate::catalog::Recipe;
+use crate::dns::public::PublicDomain;
 use crate::dns::records::{self, Placed, Provider};
 use crate::proxy;
 use crate::store::{NameRow, now_unix};
@@ -234,6 +235,47 @@ impl Deployer {
             "Securing it with HTTPS…".into(),
         )
         .await;
+        // The certificate part is filled in below (none for a name under the public domain:
+        // the proxy holds and renews that one).
+        let row = NameRow {
+            slug: slug.to_string(),
+            name: named.name.clone(),
+            provider: named.provider.as_str().to_string(),
+            device_id: remote.device.id,
+            answer: ip.to_string(),
+            reference: named.reference.clone(),
+            record_state: named.record_state.into(),
+            record_message: named.record_message.clone(),
+            cert_pem: String::new(),
+            cert_not_before: 0,
+            cert_not_after: 0,
+            cert_message: String::new(),
+            updated_at: now_unix(),
+        };
+        if let Some(public) = self.public_for(&named.name).await {
+            // The row goes with the "name" step's undo.
+            self.store.put_name(row.clone()).await?;
+            self.step(
+                id,
+                "route",
+                &Undo::RemoveRoute {
+                    slug: slug.to_string(),
+                },
+            )
+            .await?;
+            let waiting = self
+                .secure_public(remote, recipe, values, &named.name, &ip, &public)
+                .await?;
+            if !waiting.is_empty() {
+                self.store
+                    .set_cert_message(slug.to_string(), waiting.clone())
+                    .await?;
+            }
+            return Ok(NameRow {
+                cert_message: waiting,
+                ..row
+            });
+        }
         let t = Instant::now();
         let leaf = self
             .ca
@@ -244,19 +286,10 @@ impl Deployer {
             )
             .map_err(|e| DeployError::Certificate(e.to_string()))?;
         let row = NameRow {
-            slug: slug.to_string(),
-            name: named.name.clone(),
-            provider: named.provider.as_str().to_string(),
-            device_id: remote.device.id,
-            answer: ip.to_string(),
-            reference: named.reference.clone(),
-            record_state: named.record_state.into(),
-            record_message: named.record_message.clone(),
             cert_pem: leaf.cert_pem.clone(),
             cert_not_before: leaf.not_before,
             cert_not_after: leaf.not_after,
-            cert_message: String::new(),
-            updated_at: now_unix(),
+            ..row
         };
         // The row and the sealed key go with the "name" step's undo.
         self.store.put_name(row.clone()).await?;
@@ -306,6 +339,19 @@ impl Deployer {
         values: &BTreeMap<String, String>,
         row: &NameRow,
     ) -> Result<(), DeployError> {
+        let ip: IpAddr = row.answer.parse().map_err(|_| DeployError::NoNameAddress {
+            device: remote.device.name.clone(),
+            host: row.answer.clone(),
+        })?;
+        if let Some(public) = self.public_for(&row.name).await {
+            let waiting = self
+                .secure_public(remote, recipe, values, &row.name, &ip, &public)
+                .await?;
+            self.store
+                .set_cert_message(row.slug.clone(), waiting)
+                .await?;
+            return Ok(());
+        }
         let owner = key_owner(&row.slug);
         let sealed = self
             .store
@@ -324,10 +370,6 @@ impl Deployer {
                 &upstream(recipe, values),
             )
             .await?;
-        let ip: IpAddr = row.answer.parse().map_err(|_| DeployError::NoNameAddress {
-            device: remote.device.name.clone(),
-            host: row.answer.clone(),
-        })?;
         self.check_through_proxy(remote, recipe, &row.name, &ip)
             .await
     }
@@ -341,14 +383,35 @@ impl Deployer {
         name: &str,
         ip: &IpAddr,
     ) -> Result<(), DeployError> {
-        let m = &recipe.manifest;
-        let deadline = Instant::now() + ROUTE_READY;
-        let t = Instant::now();
         let trust =
             crate::tls::trust::Trust::only(self.ca.root_der()).map_err(DeployError::Certificate)?;
+        self.answer_through_proxy(remote, recipe, name, ip, &trust, ROUTE_READY)
+            .await
+            .map_err(|(_, detail)| DeployError::NotSecured {
+                app: recipe.manifest.name.clone(),
+                name: name.to_string(),
+                detail,
+            })
+    }
+
+    /// Asks for the health path through the proxy by name until it answers as the recipe says
+    /// or `wait` passes. The error says whether the last try got an answer (the certificate is
+    /// in place but the app answered wrongly) and what went wrong.
+    async fn answer_through_proxy(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        name: &str,
+        ip: &IpAddr,
+        trust: &crate::tls::trust::Trust,
+        wait: Duration,
+    ) -> Result<(), (bool, String)> {
+        let m = &recipe.manifest;
+        let deadline = Instant::now() + wait;
+        let t = Instant::now();
         loop {
             let answer =
-                super::remote::probe_named(&ip.to_string(), name, &m.health.path, &trust).await;
+                super::remote::probe_named(&ip.to_string(), name, &m.health.path, trust).await;
             let last = match &answer {
                 Ok(a) if m.health.status.contains(&a.status) => {
                     remote
@@ -364,18 +427,121 @@ impl Deployer {
                         .await;
                     return Ok(());
                 }
-                Ok(a) => format!("answered {}", a.status),
-                Err(e) => e.clone(),
+                Ok(a) => (true, format!("answered {}", a.status)),
+                Err(e) => (false, e.clone()),
             };
             if Instant::now() >= deadline {
-                return Err(DeployError::NotSecured {
-                    app: m.name.clone(),
-                    name: name.to_string(),
-                    detail: last,
-                });
+                return Err(last);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The owner's public domain when `name` is under it (its certificate then comes from the
+    /// public authority, obtained and renewed by the proxy).
+    async fn public_for(&self, name: &str) -> Option<PublicDomain> {
+        PublicDomain::load(&self.store)
+            .await
+            .filter(|p| p.covers(name))
+    }
+
+    /// "Securing it with HTTPS" for a name under the owner's public domain: the authority's
+    /// roots where the proxy reads them, the proxy told to obtain the name's certificate and to
+    /// route it, then a bounded wait for the certificate. The authority must reach the name
+    /// from the internet, which only the owner's router can allow: when the certificate has
+    /// not come by then, the app is still installed (reachable by address) and the returned
+    /// words say what to do; the proxy keeps trying on its own. An app that answers wrongly
+    /// once the certificate is there fails the deploy, as with the homelab's certificates.
+    async fn secure_public(
+        &self,
+        remote: &Remote,
+        recipe: &Recipe,
+        values: &BTreeMap<String, String>,
+        name: &str,
+        ip: &IpAddr,
+        public: &PublicDomain,
+    ) -> Result<String, DeployError> {
+        let slug = recipe.manifest.slug.as_str();
+        let trust = public.trust().map_err(DeployError::Certificate)?;
+        remote
+            .write_acme_roots(&self.proxy_dir(), public.roots_pem.as_deref())
+            .await?;
+        {
+            let lock = self.proxy_lock(remote.device.id);
+            let _held = lock.lock().await;
+            remote
+                .proxy_put_acme(
+                    &self.proxy_socket(),
+                    slug,
+                    name,
+                    &public.issuer(),
+                    &upstream(recipe, values),
+                )
+                .await?;
+        }
+        match self
+            .answer_through_proxy(
+                remote,
+                recipe,
+                name,
+                ip,
+                &trust,
+                self.config.certificate_wait,
+            )
+            .await
+        {
+            Ok(()) => Ok(String::new()),
+            Err((true, detail)) => Err(DeployError::NotSecured {
+                app: recipe.manifest.name.clone(),
+                name: name.to_string(),
+                detail,
+            }),
+            Err((false, detail)) => {
+                tracing::info!(app = slug, name, %detail, "no public certificate yet");
+                Ok(waiting_words(public, name, &remote.device.name, ip))
+            }
+        }
+    }
+
+    /// After the owner changed the public domain's authority, email or roots: each app named
+    /// under it gets them on its proxy (the proxy obtains its next certificate there). Returns,
+    /// in words, the apps whose device could not be told (they get it on their next update).
+    pub async fn reapply_public(&self) -> Vec<String> {
+        let Some(public) = PublicDomain::load(&self.store).await else {
+            return Vec::new();
+        };
+        let rows = self.store.names().await.unwrap_or_default();
+        let mut missed = Vec::new();
+        for row in rows.iter().filter(|r| public.covers(&r.name)) {
+            let done = async {
+                let app = self.deployed(&row.slug).await?;
+                let recipe = self.recipe(&row.slug)?.clone();
+                let values: BTreeMap<String, String> =
+                    serde_json::from_str(&app.settings).unwrap_or_default();
+                let device = self.app_device(&app).await?;
+                let remote = Remote::connect(&self.devices, device, None).await?;
+                remote
+                    .write_acme_roots(&self.proxy_dir(), public.roots_pem.as_deref())
+                    .await?;
+                let lock = self.proxy_lock(remote.device.id);
+                let _held = lock.lock().await;
+                remote
+                    .proxy_put_acme(
+                        &self.proxy_socket(),
+                        &row.slug,
+                        &row.name,
+                        &public.issuer(),
+                        &upstream(&recipe, &values),
+                    )
+                    .await
+            }
+            .await;
+            if let Err(e) = done {
+                tracing::warn!(app = %row.slug, error = %e, "could not change a public certificate's authority");
+                missed.push(format!("{} ({e})", row.name));
+            }
+        }
+        missed
     }
 
     /// Where the proxy's files live on a device: beside the apps' folder.
@@ -392,7 +558,7 @@ impl Deployer {
         format!("{}/{}", self.proxy_dir(), proxy::ADMIN_SOCKET_ON_DEVICE)
     }
 
-    fn proxy_lock(&self, device_id: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn proxy_lock(&self, device_id: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.proxy_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(device_id).or_default().clone()
     }
@@ -444,6 +610,18 @@ impl Deployer {
         Ok(())
     }
 
+    /// Takes an app's route and certificate (or public certificate's policy) off its device's
+    /// proxy, holding the device's proxy lock.
+    pub(super) async fn take_route_off(
+        &self,
+        remote: &Remote,
+        slug: &str,
+    ) -> Result<(), DeployError> {
+        let lock = self.proxy_lock(remote.device.id);
+        let _held = lock.lock().await;
+        remote.proxy_delete(&self.proxy_socket(), slug).await
+    }
+
     /// Takes an app's name away: its route and certificate from the proxy, its record from the
     /// DNS (a provider that cannot be reached is reported, the rest still goes), its row and
     /// key here. The caller removes the proxy once the app's containers are gone
@@ -457,7 +635,7 @@ impl Deployer {
             return Ok(());
         };
         if let Some(remote) = remote {
-            remote.proxy_delete(&self.proxy_socket(), slug).await?;
+            self.take_route_off(remote, slug).await?;
         }
         if let Some(provider) = Provider::parse(&row.provider)
             && let Err(e) = self
@@ -487,6 +665,11 @@ impl Deployer {
         };
         let mut renewed = 0;
         for row in rows {
+            if row.cert_pem.is_empty() {
+                // The proxy renews a public authority's certificate itself.
+                self.check_public_certificate(&row).await;
+                continue;
+            }
             if !crate::tls::ca::renewal_due(row.cert_not_before, row.cert_not_after, now)
                 || (!row.cert_message.is_empty() && now - row.updated_at < RENEW_RETRY_SECS)
             {
@@ -524,6 +707,33 @@ impl Deployer {
             });
         }
         renewed
+    }
+
+    /// A name waiting for its public certificate: once the proxy serves one the box trusts for
+    /// it, the waiting message goes (the page follows at once).
+    async fn check_public_certificate(&self, row: &NameRow) {
+        if row.cert_message.is_empty() {
+            return;
+        }
+        let Some(public) = self.public_for(&row.name).await else {
+            return;
+        };
+        let Ok(trust) = public.trust() else {
+            return;
+        };
+        if super::remote::probe_named(&row.answer, &row.name, "/", &trust)
+            .await
+            .is_ok()
+        {
+            tracing::info!(app = %row.slug, name = %row.name, "public certificate in place");
+            let _ = self
+                .store
+                .set_cert_message(row.slug.clone(), String::new())
+                .await;
+            self.events.publish(crate::events::Event::AppState {
+                slug: row.slug.clone(),
+            });
+        }
     }
 
     async fn renew_one(&self, row: &NameRow, now: i64) -> Result<(), DeployError> {
@@ -682,6 +892,8 @@ impl Deployer {
                 name: name.clone(),
                 why: e.to_string(),
             })?;
+        let values: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
         // The new record goes again when what follows fails: the old name stays as it was.
         let answer = row.answer.clone();
         let take_back = |placed: Placed| async move {
@@ -693,6 +905,29 @@ impl Deployer {
                 tracing::warn!(app = slug, error = %e, "could not take back a new record");
             }
         };
+        if let Some(public) = self.public_for(&placed.name).await {
+            let waiting = match self
+                .secure_public(&remote, &recipe, &values, &placed.name, &ip, &public)
+                .await
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    take_back(placed).await;
+                    return Err(e);
+                }
+            };
+            self.store
+                .put_name(NameRow {
+                    name: placed.name.clone(),
+                    reference: placed.reference.clone(),
+                    record_state: "ok".into(),
+                    record_message: String::new(),
+                    cert_message: waiting,
+                    ..public_row_from(&row)
+                })
+                .await?;
+            return self.renamed(&app, &recipe, &row, placed).await;
+        }
         let leaf = match self.ca.issue(
             std::slice::from_ref(&placed.name),
             &[],
@@ -704,8 +939,6 @@ impl Deployer {
                 return Err(DeployError::Certificate(e.to_string()));
             }
         };
-        let values: BTreeMap<String, String> =
-            serde_json::from_str(&app.settings).unwrap_or_default();
         if let Err(e) = remote
             .proxy_put(
                 &self.proxy_socket(),
@@ -736,6 +969,20 @@ impl Deployer {
                 ..row.clone()
             })
             .await?;
+        self.renamed(&app, &recipe, &row, placed).await
+    }
+
+    /// The end of a rename, once the new name is in place: the app's link, the old record
+    /// gone, the audit and the live pages told.
+    async fn renamed(
+        &self,
+        app: &crate::store::AppRow,
+        recipe: &Recipe,
+        row: &NameRow,
+        placed: Placed,
+    ) -> Result<String, DeployError> {
+        let slug = app.slug.as_str();
+        let provider = Provider::parse(&row.provider).unwrap_or(Provider::Mdns);
         self.store
             .set_app_url(
                 slug.to_string(),
@@ -759,4 +1006,28 @@ impl Deployer {
         });
         Ok(placed.name)
     }
+}
+
+/// `row` with its certificate part made a public one's.
+fn public_row_from(row: &NameRow) -> NameRow {
+    NameRow {
+        cert_pem: String::new(),
+        cert_not_before: 0,
+        cert_not_after: 0,
+        cert_message: String::new(),
+        updated_at: now_unix(),
+        ..row.clone()
+    }
+}
+
+/// What the owner is told while the public authority has not issued a name's certificate:
+/// what only they can do on their router and on the internet's DNS.
+fn waiting_words(public: &PublicDomain, name: &str, device: &str, ip: &IpAddr) -> String {
+    format!(
+        "{} has not issued the certificate for {name} yet: it must reach {name} from the \
+         internet. Point {name} at your home's internet address in your domain's DNS, and \
+         forward ports 80 and 443 on your router to {device} ({ip}). Homelab's proxy keeps \
+         trying on its own; until then, open the app by its address.",
+        public.authority()
+    )
 }

@@ -41,6 +41,8 @@ const REMOVE_DIR: &str = include_str!("remove_dir.sh");
 const COPY_FILE: &str = include_str!("copy_file.sh");
 /// Creates the proxy's private folder and writes its Compose file and starting configuration.
 const WRITE_PROXY: &str = include_str!("write_proxy.sh");
+/// Writes (or removes) the public authority's roots in the proxy's config folder.
+const WRITE_ROOTS: &str = include_str!("write_roots.sh");
 
 /// A device, connected, with every action logged to one deployment.
 pub struct Remote {
@@ -677,6 +679,31 @@ impl Remote {
         self.files_written(dir, &out)
     }
 
+    /// Puts a private authority's roots where the proxy reads them (`None`: removes them, the
+    /// authority is public). `dir`: the proxy's folder.
+    pub async fn write_acme_roots(&self, dir: &str, pem: Option<&str>) -> Result<(), DeployError> {
+        let config = format!("{dir}/config");
+        let out = self
+            .run(
+                "Write the authority's root certificates for the proxy",
+                RemoteCommand::script(
+                    WRITE_ROOTS,
+                    [config.as_str(), crate::dns::public::ROOTS_FILE],
+                ),
+                Some(pem.unwrap_or("").as_bytes()),
+                SMALL_TIMEOUT,
+            )
+            .await?;
+        match out.stdout_text().trim() {
+            "written" | "removed" if out.success() => Ok(()),
+            _ => Err(DeployError::FilesNotWritten {
+                dir: config,
+                device: self.device.name.clone(),
+                detail: out.stderr_text(),
+            }),
+        }
+    }
+
     /// The proxy's admin socket on the device, as a connector for the admin API client.
     fn admin(&self, socket: &str) -> crate::proxy::caddy::Admin {
         crate::proxy::caddy::Admin::over_ssh(self.session.clone(), socket.to_string())
@@ -721,6 +748,16 @@ impl Remote {
         )
         .await;
         done.map_err(|e| self.proxy_refused(e))?;
+        self.put_route(&admin, slug, name, upstream).await
+    }
+
+    async fn put_route(
+        &self,
+        admin: &crate::proxy::caddy::Admin,
+        slug: &str,
+        name: &str,
+        upstream: &crate::proxy::Upstream,
+    ) -> Result<(), DeployError> {
         let t = Instant::now();
         let route = crate::proxy::caddy::Route {
             id: super::route_id(slug),
@@ -740,8 +777,41 @@ impl Remote {
         done.map_err(|e| self.proxy_refused(e))
     }
 
-    /// Takes the app's route and certificate off the proxy; a proxy that is not there (any
-    /// more) has nothing to take off.
+    /// Has the proxy obtain the app's certificate from the owner's public authority (ACME) and
+    /// route the name to the app. A certificate Homelab pushed earlier for the app goes. The
+    /// caller holds the device's proxy lock (the managed-names list is edited by position).
+    pub async fn proxy_put_acme(
+        &self,
+        socket: &str,
+        slug: &str,
+        name: &str,
+        issuer: &crate::proxy::caddy::AcmeIssuer,
+        upstream: &crate::proxy::Upstream,
+    ) -> Result<(), DeployError> {
+        let admin = self.admin(socket);
+        let t = Instant::now();
+        let id = super::acme_id(slug);
+        let done = async {
+            admin.put_acme(&id, name, issuer).await?;
+            admin.delete_certificate(&super::cert_id(slug)).await
+        }
+        .await;
+        self.note(
+            format!("Proxy: {name}'s certificate from {}", issuer.directory),
+            done.as_ref()
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            t,
+            String::new(),
+        )
+        .await;
+        done.map_err(|e| self.proxy_refused(e))?;
+        self.put_route(&admin, slug, name, upstream).await
+    }
+
+    /// Takes the app's route and certificate (or its public certificate's policy) off the
+    /// proxy; a proxy that is not there (any more) has nothing to take off. The caller holds
+    /// the device's proxy lock.
     pub async fn proxy_delete(&self, socket: &str, slug: &str) -> Result<(), DeployError> {
         let admin = self.admin(socket);
         if admin.ids().await.is_err() {
@@ -757,7 +827,8 @@ impl Remote {
         let t = Instant::now();
         let done = async {
             admin.delete_route(&super::route_id(slug)).await?;
-            admin.delete_certificate(&super::cert_id(slug)).await
+            admin.delete_certificate(&super::cert_id(slug)).await?;
+            admin.delete_acme(&super::acme_id(slug)).await
         }
         .await;
         self.note(

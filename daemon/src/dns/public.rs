@@ -152,10 +152,17 @@ impl PublicDomain {
     }
 
     /// Stores the choice and makes the domain the ending of new apps' names. Names need a DNS
-    /// Homelab writes to (not `.local` announcements).
+    /// Homelab writes to (not `.local` announcements). Another domain replaces the current one
+    /// only once no app has a name under it; the authority, email and roots of the same domain
+    /// can change at any time (the caller applies them to the apps named under it).
     pub async fn save(&self, store: &Store, provider: Provider) -> Result<(), PublicError> {
         if provider == Provider::Mdns {
             return Err(PublicError::NeedsDns(self.domain.clone()));
+        }
+        if let Some(current) = PublicDomain::load(store).await
+            && current.domain != self.domain
+        {
+            current.unused(store).await?;
         }
         let json = serde_json::to_string(self).unwrap_or_default();
         store.set_setting(SETTING, json).await?;
@@ -171,21 +178,33 @@ impl PublicDomain {
         let Some(current) = PublicDomain::load(store).await else {
             return Ok(());
         };
-        let named: Vec<String> = store
-            .names()
-            .await?
-            .into_iter()
-            .filter(|n| current.covers(&n.name))
-            .map(|n| n.name)
-            .collect();
-        if !named.is_empty() {
-            return Err(PublicError::StillUsed(named.join(", "), current.domain));
-        }
+        current.unused(store).await?;
         store.delete_setting(SETTING).await?;
         if store.setting(records::SUFFIX_SETTING).await?.as_deref() == Some(&current.domain) {
             store.delete_setting(records::SUFFIX_SETTING).await?;
         }
         Ok(())
+    }
+}
+
+impl PublicDomain {
+    /// Refuses while apps have names under the domain (their certificates would be left with
+    /// nobody to renew them).
+    async fn unused(&self, store: &Store) -> Result<(), PublicError> {
+        let named: Vec<String> = store
+            .names()
+            .await?
+            .into_iter()
+            .filter(|n| self.covers(&n.name))
+            .map(|n| n.name)
+            .collect();
+        if named.is_empty() {
+            return Ok(());
+        }
+        Err(PublicError::StillUsed(
+            named.join(", "),
+            self.domain.clone(),
+        ))
     }
 }
 

@@ -7,6 +7,8 @@ pub const APPS: &str = "/apps";
 pub const NETWORK: &str = "/network";
 pub const NETWORK_NAMES: &str = "/network/names";
 pub const NETWORK_SUFFIX: &str = "/network/names/suffix";
+pub const NETWORK_PUBLIC: &str = "/network/names/public";
+pub const NETWORK_PUBLIC_CLEAR: &str = "/network/names/public/clear";
 pub const NETWORK_DNS: &str = "/network/dns";
 // The DNS panel's parts and forms (views::network_dns).
 pub const NETWORK_DNS_PROVIDER: &str = "/network/dns/provider";

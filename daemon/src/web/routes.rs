@@ -155,6 +155,18 @@ fn table() -> Vec<Entry> {
             views::network::set_suffix,
         ),
         entry(
+            M::POST,
+            paths::NETWORK_PUBLIC,
+            Session,
+            views::network::set_public,
+        ),
+        entry(
+            M::POST,
+            paths::NETWORK_PUBLIC_CLEAR,
+            Session,
+            views::network::clear_public,
+        ),
+        entry(
             M::GET,
             paths::NETWORK_DNS,
             Session,

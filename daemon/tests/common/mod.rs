@@ -15,6 +15,7 @@ use reqwest::redirect::Policy;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod adguard_fake;
 pub mod pebble;
 
 pub const ADMIN: &str = "admin";
@@ -156,6 +157,8 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// How long a deployed app gets to answer its health check.
     pub health_timeout: Duration,
+    /// How long a deploy waits for a public domain's certificate.
+    pub certificate_wait: Duration,
     /// RAUC and the restart request (updates).
     pub ota: homelabd::config::OtaConfig,
     /// Connection bounds; floods in tests are sized against small ones so they run in seconds.
@@ -172,6 +175,7 @@ impl Options {
             https: false,
             data: None,
             health_timeout: Duration::from_secs(60),
+            certificate_wait: homelabd::config::DEFAULT_CERTIFICATE_WAIT,
             ota: homelabd::config::OtaConfig::default(),
             connections: homelabd::ConnectionLimits::default(),
         }
@@ -207,6 +211,7 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.mdns = opts.mdns_interfaces.is_some();
     config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.deploy.health_timeout = opts.health_timeout;
+    config.deploy.certificate_wait = opts.certificate_wait;
     config.ota = opts.ota.clone();
     config.connections = opts.connections.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());

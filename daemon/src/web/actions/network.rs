@@ -1,7 +1,9 @@
-//! Network state changes: how new apps' names end (the suffix); the router: connecting the owner's router (after they confirm its certificate)
+//! Network state changes: how new apps' names end (the suffix) and the owner's public domain;
+//! the router: connecting the owner's router (after they confirm its certificate)
 //! and forgetting it. Meeting the router (first contact) changes nothing stored, so it is not
 //! audited; the confirmation and the forgetting are.
 
+use crate::dns::public::{PublicDomain, PublicError};
 use crate::dns::records::{self, SUFFIX_SETTING};
 use crate::network::NetworkError;
 use crate::secrets::Secret;
@@ -82,7 +84,8 @@ pub async fn set_suffix(state: &AppState, who: &Ctx, suffix: &str) -> Result<(),
         return Err(WebError::bad_request(format!(
             "This homelab's certificates can only be trusted for home names (home.arpa, .internal, \
              .lan, .home, .local) so that trusting it cannot be abused for public sites; \
-             “{suffix}” is not one of them."
+             “{suffix}” is not one of them. For a domain you own on the internet, fill in \
+             “Your own domain” below: its names get certificates from a public authority."
         )));
     }
     state
@@ -93,6 +96,89 @@ pub async fn set_suffix(state: &AppState, who: &Ctx, suffix: &str) -> Result<(),
         state,
         "network.suffix",
         format!("New apps' names now end in .{suffix}"),
+    )
+    .await
+}
+
+fn refused(e: PublicError) -> WebError {
+    match e {
+        PublicError::Store(e) => WebError::internal(e),
+        e => WebError::bad_request(e.to_string()),
+    }
+}
+
+/// What the owner typed for their public domain.
+pub struct PublicInput<'a> {
+    pub domain: &'a str,
+    pub email: &'a str,
+    pub directory: &'a str,
+    pub roots_pem: &'a str,
+}
+
+/// Uses the owner's public domain for new apps' names (certificates from its authority over
+/// ACME, obtained by the proxy on each device); audited. The same domain with another
+/// authority, email or roots is applied to the apps already named under it. Returns the words
+/// for the owner (which apps' devices could not be told yet).
+pub async fn set_public(
+    state: &AppState,
+    who: &Ctx,
+    input: PublicInput<'_>,
+) -> Result<String, WebError> {
+    let ca = state.deployer.ca();
+    let public = PublicDomain::new(
+        input.domain,
+        input.email,
+        input.directory,
+        input.roots_pem,
+        |n| ca.covers(n),
+    )
+    .map_err(refused)?;
+    let before = PublicDomain::load(&state.store).await;
+    public
+        .save(&state.store, state.deployer.records().provider().await)
+        .await
+        .map_err(refused)?;
+    who.audit(
+        state,
+        "network.public",
+        format!(
+            "Names under {} now get certificates from {} (contact {})",
+            public.domain,
+            public.authority(),
+            public.email
+        ),
+    )
+    .await?;
+    let missed = if before.is_some_and(|b| b != public) {
+        state.deployer.reapply_public().await
+    } else {
+        Vec::new()
+    };
+    Ok(if missed.is_empty() {
+        format!(
+            "New apps' names now end in .{}, with certificates from {}.",
+            public.domain,
+            public.authority()
+        )
+    } else {
+        format!(
+            "Saved. These apps keep their current authority until their device can be \
+             reached (update them then): {}.",
+            missed.join("; ")
+        )
+    })
+}
+
+/// Stops using the owner's public domain (refused while apps have names under it); audited.
+pub async fn clear_public(state: &AppState, who: &Ctx) -> Result<(), WebError> {
+    let Some(current) = PublicDomain::load(&state.store).await else {
+        return Ok(());
+    };
+    PublicDomain::clear(&state.store).await.map_err(refused)?;
+    who.audit(
+        state,
+        "network.public",
+        format!("Stopped using {} for app names", current.domain),
     )
     .await
 }

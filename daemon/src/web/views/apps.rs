@@ -184,9 +184,12 @@ pub struct NameView {
     pub domain: String,
     /// Why the name does not lead to the app yet (the DNS could not be reached), or empty.
     pub record_message: String,
-    /// Why the certificate could not be renewed, or empty.
+    /// Why the certificate could not be renewed (or has not come yet), or empty.
     pub cert_message: String,
     pub valid_until: String,
+    /// The public authority the proxy gets this name's certificate from (empty: the
+    /// homelab's own).
+    pub authority: String,
     /// Where the record lives, in words.
     pub provider: &'static str,
     /// The address it points at.
@@ -194,7 +197,10 @@ pub struct NameView {
 }
 
 impl NameView {
-    pub fn new(row: &crate::store::NameRow) -> NameView {
+    pub fn new(
+        row: &crate::store::NameRow,
+        public: Option<&crate::dns::public::PublicDomain>,
+    ) -> NameView {
         let (label, domain) = row.name.split_once('.').unwrap_or((&row.name, ""));
         NameView {
             name: row.name.clone(),
@@ -207,6 +213,10 @@ impl NameView {
             },
             cert_message: row.cert_message.clone(),
             valid_until: crate::units::date_utc(row.cert_not_after),
+            authority: match public {
+                Some(p) if row.cert_pem.is_empty() && p.covers(&row.name) => p.authority(),
+                _ => String::new(),
+            },
             provider: crate::dns::records::Provider::parse(&row.provider)
                 .map(|p| p.words())
                 .unwrap_or("nowhere"),
@@ -336,12 +346,15 @@ pub async fn show(
                     &a.settings,
                     state.deployer.account_made(a).await?,
                 ),
-                name: state
-                    .store
-                    .name_of(slug.clone())
-                    .await?
-                    .as_ref()
-                    .map(NameView::new),
+                name: match state.store.name_of(slug.clone()).await? {
+                    Some(row) => Some(NameView::new(
+                        &row,
+                        crate::dns::public::PublicDomain::load(&state.store)
+                            .await
+                            .as_ref(),
+                    )),
+                    None => None,
+                },
             })
         }
         None => None,

@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Section, page};
+use crate::dns::public::PublicDomain;
 use crate::dns::records::Provider;
 use crate::store::UiMode;
 use crate::web::context::Ctx;
@@ -45,6 +46,9 @@ struct NameLine {
     /// Why the record is not in place (empty when it is).
     trouble: String,
     valid_until: String,
+    /// The public authority whose certificate the proxy keeps up to date for this name (empty:
+    /// the homelab's own certificate).
+    authority: String,
     /// What the box found when it looked the name up and connected to it, in words; and
     /// whether all was right.
     found: String,
@@ -115,16 +119,33 @@ struct NamesPanel {
     suffix: String,
     provider: &'static str,
     advanced: bool,
+    /// The owner's public domain, if any.
+    public: Option<PublicDomain>,
+    /// Its authority in words.
+    authority: String,
+    /// What the last change did, in words (empty: nothing to say).
+    notice: String,
+    paths: PublicPaths,
+}
+
+struct PublicPaths {
+    save: &'static str,
+    clear: &'static str,
 }
 
 /// Every app's name: where it points, where its record lives, whether it is in place.
 pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    names_panel(&state, &ctx, String::new()).await
+}
+
+async fn names_panel(state: &AppState, ctx: &Ctx, notice: String) -> Result<Response, WebError> {
     let advanced = ctx.user()?.ui_mode == UiMode::Advanced;
+    let public = PublicDomain::load(&state.store).await;
     let records = state.deployer.records();
     let apps = state.store.apps().await?;
     let devices = state.store.devices().await?;
     let rows = state.store.names().await?;
-    let found = checked(&state, &rows).await;
+    let found = checked(state, &rows).await;
     let names = rows
         .into_iter()
         .map(|n| NameLine {
@@ -153,6 +174,10 @@ pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, 
                 n.record_message.clone()
             },
             valid_until: crate::units::date_utc(n.cert_not_after),
+            authority: match &public {
+                Some(p) if n.cert_pem.is_empty() && p.covers(&n.name) => p.authority(),
+                _ => String::new(),
+            },
             slug: n.slug,
             name: n.name,
             answer: n.answer,
@@ -163,6 +188,13 @@ pub async fn names(State(state): State<AppState>, ctx: Ctx) -> Result<Response, 
         suffix: records.suffix().await,
         provider: records.provider().await.words(),
         advanced,
+        authority: public.as_ref().map(|p| p.authority()).unwrap_or_default(),
+        public,
+        notice,
+        paths: PublicPaths {
+            save: paths::NETWORK_PUBLIC,
+            clear: paths::NETWORK_PUBLIC_CLEAR,
+        },
     };
     Ok(Html(panel.render()?).into_response())
 }
@@ -180,4 +212,45 @@ pub async fn set_suffix(
 ) -> Result<Response, WebError> {
     actions::network::set_suffix(&state, &ctx, &form.suffix).await?;
     names(State(state), ctx).await
+}
+
+#[derive(Deserialize)]
+pub struct PublicForm {
+    domain: String,
+    email: String,
+    #[serde(default)]
+    directory: String,
+    #[serde(default)]
+    roots: String,
+}
+
+/// The owner's own domain on the internet, with a public authority's certificates.
+pub async fn set_public(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<PublicForm>,
+) -> Result<Response, WebError> {
+    let said = actions::network::set_public(
+        &state,
+        &ctx,
+        actions::network::PublicInput {
+            domain: &form.domain,
+            email: &form.email,
+            directory: &form.directory,
+            roots_pem: &form.roots,
+        },
+    )
+    .await?;
+    names_panel(&state, &ctx, said).await
+}
+
+/// Stops using the owner's own domain for new apps' names.
+pub async fn clear_public(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    actions::network::clear_public(&state, &ctx).await?;
+    names_panel(
+        &state,
+        &ctx,
+        "New apps' names end in a home name again, with this homelab's certificates.".into(),
+    )
+    .await
 }
