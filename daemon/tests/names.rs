@@ -586,9 +586,18 @@ async fn names_under_the_owners_domain_get_certificates_from_a_public_authority(
     let page = s.get_text_with("/apps/lab-pubwait", &session, &[]).await;
     assert!(
         page.contains(&format!("has not issued the certificate for {waiting} yet"))
-            && page.contains("forward ports 80 and 443 on your router to NAS"),
+            && page.contains(&format!("it must reach NAS ({ip}) on port 80 or 443")),
         "{page}"
     );
+    // Until then its link is its address, not a name without a certificate.
+    let app = api.get("/api/v1/applications/lab-pubwait").await;
+    assert_eq!(
+        app["deployed"]["url"],
+        format!("http://{ip}:18094/"),
+        "{app}"
+    );
+    let panel = s.get_text_with("/network/names", &session, &[]).await;
+    assert!(panel.contains("Waiting for its certificate"), "{panel}");
     // The owner's authority is back (at a new address, with new roots): saving it tells every
     // proxy, the certificate comes, and the page follows without anyone asking.
     let pebble = common::pebble::Pebble::start(host, &ip, 80, 443);
@@ -607,7 +616,9 @@ async fn names_under_the_owners_domain_get_certificates_from_a_public_authority(
         || async {
             let page = s.get_text_with("/apps/lab-pubwait", &session, &[]).await;
             let (ok, body) = https_get(&waiting, &ip, &root, "/");
-            if ok && !page.contains("has not issued") {
+            let app = api.get("/api/v1/applications/lab-pubwait").await;
+            let linked = app["deployed"]["url"] == format!("https://{waiting}/");
+            if ok && linked && !page.contains("has not issued") {
                 Ok(())
             } else {
                 Err(format!("{body}\n{}", pebble.log()))

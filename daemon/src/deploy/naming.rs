@@ -22,6 +22,11 @@ const PROXY_READY: Duration = Duration::from_secs(20);
 /// How long the first answer through the proxy may take once the app answered directly (the
 /// route is in place when the admin API answers; this covers a busy device).
 const ROUTE_READY: Duration = Duration::from_secs(15);
+/// An update's look at a public certificate that had not come before: long enough for the
+/// proxy to answer with one it has since obtained.
+const STILL_WAITING: Duration = Duration::from_secs(3);
+/// How long one housekeeping round may spend looking for public certificates that came.
+const PUBLIC_CHECKS: Duration = Duration::from_secs(10);
 
 /// Whether an app gets a name and HTTPS through the proxy: it has a web page, the owner did
 /// not ask for "by address only", and it is not a proxy itself (one publishing 80 or 443 keeps
@@ -44,11 +49,12 @@ pub(super) struct Named {
     record_message: String,
 }
 
-/// The app's link: its name over HTTPS when its record is in place, else its address
-/// (`by_address`) until a retry places the record.
+/// The app's link: its name over HTTPS when its record is in place (and, under the owner's
+/// public domain, its certificate has come), else its address (`by_address`) until then.
 pub fn named_url(recipe: &Recipe, row: &NameRow, by_address: String) -> String {
+    let waiting = row.cert_pem.is_empty() && !row.cert_message.is_empty();
     match row.record_state.as_str() {
-        "ok" => format!("https://{}{}", row.name, recipe.manifest.web.path),
+        "ok" if !waiting => format!("https://{}{}", row.name, recipe.manifest.web.path),
         _ => by_address,
     }
 }
@@ -264,7 +270,15 @@ impl Deployer {
             )
             .await?;
             let waiting = self
-                .secure_public(remote, recipe, values, &named.name, &ip, &public)
+                .secure_public(
+                    remote,
+                    recipe,
+                    values,
+                    &named.name,
+                    &ip,
+                    &public,
+                    self.config.certificate_wait,
+                )
                 .await?;
             if !waiting.is_empty() {
                 self.store
@@ -344,8 +358,14 @@ impl Deployer {
             host: row.answer.clone(),
         })?;
         if let Some(public) = self.public_for(&row.name).await {
+            // A certificate still not come is not waited for again at every update (the owner
+            // was told what to do; the proxy keeps trying).
+            let wait = match row.cert_message.is_empty() {
+                true => self.config.certificate_wait,
+                false => STILL_WAITING,
+            };
             let waiting = self
-                .secure_public(remote, recipe, values, &row.name, &ip, &public)
+                .secure_public(remote, recipe, values, &row.name, &ip, &public, wait)
                 .await?;
             self.store
                 .set_cert_message(row.slug.clone(), waiting)
@@ -452,6 +472,7 @@ impl Deployer {
     /// not come by then, the app is still installed (reachable by address) and the returned
     /// words say what to do; the proxy keeps trying on its own. An app that answers wrongly
     /// once the certificate is there fails the deploy, as with the homelab's certificates.
+    #[allow(clippy::too_many_arguments)] // the app, its name and address, the authority, the wait
     async fn secure_public(
         &self,
         remote: &Remote,
@@ -460,34 +481,14 @@ impl Deployer {
         name: &str,
         ip: &IpAddr,
         public: &PublicDomain,
+        wait: Duration,
     ) -> Result<String, DeployError> {
         let slug = recipe.manifest.slug.as_str();
         let trust = public.trust().map_err(DeployError::Certificate)?;
-        remote
-            .write_acme_roots(&self.proxy_dir(), public.roots_pem.as_deref())
+        self.hand_to_authority(remote, slug, name, public, &upstream(recipe, values))
             .await?;
-        {
-            let lock = self.proxy_lock(remote.device.id);
-            let _held = lock.lock().await;
-            remote
-                .proxy_put_acme(
-                    &self.proxy_socket(),
-                    slug,
-                    name,
-                    &public.issuer(),
-                    &upstream(recipe, values),
-                )
-                .await?;
-        }
         match self
-            .answer_through_proxy(
-                remote,
-                recipe,
-                name,
-                ip,
-                &trust,
-                self.config.certificate_wait,
-            )
+            .answer_through_proxy(remote, recipe, name, ip, &trust, wait)
             .await
         {
             Ok(()) => Ok(String::new()),
@@ -503,6 +504,29 @@ impl Deployer {
         }
     }
 
+    /// The authority's roots where the proxy reads them, then the proxy told to obtain the
+    /// name's certificate from it and to route the name (under the device's proxy lock).
+    async fn hand_to_authority(
+        &self,
+        remote: &Remote,
+        slug: &str,
+        name: &str,
+        public: &PublicDomain,
+        upstream: &proxy::Upstream,
+    ) -> Result<(), DeployError> {
+        let lock = self.proxy_lock(remote.device.id);
+        let _held = lock.lock().await;
+        // Written only for a private authority and never removed: a policy made earlier may
+        // still name the file, and the proxy refuses a whole configuration that names a
+        // missing one.
+        if let Some(pem) = &public.roots_pem {
+            remote.write_acme_roots(&self.proxy_dir(), pem).await?;
+        }
+        remote
+            .proxy_put_acme(&self.proxy_socket(), slug, name, &public.issuer(), upstream)
+            .await
+    }
+
     /// After the owner changed the public domain's authority, email or roots: each app named
     /// under it gets them on its proxy (the proxy obtains its next certificate there). Returns,
     /// in words, the apps whose device could not be told (they get it on their next update).
@@ -513,6 +537,11 @@ impl Deployer {
         let rows = self.store.names().await.unwrap_or_default();
         let mut missed = Vec::new();
         for row in rows.iter().filter(|r| public.covers(&r.name)) {
+            let Some(_guard) = self.try_busy(&row.slug) else {
+                // Being updated, renamed or removed: an update puts the new authority itself.
+                missed.push(format!("{} (busy; update it later)", row.name));
+                continue;
+            };
             let done = async {
                 let app = self.deployed(&row.slug).await?;
                 let recipe = self.recipe(&row.slug)?.clone();
@@ -520,20 +549,14 @@ impl Deployer {
                     serde_json::from_str(&app.settings).unwrap_or_default();
                 let device = self.app_device(&app).await?;
                 let remote = Remote::connect(&self.devices, device, None).await?;
-                remote
-                    .write_acme_roots(&self.proxy_dir(), public.roots_pem.as_deref())
-                    .await?;
-                let lock = self.proxy_lock(remote.device.id);
-                let _held = lock.lock().await;
-                remote
-                    .proxy_put_acme(
-                        &self.proxy_socket(),
-                        &row.slug,
-                        &row.name,
-                        &public.issuer(),
-                        &upstream(&recipe, &values),
-                    )
-                    .await
+                self.hand_to_authority(
+                    &remote,
+                    &row.slug,
+                    &row.name,
+                    &public,
+                    &upstream(&recipe, &values),
+                )
+                .await
             }
             .await;
             if let Err(e) = done {
@@ -663,11 +686,16 @@ impl Deployer {
         let Ok(rows) = self.store.names().await else {
             return 0;
         };
+        // The proxy renews a public authority's certificate itself; the ones still waiting are
+        // looked at together, within a bound, so one round never holds up the next.
+        let waiting = rows
+            .iter()
+            .filter(|r| r.cert_pem.is_empty() && !r.cert_message.is_empty())
+            .map(|r| self.check_public_certificate(r));
+        let _ = tokio::time::timeout(PUBLIC_CHECKS, futures_util::future::join_all(waiting)).await;
         let mut renewed = 0;
         for row in rows {
             if row.cert_pem.is_empty() {
-                // The proxy renews a public authority's certificate itself.
-                self.check_public_certificate(&row).await;
                 continue;
             }
             if !crate::tls::ca::renewal_due(row.cert_not_before, row.cert_not_after, now)
@@ -712,9 +740,9 @@ impl Deployer {
     /// A name waiting for its public certificate: once the proxy serves one the box trusts for
     /// it, the waiting message goes (the page follows at once).
     async fn check_public_certificate(&self, row: &NameRow) {
-        if row.cert_message.is_empty() {
-            return;
-        }
+        let Some(_guard) = self.try_busy(&row.slug) else {
+            return; // an operation on the app is under way; next round
+        };
         let Some(public) = self.public_for(&row.name).await else {
             return;
         };
@@ -730,6 +758,12 @@ impl Deployer {
                 .store
                 .set_cert_message(row.slug.clone(), String::new())
                 .await;
+            if row.record_state == "ok"
+                && let Ok(recipe) = self.recipe(&row.slug)
+            {
+                let url = format!("https://{}{}", row.name, recipe.manifest.web.path);
+                let _ = self.store.set_app_url(row.slug.clone(), url).await;
+            }
             self.events.publish(crate::events::Event::AppState {
                 slug: row.slug.clone(),
             });
@@ -907,12 +941,33 @@ impl Deployer {
         };
         if let Some(public) = self.public_for(&placed.name).await {
             let waiting = match self
-                .secure_public(&remote, &recipe, &values, &placed.name, &ip, &public)
+                .secure_public(
+                    &remote,
+                    &recipe,
+                    &values,
+                    &placed.name,
+                    &ip,
+                    &public,
+                    self.config.certificate_wait,
+                )
                 .await
             {
                 Ok(w) => w,
                 Err(e) => {
                     take_back(placed).await;
+                    // The proxy goes back to the old name (its certificate is still stored).
+                    if let Err(e) = self
+                        .hand_to_authority(
+                            &remote,
+                            slug,
+                            &row.name,
+                            &public,
+                            &upstream(&recipe, &values),
+                        )
+                        .await
+                    {
+                        tracing::warn!(app = slug, error = %e, "could not put the old name back");
+                    }
                     return Err(e);
                 }
             };
@@ -1023,6 +1078,16 @@ fn public_row_from(row: &NameRow) -> NameRow {
 /// What the owner is told while the public authority has not issued a name's certificate:
 /// what only they can do on their router and on the internet's DNS.
 fn waiting_words(public: &PublicDomain, name: &str, device: &str, ip: &IpAddr) -> String {
+    if public.roots_pem.is_some() {
+        // The owner's own authority, usually inside the home.
+        return format!(
+            "{} has not issued the certificate for {name} yet: it must reach {device} ({ip}) \
+             on port 80 or 443 under that name. Check that {name} points at {device} for it, \
+             and that it is running. Homelab's proxy keeps trying on its own; until then, open \
+             the app by its address.",
+            public.authority()
+        );
+    }
     format!(
         "{} has not issued the certificate for {name} yet: it must reach {name} from the \
          internet. Point {name} at your home's internet address in your domain's DNS, and \

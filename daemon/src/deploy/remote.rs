@@ -41,7 +41,7 @@ const REMOVE_DIR: &str = include_str!("remove_dir.sh");
 const COPY_FILE: &str = include_str!("copy_file.sh");
 /// Creates the proxy's private folder and writes its Compose file and starting configuration.
 const WRITE_PROXY: &str = include_str!("write_proxy.sh");
-/// Writes (or removes) the public authority's roots in the proxy's config folder.
+/// Writes a private authority's roots in the proxy's config folder.
 const WRITE_ROOTS: &str = include_str!("write_roots.sh");
 
 /// A device, connected, with every action logged to one deployment.
@@ -679,9 +679,9 @@ impl Remote {
         self.files_written(dir, &out)
     }
 
-    /// Puts a private authority's roots where the proxy reads them (`None`: removes them, the
-    /// authority is public). `dir`: the proxy's folder.
-    pub async fn write_acme_roots(&self, dir: &str, pem: Option<&str>) -> Result<(), DeployError> {
+    /// Puts a private authority's roots where the proxy reads them. `dir`: the proxy's folder.
+    /// The caller holds the device's proxy lock.
+    pub async fn write_acme_roots(&self, dir: &str, pem: &str) -> Result<(), DeployError> {
         let config = format!("{dir}/config");
         let out = self
             .run(
@@ -690,12 +690,12 @@ impl Remote {
                     WRITE_ROOTS,
                     [config.as_str(), crate::dns::public::ROOTS_FILE],
                 ),
-                Some(pem.unwrap_or("").as_bytes()),
+                Some(pem.as_bytes()),
                 SMALL_TIMEOUT,
             )
             .await?;
         match out.stdout_text().trim() {
-            "written" | "removed" if out.success() => Ok(()),
+            "written" if out.success() => Ok(()),
             _ => Err(DeployError::FilesNotWritten {
                 dir: config,
                 device: self.device.name.clone(),
@@ -738,16 +738,8 @@ impl Remote {
         let t = Instant::now();
         let cert_id = super::cert_id(slug);
         let done = admin.put_certificate(&cert_id, chain_pem, key_pem).await;
-        self.note(
-            format!("Proxy: certificate {cert_id} for {name}"),
-            done.as_ref()
-                .map(|_| "ok".to_string())
-                .unwrap_or_else(|e| e.to_string()),
-            t,
-            String::new(),
-        )
-        .await;
-        done.map_err(|e| self.proxy_refused(e))?;
+        self.proxy_noted(format!("Proxy: certificate {cert_id} for {name}"), t, done)
+            .await?;
         self.put_route(&admin, slug, name, upstream).await
     }
 
@@ -765,16 +757,12 @@ impl Remote {
             upstream: upstream.clone(),
         };
         let done = admin.put_route(&route).await;
-        self.note(
+        self.proxy_noted(
             format!("Proxy: route {} {name} → {}", route.id, upstream),
-            done.as_ref()
-                .map(|_| "ok".to_string())
-                .unwrap_or_else(|e| e.to_string()),
             t,
-            String::new(),
+            done,
         )
-        .await;
-        done.map_err(|e| self.proxy_refused(e))
+        .await
     }
 
     /// Has the proxy obtain the app's certificate from the owner's public authority (ACME) and
@@ -796,16 +784,12 @@ impl Remote {
             admin.delete_certificate(&super::cert_id(slug)).await
         }
         .await;
-        self.note(
+        self.proxy_noted(
             format!("Proxy: {name}'s certificate from {}", issuer.directory),
-            done.as_ref()
-                .map(|_| "ok".to_string())
-                .unwrap_or_else(|e| e.to_string()),
             t,
-            String::new(),
+            done,
         )
-        .await;
-        done.map_err(|e| self.proxy_refused(e))?;
+        .await?;
         self.put_route(&admin, slug, name, upstream).await
     }
 
@@ -831,15 +815,27 @@ impl Remote {
             admin.delete_acme(&super::acme_id(slug)).await
         }
         .await;
-        self.note(
+        self.proxy_noted(
             format!("Proxy: remove the route and certificate of {slug}"),
-            done.as_ref()
-                .map(|_| "ok".to_string())
-                .unwrap_or_else(|e| e.to_string()),
             t,
-            String::new(),
+            done,
         )
-        .await;
+        .await
+    }
+
+    /// Notes a proxy call and its outcome in the deploy's log; a refusal becomes the plain
+    /// error.
+    async fn proxy_noted(
+        &self,
+        what: String,
+        t: Instant,
+        done: Result<(), crate::proxy::caddy::CaddyError>,
+    ) -> Result<(), DeployError> {
+        let outcome = match &done {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.note(what, outcome, t, String::new()).await;
         done.map_err(|e| self.proxy_refused(e))
     }
 

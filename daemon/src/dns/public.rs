@@ -36,9 +36,7 @@ pub enum PublicError {
          certificates already cover it. Use a domain you own on the internet."
     )]
     HomeName(String),
-    #[error(
-        "“{0}” is not an email address: the authority writes to it before a certificate expires."
-    )]
+    #[error("“{0}” is not an email address: the authority keeps it as your account's contact.")]
     BadEmail(String),
     #[error(
         "The authority's address must start with https:// (Let's Encrypt's is {LETS_ENCRYPT})."
@@ -100,10 +98,9 @@ impl PublicDomain {
         };
         let roots_pem = match roots_pem.trim() {
             "" => None,
-            pem => {
-                trust::parse_roots(pem).map_err(PublicError::BadRoots)?;
-                Some(format!("{pem}\n"))
-            }
+            pem => Some(trust::to_pem(
+                &trust::parse_roots(pem).map_err(PublicError::BadRoots)?,
+            )),
         };
         Ok(PublicDomain {
             domain,
@@ -223,12 +220,14 @@ fn valid_email(e: &str) -> bool {
         && records::valid_suffix(domain).is_ok()
 }
 
-/// `https://host[:port]/path`, printable without spaces or quotes.
+/// `https://host[:port]/path`, printable without spaces or quotes, and no user or password in
+/// it (the address is shown and logged).
 fn valid_directory(d: &str) -> bool {
     d.len() <= 300
         && d.strip_prefix("https://").is_some_and(|rest| {
             !rest.is_empty()
                 && !rest.starts_with('/')
+                && !rest.split('/').next().unwrap_or("").contains('@')
                 && rest
                     .bytes()
                     .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
@@ -286,7 +285,13 @@ mod tests {
                 "{bad}"
             );
         }
-        for bad in ["http://ca/dir", "https://", "https:///x", "https://ca/\"x"] {
+        for bad in [
+            "http://ca/dir",
+            "https://",
+            "https:///x",
+            "https://ca/\"x",
+            "https://user:pw@ca/dir",
+        ] {
             assert!(
                 matches!(
                     e("example.com", "me@example.com", bad, ""),
@@ -308,5 +313,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(own.authority(), "ca.lan");
+    }
+
+    #[test]
+    fn only_the_roots_certificates_are_kept_never_what_was_pasted_beside_them() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = params.self_signed(&key).unwrap();
+        let pasted = format!("{}\n{}", key.serialize_pem(), root.pem());
+        let p = PublicDomain::new(
+            "example.com",
+            "me@example.com",
+            "https://ca.lan/dir",
+            &pasted,
+            home,
+        )
+        .unwrap();
+        let kept = p.roots_pem.unwrap();
+        assert!(!kept.contains("PRIVATE KEY"), "{kept}");
+        let again = trust::parse_roots(&kept).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].as_ref(), root.der().as_ref());
     }
 }

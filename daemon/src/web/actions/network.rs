@@ -3,6 +3,7 @@
 //! and forgetting it. Meeting the router (first contact) changes nothing stored, so it is not
 //! audited; the confirmation and the forgetting are.
 
+use super::toast;
 use crate::dns::public::{PublicDomain, PublicError};
 use crate::dns::records::{self, SUFFIX_SETTING};
 use crate::network::NetworkError;
@@ -51,7 +52,7 @@ pub async fn confirm(state: &AppState, who: &Ctx, handle: &str) -> Refusable<Str
         format!("Connected the router at {url} (OPNsense {version}; {pinned})"),
     )
     .await?;
-    super::toast(state, "Your router is connected.".into());
+    toast(state, "Your router is connected.".into());
     Ok(Ok(version))
 }
 
@@ -72,7 +73,7 @@ pub async fn forget(state: &AppState, who: &Ctx) -> Result<(), WebError> {
         format!("Forgot the router {url} and its key"),
     )
     .await?;
-    super::toast(state, "Homelab forgot your router.".into());
+    toast(state, "Homelab forgot your router.".into());
     Ok(())
 }
 
@@ -117,8 +118,9 @@ pub struct PublicInput<'a> {
 
 /// Uses the owner's public domain for new apps' names (certificates from its authority over
 /// ACME, obtained by the proxy on each device); audited. The same domain with another
-/// authority, email or roots is applied to the apps already named under it. Returns the words
-/// for the owner (which apps' devices could not be told yet).
+/// authority, email or roots is applied to the apps already named under it, in the background
+/// (devices may be slow or off); a toast says when it is done, or which apps missed it.
+/// Returns the words for the owner.
 pub async fn set_public(
     state: &AppState,
     who: &Ctx,
@@ -149,24 +151,26 @@ pub async fn set_public(
         ),
     )
     .await?;
-    let missed = if before.is_some_and(|b| b != public) {
-        state.deployer.reapply_public().await
-    } else {
-        Vec::new()
-    };
-    Ok(if missed.is_empty() {
-        format!(
-            "New apps' names now end in .{}, with certificates from {}.",
-            public.domain,
-            public.authority()
-        )
-    } else {
-        format!(
-            "Saved. These apps keep their current authority until their device can be \
-             reached (update them then): {}.",
-            missed.join("; ")
-        )
-    })
+    if before.is_some_and(|b| b != public) {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let missed = state.deployer.reapply_public().await;
+            let said = if missed.is_empty() {
+                "Every app under your domain now uses the new authority settings.".to_string()
+            } else {
+                format!(
+                    "These apps keep the previous authority settings until they are updated: {}.",
+                    missed.join("; ")
+                )
+            };
+            toast(&state, said);
+        });
+    }
+    Ok(format!(
+        "New apps' names now end in .{}, with certificates from {}.",
+        public.domain,
+        public.authority()
+    ))
 }
 
 /// Stops using the owner's public domain (refused while apps have names under it); audited.

@@ -49,6 +49,8 @@ struct NameLine {
     /// The public authority whose certificate the proxy keeps up to date for this name (empty:
     /// the homelab's own certificate).
     authority: String,
+    /// What is wrong with its certificate (not come yet, or a renewal failed), or empty.
+    cert_trouble: String,
     /// What the box found when it looked the name up and connected to it, in words; and
     /// whether all was right.
     found: String,
@@ -174,6 +176,7 @@ async fn names_panel(state: &AppState, ctx: &Ctx, notice: String) -> Result<Resp
                 n.record_message.clone()
             },
             valid_until: crate::units::date_utc(n.cert_not_after),
+            cert_trouble: n.cert_message.clone(),
             authority: match &public {
                 Some(p) if n.cert_pem.is_empty() && p.covers(&n.name) => p.authority(),
                 _ => String::new(),
