@@ -124,8 +124,12 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     // but not through the proxy, so the deploy fails after its route and certificate exist.
     recipe(&data, "lab-misrouted", 9999, 18091);
     recipe(&data, "lab-crowded", 8080, 18092);
+    recipe(&data, "lab-taken", 8080, 18096);
     for (device, slugs) in [
-        ("server-01", &["lab-named", "lab-misrouted"][..]),
+        (
+            "server-01",
+            &["lab-named", "lab-misrouted", "lab-taken"][..],
+        ),
         ("pi-4", &["lab-crowded"][..]),
     ] {
         clean(device, slugs);
@@ -234,6 +238,53 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     // Deploying again is safe: the same deployment answer, no second route.
     let (status, again) = api.deploy("lab-named", json!({"device_id": server})).await;
     assert_eq!(status, 200, "{again}");
+
+    // 1b. A name someone else on the network already answers (Avahi on the Pi): the app was
+    //     started with the name it asked for while the network was asked, then gets
+    //     `lab-taken-2.local` and is told that address.
+    let pi_ip = lab::ip("pi-4");
+    let _theirs = common::avahi::publish("pi-4", "lab-taken.local", &pi_ip);
+    eventually(
+        "Avahi on the Pi answering lab-taken.local",
+        Duration::from_secs(30),
+        || async {
+            let out = common::avahi::avahi("server-01", "lab-taken.local");
+            if out.contains(&pi_ip) {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
+    let d = api
+        .deploy_to_end(
+            "lab-taken",
+            json!({"device_id": server, "settings": {"HTTP_PORT": "18096"}}),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    let app = api.get("/api/v1/applications/lab-taken").await;
+    assert_eq!(
+        app["deployed"]["url"], "https://lab-taken-2.local/",
+        "{app}"
+    );
+    let (ok, body) = https_get("lab-taken-2.local", &ip1, &root, "/");
+    assert!(ok && body.contains("homelab lab app"), "{body}");
+    let env = lab::exec(
+        "server-01",
+        &[
+            "sh",
+            "-c",
+            "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' \
+             $(docker ps -q --filter label=com.docker.compose.project=homelab-lab-taken)",
+        ],
+    );
+    assert!(env.contains("WHERE=https://lab-taken-2.local"), "{env}");
+    let (status, removed) = api
+        .delete("/api/v1/applications/lab-taken?delete_data=true")
+        .await;
+    assert!(status == 200 || status == 202, "{status} {removed}");
 
     // 2. A deploy that fails after its route and certificate were made leaves neither, and
     //    no record; the proxy stays for the app that still uses it.

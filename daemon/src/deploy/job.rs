@@ -264,6 +264,12 @@ impl Deployer {
             true => Some(self.choose_name(slug).await?),
             false => None,
         };
+        // An mDNS name is asked about on the network while the deploy goes on (a free name,
+        // the usual case, then costs no wait); it only listens, so nothing needs undoing.
+        let mut probe = match &chosen {
+            Some((provider, name)) => self.start_probe(*provider, name, device).await,
+            None => None,
+        };
         let mut settings = job.settings.clone();
         let kept_data = self
             .preflight(
@@ -301,7 +307,7 @@ impl Deployer {
                 self.ensure_proxy(&remote, id).await?;
                 let ip = self.named_ip(device).await?;
                 let placed = self
-                    .give_name(&remote, id, slug, provider, &name, ip)
+                    .give_name(&remote, id, slug, provider, &name, ip, probe.take())
                     .await?;
                 values.extend(render::named_values(&placed.name));
                 Some((placed, ip))
@@ -377,7 +383,19 @@ impl Deployer {
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
         let url = match name {
-            Some((placed, ip)) => {
+            Some((mut placed, ip)) => {
+                if self.settle_name(&remote, id, &mut placed).await? {
+                    // Someone on the network already answers the name: the app gets the next
+                    // one and is told its new address.
+                    values.extend(render::named_values(&placed.name));
+                    self.write_files(&remote, id, recipe, &dir, &values, true, &pool_override)
+                        .await?;
+                    remote
+                        .compose_up("Start the app with its name", &dir, &project, &m.name)
+                        .await?;
+                    self.health_check(&remote, id, recipe, &values, &project)
+                        .await?;
+                }
                 let row = self
                     .secure(&remote, id, recipe, &values, &placed, ip)
                     .await?;

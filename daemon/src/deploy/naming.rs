@@ -40,13 +40,29 @@ pub fn wants_name(recipe: &Recipe, values: &BTreeMap<String, String>, by_address
             .any(|p| *p == 80 || *p == 443)
 }
 
-/// A name given to an app (its record placed, or failed with the reason).
+/// A name given to an app (its record placed, or failed with the reason), or, for an mDNS
+/// name, asked about on the network while the app starts (`probe`; then `settle_name`).
 pub(super) struct Named {
     provider: Provider,
     pub name: String,
     reference: String,
     record_state: &'static str,
     record_message: String,
+    probe: Option<Probe>,
+    /// The "name" step, whose undo names the record actually placed.
+    seq: i64,
+    ip: IpAddr,
+    slug: String,
+}
+
+/// An mDNS name's probe, on a task of its own so the deploy goes on meanwhile. It only
+/// listens (nothing is announced), so a deploy that stops early just drops it, which stops it.
+pub(super) struct Probe(tokio::task::JoinHandle<Result<bool, crate::dns::records::DnsError>>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The app's link: its name over HTTPS when its record is in place (and, under the owner's
@@ -152,9 +168,31 @@ impl Deployer {
             })
     }
 
+    /// Starts asking the network whether an mDNS name is free, while the deploy goes on
+    /// (None for other providers, or a device without a usable address: `give_name` says why).
+    pub(super) async fn start_probe(
+        &self,
+        provider: Provider,
+        name: &str,
+        device: &crate::store::DeviceRow,
+    ) -> Option<Probe> {
+        if provider != Provider::Mdns {
+            return None;
+        }
+        let ip = self.named_ip(device).await.ok()?;
+        let records = self.records.clone();
+        let name = name.to_string();
+        Some(Probe(tokio::spawn(async move {
+            records.probe_mdns(&name, ip).await
+        })))
+    }
+
     /// "Giving it a name": the record on the owner's DNS, journalled before it is made. A
     /// provider that cannot be reached leaves the app reachable by address, with the reason
-    /// kept for its page and a retry; the name is still the app's.
+    /// kept for its page and a retry; the name is still the app's. An mDNS name whose probe
+    /// runs is only journalled here: the app is told the name it asked for, and
+    /// `settle_name` announces it once the probe has answered.
+    #[allow(clippy::too_many_arguments)] // the app, its name, address and probe
     pub(super) async fn give_name(
         &self,
         remote: &Remote,
@@ -163,6 +201,7 @@ impl Deployer {
         provider: Provider,
         name: &str,
         ip: IpAddr,
+        probe: Option<Probe>,
     ) -> Result<Named, DeployError> {
         self.progress(
             id,
@@ -180,20 +219,84 @@ impl Deployer {
             reference: reference.to_string(),
         };
         let seq = self.step(id, "name", &undo(name, "")).await?;
+        let mut named = Named {
+            provider,
+            name: name.to_string(),
+            reference: String::new(),
+            record_state: "pending",
+            record_message: String::new(),
+            probe,
+            seq,
+            ip,
+            slug: slug.to_string(),
+        };
+        if named.probe.is_none() {
+            self.place(remote, id, &mut named, None).await?;
+        }
+        Ok(named)
+    }
+
+    /// Announces an mDNS name once its probe has answered (see `give_name`). Returns whether
+    /// the name changed (someone on the network already answers it: the app gets `-2`, … and
+    /// must be told its new address).
+    pub(super) async fn settle_name(
+        &self,
+        remote: &Remote,
+        id: i64,
+        named: &mut Named,
+    ) -> Result<bool, DeployError> {
+        let Some(mut probe) = named.probe.take() else {
+            return Ok(false);
+        };
+        // A probe that failed is asked again by the announcement itself.
+        let free = match (&mut probe.0).await {
+            Ok(Ok(free)) => Some(free),
+            _ => None,
+        };
+        let asked = named.name.clone();
+        self.place(remote, id, named, free).await?;
+        Ok(named.name != asked)
+    }
+
+    /// Places the name's record (with what its probe found, for mDNS) and points the "name"
+    /// step's undo at the record actually placed.
+    async fn place(
+        &self,
+        remote: &Remote,
+        id: i64,
+        named: &mut Named,
+        free: Option<bool>,
+    ) -> Result<(), DeployError> {
+        let (provider, name, ip, slug) = (
+            named.provider,
+            named.name.clone(),
+            named.ip,
+            named.slug.clone(),
+        );
+        let undo = |name: &str, reference: &str| Undo::RemoveName {
+            slug: slug.clone(),
+            provider: provider.as_str().to_string(),
+            name: name.to_string(),
+            answer: ip.to_string(),
+            reference: reference.to_string(),
+        };
         let t = Instant::now();
-        let (placed, record_state, record_message) =
-            match self.records.put(provider, name, ip, slug).await {
-                Ok(p) => (p, "ok", String::new()),
-                Err(e) => (
-                    Placed {
-                        provider,
-                        name: name.to_string(),
-                        reference: String::new(),
-                    },
-                    "failed",
-                    e.to_string(),
-                ),
-            };
+        let (placed, record_state, record_message) = match self
+            .records
+            .put_probed(provider, &name, ip, &slug, free)
+            .await
+        {
+            Ok(p) => (p, "ok", String::new()),
+            Err(e) => (
+                Placed {
+                    provider,
+                    name: name.to_string(),
+                    reference: String::new(),
+                },
+                "failed",
+                e.to_string(),
+            ),
+        };
         remote
             .note(
                 format!("Name {} → {ip} ({})", placed.name, provider.as_str()),
@@ -209,15 +312,13 @@ impl Deployer {
             // The record's real name or id, so the undo removes exactly it.
             let undo =
                 serde_json::to_string(&undo(&placed.name, &placed.reference)).unwrap_or_default();
-            self.store.set_step_undo(id, seq, undo).await?;
+            self.store.set_step_undo(id, named.seq, undo).await?;
         }
-        Ok(Named {
-            provider,
-            name: placed.name,
-            reference: placed.reference,
-            record_state,
-            record_message,
-        })
+        named.name = placed.name;
+        named.reference = placed.reference;
+        named.record_state = record_state;
+        named.record_message = record_message;
+        Ok(())
     }
 
     /// "Securing it with HTTPS": a certificate from the homelab's CA and the proxy's route to

@@ -731,7 +731,11 @@ impl Deployer {
             let users = rows
                 .iter()
                 .filter(|r| r.device_id == device_id && r.engine == engine.as_str())
-                .filter(|r| apps.iter().any(|a| a.slug == r.slug))
+                // A database kept for an app now installed on another device saves nothing.
+                .filter(|r| {
+                    apps.iter()
+                        .any(|a| a.slug == r.slug && a.device_id == r.device_id)
+                })
                 .count();
             if users == 0 {
                 continue;

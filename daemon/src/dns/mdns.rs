@@ -25,9 +25,13 @@ pub const MAX_NAMES: usize = 500;
 /// `<label>`, then `<label>-2` … `<label>-9`: after that the owner should choose a name.
 pub const MAX_SUFFIX: u32 = 9;
 /// How long to listen for someone else answering a name before taking it. RFC 6762 §8.1
-/// probes for 750 ms; responders answer a query within ~500 ms, so 1.5 s leaves room for a
-/// slow device without making a deploy wait long (up to 9 tries: ≤ 14 s when all are taken).
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// probes for 750 ms in all and waits only 250 ms after its last probe: a host that owns a
+/// name answers for it at once. mdns-sd sends its question 20–120 ms after the start, so 1 s
+/// still listens 880 ms for the answer, more than three times the RFC's own wait (and more
+/// than the 500 ms a responder may hold back a shared answer). A deploy runs this probe while
+/// the app starts (`probe`), so it costs no wait there; taken names try the next label (up to
+/// 9 tries: ≤ 9 s when all are taken).
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long to wait for the daemon to confirm a withdrawal (it sends goodbye packets).
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(2);
 /// The service each name hangs on: apps are reached over HTTPS through the device's proxy.
@@ -185,6 +189,28 @@ impl Names {
     /// network already has `<label>.local`). Asking again for the same label re-announces
     /// (with the new address, if it moved) and returns the same name.
     pub async fn announce(&self, label: &str, ip: IpAddr) -> Result<String, MdnsError> {
+        self.announce_probed(label, ip, None).await
+    }
+
+    /// Whether `<label>.local` is free for `ip` on the network now (not answered by anyone
+    /// else). Nothing is announced: a deploy asks this while the app starts and then hands
+    /// the answer to [`Names::announce_probed`], so the usual case (free) waits for nothing.
+    pub async fn probe(&self, label: &str, ip: IpAddr) -> Result<bool, MdnsError> {
+        let label = valid_label(label)?;
+        let daemon = self.inner.daemon.clone().ok_or(MdnsError::Off)?;
+        // One question per name at a time: mdns-sd keeps one listener per host name.
+        let _one = self.inner.ops.lock().await;
+        Ok(!answered_elsewhere(&daemon, &label, ip).await?)
+    }
+
+    /// [`Names::announce`], with what a [`Names::probe`] of `label` itself found (`None`:
+    /// not probed; ask now). Later labels (`-2`, …) are always probed here.
+    pub async fn announce_probed(
+        &self,
+        label: &str,
+        ip: IpAddr,
+        free: Option<bool>,
+    ) -> Result<String, MdnsError> {
         let label = valid_label(label)?;
         let daemon = self.inner.daemon.clone().ok_or(MdnsError::Off)?;
         let _one = self.inner.ops.lock().await;
@@ -213,7 +239,11 @@ impl Names {
             if used_by_us.contains(&candidate) {
                 continue;
             }
-            if answered_elsewhere(&daemon, &candidate, ip).await? {
+            let taken = match free {
+                Some(free) if candidate == label => !free,
+                _ => answered_elsewhere(&daemon, &candidate, ip).await?,
+            };
+            if taken {
                 tracing::info!(name = %candidate, "name already answered on the network; trying the next");
                 continue;
             }

@@ -178,11 +178,32 @@ impl Records {
         ip: IpAddr,
         slug: &str,
     ) -> Result<Placed, DnsError> {
+        self.put_probed(provider, name, ip, slug, None).await
+    }
+
+    /// Whether an mDNS name (`x.local`) is free for `ip` on the network now; nothing is
+    /// announced (see [`crate::dns::mdns::Names::probe`]).
+    pub async fn probe_mdns(&self, name: &str, ip: IpAddr) -> Result<bool, DnsError> {
+        let name = valid_name(name)?;
+        let label = name.strip_suffix(".local").unwrap_or(&name);
+        Ok(self.mdns.probe(label, ip).await?)
+    }
+
+    /// [`Records::put`], with what [`Records::probe_mdns`] found for the name (mDNS only;
+    /// `None`: not probed).
+    pub async fn put_probed(
+        &self,
+        provider: Provider,
+        name: &str,
+        ip: IpAddr,
+        slug: &str,
+        free: Option<bool>,
+    ) -> Result<Placed, DnsError> {
         let name = valid_name(name)?;
         match provider {
             Provider::Mdns => {
                 let label = name.strip_suffix(".local").unwrap_or(&name);
-                let used = self.mdns.announce(label, ip).await?;
+                let used = self.mdns.announce_probed(label, ip, free).await?;
                 Ok(Placed {
                     provider,
                     name: used,

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod adguard_fake;
+pub mod avahi;
 pub mod pebble;
 
 pub const ADMIN: &str = "admin";
