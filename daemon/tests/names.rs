@@ -92,6 +92,15 @@ fn served_certificate(name: &str, ip: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The environment of an app's running containers on a device, a variable a line.
+fn app_env(device: &str, slug: &str) -> String {
+    // A fixed script; the project's label arrives as its argument.
+    const ENV: &str = "docker ps -q --filter \"$1\" \
+        | xargs -r docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}'";
+    let label = format!("label=com.docker.compose.project=homelab-{slug}");
+    lab::exec(device, &["sh", "-c", ENV, "env", &label])
+}
+
 fn proxy_containers(device: &str) -> String {
     lab::exec(
         device,
@@ -216,15 +225,7 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     ]);
     assert_eq!(redirect, "308 https://lab-named.local/some/page?x=1");
     // The app was told its address.
-    let env = lab::exec(
-        "server-01",
-        &[
-            "sh",
-            "-c",
-            "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' \
-             $(docker ps -q --filter label=com.docker.compose.project=homelab-lab-named)",
-        ],
-    );
+    let env = app_env("server-01", "lab-named");
     assert!(env.contains("WHERE=https://lab-named.local"), "{env}");
     // A name the proxy does not serve gets no certificate from it.
     let (ok, _) = https_get("other.local", &ip1, &root, "/");
@@ -243,6 +244,9 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     //     started with the name it asked for while the network was asked, then gets
     //     `lab-taken-2.local` and is told that address.
     let pi_ip = lab::ip("pi-4");
+    // Avahi runs in both devices (this test must not rely on another having started it).
+    lab::run(&["mdns", "server-01"]);
+    lab::run(&["mdns", "pi-4"]);
     let _theirs = common::avahi::publish("pi-4", "lab-taken.local", &pi_ip);
     eventually(
         "Avahi on the Pi answering lab-taken.local",
@@ -271,15 +275,7 @@ async fn apps_get_names_and_trusted_https_through_the_proxy() {
     );
     let (ok, body) = https_get("lab-taken-2.local", &ip1, &root, "/");
     assert!(ok && body.contains("homelab lab app"), "{body}");
-    let env = lab::exec(
-        "server-01",
-        &[
-            "sh",
-            "-c",
-            "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' \
-             $(docker ps -q --filter label=com.docker.compose.project=homelab-lab-taken)",
-        ],
-    );
+    let env = app_env("server-01", "lab-taken");
     assert!(env.contains("WHERE=https://lab-taken-2.local"), "{env}");
     let (status, removed) = api
         .delete("/api/v1/applications/lab-taken?delete_data=true")

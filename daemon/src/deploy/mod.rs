@@ -511,6 +511,10 @@ pub struct Deployer {
     ca: crate::tls::ca::Authority,
     /// One proxy start or removal per device at a time (bounded by the devices).
     proxy_locks: Locks<i64>,
+    /// One pass applying the public domain's authority at a time (`reapply_public`), and
+    /// whether a change saved meanwhile needs another.
+    reapplying: tokio::sync::Mutex<()>,
+    reapply_again: std::sync::atomic::AtomicBool,
     /// One shared database start or removal per device and engine at a time (bounded by the
     /// devices, two engines each).
     pool_locks: Locks<(i64, crate::pool::Engine)>,
@@ -602,6 +606,8 @@ impl Deployer {
             records,
             ca,
             proxy_locks: Default::default(),
+            reapplying: Default::default(),
+            reapply_again: Default::default(),
             pool_locks: Default::default(),
             pool_memory: Default::default(),
             shared_view: Default::default(),

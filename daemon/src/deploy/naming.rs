@@ -631,7 +631,29 @@ impl Deployer {
     /// After the owner changed the public domain's authority, email or roots: each app named
     /// under it gets them on its proxy (the proxy obtains its next certificate there). Returns,
     /// in words, the apps whose device could not be told (they get it on their next update).
-    pub async fn reapply_public(&self) -> Vec<String> {
+    /// At most one pass runs: a change saved during a pass makes that pass run once more (so
+    /// saving the form again and again costs one pass at a time, not one each). Returns None
+    /// when the pass under way takes the change.
+    pub async fn reapply_public(&self) -> Option<Vec<String>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reapply_again.store(true, SeqCst);
+        let mut missed = None;
+        loop {
+            let Ok(one) = self.reapplying.try_lock() else {
+                return missed;
+            };
+            while self.reapply_again.swap(false, SeqCst) {
+                missed = Some(self.reapply_pass().await);
+            }
+            drop(one);
+            // A change saved after the last pass looked, while this one still held the lock.
+            if !self.reapply_again.load(SeqCst) {
+                return missed;
+            }
+        }
+    }
+
+    async fn reapply_pass(&self) -> Vec<String> {
         let Some(public) = PublicDomain::load(&self.store).await else {
             return Vec::new();
         };

@@ -154,7 +154,9 @@ pub async fn set_public(
     if before.is_some_and(|b| b != public) {
         let state = state.clone();
         tokio::spawn(async move {
-            let missed = state.deployer.reapply_public().await;
+            let Some(missed) = state.deployer.reapply_public().await else {
+                return; // the pass under way applies it and says so
+            };
             let said = if missed.is_empty() {
                 "Every app under your domain now uses the new authority settings.".to_string()
             } else {
