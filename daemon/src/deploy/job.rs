@@ -799,7 +799,13 @@ impl Deployer {
                 &stop,
             )
             .await?;
-        self.copy_to_shared(&remote, recipe, engine, &source)
+        let password = m
+            .database
+            .as_ref()
+            .and_then(|d| values.get(&d.env.password))
+            .cloned()
+            .unwrap_or_default();
+        self.copy_to_shared(&remote, recipe, engine, &source, &password)
             .await?;
         // Its own database stops too, so the check below proves the app uses the shared one
         // (an app still pointed at the old one fails it). Undoing starts it again.

@@ -810,8 +810,11 @@ impl Deployer {
         recipe: &Recipe,
         engine: Engine,
         source: &OwnDb,
+        password: &str,
     ) -> Result<(), DeployError> {
         let target = pool::database_name(&recipe.manifest.slug).unwrap_or_default();
+        // The shared MariaDB's side restores as the app's login, which needs its password.
+        let stdin = format!("{password}\n");
         let out = remote
             .run(
                 "Copy the app's data into the shared database",
@@ -827,7 +830,7 @@ impl Deployer {
                         target.as_str(),
                     ],
                 ),
-                None,
+                Some(stdin.as_bytes()),
                 COPY_TIMEOUT,
             )
             .await?;

@@ -125,6 +125,11 @@ impl Deployer {
                 .unwrap_or(false)
             {
                 tracing::info!(app = %app.slug, state = state.as_str(), "app state changed on its device");
+                // The device page's shared databases are read again, so the change shows there
+                // at once (a stopped or restarted instance is usually why).
+                if pooled.is_some() {
+                    self.forget_shared_view(app.device_id);
+                }
                 self.events.publish(Event::AppState {
                     slug: app.slug.clone(),
                 });
