@@ -14,6 +14,7 @@
 //! | `catalog/`  | app recipes (Compose + manifest + icon): loading and validation |
 //! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
 //! | `pool/`    | shared databases: one PostgreSQL and one MariaDB per device, a private database and login per app, the SQL run in them, the RAM saved |
+//! | `backup/`   | backups with restic: destinations and their checks, the restic container run on a device (secrets on stdin), its JSON output and errors in plain words (the backup and restore jobs are the deploy engine's `backing.rs`) |
 //! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, naming (name + HTTPS), health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
 //! | `proxy/`    | Homelab's proxy on each app device (Caddy): its Compose file and starting configuration, and its admin API reached over SSH |
 //! | `dns/`      | app names: the provider the owner chose (AdGuard Home, OPNsense, or mDNS `.local` names announced by the box), records, checking a name from the box |
@@ -64,6 +65,7 @@
 //! on port 0 and stop it through the `shutdown` future.
 
 pub mod auth;
+pub mod backup;
 pub mod busy;
 pub mod catalog;
 pub mod config;

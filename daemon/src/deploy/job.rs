@@ -22,18 +22,20 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(300);
 
 /// A deploy or update under way.
 pub(super) struct Job {
-    id: i64,
-    /// deploy | update
-    kind: &'static str,
-    recipe: Recipe,
-    device: DeviceRow,
-    settings: BTreeMap<String, String>,
+    pub(super) id: i64,
+    /// deploy | update | move-db | backup | restore
+    pub(super) kind: &'static str,
+    pub(super) recipe: Recipe,
+    pub(super) device: DeviceRow,
+    pub(super) settings: BTreeMap<String, String>,
     /// The port setting the pre-flight may move to a free port (`render::movable_port`).
-    flexible_ports: Vec<String>,
+    pub(super) flexible_ports: Vec<String>,
     /// Reachable by address only: no name, no HTTPS through the proxy.
-    by_address: bool,
+    pub(super) by_address: bool,
     /// The owner asked for the app's own database container, not the shared one.
-    own_database: bool,
+    pub(super) own_database: bool,
+    /// A backup or restore: which destination, which snapshot.
+    pub(super) backup: Option<crate::backup::BackupTask>,
 }
 
 impl Deployer {
@@ -120,6 +122,7 @@ impl Deployer {
             flexible_ports,
             by_address: req.by_address,
             own_database: req.own_database,
+            backup: None,
         };
         self.spawn_job(guard, job);
         Ok(Started::New(id))
@@ -159,9 +162,28 @@ impl Deployer {
         let outcome = match job.kind {
             "update" => self.update_steps(&job).await,
             "move-db" => self.move_steps(&job).await,
+            "backup" => self.backup_steps(&job).await,
+            "restore" => self.restore_steps(&job).await,
             _ => self.deploy_steps(&job).await,
         };
         match outcome {
+            // A backup or restore says what it did in its own words.
+            Ok(words) if matches!(job.kind, "backup" | "restore") => {
+                self.progress(job.id, &slug, DeploymentState::Running, 100, words.clone())
+                    .await;
+                tracing::info!(deployment = job.id, app = %slug, kind = job.kind, secs = started.elapsed().as_secs_f64(), "{} finished", job.kind);
+                let action = if job.kind == "backup" {
+                    "app.backup"
+                } else {
+                    "app.restore"
+                };
+                self.audit(action, words.clone()).await;
+                self.events.publish(Event::AppState { slug: slug.clone() });
+                self.events.publish(Event::Toast {
+                    level: Level::Success,
+                    message: words,
+                });
+            }
             Ok(url) => {
                 self.progress(
                     job.id,
@@ -226,6 +248,8 @@ impl Deployer {
                 let verb = match job.kind {
                     "update" => "Updating",
                     "move-db" => "Moving the data of",
+                    "backup" => "Backing up",
+                    "restore" => "Restoring",
                     _ => "Deploying",
                 };
                 self.audit(
@@ -549,8 +573,10 @@ impl Deployer {
             recipe.manifest.name, app.version, recipe.manifest.version
         );
         // An update keeps the app where it is, on the ports it has, with its name.
-        self.start_on_installed(guard, "update", recipe, device, settings, named, message)
-            .await
+        self.start_on_installed(
+            guard, "update", recipe, device, settings, named, message, None,
+        )
+        .await
     }
 
     /// Starts "Move to the shared database" for an app that runs with its own database
@@ -587,14 +613,16 @@ impl Deployer {
             "Moving {}'s data into the shared database…",
             recipe.manifest.name
         );
-        self.start_on_installed(guard, "move-db", recipe, device, settings, named, message)
-            .await
+        self.start_on_installed(
+            guard, "move-db", recipe, device, settings, named, message, None,
+        )
+        .await
     }
 
     /// Records and starts a job on an installed app (an update, a move): it stays on its
     /// device, on the ports it has, with its name if it has one.
     #[allow(clippy::too_many_arguments)] // the job's parts, each once
-    async fn start_on_installed(
+    pub(super) async fn start_on_installed(
         self: &Arc<Self>,
         guard: BusyGuard,
         kind: &'static str,
@@ -603,6 +631,7 @@ impl Deployer {
         settings: BTreeMap<String, String>,
         named: bool,
         message: String,
+        backup: Option<crate::backup::BackupTask>,
     ) -> Result<i64, DeployError> {
         let id = self
             .store
@@ -640,6 +669,7 @@ impl Deployer {
             flexible_ports: Vec::new(),
             by_address: !named,
             own_database: false,
+            backup,
         };
         self.spawn_job(guard, job);
         Ok(id)
@@ -882,7 +912,7 @@ impl Deployer {
     /// What a job on an installed app (an update, a move) starts from: its record and
     /// folder, the device's connection with Compose checked, and its values (settings,
     /// secrets, box variables, its name's address when it keeps one).
-    async fn installed_app(
+    pub(super) async fn installed_app(
         &self,
         job: &Job,
     ) -> Result<

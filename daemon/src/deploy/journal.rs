@@ -60,6 +60,24 @@ pub(super) enum Undo {
         drop_database: bool,
         drop_login: bool,
     },
+    /// Volumes a backup or restore made on the device (a database dump, restored data).
+    RemoveVolumes {
+        volumes: Vec<String>,
+    },
+    /// The app was stopped (for a consistent backup, or a restore's switch): started again.
+    StartApp {
+        dir: String,
+        project: String,
+    },
+    /// A restore swapped the app's volumes with the restored ones: stopped, swapped back
+    /// (the swap knows which way it is, so running it twice is safe).
+    SwapVolumes {
+        job: i64,
+        root: String,
+        pairs: Vec<(String, String)>,
+        dir: String,
+        project: String,
+    },
     /// The app's name: its DNS record (exactly the one made), its row and certificate key.
     RemoveName {
         slug: String,
@@ -181,6 +199,9 @@ impl Deployer {
                 | Undo::RemoveSharedDb { .. }
                 | Undo::RestoreOwnDatabase { .. }
                 | Undo::DropSharedDatabase { .. }
+                | Undo::RemoveVolumes { .. }
+                | Undo::StartApp { .. }
+                | Undo::SwapVolumes { .. }
                 | Undo::RemoveRoute { .. } => {
                     if remote.is_none() {
                         let Some(device) = self.store.device(d.device_id).await? else {
@@ -225,6 +246,26 @@ impl Deployer {
                                 "the app with its own database",
                             )
                             .await?;
+                        }
+                        Undo::RemoveVolumes { volumes } => {
+                            for v in volumes {
+                                r.remove_volume(v).await?;
+                            }
+                        }
+                        Undo::StartApp { dir, project } => {
+                            r.compose_up("Start the app again", dir, project, "the app")
+                                .await?
+                        }
+                        Undo::SwapVolumes {
+                            job,
+                            root,
+                            pairs,
+                            dir,
+                            project,
+                        } => {
+                            r.compose("Stop the app to switch back", dir, project, &["stop"])
+                                .await?;
+                            self.swap_volumes(r, root, *job, "back", pairs).await?;
                         }
                         Undo::RemoveSharedDb { engine, .. } => {
                             self.remove_shared_db_if_idle(r, *engine, false).await?;

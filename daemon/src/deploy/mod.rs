@@ -29,6 +29,8 @@
 //! store can read them without importing this engine), and the Docker API calls `remote.rs`
 //! makes are in `crate::docker::project`.
 
+mod backing;
+pub use backing::SnapshotView;
 mod health;
 mod job;
 mod journal;
@@ -325,6 +327,12 @@ pub enum DeployError {
     /// "Move to the shared database" asked of an app that cannot or need not.
     #[error("{0}")]
     CannotShare(String),
+    /// A backup destination or run the owner asked for that cannot be (the message says why
+    /// and what to do); `BackupFailed` is one that was tried and failed.
+    #[error("{0}")]
+    BackupRefused(String),
+    #[error("{message}")]
+    BackupFailed { message: String, detail: String },
     #[error(
         "Copying {app}'s data into the shared {engine} failed, so it keeps its own database, as before. {why}"
     )]
@@ -421,6 +429,7 @@ impl DeployError {
             | DeployError::ProxyRefused { detail, .. }
             | DeployError::SharedDbRefused { detail, .. }
             | DeployError::CopyToSharedFailed { detail, .. }
+            | DeployError::BackupFailed { detail, .. }
                 if !detail.is_empty() =>
             {
                 Some(detail.clone())

@@ -375,6 +375,24 @@ impl Remote {
         }
     }
 
+    /// Removes a volume (nothing if it is not there).
+    pub async fn remove_volume(&self, name: &str) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let out = engine::remove_volume(&self.docker, name).await;
+        self.note(
+            format!("Remove the volume {name}"),
+            if out.is_ok() {
+                "done".into()
+            } else {
+                "failed".into()
+            },
+            started,
+            String::new(),
+        )
+        .await;
+        out.map_err(|e| self.docker_lost(e))
+    }
+
     /// Every container of a Compose project, running or not.
     pub async fn project_containers(
         &self,

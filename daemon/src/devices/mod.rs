@@ -560,7 +560,7 @@ const INSTALL_KEY: &str = include_str!("install_key.sh");
 /// Removes exactly our line, keeping everything else (and the file's mode).
 const REMOVE_KEY: &str = include_str!("remove_key.sh");
 
-async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
+pub async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
     let out = session
         .exec(
             &RemoteCommand::script(INSTALL_KEY, [line]),
@@ -577,7 +577,7 @@ async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceErr
     Ok(())
 }
 
-async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
+pub async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
     let out = session
         .exec(
             &RemoteCommand::script(REMOVE_KEY, [line]),

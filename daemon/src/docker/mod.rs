@@ -3,11 +3,13 @@
 //! Nothing is forwarded to a local socket and no `docker` binary runs on this box.
 //! `engine.rs` reads what an engine runs (the health poll); `project.rs` holds the calls made
 //! on a Compose project and its images (deploys, removals); `exec.rs` runs a command in a
-//! container with data on its stdin (the shared databases).
+//! container with data on its stdin (the shared databases); `run.rs` runs one-off containers
+//! fed secrets on stdin and followed line by line (the backups' restic).
 
 pub mod engine;
 pub mod exec;
 pub mod project;
+pub mod run;
 
 use std::sync::Arc;
 

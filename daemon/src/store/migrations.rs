@@ -245,6 +245,43 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX shared_databases_instance ON shared_databases (device_id, engine);
     "#,
+    // 9: backups (backup/): where they go, and every run of an app's backup. A destination's
+    // secrets (its repository password, SSH key or S3 keys) are sealed in `secrets`
+    // (owner `backup-destination:<id>`).
+    r#"
+    CREATE TABLE backup_destinations (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        -- JSON of backup::Target (sftp: host, port, user, path; s3: endpoint, bucket, prefix).
+        target        TEXT NOT NULL,
+        -- SFTP: the server's host key (OpenSSH), pinned when it was added.
+        host_key      TEXT NOT NULL DEFAULT '',
+        -- The last "Test connection" (or backup): when, whether it worked, the words shown.
+        checked_at    INTEGER NOT NULL DEFAULT 0,
+        check_ok      INTEGER NOT NULL DEFAULT 0,
+        check_message TEXT NOT NULL DEFAULT '',
+        created_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE backup_runs (
+        id             INTEGER PRIMARY KEY,
+        slug           TEXT NOT NULL,
+        destination_id INTEGER NOT NULL,
+        device_id      INTEGER NOT NULL,
+        -- The job that ran it (its journal and "What I did").
+        deployment_id  INTEGER NOT NULL,
+        started_at     INTEGER NOT NULL,
+        finished_at    INTEGER,
+        -- running | done | failed
+        state          TEXT NOT NULL,
+        snapshot_id    TEXT NOT NULL DEFAULT '',
+        files          INTEGER NOT NULL DEFAULT 0,
+        -- What restic read, and what it had to store (after deduplication and compression).
+        bytes          INTEGER NOT NULL DEFAULT 0,
+        added          INTEGER NOT NULL DEFAULT 0,
+        message        TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE INDEX backup_runs_app ON backup_runs (slug, started_at);
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -206,6 +206,8 @@ impl From<crate::deploy::DeployError> for WebError {
             | D::SharedDbRefused { .. }
             | D::SharedDbInUse { .. }
             | D::CannotShare(_)
+            | D::BackupRefused(_)
+            | D::BackupFailed { .. }
             | D::CopyToSharedFailed { .. } => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "cannot_deploy",

@@ -441,6 +441,48 @@ fn table() -> Vec<Entry> {
         ),
         entry(
             M::GET,
+            paths::API_BACKUP_DESTINATIONS,
+            SessionOrToken,
+            api::backups::destinations,
+        ),
+        entry(
+            M::POST,
+            paths::API_BACKUP_DESTINATIONS,
+            SessionOrToken,
+            api::backups::add_destination,
+        ),
+        entry(
+            M::DELETE,
+            paths::API_BACKUP_DESTINATION,
+            SessionOrToken,
+            api::backups::remove_destination,
+        ),
+        entry(
+            M::POST,
+            paths::API_BACKUP_DESTINATION_CHECK,
+            SessionOrToken,
+            api::backups::check_destination,
+        ),
+        entry(
+            M::GET,
+            paths::API_BACKUP_APP,
+            SessionOrToken,
+            api::backups::app_backups,
+        ),
+        entry(
+            M::POST,
+            paths::API_BACKUP_APP,
+            SessionOrToken,
+            api::backups::back_up,
+        ),
+        entry(
+            M::POST,
+            paths::API_BACKUP_APP_RESTORE,
+            SessionOrToken,
+            api::backups::restore,
+        ),
+        entry(
+            M::GET,
             paths::API_APPLICATIONS,
             SessionOrToken,
             api::apps::applications,

@@ -12,6 +12,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod backups;
 pub mod devices;
 pub mod dns;
 pub mod network;

@@ -4,6 +4,7 @@
 //! `{ "error": { "code", "message", "request_id" } }`, rendered by the `observe` middleware.
 
 pub mod apps;
+pub mod backups;
 pub mod devices;
 pub mod updates;
 

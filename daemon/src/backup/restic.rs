@@ -1,0 +1,412 @@
+//! restic in a one-off container on a device: the container's command line (fixed script,
+//! validated names), its secrets on stdin, its JSON output read, its errors put in plain
+//! words with the fix.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{BackupError, Credentials, RESTIC_IMAGE, Target};
+use crate::docker::run::{Ended, OneOff, Stream};
+use crate::docker::{Docker, DockerError};
+
+/// Reads the secrets from stdin (see `Credentials::stdin`), puts the SSH key and host key in
+/// a memory-only folder, and hands over to restic with the arguments it was given. The
+/// secrets reach restic through its environment, never its arguments.
+pub const PRELUDE: &str = r#"IFS= read -r RESTIC_PASSWORD || exit 90
+IFS= read -r key_id; IFS= read -r key_secret; IFS= read -r ssh_key; IFS= read -r known
+export RESTIC_PASSWORD
+if [ -n "$key_id" ]; then
+  AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$key_secret
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+fi
+if [ -n "$ssh_key" ]; then
+  umask 077
+  printf '%s' "$ssh_key" | base64 -d > /run/homelab/id || exit 91
+  printf '%s\n' "$known" > /run/homelab/known_hosts
+fi
+unset key_id key_secret ssh_key known
+exec restic "$@"
+"#;
+
+/// Where the prelude writes the SSH files (a tmpfs: they never touch the device's disk).
+const SECRETS_DIR: &str = "/run/homelab";
+/// restic's cache on the device (encrypted index and snapshot data, no secrets): kept between
+/// runs so a second backup reads little from the destination.
+pub const CACHE_VOLUME: &str = "homelab-restic-cache";
+/// Label on every one-off restic container.
+pub const LABEL: &str = "homelab.backup";
+
+/// The `known_hosts` line for a pinned host key (`[host]:port` when the port is not 22).
+pub fn known_hosts_line(host: &str, port: u16, key_openssh: &str) -> String {
+    let name = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    // The key without its comment.
+    let key: Vec<&str> = key_openssh.split_whitespace().take(2).collect();
+    format!("{name} {}", key.join(" "))
+}
+
+/// The repository options every command takes: the address, and for SFTP how to reach it
+/// (the pinned host key only, the generated key only, never a prompt).
+fn repo_args(target: &Target) -> Vec<String> {
+    let mut args = vec!["-r".to_string(), target.repository()];
+    if let Target::Sftp {
+        host, port, user, ..
+    } = target
+    {
+        args.push("-o".into());
+        args.push(format!(
+            "sftp.command=ssh -i {SECRETS_DIR}/id -o UserKnownHostsFile={SECRETS_DIR}/known_hosts \
+             -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes \
+             -o ConnectTimeout=15 -o ServerAliveInterval=15 -p {port} {user}@{host} -s sftp"
+        ));
+    }
+    args.push("--cache-dir".into());
+    args.push("/cache".into());
+    args
+}
+
+/// A restic command as a one-off container named `name`, with `binds` (volume:path[:ro]).
+pub fn spec(name: &str, target: &Target, command: &[&str], binds: Vec<String>) -> OneOff {
+    let mut cmd = vec![PRELUDE.to_string(), "restic".to_string()];
+    cmd.extend(repo_args(target));
+    cmd.extend(command.iter().map(|s| s.to_string()));
+    let mut all_binds = vec![format!("{CACHE_VOLUME}:/cache")];
+    all_binds.extend(binds);
+    OneOff {
+        name: name.to_string(),
+        image: RESTIC_IMAGE.to_string(),
+        entrypoint: vec!["/bin/sh".into(), "-c".into()],
+        cmd,
+        binds: all_binds,
+        tmpfs: vec![SECRETS_DIR.into()],
+        // One progress line a second in JSON mode (restic's default is 60).
+        env: vec!["RESTIC_PROGRESS_FPS=1".into()],
+        labels: HashMap::from([(LABEL.to_string(), "1".to_string())]),
+        network: None,
+    }
+}
+
+/// Runs a restic command to its end; a failure is explained in plain words (`explain`).
+pub async fn run(
+    docker: &Docker,
+    spec: &OneOff,
+    creds: &Credentials,
+    deadline: Duration,
+    on_line: impl FnMut(Stream, &str),
+) -> Result<Ended, ResticFailure> {
+    let stdin = creds.stdin();
+    let ended = crate::docker::run::run(docker, spec, stdin.expose(), deadline, on_line)
+        .await
+        .map_err(ResticFailure::Docker)?;
+    if ended.success() {
+        return Ok(ended);
+    }
+    Err(ResticFailure::Said(ended))
+}
+
+/// Why a restic run failed: the device's engine could not run it, or restic ran and said no.
+#[derive(Debug)]
+pub enum ResticFailure {
+    Docker(DockerError),
+    Said(Ended),
+}
+
+impl ResticFailure {
+    /// The plain words for the owner.
+    pub fn words(&self, destination: &str) -> String {
+        match self {
+            ResticFailure::Docker(e) => format!(
+                "The device could not run the backup tool: {}. Is its Docker running?",
+                e.detail()
+            ),
+            ResticFailure::Said(ended) => match ended.exit_code {
+                None => "The backup tool did not finish in time and was stopped.".into(),
+                Some(_) => explain(&ended.stderr_tail.join("\n"), destination).words(),
+            },
+        }
+    }
+
+    /// True when the repository is not there yet (so `init` makes it).
+    pub fn no_repository(&self) -> bool {
+        matches!(self, ResticFailure::Said(e) if explain(&e.stderr_tail.join("\n"), "").kind == Why::NoRepository)
+    }
+}
+
+impl From<ResticFailure> for BackupError {
+    fn from(f: ResticFailure) -> Self {
+        BackupError::Restic(f.words("the destination"))
+    }
+}
+
+/// What restic's complaint means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    WrongPassword,
+    NoRepository,
+    Unreachable,
+    KeyRefused,
+    HostKeyChanged,
+    Full,
+    Locked,
+    NoBucket,
+    S3Denied,
+    Other,
+}
+
+/// restic's words, understood.
+pub struct Explained {
+    pub kind: Why,
+    destination: String,
+    last: String,
+}
+
+impl Explained {
+    pub fn words(&self) -> String {
+        let d = &self.destination;
+        match self.kind {
+            Why::WrongPassword => format!(
+                "The backup password does not open the backups at {d}. If you changed or reset this box, use “Restore from a backup” with your recovery sheet; otherwise the folder holds someone else's backups: choose an empty folder."
+            ),
+            Why::NoRepository => format!("There are no backups at {d} yet."),
+            Why::Unreachable => format!(
+                "The device could not reach {d}. Is it switched on and on the network? Check its address."
+            ),
+            Why::KeyRefused => format!(
+                "{d} refused Homelab's backup key. Remove the destination and add it again with the server's login, so Homelab can install its key."
+            ),
+            Why::HostKeyChanged => format!(
+                "{d} identifies itself with a different key than when it was added. If you reinstalled it, remove the destination and add it again; otherwise someone may be impersonating it."
+            ),
+            Why::Full => {
+                format!("{d} is full. Free some space there, or choose another destination.")
+            }
+            Why::Locked => "Another backup of the same destination is still running (or stopped without finishing). Try again in a few minutes.".to_string(),
+            Why::NoBucket => format!(
+                "The bucket of {d} does not exist. Create it in your storage's console first."
+            ),
+            Why::S3Denied => format!(
+                "{d} refused the access key. Check the key id and secret, and that the key may read and write this bucket."
+            ),
+            Why::Other => format!("The backup tool said: {}", self.last),
+        }
+    }
+}
+
+/// Reads restic's standard error (the last lines) for the reason it failed.
+pub fn explain(stderr: &str, destination: &str) -> Explained {
+    let has = |s: &str| stderr.contains(s);
+    let kind = if has("wrong password or no key found") {
+        Why::WrongPassword
+    } else if has("Is there a repository at the following location?")
+        || has("repository does not exist")
+        || has("unable to open config file")
+    {
+        Why::NoRepository
+    } else if has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        Why::HostKeyChanged
+    } else if has("Permission denied (publickey") {
+        Why::KeyRefused
+    } else if has("No route to host")
+        || has("Connection refused")
+        || has("Connection timed out")
+        || has("connection timed out")
+        || has("Could not resolve hostname")
+        || has("no such host")
+        || has("i/o timeout")
+        || has("connect: ")
+        || has("Connection closed by")
+        || has("subprocess ssh: exit status 255")
+    {
+        Why::Unreachable
+    } else if has("no space left on device") || has("No space left on device") {
+        Why::Full
+    } else if has("repository is already locked") {
+        Why::Locked
+    } else if has("NoSuchBucket") || has("bucket does not exist") {
+        Why::NoBucket
+    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("Access Denied") {
+        Why::S3Denied
+    } else {
+        Why::Other
+    };
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
+    Explained {
+        kind,
+        destination: destination.to_string(),
+        last,
+    }
+}
+
+/// One line of `restic backup --json`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "message_type", rename_all = "snake_case")]
+pub enum BackupLine {
+    Status {
+        #[serde(default)]
+        percent_done: f64,
+        #[serde(default)]
+        total_files: u64,
+        #[serde(default)]
+        files_done: u64,
+        #[serde(default)]
+        total_bytes: u64,
+        #[serde(default)]
+        bytes_done: u64,
+    },
+    Summary {
+        #[serde(default)]
+        files_new: u64,
+        #[serde(default)]
+        files_changed: u64,
+        #[serde(default)]
+        files_unmodified: u64,
+        #[serde(default)]
+        data_added: u64,
+        #[serde(default)]
+        total_files_processed: u64,
+        #[serde(default)]
+        total_bytes_processed: u64,
+        #[serde(default)]
+        total_duration: f64,
+        snapshot_id: String,
+    },
+    Error {
+        #[serde(default)]
+        item: String,
+        #[serde(default)]
+        during: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// Parses a line of backup output (None for anything that is not restic's JSON).
+pub fn backup_line(line: &str) -> Option<BackupLine> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(line).ok()
+}
+
+/// A snapshot as `restic snapshots --json` lists it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub short_id: String,
+    /// RFC 3339.
+    pub time: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// Parses `restic snapshots --json` (one JSON array on one line).
+pub fn snapshots(stdout: &str) -> Result<Vec<Snapshot>, BackupError> {
+    let text = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('['))
+        .unwrap_or("[]");
+    serde_json::from_str(text)
+        .map_err(|e| BackupError::Restic(format!("The list of backups could not be read: {e}")))
+}
+
+/// A snapshot id as restic prints it: 64 (or the short 8) lower-case hex digits. Anything
+/// else from a request is refused before it reaches a command line.
+pub fn valid_snapshot_id(id: &str) -> bool {
+    (id.len() == 64 || id.len() == 8)
+        && id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_output_is_understood() {
+        let s = backup_line(
+            r#"{"message_type":"status","percent_done":0.5,"total_files":10,"files_done":5,"total_bytes":1000,"bytes_done":500}"#,
+        );
+        assert_eq!(
+            s,
+            Some(BackupLine::Status {
+                percent_done: 0.5,
+                total_files: 10,
+                files_done: 5,
+                total_bytes: 1000,
+                bytes_done: 500
+            })
+        );
+        let sum = backup_line(
+            r#"{"message_type":"summary","files_new":3,"files_changed":0,"files_unmodified":0,"dirs_new":1,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":3,"tree_blobs":2,"data_added":1234,"total_files_processed":3,"total_bytes_processed":999,"total_duration":0.5,"snapshot_id":"abcd"}"#,
+        );
+        assert!(
+            matches!(sum, Some(BackupLine::Summary { data_added: 1234, ref snapshot_id, .. }) if snapshot_id == "abcd")
+        );
+        assert_eq!(backup_line("not json"), None);
+        assert_eq!(
+            backup_line(r#"{"message_type":"verbose_status"}"#),
+            Some(BackupLine::Other)
+        );
+    }
+
+    #[test]
+    fn failures_are_explained_with_the_fix() {
+        let e = explain("Fatal: wrong password or no key found\n", "nas");
+        assert_eq!(e.kind, Why::WrongPassword);
+        assert!(e.words().contains("recovery sheet"));
+        assert_eq!(
+            explain("Fatal: unable to open config file: Stat: file does not exist\nIs there a repository at the following location?", "x").kind,
+            Why::NoRepository
+        );
+        assert_eq!(
+            explain("ssh: connect to host 10.0.0.9 port 22: No route to host\nsubprocess ssh: exit status 255", "x").kind,
+            Why::Unreachable
+        );
+        assert_eq!(
+            explain("homelab@10.0.0.9: Permission denied (publickey).", "x").kind,
+            Why::KeyRefused
+        );
+        assert_eq!(
+            explain("something new", "x").words(),
+            "The backup tool said: something new"
+        );
+    }
+
+    #[test]
+    fn snapshot_ids_are_hex_only() {
+        assert!(valid_snapshot_id("0123abcd"));
+        assert!(!valid_snapshot_id("0123ABCD"));
+        assert!(!valid_snapshot_id("latest"));
+        assert!(!valid_snapshot_id("--target=/"));
+    }
+
+    #[test]
+    fn known_hosts_lines_name_the_port_when_not_22() {
+        assert_eq!(
+            known_hosts_line("nas", 2222, "ssh-ed25519 AAAA comment"),
+            "[nas]:2222 ssh-ed25519 AAAA"
+        );
+        assert_eq!(
+            known_hosts_line("nas", 22, "ssh-ed25519 AAAA"),
+            "nas ssh-ed25519 AAAA"
+        );
+    }
+}

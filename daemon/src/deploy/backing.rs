@@ -1,0 +1,1187 @@
+//! Backing up and restoring apps (jobs of kind `backup` and `restore`), and the destinations
+//! they use. restic runs on the app's device in a one-off container of the pinned image
+//! (`backup::restic`): the app's volumes are mounted read-only for a backup, so the data goes
+//! from the device to the destination and never crosses the box.
+//!
+//! A backup of an app whose database is in the device's shared instance dumps that database
+//! first (as the app's own login, into a volume of its own), so the snapshot holds files and
+//! database from one moment; an app with its own database container is stopped while its
+//! files are read, and started again whatever happens.
+//!
+//! A restore in place restores into new volumes while the app still runs, then stops it and
+//! swaps each volume's data with the restored one (renames on the device's disk, instant and
+//! their own inverse), starts it and checks it; a failed check swaps back, so the owner never
+//! ends up with neither. The old data goes once the app answers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::job::Job;
+use super::journal::Undo;
+use super::{DeployError, Deployer, DeploymentState, Remote, project_name};
+use crate::backup::restic::{self, BackupLine, ResticFailure};
+use crate::backup::{self, BackupTask, Credentials, Target};
+use crate::docker::run::{OneOff, Stream};
+use crate::secrets::Secret;
+use crate::ssh::{self, HostKeyPolicy, Login, RemoteCommand};
+use crate::store::DestinationRow;
+use crate::units::human_bytes;
+
+/// A backup of one app may read a lot (photos); restic reports progress meanwhile, and a run
+/// that outlives this is stopped (a day: a first backup of a terabyte over a slow link).
+const BACKUP_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// Listing snapshots, checking a destination: small reads.
+const QUICK_DEADLINE: Duration = Duration::from_secs(120);
+/// Dumping a shared database to the device's disk.
+const DUMP_DEADLINE: Duration = Duration::from_secs(3 * 3600);
+/// Progress is written (and sent to pages) at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Names of destinations, as the owner sees them.
+const MAX_NAME: usize = 60;
+
+/// A snapshot of an app, for its page.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotView {
+    pub destination_id: i64,
+    pub destination: String,
+    pub id: String,
+    pub short_id: String,
+    /// RFC 3339, as restic recorded it.
+    pub time: String,
+}
+
+/// Swaps each live volume's data with its staging volume's, or back (see the module header).
+/// The marker beside the live volume's data says which way it is, so a swap cut short (the
+/// device lost power) is finished first and running it again is safe.
+/// $1 forward|back|done, $2 the job's id, then pairs of volume names: live, staging.
+const SWAP: &str = r#"dir=$1; id=$2; shift 2
+while [ $# -ge 2 ]; do
+  L=/volumes/$1; S=/volumes/$2; shift 2
+  m="$L/homelab-restored-$id"
+  if [ "$dir" = done ]; then rm -f "$m"; continue; fi
+  [ -d "$L/_data" ] || [ -d "$L/_swap" ] || { echo "no volume $L" >&2; exit 3; }
+  if [ -e "$L/_swap" ]; then
+    [ -e "$L/_data" ] || mv "$S/_data" "$L/_data" || exit 4
+    mv "$L/_swap" "$S/_data" || exit 4
+    if [ -e "$m" ]; then rm -f "$m"; else touch "$m"; fi
+  fi
+  if [ "$dir" = forward ] && [ -e "$m" ]; then continue; fi
+  if [ "$dir" = back ] && [ ! -e "$m" ]; then continue; fi
+  [ -d "$S/_data" ] || { echo "no volume $S" >&2; exit 3; }
+  mv "$L/_data" "$L/_swap" && mv "$S/_data" "$L/_data" && mv "$L/_swap" "$S/_data" || exit 4
+  if [ "$dir" = forward ]; then touch "$m"; else rm -f "$m"; fi
+done
+sync
+"#;
+
+/// Makes the folder an SFTP destination's repository lives in, and checks it can be written.
+/// $1 the folder.
+const MAKE_FOLDER: &str = r#"mkdir -p -- "$1" && test -w "$1" && echo ready"#;
+
+/// The app's database dumped by its own login from a container of the shared instance's image
+/// on its network; the password is the first line on stdin.
+/// $1 postgres|mariadb, $2 the instance's host name, $3 the database (and login).
+const DUMP: &str = r#"IFS= read -r pw || exit 90
+case $1 in
+  postgres) PGPASSWORD=$pw exec pg_dump -h "$2" -U "$3" -d "$3" --no-owner -f /dump/database.sql ;;
+  mariadb) MYSQL_PWD=$pw exec mariadb-dump -h "$2" -u "$3" --single-transaction --routines --triggers --result-file=/dump/database.sql "$3" ;;
+esac
+exit 2
+"#;
+
+impl Deployer {
+    // ---- destinations ----
+
+    /// Adds an SSH server (a NAS) as a destination: logs in once with the owner's password,
+    /// pins the server's key, makes the folder, and installs a key of Homelab's own that may
+    /// only use SFTP; the password is not kept.
+    pub async fn add_sftp_destination(
+        &self,
+        name: &str,
+        target: Target,
+        password: Secret,
+    ) -> Result<i64, DeployError> {
+        let name = check_name(name)?;
+        backup::check_target(&target).map_err(refused)?;
+        let Target::Sftp {
+            host,
+            port,
+            user,
+            path,
+        } = &target
+        else {
+            return Err(DeployError::BackupRefused("Not an SSH server.".into()));
+        };
+        let login = Login::Password {
+            user: user.clone(),
+            password,
+        };
+        let session = ssh::connect(host, *port, &login, HostKeyPolicy::FirstUse)
+            .await
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        let host_key = session.host_key.to_openssh().unwrap_or_default();
+        let made = session
+            .exec(
+                &RemoteCommand::script(MAKE_FOLDER, [path.as_str()]),
+                None,
+                ssh::EXEC_TIMEOUT,
+            )
+            .await
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        if made.stdout_text().trim() != "ready" {
+            session.close().await;
+            return Err(DeployError::BackupRefused(format!(
+                "The folder {path} could not be made or written on {host} as {user}. Choose a folder this login owns, or give it write access."
+            )));
+        }
+        let key = ssh::keys::generate("homelab-backup")
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        let public = ssh::keys::authorized_line(key.public_key())
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        // SFTP only: the key cannot run commands, forward ports or open a terminal.
+        let line = format!("restrict,command=\"internal-sftp\" {public}");
+        crate::devices::install_key(&session, &line)
+            .await
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        let private = ssh::keys::encode_private(&key)
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        let saved = self
+            .save_destination(
+                &name,
+                &target,
+                host_key,
+                vec![(backup::PURPOSE_SSH_KEY, private.expose().to_vec())],
+            )
+            .await;
+        if saved.is_err() {
+            // Nothing half-done: the key goes again.
+            let _ = crate::devices::remove_key(&session, &line).await;
+        }
+        session.close().await;
+        saved
+    }
+
+    /// Adds S3-compatible storage as a destination, its keys sealed.
+    pub async fn add_s3_destination(
+        &self,
+        name: &str,
+        target: Target,
+        key_id: Secret,
+        secret: Secret,
+    ) -> Result<i64, DeployError> {
+        let name = check_name(name)?;
+        backup::check_target(&target).map_err(refused)?;
+        if key_id.expose().is_empty() || secret.expose().is_empty() {
+            return Err(DeployError::BackupRefused(
+                "Enter the access key id and the secret key your storage gave you.".into(),
+            ));
+        }
+        self.save_destination(
+            &name,
+            &target,
+            String::new(),
+            vec![
+                (backup::PURPOSE_S3_KEY_ID, key_id.expose().to_vec()),
+                (backup::PURPOSE_S3_SECRET, secret.expose().to_vec()),
+            ],
+        )
+        .await
+    }
+
+    /// Stores a destination with a new repository password and its other secrets, sealed,
+    /// in one transaction.
+    async fn save_destination(
+        &self,
+        name: &str,
+        target: &Target,
+        host_key: String,
+        secrets: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<i64, DeployError> {
+        let vault = self.vault.clone();
+        let password = super::render::generate_secret(32);
+        let id = self
+            .store
+            .add_backup_destination(
+                name.to_string(),
+                serde_json::to_string(target).unwrap_or_default(),
+                host_key,
+                move |id| {
+                    let owner = backup::secret_owner(id);
+                    let mut all = vec![(
+                        owner.clone(),
+                        backup::PURPOSE_PASSWORD.to_string(),
+                        vault.seal(password.as_bytes(), &owner, backup::PURPOSE_PASSWORD),
+                    )];
+                    for (purpose, plain) in secrets {
+                        all.push((
+                            owner.clone(),
+                            purpose.to_string(),
+                            vault.seal(&plain, &owner, purpose),
+                        ));
+                    }
+                    all
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => DeployError::BackupRefused(format!(
+                    "There is already a destination called “{name}”. Choose another name."
+                )),
+                e => e.into(),
+            })?;
+        self.audit(
+            "backup.destination_added",
+            format!("Added the backup destination {name} ({target})"),
+        )
+        .await;
+        Ok(id)
+    }
+
+    /// Removes a destination from Homelab (the backups stay where they are).
+    pub async fn remove_destination(&self, id: i64) -> Result<(), DeployError> {
+        let row = self.destination(id).await?;
+        self.store
+            .delete_backup_destination(id, backup::secret_owner(id))
+            .await?;
+        self.audit(
+            "backup.destination_removed",
+            format!("Removed the backup destination {}", row.name),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn destination(&self, id: i64) -> Result<DestinationRow, DeployError> {
+        self.store
+            .backup_destination(id)
+            .await?
+            .ok_or(DeployError::NotFound)
+    }
+
+    /// The destination's address and what opens it.
+    async fn credentials(
+        &self,
+        row: &DestinationRow,
+    ) -> Result<(Target, Credentials), DeployError> {
+        let target: Target = serde_json::from_str(&row.target).map_err(|e| {
+            DeployError::BackupRefused(format!("The destination is unreadable: {e}"))
+        })?;
+        let owner = backup::secret_owner(row.id);
+        let open = |purpose: &'static str| {
+            let owner = owner.clone();
+            async move {
+                let sealed = self
+                    .store
+                    .secret(owner.clone(), purpose)
+                    .await?
+                    .ok_or_else(|| DeployError::SecretNotPrepared(purpose.to_string()))?;
+                Ok::<Secret, DeployError>(self.vault.open(&sealed, &owner, purpose)?)
+            }
+        };
+        let password = open(backup::PURPOSE_PASSWORD).await?;
+        let (ssh, s3) = match &target {
+            Target::Sftp { host, port, .. } => (
+                Some((
+                    open(backup::PURPOSE_SSH_KEY).await?,
+                    restic::known_hosts_line(host, *port, &row.host_key),
+                )),
+                None,
+            ),
+            Target::S3 { .. } => (
+                None,
+                Some((
+                    open(backup::PURPOSE_S3_KEY_ID).await?,
+                    open(backup::PURPOSE_S3_SECRET).await?,
+                )),
+            ),
+        };
+        Ok((target, Credentials { password, ssh, s3 }))
+    }
+
+    /// "Test connection": from a device, opens the destination's repository, or makes it
+    /// the first time. Records and returns the outcome in words.
+    pub async fn check_destination(&self, id: i64) -> Result<String, DeployError> {
+        let row = self.destination(id).await?;
+        let (target, creds) = self.credentials(&row).await?;
+        let remote = self.any_device().await?;
+        let outcome = self
+            .open_repository(&remote, &row, &target, &creds, "homelab-restic-check")
+            .await;
+        let (ok, words) = match &outcome {
+            Ok(made) if *made => (
+                true,
+                format!("{} works: Homelab made its backup store there.", row.name),
+            ),
+            Ok(_) => (true, format!("{} works.", row.name)),
+            Err(e) => (false, e.to_string()),
+        };
+        self.store
+            .set_destination_check(id, ok, words.clone())
+            .await?;
+        outcome.map(|_| words)
+    }
+
+    /// Opens the repository (`cat config`), making it when there is none yet; true when
+    /// it was made.
+    async fn open_repository(
+        &self,
+        remote: &Remote,
+        row: &DestinationRow,
+        target: &Target,
+        creds: &Credentials,
+        container: &str,
+    ) -> Result<bool, DeployError> {
+        self.ensure_restic(remote).await?;
+        let spec = restic::spec(container, target, &["cat", "config"], Vec::new());
+        let t = Instant::now();
+        let opened = restic::run(&remote.docker, &spec, creds, QUICK_DEADLINE, |_, _| {}).await;
+        remote
+            .note(
+                format!("Open the backups at {}: restic cat config", row.name),
+                outcome_words(&opened),
+                t,
+                failure_detail(&opened),
+            )
+            .await;
+        match opened {
+            Ok(_) => Ok(false),
+            Err(f) if f.no_repository() => {
+                let spec = restic::spec(
+                    container,
+                    target,
+                    &["init", "--repository-version", "2"],
+                    Vec::new(),
+                );
+                let t = Instant::now();
+                let made =
+                    restic::run(&remote.docker, &spec, creds, QUICK_DEADLINE, |_, _| {}).await;
+                remote
+                    .note(
+                        format!("Make the backup store at {}: restic init", row.name),
+                        outcome_words(&made),
+                        t,
+                        failure_detail(&made),
+                    )
+                    .await;
+                made.map(|_| true).map_err(|f| failed(&f, &row.name))
+            }
+            Err(f) => Err(failed(&f, &row.name)),
+        }
+    }
+
+    /// A device to run restic on for work that is not an app's: the first that answers.
+    async fn any_device(&self) -> Result<Remote, DeployError> {
+        let mut last = None;
+        for device in self.store.devices().await?.into_iter().take(3) {
+            match Remote::connect(&self.devices, device, None).await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            DeployError::BackupRefused(
+                "Add a device first: backups are made and checked from your devices.".into(),
+            )
+        }))
+    }
+
+    /// Pulls the restic image onto the device unless it is there.
+    async fn ensure_restic(&self, remote: &Remote) -> Result<(), DeployError> {
+        let present = crate::docker::project::image_present(&remote.docker, backup::RESTIC_IMAGE)
+            .await
+            .map_err(|e| self.docker_error(remote, e))?;
+        if !present {
+            let (tx, _rx) = tokio::sync::watch::channel((0, 0));
+            let t = Instant::now();
+            let pulled =
+                crate::docker::project::pull(&remote.docker, backup::RESTIC_IMAGE, tx).await;
+            remote
+                .note(
+                    format!(
+                        "Download the backup tool: docker pull {}",
+                        backup::RESTIC_IMAGE
+                    ),
+                    if pulled.is_ok() {
+                        "done".into()
+                    } else {
+                        "failed".into()
+                    },
+                    t,
+                    String::new(),
+                )
+                .await;
+            pulled.map_err(|e| self.docker_error(remote, e))?;
+        }
+        Ok(())
+    }
+
+    fn docker_error(&self, remote: &Remote, e: crate::docker::DockerError) -> DeployError {
+        DeployError::BackupFailed {
+            message: format!(
+                "Docker on {} could not run the backup tool. Is Docker running there?",
+                remote.device.name
+            ),
+            detail: e.detail(),
+        }
+    }
+
+    /// An app's snapshots at every destination, newest first (read from its device).
+    pub async fn snapshots(&self, slug: &str) -> Result<Vec<SnapshotView>, DeployError> {
+        let app = self.deployed(slug).await?;
+        let device = self.app_device(&app).await?;
+        let remote = Remote::connect(&self.devices, device, None).await?;
+        self.ensure_restic(&remote).await?;
+        let mut out = Vec::new();
+        for row in self.store.backup_destinations().await? {
+            let (target, creds) = self.credentials(&row).await?;
+            let spec = restic::spec(
+                &format!("homelab-restic-{slug}"),
+                &target,
+                &["snapshots", "--json", "--host", slug],
+                Vec::new(),
+            );
+            let mut stdout = String::new();
+            let listed = restic::run(&remote.docker, &spec, &creds, QUICK_DEADLINE, |s, l| {
+                if s == Stream::Out && stdout.len() < 8 << 20 {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            })
+            .await;
+            match listed {
+                Ok(_) => {}
+                Err(f) if f.no_repository() => continue,
+                Err(f) => return Err(failed(&f, &row.name)),
+            }
+            for s in restic::snapshots(&stdout).map_err(refused)? {
+                out.push(SnapshotView {
+                    destination_id: row.id,
+                    destination: row.name.clone(),
+                    id: s.id,
+                    short_id: s.short_id,
+                    time: s.time,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.time.cmp(&a.time));
+        Ok(out)
+    }
+
+    // ---- jobs ----
+
+    /// Starts a backup of an app to one destination, or to every one.
+    pub async fn back_up(
+        self: &Arc<Self>,
+        slug: &str,
+        destination_id: Option<i64>,
+    ) -> Result<i64, DeployError> {
+        if let Some(id) = destination_id {
+            self.destination(id).await?;
+        } else if self.store.backup_destinations().await?.is_empty() {
+            return Err(DeployError::BackupRefused(
+                "Add a place for backups first (Backups → Add a destination).".into(),
+            ));
+        }
+        let task = BackupTask {
+            destination_id,
+            snapshot: None,
+        };
+        self.start_backup_job(slug, "backup", task, "Backing up")
+            .await
+    }
+
+    /// Starts restoring an app in place from a snapshot.
+    pub async fn restore(
+        self: &Arc<Self>,
+        slug: &str,
+        destination_id: i64,
+        snapshot: &str,
+    ) -> Result<i64, DeployError> {
+        if !restic::valid_snapshot_id(snapshot) {
+            return Err(DeployError::BackupRefused(
+                "That is not a backup's id: choose one from the list.".into(),
+            ));
+        }
+        self.destination(destination_id).await?;
+        let app = self.deployed(slug).await?;
+        if self
+            .store
+            .shared_database_of(slug.to_string(), app.device_id)
+            .await?
+            .is_some()
+        {
+            return Err(DeployError::BackupRefused(format!(
+                "{slug} keeps its data in the shared database: restoring such apps in place is not available yet. Its backups hold the database too (as database.sql), for a manual restore."
+            )));
+        }
+        let task = BackupTask {
+            destination_id: Some(destination_id),
+            snapshot: Some(snapshot.to_string()),
+        };
+        self.start_backup_job(slug, "restore", task, "Restoring")
+            .await
+    }
+
+    async fn start_backup_job(
+        self: &Arc<Self>,
+        slug: &str,
+        kind: &'static str,
+        task: BackupTask,
+        verb: &str,
+    ) -> Result<i64, DeployError> {
+        let recipe = self.recipe(slug)?.clone();
+        let app = self.deployed(slug).await?;
+        let guard = self.claim_for_owner(slug, &recipe.manifest.name).await?;
+        let device = self.app_device(&app).await?;
+        let named = self.store.name_of(slug.to_string()).await?.is_some();
+        let settings: BTreeMap<String, String> =
+            serde_json::from_str(&app.settings).unwrap_or_default();
+        let message = format!("{verb} {}…", recipe.manifest.name);
+        self.start_on_installed(
+            guard,
+            kind,
+            recipe,
+            device,
+            settings,
+            named,
+            message,
+            Some(task),
+        )
+        .await
+    }
+
+    /// The app's data volumes on the device, by their key in the recipe: (key, volume name).
+    async fn data_volumes(
+        &self,
+        remote: &Remote,
+        job: &Job,
+    ) -> Result<Vec<(String, String)>, DeployError> {
+        let project = project_name(&job.recipe.manifest.slug);
+        let mut out = Vec::new();
+        for key in &job.recipe.manifest.data_volumes {
+            let name = format!("{project}_{key}");
+            if crate::docker::run::volume_exists(&remote.docker, &name)
+                .await
+                .map_err(|e| self.docker_error(remote, e))?
+            {
+                out.push((key.clone(), name));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn backup_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe) = (job.id, &job.recipe);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let task = job.backup.clone().unwrap_or(BackupTask {
+            destination_id: None,
+            snapshot: None,
+        });
+        let destinations: Vec<DestinationRow> = match task.destination_id {
+            Some(d) => vec![self.destination(d).await?],
+            None => self.store.backup_destinations().await?,
+        };
+        let (app, remote, values, _) = self.installed_app(job).await?;
+        self.ensure_restic(&remote).await?;
+        let volumes = self.data_volumes(&remote, job).await?;
+        let mut binds: Vec<String> = volumes
+            .iter()
+            .map(|(key, name)| format!("{name}:/data/{key}:ro"))
+            .collect();
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Preparing,
+            5,
+            format!("Preparing {}'s backup…", m.name),
+        )
+        .await;
+
+        // Its database, when it is in the shared instance: dumped first, by its own login.
+        let shared = self
+            .store
+            .shared_database_of(slug.to_string(), app.device_id)
+            .await?;
+        let dump_volume = format!("{project}_homelab-dump");
+        if let Some(db) = &shared {
+            let engine = crate::pool::Engine::parse(&db.engine).ok_or_else(|| {
+                DeployError::BackupRefused(format!("Unknown database kind {}", db.engine))
+            })?;
+            self.step(
+                id,
+                "backup-dump",
+                &Undo::RemoveVolumes {
+                    volumes: vec![dump_volume.clone()],
+                },
+            )
+            .await?;
+            self.progress(
+                id,
+                slug,
+                DeploymentState::Preparing,
+                8,
+                format!("Saving {}'s database…", m.name),
+            )
+            .await;
+            let password: String = match &m.database {
+                Some(d) => values.get(&d.env.password).cloned().unwrap_or_default(),
+                None => String::new(),
+            };
+            self.dump_database(&remote, slug, engine, &db.database, &dump_volume, &password)
+                .await?;
+            binds.push(format!("{dump_volume}:/database:ro"));
+        }
+
+        // Its own database container's files are only consistent while it is stopped.
+        let own_db_running = shared.is_none()
+            && m.database.is_some()
+            && remote
+                .project_containers(&project)
+                .await?
+                .iter()
+                .any(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"));
+        if own_db_running {
+            self.step(
+                id,
+                "backup-stop",
+                &Undo::StartApp {
+                    dir: app.app_dir.clone(),
+                    project: project.clone(),
+                },
+            )
+            .await?;
+            remote
+                .compose(
+                    "Stop the app while its files are read",
+                    &app.app_dir,
+                    &project,
+                    &["stop"],
+                )
+                .await?;
+        }
+
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        let share = 85 / destinations.len().max(1) as i64;
+        for (n, row) in destinations.iter().enumerate() {
+            let base = 10 + share * n as i64;
+            match self
+                .back_up_to(&remote, job, row, &binds, base, share)
+                .await
+            {
+                Ok(words) => done.push(words),
+                Err(e) => failures.push(e),
+            }
+        }
+        if own_db_running {
+            remote
+                .compose_up("Start the app again", &app.app_dir, &project, &m.name)
+                .await?;
+        }
+        if shared.is_some() {
+            let _ = remote.remove_volume(&dump_volume).await;
+        }
+        if let Some(first) = failures.into_iter().next() {
+            return Err(first);
+        }
+        self.finish_steps(id).await?;
+        Ok(format!("Backed up {}: {}.", m.name, done.join("; ")))
+    }
+
+    /// One destination's run: the repository opened (made the first time), restic backup
+    /// with live progress, the run recorded as done or failed.
+    async fn back_up_to(
+        &self,
+        remote: &Remote,
+        job: &Job,
+        row: &DestinationRow,
+        binds: &[String],
+        base: i64,
+        share: i64,
+    ) -> Result<String, DeployError> {
+        let slug = job.recipe.manifest.slug.as_str();
+        let run = self
+            .store
+            .begin_backup_run(slug.to_string(), row.id, remote.device.id, job.id)
+            .await?;
+        let outcome = async {
+            let (target, creds) = self.credentials(row).await?;
+            let container = format!("homelab-restic-{slug}");
+            self.open_repository(remote, row, &target, &creds, &container)
+                .await?;
+            let mut args = vec!["backup", "--json", "--host", slug, "--tag", "homelab", "/data"];
+            if binds.iter().any(|b| b.contains(":/database")) {
+                args.push("/database");
+            }
+            let spec = restic::spec(&container, &target, &args, binds.to_vec());
+            let (tx, mut rx) = tokio::sync::watch::channel::<Option<BackupLine>>(None);
+            let mut summary = None;
+            let mut last_sent = Instant::now() - PROGRESS_EVERY;
+            let t = Instant::now();
+            let ran = {
+                let run_it = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |s, l| {
+                    if s != Stream::Out {
+                        return;
+                    }
+                    match restic::backup_line(l) {
+                        Some(line @ BackupLine::Summary { .. }) => summary = Some(line),
+                        Some(line @ BackupLine::Status { .. }) if last_sent.elapsed() >= PROGRESS_EVERY => {
+                            last_sent = Instant::now();
+                            let _ = tx.send(Some(line));
+                        }
+                        _ => {}
+                    }
+                });
+                tokio::pin!(run_it);
+                // Progress goes to the page while restic runs.
+                loop {
+                    tokio::select! {
+                        r = &mut run_it => break r,
+                        Ok(()) = rx.changed() => {
+                            let line = rx.borrow_and_update().clone();
+                            if let Some(BackupLine::Status { percent_done, bytes_done, total_bytes, .. }) = line {
+                                let pct = base + (percent_done.clamp(0.0, 1.0) * share as f64) as i64;
+                                self.progress(
+                                    job.id,
+                                    slug,
+                                    DeploymentState::Starting,
+                                    pct,
+                                    format!(
+                                        "Backing up to {}: {} of {}…",
+                                        row.name,
+                                        human_bytes(bytes_done),
+                                        human_bytes(total_bytes)
+                                    ),
+                                )
+                                .await;
+                            }
+                        }
+                    }
+                }
+            };
+            remote
+                .note(
+                    format!("Back up to {}: restic backup /data (volumes read-only)", row.name),
+                    outcome_words(&ran),
+                    t,
+                    failure_detail(&ran),
+                )
+                .await;
+            ran.map_err(|f| failed(&f, &row.name))?;
+            match summary {
+                Some(BackupLine::Summary {
+                    snapshot_id,
+                    total_files_processed,
+                    total_bytes_processed,
+                    data_added,
+                    ..
+                }) => Ok((snapshot_id, total_files_processed, total_bytes_processed, data_added)),
+                _ => Err(DeployError::BackupFailed {
+                    message: format!(
+                        "The backup to {} did not say it finished, so it is not counted.",
+                        row.name
+                    ),
+                    detail: String::new(),
+                }),
+            }
+        }
+        .await;
+        match outcome {
+            Ok((snapshot, files, bytes, added)) => {
+                self.store
+                    .finish_backup_run(
+                        run,
+                        true,
+                        snapshot,
+                        files as i64,
+                        bytes as i64,
+                        added as i64,
+                        String::new(),
+                    )
+                    .await?;
+                let _ = self
+                    .store
+                    .set_destination_check(row.id, true, format!("{} works.", row.name))
+                    .await;
+                Ok(format!(
+                    "{} files, {} ({} new) to {}",
+                    files,
+                    human_bytes(bytes),
+                    human_bytes(added),
+                    row.name
+                ))
+            }
+            Err(e) => {
+                self.store
+                    .finish_backup_run(run, false, String::new(), 0, 0, 0, e.to_string())
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Dumps the app's shared database into `volume` (made fresh) as `database.sql`.
+    async fn dump_database(
+        &self,
+        remote: &Remote,
+        slug: &str,
+        engine: crate::pool::Engine,
+        database: &str,
+        volume: &str,
+        password: &str,
+    ) -> Result<(), DeployError> {
+        let _ = remote.remove_volume(volume).await;
+        crate::docker::run::create_volume(
+            &remote.docker,
+            volume,
+            HashMap::from([(restic::LABEL.to_string(), "dump".to_string())]),
+        )
+        .await
+        .map_err(|e| self.docker_error(remote, e))?;
+        let spec = OneOff {
+            name: format!("homelab-dump-{slug}"),
+            image: engine.image().to_string(),
+            entrypoint: vec!["/bin/sh".into(), "-c".into()],
+            cmd: vec![
+                DUMP.to_string(),
+                "dump".into(),
+                engine.as_str().into(),
+                engine.project().into(),
+                database.to_string(),
+            ],
+            binds: vec![format!("{volume}:/dump")],
+            network: Some(engine.network().to_string()),
+            labels: HashMap::from([(restic::LABEL.to_string(), "dump".to_string())]),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let stdin = Secret::from_string(format!("{password}\n"));
+        let ran = crate::docker::run::run(
+            &remote.docker,
+            &spec,
+            stdin.expose(),
+            DUMP_DEADLINE,
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| self.docker_error(remote, e))?;
+        remote
+            .note(
+                format!(
+                    "Save the app's database: {} dump of {database}, as its own login",
+                    engine.words()
+                ),
+                exit_words(ran.exit_code),
+                t,
+                ran.stderr_tail.join("\n"),
+            )
+            .await;
+        if !ran.success() {
+            return Err(DeployError::BackupFailed {
+                message: format!(
+                    "The app's database could not be saved, so nothing was backed up. Is the shared {} running?",
+                    engine.words()
+                ),
+                detail: ran.stderr_tail.join("\n"),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn restore_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let (id, recipe) = (job.id, &job.recipe);
+        let m = &recipe.manifest;
+        let slug = m.slug.as_str();
+        let project = project_name(slug);
+        let task = job.backup.clone().ok_or(DeployError::NotFound)?;
+        let (Some(dest_id), Some(snapshot)) = (task.destination_id, task.snapshot.clone()) else {
+            return Err(DeployError::NotFound);
+        };
+        let row = self.destination(dest_id).await?;
+        let (target, creds) = self.credentials(&row).await?;
+        let (app, remote, values, _) = self.installed_app(job).await?;
+        self.ensure_restic(&remote).await?;
+        let volumes = self.data_volumes(&remote, job).await?;
+        if volumes.is_empty() {
+            return Err(DeployError::BackupRefused(format!(
+                "{} keeps no data to restore.",
+                m.name
+            )));
+        }
+        let root = self.volumes_root(&remote, &volumes).await?;
+        let pairs: Vec<(String, String)> = volumes
+            .iter()
+            .map(|(_, live)| (live.clone(), format!("{live}-restore")))
+            .collect();
+        let staging: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+
+        // Restored beside the live data while the app still runs.
+        self.step(
+            id,
+            "restore-volumes",
+            &Undo::RemoveVolumes {
+                volumes: staging.clone(),
+            },
+        )
+        .await?;
+        for s in &staging {
+            let _ = remote.remove_volume(s).await;
+            crate::docker::run::create_volume(
+                &remote.docker,
+                s,
+                HashMap::from([(restic::LABEL.to_string(), "restore".to_string())]),
+            )
+            .await
+            .map_err(|e| self.docker_error(&remote, e))?;
+        }
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Pulling,
+            20,
+            format!("Restoring {}'s data from {}…", m.name, row.name),
+        )
+        .await;
+        let binds: Vec<String> = volumes
+            .iter()
+            .zip(&staging)
+            .map(|((key, _), s)| format!("{s}:/restore/data/{key}"))
+            .collect();
+        let spec = restic::spec(
+            &format!("homelab-restic-{slug}"),
+            &target,
+            &[
+                "restore",
+                &snapshot,
+                "--target",
+                "/restore",
+                "--include",
+                "/data",
+            ],
+            binds,
+        );
+        let t = Instant::now();
+        let restored = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |_, _| {}).await;
+        remote
+            .note(
+                format!(
+                    "Restore {snapshot} from {} into new volumes: restic restore",
+                    row.name
+                ),
+                outcome_words(&restored),
+                t,
+                failure_detail(&restored),
+            )
+            .await;
+        restored.map_err(|f| failed(&f, &row.name))?;
+
+        // The switch: stopped, swapped, started, checked; undone in reverse on failure.
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Starting,
+            70,
+            format!("Switching {} to the restored data…", m.name),
+        )
+        .await;
+        self.step(
+            id,
+            "restore-stop",
+            &Undo::StartApp {
+                dir: app.app_dir.clone(),
+                project: project.clone(),
+            },
+        )
+        .await?;
+        remote
+            .compose(
+                "Stop the app for the switch",
+                &app.app_dir,
+                &project,
+                &["stop"],
+            )
+            .await?;
+        self.step(
+            id,
+            "restore-switch",
+            &Undo::SwapVolumes {
+                job: id,
+                root: root.clone(),
+                pairs: pairs.clone(),
+                dir: app.app_dir.clone(),
+                project: project.clone(),
+            },
+        )
+        .await?;
+        self.swap_volumes(&remote, &root, id, "forward", &pairs)
+            .await?;
+        remote
+            .compose_up(
+                "Start the app on the restored data",
+                &app.app_dir,
+                &project,
+                &m.name,
+            )
+            .await?;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::HealthCheck,
+            85,
+            format!("Waiting for {} to answer…", m.name),
+        )
+        .await;
+        self.health_check(&remote, id, recipe, &values, &project)
+            .await?;
+        self.finish_steps(id).await?;
+        // The data from before the restore goes now that the app answers.
+        let _ = self.swap_volumes(&remote, &root, id, "done", &pairs).await;
+        for s in &staging {
+            let _ = remote.remove_volume(s).await;
+        }
+        Ok(format!(
+            "Restored {} from its backup {} at {}.",
+            m.name,
+            &snapshot[..8.min(snapshot.len())],
+            row.name
+        ))
+    }
+
+    /// Where the device's engine keeps volumes, after checking every volume is a plain local
+    /// folder there (the swap renames inside it).
+    async fn volumes_root(
+        &self,
+        remote: &Remote,
+        volumes: &[(String, String)],
+    ) -> Result<String, DeployError> {
+        let info = remote
+            .docker
+            .info()
+            .await
+            .map_err(|e| self.docker_error(remote, e.into()))?;
+        let root = format!(
+            "{}/volumes",
+            info.docker_root_dir
+                .unwrap_or_else(|| "/var/lib/docker".into())
+        );
+        for (_, name) in volumes {
+            let v = remote
+                .docker
+                .inspect_volume(name)
+                .await
+                .map_err(|e| self.docker_error(remote, e.into()))?;
+            if v.driver != "local" || v.mountpoint != format!("{root}/{name}/_data") {
+                return Err(DeployError::BackupRefused(format!(
+                    "The volume {name} is not a plain folder on the device (driver {}), so it cannot be restored in place.",
+                    v.driver
+                )));
+            }
+        }
+        Ok(root)
+    }
+
+    /// Runs the swap script in a one-off container that sees the engine's volume folder.
+    pub(super) async fn swap_volumes(
+        &self,
+        remote: &Remote,
+        root: &str,
+        job: i64,
+        direction: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), DeployError> {
+        let mut cmd = vec![
+            SWAP.to_string(),
+            "swap".into(),
+            direction.into(),
+            job.to_string(),
+        ];
+        for (live, staging) in pairs {
+            cmd.push(live.clone());
+            cmd.push(staging.clone());
+        }
+        let spec = OneOff {
+            name: format!("homelab-swap-{job}"),
+            image: backup::RESTIC_IMAGE.into(),
+            entrypoint: vec!["/bin/sh".into(), "-c".into()],
+            cmd,
+            binds: vec![format!("{root}:/volumes")],
+            labels: HashMap::from([(restic::LABEL.to_string(), "swap".to_string())]),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let ran = crate::docker::run::run(&remote.docker, &spec, b"", QUICK_DEADLINE, |_, _| {})
+            .await
+            .map_err(|e| self.docker_error(remote, e))?;
+        remote
+            .note(
+                format!("Swap the app's data with the restored data ({direction})"),
+                exit_words(ran.exit_code),
+                t,
+                ran.stderr_tail.join("\n"),
+            )
+            .await;
+        if !ran.success() {
+            return Err(DeployError::BackupFailed {
+                message: "The app's data could not be switched on the device.".into(),
+                detail: ran.stderr_tail.join("\n"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<String, DeployError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(DeployError::BackupRefused(format!(
+            "Give the destination a name of up to {MAX_NAME} characters, like “NAS” or “Cloud”."
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn refused(e: backup::BackupError) -> DeployError {
+    DeployError::BackupRefused(e.to_string())
+}
+
+fn failed(f: &ResticFailure, destination: &str) -> DeployError {
+    DeployError::BackupFailed {
+        message: f.words(destination),
+        detail: failure_text(f),
+    }
+}
+
+fn failure_text(f: &ResticFailure) -> String {
+    match f {
+        ResticFailure::Docker(e) => e.detail(),
+        ResticFailure::Said(e) => e.stderr_tail.join("\n"),
+    }
+}
+
+fn outcome_words<T>(r: &Result<T, ResticFailure>) -> String {
+    match r {
+        Ok(_) => "exit 0".into(),
+        Err(ResticFailure::Said(e)) => exit_words(e.exit_code),
+        Err(ResticFailure::Docker(_)) => "failed".into(),
+    }
+}
+
+/// How a one-off container ended, for "What I did".
+fn exit_words(code: Option<i64>) -> String {
+    match code {
+        Some(c) => format!("exit {c}"),
+        None => "stopped: too slow".into(),
+    }
+}
+
+fn failure_detail<T>(r: &Result<T, ResticFailure>) -> String {
+    match r {
+        Ok(_) => String::new(),
+        Err(f) => failure_text(f),
+    }
+}

@@ -1,0 +1,249 @@
+//! One-off containers on a device: created, fed secrets on stdin, followed line by line while
+//! they run, and removed when they end (the backups' restic runs). Secrets never appear in
+//! the container's configuration (what `docker inspect` shows), only on its stdin.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{Docker, DockerError};
+
+/// Longest line kept from a container's output; longer ones are cut (restic's JSON lines are
+/// a few hundred bytes; a file name in an error may be long, but not this long).
+const MAX_LINE: usize = 64 * 1024;
+/// Lines of standard error kept for the error message (the last ones say why).
+const STDERR_LINES: usize = 40;
+
+/// What to run. Names, images and paths come from validated slugs and fixed strings.
+#[derive(Debug, Clone, Default)]
+pub struct OneOff {
+    /// The container's name: one such container per purpose on a device, so a run left by a
+    /// dead daemon is found and removed before the next one starts.
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `volume:/path[:ro]`.
+    pub binds: Vec<String>,
+    /// Paths mounted as memory-only file systems (where secrets may be written as files).
+    pub tmpfs: Vec<String>,
+    /// Plain settings only; secrets go on stdin.
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// A network to join instead of the engine's default one.
+    pub network: Option<String>,
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// How a one-off container ended.
+#[derive(Debug, Clone, Default)]
+pub struct Ended {
+    /// None when it outran its deadline (it was killed).
+    pub exit_code: Option<i64>,
+    /// Its last lines of standard error.
+    pub stderr_tail: Vec<String>,
+}
+
+impl Ended {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// Runs `spec` to its end: writes `stdin` and closes it, hands every output line to `on_line`,
+/// and removes the container afterwards, also when it outran `deadline` (then killed).
+pub async fn run(
+    docker: &Docker,
+    spec: &OneOff,
+    stdin: &[u8],
+    deadline: Duration,
+    mut on_line: impl FnMut(Stream, &str),
+) -> Result<Ended, DockerError> {
+    // A container of the same name is a run that never finished (the daemon stopped).
+    remove(docker, &spec.name).await;
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(spec.entrypoint.clone()),
+        cmd: Some(spec.cmd.clone()),
+        env: Some(spec.env.clone()),
+        labels: Some(spec.labels.clone()),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        // The engine closes the container's stdin when we close ours.
+        stdin_once: Some(true),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            binds: Some(spec.binds.clone()),
+            tmpfs: Some(
+                spec.tmpfs
+                    .iter()
+                    .map(|p| (p.clone(), "rw,noexec,nosuid,size=1m,mode=0700".to_string()))
+                    .collect(),
+            ),
+            network_mode: spec.network.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            body,
+        )
+        .await?;
+    let outcome = tokio::time::timeout(deadline, follow(docker, spec, stdin, &mut on_line)).await;
+    let ended = match outcome {
+        Ok(Ok(ended)) => Ok(ended),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            let _ = docker
+                .kill_container(
+                    &spec.name,
+                    Some(
+                        KillContainerOptionsBuilder::default()
+                            .signal("KILL")
+                            .build(),
+                    ),
+                )
+                .await;
+            Ok(Ended::default())
+        }
+    };
+    remove(docker, &spec.name).await;
+    ended
+}
+
+/// Attaches, starts, feeds stdin and reads every line until the container exits.
+async fn follow(
+    docker: &Docker,
+    spec: &OneOff,
+    stdin: &[u8],
+    on_line: &mut impl FnMut(Stream, &str),
+) -> Result<Ended, DockerError> {
+    // Attached before it starts, so no output is missed.
+    let attached = docker
+        .attach_container(
+            &spec.name,
+            Some(
+                AttachContainerOptionsBuilder::default()
+                    .stdin(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .build(),
+            ),
+        )
+        .await?;
+    let (mut output, mut input) = (attached.output, attached.input);
+    docker.start_container(&spec.name, None).await?;
+    input.write_all(stdin).await?;
+    input.flush().await?;
+    let _ = input.shutdown().await;
+    let mut ended = Ended::default();
+    let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
+    while let Some(chunk) = output.next().await {
+        let (stream, bytes, buf) = match chunk? {
+            bollard::container::LogOutput::StdOut { message } => {
+                (Stream::Out, message, &mut out_buf)
+            }
+            bollard::container::LogOutput::StdErr { message } => {
+                (Stream::Err, message, &mut err_buf)
+            }
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes);
+        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            emit(stream, &line[..line.len() - 1], on_line, &mut ended);
+        }
+        if buf.len() > MAX_LINE {
+            let line: Vec<u8> = std::mem::take(buf);
+            emit(stream, &line[..MAX_LINE], on_line, &mut ended);
+        }
+    }
+    for (stream, rest) in [(Stream::Out, out_buf), (Stream::Err, err_buf)] {
+        if !rest.is_empty() {
+            emit(stream, &rest, on_line, &mut ended);
+        }
+    }
+    let inspected = docker
+        .inspect_container(
+            &spec.name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await?;
+    ended.exit_code = inspected.state.and_then(|s| s.exit_code);
+    Ok(ended)
+}
+
+fn emit(stream: Stream, bytes: &[u8], on_line: &mut impl FnMut(Stream, &str), ended: &mut Ended) {
+    let line = String::from_utf8_lossy(bytes);
+    if stream == Stream::Err && !line.trim().is_empty() {
+        if ended.stderr_tail.len() == STDERR_LINES {
+            ended.stderr_tail.remove(0);
+        }
+        ended.stderr_tail.push(line.to_string());
+    }
+    on_line(stream, &line);
+}
+
+/// Removes a container, running or not (nothing if there is none).
+pub async fn remove(docker: &Docker, name: &str) {
+    let _ = docker
+        .remove_container(
+            name,
+            Some(
+                RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
+        )
+        .await;
+}
+
+/// Makes a volume (with labels) unless it exists.
+pub async fn create_volume(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), DockerError> {
+    docker
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+/// Whether a volume exists.
+pub async fn volume_exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
+    match docker.inspect_volume(name).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

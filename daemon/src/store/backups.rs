@@ -1,0 +1,280 @@
+//! Backups: destinations (where backups go; their secrets are sealed in `secrets`) and every
+//! run of an app's backup, kept for its history (the last `RUNS_KEPT` per app).
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, now_unix};
+
+/// Runs kept per app: a year of daily backups; older ones leave the history (their snapshots
+/// stay in the repository until retention forgets them).
+const RUNS_KEPT: i64 = 400;
+
+/// A place backups go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationRow {
+    pub id: i64,
+    pub name: String,
+    /// JSON of `backup::Target`.
+    pub target: String,
+    /// SFTP: the server's pinned host key (OpenSSH text); empty otherwise.
+    pub host_key: String,
+    pub checked_at: i64,
+    pub check_ok: bool,
+    pub check_message: String,
+    pub created_at: i64,
+}
+
+const DEST_COLUMNS: &str =
+    "id, name, target, host_key, checked_at, check_ok, check_message, created_at";
+
+fn dest_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
+    Ok(DestinationRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        target: r.get(2)?,
+        host_key: r.get(3)?,
+        checked_at: r.get(4)?,
+        check_ok: r.get::<_, i64>(5)? != 0,
+        check_message: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+/// One backup of one app to one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRunRow {
+    pub id: i64,
+    pub slug: String,
+    pub destination_id: i64,
+    pub device_id: i64,
+    pub deployment_id: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// running | done | failed
+    pub state: String,
+    pub snapshot_id: String,
+    pub files: i64,
+    pub bytes: i64,
+    pub added: i64,
+    pub message: String,
+}
+
+const RUN_COLUMNS: &str = "id, slug, destination_id, device_id, deployment_id, started_at, \
+    finished_at, state, snapshot_id, files, bytes, added, message";
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<BackupRunRow> {
+    Ok(BackupRunRow {
+        id: r.get(0)?,
+        slug: r.get(1)?,
+        destination_id: r.get(2)?,
+        device_id: r.get(3)?,
+        deployment_id: r.get(4)?,
+        started_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        state: r.get(7)?,
+        snapshot_id: r.get(8)?,
+        files: r.get(9)?,
+        bytes: r.get(10)?,
+        added: r.get(11)?,
+        message: r.get(12)?,
+    })
+}
+
+impl Store {
+    pub async fn backup_destinations(&self) -> Result<Vec<DestinationRow>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {DEST_COLUMNS} FROM backup_destinations ORDER BY name"
+            ))?;
+            let rows = st.query_map([], dest_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn backup_destination(&self, id: i64) -> Result<Option<DestinationRow>, StoreError> {
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {DEST_COLUMNS} FROM backup_destinations WHERE id = ?1"),
+                [id],
+                dest_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Adds a destination with its sealed secrets in one transaction (all or nothing); the
+    /// secrets' owner is named after the new id, so `seal` gets it. A taken name is a
+    /// `Conflict`.
+    pub async fn add_backup_destination(
+        &self,
+        name: String,
+        target: String,
+        host_key: String,
+        seal: impl FnOnce(i64) -> Vec<(String, String, Vec<u8>)> + Send + 'static,
+    ) -> Result<i64, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM backup_destinations WHERE name = ?1)",
+                [&name],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(StoreError::Conflict("a destination with this name exists"));
+            }
+            tx.execute(
+                "INSERT INTO backup_destinations (name, target, host_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![name, target, host_key, now_unix()],
+            )?;
+            let id = tx.last_insert_rowid();
+            for (owner, purpose, sealed) in seal(id) {
+                tx.execute(
+                    "INSERT INTO secrets(owner, purpose, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(owner, purpose) DO UPDATE SET sealed = excluded.sealed,
+                       updated_at = excluded.updated_at",
+                    params![owner, purpose, sealed, now_unix()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Records the outcome of a check of the destination.
+    pub async fn set_destination_check(
+        &self,
+        id: i64,
+        ok: bool,
+        message: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backup_destinations SET checked_at = ?2, check_ok = ?3, check_message = ?4
+                 WHERE id = ?1",
+                params![id, now_unix(), ok as i64, message],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a destination and its secrets (its backups stay where they are).
+    pub async fn delete_backup_destination(
+        &self,
+        id: i64,
+        owner: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM backup_destinations WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM secrets WHERE owner = ?1", [owner])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts a run's record; returns its id. Old runs of the app beyond `RUNS_KEPT` go.
+    pub async fn begin_backup_run(
+        &self,
+        slug: String,
+        destination_id: i64,
+        device_id: i64,
+        deployment_id: i64,
+    ) -> Result<i64, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO backup_runs (slug, destination_id, device_id, deployment_id,
+                   started_at, state) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![slug, destination_id, device_id, deployment_id, now_unix()],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "DELETE FROM backup_runs WHERE slug = ?1 AND id NOT IN
+                   (SELECT id FROM backup_runs WHERE slug = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![slug, RUNS_KEPT],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Ends a run: `done` with its snapshot and figures, or `failed` with the reason.
+    #[allow(clippy::too_many_arguments)] // the run's outcome, each once
+    pub async fn finish_backup_run(
+        &self,
+        id: i64,
+        ok: bool,
+        snapshot_id: String,
+        files: i64,
+        bytes: i64,
+        added: i64,
+        message: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backup_runs SET finished_at = ?2, state = ?3, snapshot_id = ?4,
+                   files = ?5, bytes = ?6, added = ?7, message = ?8 WHERE id = ?1",
+                params![
+                    id,
+                    now_unix(),
+                    if ok { "done" } else { "failed" },
+                    snapshot_id,
+                    files,
+                    bytes,
+                    added,
+                    message
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs left `running` by a daemon that stopped: failed, with the reason.
+    pub async fn fail_unfinished_backup_runs(&self, message: String) -> Result<usize, StoreError> {
+        self.call(move |c| {
+            Ok(c.execute(
+                "UPDATE backup_runs SET state = 'failed', finished_at = ?1, message = ?2
+                 WHERE state = 'running'",
+                params![now_unix(), message],
+            )?)
+        })
+        .await
+    }
+
+    /// An app's runs, newest first (at most `limit`).
+    pub async fn backup_runs(
+        &self,
+        slug: String,
+        limit: i64,
+    ) -> Result<Vec<BackupRunRow>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM backup_runs WHERE slug = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![slug, limit], run_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every app's newest run (for the dashboard and the apps list).
+    pub async fn last_backup_runs(&self) -> Result<Vec<BackupRunRow>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM backup_runs WHERE id IN
+                   (SELECT MAX(id) FROM backup_runs GROUP BY slug) ORDER BY slug"
+            ))?;
+            let rows = st.query_map([], run_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,177 @@
+//! `/api/v1/backups`: destinations (add, list, check, remove) and an app's backups (back up
+//! now, list its snapshots and runs, restore one). Secrets go in, never out.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::backup::Target;
+use crate::secrets::Secret;
+use crate::web::AppState;
+use crate::web::actions::backups::{self as act, NewDestination};
+use crate::web::error::WebError;
+
+#[derive(Deserialize)]
+pub struct DestinationBody {
+    name: String,
+    /// sftp | s3
+    kind: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    endpoint: String,
+    #[serde(default)]
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    key_id: String,
+    #[serde(default)]
+    secret: String,
+}
+
+fn destination_json(d: &crate::store::DestinationRow) -> serde_json::Value {
+    let target: Option<Target> = serde_json::from_str(&d.target).ok();
+    serde_json::json!({
+        "id": d.id,
+        "name": d.name,
+        "target": target,
+        "repository": target.as_ref().map(Target::repository),
+        "host_key": d.host_key,
+        "checked_at": d.checked_at,
+        "check_ok": d.check_ok,
+        "check_message": d.check_message,
+    })
+}
+
+pub async fn destinations(State(state): State<AppState>) -> Result<Response, WebError> {
+    let list = state.store.backup_destinations().await?;
+    let list: Vec<_> = list.iter().map(destination_json).collect();
+    Ok(Json(serde_json::json!({ "destinations": list })).into_response())
+}
+
+pub async fn add_destination(
+    State(state): State<AppState>,
+    Json(b): Json<DestinationBody>,
+) -> Result<Response, WebError> {
+    let new = match b.kind.as_str() {
+        "sftp" => NewDestination::Sftp {
+            target: Target::Sftp {
+                host: b.host.trim().to_string(),
+                port: b.port.unwrap_or(22),
+                user: b.user.trim().to_string(),
+                path: b.path.trim().to_string(),
+            },
+            password: Secret::from_string(b.password),
+        },
+        "s3" => NewDestination::S3 {
+            target: Target::S3 {
+                endpoint: b.endpoint.trim().to_string(),
+                bucket: b.bucket.trim().to_string(),
+                prefix: b.prefix.trim().trim_matches('/').to_string(),
+            },
+            key_id: Secret::from_string(b.key_id),
+            secret: Secret::from_string(b.secret),
+        },
+        _ => {
+            return Err(WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_kind",
+                "kind is sftp (an SSH server or NAS) or s3 (S3-compatible storage).",
+            ));
+        }
+    };
+    let id = act::add_destination(&state, &b.name, new).await?;
+    let row = state
+        .store
+        .backup_destination(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    Ok((StatusCode::CREATED, Json(destination_json(&row))).into_response())
+}
+
+pub async fn check_destination(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let message = act::check_destination(&state, id).await?;
+    Ok(Json(serde_json::json!({ "message": message })).into_response())
+}
+
+pub async fn remove_destination(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    act::remove_destination(&state, id).await?;
+    Ok(Json(serde_json::json!({ "removed": id })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct BackUpBody {
+    #[serde(default)]
+    destination_id: Option<i64>,
+}
+
+pub async fn back_up(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    body: Option<Json<BackUpBody>>,
+) -> Result<Response, WebError> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let id = act::back_up(&state, &slug, body.destination_id).await?;
+    Ok(accepted(id))
+}
+
+/// The app's snapshots at every destination (read from its device) and its runs here.
+pub async fn app_backups(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, WebError> {
+    let snapshots = state.deployer.snapshots(&slug).await?;
+    let runs = state.store.backup_runs(slug, 50).await?;
+    let runs: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "destination_id": r.destination_id, "deployment_id": r.deployment_id,
+                "started_at": r.started_at, "finished_at": r.finished_at, "state": r.state,
+                "snapshot_id": r.snapshot_id, "files": r.files, "bytes": r.bytes,
+                "added": r.added, "message": r.message,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "snapshots": snapshots, "runs": runs })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RestoreBody {
+    destination_id: i64,
+    snapshot: String,
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Json(b): Json<RestoreBody>,
+) -> Result<Response, WebError> {
+    let id = act::restore(&state, &slug, b.destination_id, &b.snapshot).await?;
+    Ok(accepted(id))
+}
+
+fn accepted(id: i64) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"deployment_id": id, "state": "validating"})),
+    )
+        .into_response()
+}
