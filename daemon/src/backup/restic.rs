@@ -200,17 +200,26 @@ impl Explained {
 /// Reads restic's standard error (the last lines) for the reason it failed.
 pub fn explain(stderr: &str, destination: &str) -> Explained {
     let has = |s: &str| stderr.contains(s);
+    // The specific causes first: restic adds "unable to open config file" and "Is there a
+    // repository…?" to any failure to read the repository, refusals included.
     let kind = if has("wrong password or no key found") {
         Why::WrongPassword
-    } else if has("Is there a repository at the following location?")
-        || has("repository does not exist")
-        || has("unable to open config file")
-    {
-        Why::NoRepository
     } else if has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         Why::HostKeyChanged
     } else if has("Permission denied (publickey") {
         Why::KeyRefused
+    } else if has("NoSuchBucket") || has("bucket does not exist") {
+        Why::NoBucket
+    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("Access Denied") || has("AccessDenied") {
+        Why::S3Denied
+    } else if has("no space left on device") || has("No space left on device") {
+        Why::Full
+    } else if has("repository is already locked") {
+        Why::Locked
+    } else if has("repository does not exist")
+        || (has("unable to open config file") && (has("does not exist") || has("no such file")))
+    {
+        Why::NoRepository
     } else if has("No route to host")
         || has("Connection refused")
         || has("Connection timed out")
@@ -223,14 +232,6 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         || has("subprocess ssh: exit status 255")
     {
         Why::Unreachable
-    } else if has("no space left on device") || has("No space left on device") {
-        Why::Full
-    } else if has("repository is already locked") {
-        Why::Locked
-    } else if has("NoSuchBucket") || has("bucket does not exist") {
-        Why::NoBucket
-    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("Access Denied") {
-        Why::S3Denied
     } else {
         Why::Other
     };
@@ -375,6 +376,11 @@ mod tests {
         assert_eq!(
             explain("Fatal: unable to open config file: Stat: file does not exist\nIs there a repository at the following location?", "x").kind,
             Why::NoRepository
+        );
+        assert_eq!(
+            explain("Fatal: unable to open config file: Stat: Access Denied.\nIs there a repository at the following location?", "x").kind,
+            Why::S3Denied,
+            "a refusal is not an empty destination"
         );
         assert_eq!(
             explain("ssh: connect to host 10.0.0.9 port 22: No route to host\nsubprocess ssh: exit status 255", "x").kind,

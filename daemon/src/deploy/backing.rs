@@ -54,25 +54,32 @@ pub struct SnapshotView {
 }
 
 /// Swaps each live volume's data with its staging volume's, or back (see the module header).
-/// The marker beside the live volume's data says which way it is, so a swap cut short (the
-/// device lost power) is finished first and running it again is safe.
-/// $1 forward|back|done, $2 the job's id, then pairs of volume names: live, staging.
+/// Before the first rename, the marker beside the live volume's data records the restored
+/// data's inode number; renames keep inode numbers, so whichever way a power cut left things,
+/// the live data is the restored one exactly when its inode is the recorded one. A swap cut
+/// short (its `_swap` folder left) is finished first; running it again is safe. The volumes
+/// must be on one file system (a rename, never a copy).
+/// $1 forward|back, $2 the job's id, then pairs of volume names: live, staging.
 const SWAP: &str = r#"dir=$1; id=$2; shift 2
 while [ $# -ge 2 ]; do
   L=/volumes/$1; S=/volumes/$2; shift 2
   m="$L/homelab-restored-$id"
-  if [ "$dir" = done ]; then rm -f "$m"; continue; fi
-  [ -d "$L/_data" ] || [ -d "$L/_swap" ] || { echo "no volume $L" >&2; exit 3; }
   if [ -e "$L/_swap" ]; then
     [ -e "$L/_data" ] || mv "$S/_data" "$L/_data" || exit 4
+    [ -e "$S/_data" ] && { echo "both $L/_swap and $S/_data exist" >&2; exit 4; }
     mv "$L/_swap" "$S/_data" || exit 4
-    if [ -e "$m" ]; then rm -f "$m"; else touch "$m"; fi
   fi
-  if [ "$dir" = forward ] && [ -e "$m" ]; then continue; fi
-  if [ "$dir" = back ] && [ ! -e "$m" ]; then continue; fi
-  [ -d "$S/_data" ] || { echo "no volume $S" >&2; exit 3; }
+  [ -d "$L/_data" ] && [ -d "$S/_data" ] || { echo "no data folder in $L or $S" >&2; exit 3; }
+  [ "$(stat -c %d "$L/_data")" = "$(stat -c %d "$S/_data")" ] && [ "$(stat -c %d "$L")" = "$(stat -c %d "$S/_data")" ]     || { echo "$L and $S are not on one file system" >&2; exit 5; }
+  if [ "$dir" = forward ] && [ ! -e "$m" ]; then
+    stat -c %i "$S/_data" > "$m.tmp" && mv "$m.tmp" "$m" && sync || exit 4
+  fi
+  [ -e "$m" ] || continue
+  restored=$(cat "$m")
+  live=$(stat -c %i "$L/_data")
+  if [ "$dir" = forward ] && [ "$live" = "$restored" ]; then continue; fi
+  if [ "$dir" = back ] && [ "$live" != "$restored" ]; then continue; fi
   mv "$L/_data" "$L/_swap" && mv "$S/_data" "$L/_data" && mv "$L/_swap" "$S/_data" || exit 4
-  if [ "$dir" = forward ]; then touch "$m"; else rm -f "$m"; fi
 done
 sync
 "#;
@@ -174,7 +181,9 @@ impl Deployer {
     ) -> Result<i64, DeployError> {
         let name = check_name(name)?;
         backup::check_target(&target).map_err(refused)?;
-        if key_id.expose().is_empty() || secret.expose().is_empty() {
+        // Each goes on its own line of restic's stdin: a line break would shift the others.
+        let bad = |s: &Secret| s.expose().is_empty() || s.expose().iter().any(|b| b.is_ascii_control());
+        if bad(&key_id) || bad(&secret) {
             return Err(DeployError::BackupRefused(
                 "Enter the access key id and the secret key your storage gave you.".into(),
             ));
@@ -308,7 +317,7 @@ impl Deployer {
         let (target, creds) = self.credentials(&row).await?;
         let remote = self.any_device().await?;
         let outcome = self
-            .open_repository(&remote, &row, &target, &creds, "homelab-restic-check")
+            .open_repository(&remote, &row, &target, &creds, &format!("homelab-restic-check-{}", unique()))
             .await;
         let (ok, words) = match &outcome {
             Ok(made) if *made => (
@@ -437,8 +446,9 @@ impl Deployer {
         let mut out = Vec::new();
         for row in self.store.backup_destinations().await? {
             let (target, creds) = self.credentials(&row).await?;
+            // Its own name: a listing never touches the app's backup or restore run.
             let spec = restic::spec(
-                &format!("homelab-restic-{slug}"),
+                &format!("homelab-restic-list-{slug}-{}", unique()),
                 &target,
                 &["snapshots", "--json", "--host", slug],
                 Vec::new(),
@@ -1039,8 +1049,10 @@ impl Deployer {
         self.health_check(&remote, id, recipe, &values, &project)
             .await?;
         self.finish_steps(id).await?;
-        // The data from before the restore goes now that the app answers.
-        let _ = self.swap_volumes(&remote, &root, id, "done", &pairs).await;
+        // Recorded as done before the data from before the restore goes: a restart from here
+        // on finds nothing to undo, so it can never "undo" by deleting that data.
+        self.progress(id, slug, DeploymentState::Running, 99, format!("{} answers on the restored data.", m.name))
+            .await;
         for s in &staging {
             let _ = remote.remove_volume(s).await;
         }
@@ -1075,7 +1087,10 @@ impl Deployer {
                 .inspect_volume(name)
                 .await
                 .map_err(|e| self.docker_error(remote, e.into()))?;
-            if v.driver != "local" || v.mountpoint != format!("{root}/{name}/_data") {
+            // A local volume with options is a mount of something else (NFS, a bind): its
+            // folder here is only where that is mounted while a container runs.
+            let options = v.options.as_ref().is_some_and(|o| !o.is_empty());
+            if v.driver != "local" || options || v.mountpoint != format!("{root}/{name}/_data") {
                 return Err(DeployError::BackupRefused(format!(
                     "The volume {name} is not a plain folder on the device (driver {}), so it cannot be restored in place.",
                     v.driver
@@ -1133,6 +1148,12 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+/// A suffix that keeps one-off containers started at the same time apart.
+fn unique() -> String {
+    let b = crate::secrets::random_bytes::<4>();
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn check_name(name: &str) -> Result<String, DeployError> {

@@ -12,15 +12,19 @@ status=$(mktemp) || exit 1
 trap 'rm -f "$status"' EXIT
 case $engine in
   postgres)
-    { docker exec -u postgres "$from" pg_dump -U "$user" --no-owner --no-privileges "$db"; echo $? > "$status"; } \
-      | docker exec -i -u postgres "$to" psql -X -q -v ON_ERROR_STOP=1 -U "$target" -d "$target" >/dev/null
+    # The archive format, restored by pg_restore: it runs the dump's statements itself, so no
+    # text in the app's data can become a psql meta-command (`\!` runs a shell) in the shared
+    # container, whatever version made the dump.
+    { docker exec -u postgres "$from" pg_dump -Fc -U "$user" --no-owner --no-privileges "$db"; echo $? > "$status"; } \
+      | docker exec -i -u postgres "$to" pg_restore --no-owner --no-privileges --exit-on-error --single-transaction -U "$target" -d "$target"
     restored=$? ;;
   mariadb)
     IFS= read -r pw || { echo "no password on stdin" >&2; exit 2; }
+    # --sandbox: the client refuses its own commands (`system`, `source`) in the dump.
     # Single quotes on purpose: the variables expand inside the own database container.
     # shellcheck disable=SC2016
     { docker exec "$from" sh -c 'MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}" exec mariadb-dump -uroot --single-transaction --routines --triggers "$1"' dump "$db"; echo $? > "$status"; } \
-      | MYSQL_PWD=$pw docker exec -i -e MYSQL_PWD "$to" mariadb --protocol=TCP -h 127.0.0.1 -u "$target" "$target"
+      | MYSQL_PWD=$pw docker exec -i -e MYSQL_PWD "$to" mariadb --sandbox --protocol=TCP -h 127.0.0.1 -u "$target" "$target"
     restored=$? ;;
   *) echo "unknown engine $engine" >&2; exit 2 ;;
 esac

@@ -15,9 +15,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Docker, DockerError};
 
-/// Longest line kept from a container's output; longer ones are cut (restic's JSON lines are
-/// a few hundred bytes; a file name in an error may be long, but not this long).
-const MAX_LINE: usize = 64 * 1024;
+/// Longest line kept from a container's output; longer ones are cut. restic's status lines
+/// are a few hundred bytes, but `snapshots --json` is one line for all of them (~350 bytes
+/// each): room for ten thousand.
+const MAX_LINE: usize = 4 << 20;
+/// Longest standard-error line kept for a message.
+const MAX_ERR_LINE: usize = 1024;
 /// Lines of standard error kept for the error message (the last ones say why).
 const STDERR_LINES: usize = 40;
 
@@ -170,10 +173,15 @@ async fn follow(
             }
             _ => continue,
         };
+        // Only the new bytes are searched for line ends (a long line arriving in small
+        // pieces costs no more than reading it once).
+        let scanned = buf.len();
         buf.extend_from_slice(&bytes);
-        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            emit(stream, &line[..line.len() - 1], on_line, &mut ended);
+        if let Some(last) = buf[scanned..].iter().rposition(|b| *b == b'\n') {
+            let whole: Vec<u8> = buf.drain(..=scanned + last).collect();
+            for line in whole[..whole.len() - 1].split(|b| *b == b'\n') {
+                emit(stream, line, on_line, &mut ended);
+            }
         }
         if buf.len() > MAX_LINE {
             let line: Vec<u8> = std::mem::take(buf);
@@ -201,7 +209,9 @@ fn emit(stream: Stream, bytes: &[u8], on_line: &mut impl FnMut(Stream, &str), en
         if ended.stderr_tail.len() == STDERR_LINES {
             ended.stderr_tail.remove(0);
         }
-        ended.stderr_tail.push(line.to_string());
+        ended
+            .stderr_tail
+            .push(line.chars().take(MAX_ERR_LINE).collect());
     }
     on_line(stream, &line);
 }

@@ -237,12 +237,14 @@ impl Store {
         .await
     }
 
-    /// Runs left `running` by a daemon that stopped: failed, with the reason.
-    pub async fn fail_unfinished_backup_runs(&self, message: String) -> Result<usize, StoreError> {
+    /// Runs still `running` whose job has ended (the daemon stopped under them, and the
+    /// job was rolled back on start): failed, with the reason. Safe to call at any time.
+    pub async fn fail_orphaned_backup_runs(&self, message: String) -> Result<usize, StoreError> {
         self.call(move |c| {
             Ok(c.execute(
                 "UPDATE backup_runs SET state = 'failed', finished_at = ?1, message = ?2
-                 WHERE state = 'running'",
+                 WHERE state = 'running' AND deployment_id IN
+                   (SELECT id FROM deployments WHERE finished_at IS NOT NULL)",
                 params![now_unix(), message],
             )?)
         })
