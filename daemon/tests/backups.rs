@@ -243,11 +243,21 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
     );
     let app = api.get(&format!("/api/v1/applications/{SLUG}")).await;
     assert_eq!(app["deployed"]["state"], "running", "{app}");
-    let volumes = lab::exec(DEVICE, &["docker", "volume", "ls", "-q"]);
-    assert!(
-        !volumes.contains(&format!("homelab-{SLUG}_data-restore")),
-        "the data from before the restore is gone once the app answers: {volumes}"
-    );
+    // The data from before the restore goes once the app answers (just after the job says
+    // it is done).
+    eventually(
+        "the data from before the restore is gone",
+        Duration::from_secs(30),
+        || async {
+            let volumes = lab::exec(DEVICE, &["docker", "volume", "ls", "-q"]);
+            if volumes.contains(&format!("homelab-{SLUG}_data-restore")) {
+                Err(volumes)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
 
     // A bad snapshot id never reaches a command line.
     let (status, body) = api

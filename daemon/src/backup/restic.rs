@@ -210,7 +210,11 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         Why::KeyRefused
     } else if has("NoSuchBucket") || has("bucket does not exist") {
         Why::NoBucket
-    } else if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("Access Denied") || has("AccessDenied") {
+    } else if has("InvalidAccessKeyId")
+        || has("SignatureDoesNotMatch")
+        || has("Access Denied")
+        || has("AccessDenied")
+    {
         Why::S3Denied
     } else if has("no space left on device") || has("No space left on device") {
         Why::Full

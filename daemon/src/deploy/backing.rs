@@ -182,7 +182,8 @@ impl Deployer {
         let name = check_name(name)?;
         backup::check_target(&target).map_err(refused)?;
         // Each goes on its own line of restic's stdin: a line break would shift the others.
-        let bad = |s: &Secret| s.expose().is_empty() || s.expose().iter().any(|b| b.is_ascii_control());
+        let bad =
+            |s: &Secret| s.expose().is_empty() || s.expose().iter().any(|b| b.is_ascii_control());
         if bad(&key_id) || bad(&secret) {
             return Err(DeployError::BackupRefused(
                 "Enter the access key id and the secret key your storage gave you.".into(),
@@ -317,7 +318,13 @@ impl Deployer {
         let (target, creds) = self.credentials(&row).await?;
         let remote = self.any_device().await?;
         let outcome = self
-            .open_repository(&remote, &row, &target, &creds, &format!("homelab-restic-check-{}", unique()))
+            .open_repository(
+                &remote,
+                &row,
+                &target,
+                &creds,
+                &format!("homelab-restic-check-{}", unique()),
+            )
             .await;
         let (ok, words) = match &outcome {
             Ok(made) if *made => (
@@ -1051,8 +1058,14 @@ impl Deployer {
         self.finish_steps(id).await?;
         // Recorded as done before the data from before the restore goes: a restart from here
         // on finds nothing to undo, so it can never "undo" by deleting that data.
-        self.progress(id, slug, DeploymentState::Running, 99, format!("{} answers on the restored data.", m.name))
-            .await;
+        self.progress(
+            id,
+            slug,
+            DeploymentState::Running,
+            99,
+            format!("{} answers on the restored data.", m.name),
+        )
+        .await;
         for s in &staging {
             let _ = remote.remove_volume(s).await;
         }
@@ -1089,7 +1102,7 @@ impl Deployer {
                 .map_err(|e| self.docker_error(remote, e.into()))?;
             // A local volume with options is a mount of something else (NFS, a bind): its
             // folder here is only where that is mounted while a container runs.
-            let options = v.options.as_ref().is_some_and(|o| !o.is_empty());
+            let options = !v.options.is_empty();
             if v.driver != "local" || options || v.mountpoint != format!("{root}/{name}/_data") {
                 return Err(DeployError::BackupRefused(format!(
                     "The volume {name} is not a plain folder on the device (driver {}), so it cannot be restored in place.",

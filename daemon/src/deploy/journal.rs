@@ -307,7 +307,8 @@ impl Deployer {
         if let Err(e) = self
             .store
             .fail_orphaned_backup_runs(
-                "Homelab restarted while this backup ran, so it did not finish. The next one will.".into(),
+                "Homelab restarted while this backup ran, so it did not finish. The next one will."
+                    .into(),
             )
             .await
         {
