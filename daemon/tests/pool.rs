@@ -389,29 +389,54 @@ fn card<'a>(html: &'a str, id: &str) -> &'a str {
 
 /// Cuts the power of the device and boots it: the instance (and the apps) come back by
 /// their restart policies, with their data.
-fn reboot_and_wait(device: &str, engine: &str) {
+async fn reboot_and_wait(device: &'static str, engine: &'static str) {
     lab::run(&["reboot", device]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let running = lab::exec(
-            device,
-            &[
-                "docker",
-                "inspect",
-                "-f",
-                "{{.State.Running}}",
-                &format!("homelab-{engine}"),
-            ],
-        );
-        if running.trim() == "true" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the shared {engine} did not come back after the reboot: {running}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    eventually(
+        "the shared instance runs again after the boot",
+        Duration::from_secs(60),
+        || async {
+            let running = lab::exec(
+                device,
+                &[
+                    "docker",
+                    "inspect",
+                    "-f",
+                    "{{.State.Running}}",
+                    &format!("homelab-{engine}"),
+                ],
+            );
+            if running.trim() == "true" {
+                Ok(())
+            } else {
+                Err(running)
+            }
+        },
+    )
+    .await;
+}
+
+/// Deploys `slug`, whose health check never answers: it is rolled back after its database
+/// step, and `left` (as the superuser; counts of its database and its login) finds nothing.
+async fn failed_deploy_leaves_nothing(
+    api: &Api<'_>,
+    server: i64,
+    device: &str,
+    engine: &str,
+    slug: &str,
+    left: &str,
+) {
+    let f = api
+        .deploy_to_end(slug, json!({"device_id": server, "by_address": true}))
+        .await;
+    assert_eq!(f["state"], "rolled_back", "{f}");
+    assert!(steps(&f).contains(&"database".to_string()), "{f}");
+    let counts = superuser(device, engine, left);
+    assert_eq!(
+        counts.trim(),
+        "0\n0",
+        "the failed app's database and login were dropped"
+    );
+    assert_eq!(instance_containers(device, engine).len(), 1);
 }
 
 /// Deploys and waits, noting how long it took as the client saw it (to the 200 ms its
@@ -730,25 +755,15 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
     );
 
     // 3. A failed deploy drops exactly what it made; the instance and the others stay.
-    let f = api
-        .deploy_to_end(
-            "lab-pg-fail",
-            json!({"device_id": server, "by_address": true}),
-        )
-        .await;
-    assert_eq!(f["state"], "rolled_back", "{f}");
-    assert!(steps(&f).contains(&"database".to_string()), "{f}");
-    let left = superuser(
+    failed_deploy_leaves_nothing(
+        &api,
+        server,
         DEVICE,
         "postgres",
+        "lab-pg-fail",
         "SELECT count(*) FROM pg_database WHERE datname = 'hl_lab_pg_fail' UNION ALL SELECT count(*) FROM pg_roles WHERE rolname = 'hl_lab_pg_fail'",
-    );
-    assert_eq!(
-        left.trim(),
-        "0\n0",
-        "the failed app's database and login were dropped"
-    );
-    assert_eq!(instance_containers(DEVICE, "postgres").len(), 1);
+    )
+    .await;
 
     // 4. An app the pool cannot serve keeps its own database container, and its page says why.
     let v = timed_deploy(
@@ -853,7 +868,7 @@ async fn apps_share_one_postgres_each_with_a_database_only_it_can_reach() {
 
     // The device loses power and boots: the instance and the apps start again by themselves,
     // with the data.
-    reboot_and_wait(DEVICE, "postgres");
+    reboot_and_wait(DEVICE, "postgres").await;
     let (ok, out) = eventually(
         "the shared PostgreSQL answers after the boot",
         Duration::from_secs(60),
@@ -1143,26 +1158,16 @@ async fn apps_share_one_mariadb_with_a_database_each() {
     );
 
     // A failed deploy drops exactly what it made.
-    let f = api
-        .deploy_to_end(
-            "lab-maria-fail",
-            json!({"device_id": server, "by_address": true}),
-        )
-        .await;
-    assert_eq!(f["state"], "rolled_back", "{f}");
-    assert!(steps(&f).contains(&"database".to_string()), "{f}");
-    let left = superuser(
+    failed_deploy_leaves_nothing(
+        &api,
+        server,
         DEVICE,
         "mariadb",
+        "lab-maria-fail",
         "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'hl_lab_maria_fail'; \
          SELECT COUNT(*) FROM mysql.user WHERE User = 'hl_lab_maria_fail'",
-    );
-    assert_eq!(
-        left.trim(),
-        "0\n0",
-        "the failed app's database and login were dropped"
-    );
-    assert_eq!(instance_containers(DEVICE, "mariadb").len(), 1);
+    )
+    .await;
 
     // The instance stopped: its apps show degraded, Restart brings it back with the data.
     assert!(lab::exec_ok(DEVICE, &["docker", "kill", "homelab-mariadb"]));

@@ -58,6 +58,9 @@ fn repo_args(target: &Target) -> Vec<String> {
         host, port, user, ..
     } = target
     {
+        // One string, as restic's option takes it: restic splits it into arguments itself
+        // (no shell reads it), and host and user were checked by `check_target` (letters,
+        // digits, `.-:_` only) when the destination was added.
         args.push("-o".into());
         args.push(format!(
             "sftp.command=ssh -i {SECRETS_DIR}/id -o UserKnownHostsFile={SECRETS_DIR}/known_hosts \

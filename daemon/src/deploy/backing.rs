@@ -352,14 +352,12 @@ impl Deployer {
     ) -> Result<bool, DeployError> {
         self.ensure_restic(remote).await?;
         let spec = restic::spec(container, target, &["cat", "config"], Vec::new());
-        let t = Instant::now();
-        let opened = restic::run(&remote.docker, &spec, creds, QUICK_DEADLINE, |_, _| {}).await;
-        remote
-            .note(
-                format!("Open the backups at {}: restic cat config", row.name),
-                outcome_words(&opened),
-                t,
-                failure_detail(&opened),
+        let opened = self
+            .restic_noted(
+                remote,
+                &spec,
+                creds,
+                &format!("Open the backups at {}: restic cat config", row.name),
             )
             .await;
         match opened {
@@ -371,21 +369,39 @@ impl Deployer {
                     &["init", "--repository-version", "2"],
                     Vec::new(),
                 );
-                let t = Instant::now();
-                let made =
-                    restic::run(&remote.docker, &spec, creds, QUICK_DEADLINE, |_, _| {}).await;
-                remote
-                    .note(
-                        format!("Make the backup store at {}: restic init", row.name),
-                        outcome_words(&made),
-                        t,
-                        failure_detail(&made),
-                    )
-                    .await;
-                made.map(|_| true).map_err(|f| failed(&f, &row.name))
+                self.restic_noted(
+                    remote,
+                    &spec,
+                    creds,
+                    &format!("Make the backup store at {}: restic init", row.name),
+                )
+                .await
+                .map(|_| true)
+                .map_err(|f| failed(&f, &row.name))
             }
             Err(f) => Err(failed(&f, &row.name)),
         }
+    }
+
+    /// Runs a short restic command and notes it in "What I did".
+    async fn restic_noted(
+        &self,
+        remote: &Remote,
+        spec: &OneOff,
+        creds: &Credentials,
+        label: &str,
+    ) -> Result<crate::docker::run::Ended, ResticFailure> {
+        let t = Instant::now();
+        let ran = restic::run(&remote.docker, spec, creds, QUICK_DEADLINE, |_, _| {}).await;
+        remote
+            .note(
+                label.to_string(),
+                outcome_words(&ran),
+                t,
+                failure_detail(&ran),
+            )
+            .await;
+        ran
     }
 
     /// A device to run restic on for work that is not an app's: the first that answers.
