@@ -277,6 +277,7 @@ pub async fn run_with(
     rt.deployer.records().announce_stored().await;
     // Deploys left mid-way by a previous run are rolled back now; unfinished rollbacks retry.
     rt.deployer.clone().spawn_housekeeping(stop_rx.clone());
+    rt.deployer.clone().spawn_backup_schedule(stop_rx.clone());
     // Discovery is a convenience: without it the box still works by IP (say so and carry on).
     let _announcer = if rt.config.mdns {
         let announced = match rt.deployer.records().mdns().daemon() {

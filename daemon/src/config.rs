@@ -102,6 +102,10 @@ pub struct DeployConfig {
     pub health_timeout: Duration,
     /// How long a deploy waits for a public domain's certificate (`DEFAULT_CERTIFICATE_WAIT`).
     pub certificate_wait: Duration,
+    /// Scheduled backups and the weekly upkeep of destinations start this long after the
+    /// daemon (devices reconnect first); None turns them off (tests that must not meet a
+    /// backup at 02:00).
+    pub backup_schedule_after: Option<Duration>,
 }
 
 impl Default for DeployConfig {
@@ -110,6 +114,7 @@ impl Default for DeployConfig {
             apps_dir: DEFAULT_APPS_DIR.into(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
             certificate_wait: DEFAULT_CERTIFICATE_WAIT,
+            backup_schedule_after: Some(Duration::from_secs(120)),
         }
     }
 }

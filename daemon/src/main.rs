@@ -59,6 +59,10 @@ struct RunArgs {
     /// Seconds a newly started app gets to answer its health check before it is rolled back.
     #[arg(long, env = "HOMELAB_HEALTH_TIMEOUT", default_value_t = 180, value_parser = clap::value_parser!(u64).range(5..=3600), global = true)]
     health_timeout: u64,
+    /// Scheduled backups: on, or off (Back up now still works; for demos and tests that must
+    /// not meet a backup at 02:00).
+    #[arg(long, env = "HOMELAB_BACKUP_SCHEDULE", value_enum, default_value_t = Switch::On, global = true)]
+    backup_schedule: Switch,
     /// The RAUC tool that installs appliance updates.
     #[arg(long, env = "HOMELAB_RAUC", default_value = "rauc", global = true)]
     rauc: PathBuf,
@@ -188,6 +192,8 @@ fn config(args: &RunArgs) -> Config {
     c.deploy = homelabd::config::DeployConfig {
         apps_dir: args.apps_dir.clone(),
         health_timeout: std::time::Duration::from_secs(args.health_timeout),
+        backup_schedule_after: (args.backup_schedule == Switch::On)
+            .then_some(std::time::Duration::from_secs(120)),
         ..Default::default()
     };
     c.ota = homelabd::config::OtaConfig {

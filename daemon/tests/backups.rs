@@ -20,6 +20,9 @@ const DEVICE: &str = "nas-01";
 const SERVER: &str = "server-02";
 const FOLDER: &str = "/home/homelab/homelab-backups-test";
 const SLUG: &str = "lab-backup";
+/// Where the apps with shared databases run (their own device: each daemon clears backup
+/// containers it did not start, so two daemons must not back up on one device at once).
+const DB_DEVICE: &str = "server-01";
 
 /// The lab's stub serving its pages from the app's volume: the volume's `health` file is its
 /// health check, so a restore of data without it fails the check.
@@ -53,14 +56,18 @@ fn recipe(data: &std::path::Path) {
 
 /// Runs a fixed script in a throwaway container that mounts the app's volume at /d.
 fn in_volume(script: &str) -> String {
+    in_volume_of(DEVICE, SLUG, script)
+}
+
+fn in_volume_of(device: &str, slug: &str, script: &str) -> String {
     lab::exec(
-        DEVICE,
+        device,
         &[
             "docker",
             "run",
             "--rm",
             "-v",
-            &format!("homelab-{SLUG}_data:/d"),
+            &format!("homelab-{slug}_data:/d"),
             "--entrypoint",
             "/bin/busybox",
             STUB,
@@ -97,6 +104,8 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
     let mut opts = Options::new("backups");
     opts.data = Some(data);
     opts.poll_interval = Duration::from_secs(3600);
+    // The restores meant to fail wait this long for the stub, which answers within 2 s.
+    opts.health_timeout = Duration::from_secs(20);
     let s = start_with(opts).await;
     let (session, _) = s.claim().await;
     let api = Api {
@@ -302,8 +311,465 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
     );
 
     let (status, body) = api
+        .delete(&format!(
+            "/api/v1/backups/destinations/{}",
+            other["id"].as_i64().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let token = api.token.clone();
+    let s = schedules_retention_and_upkeep(s, &token, dest_id).await;
+    let api = Api { token, s: &s };
+    let (status, body) = api
         .delete(&format!("/api/v1/applications/{SLUG}?delete_data=true"))
         .await;
     assert_eq!(status, 200, "{body}");
     lab::exec(SERVER, &["rm", "-rf", FOLDER]);
+}
+
+/// The app's own schedule (a bad one refused with the fix), three nights missed while the
+/// box was off made up by one backup soon after it starts, the keep rules applied to it, the
+/// destination's weekly upkeep (prune and check) run by the scheduler, and damaged data
+/// found by a full check and shown with the fix. Returns the restarted daemon.
+async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64) -> TestServer {
+    let api = Api {
+        token: token.to_string(),
+        s: &s,
+    };
+    let policy_path = format!("/api/v1/backups/apps/{SLUG}/policy");
+    let (status, refused) = api
+        .send(
+            reqwest::Method::PUT,
+            &policy_path,
+            Some(json!({"schedule": "* 3 * * *"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused.to_string().contains("at most once an hour"),
+        "{refused}"
+    );
+    let (status, own) = api
+        .send(
+            reqwest::Method::PUT,
+            &policy_path,
+            Some(json!({"schedule": "30 3 * * *", "keep_within_days": 0, "keep_daily": 1, "keep_weekly": 0, "keep_monthly": 0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["own"], true, "{own}");
+    assert!(
+        own["next_at"].as_i64().unwrap() > chrono::Utc::now().timestamp(),
+        "{own}"
+    );
+    let default = api.get("/api/v1/backups/policy").await;
+    assert_eq!(default["words"], "Every day at 02:00", "{default}");
+    assert_eq!(default["own"], false, "{default}");
+    let before = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
+    assert_eq!(before["snapshots"].as_array().unwrap().len(), 2, "{before}");
+    let last_run = before["runs"][0]["id"].as_i64().unwrap();
+
+    // The box is off through three nights: its memory of the last scheduled backup is older.
+    let data = s.data.clone();
+    s.stop().await.unwrap();
+    let three_nights_ago = chrono::Utc::now().timestamp() - 3 * 24 * 3600;
+    {
+        let conn = rusqlite::Connection::open(data.join(homelabd::store::DB_FILE)).unwrap();
+        conn.execute(
+            "INSERT INTO backup_schedule (slug, handled_at) VALUES (?1, ?2)
+             ON CONFLICT (slug) DO UPDATE SET handled_at = ?2",
+            rusqlite::params![SLUG, three_nights_ago],
+        )
+        .unwrap();
+    }
+    let mut opts = Options::new("backups");
+    opts.data = Some(data.clone());
+    opts.poll_interval = Duration::from_secs(3600);
+    opts.backup_schedule_after = Some(Duration::from_secs(1));
+    let s = start_with(opts).await;
+    let api = Api {
+        token: token.to_string(),
+        s: &s,
+    };
+    // Measured: the backup job takes ~10 s here; the scheduler looks within a second.
+    let listed = eventually(
+        "the missed backup is made after the start",
+        Duration::from_secs(120),
+        || async {
+            let listed = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
+            let run = &listed["runs"][0];
+            if run["id"].as_i64().unwrap_or(0) > last_run && run["state"] == "done" {
+                Ok(listed)
+            } else {
+                Err(listed.to_string())
+            }
+        },
+    )
+    .await;
+    // One run for three missed nights; and the keep rule (one a day) left only it.
+    let runs = listed["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r["id"].as_i64().unwrap() > last_run)
+            .count(),
+        1,
+        "{listed}"
+    );
+    let snapshots = listed["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1, "forgotten by the keep rules: {listed}");
+    assert!(
+        snapshots[0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(runs[0]["snapshot_id"].as_str().unwrap()),
+        "{listed}"
+    );
+    let handled: i64 = {
+        let conn = rusqlite::Connection::open_with_flags(
+            data.join(homelabd::store::DB_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            "SELECT handled_at FROM backup_schedule WHERE slug = ?1",
+            [SLUG],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(
+        handled > three_nights_ago + 2 * 24 * 3600,
+        "the latest time is handled"
+    );
+
+    // The destination's first weekly upkeep follows once the backup is done.
+    let destination = || async {
+        let list = api.get("/api/v1/backups/destinations").await;
+        list["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == dest_id)
+            .cloned()
+            .unwrap()
+    };
+    let upkept = eventually(
+        "the weekly prune and check",
+        Duration::from_secs(120),
+        || async {
+            let d = destination().await;
+            if d["maintained_at"].as_i64().unwrap() > 0 {
+                Ok(d)
+            } else {
+                Err(d.to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(upkept["damage"], "", "{upkept}");
+
+    // Damage on the server's disk: bytes in the middle of a pack change.
+    let pack = lab::exec(
+        SERVER,
+        &[
+            "sh",
+            "-c",
+            &format!("find {FOLDER}/data -type f -size +1000k | head -n 1"),
+        ],
+    );
+    let pack = pack.trim();
+    assert!(!pack.is_empty(), "a pack of the backup's data");
+    assert!(lab::exec_ok(
+        SERVER,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "head -c 64 /dev/urandom | dd of={pack} bs=1 seek=500000 conv=notrunc 2>/dev/null"
+            ),
+        ]
+    ));
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/backups/destinations/{dest_id}/maintain"),
+            Some(json!({"full": true})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let damaged = eventually(
+        "the full check finds the damage",
+        Duration::from_secs(120),
+        || async {
+            let d = destination().await;
+            if d["damage"].as_str().unwrap_or_default().is_empty() {
+                Err(d.to_string())
+            } else {
+                Ok(d)
+            }
+        },
+    )
+    .await;
+    let words = damaged["damage"].as_str().unwrap();
+    assert!(
+        words.contains("is damaged") && words.contains("Back up now"),
+        "{words}"
+    );
+    s
+}
+
+/// A lab app whose database is in the shared instance of `engine` on the device, with the
+/// stub's pages (and its `health` file) in its volume.
+fn pooled_recipe(data: &std::path::Path, slug: &str, engine: &str, port: u16) {
+    let dir = data.join("recipes").join(slug);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        format!(
+            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
+             description: A lab app with a shared database.\nwebsite: https://example.org\n\
+             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
+             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
+             architectures: [amd64, arm64]\n\
+             web: {{service: web, port: 8080, path: /}}\n\
+             health: {{path: /health, status: 200, timeout: 10}}\n\
+             data_volumes: [data]\n\
+             database:\n  engine: {engine}\n  service: db\n  extensions: []\n  \
+             env: {{host: DB_HOST, port: DB_PORT, name: DB_NAME, user: DB_USER, password: DB_PASSWORD}}\n\
+             secrets:\n  - {{name: DB_PASSWORD, length: 32}}\n\
+             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n    \
+             environment:\n      DB_HOST: ${{DB_HOST:-db}}\n      DB_NAME: ${{DB_NAME:-app}}\n      \
+             DB_USER: ${{DB_USER:-app}}\n      DB_PASSWORD: ${{DB_PASSWORD}}\n    \
+             ports:\n      - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/www\n  \
+             db:\n    image: example/{slug}-db:1\n    profiles: [own-database]\n    \
+             volumes:\n      - dbdata:/var/lib/db\nvolumes:\n  data:\n  dbdata:\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// SQL in the app's database as the shared instance's superuser (PostgreSQL: acting as the
+/// app's login, so what it makes is the app's).
+fn app_sql(engine: &str, db: &str, sql: &str) -> String {
+    let out = match engine {
+        "postgres" => lab::exec(
+            DB_DEVICE,
+            &[
+                "docker",
+                "exec",
+                "-u",
+                "postgres",
+                "homelab-postgres",
+                "psql",
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                &format!("SET ROLE {db}; {sql}"),
+            ],
+        ),
+        _ => lab::exec(
+            DB_DEVICE,
+            &[
+                "docker",
+                "exec",
+                "homelab-mariadb",
+                "mariadb",
+                "--defaults-extra-file=/run/homelab/client.cnf",
+                "-N",
+                "-B",
+                db,
+                "-e",
+                sql,
+            ],
+        ),
+    };
+    out.lines()
+        .filter(|l| *l != "SET")
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rows, their id sum and a hash of every value in order: what "row for row" means here.
+fn fingerprint(engine: &str, db: &str) -> String {
+    let sql = match engine {
+        "postgres" => {
+            "SELECT count(*) || ' ' || sum(id) || ' ' || md5(string_agg(v, ',' ORDER BY id)) FROM items"
+        }
+        _ => {
+            "SELECT CONCAT(COUNT(*), ' ', SUM(id), ' ', MD5(GROUP_CONCAT(v ORDER BY id SEPARATOR ','))) FROM items"
+        }
+    };
+    let out = app_sql(engine, db, sql);
+    assert!(out.split(' ').count() == 3, "{out}");
+    out
+}
+
+#[tokio::test]
+async fn apps_in_the_shared_databases_are_restored_row_for_row() {
+    const FOLDER_DB: &str = "/home/homelab/homelab-backups-db-test";
+    let data = data_dir("backups-db");
+    let engines = [
+        ("postgres", "lab-backup-pg", 18311),
+        ("mariadb", "lab-backup-maria", 18312),
+    ];
+    for (engine, slug, port) in engines {
+        pooled_recipe(&data, slug, engine, port);
+        lab::clean_app(DB_DEVICE, slug);
+        assert!(lab::exec_ok(
+            DB_DEVICE,
+            &["docker", "tag", STUB, &format!("example/{slug}:1")]
+        ));
+    }
+    lab::exec(SERVER, &["rm", "-rf", FOLDER_DB]);
+    let mut opts = Options::new("backups-db");
+    opts.data = Some(data);
+    opts.poll_interval = Duration::from_secs(3600);
+    // The restores meant to fail wait this long for the stub, which answers within 2 s.
+    opts.health_timeout = Duration::from_secs(20);
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, "backups-db").await,
+        s: &s,
+    };
+    let server = add_lab_device(&s, &session, "Server 1", DB_DEVICE).await;
+    let (status, dest) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/backups/destinations",
+            Some(
+                json!({"name": "Server 2", "kind": "sftp", "host": lab::ip(SERVER),
+                        "user": lab::user(), "password": lab::password(), "path": FOLDER_DB}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{dest}");
+    let dest_id = dest["id"].as_i64().unwrap();
+
+    for (engine, slug, _) in engines {
+        let db = format!("hl_{}", slug.replace('-', "_"));
+        let d = api
+            .deploy_to_end(slug, json!({"device_id": server, "by_address": true}))
+            .await;
+        assert_eq!(d["state"], "running", "{d}");
+        let create = match engine {
+            "postgres" => {
+                "CREATE TABLE items (id serial PRIMARY KEY, v text); \
+                 INSERT INTO items (v) SELECT md5(i::text) FROM generate_series(1, 500) i;"
+            }
+            _ => {
+                "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT); \
+                 INSERT INTO items (v) SELECT MD5(seq) FROM seq_1_to_500;"
+            }
+        };
+        // A database kept from an earlier run of this test is emptied first.
+        app_sql(
+            engine,
+            &db,
+            "DROP TABLE IF EXISTS items; DROP TABLE IF EXISTS extra;",
+        );
+        app_sql(engine, &db, create);
+        let at_a = fingerprint(engine, &db);
+        assert!(at_a.starts_with("500 125250 "), "{at_a}");
+        let a = api
+            .run_to_end(
+                &format!("/api/v1/backups/apps/{slug}"),
+                json!({"destination_id": dest_id}),
+            )
+            .await;
+        assert_eq!(a["state"], "running", "{engine}: {a}");
+
+        // A second backup with more rows and without the health page: restoring it fails.
+        app_sql(
+            engine,
+            &db,
+            "INSERT INTO items (v) VALUES ('later'), ('later still');",
+        );
+        in_volume_of(DB_DEVICE, slug, "rm /d/health");
+        let b = api
+            .run_to_end(
+                &format!("/api/v1/backups/apps/{slug}"),
+                json!({"destination_id": dest_id}),
+            )
+            .await;
+        assert_eq!(b["state"], "running", "{engine}: {b}");
+        in_volume_of(DB_DEVICE, slug, "echo ok > /d/health");
+        let listed = api.get(&format!("/api/v1/backups/apps/{slug}")).await;
+        let runs = listed["runs"].as_array().unwrap();
+        let (snap_b, snap_a) = (
+            runs[0]["snapshot_id"].as_str().unwrap().to_string(),
+            runs[1]["snapshot_id"].as_str().unwrap().to_string(),
+        );
+
+        // The data changes on: rows go, a table comes.
+        app_sql(
+            engine,
+            &db,
+            "DELETE FROM items WHERE id < 100; CREATE TABLE extra (x INT);",
+        );
+        let now = fingerprint(engine, &db);
+        let r = api
+            .run_to_end(
+                &format!("/api/v1/backups/apps/{slug}/restore"),
+                json!({"destination_id": dest_id, "snapshot": snap_b}),
+            )
+            .await;
+        assert_eq!(r["state"], "rolled_back", "{engine}: {r}");
+        assert_eq!(
+            fingerprint(engine, &db),
+            now,
+            "{engine}: the database as it was"
+        );
+        let tables = match engine {
+            "postgres" => {
+                "SELECT string_agg(tablename || ':' || tableowner, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"
+            }
+            _ => {
+                "SELECT GROUP_CONCAT(table_name ORDER BY table_name SEPARATOR ' ') FROM information_schema.tables WHERE table_schema = DATABASE()"
+            }
+        };
+        assert!(app_sql(engine, &db, tables).contains("extra"), "{engine}");
+
+        let r = api
+            .run_to_end(
+                &format!("/api/v1/backups/apps/{slug}/restore"),
+                json!({"destination_id": dest_id, "snapshot": snap_a}),
+            )
+            .await;
+        assert_eq!(r["state"], "running", "{engine}: {r}");
+        assert_eq!(fingerprint(engine, &db), at_a, "{engine}: row for row");
+        let after = app_sql(engine, &db, tables);
+        assert!(!after.contains("extra"), "{engine}: {after}");
+        if engine == "postgres" {
+            assert_eq!(
+                after,
+                format!("items:{db}"),
+                "the app's login owns what came back"
+            );
+        }
+        let app = api.get(&format!("/api/v1/applications/{slug}")).await;
+        assert_eq!(app["deployed"]["state"], "running", "{app}");
+        let volumes = lab::exec(DB_DEVICE, &["docker", "volume", "ls", "-q"]);
+        assert!(
+            !volumes.contains("homelab-restore-db-") && !volumes.contains("homelab-kept-db-"),
+            "{volumes}"
+        );
+        let (status, body) = api
+            .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    lab::exec(SERVER, &["rm", "-rf", FOLDER_DB]);
 }

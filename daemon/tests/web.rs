@@ -791,3 +791,193 @@ async fn https_serves_the_app_and_http_redirects_to_it() {
     assert_eq!(shown, homelabd::tls::fingerprint(&der));
     assert_eq!(shown.len(), 32 * 3 - 1);
 }
+
+/// The Backups page and its forms as rendered, with no lab: the empty states, a refused form
+/// coming back with its reason and the typed fields but never a password or key, an S3
+/// destination (adding one reaches nothing) listed with its status and, in Advanced mode,
+/// how to open it with plain restic, "Test connection" answering in words, and "Remove".
+#[tokio::test]
+async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
+    let s = start("backups-page").await;
+    let (session, _) = s.claim().await;
+
+    // Nothing set up, nothing installed: say both, and the dashboard has no Backups card yet.
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    for words in [
+        "Backups are not set up",
+        "and install an app",
+        "Add a destination",
+        "No apps are installed yet",
+        "<!-- schedule -->",
+    ] {
+        assert!(page.contains(words), "/backups shows “{words}”: {page}");
+    }
+    // Basic mode names no protocol: the port waits hidden with its usual value.
+    assert!(page.contains("A NAS or another computer"));
+    assert!(!page.contains("An SSH server"));
+    assert!(page.contains("hidden-basic\"><label for=\"dest-port\">"));
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    assert!(!dashboard.contains("id=\"backups-card\""), "{dashboard}");
+
+    // A refused SSH server: the reason next to the form, what was typed kept, the password
+    // not sent back.
+    let pw = password("backup-login");
+    let res = s
+        .post_htmx(
+            "/backups/destinations",
+            &session,
+            &[
+                ("kind", "sftp"),
+                ("name", "Attic NAS"),
+                ("host", "-oProxyCommand=x"),
+                ("port", "22"),
+                ("user", "backup"),
+                ("password", &pw),
+                ("path", "/srv/backups"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200, "the form shows the refusal itself");
+    let html = res.text().await.unwrap();
+    let error = extract_between(&html, "id=\"destination-error\">", "</div>").unwrap();
+    assert!(
+        error.contains("Enter the server&#39;s name or address"),
+        "{error}"
+    );
+    for kept in [
+        "value=\"Attic NAS\"",
+        "value=\"backup\"",
+        "value=\"/srv/backups\"",
+    ] {
+        assert!(html.contains(kept), "{kept} kept: {html}");
+    }
+    assert!(!html.contains(&pw), "the password is never sent back");
+    assert!(html.contains("Backups are not set up"), "nothing was added");
+
+    // A refused S3 storage: its kind stays chosen; its keys are not sent back.
+    let secret = password("s3-secret");
+    let key_id = format!("AKID{}", &secret[secret.len() - 12..]);
+    remember_secret(&key_id);
+    let s3 = |bucket: &'static str, secret: String, key_id: String| {
+        vec![
+            ("kind", "s3".to_string()),
+            ("name", "Cloud".to_string()),
+            ("endpoint", "http://127.0.0.1:9".to_string()),
+            ("bucket", bucket.to_string()),
+            ("prefix", "homelab".to_string()),
+            ("key_id", key_id),
+            ("secret", secret),
+        ]
+    };
+    let form = s3("No_Such_Bucket!", secret.clone(), key_id.clone());
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let html = s
+        .post_htmx("/backups/destinations", &session, &form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Enter the bucket&#39;s name"), "{html}");
+    assert!(
+        html.contains("value=\"s3\" id=\"kind-s3\" checked"),
+        "{html}"
+    );
+    assert!(!html.contains(&secret) && !html.contains(&key_id));
+
+    // Added: listed, not tested yet; the form is empty again; the keys are nowhere.
+    let form = s3("lab-bucket", secret.clone(), key_id.clone());
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let html = s
+        .post_htmx("/backups/destinations", &session, &form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("destination-error"), "{html}");
+    assert!(html.contains("Where backups go") && html.contains("data-destination=\"Cloud\""));
+    assert!(html.contains("bucket lab-bucket at 127.0.0.1:9"), "{html}");
+    assert!(html.contains("Not tested yet"));
+    assert!(!html.contains("Backups are not set up"));
+    assert!(!html.contains(&secret) && !html.contains(&key_id));
+    let id = extract_between(&html, "id=\"destination-", "\"")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    // No apps yet: the dashboard says there is no backup yet, not that backups are missing.
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    let card = extract_between(&dashboard, "id=\"backups-card\">", "</div>").unwrap();
+    assert!(card.contains("No backup yet"), "{card}");
+
+    // Advanced mode shows the repository, and how to open it without Homelab.
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    assert!(page.contains("restic -r s3:http://127.0.0.1:9/lab-bucket/homelab snapshots"));
+    assert!(page.contains("An SSH server or NAS") && page.contains("SSH port"));
+    assert!(!page.contains(&secret) && !page.contains(&key_id));
+
+    // "Test connection" answers with the row's status in words (no device to test from).
+    let res = s
+        .post_htmx(&format!("/backups/destinations/{id}/check"), &session, &[])
+        .await;
+    assert_eq!(res.status(), 200);
+    let status = res.text().await.unwrap();
+    assert!(
+        status.starts_with(&format!(
+            "<div class=\"dest-status\" id=\"destination-{id}-status\""
+        )),
+        "{status}"
+    );
+    assert!(
+        status.contains("Not working") && status.contains("Add a device first"),
+        "{status}"
+    );
+
+    // Removed: the page says so, and backups are not set up again.
+    let html = s
+        .post_htmx(&format!("/backups/destinations/{id}/remove"), &session, &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Backups are not set up"));
+    assert!(html.contains("hx-swap-oob=\"beforeend:#toasts\""));
+    assert!(html.contains("Homelab no longer backs up to Cloud"));
+    assert_eq!(
+        s.post_htmx(&format!("/backups/destinations/{id}/check"), &session, &[])
+            .await
+            .status(),
+        404
+    );
+
+    // Every route of the page and of an app's backups needs the session (the anonymous and
+    // forged requests are in every_non_public_route_refuses_anonymous_requests, which
+    // enumerates the same table), and its forms the CSRF token.
+    let table = route_table();
+    for path in [
+        "/backups",
+        "/backups/apps",
+        "/backups/destinations",
+        "/backups/destinations/{id}/check",
+        "/backups/destinations/{id}/remove",
+        "/dashboard/backups",
+        "/apps/{slug}/back-up",
+        "/apps/{slug}/snapshots",
+        "/apps/{slug}/restore",
+    ] {
+        let route = table.iter().find(|r| r.path == path).unwrap();
+        assert_eq!(route.access, Access::Session, "{path}");
+        if route.method == reqwest::Method::POST {
+            let res = s
+                .client
+                .post(s.url(&concrete(path)))
+                .headers(s.origin())
+                .header("cookie", &session.cookie)
+                .form(&[("kind", "s3")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 403, "{path} without its CSRF token");
+        }
+    }
+}

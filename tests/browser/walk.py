@@ -1,5 +1,7 @@
 """Headless Chromium walk through the real daemon: claim -> dashboard -> sections -> settings
-(advanced mode, API token, live events) -> sign out -> sign in -> sign out.
+(advanced mode, API token, live events) -> updates -> add a lab device -> install an app ->
+back it up to an SSH server and restore it -> remove it -> a cable pulled while an app starts
+-> install Docker -> sign out -> sign in -> phone width -> sign out.
 
 Fails on any browser console error or page error. Screenshots go to
 tests/artifacts/screenshots/. Uses Debian's chromium through Playwright (no browser download).
@@ -430,6 +432,136 @@ def main():
                 page.click("text=Manage Vaultwarden")
                 expect(page.locator("#app-status > h2 .badge-online")).to_have_text("Running")
                 w.shot("08c-app-running")
+
+            def back_up_app():
+                # An SSH server on the lab (server-02, a folder nothing else uses) added through
+                # the form: a wrong password first, answered next to the form; then the right
+                # one, "Test connection", "Back up now" on the app's page with its progress to
+                # the end, the run and its snapshot on the app's page, and "Last backup" on the
+                # dashboard; then "Restore" on changed data brings the backed-up data back. The
+                # walk is in Advanced mode here (set in Settings above).
+                lab = lab_env()
+                ip = lab["LAB_IP_SERVER_02"]
+                folder = "/home/homelab/walk-backups"
+
+                def in_volume(script):
+                    # A fixed script in a throwaway container on the app's data volume (at /d).
+                    return subprocess.run(
+                        [str(ROOT / "lab" / "lab"), "exec", "server-02", "docker", "run", "--rm", "-v",
+                         "homelab-vaultwarden_vaultwarden-data:/d", "--entrypoint", "/bin/busybox",
+                         "homelab-lab/app-stub:1", "sh", "-c", script],
+                        capture_output=True, text=True, check=True).stdout
+                # The stand-in keeps nothing itself: give it data worth backing up.
+                in_volume("echo before-the-backup > /d/walk.txt && head -c 300000 /dev/urandom > /d/walk.bin")
+                subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "rm", "-rf", "--", folder],
+                               check=True, capture_output=True)
+                page.click("#nav >> text=Backups")
+                expect(page).to_have_url(base + "/backups")
+                expect(page.locator("#backups-empty h2")).to_have_text("Backups are not set up")
+                expect(page.locator("#backup-app-list [data-app='vaultwarden']")).to_contain_text("Not backed up yet")
+                page.check("#kind-sftp")
+                page.fill("#dest-name", "Server Two backups")
+                page.fill("#dest-host", ip)
+                page.fill("#dest-user", lab["LAB_USER"])
+                wrong = "wrong-" + secrets.token_hex(8)
+                remember_secret(wrong)
+                page.fill("#dest-password", wrong)
+                page.fill("#dest-path", folder)
+                page.click("#add-destination-submit")
+                expect(page.locator("#destination-error")).to_contain_text("refused the login", timeout=30000)
+                # What was typed stays, but the password.
+                expect(page.locator("#dest-name")).to_have_value("Server Two backups")
+                expect(page.locator("#dest-host")).to_have_value(ip)
+                expect(page.locator("#dest-path")).to_have_value(folder)
+                expect(page.locator("#dest-password")).to_have_value("")
+                w.shot("10a-backup-destination-refused")
+                page.fill("#dest-password", lab["LAB_PASSWORD"])
+                page.click("#add-destination-submit")
+                row = page.locator(".dest[data-destination='Server Two backups']")
+                expect(row).to_contain_text("Not tested yet", timeout=30000)
+                expect(page.locator("#destination-error")).to_have_count(0)
+                expect(page.locator("#toasts")).to_contain_text("Backups can go to Server Two backups now.")
+                expect(row).to_contain_text(f"restic -r sftp:{lab['LAB_USER']}@{ip}:{folder} snapshots")
+                expect(row).to_contain_text("SHA256:")
+                row.locator("button:has-text('Test connection')").click()
+                expect(row.locator(".dest-status")).to_contain_text("Working", timeout=120000)
+                w.shot("10b-backup-destination-working")
+
+                page.click("#backup-app-list [data-app='vaultwarden'] a")
+                expect(page).to_have_url(base + "/apps/vaultwarden")
+                expect(page.locator("#no-snapshots")).to_be_visible(timeout=60000)
+                page.click("#back-up-now")
+                page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
+                # Live progress to the end (a deadline; the live events move the page).
+                progress = page.locator("#deploy-progress")
+                expect(progress).to_have_attribute("data-state", re.compile(r"^(running|rolled_back)$"),
+                                                   timeout=180000)
+                message = page.locator("#deploy-message").inner_text()
+                assert progress.get_attribute("data-state") == "running", message
+                expect(page.locator("h1")).to_have_text("Vaultwarden is backed up")
+                expect(page.locator("#deploy-words")).to_contain_text("Backed up")
+                assert "to Server Two backups" in message, message
+                w.shot("10c-backup-done")
+                page.click("#back-to-app")
+                expect(page).to_have_url(base + "/apps/vaultwarden")
+                runs = page.locator("#backup-runs tbody tr")
+                expect(runs).to_have_count(1)
+                expect(runs.first).to_contain_text("Done")
+                expect(runs.first).to_contain_text("Server Two backups")
+                cells = runs.first.locator("td")
+                assert int(cells.nth(3).inner_text()) >= 2, cells.nth(3).inner_text()
+                assert cells.nth(4).inner_text().endswith(" KB"), cells.nth(4).inner_text()
+                expect(page.locator("#app-last-backup")).to_contain_text(
+                    re.compile(r"Last backup (just now|\d+ min ago)"))
+                snapshots = page.locator("#snapshot-rows tbody tr")
+                expect(snapshots).to_have_count(1, timeout=60000)
+                expect(snapshots.first).to_contain_text("Server Two backups")
+                expect(snapshots.first.locator("button:has-text('Restore')")).to_be_visible()
+                w.shot("10d-app-backups")
+                # The data changes, then goes back to how it was, after the owner confirms.
+                in_volume("echo after-the-backup > /d/walk.txt")
+                asked = []
+
+                def confirm(dialog):
+                    asked.append(dialog.message)
+                    dialog.accept()
+                page.once("dialog", confirm)
+                snapshots.first.locator("button:has-text('Restore')").click()
+                page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
+                assert re.match(r"^Vaultwarden goes back to how it was on \d+ \w+ \d{4} at \d\d:\d\d UTC\. "
+                                r"Changes since then are lost\. If it does not start, Homelab switches back "
+                                r"to today's data\.$", asked[0]), asked
+                expect(progress).to_have_attribute("data-state", re.compile(r"^(running|rolled_back)$"),
+                                                   timeout=180000)
+                message = page.locator("#deploy-message").inner_text()
+                assert progress.get_attribute("data-state") == "running", message
+                expect(page.locator("h1")).to_have_text("Vaultwarden is restored")
+                assert in_volume("cat /d/walk.txt").strip() == "before-the-backup"
+                w.shot("10e-restore-done")
+                page.click("#nav >> text=Dashboard")
+                expect(page.locator("#backups-last")).to_contain_text(
+                    re.compile(r"Last backup (just now|\d+ min ago)"))
+                expect(page.locator("#backups-card .backup-trouble")).to_have_count(0)
+                expect(page.locator("#start-backups")).to_have_class(re.compile(r"\bdone\b"))
+                w.shot("10f-dashboard-backups")
+                # Removed again: its backups stay on the server; Homelab stops using it.
+                page.click("#nav >> text=Backups")
+                expect(page.locator("#backup-app-list [data-app='vaultwarden']")).to_contain_text("Last backup")
+                page.once("dialog", lambda d: d.accept())
+                row.locator("button:has-text('Remove')").click()
+                expect(page.locator("#backups-empty h2")).to_have_text("Backups are not set up")
+                expect(page.locator("#toasts")).to_contain_text("Homelab no longer backs up to Server Two backups")
+                subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "rm", "-rf", "--", folder],
+                               check=True, capture_output=True)
+
+            def remove_app():
+                project = "label=com.docker.compose.project=homelab-vaultwarden"
+                folder = "/opt/homelab/apps/vaultwarden"
+
+                def on_device(script):
+                    return subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "sh", "-c", script,
+                                           "walk", project, folder], capture_output=True, text=True, check=True).stdout
+                page.goto(base + "/apps/vaultwarden")
                 page.once("dialog", lambda d: d.accept())
                 page.check("#delete-data")
                 page.click("#app-remove-button")
@@ -538,7 +670,9 @@ def main():
                              ("updates page", updates_page),
                              ("update channel with a window", update_channel),
                              ("add a device and see it on the dashboard", add_device),
-                             ("deploy an app, open it, remove it", deploy_app),
+                             ("deploy an app, open it", deploy_app),
+                             ("back the app up to an SSH server", back_up_app),
+                             ("remove the app with its data", remove_app),
                              ("cable pulled while an app starts", cable_pulled_while_starting),
                              ("install Docker on a device without it", install_docker),
                              ("sign out and in", sign_out_and_in), ("phone width, dark mode", phone_and_dark),

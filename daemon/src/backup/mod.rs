@@ -9,6 +9,7 @@
 //! password from the recovery sheet opens one, with no Homelab in the way.
 
 pub mod restic;
+pub mod schedule;
 
 use std::fmt;
 

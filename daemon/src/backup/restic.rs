@@ -37,6 +37,9 @@ const SECRETS_DIR: &str = "/run/homelab";
 pub const CACHE_VOLUME: &str = "homelab-restic-cache";
 /// Label on every one-off restic container.
 pub const LABEL: &str = "homelab.backup";
+/// Which daemon started a one-off container (random per daemon start): what another start
+/// finds with a different value was left behind by a daemon that stopped under it.
+pub const OWNER_LABEL: &str = "homelab.backup.owner";
 
 /// The `known_hosts` line for a pinned host key (`[host]:port` when the port is not 22).
 pub fn known_hosts_line(host: &str, port: u16, key_openssh: &str) -> String {
@@ -134,6 +137,17 @@ impl ResticFailure {
         }
     }
 
+    /// What restic's complaint means (None when it did not get to say: the engine failed,
+    /// or the run was stopped at its deadline).
+    pub fn why(&self) -> Option<Why> {
+        match self {
+            ResticFailure::Said(e) if e.exit_code.is_some() => {
+                Some(explain(&e.stderr_tail.join("\n"), "").kind)
+            }
+            _ => None,
+        }
+    }
+
     /// True when the repository is not there yet (so `init` makes it).
     pub fn no_repository(&self) -> bool {
         matches!(self, ResticFailure::Said(e) if explain(&e.stderr_tail.join("\n"), "").kind == Why::NoRepository)
@@ -158,6 +172,8 @@ pub enum Why {
     Locked,
     NoBucket,
     S3Denied,
+    /// `check` found stored data that does not match its hash, or missing pieces.
+    Damaged,
     Other,
 }
 
@@ -195,6 +211,9 @@ impl Explained {
             Why::S3Denied => format!(
                 "{d} refused the access key. Check the key id and secret, and that the key may read and write this bucket."
             ),
+            Why::Damaged => format!(
+                "Some backup data at {d} is damaged: the check found pieces that no longer match what was stored. Make a new backup of each app now (Back up now), so a sound copy exists; if this comes back, the disk there may be failing."
+            ),
             Why::Other => format!("The backup tool said: {}", self.last),
         }
     }
@@ -221,6 +240,12 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         Why::S3Denied
     } else if has("no space left on device") || has("No space left on device") {
         Why::Full
+    } else if has("repository contains errors")
+        || has("does not match")
+        || has("pack file cannot be listed")
+        || has("is damaged")
+    {
+        Why::Damaged
     } else if has("repository is already locked") {
         Why::Locked
     } else if has("repository does not exist")

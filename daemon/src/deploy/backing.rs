@@ -88,13 +88,20 @@ sync
 /// $1 the folder.
 const MAKE_FOLDER: &str = r#"mkdir -p -- "$1" && test -w "$1" && echo ready"#;
 
-/// The app's database dumped by its own login from a container of the shared instance's image
-/// on its network; the password is the first line on stdin.
-/// $1 postgres|mariadb, $2 the instance's host name, $3 the database (and login).
-const DUMP: &str = r#"IFS= read -r pw || exit 90
-case $1 in
-  postgres) PGPASSWORD=$pw exec pg_dump -h "$2" -U "$3" -d "$3" --no-owner -f /dump/database.sql ;;
-  mariadb) MYSQL_PWD=$pw exec mariadb-dump -h "$2" -u "$3" --single-transaction --routines --triggers --result-file=/dump/database.sql "$3" ;;
+/// An app's database in the shared instance, saved or loaded by the app's own login from a
+/// container of the instance's image on its network; the password is the first line on stdin.
+/// PostgreSQL's is an archive (`pg_dump -Fc`) that `pg_restore` loads itself, so nothing in
+/// the app's data can become a client command; MariaDB's client loads with `--sandbox` for
+/// the same reason. Loading is one transaction (PostgreSQL) and stops at the first error.
+/// $1 dump|load, $2 postgres|mariadb, $3 the instance's host name, $4 the database (and login).
+const DATABASE_TOOL: &str = r#"IFS= read -r pw || exit 90
+case $1-$2 in
+  dump-postgres) PGPASSWORD=$pw exec pg_dump -Fc -h "$3" -U "$4" -d "$4" --no-owner --no-privileges -f /dump/database.pgdump ;;
+  dump-mariadb) MYSQL_PWD=$pw exec mariadb-dump -h "$3" -u "$4" --single-transaction --routines --triggers --result-file=/dump/database.sql "$4" ;;
+  load-postgres) test -f /dump/database.pgdump || exit 91
+    PGPASSWORD=$pw exec pg_restore -h "$3" -U "$4" -d "$4" --no-owner --no-privileges --exit-on-error --single-transaction /dump/database.pgdump ;;
+  load-mariadb) test -f /dump/database.sql || exit 91
+    MYSQL_PWD=$pw exec mariadb --sandbox -h "$3" -u "$4" "$4" < /dump/database.sql ;;
 esac
 exit 2
 "#;
@@ -264,7 +271,7 @@ impl Deployer {
         Ok(())
     }
 
-    async fn destination(&self, id: i64) -> Result<DestinationRow, DeployError> {
+    pub(super) async fn destination(&self, id: i64) -> Result<DestinationRow, DeployError> {
         self.store
             .backup_destination(id)
             .await?
@@ -272,7 +279,7 @@ impl Deployer {
     }
 
     /// The destination's address and what opens it.
-    async fn credentials(
+    pub(super) async fn credentials(
         &self,
         row: &DestinationRow,
     ) -> Result<(Target, Credentials), DeployError> {
@@ -351,7 +358,7 @@ impl Deployer {
         container: &str,
     ) -> Result<bool, DeployError> {
         self.ensure_restic(remote).await?;
-        let spec = restic::spec(container, target, &["cat", "config"], Vec::new());
+        let spec = self.restic_spec(container, target, &["cat", "config"], Vec::new());
         let opened = self
             .restic_noted(
                 remote,
@@ -363,7 +370,7 @@ impl Deployer {
         match opened {
             Ok(_) => Ok(false),
             Err(f) if f.no_repository() => {
-                let spec = restic::spec(
+                let spec = self.restic_spec(
                     container,
                     target,
                     &["init", "--repository-version", "2"],
@@ -384,7 +391,7 @@ impl Deployer {
     }
 
     /// Runs a short restic command and notes it in "What I did".
-    async fn restic_noted(
+    pub(super) async fn restic_noted(
         &self,
         remote: &Remote,
         spec: &OneOff,
@@ -405,7 +412,7 @@ impl Deployer {
     }
 
     /// A device to run restic on for work that is not an app's: the first that answers.
-    async fn any_device(&self) -> Result<Remote, DeployError> {
+    pub(super) async fn any_device(&self) -> Result<Remote, DeployError> {
         let mut last = None;
         for device in self.store.devices().await?.into_iter().take(3) {
             match Remote::connect(&self.devices, device, None).await {
@@ -420,8 +427,73 @@ impl Deployer {
         }))
     }
 
-    /// Pulls the restic image onto the device unless it is there.
-    async fn ensure_restic(&self, remote: &Remote) -> Result<(), DeployError> {
+    /// The labels of this daemon's one-off backup containers (`what` they are for).
+    fn backup_labels(&self, what: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (restic::LABEL.to_string(), what.to_string()),
+            (restic::OWNER_LABEL.to_string(), self.backup_owner.clone()),
+        ])
+    }
+
+    /// A restic run as a one-off container of this daemon's.
+    pub(super) fn restic_spec(
+        &self,
+        name: &str,
+        target: &Target,
+        command: &[&str],
+        binds: Vec<String>,
+    ) -> OneOff {
+        let mut spec = restic::spec(name, target, command, binds);
+        spec.labels = self.backup_labels("restic");
+        spec
+    }
+
+    /// The lock backups (shared) and the box's upkeep (alone) take on a destination.
+    pub(super) fn destination_lock(&self, id: i64) -> Arc<tokio::sync::RwLock<()>> {
+        let mut locks = self
+            .destination_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Removed destinations' locks go with the next one asked for.
+        if locks.len() > 64 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(id).or_default().clone()
+    }
+
+    /// Pulls the restic image onto the device unless it is there. The first time since this
+    /// daemon started, it also removes backup containers an earlier start left on the device
+    /// (their runs were closed as failed when it started): a restic still running there would
+    /// hold its lock and read the disk for nothing.
+    pub(super) async fn ensure_restic(&self, remote: &Remote) -> Result<(), DeployError> {
+        let first = self
+            .backup_swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(remote.device.id);
+        if first {
+            match crate::docker::run::remove_left_over(
+                &remote.docker,
+                restic::LABEL,
+                restic::OWNER_LABEL,
+                &self.backup_owner,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(device = %remote.device.name, n, "removed backup containers left by an earlier start")
+                }
+                Err(e) => {
+                    // Tried again next time.
+                    self.backup_swept
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&remote.device.id);
+                    return Err(self.docker_error(remote, e));
+                }
+            }
+        }
         let present = crate::docker::project::image_present(&remote.docker, backup::RESTIC_IMAGE)
             .await
             .map_err(|e| self.docker_error(remote, e))?;
@@ -470,10 +542,11 @@ impl Deployer {
         for row in self.store.backup_destinations().await? {
             let (target, creds) = self.credentials(&row).await?;
             // Its own name: a listing never touches the app's backup or restore run.
-            let spec = restic::spec(
+            let spec = self.restic_spec(
                 &format!("homelab-restic-list-{slug}-{}", unique()),
                 &target,
-                &["snapshots", "--json", "--host", slug],
+                // No lock: a listing must never stop a backup's forget or the weekly prune.
+                &["snapshots", "--no-lock", "--json", "--host", slug],
                 Vec::new(),
             );
             let mut stdout = String::new();
@@ -539,17 +612,7 @@ impl Deployer {
             ));
         }
         self.destination(destination_id).await?;
-        let app = self.deployed(slug).await?;
-        if self
-            .store
-            .shared_database_of(slug.to_string(), app.device_id)
-            .await?
-            .is_some()
-        {
-            return Err(DeployError::BackupRefused(format!(
-                "{slug} keeps its data in the shared database: restoring such apps in place is not available yet. Its backups hold the database too (as database.sql), for a manual restore."
-            )));
-        }
+        self.deployed(slug).await?;
         let task = BackupTask {
             destination_id: Some(destination_id),
             snapshot: Some(snapshot.to_string()),
@@ -606,7 +669,51 @@ impl Deployer {
         Ok(out)
     }
 
+    /// A backup job. When it fails before any destination's run began (the device does not
+    /// answer, the database dump failed), each destination still gets a failed run, so the
+    /// app's history and the dashboard say so.
     pub(super) async fn backup_steps(&self, job: &Job) -> Result<String, DeployError> {
+        let result = self.backup_app(job).await;
+        if let Err(e) = &result {
+            let slug = job.recipe.manifest.slug.clone();
+            let began = self
+                .store
+                .backup_runs(slug.clone(), 1)
+                .await
+                .ok()
+                .and_then(|r| r.into_iter().next())
+                .is_some_and(|r| r.deployment_id == job.id);
+            if !began {
+                let destinations: Vec<i64> =
+                    match job.backup.as_ref().and_then(|t| t.destination_id) {
+                        Some(d) => vec![d],
+                        None => self
+                            .store
+                            .backup_destinations()
+                            .await
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|d| d.id)
+                            .collect(),
+                    };
+                for d in destinations {
+                    if let Ok(run) = self
+                        .store
+                        .begin_backup_run(slug.clone(), d, job.device.id, job.id)
+                        .await
+                    {
+                        let _ = self
+                            .store
+                            .finish_backup_run(run, false, String::new(), 0, 0, 0, e.to_string())
+                            .await;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    async fn backup_app(&self, job: &Job) -> Result<String, DeployError> {
         let (id, recipe) = (job.id, &job.recipe);
         let m = &recipe.manifest;
         let slug = m.slug.as_str();
@@ -640,7 +747,8 @@ impl Deployer {
             .store
             .shared_database_of(slug.to_string(), app.device_id)
             .await?;
-        let dump_volume = format!("{project}_homelab-dump");
+        // Outside Compose's names (`<project>_<volume>`), so no recipe's volume can be it.
+        let dump_volume = format!("homelab-dump-{slug}");
         if let Some(db) = &shared {
             let engine = crate::pool::Engine::parse(&db.engine).ok_or_else(|| {
                 DeployError::BackupRefused(format!("Unknown database kind {}", db.engine))
@@ -738,6 +846,21 @@ impl Deployer {
         share: i64,
     ) -> Result<String, DeployError> {
         let slug = job.recipe.manifest.slug.as_str();
+        let lock = self.destination_lock(row.id);
+        let shared = match lock.try_read() {
+            Ok(g) => g,
+            Err(_) => {
+                self.progress(
+                    job.id,
+                    slug,
+                    DeploymentState::Starting,
+                    base,
+                    format!("Waiting for the check of {} to finish…", row.name),
+                )
+                .await;
+                lock.read().await
+            }
+        };
         let run = self
             .store
             .begin_backup_run(slug.to_string(), row.id, remote.device.id, job.id)
@@ -751,7 +874,7 @@ impl Deployer {
             if binds.iter().any(|b| b.contains(":/database")) {
                 args.push("/database");
             }
-            let spec = restic::spec(&container, &target, &args, binds.to_vec());
+            let spec = self.restic_spec(&container, &target, &args, binds.to_vec());
             let (tx, mut rx) = tokio::sync::watch::channel::<Option<BackupLine>>(None);
             let mut summary = None;
             let mut last_sent = Instant::now() - PROGRESS_EVERY;
@@ -826,6 +949,12 @@ impl Deployer {
         .await;
         match outcome {
             Ok((snapshot, files, bytes, added)) => {
+                // restic's forget needs the repository alone: only when no other backup
+                // to this destination runs now (else the next backup applies the rules).
+                drop(shared);
+                if let Ok(_alone) = lock.try_write() {
+                    self.forget_old(remote, row, slug).await;
+                }
                 self.store
                     .finish_backup_run(
                         run,
@@ -858,6 +987,46 @@ impl Deployer {
         }
     }
 
+    /// Applies the app's keep rules at the destination after a backup: restic forgets the
+    /// snapshots no rule keeps (the newest always stays); the data they alone held goes at
+    /// the weekly prune. A failure here leaves the new backup good, and the next run tries
+    /// again, so it is noted and not raised.
+    async fn forget_old(&self, remote: &Remote, row: &DestinationRow, slug: &str) {
+        let policy = self.backup_policy(slug).await;
+        let Ok((target, creds)) = self.credentials(row).await else {
+            return;
+        };
+        let keep = policy.forget_args();
+        let mut args = vec![
+            "forget",
+            "--host",
+            slug,
+            "--tag",
+            "homelab",
+            "--group-by",
+            "host",
+        ];
+        args.extend(keep.iter().map(String::as_str));
+        let spec = self.restic_spec(
+            &format!("homelab-restic-{slug}"),
+            &target,
+            &args,
+            Vec::new(),
+        );
+        let _ = self
+            .restic_noted(
+                remote,
+                &spec,
+                &creds,
+                &format!(
+                    "Keep the backups the rules keep at {}: restic forget {}",
+                    row.name,
+                    keep.join(" ")
+                ),
+            )
+            .await;
+    }
+
     /// Dumps the app's shared database into `volume` (made fresh) as `database.sql`.
     async fn dump_database(
         &self,
@@ -869,27 +1038,108 @@ impl Deployer {
         password: &str,
     ) -> Result<(), DeployError> {
         let _ = remote.remove_volume(volume).await;
-        crate::docker::run::create_volume(
-            &remote.docker,
-            volume,
-            HashMap::from([(restic::LABEL.to_string(), "dump".to_string())]),
-        )
-        .await
-        .map_err(|e| self.docker_error(remote, e))?;
+        crate::docker::run::create_volume(&remote.docker, volume, self.backup_labels("dump"))
+            .await
+            .map_err(|e| self.docker_error(remote, e))?;
+        let ran = self
+            .database_tool(remote, slug, engine, database, volume, password, "dump")
+            .await?;
+        if !ran.success() {
+            return Err(DeployError::BackupFailed {
+                message: format!(
+                    "The app's database could not be saved, so nothing was backed up. Is the shared {} running?",
+                    engine.words()
+                ),
+                detail: ran.stderr_tail.join("\n"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces the app's database in the shared instance with the one saved in `volume`:
+    /// dropped, made again empty for its login (same password, same extensions), and loaded
+    /// by that login. The app must be stopped.
+    #[allow(clippy::too_many_arguments)] // the database, each once
+    pub(super) async fn reload_database(
+        &self,
+        remote: &Remote,
+        engine: crate::pool::Engine,
+        slug: &str,
+        database: &str,
+        password: &str,
+        extensions: &[String],
+        volume: &str,
+    ) -> Result<(), DeployError> {
+        let refused = |detail: String| DeployError::SharedDbRefused {
+            engine,
+            device: remote.device.name.clone(),
+            detail,
+        };
+        let script = crate::pool::sql::drop(engine, database, database, true, false)
+            .map_err(|e| refused(e.to_string()))?;
+        let out = remote
+            .db_exec(engine, "Empty the app's database", &script)
+            .await?;
+        if !out.success() {
+            return Err(refused(out.stderr));
+        }
+        let script = crate::pool::sql::provision(engine, database, database, password, extensions)
+            .map_err(|e| refused(e.to_string()))?;
+        let out = remote
+            .db_exec(engine, "Make the app's database again", &script)
+            .await?;
+        if !out.success() {
+            return Err(refused(out.stderr));
+        }
+        let ran = self
+            .database_tool(remote, slug, engine, database, volume, password, "load")
+            .await?;
+        if !ran.success() {
+            let message = if ran.exit_code == Some(91) {
+                "This backup holds no database Homelab can load (it was made by an older version). Its database/ folder can be restored by hand.".to_string()
+            } else {
+                format!(
+                    "The backup's database could not be loaded into the shared {}.",
+                    engine.words()
+                )
+            };
+            return Err(DeployError::BackupFailed {
+                message,
+                detail: ran.stderr_tail.join("\n"),
+            });
+        }
+        self.forget_shared_view(remote.device.id);
+        Ok(())
+    }
+
+    /// Runs `DATABASE_TOOL` (`action` dump or load) against the app's database, with its
+    /// dump in `volume` at /dump, and notes it.
+    #[allow(clippy::too_many_arguments)] // the database, each once
+    async fn database_tool(
+        &self,
+        remote: &Remote,
+        slug: &str,
+        engine: crate::pool::Engine,
+        database: &str,
+        volume: &str,
+        password: &str,
+        action: &str,
+    ) -> Result<crate::docker::run::Ended, DeployError> {
         let spec = OneOff {
-            name: format!("homelab-dump-{slug}"),
+            name: format!("homelab-db-{action}-{slug}"),
             image: engine.image().to_string(),
             entrypoint: vec!["/bin/sh".into(), "-c".into()],
             cmd: vec![
-                DUMP.to_string(),
-                "dump".into(),
+                DATABASE_TOOL.to_string(),
+                "database".into(),
+                action.into(),
                 engine.as_str().into(),
                 engine.project().into(),
                 database.to_string(),
             ],
             binds: vec![format!("{volume}:/dump")],
             network: Some(engine.network().to_string()),
-            labels: HashMap::from([(restic::LABEL.to_string(), "dump".to_string())]),
+            labels: self.backup_labels(action),
             ..Default::default()
         };
         let t = Instant::now();
@@ -906,7 +1156,8 @@ impl Deployer {
         remote
             .note(
                 format!(
-                    "Save the app's database: {} dump of {database}, as its own login",
+                    "{} the app's database: {} {action} of {database}, as its own login",
+                    if action == "dump" { "Save" } else { "Load" },
                     engine.words()
                 ),
                 exit_words(ran.exit_code),
@@ -914,16 +1165,7 @@ impl Deployer {
                 ran.stderr_tail.join("\n"),
             )
             .await;
-        if !ran.success() {
-            return Err(DeployError::BackupFailed {
-                message: format!(
-                    "The app's database could not be saved, so nothing was backed up. Is the shared {} running?",
-                    engine.words()
-                ),
-                detail: ran.stderr_tail.join("\n"),
-            });
-        }
-        Ok(())
+        Ok(ran)
     }
 
     pub(super) async fn restore_steps(&self, job: &Job) -> Result<String, DeployError> {
@@ -936,29 +1178,57 @@ impl Deployer {
             return Err(DeployError::NotFound);
         };
         let row = self.destination(dest_id).await?;
+        // Held while restic reads the repository, so the weekly prune waits for it.
+        let lock = self.destination_lock(dest_id);
+        let _reading = lock.read().await;
         let (target, creds) = self.credentials(&row).await?;
         let (app, remote, values, _) = self.installed_app(job).await?;
         self.ensure_restic(&remote).await?;
         let volumes = self.data_volumes(&remote, job).await?;
-        if volumes.is_empty() {
+        // Its database, when it is in the shared instance: restored from the backup's dump.
+        let shared = self
+            .store
+            .shared_database_of(slug.to_string(), app.device_id)
+            .await?;
+        let engine = match &shared {
+            Some(db) => Some(crate::pool::Engine::parse(&db.engine).ok_or_else(|| {
+                DeployError::BackupRefused(format!("Unknown database kind {}", db.engine))
+            })?),
+            None => None,
+        };
+        if volumes.is_empty() && shared.is_none() {
             return Err(DeployError::BackupRefused(format!(
                 "{} keeps no data to restore.",
                 m.name
             )));
         }
-        let root = self.volumes_root(&remote, &volumes).await?;
+        let root = if volumes.is_empty() {
+            String::new()
+        } else {
+            self.volumes_root(&remote, &volumes).await?
+        };
         let pairs: Vec<(String, String)> = volumes
             .iter()
             .map(|(_, live)| (live.clone(), format!("{live}-restore")))
             .collect();
-        let staging: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+        let mut staging: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+        // The backup's database, and the current one kept until the app answers.
+        let db_staging = format!("homelab-restore-db-{id}");
+        let db_kept = format!("homelab-kept-db-{id}");
+        if shared.is_some() {
+            staging.push(db_staging.clone());
+        }
+        let mut made = staging.clone();
+        if shared.is_some() {
+            made.push(db_kept.clone());
+        }
 
         // Restored beside the live data while the app still runs.
         self.step(
             id,
             "restore-volumes",
             &Undo::RemoveVolumes {
-                volumes: staging.clone(),
+                volumes: made.clone(),
             },
         )
         .await?;
@@ -980,24 +1250,20 @@ impl Deployer {
             format!("Restoring {}'s data from {}…", m.name, row.name),
         )
         .await;
-        let binds: Vec<String> = volumes
+        let mut binds: Vec<String> = volumes
             .iter()
             .zip(&staging)
             .map(|((key, _), s)| format!("{s}:/restore/data/{key}"))
             .collect();
-        let spec = restic::spec(
-            &format!("homelab-restic-{slug}"),
-            &target,
-            &[
-                "restore",
-                &snapshot,
-                "--target",
-                "/restore",
-                "--include",
-                "/data",
-            ],
-            binds,
-        );
+        let mut args = vec!["restore", snapshot.as_str(), "--target", "/restore"];
+        if !volumes.is_empty() {
+            args.extend(["--include", "/data"]);
+        }
+        if shared.is_some() {
+            binds.push(format!("{db_staging}:/restore/database"));
+            args.extend(["--include", "/database"]);
+        }
+        let spec = self.restic_spec(&format!("homelab-restic-{slug}"), &target, &args, binds);
         let t = Instant::now();
         let restored = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |_, _| {}).await;
         remote
@@ -1039,6 +1305,53 @@ impl Deployer {
                 &["stop"],
             )
             .await?;
+        if let (Some(db), Some(engine)) = (&shared, engine) {
+            let password = m
+                .database
+                .as_ref()
+                .and_then(|d| values.get(&d.env.password))
+                .cloned()
+                .unwrap_or_default();
+            let extensions = m
+                .database
+                .as_ref()
+                .map(|d| d.extensions.clone())
+                .unwrap_or_default();
+            // The database as it is now, saved first: a failed load or health check puts it back.
+            self.dump_database(&remote, slug, engine, &db.database, &db_kept, &password)
+                .await?;
+            self.step(
+                id,
+                "restore-database",
+                &Undo::ReloadDatabase {
+                    engine,
+                    slug: slug.to_string(),
+                    database: db.database.clone(),
+                    volume: db_kept.clone(),
+                    dir: app.app_dir.clone(),
+                    project: project.clone(),
+                },
+            )
+            .await?;
+            self.progress(
+                id,
+                slug,
+                DeploymentState::Starting,
+                75,
+                format!("Loading {}'s database from the backup…", m.name),
+            )
+            .await;
+            self.reload_database(
+                &remote,
+                engine,
+                slug,
+                &db.database,
+                &password,
+                &extensions,
+                &db_staging,
+            )
+            .await?;
+        }
         self.step(
             id,
             "restore-switch",
@@ -1051,8 +1364,10 @@ impl Deployer {
             },
         )
         .await?;
-        self.swap_volumes(&remote, &root, id, "forward", &pairs)
-            .await?;
+        if !pairs.is_empty() {
+            self.swap_volumes(&remote, &root, id, "forward", &pairs)
+                .await?;
+        }
         remote
             .compose_up(
                 "Start the app on the restored data",
@@ -1082,7 +1397,7 @@ impl Deployer {
             format!("{} answers on the restored data.", m.name),
         )
         .await;
-        for s in &staging {
+        for s in &made {
             let _ = remote.remove_volume(s).await;
         }
         Ok(format!(
@@ -1154,7 +1469,7 @@ impl Deployer {
             entrypoint: vec!["/bin/sh".into(), "-c".into()],
             cmd,
             binds: vec![format!("{root}:/volumes")],
-            labels: HashMap::from([(restic::LABEL.to_string(), "swap".to_string())]),
+            labels: self.backup_labels("swap"),
             ..Default::default()
         };
         let t = Instant::now();
@@ -1199,7 +1514,7 @@ fn refused(e: backup::BackupError) -> DeployError {
     DeployError::BackupRefused(e.to_string())
 }
 
-fn failed(f: &ResticFailure, destination: &str) -> DeployError {
+pub(super) fn failed(f: &ResticFailure, destination: &str) -> DeployError {
     DeployError::BackupFailed {
         message: f.words(destination),
         detail: failure_text(f),
@@ -1213,7 +1528,7 @@ fn failure_text(f: &ResticFailure) -> String {
     }
 }
 
-fn outcome_words<T>(r: &Result<T, ResticFailure>) -> String {
+pub(super) fn outcome_words<T>(r: &Result<T, ResticFailure>) -> String {
     match r {
         Ok(_) => "exit 0".into(),
         Err(ResticFailure::Said(e)) => exit_words(e.exit_code),
@@ -1229,7 +1544,7 @@ fn exit_words(code: Option<i64>) -> String {
     }
 }
 
-fn failure_detail<T>(r: &Result<T, ResticFailure>) -> String {
+pub(super) fn failure_detail<T>(r: &Result<T, ResticFailure>) -> String {
     match r {
         Ok(_) => String::new(),
         Err(f) => failure_text(f),

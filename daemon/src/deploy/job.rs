@@ -481,7 +481,7 @@ impl Deployer {
     /// Adds the recipe's secrets to `values`: ones already in the vault (kept from an earlier
     /// removal "keeping data", or from the running version) are reused, because data was made
     /// with them; missing ones are generated and sealed, and only those are undone on failure.
-    async fn fill_secrets(
+    pub(super) async fn fill_secrets(
         &self,
         id: i64,
         recipe: &Recipe,

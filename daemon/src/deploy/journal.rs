@@ -2,6 +2,8 @@
 //! a failure (or a restart mid-way) undoes the recorded steps in reverse, and undos that could
 //! not finish are retried.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{DeployError, Deployer, DeploymentState, Remote, sentences};
@@ -75,6 +77,16 @@ pub(super) enum Undo {
         job: i64,
         root: String,
         pairs: Vec<(String, String)>,
+        dir: String,
+        project: String,
+    },
+    /// A restore replaced the app's database in the shared instance: the app stopped, and
+    /// the database as it was before (saved in `volume`) loaded again.
+    ReloadDatabase {
+        engine: crate::pool::Engine,
+        slug: String,
+        database: String,
+        volume: String,
         dir: String,
         project: String,
     },
@@ -202,6 +214,7 @@ impl Deployer {
                 | Undo::RemoveVolumes { .. }
                 | Undo::StartApp { .. }
                 | Undo::SwapVolumes { .. }
+                | Undo::ReloadDatabase { .. }
                 | Undo::RemoveRoute { .. } => {
                     if remote.is_none() {
                         let Some(device) = self.store.device(d.device_id).await? else {
@@ -266,6 +279,42 @@ impl Deployer {
                             r.compose("Stop the app to switch back", dir, project, &["stop"])
                                 .await?;
                             self.swap_volumes(r, root, *job, "back", pairs).await?;
+                        }
+                        Undo::ReloadDatabase {
+                            engine,
+                            slug,
+                            database,
+                            volume,
+                            dir,
+                            project,
+                        } => {
+                            r.compose(
+                                "Stop the app to load its database back",
+                                dir,
+                                project,
+                                &["stop"],
+                            )
+                            .await?;
+                            let recipe = self.recipe(slug)?.clone();
+                            let db = recipe.manifest.database.clone();
+                            let mut values = BTreeMap::new();
+                            self.fill_secrets(d.id, &recipe, &mut values).await?;
+                            let password = db
+                                .as_ref()
+                                .and_then(|db| values.get(&db.env.password))
+                                .cloned()
+                                .unwrap_or_default();
+                            let extensions = db.map(|db| db.extensions).unwrap_or_default();
+                            self.reload_database(
+                                r,
+                                *engine,
+                                slug,
+                                database,
+                                &password,
+                                &extensions,
+                                volume,
+                            )
+                            .await?;
                         }
                         Undo::RemoveSharedDb { engine, .. } => {
                             self.remove_shared_db_if_idle(r, *engine, false).await?;

@@ -38,10 +38,12 @@ mod manage;
 pub mod naming;
 mod pooling;
 pub use pooling::SharedInstance;
+pub use scheduled::policy_for;
 mod plan;
 mod preflight;
 mod remote;
 pub mod render;
+mod scheduled;
 mod upkeep;
 
 use std::collections::BTreeMap;
@@ -533,6 +535,19 @@ pub struct Deployer {
     /// The last live reading of each device's shared databases, for its page (bounded by the
     /// devices).
     shared_view: std::sync::Mutex<BTreeMap<i64, (std::time::Instant, Vec<SharedInstance>)>>,
+    /// This daemon's mark on its backup containers (random per start), so the first backup
+    /// work on a device after a start removes what an earlier start left running there.
+    backup_owner: String,
+    /// Devices already cleared of left-over backup containers since this start.
+    backup_swept: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// Per destination: backups hold it shared, the box's prune and check alone (restic's
+    /// own exclusive lock would otherwise fail a backup that meets a prune). Bounded by the
+    /// destinations.
+    destination_locks: std::sync::Mutex<BTreeMap<i64, Arc<tokio::sync::RwLock<()>>>>,
+    /// The scheduled backup running now, if any: scheduled backups run one at a time.
+    scheduled_job: std::sync::Mutex<Option<i64>>,
+    /// When each destination's upkeep was last tried (bounded by the destinations).
+    upkeep_tried: std::sync::Mutex<BTreeMap<i64, std::time::Instant>>,
 }
 
 /// How long an owner's request waits for a background check to let go of an app.
@@ -620,6 +635,14 @@ impl Deployer {
             pool_locks: Default::default(),
             pool_memory: Default::default(),
             shared_view: Default::default(),
+            backup_owner: crate::secrets::random_bytes::<8>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            backup_swept: Default::default(),
+            destination_locks: Default::default(),
+            scheduled_job: Default::default(),
+            upkeep_tried: Default::default(),
         }
     }
 

@@ -257,3 +257,39 @@ pub async fn volume_exists(docker: &Docker, name: &str) -> Result<bool, DockerEr
         Err(e) => Err(e.into()),
     }
 }
+
+/// Removes every container labelled `label` (running ones are killed) whose `owner_label` is
+/// not `owner`: one-off runs a daemon left behind when it stopped under them. Returns how many.
+pub async fn remove_left_over(
+    docker: &Docker,
+    label: &str,
+    owner_label: &str,
+    owner: &str,
+) -> Result<usize, DockerError> {
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+            ..Default::default()
+        }))
+        .await?;
+    let mut removed = 0;
+    for c in list {
+        let mine = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(owner_label))
+            .is_some_and(|o| o == owner);
+        if mine {
+            continue;
+        }
+        if let Some(id) = c.id {
+            remove(docker, &id).await;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -22,10 +22,14 @@ pub struct DestinationRow {
     pub check_ok: bool,
     pub check_message: String,
     pub created_at: i64,
+    /// When the box last pruned and checked it (0: never).
+    pub maintained_at: i64,
+    /// What that check found wrong, with the fix ('' while the stored data is sound).
+    pub damage: String,
 }
 
-const DEST_COLUMNS: &str =
-    "id, name, target, host_key, checked_at, check_ok, check_message, created_at";
+const DEST_COLUMNS: &str = "id, name, target, host_key, checked_at, check_ok, check_message, \
+    created_at, maintained_at, damage";
 
 fn dest_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
     Ok(DestinationRow {
@@ -37,6 +41,8 @@ fn dest_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
         check_ok: r.get::<_, i64>(5)? != 0,
         check_message: r.get(6)?,
         created_at: r.get(7)?,
+        maintained_at: r.get(8)?,
+        damage: r.get(9)?,
     })
 }
 
@@ -78,6 +84,19 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<BackupRunRow> {
         added: r.get(11)?,
         message: r.get(12)?,
     })
+}
+
+/// How often an app is backed up and which backups stay (`backup::schedule::Policy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRow {
+    /// The app, or '' for the default.
+    pub slug: String,
+    pub schedule: String,
+    pub keep_within_days: u32,
+    pub keep_hourly: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
 }
 
 impl Store {
@@ -276,6 +295,123 @@ impl Store {
             ))?;
             let rows = st.query_map([], run_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every policy set: the default (slug '') and apps' own.
+    pub async fn backup_policies(&self) -> Result<Vec<PolicyRow>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT slug, schedule, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+                   keep_within_days FROM backup_policies ORDER BY slug",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(PolicyRow {
+                    slug: r.get(0)?,
+                    schedule: r.get(1)?,
+                    keep_hourly: r.get(2)?,
+                    keep_daily: r.get(3)?,
+                    keep_weekly: r.get(4)?,
+                    keep_monthly: r.get(5)?,
+                    keep_within_days: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Sets a policy (the default with slug ''), or removes an app's own (`None`: it follows
+    /// the default again). The scheduler forgets what it handled for the apps it affects, so
+    /// their first backup under it is its next scheduled time, not one at once.
+    pub async fn set_backup_policy(
+        &self,
+        slug: String,
+        policy: Option<PolicyRow>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            match &policy {
+                Some(p) => {
+                    tx.execute(
+                        "INSERT INTO backup_policies (slug, schedule, keep_hourly, keep_daily,
+                           keep_weekly, keep_monthly, updated_at, keep_within_days)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (slug) DO UPDATE SET schedule = ?2, keep_hourly = ?3,
+                           keep_daily = ?4, keep_weekly = ?5, keep_monthly = ?6, updated_at = ?7,
+                           keep_within_days = ?8",
+                        params![
+                            slug,
+                            p.schedule,
+                            p.keep_hourly,
+                            p.keep_daily,
+                            p.keep_weekly,
+                            p.keep_monthly,
+                            now_unix(),
+                            p.keep_within_days
+                        ],
+                    )?;
+                }
+                None => {
+                    tx.execute("DELETE FROM backup_policies WHERE slug = ?1", [&slug])?;
+                }
+            }
+            if slug.is_empty() {
+                tx.execute(
+                    "DELETE FROM backup_schedule WHERE slug NOT IN (SELECT slug FROM backup_policies)",
+                    [],
+                )?;
+            } else {
+                tx.execute("DELETE FROM backup_schedule WHERE slug = ?1", [&slug])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The latest scheduled time handled per app (unix seconds).
+    pub async fn backup_schedule_handled(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT slug, handled_at FROM backup_schedule")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn set_backup_schedule_handled(
+        &self,
+        slug: String,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO backup_schedule (slug, handled_at) VALUES (?1, ?2)
+                 ON CONFLICT (slug) DO UPDATE SET handled_at = ?2",
+                params![slug, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the box's upkeep of a destination (prune and check): when, and the damage
+    /// the check found ('' when sound).
+    pub async fn set_destination_maintained(
+        &self,
+        id: i64,
+        damage: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backup_destinations SET maintained_at = ?2, damage = ?3 WHERE id = ?1",
+                params![id, now_unix(), damage],
+            )?;
+            Ok(())
         })
         .await
     }

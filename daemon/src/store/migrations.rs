@@ -282,6 +282,31 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX backup_runs_app ON backup_runs (slug, started_at);
     "#,
+    // 10: backup schedules and the box's upkeep of destinations. A policy per app, or the
+    // default (slug '') every app without its own follows; what the scheduler last handled per
+    // app (so a run missed while the box was off is made once it starts); when each
+    // destination was last pruned and checked, and the damage a check found.
+    r#"
+    CREATE TABLE backup_policies (
+        slug         TEXT PRIMARY KEY,
+        -- A five-field cron expression in the box's time zone, or 'off'.
+        schedule     TEXT NOT NULL,
+        keep_within_days INTEGER NOT NULL,
+        keep_hourly  INTEGER NOT NULL,
+        keep_daily   INTEGER NOT NULL,
+        keep_weekly  INTEGER NOT NULL,
+        keep_monthly INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE backup_schedule (
+        slug       TEXT PRIMARY KEY,
+        -- The latest scheduled time (unix) the scheduler started a backup for, or skipped.
+        handled_at INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE backup_destinations ADD COLUMN maintained_at INTEGER NOT NULL DEFAULT 0;
+    -- What the last check of the stored data found wrong, in words with the fix ('' when sound).
+    ALTER TABLE backup_destinations ADD COLUMN damage TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -30,6 +30,12 @@ pub const NETWORK_ROUTER_CHECK_AGAIN: &str = "/network/router/check-again";
 pub const NETWORK_ROUTER_TRAFFIC: &str = "/network/router/traffic";
 pub const DASHBOARD_NETWORK: &str = "/dashboard/network";
 pub const BACKUPS: &str = "/backups";
+// The Backups page's parts and forms (views::backups).
+pub const BACKUPS_DESTINATIONS: &str = "/backups/destinations";
+pub const BACKUPS_DESTINATION_CHECK: &str = "/backups/destinations/{id}/check";
+pub const BACKUPS_DESTINATION_REMOVE: &str = "/backups/destinations/{id}/remove";
+pub const BACKUPS_APPS: &str = "/backups/apps";
+pub const DASHBOARD_BACKUPS: &str = "/dashboard/backups";
 pub const SETTINGS: &str = "/settings";
 pub const DEVICES_CARDS: &str = "/devices/cards";
 pub const DEVICES_NEW: &str = "/devices/new";
@@ -59,6 +65,11 @@ pub const APP_SECRETS: &str = "/apps/{slug}/secrets";
 pub const APP_SIGN_IN: &str = "/apps/{slug}/sign-in";
 pub const APP_NAME: &str = "/apps/{slug}/name";
 pub const APP_NAME_RETRY: &str = "/apps/{slug}/name/retry";
+// An app's backups (views::backups): back up now, its snapshots (loaded after the page),
+// restore one.
+pub const APP_BACK_UP: &str = "/apps/{slug}/back-up";
+pub const APP_SNAPSHOTS: &str = "/apps/{slug}/snapshots";
+pub const APP_RESTORE: &str = "/apps/{slug}/restore";
 pub const DEPLOYMENT: &str = "/deployments/{id}";
 pub const DEPLOYMENT_PROGRESS: &str = "/deployments/{id}/progress";
 pub const API_APPLICATIONS: &str = "/api/v1/applications";
@@ -72,6 +83,9 @@ pub const API_BACKUP_DESTINATION: &str = "/api/v1/backups/destinations/{id}";
 pub const API_BACKUP_DESTINATION_CHECK: &str = "/api/v1/backups/destinations/{id}/check";
 pub const API_BACKUP_APP: &str = "/api/v1/backups/apps/{slug}";
 pub const API_BACKUP_APP_RESTORE: &str = "/api/v1/backups/apps/{slug}/restore";
+pub const API_BACKUP_APP_POLICY: &str = "/api/v1/backups/apps/{slug}/policy";
+pub const API_BACKUP_POLICY: &str = "/api/v1/backups/policy";
+pub const API_BACKUP_DESTINATION_MAINTAIN: &str = "/api/v1/backups/destinations/{id}/maintain";
 pub const API_DEPLOYMENT: &str = "/api/v1/deployments/{id}";
 pub const API_DEVICES: &str = "/api/v1/devices";
 pub const API_DEVICES_TEST: &str = "/api/v1/devices/test";

@@ -165,6 +165,9 @@ pub struct Options {
     pub ota: homelabd::config::OtaConfig,
     /// Connection bounds; floods in tests are sized against small ones so they run in seconds.
     pub connections: homelabd::ConnectionLimits,
+    /// Scheduled backups start this long after the daemon; None (the default here): off, so
+    /// no test meets a backup at 02:00.
+    pub backup_schedule_after: Option<Duration>,
 }
 
 impl Options {
@@ -180,6 +183,7 @@ impl Options {
             certificate_wait: homelabd::config::DEFAULT_CERTIFICATE_WAIT,
             ota: homelabd::config::OtaConfig::default(),
             connections: homelabd::ConnectionLimits::default(),
+            backup_schedule_after: None,
         }
     }
 }
@@ -214,6 +218,7 @@ pub async fn start_with(opts: Options) -> TestServer {
     config.mdns_interfaces = opts.mdns_interfaces.clone();
     config.deploy.health_timeout = opts.health_timeout;
     config.deploy.certificate_wait = opts.certificate_wait;
+    config.deploy.backup_schedule_after = opts.backup_schedule_after;
     config.ota = opts.ota.clone();
     config.connections = opts.connections.clone();
     config.https_redirect_port = https.as_ref().map(|l| l.local_addr().expect("addr").port());

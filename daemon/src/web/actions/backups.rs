@@ -2,6 +2,7 @@
 //! The deploy engine audits destinations and how each job ends.
 
 use crate::backup::Target;
+use crate::backup::schedule::Policy;
 use crate::secrets::Secret;
 use crate::web::AppState;
 use crate::web::error::WebError;
@@ -78,4 +79,87 @@ pub async fn restore(
         .deployer
         .restore(slug, destination_id, snapshot)
         .await?)
+}
+
+/// How a policy is changed: a preset, an own schedule and keep rules, or (apps) back to the
+/// default.
+pub enum PolicyChoice {
+    Preset(String),
+    Own(Policy),
+    FollowDefault,
+}
+
+/// Sets the default policy (`slug` None) or an app's.
+pub async fn set_policy(
+    state: &AppState,
+    slug: Option<&str>,
+    choice: PolicyChoice,
+) -> Result<(), WebError> {
+    let policy = match choice {
+        PolicyChoice::Preset(name) => Some(Policy::preset(&name).ok_or_else(|| {
+            WebError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_policy",
+                "Choose daily, hourly, weekly or off.",
+            )
+        })?),
+        PolicyChoice::Own(p) => Some(p),
+        PolicyChoice::FollowDefault => None,
+    };
+    let words = policy.as_ref().map(Policy::words);
+    state.deployer.set_backup_policy(slug, policy).await?;
+    let whose = slug.unwrap_or("every app");
+    super::toast(
+        state,
+        match words {
+            Some(w) => format!("Backups of {whose}: {w}."),
+            None => format!("Backups of {whose} follow the default schedule."),
+        },
+    );
+    Ok(())
+}
+
+/// A policy as the pages and the API show it: the rules, in words, whether it is the app's
+/// own, and the next scheduled time in the box's time zone.
+pub async fn policy(state: &AppState, slug: Option<&str>) -> Result<serde_json::Value, WebError> {
+    let rows = state.store.backup_policies().await?;
+    let (policy, own) = crate::deploy::policy_for(&rows, slug.unwrap_or_default());
+    let next = crate::backup::schedule::parse(&policy.schedule)
+        .ok()
+        .flatten()
+        .and_then(|c| crate::backup::schedule::next(&c, &chrono::Local::now()))
+        .map(|t| t.timestamp());
+    Ok(serde_json::json!({
+        "schedule": policy.schedule,
+        "keep_within_days": policy.keep_within_days,
+        "keep_hourly": policy.keep_hourly,
+        "keep_daily": policy.keep_daily,
+        "keep_weekly": policy.keep_weekly,
+        "keep_monthly": policy.keep_monthly,
+        "preset": policy.preset_name(),
+        "words": policy.words(),
+        "own": own,
+        "next_at": next,
+    }))
+}
+
+/// Prunes and checks a destination now, in the background (all its data when `full`).
+pub async fn maintain_destination(state: &AppState, id: i64, full: bool) -> Result<(), WebError> {
+    let row = state
+        .store
+        .backup_destination(id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let deployer = state.deployer.clone();
+    let events = state.clone();
+    let week = (!full).then(|| chrono::Datelike::iso_week(&chrono::Local::now()).week());
+    tokio::spawn(async move {
+        let words = match deployer.maintain_destination(id, week).await {
+            Ok(w) => w,
+            Err(e) => e.to_string(),
+        };
+        super::toast(&events, words);
+    });
+    super::toast(state, format!("Checking the backups at {}…", row.name));
+    Ok(())
 }

@@ -51,6 +51,8 @@ fn destination_json(d: &crate::store::DestinationRow) -> serde_json::Value {
         "checked_at": d.checked_at,
         "check_ok": d.check_ok,
         "check_message": d.check_message,
+        "maintained_at": d.maintained_at,
+        "damage": d.damage,
     })
 }
 
@@ -138,7 +140,7 @@ pub async fn app_backups(
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
     let snapshots = state.deployer.snapshots(&slug).await?;
-    let runs = state.store.backup_runs(slug, 50).await?;
+    let runs = state.store.backup_runs(slug.clone(), 50).await?;
     let runs: Vec<_> = runs
         .iter()
         .map(|r| {
@@ -150,7 +152,105 @@ pub async fn app_backups(
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({ "snapshots": snapshots, "runs": runs })).into_response())
+    let policy = act::policy(&state, Some(&slug)).await?;
+    Ok(
+        Json(serde_json::json!({ "snapshots": snapshots, "runs": runs, "policy": policy }))
+            .into_response(),
+    )
+}
+
+/// A policy as sent: a preset (`daily`, `hourly`, `weekly`, `off`), or a schedule with keep
+/// rules (missing ones are the default's), or for an app `{"follow_default": true}`.
+#[derive(Deserialize, Default)]
+pub struct PolicyBody {
+    #[serde(default)]
+    preset: Option<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    keep_within_days: Option<u32>,
+    #[serde(default)]
+    keep_hourly: Option<u32>,
+    #[serde(default)]
+    keep_daily: Option<u32>,
+    #[serde(default)]
+    keep_weekly: Option<u32>,
+    #[serde(default)]
+    keep_monthly: Option<u32>,
+    #[serde(default)]
+    follow_default: bool,
+}
+
+impl PolicyBody {
+    fn into_choice(self) -> Result<act::PolicyChoice, WebError> {
+        if self.follow_default {
+            return Ok(act::PolicyChoice::FollowDefault);
+        }
+        if let Some(p) = self.preset {
+            return Ok(act::PolicyChoice::Preset(p));
+        }
+        let d = crate::backup::schedule::Policy::default();
+        let Some(schedule) = self.schedule else {
+            return Err(WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_policy",
+                "Send a preset (daily, hourly, weekly, off) or a schedule like \"0 2 * * *\".",
+            ));
+        };
+        Ok(act::PolicyChoice::Own(crate::backup::schedule::Policy {
+            schedule,
+            keep_within_days: self.keep_within_days.unwrap_or(d.keep_within_days),
+            keep_hourly: self.keep_hourly.unwrap_or(d.keep_hourly),
+            keep_daily: self.keep_daily.unwrap_or(d.keep_daily),
+            keep_weekly: self.keep_weekly.unwrap_or(d.keep_weekly),
+            keep_monthly: self.keep_monthly.unwrap_or(d.keep_monthly),
+        }))
+    }
+}
+
+/// The default policy every app without its own follows.
+pub async fn default_policy(State(state): State<AppState>) -> Result<Response, WebError> {
+    Ok(Json(act::policy(&state, None).await?).into_response())
+}
+
+pub async fn set_default_policy(
+    State(state): State<AppState>,
+    Json(b): Json<PolicyBody>,
+) -> Result<Response, WebError> {
+    act::set_policy(&state, None, b.into_choice()?).await?;
+    Ok(Json(act::policy(&state, None).await?).into_response())
+}
+
+pub async fn set_app_policy(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Json(b): Json<PolicyBody>,
+) -> Result<Response, WebError> {
+    act::set_policy(&state, Some(&slug), b.into_choice()?).await?;
+    Ok(Json(act::policy(&state, Some(&slug)).await?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct MaintainBody {
+    /// Read all the stored data, not this week's quarter.
+    #[serde(default)]
+    full: bool,
+}
+
+/// "Check backup data": prune and check now, in the background; the destination's
+/// `maintained_at` and `damage` say when it is done and what it found.
+pub async fn maintain_destination(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    body: Option<Json<MaintainBody>>,
+) -> Result<Response, WebError> {
+    let full = body.map(|Json(b)| b.full).unwrap_or_default();
+    act::maintain_destination(&state, id, full).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "checking": id })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! The app catalog: a searchable grid by category, and each app's page with its requirements
 //! with the deploy form (where it would go, with reasons, and its settings) or, once deployed,
-//! its state, link and actions.
+//! its state, link, actions and backups.
 
 use std::collections::BTreeSet;
 
@@ -149,6 +149,8 @@ struct AppPage<'a> {
     /// The app's latest deployment, when one exists (for "see the last attempt").
     last_deployment: Option<(i64, DeploymentState)>,
     removal: Vec<String>,
+    /// An installed app's Backups card (`views::backups`), rendered.
+    backups: String,
 }
 
 /// A deployed app as its page shows it.
@@ -364,6 +366,11 @@ pub async fn show(
     } else {
         vec![]
     };
+    let backups = if app.is_some() {
+        super::backups::app_card_html(&state, &slug, &r.manifest.name).await?
+    } else {
+        String::new()
+    };
     let last_deployment = state
         .store
         .deployments(Some(slug.clone()), 1)
@@ -389,6 +396,7 @@ pub async fn show(
         deployed,
         last_deployment,
         removal,
+        backups,
     }
     .render()?;
     page(&ctx, Section::Apps, &r.manifest.name, partial)

@@ -1,7 +1,8 @@
 //! Deploying from the UI: the placement choice ("Analyzing your homelab…" → the recommendation
 //! and every device's verdict, with another device selectable), the deploy form, the live
-//! progress page (bar, step in words, ETA, "What I did" in Advanced mode), and the deployed
-//! app's actions: start, stop, restart, logs, remove.
+//! progress page (bar, step in words, ETA, "What I did" in Advanced mode; also for an app's
+//! backups and restores, which are jobs of the same engine), and the deployed app's actions:
+//! start, stop, restart, logs, remove.
 
 use std::collections::BTreeMap;
 
@@ -120,10 +121,81 @@ const STEPS: [DeploymentState; 9] = [
     DeploymentState::Running,
 ];
 
+/// The steps of a backup job, in its words (its states are the deploy engine's).
+const BACKUP_STEPS: [(DeploymentState, &str); 4] = [
+    (DeploymentState::Validating, "Checking"),
+    (DeploymentState::Preparing, "Preparing"),
+    (DeploymentState::Starting, "Backing up"),
+    (DeploymentState::Running, "Backed up"),
+];
+
+/// The steps of a restore job.
+const RESTORE_STEPS: [(DeploymentState, &str); 5] = [
+    (DeploymentState::Validating, "Checking"),
+    (DeploymentState::Pulling, "Restoring the data"),
+    (DeploymentState::Starting, "Switching to the restored data"),
+    (
+        DeploymentState::HealthCheck,
+        "Waiting for the app to answer",
+    ),
+    (DeploymentState::Running, "Restored"),
+];
+
+/// A backup or a restore (jobs whose progress reads differently from an install's).
+fn backing(d: &DeploymentRow) -> bool {
+    matches!(d.kind.as_str(), "backup" | "restore")
+}
+
+/// The words after the progress bar's mark: a backup's or restore's own where it has them.
+fn state_words(d: &DeploymentRow) -> &'static str {
+    let own = match d.kind.as_str() {
+        "backup" => &BACKUP_STEPS[..],
+        "restore" => &RESTORE_STEPS[..],
+        _ => &[][..],
+    };
+    if let Some((_, words)) = own.iter().find(|(s, _)| *s == d.state) {
+        return words;
+    }
+    match (d.kind.as_str(), d.state) {
+        ("backup", DeploymentState::RolledBack) => "Not backed up",
+        ("restore", DeploymentState::RolledBack) => "Not restored",
+        _ => d.state.words(),
+    }
+}
+
+/// A backup's or restore's steps: shown while it runs and once it is done; when it went wrong
+/// the message says where and why (its journal does not say which of its steps failed).
+fn backing_steps(d: &DeploymentRow) -> Vec<StepView> {
+    let own = if d.kind == "restore" {
+        &RESTORE_STEPS[..]
+    } else {
+        &BACKUP_STEPS[..]
+    };
+    if d.state.went_wrong() {
+        return Vec::new();
+    }
+    let at = own.iter().position(|(s, _)| *s == d.state).unwrap_or(0);
+    own.iter()
+        .enumerate()
+        .map(|(i, (_, label))| StepView {
+            label,
+            status: if d.state == DeploymentState::Running || i < at {
+                "done"
+            } else if i == at {
+                "current"
+            } else {
+                "todo"
+            },
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "partials/deploy_progress.html")]
 struct ProgressTemplate<'a> {
     d: &'a DeploymentRow,
+    /// A backup or restore: no first visit, and the way back is to the app.
+    backing: bool,
     app_name: String,
     heading: String,
     words: &'static str,
@@ -214,7 +286,7 @@ async fn progress_html(
     let app = state.store.app(d.slug.clone()).await?;
     let url = app.as_ref().map(|a| a.url.clone()).unwrap_or_default();
     let first_run = match (recipe, &app) {
-        (Some(r), Some(a)) if d.state == DeploymentState::Running => {
+        (Some(r), Some(a)) if d.state == DeploymentState::Running && !backing(&d) => {
             Some(super::apps::FirstRun::new(
                 r,
                 &a.url,
@@ -226,13 +298,18 @@ async fn progress_html(
     };
     let html = ProgressTemplate {
         d: &d,
+        backing: backing(&d),
         app_name: app_name.clone(),
         heading: heading(&d, &app_name),
-        words: d.state.words(),
+        words: state_words(&d),
         eta,
         live,
         url,
-        steps: step_views(&d, reached),
+        steps: if backing(&d) {
+            backing_steps(&d)
+        } else {
+            step_views(&d, reached)
+        },
         advanced: advanced(ctx),
         actions,
         env_keys: serde_json::from_str(&d.env_keys).unwrap_or_default(),
@@ -256,6 +333,12 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
     };
     let in_step = (now - since).max(0) as u64;
     let long = "taking longer than usual";
+    // Reading or writing an app's data takes as long as there is data: nothing to promise.
+    if (d.kind == "backup" && d.state == DeploymentState::Starting)
+        || (d.kind == "restore" && d.state == DeploymentState::Pulling)
+    {
+        return "how long depends on how much data there is".into();
+    }
     match d.state {
         DeploymentState::Validating
         | DeploymentState::Preparing
@@ -311,6 +394,24 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
 /// The page heading for where a deployment got to.
 fn heading(d: &DeploymentRow, app: &str) -> String {
     let device = &d.device_name;
+    match d.kind.as_str() {
+        "backup" => {
+            return match d.state {
+                DeploymentState::Running => format!("{app} is backed up"),
+                s if s.went_wrong() => format!("Backing up {app} failed"),
+                _ => format!("Backing up {app} on {device}"),
+            };
+        }
+        "restore" => {
+            return match d.state {
+                DeploymentState::Running => format!("{app} is restored"),
+                DeploymentState::RolledBack => format!("{app} was not restored"),
+                s if s.went_wrong() => format!("Restoring {app} failed"),
+                _ => format!("Restoring {app} on {device}"),
+            };
+        }
+        _ => {}
+    }
     if d.kind == "move-db" {
         return match d.state {
             DeploymentState::Running => format!("{app} now keeps its data in the shared database"),
@@ -354,12 +455,12 @@ pub async fn show(
         progress,
     }
     .render()?;
-    page(
-        &ctx,
-        Section::Apps,
-        &format!("Deploying {app_name}"),
-        partial,
-    )
+    let (section, verb) = match d.kind.as_str() {
+        "backup" => (Section::Backups, "Backing up"),
+        "restore" => (Section::Backups, "Restoring"),
+        _ => (Section::Apps, "Deploying"),
+    };
+    page(&ctx, section, &format!("{verb} {app_name}"), partial)
 }
 
 pub async fn progress(
@@ -573,6 +674,45 @@ mod tests {
     }
 
     #[test]
+    fn backups_and_restores_read_as_themselves() {
+        use DeploymentState as S;
+        let (mut d, now) = row(S::Starting, 40, 300);
+        d.kind = "backup".into();
+        assert_eq!(state_words(&d), "Backing up");
+        assert_eq!(
+            time_left(&d, now, 180),
+            "how long depends on how much data there is"
+        );
+        let steps = backing_steps(&d);
+        let marks: Vec<_> = steps.iter().map(|s| (s.label, s.status)).collect();
+        assert_eq!(
+            marks,
+            [
+                ("Checking", "done"),
+                ("Preparing", "done"),
+                ("Backing up", "current"),
+                ("Backed up", "todo")
+            ]
+        );
+        d.state = S::Running;
+        assert_eq!(state_words(&d), "Backed up");
+        assert!(backing_steps(&d).iter().all(|s| s.status == "done"));
+        d.state = S::RolledBack;
+        assert_eq!(state_words(&d), "Not backed up");
+        assert!(
+            backing_steps(&d).is_empty(),
+            "the message says what went wrong"
+        );
+        d.kind = "restore".into();
+        assert_eq!(state_words(&d), "Not restored");
+        d.state = S::HealthCheck;
+        assert_eq!(state_words(&d), "Waiting for the app to answer");
+        d.kind = "deploy".into();
+        d.state = S::Starting;
+        assert_eq!(state_words(&d), "Starting the app");
+    }
+
+    #[test]
     fn heading_follows_the_outcome() {
         use DeploymentState as S;
         for (state, kind, words) in [
@@ -595,6 +735,12 @@ mod tests {
                 "update",
                 "Vaultwarden was not updated on Server 2",
             ),
+            (S::Starting, "backup", "Backing up Vaultwarden on Server 2"),
+            (S::Running, "backup", "Vaultwarden is backed up"),
+            (S::RolledBack, "backup", "Backing up Vaultwarden failed"),
+            (S::Pulling, "restore", "Restoring Vaultwarden on Server 2"),
+            (S::Running, "restore", "Vaultwarden is restored"),
+            (S::RolledBack, "restore", "Vaultwarden was not restored"),
         ] {
             let (mut d, _) = row(state, 50, 1);
             d.kind = kind.into();

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod backups;
 pub mod deploy;
 pub mod devices;
 pub mod network;

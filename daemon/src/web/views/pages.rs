@@ -1,5 +1,4 @@
-//! The top-level section pages. Until later features fill them, each says what it will hold and
-//! what to do next, so a newcomer never meets a blank page.
+//! The dashboard: the pool of devices and its apps, the router's card, backups, and this box.
 
 use askama::Template;
 use axum::extract::State;
@@ -25,6 +24,9 @@ struct Dashboard<'a> {
     /// Why the box's certificate could not be renewed, and what to do (None while all is well).
     cert_trouble: Option<String>,
     network_path: &'static str,
+    /// The Backups card (store reads only), and where it refreshes itself.
+    backups: String,
+    backups_path: &'static str,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -55,38 +57,9 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
             .collect(),
         cert_trouble: state.tls.renewal_trouble(),
         network_path: crate::web::paths::DASHBOARD_NETWORK,
+        backups: super::backups::dashboard_html(&state).await?,
+        backups_path: crate::web::paths::DASHBOARD_BACKUPS,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
-}
-
-#[derive(Template)]
-#[template(path = "pages/empty.html")]
-struct Empty {
-    title: &'static str,
-    lead: &'static str,
-    icon: &'static str,
-    empty_heading: &'static str,
-    empty_text: &'static str,
-    next_step: &'static str,
-}
-
-fn empty(ctx: &Ctx, section: Section, e: Empty) -> Result<Response, WebError> {
-    let title = e.title;
-    page(ctx, section, title, e.render()?)
-}
-
-pub async fn backups(ctx: Ctx) -> Result<Response, WebError> {
-    empty(
-        &ctx,
-        Section::Backups,
-        Empty {
-            title: "Backups",
-            lead: "Encrypted copies of your app data, on a schedule, restorable with one click.",
-            icon: Section::Backups.icon(),
-            empty_heading: "Backups are not set up",
-            empty_text: "When your apps hold data you care about, Homelab backs it up encrypted and can restore it, even onto another device.",
-            next_step: "Install an app first; its data can then be backed up.",
-        },
-    )
 }

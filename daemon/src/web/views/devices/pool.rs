@@ -48,6 +48,8 @@ struct GettingStarted<'a> {
     has_devices: bool,
     /// Apps installed, whatever their state.
     apps: usize,
+    /// Places backups go (set up on the Backups page).
+    backup_destinations: usize,
 }
 
 /// The homelab as one system: totals over reachable devices, then every device's card.
@@ -86,6 +88,7 @@ pub async fn pool_html(state: &AppState, ctx: &Ctx) -> Result<(String, usize), W
         username: &ctx.user()?.username,
         has_devices: !board.entries.is_empty(),
         apps: installed.len(),
+        backup_destinations: state.store.backup_destinations().await?.len(),
     }
     .render()?;
     let html = Pool {
