@@ -79,15 +79,23 @@ impl Target {
     pub fn repository(&self) -> String {
         match self {
             Target::Sftp {
-                host, user, path, ..
+                host,
+                port,
+                user,
+                path,
             } => {
-                // restic reads `sftp:user@host:/path`; an IPv6 host needs brackets.
+                // restic reads `sftp:user@host:/path`, or with another port than 22
+                // `sftp://user@host:port//path`; an IPv6 host needs brackets.
                 let host = if host.contains(':') {
                     format!("[{host}]")
                 } else {
                     host.clone()
                 };
-                format!("sftp:{user}@{host}:{path}")
+                if *port == 22 {
+                    format!("sftp:{user}@{host}:{path}")
+                } else {
+                    format!("sftp://{user}@{host}:{port}/{path}")
+                }
             }
             Target::S3 {
                 endpoint,
@@ -293,6 +301,16 @@ mod tests {
             path: "/r".into(),
         };
         assert_eq!(v6.repository(), "sftp:b@[fd00::5]:/r");
+        let other_port = Target::Sftp {
+            host: "nas.lan".into(),
+            port: 2222,
+            user: "backup".into(),
+            path: "/srv/restic".into(),
+        };
+        assert_eq!(
+            other_port.repository(),
+            "sftp://backup@nas.lan:2222//srv/restic"
+        );
         let s3 = Target::S3 {
             endpoint: "https://s3.example.com/".into(),
             bucket: "photos".into(),

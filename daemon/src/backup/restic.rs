@@ -126,10 +126,10 @@ impl ResticFailure {
     /// The plain words for the owner.
     pub fn words(&self, destination: &str) -> String {
         match self {
-            ResticFailure::Docker(e) => format!(
-                "The device could not run the backup tool: {}. Is its Docker running?",
-                e.detail()
-            ),
+            // The engine's own words go to "What I did" (`failure_detail`), not to the owner.
+            ResticFailure::Docker(_) => {
+                "The device's app engine could not run the backup tool. Check the device's page, then try again.".into()
+            }
             ResticFailure::Said(ended) => match ended.exit_code {
                 None => "The backup tool did not finish in time and was stopped.".into(),
                 Some(_) => explain(&ended.stderr_tail.join("\n"), destination).words(),

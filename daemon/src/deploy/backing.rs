@@ -133,9 +133,12 @@ impl Deployer {
             user: user.clone(),
             password,
         };
+        // The owner's words for a login failure, about this server rather than "the device".
+        let plain =
+            |e: ssh::SshError| DeployError::BackupRefused(e.plain().replace("the device", host));
         let session = ssh::connect(host, *port, &login, HostKeyPolicy::FirstUse)
             .await
-            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+            .map_err(plain)?;
         let host_key = session.host_key.to_openssh().unwrap_or_default();
         let made = session
             .exec(
@@ -144,7 +147,7 @@ impl Deployer {
                 ssh::EXEC_TIMEOUT,
             )
             .await
-            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+            .map_err(plain)?;
         if made.stdout_text().trim() != "ready" {
             session.close().await;
             return Err(DeployError::BackupRefused(format!(
@@ -322,17 +325,20 @@ impl Deployer {
     /// the first time. Records and returns the outcome in words.
     pub async fn check_destination(&self, id: i64) -> Result<String, DeployError> {
         let row = self.destination(id).await?;
-        let (target, creds) = self.credentials(&row).await?;
-        let remote = self.any_device().await?;
-        let outcome = self
-            .open_repository(
+        // Any failure, also before restic runs (no device answers), is this check's outcome.
+        let outcome = async {
+            let (target, creds) = self.credentials(&row).await?;
+            let remote = self.any_device().await?;
+            self.open_repository(
                 &remote,
                 &row,
                 &target,
                 &creds,
                 &format!("homelab-restic-check-{}", unique()),
             )
-            .await;
+            .await
+        }
+        .await;
         let (ok, words) = match &outcome {
             Ok(made) if *made => (
                 true,
@@ -525,20 +531,34 @@ impl Deployer {
     fn docker_error(&self, remote: &Remote, e: crate::docker::DockerError) -> DeployError {
         DeployError::BackupFailed {
             message: format!(
-                "Docker on {} could not run the backup tool. Is Docker running there?",
+                "The app engine on {} could not run the backup tool. Check the device's page, then try again.",
                 remote.device.name
             ),
             detail: e.detail(),
         }
     }
 
-    /// An app's snapshots at every destination, newest first (read from its device).
+    /// An app's snapshots at every destination that answers, newest first (read from its
+    /// device); an error only when none answers.
     pub async fn snapshots(&self, slug: &str) -> Result<Vec<SnapshotView>, DeployError> {
+        let (list, mut errors) = self.snapshots_everywhere(slug).await?;
+        match (list.is_empty(), errors.is_empty()) {
+            (true, false) => Err(errors.remove(0)),
+            _ => Ok(list),
+        }
+    }
+
+    /// An app's snapshots at every destination, and why any destination could not be read.
+    pub async fn snapshots_everywhere(
+        &self,
+        slug: &str,
+    ) -> Result<(Vec<SnapshotView>, Vec<DeployError>), DeployError> {
         let app = self.deployed(slug).await?;
         let device = self.app_device(&app).await?;
         let remote = Remote::connect(&self.devices, device, None).await?;
         self.ensure_restic(&remote).await?;
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for row in self.store.backup_destinations().await? {
             let (target, creds) = self.credentials(&row).await?;
             // Its own name: a listing never touches the app's backup or restore run.
@@ -560,9 +580,19 @@ impl Deployer {
             match listed {
                 Ok(_) => {}
                 Err(f) if f.no_repository() => continue,
-                Err(f) => return Err(failed(&f, &row.name)),
+                Err(f) => {
+                    errors.push(failed(&f, &row.name));
+                    continue;
+                }
             }
-            for s in restic::snapshots(&stdout).map_err(refused)? {
+            let Ok(found) = restic::snapshots(&stdout) else {
+                errors.push(DeployError::BackupRefused(format!(
+                    "The list of backups at {} could not be read.",
+                    row.name
+                )));
+                continue;
+            };
+            for s in found {
                 out.push(SnapshotView {
                     destination_id: row.id,
                     destination: row.name.clone(),
@@ -573,7 +603,7 @@ impl Deployer {
             }
         }
         out.sort_by(|a, b| b.time.cmp(&a.time));
-        Ok(out)
+        Ok((out, errors))
     }
 
     // ---- jobs ----

@@ -139,7 +139,11 @@ pub async fn app_backups(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, WebError> {
-    let snapshots = state.deployer.snapshots(&slug).await?;
+    let (snapshots, errors) = state.deployer.snapshots_everywhere(&slug).await?;
+    let errors: Vec<String> = errors
+        .into_iter()
+        .map(|e| WebError::from(e).message)
+        .collect();
     let runs = state.store.backup_runs(slug.clone(), 50).await?;
     let runs: Vec<_> = runs
         .iter()
@@ -154,7 +158,7 @@ pub async fn app_backups(
         .collect();
     let policy = act::policy(&state, Some(&slug)).await?;
     Ok(
-        Json(serde_json::json!({ "snapshots": snapshots, "runs": runs, "policy": policy }))
+        Json(serde_json::json!({ "snapshots": snapshots, "errors": errors, "runs": runs, "policy": policy }))
             .into_response(),
     )
 }
