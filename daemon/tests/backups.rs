@@ -24,58 +24,13 @@ const SLUG: &str = "lab-backup";
 /// containers it did not start, so two daemons must not back up on one device at once).
 const DB_DEVICE: &str = "server-01";
 
-/// The lab's stub serving its pages from the app's volume: the volume's `health` file is its
-/// health check, so a restore of data without it fails the check.
 fn recipe(data: &std::path::Path) {
-    let dir = data.join("recipes").join(SLUG);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("manifest.yaml"),
-        format!(
-            "name: {SLUG}\nslug: {SLUG}\nversion: \"1.0\"\ncategory: Test\n\
-             description: A lab app with data.\nwebsite: https://example.org\n\
-             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
-             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
-             architectures: [amd64, arm64]\n\
-             web: {{service: web, port: 8080, path: /}}\n\
-             health: {{path: /health, status: 200, timeout: 10}}\n\
-             data_volumes: [data]\n\
-             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"18301\"}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        format!(
-            "services:\n  web:\n    image: example/{SLUG}:1\n    restart: unless-stopped\n    \
-             ports:\n      - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/www\nvolumes:\n  data:\n"
-        ),
-    )
-    .unwrap();
+    stand_in::volume_app_recipe(data, SLUG, 18301);
 }
 
 /// Runs a fixed script in a throwaway container that mounts the app's volume at /d.
 fn in_volume(script: &str) -> String {
-    in_volume_of(DEVICE, SLUG, script)
-}
-
-fn in_volume_of(device: &str, slug: &str, script: &str) -> String {
-    lab::exec(
-        device,
-        &[
-            "docker",
-            "run",
-            "--rm",
-            "-v",
-            &format!("homelab-{slug}_data:/d"),
-            "--entrypoint",
-            "/bin/busybox",
-            STUB,
-            "sh",
-            "-c",
-            script,
-        ],
-    )
+    stand_in::in_app_volume(DEVICE, SLUG, script)
 }
 
 /// Every entry's path, type, mode, owner, size and content hash, sorted: what "byte for
@@ -142,6 +97,11 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
         .await;
     assert_eq!(status, 201, "{dest}");
     let dest_id = dest["id"].as_i64().unwrap();
+    // Its repository password and key are the daemon's own: the leak scan looks for them too.
+    assert_eq!(
+        remember_sealed(&s.data, &format!("backup-destination:{dest_id}")),
+        2
+    );
     assert!(
         dest["repository"]
             .as_str()
@@ -697,7 +657,7 @@ async fn apps_in_the_shared_databases_are_restored_row_for_row() {
             &db,
             "INSERT INTO items (v) VALUES ('later'), ('later still');",
         );
-        in_volume_of(DB_DEVICE, slug, "rm /d/health");
+        stand_in::in_app_volume(DB_DEVICE, slug, "rm /d/health");
         let b = api
             .run_to_end(
                 &format!("/api/v1/backups/apps/{slug}"),
@@ -705,7 +665,7 @@ async fn apps_in_the_shared_databases_are_restored_row_for_row() {
             )
             .await;
         assert_eq!(b["state"], "running", "{engine}: {b}");
-        in_volume_of(DB_DEVICE, slug, "echo ok > /d/health");
+        stand_in::in_app_volume(DB_DEVICE, slug, "echo ok > /d/health");
         let listed = api.get(&format!("/api/v1/backups/apps/{slug}")).await;
         let runs = listed["runs"].as_array().unwrap();
         let (snap_b, snap_a) = (

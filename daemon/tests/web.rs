@@ -808,7 +808,7 @@ async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
         "and install an app",
         "Add a destination",
         "No apps are installed yet",
-        "<!-- schedule -->",
+        "Schedule for all apps",
     ] {
         assert!(page.contains(words), "/backups shows “{words}”: {page}");
     }
@@ -898,6 +898,13 @@ async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
     assert!(html.contains("bucket lab-bucket at 127.0.0.1:9"), "{html}");
     assert!(html.contains("Not tested yet"));
     assert!(!html.contains("Backups are not set up"));
+    // This daemon was started with scheduled backups off (the tests' default): no next time.
+    assert!(
+        html.contains(
+            "Scheduled backups are turned off on this box: only “Back up now” makes backups."
+        ),
+        "{html}"
+    );
     assert!(!html.contains(&secret) && !html.contains(&key_id));
     let id = extract_between(&html, "id=\"destination-", "\"")
         .unwrap()
@@ -914,6 +921,7 @@ async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
     let page = s.get("/backups", &session).await.text().await.unwrap();
     assert!(page.contains("restic -r s3:http://127.0.0.1:9/lab-bucket/homelab snapshots"));
     assert!(page.contains("An SSH server or NAS") && page.contains("SSH port"));
+    assert!(page.contains("(it was started with --backup-schedule off)"));
     assert!(!page.contains(&secret) && !page.contains(&key_id));
 
     // "Test connection" answers with the row's status in words (no device to test from).
@@ -954,18 +962,25 @@ async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
     // forged requests are in every_non_public_route_refuses_anonymous_requests, which
     // enumerates the same table), and its forms the CSRF token.
     let table = route_table();
-    for path in [
+    let paths = [
         "/backups",
         "/backups/apps",
         "/backups/destinations",
         "/backups/destinations/{id}/check",
+        "/backups/destinations/{id}/check-all",
         "/backups/destinations/{id}/remove",
+        "/backups/schedule",
         "/dashboard/backups",
         "/apps/{slug}/back-up",
         "/apps/{slug}/snapshots",
         "/apps/{slug}/restore",
-    ] {
-        let route = table.iter().find(|r| r.path == path).unwrap();
+        "/apps/{slug}/backup-schedule",
+    ];
+    for path in paths {
+        assert!(table.iter().any(|r| r.path == path), "{path} is routed");
+    }
+    for route in table.iter().filter(|r| paths.contains(&r.path)) {
+        let path = route.path;
         assert_eq!(route.access, Access::Session, "{path}");
         if route.method == reqwest::Method::POST {
             let res = s
@@ -980,4 +995,394 @@ async fn the_backups_page_says_what_to_do_and_never_echoes_a_secret() {
             assert_eq!(res.status(), 403, "{path} without its CSRF token");
         }
     }
+}
+
+/// The box's time zone as the pages name it.
+fn zone_shown() -> String {
+    let zone = homelabd::deploy::render::time_zone();
+    match zone.strip_prefix("Etc/").unwrap_or(&zone) {
+        "UTC" | "UCT" | "Universal" | "Zulu" | "GMT" => "UTC".into(),
+        _ => zone.clone(),
+    }
+}
+
+/// A Unix time as the pages' `datetime` attributes give it.
+fn iso(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Writes to the daemon's database beside it (SQLite's WAL lets a writer in while it runs):
+/// what only a lab could make otherwise (an installed app, a check that found damage).
+fn db_execute(data: &std::path::Path, sql: &str, params: impl rusqlite::Params) {
+    let conn = rusqlite::Connection::open(data.join(homelabd::store::DB_FILE)).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(sql, params).unwrap();
+}
+
+/// Schedules and the box's upkeep as the pages show them, with no lab: the schedule for all
+/// apps saved from its form, shown in words with its next time in the box's zone; a schedule
+/// that would back up every minute refused next to the form with the fix; an app's own
+/// schedule chosen from its card and given back; damage the weekly check found shown in red on
+/// its destination, with when the data was last checked; "Check all backup data" in Advanced
+/// mode only. Basic mode shows no cron expression or backup-tool words.
+#[tokio::test]
+async fn backup_schedules_and_checks_show_in_plain_words() {
+    // The scheduler on (the tests' default is off), but not before this test is over.
+    let mut opts = Options::new("backup-schedules");
+    opts.backup_schedule_after = Some(Duration::from_secs(3600));
+    let s = start_with(opts).await;
+    let (session, _) = s.claim().await;
+    let zone = zone_shown();
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    let card = extract_between(&page, "id=\"backup-schedule\">", "</form>").unwrap();
+    assert!(
+        card.contains("<strong>Every day at 02:00</strong>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("Keeps every backup of the last 2 days, then one a day for 7 days"),
+        "{card}"
+    );
+    assert!(
+        card.contains("Scheduled backups start once there is a destination."),
+        "no destination, no next time: {card}"
+    );
+    assert!(card.contains("<option value=\"daily\" selected>Every day at 02:00</option>"));
+
+    // A destination (S3 storage that reaches nothing, so its checks cannot run).
+    let secret = password("s3-secret");
+    let form = [
+        ("kind", "s3"),
+        ("name", "Cloud"),
+        ("endpoint", "http://127.0.0.1:9"),
+        ("bucket", "lab-bucket"),
+        ("prefix", "homelab"),
+        ("key_id", "AKIDSCHEDULES"),
+        ("secret", secret.as_str()),
+    ];
+    let html = s
+        .post_htmx("/backups/destinations", &session, &form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let id = extract_between(&html, "id=\"destination-", "\"")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    // The destination has not had its stored data checked yet.
+    assert!(html.contains("Backup data: Not checked yet"), "{html}");
+    assert!(html.contains("Next: <time datetime=\""), "{html}");
+
+    // Basic mode: no cron, no keep-rule fields, no backup-tool words, no full check.
+    for page in [
+        html.as_str(),
+        &s.get("/backups", &session).await.text().await.unwrap(),
+    ] {
+        let lower = page.to_lowercase();
+        for word in [
+            "cron",
+            "restic",
+            "prune",
+            "forget",
+            "keep_daily",
+            "check-all",
+        ] {
+            assert!(!lower.contains(word), "Basic mode shows {word}: {page}");
+        }
+    }
+
+    // "Every hour", saved: the card again with its words and the next full hour.
+    let res = s
+        .post_htmx("/backups/schedule", &session, &[("choice", "hourly")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let card = res.text().await.unwrap();
+    assert!(
+        card.starts_with("<div class=\"card\" id=\"backup-schedule\">"),
+        "{card}"
+    );
+    assert!(card.contains("<strong>Every hour</strong>"), "{card}");
+    assert!(card.contains("<option value=\"hourly\" selected>Every hour</option>"));
+    let policy = s.api_get_json(&session, "/api/v1/backups/policy").await;
+    assert_eq!(policy["preset"], "hourly", "{policy}");
+    let next_at = policy["next_at"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(next_at > now && next_at <= now + 3600, "{policy}");
+    assert_eq!(
+        next_at % 3600,
+        0,
+        "on the hour (a zone a whole hour off UTC): {policy}"
+    );
+    let next = format!("Next: <time datetime=\"{}\">", iso(next_at));
+    assert!(card.contains(&next), "{next} in {card}");
+    assert!(
+        card.contains(&format!("</time> ({zone})</p>")),
+        "the zone is named: {card}"
+    );
+    let when = extract_between(&card, &next, "</time>").unwrap();
+    assert!(
+        ["today at ", "tonight at ", "tomorrow at "]
+            .iter()
+            .any(|w| when.starts_with(w))
+            && when.ends_with(":00"),
+        "{when}"
+    );
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    assert!(page.contains("<strong>Every hour</strong>") && page.contains(&next));
+
+    // Advanced mode: an own schedule and keep rules. A schedule for every minute from 02:00
+    // to 02:59 is refused next to the form, with the fix, and what was typed stays.
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    assert!(
+        page.contains("name=\"schedule\" maxlength=\"100\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"0 * * * *\""),
+        "the current cron: {page}"
+    );
+    assert!(page.contains("Keep all of the last … days"));
+    assert!(
+        page.contains("<details class=\"policy-own\" id=\"schedule-own\">"),
+        "closed while a preset is chosen: {page}"
+    );
+    assert!(page.contains(&format!("id=\"check-all-{id}\"")));
+    assert!(page.contains("downloads everything stored there"));
+    let own = |schedule: &'static str, daily: &'static str| {
+        vec![
+            ("choice", "own"),
+            ("schedule", schedule),
+            ("keep_within_days", "1"),
+            ("keep_hourly", "0"),
+            ("keep_daily", daily),
+            ("keep_weekly", "2"),
+            ("keep_monthly", "0"),
+        ]
+    };
+    let res = s
+        .post_htmx("/backups/schedule", &session, &own("* 2 * * *", "5"))
+        .await;
+    assert_eq!(res.status(), 200, "the form shows the refusal itself");
+    let card = res.text().await.unwrap();
+    let error = extract_between(&card, "id=\"schedule-error\">", "</div>").unwrap();
+    assert!(error.contains("Back up at most once an hour"), "{error}");
+    assert!(card.contains("value=\"* 2 * * *\""), "{card}");
+    assert!(card.contains("<option value=\"own\" selected>"), "{card}");
+    assert!(
+        card.contains("<details class=\"policy-own\" id=\"schedule-own\" open>"),
+        "the own fields stay open: {card}"
+    );
+    assert!(
+        card.contains("<strong>Every hour</strong>"),
+        "nothing changed: {card}"
+    );
+    let html = s
+        .post_htmx("/backups/schedule", &session, &own("30 3 * * 1-5", "x"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Give each keep rule as a whole number"),
+        "{html}"
+    );
+    let policy = s.api_get_json(&session, "/api/v1/backups/policy").await;
+    assert_eq!(policy["preset"], "hourly", "{policy}");
+    let card = s
+        .post_htmx("/backups/schedule", &session, &own("30 3 * * 1-5", "5"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!card.contains("schedule-error"), "{card}");
+    assert!(
+        card.contains("On a schedule of your own (30 3 * * 1-5)"),
+        "{card}"
+    );
+    assert!(
+        card.contains("Keeps every backup of the last 1 day, then one a day for 5 days and one a week for 2 weeks."),
+        "{card}"
+    );
+    assert!(card.contains("at 03:30</time>"), "{card}");
+    // Basic mode says it without the expression, and asks for a choice rather than
+    // preselecting one that would change it.
+    s.post_htmx("/settings/mode", &session, &[("mode", "basic")])
+        .await;
+    let page = s.get("/backups", &session).await.text().await.unwrap();
+    let card = extract_between(&page, "id=\"backup-schedule\">", "</form>").unwrap();
+    assert!(
+        card.contains("<strong>On a schedule of your own</strong>"),
+        "{card}"
+    );
+    assert!(!card.contains("30 3"), "{card}");
+    assert!(
+        card.contains("<option value=\"\" selected disabled>On a schedule of your own</option>"),
+        "{card}"
+    );
+    assert!(!card.contains(" selected>"), "{card}");
+    let card = s
+        .post_htmx("/backups/schedule", &session, &[("choice", "")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("Choose when to back up."), "{card}");
+    s.post_htmx("/backups/schedule", &session, &[("choice", "hourly")])
+        .await;
+
+    // An installed app (as a deploy would record it): its card follows the schedule for all
+    // apps until it is given its own.
+    db_execute(
+        &s.data,
+        "INSERT INTO devices(name, host, port, username, host_key, docker_socket, key_comment, created_at)
+         VALUES ('Attic Server', '127.0.0.1', 9, 'homelab', '', '/var/run/docker.sock', '', 0)",
+        [],
+    );
+    db_execute(
+        &s.data,
+        "INSERT INTO apps(slug, name, device_id, version, state, message, settings, url, app_dir, compose, created_at, updated_at)
+         SELECT 'vaultwarden', 'Vaultwarden', id, '1.32.0', 'running', '', '{}', 'http://127.0.0.1:9', '/opt/homelab/apps/vaultwarden', '', 0, 0
+         FROM devices WHERE name = 'Attic Server'",
+        [],
+    );
+    let app = s
+        .get("/apps/vaultwarden", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let card = extract_between(&app, "id=\"app-schedule\">", "</form>").unwrap();
+    assert!(
+        card.contains("<strong>Every hour</strong> <span class=\"muted\">(as all apps)</span>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<option value=\"default\" selected>As all apps (Every hour)</option>"),
+        "{card}"
+    );
+    assert!(card.contains(&next), "{card}");
+    assert!(!card.contains("name=\"schedule\""), "Basic: {card}");
+    // Its own: weekly.
+    let res = s
+        .post_htmx(
+            "/apps/vaultwarden/backup-schedule",
+            &session,
+            &[("choice", "weekly")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let card = res.text().await.unwrap();
+    assert!(card.starts_with("<div class=\"app-schedule\" id=\"app-schedule\">"));
+    assert!(
+        card.contains(
+            "<strong>Every Sunday at 02:00</strong> <span class=\"muted\">(its own)</span>"
+        ),
+        "{card}"
+    );
+    assert!(
+        card.contains("<option value=\"weekly\" selected>"),
+        "{card}"
+    );
+    assert!(
+        card.contains(&format!("at 02:00</time> ({zone})")),
+        "{card}"
+    );
+    let app = s
+        .get("/apps/vaultwarden", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(app.contains("<option value=\"weekly\" selected>"), "{app}");
+    let list = s.get("/backups/apps", &session).await.text().await.unwrap();
+    assert!(
+        list.contains("Own schedule: Every Sunday at 02:00"),
+        "{list}"
+    );
+    // Back to the one for all apps.
+    let card = s
+        .post_htmx(
+            "/apps/vaultwarden/backup-schedule",
+            &session,
+            &[("choice", "default")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("(as all apps)"), "{card}");
+    assert!(
+        card.contains("<option value=\"default\" selected>"),
+        "{card}"
+    );
+    let list = s.get("/backups/apps", &session).await.text().await.unwrap();
+    assert!(!list.contains("Own schedule"), "{list}");
+    // An app that is not installed has no schedule to set here.
+    assert_eq!(
+        s.post_htmx(
+            "/apps/jellyfin/backup-schedule",
+            &session,
+            &[("choice", "daily")]
+        )
+        .await
+        .status(),
+        404
+    );
+
+    // The weekly check found damage three days ago: the destination says so in red, with the
+    // fix, and when its data was last checked; its live list says the same.
+    let damage = "Some backup data at Cloud is damaged: the check found pieces that no longer match what was stored. Make a new backup of each app now (Back up now), so a sound copy exists; if this comes back, the disk there may be failing.";
+    let checked_at = chrono::Utc::now().timestamp() - 3 * 86_400 - 60;
+    db_execute(
+        &s.data,
+        "UPDATE backup_destinations SET damage = ?1, maintained_at = ?2 WHERE id = ?3",
+        rusqlite::params![damage, checked_at, id],
+    );
+    for html in [
+        s.get("/backups", &session).await.text().await.unwrap(),
+        s.get_text_with("/backups/destinations", &session, &[("hx-request", "true")])
+            .await,
+    ] {
+        let row = extract_between(&html, &format!("id=\"destination-{id}\""), "</li>").unwrap();
+        assert!(
+            row.contains("<p class=\"error-text damage\" role=\"alert\"><span aria-hidden=\"true\">⚠</span> Some backup data at Cloud is damaged"),
+            "{row}"
+        );
+        assert!(
+            row.contains(&format!(
+                "Backup data: Last checked <time datetime=\"{}\">3 days ago</time>.",
+                iso(checked_at)
+            )),
+            "{row}"
+        );
+        assert!(!row.contains("check-all"), "Basic: {row}");
+    }
+    // "Check all backup data" starts the check in the background (its result is a toast).
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    let list = s
+        .get_text_with("/backups/destinations", &session, &[("hx-request", "true")])
+        .await;
+    assert!(list.contains(&format!("hx-post=\"/backups/destinations/{id}/check-all\"")));
+    assert_eq!(
+        s.post_htmx(
+            &format!("/backups/destinations/{id}/check-all"),
+            &session,
+            &[]
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        s.post_htmx("/backups/destinations/999999/check-all", &session, &[])
+            .await
+            .status(),
+        404
+    );
 }

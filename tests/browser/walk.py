@@ -486,6 +486,31 @@ def main():
                 row.locator("button:has-text('Test connection')").click()
                 expect(row.locator(".dest-status")).to_contain_text("Working", timeout=120000)
                 w.shot("10b-backup-destination-working")
+                # The schedule for all apps: "Every hour" saved, shown in words with the next
+                # full hour in the box's zone; then back to the nightly default. The box's own
+                # scheduler runs in the walk: a full hour passing while "Every hour" is set
+                # would start a backup, so the step keeps clear of one (a clock bound, not a
+                # readiness wait).
+                def next_full_hour():
+                    now = int(time.time())
+                    local = time.localtime(now)
+                    return now - local.tm_min * 60 - local.tm_sec + 3600
+                if next_full_hour() - time.time() < 90:
+                    time.sleep(next_full_hour() - time.time() + 5)
+                next_hour = time.strftime("%H:00", time.localtime(next_full_hour()))
+                schedule = page.locator("#backup-schedule")
+                expect(schedule.locator("#schedule-words")).to_have_text("Every day at 02:00")
+                page.select_option("#schedule-choice", label="Every hour")
+                page.click("#schedule-save")
+                expect(schedule.locator("#schedule-words")).to_have_text("Every hour")
+                expect(page.locator("#toasts")).to_contain_text("Every hour.")
+                expect(schedule.locator("#schedule-next")).to_have_text(
+                    re.compile(r"^Next: (today|tonight) at " + next_hour + r" \((UTC|[A-Za-z_]+/[A-Za-z_/+-]+)\)$"))
+                w.shot("10b2-backup-schedule-hourly")
+                page.select_option("#schedule-choice", label="Every day at 02:00")
+                page.click("#schedule-save")
+                expect(schedule.locator("#schedule-words")).to_have_text("Every day at 02:00")
+                expect(schedule.locator("#schedule-next")).to_contain_text(re.compile(r"Next: (today|tonight|tomorrow) at 02:00"))
 
                 page.click("#backup-app-list [data-app='vaultwarden'] a")
                 expect(page).to_have_url(base + "/apps/vaultwarden")
@@ -528,7 +553,7 @@ def main():
                 page.once("dialog", confirm)
                 snapshots.first.locator("button:has-text('Restore')").click()
                 page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
-                assert re.match(r"^Vaultwarden goes back to how it was on \d+ \w+ \d{4} at \d\d:\d\d UTC\. "
+                assert re.match(r"^Vaultwarden goes back to how it was on \d+ \w+ \d{4} at \d\d:\d\d\. "
                                 r"Changes since then are lost\. If it does not start, Homelab switches back "
                                 r"to today's data\.$", asked[0]), asked
                 expect(progress).to_have_attribute("data-state", re.compile(r"^(running|rolled_back)$"),
@@ -544,9 +569,21 @@ def main():
                 expect(page.locator("#backups-card .backup-trouble")).to_have_count(0)
                 expect(page.locator("#start-backups")).to_have_class(re.compile(r"\bdone\b"))
                 w.shot("10f-dashboard-backups")
-                # Removed again: its backups stay on the server; Homelab stops using it.
+                # "Check all backup data" (Advanced): the box reads everything stored there in the
+                # background; when it ends, its toast says so and the row follows by itself.
                 page.click("#nav >> text=Backups")
                 expect(page.locator("#backup-app-list [data-app='vaultwarden']")).to_contain_text("Last backup")
+                expect(row.locator(".upkeep")).to_have_text("Backup data: Not checked yet (Homelab checks it once a week).")
+                asked.clear()
+                page.once("dialog", confirm)
+                row.locator("button:has-text('Check all backup data')").click()
+                expect(page.locator("#toasts")).to_contain_text("Checking the backups at Server Two backups…")
+                assert "downloads everything stored there" in asked[0], asked
+                expect(page.locator("#toasts")).to_contain_text("Server Two backups: checked, all sound.", timeout=120000)
+                expect(row.locator(".upkeep")).to_have_text(re.compile(r"^Backup data: Last checked (just now|1 min ago)\.$"))
+                expect(row.locator(".damage")).to_have_count(0)
+                w.shot("10g-backup-data-checked")
+                # Removed again: its backups stay on the server; Homelab stops using it.
                 page.once("dialog", lambda d: d.accept())
                 row.locator("button:has-text('Remove')").click()
                 expect(page.locator("#backups-empty h2")).to_have_text("Backups are not set up")

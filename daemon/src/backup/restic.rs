@@ -150,7 +150,8 @@ impl ResticFailure {
 
     /// True when the repository is not there yet (so `init` makes it).
     pub fn no_repository(&self) -> bool {
-        matches!(self, ResticFailure::Said(e) if explain(&e.stderr_tail.join("\n"), "").kind == Why::NoRepository)
+        // restic's init makes a missing bucket too.
+        matches!(self, ResticFailure::Said(e) if matches!(explain(&e.stderr_tail.join("\n"), "").kind, Why::NoRepository | Why::NoBucket))
     }
 }
 
@@ -201,9 +202,9 @@ impl Explained {
             Why::HostKeyChanged => format!(
                 "{d} identifies itself with a different key than when it was added. If you reinstalled it, remove the destination and add it again; otherwise someone may be impersonating it."
             ),
-            Why::Full => {
-                format!("{d} is full. Free some space there, or choose another destination.")
-            }
+            Why::Full => format!(
+                "{d} is full (or the folder there is not writable). Free some space there, or choose another destination."
+            ),
             Why::Locked => "Another backup of the same destination is still running (or stopped without finishing). Try again in a few minutes.".to_string(),
             Why::NoBucket => format!(
                 "The bucket of {d} does not exist. Create it in your storage's console first."
@@ -230,26 +231,38 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         Why::HostKeyChanged
     } else if has("Permission denied (publickey") {
         Why::KeyRefused
-    } else if has("NoSuchBucket") || has("bucket does not exist") {
-        Why::NoBucket
     } else if has("InvalidAccessKeyId")
         || has("SignatureDoesNotMatch")
+        || has("does not match the signature you provided")
+        || has("Access Key Id you provided does not exist")
+        || has("security token included in the request is invalid")
         || has("Access Denied")
         || has("AccessDenied")
     {
+        // Before "no bucket" and "no repository": a refused key reads as "does not exist" too.
         Why::S3Denied
-    } else if has("no space left on device") || has("No space left on device") {
+    } else if has("NoSuchBucket") || has("bucket does not exist") {
+        Why::NoBucket
+    } else if has("no space left on device")
+        || has("No space left on device")
+        // OpenSSH's SFTP server answers a write to a full disk with a bare "Failure".
+        || (has("SSH_FX_FAILURE") && (has("Write") || has("save")))
+    {
         Why::Full
     } else if has("repository contains errors")
-        || has("does not match")
+        || has("Pack ID does not match")
+        || has("packs from index missing in repo")
         || has("pack file cannot be listed")
-        || has("is damaged")
     {
         Why::Damaged
     } else if has("repository is already locked") {
         Why::Locked
     } else if has("repository does not exist")
-        || (has("unable to open config file") && (has("does not exist") || has("no such file")))
+        || has("The specified key does not exist")
+        || (has("unable to open config file")
+            && (has("stat: file does not exist")
+                || has("Stat: file does not exist")
+                || has("no such file")))
     {
         Why::NoRepository
     } else if has("No route to host")
@@ -371,6 +384,43 @@ pub fn valid_snapshot_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restics_complaints_are_read_for_what_they_mean() {
+        for (stderr, why) in [
+            (
+                "Fatal: unable to open config file: Stat: The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+                Why::S3Denied,
+            ),
+            (
+                "Fatal: unable to open config file: Stat: The AWS Access Key Id you provided does not exist in our records.\nIs there a repository at the following location?",
+                Why::S3Denied,
+            ),
+            (
+                "Fatal: unable to open config file: Lstat: file does not exist\nIs there a repository at the following location?",
+                Why::NoRepository,
+            ),
+            (
+                "Fatal: unable to open config file: Stat: The specified key does not exist.\nIs there a repository at the following location?",
+                Why::NoRepository,
+            ),
+            ("Fatal: packs from index missing in repo", Why::Damaged),
+            (
+                "pack 3f2a: Pack ID does not match, want 3f2a, got 77c1\nFatal: repository contains errors",
+                Why::Damaged,
+            ),
+            (
+                "Fatal: unable to save snapshot: Write: sftp: \"Failure\" (SSH_FX_FAILURE)",
+                Why::Full,
+            ),
+            (
+                "unable to create lock in backend: repository is already locked by PID 1 on 6b5a36ce836a",
+                Why::Locked,
+            ),
+        ] {
+            assert_eq!(explain(stderr, "NAS").kind, why, "{stderr}");
+        }
+    }
 
     #[test]
     fn backup_output_is_understood() {

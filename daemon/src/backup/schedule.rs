@@ -160,6 +160,14 @@ pub fn parse(schedule: &str) -> Result<Option<Cron>, BackupError> {
     let times: Vec<i64> = from
         .map(|f| cron.iter_after(f).take(50).map(|t| t.timestamp()).collect())
         .unwrap_or_default();
+    // A date that never comes (31 February) or comes once: refused, never silently idle.
+    let two_years = 2 * 366 * 24 * 3600;
+    if times.len() < 2 || times[1] - times[0] > two_years {
+        return Err(BackupError::BadInput(
+            "That schedule never comes round (check the day and month), so no backup would run."
+                .into(),
+        ));
+    }
     if times.windows(2).any(|w| w[1] - w[0] < 3600) {
         return Err(BackupError::BadInput(
             "Back up at most once an hour: give one minute, like 0 or 30.".into(),
@@ -192,6 +200,9 @@ pub fn due<Tz: TimeZone>(
     };
     match handled {
         None => Due::Remember(latest),
+        // Handled "in the future": the clock was wrong then (or is now). Start again from
+        // here rather than wait, silently, until the clock catches up.
+        Some(h) if h > now.timestamp() + 24 * 3600 => Due::Remember(latest),
         Some(h) if latest.timestamp() > h => Due::Run(latest),
         Some(_) => Due::Wait,
     }
@@ -235,6 +246,12 @@ mod tests {
             due(&cron, Some(handled), &now),
             Due::Run(at("2026-12-06T02:00:00+00:00"))
         );
+        // A clock that was a year ahead: start again from now, not in a year.
+        let ahead = at("2027-12-06T02:00:00+00:00").timestamp();
+        assert_eq!(
+            due(&cron, Some(ahead), &now),
+            Due::Remember(at("2026-12-06T02:00:00+00:00"))
+        );
         // Once handled, nothing more until the next night.
         let handled = at("2026-12-06T02:00:00+00:00").timestamp();
         assert_eq!(due(&cron, Some(handled), &now), Due::Wait);
@@ -255,6 +272,7 @@ mod tests {
             "*/5 * * * *",
             "0 2 * * * 2027",
             "daily",
+            "0 0 31 2 *",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -93,9 +93,12 @@ const MAKE_FOLDER: &str = r#"mkdir -p -- "$1" && test -w "$1" && echo ready"#;
 /// PostgreSQL's is an archive (`pg_dump -Fc`) that `pg_restore` loads itself, so nothing in
 /// the app's data can become a client command; MariaDB's client loads with `--sandbox` for
 /// the same reason. Loading is one transaction (PostgreSQL) and stops at the first error.
-/// $1 dump|load, $2 postgres|mariadb, $3 the instance's host name, $4 the database (and login).
+/// $1 dump|load|has, $2 postgres|mariadb, $3 the instance's host name, $4 the database (and
+/// login). `has` only says whether a dump is there (exit 91 when not).
 const DATABASE_TOOL: &str = r#"IFS= read -r pw || exit 90
 case $1-$2 in
+  has-postgres) test -f /dump/database.pgdump || exit 91; exit 0 ;;
+  has-mariadb) test -f /dump/database.sql || exit 91; exit 0 ;;
   dump-postgres) PGPASSWORD=$pw exec pg_dump -Fc -h "$3" -U "$4" -d "$4" --no-owner --no-privileges -f /dump/database.pgdump ;;
   dump-mariadb) MYSQL_PWD=$pw exec mariadb-dump -h "$3" -u "$4" --single-transaction --routines --triggers --result-file=/dump/database.sql "$4" ;;
   load-postgres) test -f /dump/database.pgdump || exit 91
@@ -390,9 +393,9 @@ impl Deployer {
                 )
                 .await
                 .map(|_| true)
-                .map_err(|f| failed(&f, &row.name))
+                .map_err(|f| self.restic_error(remote, f, &row.name))
             }
-            Err(f) => Err(failed(&f, &row.name)),
+            Err(f) => Err(self.restic_error(remote, f, &row.name)),
         }
     }
 
@@ -454,6 +457,52 @@ impl Deployer {
         spec
     }
 
+    /// Once per device since this daemon started: removes the backup containers an earlier
+    /// start left there (their runs were closed as failed when it started). A restic still
+    /// running there would hold its lock and could still write a snapshot counted as failed.
+    pub(super) async fn sweep_backup_leftovers(&self, remote: &Remote) -> Result<(), DeployError> {
+        let first = self
+            .backup_swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(remote.device.id);
+        if !first {
+            return Ok(());
+        }
+        match crate::docker::run::remove_left_over(
+            &remote.docker,
+            restic::LABEL,
+            restic::OWNER_LABEL,
+            &self.backup_owner,
+        )
+        .await
+        {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                tracing::info!(device = %remote.device.name, n, "removed backup containers left by an earlier start");
+                Ok(())
+            }
+            Err(e) => {
+                // Tried again next time.
+                self.backup_swept
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&remote.device.id);
+                Err(self.docker_error(remote, e))
+            }
+        }
+    }
+
+    /// At start: every device's left-overs swept (those that answer; the others at their
+    /// first backup work).
+    pub(super) async fn sweep_all_backup_leftovers(&self) {
+        for device in self.store.devices().await.unwrap_or_default() {
+            if let Ok(remote) = Remote::connect(&self.devices, device, None).await {
+                let _ = self.sweep_backup_leftovers(&remote).await;
+            }
+        }
+    }
+
     /// The lock backups (shared) and the box's upkeep (alone) take on a destination.
     pub(super) fn destination_lock(&self, id: i64) -> Arc<tokio::sync::RwLock<()>> {
         let mut locks = self
@@ -472,34 +521,7 @@ impl Deployer {
     /// (their runs were closed as failed when it started): a restic still running there would
     /// hold its lock and read the disk for nothing.
     pub(super) async fn ensure_restic(&self, remote: &Remote) -> Result<(), DeployError> {
-        let first = self
-            .backup_swept
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(remote.device.id);
-        if first {
-            match crate::docker::run::remove_left_over(
-                &remote.docker,
-                restic::LABEL,
-                restic::OWNER_LABEL,
-                &self.backup_owner,
-            )
-            .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(device = %remote.device.name, n, "removed backup containers left by an earlier start")
-                }
-                Err(e) => {
-                    // Tried again next time.
-                    self.backup_swept
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&remote.device.id);
-                    return Err(self.docker_error(remote, e));
-                }
-            }
-        }
+        self.sweep_backup_leftovers(remote).await?;
         let present = crate::docker::project::image_present(&remote.docker, backup::RESTIC_IMAGE)
             .await
             .map_err(|e| self.docker_error(remote, e))?;
@@ -528,13 +550,30 @@ impl Deployer {
         Ok(())
     }
 
+    /// The device's engine could not run a one-off container: the device went away (cable,
+    /// power) or its engine refused; in the words a deploy uses, the cause kept as detail.
     fn docker_error(&self, remote: &Remote, e: crate::docker::DockerError) -> DeployError {
-        DeployError::BackupFailed {
-            message: format!(
-                "The app engine on {} could not run the backup tool. Check the device's page, then try again.",
-                remote.device.name
-            ),
+        DeployError::Device {
+            device: remote.device.name.clone(),
+            trouble: if e.engine_answered() {
+                super::Trouble::EngineRefused
+            } else {
+                super::Trouble::NoAnswer
+            },
             detail: e.detail(),
+        }
+    }
+
+    /// A restic run that failed: restic's own complaint in words, or the device's.
+    pub(super) fn restic_error(
+        &self,
+        remote: &Remote,
+        f: ResticFailure,
+        destination: &str,
+    ) -> DeployError {
+        match f {
+            ResticFailure::Docker(e) => self.docker_error(remote, e),
+            f => failed(&f, destination),
         }
     }
 
@@ -560,50 +599,66 @@ impl Deployer {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for row in self.store.backup_destinations().await? {
-            let (target, creds) = self.credentials(&row).await?;
-            // Its own name: a listing never touches the app's backup or restore run.
-            let spec = self.restic_spec(
-                &format!("homelab-restic-list-{slug}-{}", unique()),
-                &target,
-                // No lock: a listing must never stop a backup's forget or the weekly prune.
-                &["snapshots", "--no-lock", "--json", "--host", slug],
-                Vec::new(),
-            );
-            let mut stdout = String::new();
-            let listed = restic::run(&remote.docker, &spec, &creds, QUICK_DEADLINE, |s, l| {
-                if s == Stream::Out && stdout.len() < 8 << 20 {
-                    stdout.push_str(l);
-                    stdout.push('\n');
-                }
-            })
-            .await;
-            match listed {
-                Ok(_) => {}
-                Err(f) if f.no_repository() => continue,
-                Err(f) => {
-                    errors.push(failed(&f, &row.name));
-                    continue;
-                }
-            }
-            let Ok(found) = restic::snapshots(&stdout) else {
-                errors.push(DeployError::BackupRefused(format!(
-                    "The list of backups at {} could not be read.",
-                    row.name
-                )));
-                continue;
-            };
-            for s in found {
-                out.push(SnapshotView {
-                    destination_id: row.id,
-                    destination: row.name.clone(),
-                    id: s.id,
-                    short_id: s.short_id,
-                    time: s.time,
-                });
+            match self.snapshots_at(&remote, &row, slug).await {
+                Ok(found) => out.extend(found),
+                Err(e) => errors.push(e),
             }
         }
         out.sort_by(|a, b| b.time.cmp(&a.time));
         Ok((out, errors))
+    }
+
+    /// The app's snapshots at one destination (none when it holds no backups yet), read
+    /// from `remote`. At most `LISTINGS` run at once, box-wide: each is a container.
+    async fn snapshots_at(
+        &self,
+        remote: &Remote,
+        row: &DestinationRow,
+        slug: &str,
+    ) -> Result<Vec<SnapshotView>, DeployError> {
+        let _turn = self
+            .listings
+            .acquire()
+            .await
+            .map_err(|_| DeployError::NotFound)?;
+        let (target, creds) = self.credentials(row).await?;
+        // Its own name: a listing never touches the app's backup or restore run.
+        let spec = self.restic_spec(
+            &format!("homelab-restic-list-{slug}-{}", unique()),
+            &target,
+            // No lock: a listing must never stop a backup's forget or the weekly prune.
+            &["snapshots", "--no-lock", "--json", "--host", slug],
+            Vec::new(),
+        );
+        let mut stdout = String::new();
+        let listed = restic::run(&remote.docker, &spec, &creds, QUICK_DEADLINE, |s, l| {
+            if s == Stream::Out && stdout.len() < 8 << 20 {
+                stdout.push_str(l);
+                stdout.push('\n');
+            }
+        })
+        .await;
+        match listed {
+            Ok(_) => {}
+            Err(f) if f.no_repository() => return Ok(Vec::new()),
+            Err(f) => return Err(self.restic_error(remote, f, &row.name)),
+        }
+        let found = restic::snapshots(&stdout).map_err(|_| {
+            DeployError::BackupRefused(format!(
+                "The list of backups at {} could not be read.",
+                row.name
+            ))
+        })?;
+        Ok(found
+            .into_iter()
+            .map(|s| SnapshotView {
+                destination_id: row.id,
+                destination: row.name.clone(),
+                id: s.id,
+                short_id: s.short_id,
+                time: s.time,
+            })
+            .collect())
     }
 
     // ---- jobs ----
@@ -641,8 +696,22 @@ impl Deployer {
                 "That is not a backup's id: choose one from the list.".into(),
             ));
         }
-        self.destination(destination_id).await?;
-        self.deployed(slug).await?;
+        let row = self.destination(destination_id).await?;
+        let app = self.deployed(slug).await?;
+        // Only one of this app's own backups: another app's (or a made-up id) would swap in
+        // empty or foreign data.
+        let remote = Remote::connect(&self.devices, self.app_device(&app).await?, None).await?;
+        self.ensure_restic(&remote).await?;
+        let own = self.snapshots_at(&remote, &row, slug).await?;
+        if !own
+            .iter()
+            .any(|s| s.id == snapshot || (snapshot.len() >= 8 && s.id.starts_with(snapshot)))
+        {
+            return Err(DeployError::BackupRefused(format!(
+                "{} holds no backup of {slug} with that id: choose one from the app's list.",
+                row.name
+            )));
+        }
         let task = BackupTask {
             destination_id: Some(destination_id),
             snapshot: Some(snapshot.to_string()),
@@ -661,6 +730,17 @@ impl Deployer {
         let recipe = self.recipe(slug)?.clone();
         let app = self.deployed(slug).await?;
         let guard = self.claim_for_owner(slug, &recipe.manifest.name).await?;
+        // An earlier job of the app still undoing (a restore's switch back, a reload of its
+        // database) finishes first: this one could otherwise remove or overwrite what that
+        // undo brings back.
+        for earlier in self.store.unfinished_deployments().await? {
+            if earlier.slug == slug && !self.roll_back(earlier.id).await {
+                return Err(DeployError::StillUndoing {
+                    app: recipe.manifest.name.clone(),
+                    device: earlier.device_name,
+                });
+            }
+        }
         let device = self.app_device(&app).await?;
         let named = self.store.name_of(slug.to_string()).await?.is_some();
         let settings: BTreeMap<String, String> =
@@ -756,6 +836,27 @@ impl Deployer {
             Some(d) => vec![self.destination(d).await?],
             None => self.store.backup_destinations().await?,
         };
+        // Every destination's shared lock first, while the app still runs: a weekly check
+        // holding one never keeps the app stopped or its dump waiting.
+        let mut guards = Vec::new();
+        for row in &destinations {
+            let lock = self.destination_lock(row.id);
+            let guard = match lock.clone().try_read_owned() {
+                Ok(g) => g,
+                Err(_) => {
+                    self.progress(
+                        id,
+                        slug,
+                        DeploymentState::Preparing,
+                        3,
+                        format!("Waiting for the check of {} to finish…", row.name),
+                    )
+                    .await;
+                    lock.read_owned().await
+                }
+            };
+            guards.push(Some(guard));
+        }
         let (app, remote, values, _) = self.installed_app(job).await?;
         self.ensure_restic(&remote).await?;
         let volumes = self.data_volumes(&remote, job).await?;
@@ -839,10 +940,10 @@ impl Deployer {
         let mut done = Vec::new();
         let mut failures = Vec::new();
         let share = 85 / destinations.len().max(1) as i64;
-        for (n, row) in destinations.iter().enumerate() {
+        for (n, (row, guard)) in destinations.iter().zip(guards.iter_mut()).enumerate() {
             let base = 10 + share * n as i64;
             match self
-                .back_up_to(&remote, job, row, &binds, base, share)
+                .back_up_to(&remote, job, row, guard.take(), &binds, base, share)
                 .await
             {
                 Ok(words) => done.push(words),
@@ -866,31 +967,20 @@ impl Deployer {
 
     /// One destination's run: the repository opened (made the first time), restic backup
     /// with live progress, the run recorded as done or failed.
+    #[allow(clippy::too_many_arguments)] // the run's parts, each once
     async fn back_up_to(
         &self,
         remote: &Remote,
         job: &Job,
         row: &DestinationRow,
+        // The destination's shared lock, taken before the app stopped.
+        shared: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
         binds: &[String],
         base: i64,
         share: i64,
     ) -> Result<String, DeployError> {
         let slug = job.recipe.manifest.slug.as_str();
         let lock = self.destination_lock(row.id);
-        let shared = match lock.try_read() {
-            Ok(g) => g,
-            Err(_) => {
-                self.progress(
-                    job.id,
-                    slug,
-                    DeploymentState::Starting,
-                    base,
-                    format!("Waiting for the check of {} to finish…", row.name),
-                )
-                .await;
-                lock.read().await
-            }
-        };
         let run = self
             .store
             .begin_backup_run(slug.to_string(), row.id, remote.device.id, job.id)
@@ -958,7 +1048,7 @@ impl Deployer {
                     failure_detail(&ran),
                 )
                 .await;
-            ran.map_err(|f| failed(&f, &row.name))?;
+            ran.map_err(|f| self.restic_error(remote, f, &row.name))?;
             match summary {
                 Some(BackupLine::Summary {
                     snapshot_id,
@@ -1105,6 +1195,16 @@ impl Deployer {
             device: remote.device.name.clone(),
             detail,
         };
+        // Nothing is dropped unless there is a dump to load.
+        let has = self
+            .database_tool(remote, slug, engine, database, volume, password, "has")
+            .await?;
+        if !has.success() {
+            return Err(DeployError::BackupFailed {
+                message: "This backup holds no database Homelab can load (it was made by an older version). Its database/ folder can be restored by hand.".into(),
+                detail: has.stderr_tail.join("\n"),
+            });
+        }
         let script = crate::pool::sql::drop(engine, database, database, true, false)
             .map_err(|e| refused(e.to_string()))?;
         let out = remote
@@ -1187,7 +1287,11 @@ impl Deployer {
             .note(
                 format!(
                     "{} the app's database: {} {action} of {database}, as its own login",
-                    if action == "dump" { "Save" } else { "Load" },
+                    match action {
+                        "dump" => "Save",
+                        "load" => "Load",
+                        _ => "Look for",
+                    },
                     engine.words()
                 ),
                 exit_words(ran.exit_code),
@@ -1307,7 +1411,7 @@ impl Deployer {
                 failure_detail(&restored),
             )
             .await;
-        restored.map_err(|f| failed(&f, &row.name))?;
+        restored.map_err(|f| self.restic_error(&remote, f, &row.name))?;
 
         // The switch: stopped, swapped, started, checked; undone in reverse on failure.
         self.progress(
@@ -1382,19 +1486,19 @@ impl Deployer {
             )
             .await?;
         }
-        self.step(
-            id,
-            "restore-switch",
-            &Undo::SwapVolumes {
-                job: id,
-                root: root.clone(),
-                pairs: pairs.clone(),
-                dir: app.app_dir.clone(),
-                project: project.clone(),
-            },
-        )
-        .await?;
         if !pairs.is_empty() {
+            self.step(
+                id,
+                "restore-switch",
+                &Undo::SwapVolumes {
+                    job: id,
+                    root: root.clone(),
+                    pairs: pairs.clone(),
+                    dir: app.app_dir.clone(),
+                    project: project.clone(),
+                },
+            )
+            .await?;
             self.swap_volumes(&remote, &root, id, "forward", &pairs)
                 .await?;
         }

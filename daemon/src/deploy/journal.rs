@@ -352,17 +352,6 @@ impl Deployer {
         let Ok(unfinished) = self.store.unfinished_deployments().await else {
             return;
         };
-        // A backup's run whose job ended without it (a restart mid-way) failed.
-        if let Err(e) = self
-            .store
-            .fail_orphaned_backup_runs(
-                "Homelab restarted while this backup ran, so it did not finish. The next one will."
-                    .into(),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not close interrupted backup runs");
-        }
         for d in unfinished {
             let Some(_guard) = self.try_busy(&d.slug) else {
                 continue; // in flight in this process
@@ -382,6 +371,18 @@ impl Deployer {
                 });
             }
             self.roll_back(d.id).await;
+        }
+        // A backup's run whose job ended without it (a restart mid-way) failed; after the
+        // rollbacks above, so the runs of jobs they just closed are included.
+        if let Err(e) = self
+            .store
+            .fail_orphaned_backup_runs(
+                "Homelab restarted while this backup ran, so it did not finish. The next one will."
+                    .into(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not close interrupted backup runs");
         }
     }
 }

@@ -548,6 +548,11 @@ pub struct Deployer {
     scheduled_job: std::sync::Mutex<Option<i64>>,
     /// When each destination's upkeep was last tried (bounded by the destinations).
     upkeep_tried: std::sync::Mutex<BTreeMap<i64, std::time::Instant>>,
+    /// Held by the one destination upkeep running (prune and check are heavy).
+    upkeep_one: Arc<tokio::sync::Mutex<()>>,
+    /// Snapshot listings running at once, box-wide (each is a restic container on a device;
+    /// a page reloaded in a loop must not start hundreds).
+    listings: tokio::sync::Semaphore,
 }
 
 /// How long an owner's request waits for a background check to let go of an app.
@@ -643,6 +648,8 @@ impl Deployer {
             destination_locks: Default::default(),
             scheduled_job: Default::default(),
             upkeep_tried: Default::default(),
+            upkeep_one: Default::default(),
+            listings: tokio::sync::Semaphore::new(4),
         }
     }
 

@@ -155,14 +155,20 @@ impl Deployer {
             return;
         }
         let now_unix = now.timestamp();
+        // One upkeep at a time, box-wide: the next destination's turn is a later tick.
+        let Ok(one) = self.upkeep_one.clone().try_lock_owned() else {
+            return;
+        };
         for d in destinations {
-            if now_unix - d.maintained_at < UPKEEP_EVERY || !self.upkeep_may_try(d.id) {
+            // A time in the future is a clock that was wrong: it counts as due.
+            let recent = (0..UPKEEP_EVERY).contains(&(now_unix - d.maintained_at));
+            if recent || !self.upkeep_may_try(d.id) {
                 continue;
             }
             let week = now.iso_week().week();
             let me = self.clone();
-            // One at a time: the next destination's turn is a later tick.
             tokio::spawn(async move {
+                let _one = one;
                 if let Err(e) = me.maintain_destination(d.id, Some(week)).await {
                     tracing::info!(destination = %d.name, error = %e, "backup upkeep postponed");
                 }
@@ -174,11 +180,14 @@ impl Deployer {
     /// Whether the last scheduled backup is still running.
     async fn scheduled_running(&self) -> bool {
         let job = *self.scheduled_job.lock().unwrap_or_else(|e| e.into_inner());
+        // Its own work only: a job left undoing on a device that went away (failed, rolling
+        // back) must not hold every other app's scheduled backup.
         match job {
             None => false,
             Some(id) => matches!(
                 self.store.deployment(id).await,
                 Ok(Some(d)) if d.finished_at.is_none()
+                    && !matches!(d.state, super::DeploymentState::Failed | super::DeploymentState::RollingBack)
             ),
         }
     }
@@ -208,7 +217,7 @@ impl Deployer {
         let lock = self.destination_lock(id);
         let Ok(_alone) = lock.try_write() else {
             return Err(DeployError::BackupRefused(format!(
-                "A backup to {} is running; check it when the backup is done.",
+                "A backup to {} or a check of it is running; check it when that is done.",
                 row.name
             )));
         };
@@ -226,29 +235,8 @@ impl Deployer {
                 &format!("Clear stale locks at {}: restic unlock", row.name),
             )
             .await;
-        let pruned = self
-            .restic_long(
-                &remote,
-                &run(&["prune"]),
-                &creds,
-                &format!(
-                    "Remove data only forgotten backups held at {}: restic prune",
-                    row.name
-                ),
-            )
-            .await;
-        // Prune reads the packs it repacks: damage can show up here first.
-        match &pruned {
-            Ok(_) => {}
-            Err(f) if f.why() == Some(Why::Damaged) => {
-                let damage = f.words(&row.name);
-                self.store
-                    .set_destination_maintained(id, damage.clone())
-                    .await?;
-                return Ok(damage);
-            }
-            Err(f) => return Err(super::backing::failed(f, &row.name)),
-        }
+        // Checked first: damage must be found and shown, never stop at a prune that fails
+        // on it. Only sound data is pruned.
         let subset = week.map(|w| format!("{}/4", w % 4 + 1));
         let mut args = vec!["check"];
         match &subset {
@@ -267,14 +255,34 @@ impl Deployer {
                 ),
             )
             .await;
-        let damage = match &checked {
+        let damage = match checked {
             Ok(_) => String::new(),
             Err(f) if f.why() == Some(Why::Damaged) => f.words(&row.name),
-            Err(f) => return Err(super::backing::failed(f, &row.name)),
+            Err(f) => return Err(self.restic_error(&remote, f, &row.name)),
         };
+        if damage.is_empty() {
+            self.restic_long(
+                &remote,
+                &run(&["prune"]),
+                &creds,
+                &format!(
+                    "Remove data only forgotten backups held at {}: restic prune",
+                    row.name
+                ),
+            )
+            .await
+            .map_err(|f| self.restic_error(&remote, f, &row.name))?;
+        }
         self.store
             .set_destination_maintained(id, damage.clone())
             .await?;
+        if !damage.is_empty() {
+            // Open pages show it at once (the destination list refreshes on toasts).
+            self.events.publish(crate::events::Event::Toast {
+                level: crate::events::Level::Warning,
+                message: damage.clone(),
+            });
+        }
         Ok(if damage.is_empty() {
             format!("{}: checked, all sound.", row.name)
         } else {

@@ -15,6 +15,8 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(15);
 impl Deployer {
     /// Background upkeep until `stop`: recovery at once, then retries and reconciliation.
     pub fn spawn_housekeeping(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let sweeper = self.clone();
+        tokio::spawn(async move { sweeper.sweep_all_backup_leftovers().await });
         tokio::spawn(async move {
             self.recover().await;
             let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);

@@ -63,9 +63,12 @@ impl SocketStream {
         let (read, write) = channel.split();
         // The receiving half, owned by a stream: `None` once russh has dropped the channel's
         // entry, which only happens when the device closed it.
+        // Fused: the closing task in `Drop` may poll it again after it ended, which a bare
+        // `unfold` answers with a panic.
         let messages = futures_util::stream::unfold(read, |mut read| async move {
             read.wait().await.map(|m| (m, read))
-        });
+        })
+        .fuse();
         SocketStream {
             messages: Some(Box::pin(messages)),
             unread: Bytes::new(),

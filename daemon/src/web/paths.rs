@@ -30,11 +30,13 @@ pub const NETWORK_ROUTER_CHECK_AGAIN: &str = "/network/router/check-again";
 pub const NETWORK_ROUTER_TRAFFIC: &str = "/network/router/traffic";
 pub const DASHBOARD_NETWORK: &str = "/dashboard/network";
 pub const BACKUPS: &str = "/backups";
-// The Backups page's parts and forms (views::backups).
+// The Backups page's parts and forms (views::backups). The destinations' list is its GET.
 pub const BACKUPS_DESTINATIONS: &str = "/backups/destinations";
 pub const BACKUPS_DESTINATION_CHECK: &str = "/backups/destinations/{id}/check";
+pub const BACKUPS_DESTINATION_CHECK_ALL: &str = "/backups/destinations/{id}/check-all";
 pub const BACKUPS_DESTINATION_REMOVE: &str = "/backups/destinations/{id}/remove";
 pub const BACKUPS_APPS: &str = "/backups/apps";
+pub const BACKUPS_SCHEDULE: &str = "/backups/schedule";
 pub const DASHBOARD_BACKUPS: &str = "/dashboard/backups";
 pub const SETTINGS: &str = "/settings";
 pub const DEVICES_CARDS: &str = "/devices/cards";
@@ -66,8 +68,9 @@ pub const APP_SIGN_IN: &str = "/apps/{slug}/sign-in";
 pub const APP_NAME: &str = "/apps/{slug}/name";
 pub const APP_NAME_RETRY: &str = "/apps/{slug}/name/retry";
 // An app's backups (views::backups): back up now, its snapshots (loaded after the page),
-// restore one.
+// restore one, its schedule.
 pub const APP_BACK_UP: &str = "/apps/{slug}/back-up";
+pub const APP_BACKUP_SCHEDULE: &str = "/apps/{slug}/backup-schedule";
 pub const APP_SNAPSHOTS: &str = "/apps/{slug}/snapshots";
 pub const APP_RESTORE: &str = "/apps/{slug}/restore";
 pub const DEPLOYMENT: &str = "/deployments/{id}";

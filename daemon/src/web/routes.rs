@@ -288,10 +288,28 @@ fn table() -> Vec<Entry> {
             views::backups::apps_part,
         ),
         entry(
+            M::GET,
+            paths::BACKUPS_DESTINATIONS,
+            Session,
+            views::backups::destinations_part,
+        ),
+        entry(
             M::POST,
             paths::BACKUPS_DESTINATIONS,
             Session,
             views::backups::add_destination,
+        ),
+        entry(
+            M::POST,
+            paths::BACKUPS_DESTINATION_CHECK_ALL,
+            Session,
+            views::backups::check_all,
+        ),
+        entry(
+            M::POST,
+            paths::BACKUPS_SCHEDULE,
+            Session,
+            views::backups::set_schedule,
         ),
         entry(
             M::POST,
@@ -328,6 +346,12 @@ fn table() -> Vec<Entry> {
             paths::APP_RESTORE,
             Session,
             views::backups::restore,
+        ),
+        entry(
+            M::POST,
+            paths::APP_BACKUP_SCHEDULE,
+            Session,
+            views::backups::set_app_schedule,
         ),
         entry(M::GET, paths::SETTINGS, Session, views::settings::show),
         entry(

@@ -998,3 +998,38 @@ pub mod lab {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 }
+
+/// Remembers for the leak scan every secret the daemon sealed for `owner` in a data directory
+/// (a backup destination's repository password and keys, which no test typed): the leak scan
+/// then fails if any of them appears in a log or file. Of a key file (several lines) its
+/// longest line is remembered, which no header shares.
+pub fn remember_sealed(data: &std::path::Path, owner: &str) -> usize {
+    let vault = homelabd::secrets::Vault::open_or_create(data).expect("vault");
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join(homelabd::store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let mut st = conn
+        .prepare("SELECT purpose, sealed FROM secrets WHERE owner = ?1")
+        .expect("query");
+    let rows: Vec<(String, Vec<u8>)> = st
+        .query_map([owner], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (purpose, sealed) in &rows {
+        let secret = vault.open(sealed, owner, purpose).expect("unseal");
+        let text = String::from_utf8_lossy(secret.expose()).to_string();
+        let line = text
+            .lines()
+            .max_by_key(|l| l.len())
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.len() >= 16, "{owner}/{purpose} is a real secret");
+        remember_secret(&line);
+    }
+    rows.len()
+}

@@ -39,3 +39,54 @@ pub fn tag_images(device: &str, r: &Recipe) {
         );
     }
 }
+
+/// The lab's stub serving its pages from the app's volume (mounted at /www): the volume's
+/// `health` file is its health check, so a restore of data without it fails the check.
+pub fn volume_app_recipe(data: &std::path::Path, slug: &str, port: u16) {
+    let dir = data.join("recipes").join(slug);
+    std::fs::create_dir_all(&dir).expect("recipe folder");
+    std::fs::write(
+        dir.join("manifest.yaml"),
+        format!(
+            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
+             description: A lab app with data.\nwebsite: https://example.org\n\
+             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
+             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
+             architectures: [amd64, arm64]\n\
+             web: {{service: web, port: 8080, path: /}}\n\
+             health: {{path: /health, status: 200, timeout: 10}}\n\
+             data_volumes: [data]\n\
+             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
+        ),
+    )
+    .expect("manifest");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n    \
+             ports:\n      - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/www\nvolumes:\n  data:\n"
+        ),
+    )
+    .expect("compose");
+}
+
+/// Runs a fixed script in a throwaway container of the stub that mounts the app's data
+/// volume at /d, on `device`.
+pub fn in_app_volume(device: &str, slug: &str, script: &str) -> String {
+    lab::exec(
+        device,
+        &[
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            &format!("homelab-{slug}_data:/d"),
+            "--entrypoint",
+            "/bin/busybox",
+            "homelab-lab/app-stub:1",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}

@@ -156,7 +156,7 @@ pub async fn maintain_destination(state: &AppState, id: i64, full: bool) -> Resu
     tokio::spawn(async move {
         let words = match deployer.maintain_destination(id, week).await {
             Ok(w) => w,
-            Err(e) => e.to_string(),
+            Err(e) => WebError::from(e).message,
         };
         super::toast(&events, words);
     });

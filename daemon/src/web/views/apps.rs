@@ -367,7 +367,10 @@ pub async fn show(
         vec![]
     };
     let backups = if app.is_some() {
-        super::backups::app_card_html(&state, &slug, &r.manifest.name).await?
+        let advanced = ctx
+            .user()
+            .is_ok_and(|u| u.ui_mode == crate::store::UiMode::Advanced);
+        super::backups::app_card_html(&state, &slug, &r.manifest.name, advanced).await?
     } else {
         String::new()
     };

@@ -1,28 +1,36 @@
 //! Backups as the owner sees them: the Backups page (where backups go, each with its last
-//! check, "Test connection" and "Remove"; the form that adds one; every installed app with its
-//! last backup and "Back up now"), an app's Backups card (its recent runs, its snapshots read
-//! from its device after the page has loaded, "Restore") and the dashboard's Backups card
-//! (store reads only). Backing up and restoring are deploy-engine jobs: starting one goes to
-//! its progress page. Secrets go in through the form and never come back out: a refused form
-//! is filled again without its password and keys.
+//! check, the box's last check of the stored data and any damage it found, "Test connection",
+//! "Check all backup data" and "Remove"; the form that adds one; the schedule and keep rules
+//! for all apps; every installed app with its last backup and "Back up now"), an app's Backups
+//! card (its schedule, its recent runs, its snapshots read from its device after the page has
+//! loaded, "Restore") and the dashboard's Backups card (store reads only). Backing up and
+//! restoring are deploy-engine jobs: starting one goes to its progress page. Secrets go in
+//! through the form and never come back out: a refused form is filled again without its
+//! password and keys.
+//!
+//! Times are shown in the box's time zone (the one the scheduler uses, `chrono::Local`), and
+//! each page that shows a clock time names the zone once.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Local, TimeZone, Timelike};
 use serde::Deserialize;
 
-use super::{Section, format_iso, format_time, go_to, page};
+use super::{Section, format_iso, go_to, page};
 use crate::backup::Target;
+use crate::backup::schedule::Policy;
 use crate::events::Level;
 use crate::secrets::Secret;
 use crate::store::{AppRow, BackupRunRow, DestinationRow, UiMode, now_unix};
-use crate::units::{date_utc, human_bytes};
+use crate::units::human_bytes;
 use crate::web::AppState;
-use crate::web::actions::backups::{self as act, NewDestination};
+use crate::web::actions::backups::{self as act, NewDestination, PolicyChoice};
 use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
@@ -38,8 +46,15 @@ fn advanced(ctx: &Ctx) -> Result<bool, WebError> {
 }
 
 /// How long ago, in words: "just now", "5 min ago", "2 h ago", "yesterday", "3 days ago",
-/// then the date.
+/// then the date (in the box's time zone).
 pub fn ago(then: i64, now: i64) -> String {
+    ago_in(then, now, &Local)
+}
+
+fn ago_in<Tz: TimeZone>(then: i64, now: i64, tz: &Tz) -> String
+where
+    Tz::Offset: Display,
+{
     let secs = (now - then).max(0);
     match secs {
         0..60 => "just now".into(),
@@ -47,26 +62,73 @@ pub fn ago(then: i64, now: i64) -> String {
         3600..86_400 => format!("{} h ago", secs / 3600),
         86_400..172_800 => "yesterday".into(),
         172_800..604_800 => format!("{} days ago", secs / 86_400),
-        _ => format!("on {}", date_utc(then)),
+        _ => match in_zone(then, tz) {
+            Some(t) => format!("on {}", t.format("%Y-%m-%d")),
+            None => "on an unknown date".into(),
+        },
+    }
+}
+
+/// A Unix time in a time zone.
+fn in_zone<Tz: TimeZone>(unix: i64, tz: &Tz) -> Option<DateTime<Tz>> {
+    DateTime::from_timestamp(unix, 0).map(|t| t.with_timezone(tz))
+}
+
+/// A Unix time as a clock in the box's zone: "2026-01-14 22:04" (the zone is said once on
+/// the page).
+fn clock(unix: i64) -> String {
+    in_zone(unix, &Local)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// The box's time zone as the owner reads it: "Europe/Berlin", or "UTC".
+pub fn zone_name() -> String {
+    let zone = crate::deploy::render::time_zone();
+    match zone.strip_prefix("Etc/").unwrap_or(&zone) {
+        "UTC" | "UCT" | "Universal" | "Zulu" | "GMT" => "UTC".into(),
+        _ => zone.clone(),
+    }
+}
+
+/// When a coming time is, as people say it: "today at 14:00", "tonight at 02:00" (the small
+/// hours after this evening), "tomorrow at 09:00", "on Sunday at 02:00", then the date.
+fn next_words<Tz: TimeZone>(next: &DateTime<Tz>, now: &DateTime<Tz>) -> String
+where
+    Tz::Offset: Display,
+{
+    let at = next.format("%H:%M");
+    let (day, today) = (next.date_naive(), now.date_naive());
+    // Before 06:00 is the night that ends that morning.
+    let night = next.hour() < 6;
+    let days = (day - today).num_days();
+    match days {
+        0 if night && now.hour() < 6 => format!("tonight at {at}"),
+        0 => format!("today at {at}"),
+        1 if night && now.hour() >= 6 => format!("tonight at {at}"),
+        1 => format!("tomorrow at {at}"),
+        2..7 => format!("on {} at {at}", next.format("%A")),
+        _ if next.format("%Y").to_string() == now.format("%Y").to_string() => {
+            format!("on {} at {at}", next.format("%-d %B"))
+        }
+        _ => format!("on {} at {at}", next.format("%-d %B %Y")),
     }
 }
 
 /// A snapshot's time (RFC 3339, as restic recorded it: `2026-01-14T22:04:05.123+01:00`) in
-/// the owner's words, in UTC like every time on the box: "14 January 2026 at 21:04 UTC"; and
-/// its Unix time. Anything else is shown as it came.
+/// the owner's words, in the box's time zone: "14 January 2026 at 22:04"; and its Unix time.
+/// Anything else is shown as it came.
 fn snapshot_time(rfc3339: &str) -> (String, Option<i64>) {
-    match parse_rfc3339(rfc3339) {
-        Some(t) => (
-            format!(
-                "{} {} {} at {:02}:{:02} UTC",
-                t.day(),
-                t.month(),
-                t.year(),
-                t.hour(),
-                t.minute()
-            ),
-            Some(t.unix_timestamp()),
-        ),
+    snapshot_time_in(rfc3339, &Local)
+}
+
+fn snapshot_time_in<Tz: TimeZone>(rfc3339: &str, tz: &Tz) -> (String, Option<i64>)
+where
+    Tz::Offset: Display,
+{
+    let at = parse_rfc3339(rfc3339).map(|t| t.unix_timestamp());
+    match at.and_then(|at| in_zone(at, tz)) {
+        Some(t) => (t.format("%-d %B %Y at %H:%M").to_string(), at),
         None => (rfc3339.to_string(), None),
     }
 }
@@ -139,6 +201,10 @@ pub struct StatusView {
     pub checked_iso: String,
     /// What the box's own check of the stored backups found wrong, with the fix ("" if sound).
     pub damage: String,
+    /// When the box last checked the stored backups (weekly, or "Check all backup data"):
+    /// "3 days ago"; empty when never.
+    pub maintained: String,
+    pub maintained_iso: String,
 }
 
 impl StatusView {
@@ -158,6 +224,12 @@ impl StatusView {
             },
             checked_iso: format_iso(d.checked_at),
             damage: d.damage.clone(),
+            maintained: if d.maintained_at > 0 {
+                ago(d.maintained_at, now)
+            } else {
+                String::new()
+            },
+            maintained_iso: format_iso(d.maintained_at),
         }
     }
 }
@@ -387,6 +459,8 @@ pub struct AppView {
     pub name: String,
     pub device: String,
     pub s: Summary,
+    /// Its own schedule in words (empty: it follows the one for all apps).
+    pub schedule: String,
 }
 
 #[derive(Template)]
@@ -397,8 +471,13 @@ struct AppsPart {
     ready: bool,
 }
 
-async fn app_views(state: &AppState, apps: &[AppRow]) -> Result<Vec<AppView>, WebError> {
+async fn app_views(
+    state: &AppState,
+    apps: &[AppRow],
+    advanced: bool,
+) -> Result<Vec<AppView>, WebError> {
     let now = now_unix();
+    let policies = state.store.backup_policies().await?;
     let devices: HashMap<i64, String> = state
         .store
         .devices()
@@ -414,6 +493,10 @@ async fn app_views(state: &AppState, apps: &[AppRow]) -> Result<Vec<AppView>, We
             name: app_name(state, &a.slug, &a.name),
             device: devices.get(&a.device_id).cloned().unwrap_or_default(),
             s: Summary::of(&runs, now),
+            schedule: match crate::deploy::policy_for(&policies, &a.slug) {
+                (p, true) => schedule_words(&p, advanced),
+                (_, false) => String::new(),
+            },
         });
     }
     Ok(out)
@@ -429,13 +512,406 @@ fn app_name(state: &AppState, slug: &str, stored: &str) -> String {
         .unwrap_or_else(|| stored.to_string())
 }
 
-async fn apps_html(state: &AppState, ready: bool) -> Result<String, WebError> {
+async fn apps_html(state: &AppState, ready: bool, advanced: bool) -> Result<String, WebError> {
     let apps = state.store.apps().await?;
     Ok(AppsPart {
-        apps: app_views(state, &apps).await?,
+        apps: app_views(state, &apps, advanced).await?,
         ready,
     }
     .render()?)
+}
+
+// ---- schedules ----
+
+/// The presets, in the order the forms offer them.
+const PRESETS: [&str; 4] = ["daily", "hourly", "weekly", "off"];
+
+/// A policy as `actions::backups::policy` answers it.
+#[derive(Deserialize)]
+struct PolicyAnswer {
+    schedule: String,
+    keep_within_days: u32,
+    keep_hourly: u32,
+    keep_daily: u32,
+    keep_weekly: u32,
+    keep_monthly: u32,
+    preset: Option<String>,
+    own: bool,
+    /// Unix time of the next scheduled backup (none when off).
+    next_at: Option<i64>,
+}
+
+impl PolicyAnswer {
+    fn policy(&self) -> Policy {
+        Policy {
+            schedule: self.schedule.clone(),
+            keep_within_days: self.keep_within_days,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+        }
+    }
+}
+
+/// A policy's schedule in words. Basic mode never shows a cron expression: an own schedule
+/// is "On a schedule of your own" there.
+fn schedule_words(p: &Policy, advanced: bool) -> String {
+    let preset_schedule = PRESETS
+        .iter()
+        .filter_map(|n| Policy::preset(n))
+        .any(|preset| preset.schedule == p.schedule.trim());
+    if preset_schedule || advanced {
+        p.words()
+    } else {
+        "On a schedule of your own".into()
+    }
+}
+
+/// Which backups stay, in words: "Keeps every backup of the last 2 days, then one a day for
+/// 7 days, one a week for 4 weeks and one a month for 6 months."
+fn keep_words(p: &Policy) -> String {
+    let n = |count: u32, one: &str, many: &str| {
+        if count == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{count} {many}")
+        }
+    };
+    let mut rules = Vec::new();
+    for (count, what, one, many) in [
+        (p.keep_hourly, "one an hour", "hour", "hours"),
+        (p.keep_daily, "one a day", "day", "days"),
+        (p.keep_weekly, "one a week", "week", "weeks"),
+        (p.keep_monthly, "one a month", "month", "months"),
+    ] {
+        if count > 0 {
+            rules.push(format!("{what} for {}", n(count, one, many)));
+        }
+    }
+    let rules = match rules.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    };
+    match (p.keep_within_days, rules.is_empty()) {
+        // Refused by the policy's check; said plainly should a stored one ever be so.
+        (0, true) => "Keeps only the newest backup.".into(),
+        (0, false) => format!("Keeps {rules}."),
+        (d, true) => format!("Keeps every backup of the last {}.", n(d, "day", "days")),
+        (d, false) => format!(
+            "Keeps every backup of the last {}, then {rules}.",
+            n(d, "day", "days")
+        ),
+    }
+}
+
+/// One choice of a schedule's select.
+pub struct ChoiceView {
+    pub value: &'static str,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// A schedule as its form shows it: the policy in words, the next backup, the choice made,
+/// and (Advanced) its cron expression and keep rules, or what was typed when refused.
+pub struct ScheduleView {
+    pub words: String,
+    pub keeps: String,
+    /// An app's own policy, not the one for all apps (always false for that one).
+    pub own: bool,
+    /// The next scheduled backup: "tonight at 02:00", and its ISO time.
+    pub next: Option<(String, String)>,
+    pub choices: Vec<ChoiceView>,
+    /// No choice fits what is set (an own schedule, in Basic mode): the select asks for one.
+    pub unchosen: bool,
+    /// Advanced: the own schedule's fields start open (it is the one chosen, or was refused).
+    pub own_open: bool,
+    pub schedule: String,
+    pub keep_within_days: String,
+    pub keep_hourly: String,
+    pub keep_daily: String,
+    pub keep_weekly: String,
+    pub keep_monthly: String,
+    pub error: Option<String>,
+}
+
+impl ScheduleView {
+    /// `default_words`: for an app, the default's words (its "As all apps" choice).
+    fn of(p: &PolicyAnswer, advanced: bool, default_words: Option<&str>) -> ScheduleView {
+        let policy = p.policy();
+        let chosen = match (&p.preset, default_words.is_some() && !p.own) {
+            (_, true) => "default",
+            (Some(name), false) => PRESETS.iter().copied().find(|n| n == name).unwrap_or(""),
+            (None, false) if advanced => "own",
+            (None, false) => "",
+        };
+        let now = Local::now();
+        ScheduleView {
+            words: schedule_words(&policy, advanced),
+            keeps: keep_words(&policy),
+            own: p.own,
+            next: p
+                .next_at
+                .and_then(|at| in_zone(at, &Local))
+                .map(|t| (next_words(&t, &now), format_iso(t.timestamp()))),
+            choices: choices(chosen, advanced, default_words),
+            unchosen: chosen.is_empty(),
+            own_open: chosen == "own",
+            schedule: policy.schedule.clone(),
+            keep_within_days: policy.keep_within_days.to_string(),
+            keep_hourly: policy.keep_hourly.to_string(),
+            keep_daily: policy.keep_daily.to_string(),
+            keep_weekly: policy.keep_weekly.to_string(),
+            keep_monthly: policy.keep_monthly.to_string(),
+            error: None,
+        }
+    }
+
+    /// After a refusal: the choice and fields as typed, and why.
+    fn refused(
+        &mut self,
+        form: &ScheduleForm,
+        why: String,
+        advanced: bool,
+        default_words: Option<&str>,
+    ) {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(REFILL_MAX)
+                .collect()
+        };
+        let chosen = ["default", "own"]
+            .iter()
+            .chain(PRESETS.iter())
+            .copied()
+            .find(|c| *c == form.choice)
+            .unwrap_or("");
+        self.choices = choices(chosen, advanced, default_words);
+        self.unchosen = !self.choices.iter().any(|c| c.selected);
+        self.own_open = chosen == "own";
+        self.schedule = clean(&form.schedule);
+        self.keep_within_days = clean(&form.keep_within_days);
+        self.keep_hourly = clean(&form.keep_hourly);
+        self.keep_daily = clean(&form.keep_daily);
+        self.keep_weekly = clean(&form.keep_weekly);
+        self.keep_monthly = clean(&form.keep_monthly);
+        self.error = Some(why);
+    }
+}
+
+/// The select's choices: (an app's) "As all apps", the presets, and (Advanced) an own one.
+fn choices(chosen: &str, advanced: bool, default_words: Option<&str>) -> Vec<ChoiceView> {
+    let mut out = Vec::new();
+    if let Some(words) = default_words {
+        out.push(ChoiceView {
+            value: "default",
+            label: format!("As all apps ({words})"),
+            selected: chosen == "default",
+        });
+    }
+    for name in PRESETS {
+        out.push(ChoiceView {
+            value: name,
+            label: Policy::preset(name).map(|p| p.words()).unwrap_or_default(),
+            selected: chosen == name,
+        });
+    }
+    if advanced {
+        out.push(ChoiceView {
+            value: "own",
+            label: "Your own schedule and keep rules (below)".into(),
+            selected: chosen == "own",
+        });
+    }
+    out
+}
+
+/// The schedule form as sent: a choice (a preset, "default" for an app, "own"), and the own
+/// schedule's fields (Advanced mode; ignored unless "own" is chosen).
+#[derive(Deserialize)]
+pub struct ScheduleForm {
+    #[serde(default)]
+    choice: String,
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    keep_within_days: String,
+    #[serde(default)]
+    keep_hourly: String,
+    #[serde(default)]
+    keep_daily: String,
+    #[serde(default)]
+    keep_weekly: String,
+    #[serde(default)]
+    keep_monthly: String,
+}
+
+impl ScheduleForm {
+    /// What the action takes; the policy's own checks (the schedule, the counts) are the
+    /// action's, with their fixes.
+    fn choice(&self) -> Result<PolicyChoice, WebError> {
+        let count = |s: &str| -> Result<u32, WebError> {
+            match s.trim() {
+                "" => Ok(0),
+                n => n.parse().map_err(|_| {
+                    WebError::bad_request(
+                        "Give each keep rule as a whole number, like 7 (0 turns the rule off).",
+                    )
+                }),
+            }
+        };
+        Ok(match self.choice.as_str() {
+            "" => return Err(WebError::bad_request("Choose when to back up.")),
+            "default" => PolicyChoice::FollowDefault,
+            "own" => PolicyChoice::Own(Policy {
+                schedule: self.schedule.trim().to_string(),
+                keep_within_days: count(&self.keep_within_days)?,
+                keep_hourly: count(&self.keep_hourly)?,
+                keep_daily: count(&self.keep_daily)?,
+                keep_weekly: count(&self.keep_weekly)?,
+                keep_monthly: count(&self.keep_monthly)?,
+            }),
+            preset => PolicyChoice::Preset(preset.to_string()),
+        })
+    }
+}
+
+async fn policy_answer(state: &AppState, slug: Option<&str>) -> Result<PolicyAnswer, WebError> {
+    serde_json::from_value(act::policy(state, slug).await?).map_err(WebError::internal)
+}
+
+#[derive(Template)]
+#[template(path = "partials/backup_schedule.html")]
+struct SchedulePart {
+    advanced: bool,
+    /// A destination exists: scheduled backups run.
+    ready: bool,
+    /// The box was started with scheduled backups off (`--backup-schedule off`).
+    scheduler_off: bool,
+    zone: String,
+    /// The ids of the form's fields start with this.
+    prefix: &'static str,
+    v: ScheduleView,
+}
+
+/// The Backups page's "Schedule for all apps" card, refused with `refused` (the form and why).
+async fn schedule_html(
+    state: &AppState,
+    advanced: bool,
+    refused: Option<(&ScheduleForm, String)>,
+) -> Result<String, WebError> {
+    let mut v = ScheduleView::of(&policy_answer(state, None).await?, advanced, None);
+    if let Some((form, why)) = refused {
+        v.refused(form, why, advanced, None);
+    }
+    Ok(SchedulePart {
+        advanced,
+        ready: !state.store.backup_destinations().await?.is_empty(),
+        scheduler_off: state.deployer.config.backup_schedule_after.is_none(),
+        zone: zone_name(),
+        prefix: "schedule",
+        v,
+    }
+    .render()?)
+}
+
+/// "Save schedule" (all apps): the card again, with the new schedule or why it was refused.
+pub async fn set_schedule(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<ScheduleForm>,
+) -> Result<Response, WebError> {
+    let advanced = advanced(&ctx)?;
+    let saved = match form.choice() {
+        Ok(choice) => act::set_policy(&state, None, choice).await,
+        Err(e) => Err(e),
+    };
+    let refused = match saved {
+        Ok(()) => None,
+        Err(e) if owner_can_fix(&e) => Some((&form, e.message)),
+        Err(e) => return Err(e),
+    };
+    Ok(Html(schedule_html(&state, advanced, refused).await?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "partials/app_schedule.html")]
+struct AppSchedulePart {
+    slug: String,
+    name: String,
+    advanced: bool,
+    ready: bool,
+    scheduler_off: bool,
+    /// The app keeps nothing of its own (no data, no database): the schedule passes it by.
+    nothing_to_keep: bool,
+    zone: String,
+    prefix: &'static str,
+    v: ScheduleView,
+}
+
+/// An app's schedule, in its Backups card.
+async fn app_schedule_html(
+    state: &AppState,
+    slug: &str,
+    name: &str,
+    advanced: bool,
+    refused: Option<(&ScheduleForm, String)>,
+) -> Result<String, WebError> {
+    let default = policy_answer(state, None).await?;
+    let default_words = schedule_words(&default.policy(), advanced);
+    let mut v = ScheduleView::of(
+        &policy_answer(state, Some(slug)).await?,
+        advanced,
+        Some(&default_words),
+    );
+    if let Some((form, why)) = refused {
+        v.refused(form, why, advanced, Some(&default_words));
+    }
+    let nothing_to_keep = state
+        .catalog
+        .recipes
+        .get(slug)
+        .is_some_and(|r| r.manifest.data_volumes.is_empty() && r.manifest.database.is_none());
+    Ok(AppSchedulePart {
+        slug: slug.to_string(),
+        name: name.to_string(),
+        advanced,
+        ready: !state.store.backup_destinations().await?.is_empty(),
+        scheduler_off: state.deployer.config.backup_schedule_after.is_none(),
+        nothing_to_keep,
+        zone: zone_name(),
+        prefix: "app-schedule",
+        v,
+    }
+    .render()?)
+}
+
+/// "Save" on an app's schedule: its schedule again, with the new choice or why it was refused.
+pub async fn set_app_schedule(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+    Form(form): Form<ScheduleForm>,
+) -> Result<Response, WebError> {
+    let advanced = advanced(&ctx)?;
+    let app = state
+        .store
+        .app(slug.clone())
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let name = app_name(&state, &slug, &app.name);
+    let saved = match form.choice() {
+        Ok(choice) => act::set_policy(&state, Some(&slug), choice).await,
+        Err(e) => Err(e),
+    };
+    let refused = match saved {
+        Ok(()) => None,
+        Err(e) if owner_can_fix(&e) => Some((&form, e.message)),
+        Err(e) => return Err(e),
+    };
+    Ok(Html(app_schedule_html(&state, &slug, &name, advanced, refused).await?).into_response())
 }
 
 // ---- the page ----
@@ -443,32 +919,54 @@ async fn apps_html(state: &AppState, ready: bool) -> Result<String, WebError> {
 #[derive(Template)]
 #[template(path = "pages/backups.html")]
 struct BackupsPage {
-    advanced: bool,
     icon: &'static str,
-    destinations: Vec<DestinationView>,
+    /// Whether any destination is set up (else the empty state and the add form come first).
+    ready: bool,
+    /// The destinations' list (`DestinationsPart`), live.
+    destinations: String,
     /// Whether any app is installed (the empty state then also says to install one).
     any_apps: bool,
+    schedule: String,
     apps: String,
+    advanced: bool,
     form: FormView,
 }
 
-/// The page, with the add form as given (empty, or refilled with why it was refused).
-async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, WebError> {
+#[derive(Template)]
+#[template(path = "partials/backup_destinations.html")]
+struct DestinationsPart {
+    advanced: bool,
+    destinations: Vec<DestinationView>,
+}
+
+async fn destinations_html(state: &AppState, advanced: bool) -> Result<String, WebError> {
     let now = now_unix();
-    let destinations: Vec<DestinationView> = state
+    let destinations = state
         .store
         .backup_destinations()
         .await?
         .iter()
         .map(|d| DestinationView::of(d, now))
         .collect();
-    let ready = !destinations.is_empty();
-    Ok(BackupsPage {
-        advanced: advanced(ctx)?,
-        icon: Section::Backups.icon(),
-        any_apps: !state.store.apps().await?.is_empty(),
-        apps: apps_html(state, ready).await?,
+    Ok(DestinationsPart {
+        advanced,
         destinations,
+    }
+    .render()?)
+}
+
+/// The page, with the add form as given (empty, or refilled with why it was refused).
+async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, WebError> {
+    let advanced = advanced(ctx)?;
+    let ready = !state.store.backup_destinations().await?.is_empty();
+    Ok(BackupsPage {
+        icon: Section::Backups.icon(),
+        ready,
+        destinations: destinations_html(state, advanced).await?,
+        any_apps: !state.store.apps().await?.is_empty(),
+        schedule: schedule_html(state, advanced, None).await?,
+        apps: apps_html(state, ready, advanced).await?,
+        advanced,
         form,
     }
     .render()?)
@@ -480,9 +978,29 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, W
 }
 
 /// The apps part alone, for its live updates (a backup ending changes it).
-pub async fn apps_part(State(state): State<AppState>) -> Result<Response, WebError> {
+pub async fn apps_part(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
     let ready = !state.store.backup_destinations().await?.is_empty();
-    Ok(Html(apps_html(&state, ready).await?).into_response())
+    Ok(Html(apps_html(&state, ready, advanced(&ctx)?).await?).into_response())
+}
+
+/// The destinations' list alone, for its live updates: a check of the stored data that ends
+/// (its result is a toast) or a backup that ends (it records whether the destination worked).
+pub async fn destinations_part(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, WebError> {
+    Ok(Html(destinations_html(&state, advanced(&ctx)?).await?).into_response())
+}
+
+/// "Check all backup data" (Advanced): the box prunes and reads everything stored there, in
+/// the background. Nothing to swap: the toasts say it started and how it ended, and the
+/// destinations' list follows the second one.
+pub async fn check_all(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    act::maintain_destination(&state, id, true).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A refusal the owner can act on (what they typed, or the place they named) is shown by the
@@ -594,11 +1112,18 @@ struct AppCard {
     ready: bool,
     s: Summary,
     runs: Vec<RunView>,
+    /// Its schedule (`AppSchedulePart`).
+    schedule: String,
 }
 
 /// The Backups card of an installed app's page (store reads only; its snapshots load after
 /// the page, from the app's device).
-pub async fn app_card_html(state: &AppState, slug: &str, name: &str) -> Result<String, WebError> {
+pub async fn app_card_html(
+    state: &AppState,
+    slug: &str,
+    name: &str,
+    advanced: bool,
+) -> Result<String, WebError> {
     let now = now_unix();
     let destinations: HashMap<i64, String> = state
         .store
@@ -618,7 +1143,7 @@ pub async fn app_card_html(state: &AppState, slug: &str, name: &str) -> Result<S
             let figure = |v: i64, f: fn(i64) -> String| if done { f(v) } else { "—".into() };
             RunView {
                 when: ago(at, now),
-                at: format_time(at),
+                at: clock(at),
                 at_iso: format_iso(at),
                 destination: destinations
                     .get(&r.destination_id)
@@ -638,6 +1163,7 @@ pub async fn app_card_html(state: &AppState, slug: &str, name: &str) -> Result<S
         ready: !destinations.is_empty(),
         s,
         runs,
+        schedule: app_schedule_html(state, slug, name, advanced, None).await?,
     }
     .render()?)
 }
@@ -800,6 +1326,7 @@ pub async fn dashboard_card(State(state): State<AppState>) -> Result<Response, W
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::FixedOffset;
 
     fn run(id: i64, job: i64, state: &str, at: i64) -> BackupRunRow {
         BackupRunRow {
@@ -826,23 +1353,33 @@ mod tests {
     #[test]
     fn times_read_as_people_say_them() {
         let now = 1_000_000_000;
-        assert_eq!(ago(now - 5, now), "just now");
-        assert_eq!(ago(now + 5, now), "just now", "a clock a little ahead");
-        assert_eq!(ago(now - 300, now), "5 min ago");
-        assert_eq!(ago(now - 2 * 3600 - 59, now), "2 h ago");
-        assert_eq!(ago(now - 90_000, now), "yesterday");
-        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
-        assert_eq!(ago(now - 30 * 86_400, now), "on 2001-08-10");
+        let utc = chrono::Utc;
+        assert_eq!(ago_in(now - 5, now, &utc), "just now");
         assert_eq!(
-            snapshot_time("2026-01-14T22:04:05.123456789+01:00"),
-            (
-                "14 January 2026 at 21:04 UTC".to_string(),
-                Some(1_768_424_645)
-            )
+            ago_in(now + 5, now, &utc),
+            "just now",
+            "a clock a little ahead"
         );
-        assert_eq!(snapshot_time("2026-01-14T21:04:05Z").1, Some(1_768_424_645));
+        assert_eq!(ago_in(now - 300, now, &utc), "5 min ago");
+        assert_eq!(ago_in(now - 2 * 3600 - 59, now, &utc), "2 h ago");
+        assert_eq!(ago_in(now - 90_000, now, &utc), "yesterday");
+        assert_eq!(ago_in(now - 3 * 86_400, now, &utc), "3 days ago");
+        // 2001-08-10 01:46:40 UTC: still the 9th in New York, the date there.
+        assert_eq!(ago_in(now - 30 * 86_400, now, &utc), "on 2001-08-10");
+        let new_york = FixedOffset::west_opt(4 * 3600).unwrap();
+        assert_eq!(ago_in(now - 30 * 86_400, now, &new_york), "on 2001-08-09");
+        // Snapshots in the box's zone, whatever zone restic wrote them in.
+        let berlin = FixedOffset::east_opt(3600).unwrap();
         assert_eq!(
-            snapshot_time("2026-01-14T18:34:05-02:30").1,
+            snapshot_time_in("2026-01-14T22:04:05.123456789+01:00", &utc),
+            ("14 January 2026 at 21:04".to_string(), Some(1_768_424_645))
+        );
+        assert_eq!(
+            snapshot_time_in("2026-01-14T21:04:05Z", &berlin),
+            ("14 January 2026 at 22:04".to_string(), Some(1_768_424_645))
+        );
+        assert_eq!(
+            snapshot_time_in("2026-01-14T18:34:05-02:30", &berlin).1,
             Some(1_768_424_645)
         );
         for odd in [
@@ -851,7 +1388,116 @@ mod tests {
             "2026-13-14T21:04:05Z",
             "2026-01-14T21:04:05+1",
         ] {
-            assert_eq!(snapshot_time(odd), (odd.to_string(), None), "{odd}");
+            assert_eq!(
+                snapshot_time_in(odd, &utc),
+                (odd.to_string(), None),
+                "{odd}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_next_backup_is_said_as_people_say_it() {
+        let berlin = FixedOffset::east_opt(3600).unwrap();
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&berlin)
+        };
+        // Wednesday 2026-12-02.
+        let evening = at("2026-12-02T20:15:00+01:00");
+        let small_hours = at("2026-12-02T00:30:00+01:00");
+        let morning = at("2026-12-02T03:00:00+01:00");
+        for (next, now, words) in [
+            ("2026-12-03T02:00:00+01:00", &evening, "tonight at 02:00"),
+            ("2026-12-02T21:00:00+01:00", &evening, "today at 21:00"),
+            (
+                "2026-12-02T02:00:00+01:00",
+                &small_hours,
+                "tonight at 02:00",
+            ),
+            ("2026-12-03T02:00:00+01:00", &morning, "tomorrow at 02:00"),
+            ("2026-12-03T09:30:00+01:00", &evening, "tomorrow at 09:30"),
+            ("2026-12-06T02:00:00+01:00", &evening, "on Sunday at 02:00"),
+            (
+                "2026-12-20T02:00:00+01:00",
+                &evening,
+                "on 20 December at 02:00",
+            ),
+            (
+                "2027-01-04T02:00:00+01:00",
+                &evening,
+                "on 4 January 2027 at 02:00",
+            ),
+        ] {
+            assert_eq!(next_words(&at(next), now), words, "{next}");
+        }
+        // The zone counts: 01:00 UTC is Berlin's 02:00.
+        let next = at("2026-12-03T01:00:00+00:00");
+        assert_eq!(next_words(&next, &evening), "tonight at 02:00");
+    }
+
+    #[test]
+    fn policies_in_words() {
+        let daily = Policy::default();
+        assert_eq!(
+            keep_words(&daily),
+            "Keeps every backup of the last 2 days, then one a day for 7 days, one a week for 4 weeks and one a month for 6 months."
+        );
+        let hourly = Policy::preset("hourly").unwrap();
+        assert!(keep_words(&hourly).contains("one an hour for 24 hours, one a day"));
+        let few = Policy {
+            keep_within_days: 0,
+            keep_daily: 1,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            ..daily.clone()
+        };
+        assert_eq!(keep_words(&few), "Keeps one a day for 1 day.");
+        let own = Policy {
+            schedule: "30 3 * * 1-5".into(),
+            ..daily.clone()
+        };
+        assert_eq!(schedule_words(&own, false), "On a schedule of your own");
+        assert!(schedule_words(&own, true).contains("30 3 * * 1-5"));
+        assert_eq!(schedule_words(&hourly, false), "Every hour");
+        // A preset's time with keep rules of its own is still said plainly.
+        let kept_longer = Policy {
+            keep_monthly: 24,
+            ..daily
+        };
+        assert_eq!(schedule_words(&kept_longer, false), "Every day at 02:00");
+    }
+
+    #[test]
+    fn schedule_forms_read_into_choices() {
+        let form = |choice: &str, schedule: &str, daily: &str| ScheduleForm {
+            choice: choice.into(),
+            schedule: schedule.into(),
+            keep_within_days: "2".into(),
+            keep_hourly: String::new(),
+            keep_daily: daily.into(),
+            keep_weekly: "4".into(),
+            keep_monthly: "6".into(),
+        };
+        assert!(matches!(
+            form("hourly", "", "").choice(),
+            Ok(PolicyChoice::Preset(p)) if p == "hourly"
+        ));
+        assert!(matches!(
+            form("default", "", "").choice(),
+            Ok(PolicyChoice::FollowDefault)
+        ));
+        match form("own", " 30 3 * * 1-5 ", "7").choice() {
+            Ok(PolicyChoice::Own(p)) => {
+                assert_eq!(p.schedule, "30 3 * * 1-5");
+                assert_eq!((p.keep_hourly, p.keep_daily), (0, 7), "empty is 0");
+            }
+            _ => panic!("own"),
+        }
+        for bad in [form("own", "0 2 * * *", "seven"), form("", "", "")] {
+            let e = bad.choice().err().unwrap();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
         }
     }
 
