@@ -430,12 +430,15 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
     assert_eq!(upkept["damage"], "", "{upkept}");
 
     // Damage on the server's disk: bytes in the middle of a pack change.
+    // Fixed scripts; the folder and the pack arrive as their arguments.
     let pack = lab::exec(
         SERVER,
         &[
             "sh",
             "-c",
-            &format!("find {FOLDER}/data -type f -size +1000k | head -n 1"),
+            "find \"$1/data\" -type f -size +1000k | head -n 1",
+            "sh",
+            FOLDER,
         ],
     );
     let pack = pack.trim();
@@ -445,9 +448,9 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
         &[
             "sh",
             "-c",
-            &format!(
-                "head -c 64 /dev/urandom | dd of={pack} bs=1 seek=500000 conv=notrunc 2>/dev/null"
-            ),
+            "head -c 64 /dev/urandom | dd of=\"$1\" bs=1 seek=500000 conv=notrunc 2>/dev/null",
+            "sh",
+            pack,
         ]
     ));
     let (status, body) = api
