@@ -38,8 +38,11 @@ pub const PURPOSE_S3_SECRET: &str = "s3-secret";
 pub struct BackupTask {
     /// One destination, or (None, backups only) every destination.
     pub destination_id: Option<i64>,
-    /// Restores: the snapshot.
+    /// Restores: the snapshot. A move without one backs the app up first and uses that.
     pub snapshot: Option<String>,
+    /// A move: the device the app leaves (the job's own device is where it goes).
+    #[serde(default)]
+    pub moving_from: Option<i64>,
 }
 
 /// Errors of backups, each saying what to do.

@@ -552,7 +552,11 @@ impl Deployer {
 
     /// The device's engine could not run a one-off container: the device went away (cable,
     /// power) or its engine refused; in the words a deploy uses, the cause kept as detail.
-    fn docker_error(&self, remote: &Remote, e: crate::docker::DockerError) -> DeployError {
+    pub(super) fn docker_error(
+        &self,
+        remote: &Remote,
+        e: crate::docker::DockerError,
+    ) -> DeployError {
         DeployError::Device {
             device: remote.device.name.clone(),
             trouble: if e.engine_answered() {
@@ -610,7 +614,7 @@ impl Deployer {
 
     /// The app's snapshots at one destination (none when it holds no backups yet), read
     /// from `remote`. At most `LISTINGS` run at once, box-wide: each is a container.
-    async fn snapshots_at(
+    pub(super) async fn snapshots_at(
         &self,
         remote: &Remote,
         row: &DestinationRow,
@@ -679,6 +683,7 @@ impl Deployer {
         let task = BackupTask {
             destination_id,
             snapshot: None,
+            moving_from: None,
         };
         self.start_backup_job(slug, "backup", task, "Backing up")
             .await
@@ -715,6 +720,7 @@ impl Deployer {
         let task = BackupTask {
             destination_id: Some(destination_id),
             snapshot: Some(snapshot.to_string()),
+            moving_from: None,
         };
         self.start_backup_job(slug, "restore", task, "Restoring")
             .await
@@ -831,6 +837,7 @@ impl Deployer {
         let task = job.backup.clone().unwrap_or(BackupTask {
             destination_id: None,
             snapshot: None,
+            moving_from: None,
         });
         let destinations: Vec<DestinationRow> = match task.destination_id {
             Some(d) => vec![self.destination(d).await?],
@@ -859,11 +866,6 @@ impl Deployer {
         }
         let (app, remote, values, _) = self.installed_app(job).await?;
         self.ensure_restic(&remote).await?;
-        let volumes = self.data_volumes(&remote, job).await?;
-        let mut binds: Vec<String> = volumes
-            .iter()
-            .map(|(key, name)| format!("{name}:/data/{key}:ro"))
-            .collect();
         self.progress(
             id,
             slug,
@@ -872,45 +874,11 @@ impl Deployer {
             format!("Preparing {}'s backup…", m.name),
         )
         .await;
-
-        // Its database, when it is in the shared instance: dumped first, by its own login.
-        let shared = self
-            .store
-            .shared_database_of(slug.to_string(), app.device_id)
-            .await?;
-        // Outside Compose's names (`<project>_<volume>`), so no recipe's volume can be it.
-        let dump_volume = format!("homelab-dump-{slug}");
-        if let Some(db) = &shared {
-            let engine = crate::pool::Engine::parse(&db.engine).ok_or_else(|| {
-                DeployError::BackupRefused(format!("Unknown database kind {}", db.engine))
-            })?;
-            self.step(
-                id,
-                "backup-dump",
-                &Undo::RemoveVolumes {
-                    volumes: vec![dump_volume.clone()],
-                },
-            )
-            .await?;
-            self.progress(
-                id,
-                slug,
-                DeploymentState::Preparing,
-                8,
-                format!("Saving {}'s database…", m.name),
-            )
-            .await;
-            let password: String = match &m.database {
-                Some(d) => values.get(&d.env.password).cloned().unwrap_or_default(),
-                None => String::new(),
-            };
-            self.dump_database(&remote, slug, engine, &db.database, &dump_volume, &password)
-                .await?;
-            binds.push(format!("{dump_volume}:/database:ro"));
-        }
+        let (binds, dump_volume) = self.backup_sources(&remote, job, &values).await?;
+        let shared = dump_volume.is_some();
 
         // Its own database container's files are only consistent while it is stopped.
-        let own_db_running = shared.is_none()
+        let own_db_running = !shared
             && m.database.is_some()
             && remote
                 .project_containers(&project)
@@ -946,7 +914,7 @@ impl Deployer {
                 .back_up_to(&remote, job, row, guard.take(), &binds, base, share)
                 .await
             {
-                Ok(words) => done.push(words),
+                Ok((words, _)) => done.push(words),
                 Err(e) => failures.push(e),
             }
         }
@@ -955,8 +923,8 @@ impl Deployer {
                 .compose_up("Start the app again", &app.app_dir, &project, &m.name)
                 .await?;
         }
-        if shared.is_some() {
-            let _ = remote.remove_volume(&dump_volume).await;
+        if let Some(dump) = &dump_volume {
+            let _ = remote.remove_volume(dump).await;
         }
         if let Some(first) = failures.into_iter().next() {
             return Err(first);
@@ -965,10 +933,65 @@ impl Deployer {
         Ok(format!("Backed up {}: {}.", m.name, done.join("; ")))
     }
 
+    /// What a backup reads on the app's device: its data volumes (read-only) and, for an app
+    /// in the shared database, a dump of it made now by its own login. Returns restic's binds
+    /// and the dump's volume, for the caller to remove once restic has read it.
+    pub(super) async fn backup_sources(
+        &self,
+        remote: &Remote,
+        job: &Job,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(Vec<String>, Option<String>), DeployError> {
+        let m = &job.recipe.manifest;
+        let slug = m.slug.as_str();
+        let volumes = self.data_volumes(remote, job).await?;
+        let mut binds: Vec<String> = volumes
+            .iter()
+            .map(|(key, name)| format!("{name}:/data/{key}:ro"))
+            .collect();
+        let shared = self
+            .store
+            .shared_database_of(slug.to_string(), remote.device.id)
+            .await?;
+        let Some(db) = shared else {
+            return Ok((binds, None));
+        };
+        let engine = crate::pool::Engine::parse(&db.engine).ok_or_else(|| {
+            DeployError::BackupRefused(format!("Unknown database kind {}", db.engine))
+        })?;
+        // Outside Compose's names (`<project>_<volume>`), so no recipe's volume can be it.
+        let dump_volume = format!("homelab-dump-{slug}");
+        self.step_at(
+            job,
+            remote,
+            "backup-dump",
+            Undo::RemoveVolumes {
+                volumes: vec![dump_volume.clone()],
+            },
+        )
+        .await?;
+        self.progress(
+            job.id,
+            slug,
+            DeploymentState::Preparing,
+            8,
+            format!("Saving {}'s database…", m.name),
+        )
+        .await;
+        let password: String = match &m.database {
+            Some(d) => values.get(&d.env.password).cloned().unwrap_or_default(),
+            None => String::new(),
+        };
+        self.dump_database(remote, slug, engine, &db.database, &dump_volume, &password)
+            .await?;
+        binds.push(format!("{dump_volume}:/database:ro"));
+        Ok((binds, Some(dump_volume)))
+    }
+
     /// One destination's run: the repository opened (made the first time), restic backup
     /// with live progress, the run recorded as done or failed.
     #[allow(clippy::too_many_arguments)] // the run's parts, each once
-    async fn back_up_to(
+    pub(super) async fn back_up_to(
         &self,
         remote: &Remote,
         job: &Job,
@@ -978,7 +1001,7 @@ impl Deployer {
         binds: &[String],
         base: i64,
         share: i64,
-    ) -> Result<String, DeployError> {
+    ) -> Result<(String, String), DeployError> {
         let slug = job.recipe.manifest.slug.as_str();
         let lock = self.destination_lock(row.id);
         let run = self
@@ -1079,7 +1102,7 @@ impl Deployer {
                     .finish_backup_run(
                         run,
                         true,
-                        snapshot,
+                        snapshot.clone(),
                         files as i64,
                         bytes as i64,
                         added as i64,
@@ -1090,13 +1113,14 @@ impl Deployer {
                     .store
                     .set_destination_check(row.id, true, format!("{} works.", row.name))
                     .await;
-                Ok(format!(
+                let words = format!(
                     "{} files, {} ({} new) to {}",
                     files,
                     human_bytes(bytes),
                     human_bytes(added),
                     row.name
-                ))
+                );
+                Ok((words, snapshot))
             }
             Err(e) => {
                 self.store
@@ -1315,7 +1339,6 @@ impl Deployer {
         // Held while restic reads the repository, so the weekly prune waits for it.
         let lock = self.destination_lock(dest_id);
         let _reading = lock.read().await;
-        let (target, creds) = self.credentials(&row).await?;
         let (app, remote, values, _) = self.installed_app(job).await?;
         self.ensure_restic(&remote).await?;
         let volumes = self.data_volumes(&remote, job).await?;
@@ -1384,34 +1407,14 @@ impl Deployer {
             format!("Restoring {}'s data from {}…", m.name, row.name),
         )
         .await;
-        let mut binds: Vec<String> = volumes
+        let into: Vec<(String, String)> = volumes
             .iter()
             .zip(&staging)
-            .map(|((key, _), s)| format!("{s}:/restore/data/{key}"))
+            .map(|((key, _), s)| (key.clone(), s.clone()))
             .collect();
-        let mut args = vec!["restore", snapshot.as_str(), "--target", "/restore"];
-        if !volumes.is_empty() {
-            args.extend(["--include", "/data"]);
-        }
-        if shared.is_some() {
-            binds.push(format!("{db_staging}:/restore/database"));
-            args.extend(["--include", "/database"]);
-        }
-        let spec = self.restic_spec(&format!("homelab-restic-{slug}"), &target, &args, binds);
-        let t = Instant::now();
-        let restored = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |_, _| {}).await;
-        remote
-            .note(
-                format!(
-                    "Restore {snapshot} from {} into new volumes: restic restore",
-                    row.name
-                ),
-                outcome_words(&restored),
-                t,
-                failure_detail(&restored),
-            )
-            .await;
-        restored.map_err(|f| self.restic_error(&remote, f, &row.name))?;
+        let db_into = shared.is_some().then_some(db_staging.as_str());
+        self.restore_snapshot(&remote, slug, &row, &snapshot, &into, db_into)
+            .await?;
 
         // The switch: stopped, swapped, started, checked; undone in reverse on failure.
         self.progress(
@@ -1540,6 +1543,48 @@ impl Deployer {
             &snapshot[..8.min(snapshot.len())],
             row.name
         ))
+    }
+
+    /// restic restore of one of the app's snapshots into volumes made for it on the device:
+    /// each data volume's folder by its key in the recipe, and the database's dump.
+    pub(super) async fn restore_snapshot(
+        &self,
+        remote: &Remote,
+        slug: &str,
+        row: &DestinationRow,
+        snapshot: &str,
+        into: &[(String, String)],
+        db_into: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let (target, creds) = self.credentials(row).await?;
+        let mut binds: Vec<String> = into
+            .iter()
+            .map(|(key, volume)| format!("{volume}:/restore/data/{key}"))
+            .collect();
+        let mut args = vec!["restore", snapshot, "--target", "/restore"];
+        if !into.is_empty() {
+            args.extend(["--include", "/data"]);
+        }
+        if let Some(volume) = db_into {
+            binds.push(format!("{volume}:/restore/database"));
+            args.extend(["--include", "/database"]);
+        }
+        let spec = self.restic_spec(&format!("homelab-restic-{slug}"), &target, &args, binds);
+        let t = Instant::now();
+        let restored = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |_, _| {}).await;
+        remote
+            .note(
+                format!(
+                    "Restore {snapshot} from {} into new volumes: restic restore",
+                    row.name
+                ),
+                outcome_words(&restored),
+                t,
+                failure_detail(&restored),
+            )
+            .await;
+        restored.map_err(|f| self.restic_error(remote, f, &row.name))?;
+        Ok(())
     }
 
     /// Where the device's engine keeps volumes, after checking every volume is a plain local

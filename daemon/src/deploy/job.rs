@@ -23,7 +23,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(300);
 /// A deploy or update under way.
 pub(super) struct Job {
     pub(super) id: i64,
-    /// deploy | update | move-db | backup | restore
+    /// deploy | update | move-db | backup | restore | move (to another device)
     pub(super) kind: &'static str,
     pub(super) recipe: Recipe,
     pub(super) device: DeviceRow,
@@ -164,18 +164,19 @@ impl Deployer {
             "move-db" => self.move_steps(&job).await,
             "backup" => self.backup_steps(&job).await,
             "restore" => self.restore_steps(&job).await,
+            "move" => self.relocate_steps(&job).await,
             _ => self.deploy_steps(&job).await,
         };
         match outcome {
             // A backup or restore says what it did in its own words.
-            Ok(words) if matches!(job.kind, "backup" | "restore") => {
+            Ok(words) if matches!(job.kind, "backup" | "restore" | "move") => {
                 self.progress(job.id, &slug, DeploymentState::Running, 100, words.clone())
                     .await;
                 tracing::info!(deployment = job.id, app = %slug, kind = job.kind, secs = started.elapsed().as_secs_f64(), "{} finished", job.kind);
-                let action = if job.kind == "backup" {
-                    "app.backup"
-                } else {
-                    "app.restore"
+                let action = match job.kind {
+                    "backup" => "app.backup",
+                    "move" => "app.move",
+                    _ => "app.restore",
                 };
                 self.audit(action, words.clone()).await;
                 self.events.publish(Event::AppState { slug: slug.clone() });
@@ -250,6 +251,7 @@ impl Deployer {
                     "move-db" => "Moving the data of",
                     "backup" => "Backing up",
                     "restore" => "Restoring",
+                    "move" => "Moving",
                     _ => "Deploying",
                 };
                 self.audit(
@@ -440,7 +442,7 @@ impl Deployer {
 
     /// Writes the app's files on the device and records them for "What I did" (env keys only).
     #[allow(clippy::too_many_arguments)] // the app's files: each argument is one of its parts
-    async fn write_files(
+    pub(super) async fn write_files(
         &self,
         remote: &Remote,
         id: i64,
@@ -956,7 +958,7 @@ impl Deployer {
         remote.copy_file(dir, "app.env", "app.env.previous").await
     }
 
-    async fn pull_images(
+    pub(super) async fn pull_images(
         &self,
         remote: &Remote,
         id: i64,
@@ -1038,7 +1040,7 @@ pub fn update_refused(recipe: &Recipe, installed: &str) -> Option<DeployError> {
 /// Adds the box variables to `values` (settings and secrets settled). A recipe that binds to
 /// the device's address needs a real one: a name that does not resolve here, or a loopback
 /// address (a device added as `localhost`), would bind nothing the network can reach.
-async fn fill_box_values(
+pub(super) async fn fill_box_values(
     device: &DeviceRow,
     recipe: &Recipe,
     values: &mut BTreeMap<String, String>,
@@ -1064,7 +1066,11 @@ async fn fill_box_values(
 }
 
 /// The link to the app.
-fn app_url(recipe: &Recipe, device: &DeviceRow, values: &BTreeMap<String, String>) -> String {
+pub(super) fn app_url(
+    recipe: &Recipe,
+    device: &DeviceRow,
+    values: &BTreeMap<String, String>,
+) -> String {
     let m = &recipe.manifest;
     let host = if device.host.contains(':') {
         format!("[{}]", device.host)

@@ -90,6 +90,26 @@ pub(super) enum Undo {
         dir: String,
         project: String,
     },
+    /// A step on another device than the job's own (a move acts on the device the app
+    /// leaves as well as on the one it goes to): undone there.
+    OnDevice {
+        device_id: i64,
+        then: Box<Undo>,
+    },
+    /// A move pointed the app's name at its new device: the record goes back to the old
+    /// device's address and the name's row as it was (the old device's proxy still holds
+    /// its route until the move has succeeded).
+    PointNameBack {
+        row: Box<crate::store::NameRow>,
+        new_answer: String,
+        new_reference: String,
+    },
+    /// A move recorded the app on its new device: back on the old one, at its old address.
+    AppBack {
+        slug: String,
+        device_id: i64,
+        url: String,
+    },
     /// The app's name: its DNS record (exactly the one made), its row and certificate key.
     RemoveName {
         slug: String,
@@ -105,6 +125,25 @@ impl Deployer {
     pub(super) async fn step(&self, id: i64, name: &str, undo: &Undo) -> Result<i64, DeployError> {
         let undo = serde_json::to_string(undo).unwrap_or_default();
         Ok(self.store.begin_step(id, name.to_string(), undo).await?)
+    }
+
+    /// Journals a step that acts on `remote`'s device, which may not be the job's own (a move
+    /// acts on the device the app leaves too): the undo then names its device.
+    pub(super) async fn step_at(
+        &self,
+        job: &super::job::Job,
+        remote: &Remote,
+        name: &str,
+        undo: Undo,
+    ) -> Result<i64, DeployError> {
+        let undo = match remote.device.id == job.device.id {
+            true => undo,
+            false => Undo::OnDevice {
+                device_id: remote.device.id,
+                then: Box::new(undo),
+            },
+        };
+        self.step(job.id, name, &undo).await
     }
 
     /// Marks every journalled step of a successful deployment done.
@@ -170,7 +209,8 @@ impl Deployer {
 
     async fn undo_all(&self, d: &DeploymentRow) -> Result<(), DeployError> {
         let steps = self.store.steps(d.id).await?;
-        let mut remote: Option<Remote> = None;
+        // One connection per device the job touched, made when its first undo needs it.
+        let mut remotes: std::collections::HashMap<i64, Remote> = std::collections::HashMap::new();
         for s in steps.iter().rev().filter(|s| s.status != "undone") {
             let undo: Undo = match serde_json::from_str(&s.undo) {
                 Ok(u) => u,
@@ -204,144 +244,161 @@ impl Deployer {
                     self.store.delete_name(slug.clone()).await?;
                     self.store.delete_secrets_of(super::key_owner(slug)).await?;
                 }
-                Undo::RemoveDir { .. }
-                | Undo::RemoveProject { .. }
-                | Undo::RestoreCompose { .. }
-                | Undo::RemoveProxy { .. }
-                | Undo::RemoveSharedDb { .. }
-                | Undo::RestoreOwnDatabase { .. }
-                | Undo::DropSharedDatabase { .. }
-                | Undo::RemoveVolumes { .. }
-                | Undo::StartApp { .. }
-                | Undo::SwapVolumes { .. }
-                | Undo::ReloadDatabase { .. }
-                | Undo::RemoveRoute { .. } => {
-                    if remote.is_none() {
-                        let Some(device) = self.store.device(d.device_id).await? else {
+                Undo::PointNameBack {
+                    row,
+                    new_answer,
+                    new_reference,
+                } => {
+                    if let Some(p) = crate::dns::records::Provider::parse(&row.provider) {
+                        // As in RemoveName: an unreachable provider is reported, not fatal.
+                        if let Err(e) = self
+                            .records
+                            .remove(p, &row.name, new_answer, new_reference)
+                            .await
+                        {
+                            tracing::warn!(deployment = d.id, name = %row.name, error = %e, "could not remove a moved record while undoing");
+                        }
+                        if let Ok(ip) = row.answer.parse()
+                            && let Err(e) = self.records.put(p, &row.name, ip, &row.slug).await
+                        {
+                            tracing::warn!(deployment = d.id, name = %row.name, error = %e, "could not point a name back while undoing");
+                        }
+                    }
+                    self.store.put_name((**row).clone()).await?;
+                }
+                Undo::AppBack {
+                    slug,
+                    device_id,
+                    url,
+                } => {
+                    self.store
+                        .move_app(slug.clone(), *device_id, url.clone())
+                        .await?
+                }
+                device_undo => {
+                    let (device_id, undo) = match device_undo {
+                        Undo::OnDevice { device_id, then } => (*device_id, &**then),
+                        other => (d.device_id, other),
+                    };
+                    if !remotes.contains_key(&device_id) {
+                        let Some(device) = self.store.device(device_id).await? else {
                             // The user removed the device: nothing there is ours to clean.
                             tracing::info!(deployment = d.id, "device removed; skipping its undo");
                             self.store.set_step_status(d.id, s.seq, "undone").await?;
                             continue;
                         };
-                        remote = Some(Remote::connect(&self.devices, device, Some(d.id)).await?);
+                        let r = Remote::connect(&self.devices, device, Some(d.id)).await?;
+                        remotes.insert(device_id, r);
                     }
-                    let r = remote.as_ref().expect("connected above");
-                    match &undo {
-                        Undo::RemoveDir { dir } => r.remove_dir(dir).await?,
-                        Undo::RemoveProject { project, volumes } => {
-                            r.remove_project(project, *volumes).await?
-                        }
-                        Undo::RestoreCompose { dir, project } => {
-                            r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
-                                .await?;
-                            r.copy_file(dir, "app.env.previous", "app.env").await?;
-                            r.compose_up(
-                                "Start the previous version",
-                                dir,
-                                project,
-                                "the previous version",
-                            )
-                            .await?;
-                        }
-                        Undo::RemoveRoute { slug } => self.take_route_off(r, slug).await?,
-                        Undo::RemoveProxy { .. } => {
-                            self.remove_proxy_if_idle(r, Some(d.id)).await?
-                        }
-                        Undo::RestoreOwnDatabase { dir, project } => {
-                            r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
-                                .await?;
-                            r.copy_file(dir, "app.env.previous", "app.env").await?;
-                            r.remove_file(dir, "compose.pool.yaml").await?;
-                            r.compose_up(
-                                "Start the app on its own database again",
-                                dir,
-                                project,
-                                "the app with its own database",
-                            )
-                            .await?;
-                        }
-                        Undo::RemoveVolumes { volumes } => {
-                            for v in volumes {
-                                r.remove_volume(v).await?;
-                            }
-                        }
-                        Undo::StartApp { dir, project } => {
-                            r.compose_up("Start the app again", dir, project, "the app")
-                                .await?
-                        }
-                        Undo::SwapVolumes {
-                            job,
-                            root,
-                            pairs,
-                            dir,
-                            project,
-                        } => {
-                            r.compose("Stop the app to switch back", dir, project, &["stop"])
-                                .await?;
-                            self.swap_volumes(r, root, *job, "back", pairs).await?;
-                        }
-                        Undo::ReloadDatabase {
-                            engine,
-                            slug,
-                            database,
-                            volume,
-                            dir,
-                            project,
-                        } => {
-                            r.compose(
-                                "Stop the app to load its database back",
-                                dir,
-                                project,
-                                &["stop"],
-                            )
-                            .await?;
-                            let recipe = self.recipe(slug)?.clone();
-                            let db = recipe.manifest.database.clone();
-                            let mut values = BTreeMap::new();
-                            self.fill_secrets(d.id, &recipe, &mut values).await?;
-                            let password = db
-                                .as_ref()
-                                .and_then(|db| values.get(&db.env.password))
-                                .cloned()
-                                .unwrap_or_default();
-                            let extensions = db.map(|db| db.extensions).unwrap_or_default();
-                            self.reload_database(
-                                r,
-                                *engine,
-                                slug,
-                                database,
-                                &password,
-                                &extensions,
-                                volume,
-                            )
-                            .await?;
-                        }
-                        Undo::RemoveSharedDb { engine, .. } => {
-                            self.remove_shared_db_if_idle(r, *engine, false).await?;
-                        }
-                        Undo::DropSharedDatabase {
-                            engine,
-                            slug,
-                            database,
-                            drop_database,
-                            drop_login,
-                            ..
-                        } => {
-                            self.drop_database(
-                                r,
-                                *engine,
-                                slug,
-                                database,
-                                *drop_database,
-                                *drop_login,
-                            )
-                            .await?
-                        }
-                        _ => {}
-                    }
+                    let r = remotes.get(&device_id).expect("connected above");
+                    self.undo_on_device(d, r, undo).await?;
                 }
             }
             self.store.set_step_status(d.id, s.seq, "undone").await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one undo that acts on a device, over that device's connection.
+    async fn undo_on_device(
+        &self,
+        d: &DeploymentRow,
+        r: &Remote,
+        undo: &Undo,
+    ) -> Result<(), DeployError> {
+        match undo {
+            Undo::RemoveDir { dir } => r.remove_dir(dir).await?,
+            Undo::RemoveProject { project, volumes } => r.remove_project(project, *volumes).await?,
+            Undo::RestoreCompose { dir, project } => {
+                r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
+                    .await?;
+                r.copy_file(dir, "app.env.previous", "app.env").await?;
+                r.compose_up(
+                    "Start the previous version",
+                    dir,
+                    project,
+                    "the previous version",
+                )
+                .await?;
+            }
+            Undo::RemoveRoute { slug } => self.take_route_off(r, slug).await?,
+            Undo::RemoveProxy { .. } => self.remove_proxy_if_idle(r, Some(d.id)).await?,
+            Undo::RestoreOwnDatabase { dir, project } => {
+                r.copy_file(dir, "compose.yaml.previous", "compose.yaml")
+                    .await?;
+                r.copy_file(dir, "app.env.previous", "app.env").await?;
+                r.remove_file(dir, "compose.pool.yaml").await?;
+                r.compose_up(
+                    "Start the app on its own database again",
+                    dir,
+                    project,
+                    "the app with its own database",
+                )
+                .await?;
+            }
+            Undo::RemoveVolumes { volumes } => {
+                for v in volumes {
+                    r.remove_volume(v).await?;
+                }
+            }
+            Undo::StartApp { dir, project } => {
+                r.compose_up("Start the app again", dir, project, "the app")
+                    .await?
+            }
+            Undo::SwapVolumes {
+                job,
+                root,
+                pairs,
+                dir,
+                project,
+            } => {
+                r.compose("Stop the app to switch back", dir, project, &["stop"])
+                    .await?;
+                self.swap_volumes(r, root, *job, "back", pairs).await?;
+            }
+            Undo::ReloadDatabase {
+                engine,
+                slug,
+                database,
+                volume,
+                dir,
+                project,
+            } => {
+                r.compose(
+                    "Stop the app to load its database back",
+                    dir,
+                    project,
+                    &["stop"],
+                )
+                .await?;
+                let recipe = self.recipe(slug)?.clone();
+                let db = recipe.manifest.database.clone();
+                let mut values = BTreeMap::new();
+                self.fill_secrets(d.id, &recipe, &mut values).await?;
+                let password = db
+                    .as_ref()
+                    .and_then(|db| values.get(&db.env.password))
+                    .cloned()
+                    .unwrap_or_default();
+                let extensions = db.map(|db| db.extensions).unwrap_or_default();
+                self.reload_database(r, *engine, slug, database, &password, &extensions, volume)
+                    .await?;
+            }
+            Undo::RemoveSharedDb { engine, .. } => {
+                self.remove_shared_db_if_idle(r, *engine, false).await?;
+            }
+            Undo::DropSharedDatabase {
+                engine,
+                slug,
+                database,
+                drop_database,
+                drop_login,
+                ..
+            } => {
+                self.drop_database(r, *engine, slug, database, *drop_database, *drop_login)
+                    .await?
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -31,10 +31,12 @@
 
 mod backing;
 pub use backing::SnapshotView;
+pub use moving::MoveRequest;
 mod health;
 mod job;
 mod journal;
 mod manage;
+mod moving;
 pub mod naming;
 mod pooling;
 pub use pooling::SharedInstance;

@@ -43,16 +43,16 @@ pub fn wants_name(recipe: &Recipe, values: &BTreeMap<String, String>, by_address
 /// A name given to an app (its record placed, or failed with the reason), or, for an mDNS
 /// name, asked about on the network while the app starts (`probe`; then `settle_name`).
 pub(super) struct Named {
-    provider: Provider,
+    pub(super) provider: Provider,
     pub name: String,
-    reference: String,
-    record_state: &'static str,
-    record_message: String,
-    probe: Option<Probe>,
+    pub(super) reference: String,
+    pub(super) record_state: &'static str,
+    pub(super) record_message: String,
+    pub(super) probe: Option<Probe>,
     /// The "name" step, whose undo names the record actually placed.
-    seq: i64,
-    ip: IpAddr,
-    slug: String,
+    pub(super) seq: i64,
+    pub(super) ip: IpAddr,
+    pub(super) slug: String,
 }
 
 /// An mDNS name's probe, on a task of its own so the deploy goes on meanwhile. It only

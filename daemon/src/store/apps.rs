@@ -195,6 +195,23 @@ impl Store {
         .await
     }
 
+    /// Records an app on another device, at its address there (a move, or its undo).
+    pub async fn move_app(
+        &self,
+        slug: String,
+        device_id: i64,
+        url: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE apps SET device_id = ?2, url = ?3, updated_at = ?4 WHERE slug = ?1",
+                params![slug, device_id, url, now_unix()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Sets an app's state and message; returns whether it changed.
     pub async fn set_app_state(
         &self,

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{Store, StoreError, now_unix};
 
 /// An app's name, where its record lives, and its certificate (the key is sealed elsewhere).
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Serialisable: a move's undo keeps the row as it was, to put it back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NameRow {
     pub slug: String,
     pub name: String,

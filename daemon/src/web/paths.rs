@@ -86,6 +86,8 @@ pub const API_BACKUP_DESTINATION: &str = "/api/v1/backups/destinations/{id}";
 pub const API_BACKUP_DESTINATION_CHECK: &str = "/api/v1/backups/destinations/{id}/check";
 pub const API_BACKUP_APP: &str = "/api/v1/backups/apps/{slug}";
 pub const API_BACKUP_APP_RESTORE: &str = "/api/v1/backups/apps/{slug}/restore";
+/// Moving an app to another device (its data through a backup).
+pub const API_BACKUP_APP_MOVE: &str = "/api/v1/backups/apps/{slug}/move";
 pub const API_BACKUP_APP_POLICY: &str = "/api/v1/backups/apps/{slug}/policy";
 pub const API_BACKUP_POLICY: &str = "/api/v1/backups/policy";
 pub const API_BACKUP_DESTINATION_MAINTAIN: &str = "/api/v1/backups/destinations/{id}/maintain";

@@ -578,6 +578,12 @@ fn table() -> Vec<Entry> {
             api::backups::restore,
         ),
         entry(
+            M::POST,
+            paths::API_BACKUP_APP_MOVE,
+            SessionOrToken,
+            api::backups::move_app,
+        ),
+        entry(
             M::GET,
             paths::API_APPLICATIONS,
             SessionOrToken,

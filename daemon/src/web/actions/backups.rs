@@ -81,6 +81,15 @@ pub async fn restore(
         .await?)
 }
 
+/// Starts moving the app to another device, its data carried by a backup; returns its job.
+pub async fn move_app(
+    state: &AppState,
+    slug: &str,
+    req: crate::deploy::MoveRequest,
+) -> Result<i64, WebError> {
+    Ok(state.deployer.move_app(slug, req).await?)
+}
+
 /// How a policy is changed: a preset, an own schedule and keep rules, or (apps) back to the
 /// default.
 pub enum PolicyChoice {

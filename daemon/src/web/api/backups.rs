@@ -272,6 +272,30 @@ pub async fn restore(
     Ok(accepted(id))
 }
 
+#[derive(Deserialize)]
+pub struct MoveBody {
+    device_id: i64,
+    #[serde(default)]
+    destination_id: Option<i64>,
+    #[serde(default)]
+    snapshot: Option<String>,
+}
+
+/// Moves the app to another device (`snapshot`: from that backup instead of one made now).
+pub async fn move_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Json(b): Json<MoveBody>,
+) -> Result<Response, WebError> {
+    let req = crate::deploy::MoveRequest {
+        device_id: b.device_id,
+        destination_id: b.destination_id,
+        snapshot: b.snapshot.filter(|s| !s.trim().is_empty()),
+    };
+    let id = act::move_app(&state, &slug, req).await?;
+    Ok(accepted(id))
+}
+
 fn accepted(id: i64) -> Response {
     (
         StatusCode::ACCEPTED,
