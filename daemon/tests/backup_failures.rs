@@ -1150,6 +1150,36 @@ async fn a_full_destination_fails_the_backup_with_the_fix_and_the_app_keeps_runn
         format!("not the “full” words with the fix: {words}"),
     );
     problems.check(!words.contains("SSH_FX"), format!("jargon: {words}"));
+    // restic removed what it could not finish; something else then fills the disk up:
+    // tested again, the destination says it is filling up.
+    const FILL: &str =
+        "head -c 30000000 /dev/zero > \"$1/someone-elses-file\"; test -s \"$1/someone-elses-file\"";
+    assert!(lab::exec_ok(SERVER, &["sh", "-c", FILL, "sh", FOLDER]));
+    let (status, checked) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/backups/destinations/{dest}/check"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{checked}");
+    let filling = |list: &serde_json::Value| {
+        list["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == dest)
+            .map(|d| d["filling_up"].clone())
+            .unwrap()
+    };
+    let list = api.get("/api/v1/backups/destinations").await;
+    let warned = filling(&list);
+    problems.check(
+        warned
+            .as_str()
+            .is_some_and(|w| w.starts_with("Small disk is filling up")),
+        format!("no filling-up warning: {list}"),
+    );
     let listed = backups_of(&api, SLUG).await;
     assert_eq!(run_of(&listed, id)["state"], "failed", "{listed}");
     assert_eq!(
@@ -1181,6 +1211,9 @@ async fn a_full_destination_fails_the_backup_with_the_fix_and_the_app_keeps_runn
     eprintln!("[full] the next backup took {:?}", t.elapsed());
     let listed = backups_of(&api, SLUG).await;
     assert_eq!(snapshots_at(&listed, dest), vec![snapshot], "{listed}");
+    // Measured again after that backup: no longer filling up, and it holds the backup.
+    let list = api.get("/api/v1/backups/destinations").await;
+    assert!(filling(&list).is_null(), "{list}");
 
     let (status, body) = api
         .delete(&format!("/api/v1/applications/{SLUG}?delete_data=true"))

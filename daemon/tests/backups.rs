@@ -33,17 +33,9 @@ fn in_volume(script: &str) -> String {
     stand_in::in_app_volume(DEVICE, SLUG, script)
 }
 
-/// Every entry's path, type, mode, owner, size and content hash, sorted: what "byte for
-/// byte, with modes and owners" means here.
+/// The app's volume, entry by entry (see `stand_in::volume_listing`).
 fn listing() -> String {
-    let out = in_volume(
-        "cd /d && find . | sort | while read -r f; do \
-           if [ -L \"$f\" ]; then echo \"$f link $(readlink \"$f\")\"; \
-           elif [ -f \"$f\" ]; then echo \"$f file $(stat -c '%a %u %g %s' \"$f\") $(md5sum < \"$f\" | cut -d' ' -f1)\"; \
-           else echo \"$f dir $(stat -c '%a %u %g' \"$f\")\"; fi; done",
-    );
-    assert!(out.lines().count() > 300, "the listing is complete: {out}");
-    out
+    stand_in::volume_listing(DEVICE, SLUG)
 }
 
 #[tokio::test]
@@ -74,13 +66,7 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
     assert_eq!(d["state"], "running", "{d}");
 
     // Many files: sizes from empty to 3 MB, modes, owners, nested folders, a link.
-    in_volume(
-        "cd /d && mkdir -p a/b/c empty && i=0; while [ $i -lt 300 ]; do \
-           head -c $((i * i * 37 % 200000)) /dev/urandom > a/f$i; i=$((i+1)); done; \
-         head -c 3000000 /dev/urandom > a/b/c/big; : > a/zero; \
-         chmod 600 a/f1; chmod 755 a/f2; chmod 1777 empty; chown 1000:1000 a/f3; \
-         chown 33:33 a/b; ln -s ../a/f4 a/b/link",
-    );
+    stand_in::fill_volume(DEVICE, SLUG);
     let before = listing();
 
     // An SSH server as the destination: its login once, then a key of Homelab's own.
@@ -163,6 +149,31 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
         "{listed}"
     );
     assert!(run["files"].as_i64().unwrap() >= 302, "{run}");
+    // Tested again: what it holds by restic's own figures, and the server's disk.
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/backups/destinations/{dest_id}/check"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let list = api.get("/api/v1/backups/destinations").await;
+    let space = &list["destinations"][0]["space"];
+    let (stored, logical) = (
+        space["stored"].as_i64().unwrap(),
+        space["logical"].as_i64().unwrap(),
+    );
+    assert!(
+        logical >= run["bytes"].as_i64().unwrap() && stored > 0,
+        "{list}"
+    );
+    assert!(
+        space["disk_total"].as_i64().unwrap() > space["disk_free"].as_i64().unwrap()
+            && space["disk_free"].as_i64().unwrap() > 0,
+        "the SSH server's disk: {list}"
+    );
+    assert!(list["destinations"][0]["filling_up"].is_null(), "{list}");
 
     // A second backup of data the app cannot start with (its health page gone), then the
     // data changes on: restoring that backup fails the check and switches back.
@@ -482,101 +493,16 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
     s
 }
 
-/// A lab app whose database is in the shared instance of `engine` on the device, with the
-/// stub's pages (and its `health` file) in its volume.
-fn pooled_recipe(data: &std::path::Path, slug: &str, engine: &str, port: u16) {
-    let dir = data.join("recipes").join(slug);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("manifest.yaml"),
-        format!(
-            "name: {slug}\nslug: {slug}\nversion: \"1.0\"\ncategory: Test\n\
-             description: A lab app with a shared database.\nwebsite: https://example.org\n\
-             requirements: {{ram_min_mb: 64, ram_recommended_mb: 128, storage_min_gb: 1, \
-             storage_recommended_gb: 1, cpu_min_cores: 1, cpu_recommended_cores: 1}}\n\
-             architectures: [amd64, arm64]\n\
-             web: {{service: web, port: 8080, path: /}}\n\
-             health: {{path: /health, status: 200, timeout: 10}}\n\
-             data_volumes: [data]\n\
-             database:\n  engine: {engine}\n  service: db\n  extensions: []\n  \
-             env: {{host: DB_HOST, port: DB_PORT, name: DB_NAME, user: DB_USER, password: DB_PASSWORD}}\n\
-             secrets:\n  - {{name: DB_PASSWORD, length: 32}}\n\
-             settings:\n  - {{name: HTTP_PORT, label: Which port to use, kind: port, default: \"{port}\"}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        format!(
-            "services:\n  web:\n    image: example/{slug}:1\n    restart: unless-stopped\n    \
-             environment:\n      DB_HOST: ${{DB_HOST:-db}}\n      DB_NAME: ${{DB_NAME:-app}}\n      \
-             DB_USER: ${{DB_USER:-app}}\n      DB_PASSWORD: ${{DB_PASSWORD}}\n    \
-             ports:\n      - \"${{HTTP_PORT}}:8080\"\n    volumes:\n      - data:/www\n  \
-             db:\n    image: example/{slug}-db:1\n    profiles: [own-database]\n    \
-             volumes:\n      - dbdata:/var/lib/db\nvolumes:\n  data:\n  dbdata:\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// SQL in the app's database as the shared instance's superuser (PostgreSQL: acting as the
-/// app's login, so what it makes is the app's).
 fn app_sql(engine: &str, db: &str, sql: &str) -> String {
-    let out = match engine {
-        "postgres" => lab::exec(
-            DB_DEVICE,
-            &[
-                "docker",
-                "exec",
-                "-u",
-                "postgres",
-                "homelab-postgres",
-                "psql",
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                db,
-                "-c",
-                &format!("SET ROLE {db}; {sql}"),
-            ],
-        ),
-        _ => lab::exec(
-            DB_DEVICE,
-            &[
-                "docker",
-                "exec",
-                "homelab-mariadb",
-                "mariadb",
-                "--defaults-extra-file=/run/homelab/client.cnf",
-                "-N",
-                "-B",
-                db,
-                "-e",
-                sql,
-            ],
-        ),
-    };
-    out.lines()
-        .filter(|l| *l != "SET")
-        .collect::<Vec<_>>()
-        .join("\n")
+    pooled::app_sql(DB_DEVICE, engine, db, sql)
 }
 
-/// Rows, their id sum and a hash of every value in order: what "row for row" means here.
 fn fingerprint(engine: &str, db: &str) -> String {
-    let sql = match engine {
-        "postgres" => {
-            "SELECT count(*) || ' ' || sum(id) || ' ' || md5(string_agg(v, ',' ORDER BY id)) FROM items"
-        }
-        _ => {
-            "SELECT CONCAT(COUNT(*), ' ', SUM(id), ' ', MD5(GROUP_CONCAT(v ORDER BY id SEPARATOR ','))) FROM items"
-        }
-    };
-    let out = app_sql(engine, db, sql);
-    assert!(out.split(' ').count() == 3, "{out}");
-    out
+    pooled::fingerprint(DB_DEVICE, engine, db)
+}
+
+fn pooled_recipe(data: &std::path::Path, slug: &str, engine: &str, port: u16) {
+    pooled::recipe(data, slug, engine, port)
 }
 
 #[tokio::test]

@@ -1386,3 +1386,392 @@ async fn backup_schedules_and_checks_show_in_plain_words() {
         404
     );
 }
+
+/// A device as adding one records it (at a port of its own on 127.0.0.1, where nothing
+/// answers), with its last poll (as the poller stores it): `state`,
+/// the app engine answering, 4 cores, 16 GB of memory of which `mem_used_pct` % is in use, and
+/// 500 GB of storage of which 20 % is in use; something listens on ports 22 and 8223 there.
+/// Returns its id.
+fn seed_device(data: &std::path::Path, name: &str, state: &str, mem_used_pct: u64) -> i64 {
+    let conn = rusqlite::Connection::open(data.join(homelabd::store::DB_FILE)).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO devices(name, host, port, username, host_key, docker_socket, key_comment, created_at)
+         VALUES (?1, '127.0.0.1', 9 + (SELECT COUNT(*) FROM devices), 'homelab', '', '/var/run/docker.sock', '', 0)",
+        [name],
+    )
+    .unwrap();
+    let id = conn.last_insert_rowid();
+    set_device_poll(data, id, state, mem_used_pct);
+    id
+}
+
+/// Writes a device's last poll (see `seed_device`).
+fn set_device_poll(data: &std::path::Path, id: i64, state: &str, mem_used_pct: u64) {
+    let mem_total: u64 = 16 << 30;
+    let disk_total: u64 = 500 << 30;
+    let facts = serde_json::json!({
+        "hostname": "lab", "arch": "x86_64", "kernel": "6.1.0", "os": "Debian GNU/Linux 12",
+        "cpu_model": "Lab CPU", "cores": 4,
+        "mem_total": mem_total, "mem_available": mem_total / 100 * (100 - mem_used_pct),
+        "load": [0.1, 0.1, 0.1], "uptime_secs": 86_400, "disk_path": "/var/lib/docker",
+        "disk_total": disk_total, "disk_free": disk_total / 100 * 80, "ports": [22, 8223],
+        "docker": {"version": "27.3.1", "api_version": "1.47", "running": 1, "stopped": 0, "unhealthy": 0}
+    });
+    let now = chrono::Utc::now().timestamp();
+    db_execute(
+        data,
+        "INSERT INTO device_status(device_id, state, reason, facts, last_seen_at, checked_at)
+         VALUES (?1, ?2, '', ?3, ?4, ?4)
+         ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, facts = excluded.facts",
+        rusqlite::params![id, state, facts.to_string(), now],
+    );
+}
+
+/// Vaultwarden installed on device `id`, as a deploy records it when its usual port was taken
+/// there: on the next free one, 8223 (which a move may move again, so it rules no device out).
+fn seed_vaultwarden(data: &std::path::Path, id: i64) {
+    db_execute(
+        data,
+        "INSERT INTO apps(slug, name, device_id, version, state, message, settings, url, app_dir, compose, created_at, updated_at)
+         VALUES ('vaultwarden', 'Vaultwarden', ?1, '1.37.2', 'running', '', '{\"HTTP_PORT\":\"8223\"}', 'http://127.0.0.1:8223', '/opt/homelab/apps/vaultwarden', '', 0, 0)",
+        [id],
+    );
+}
+
+/// A daemon whose poller runs once at start (before any device exists) and not again during
+/// the test, so the devices' seeded polls stay as written.
+async fn start_unpolled(name: &'static str) -> TestServer {
+    let mut opts = Options::new(name);
+    opts.poll_interval = Duration::from_secs(3600);
+    start_with(opts).await
+}
+
+/// The radio of device `id` on the move page.
+fn device_radio(page: &str, id: i64) -> String {
+    extract_between(
+        page,
+        &format!("name=\"device\" value=\"{id}\""),
+        "data-device",
+    )
+    .unwrap_or_else(|| panic!("device {id} is listed: {page}"))
+}
+
+/// "Move to another device", with no lab: the app's page links to it; the page ranks the other
+/// devices (the one it runs on left out, the best chosen, one that cannot take it shown
+/// disabled with why), says what to do first while backups are not set up, and then offers the
+/// form (one destination: hidden; `?device=` preselects; Advanced mode: an existing backup);
+/// refusals come back on the form with the choices kept; the routes need the session and the
+/// form its CSRF token.
+#[tokio::test]
+async fn moving_an_app_ranks_the_devices_and_needs_a_place_for_backups() {
+    let s = start_unpolled("move-page").await;
+    let (session, _) = s.claim().await;
+    let one = seed_device(&s.data, "Server 1", "online", 50);
+    let two = seed_device(&s.data, "Server 2", "online", 30);
+    let three = seed_device(&s.data, "Server 3", "offline", 10);
+    let four = seed_device(&s.data, "Server 4", "online", 70);
+    seed_vaultwarden(&s.data, one);
+
+    let app = s
+        .get("/apps/vaultwarden", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        app.contains(
+            "id=\"move-app\" href=\"/apps/vaultwarden/move\" hx-get=\"/apps/vaultwarden/move\""
+        ),
+        "{app}"
+    );
+
+    // No destination yet: what a move does, where it could go, and what to do first; no form.
+    let page = s
+        .get("/apps/vaultwarden/move", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for words in [
+        "<h1 id=\"page-title\">Move Vaultwarden to another device</h1>",
+        "Homelab backs Vaultwarden up, starts it on the device you choose with its data, checks it answers, then removes it here. It is offline for a few minutes. If anything fails, it stays where it is.",
+        "Vaultwarden runs on Server 1 now.",
+        "A move carries the app's data through a backup: add a place for backups first.",
+        "href=\"/backups\"",
+        "data-device=\"Server 2\"",
+        "data-device=\"Server 4\"",
+        "Disqualified: the device is offline.",
+    ] {
+        assert!(
+            page.contains(words),
+            "the move page shows “{words}”: {page}"
+        );
+    }
+    assert!(!page.contains("data-device=\"Server 1\""), "{page}");
+    assert!(!page.contains("id=\"move-form\""), "{page}");
+    assert!(!page.contains("name=\"device\""), "{page}");
+
+    // A destination (S3 storage that reaches nothing: adding it contacts no one).
+    let secret = password("s3-secret");
+    let html = s
+        .post_htmx(
+            "/backups/destinations",
+            &session,
+            &[
+                ("kind", "s3"),
+                ("name", "Cloud"),
+                ("endpoint", "http://127.0.0.1:9"),
+                ("bucket", "lab-bucket"),
+                ("prefix", "homelab"),
+                ("key_id", "AKIDMOVEPAGE"),
+                ("secret", secret.as_str()),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let dest = extract_between(&html, "id=\"destination-", "\"")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+
+    // The form: the best device chosen, the offline one disabled with why, the destination
+    // hidden (there is one), no backup field in Basic mode.
+    let page = s
+        .get("/apps/vaultwarden/move", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"move-form\""), "{page}");
+    assert!(!page.contains("move-no-destination"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "<input type=\"hidden\" name=\"destination\" value=\"{dest}\" id=\"move-destination\">"
+        )),
+        "{page}"
+    );
+    assert!(page.contains("Its data travels through Cloud"), "{page}");
+    assert!(!page.contains("name=\"snapshot\""), "Basic: {page}");
+    assert!(
+        page.contains("<button class=\"btn btn-primary\" type=\"submit\" id=\"move-button\">Move Vaultwarden</button>"),
+        "{page}"
+    );
+    assert!(device_radio(&page, three).contains(" disabled"), "{page}");
+    assert!(
+        !page.contains(&format!("name=\"device\" value=\"{one}\"")),
+        "not where it runs: {page}"
+    );
+    let (best, other) = if device_radio(&page, two).contains(" checked") {
+        (two, four)
+    } else {
+        (four, two)
+    };
+    assert!(device_radio(&page, best).contains(" checked"), "{page}");
+    assert!(!device_radio(&page, other).contains(" checked"), "{page}");
+    assert!(
+        page.contains("Recommended"),
+        "the best one is recommended: {page}"
+    );
+    // The dashboard's link preselects the device it names; one that cannot take it does not.
+    let page = s
+        .get(&format!("/apps/vaultwarden/move?device={other}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(device_radio(&page, other).contains(" checked"), "{page}");
+    assert!(!device_radio(&page, best).contains(" checked"), "{page}");
+    for odd in [three.to_string(), one.to_string(), "x".into()] {
+        let page = s
+            .get(&format!("/apps/vaultwarden/move?device={odd}"), &session)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            device_radio(&page, best).contains(" checked"),
+            "{odd}: {page}"
+        );
+        assert!(!device_radio(&page, three).contains(" checked"), "{page}");
+    }
+
+    // Refused: the reason on the form, nothing started.
+    let res = s
+        .post_htmx(
+            "/apps/vaultwarden/move",
+            &session,
+            &[
+                ("device", one.to_string().as_str()),
+                ("destination", dest.to_string().as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200, "the form shows the refusal itself");
+    assert!(res.headers().get("hx-redirect").is_none());
+    let html = res.text().await.unwrap();
+    let error = extract_between(&html, "id=\"move-error\">", "</div>").unwrap();
+    assert!(error.contains("Vaultwarden already runs there"), "{error}");
+    assert!(html.contains("id=\"move-form\""), "{html}");
+
+    // Advanced mode: an existing backup instead of one made now; a wrong id is refused with
+    // the choices kept.
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    let page = s
+        .get("/apps/vaultwarden/move", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("From an existing backup"), "{page}");
+    assert!(
+        page.contains("When the old device is gone: copy an id from the app's Backups card"),
+        "{page}"
+    );
+    assert!(page.contains("score "), "Advanced shows the scores: {page}");
+    let html = s
+        .post_htmx(
+            "/apps/vaultwarden/move",
+            &session,
+            &[
+                ("device", other.to_string().as_str()),
+                ("destination", dest.to_string().as_str()),
+                ("snapshot", "<b>nope</b>"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let error = extract_between(&html, "id=\"move-error\">", "</div>").unwrap();
+    assert!(error.contains("That is not a backup&#39;s id"), "{error}");
+    assert!(
+        html.contains("value=\"&#60;b&#62;nope&#60;/b&#62;\""),
+        "kept, escaped: {html}"
+    );
+    assert!(!html.contains("<b>nope</b>"), "{html}");
+    assert!(device_radio(&html, other).contains(" checked"), "{html}");
+    // No job was started by any of it.
+    let jobs = s.api_get_json(&session, "/api/v1/deployments").await;
+    assert!(
+        !jobs.to_string().contains("\"move\""),
+        "no move was started: {jobs}"
+    );
+
+    // Routed for signed-in browsers only, the form with its CSRF token.
+    let table = route_table();
+    for (method, path) in [
+        ("GET", "/apps/{slug}/move"),
+        ("POST", "/apps/{slug}/move"),
+        ("GET", "/dashboard/advice"),
+    ] {
+        let route = table
+            .iter()
+            .find(|r| r.path == path && r.method.as_str() == method)
+            .unwrap_or_else(|| panic!("{method} {path} is routed"));
+        assert_eq!(route.access, Access::Session, "{method} {path}");
+    }
+    let form = [("device", two.to_string())];
+    let res = s
+        .client
+        .post(s.url("/apps/vaultwarden/move"))
+        .headers(s.origin())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let refused = res.status() == 401
+        || (res.status() == 303
+            && res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login"));
+    assert!(refused, "without a session: {}", res.status());
+    let res = s
+        .client
+        .post(s.url("/apps/vaultwarden/move"))
+        .headers(s.origin())
+        .header("cookie", &session.cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "without the CSRF token");
+    assert!(res.text().await.unwrap().contains("security token"));
+    // An app that is not installed has nothing to move.
+    assert_eq!(s.get("/apps/jellyfin/move", &session).await.status(), 404);
+}
+
+/// The dashboard's advice, with no lab: a device whose last poll says more than 90 % of its
+/// memory is in use gets one line suggesting another device for its app, linking to the move
+/// page with that device chosen; below 90 %, or with no other device that can take the app,
+/// nothing is suggested.
+#[tokio::test]
+async fn the_dashboard_suggests_moving_an_app_off_a_nearly_full_device() {
+    let s = start_unpolled("move-advice").await;
+    let (session, _) = s.claim().await;
+    let one = seed_device(&s.data, "Server 1", "online", 93);
+    let two = seed_device(&s.data, "Server 2", "online", 40);
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    assert!(
+        !dashboard.contains("nearly full"),
+        "no app there yet: {dashboard}"
+    );
+    seed_vaultwarden(&s.data, one);
+
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    let card = extract_between(&dashboard, "id=\"move-advice\">", "</div>")
+        .unwrap_or_else(|| panic!("the advice is shown: {dashboard}"));
+    assert!(
+        card.contains(
+            "Server 1 is nearly full (memory 93 % in use): move Vaultwarden to Server 2?"
+        ),
+        "{card}"
+    );
+    assert!(
+        card.contains(&format!("href=\"/apps/vaultwarden/move?device={two}\"")),
+        "{card}"
+    );
+    assert_eq!(card.matches("class=\"advice\"").count(), 1, "{card}");
+    // Its live part says the same; Advanced mode says RAM.
+    let part = s
+        .get("/dashboard/advice", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(part.contains("Server 1 is nearly full"), "{part}");
+    s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
+        .await;
+    let part = s
+        .get("/dashboard/advice", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        part.contains("Server 1 is nearly full (RAM 93 %): move Vaultwarden to Server 2?"),
+        "{part}"
+    );
+
+    // No other device can take it (the only other one is offline): nothing to suggest.
+    set_device_poll(&s.data, two, "offline", 40);
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    assert!(!dashboard.contains("nearly full"), "{dashboard}");
+    set_device_poll(&s.data, two, "online", 40);
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    assert!(dashboard.contains("nearly full"), "{dashboard}");
+
+    // Below 90 %: nothing either.
+    set_device_poll(&s.data, one, "online", 85);
+    let dashboard = s.get("/", &session).await.text().await.unwrap();
+    assert!(!dashboard.contains("nearly full"), "{dashboard}");
+    assert!(!dashboard.contains("id=\"move-advice\""), "{dashboard}");
+    assert!(
+        dashboard.contains("id=\"move-advice-live\""),
+        "the live part waits for a change: {dashboard}"
+    );
+}

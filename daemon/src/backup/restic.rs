@@ -27,7 +27,15 @@ if [ -n "$ssh_key" ]; then
   printf '%s\n' "$known" > /run/homelab/known_hosts
 fi
 unset key_id key_secret ssh_key known
-exec restic "$@"
+exec "$@"
+"#;
+
+/// Asks an SFTP server how big and how full the disk under the folder is (OpenSSH's statvfs
+/// extension, through the sftp client in restic's image), with the prelude's key and pinned
+/// host key. $1 the folder, $2 login@server, $3 the port (all checked when it was added).
+const DISK_FREE: &str = r#"printf 'df %s\n' "$1" | sftp -q -b - -i /run/homelab/id \
+  -o UserKnownHostsFile=/run/homelab/known_hosts -o StrictHostKeyChecking=yes \
+  -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=15 -P "$3" "$2"
 "#;
 
 /// Where the prelude writes the SSH files (a tmpfs: they never touch the device's disk).
@@ -78,9 +86,67 @@ fn repo_args(target: &Target) -> Vec<String> {
 
 /// A restic command as a one-off container named `name`, with `binds` (volume:path[:ro]).
 pub fn spec(name: &str, target: &Target, command: &[&str], binds: Vec<String>) -> OneOff {
-    let mut cmd = vec![PRELUDE.to_string(), "restic".to_string()];
+    let mut cmd = vec![
+        PRELUDE.to_string(),
+        "homelab".to_string(),
+        "restic".to_string(),
+    ];
     cmd.extend(repo_args(target));
     cmd.extend(command.iter().map(|s| s.to_string()));
+    one_off(name, cmd, binds)
+}
+
+/// The question "how full is its disk" for an SFTP destination (None for the others: S3
+/// storage has no disk to fill).
+pub fn disk_spec(name: &str, target: &Target) -> Option<OneOff> {
+    let Target::Sftp {
+        host,
+        port,
+        user,
+        path,
+    } = target
+    else {
+        return None;
+    };
+    let cmd = vec![
+        PRELUDE.to_string(),
+        "homelab".to_string(),
+        "sh".to_string(),
+        "-c".to_string(),
+        DISK_FREE.to_string(),
+        "df".to_string(),
+        path.clone(),
+        format!("{user}@{host}"),
+        port.to_string(),
+    ];
+    Some(one_off(name, cmd, Vec::new()))
+}
+
+/// The disk's size and free bytes from the sftp client's `df` (1 KiB blocks: Size, Used,
+/// Avail, …).
+pub fn parse_disk_free(out: &str) -> Option<(u64, u64)> {
+    out.lines().rev().find_map(|line| {
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .take(3)
+            .map(|w| w.parse().ok())
+            .collect::<Option<_>>()?;
+        (n.len() == 3 && n[0] > 0).then(|| (n[0] * 1024, n[2] * 1024))
+    })
+}
+
+/// `restic stats --json`'s total size.
+pub fn parse_stats(out: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Stats {
+        total_size: u64,
+    }
+    out.lines()
+        .find_map(|l| serde_json::from_str::<Stats>(l.trim()).ok())
+        .map(|s| s.total_size)
+}
+
+fn one_off(name: &str, cmd: Vec<String>, binds: Vec<String>) -> OneOff {
     let mut all_binds = vec![format!("{CACHE_VOLUME}:/cache")];
     all_binds.extend(binds);
     OneOff {

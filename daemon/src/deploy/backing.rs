@@ -332,14 +332,17 @@ impl Deployer {
         let outcome = async {
             let (target, creds) = self.credentials(&row).await?;
             let remote = self.any_device().await?;
-            self.open_repository(
-                &remote,
-                &row,
-                &target,
-                &creds,
-                &format!("homelab-restic-check-{}", unique()),
-            )
-            .await
+            let made = self
+                .open_repository(
+                    &remote,
+                    &row,
+                    &target,
+                    &creds,
+                    &format!("homelab-restic-check-{}", unique()),
+                )
+                .await?;
+            self.measure_space(&remote, &row).await;
+            Ok::<bool, DeployError>(made)
         }
         .await;
         let (ok, words) = match &outcome {
@@ -367,13 +370,23 @@ impl Deployer {
         container: &str,
     ) -> Result<bool, DeployError> {
         self.ensure_restic(remote).await?;
-        let spec = self.restic_spec(container, target, &["cat", "config"], Vec::new());
+        // Without a lock: it only reads, and a destination whose disk is full can still be
+        // opened (and then say it is full) where restic could not write its lock file.
+        let spec = self.restic_spec(
+            container,
+            target,
+            &["cat", "config", "--no-lock"],
+            Vec::new(),
+        );
         let opened = self
             .restic_noted(
                 remote,
                 &spec,
                 creds,
-                &format!("Open the backups at {}: restic cat config", row.name),
+                &format!(
+                    "Open the backups at {}: restic cat config --no-lock",
+                    row.name
+                ),
             )
             .await;
         match opened {
@@ -437,7 +450,7 @@ impl Deployer {
     }
 
     /// The labels of this daemon's one-off backup containers (`what` they are for).
-    fn backup_labels(&self, what: &str) -> HashMap<String, String> {
+    pub(super) fn backup_labels(&self, what: &str) -> HashMap<String, String> {
         HashMap::from([
             (restic::LABEL.to_string(), what.to_string()),
             (restic::OWNER_LABEL.to_string(), self.backup_owner.clone()),
@@ -598,7 +611,12 @@ impl Deployer {
     ) -> Result<(Vec<SnapshotView>, Vec<DeployError>), DeployError> {
         let app = self.deployed(slug).await?;
         let device = self.app_device(&app).await?;
-        let remote = Remote::connect(&self.devices, device, None).await?;
+        // Read from the app's device, or any that answers when it does not: its backups are
+        // most wanted when its device is gone (to move it elsewhere).
+        let remote = match Remote::connect(&self.devices, device, None).await {
+            Ok(r) => r,
+            Err(_) => self.any_device().await?,
+        };
         self.ensure_restic(&remote).await?;
         let mut out = Vec::new();
         let mut errors = Vec::new();
@@ -962,7 +980,7 @@ impl Deployer {
         // Outside Compose's names (`<project>_<volume>`), so no recipe's volume can be it.
         let dump_volume = format!("homelab-dump-{slug}");
         self.step_at(
-            job,
+            (job.id, job.device.id),
             remote,
             "backup-dump",
             Undo::RemoveVolumes {
@@ -1113,6 +1131,7 @@ impl Deployer {
                     .store
                     .set_destination_check(row.id, true, format!("{} works.", row.name))
                     .await;
+                self.measure_space_if_due(remote, row).await;
                 let words = format!(
                     "{} files, {} ({} new) to {}",
                     files,

@@ -127,23 +127,24 @@ impl Deployer {
         Ok(self.store.begin_step(id, name.to_string(), undo).await?)
     }
 
-    /// Journals a step that acts on `remote`'s device, which may not be the job's own (a move
-    /// acts on the device the app leaves too): the undo then names its device.
+    /// Journals a step of job `id` (whose own device is `home`) that acts on `remote`'s
+    /// device, which may be another one (a move acts on the device the app leaves too): the
+    /// undo then names its device.
     pub(super) async fn step_at(
         &self,
-        job: &super::job::Job,
+        (id, home): (i64, i64),
         remote: &Remote,
         name: &str,
         undo: Undo,
     ) -> Result<i64, DeployError> {
-        let undo = match remote.device.id == job.device.id {
+        let undo = match remote.device.id == home {
             true => undo,
             false => Undo::OnDevice {
                 device_id: remote.device.id,
                 then: Box::new(undo),
             },
         };
-        self.step(job.id, name, &undo).await
+        self.step(id, name, &undo).await
     }
 
     /// Marks every journalled step of a successful deployment done.
@@ -280,15 +281,16 @@ impl Deployer {
                         Undo::OnDevice { device_id, then } => (*device_id, &**then),
                         other => (d.device_id, other),
                     };
-                    if !remotes.contains_key(&device_id) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        remotes.entry(device_id)
+                    {
                         let Some(device) = self.store.device(device_id).await? else {
                             // The user removed the device: nothing there is ours to clean.
                             tracing::info!(deployment = d.id, "device removed; skipping its undo");
                             self.store.set_step_status(d.id, s.seq, "undone").await?;
                             continue;
                         };
-                        let r = Remote::connect(&self.devices, device, Some(d.id)).await?;
-                        remotes.insert(device_id, r);
+                        slot.insert(Remote::connect(&self.devices, device, Some(d.id)).await?);
                     }
                     let r = remotes.get(&device_id).expect("connected above");
                     self.undo_on_device(d, r, undo).await?;

@@ -30,8 +30,11 @@
 //! makes are in `crate::docker::project`.
 
 mod backing;
+mod browsing;
 pub use backing::SnapshotView;
+pub use browsing::{EntryKind, FileDownload, FileEntry, Folder};
 pub use moving::MoveRequest;
+pub use space::{filling_up, holds};
 mod health;
 mod job;
 mod journal;
@@ -46,6 +49,7 @@ mod preflight;
 mod remote;
 pub mod render;
 mod scheduled;
+mod space;
 mod upkeep;
 
 use std::collections::BTreeMap;

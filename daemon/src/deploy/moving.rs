@@ -60,13 +60,19 @@ impl Deployer {
             && !restic::valid_snapshot_id(snapshot)
         {
             return Err(DeployError::BackupRefused(
-                "That is not a backup's id: choose one from the list.".into(),
+                "That is not a backup's id: copy one from the app's backups.".into(),
             ));
         }
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
-        // The new device must be able to run it, judged as for a deploy there.
-        let (_, target) = self.choose(&recipe, &settings, Some(req.device_id)).await?;
+        // The new device must be able to run it, judged as for a deploy there. Its web page's
+        // port moves out of the way there when taken (as the pre-flight does below), so it
+        // rules no device out.
+        let mut given = settings.clone();
+        if let Some(port) = render::movable_port(&recipe, &BTreeMap::new()) {
+            given.remove(&port);
+        }
+        let (_, target) = self.choose(&recipe, &given, Some(req.device_id)).await?;
         if let Some(snapshot) = &req.snapshot {
             // Only one of this app's own backups (listed from the new device: the old one
             // may be the reason for the move).
@@ -77,7 +83,7 @@ impl Deployer {
                 s.id == *snapshot || (snapshot.len() >= 8 && s.id.starts_with(snapshot.as_str()))
             }) {
                 return Err(DeployError::BackupRefused(format!(
-                    "{} holds no backup of {name} with that id: choose one from the app's list.",
+                    "{} holds no backup of {name} with that id: copy one from the app's backups.",
                     row.name
                 )));
             }
@@ -175,19 +181,13 @@ impl Deployer {
         }
         self.ensure_restic(&remote).await?;
 
-        // The data: a backup made now with the app stopped (it stays stopped, so nothing
-        // written after the backup is lost), or the one the owner picked.
-        let snapshot = match task.snapshot.clone() {
-            Some(s) => s,
-            None => self.final_backup(job, &source, &row, &app.app_dir).await?,
-        };
-
-        // The app on the new device: same settings, same secrets (the vault's, by app).
+        // The app on the new device, while it still runs on the old one (its images are
+        // downloaded meanwhile): same settings, same secrets (the vault's, by app).
         self.progress(
             id,
             slug,
             DeploymentState::Preparing,
-            40,
+            16,
             format!("Preparing {} on {}…", m.name, target.name),
         )
         .await;
@@ -225,6 +225,13 @@ impl Deployer {
         .await?;
         self.pull_images(&remote, id, recipe, &values).await?;
 
+        // The data: a backup made now with the app stopped (it stays stopped, so nothing
+        // written after the backup is lost), or the one the owner picked.
+        let snapshot = match task.snapshot.clone() {
+            Some(s) => s,
+            None => self.final_backup(job, &source, &row, &app.app_dir).await?,
+        };
+
         // Its data, restored into the volumes Compose will use (made with Compose's labels,
         // so it takes them as its own), and its database loaded, before it first starts.
         let volumes: Vec<(String, String)> = m
@@ -260,7 +267,7 @@ impl Deployer {
             id,
             slug,
             DeploymentState::Pulling,
-            50,
+            78,
             format!(
                 "Restoring {}'s data on {} from {}…",
                 m.name, target.name, row.name
@@ -294,7 +301,7 @@ impl Deployer {
             id,
             slug,
             DeploymentState::Starting,
-            75,
+            85,
             format!("Starting {} on {}…", m.name, target.name),
         )
         .await;
@@ -389,7 +396,7 @@ impl Deployer {
             job.id,
             slug,
             DeploymentState::Preparing,
-            5,
+            60,
             format!(
                 "Stopping {} on {} for its last backup there…",
                 m.name, source.name
@@ -397,7 +404,7 @@ impl Deployer {
         )
         .await;
         self.step_at(
-            job,
+            (job.id, job.device.id),
             &remote,
             "move-stop",
             Undo::StartApp {
@@ -411,7 +418,7 @@ impl Deployer {
             .await?;
         let (binds, dump) = self.backup_sources(&remote, job, &values).await?;
         let done = self
-            .back_up_to(&remote, job, row, Some(guard), &binds, 10, 25)
+            .back_up_to(&remote, job, row, Some(guard), &binds, 62, 14)
             .await;
         if let Some(dump) = &dump {
             let _ = remote.remove_volume(dump).await;

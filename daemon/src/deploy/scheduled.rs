@@ -276,6 +276,8 @@ impl Deployer {
         self.store
             .set_destination_maintained(id, damage.clone())
             .await?;
+        // After the prune: what it holds now.
+        self.measure_space(&remote, &row).await;
         if !damage.is_empty() {
             // Open pages show it at once (the destination list refreshes on toasts).
             self.events.publish(crate::events::Event::Toast {

@@ -1,17 +1,21 @@
 //! One-off containers on a device: created, fed secrets on stdin, followed line by line while
-//! they run, and removed when they end (the backups' restic runs). Secrets never appear in
+//! they run (or their output handed over as bytes: `run_streaming`, for a file out of a
+//! backup), and removed when they end (the backups' restic runs). Secrets never appear in
 //! the container's configuration (what `docker inspect` shows), only on its stdin.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     RemoveContainerOptionsBuilder,
 };
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 use super::{Docker, DockerError};
 
@@ -75,7 +79,32 @@ pub async fn run(
     deadline: Duration,
     mut on_line: impl FnMut(Stream, &str),
 ) -> Result<Ended, DockerError> {
-    // A container of the same name is a run that never finished (the daemon stopped).
+    create(docker, spec).await?;
+    let outcome = tokio::time::timeout(deadline, follow(docker, spec, stdin, &mut on_line)).await;
+    let ended = match outcome {
+        Ok(Ok(ended)) => Ok(ended),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            let _ = docker
+                .kill_container(
+                    &spec.name,
+                    Some(
+                        KillContainerOptionsBuilder::default()
+                            .signal("KILL")
+                            .build(),
+                    ),
+                )
+                .await;
+            Ok(Ended::default())
+        }
+    };
+    remove(docker, &spec.name).await;
+    ended
+}
+
+/// Makes the container of `spec`, removing first one of the same name (a run that never
+/// finished: the daemon stopped under it).
+async fn create(docker: &Docker, spec: &OneOff) -> Result<(), DockerError> {
     remove(docker, &spec.name).await;
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -113,26 +142,7 @@ pub async fn run(
             body,
         )
         .await?;
-    let outcome = tokio::time::timeout(deadline, follow(docker, spec, stdin, &mut on_line)).await;
-    let ended = match outcome {
-        Ok(Ok(ended)) => Ok(ended),
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
-            let _ = docker
-                .kill_container(
-                    &spec.name,
-                    Some(
-                        KillContainerOptionsBuilder::default()
-                            .signal("KILL")
-                            .build(),
-                    ),
-                )
-                .await;
-            Ok(Ended::default())
-        }
-    };
-    remove(docker, &spec.name).await;
-    ended
+    Ok(())
 }
 
 /// Attaches, starts, feeds stdin and reads every line until the container exits.
@@ -214,6 +224,165 @@ fn emit(stream: Stream, bytes: &[u8], on_line: &mut impl FnMut(Stream, &str), en
             .push(line.chars().take(MAX_ERR_LINE).collect());
     }
     on_line(stream, &line);
+}
+
+/// How far a streamed one-off container may go (`run_streaming`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Stopped (killed and removed) when it runs longer than this.
+    pub deadline: Duration,
+    /// Stopped when the reader takes no chunk for this long (a browser that went away
+    /// without closing its connection).
+    pub stall: Duration,
+    /// Chunks of output held for the reader at most (each up to the engine's frame, ~32 KiB).
+    pub bound: usize,
+}
+
+/// A one-off container whose standard output is handed over as raw bytes while it runs.
+pub struct Streaming {
+    /// Its standard output in order, as the engine sends it; ends when the output ends or the
+    /// container was stopped. Holds at most `StreamLimits::bound` chunks: while the reader
+    /// takes none, the container's output is not read either, so a slow reader slows the
+    /// container down instead of filling the box's memory.
+    pub out: mpsc::Receiver<Bytes>,
+    /// How it ended, once it is removed. `exit_code` is None when it was stopped: the reader
+    /// dropped `out`, stalled, or the deadline passed.
+    pub ended: tokio::task::JoinHandle<Result<Ended, DockerError>>,
+}
+
+/// Starts `spec`, writes `stdin` and closes it, and hands its standard output over as it
+/// comes (binary output: `run` reads lines). The container is removed when it ends, when it
+/// outruns the deadline, when the reader stalls, and as soon as the reader drops `out`.
+///
+/// `control` makes, starts, inspects and removes the container; `reader` attaches to its
+/// output. When the reader may be slow, give `reader` a connection of its own: an SSH
+/// connection with a channel nobody reads stalls as a whole (russh hands channel data over
+/// through a bounded queue inside its connection task), and `control` must still answer to
+/// remove the container.
+pub async fn run_streaming(
+    control: &Docker,
+    reader: &Docker,
+    spec: &OneOff,
+    stdin: &[u8],
+    limits: StreamLimits,
+) -> Result<Streaming, DockerError> {
+    create(control, spec).await?;
+    let started = async {
+        // Attached before it starts, so no output is missed.
+        let attached = reader
+            .attach_container(
+                &spec.name,
+                Some(
+                    AttachContainerOptionsBuilder::default()
+                        .stdin(true)
+                        .stdout(true)
+                        .stderr(true)
+                        .stream(true)
+                        .build(),
+                ),
+            )
+            .await?;
+        let (output, mut input) = (attached.output, attached.input);
+        control.start_container(&spec.name, None).await?;
+        input.write_all(stdin).await?;
+        input.flush().await?;
+        let _ = input.shutdown().await;
+        Ok::<_, DockerError>(output)
+    };
+    let output = match tokio::time::timeout(limits.deadline, started).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => {
+            remove(control, &spec.name).await;
+            return Err(e);
+        }
+        Err(_) => {
+            remove(control, &spec.name).await;
+            return Ok(Streaming {
+                out: mpsc::channel(1).1,
+                ended: tokio::spawn(async { Ok(Ended::default()) }),
+            });
+        }
+    };
+    let (tx, out) = mpsc::channel(limits.bound.max(1));
+    let deadline = tokio::time::Instant::now() + limits.deadline;
+    let (control, name) = (control.clone(), spec.name.clone());
+    let ended = tokio::spawn(async move {
+        let pumped = pump(output, &tx, deadline, limits.stall).await;
+        drop(tx);
+        let ended = match pumped {
+            Ok(Some(mut ended)) => control
+                .inspect_container(
+                    &name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .map(|inspected| {
+                    ended.exit_code = inspected.state.and_then(|s| s.exit_code);
+                    ended
+                })
+                .map_err(DockerError::from),
+            Ok(None) => Ok(Ended::default()),
+            Err(e) => Err(e),
+        };
+        // Killed first when still running.
+        remove(&control, &name).await;
+        ended
+    });
+    Ok(Streaming { out, ended })
+}
+
+/// Hands the container's standard output to `tx` until it ends (Some: what standard error
+/// said) or must stop (None: the reader went away or stalled, or the deadline passed).
+async fn pump(
+    mut output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    tx: &mpsc::Sender<Bytes>,
+    deadline: tokio::time::Instant,
+    stall: Duration,
+) -> Result<Option<Ended>, DockerError> {
+    let mut ended = Ended::default();
+    let mut err_buf: Vec<u8> = Vec::new();
+    let mut no_lines = |_: Stream, _: &str| {};
+    loop {
+        let chunk = tokio::select! {
+            chunk = output.next() => chunk,
+            () = tx.closed() => return Ok(None),
+            () = tokio::time::sleep_until(deadline) => return Ok(None),
+        };
+        match chunk.transpose()? {
+            None => break,
+            Some(LogOutput::StdOut { message }) => {
+                let give_up = deadline.min(tokio::time::Instant::now() + stall);
+                match tokio::time::timeout_at(give_up, tx.send(message)).await {
+                    Ok(Ok(())) => {}
+                    // Dropped, or not read in time.
+                    Ok(Err(_)) | Err(_) => return Ok(None),
+                }
+            }
+            Some(LogOutput::StdErr { message }) => {
+                err_buf.extend_from_slice(&message);
+                while let Some(end) = err_buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = err_buf.drain(..=end).collect();
+                    emit(Stream::Err, &line[..end], &mut no_lines, &mut ended);
+                }
+                if err_buf.len() > MAX_ERR_LINE {
+                    let line = std::mem::take(&mut err_buf);
+                    emit(
+                        Stream::Err,
+                        &line[..MAX_ERR_LINE],
+                        &mut no_lines,
+                        &mut ended,
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if !err_buf.is_empty() {
+        emit(Stream::Err, &err_buf, &mut no_lines, &mut ended);
+    }
+    Ok(Some(ended))
 }
 
 /// Removes a container, running or not (nothing if there is none).

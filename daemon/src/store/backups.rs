@@ -26,10 +26,26 @@ pub struct DestinationRow {
     pub maintained_at: i64,
     /// What that check found wrong, with the fix ('' while the stored data is sound).
     pub damage: String,
+    /// What it holds and how full its disk is, as last measured.
+    pub space: Space,
+}
+
+/// What a destination holds and how full its disk is (bytes; 0 where unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Space {
+    /// The bytes restic stores there (deduplicated, compressed where the format allows).
+    pub stored: i64,
+    /// Every backup's size before deduplication, summed.
+    pub logical: i64,
+    /// The disk under it, where the server says (SFTP: OpenSSH's statvfs); 0 for S3.
+    pub disk_total: i64,
+    pub disk_free: i64,
+    /// When it was measured (unix; 0: never).
+    pub at: i64,
 }
 
 const DEST_COLUMNS: &str = "id, name, target, host_key, checked_at, check_ok, check_message, \
-    created_at, maintained_at, damage";
+    created_at, maintained_at, damage, stored_bytes, logical_bytes, disk_total, disk_free, space_at";
 
 fn dest_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
     Ok(DestinationRow {
@@ -42,6 +58,13 @@ fn dest_row(r: &Row<'_>) -> rusqlite::Result<DestinationRow> {
         check_message: r.get(6)?,
         created_at: r.get(7)?,
         maintained_at: r.get(8)?,
+        space: Space {
+            stored: r.get(10)?,
+            logical: r.get(11)?,
+            disk_total: r.get(12)?,
+            disk_free: r.get(13)?,
+            at: r.get(14)?,
+        },
         damage: r.get(9)?,
     })
 }
@@ -164,6 +187,26 @@ impl Store {
     }
 
     /// Records the outcome of a check of the destination.
+    /// Records what a destination holds and how full it is (`space.at` is set here).
+    pub async fn set_destination_space(&self, id: i64, space: Space) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE backup_destinations SET stored_bytes = ?2, logical_bytes = ?3,
+                 disk_total = ?4, disk_free = ?5, space_at = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    space.stored,
+                    space.logical,
+                    space.disk_total,
+                    space.disk_free,
+                    now_unix()
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn set_destination_check(
         &self,
         id: i64,

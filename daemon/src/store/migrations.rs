@@ -307,6 +307,16 @@ const MIGRATIONS: &[&str] = &[
     -- What the last check of the stored data found wrong, in words with the fix ('' when sound).
     ALTER TABLE backup_destinations ADD COLUMN damage TEXT NOT NULL DEFAULT '';
     "#,
+    // 11: what a destination holds (restic's own statistics: the bytes stored, and the bytes
+    // of every backup in it before deduplication) and, where the server says, its disk's size
+    // and free space; all in bytes, measured at `space_at` (0: never).
+    r#"
+    ALTER TABLE backup_destinations ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backup_destinations ADD COLUMN logical_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backup_destinations ADD COLUMN disk_total INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backup_destinations ADD COLUMN disk_free INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backup_destinations ADD COLUMN space_at INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

@@ -29,7 +29,7 @@ use rusqlite::Connection;
 
 pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
-pub use backups::{BackupRunRow, DestinationRow, PolicyRow};
+pub use backups::{BackupRunRow, DestinationRow, PolicyRow, Space};
 pub use copy::restore_copy;
 pub use devices::{DeviceRow, HistoryPolicy, NewDevice, PollRecord, Recorded, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;

@@ -73,6 +73,14 @@ pub const APP_BACK_UP: &str = "/apps/{slug}/back-up";
 pub const APP_BACKUP_SCHEDULE: &str = "/apps/{slug}/backup-schedule";
 pub const APP_SNAPSHOTS: &str = "/apps/{slug}/snapshots";
 pub const APP_RESTORE: &str = "/apps/{slug}/restore";
+// Browsing one of an app's snapshots (views::browse): a folder's entries (`?path=`), and one
+// file downloaded from it.
+pub const APP_SNAPSHOT_FILES: &str = "/apps/{slug}/snapshots/{dest}/{snapshot}/files";
+pub const APP_SNAPSHOT_FILE: &str = "/apps/{slug}/snapshots/{dest}/{snapshot}/file";
+// Moving an app to another device (views::moving): the page and its form, and the dashboard's
+// advice to move an app off a device that is nearly full (refreshed live).
+pub const APP_MOVE: &str = "/apps/{slug}/move";
+pub const DASHBOARD_ADVICE: &str = "/dashboard/advice";
 pub const DEPLOYMENT: &str = "/deployments/{id}";
 pub const DEPLOYMENT_PROGRESS: &str = "/deployments/{id}/progress";
 pub const API_APPLICATIONS: &str = "/api/v1/applications";
@@ -86,6 +94,9 @@ pub const API_BACKUP_DESTINATION: &str = "/api/v1/backups/destinations/{id}";
 pub const API_BACKUP_DESTINATION_CHECK: &str = "/api/v1/backups/destinations/{id}/check";
 pub const API_BACKUP_APP: &str = "/api/v1/backups/apps/{slug}";
 pub const API_BACKUP_APP_RESTORE: &str = "/api/v1/backups/apps/{slug}/restore";
+/// A folder of one of an app's snapshots (`?path=`).
+pub const API_BACKUP_APP_SNAPSHOT_FILES: &str =
+    "/api/v1/backups/apps/{slug}/snapshots/{dest}/{snapshot}/files";
 /// Moving an app to another device (its data through a backup).
 pub const API_BACKUP_APP_MOVE: &str = "/api/v1/backups/apps/{slug}/move";
 pub const API_BACKUP_APP_POLICY: &str = "/api/v1/backups/apps/{slug}/policy";
@@ -181,4 +192,35 @@ pub mod sse_event {
     /// The last event of a stream whose session ended: the page closes the stream itself
     /// (so the browser reports no broken connection) and goes to the sign-in page.
     pub const SIGNED_OUT: &str = "signed-out";
+}
+
+// ---- browsing a backup's files: addresses with their parameters filled in ----
+
+fn with_params(template: &str, slug: &str, dest: i64, snapshot: &str) -> String {
+    template
+        .replace("{slug}", slug)
+        .replace("{dest}", &dest.to_string())
+        .replace("{snapshot}", snapshot)
+}
+
+fn query(path: &str) -> String {
+    serde_urlencoded::to_string([("path", path)]).unwrap_or_default()
+}
+
+/// Where a folder of a snapshot opens.
+pub fn files_href(slug: &str, dest: i64, snapshot: &str, path: &str) -> String {
+    format!(
+        "{}?{}",
+        with_params(APP_SNAPSHOT_FILES, slug, dest, snapshot),
+        query(path)
+    )
+}
+
+/// Where a file of a snapshot downloads.
+pub fn file_href(slug: &str, dest: i64, snapshot: &str, path: &str) -> String {
+    format!(
+        "{}?{}",
+        with_params(APP_SNAPSHOT_FILE, slug, dest, snapshot),
+        query(path)
+    )
 }

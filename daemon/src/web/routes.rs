@@ -348,6 +348,26 @@ fn table() -> Vec<Entry> {
             views::backups::restore,
         ),
         entry(
+            M::GET,
+            paths::APP_SNAPSHOT_FILES,
+            Session,
+            views::browse::files,
+        ),
+        entry(
+            M::GET,
+            paths::APP_SNAPSHOT_FILE,
+            Session,
+            views::browse::download,
+        ),
+        entry(M::GET, paths::APP_MOVE, Session, views::moving::show),
+        entry(M::POST, paths::APP_MOVE, Session, views::moving::submit),
+        entry(
+            M::GET,
+            paths::DASHBOARD_ADVICE,
+            Session,
+            views::moving::advice_part,
+        ),
+        entry(
             M::POST,
             paths::APP_BACKUP_SCHEDULE,
             Session,
@@ -576,6 +596,12 @@ fn table() -> Vec<Entry> {
             paths::API_BACKUP_APP_RESTORE,
             SessionOrToken,
             api::backups::restore,
+        ),
+        entry(
+            M::GET,
+            paths::API_BACKUP_APP_SNAPSHOT_FILES,
+            SessionOrToken,
+            api::backups::snapshot_files,
         ),
         entry(
             M::POST,

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 pub mod adguard_fake;
 pub mod avahi;
 pub mod pebble;
+pub mod pooled;
 pub mod stand_in;
 
 pub const ADMIN: &str = "admin";

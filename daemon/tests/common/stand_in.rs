@@ -90,3 +90,32 @@ pub fn in_app_volume(device: &str, slug: &str, script: &str) -> String {
         ],
     )
 }
+
+/// Every entry of the app's data volume on `device`: path, type, mode, owner, size and
+/// content hash, sorted. What "byte for byte, with modes and owners" means in the tests.
+pub fn volume_listing(device: &str, slug: &str) -> String {
+    let out = in_app_volume(
+        device,
+        slug,
+        "cd /d && find . | sort | while read -r f; do \
+           if [ -L \"$f\" ]; then echo \"$f link $(readlink \"$f\")\"; \
+           elif [ -f \"$f\" ]; then echo \"$f file $(stat -c '%a %u %g %s' \"$f\") $(md5sum < \"$f\" | cut -d' ' -f1)\"; \
+           else echo \"$f dir $(stat -c '%a %u %g' \"$f\")\"; fi; done",
+    );
+    assert!(out.lines().count() > 300, "the listing is complete: {out}");
+    out
+}
+
+/// Fills the app's data volume on `device` with many files: sizes from empty to 3 MB, modes,
+/// owners, nested folders, a link.
+pub fn fill_volume(device: &str, slug: &str) {
+    in_app_volume(
+        device,
+        slug,
+        "cd /d && mkdir -p a/b/c empty && i=0; while [ $i -lt 300 ]; do \
+           head -c $((i * i * 37 % 200000)) /dev/urandom > a/f$i; i=$((i+1)); done; \
+         head -c 3000000 /dev/urandom > a/b/c/big; : > a/zero; \
+         chmod 600 a/f1; chmod 755 a/f2; chmod 1777 empty; chown 1000:1000 a/f3; \
+         chown 33:33 a/b; ln -s ../a/f4 a/b/link",
+    );
+}

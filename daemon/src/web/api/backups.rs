@@ -1,8 +1,9 @@
 //! `/api/v1/backups`: destinations (add, list, check, remove) and an app's backups (back up
-//! now, list its snapshots and runs, restore one). Secrets go in, never out.
+//! now, list its snapshots and runs, the files in one of them, restore one). Secrets go in,
+//! never out.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -53,6 +54,12 @@ fn destination_json(d: &crate::store::DestinationRow) -> serde_json::Value {
         "check_message": d.check_message,
         "maintained_at": d.maintained_at,
         "damage": d.damage,
+        "space": {
+            "stored": d.space.stored, "logical": d.space.logical,
+            "disk_total": d.space.disk_total, "disk_free": d.space.disk_free,
+            "measured_at": d.space.at,
+        },
+        "filling_up": crate::deploy::filling_up(&d.name, &d.space),
     })
 }
 
@@ -161,6 +168,28 @@ pub async fn app_backups(
         Json(serde_json::json!({ "snapshots": snapshots, "errors": errors, "runs": runs, "policy": policy }))
             .into_response(),
     )
+}
+
+/// `?path=` of a snapshot's folder (its top when missing).
+#[derive(Deserialize)]
+pub struct FolderQuery {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+/// A folder of one of the app's snapshots (read from its device): its entries, folders
+/// first, at most `MAX_ENTRIES` of them (`cut_short` says when there are more).
+pub async fn snapshot_files(
+    State(state): State<AppState>,
+    Path((slug, dest, snapshot)): Path<(String, i64, String)>,
+    Query(q): Query<FolderQuery>,
+) -> Result<Response, WebError> {
+    let path = q.path.unwrap_or_else(|| "/".into());
+    let folder = state
+        .deployer
+        .snapshot_folder(&slug, dest, &snapshot, &path)
+        .await?;
+    Ok(Json(folder).into_response())
 }
 
 /// A policy as sent: a preset (`daily`, `hourly`, `weekly`, `off`), or a schedule with keep

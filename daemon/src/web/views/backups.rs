@@ -38,10 +38,13 @@ use crate::web::error::WebError;
 const RUNS_SHOWN: i64 = 10;
 /// Runs read per app to find its last good backup behind failed ones (store reads only).
 const RUNS_READ: i64 = 50;
+/// Runs read per app to say what each of its snapshots holds (a year of daily backups and
+/// their failures; older snapshots show no figures).
+const RUNS_FOR_SNAPSHOTS: i64 = 500;
 /// A refused form's fields are filled in again up to this length (one line each).
 const REFILL_MAX: usize = 2048;
 
-fn advanced(ctx: &Ctx) -> Result<bool, WebError> {
+pub(super) fn advanced(ctx: &Ctx) -> Result<bool, WebError> {
     Ok(ctx.user()?.ui_mode == UiMode::Advanced)
 }
 
@@ -76,7 +79,7 @@ fn in_zone<Tz: TimeZone>(unix: i64, tz: &Tz) -> Option<DateTime<Tz>> {
 
 /// A Unix time as a clock in the box's zone: "2026-01-14 22:04" (the zone is said once on
 /// the page).
-fn clock(unix: i64) -> String {
+pub(super) fn clock(unix: i64) -> String {
     in_zone(unix, &Local)
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
@@ -118,7 +121,7 @@ where
 /// A snapshot's time (RFC 3339, as restic recorded it: `2026-01-14T22:04:05.123+01:00`) in
 /// the owner's words, in the box's time zone: "14 January 2026 at 22:04"; and its Unix time.
 /// Anything else is shown as it came.
-fn snapshot_time(rfc3339: &str) -> (String, Option<i64>) {
+pub(super) fn snapshot_time(rfc3339: &str) -> (String, Option<i64>) {
     snapshot_time_in(rfc3339, &Local)
 }
 
@@ -135,7 +138,7 @@ where
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into UTC (seconds; the fraction is
 /// dropped).
-fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
+pub(super) fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
     let num = |from: usize, len: usize| -> Option<i32> {
         let part = s.get(from..from + len)?;
         part.bytes()
@@ -205,6 +208,10 @@ pub struct StatusView {
     /// "3 days ago"; empty when never.
     pub maintained: String,
     pub maintained_iso: String,
+    /// "Holds 14 GB of backups in 1.2 GB (91 % saved …)" once measured, else "".
+    pub holds: String,
+    /// "… is filling up: 93 % used …" with the fix, else "".
+    pub filling: String,
 }
 
 impl StatusView {
@@ -230,6 +237,8 @@ impl StatusView {
                 String::new()
             },
             maintained_iso: format_iso(d.maintained_at),
+            holds: crate::deploy::holds(&d.space).unwrap_or_default(),
+            filling: crate::deploy::filling_up(&d.name, &d.space).unwrap_or_default(),
         }
     }
 }
@@ -503,7 +512,7 @@ async fn app_views(
 }
 
 /// The catalog's name for an app (the stored one if the recipe is gone).
-fn app_name(state: &AppState, slug: &str, stored: &str) -> String {
+pub(super) fn app_name(state: &AppState, slug: &str, stored: &str) -> String {
     state
         .catalog
         .recipes
@@ -1176,6 +1185,14 @@ pub struct SnapshotView {
     pub date: String,
     pub ago: String,
     pub confirm: String,
+    /// What the backup run that made it recorded ("—" when this box has no record of it):
+    /// its size, how many files, and the new data it stored ("what changed" since the one
+    /// before).
+    pub size: String,
+    pub files: String,
+    pub added: String,
+    /// Opens its files (`views::browse`).
+    pub browse: String,
 }
 
 #[derive(Template)]
@@ -1203,6 +1220,20 @@ pub async fn snapshots(
         .ok_or_else(WebError::not_found)?;
     let name = app_name(&state, &slug, &app.name);
     let now = now_unix();
+    // The runs that made them (store reads only): restic 0.14 names a snapshot by its short
+    // id in a run's summary, newer ones by the full id.
+    let runs = state
+        .store
+        .backup_runs(slug.clone(), RUNS_FOR_SNAPSHOTS)
+        .await?;
+    let run_of = |id: &str, destination: i64| {
+        runs.iter().find(|r| {
+            r.state == "done"
+                && r.destination_id == destination
+                && r.snapshot_id.len() >= 8
+                && (id.starts_with(&r.snapshot_id) || r.snapshot_id.starts_with(id))
+        })
+    };
     let (snapshots, error) = if state.store.backup_destinations().await?.is_empty() {
         (Vec::new(), None)
     } else {
@@ -1215,7 +1246,16 @@ pub async fn snapshots(
         .into_iter()
         .map(|s| {
             let (date, at) = snapshot_time(&s.time);
+            let run = run_of(&s.id, s.destination_id);
+            let figure = |f: fn(&BackupRunRow) -> String| run.map(f).unwrap_or_else(|| "—".into());
             SnapshotView {
+                size: figure(|r| human_bytes(r.bytes.max(0) as u64)),
+                files: figure(|r| match r.files {
+                    1 => "1 file".into(),
+                    n => format!("{n} files"),
+                }),
+                added: figure(|r| format!("{} new", human_bytes(r.added.max(0) as u64))),
+                browse: crate::web::paths::files_href(&slug, s.destination_id, &s.id, "/"),
                 confirm: format!(
                     "{name} goes back to how it was on {date}. Changes since then are lost. If it does not start, Homelab switches back to today's data."
                 ),
@@ -1307,6 +1347,9 @@ pub async fn dashboard_html(state: &AppState) -> Result<String, WebError> {
         }
         if !d.damage.is_empty() {
             troubles.push(d.damage.clone());
+        }
+        if let Some(full) = crate::deploy::filling_up(&d.name, &d.space) {
+            troubles.push(full);
         }
     }
     Ok(DashboardCard {

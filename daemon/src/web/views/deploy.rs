@@ -141,6 +141,57 @@ const RESTORE_STEPS: [(DeploymentState, &str); 5] = [
     (DeploymentState::Running, "Restored"),
 ];
 
+/// The steps of a move to another device, in its words. Its states repeat (the backup on the
+/// old device is Preparing and Starting below 40 %, the new device's are above), so the step
+/// is read from the state and the bar together (`move_step`).
+const MOVE_STEPS: [&str; 6] = [
+    "Checking",
+    "Backing up its data",
+    "Setting it up with its data",
+    "Starting it there",
+    "Waiting for it to answer",
+    "Removing the old copy",
+];
+
+/// Where a move is: an index into `MOVE_STEPS`, or its length once it is over.
+fn move_step(d: &DeploymentRow) -> usize {
+    use DeploymentState as S;
+    match d.state {
+        S::Validating => 0,
+        S::Preparing | S::Starting if d.progress < 40 => 1,
+        S::Preparing | S::Pulling | S::Configuring => 2,
+        S::Starting => 3,
+        S::HealthCheck | S::Naming | S::Securing => 4,
+        // Recorded as running at the new device before the old copy goes (then 100 %).
+        S::Running if d.progress < 100 => 5,
+        _ => MOVE_STEPS.len(),
+    }
+}
+
+fn moving(d: &DeploymentRow) -> bool {
+    d.kind == "move"
+}
+
+/// A move's steps, like a backup's: none once it went wrong (its message says where and why).
+fn move_steps(d: &DeploymentRow) -> Vec<StepView> {
+    if d.state.went_wrong() {
+        return Vec::new();
+    }
+    let at = move_step(d);
+    MOVE_STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, label)| StepView {
+            label,
+            status: match i.cmp(&at) {
+                std::cmp::Ordering::Less => "done",
+                std::cmp::Ordering::Equal => "current",
+                std::cmp::Ordering::Greater => "todo",
+            },
+        })
+        .collect()
+}
+
 /// A backup or a restore (jobs whose progress reads differently from an install's).
 fn backing(d: &DeploymentRow) -> bool {
     matches!(d.kind.as_str(), "backup" | "restore")
@@ -148,6 +199,13 @@ fn backing(d: &DeploymentRow) -> bool {
 
 /// The words after the progress bar's mark: a backup's or restore's own where it has them.
 fn state_words(d: &DeploymentRow) -> &'static str {
+    if moving(d) {
+        return match d.state {
+            DeploymentState::RolledBack => "Not moved",
+            s if s.went_wrong() => s.words(),
+            _ => MOVE_STEPS.get(move_step(d)).copied().unwrap_or("Moved"),
+        };
+    }
     let own = match d.kind.as_str() {
         "backup" => &BACKUP_STEPS[..],
         "restore" => &RESTORE_STEPS[..],
@@ -196,6 +254,8 @@ struct ProgressTemplate<'a> {
     d: &'a DeploymentRow,
     /// A backup or restore: no first visit, and the way back is to the app.
     backing: bool,
+    /// A move to another device: no first visit either, and undone it stays where it was.
+    moving: bool,
     app_name: String,
     heading: String,
     words: &'static str,
@@ -273,10 +333,12 @@ async fn progress_html(
     } else {
         furthest_step(&state.store.steps(id).await?)
     };
+    // A move is recorded as running on its new device before its old copy is removed: the
+    // page follows it to the end.
     let live = !matches!(
         d.state,
         DeploymentState::Running | DeploymentState::RolledBack
-    );
+    ) || (moving(&d) && d.state == DeploymentState::Running && d.progress < 100);
     let recipe = state.catalog.recipes.get(&d.slug);
     let health_timeout = match recipe {
         Some(r) => state.deployer.health_timeout(r),
@@ -286,7 +348,9 @@ async fn progress_html(
     let app = state.store.app(d.slug.clone()).await?;
     let url = app.as_ref().map(|a| a.url.clone()).unwrap_or_default();
     let first_run = match (recipe, &app) {
-        (Some(r), Some(a)) if d.state == DeploymentState::Running && !backing(&d) => {
+        (Some(r), Some(a))
+            if d.state == DeploymentState::Running && !backing(&d) && !moving(&d) =>
+        {
             Some(super::apps::FirstRun::new(
                 r,
                 &a.url,
@@ -299,6 +363,7 @@ async fn progress_html(
     let html = ProgressTemplate {
         d: &d,
         backing: backing(&d),
+        moving: moving(&d),
         app_name: app_name.clone(),
         heading: heading(&d, &app_name),
         words: state_words(&d),
@@ -307,6 +372,8 @@ async fn progress_html(
         url,
         steps: if backing(&d) {
             backing_steps(&d)
+        } else if moving(&d) {
+            move_steps(&d)
         } else {
             step_views(&d, reached)
         },
@@ -336,6 +403,7 @@ fn time_left(d: &DeploymentRow, now: i64, health_timeout: u64) -> String {
     // Reading or writing an app's data takes as long as there is data: nothing to promise.
     if (d.kind == "backup" && d.state == DeploymentState::Starting)
         || (d.kind == "restore" && d.state == DeploymentState::Pulling)
+        || (moving(d) && move_step(d) == 1)
     {
         return "how long depends on how much data there is".into();
     }
@@ -412,6 +480,14 @@ fn heading(d: &DeploymentRow, app: &str) -> String {
         }
         _ => {}
     }
+    if moving(d) {
+        return match d.state {
+            DeploymentState::Running if d.progress >= 100 => format!("{app} moved to {device}"),
+            DeploymentState::RolledBack => format!("{app} was not moved: it stays where it was"),
+            s if s.went_wrong() => format!("Moving {app} to {device} failed"),
+            _ => format!("Moving {app} to {device}"),
+        };
+    }
     if d.kind == "move-db" {
         return match d.state {
             DeploymentState::Running => format!("{app} now keeps its data in the shared database"),
@@ -458,6 +534,7 @@ pub async fn show(
     let (section, verb) = match d.kind.as_str() {
         "backup" => (Section::Backups, "Backing up"),
         "restore" => (Section::Backups, "Restoring"),
+        "move" => (Section::Apps, "Moving"),
         _ => (Section::Apps, "Deploying"),
     };
     page(&ctx, section, &format!("{verb} {app_name}"), partial)
@@ -712,6 +789,51 @@ mod tests {
         assert_eq!(state_words(&d), "Starting the app");
     }
 
+    /// A move's states repeat (the old device's backup, then the new device's start): its
+    /// step is read from the bar too, and it is followed past "running" to its end.
+    #[test]
+    fn moves_read_as_themselves() {
+        use DeploymentState as S;
+        let (mut d, now) = row(S::Starting, 20, 30);
+        d.kind = "move".into();
+        let current = |d: &DeploymentRow| {
+            move_steps(d)
+                .iter()
+                .find(|s| s.status == "current")
+                .map(|s| s.label)
+        };
+        assert_eq!(current(&d), Some("Backing up its data"));
+        assert_eq!(state_words(&d), "Backing up its data");
+        assert_eq!(
+            time_left(&d, now, 180),
+            "how long depends on how much data there is"
+        );
+        for (state, progress, step) in [
+            (S::Validating, 0, "Checking"),
+            (S::Preparing, 5, "Backing up its data"),
+            (S::Preparing, 40, "Setting it up with its data"),
+            (S::Pulling, 20, "Setting it up with its data"),
+            (S::Starting, 75, "Starting it there"),
+            (S::HealthCheck, 90, "Waiting for it to answer"),
+            (S::Running, 95, "Removing the old copy"),
+        ] {
+            d.state = state;
+            d.progress = progress;
+            assert_eq!(current(&d), Some(step), "{state:?} {progress}");
+        }
+        d.progress = 100;
+        assert_eq!(current(&d), None);
+        assert!(move_steps(&d).iter().all(|s| s.status == "done"));
+        assert_eq!(state_words(&d), "Moved");
+        assert_eq!(heading(&d, "Vaultwarden"), "Vaultwarden moved to Server 2");
+        d.state = S::RolledBack;
+        assert!(
+            move_steps(&d).is_empty(),
+            "the message says what went wrong"
+        );
+        assert_eq!(state_words(&d), "Not moved");
+    }
+
     #[test]
     fn heading_follows_the_outcome() {
         use DeploymentState as S;
@@ -741,6 +863,12 @@ mod tests {
             (S::Pulling, "restore", "Restoring Vaultwarden on Server 2"),
             (S::Running, "restore", "Vaultwarden is restored"),
             (S::RolledBack, "restore", "Vaultwarden was not restored"),
+            (S::Pulling, "move", "Moving Vaultwarden to Server 2"),
+            (
+                S::RolledBack,
+                "move",
+                "Vaultwarden was not moved: it stays where it was",
+            ),
         ] {
             let (mut d, _) = row(state, 50, 1);
             d.kind = kind.into();

@@ -4,8 +4,10 @@
 pub mod apps;
 pub mod auth;
 pub mod backups;
+pub mod browse;
 pub mod deploy;
 pub mod devices;
+pub mod moving;
 pub mod network;
 pub mod network_dns;
 pub mod network_router;

@@ -1,4 +1,5 @@
-//! The dashboard: the pool of devices and its apps, the router's card, backups, and this box.
+//! The dashboard: the pool of devices and its apps, advice to move an app off a device that is
+//! nearly full, the router's card, backups, and this box.
 
 use askama::Template;
 use axum::extract::State;
@@ -19,6 +20,8 @@ struct Dashboard<'a> {
     schema_version: i64,
     uptime: String,
     pool: String,
+    /// Suggestions to move an app off a nearly full device (store reads and placement only).
+    advice: String,
     /// Certificates of app names that could not be renewed, each with its fix.
     cert_troubles: Vec<String>,
     /// Why the box's certificate could not be renewed, and what to do (None while all is well).
@@ -47,6 +50,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         schema_version,
         uptime: format_duration(state.started.elapsed().as_secs()),
         pool,
+        advice: super::moving::advice_html(&state, advanced).await?,
         cert_troubles: state
             .store
             .names()
