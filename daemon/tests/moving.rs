@@ -227,15 +227,39 @@ async fn an_app_moves_to_another_device_with_its_data_and_its_name() {
         .unwrap()
         .to_string();
 
-    // 3. Changed on the new device, then moved back from the move's own backup, as when
-    //    the device it runs on is gone: exactly that backup's data comes back.
+    // 3. Changed on the new device. A move from a chosen backup is refused while that device
+    //    answers (its data is newer than any backup)...
     stand_in::in_app_volume(TO, SLUG, "echo later > /d/later && rm -rf /d/a/b");
+    let changed = stand_in::volume_listing(TO, SLUG);
+    let (status, refused) = api
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"device_id": from, "snapshot": moved_with})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.to_string().contains("device answers"), "{refused}");
+    //    ... and once the device is gone (its cable pulled), the move brings exactly that
+    //    backup's data back elsewhere and says what stays on the lost device.
+    let cable = lab::unplug(TO);
     let back = move_to_end(&api, json!({"device_id": from, "snapshot": moved_with})).await;
     assert_eq!(back["state"], "running", "{back}");
+    assert!(
+        back["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be removed"),
+        "{back}"
+    );
     assert_eq!(stand_in::volume_listing(FROM, SLUG), before);
-    assert_eq!(traces(TO), "", "the copy on the Pi is removed");
     let (ok, body) = https_health(&lab::ip(FROM), &root);
     assert!(ok, "named on the old device again: {body}");
+    // Back on the network, the lost device still has its copy and its newer data: nothing
+    // there was deleted.
+    cable.on();
+    assert_eq!(stand_in::volume_listing(TO, SLUG), changed);
+    clean(TO);
 
     let (status, body) = api
         .delete(&format!("/api/v1/applications/{SLUG}?delete_data=true"))

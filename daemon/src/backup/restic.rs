@@ -116,7 +116,12 @@ pub fn disk_spec(name: &str, target: &Target) -> Option<OneOff> {
         DISK_FREE.to_string(),
         "df".to_string(),
         path.clone(),
-        format!("{user}@{host}"),
+        // sftp reads `user@fe80::1` as host "fe80": an IPv6 address goes in brackets.
+        if host.contains(':') {
+            format!("{user}@[{host}]")
+        } else {
+            format!("{user}@{host}")
+        },
         port.to_string(),
     ];
     Some(one_off(name, cmd, Vec::new()))

@@ -673,6 +673,9 @@ impl Deployer {
         })?;
         Ok(found
             .into_iter()
+            // Ids go into links and restic's arguments: only what a snapshot id looks like
+            // (a device answering anything cannot smuggle a path in).
+            .filter(|s| restic::valid_snapshot_id(&s.id))
             .map(|s| SnapshotView {
                 destination_id: row.id,
                 destination: row.name.clone(),
@@ -925,6 +928,7 @@ impl Deployer {
 
         let mut done = Vec::new();
         let mut failures = Vec::new();
+        let mut reached = Vec::new();
         let share = 85 / destinations.len().max(1) as i64;
         for (n, (row, guard)) in destinations.iter().zip(guards.iter_mut()).enumerate() {
             let base = 10 + share * n as i64;
@@ -932,7 +936,10 @@ impl Deployer {
                 .back_up_to(&remote, job, row, guard.take(), &binds, base, share)
                 .await
             {
-                Ok((words, _)) => done.push(words),
+                Ok((words, _)) => {
+                    done.push(words);
+                    reached.push(row);
+                }
                 Err(e) => failures.push(e),
             }
         }
@@ -943,6 +950,10 @@ impl Deployer {
         }
         if let Some(dump) = &dump_volume {
             let _ = remote.remove_volume(dump).await;
+        }
+        // What the destinations hold now, once the app runs again (never while it waits).
+        for row in reached {
+            self.measure_space_if_due(&remote, row).await;
         }
         if let Some(first) = failures.into_iter().next() {
             return Err(first);
@@ -1131,7 +1142,6 @@ impl Deployer {
                     .store
                     .set_destination_check(row.id, true, format!("{} works.", row.name))
                     .await;
-                self.measure_space_if_due(remote, row).await;
                 let words = format!(
                     "{} files, {} ({} new) to {}",
                     files,
@@ -1693,7 +1703,7 @@ impl Deployer {
 }
 
 /// A suffix that keeps one-off containers started at the same time apart.
-fn unique() -> String {
+pub(super) fn unique() -> String {
     let b = crate::secrets::random_bytes::<4>();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

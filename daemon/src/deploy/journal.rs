@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use super::{DeployError, Deployer, DeploymentState, Remote, sentences};
@@ -103,12 +105,17 @@ pub(super) enum Undo {
         row: Box<crate::store::NameRow>,
         new_answer: String,
         new_reference: String,
+        /// The certificate's key as it was (sealed, base64): the move issued a new one.
+        #[serde(default)]
+        key: Option<String>,
     },
-    /// A move recorded the app on its new device: back on the old one, at its old address.
+    /// A move recorded the app on its new device: back on the old one, at its old address
+    /// with its old settings (JSON).
     AppBack {
         slug: String,
         device_id: i64,
         url: String,
+        settings: String,
     },
     /// The app's name: its DNS record (exactly the one made), its row and certificate key.
     RemoveName {
@@ -249,31 +256,40 @@ impl Deployer {
                     row,
                     new_answer,
                     new_reference,
+                    key,
                 } => {
-                    if let Some(p) = crate::dns::records::Provider::parse(&row.provider) {
+                    let mut row = (**row).clone();
+                    if let (Some(p), Ok(ip)) = (
+                        crate::dns::records::Provider::parse(&row.provider),
+                        row.answer.parse(),
+                    ) {
                         // As in RemoveName: an unreachable provider is reported, not fatal.
-                        if let Err(e) = self
+                        match self
                             .records
-                            .remove(p, &row.name, new_answer, new_reference)
+                            .repoint(p, &row.name, new_answer, new_reference, ip, &row.slug)
                             .await
                         {
-                            tracing::warn!(deployment = d.id, name = %row.name, error = %e, "could not remove a moved record while undoing");
-                        }
-                        if let Ok(ip) = row.answer.parse()
-                            && let Err(e) = self.records.put(p, &row.name, ip, &row.slug).await
-                        {
-                            tracing::warn!(deployment = d.id, name = %row.name, error = %e, "could not point a name back while undoing");
+                            Ok(placed) => row.reference = placed.reference,
+                            Err(e) => {
+                                tracing::warn!(deployment = d.id, name = %row.name, error = %e, "could not point a name back while undoing")
+                            }
                         }
                     }
-                    self.store.put_name((**row).clone()).await?;
+                    if let Some(sealed) = key.as_deref().and_then(|k| B64.decode(k).ok()) {
+                        self.store
+                            .put_secret(super::key_owner(&row.slug), "key", sealed)
+                            .await?;
+                    }
+                    self.store.put_name(row).await?;
                 }
                 Undo::AppBack {
                     slug,
                     device_id,
                     url,
+                    settings,
                 } => {
                     self.store
-                        .move_app(slug.clone(), *device_id, url.clone())
+                        .move_app(slug.clone(), *device_id, url.clone(), settings.clone())
                         .await?
                 }
                 device_undo => {

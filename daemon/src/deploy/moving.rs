@@ -12,6 +12,9 @@ use super::job::Job;
 use super::journal::Undo;
 use super::pooling::DbPlan;
 use super::{DeployError, Deployer, DeploymentState, Remote, project_name, render};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
 use crate::backup::{BackupTask, restic};
 use crate::store::DeviceRow;
 
@@ -40,6 +43,14 @@ impl Deployer {
                 "{name} already runs there: choose another device."
             )));
         }
+        // The new device gets the catalog's files for it: they must be the version that runs
+        // (an update has its own checks, and comes first).
+        if app.version != recipe.manifest.version || app.compose != recipe.compose_text {
+            return Err(DeployError::BackupRefused(format!(
+                "Update {name} to version {} first; then move it.",
+                recipe.manifest.version
+            )));
+        }
         let row = match req.destination_id {
             Some(id) => self.destination(id).await?,
             None => self
@@ -62,6 +73,13 @@ impl Deployer {
             return Err(DeployError::BackupRefused(
                 "That is not a backup's id: copy one from the app's backups.".into(),
             ));
+        }
+        if req.snapshot.is_some() && self.device_answers(app.device_id).await {
+            // Its data there is newer than any backup: the move makes its last backup itself.
+            return Err(DeployError::BackupRefused(format!(
+                "{name}'s device answers, so its data there is newer than any backup: move it \
+                 without choosing a backup. Choose one only when that device is gone."
+            )));
         }
         let settings: BTreeMap<String, String> =
             serde_json::from_str(&app.settings).unwrap_or_default();
@@ -333,36 +351,49 @@ impl Deployer {
                 slug: slug.to_string(),
                 device_id: from,
                 url: app.url.clone(),
+                settings: app.settings.clone(),
             },
         )
         .await?;
+        // Its settings as they are on the new device (the pre-flight may have moved its port).
+        let settings_json = serde_json::to_string(&settings).unwrap_or_default();
         self.store
-            .move_app(slug.to_string(), target.id, url)
+            .move_app(slug.to_string(), target.id, url, settings_json)
             .await?;
         self.store
             .set_app_state(slug.into(), crate::states::RunState::Running, String::new())
             .await?;
         self.finish_steps(id).await?;
 
-        // Recorded as done before the old copy goes: from here on nothing undoes the move.
-        self.progress(
+        // Recorded as done before the old copy goes, checked (not a progress note that may
+        // fail quietly): a restart from here on finds nothing to undo, so it can never undo
+        // the move after the old copy is gone.
+        let words = format!("{} runs on {}; removing the old copy…", m.name, target.name);
+        self.store
+            .set_deployment_state(id, DeploymentState::Running, 95, words)
+            .await?;
+        self.events.publish(crate::events::Event::Deployment {
             id,
-            slug,
-            DeploymentState::Running,
-            95,
-            format!("{} runs on {}; removing the old copy…", m.name, target.name),
-        )
-        .await;
+            slug: slug.to_string(),
+        });
+        // A backup chosen by the owner (its device gone) may be older than the data there:
+        // that data is kept, only the containers and files go.
+        let keep_data = task.snapshot.is_some();
         let left = match self
-            .remove_old_copy(&source, slug, &project, &app.app_dir)
+            .remove_old_copy(&source, slug, &project, &app.app_dir, keep_data)
             .await
         {
+            Ok(()) if keep_data => format!(
+                " Its data on {} is kept (the backup may be older): remove it there when you \
+                 no longer need it.",
+                source.name
+            ),
             Ok(()) => String::new(),
             Err(e) => {
                 tracing::warn!(app = %slug, device = %source.name, error = %e, "could not remove a moved app's old copy");
                 format!(
-                    " Its old copy on {} is stopped but could not be removed ({e}); \
-                     Homelab does not use it.",
+                    " Its old copy on {} could not be removed ({e}): if that device comes \
+                     back, stop the app there by hand; Homelab no longer uses it.",
                     source.name
                 )
             }
@@ -440,27 +471,36 @@ impl Deployer {
         let ip = self.named_ip(&remote.device).await?;
         let provider = crate::dns::records::Provider::parse(&old.provider)
             .unwrap_or(crate::dns::records::Provider::Mdns);
+        // The certificate's key as it is: `secure` below issues a new one, and a failed move
+        // puts this one back with the old certificate.
+        let key = self
+            .store
+            .secret(super::key_owner(&old.slug), "key")
+            .await?
+            .map(|k| B64.encode(k));
         let undo = |reference: &str| Undo::PointNameBack {
             row: Box::new(old.clone()),
             new_answer: ip.to_string(),
             new_reference: reference.to_string(),
+            key: key.clone(),
         };
-        let seq = self.step(job.id, "name", &undo("")).await?;
-        // The old record goes first: an mDNS name is withdrawn by name, and a router's
-        // override is one per app.
-        if let Err(e) = self
+        let seq = self.step(job.id, "name", &undo(&old.reference)).await?;
+        let t = std::time::Instant::now();
+        let (reference, state, message) = match self
             .records
-            .remove(provider, &old.name, &old.answer, &old.reference)
+            .repoint(
+                provider,
+                &old.name,
+                &old.answer,
+                &old.reference,
+                ip,
+                &old.slug,
+            )
             .await
         {
-            tracing::warn!(name = %old.name, error = %e, "could not remove a moved app's old record");
-        }
-        let t = std::time::Instant::now();
-        let (reference, state, message) =
-            match self.records.put(provider, &old.name, ip, &old.slug).await {
-                Ok(p) => (p.reference, "ok", String::new()),
-                Err(e) => (String::new(), "failed", e.to_string()),
-            };
+            Ok(p) => (p.reference, "ok", String::new()),
+            Err(e) => (old.reference.clone(), "failed", e.to_string()),
+        };
         remote
             .note(
                 format!("Name {} → {ip} ({})", old.name, provider.as_str()),
@@ -472,7 +512,7 @@ impl Deployer {
                 String::new(),
             )
             .await;
-        if !reference.is_empty() {
+        if reference != old.reference {
             let undo = serde_json::to_string(&undo(&reference)).unwrap_or_default();
             self.store.set_step_undo(job.id, seq, undo).await?;
         }
@@ -500,13 +540,17 @@ impl Deployer {
         slug: &str,
         project: &str,
         dir: &str,
+        keep_data: bool,
     ) -> Result<(), DeployError> {
         let remote = Remote::connect(&self.devices, source.clone(), None).await?;
         if let Err(e) = self.take_route_off(&remote, slug).await {
             tracing::info!(app = %slug, error = %e, "no route to take off the old device");
         }
-        remote.remove_project(project, true).await?;
+        remote.remove_project(project, !keep_data).await?;
         remote.remove_dir(dir).await?;
+        if keep_data {
+            return self.remove_proxy_if_idle(&remote, None).await;
+        }
         if let Some(db) = self
             .store
             .shared_database_of(slug.to_string(), source.id)
@@ -521,16 +565,42 @@ impl Deployer {
         self.remove_proxy_if_idle(&remote, None).await
     }
 
-    /// Makes a volume for restored data, replacing one an interrupted earlier attempt left.
+    /// Makes a volume for restored data. One of that name already there is someone's data
+    /// (the pre-flight only sees the ones Compose labelled): refused, never replaced.
     async fn make_volume(
         &self,
         remote: &Remote,
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), DeployError> {
-        let _ = remote.remove_volume(name).await;
+        if crate::docker::run::volume_exists(&remote.docker, name)
+            .await
+            .map_err(|e| self.docker_error(remote, e))?
+        {
+            return Err(DeployError::BackupRefused(format!(
+                "{} already has a volume named {name}: remove it there (if you do not need \
+                 it), or choose another device.",
+                remote.device.name
+            )));
+        }
         crate::docker::run::create_volume(&remote.docker, name, labels)
             .await
             .map_err(|e| self.docker_error(remote, e))
+    }
+}
+
+/// How long "does the old device answer" may take before it counts as gone.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Deployer {
+    /// Whether a device answers now (a fresh look, not its last poll), within `ANSWER_WAIT`.
+    async fn device_answers(&self, device_id: i64) -> bool {
+        let Ok(Some(device)) = self.store.device(device_id).await else {
+            return false;
+        };
+        match tokio::time::timeout(ANSWER_WAIT, self.devices.poll(&device)).await {
+            Ok(poll) => poll.facts.is_some(),
+            Err(_) => false,
+        }
     }
 }

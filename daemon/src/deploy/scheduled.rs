@@ -215,7 +215,7 @@ impl Deployer {
     ) -> Result<String, DeployError> {
         let row = self.destination(id).await?;
         let lock = self.destination_lock(id);
-        let Ok(_alone) = lock.try_write() else {
+        let Ok(alone) = lock.try_write() else {
             return Err(DeployError::BackupRefused(format!(
                 "A backup to {} or a check of it is running; check it when that is done.",
                 row.name
@@ -276,7 +276,8 @@ impl Deployer {
         self.store
             .set_destination_maintained(id, damage.clone())
             .await?;
-        // After the prune: what it holds now.
+        // After the prune: what it holds now (read without a lock: backups need not wait).
+        drop(alone);
         self.measure_space(&remote, &row).await;
         if !damage.is_empty() {
             // Open pages show it at once (the destination list refreshes on toasts).

@@ -67,7 +67,11 @@ impl Deployer {
         creds: &Credentials,
         mode: &str,
     ) -> Option<u64> {
-        let name = format!("homelab-restic-stats-{}", row.id);
+        let name = format!(
+            "homelab-restic-stats-{}-{}",
+            row.id,
+            super::backing::unique()
+        );
         let args = ["stats", "--json", "--no-lock", "--mode", mode];
         let spec = self.restic_spec(&name, target, &args, Vec::new());
         let mut out = String::new();
@@ -100,7 +104,8 @@ impl Deployer {
         target: &Target,
         creds: &Credentials,
     ) -> Option<(u64, u64)> {
-        let mut spec = restic::disk_spec(&format!("homelab-restic-df-{}", row.id), target)?;
+        let name = format!("homelab-restic-df-{}-{}", row.id, super::backing::unique());
+        let mut spec = restic::disk_spec(&name, target)?;
         spec.labels = self.backup_labels("restic");
         let mut out = String::new();
         let t = Instant::now();

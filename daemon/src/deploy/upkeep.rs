@@ -11,6 +11,8 @@ use crate::pool::Engine;
 
 /// How often unfinished rollbacks are retried and deployed apps are compared with their device.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(15);
+/// How long one app's look at its device may take (a healthy device answers in milliseconds).
+const LOOK_WAIT: Duration = Duration::from_secs(10);
 
 impl Deployer {
     /// Background upkeep until `stop`: recovery at once, then retries and reconciliation.
@@ -46,54 +48,24 @@ impl Deployer {
             if app.state == RunState::Starting {
                 continue;
             }
+            // Looked at without holding the app, within a bound: a device that stopped
+            // answering (before its connection is known dead) must not keep the app busy,
+            // which would refuse a move away from it. What was seen counts only if the app
+            // did not change meanwhile (checked below, holding it).
+            let look = self.look_at(&app, &shared, &mut instances);
+            let Ok(Some((containers, running, pooled, instance_up))) =
+                tokio::time::timeout(LOOK_WAIT, look).await
+            else {
+                continue;
+            };
             let Some(_guard) = self.try_busy(&app.slug) else {
                 continue;
             };
-            let Ok(Some(device)) = self.store.device(app.device_id).await else {
-                continue;
-            };
-            // Only online devices: an offline device's apps keep their last known state.
-            let Ok(remote) = Remote::connect(&self.devices, device, None).await else {
-                continue;
-            };
-            let Ok(containers) = remote.project_containers(&project_name(&app.slug)).await else {
-                continue;
-            };
-            let running = containers
-                .iter()
-                .filter(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"))
-                .count();
-            let pooled = shared
-                .iter()
-                .find(|r| r.slug == app.slug && r.device_id == app.device_id)
-                .and_then(|r| Engine::parse(&r.engine));
-            let instance_up = match pooled {
-                None => true,
-                Some(engine) => match instances.get(&(app.device_id, engine)) {
-                    Some(up) => *up,
-                    None => {
-                        let up = remote
-                            .project_containers(engine.project())
-                            .await
-                            .map(|cs| {
-                                cs.iter().any(|c| {
-                                    c.state.as_ref().map(|s| s.to_string()).as_deref()
-                                        == Some("running")
-                                })
-                            })
-                            .unwrap_or(true);
-                        // Its memory now, for what sharing saves (one call per instance).
-                        if let Ok(Some(bytes)) =
-                            crate::docker::project::memory_in_use(&remote.docker, engine.project())
-                                .await
-                        {
-                            self.note_pool_memory(app.device_id, engine, bytes);
-                        }
-                        instances.insert((app.device_id, engine), up);
-                        up
-                    }
-                },
-            };
+            match self.store.app(app.slug.clone()).await {
+                Ok(Some(now))
+                    if now.device_id == app.device_id && now.updated_at == app.updated_at => {}
+                _ => continue,
+            }
             let (state, message) = if containers.is_empty() {
                 (
                     RunState::Missing,
@@ -137,5 +109,63 @@ impl Deployer {
                 });
             }
         }
+    }
+    /// An app's containers on its device (how many run), its shared database's kind and
+    /// whether that instance runs; None when the device does not answer.
+    #[allow(clippy::type_complexity)] // what one look found, used once by the caller
+    async fn look_at(
+        &self,
+        app: &crate::store::AppRow,
+        shared: &[crate::store::SharedDbRow],
+        instances: &mut std::collections::BTreeMap<(i64, Engine), bool>,
+    ) -> Option<(
+        Vec<bollard::models::ContainerSummary>,
+        usize,
+        Option<Engine>,
+        bool,
+    )> {
+        let device = self.store.device(app.device_id).await.ok()??;
+        // Only online devices: an offline device's apps keep their last known state.
+        let remote = Remote::connect(&self.devices, device, None).await.ok()?;
+        let containers = remote
+            .project_containers(&project_name(&app.slug))
+            .await
+            .ok()?;
+        let running = containers
+            .iter()
+            .filter(|c| c.state.as_ref().map(|s| s.to_string()).as_deref() == Some("running"))
+            .count();
+        let pooled = shared
+            .iter()
+            .find(|r| r.slug == app.slug && r.device_id == app.device_id)
+            .and_then(|r| Engine::parse(&r.engine));
+        let instance_up = match pooled {
+            None => true,
+            Some(engine) => match instances.get(&(app.device_id, engine)) {
+                Some(up) => *up,
+                None => {
+                    let up = remote
+                        .project_containers(engine.project())
+                        .await
+                        .map(|cs| {
+                            cs.iter().any(|c| {
+                                c.state.as_ref().map(|s| s.to_string()).as_deref()
+                                    == Some("running")
+                            })
+                        })
+                        .unwrap_or(true);
+                    // Its memory now, for what sharing saves (one call per instance).
+                    if let Ok(Some(bytes)) =
+                        crate::docker::project::memory_in_use(&remote.docker, engine.project())
+                            .await
+                    {
+                        self.note_pool_memory(app.device_id, engine, bytes);
+                    }
+                    instances.insert((app.device_id, engine), up);
+                    up
+                }
+            },
+        };
+        Some((containers, running, pooled, instance_up))
     }
 }

@@ -393,6 +393,30 @@ impl Devices {
                 apps.join(", ")
             )));
         }
+        // A job under way there (an app moving to it, say) still has work on it: the
+        // device stays until that is over.
+        if let Some(job) = self
+            .store
+            .unfinished_deployments()
+            .await?
+            .into_iter()
+            // Undo work waiting for a device that is gone does not hold it: removing it is
+            // how the owner lets that go (the undo then skips it).
+            .find(|d| {
+                d.device_id == id
+                    && !matches!(
+                        d.state,
+                        crate::states::DeploymentState::Failed
+                            | crate::states::DeploymentState::RollingBack
+                    )
+            })
+        {
+            return Err(DeviceError::Conflict(format!(
+                "Homelab is still working with {} on {} (its page shows how far it is). \
+                 Remove the device when that is done.",
+                job.slug, device.name
+            )));
+        }
         if clean_device && !device.key_comment.is_empty() {
             let cleaned = async {
                 let session = self.pool.session(&device).await?;

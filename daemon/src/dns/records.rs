@@ -237,6 +237,36 @@ impl Records {
         }
     }
 
+    /// Points an existing name (ours, answering `from` with `reference`) at `to`: a moved app.
+    /// Each provider the way it changes in place: mDNS withdraws and announces again without a
+    /// new probe (the name is already ours on the network), AdGuard Home gets the new rewrite
+    /// before the old one goes (never a moment without an answer), OPNsense's override (one
+    /// per app, found by its marker) is updated where it is.
+    pub async fn repoint(
+        &self,
+        provider: Provider,
+        name: &str,
+        from: &str,
+        reference: &str,
+        to: IpAddr,
+        slug: &str,
+    ) -> Result<Placed, DnsError> {
+        match provider {
+            Provider::Mdns => {
+                self.remove(provider, name, from, reference).await?;
+                self.put_probed(provider, name, to, slug, Some(true)).await
+            }
+            Provider::AdGuard => {
+                let placed = self.put(provider, name, to, slug).await?;
+                if from != to.to_string() {
+                    self.remove(provider, name, from, reference).await?;
+                }
+                Ok(placed)
+            }
+            Provider::OpnSense => self.put(provider, name, to, slug).await,
+        }
+    }
+
     /// Removes a record `put` made. Absent already is fine.
     pub async fn remove(
         &self,

@@ -195,17 +195,20 @@ impl Store {
         .await
     }
 
-    /// Records an app on another device, at its address there (a move, or its undo).
+    /// Records an app on another device, at its address and with its settings there (a move,
+    /// or its undo).
     pub async fn move_app(
         &self,
         slug: String,
         device_id: i64,
         url: String,
+        settings: String,
     ) -> Result<(), StoreError> {
         self.call(move |c| {
             c.execute(
-                "UPDATE apps SET device_id = ?2, url = ?3, updated_at = ?4 WHERE slug = ?1",
-                params![slug, device_id, url, now_unix()],
+                "UPDATE apps SET device_id = ?2, url = ?3, settings = ?4, updated_at = ?5
+                 WHERE slug = ?1",
+                params![slug, device_id, url, settings, now_unix()],
             )?;
             Ok(())
         })
