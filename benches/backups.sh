@@ -89,12 +89,19 @@ wait_job() { # wait_job ID → prints the final state
     sleep 0.2
   done
 }
-job() { # job PATH JSON → "ms state"
+job() { # job PATH JSON → "ms state id"
   local t0 id st
   t0="$(now_ms)"
   id="$(api POST "$1" "$2" | field deployment_id)"
   st="$(wait_job "$id")"
-  echo "$(( $(now_ms) - t0 )) $st"
+  echo "$(( $(now_ms) - t0 )) $st $id"
+}
+# Where a job's time went ("What I did").
+breakdown() {
+  api GET "/api/v1/deployments/$1" | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["actions"]:
+    print("    %6d ms  %s" % (a["millis"], a["what"].split(":")[0][:90]))'
 }
 
 id="$(api POST "/api/v1/applications/$SLUG/deploy" "{\"device_id\": $FROM_ID, \"by_address\": true}" | field deployment_id)"
@@ -110,12 +117,14 @@ echo "daemon RSS idle before: $(rss_mb) MB"
 peak=0
 ( while kill -0 "$PID" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$PID/status"; sleep 0.2; done ) > "$DATA/rss.log" &
 SAMPLER=$!
-read -r first st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
+read -r first st first_id < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
 kill "$SAMPLER" 2>/dev/null || true
 peak="$(sort -n "$DATA/rss.log" | tail -1)"
 echo "homelabd backup (first): $first ms ($st); daemon RSS peak during it: $((peak / 1024)) MB"
-read -r second st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
+breakdown "$first_id"
+read -r second st second_id < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
 echo "homelabd backup (nothing changed): $second ms ($st)"
+breakdown "$second_id"
 
 # Plain restic, the same image, volume, server and cache arrangement; root's lab key.
 KEY="$(base64 -w0 < "$LAB_ROOT_KEY")"
@@ -125,7 +134,7 @@ plain() { # plain ARGS… → ms
     -v "homelab-${SLUG}_data:/data/data:ro" -v bench-plain-cache:/cache --tmpfs /run/k \
     --entrypoint /bin/sh restic/restic:0.14.0 -c \
     'IFS= read -r k; printf "%s" "$k" | base64 -d > /run/k/id; chmod 600 /run/k/id; exec restic "$@"' plain \
-    -r "sftp:root@$SERVER_IP:$PLAIN" -o "sftp.command=ssh -i /run/k/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes root@$SERVER_IP -s sftp" \
+    -r "sftp:root@$SERVER_IP:$PLAIN" -o "sftp.command=ssh -i /run/k/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes root@$SERVER_IP -s sftp" \
     --cache-dir /cache "$@" >/dev/null
   echo $(( $(now_ms) - t0 ))
 }
@@ -137,10 +146,11 @@ echo "plain restic backup (first): $p1 ms; (nothing changed): $p2 ms"
 echo "ratio first: $(python3 -c "print(f'{$first/$p1:.2f}')")×; nothing changed: $(python3 -c "print(f'{$second/$p2:.2f}')")×"
 
 SNAP="$(api GET "/api/v1/backups/apps/$SLUG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][-1]["snapshot_id"])')"
-read -r restore st < <(job "/api/v1/backups/apps/$SLUG/restore" "{\"destination_id\": $DEST, \"snapshot\": \"$SNAP\"}")
+read -r restore st _ < <(job "/api/v1/backups/apps/$SLUG/restore" "{\"destination_id\": $DEST, \"snapshot\": \"$SNAP\"}")
 echo "restore in place of 1 GiB: $restore ms ($st): $(python3 -c "print(f'{1024/($restore/1000):.0f}')") MiB/s, switch and health check included"
-read -r move st < <(job "/api/v1/backups/apps/$SLUG/move" "{\"device_id\": $TO_ID, \"destination_id\": $DEST}")
+read -r move st move_id < <(job "/api/v1/backups/apps/$SLUG/move" "{\"device_id\": $TO_ID, \"destination_id\": $DEST}")
 echo "move to $MOVE_TO with 1 GiB: $move ms ($st), last backup, restore, start, check and removal included"
+breakdown "$move_id"
 echo "daemon RSS at the end: $(rss_mb) MB"
 
 api DELETE "/api/v1/applications/$SLUG?delete_data=true" >/dev/null

@@ -415,6 +415,28 @@ async fn an_apps_backup_is_browsed_and_one_file_downloaded_byte_for_byte() {
         res.status()
     );
 
+    // The destination worked, so backups go straight to it without opening it first; its
+    // repository gone since (emptied on the server), the next backup makes it again and runs.
+    lab::exec(SERVER, &["rm", "-rf", FOLDER]);
+    let again = api
+        .run_to_end(&format!("/api/v1/backups/apps/{SLUG}"), json!({}))
+        .await;
+    assert_eq!(again["state"], "running", "{again}");
+    let opened = again["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["what"].as_str().unwrap().starts_with("Open the backups"))
+        .count();
+    assert_eq!(
+        opened, 1,
+        "opened (made) once, after restic found none: {again}"
+    );
+    assert!(lab::exec_ok(
+        SERVER,
+        &["test", "-f", &format!("{FOLDER}/config")]
+    ));
+
     for slug in [SLUG, OTHER] {
         let (status, body) = api
             .delete(&format!("/api/v1/applications/{slug}?delete_data=true"))

@@ -1040,66 +1040,82 @@ impl Deployer {
         let outcome = async {
             let (target, creds) = self.credentials(row).await?;
             let container = format!("homelab-restic-{slug}");
-            self.open_repository(remote, row, &target, &creds, &container)
-                .await?;
-            let mut args = vec!["backup", "--json", "--host", slug, "--tag", "homelab", "/data"];
-            if binds.iter().any(|b| b.contains(":/database")) {
-                args.push("/database");
+            // A destination that worked last time has its repository: the backup goes
+            // straight to it (opening first costs a second or more per run). If it has gone
+            // since, restic says so, and the repository is made and the backup run again.
+            let mut opened = !(row.check_ok && row.checked_at > 0);
+            if opened {
+                self.open_repository(remote, row, &target, &creds, &container)
+                    .await?;
             }
-            let spec = self.restic_spec(&container, &target, &args, binds.to_vec());
-            let (tx, mut rx) = tokio::sync::watch::channel::<Option<BackupLine>>(None);
-            let mut summary = None;
-            let mut last_sent = Instant::now() - PROGRESS_EVERY;
-            let t = Instant::now();
-            let ran = {
-                let run_it = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |s, l| {
-                    if s != Stream::Out {
-                        return;
-                    }
-                    match restic::backup_line(l) {
-                        Some(line @ BackupLine::Summary { .. }) => summary = Some(line),
-                        Some(line @ BackupLine::Status { .. }) if last_sent.elapsed() >= PROGRESS_EVERY => {
-                            last_sent = Instant::now();
-                            let _ = tx.send(Some(line));
+            let (ran, summary) = loop {
+                let mut args = vec!["backup", "--json", "--host", slug, "--tag", "homelab", "/data"];
+                if binds.iter().any(|b| b.contains(":/database")) {
+                    args.push("/database");
+                }
+                let spec = self.restic_spec(&container, &target, &args, binds.to_vec());
+                let (tx, mut rx) = tokio::sync::watch::channel::<Option<BackupLine>>(None);
+                let mut summary = None;
+                let mut last_sent = Instant::now() - PROGRESS_EVERY;
+                let t = Instant::now();
+                let ran = {
+                    let run_it = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |s, l| {
+                        if s != Stream::Out {
+                            return;
                         }
-                        _ => {}
-                    }
-                });
-                tokio::pin!(run_it);
-                // Progress goes to the page while restic runs.
-                loop {
-                    tokio::select! {
-                        r = &mut run_it => break r,
-                        Ok(()) = rx.changed() => {
-                            let line = rx.borrow_and_update().clone();
-                            if let Some(BackupLine::Status { percent_done, bytes_done, total_bytes, .. }) = line {
-                                let pct = base + (percent_done.clamp(0.0, 1.0) * share as f64) as i64;
-                                self.progress(
-                                    job.id,
-                                    slug,
-                                    DeploymentState::Starting,
-                                    pct,
-                                    format!(
-                                        "Backing up to {}: {} of {}…",
-                                        row.name,
-                                        human_bytes(bytes_done),
-                                        human_bytes(total_bytes)
-                                    ),
-                                )
-                                .await;
+                        match restic::backup_line(l) {
+                            Some(line @ BackupLine::Summary { .. }) => summary = Some(line),
+                            Some(line @ BackupLine::Status { .. }) if last_sent.elapsed() >= PROGRESS_EVERY => {
+                                last_sent = Instant::now();
+                                let _ = tx.send(Some(line));
+                            }
+                            _ => {}
+                        }
+                    });
+                    tokio::pin!(run_it);
+                    // Progress goes to the page while restic runs.
+                    loop {
+                        tokio::select! {
+                            r = &mut run_it => break r,
+                            Ok(()) = rx.changed() => {
+                                let line = rx.borrow_and_update().clone();
+                                if let Some(BackupLine::Status { percent_done, bytes_done, total_bytes, .. }) = line {
+                                    let pct = base + (percent_done.clamp(0.0, 1.0) * share as f64) as i64;
+                                    self.progress(
+                                        job.id,
+                                        slug,
+                                        DeploymentState::Starting,
+                                        pct,
+                                        format!(
+                                            "Backing up to {}: {} of {}…",
+                                            row.name,
+                                            human_bytes(bytes_done),
+                                            human_bytes(total_bytes)
+                                        ),
+                                    )
+                                    .await;
+                                }
                             }
                         }
                     }
+                };
+                remote
+                    .note(
+                        format!("Back up to {}: restic backup /data (volumes read-only)", row.name),
+                        outcome_words(&ran),
+                        t,
+                        failure_detail(&ran),
+                    )
+                    .await;
+                match &ran {
+                    Err(f) if !opened && f.no_repository() => {
+                        self.open_repository(remote, row, &target, &creds, &container)
+                            .await?;
+                        opened = true;
+                    }
+                    _ => break (ran, summary),
                 }
             };
-            remote
-                .note(
-                    format!("Back up to {}: restic backup /data (volumes read-only)", row.name),
-                    outcome_words(&ran),
-                    t,
-                    failure_detail(&ran),
-                )
-                .await;
             ran.map_err(|f| self.restic_error(remote, f, &row.name))?;
             match summary {
                 Some(BackupLine::Summary {

@@ -74,9 +74,23 @@ impl Deployer {
         );
         let args = ["stats", "--json", "--no-lock", "--mode", mode];
         let spec = self.restic_spec(&name, target, &args, Vec::new());
+        let label = format!("What {} holds: restic stats --mode {mode}", row.name);
+        let out = self.output_of(remote, &spec, creds, label).await?;
+        restic::parse_stats(&out)
+    }
+
+    /// Runs a short question in the restic container, noted in "What I did"; its first 4 KB
+    /// of output when it succeeded.
+    async fn output_of(
+        &self,
+        remote: &Remote,
+        spec: &crate::docker::run::OneOff,
+        creds: &Credentials,
+        label: String,
+    ) -> Option<String> {
         let mut out = String::new();
         let t = Instant::now();
-        let ran = restic::run(&remote.docker, &spec, creds, STATS_DEADLINE, |s, l| {
+        let ran = restic::run(&remote.docker, spec, creds, STATS_DEADLINE, |s, l| {
             if s == Stream::Out && out.len() < 4096 {
                 out.push_str(l);
                 out.push('\n');
@@ -84,15 +98,9 @@ impl Deployer {
         })
         .await;
         remote
-            .note(
-                format!("What {} holds: restic stats --mode {mode}", row.name),
-                outcome_words(&ran),
-                t,
-                failure_detail(&ran),
-            )
+            .note(label, outcome_words(&ran), t, failure_detail(&ran))
             .await;
-        ran.ok()?;
-        restic::parse_stats(&out)
+        ran.ok().map(|_| out)
     }
 
     /// The disk's size and free bytes under an SSH server's folder (None for S3, or when
@@ -107,24 +115,8 @@ impl Deployer {
         let name = format!("homelab-restic-df-{}-{}", row.id, super::backing::unique());
         let mut spec = restic::disk_spec(&name, target)?;
         spec.labels = self.backup_labels("restic");
-        let mut out = String::new();
-        let t = Instant::now();
-        let ran = restic::run(&remote.docker, &spec, creds, STATS_DEADLINE, |s, l| {
-            if s == Stream::Out && out.len() < 4096 {
-                out.push_str(l);
-                out.push('\n');
-            }
-        })
-        .await;
-        remote
-            .note(
-                format!("How full the disk at {} is: sftp df", row.name),
-                outcome_words(&ran),
-                t,
-                failure_detail(&ran),
-            )
-            .await;
-        ran.ok()?;
+        let label = format!("How full the disk at {} is: sftp df", row.name);
+        let out = self.output_of(remote, &spec, creds, label).await?;
         restic::parse_disk_free(&out)
     }
 }

@@ -153,19 +153,7 @@ async fn follow(
     on_line: &mut impl FnMut(Stream, &str),
 ) -> Result<Ended, DockerError> {
     // Attached before it starts, so no output is missed.
-    let attached = docker
-        .attach_container(
-            &spec.name,
-            Some(
-                AttachContainerOptionsBuilder::default()
-                    .stdin(true)
-                    .stdout(true)
-                    .stderr(true)
-                    .stream(true)
-                    .build(),
-            ),
-        )
-        .await?;
+    let attached = attach(docker, &spec.name).await?;
     let (mut output, mut input) = (attached.output, attached.input);
     docker.start_container(&spec.name, None).await?;
     input.write_all(stdin).await?;
@@ -269,19 +257,7 @@ pub async fn run_streaming(
     create(control, spec).await?;
     let started = async {
         // Attached before it starts, so no output is missed.
-        let attached = reader
-            .attach_container(
-                &spec.name,
-                Some(
-                    AttachContainerOptionsBuilder::default()
-                        .stdin(true)
-                        .stdout(true)
-                        .stderr(true)
-                        .stream(true)
-                        .build(),
-                ),
-            )
-            .await?;
+        let attached = attach(reader, &spec.name).await?;
         let (output, mut input) = (attached.output, attached.input);
         control.start_container(&spec.name, None).await?;
         input.write_all(stdin).await?;
@@ -461,4 +437,18 @@ pub async fn remove_left_over(
         }
     }
     Ok(removed)
+}
+
+/// Attaches to a one-off container's stdin, stdout and stderr (before it starts).
+async fn attach(
+    docker: &Docker,
+    name: &str,
+) -> Result<bollard::container::AttachContainerResults, DockerError> {
+    let options = AttachContainerOptionsBuilder::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    Ok(docker.attach_container(name, Some(options)).await?)
 }
