@@ -1431,11 +1431,18 @@ fn set_device_poll(data: &std::path::Path, id: i64, state: &str, mem_used_pct: u
 /// Vaultwarden installed on device `id`, as a deploy records it when its usual port was taken
 /// there: on the next free one, 8223 (which a move may move again, so it rules no device out).
 fn seed_vaultwarden(data: &std::path::Path, id: i64) {
+    // The catalog's files, as a deploy of this version records them (a move refuses an app
+    // whose files are not the catalog's: it must be updated first).
+    let compose = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../recipes/vaultwarden/compose.yaml"),
+    )
+    .unwrap();
     db_execute(
         data,
         "INSERT INTO apps(slug, name, device_id, version, state, message, settings, url, app_dir, compose, created_at, updated_at)
-         VALUES ('vaultwarden', 'Vaultwarden', ?1, '1.37.2', 'running', '', '{\"HTTP_PORT\":\"8223\"}', 'http://127.0.0.1:8223', '/opt/homelab/apps/vaultwarden', '', 0, 0)",
-        [id],
+         VALUES ('vaultwarden', 'Vaultwarden', ?1, '1.37.2', 'running', '', '{\"HTTP_PORT\":\"8223\"}', 'http://127.0.0.1:8223', '/opt/homelab/apps/vaultwarden', ?2, 0, 0)",
+        rusqlite::params![id, compose],
     );
 }
 
