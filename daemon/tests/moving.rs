@@ -374,5 +374,15 @@ async fn an_app_in_the_shared_database_moves_row_for_row() {
         .delete(&format!("/api/v1/applications/{PG}?delete_data=true"))
         .await;
     assert_eq!(status, 200, "{body}");
+    // The shared instance it started on server-02 goes too: later tests (the browser walk)
+    // count what runs there.
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/devices/{to}/shared-databases/postgres"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     lab::exec(SERVER, &["rm", "-rf", FOLDER_DB]);
 }

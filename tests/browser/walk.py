@@ -1,7 +1,8 @@
 """Headless Chromium walk through the real daemon: claim -> dashboard -> sections -> settings
 (advanced mode, API token, live events) -> updates -> add a lab device -> install an app ->
-back it up to an SSH server and restore it -> remove it -> a cable pulled while an app starts
--> install Docker -> sign out -> sign in -> phone width -> sign out.
+back it up to an SSH server and restore it -> move it to another device and back -> remove it ->
+a cable pulled while an app starts -> install Docker -> sign out -> sign in -> phone width -> sign
+out.
 
 Fails on any browser console error or page error. Screenshots go to
 tests/artifacts/screenshots/. Uses Debian's chromium through Playwright (no browser download).
@@ -583,13 +584,149 @@ def main():
                 expect(row.locator(".upkeep")).to_have_text(re.compile(r"^Backup data: Last checked (just now|1 min ago)\.$"))
                 expect(row.locator(".damage")).to_have_count(0)
                 w.shot("10g-backup-data-checked")
-                # Removed again: its backups stay on the server; Homelab stops using it.
+                # The destination stays: the next step moves the app through it (and removes it).
+
+            def move_app():
+                # A second device adopted through the form, then "Move to another device" on the
+                # app's page: the app goes to Server One through a backup at Server Two backups
+                # (the one the previous step set up), with its data, secrets and name, and its
+                # old copy goes; then back to Server Two the same way, where the later steps
+                # expect it. Each move is checked from outside on both devices (Docker there, the
+                # data in the volume), not only by what the page says.
+                lab = lab_env()
+                ips = {"Server One": lab["LAB_IP_SERVER_01"], "Server Two": lab["LAB_IP_SERVER_02"]}
+                lab_names = {"Server One": "server-01", "Server Two": "server-02"}
+                project = "label=com.docker.compose.project=homelab-vaultwarden"
+                folder = "/opt/homelab/apps/vaultwarden"
+
+                def on_device(device, script):
+                    # Fixed scripts; the project label, the volumes' name prefix and the folder
+                    # arrive as their arguments.
+                    return subprocess.run([str(ROOT / "lab" / "lab"), "exec", lab_names[device], "sh", "-c",
+                                           script, "walk", project, "name=homelab-vaultwarden_", folder],
+                                          capture_output=True, text=True, check=True).stdout
+
+                def in_volume(device, script):
+                    # As back_up_app reads the volume (a throwaway container on it, at /d). Only
+                    # where the volume exists: `docker run -v` would make an empty one.
+                    return subprocess.run(
+                        [str(ROOT / "lab" / "lab"), "exec", lab_names[device], "docker", "run", "--rm", "-v",
+                         "homelab-vaultwarden_vaultwarden-data:/d", "--entrypoint", "/bin/busybox",
+                         "homelab-lab/app-stub:1", "sh", "-c", script],
+                        capture_output=True, text=True, check=True).stdout
+
+                def data(device):
+                    # What the backup step left in the volume: walk.txt as restored there, and
+                    # walk.bin's 300 KB of random bytes (by their hash).
+                    return in_volume(device, "cat /d/walk.txt && /bin/busybox sha256sum /d/walk.bin")
+
+                def nothing_left(device):
+                    left = on_device(device, 'docker ps -aq --filter "$1"; docker volume ls -q --filter "$2"; '
+                                             'ls -d "$3" 2>/dev/null || true').strip()
+                    assert left == "", f"left on {device} after the move: {left}"
+
+                def move_to(device, shots):
+                    page.goto(base + "/apps/vaultwarden")
+                    page.click("#move-app")
+                    expect(page).to_have_url(base + "/apps/vaultwarden/move")
+                    expect(page.locator("h1")).to_have_text("Move Vaultwarden to another device")
+                    # The only other device: ranked, recommended and preselected; chosen anyway,
+                    # as an owner would.
+                    choice = page.locator(f"#move-ranking input[type=radio][data-device='{device}']")
+                    expect(page.locator("#move-ranking li")).to_have_count(1)
+                    expect(page.locator("#move-ranking li.best")).to_contain_text(device)
+                    expect(choice).to_be_checked()
+                    choice.check()
+                    # One destination: no choice, just where the data travels through. Advanced
+                    # mode offers an existing backup; left empty, the move backs it up now.
+                    expect(page.locator("#move-form")).to_contain_text(
+                        "Its data travels through Server Two backups, where its backups go.")
+                    expect(page.locator("#move-snapshot")).to_have_value("")
+                    w.shot(f"{shots[0]}-move-to-{device.replace(' ', '-').lower()}")
+                    page.click("#move-button")
+                    page.wait_for_url(re.compile(r".*/deployments/\d+$"), timeout=15000)
+                    # The page follows the move to its end (a deadline; it refreshes itself);
+                    # a move that fails stops the wait at once, its message saying why.
+                    heading = page.locator("h1")
+                    expect(heading).to_have_text(
+                        re.compile(rf"^Vaultwarden (moved to {device}|was not moved: it stays where it was)$"
+                                   r"|failed$"), timeout=180000)
+                    message = page.locator("#deploy-message").inner_text()
+                    assert heading.inner_text() == f"Vaultwarden moved to {device}", message
+                    # Nothing after "with its data from …": the old copy was removed.
+                    assert message == f"Moved Vaultwarden to {device} with its data from Server Two backups.", message
+                    expect(page.locator("#deploy-words")).to_contain_text("Moved")
+                    w.shot(f"{shots[1]}-moved-to-{device.replace(' ', '-').lower()}")
+                    # Its page says where it runs now, and that its name points there.
+                    page.goto(base + "/apps/vaultwarden")
+                    expect(page.locator("#app-status > h2")).to_contain_text(f"Vaultwarden on {device}")
+                    expect(page.locator("#app-status > h2 .badge-online")).to_have_text("Running")
+                    expect(page.locator("#app-name")).to_contain_text(f"points at {ips[device]}.")
+                    # Same settings and secrets there: the new copy answers on the same port and
+                    # takes the admin password Homelab chose at the install (the stand-in
+                    # checks it against the Argon2 hash it was given).
+                    page.click("#show-sign-in")
+                    secret = page.locator("#sign-in-password")
+                    expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9]{48}$"), timeout=15000)
+                    admin = f"http://{ips[device]}:18222/admin"
+                    assert page.request.post(admin, form={"token": secret.inner_text()}).status == 200
+                    assert page.request.post(admin, form={"token": "wrong"}).status == 401
+                    w.shot(f"{shots[2]}-app-on-{device.replace(' ', '-').lower()}")
+
+                def runs_on(device, before):
+                    running = on_device(device, 'docker ps -q --filter "$1" --filter status=running').split()
+                    assert running, f"no container of Vaultwarden runs on {device}"
+                    there = data(device)
+                    assert there == before, f"data on {device}: {there!r}, before the move: {before!r}"
+
+                # Server One as deploy_app prepares Server Two: leftovers of a killed run go, and
+                # the lab's stand-in is tagged as Vaultwarden's image (no registry here).
+                on_device("Server One", 'docker ps -aq --filter "$1" | xargs -r docker rm -f; '
+                                        'docker volume ls -q --filter "$1" | xargs -r docker volume rm; '
+                                        'rm -rf -- "$3"; '
+                                        'docker tag homelab-lab/standin-vaultwarden:1 vaultwarden/server:1.37.2')
+                page.goto(base + "/devices/new")
+                fill_device_form(page, "Server One", ips["Server One"], lab)
+                expect(page.locator("#report h2")).to_have_text("Ready to add", timeout=30000)
+                page.click("#add-device-submit")
+                page.wait_for_url(re.compile(r".*/devices/\d+$"), timeout=30000)
+                server_one = page.url
+                wait_until("Server One's first check", 30,
+                           lambda: device_state(page, base, "Server One") == "online")
+                expect(page.locator("h1 .badge-online")).to_be_visible(timeout=10000)
+
+                before = data("Server Two")
+                assert before.startswith("before-the-backup\n"), before
+                move_to("Server One", ("11a", "11b", "11c"))
+                runs_on("Server One", before)
+                nothing_left("Server Two")
+                move_to("Server Two", ("11d", "11e", "11f"))
+                nothing_left("Server One")
+                runs_on("Server Two", before)
+
+                # The destination removed (its backups stay on the server; Homelab stops using
+                # it): the move page then says a move needs one, and still ranks the devices.
+                page.click("#nav >> text=Backups")
+                row = page.locator(".dest[data-destination='Server Two backups']")
                 page.once("dialog", lambda d: d.accept())
                 row.locator("button:has-text('Remove')").click()
                 expect(page.locator("#backups-empty h2")).to_have_text("Backups are not set up")
                 expect(page.locator("#toasts")).to_contain_text("Homelab no longer backs up to Server Two backups")
-                subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "rm", "-rf", "--", folder],
-                               check=True, capture_output=True)
+                subprocess.run([str(ROOT / "lab" / "lab"), "exec", "server-02", "rm", "-rf", "--",
+                                "/home/homelab/walk-backups"], check=True, capture_output=True)
+                page.goto(base + "/apps/vaultwarden/move")
+                expect(page.locator("#move-no-destination h2")).to_have_text("Backups are not set up")
+                expect(page.locator("#move-ranking li[data-device='Server One']")).to_be_visible()
+                expect(page.locator("#move-button")).to_have_count(0)
+                w.shot("11g-move-needs-backups")
+                # Server One goes again, with Homelab's key: the later steps rank Server Two
+                # alone, and the lab's other tests use server-01.
+                page.goto(server_one)
+                page.once("dialog", lambda d: d.accept())
+                page.click("#remove-device")
+                expect(page).to_have_url(base + "/devices")
+                expect(page.locator(".device-card[data-device='Server Two']")).to_be_visible()
+                expect(page.locator(".device-card[data-device='Server One']")).to_have_count(0)
 
             def remove_app():
                 project = "label=com.docker.compose.project=homelab-vaultwarden"
@@ -709,6 +846,7 @@ def main():
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it", deploy_app),
                              ("back the app up to an SSH server", back_up_app),
+                             ("move the app to another device and back", move_app),
                              ("remove the app with its data", remove_app),
                              ("cable pulled while an app starts", cable_pulled_while_starting),
                              ("install Docker on a device without it", install_docker),
