@@ -200,6 +200,24 @@ async fn an_app_moves_to_another_device_with_its_data_and_its_name() {
     let (ok, body) = https_health(&lab::ip(FROM), &root);
     assert!(ok, "answers by its name on the old device again: {body}");
 
+    // A volume of the app's name on the new device that Compose did not make (someone's
+    // data) stops the move before anything changes, and is left as it was.
+    let volume = format!("homelab-{SLUG}_data");
+    assert!(lab::exec_ok(TO, &["docker", "volume", "create", &volume]));
+    let taken = move_to_end(&api, json!({"device_id": to})).await;
+    assert_eq!(taken["state"], "rolled_back", "{taken}");
+    assert!(
+        taken["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has a volume named"),
+        "{taken}"
+    );
+    assert!(lab::exec_ok(TO, &["docker", "volume", "inspect", &volume]));
+    assert!(lab::exec_ok(TO, &["docker", "volume", "rm", &volume]));
+    let app = api.get(&format!("/api/v1/applications/{SLUG}")).await;
+    assert_eq!(app["deployed"]["state"], "running", "{app}");
+
     // 2. With the right image there, it moves: data byte for byte, the name answers on the new
     //    device, and the old copy is gone.
     assert!(lab::exec_ok(

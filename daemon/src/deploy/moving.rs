@@ -192,10 +192,32 @@ impl Deployer {
             .is_some();
         if kept || kept_db {
             return Err(DeployError::BackupRefused(format!(
-                "{} still keeps data of {} from an earlier removal. Remove that data first \
-                 (deploy and remove it there with “delete its data”), or choose another device.",
-                target.name, m.name
+                "{} still holds {}'s data from an earlier removal, which a move would not \
+                 overwrite. Choose another device, or delete that data on {} first \
+                 (Advanced: its Docker volumes homelab-{slug}_… and its database in the \
+                 shared one).",
+                target.name, m.name, target.name
             )));
+        }
+        // The volumes the move makes there: one of those names already there is someone's
+        // data (the pre-flight only sees the ones Compose labelled). Refused now, before
+        // anything changes, so no undo ever removes it.
+        let volumes: Vec<(String, String)> = m
+            .data_volumes
+            .iter()
+            .map(|key| (key.clone(), format!("{project}_{key}")))
+            .collect();
+        for (_, volume) in &volumes {
+            if crate::docker::run::volume_exists(&remote.docker, volume)
+                .await
+                .map_err(|e| self.docker_error(&remote, e))?
+            {
+                return Err(DeployError::BackupRefused(format!(
+                    "{} already has a volume named {volume}: remove it there (if you do not \
+                     need it), or choose another device.",
+                    target.name
+                )));
+            }
         }
         self.ensure_restic(&remote).await?;
 
@@ -252,11 +274,6 @@ impl Deployer {
 
         // Its data, restored into the volumes Compose will use (made with Compose's labels,
         // so it takes them as its own), and its database loaded, before it first starts.
-        let volumes: Vec<(String, String)> = m
-            .data_volumes
-            .iter()
-            .map(|key| (key.clone(), format!("{project}_{key}")))
-            .collect();
         let db_staging = format!("homelab-restore-db-{id}");
         let mut made: Vec<String> = volumes.iter().map(|(_, v)| v.clone()).collect();
         if source_db.is_some() {
@@ -565,24 +582,13 @@ impl Deployer {
         self.remove_proxy_if_idle(&remote, None).await
     }
 
-    /// Makes a volume for restored data. One of that name already there is someone's data
-    /// (the pre-flight only sees the ones Compose labelled): refused, never replaced.
+    /// Makes a volume for restored data (its name was found free before anything changed).
     async fn make_volume(
         &self,
         remote: &Remote,
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), DeployError> {
-        if crate::docker::run::volume_exists(&remote.docker, name)
-            .await
-            .map_err(|e| self.docker_error(remote, e))?
-        {
-            return Err(DeployError::BackupRefused(format!(
-                "{} already has a volume named {name}: remove it there (if you do not need \
-                 it), or choose another device.",
-                remote.device.name
-            )));
-        }
         crate::docker::run::create_volume(&remote.docker, name, labels)
             .await
             .map_err(|e| self.docker_error(remote, e))
