@@ -93,9 +93,17 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
             path: cfg.data_dir.display().to_string(),
             source,
         })?;
+        // A restore from the box's own backup, staged by "Restore from a backup" before the
+        // restart that brought us here, is put in place the same way.
+        let data_err = |source| RunError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        };
+        crate::backup::local::sweep(&cfg.data_dir);
+        let restored = crate::backup::bundle::apply_staged(&cfg.data_dir).map_err(data_err)?;
         // Opened again after a restore: the vault key may have been put back too.
-        let vault = match settled {
-            crate::ota::snapshot::Settled::RolledBack { .. } => {
+        let vault = match (&settled, &restored) {
+            (crate::ota::snapshot::Settled::RolledBack { .. }, _) | (_, Some(_)) => {
                 Vault::open_or_create(&cfg.data_dir)?
             }
             _ => vault_check?,
@@ -146,6 +154,7 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         config.deploy.clone(),
         records,
         ca.clone(),
+        crate::deploy::BoxState::new(config.data_dir.clone(), config.restic.clone()),
     ));
     let ota = Arc::new(crate::ota::Ota::new(
         &config.data_dir,
@@ -167,7 +176,14 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         crate::ota::snapshot::Settled::Nothing => {}
     }
     let router = Arc::new(crate::network::Router::new(store.clone(), vault.clone()));
+    // The first start after a restore: the dashboard says so, old sessions end.
+    if let Some(manifest) = crate::backup::bundle::take_restored(&config.data_dir)
+        && let Err(e) = deployer.note_restored(&manifest).await
+    {
+        tracing::warn!(error = %e, "could not note the restore");
+    }
     Ok(Runtime {
+        restart: Default::default(),
         router,
         ota,
         config,
@@ -192,6 +208,11 @@ fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(err)?;
     // The database holds sealed secrets and session hashes: nobody else needs to list it.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Whether the daemon stopped to start again: a restore waits to be put in place.
+pub fn restart_wanted(data_dir: &Path) -> bool {
+    crate::backup::bundle::staged(data_dir)
 }
 
 /// Runs the daemon until `shutdown` resolves; then lets in-flight requests finish and closes
@@ -237,8 +258,14 @@ pub async fn run_with(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let restart = rt.restart.clone();
     tokio::spawn(async move {
-        shutdown.await;
+        // A restart (after a restore was staged) stops like a shutdown; the binary then
+        // starts again (`restart_wanted`).
+        tokio::select! {
+            _ = shutdown => {}
+            _ = restart.notified() => tracing::info!("restarting to put the restored state in place"),
+        }
         let _ = stop_tx.send(true);
     });
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub ota: OtaConfig,
     /// What one client, and all of them together, may hold of the web listeners.
     pub connections: ConnectionLimits,
+    /// The restic program the box runs for its own backup and for a restore onto it.
+    pub restic: PathBuf,
 }
 
 /// Bounds on the web listeners' connections (HTTP and HTTPS share them), so one laptop on
@@ -81,6 +83,7 @@ impl Config {
             mdns_interfaces: None,
             deploy: DeployConfig::default(),
             connections: ConnectionLimits::default(),
+            restic: PathBuf::from("restic"),
         }
     }
 }

@@ -96,7 +96,9 @@ pub mod web;
 
 mod app;
 
-pub use app::{RunError, console_banner, open_runtime, run, run_with, setup_code};
+pub use app::{
+    RunError, console_banner, open_runtime, restart_wanted, run, run_with, setup_code,
+};
 pub use config::{Config, ConnectionLimits};
 pub use runtime::{Listeners, Runtime};
 

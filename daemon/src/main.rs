@@ -63,6 +63,9 @@ struct RunArgs {
     /// not meet a backup at 02:00).
     #[arg(long, env = "HOMELAB_BACKUP_SCHEDULE", value_enum, default_value_t = Switch::On, global = true)]
     backup_schedule: Switch,
+    /// The restic program the box runs for its own backup, and to restore onto a new box.
+    #[arg(long, env = "HOMELAB_RESTIC", default_value = "restic", global = true)]
+    restic: PathBuf,
     /// The RAUC tool that installs appliance updates.
     #[arg(long, env = "HOMELAB_RAUC", default_value = "rauc", global = true)]
     rauc: PathBuf,
@@ -196,6 +199,7 @@ fn config(args: &RunArgs) -> Config {
             .then_some(std::time::Duration::from_secs(120)),
         ..Default::default()
     };
+    c.restic = args.restic.clone();
     c.ota = homelabd::config::OtaConfig {
         rauc: args.rauc.clone(),
         reboot_request: args.reboot_request.clone(),
@@ -222,14 +226,21 @@ async fn serve(args: RunArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
-    let http = bind(args.listen).await?;
-    let https = match args.tls_listen {
-        Some(a) => Some(bind(a).await?),
-        None => None,
-    };
-    homelabd::run(config(&args), Listeners { http, https }, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    loop {
+        let http = bind(args.listen).await?;
+        let https = match args.tls_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        homelabd::run(config(&args), Listeners { http, https }, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        // Stopped to put a restored state in place: start again, in the same process (so a
+        // supervisor, or a terminal, sees one daemon throughout).
+        if !homelabd::restart_wanted(&args.data) {
+            return Ok(());
+        }
+    }
 }
 
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).

@@ -38,6 +38,8 @@ pub struct Runtime {
     pub ota: Arc<crate::ota::Ota>,
     /// The owner's router (OPNsense), when one is connected: its cache and traffic graph.
     pub router: Arc<crate::network::Router>,
+    /// Notified to stop and start again (a restore staged for the next start).
+    pub restart: Arc<tokio::sync::Notify>,
 }
 
 impl Runtime {

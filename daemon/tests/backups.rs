@@ -173,7 +173,17 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
             && space["disk_free"].as_i64().unwrap() > 0,
         "the SSH server's disk: {list}"
     );
-    assert!(list["destinations"][0]["filling_up"].is_null(), "{list}");
+    // The lab's disk is this machine's, so how full it is depends on the machine: the
+    // words follow the figures (the threshold itself is tested in backup_failures.rs).
+    let (total, free) = (
+        space["disk_total"].as_i64().unwrap(),
+        space["disk_free"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        list["destinations"][0]["filling_up"].is_null(),
+        free * 100 > total * 10,
+        "{list}"
+    );
 
     // A second backup of data the app cannot start with (its health page gone), then the
     // data changes on: restoring that backup fails the check and switches back.

@@ -239,6 +239,33 @@ impl Auth {
         setup_code: Option<&str>,
         client: &Client,
     ) -> Result<NewSession, AuthError> {
+        self.setup_gate(setup_code, client).await?;
+        let username = validate_username(username)?;
+        let pw = password
+            .expose_str()
+            .ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
+        if !tokens::ct_eq(pw, confirm.expose_str().unwrap_or_default()) {
+            return Err(AuthError::Invalid(
+                "The two passwords do not match. Type the same password twice.".into(),
+            ));
+        }
+        password::check_policy(pw, &username).map_err(AuthError::Invalid)?;
+        let hash = self.hash(password, false).await?;
+        let user = match self.store.claim(username, hash).await {
+            Err(StoreError::Conflict(_)) => return Err(AuthError::AlreadyClaimed),
+            other => other?,
+        };
+        self.start_session(user, client, None).await
+    }
+
+    /// What stands before anything that takes over an unclaimed box (creating its owner, or
+    /// restoring a homelab onto it): the box is not claimed yet, and after the open window
+    /// the setup code from its console is given.
+    pub async fn setup_gate(
+        &self,
+        setup_code: Option<&str>,
+        client: &Client,
+    ) -> Result<(), AuthError> {
         let status = self.claim_status().await?;
         if status.claimed {
             return Err(AuthError::AlreadyClaimed);
@@ -272,22 +299,7 @@ impl Auth {
         } else if let Some(wait) = self.throttle.wait_for(&ip_key) {
             return Err(AuthError::Throttled(wait));
         }
-        let username = validate_username(username)?;
-        let pw = password
-            .expose_str()
-            .ok_or_else(|| AuthError::Invalid("The password is not valid text.".into()))?;
-        if !tokens::ct_eq(pw, confirm.expose_str().unwrap_or_default()) {
-            return Err(AuthError::Invalid(
-                "The two passwords do not match. Type the same password twice.".into(),
-            ));
-        }
-        password::check_policy(pw, &username).map_err(AuthError::Invalid)?;
-        let hash = self.hash(password, false).await?;
-        let user = match self.store.claim(username, hash).await {
-            Err(StoreError::Conflict(_)) => return Err(AuthError::AlreadyClaimed),
-            other => other?,
-        };
-        self.start_session(user, client, None).await
+        Ok(())
     }
 
     /// Checks a username and password, with throttling, and starts a session.

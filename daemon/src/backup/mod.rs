@@ -8,6 +8,8 @@
 //! Repositories stay standard restic: `restic -r <the address shown> snapshots` with the
 //! password from the recovery sheet opens one, with no Homelab in the way.
 
+pub mod bundle;
+pub mod local;
 pub mod restic;
 pub mod schedule;
 

@@ -12,8 +12,10 @@ use crate::docker::run::{Ended, OneOff, Stream};
 use crate::docker::{Docker, DockerError};
 
 /// Reads the secrets from stdin (see `Credentials::stdin`), puts the SSH key and host key in
-/// a memory-only folder, and hands over to restic with the arguments it was given. The
-/// secrets reach restic through its environment, never its arguments.
+/// a memory-only folder (`$HOMELAB_SECRETS` on the box itself, see `local`), and hands over
+/// to restic with the arguments it was given. The secrets reach restic through its
+/// environment, never its arguments. `read` takes a pipe byte by byte, so what follows the
+/// lines on stdin (a `backup --stdin`'s data) is left whole for restic.
 pub const PRELUDE: &str = r#"IFS= read -r RESTIC_PASSWORD || exit 90
 IFS= read -r key_id; IFS= read -r key_secret; IFS= read -r ssh_key; IFS= read -r known
 export RESTIC_PASSWORD
@@ -21,12 +23,13 @@ if [ -n "$key_id" ]; then
   AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$key_secret
   export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 fi
+dir=${HOMELAB_SECRETS:-/run/homelab}
 if [ -n "$ssh_key" ]; then
   umask 077
-  printf '%s' "$ssh_key" | base64 -d > /run/homelab/id || exit 91
-  printf '%s\n' "$known" > /run/homelab/known_hosts
+  printf '%s' "$ssh_key" | base64 -d > "$dir/id" || exit 91
+  printf '%s\n' "$known" > "$dir/known_hosts"
 fi
-unset key_id key_secret ssh_key known
+unset key_id key_secret ssh_key known dir
 exec "$@"
 "#;
 
@@ -64,6 +67,15 @@ pub fn known_hosts_line(host: &str, port: u16, key_openssh: &str) -> String {
 /// The repository options every command takes: the address, and for SFTP how to reach it
 /// (the pinned host key only, the generated key only, never a prompt).
 fn repo_args(target: &Target) -> Vec<String> {
+    let mut args = address_args(target, SECRETS_DIR);
+    args.push("--cache-dir".into());
+    args.push("/cache".into());
+    args
+}
+
+/// The address, and for SFTP the ssh command with the prelude's files in `secrets_dir` (a
+/// path of letters, digits and `/._-` only: restic splits the option at spaces).
+pub fn address_args(target: &Target, secrets_dir: &str) -> Vec<String> {
     let mut args = vec!["-r".to_string(), target.repository()];
     if let Target::Sftp {
         host, port, user, ..
@@ -72,15 +84,15 @@ fn repo_args(target: &Target) -> Vec<String> {
         // One string, as restic's option takes it: restic splits it into arguments itself
         // (no shell reads it), and host and user were checked by `check_target` (letters,
         // digits, `.-:_` only) when the destination was added.
+        // `-F /dev/null`: no ssh_config of the machine it runs on changes how it connects.
         args.push("-o".into());
         args.push(format!(
-            "sftp.command=ssh -i {SECRETS_DIR}/id -o UserKnownHostsFile={SECRETS_DIR}/known_hosts \
+            "sftp.command=ssh -F /dev/null -i {secrets_dir}/id \
+             -o UserKnownHostsFile={secrets_dir}/known_hosts \
              -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes \
              -o ConnectTimeout=15 -o ServerAliveInterval=15 -p {port} {user}@{host} -s sftp"
         ));
     }
-    args.push("--cache-dir".into());
-    args.push("/cache".into());
     args
 }
 
@@ -127,8 +139,10 @@ pub fn disk_spec(name: &str, target: &Target) -> Option<OneOff> {
     Some(one_off(name, cmd, Vec::new()))
 }
 
-/// The disk's size and free bytes from the sftp client's `df` (1 KiB blocks: Size, Used,
-/// Avail, …).
+/// The disk's usable size and free bytes from the sftp client's `df` (1 KiB blocks: Size,
+/// Used, Avail, …). Usable is Used + Avail, as plain `df` counts it: blocks kept for root
+/// (or lost to a thin volume) are never the login's to fill, so counting them as free
+/// would call a nearly full disk half empty, and counting them as used the other way.
 pub fn parse_disk_free(out: &str) -> Option<(u64, u64)> {
     out.lines().rev().find_map(|line| {
         let n: Vec<u64> = line
@@ -136,7 +150,8 @@ pub fn parse_disk_free(out: &str) -> Option<(u64, u64)> {
             .take(3)
             .map(|w| w.parse().ok())
             .collect::<Option<_>>()?;
-        (n.len() == 3 && n[0] > 0).then(|| (n[0] * 1024, n[2] * 1024))
+        let usable = n.get(1)?.checked_add(*n.get(2)?)?;
+        (n.len() == 3 && n[0] > 0 && usable > 0).then(|| (usable * 1024, n[2] * 1024))
     })
 }
 

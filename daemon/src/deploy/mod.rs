@@ -30,8 +30,10 @@
 //! makes are in `crate::docker::project`.
 
 mod backing;
+mod box_state;
 mod browsing;
 pub use backing::SnapshotView;
+pub use box_state::{BoxBackup, BoxBackupAt, BoxRestore, BoxState, MIN_PASSPHRASE, Restored};
 pub use browsing::{EntryKind, FileDownload, FileEntry, Folder};
 pub use moving::MoveRequest;
 pub use space::{filling_up, holds};
@@ -544,6 +546,8 @@ pub struct Deployer {
     /// This daemon's mark on its backup containers (random per start), so the first backup
     /// work on a device after a start removes what an earlier start left running there.
     backup_owner: String,
+    /// The box's own backup and restore (its data directory, its restic, one at a time).
+    box_state: box_state::BoxState,
     /// Devices already cleared of left-over backup containers since this start.
     backup_swept: std::sync::Mutex<std::collections::BTreeSet<i64>>,
     /// Per destination: backups hold it shared, the box's prune and check alone (restic's
@@ -628,6 +632,7 @@ impl Deployer {
         config: DeployConfig,
         records: crate::dns::records::Records,
         ca: crate::tls::ca::Authority,
+        box_state: box_state::BoxState,
     ) -> Deployer {
         Deployer {
             store,
@@ -651,6 +656,7 @@ impl Deployer {
                 .map(|b| format!("{b:02x}"))
                 .collect(),
             backup_swept: Default::default(),
+            box_state,
             destination_locks: Default::default(),
             scheduled_job: Default::default(),
             upkeep_tried: Default::default(),

@@ -130,9 +130,11 @@ pub fn filling_up(name: &str, space: &Space) -> Option<String> {
     if space.disk_total <= 0 {
         return None;
     }
-    let free = space.disk_free.clamp(0, space.disk_total) as f64;
-    let used = (100.0 - free * 100.0 / space.disk_total as f64).round() as i64;
-    (used >= FILLING_UP_PERCENT).then(|| {
+    let free = space.disk_free.clamp(0, space.disk_total);
+    // Decided on exact figures (so 89.6 % is not yet "filling up"), shown rounded.
+    let filling = free * 100 <= space.disk_total * (100 - FILLING_UP_PERCENT);
+    let used = (100.0 - free as f64 * 100.0 / space.disk_total as f64).round() as i64;
+    filling.then(|| {
         format!(
             "{name} is filling up: {used} % used, {} left. Free some space there, or add \
              another destination and move backups to it.",
@@ -197,6 +199,13 @@ mod tests {
         assert_eq!(
             restic::parse_disk_free(df),
             Some((20480 * 1024, 10240 * 1024))
+        );
+        // Blocks kept for root are neither the login's nor free: 90 of 100 usable in use.
+        let reserved = "   Size   Used   Avail   (root)   %Capacity\n\
+                        \x20 250000   90000   10000   160000   36%\n";
+        assert_eq!(
+            restic::parse_disk_free(reserved),
+            Some((100000 * 1024, 10000 * 1024))
         );
         assert_eq!(restic::parse_disk_free("sftp> df /x\n"), None);
         let stats = r#"{"total_size":123456,"total_file_count":3,"snapshots_count":2}"#;

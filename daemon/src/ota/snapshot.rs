@@ -21,7 +21,7 @@ use crate::store::{DB_FILE as DB, Store};
 
 /// The files that make up the daemon's state besides the database, relative to the data
 /// directory. The store copies the database; these are copied as they are.
-const CONFIG_FILES: &[&str] = &["secrets/master.key", "tls/cert.pem", "tls/key.pem"];
+pub const CONFIG_FILES: &[&str] = &["secrets/master.key", "tls/cert.pem", "tls/key.pem"];
 
 /// An update installed and waiting for the reboot that starts it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -57,6 +57,18 @@ pub fn seal(
     passphrase: &Secret,
     context: &str,
 ) -> Result<PassphraseSealed, VaultError> {
+    let (mut sealed, ciphertext) = seal_raw(plaintext, passphrase, context)?;
+    sealed.ciphertext = B64.encode(ciphertext);
+    Ok(sealed)
+}
+
+/// As [`seal`], with the ciphertext apart as bytes (its field left empty): for large blobs
+/// (the box's own backup), which base64 would grow by a third.
+pub fn seal_raw(
+    plaintext: &[u8],
+    passphrase: &Secret,
+    context: &str,
+) -> Result<(PassphraseSealed, Vec<u8>), VaultError> {
     let salt: [u8; 16] = random_bytes();
     let key = derive(passphrase.expose(), &salt, M_COST_KIB, T_COST, P_COST)?;
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
@@ -70,21 +82,35 @@ pub fn seal(
             },
         )
         .map_err(|_| VaultError::Format)?;
-    Ok(PassphraseSealed {
+    let sealed = PassphraseSealed {
         kdf: "argon2id-v19".into(),
         m_cost_kib: M_COST_KIB,
         t_cost: T_COST,
         p_cost: P_COST,
         salt: B64.encode(salt),
         nonce: B64.encode(nonce),
-        ciphertext: B64.encode(ciphertext),
-    })
+        ciphertext: String::new(),
+    };
+    Ok((sealed, ciphertext))
 }
 
 /// Opens a passphrase-sealed blob. A wrong passphrase, a changed blob or another context all
 /// give [`VaultError::Open`].
 pub fn open(
     sealed: &PassphraseSealed,
+    passphrase: &Secret,
+    context: &str,
+) -> Result<Secret, VaultError> {
+    let ciphertext = B64
+        .decode(&sealed.ciphertext)
+        .map_err(|_| VaultError::Format)?;
+    open_raw(sealed, &ciphertext, passphrase, context)
+}
+
+/// Opens what [`seal_raw`] sealed: its header and the ciphertext bytes.
+pub fn open_raw(
+    sealed: &PassphraseSealed,
+    ciphertext: &[u8],
     passphrase: &Secret,
     context: &str,
 ) -> Result<Secret, VaultError> {
@@ -95,7 +121,6 @@ pub fn open(
     let salt = decode(&sealed.salt)?;
     let nonce =
         Nonce::try_from(decode(&sealed.nonce)?.as_slice()).map_err(|_| VaultError::Format)?;
-    let ciphertext = decode(&sealed.ciphertext)?;
     let key = derive(
         passphrase.expose(),
         &salt,
@@ -108,7 +133,7 @@ pub fn open(
         .decrypt(
             &nonce,
             Payload {
-                msg: &ciphertext,
+                msg: ciphertext,
                 aad: context.as_bytes(),
             },
         )

@@ -87,6 +87,8 @@ pub struct Inner {
     pub device_cards: [per_board::PerBoard<Arc<str>>; 2],
     /// Each device's graphs of the last day, drawn once per change of the devices board.
     pub device_graphs: graphs::GraphsCache,
+    /// Stops the daemon to start again (after "Restore from a backup" staged a restore).
+    pub restart: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,6 +122,7 @@ impl AppState {
             device_list: Default::default(),
             device_cards: Default::default(),
             device_graphs: Default::default(),
+            restart: rt.restart.clone(),
         }))
     }
 }

@@ -54,6 +54,9 @@ fn table() -> Vec<Entry> {
         entry(M::GET, paths::STATIC, Public, assets::serve),
         entry(M::GET, paths::SETUP, Public, views::auth::setup_page),
         entry(M::POST, paths::SETUP, Public, views::auth::setup_submit),
+        // A new box restored from the old one's backup: gated like claiming it (not claimed
+        // yet; the setup code after the open window).
+        entry(M::POST, paths::API_SETUP_RESTORE, Public, api::recovery::restore),
         entry(M::GET, paths::LOGIN, Public, views::auth::login_page),
         entry(M::POST, paths::LOGIN, Public, views::auth::login_submit),
         // Pages
@@ -554,6 +557,14 @@ fn table() -> Vec<Entry> {
             paths::API_BACKUP_DESTINATION_MAINTAIN,
             SessionOrToken,
             api::backups::maintain_destination,
+        ),
+        entry(M::GET, paths::API_BACKUP_BOX, SessionOrToken, api::recovery::status),
+        entry(M::POST, paths::API_BACKUP_BOX, SessionOrToken, api::recovery::back_up),
+        entry(
+            M::PUT,
+            paths::API_BACKUP_BOX_PASSPHRASE,
+            SessionOrToken,
+            api::recovery::set_passphrase,
         ),
         entry(
             M::GET,

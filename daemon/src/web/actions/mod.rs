@@ -13,6 +13,7 @@
 pub mod apps;
 pub mod auth;
 pub mod backups;
+pub mod recovery;
 pub mod devices;
 pub mod dns;
 pub mod network;

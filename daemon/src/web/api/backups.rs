@@ -16,6 +16,7 @@ use crate::web::error::WebError;
 
 #[derive(Deserialize)]
 pub struct DestinationBody {
+    #[serde(default)]
     name: String,
     /// sftp | s3
     kind: String,
@@ -69,38 +70,54 @@ pub async fn destinations(State(state): State<AppState>) -> Result<Response, Web
     Ok(Json(serde_json::json!({ "destinations": list })).into_response())
 }
 
+impl DestinationBody {
+    /// Where it is, as typed (checked by the action), and its secrets: the SSH login's
+    /// password, or the storage's key id and secret.
+    pub fn into_parts(self) -> Result<(String, Target, Secret, Secret, Secret), WebError> {
+        let target = match self.kind.as_str() {
+            "sftp" => Target::Sftp {
+                host: self.host.trim().to_string(),
+                port: self.port.unwrap_or(22),
+                user: self.user.trim().to_string(),
+                path: self.path.trim().to_string(),
+            },
+            "s3" => Target::S3 {
+                endpoint: self.endpoint.trim().to_string(),
+                bucket: self.bucket.trim().to_string(),
+                prefix: self.prefix.trim().trim_matches('/').to_string(),
+            },
+            _ => {
+                return Err(WebError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_kind",
+                    "kind is sftp (an SSH server or NAS) or s3 (S3-compatible storage).",
+                ));
+            }
+        };
+        Ok((
+            self.name,
+            target,
+            Secret::from_string(self.password),
+            Secret::from_string(self.key_id),
+            Secret::from_string(self.secret),
+        ))
+    }
+}
+
 pub async fn add_destination(
     State(state): State<AppState>,
     Json(b): Json<DestinationBody>,
 ) -> Result<Response, WebError> {
-    let new = match b.kind.as_str() {
-        "sftp" => NewDestination::Sftp {
-            target: Target::Sftp {
-                host: b.host.trim().to_string(),
-                port: b.port.unwrap_or(22),
-                user: b.user.trim().to_string(),
-                path: b.path.trim().to_string(),
-            },
-            password: Secret::from_string(b.password),
+    let (name, target, password, key_id, secret) = b.into_parts()?;
+    let new = match target {
+        Target::Sftp { .. } => NewDestination::Sftp { target, password },
+        Target::S3 { .. } => NewDestination::S3 {
+            target,
+            key_id,
+            secret,
         },
-        "s3" => NewDestination::S3 {
-            target: Target::S3 {
-                endpoint: b.endpoint.trim().to_string(),
-                bucket: b.bucket.trim().to_string(),
-                prefix: b.prefix.trim().trim_matches('/').to_string(),
-            },
-            key_id: Secret::from_string(b.key_id),
-            secret: Secret::from_string(b.secret),
-        },
-        _ => {
-            return Err(WebError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_kind",
-                "kind is sftp (an SSH server or NAS) or s3 (S3-compatible storage).",
-            ));
-        }
     };
-    let id = act::add_destination(&state, &b.name, new).await?;
+    let id = act::add_destination(&state, &name, new).await?;
     let row = state
         .store
         .backup_destination(id)

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod backups;
+pub mod recovery;
 pub mod devices;
 pub mod updates;
 

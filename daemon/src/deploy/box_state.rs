@@ -1,0 +1,721 @@
+//! The box's own backup and its restore onto a new box.
+//!
+//! The box's state (database, vault key, certificate: `backup::bundle`) is sealed with the
+//! owner's recovery passphrase and stored in each destination's restic repository as a
+//! snapshot of the host `homelab-box`, by restic running on the box itself (`backup::local`).
+//! The passphrase is also added to each repository as a restic key of its own, so that:
+//! - a new box, told only where the backups are and the passphrase, opens the repository,
+//!   finds the newest box backup and opens it (the repository's own password was in the lost
+//!   box's vault);
+//! - the owner can open every backup with plain `restic` and the passphrase, no Homelab in
+//!   the way.
+//!
+//! The passphrase itself is kept sealed in the vault: the box needs it to seal each night's
+//! backup and to add it to destinations added later. Whoever holds the vault's key holds
+//! every repository's password anyway; the passphrase guards the backups from those who do
+//! not (the devices, which know a repository's password, and the storage).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeployError, Deployer};
+use crate::backup::bundle::{self, BOX_HOST, BUNDLE_NAME, Manifest};
+use crate::backup::local::Local;
+use crate::backup::restic::{self, Why};
+use crate::backup::{self, Credentials, Target};
+use crate::secrets::Secret;
+use crate::ssh::{self, HostKeyPolicy, Login};
+use crate::store::DestinationRow;
+
+/// The vault owner and purpose of the recovery passphrase.
+const OWNER: &str = "box-recovery";
+const PURPOSE: &str = "passphrase";
+/// Counts the passphrases set: a destination whose repository has the current one as a key
+/// is remembered with its number (`KEYED`).
+const GENERATION: &str = "recovery.generation";
+const KEYED: &str = "recovery.keyed";
+/// The last box backup (`BoxBackup` as JSON).
+const LAST: &str = "recovery.last";
+/// The restore this box started from (`Restored` as JSON), shown until dismissed.
+const RESTORED: &str = "recovery.restored";
+/// restic's user name on the recovery keys, so a new passphrase's key replaces the old one's.
+const KEY_USER: &str = "homelab-recovery";
+/// Shortest passphrase: it guards every secret of the homelab, offline, for years.
+pub const MIN_PASSPHRASE: usize = 12;
+const MAX_PASSPHRASE: usize = 256;
+
+/// What the box keeps for its own backups: where its data is, the restic it runs, and one
+/// box backup or restore at a time.
+pub struct BoxState {
+    pub data: PathBuf,
+    pub restic: PathBuf,
+    one: tokio::sync::Mutex<()>,
+}
+
+impl BoxState {
+    pub fn new(data: PathBuf, restic: PathBuf) -> BoxState {
+        BoxState {
+            data,
+            restic,
+            one: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// How the last box backup went, per destination.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BoxBackup {
+    pub at: i64,
+    pub ok: bool,
+    pub destinations: Vec<BoxBackupAt>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BoxBackupAt {
+    pub id: i64,
+    pub name: String,
+    pub ok: bool,
+    /// "Backed up (1.2 MB)" or what went wrong, with the fix.
+    pub words: String,
+    #[serde(default)]
+    pub snapshot: String,
+}
+
+/// The restore a box started from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Restored {
+    /// When the backup was made, and by which version.
+    pub made_at: i64,
+    pub version: String,
+    /// When this box started with it.
+    pub at: i64,
+}
+
+/// What the owner gives a new box to restore from: where the backups are (with a login to
+/// read them: the SSH server's password, used once, or the storage's keys) and the passphrase.
+pub struct BoxRestore {
+    pub target: Target,
+    pub password: Secret,
+    pub key_id: Secret,
+    pub secret: Secret,
+    pub passphrase: Secret,
+}
+
+fn refused(words: impl Into<String>) -> DeployError {
+    DeployError::BackupRefused(words.into())
+}
+
+fn failed(words: impl Into<String>) -> DeployError {
+    DeployError::BackupFailed {
+        message: words.into(),
+        detail: String::new(),
+    }
+}
+
+/// A passphrase as typed: spaces at its ends dropped (restic drops them from a password
+/// file), checked for length and for what cannot go on one line.
+pub fn check_passphrase(typed: &Secret) -> Result<Secret, DeployError> {
+    let text = typed
+        .expose_str()
+        .ok_or_else(|| refused("The passphrase is not valid text."))?
+        .trim();
+    if text.chars().count() < MIN_PASSPHRASE {
+        return Err(refused(format!(
+            "Use at least {MIN_PASSPHRASE} characters for the recovery passphrase: a few words together work well."
+        )));
+    }
+    if text.len() > MAX_PASSPHRASE || text.chars().any(char::is_control) {
+        return Err(refused(format!(
+            "Use at most {MAX_PASSPHRASE} characters, on one line."
+        )));
+    }
+    Ok(Secret::from_string(text.to_string()))
+}
+
+fn copy(s: &Secret) -> Secret {
+    Secret::new(s.expose().to_vec())
+}
+
+impl Deployer {
+    fn local(&self) -> Local<'_> {
+        Local {
+            program: &self.box_state.restic,
+            data: &self.box_state.data,
+        }
+    }
+
+    /// Whether the owner has set a recovery passphrase (the box's backups need one).
+    pub async fn recovery_set(&self) -> bool {
+        matches!(
+            self.store.secret(OWNER.into(), PURPOSE).await,
+            Ok(Some(_))
+        )
+    }
+
+    async fn passphrase(&self) -> Result<Secret, DeployError> {
+        let sealed = self
+            .store
+            .secret(OWNER.into(), PURPOSE)
+            .await?
+            .ok_or_else(|| {
+                refused("Set a recovery passphrase first (Backups → This box), so the box's own backup can be opened by you alone.")
+            })?;
+        Ok(self.vault.open(&sealed, OWNER, PURPOSE)?)
+    }
+
+    /// Sets (or changes) the recovery passphrase. The repositories get it as a key at the
+    /// next box backup, which the caller starts; the old passphrase's keys go then.
+    pub async fn set_recovery_passphrase(
+        &self,
+        passphrase: Secret,
+        confirm: Secret,
+    ) -> Result<(), DeployError> {
+        let passphrase = check_passphrase(&passphrase)?;
+        if passphrase.expose() != confirm.expose_str().unwrap_or_default().trim().as_bytes() {
+            return Err(refused(
+                "The two passphrases do not match. Type the same passphrase twice.",
+            ));
+        }
+        let sealed = self.vault.seal(passphrase.expose(), OWNER, PURPOSE);
+        self.store.put_secret(OWNER.into(), PURPOSE, sealed).await?;
+        let generation = self.generation().await + 1;
+        self.store
+            .set_setting(GENERATION, generation.to_string())
+            .await?;
+        self.audit(
+            "recovery.passphrase",
+            "The recovery passphrase was set.".into(),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn generation(&self) -> i64 {
+        self.store
+            .setting(GENERATION)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn keyed(&self) -> BTreeMap<i64, i64> {
+        self.store
+            .setting(KEYED)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default()
+    }
+
+    /// How the last box backup went (None before the first).
+    pub async fn box_backup_status(&self) -> Option<BoxBackup> {
+        let text = self.store.setting(LAST).await.ok().flatten()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The restore this box started from, when it did and the owner has not dismissed it.
+    pub async fn restored_from(&self) -> Option<Restored> {
+        let text = self.store.setting(RESTORED).await.ok().flatten()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub async fn dismiss_restored(&self) -> Result<(), DeployError> {
+        Ok(self.store.delete_setting(RESTORED).await?)
+    }
+
+    /// At the first start after a restore: remembers it for the dashboard, and ends the
+    /// sessions the backup brought back (the browsers they belong to sign in again).
+    pub async fn note_restored(&self, manifest: &Manifest) -> Result<(), DeployError> {
+        let restored = Restored {
+            made_at: manifest.made_at,
+            version: manifest.version.clone(),
+            at: crate::store::now_unix(),
+        };
+        self.store
+            .set_setting(
+                RESTORED,
+                serde_json::to_string(&restored).unwrap_or_default(),
+            )
+            .await?;
+        self.store.purge_idle_sessions(-1).await?;
+        self.audit(
+            "recovery.restored",
+            format!(
+                "The box started from its backup of {} (Homelab {}).",
+                crate::units::date_utc(manifest.made_at),
+                manifest.version
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Backs the box's own state up to every destination, now. Returns how it went (also
+    /// kept for the Backups page). One at a time: a second call while one runs is refused.
+    pub async fn back_up_box(&self) -> Result<BoxBackup, DeployError> {
+        let _one = self.box_state.one.try_lock().map_err(|_| {
+            refused("The box is already being backed up (or restored). Try again in a minute.")
+        })?;
+        let passphrase = self.passphrase().await?;
+        let destinations = self.store.backup_destinations().await?;
+        if destinations.is_empty() {
+            return Err(refused(
+                "Add a destination first: the box's backup goes where the apps' backups go.",
+            ));
+        }
+        let sealed = self.sealed_state(&passphrase).await?;
+        let generation = self.generation().await;
+        let mut result = BoxBackup {
+            at: crate::store::now_unix(),
+            ok: true,
+            destinations: Vec::new(),
+        };
+        for row in &destinations {
+            let at = match self
+                .box_to(row, &sealed, &passphrase, generation)
+                .await
+            {
+                Ok(snapshot) => BoxBackupAt {
+                    id: row.id,
+                    name: row.name.clone(),
+                    ok: true,
+                    words: format!(
+                        "Backed up to {} ({}).",
+                        row.name,
+                        crate::units::human_bytes(sealed.len() as u64)
+                    ),
+                    snapshot,
+                },
+                Err(words) => {
+                    result.ok = false;
+                    BoxBackupAt {
+                        id: row.id,
+                        name: row.name.clone(),
+                        ok: false,
+                        words,
+                        snapshot: String::new(),
+                    }
+                }
+            };
+            result.destinations.push(at);
+        }
+        self.store
+            .set_setting(LAST, serde_json::to_string(&result).unwrap_or_default())
+            .await?;
+        let words = if result.ok {
+            "The box's own settings and keys were backed up.".to_string()
+        } else {
+            let bad: Vec<&str> = result
+                .destinations
+                .iter()
+                .filter(|d| !d.ok)
+                .map(|d| d.words.as_str())
+                .collect();
+            format!("The box's own backup failed: {}", bad.join(" "))
+        };
+        self.audit("recovery.backup", words.clone()).await;
+        self.events.publish(crate::events::Event::Toast {
+            level: if result.ok {
+                crate::events::Level::Success
+            } else {
+                crate::events::Level::Error
+            },
+            message: words,
+        });
+        Ok(result)
+    }
+
+    /// The box's state, packed and sealed (Argon2id and the sealing off the runtime).
+    async fn sealed_state(&self, passphrase: &Secret) -> Result<Vec<u8>, DeployError> {
+        let data = self.box_state.data.clone();
+        let scratch = data.join("tmp");
+        tokio::fs::create_dir_all(&scratch)
+            .await
+            .map_err(|e| failed(format!("The box could not copy its settings: {e}")))?;
+        let plain = bundle::collect(&data, &self.store, &scratch)
+            .await
+            .map_err(|e| failed(format!("The box could not copy its settings: {e}")))?;
+        let pass = copy(passphrase);
+        tokio::task::spawn_blocking(move || bundle::seal(&plain, &pass))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    /// One destination: its repository made when there is none, the passphrase's key added
+    /// when it lacks it, the sealed state stored, the rules applied. Err: the owner's words.
+    async fn box_to(
+        &self,
+        row: &DestinationRow,
+        sealed: &[u8],
+        passphrase: &Secret,
+        generation: i64,
+    ) -> Result<String, String> {
+        let (target, creds) = self.credentials(row).await.map_err(|e| e.to_string())?;
+        let local = self.local();
+        let name = row.name.as_str();
+        let words = |f: backup::local::Failed| f.words;
+        if let Err(f) = local
+            .run(&target, &creds, name, &["cat", "config", "--no-lock"], None, &[], 1 << 20)
+            .await
+        {
+            if !matches!(f.why, Why::NoRepository | Why::NoBucket) {
+                return Err(f.words);
+            }
+            local
+                .run(
+                    &target,
+                    &creds,
+                    name,
+                    &["init", "--repository-version", "2"],
+                    None,
+                    &[],
+                    1 << 20,
+                )
+                .await
+                .map_err(words)?;
+        }
+        if self.keyed().await.get(&row.id) != Some(&generation) {
+            self.add_recovery_key(&target, &creds, name, passphrase)
+                .await?;
+            let mut keyed = self.keyed().await;
+            keyed.insert(row.id, generation);
+            let _ = self
+                .store
+                .set_setting(KEYED, serde_json::to_string(&keyed).unwrap_or_default())
+                .await;
+        }
+        let out = local
+            .run(
+                &target,
+                &creds,
+                name,
+                &[
+                    "backup",
+                    "--json",
+                    "--stdin",
+                    "--stdin-filename",
+                    BUNDLE_NAME,
+                    "--host",
+                    BOX_HOST,
+                    "--tag",
+                    BOX_HOST,
+                ],
+                Some(sealed),
+                &[],
+                4 << 20,
+            )
+            .await
+            .map_err(words)?;
+        let snapshot = String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| match restic::backup_line(l) {
+                Some(restic::BackupLine::Summary { snapshot_id, .. }) => Some(snapshot_id),
+                _ => None,
+            })
+            .ok_or_else(|| format!("The backup to {name} did not say it finished."))?;
+        // A month of the box's nights, weeks and months; the weekly prune frees the rest.
+        // A failure here leaves the new backup good; the next night tries again.
+        let _ = local
+            .run(
+                &target,
+                &creds,
+                name,
+                &[
+                    "forget",
+                    "--host",
+                    BOX_HOST,
+                    "--tag",
+                    BOX_HOST,
+                    "--keep-last",
+                    "3",
+                    "--keep-daily",
+                    "7",
+                    "--keep-weekly",
+                    "4",
+                    "--keep-monthly",
+                    "6",
+                ],
+                None,
+                &[],
+                1 << 20,
+            )
+            .await;
+        Ok(snapshot)
+    }
+
+    /// Adds the passphrase as a key of the repository, then removes the keys of earlier
+    /// passphrases (restic's `current` marks the key a run opened with).
+    async fn add_recovery_key(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        name: &str,
+        passphrase: &Secret,
+    ) -> Result<(), String> {
+        let local = self.local();
+        let with_passphrase = Credentials {
+            password: copy(passphrase),
+            ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
+            s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
+        };
+        // Already there (a key added before its number was saved): nothing to add.
+        let opened = local
+            .run(
+                target,
+                &with_passphrase,
+                name,
+                &["key", "list", "--json", "--no-lock"],
+                None,
+                &[],
+                1 << 20,
+            )
+            .await;
+        let listed = match opened {
+            Ok(out) => out,
+            Err(f) if f.why == Why::WrongPassword => {
+                local
+                    .run(
+                        target,
+                        creds,
+                        name,
+                        &[
+                            "key",
+                            "add",
+                            "--user",
+                            KEY_USER,
+                            "--host",
+                            BOX_HOST,
+                            "--new-password-file",
+                            "{dir}/new-password",
+                        ],
+                        None,
+                        &[("new-password", passphrase.expose())],
+                        1 << 20,
+                    )
+                    .await
+                    .map_err(|f| f.words)?;
+                local
+                    .run(
+                        target,
+                        &with_passphrase,
+                        name,
+                        &["key", "list", "--json", "--no-lock"],
+                        None,
+                        &[],
+                        1 << 20,
+                    )
+                    .await
+                    .map_err(|f| f.words)?
+            }
+            Err(f) => return Err(f.words),
+        };
+        #[derive(Deserialize)]
+        struct Key {
+            current: bool,
+            id: String,
+            #[serde(rename = "userName", default)]
+            user: String,
+        }
+        let text = String::from_utf8_lossy(&listed);
+        let keys: Vec<Key> = text
+            .lines()
+            .find_map(|l| serde_json::from_str(l.trim()).ok())
+            .unwrap_or_default();
+        for old in keys.iter().filter(|k| !k.current && k.user == KEY_USER) {
+            if !old.id.chars().all(|c| c.is_ascii_hexdigit()) {
+                continue;
+            }
+            // An old key that stays is only a passphrase no longer in use: noted, not fatal.
+            if let Err(f) = local
+                .run(target, creds, name, &["key", "remove", &old.id], None, &[], 1 << 20)
+                .await
+            {
+                tracing::warn!(destination = %name, error = %f.words, "an old recovery key stays");
+            }
+        }
+        Ok(())
+    }
+
+    /// A new box: finds the newest box backup where the owner says, opens it with the
+    /// passphrase and stages it for the next start (`bundle::apply_staged`). Nothing in the
+    /// data directory changes before all of it is here and opened. An SSH server gets a key
+    /// for the time of the restore (installed with the login's password, removed after).
+    pub async fn restore_box(&self, req: BoxRestore) -> Result<Manifest, DeployError> {
+        let _one = self
+            .box_state
+            .one
+            .try_lock()
+            .map_err(|_| refused("A restore is already running. Wait for it to finish."))?;
+        backup::check_target(&req.target).map_err(|e| refused(e.to_string()))?;
+        let passphrase = check_passphrase(&req.passphrase).map_err(|_| {
+            refused("Enter the recovery passphrase you set on the old box (at least 12 characters).")
+        })?;
+        let place = req.target.words();
+        let mut temporary = None;
+        let (ssh, s3) = match &req.target {
+            Target::Sftp {
+                host, port, user, ..
+            } => {
+                let login = Login::Password {
+                    user: user.clone(),
+                    password: copy(&req.password),
+                };
+                let plain =
+                    |e: ssh::SshError| refused(e.plain().replace("the device", host.as_str()));
+                let session = ssh::connect(host, *port, &login, HostKeyPolicy::FirstUse)
+                    .await
+                    .map_err(plain)?;
+                let known = restic::known_hosts_line(
+                    host,
+                    *port,
+                    &session.host_key.to_openssh().unwrap_or_default(),
+                );
+                let key = ssh::keys::generate("homelab-restore")
+                    .map_err(|e| refused(e.to_string()))?;
+                let public =
+                    ssh::keys::authorized_line(key.public_key()).map_err(|e| refused(e.to_string()))?;
+                let line = format!("restrict,command=\"internal-sftp\" {public}");
+                crate::devices::install_key(&session, &line)
+                    .await
+                    .map_err(|e| refused(e.to_string()))?;
+                let private = ssh::keys::encode_private(&key).map_err(|e| refused(e.to_string()))?;
+                temporary = Some((session, line));
+                (Some((private, known)), None)
+            }
+            Target::S3 { .. } => (None, Some((copy(&req.key_id), copy(&req.secret)))),
+        };
+        let creds = Credentials {
+            password: copy(&passphrase),
+            ssh,
+            s3,
+        };
+        let result = self.fetch_box(&req.target, &creds, &place, &passphrase).await;
+        if let Some((session, line)) = temporary {
+            // The restored database brings the old box's own key for this server back.
+            let _ = crate::devices::remove_key(&session, &line).await;
+            session.close().await;
+        }
+        let (manifest, files) = result?;
+        let data = self.box_state.data.clone();
+        let staged = manifest.clone();
+        tokio::task::spawn_blocking(move || bundle::stage(&data, &staged, &files))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(format!("The box could not keep the restored files: {e}")))?;
+        tracing::info!(made_at = manifest.made_at, "the box's backup is restored; starting again with it");
+        Ok(manifest)
+    }
+
+    /// The newest box backup at the place, opened.
+    async fn fetch_box(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        place: &str,
+        passphrase: &Secret,
+    ) -> Result<(Manifest, Vec<(String, Vec<u8>)>), DeployError> {
+        let local = self.local();
+        let explain = |f: backup::local::Failed| match f.why {
+            Why::WrongPassword => refused(format!(
+                "This recovery passphrase does not open the backups at {place}. Check it against your recovery sheet (capitals count), and that this is the place its backups went."
+            )),
+            Why::NoRepository | Why::NoBucket => refused(format!(
+                "There are no Homelab backups at {place}. Check the address and folder against your recovery sheet."
+            )),
+            _ => failed(f.words),
+        };
+        let out = local
+            .run(
+                target,
+                creds,
+                place,
+                &["snapshots", "--json", "--no-lock", "--host", BOX_HOST, "--tag", BOX_HOST],
+                None,
+                &[],
+                8 << 20,
+            )
+            .await
+            .map_err(explain)?;
+        let list = restic::snapshots(&String::from_utf8_lossy(&out)).map_err(|e| failed(e.to_string()))?;
+        let newest = list
+            .iter()
+            .filter(|s| restic::valid_snapshot_id(&s.id))
+            .max_by_key(|s| {
+                chrono::DateTime::parse_from_rfc3339(&s.time)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0)
+            })
+            .ok_or_else(|| {
+                refused(format!(
+                    "The backups at {place} hold no backup of a Homelab box yet. Choose the place your old box backed itself up to."
+                ))
+            })?;
+        let sealed = local
+            .run(
+                target,
+                creds,
+                place,
+                &["dump", "--no-lock", &newest.id, &format!("/{BUNDLE_NAME}")],
+                None,
+                &[],
+                bundle::MAX_BUNDLE + 4096,
+            )
+            .await
+            .map_err(explain)?;
+        let pass = copy(passphrase);
+        tokio::task::spawn_blocking(move || {
+            let plain = bundle::open(&sealed, &pass)?;
+            bundle::unpack(plain.expose())
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| match e {
+            bundle::BundleError::WrongPassphrase => refused(e.to_string()),
+            other => failed(other.to_string()),
+        })
+    }
+
+    /// The scheduled box backup: at the default schedule's times, once a passphrase is set,
+    /// in the background (restic runs on the box, so it never waits for an app's backup).
+    pub(super) async fn box_backup_due<Tz: chrono::TimeZone>(
+        self: &std::sync::Arc<Self>,
+        now: &chrono::DateTime<Tz>,
+        schedule: &str,
+        handled: Option<i64>,
+    ) {
+        if !self.recovery_set().await {
+            return;
+        }
+        let Ok(Some(cron)) = crate::backup::schedule::parse(schedule) else {
+            return;
+        };
+        use crate::backup::schedule::Due;
+        let t = match crate::backup::schedule::due(&cron, handled, now) {
+            Due::Wait => return,
+            Due::Remember(t) => {
+                let _ = self
+                    .store
+                    .set_backup_schedule_handled(BOX_HOST.to_string(), t.timestamp())
+                    .await;
+                return;
+            }
+            Due::Run(t) => t,
+        };
+        let _ = self
+            .store
+            .set_backup_schedule_handled(BOX_HOST.to_string(), t.timestamp())
+            .await;
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = Box::pin(me.back_up_box()).await {
+                tracing::warn!(error = %e, "the box's scheduled backup did not run");
+            }
+        });
+    }
+}
