@@ -23,9 +23,10 @@ BOARD="$ROOT_DIR/board/pc_x86_64"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 # Packages of the stand-in root filesystem: systemd, the kernel, and what the overlay's units
-# call (nft, sfdisk/partx/setpriv, e2fsck/resize2fs, grub-editenv), and RAUC for updates.
+# call (nft, sfdisk/partx/setpriv, e2fsck/resize2fs, grub-editenv), RAUC for updates, and
+# restic with OpenSSH's client for the box's own backup.
 # No SSH server, no compilers.
-PACKAGES=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-amd64,initramfs-tools,nftables,util-linux,fdisk,e2fsprogs,grub-common,iproute2,ca-certificates,kmod,rauc,rauc-service
+PACKAGES=systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-amd64,initramfs-tools,nftables,util-linux,fdisk,e2fsprogs,grub-common,iproute2,ca-certificates,kmod,rauc,rauc-service,restic,openssh-client
 
 # What the initramfs needs to find and mount a squashfs root on common disks (a short list
 # keeps it small: GRUB reads it out of the squashfs at every boot).

@@ -93,17 +93,9 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
             path: cfg.data_dir.display().to_string(),
             source,
         })?;
-        // A restore from the box's own backup, staged by "Restore from a backup" before the
-        // restart that brought us here, is put in place the same way.
-        let data_err = |source| RunError::DataDir {
-            path: cfg.data_dir.display().to_string(),
-            source,
-        };
-        crate::backup::local::sweep(&cfg.data_dir);
-        let restored = crate::backup::bundle::apply_staged(&cfg.data_dir).map_err(data_err)?;
         // Opened again after a restore: the vault key may have been put back too.
-        let vault = match (&settled, &restored) {
-            (crate::ota::snapshot::Settled::RolledBack { .. }, _) | (_, Some(_)) => {
+        let vault = match settled {
+            crate::ota::snapshot::Settled::RolledBack { .. } => {
                 Vault::open_or_create(&cfg.data_dir)?
             }
             _ => vault_check?,
@@ -176,12 +168,6 @@ pub async fn open_runtime(config: Config) -> Result<Runtime, RunError> {
         crate::ota::snapshot::Settled::Nothing => {}
     }
     let router = Arc::new(crate::network::Router::new(store.clone(), vault.clone()));
-    // The first start after a restore: the dashboard says so, old sessions end.
-    if let Some(manifest) = crate::backup::bundle::take_restored(&config.data_dir)
-        && let Err(e) = deployer.note_restored(&manifest).await
-    {
-        tracing::warn!(error = %e, "could not note the restore");
-    }
     Ok(Runtime {
         restart: Default::default(),
         router,
@@ -210,7 +196,16 @@ fn prepare_data_dir(dir: &Path) -> Result<(), RunError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
-/// Whether the daemon stopped to start again: a restore waits to be put in place.
+/// Why a daemon stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to (SIGTERM, Ctrl-C, the test's stop).
+    Shutdown,
+    /// To start again at once: a restore from the box's own backup waits to be put in place.
+    Restart,
+}
+
+/// A staged restore waits for the next start (see `backup::bundle`).
 pub fn restart_wanted(data_dir: &Path) -> bool {
     crate::backup::bundle::staged(data_dir)
 }
@@ -222,9 +217,37 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_once(config, listeners, shutdown).await.map(|_| ())
+}
+
+/// As [`run`], saying why it stopped: the binary starts again after [`Stopped::Restart`].
+/// The daemon's own start does here what no other use of the data directory may do (the
+/// console banner and `setup-code` open it too, every few seconds on the appliance): clear
+/// what runs that died left behind, and put a staged restore in place.
+pub async fn run_once(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, RunError> {
     raise_open_files_limit(config.connections.total);
+    let data = config.data_dir.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        crate::backup::local::sweep(&data);
+        crate::backup::bundle::apply_staged(&data).map_err(|source| RunError::DataDir {
+            path: data.display().to_string(),
+            source,
+        })
+    })
+    .await
+    .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let rt = open_runtime(config).await?;
-    run_with(rt, listeners, shutdown).await
+    // The first start after a restore: the dashboard says so, old sessions end.
+    if let Some(manifest) = restored
+        && let Err(e) = rt.deployer.note_restored(&manifest).await
+    {
+        tracing::warn!(error = %e, "could not note the restore");
+    }
+    run_with_outcome(rt, listeners, shutdown).await
 }
 
 /// Runs an opened runtime until `shutdown` resolves (tests keep a clone of its parts, e.g.
@@ -234,6 +257,14 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with_outcome(rt, listeners, shutdown).await.map(|_| ())
+}
+
+async fn run_with_outcome(
+    rt: Runtime,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, RunError> {
     let code = rt.auth.init().await?;
     let http_addr = listeners.http.local_addr().map_err(RunError::Serve)?;
     let https_addr = match &listeners.https {
@@ -259,13 +290,18 @@ pub async fn run_with(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let restart = rt.restart.clone();
+    let (why_tx, why_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         // A restart (after a restore was staged) stops like a shutdown; the binary then
-        // starts again (`restart_wanted`).
-        tokio::select! {
-            _ = shutdown => {}
-            _ = restart.notified() => tracing::info!("restarting to put the restored state in place"),
-        }
+        // starts again. A shutdown that comes first wins: the restore waits for the next start.
+        let why = tokio::select! {
+            _ = shutdown => Stopped::Shutdown,
+            _ = restart.notified() => {
+                tracing::info!("restarting to put the restored state in place");
+                Stopped::Restart
+            }
+        };
+        let _ = why_tx.send(why);
         let _ = stop_tx.send(true);
     });
 
@@ -348,7 +384,8 @@ pub async fn run_with(
     };
     rt.store.close().await?;
     tracing::info!("homelabd stopped; database closed cleanly");
-    result.map_err(RunError::Serve)
+    result.map_err(RunError::Serve)?;
+    Ok(why_rx.await.unwrap_or(Stopped::Shutdown))
 }
 
 /// Checks the box's certificate every hour: renewed at two thirds of its life, or when the

@@ -97,7 +97,8 @@ pub mod web;
 mod app;
 
 pub use app::{
-    RunError, console_banner, open_runtime, restart_wanted, run, run_with, setup_code,
+    RunError, Stopped, console_banner, open_runtime, restart_wanted, run, run_once, run_with,
+    setup_code,
 };
 pub use config::{Config, ConnectionLimits};
 pub use runtime::{Listeners, Runtime};

@@ -232,12 +232,13 @@ async fn serve(args: RunArgs) -> Result<(), String> {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        homelabd::run(config(&args), Listeners { http, https }, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        let stopped =
+            homelabd::run_once(config(&args), Listeners { http, https }, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
         // Stopped to put a restored state in place: start again, in the same process (so a
         // supervisor, or a terminal, sees one daemon throughout).
-        if !homelabd::restart_wanted(&args.data) {
+        if stopped != homelabd::Stopped::Restart {
             return Ok(());
         }
     }

@@ -22,10 +22,11 @@ const DEVICE: &str = "server-02";
 const FOLDER: &str = "/home/homelab/homelab-box-test";
 const SLUG: &str = "lab-box";
 
-/// Where the backups are, as the owner types it into a new box.
-fn place(passphrase: &str) -> serde_json::Value {
+/// Where the backups are, as the owner types it into a new box, with the box's setup code.
+fn place(passphrase: &str, code: &str) -> serde_json::Value {
     json!({"kind": "sftp", "host": lab::ip(DEVICE), "user": lab::user(),
-           "password": lab::password(), "path": FOLDER, "passphrase": passphrase})
+           "password": lab::password(), "path": FOLDER, "passphrase": passphrase,
+           "setup_code": code})
 }
 
 async fn restore(s: &TestServer, body: &serde_json::Value) -> (u16, serde_json::Value) {
@@ -72,8 +73,10 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         .send(
             reqwest::Method::POST,
             "/api/v1/backups/destinations",
-            Some(json!({"name": "Server 2", "kind": "sftp", "host": lab::ip(DEVICE),
-                        "user": lab::user(), "password": lab::password(), "path": FOLDER})),
+            Some(
+                json!({"name": "Server 2", "kind": "sftp", "host": lab::ip(DEVICE),
+                        "user": lab::user(), "password": lab::password(), "path": FOLDER}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{dest}");
@@ -122,17 +125,18 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     assert_eq!(first["passphrase_set"], true, "{first}");
     assert_eq!(first["last"]["ok"], true, "{first}");
     // Wait for the background run to let go, then back up again by hand.
-    let done: serde_json::Value = eventually("back up the box now", Duration::from_secs(120), || async {
-        let (status, done) = api
-            .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-            .await;
-        match status {
-            200 => Ok(done),
-            422 if done.to_string().contains("already") => Err(done.to_string()),
-            _ => panic!("back up the box: {status} {done}"),
-        }
-    })
-    .await;
+    let done: serde_json::Value =
+        eventually("back up the box now", Duration::from_secs(120), || async {
+            let (status, done) = api
+                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
+                .await;
+            match status {
+                200 => Ok(done),
+                422 if done.to_string().contains("already") => Err(done.to_string()),
+                _ => panic!("back up the box: {status} {done}"),
+            }
+        })
+        .await;
     assert_eq!(done["ok"], true, "{done}");
     let at = &done["destinations"][0];
     assert_eq!(at["id"].as_i64(), Some(dest_id), "{done}");
@@ -141,6 +145,35 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         snapshot.len() >= 8 && snapshot.chars().all(|c| c.is_ascii_hexdigit()),
         "{done}"
     );
+
+    // A new passphrase: from the next backup on it opens the box's backups and the old one
+    // no longer does (its key is removed once a backup sealed with the new one is stored).
+    let old_passphrase = passphrase;
+    let passphrase = password("recovery-2");
+    let (status, set) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/backups/box/passphrase",
+            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
+        )
+        .await;
+    assert_eq!(status, 204, "{set}");
+    let again: serde_json::Value = eventually(
+        "a backup with the new passphrase",
+        Duration::from_secs(120),
+        || async {
+            let (status, done) = api
+                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
+                .await;
+            match status {
+                200 => Ok(done),
+                422 if done.to_string().contains("already") => Err(done.to_string()),
+                _ => panic!("back up the box: {status} {done}"),
+            }
+        },
+    )
+    .await;
+    assert_eq!(again["ok"], true, "{again}");
 
     // The repository opens with the passphrase in plain restic (no Homelab in the way), and
     // holds the box's file, sealed: its own header, no database in the clear.
@@ -160,18 +193,25 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
             &volume,
             "restic/restic:0.14.0",
             "-c",
-            "restic -r /repo --no-cache snapshots --host homelab-box --json && \
+            "restic -r /repo --no-cache snapshots --host homelab.box --json && \
              restic -r /repo --no-cache dump latest /homelab-box.sealed | head -c 13",
         ],
     );
-    assert!(plain.contains("\"hostname\":\"homelab-box\""), "{plain}");
+    assert!(plain.contains("\"hostname\":\"homelab.box\""), "{plain}");
     assert!(plain.ends_with("HOMELAB-BOX 1"), "{plain}");
     old.stop().await.unwrap();
 
-    // A new, empty box.
+    // A new, empty box. A restore needs its setup code even in the open window (it brings
+    // keys whoever made the backup knows).
     let new = start("box-new").await;
-    // A wrong passphrase: refused in words; nothing staged, nobody can sign in.
-    let (status, wrong) = restore(&new, &place("not the right passphrase at all")).await;
+    let code = homelabd::setup_code(homelabd::Config::new(&new.data))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, no_code) = restore(&new, &place(&passphrase, "")).await;
+    assert_eq!(status, 403, "{no_code}");
+    // The old passphrase: refused in words; nothing staged, nobody can sign in.
+    let (status, wrong) = restore(&new, &place(&old_passphrase, &code)).await;
     assert_eq!(status, 422, "{wrong}");
     assert!(
         wrong.to_string().contains("does not open the backups"),
@@ -184,14 +224,17 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         "the restore's key went again: {keys}"
     );
     // A place with no backups.
-    let mut elsewhere = place(&passphrase);
+    let mut elsewhere = place(&passphrase, &code);
     elsewhere["path"] = json!("/home/homelab/homelab-box-test-empty");
-    lab::exec(DEVICE, &["mkdir", "-p", "/home/homelab/homelab-box-test-empty"]);
+    lab::exec(
+        DEVICE,
+        &["mkdir", "-p", "/home/homelab/homelab-box-test-empty"],
+    );
     let (status, empty) = restore(&new, &elsewhere).await;
     assert_eq!(status, 422, "{empty}");
     assert!(empty.to_string().contains("no Homelab backups"), "{empty}");
 
-    let (status, restored) = restore(&new, &place(&passphrase)).await;
+    let (status, restored) = restore(&new, &place(&passphrase, &code)).await;
     assert_eq!(status, 202, "{restored}");
     assert_eq!(restored["restarting"], true, "{restored}");
     let keys = lab::exec(DEVICE, &["cat", "/home/homelab/.ssh/authorized_keys"]);
@@ -199,12 +242,16 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     // The daemon stops by itself to start with the restored state (the binary starts again
     // at once; here the test does).
     let data = new.data.clone();
-    eventually("the new box stops to restart", Duration::from_secs(20), || async {
-        match new.client.get(new.url("/healthz")).send().await {
-            Err(_) => Ok(()),
-            Ok(r) => Err(r.status().to_string()),
-        }
-    })
+    eventually(
+        "the new box stops to restart",
+        Duration::from_secs(20),
+        || async {
+            match new.client.get(new.url("/healthz")).send().await {
+                Err(_) => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+            }
+        },
+    )
     .await;
     assert!(homelabd::restart_wanted(&data));
     new.stop().await.unwrap();
@@ -219,18 +266,25 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         s: &back,
     };
     let status = api.get("/api/v1/backups/box").await;
-    assert!(status["restored"]["made_at"].as_i64().unwrap() > 0, "{status}");
+    assert!(
+        status["restored"]["made_at"].as_i64().unwrap() > 0,
+        "{status}"
+    );
     assert_eq!(status["passphrase_set"], true, "{status}");
     let devices = api.get("/api/v1/devices").await;
     assert!(devices.to_string().contains("Server Two"), "{devices}");
-    eventually("the device answers the new box", Duration::from_secs(90), || async {
-        let devices = api.get("/api/v1/devices").await;
-        if devices.to_string().contains("\"online\"") {
-            Ok(())
-        } else {
-            Err(devices.to_string())
-        }
-    })
+    eventually(
+        "the device answers the new box",
+        Duration::from_secs(90),
+        || async {
+            let devices = api.get("/api/v1/devices").await;
+            if devices.to_string().contains("\"online\"") {
+                Ok(())
+            } else {
+                Err(devices.to_string())
+            }
+        },
+    )
     .await;
     let app = api.get(&format!("/api/v1/applications/{SLUG}")).await;
     assert!(app.to_string().contains("running"), "{app}");
@@ -243,9 +297,41 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         )
         .await;
     assert_eq!(status, 200, "{checked}");
-    // Claimed again: a second restore is refused.
-    let (status, again) = restore(&back, &place(&passphrase)).await;
+    // Claimed again: a second restore is refused, its page sends to sign-in, and the box's
+    // backup pages need a session.
+    let (status, again) = restore(&back, &place(&passphrase, &code)).await;
     assert!(status == 403 || status == 409, "{status} {again}");
+    let page = back
+        .client
+        .get(back.url("/setup/restore"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/login");
+    for path in ["/backups/box", "/backups/recovery-sheet"] {
+        let res = back.client.get(back.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{path} without a session");
+    }
+    // The recovery sheet names the place and never the passphrase.
+    let sheet = back
+        .client
+        .get(back.url("/backups/recovery-sheet"))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sheet.contains(FOLDER) && sheet.contains("Restore from a backup"),
+        "{sheet}"
+    );
+    assert!(!sheet.contains(&passphrase));
     lab::clean_app(DEVICE, SLUG);
-    lab::exec(DEVICE, &["rm", "-rf", FOLDER, "/home/homelab/homelab-box-test-empty"]);
+    lab::exec(
+        DEVICE,
+        &["rm", "-rf", FOLDER, "/home/homelab/homelab-box-test-empty"],
+    );
 }

@@ -819,6 +819,102 @@ def main():
                 page.goto(base + "/settings")
                 expect(page).to_have_url(base + "/settings")
 
+            def box_backup_and_restore():
+                # The box's own backup: the recovery passphrase set on the Backups page starts
+                # one at once (its line arrives live), "Back up the box now" says it worked, the
+                # recovery sheet names the place. Then a second, empty box (the same binary on
+                # a fresh data folder) is restored from it through "Restore from a backup": a
+                # wrong passphrase is refused in words; the right one brings the homelab back
+                # after the daemon starts itself again, and the old account signs in.
+                lab = lab_env()
+                ip = lab["LAB_IP_SERVER_02"]
+                folder = "/home/homelab/walk-backups"
+                passphrase = "walk-recovery-" + secrets.token_urlsafe(12)
+                remember_secret(passphrase)
+                page.click("#nav >> text=Backups")
+                card = page.locator("#box-backup")
+                # Type only once htmx has wired up the swapped-in form.
+                page.wait_for_function(
+                    "() => document.querySelector('#box-passphrase-form')['htmx-internal-data'] !== undefined")
+                page.fill("#box-passphrase", passphrase)
+                page.fill("#box-confirm", passphrase)
+                page.click("#box-passphrase-save")
+                expect(page.locator("#toasts")).to_contain_text("Recovery passphrase set")
+                expect(card.locator("#box-last")).to_contain_text("Backed up", timeout=60000)
+                expect(card.locator("#box-lines")).to_contain_text("Server Two backups")
+                page.click("#box-back-up")
+                expect(card.locator("#box-done")).to_contain_text("backed up", timeout=60000)
+                w.shot("10e-box-backup")
+                sheet = page.request.get(base + "/backups/recovery-sheet").text()
+                assert folder in sheet and "Restore from a backup" in sheet, sheet[:500]
+                assert passphrase not in sheet
+
+                port2 = free_port()
+                base2 = f"http://127.0.0.1:{port2}"
+                data2 = ARTIFACTS / "data" / f"browser-restored-{secrets.token_hex(4)}"
+                data2.mkdir(parents=True, exist_ok=True)
+                log2 = open(ARTIFACTS / "logs" / "browser-restored-daemon.log", "w")
+                proc2 = subprocess.Popen(
+                    [str(BIN), "run", "--listen", f"127.0.0.1:{port2}", "--data", str(data2),
+                     "--poll-interval", "3600", "--backup-schedule", "off"],
+                    stdout=log2, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "info"})
+                fresh = browser.new_context(viewport={"width": 1280, "height": 800})
+                try:
+                    wait_healthy(base2, proc2)
+                    p2 = fresh.new_page()
+                    p2.goto(base2 + "/")
+                    p2.click("#restore-link a")
+                    expect(p2.locator("h1")).to_have_text("Restore from a backup")
+                    # A restore needs the new box's setup code (from its console; here its CLI).
+                    code = subprocess.run([str(BIN), "setup-code", "--data", str(data2)],
+                                          capture_output=True, text=True, check=True).stdout.strip()
+                    p2.fill("#setup_code", code)
+                    p2.check("#kind-sftp")
+                    p2.fill("#dest-host", ip)
+                    p2.fill("#dest-user", lab["LAB_USER"])
+                    p2.fill("#dest-password", lab["LAB_PASSWORD"])
+                    p2.fill("#dest-path", folder)
+                    wrong = "not-the-passphrase-" + secrets.token_hex(6)
+                    remember_secret(wrong)
+                    p2.fill("#restore-passphrase", wrong)
+                    p2.click("#restore-submit")
+                    expect(p2.locator("#restore-error")).to_contain_text("does not open", timeout=60000)
+                    expect(p2.locator("#dest-path")).to_have_value(folder)
+                    w.shot("10f-restore-refused", p2)
+                    p2.fill("#setup_code", code)
+                    p2.fill("#dest-password", lab["LAB_PASSWORD"])
+                    p2.fill("#restore-passphrase", passphrase)
+                    p2.click("#restore-submit")
+                    expect(p2.locator("#restore-done")).to_be_visible(timeout=60000)
+                    w.shot("10g-restore-done", p2)
+                    # The daemon stops and starts again by itself with the restored state.
+                    def signs_in_now():
+                        # Claimed (the restored owner): /login no longer sends to /setup.
+                        try:
+                            with urllib.request.urlopen(base2 + "/login", timeout=2) as r:
+                                return r.status == 200 and r.geturl().endswith("/login")
+                        except OSError:
+                            return False
+                    wait_until("the restored box answers", 30, lambda: proc2.poll() is None and signs_in_now())
+                    p2.click("text=Sign in")
+                    p2.fill("#username", "admin")
+                    p2.fill("#password", password)
+                    p2.click("button[type=submit]")
+                    expect(p2.locator("h1")).to_have_text("Your homelab")
+                    expect(p2.locator("#restored-note")).to_contain_text("Your homelab is back")
+                    expect(p2.locator(".device-card[data-device='Server Two']")).to_be_visible()
+                    w.shot("10h-restored-dashboard", p2)
+                    p2.click("#restored-note button")
+                    expect(p2.locator("#restored-note")).to_have_count(0)
+                finally:
+                    fresh.close()
+                    proc2.terminate()
+                    try:
+                        proc2.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc2.kill()
+                    log2.close()
+
             def phone_and_dark():
                 phone = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark",
                                             storage_state=ctx.storage_state())
@@ -846,6 +942,7 @@ def main():
                              ("add a device and see it on the dashboard", add_device),
                              ("deploy an app, open it", deploy_app),
                              ("back the app up to an SSH server", back_up_app),
+                             ("the box backs itself up; a new box restores from it", box_backup_and_restore),
                              ("move the app to another device and back", move_app),
                              ("remove the app with its data", remove_app),
                              ("cable pulled while an app starts", cable_pulled_while_starting),

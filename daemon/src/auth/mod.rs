@@ -239,7 +239,7 @@ impl Auth {
         setup_code: Option<&str>,
         client: &Client,
     ) -> Result<NewSession, AuthError> {
-        self.setup_gate(setup_code, client).await?;
+        self.setup_gate(setup_code, client, false).await?;
         let username = validate_username(username)?;
         let pw = password
             .expose_str()
@@ -260,11 +260,14 @@ impl Auth {
 
     /// What stands before anything that takes over an unclaimed box (creating its owner, or
     /// restoring a homelab onto it): the box is not claimed yet, and after the open window
-    /// the setup code from its console is given.
+    /// (always, with `code_always`) the setup code from its console is given. A restore
+    /// always needs it: it brings keys the one who made the backup knows, so whoever is on
+    /// the LAN in the first minutes must not be able to choose them.
     pub async fn setup_gate(
         &self,
         setup_code: Option<&str>,
         client: &Client,
+        code_always: bool,
     ) -> Result<(), AuthError> {
         let status = self.claim_status().await?;
         if status.claimed {
@@ -281,7 +284,7 @@ impl Auth {
         // Inside the open window no code is needed, but a code that is typed must be right:
         // a mistyped code is a mistake worth telling about (and the appliance's boot test uses
         // it to prove the console shows the daemon's code).
-        if status.code_required || !typed.is_empty() {
+        if status.code_required || code_always || !typed.is_empty() {
             if typed.is_empty() {
                 return Err(AuthError::SetupCodeRequired);
             }

@@ -26,17 +26,25 @@ use crate::secrets::Secret;
 use crate::secrets::passphrase::{self, PassphraseSealed};
 use crate::store::{DB_FILE, Store};
 
-/// restic's host name for the box's own snapshots (apps use their slug, which never has
-/// this form: slugs are an app's name, and no catalog app is called this).
-pub const BOX_HOST: &str = "homelab-box";
+/// restic's host name for the box's own snapshots. Apps' snapshots carry their slug, which
+/// never has a dot (lower-case letters, digits and dashes), so neither can take the other's.
+pub const BOX_HOST: &str = "homelab.box";
 /// The file's name inside those snapshots.
 pub const BUNDLE_NAME: &str = "homelab-box.sealed";
 const MAGIC: &[u8] = b"HOMELAB-BOX 1\n";
 /// Bound into the sealing, so no other passphrase-sealed file of ours opens as a bundle.
 const CONTEXT: &str = "homelab-box-state";
 /// The largest bundle made or read: a box's database is a few MB; this bounds what a
-/// restore downloads and holds (three copies at most while it is packed and sealed).
-pub const MAX_BUNDLE: usize = 512 << 20;
+/// restore downloads and what a backup or restore holds in memory while it packs, seals or
+/// opens one (a few copies at once).
+pub const MAX_BUNDLE: usize = 128 << 20;
+/// The most a bundle's sealing may ask of Argon2id (ours asks 64 MiB and 3 passes): a
+/// crafted header must not make a restore allocate a gigabyte or run for minutes.
+const MAX_KDF_KIB: u32 = 256 * 1024;
+const MAX_KDF_PASSES: u32 = 10;
+
+/// A bundle's files: each name (relative to the data directory) and its bytes.
+pub type Files = Vec<(String, Vec<u8>)>;
 
 /// What a bundle holds, besides the bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,8 +105,9 @@ fn allowed(name: &str) -> bool {
 }
 
 /// The owner's recipes, file by file (bounded; anything odd in the folder is left out).
-fn recipe_files(data: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+fn recipe_files(data: &Path) -> io::Result<Files> {
     let mut files = Vec::new();
+    let mut total = 0u64;
     let Ok(apps) = fs::read_dir(data.join(RECIPES)) else {
         return Ok(files);
     };
@@ -108,13 +117,20 @@ fn recipe_files(data: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
             continue;
         }
         for file in fs::read_dir(app.path())?.flatten() {
-            let name = format!("{RECIPES}/{app_name}/{}", file.file_name().to_string_lossy());
+            let name = format!(
+                "{RECIPES}/{app_name}/{}",
+                file.file_name().to_string_lossy()
+            );
             let meta = file.metadata()?;
             if !allowed(&name) || !meta.is_file() || meta.len() > MAX_RECIPE_FILE {
                 continue;
             }
-            if files.len() >= MAX_RECIPE_FILES {
-                return Ok(files);
+            // Bounded before anything is read: the count and what they add up to.
+            total += meta.len();
+            if files.len() >= MAX_RECIPE_FILES || total > (MAX_BUNDLE / 4) as u64 {
+                return Err(io::Error::other(
+                    "the recipes folder holds more than a box's backup takes: remove what is not a recipe from it",
+                ));
             }
             files.push((name, fs::read(file.path())?));
         }
@@ -177,7 +193,7 @@ pub fn pack(files: &[(String, Vec<u8>)], made_at: i64) -> Result<Vec<u8>, Bundle
 
 /// Reads a plaintext back: the manifest and each file, checked (known names only, each
 /// once, the database present, sizes that add up to what is there).
-pub fn unpack(plain: &[u8]) -> Result<(Manifest, Vec<(String, Vec<u8>)>), BundleError> {
+pub fn unpack(plain: &[u8]) -> Result<(Manifest, Files), BundleError> {
     let end = plain
         .iter()
         .position(|b| *b == b'\n')
@@ -237,6 +253,11 @@ pub fn open(sealed: &[u8], passphrase: &Secret) -> Result<Secret, BundleError> {
         .ok_or(BundleError::Unreadable("no header"))?;
     let header: PassphraseSealed = serde_json::from_slice(&body[..end])
         .map_err(|_| BundleError::Unreadable("header unreadable"))?;
+    if header.m_cost_kib > MAX_KDF_KIB || header.t_cost > MAX_KDF_PASSES || header.p_cost > 4 {
+        return Err(BundleError::Unreadable(
+            "its sealing asks too much of this box",
+        ));
+    }
     passphrase::open_raw(&header, &body[end + 1..], passphrase, CONTEXT).map_err(|e| match e {
         crate::secrets::VaultError::Open => BundleError::WrongPassphrase,
         _ => BundleError::Unreadable("sealing unknown"),
@@ -274,7 +295,10 @@ pub fn stage(
     for (name, bytes) in files {
         let path = fresh.join(name);
         if let Some(dir) = path.parent() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         write_durably(&path, bytes)?;
     }
@@ -352,7 +376,10 @@ mod tests {
         vec![
             (DB_FILE.into(), b"SQLite format 3\0rows".to_vec()),
             ("secrets/master.key".into(), vec![7u8; 32]),
-            ("recipes/my-app/manifest.yaml".into(), b"name: Mine".to_vec()),
+            (
+                "recipes/my-app/manifest.yaml".into(),
+                b"name: Mine".to_vec(),
+            ),
         ]
     }
 
@@ -408,7 +435,10 @@ mod tests {
         assert!(with(vec![entry("../../etc/passwd", 1)], b"x").is_err());
         assert!(with(vec![entry("secrets/other.key", 1)], b"x").is_err());
         assert!(with(vec![entry(DB_FILE, 5)], b"abc").is_err(), "cut short");
-        assert!(with(vec![entry(DB_FILE, 1)], b"abc").is_err(), "extra bytes");
+        assert!(
+            with(vec![entry(DB_FILE, 1)], b"abc").is_err(),
+            "extra bytes"
+        );
         assert!(
             with(vec![entry(DB_FILE, 1), entry(DB_FILE, 1)], b"ab").is_err(),
             "twice"
@@ -422,7 +452,11 @@ mod tests {
         assert!(with(vec![entry("recipes/a/b/c", 1), entry(DB_FILE, 1)], b"ab").is_err());
         assert!(with(vec![entry(DB_FILE, 3)], b"abc").is_ok());
         assert!(
-            with(vec![entry(DB_FILE, 1), entry("recipes/my-app/manifest.yaml", 1)], b"ab").is_ok()
+            with(
+                vec![entry(DB_FILE, 1), entry("recipes/my-app/manifest.yaml", 1)],
+                b"ab"
+            )
+            .is_ok()
         );
     }
 
@@ -443,12 +477,18 @@ mod tests {
         let applied = apply_staged(data).unwrap().unwrap();
         assert_eq!(applied.made_at, 42);
         assert_eq!(fs::read(data.join(DB_FILE)).unwrap(), files[0].1);
-        assert_eq!(fs::read(data.join("secrets/master.key")).unwrap(), files[1].1);
+        assert_eq!(
+            fs::read(data.join("secrets/master.key")).unwrap(),
+            files[1].1
+        );
         assert_eq!(
             fs::read(data.join("recipes/my-app/manifest.yaml")).unwrap(),
             files[2].1
         );
-        assert!(!data.join(format!("{DB_FILE}-wal")).exists(), "the old WAL went");
+        assert!(
+            !data.join(format!("{DB_FILE}-wal")).exists(),
+            "the old WAL went"
+        );
         assert!(!staged(data));
         assert_eq!(apply_staged(data).unwrap(), None, "once");
         assert_eq!(take_restored(data).unwrap().made_at, 42);

@@ -90,6 +90,8 @@ impl Local<'_> {
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let secrets = creds.stdin();
+        // Each part ends with Err at the first reason to stop: try_join! then drops the rest,
+        // and dropping the child kills restic at once (its ssh ends with its pipes).
         let feed = async {
             if let Some(w) = stdin.as_mut() {
                 // A restic that stopped early closes its end: what it said explains why.
@@ -99,6 +101,7 @@ impl Local<'_> {
                 }
             }
             drop(stdin.take());
+            Ok::<(), String>(())
         };
         let read_out = async {
             let mut out = Vec::new();
@@ -108,7 +111,12 @@ impl Local<'_> {
                 loop {
                     match r.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) if out.len() + n > max_out => return Err(()),
+                        Ok(n) if out.len() + n > max_out => {
+                            return Err(
+                                "The backup tool answered with more than the box expected, so it was stopped."
+                                    .to_string(),
+                            );
+                        }
                         Ok(n) => out.extend_from_slice(&buf[..n]),
                     }
                 }
@@ -124,15 +132,16 @@ impl Local<'_> {
                 text = String::from_utf8_lossy(&all).into_owned();
             }
             let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n")
+            Ok(lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n"))
         };
         let all = async {
-            let ((), out, err) = tokio::join!(feed, read_out, read_err);
-            let status = child.wait().await;
-            (out, err, status)
+            let ((), out, err) = tokio::try_join!(feed, read_out, read_err)?;
+            let status = child.wait().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((out, err, status))
         };
         let (out, err, status) = match tokio::time::timeout(DEADLINE, all).await {
-            Ok(done) => done,
+            Ok(Ok(done)) => done,
+            Ok(Err(words)) => return Err(failed(words)),
             // Dropping the child kills restic (kill_on_drop); the folder goes with `dir`.
             Err(_) => {
                 return Err(failed(
@@ -140,20 +149,16 @@ impl Local<'_> {
                 ));
             }
         };
-        let Ok(out) = out else {
-            return Err(failed(
-                "The backup tool answered with more than the box expected, so it was stopped."
-                    .into(),
-            ));
-        };
         match status {
-            Ok(s) if s.success() => Ok(out),
+            s if s.success() => Ok(out),
             _ => {
                 let explained = restic::explain(&err, destination);
                 tracing::debug!(stderr = %err, "restic on the box failed");
                 Err(Failed {
                     why: explained.kind,
-                    words: explained.words().replace("The device could", "The box could"),
+                    words: explained
+                        .words()
+                        .replace("The device could", "The box could"),
                 })
             }
         }
@@ -166,7 +171,15 @@ struct Private(PathBuf);
 impl Private {
     fn make(data: &Path) -> std::io::Result<Private> {
         use std::os::unix::fs::DirBuilderExt;
-        let base = std::path::absolute(data)?.join("tmp");
+        // On the appliance systemd gives the daemon a memory-only folder of its own
+        // (RuntimeDirectory=homelabd): the keys never touch the SD card there. Elsewhere the
+        // data folder (owner only), swept at each start.
+        let base = match std::env::var("RUNTIME_DIRECTORY") {
+            Ok(dirs) if dirs.starts_with('/') => {
+                PathBuf::from(dirs.split(':').next().unwrap_or_default())
+            }
+            _ => std::path::absolute(data)?.join("tmp"),
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

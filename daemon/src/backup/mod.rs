@@ -250,6 +250,18 @@ pub fn check_target(target: &Target) -> Result<(), BackupError> {
     Ok(())
 }
 
+/// A new key for an SFTP server: its `authorized_keys` line, which may only use SFTP (no
+/// commands, forwarding or terminal), and its private half (OpenSSH format).
+pub fn sftp_only_key(comment: &str) -> Result<(String, Secret), String> {
+    let key = crate::ssh::keys::generate(comment).map_err(|e| e.to_string())?;
+    let public = crate::ssh::keys::authorized_line(key.public_key()).map_err(|e| e.to_string())?;
+    let private = crate::ssh::keys::encode_private(&key).map_err(|e| e.to_string())?;
+    Ok((
+        format!("restrict,command=\"internal-sftp\" {public}"),
+        private,
+    ))
+}
+
 /// What restic needs to open a repository, as it reaches the container: one line each on
 /// stdin, read by `restic::PRELUDE` before restic starts (never in its arguments or
 /// configuration).

@@ -150,8 +150,9 @@ pub fn parse_disk_free(out: &str) -> Option<(u64, u64)> {
             .take(3)
             .map(|w| w.parse().ok())
             .collect::<Option<_>>()?;
-        let usable = n.get(1)?.checked_add(*n.get(2)?)?;
-        (n.len() == 3 && n[0] > 0 && usable > 0).then(|| (usable * 1024, n[2] * 1024))
+        let usable = n.get(1)?.checked_add(*n.get(2)?)?.checked_mul(1024)?;
+        let free = n[2].checked_mul(1024)?;
+        (n.len() == 3 && n[0] > 0 && usable > 0).then_some((usable, free))
     })
 }
 

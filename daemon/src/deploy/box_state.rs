@@ -51,7 +51,7 @@ const MAX_PASSPHRASE: usize = 256;
 pub struct BoxState {
     pub data: PathBuf,
     pub restic: PathBuf,
-    one: tokio::sync::Mutex<()>,
+    one: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl BoxState {
@@ -59,7 +59,7 @@ impl BoxState {
         BoxState {
             data,
             restic,
-            one: tokio::sync::Mutex::new(()),
+            one: Default::default(),
         }
     }
 }
@@ -138,6 +138,47 @@ fn copy(s: &Secret) -> Secret {
     Secret::new(s.expose().to_vec())
 }
 
+/// How many of the newest box backups a restore tries before it gives up.
+const TRIED_SNAPSHOTS: usize = 3;
+
+/// A box backup fetched and checked, held until it is staged (with the one-at-a-time lock).
+pub struct FetchedBox {
+    manifest: Manifest,
+    files: bundle::Files,
+    _one: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// Opens a sealed box backup and checks its database can be started from (`check_copy`).
+/// Blocking (Argon2id, SQLite). Err: why not, in words.
+fn open_checked(
+    sealed: &[u8],
+    passphrase: &Secret,
+    scratch: &std::path::Path,
+) -> Result<(Manifest, bundle::Files), String> {
+    let plain = bundle::open(sealed, passphrase).map_err(|e| e.to_string())?;
+    let (manifest, files) = bundle::unpack(plain.expose()).map_err(|e| e.to_string())?;
+    drop(plain);
+    let db = files
+        .iter()
+        .find(|(n, _)| n == crate::store::DB_FILE)
+        .map(|(_, b)| b.as_slice())
+        .unwrap_or_default();
+    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+    let path = scratch.join(format!(
+        "restore-check-{}.db",
+        crate::secrets::random_bytes::<8>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let checked = std::fs::write(&path, db)
+        .map_err(|e| e.to_string())
+        .and_then(|()| crate::store::check_copy(&path));
+    let _ = std::fs::remove_file(&path);
+    checked.map_err(|why| format!("{why}."))?;
+    Ok((manifest, files))
+}
+
 impl Deployer {
     fn local(&self) -> Local<'_> {
         Local {
@@ -148,10 +189,7 @@ impl Deployer {
 
     /// Whether the owner has set a recovery passphrase (the box's backups need one).
     pub async fn recovery_set(&self) -> bool {
-        matches!(
-            self.store.secret(OWNER.into(), PURPOSE).await,
-            Ok(Some(_))
-        )
+        matches!(self.store.secret(OWNER.into(), PURPOSE).await, Ok(Some(_)))
     }
 
     async fn passphrase(&self) -> Result<Secret, DeployError> {
@@ -276,10 +314,7 @@ impl Deployer {
             destinations: Vec::new(),
         };
         for row in &destinations {
-            let at = match self
-                .box_to(row, &sealed, &passphrase, generation)
-                .await
-            {
+            let at = match self.box_to(row, &sealed, &passphrase, generation).await {
                 Ok(snapshot) => BoxBackupAt {
                     id: row.id,
                     name: row.name.clone(),
@@ -348,7 +383,9 @@ impl Deployer {
     }
 
     /// One destination: its repository made when there is none, the passphrase's key added
-    /// when it lacks it, the sealed state stored, the rules applied. Err: the owner's words.
+    /// when it lacks it, the sealed state stored, then (only with the repository to itself,
+    /// like an app's `forget`) the rules applied and the keys of earlier passphrases removed:
+    /// never before a backup sealed with the new one is there. Err: the owner's words.
     async fn box_to(
         &self,
         row: &DestinationRow,
@@ -360,8 +397,19 @@ impl Deployer {
         let local = self.local();
         let name = row.name.as_str();
         let words = |f: backup::local::Failed| f.words;
+        // Shared with the apps' backups; the weekly prune and check wait for it.
+        let lock = self.destination_lock(row.id);
+        let shared = lock.read().await;
         if let Err(f) = local
-            .run(&target, &creds, name, &["cat", "config", "--no-lock"], None, &[], 1 << 20)
+            .run(
+                &target,
+                &creds,
+                name,
+                &["cat", "config", "--no-lock"],
+                None,
+                &[],
+                1 << 20,
+            )
             .await
         {
             if !matches!(f.why, Why::NoRepository | Why::NoBucket) {
@@ -380,16 +428,13 @@ impl Deployer {
                 .await
                 .map_err(words)?;
         }
-        if self.keyed().await.get(&row.id) != Some(&generation) {
+        let rekey = self.keyed().await.get(&row.id) != Some(&generation);
+        let stale_keys = if rekey {
             self.add_recovery_key(&target, &creds, name, passphrase)
-                .await?;
-            let mut keyed = self.keyed().await;
-            keyed.insert(row.id, generation);
-            let _ = self
-                .store
-                .set_setting(KEYED, serde_json::to_string(&keyed).unwrap_or_default())
-                .await;
-        }
+                .await?
+        } else {
+            Vec::new()
+        };
         let out = local
             .run(
                 &target,
@@ -418,9 +463,44 @@ impl Deployer {
                 Some(restic::BackupLine::Summary { snapshot_id, .. }) => Some(snapshot_id),
                 _ => None,
             })
-            .ok_or_else(|| format!("The backup to {name} did not say it finished."))?;
-        // A month of the box's nights, weeks and months; the weekly prune frees the rest.
-        // A failure here leaves the new backup good; the next night tries again.
+            .ok_or_else(|| {
+                format!("The backup to {name} did not say it finished, so it is not counted. Try “Back up the box now” again.")
+            })?;
+        drop(shared);
+        // restic's forget and key removal lock the repository alone: only when no app's
+        // backup uses it now. Else the next night does it (the keys' number stays unsaved).
+        let Ok(_alone) = lock.try_write() else {
+            return Ok(snapshot);
+        };
+        let mut removed = true;
+        for id in &stale_keys {
+            if let Err(f) = local
+                .run(
+                    &target,
+                    &creds,
+                    name,
+                    &["key", "remove", id],
+                    None,
+                    &[],
+                    1 << 20,
+                )
+                .await
+            {
+                tracing::warn!(destination = %name, error = %f.words, "an old recovery key stays for now");
+                removed = false;
+            }
+        }
+        if rekey && removed {
+            let mut keyed = self.keyed().await;
+            keyed.insert(row.id, generation);
+            let _ = self
+                .store
+                .set_setting(KEYED, serde_json::to_string(&keyed).unwrap_or_default())
+                .await;
+        }
+        // The last 3, then 7 daily, 4 weekly and 6 monthly ones; the weekly prune frees what
+        // only forgotten ones held. A failure here leaves the new backup good; the next
+        // night tries again.
         let _ = local
             .run(
                 &target,
@@ -449,34 +529,28 @@ impl Deployer {
         Ok(snapshot)
     }
 
-    /// Adds the passphrase as a key of the repository, then removes the keys of earlier
-    /// passphrases (restic's `current` marks the key a run opened with).
+    /// Makes sure the passphrase is a key of the repository (added when it does not open
+    /// it); returns the keys of earlier passphrases, to remove once a backup sealed with this
+    /// one is stored (restic's `current` marks the key a run opened with).
     async fn add_recovery_key(
         &self,
         target: &Target,
         creds: &Credentials,
         name: &str,
         passphrase: &Secret,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
         let local = self.local();
         let with_passphrase = Credentials {
             password: copy(passphrase),
             ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
             s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
         };
-        // Already there (a key added before its number was saved): nothing to add.
-        let opened = local
-            .run(
-                target,
-                &with_passphrase,
-                name,
-                &["key", "list", "--json", "--no-lock"],
-                None,
-                &[],
-                1 << 20,
-            )
-            .await;
-        let listed = match opened {
+        let list = ["key", "list", "--json", "--no-lock"];
+        let listed = match local
+            .run(target, &with_passphrase, name, &list, None, &[], 1 << 20)
+            .await
+        {
+            // Already there (added before its number was saved): nothing to add.
             Ok(out) => out,
             Err(f) if f.why == Why::WrongPassword => {
                 local
@@ -501,15 +575,7 @@ impl Deployer {
                     .await
                     .map_err(|f| f.words)?;
                 local
-                    .run(
-                        target,
-                        &with_passphrase,
-                        name,
-                        &["key", "list", "--json", "--no-lock"],
-                        None,
-                        &[],
-                        1 << 20,
-                    )
+                    .run(target, &with_passphrase, name, &list, None, &[], 1 << 20)
                     .await
                     .map_err(|f| f.words)?
             }
@@ -527,35 +593,28 @@ impl Deployer {
             .lines()
             .find_map(|l| serde_json::from_str(l.trim()).ok())
             .unwrap_or_default();
-        for old in keys.iter().filter(|k| !k.current && k.user == KEY_USER) {
-            if !old.id.chars().all(|c| c.is_ascii_hexdigit()) {
-                continue;
-            }
-            // An old key that stays is only a passphrase no longer in use: noted, not fatal.
-            if let Err(f) = local
-                .run(target, creds, name, &["key", "remove", &old.id], None, &[], 1 << 20)
-                .await
-            {
-                tracing::warn!(destination = %name, error = %f.words, "an old recovery key stays");
-            }
-        }
-        Ok(())
+        Ok(keys
+            .into_iter()
+            .filter(|k| !k.current && k.user == KEY_USER)
+            .filter(|k| !k.id.is_empty() && k.id.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(|k| k.id)
+            .collect())
     }
 
-    /// A new box: finds the newest box backup where the owner says, opens it with the
-    /// passphrase and stages it for the next start (`bundle::apply_staged`). Nothing in the
-    /// data directory changes before all of it is here and opened. An SSH server gets a key
-    /// for the time of the restore (installed with the login's password, removed after).
-    pub async fn restore_box(&self, req: BoxRestore) -> Result<Manifest, DeployError> {
-        let _one = self
+    /// A new box: finds the newest box backup where the owner says that opens with the
+    /// passphrase and can be started from, and returns it, still held in memory. Nothing in
+    /// the data directory changes here ([`Deployer::stage_box`] does, once the caller has
+    /// checked the box is still nobody's). An SSH server gets a key for the time of the
+    /// restore (installed with the login's password, removed after, whatever happens).
+    pub async fn fetch_box(&self, req: BoxRestore) -> Result<FetchedBox, DeployError> {
+        let one = self
             .box_state
             .one
-            .try_lock()
+            .clone()
+            .try_lock_owned()
             .map_err(|_| refused("A restore is already running. Wait for it to finish."))?;
         backup::check_target(&req.target).map_err(|e| refused(e.to_string()))?;
-        let passphrase = check_passphrase(&req.passphrase).map_err(|_| {
-            refused("Enter the recovery passphrase you set on the old box (at least 12 characters).")
-        })?;
+        let passphrase = check_passphrase(&req.passphrase)?;
         let place = req.target.words();
         let mut temporary = None;
         let (ssh, s3) = match &req.target {
@@ -566,6 +625,8 @@ impl Deployer {
                     user: user.clone(),
                     password: copy(&req.password),
                 };
+                // Everything that can fail before the key is on the server, first.
+                let (line, private) = backup::sftp_only_key("homelab-restore").map_err(refused)?;
                 let plain =
                     |e: ssh::SshError| refused(e.plain().replace("the device", host.as_str()));
                 let session = ssh::connect(host, *port, &login, HostKeyPolicy::FirstUse)
@@ -576,50 +637,73 @@ impl Deployer {
                     *port,
                     &session.host_key.to_openssh().unwrap_or_default(),
                 );
-                let key = ssh::keys::generate("homelab-restore")
-                    .map_err(|e| refused(e.to_string()))?;
-                let public =
-                    ssh::keys::authorized_line(key.public_key()).map_err(|e| refused(e.to_string()))?;
-                let line = format!("restrict,command=\"internal-sftp\" {public}");
-                crate::devices::install_key(&session, &line)
-                    .await
-                    .map_err(|e| refused(e.to_string()))?;
-                let private = ssh::keys::encode_private(&key).map_err(|e| refused(e.to_string()))?;
+                if let Err(e) = crate::devices::install_key(&session, &line).await {
+                    session.close().await;
+                    return Err(refused(e.to_string()));
+                }
                 temporary = Some((session, line));
                 (Some((private, known)), None)
             }
-            Target::S3 { .. } => (None, Some((copy(&req.key_id), copy(&req.secret)))),
+            Target::S3 { .. } => {
+                let bad = |s: &Secret| {
+                    s.expose().is_empty() || s.expose().iter().any(|b| b.is_ascii_control())
+                };
+                if bad(&req.key_id) || bad(&req.secret) {
+                    return Err(refused(
+                        "Enter the access key id and the secret key of the storage.",
+                    ));
+                }
+                (None, Some((copy(&req.key_id), copy(&req.secret))))
+            }
         };
         let creds = Credentials {
             password: copy(&passphrase),
             ssh,
             s3,
         };
-        let result = self.fetch_box(&req.target, &creds, &place, &passphrase).await;
+        let result = self
+            .newest_box(&req.target, &creds, &place, &passphrase)
+            .await;
         if let Some((session, line)) = temporary {
             // The restored database brings the old box's own key for this server back.
             let _ = crate::devices::remove_key(&session, &line).await;
             session.close().await;
         }
         let (manifest, files) = result?;
+        Ok(FetchedBox {
+            manifest,
+            files,
+            _one: one,
+        })
+    }
+
+    /// Writes a fetched box backup beside the data, to be put in place at the next start.
+    pub async fn stage_box(&self, fetched: FetchedBox) -> Result<Manifest, DeployError> {
         let data = self.box_state.data.clone();
-        let staged = manifest.clone();
-        tokio::task::spawn_blocking(move || bundle::stage(&data, &staged, &files))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(format!("The box could not keep the restored files: {e}")))?;
-        tracing::info!(made_at = manifest.made_at, "the box's backup is restored; starting again with it");
+        let manifest = fetched.manifest.clone();
+        tokio::task::spawn_blocking(move || {
+            bundle::stage(&data, &fetched.manifest, &fetched.files)
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("The box could not keep the restored files: {e}")))?;
+        tracing::info!(
+            made_at = manifest.made_at,
+            "the box's backup is restored; starting again with it"
+        );
         Ok(manifest)
     }
 
-    /// The newest box backup at the place, opened.
-    async fn fetch_box(
+    /// The newest box backup at the place that opens with the passphrase and can be started
+    /// from. Any device can write to the repository, so a newer snapshot that does not open
+    /// (planted, or damaged) does not hide an older good one: the few newest are tried.
+    async fn newest_box(
         &self,
         target: &Target,
         creds: &Credentials,
         place: &str,
         passphrase: &Secret,
-    ) -> Result<(Manifest, Vec<(String, Vec<u8>)>), DeployError> {
+    ) -> Result<(Manifest, bundle::Files), DeployError> {
         let local = self.local();
         let explain = |f: backup::local::Failed| match f.why {
             Why::WrongPassword => refused(format!(
@@ -635,50 +719,74 @@ impl Deployer {
                 target,
                 creds,
                 place,
-                &["snapshots", "--json", "--no-lock", "--host", BOX_HOST, "--tag", BOX_HOST],
+                &[
+                    "snapshots",
+                    "--json",
+                    "--no-lock",
+                    "--host",
+                    BOX_HOST,
+                    "--tag",
+                    BOX_HOST,
+                ],
                 None,
                 &[],
                 8 << 20,
             )
             .await
             .map_err(explain)?;
-        let list = restic::snapshots(&String::from_utf8_lossy(&out)).map_err(|e| failed(e.to_string()))?;
-        let newest = list
-            .iter()
-            .filter(|s| restic::valid_snapshot_id(&s.id))
-            .max_by_key(|s| {
+        let mut list =
+            restic::snapshots(&String::from_utf8_lossy(&out)).map_err(|e| failed(e.to_string()))?;
+        list.retain(|s| restic::valid_snapshot_id(&s.id));
+        list.sort_by_key(|s| {
+            std::cmp::Reverse(
                 chrono::DateTime::parse_from_rfc3339(&s.time)
                     .map(|t| t.timestamp())
-                    .unwrap_or(0)
-            })
-            .ok_or_else(|| {
-                refused(format!(
-                    "The backups at {place} hold no backup of a Homelab box yet. Choose the place your old box backed itself up to."
-                ))
-            })?;
-        let sealed = local
-            .run(
-                target,
-                creds,
-                place,
-                &["dump", "--no-lock", &newest.id, &format!("/{BUNDLE_NAME}")],
-                None,
-                &[],
-                bundle::MAX_BUNDLE + 4096,
+                    .unwrap_or(0),
             )
-            .await
-            .map_err(explain)?;
-        let pass = copy(passphrase);
-        tokio::task::spawn_blocking(move || {
-            let plain = bundle::open(&sealed, &pass)?;
-            bundle::unpack(plain.expose())
-        })
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| match e {
-            bundle::BundleError::WrongPassphrase => refused(e.to_string()),
-            other => failed(other.to_string()),
-        })
+        });
+        if list.is_empty() {
+            return Err(refused(format!(
+                "The backups at {place} hold no backup of a Homelab box yet. Choose the place your old box backed itself up to."
+            )));
+        }
+        let mut why = String::new();
+        for snapshot in list.iter().take(TRIED_SNAPSHOTS) {
+            let sealed = local
+                .run(
+                    target,
+                    creds,
+                    place,
+                    &[
+                        "dump",
+                        "--no-lock",
+                        &snapshot.id,
+                        &format!("/{BUNDLE_NAME}"),
+                    ],
+                    None,
+                    &[],
+                    bundle::MAX_BUNDLE + 4096,
+                )
+                .await
+                .map_err(explain)?;
+            let pass = copy(passphrase);
+            let scratch = self.box_state.data.join("tmp");
+            let opened =
+                tokio::task::spawn_blocking(move || open_checked(&sealed, &pass, &scratch))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+            match opened {
+                Ok(found) => return Ok(found),
+                Err(words) => {
+                    tracing::info!(snapshot = %snapshot.short_id, why = %words, "a box backup that cannot be restored");
+                    if why.is_empty() {
+                        why = words;
+                    }
+                }
+            }
+        }
+        Err(refused(format!(
+            "The newest box backup at {place} cannot be restored: {why}"
+        )))
     }
 
     /// The scheduled box backup: at the default schedule's times, once a passphrase is set,
@@ -713,7 +821,7 @@ impl Deployer {
             .await;
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = Box::pin(me.back_up_box()).await {
+            if let Err(e) = me.back_up_box().await {
                 tracing::warn!(error = %e, "the box's scheduled backup did not run");
             }
         });

@@ -111,8 +111,12 @@ impl Deployer {
             .unwrap_or_default();
         // The box's own state follows the default schedule (an app's own policy is its own).
         let box_host = crate::backup::bundle::BOX_HOST;
-        self.box_backup_due(now, &policy_for(&rows, box_host).0.schedule, handled.get(box_host).copied())
-            .await;
+        self.box_backup_due(
+            now,
+            &policy_for(&rows, box_host).0.schedule,
+            handled.get(box_host).copied(),
+        )
+        .await;
         for app in self.store.apps().await.unwrap_or_default() {
             let Ok(recipe) = self.recipe(&app.slug) else {
                 continue;

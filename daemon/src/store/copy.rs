@@ -122,3 +122,67 @@ mod tests {
         ));
     }
 }
+
+/// Whether a database copy (a box's own backup, before it may replace this box's) is one this
+/// build can start with: SQLite finds it sound, its schema is ours and not newer, and it has
+/// an owner (a homelab with no account would leave the box open to whoever claims it next,
+/// with the keys of the one who made it). Err: why not, in the owner's words.
+pub fn check_copy(copy: &Path) -> Result<(), String> {
+    let unreadable = |e: rusqlite::Error| format!("its database cannot be read ({e})");
+    let conn = rusqlite::Connection::open_with_flags(
+        copy,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(unreadable)?;
+    // The schema is only read, never run: no trigger or view of a crafted file executes.
+    conn.pragma_update(None, "trusted_schema", "OFF")
+        .map_err(unreadable)?;
+    let sound: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    if sound != "ok" {
+        return Err("its database is damaged".into());
+    }
+    let version = super::migrations::user_version(&conn).map_err(unreadable)?;
+    if version > super::SCHEMA_VERSION {
+        return Err(
+            "it was made by a newer Homelab: update this box first (Settings → Updates), then restore".into(),
+        );
+    }
+    if version < 1 {
+        return Err("it holds no Homelab database".into());
+    }
+    let owners: i64 = conn
+        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    if owners < 1 {
+        return Err("it has no owner account".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_copy_without_an_owner_or_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("live.db")).unwrap();
+        let copy = dir.path().join("copy.db");
+        store.copy_to(&copy).await.unwrap();
+        assert_eq!(check_copy(&copy).unwrap_err(), "it has no owner account");
+        store.claim("admin".into(), "hash".into()).await.unwrap();
+        let owned = dir.path().join("owned.db");
+        store.copy_to(&owned).await.unwrap();
+        assert_eq!(check_copy(&owned), Ok(()));
+        let newer = rusqlite::Connection::open(&owned).unwrap();
+        newer
+            .pragma_update(None, "user_version", super::super::SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(newer);
+        assert!(check_copy(&owned).unwrap_err().contains("newer Homelab"));
+        std::fs::write(&copy, b"not a database at all, just some bytes").unwrap();
+        assert!(check_copy(&copy).is_err());
+    }
+}

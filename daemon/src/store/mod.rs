@@ -30,7 +30,7 @@ use rusqlite::Connection;
 pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
 pub use backups::{BackupRunRow, DestinationRow, PolicyRow, Space};
-pub use copy::restore_copy;
+pub use copy::{check_copy, restore_copy};
 pub use devices::{DeviceRow, HistoryPolicy, NewDevice, PollRecord, Recorded, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;
 pub use names::NameRow;

@@ -56,7 +56,24 @@ fn table() -> Vec<Entry> {
         entry(M::POST, paths::SETUP, Public, views::auth::setup_submit),
         // A new box restored from the old one's backup: gated like claiming it (not claimed
         // yet; the setup code after the open window).
-        entry(M::POST, paths::API_SETUP_RESTORE, Public, api::recovery::restore),
+        entry(
+            M::POST,
+            paths::API_SETUP_RESTORE,
+            Public,
+            api::recovery::restore,
+        ),
+        entry(
+            M::GET,
+            paths::SETUP_RESTORE,
+            Public,
+            views::recovery::restore_page,
+        ),
+        entry(
+            M::POST,
+            paths::SETUP_RESTORE,
+            Public,
+            views::recovery::restore_submit,
+        ),
         entry(M::GET, paths::LOGIN, Public, views::auth::login_page),
         entry(M::POST, paths::LOGIN, Public, views::auth::login_submit),
         // Pages
@@ -284,6 +301,36 @@ fn table() -> Vec<Entry> {
             views::network_router::card,
         ),
         entry(M::GET, paths::BACKUPS, Session, views::backups::show),
+        entry(
+            M::GET,
+            paths::BACKUPS_BOX,
+            Session,
+            views::recovery::box_part,
+        ),
+        entry(
+            M::POST,
+            paths::BACKUPS_BOX,
+            Session,
+            views::recovery::back_up_now,
+        ),
+        entry(
+            M::POST,
+            paths::BACKUPS_BOX_PASSPHRASE,
+            Session,
+            views::recovery::set_passphrase,
+        ),
+        entry(
+            M::GET,
+            paths::BACKUPS_RECOVERY_SHEET,
+            Session,
+            views::recovery::recovery_sheet,
+        ),
+        entry(
+            M::POST,
+            paths::DASHBOARD_RESTORED_DISMISS,
+            Session,
+            views::recovery::dismiss_restored,
+        ),
         entry(
             M::GET,
             paths::BACKUPS_APPS,
@@ -558,8 +605,18 @@ fn table() -> Vec<Entry> {
             SessionOrToken,
             api::backups::maintain_destination,
         ),
-        entry(M::GET, paths::API_BACKUP_BOX, SessionOrToken, api::recovery::status),
-        entry(M::POST, paths::API_BACKUP_BOX, SessionOrToken, api::recovery::back_up),
+        entry(
+            M::GET,
+            paths::API_BACKUP_BOX,
+            SessionOrToken,
+            api::recovery::status,
+        ),
+        entry(
+            M::POST,
+            paths::API_BACKUP_BOX,
+            SessionOrToken,
+            api::recovery::back_up,
+        ),
         entry(
             M::PUT,
             paths::API_BACKUP_BOX_PASSPHRASE,

@@ -13,11 +13,11 @@
 pub mod apps;
 pub mod auth;
 pub mod backups;
-pub mod recovery;
 pub mod devices;
 pub mod dns;
 pub mod network;
 pub mod pool;
+pub mod recovery;
 pub mod settings;
 pub mod updates;
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::auth::AuthError;
 use crate::backup::bundle::Manifest;
 use crate::deploy::{BoxBackup, BoxRestore};
 use crate::secrets::Secret;
@@ -33,7 +34,7 @@ pub async fn set_passphrase(
     if has_destination {
         let deployer = state.deployer.clone();
         tokio::spawn(async move {
-            if let Err(e) = Box::pin(deployer.back_up_box()).await {
+            if let Err(e) = deployer.back_up_box().await {
                 tracing::warn!(error = %e, "the box's backup after a new passphrase did not run");
             }
         });
@@ -41,30 +42,56 @@ pub async fn set_passphrase(
     Ok(())
 }
 
-/// Backs the box's own state up to every destination now, and says how it went.
+/// Backs the box's own state up to every destination now, and says how it went. It runs as
+/// a task of its own: a browser that goes away does not stop it half way (its record and
+/// toast still come).
 pub async fn back_up_box(state: &AppState) -> Result<BoxBackup, WebError> {
-    // Boxed: restic's runs make a deep future, kept off the worker's stack.
-    Ok(Box::pin(state.deployer.back_up_box()).await?)
+    let deployer = state.deployer.clone();
+    let run = tokio::spawn(async move { deployer.back_up_box().await });
+    Ok(run.await.map_err(WebError::internal)??)
 }
 
-/// On a box nobody has claimed yet (the setup code after the open window, as for creating the
-/// owner's account): restores the newest box backup at the place given, then starts the
-/// daemon again with it. Nothing changes when anything fails.
+/// On a box nobody has claimed yet (and always with the setup code from its console): restores
+/// the newest box backup at the place given, then starts the daemon again with it. Nothing
+/// changes when anything fails, or when the box was claimed while the backup was fetched.
 pub async fn restore_box(
     state: &AppState,
     who: &Ctx,
     setup_code: Option<&str>,
     req: BoxRestore,
 ) -> Result<Manifest, WebError> {
-    state.auth.setup_gate(setup_code, &who.client).await?;
-    let manifest = Box::pin(state.deployer.restore_box(req)).await?;
-    tracing::info!(client = %who.client.addr, "a restore from the box's backup was staged");
-    // The answer goes out first; then the daemon stops and starts again with the restored
-    // state (`restart_wanted`).
-    let restart = state.restart.clone();
+    state.auth.setup_gate(setup_code, &who.client, true).await?;
+    // A task of its own: a browser that goes away mid-way must neither cut the restore short
+    // before the key it installed on the SSH server is removed again, nor leave a staged
+    // restore without the restart that puts it in place.
+    let (deployer, auth, restart) = (
+        state.deployer.clone(),
+        state.auth.clone(),
+        state.restart.clone(),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        restart.notify_one();
+        let staged = async {
+            let fetched = deployer.fetch_box(req).await?;
+            // Claimed meanwhile (the owner chose to start anew): that wins.
+            if auth.claim_status().await?.claimed {
+                return Err(WebError::from(AuthError::AlreadyClaimed));
+            }
+            Ok::<_, WebError>(deployer.stage_box(fetched).await?)
+        }
+        .await;
+        let restarting = staged.is_ok();
+        let _ = tx.send(staged);
+        if restarting {
+            // The answer goes out first; then the daemon stops and starts again with the
+            // restored state.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            restart.notify_one();
+        }
     });
+    let manifest = rx
+        .await
+        .map_err(|_| WebError::internal("the restore stopped unexpectedly"))??;
+    tracing::info!(client = %who.client.addr, "a restore from the box's backup was staged");
     Ok(manifest)
 }

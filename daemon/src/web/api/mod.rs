@@ -5,8 +5,8 @@
 
 pub mod apps;
 pub mod backups;
-pub mod recovery;
 pub mod devices;
+pub mod recovery;
 pub mod updates;
 
 use axum::Json;

@@ -299,6 +299,8 @@ pub struct FormView {
     pub bucket: String,
     pub prefix: String,
     pub error: Option<String>,
+    /// The same place fields on "Restore from a backup" (hints about reading, not setting up).
+    pub restoring: bool,
 }
 
 impl Default for FormView {
@@ -314,6 +316,7 @@ impl Default for FormView {
             bucket: String::new(),
             prefix: String::new(),
             error: None,
+            restoring: false,
         }
     }
 }
@@ -350,7 +353,7 @@ pub struct DestinationForm {
 impl DestinationForm {
     /// The typed fields to fill in again after a refusal: bounded, on one line, and without
     /// the password, the key id and the secret.
-    fn refill(&self) -> FormView {
+    pub(super) fn refill(&self) -> FormView {
         let clean = |s: &str| -> String {
             s.chars()
                 .filter(|c| !c.is_control())
@@ -368,11 +371,12 @@ impl DestinationForm {
             bucket: clean(&self.bucket),
             prefix: clean(&self.prefix),
             error: None,
+            restoring: false,
         }
     }
 
     /// What the action takes (the checks of each field are the action's, with their fixes).
-    fn into_new(self) -> Result<(String, NewDestination), WebError> {
+    pub(super) fn into_new(self) -> Result<(String, NewDestination), WebError> {
         let new = match self.kind.as_str() {
             "sftp" => {
                 let port = match self.port.trim() {
@@ -939,6 +943,8 @@ struct BackupsPage {
     apps: String,
     advanced: bool,
     form: FormView,
+    /// The box's own backup (`recovery::box_card`), live.
+    this_box: String,
 }
 
 #[derive(Template)]
@@ -977,6 +983,7 @@ async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, W
         apps: apps_html(state, ready, advanced).await?,
         advanced,
         form,
+        this_box: super::recovery::box_card(state, advanced, None).await?,
     }
     .render()?)
 }
@@ -1320,6 +1327,8 @@ struct DashboardCard {
     last: Option<(String, String)>,
     /// What needs the owner: failed backups and destinations that do not work, with fixes.
     troubles: Vec<String>,
+    /// The box's own backup is not set up (muted: nothing failed).
+    box_hint: Option<&'static str>,
 }
 
 /// The dashboard's Backups card: store reads only.
@@ -1352,7 +1361,25 @@ pub async fn dashboard_html(state: &AppState) -> Result<String, WebError> {
             troubles.push(full);
         }
     }
+    // The box's own backup: a failure is a trouble; never set up, a hint (a lost box would
+    // take every setting and key with it, but nothing has failed).
+    let status = state.deployer.box_backup_status().await;
+    if let Some(b) = status.as_ref().filter(|b| !b.ok) {
+        troubles.extend(
+            b.destinations
+                .iter()
+                .filter(|d| !d.ok)
+                .map(|d| format!("The box's own backup failed: {}", d.words)),
+        );
+    }
+    let box_hint = (status.is_none()
+        && !destinations.is_empty()
+        && !state.deployer.recovery_set().await)
+        .then_some(
+            "The box's own settings are not backed up yet: set a recovery passphrase on the Backups page.",
+        );
     Ok(DashboardCard {
+        box_hint,
         show: !apps.is_empty() || !destinations.is_empty(),
         ready: !destinations.is_empty(),
         last: newest.map(|at| (ago(at, now), format_iso(at))),

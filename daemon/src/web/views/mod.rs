@@ -12,6 +12,7 @@ pub mod network;
 pub mod network_dns;
 pub mod network_router;
 pub mod pages;
+pub mod recovery;
 pub mod settings;
 pub mod trust;
 pub mod updates;

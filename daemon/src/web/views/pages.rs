@@ -30,6 +30,8 @@ struct Dashboard<'a> {
     /// The Backups card (store reads only), and where it refreshes itself.
     backups: String,
     backups_path: &'static str,
+    /// After a restore from the box's own backup: what it was, until dismissed.
+    restored: String,
 }
 
 pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
@@ -63,6 +65,7 @@ pub async fn dashboard(State(state): State<AppState>, ctx: Ctx) -> Result<Respon
         network_path: crate::web::paths::DASHBOARD_NETWORK,
         backups: super::backups::dashboard_html(&state).await?,
         backups_path: crate::web::paths::DASHBOARD_BACKUPS,
+        restored: super::recovery::restored_html(&state).await?,
     }
     .render()?;
     page(&ctx, Section::Dashboard, "Dashboard", partial)
