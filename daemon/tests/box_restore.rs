@@ -46,6 +46,22 @@ async fn restore(s: &TestServer, body: &serde_json::Value) -> (u16, serde_json::
     )
 }
 
+/// "Back up the box now", once the run a new passphrase started has let go (two cannot run
+/// at once; each takes a few seconds).
+async fn back_up_box(api: &Api<'_>) -> serde_json::Value {
+    eventually("back up the box now", Duration::from_secs(120), || async {
+        let (status, done) = api
+            .send(reqwest::Method::POST, "/api/v1/backups/box", None)
+            .await;
+        match status {
+            200 => Ok(done),
+            422 if done.to_string().contains("already") => Err(done.to_string()),
+            _ => panic!("back up the box: {status} {done}"),
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     let old_data = data_dir("box-old");
@@ -69,18 +85,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         .deploy_to_end(SLUG, json!({"device_id": device, "by_address": true}))
         .await;
     assert_eq!(d["state"], "running", "{d}");
-    let (status, dest) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/backups/destinations",
-            Some(
-                json!({"name": "Server 2", "kind": "sftp", "host": lab::ip(DEVICE),
-                        "user": lab::user(), "password": lab::password(), "path": FOLDER}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{dest}");
-    let dest_id = dest["id"].as_i64().unwrap();
+    let dest_id = api.add_sftp_destination("Server 2", DEVICE, FOLDER).await;
 
     // No passphrase yet: the box's backup says what to do first.
     let (status, refused) = api
@@ -125,18 +130,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     assert_eq!(first["passphrase_set"], true, "{first}");
     assert_eq!(first["last"]["ok"], true, "{first}");
     // Wait for the background run to let go, then back up again by hand.
-    let done: serde_json::Value =
-        eventually("back up the box now", Duration::from_secs(120), || async {
-            let (status, done) = api
-                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-                .await;
-            match status {
-                200 => Ok(done),
-                422 if done.to_string().contains("already") => Err(done.to_string()),
-                _ => panic!("back up the box: {status} {done}"),
-            }
-        })
-        .await;
+    let done = back_up_box(&api).await;
     assert_eq!(done["ok"], true, "{done}");
     let at = &done["destinations"][0];
     assert_eq!(at["id"].as_i64(), Some(dest_id), "{done}");
@@ -158,21 +152,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         )
         .await;
     assert_eq!(status, 204, "{set}");
-    let again: serde_json::Value = eventually(
-        "a backup with the new passphrase",
-        Duration::from_secs(120),
-        || async {
-            let (status, done) = api
-                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-                .await;
-            match status {
-                200 => Ok(done),
-                422 if done.to_string().contains("already") => Err(done.to_string()),
-                _ => panic!("back up the box: {status} {done}"),
-            }
-        },
-    )
-    .await;
+    let again = back_up_box(&api).await;
     assert_eq!(again["ok"], true, "{again}");
 
     // The repository opens with the passphrase in plain restic (no Homelab in the way), and

@@ -749,6 +749,23 @@ impl Api<'_> {
         )
     }
 
+    /// Adds the lab SSH server `server`'s `folder` as a backup destination (the lab login's
+    /// password, used once); returns its id.
+    pub async fn add_sftp_destination(&self, name: &str, server: &str, folder: &str) -> i64 {
+        let (status, dest) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/backups/destinations",
+                Some(
+                    serde_json::json!({"name": name, "kind": "sftp", "host": lab::ip(server),
+                        "user": lab::user(), "password": lab::password(), "path": folder}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{dest}");
+        dest["id"].as_i64().unwrap()
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::DELETE, path, None).await
     }
