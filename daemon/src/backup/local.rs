@@ -24,6 +24,11 @@ pub struct Local<'a> {
     pub program: &'a Path,
     /// The data directory: the run's private folder is made under it.
     pub data: &'a Path,
+    /// Keep restic's cache in the data directory (`cache/restic`). Its own nightly backup
+    /// then reads only what changed of a repository's index, not all of it (an app
+    /// repository's index is tens of MB); the cache holds nothing readable without the
+    /// repository's key. A restore onto a new box reads once, without one.
+    pub cached: bool,
 }
 
 /// How a run ended, with restic's complaint explained for `destination`.
@@ -70,7 +75,7 @@ impl Local<'_> {
             .arg("homelab")
             .arg(self.program)
             .args(restic::address_args(target, &dir_text))
-            .arg("--no-cache")
+            .args(self.cache_args())
             .args(args.iter().map(|a| a.replace("{dir}", &dir_text)))
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -161,6 +166,18 @@ impl Local<'_> {
                         .replace("The device could", "The box could"),
                 })
             }
+        }
+    }
+}
+
+impl Local<'_> {
+    fn cache_args(&self) -> Vec<std::ffi::OsString> {
+        match std::path::absolute(self.data) {
+            Ok(data) if self.cached => vec![
+                "--cache-dir".into(),
+                data.join("cache").join("restic").into_os_string(),
+            ],
+            _ => vec!["--no-cache".into()],
         }
     }
 }

@@ -180,10 +180,13 @@ fn open_checked(
 }
 
 impl Deployer {
-    fn local(&self) -> Local<'_> {
+    /// restic on the box, with its cache for the box's own backups (`cached`), without one for
+    /// a restore onto a new box.
+    fn local(&self, cached: bool) -> Local<'_> {
         Local {
             program: &self.box_state.restic,
             data: &self.box_state.data,
+            cached,
         }
     }
 
@@ -394,7 +397,7 @@ impl Deployer {
         generation: i64,
     ) -> Result<String, String> {
         let (target, creds) = self.credentials(row).await.map_err(|e| e.to_string())?;
-        let local = self.local();
+        let local = self.local(true);
         let name = row.name.as_str();
         let words = |f: backup::local::Failed| f.words;
         // Shared with the apps' backups; the weekly prune and check wait for it.
@@ -539,7 +542,7 @@ impl Deployer {
         name: &str,
         passphrase: &Secret,
     ) -> Result<Vec<String>, String> {
-        let local = self.local();
+        let local = self.local(true);
         let with_passphrase = Credentials {
             password: copy(passphrase),
             ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
@@ -704,7 +707,7 @@ impl Deployer {
         place: &str,
         passphrase: &Secret,
     ) -> Result<(Manifest, bundle::Files), DeployError> {
-        let local = self.local();
+        let local = self.local(false);
         let explain = |f: backup::local::Failed| match f.why {
             Why::WrongPassword => refused(format!(
                 "This recovery passphrase does not open the backups at {place}. Check it against your recovery sheet (capitals count), and that this is the place its backups went."
