@@ -236,16 +236,20 @@ pub async fn run_once(
         crate::backup::bundle::apply_staged(&data).map_err(|source| RunError::DataDir {
             path: data.display().to_string(),
             source,
-        })
+        })?;
+        Ok::<_, RunError>(crate::backup::bundle::restored(&data))
     })
     .await
     .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let rt = open_runtime(config).await?;
     // The first start after a restore: the dashboard says so, old sessions end.
-    if let Some(manifest) = restored
-        && let Err(e) = rt.deployer.note_restored(&manifest).await
-    {
-        tracing::warn!(error = %e, "could not note the restore");
+    if let Some(manifest) = restored {
+        match rt.deployer.note_restored(&manifest).await {
+            Ok(()) => crate::backup::bundle::clear_restored(&rt.config.data_dir),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not note the restore; trying at the next start")
+            }
+        }
     }
     run_with_outcome(rt, listeners, shutdown).await
 }

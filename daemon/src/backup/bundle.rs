@@ -358,14 +358,16 @@ pub fn apply_staged(data: &Path) -> io::Result<Option<Manifest>> {
     Ok(manifest)
 }
 
-/// The restore put in place at this start, once (the file is removed as it is read).
-pub fn take_restored(data: &Path) -> Option<Manifest> {
-    let path = recovery_dir(data).join("restored.json");
-    let m = fs::read(&path)
+/// A restore put in place and not yet noted in the database (kept until
+/// [`clear_restored`], so a start cut short after the restore notes it at the next one).
+pub fn restored(data: &Path) -> Option<Manifest> {
+    fs::read(recovery_dir(data).join("restored.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let _ = fs::remove_file(&path);
-    m
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+pub fn clear_restored(data: &Path) {
+    let _ = fs::remove_file(recovery_dir(data).join("restored.json"));
 }
 
 #[cfg(test)]
@@ -491,7 +493,8 @@ mod tests {
         );
         assert!(!staged(data));
         assert_eq!(apply_staged(data).unwrap(), None, "once");
-        assert_eq!(take_restored(data).unwrap().made_at, 42);
-        assert_eq!(take_restored(data), None);
+        assert_eq!(restored(data).unwrap().made_at, 42);
+        clear_restored(data);
+        assert_eq!(restored(data), None);
     }
 }
