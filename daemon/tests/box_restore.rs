@@ -46,6 +46,17 @@ async fn restore(s: &TestServer, body: &serde_json::Value) -> (u16, serde_json::
     )
 }
 
+async fn set_passphrase(api: &Api<'_>, passphrase: &str) {
+    let (status, set) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/backups/box/passphrase",
+            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
+        )
+        .await;
+    assert_eq!(status, 204, "{set}");
+}
+
 /// "Back up the box now", once the run a new passphrase started has let go (two cannot run
 /// at once; each takes a few seconds).
 async fn back_up_box(api: &Api<'_>) -> serde_json::Value {
@@ -75,16 +86,8 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     let mut opts = Options::new("box-old");
     opts.data = Some(old_data);
     let old = start_with(opts).await;
-    let (session, owner_password) = old.claim().await;
-    let api = Api {
-        token: old.api_token(&session, "box").await,
-        s: &old,
-    };
-    let device = add_lab_device(&old, &session, "Server Two", DEVICE).await;
-    let d = api
-        .deploy_to_end(SLUG, json!({"device_id": device, "by_address": true}))
-        .await;
-    assert_eq!(d["state"], "running", "{d}");
+    let (_, owner_password, api, _) =
+        claimed_with_app(&old, "box", "Server Two", DEVICE, SLUG).await;
     let dest_id = api.add_sftp_destination("Server 2", DEVICE, FOLDER).await;
 
     // No passphrase yet: the box's backup says what to do first.
@@ -105,14 +108,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         .await;
     assert_eq!(status, 422, "{short}");
     let passphrase = password("recovery");
-    let (status, set) = api
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/backups/box/passphrase",
-            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
-        )
-        .await;
-    assert_eq!(status, 204, "{set}");
+    set_passphrase(&api, &passphrase).await;
     // Setting it starts a box backup at once; its record says how it went.
     let first: serde_json::Value = eventually(
         "the box's first backup",
@@ -144,14 +140,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     // no longer does (its key is removed once a backup sealed with the new one is stored).
     let old_passphrase = passphrase;
     let passphrase = password("recovery-2");
-    let (status, set) = api
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/backups/box/passphrase",
-            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
-        )
-        .await;
-    assert_eq!(status, 204, "{set}");
+    set_passphrase(&api, &passphrase).await;
     let again = back_up_box(&api).await;
     assert_eq!(again["ok"], true, "{again}");
 

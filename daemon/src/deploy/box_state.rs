@@ -15,7 +15,6 @@
 //! every repository's password anyway; the passphrase guards the backups from those who do
 //! not (the devices, which know a repository's password, and the storage).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -32,10 +31,9 @@ use crate::store::DestinationRow;
 /// The vault owner and purpose of the recovery passphrase.
 const OWNER: &str = "box-recovery";
 const PURPOSE: &str = "passphrase";
-/// Counts the passphrases set: a destination whose repository has the current one as a key
-/// is remembered with its number (`KEYED`).
-const GENERATION: &str = "recovery.generation";
-const KEYED: &str = "recovery.keyed";
+/// When the passphrase was last set (unix seconds): a destination's keys of earlier
+/// passphrases go only once a box backup sealed with this one is stored there.
+const SET_AT: &str = "recovery.set_at";
 /// The last box backup (`BoxBackup` as JSON).
 const LAST: &str = "recovery.last";
 /// The restore this box started from (`Restored` as JSON), shown until dismissed.
@@ -138,6 +136,15 @@ fn copy(s: &Secret) -> Secret {
     Secret::new(s.expose().to_vec())
 }
 
+/// The same way into the repository, opened with `password` (the recovery passphrase).
+fn with_password(creds: &Credentials, password: &Secret) -> Credentials {
+    Credentials {
+        password: copy(password),
+        ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
+        s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
+    }
+}
+
 /// How many of the newest box backups a restore tries before it gives up.
 const TRIED_SNAPSHOTS: usize = 3;
 
@@ -207,7 +214,8 @@ impl Deployer {
     }
 
     /// Sets (or changes) the recovery passphrase. The repositories get it as a key at the
-    /// next box backup, which the caller starts; the old passphrase's keys go then.
+    /// next box backup, which the caller starts; the old passphrase's keys go once that
+    /// backup is stored (`tidy_box`).
     pub async fn set_recovery_passphrase(
         &self,
         passphrase: Secret,
@@ -221,9 +229,8 @@ impl Deployer {
         }
         let sealed = self.vault.seal(passphrase.expose(), OWNER, PURPOSE);
         self.store.put_secret(OWNER.into(), PURPOSE, sealed).await?;
-        let generation = self.generation().await + 1;
         self.store
-            .set_setting(GENERATION, generation.to_string())
+            .set_setting(SET_AT, crate::store::now_unix().to_string())
             .await?;
         self.audit(
             "recovery.passphrase",
@@ -233,24 +240,14 @@ impl Deployer {
         Ok(())
     }
 
-    async fn generation(&self) -> i64 {
+    async fn set_at(&self) -> i64 {
         self.store
-            .setting(GENERATION)
+            .setting(SET_AT)
             .await
             .ok()
             .flatten()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    }
-
-    async fn keyed(&self) -> BTreeMap<i64, i64> {
-        self.store
-            .setting(KEYED)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_default()
     }
 
     /// How the last box backup went (None before the first).
@@ -309,15 +306,32 @@ impl Deployer {
                 "Add a destination first: the box's backup goes where the apps' backups go.",
             ));
         }
-        let sealed = self.sealed_state(&passphrase).await?;
-        let generation = self.generation().await;
         let mut result = BoxBackup {
             at: crate::store::now_unix(),
             ok: true,
             destinations: Vec::new(),
         };
+        let sealed = match self.sealed_state(&passphrase).await {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                // Said on the card and the dashboard like a failure at each destination.
+                result.ok = false;
+                result.destinations = destinations
+                    .iter()
+                    .map(|row| BoxBackupAt {
+                        id: row.id,
+                        name: row.name.clone(),
+                        ok: false,
+                        words: e.to_string(),
+                        snapshot: String::new(),
+                    })
+                    .collect();
+                self.finish_box_backup(&result).await?;
+                return Err(e);
+            }
+        };
         for row in &destinations {
-            let at = match self.box_to(row, &sealed, &passphrase, generation).await {
+            let at = match self.box_to(row, &sealed, &passphrase).await {
                 Ok(snapshot) => BoxBackupAt {
                     id: row.id,
                     name: row.name.clone(),
@@ -342,8 +356,14 @@ impl Deployer {
             };
             result.destinations.push(at);
         }
+        self.finish_box_backup(&result).await?;
+        Ok(result)
+    }
+
+    /// Keeps how a box backup went, and tells the owner (audit, toast).
+    async fn finish_box_backup(&self, result: &BoxBackup) -> Result<(), DeployError> {
         self.store
-            .set_setting(LAST, serde_json::to_string(&result).unwrap_or_default())
+            .set_setting(LAST, serde_json::to_string(result).unwrap_or_default())
             .await?;
         let words = if result.ok {
             "The box's own settings and keys were backed up.".to_string()
@@ -365,7 +385,7 @@ impl Deployer {
             },
             message: words,
         });
-        Ok(result)
+        Ok(())
     }
 
     /// The box's state, packed and sealed (Argon2id and the sealing off the runtime).
@@ -385,59 +405,26 @@ impl Deployer {
             .map_err(|e| failed(e.to_string()))
     }
 
-    /// One destination: its repository made when there is none, the passphrase's key added
-    /// when it lacks it, the sealed state stored, then (only with the repository to itself,
-    /// like an app's `forget`) the rules applied and the keys of earlier passphrases removed:
-    /// never before a backup sealed with the new one is there. Err: the owner's words.
+    /// One destination: its repository made when there is none, the passphrase added as a
+    /// key when it does not open it (checked every time: a repository made again, or a
+    /// destination added again under the same id, must never be taken for one that has it),
+    /// the sealed state stored; then, when no app's backup uses the repository, the keys of
+    /// earlier passphrases removed and the rules applied (`tidy_box`; else the weekly upkeep
+    /// does it). Err: the owner's words.
     async fn box_to(
         &self,
         row: &DestinationRow,
         sealed: &[u8],
         passphrase: &Secret,
-        generation: i64,
     ) -> Result<String, String> {
         let (target, creds) = self.credentials(row).await.map_err(|e| e.to_string())?;
         let local = self.local(true);
         let name = row.name.as_str();
-        let words = |f: backup::local::Failed| f.words;
         // Shared with the apps' backups; the weekly prune and check wait for it.
         let lock = self.destination_lock(row.id);
         let shared = lock.read().await;
-        if let Err(f) = local
-            .run(
-                &target,
-                &creds,
-                name,
-                &["cat", "config", "--no-lock"],
-                None,
-                &[],
-                1 << 20,
-            )
-            .await
-        {
-            if !matches!(f.why, Why::NoRepository | Why::NoBucket) {
-                return Err(f.words);
-            }
-            local
-                .run(
-                    &target,
-                    &creds,
-                    name,
-                    &["init", "--repository-version", "2"],
-                    None,
-                    &[],
-                    1 << 20,
-                )
-                .await
-                .map_err(words)?;
-        }
-        let rekey = self.keyed().await.get(&row.id) != Some(&generation);
-        let stale_keys = if rekey {
-            self.add_recovery_key(&target, &creds, name, passphrase)
-                .await?
-        } else {
-            Vec::new()
-        };
+        self.ensure_recovery_key(&target, &creds, name, passphrase)
+            .await?;
         let out = local
             .run(
                 &target,
@@ -459,7 +446,7 @@ impl Deployer {
                 4 << 20,
             )
             .await
-            .map_err(words)?;
+            .map_err(|f| f.words)?;
         let snapshot = String::from_utf8_lossy(&out)
             .lines()
             .find_map(|l| match restic::backup_line(l) {
@@ -470,44 +457,146 @@ impl Deployer {
                 format!("The backup to {name} did not say it finished, so it is not counted. Try “Back up the box now” again.")
             })?;
         drop(shared);
-        // restic's forget and key removal lock the repository alone: only when no app's
-        // backup uses it now. Else the next night does it (the keys' number stays unsaved).
-        let Ok(_alone) = lock.try_write() else {
-            return Ok(snapshot);
-        };
-        let mut removed = true;
-        for id in &stale_keys {
-            if let Err(f) = local
-                .run(
-                    &target,
-                    &creds,
-                    name,
-                    &["key", "remove", id],
-                    None,
-                    &[],
-                    1 << 20,
-                )
-                .await
-            {
-                tracing::warn!(destination = %name, error = %f.words, "an old recovery key stays for now");
-                removed = false;
+        if let Ok(_alone) = lock.try_write() {
+            self.tidy_box(&target, &creds, name, passphrase).await;
+        }
+        Ok(snapshot)
+    }
+
+    /// The passphrase as a key of the repository: `key list` opened with it answers at once
+    /// (no index read); when it does not open, the key is added (the repository made first
+    /// when there is none).
+    async fn ensure_recovery_key(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        name: &str,
+        passphrase: &Secret,
+    ) -> Result<(), String> {
+        let local = self.local(true);
+        let opened = local
+            .run(
+                target,
+                &with_password(creds, passphrase),
+                name,
+                &["key", "list", "--json", "--no-lock"],
+                None,
+                &[],
+                1 << 20,
+            )
+            .await;
+        match opened {
+            Ok(_) => return Ok(()),
+            Err(f) if f.why == Why::WrongPassword => {}
+            Err(f) if matches!(f.why, Why::NoRepository | Why::NoBucket) => {
+                local
+                    .run(
+                        target,
+                        creds,
+                        name,
+                        &["init", "--repository-version", "2"],
+                        None,
+                        &[],
+                        1 << 20,
+                    )
+                    .await
+                    .map_err(|f| f.words)?;
+            }
+            Err(f) => return Err(f.words),
+        }
+        local
+            .run(
+                target,
+                creds,
+                name,
+                &[
+                    "key",
+                    "add",
+                    "--user",
+                    KEY_USER,
+                    "--host",
+                    BOX_HOST,
+                    "--new-password-file",
+                    "{dir}/new-password",
+                ],
+                None,
+                &[("new-password", passphrase.expose())],
+                1 << 20,
+            )
+            .await
+            .map_err(|f| f.words)
+            .map(|_| ())
+    }
+
+    /// With the repository to itself (restic's `key remove` and `forget` lock it alone):
+    /// removes the recovery keys of earlier passphrases (the one this passphrase opens is
+    /// restic's `current`), then keeps the last 3 box backups and 7 daily, 4 weekly and 6
+    /// monthly ones (the weekly prune frees what only forgotten ones held). Failures are
+    /// noted: the backup itself is good, and the next run tries again.
+    async fn tidy_box(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        name: &str,
+        passphrase: &Secret,
+    ) {
+        let local = self.local(true);
+        #[derive(Deserialize)]
+        struct Key {
+            current: bool,
+            id: String,
+            #[serde(rename = "userName", default)]
+            user: String,
+        }
+        match local
+            .run(
+                target,
+                &with_password(creds, passphrase),
+                name,
+                &["key", "list", "--json", "--no-lock"],
+                None,
+                &[],
+                1 << 20,
+            )
+            .await
+        {
+            Ok(listed) => {
+                let text = String::from_utf8_lossy(&listed);
+                let keys: Vec<Key> = text
+                    .lines()
+                    .find_map(|l| serde_json::from_str(l.trim()).ok())
+                    .unwrap_or_default();
+                let stale = keys.iter().filter(|k| {
+                    !k.current
+                        && k.user == KEY_USER
+                        && !k.id.is_empty()
+                        && k.id.chars().all(|c| c.is_ascii_hexdigit())
+                });
+                for k in stale {
+                    if let Err(f) = local
+                        .run(
+                            target,
+                            creds,
+                            name,
+                            &["key", "remove", &k.id],
+                            None,
+                            &[],
+                            1 << 20,
+                        )
+                        .await
+                    {
+                        tracing::warn!(destination = %name, error = %f.words, "an old recovery key stays for now");
+                    }
+                }
+            }
+            Err(f) => {
+                tracing::warn!(destination = %name, error = %f.words, "the recovery keys could not be listed")
             }
         }
-        if rekey && removed {
-            let mut keyed = self.keyed().await;
-            keyed.insert(row.id, generation);
-            let _ = self
-                .store
-                .set_setting(KEYED, serde_json::to_string(&keyed).unwrap_or_default())
-                .await;
-        }
-        // The last 3, then 7 daily, 4 weekly and 6 monthly ones; the weekly prune frees what
-        // only forgotten ones held. A failure here leaves the new backup good; the next
-        // night tries again.
         let _ = local
             .run(
-                &target,
-                &creds,
+                target,
+                creds,
                 name,
                 &[
                     "forget",
@@ -529,79 +618,27 @@ impl Deployer {
                 1 << 20,
             )
             .await;
-        Ok(snapshot)
     }
 
-    /// Makes sure the passphrase is a key of the repository (added when it does not open
-    /// it); returns the keys of earlier passphrases, to remove once a backup sealed with this
-    /// one is stored (restic's `current` marks the key a run opened with).
-    async fn add_recovery_key(
-        &self,
-        target: &Target,
-        creds: &Credentials,
-        name: &str,
-        passphrase: &Secret,
-    ) -> Result<Vec<String>, String> {
-        let local = self.local(true);
-        let with_passphrase = Credentials {
-            password: copy(passphrase),
-            ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
-            s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
+    /// The weekly upkeep's part for the box's own backups at a destination (it holds the
+    /// repository alone): `tidy_box`, once a box backup sealed with the current passphrase
+    /// is stored there (never before: the old passphrase's key is the only way in until then).
+    pub(super) async fn box_upkeep(&self, row: &DestinationRow) {
+        let Ok(passphrase) = self.passphrase().await else {
+            return;
         };
-        let list = ["key", "list", "--json", "--no-lock"];
-        let listed = match local
-            .run(target, &with_passphrase, name, &list, None, &[], 1 << 20)
-            .await
-        {
-            // Already there (added before its number was saved): nothing to add.
-            Ok(out) => out,
-            Err(f) if f.why == Why::WrongPassword => {
-                local
-                    .run(
-                        target,
-                        creds,
-                        name,
-                        &[
-                            "key",
-                            "add",
-                            "--user",
-                            KEY_USER,
-                            "--host",
-                            BOX_HOST,
-                            "--new-password-file",
-                            "{dir}/new-password",
-                        ],
-                        None,
-                        &[("new-password", passphrase.expose())],
-                        1 << 20,
-                    )
-                    .await
-                    .map_err(|f| f.words)?;
-                local
-                    .run(target, &with_passphrase, name, &list, None, &[], 1 << 20)
-                    .await
-                    .map_err(|f| f.words)?
-            }
-            Err(f) => return Err(f.words),
+        let Some(last) = self.box_backup_status().await else {
+            return;
         };
-        #[derive(Deserialize)]
-        struct Key {
-            current: bool,
-            id: String,
-            #[serde(rename = "userName", default)]
-            user: String,
+        let stored = last.at >= self.set_at().await
+            && last.destinations.iter().any(|d| d.id == row.id && d.ok);
+        if !stored {
+            return;
         }
-        let text = String::from_utf8_lossy(&listed);
-        let keys: Vec<Key> = text
-            .lines()
-            .find_map(|l| serde_json::from_str(l.trim()).ok())
-            .unwrap_or_default();
-        Ok(keys
-            .into_iter()
-            .filter(|k| !k.current && k.user == KEY_USER)
-            .filter(|k| !k.id.is_empty() && k.id.chars().all(|c| c.is_ascii_hexdigit()))
-            .map(|k| k.id)
-            .collect())
+        let Ok((target, creds)) = self.credentials(row).await else {
+            return;
+        };
+        self.tidy_box(&target, &creds, &row.name, &passphrase).await;
     }
 
     /// A new box: finds the newest box backup where the owner says that opens with the
@@ -615,7 +652,9 @@ impl Deployer {
             .one
             .clone()
             .try_lock_owned()
-            .map_err(|_| refused("A restore is already running. Wait for it to finish."))?;
+            .map_err(|_| {
+                refused("A restore is already running: wait a minute. When it works, the box starts again by itself; then sign in.")
+            })?;
         backup::check_target(&req.target).map_err(|e| refused(e.to_string()))?;
         let passphrase = check_passphrase(&req.passphrase)?;
         let place = req.target.words();
@@ -754,7 +793,7 @@ impl Deployer {
         }
         let mut why = String::new();
         for snapshot in list.iter().take(TRIED_SNAPSHOTS) {
-            let sealed = local
+            let dumped = local
                 .run(
                     target,
                     creds,
@@ -769,8 +808,19 @@ impl Deployer {
                     &[],
                     bundle::MAX_BUNDLE + 4096,
                 )
-                .await
-                .map_err(explain)?;
+                .await;
+            // One that cannot be read (damaged, or not a box backup at all) does not stop the
+            // older ones being tried.
+            let sealed = match dumped {
+                Ok(sealed) => sealed,
+                Err(f) => {
+                    tracing::info!(snapshot = %snapshot.short_id, why = %f.words, "a box backup that cannot be read");
+                    if why.is_empty() {
+                        why = f.words;
+                    }
+                    continue;
+                }
+            };
             let pass = copy(passphrase);
             let scratch = self.box_state.data.join("tmp");
             let opened =
@@ -788,7 +838,7 @@ impl Deployer {
             }
         }
         Err(refused(format!(
-            "The newest box backup at {place} cannot be restored: {why}"
+            "The newest box backups at {place} cannot be restored. The newest one: {why}"
         )))
     }
 

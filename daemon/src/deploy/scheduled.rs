@@ -243,6 +243,9 @@ impl Deployer {
                 &format!("Clear stale locks at {}: restic unlock", row.name),
             )
             .await;
+        // The box's own backups there: old recovery keys and old box backups go while the
+        // repository is ours alone (restic locks it for both).
+        self.box_upkeep(&row).await;
         // Checked first: damage must be found and shown, never stop at a prune that fails
         // on it. Only sound data is pruned.
         let subset = week.map(|w| format!("{}/4", w % 4 + 1));

@@ -704,6 +704,31 @@ pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String>
     Some(haystack[from..from + len].to_string())
 }
 
+/// A claimed daemon with a lab device added and `slug` deployed on it by address: the
+/// owner's session and password, the API (token named `label`), and the device's id.
+pub async fn claimed_with_app<'a>(
+    s: &'a TestServer,
+    label: &str,
+    device_name: &str,
+    device: &str,
+    slug: &str,
+) -> (Session, String, Api<'a>, i64) {
+    let (session, password) = s.claim().await;
+    let api = Api {
+        token: s.api_token(&session, label).await,
+        s,
+    };
+    let id = add_lab_device(s, &session, device_name, device).await;
+    let d = api
+        .deploy_to_end(
+            slug,
+            serde_json::json!({"device_id": id, "by_address": true}),
+        )
+        .await;
+    assert_eq!(d["state"], "running", "{d}");
+    (session, password, api, id)
+}
+
 /// The daemon's JSON API with an API token: deployments started and waited for.
 pub struct Api<'a> {
     pub s: &'a TestServer,
