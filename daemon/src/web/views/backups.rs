@@ -970,6 +970,78 @@ async fn destinations_html(state: &AppState, advanced: bool) -> Result<String, W
     .render()?)
 }
 
+// ---- the box's own backup ("This box"; its requests are `recovery`'s) ----
+
+#[derive(Template)]
+#[template(path = "partials/box_backup.html")]
+struct BoxCard {
+    advanced: bool,
+    passphrase_set: bool,
+    has_destinations: bool,
+    /// "2 h ago" and each destination's line, once the box backed itself up.
+    last: Option<LastView>,
+    /// What the owner's last request here was refused for, or how "Back up now" went.
+    error: Option<String>,
+    done: Option<String>,
+    min_len: usize,
+    /// The default schedule is Off: the box backs itself up only when asked.
+    schedule_off: bool,
+}
+
+pub(super) struct LastView {
+    pub(super) ok: bool,
+    pub(super) when: String,
+    pub(super) lines: Vec<(bool, String)>,
+}
+
+pub(super) fn last_view(b: &crate::deploy::BoxBackup) -> LastView {
+    LastView {
+        ok: b.ok,
+        when: ago(b.at, now_unix()),
+        lines: b
+            .destinations
+            .iter()
+            .map(|d| (d.ok, d.words.clone()))
+            .collect(),
+    }
+}
+
+/// The "This box" card, with an outcome to show (an error, or how "Back up now" went).
+pub async fn box_card(
+    state: &AppState,
+    advanced: bool,
+    outcome: Option<Result<String, String>>,
+) -> Result<String, WebError> {
+    let (done, error) = match outcome {
+        Some(Ok(d)) => (Some(d), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    Ok(BoxCard {
+        advanced,
+        passphrase_set: state.deployer.recovery_set().await,
+        has_destinations: !state.store.backup_destinations().await?.is_empty(),
+        last: state
+            .deployer
+            .box_backup_status()
+            .await
+            .as_ref()
+            .map(last_view),
+        error,
+        done,
+        min_len: crate::deploy::MIN_PASSPHRASE,
+        schedule_off: {
+            let rows = state.store.backup_policies().await?;
+            let policy = crate::deploy::policy_for(&rows, crate::backup::bundle::BOX_HOST).0;
+            crate::backup::schedule::parse(&policy.schedule)
+                .ok()
+                .flatten()
+                .is_none()
+        },
+    }
+    .render()?)
+}
+
 /// The page, with the add form as given (empty, or refilled with why it was refused).
 async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, WebError> {
     let advanced = advanced(ctx)?;
@@ -983,7 +1055,7 @@ async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, W
         apps: apps_html(state, ready, advanced).await?,
         advanced,
         form,
-        this_box: super::recovery::box_card(state, advanced, None).await?,
+        this_box: box_card(state, advanced, None).await?,
     }
     .render()?)
 }

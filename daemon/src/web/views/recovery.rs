@@ -1,6 +1,6 @@
-//! The box's own backup on the Backups page ("This box": the recovery passphrase, how the
-//! last box backup went, "Back up the box now", the recovery sheet), the printable recovery
-//! sheet, "Restore from a backup" on a new box, and the dashboard's note after a restore.
+//! The box's own backup: the requests of the Backups page's "This box" card (the card itself
+//! is `backups::box_card`), the printable recovery sheet, "Restore from a backup" on a new
+//! box, and the dashboard's note after a restore.
 
 use askama::Template;
 use axum::Form;
@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::backups::{DestinationForm, FormView, advanced, ago, clock};
+use super::backups::{DestinationForm, FormView, LastView, advanced, box_card, clock, last_view};
 use crate::backup::Target;
-use crate::deploy::{BoxBackup, BoxRestore, MIN_PASSPHRASE};
+use crate::deploy::BoxRestore;
 use crate::secrets::Secret;
 use crate::store::now_unix;
 use crate::web::AppState;
@@ -27,76 +27,6 @@ fn shown(e: WebError) -> Result<String, WebError> {
     } else {
         Err(e)
     }
-}
-
-#[derive(Template)]
-#[template(path = "partials/box_backup.html")]
-struct BoxCard {
-    advanced: bool,
-    passphrase_set: bool,
-    has_destinations: bool,
-    /// "2 h ago" and each destination's line, once the box backed itself up.
-    last: Option<LastView>,
-    /// What the owner's last request here was refused for, or how "Back up now" went.
-    error: Option<String>,
-    done: Option<String>,
-    min_len: usize,
-    /// The default schedule is Off: the box backs itself up only when asked.
-    schedule_off: bool,
-}
-
-struct LastView {
-    ok: bool,
-    when: String,
-    lines: Vec<(bool, String)>,
-}
-
-fn last_view(b: &BoxBackup) -> LastView {
-    LastView {
-        ok: b.ok,
-        when: ago(b.at, now_unix()),
-        lines: b
-            .destinations
-            .iter()
-            .map(|d| (d.ok, d.words.clone()))
-            .collect(),
-    }
-}
-
-/// The "This box" card, with an outcome to show (an error, or how "Back up now" went).
-pub async fn box_card(
-    state: &AppState,
-    advanced: bool,
-    outcome: Option<Result<String, String>>,
-) -> Result<String, WebError> {
-    let (done, error) = match outcome {
-        Some(Ok(d)) => (Some(d), None),
-        Some(Err(e)) => (None, Some(e)),
-        None => (None, None),
-    };
-    Ok(BoxCard {
-        advanced,
-        passphrase_set: state.deployer.recovery_set().await,
-        has_destinations: !state.store.backup_destinations().await?.is_empty(),
-        last: state
-            .deployer
-            .box_backup_status()
-            .await
-            .as_ref()
-            .map(last_view),
-        error,
-        done,
-        min_len: MIN_PASSPHRASE,
-        schedule_off: {
-            let rows = state.store.backup_policies().await?;
-            let policy = crate::deploy::policy_for(&rows, crate::backup::bundle::BOX_HOST).0;
-            crate::backup::schedule::parse(&policy.schedule)
-                .ok()
-                .flatten()
-                .is_none()
-        },
-    }
-    .render()?)
 }
 
 #[derive(Template)]
