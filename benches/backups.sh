@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Backup figures on the lab (issue 18): a 1 GiB volume backed up through homelabd beside plain
-# `restic backup` of the same volume on the same device to the same server, a second backup
-# with nothing changed, the restore's throughput, the daemon's RSS while a backup runs, and the
-# time to move the app with its 1 GiB to another device.
+# `restic backup` of the same volume on the same device to the same server (ROUNDS rounds, the
+# order alternating, medians), a second backup with nothing changed, one whose keep rules are
+# due, the restore's throughput, the daemon's memory and CPU while a backup runs, and the time
+# to move the app with its 1 GiB to another device.
 # Usage: lab/lab up && cargo build --release && benches/backups.sh [path/to/release/homelabd]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
 BIN="${1:-target/release/homelabd}"
+ROUNDS="${ROUNDS:-3}"
 APP_DEVICE=server-01
 MOVE_TO=pi-4
 SERVER=server-02
 FOLDER=/home/homelab/bench-backups
-PLAIN=/root/bench-plain
+PLAIN=/home/homelab/bench-plain
 SLUG=bench-data
 [[ -x "$BIN" ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 eval "$(lab/lab env)"
@@ -55,7 +57,11 @@ for d in "$APP_DEVICE" "$MOVE_TO"; do
     clean "label=com.docker.compose.project=homelab-$SLUG" "homelab-${SLUG}_" "/opt/homelab/apps/$SLUG" >/dev/null
   lab/lab exec "$d" docker tag homelab-lab/app-stub:1 "example/$SLUG:1"
 done
-lab/lab exec "$SERVER" rm -rf "$FOLDER" "$PLAIN"
+clean_server() { lab/lab exec "$SERVER" sh -c 'rm -rf "$1"-* "$2"-*' clean "$FOLDER" "$PLAIN"; }
+clean_server
+# Both sides start from an empty restic cache on the device (homelabd's is shared by every
+# repository it backs up there; what an earlier run left in it would be another repository's).
+lab/lab exec "$APP_DEVICE" sh -c 'docker volume ls -q --filter name=bench-plain-cache | xargs -r docker volume rm; docker volume rm -f homelab-restic-cache' >/dev/null 2>&1 || true
 
 start_claimed_daemon "$BIN" --poll-interval 3600 --backup-schedule off
 AUTH="Authorization: Bearer $TOKEN"
@@ -76,83 +82,140 @@ for id in "$FROM_ID" "$TO_ID"; do
   for _ in $(seq 1 100); do api GET "/api/v1/devices/$id" | grep -q '"state":"online"' && break; sleep 0.1; done
 done
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-# Waits for a job's end (a move says "running" at 95 % while it removes the old copy).
-wait_job() { # wait_job ID → prints the final state
-  local d st pr
-  while :; do
-    d="$(api GET "/api/v1/deployments/$1")"
-    st="$(field state <<<"$d")"; pr="$(field progress <<<"$d")"
-    case "$st" in
-      rolled_back|failed) echo "$st: $(field message <<<"$d")"; return ;;
-      running) [[ "$pr" == 100 ]] && { echo running; return; } ;;
-    esac
-    sleep 0.2
-  done
+# Starts a job and waits for its end, from one process polling every 0.1 s (a curl and two
+# python3 starts per poll took a fifth of a core from the backup, which plain restic did not
+# pay). A move says "running" at 95 % while it removes the old copy, so the end is 100 %.
+job() { # job PATH JSON → "ms id state"
+  python3 - "$BASE" "$TOKEN" "$1" "$2" <<'PY'
+import json, sys, time, urllib.request
+base, token, path, body = sys.argv[1:5]
+def call(method, p, data=None):
+    r = urllib.request.Request(base + p, method=method, data=data and data.encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(r) as f:
+        return json.load(f)
+t0 = time.monotonic()
+jid = call("POST", path, body)["deployment_id"]
+while True:
+    d = call("GET", f"/api/v1/deployments/{jid}")
+    if d["state"] in ("rolled_back", "failed"):
+        end = f"{d['state']}: {d['message']}"
+        break
+    if d["state"] == "running" and d["progress"] == 100:
+        end = "running"
+        break
+    time.sleep(0.1)
+print(f"{(time.monotonic() - t0) * 1000:.0f} {jid} {end}")
+PY
 }
-job() { # job PATH JSON → "ms state id"
-  local t0 id st
-  t0="$(now_ms)"
-  id="$(api POST "$1" "$2" | field deployment_id)"
-  st="$(wait_job "$id")"
-  echo "$(( $(now_ms) - t0 )) $st $id"
-}
-# Where a job's time went ("What I did").
-breakdown() {
+# Where a job's time went ("What I did"): each step, restic's own time where it says, and
+# the rest (API, job start and end, store writes, the poll's granularity).
+breakdown() { # breakdown ID WALL_MS
   api GET "/api/v1/deployments/$1" | python3 -c '
 import json, sys
+wall = int(sys.argv[1]); noted = 0
 for a in json.load(sys.stdin)["actions"]:
-    print("    %6d ms  %s" % (a["millis"], a["what"].split(":")[0][:90]))'
+    noted += a["millis"]
+    own = a["output"] if a["output"].startswith("restic\x27s own time") else ""
+    print("    %6d ms  %s%s" % (a["millis"], a["what"].split(":")[0][:70], "  (" + own + ")" if own else ""))
+print("    %6d ms  everything else (API, job, store, waiting for the poll)" % (wall - noted))' "$2"
 }
+TICK="$(getconf CLK_TCK)"
+cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$PID/stat"; } # utime + stime
+median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
+settle() { sync; sleep 1; } # earlier runs' writes on disk before the next timed run
 
-id="$(api POST "/api/v1/applications/$SLUG/deploy" "{\"device_id\": $FROM_ID, \"by_address\": true}" | field deployment_id)"
-[[ "$(wait_job "$id")" == running ]] || { echo "deploy failed" >&2; exit 1; }
+id="$(job "/api/v1/applications/$SLUG/deploy" "{\"device_id\": $FROM_ID, \"by_address\": true}" | awk '{print $2}')"
+[[ "$(api GET "/api/v1/deployments/$id" | field state)" == running ]] || { echo "deploy failed" >&2; exit 1; }
 # 1 GiB of random data (incompressible, the worst case for deduplication): 64 files of 16 MiB.
 lab/lab exec "$APP_DEVICE" docker run --rm -v "homelab-${SLUG}_data:/d" --entrypoint /bin/busybox homelab-lab/app-stub:1 \
   sh -c 'i=0; while [ $i -lt 64 ]; do head -c 16777216 /dev/urandom > /d/f$i; i=$((i+1)); done'
-DEST="$(api POST /api/v1/backups/destinations "$(python3 -c 'import json,sys; print(json.dumps({"name": "Server 2", "kind": "sftp", "host": sys.argv[1], "user": sys.argv[2], "password": sys.argv[3], "path": sys.argv[4]}))' "$SERVER_IP" "$LAB_USER" "$LAB_PASSWORD" "$FOLDER")" | field id)"
-api POST "/api/v1/backups/destinations/$DEST/check" >/dev/null
+add_destination() { # add_destination NAME FOLDER → id (its store made by "Test connection")
+  local id
+  id="$(api POST /api/v1/backups/destinations "$(python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "kind": "sftp", "host": sys.argv[2], "user": sys.argv[3], "password": sys.argv[4], "path": sys.argv[5]}))' "$1" "$SERVER_IP" "$LAB_USER" "$LAB_PASSWORD" "$2")" | field id)"
+  api POST "/api/v1/backups/destinations/$id/check" >/dev/null
+  echo "$id"
+}
 
-echo "== 1 GiB volume on $APP_DEVICE → SFTP on $SERVER"
-echo "daemon RSS idle before: $(rss_mb) MB"
-peak=0
-( while kill -0 "$PID" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$PID/status"; sleep 0.2; done ) > "$DATA/rss.log" &
-SAMPLER=$!
-read -r first st first_id < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
-kill "$SAMPLER" 2>/dev/null || true
-peak="$(sort -n "$DATA/rss.log" | tail -1)"
-echo "homelabd backup (first): $first ms ($st); daemon RSS peak during it: $((peak / 1024)) MB"
-breakdown "$first_id"
-read -r second st second_id < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $DEST}")
-echo "homelabd backup (nothing changed): $second ms ($st)"
-breakdown "$second_id"
-
-# Plain restic, the same image, volume, server and cache arrangement; root's lab key.
+# Plain restic, the same image, volume, server, disk and cache arrangement; root's lab key
+# (sshd serves SFTP in-process for both logins: internal-sftp).
 KEY="$(base64 -w0 < "$LAB_ROOT_KEY")"
-plain() { # plain ARGS… → ms
-  local t0; t0="$(now_ms)"
+plain() { # plain ROUND ARGS… → ms
+  local round=$1 t0; shift
+  t0="$(now_ms)"
   printf '%s\n' "$KEY" | lab/lab exec "$APP_DEVICE" docker run --rm -i -e RESTIC_PASSWORD=bench-only \
-    -v "homelab-${SLUG}_data:/data/data:ro" -v bench-plain-cache:/cache --tmpfs /run/k \
+    -v "homelab-${SLUG}_data:/data/data:ro" -v "bench-plain-cache-$round:/cache" --tmpfs /run/k \
     --entrypoint /bin/sh restic/restic:0.14.0 -c \
     'IFS= read -r k; printf "%s" "$k" | base64 -d > /run/k/id; chmod 600 /run/k/id; exec restic "$@"' plain \
-    -r "sftp:root@$SERVER_IP:$PLAIN" -o "sftp.command=ssh -i /run/k/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes root@$SERVER_IP -s sftp" \
+    -r "sftp:root@$SERVER_IP:$PLAIN-$round" -o "sftp.command=ssh -i /run/k/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes root@$SERVER_IP -s sftp" \
     --cache-dir /cache "$@" >/dev/null
   echo $(( $(now_ms) - t0 ))
 }
-lab/lab exec "$APP_DEVICE" docker volume rm -f bench-plain-cache >/dev/null
-plain init >/dev/null
-p1="$(plain backup --host "$SLUG" /data)"
-p2="$(plain backup --host "$SLUG" /data)"
-echo "plain restic backup (first): $p1 ms; (nothing changed): $p2 ms"
-echo "ratio first: $(python3 -c "print(f'{$first/$p1:.2f}')")×; nothing changed: $(python3 -c "print(f'{$second/$p2:.2f}')")×"
 
-SNAP="$(api GET "/api/v1/backups/apps/$SLUG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][-1]["snapshot_id"])')"
-read -r restore st _ < <(job "/api/v1/backups/apps/$SLUG/restore" "{\"destination_id\": $DEST, \"snapshot\": \"$SNAP\"}")
+# One round's first backups (into `dest` and round `round`'s plain repository).
+homelabd_first() {
+  settle
+  echo 5 > "/proc/$PID/clear_refs" # the peak below is this backup's
+  local cpu0; cpu0="$(cpu_ms)"
+  read -r h1 h1_id st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $dest}")
+  echo "  homelabd first: $h1 ms ($st); daemon peak RSS $(( $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") / 1024 )) MB, CPU $(( $(cpu_ms) - cpu0 )) ms"
+  breakdown "$h1_id" "$h1"
+}
+plain_first() { settle; p1="$(plain "$round" backup --host "$SLUG" /data)"; echo "  plain restic first: $p1 ms"; }
+
+echo "== 1 GiB volume on $APP_DEVICE → SFTP on $SERVER, $ROUNDS rounds (the order alternates)"
+echo "daemon RSS idle before: $(rss_mb) MB"
+H1=(); H2=(); P1=(); P2=(); R1=(); R2=()
+for round in $(seq 1 "$ROUNDS"); do
+  dest="$(add_destination "Server 2 #$round" "$FOLDER-$round")"
+  plain "$round" init >/dev/null
+  if (( round % 2 )); then homelabd_first; plain_first; else plain_first; homelabd_first; fi
+  settle
+  read -r h2 h2_id st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $dest}")
+  settle
+  p2="$(plain "$round" backup --host "$SLUG" /data)"
+  echo "  nothing changed: homelabd $h2 ms ($st), plain restic $p2 ms"
+  breakdown "$h2_id" "$h2"
+  H1+=("$h1"); P1+=("$p1"); H2+=("$h2"); P2+=("$p2")
+  R1+=("$(python3 -c "print($h1/$p1)")"); R2+=("$(python3 -c "print($h2/$p2)")")
+  # A round's 2 GiB go before the next (the last round's destination serves what follows): a
+  # disk 90 % full makes homelabd measure the destination after every backup.
+  lab/lab exec "$SERVER" rm -rf "$PLAIN-$round"
+  lab/lab exec "$APP_DEVICE" docker volume rm -f "bench-plain-cache-$round" >/dev/null
+  if (( round < ROUNDS )); then
+    api DELETE "/api/v1/backups/destinations/$dest" >/dev/null
+    lab/lab exec "$SERVER" rm -rf "$FOLDER-$round"
+  fi
+done
+m_h1="$(median "${H1[@]}")"; m_p1="$(median "${P1[@]}")"; m_h2="$(median "${H2[@]}")"; m_p2="$(median "${P2[@]}")"
+echo "first backup, medians: homelabd $m_h1 ms, plain restic $m_p1 ms: $(python3 -c "print(f'{$m_h1/$m_p1:.2f}')")× (per round: $(python3 -c 'import sys; print(" ".join(f"{float(r):.2f}" for r in sys.argv[1:]))' "${R1[@]}"))"
+echo "nothing changed, medians: homelabd $m_h2 ms, plain restic $m_p2 ms: $(python3 -c "print(f'{$m_h2/$m_p2:.2f}')")× (per round: $(python3 -c 'import sys; print(" ".join(f"{float(r):.2f}" for r in sys.argv[1:]))' "${R2[@]}"))"
+
+# Once a day a backup also applies the keep rules (restic forget): a policy change makes
+# them due at once.
+api PUT "/api/v1/backups/apps/$SLUG/policy" '{"preset": "daily"}' >/dev/null
+settle
+read -r hf hf_id st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $dest}")
+echo "nothing changed, keep rules due (once a day): homelabd $hf ms ($st)"
+breakdown "$hf_id" "$hf"
+
+# The last round's first backup (the oldest snapshot there; a removed destination's id is
+# the next one's, so the runs' history would also name the earlier rounds' snapshots).
+SNAP="$(api GET "/api/v1/backups/apps/$SLUG" | python3 -c 'import json,sys; print(min((s for s in json.load(sys.stdin)["snapshots"] if s["destination_id"] == int(sys.argv[1])), key=lambda s: s["time"])["id"])' "$dest")"
+settle
+read -r restore _ st < <(job "/api/v1/backups/apps/$SLUG/restore" "{\"destination_id\": $dest, \"snapshot\": \"$SNAP\"}")
 echo "restore in place of 1 GiB: $restore ms ($st): $(python3 -c "print(f'{1024/($restore/1000):.0f}')") MiB/s, switch and health check included"
-read -r move st move_id < <(job "/api/v1/backups/apps/$SLUG/move" "{\"device_id\": $TO_ID, \"destination_id\": $DEST}")
+settle
+read -r move move_id st < <(job "/api/v1/backups/apps/$SLUG/move" "{\"device_id\": $TO_ID, \"destination_id\": $dest}")
 echo "move to $MOVE_TO with 1 GiB: $move ms ($st), last backup, restore, start, check and removal included"
-breakdown "$move_id"
+breakdown "$move_id" "$move"
 echo "daemon RSS at the end: $(rss_mb) MB"
 
 api DELETE "/api/v1/applications/$SLUG?delete_data=true" >/dev/null
-lab/lab exec "$APP_DEVICE" docker volume rm -f bench-plain-cache >/dev/null
-lab/lab exec "$SERVER" rm -rf "$FOLDER" "$PLAIN"
+lab/lab exec "$APP_DEVICE" sh -c 'docker volume ls -q --filter name=bench-plain-cache | xargs -r docker volume rm' >/dev/null
+clean_server
+# The lab's device disks are sparse files that keep what was written into them and removed:
+# the GiBs this bench wrote go back to this machine's disk.
+for d in "$APP_DEVICE" "$MOVE_TO"; do
+  lab/lab exec "$d" sh -c 'fstrim "$(docker info -f "{{.DockerRootDir}}")"' >/dev/null 2>&1 || true
+done

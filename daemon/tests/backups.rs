@@ -3,7 +3,8 @@
 //! used once, its backup store made by "Test connection", an app's volume with many files of
 //! many sizes, modes and owners backed up from its device, changed, and restored in place
 //! byte for byte; a second destination on the same folder (another password) is refused with
-//! the reason.
+//! the reason. The keep rules (restic forget) run at most once a day per app and destination:
+//! not after the app's first backup there, nor after another one the same day.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -36,6 +37,23 @@ fn in_volume(script: &str) -> String {
 /// The app's volume, entry by entry (see `stand_in::volume_listing`).
 fn listing() -> String {
     stand_in::volume_listing(DEVICE, SLUG)
+}
+
+/// What a job noted about the keep rules: restic forget's runs (with their outcome) and the
+/// times it was not due.
+fn keep_rule_notes(job: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let mut ran = Vec::new();
+    let mut skipped = Vec::new();
+    for a in job["actions"].as_array().unwrap() {
+        let what = a["what"].as_str().unwrap_or_default();
+        if what.contains("restic forget") {
+            ran.push(format!("{what} → {}", a["outcome"]));
+        } else if what.starts_with("Keep the backups") {
+            assert_eq!(a["outcome"], "skipped", "{a}");
+            skipped.push(what.to_string());
+        }
+    }
+    (ran, skipped)
 }
 
 #[tokio::test]
@@ -137,6 +155,11 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
         .await;
     assert_eq!(b["state"], "running", "{b}");
     assert!(b["message"].as_str().unwrap().contains("Backed up"), "{b}");
+    // The app's first backup there: nothing to forget yet, so restic forget does not run.
+    let (forgot, skipped) = keep_rule_notes(&b);
+    assert!(forgot.is_empty(), "{forgot:?}");
+    assert_eq!(skipped.len(), 1, "{b}");
+    assert!(skipped[0].contains("first backup"), "{skipped:?}");
     let listed = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
     let snapshots = listed["snapshots"].as_array().unwrap();
     assert_eq!(snapshots.len(), 1, "{listed}");
@@ -192,6 +215,11 @@ async fn an_apps_data_is_backed_up_from_its_device_and_restored_in_place_byte_fo
         .run_to_end(&format!("/api/v1/backups/apps/{SLUG}"), json!({}))
         .await;
     assert_eq!(broken["state"], "running", "{broken}");
+    // A second backup within the day: the keep rules are not due, restic forget does not run.
+    let (forgot, skipped) = keep_rule_notes(&broken);
+    assert!(forgot.is_empty(), "{forgot:?}");
+    assert_eq!(skipped.len(), 1, "{broken}");
+    assert!(skipped[0].contains("not yet"), "{skipped:?}");
     in_volume("echo ok > /d/health && echo later > /d/later");
     let current = listing();
     let listed = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
@@ -388,8 +416,19 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
         },
     )
     .await;
-    // One run for three missed nights; and the keep rule (one a day) left only it.
+    // One run for three missed nights; and the keep rule (one a day) left only it: the new
+    // policy made the rules due again, so restic forget ran after it, and that is remembered.
     let runs = listed["runs"].as_array().unwrap();
+    let scheduled = api
+        .get(&format!(
+            "/api/v1/deployments/{}",
+            runs[0]["deployment_id"].as_i64().unwrap()
+        ))
+        .await;
+    let (forgot, skipped) = keep_rule_notes(&scheduled);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(forgot.len(), 1, "{scheduled}");
+    assert!(forgot[0].ends_with("→ \"exit 0\""), "{forgot:?}");
     assert_eq!(
         runs.iter()
             .filter(|r| r["id"].as_i64().unwrap() > last_run)
@@ -423,6 +462,23 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
         handled > three_nights_ago + 2 * 24 * 3600,
         "the latest time is handled"
     );
+    let forgot_at: i64 = {
+        let conn = rusqlite::Connection::open_with_flags(
+            data.join(homelabd::store::DB_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            "SELECT forgot_at FROM backup_forgets WHERE slug = ?1 AND destination_id = ?2",
+            rusqlite::params![SLUG, dest_id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(
+        forgot_at >= runs[0]["started_at"].as_i64().unwrap(),
+        "the forget is remembered: {forgot_at} {listed}"
+    );
 
     // The destination's first weekly upkeep follows once the backup is done.
     let destination = || async {
@@ -449,6 +505,22 @@ async fn schedules_retention_and_upkeep(s: TestServer, token: &str, dest_id: i64
     )
     .await;
     assert_eq!(upkept["damage"], "", "{upkept}");
+
+    // "Back up now" the same day: the rules are not due again, so the scheduled backup's
+    // snapshot stays beside the new one for now although the rule keeps one a day (the next
+    // day's forget drops it; see deploy/backing.rs's FORGET_EVERY).
+    let now = api
+        .run_to_end(&format!("/api/v1/backups/apps/{SLUG}"), json!({}))
+        .await;
+    assert_eq!(now["state"], "running", "{now}");
+    let (forgot, skipped) = keep_rule_notes(&now);
+    assert!(forgot.is_empty(), "{forgot:?}");
+    assert!(
+        skipped.len() == 1 && skipped[0].contains("not yet"),
+        "{now}"
+    );
+    let listed = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 2, "{listed}");
 
     // Damage on the server's disk: bytes in the middle of a pack change.
     // Fixed scripts; the folder and the pack arrive as their arguments.

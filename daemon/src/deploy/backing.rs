@@ -39,6 +39,22 @@ const QUICK_DEADLINE: Duration = Duration::from_secs(120);
 const DUMP_DEADLINE: Duration = Duration::from_secs(3 * 3600);
 /// Progress is written (and sent to pages) at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// restic's forget (the keep rules) runs for an app at a destination at most this often
+/// (seconds), not after every backup: each costs a second or more (it locks the repository
+/// and reads every snapshot), which hourly policies and "Back up now" paid on every run. A
+/// day less some slack, so a backup at a fixed time each day applies the rules every day even
+/// when it ends a little earlier than the day before.
+///
+/// A snapshot kept up to a day beyond its rule is harmless: the rules only say which backups
+/// must stay, and a later forget drops the same snapshots an earlier one would have (each rule
+/// keeps the newest per hour, day, week or month, and newer snapshots only push older ones
+/// out), so the same ones end up kept. Meanwhile the extra one is a sound backup that restores
+/// like any other; its data is mostly shared with its neighbours, and what it alone holds is
+/// freed only at the weekly prune anyway, so the delay at most moves that to the next prune.
+/// The same holds for the app's first backup at a destination, which forgets nothing: the
+/// repository holds no earlier backup of the app from this box. A policy change clears this
+/// memory (the store), so new rules apply at the next backup.
+const FORGET_EVERY: i64 = 20 * 3600;
 /// Names of destinations, as the owner sees them.
 const MAX_NAME: usize = 60;
 
@@ -157,16 +173,11 @@ impl Deployer {
                 "The folder {path} could not be made or written on {host} as {user}. Choose a folder this login owns, or give it write access."
             )));
         }
-        let key = ssh::keys::generate("homelab-backup")
-            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
-        let public = ssh::keys::authorized_line(key.public_key())
-            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
         // SFTP only: the key cannot run commands, forward ports or open a terminal.
-        let line = format!("restrict,command=\"internal-sftp\" {public}");
+        let (line, private) =
+            backup::sftp_only_key("homelab-backup").map_err(DeployError::BackupRefused)?;
         crate::devices::install_key(&session, &line)
             .await
-            .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
-        let private = ssh::keys::encode_private(&key)
             .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
         let saved = self
             .save_destination(
@@ -1099,12 +1110,20 @@ impl Deployer {
                         }
                     }
                 };
+                // restic's own time beside the note's (which adds the container's start and
+                // end): where a backup's time goes.
+                let detail = match (&ran, &summary) {
+                    (Ok(_), Some(BackupLine::Summary { total_duration, .. })) => {
+                        format!("restic's own time: {total_duration:.1} s")
+                    }
+                    _ => failure_detail(&ran),
+                };
                 remote
                     .note(
                         format!("Back up to {}: restic backup /data (volumes read-only)", row.name),
                         outcome_words(&ran),
                         t,
-                        failure_detail(&ran),
+                        detail,
                     )
                     .await;
                 match &ran {
@@ -1137,12 +1156,8 @@ impl Deployer {
         .await;
         match outcome {
             Ok((snapshot, files, bytes, added)) => {
-                // restic's forget needs the repository alone: only when no other backup
-                // to this destination runs now (else the next backup applies the rules).
                 drop(shared);
-                if let Ok(_alone) = lock.try_write() {
-                    self.forget_old(remote, row, slug).await;
-                }
+                self.forget_if_due(remote, row, slug, &lock).await;
                 self.store
                     .finish_backup_run(
                         run,
@@ -1176,14 +1191,70 @@ impl Deployer {
         }
     }
 
-    /// Applies the app's keep rules at the destination after a backup: restic forgets the
-    /// snapshots no rule keeps (the newest always stays); the data they alone held goes at
-    /// the weekly prune. A failure here leaves the new backup good, and the next run tries
-    /// again, so it is noted and not raised.
-    async fn forget_old(&self, remote: &Remote, row: &DestinationRow, slug: &str) {
+    /// After a backup: the app's keep rules at the destination, when they are due there
+    /// (`keep_rules`) and no other backup to it runs now (restic's forget needs the
+    /// repository alone; else a later backup applies them). Recorded only when restic's
+    /// forget worked, so a failed or skipped one leaves the next backup to try.
+    async fn forget_if_due(
+        &self,
+        remote: &Remote,
+        row: &DestinationRow,
+        slug: &str,
+        lock: &tokio::sync::RwLock<()>,
+    ) {
+        // Unreadable memory counts as due: the rules run (as after every backup before).
+        let (last, before) = self
+            .store
+            .backup_forgot_at(slug.to_string(), row.id)
+            .await
+            .unwrap_or((None, true));
+        let now = crate::store::now_unix();
+        // No "restic" in the notes of what did not run (tests read those as restic's runs).
+        let skipped = match keep_rules(last, before, now) {
+            KeepRules::Apply => None,
+            KeepRules::FirstBackup => {
+                self.remember_forget(slug, row).await;
+                Some(format!(
+                    "Keep the backups the rules keep at {}: nothing to forget yet (the app's first backup there)",
+                    row.name
+                ))
+            }
+            KeepRules::AppliedAgo(ago) => Some(format!(
+                "Keep the backups the rules keep at {}: not yet, applied {} ago (once a day)",
+                row.name,
+                ago_words(ago),
+            )),
+        };
+        if let Some(what) = skipped {
+            remote
+                .note(what, "skipped".into(), Instant::now(), String::new())
+                .await;
+            return;
+        }
+        let Ok(_alone) = lock.try_write() else {
+            return;
+        };
+        if self.forget_old(remote, row, slug).await {
+            self.remember_forget(slug, row).await;
+        }
+    }
+
+    /// Records that the app's keep rules hold at the destination now.
+    async fn remember_forget(&self, slug: &str, row: &DestinationRow) {
+        if let Err(e) = self.store.set_backup_forgot(slug.to_string(), row.id).await {
+            // The next backup applies the rules again: harmless.
+            tracing::warn!(error = %e, slug, "could not record the keep rules' run");
+        }
+    }
+
+    /// Applies the app's keep rules at the destination: restic forgets the snapshots no rule
+    /// keeps (the newest always stays); the data they alone held goes at the weekly prune. A
+    /// failure here leaves the new backup good, and a later run tries again, so it is noted
+    /// and not raised. True when restic's forget worked.
+    async fn forget_old(&self, remote: &Remote, row: &DestinationRow, slug: &str) -> bool {
         let policy = self.backup_policy(slug).await;
         let Ok((target, creds)) = self.credentials(row).await else {
-            return;
+            return false;
         };
         let keep = policy.forget_args();
         let mut args = vec![
@@ -1202,18 +1273,18 @@ impl Deployer {
             &args,
             Vec::new(),
         );
-        let _ = self
-            .restic_noted(
-                remote,
-                &spec,
-                &creds,
-                &format!(
-                    "Keep the backups the rules keep at {}: restic forget {}",
-                    row.name,
-                    keep.join(" ")
-                ),
-            )
-            .await;
+        self.restic_noted(
+            remote,
+            &spec,
+            &creds,
+            &format!(
+                "Keep the backups the rules keep at {}: restic forget {}",
+                row.name,
+                keep.join(" ")
+            ),
+        )
+        .await
+        .is_ok()
     }
 
     /// Dumps the app's shared database into `volume` (made fresh) as `database.sql`.
@@ -1718,6 +1789,39 @@ impl Deployer {
     }
 }
 
+/// What a backup does about the app's keep rules at a destination.
+#[derive(Debug, PartialEq, Eq)]
+enum KeepRules {
+    /// restic forget runs.
+    Apply,
+    /// Applied this long ago (seconds): not again yet.
+    AppliedAgo(i64),
+    /// The app's first backup there: a repository without an earlier backup of it from this
+    /// box has nothing of it to forget (the rules are due `FORGET_EVERY` from now).
+    FirstBackup,
+}
+
+/// The keep rules' turn, `now`: `last` is when they last held for the app at the destination
+/// (unix seconds; None: never, or its policy changed since), `before` whether the app has a
+/// finished backup there from before this one. Due again `FORGET_EVERY` after the last time,
+/// or at once when the clock went back behind it.
+fn keep_rules(last: Option<i64>, before: bool, now: i64) -> KeepRules {
+    match last {
+        None if !before => KeepRules::FirstBackup,
+        Some(at) if at <= now && now - at < FORGET_EVERY => KeepRules::AppliedAgo(now - at),
+        _ => KeepRules::Apply,
+    }
+}
+
+/// "3 h", "40 min": how long ago, for "What I did".
+fn ago_words(secs: i64) -> String {
+    if secs >= 3600 {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{} min", (secs / 60).max(0))
+    }
+}
+
 /// A suffix that keeps one-off containers started at the same time apart.
 pub(super) fn unique() -> String {
     let b = crate::secrets::random_bytes::<4>();
@@ -1772,5 +1876,48 @@ pub(super) fn failure_detail<T>(r: &Result<T, ResticFailure>) -> String {
     match r {
         Ok(_) => String::new(),
         Err(f) => failure_text(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keep_rules_are_due_once_a_day_per_app_and_destination() {
+        let now = 1_800_000_000;
+        let hour = 3600;
+        // The app's first backup there: nothing to forget.
+        assert_eq!(keep_rules(None, false, now), KeepRules::FirstBackup);
+        // Backed up there before, rules never applied (or its policy changed since): due.
+        assert_eq!(keep_rules(None, true, now), KeepRules::Apply);
+        // "Back up now" and hourly runs within the day: not again.
+        assert_eq!(keep_rules(Some(now), true, now), KeepRules::AppliedAgo(0));
+        assert_eq!(
+            keep_rules(Some(now - hour), true, now),
+            KeepRules::AppliedAgo(hour)
+        );
+        assert_eq!(
+            keep_rules(Some(now - 19 * hour), true, now),
+            KeepRules::AppliedAgo(19 * hour)
+        );
+        // A daily backup that ends a little earlier than yesterday's still applies them.
+        assert_eq!(
+            keep_rules(Some(now - 20 * hour), true, now),
+            KeepRules::Apply
+        );
+        assert_eq!(
+            keep_rules(Some(now - 24 * hour + 300), true, now),
+            KeepRules::Apply
+        );
+        assert_eq!(
+            keep_rules(Some(now - 3 * 24 * hour), true, now),
+            KeepRules::Apply
+        );
+        // A clock that went back behind the last time: due (not skipped for as long).
+        assert_eq!(keep_rules(Some(now + 60), true, now), KeepRules::Apply);
+        assert_eq!(ago_words(3 * hour + 59), "3 h");
+        assert_eq!(ago_words(40 * 60 + 5), "40 min");
+        assert_eq!(ago_words(0), "0 min");
     }
 }

@@ -367,7 +367,8 @@ impl Store {
 
     /// Sets a policy (the default with slug ''), or removes an app's own (`None`: it follows
     /// the default again). The scheduler forgets what it handled for the apps it affects, so
-    /// their first backup under it is its next scheduled time, not one at once.
+    /// their first backup under it is its next scheduled time, not one at once; and their keep
+    /// rules are due again, so that backup applies the new ones.
     pub async fn set_backup_policy(
         &self,
         slug: String,
@@ -405,8 +406,13 @@ impl Store {
                     "DELETE FROM backup_schedule WHERE slug NOT IN (SELECT slug FROM backup_policies)",
                     [],
                 )?;
+                tx.execute(
+                    "DELETE FROM backup_forgets WHERE slug NOT IN (SELECT slug FROM backup_policies)",
+                    [],
+                )?;
             } else {
                 tx.execute("DELETE FROM backup_schedule WHERE slug = ?1", [&slug])?;
+                tx.execute("DELETE FROM backup_forgets WHERE slug = ?1", [&slug])?;
             }
             tx.commit()?;
             Ok(())
@@ -442,6 +448,55 @@ impl Store {
         .await
     }
 
+    /// When the app's keep rules last held at the destination (unix seconds; None: never, or
+    /// not since its policy changed), and whether the app has a finished backup there from
+    /// before the one running now (since the destination was added).
+    pub async fn backup_forgot_at(
+        &self,
+        slug: String,
+        destination_id: i64,
+    ) -> Result<(Option<i64>, bool), StoreError> {
+        self.read(move |c| {
+            let at = c
+                .query_row(
+                    "SELECT forgot_at FROM backup_forgets WHERE slug = ?1 AND destination_id = ?2",
+                    params![slug, destination_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            // Only runs since the destination was added: a removed destination's id is
+            // given to the next one added, and its runs stay in the apps' histories.
+            let before: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM backup_runs r JOIN backup_destinations d
+                   ON d.id = r.destination_id WHERE r.slug = ?1 AND r.destination_id = ?2
+                   AND r.state = 'done' AND r.started_at >= d.created_at)",
+                params![slug, destination_id],
+                |r| r.get(0),
+            )?;
+            Ok((at, before))
+        })
+        .await
+    }
+
+    /// Records that the app's keep rules hold at the destination now: restic's forget worked
+    /// (never after one that failed: the next backup tries again), or the app's first backup
+    /// there left nothing to forget.
+    pub async fn set_backup_forgot(
+        &self,
+        slug: String,
+        destination_id: i64,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO backup_forgets (slug, destination_id, forgot_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (slug, destination_id) DO UPDATE SET forgot_at = ?3",
+                params![slug, destination_id, now_unix()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records the box's upkeep of a destination (prune and check): when, and the damage
     /// the check found ('' when sound).
     pub async fn set_destination_maintained(
@@ -457,5 +512,113 @@ impl Store {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(slug: &str) -> PolicyRow {
+        PolicyRow {
+            slug: slug.to_string(),
+            schedule: "0 2 * * *".into(),
+            keep_within_days: 2,
+            keep_hourly: 0,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_forget_is_kept_per_app_and_destination_until_the_rules_change()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("homelab.db"))?;
+        let add = |name: &str| {
+            store.add_backup_destination(name.into(), "{}".into(), String::new(), |_| Vec::new())
+        };
+        let (nas, cloud) = (add("NAS").await?, add("Cloud").await?);
+        let at = |slug: &str, d: i64| {
+            let store = store.clone();
+            let slug = slug.to_string();
+            async move { Ok::<_, StoreError>(store.backup_forgot_at(slug, d).await?.0) }
+        };
+        assert_eq!(at("a", nas).await?, None);
+        // Whether the app was backed up there before: finished runs only.
+        let before = |slug: &str| store.backup_forgot_at(slug.to_string(), nas);
+        assert!(!before("a").await?.1);
+        let run = store.begin_backup_run("a".into(), nas, 1, 1).await?;
+        assert!(
+            !before("a").await?.1,
+            "the run under way is not one before it"
+        );
+        store
+            .finish_backup_run(run, false, String::new(), 0, 0, 0, "no".into())
+            .await?;
+        assert!(!before("a").await?.1, "a failed run held no backup");
+        let run = store.begin_backup_run("a".into(), nas, 1, 2).await?;
+        store
+            .finish_backup_run(run, true, "abcd1234".into(), 1, 1, 1, String::new())
+            .await?;
+        assert!(before("a").await?.1);
+        assert!(!before("b").await?.1);
+        for (slug, d) in [("a", nas), ("a", cloud), ("b", nas), ("own", nas)] {
+            store.set_backup_forgot(slug.into(), d).await?;
+        }
+        let first = at("a", nas).await?.ok_or("recorded")?;
+        assert!((now_unix() - first).abs() <= 1);
+        // Again: one row, the newer time.
+        store.set_backup_forgot("a".into(), nas).await?;
+        assert!(at("a", nas).await?.ok_or("still there")? >= first);
+
+        // An app's own rules: only its rows go.
+        store
+            .set_backup_policy("b".into(), Some(policy("b")))
+            .await?;
+        assert_eq!(at("b", nas).await?, None);
+        assert!(at("a", nas).await?.is_some());
+        // The default's: the rows of every app following it, not of apps with their own.
+        store
+            .set_backup_policy("own".into(), Some(policy("own")))
+            .await?;
+        store.set_backup_forgot("own".into(), nas).await?;
+        store.set_backup_forgot("b".into(), nas).await?;
+        store
+            .set_backup_policy(String::new(), Some(policy("")))
+            .await?;
+        assert_eq!(at("a", nas).await?, None);
+        assert_eq!(at("a", cloud).await?, None);
+        assert!(at("own", nas).await?.is_some());
+        assert!(at("b", nas).await?.is_some());
+
+        // A removed destination takes its rows along.
+        store.set_backup_forgot("own".into(), cloud).await?;
+        let run = store.begin_backup_run("a".into(), cloud, 1, 3).await?;
+        store
+            .finish_backup_run(run, true, "abcd1234".into(), 1, 1, 1, String::new())
+            .await?;
+        assert!(at("own", cloud).await?.is_some());
+        assert!(store.backup_forgot_at("a".into(), cloud).await?.1);
+        store
+            .delete_backup_destination(cloud, "backup-destination:x".into())
+            .await?;
+        assert_eq!(at("own", cloud).await?, None);
+        // The next one added gets its id (SQLite reuses the highest), and the runs to the
+        // removed one are no backups there (a minute older: not within one second).
+        store
+            .call(move |c| {
+                c.execute(
+                    "UPDATE backup_runs SET started_at = started_at - 60 WHERE id = ?1",
+                    [run],
+                )?;
+                Ok(())
+            })
+            .await?;
+        let again = add("Cloud again").await?;
+        assert_eq!(again, cloud);
+        assert!(!store.backup_forgot_at("a".into(), again).await?.1);
+        Ok(())
     }
 }

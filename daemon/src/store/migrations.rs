@@ -317,6 +317,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE backup_destinations ADD COLUMN disk_free INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE backup_destinations ADD COLUMN space_at INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 12: when an app's keep rules last held at a destination, so restic's `forget` runs
+    // there at most about once a day rather than after every backup. A row goes with its
+    // destination; an app's policy change removes its rows (the new rules apply at once).
+    r#"
+    CREATE TABLE backup_forgets (
+        slug           TEXT NOT NULL,
+        destination_id INTEGER NOT NULL REFERENCES backup_destinations (id) ON DELETE CASCADE,
+        -- Unix seconds: when restic's forget last worked there, or the app's first backup
+        -- there (nothing of it to forget yet).
+        forgot_at      INTEGER NOT NULL,
+        PRIMARY KEY (slug, destination_id)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build creates and understands.
