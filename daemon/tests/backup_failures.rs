@@ -910,8 +910,24 @@ async fn a_device_unplugged_mid_backup_fails_the_run_leaves_no_snapshot_and_the_
     cable.on();
 
     // Recorded as failed; the destination has no snapshot of it (the API's list, and the
-    // folder's snapshots/ read on the server without the password).
-    let listed = backups_of(&api, SLUG).await;
+    // folder's snapshots/ read on the server without the password). The list asks restic on
+    // the app's device, so it is read once the device answers again: the box finds out
+    // that its old connection died and makes a new one (a few seconds; 90 s bound).
+    let listed = eventually("Pi answering again", Duration::from_secs(90), || async {
+        let (status, body) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/backups/apps/{SLUG}"),
+                None,
+            )
+            .await;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
     let run = run_of(&listed, id);
     problems.check(
         run["state"] == "failed",
