@@ -463,6 +463,28 @@ impl Deployer {
         Ok(snapshot)
     }
 
+    /// The repository's keys (JSON), opened with the passphrase: answers at once (no index
+    /// read), and fails with `WrongPassword` when the passphrase is not a key there.
+    async fn list_keys(
+        &self,
+        target: &Target,
+        creds: &Credentials,
+        name: &str,
+        passphrase: &Secret,
+    ) -> Result<Vec<u8>, backup::local::Failed> {
+        self.local(true)
+            .run(
+                target,
+                &with_password(creds, passphrase),
+                name,
+                &["key", "list", "--json", "--no-lock"],
+                None,
+                &[],
+                1 << 20,
+            )
+            .await
+    }
+
     /// The passphrase as a key of the repository: `key list` opened with it answers at once
     /// (no index read); when it does not open, the key is added (the repository made first
     /// when there is none).
@@ -474,17 +496,7 @@ impl Deployer {
         passphrase: &Secret,
     ) -> Result<(), String> {
         let local = self.local(true);
-        let opened = local
-            .run(
-                target,
-                &with_password(creds, passphrase),
-                name,
-                &["key", "list", "--json", "--no-lock"],
-                None,
-                &[],
-                1 << 20,
-            )
-            .await;
+        let opened = self.list_keys(target, creds, name, passphrase).await;
         match opened {
             Ok(_) => return Ok(()),
             Err(f) if f.why == Why::WrongPassword => {}
@@ -548,18 +560,7 @@ impl Deployer {
             #[serde(rename = "userName", default)]
             user: String,
         }
-        match local
-            .run(
-                target,
-                &with_password(creds, passphrase),
-                name,
-                &["key", "list", "--json", "--no-lock"],
-                None,
-                &[],
-                1 << 20,
-            )
-            .await
-        {
+        match self.list_keys(target, creds, name, passphrase).await {
             Ok(listed) => {
                 let text = String::from_utf8_lossy(&listed);
                 let keys: Vec<Key> = text
