@@ -242,6 +242,14 @@ pub async fn run_once(
     .await
     .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
     let rt = open_runtime(config).await?;
+    // The history starts from how things are now, so the first change has a "before".
+    if let Err(e) = rt
+        .store
+        .note_revision("system", "How things were when Homelab started")
+        .await
+    {
+        tracing::warn!(error = %e, "no revision of the state at start");
+    }
     // The first start after a restore: the dashboard says so, old sessions end.
     if let Some(manifest) = restored {
         match rt.deployer.note_restored(&manifest).await {

@@ -15,6 +15,7 @@
 //! | `placement/`| scoring devices for an app, with a reason for each and typed disqualifications |
 //! | `pool/`    | shared databases: one PostgreSQL and one MariaDB per device, a private database and login per app, the SQL run in them, the RAM saved |
 //! | `backup/`   | backups with restic: destinations and their checks, the restic container run on a device (secrets on stdin), its JSON output and errors in plain words (the backup and restore jobs are the deploy engine's `backing.rs`) |
+//! | `desired/`  | the desired state's history in words, what "Revert to here" does, the configuration file (export/import, secrets sealed with a passphrase); the state itself is `store`'s |
 //! | `deploy/`   | the deploy engine, one file per phase: plan, preflight, job, naming (name + HTTPS), health, journal (undo), upkeep, manage; its remote scripts are `.sh` files beside it |
 //! | `proxy/`    | Homelab's proxy on each app device (Caddy): its Compose file and starting configuration, and its admin API reached over SSH |
 //! | `dns/`      | app names: the provider the owner chose (AdGuard Home, OPNsense, or mDNS `.local` names announced by the box), records, checking a name from the box |
@@ -70,6 +71,7 @@ pub mod busy;
 pub mod catalog;
 pub mod config;
 pub mod deploy;
+pub mod desired;
 pub mod devices;
 pub mod discovery;
 pub mod dns;

@@ -46,6 +46,15 @@ pub fn date_utc(unix: i64) -> String {
     }
 }
 
+/// "2026-11-25 21:04 UTC". The box has no user time zone setting yet, so times say UTC.
+pub fn format_time(unix: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,7 +121,8 @@
     t.innerHTML = '<span class="toast-icon" aria-hidden="true">⚠</span><div class="toast-body"><strong>Problem:</strong> The box did not answer. Check that it is powered on and connected, then try again.</div><button type="button" class="toast-close" aria-label="Dismiss">×</button>';
     box.appendChild(t);
   });
-  // Update files are uploaded as they are (not as a form), with a progress bar: they are large.
+  // Update and configuration files are uploaded as they are (not as a form), with a progress
+  // bar: they are large.
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (!form.matches || !form.matches("form[data-upload]")) return;
@@ -136,6 +137,8 @@
     xhr.open("POST", form.getAttribute("data-upload"));
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.setRequestHeader("X-CSRF-Token", csrf);
+    // A refusal comes back as a short fragment, not a whole page.
+    xhr.setRequestHeader("HX-Request", "true");
     xhr.upload.onprogress = function (p) {
       if (!p.lengthComputable) return;
       bar.hidden = false;
@@ -143,16 +146,27 @@
       status.textContent = "Uploading… " + bar.value + "%";
     };
     xhr.onload = function () {
-      var answer = {};
-      try { answer = JSON.parse(xhr.responseText); } catch (err) { /* not JSON */ }
       if (xhr.status >= 200 && xhr.status < 300) {
-        htmx.ajax("GET", "/settings/updates/panel", { target: "#update-panel", swap: "outerHTML" });
-      } else {
         button.disabled = false;
         bar.hidden = true;
-        status.textContent = answer.message || "The box refused the file (" + xhr.status + ").";
-        status.classList.add("error-text");
+        status.textContent = "Received.";
+        // What to show next: the form says (the import's passphrase step), else the update panel.
+        htmx.ajax("GET", form.getAttribute("data-after") || "/settings/updates/panel",
+          { target: form.getAttribute("data-after-target") || "#update-panel", swap: "outerHTML" });
+        return;
       }
+      // The refusal's own words: the API answers JSON, a page route an htmx fragment.
+      var why = "";
+      try {
+        var answer = JSON.parse(xhr.responseText);
+        why = (answer.error && answer.error.message) || answer.message || "";
+      } catch (err) {
+        why = new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent.trim();
+      }
+      button.disabled = false;
+      bar.hidden = true;
+      status.textContent = why || "The box refused the file (" + xhr.status + ").";
+      status.classList.add("error-text");
     };
     xhr.onerror = function () {
       button.disabled = false;
@@ -160,7 +174,7 @@
     };
     button.disabled = true;
     status.classList.remove("error-text");
-    status.textContent = "Uploading… (then the signature is checked)";
+    status.textContent = form.getAttribute("data-uploading") || "Uploading…";
     xhr.send(file);
   });
   // The update window is in the owner's time: their browser says how far that is from UTC.

@@ -17,8 +17,11 @@ use super::{Secret, VaultError, random_bytes};
 const M_COST_KIB: u32 = 64 * 1024;
 const T_COST: u32 = 3;
 const P_COST: u32 = 1;
-/// Bound on parameters read from a file, so a crafted export cannot make us allocate 4 TB.
-const MAX_M_COST_KIB: u32 = 1024 * 1024;
+/// Bounds on parameters read from a file, so a crafted export cannot make the box allocate
+/// 4 TB or spend an hour: four times our own cost is room for stronger future defaults.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+const MAX_T_COST: u32 = 10;
+const MAX_P_COST: u32 = 4;
 
 /// A passphrase-sealed blob with everything needed to open it again (serialisable as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,7 +117,11 @@ pub fn open_raw(
     passphrase: &Secret,
     context: &str,
 ) -> Result<Secret, VaultError> {
-    if sealed.kdf != "argon2id-v19" || sealed.m_cost_kib > MAX_M_COST_KIB || sealed.t_cost > 100 {
+    if sealed.kdf != "argon2id-v19"
+        || sealed.m_cost_kib > MAX_M_COST_KIB
+        || sealed.t_cost > MAX_T_COST
+        || sealed.p_cost > MAX_P_COST
+    {
         return Err(VaultError::Format);
     }
     let decode = |s: &str| B64.decode(s).map_err(|_| VaultError::Format);

@@ -57,6 +57,15 @@ impl Store {
                 params![at, actor, action, detail, client_addr, request_id],
             )?;
             let id = c.last_insert_rowid();
+            // A change worth a revision is always audited, so this is where one is taken
+            // (after the change: an action audits what it did). Sign-ins and the like change
+            // nothing desired and can come in floods: they skip the read. A revision that
+            // cannot be taken never undoes the record of what was done.
+            if !super::desired::never_a_revision(action)
+                && let Err(e) = super::desired::note_revision(c, &actor, &detail)
+            {
+                tracing::warn!("revision not taken: {e}");
+            }
             if id % AUDIT_PRUNE_EVERY == 0 {
                 c.execute(
                     "DELETE FROM audit_log WHERE id <= ?1",

@@ -330,6 +330,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (slug, destination_id)
     ) STRICT;
     "#,
+    // 13: revisions of the desired state (store/desired.rs): one for each audited change that
+    // moved it, with who and the audit's words; the document is the state after the change
+    // (no secrets, nothing the box only observed), `digest` its SHA-256. The newest
+    // `desired::REVISIONS_KEEP` are kept.
+    r#"
+    CREATE TABLE revisions (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        what     TEXT NOT NULL,
+        document TEXT NOT NULL,
+        digest   BLOB NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build creates and understands.

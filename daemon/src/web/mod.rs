@@ -89,6 +89,8 @@ pub struct Inner {
     pub device_graphs: graphs::GraphsCache,
     /// Stops the daemon to start again (after "Restore from a backup" staged a restore).
     pub restart: Arc<tokio::sync::Notify>,
+    /// The configuration file uploaded for import, waiting for its passphrase and the yes.
+    pub pending_import: actions::history::PendingImport,
 }
 
 impl std::ops::Deref for AppState {
@@ -123,6 +125,7 @@ impl AppState {
             device_cards: Default::default(),
             device_graphs: Default::default(),
             restart: rt.restart.clone(),
+            pending_import: Default::default(),
         }))
     }
 }

@@ -5,6 +5,7 @@ use crate::backup::Target;
 use crate::backup::schedule::Policy;
 use crate::secrets::Secret;
 use crate::web::AppState;
+use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
 /// What the owner typed to add a destination: an SSH server (with its login's password,
@@ -98,9 +99,10 @@ pub enum PolicyChoice {
     FollowDefault,
 }
 
-/// Sets the default policy (`slug` None) or an app's.
+/// Sets the default policy (`slug` None) or an app's; audited.
 pub async fn set_policy(
     state: &AppState,
+    who: &Ctx,
     slug: Option<&str>,
     choice: PolicyChoice,
 ) -> Result<(), WebError> {
@@ -118,13 +120,12 @@ pub async fn set_policy(
     let words = policy.as_ref().map(Policy::words);
     state.deployer.set_backup_policy(slug, policy).await?;
     let whose = slug.unwrap_or("every app");
-    super::toast(
-        state,
-        match words {
-            Some(w) => format!("Backups of {whose}: {w}."),
-            None => format!("Backups of {whose} follow the default schedule."),
-        },
-    );
+    let words = match words {
+        Some(w) => format!("Backups of {whose}: {w}."),
+        None => format!("Backups of {whose} follow the default schedule."),
+    };
+    who.audit(state, "backup.policy", words.clone()).await?;
+    super::toast(state, words);
     Ok(())
 }
 

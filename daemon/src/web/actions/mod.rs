@@ -15,6 +15,7 @@ pub mod auth;
 pub mod backups;
 pub mod devices;
 pub mod dns;
+pub mod history;
 pub mod network;
 pub mod pool;
 pub mod recovery;

@@ -12,6 +12,7 @@ use crate::backup::Target;
 use crate::secrets::Secret;
 use crate::web::AppState;
 use crate::web::actions::backups::{self as act, NewDestination};
+use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
 #[derive(Deserialize)]
@@ -265,18 +266,20 @@ pub async fn default_policy(State(state): State<AppState>) -> Result<Response, W
 
 pub async fn set_default_policy(
     State(state): State<AppState>,
+    ctx: Ctx,
     Json(b): Json<PolicyBody>,
 ) -> Result<Response, WebError> {
-    act::set_policy(&state, None, b.into_choice()?).await?;
+    act::set_policy(&state, &ctx, None, b.into_choice()?).await?;
     Ok(Json(act::policy(&state, None).await?).into_response())
 }
 
 pub async fn set_app_policy(
     State(state): State<AppState>,
+    ctx: Ctx,
     Path(slug): Path<String>,
     Json(b): Json<PolicyBody>,
 ) -> Result<Response, WebError> {
-    act::set_policy(&state, Some(&slug), b.into_choice()?).await?;
+    act::set_policy(&state, &ctx, Some(&slug), b.into_choice()?).await?;
     Ok(Json(act::policy(&state, Some(&slug)).await?).into_response())
 }
 

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod backups;
 pub mod devices;
+pub mod history;
 pub mod recovery;
 pub mod updates;
 

@@ -838,7 +838,7 @@ pub async fn set_schedule(
 ) -> Result<Response, WebError> {
     let advanced = advanced(&ctx)?;
     let saved = match form.choice() {
-        Ok(choice) => act::set_policy(&state, None, choice).await,
+        Ok(choice) => act::set_policy(&state, &ctx, None, choice).await,
         Err(e) => Err(e),
     };
     let refused = match saved {
@@ -916,7 +916,7 @@ pub async fn set_app_schedule(
         .ok_or_else(WebError::not_found)?;
     let name = app_name(&state, &slug, &app.name);
     let saved = match form.choice() {
-        Ok(choice) => act::set_policy(&state, Some(&slug), choice).await,
+        Ok(choice) => act::set_policy(&state, &ctx, Some(&slug), choice).await,
         Err(e) => Err(e),
     };
     let refused = match saved {

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod browse;
 pub mod deploy;
 pub mod devices;
+pub mod history;
 pub mod moving;
 pub mod network;
 pub mod network_dns;
@@ -344,14 +345,7 @@ pub fn plain_detail(detail: &str) -> String {
     out
 }
 
-/// "2026-11-25 21:04 UTC". The box has no user time zone setting yet, so times say UTC.
-pub fn format_time(unix: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
-}
+pub use crate::units::format_time;
 
 pub fn format_iso(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
