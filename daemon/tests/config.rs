@@ -68,7 +68,7 @@ async fn import(api: &Api<'_>, file: &Value, passphrase: &str, apply: bool) -> (
 async fn history_reverts_and_a_configuration_file_carries_the_homelab_to_a_new_box() {
     lab::exec(SERVER, &["rm", "-rf", FOLDER]);
     let old = start("config-old").await;
-    let (session, _) = old.claim().await;
+    let (session, admin_password) = old.claim().await;
     let api = Api {
         token: old.api_token(&session, "config").await,
         s: &old,
@@ -206,6 +206,36 @@ async fn history_reverts_and_a_configuration_file_carries_the_homelab_to_a_new_b
             .contains("homelab-configuration-")
     );
     let text = res.text().await.unwrap();
+    // From a browser the owner's own password is asked for too: a session alone (a cookie
+    // stolen, a laptop left open) cannot take every secret away.
+    for (typed, words) in [
+        ("", "Type your password"),
+        ("not-the-password", "Your password is not right"),
+    ] {
+        let form = [
+            ("password", typed),
+            ("passphrase", passphrase.as_str()),
+            ("confirm", passphrase.as_str()),
+        ];
+        let res = old
+            .post_htmx("/settings/configuration/export", &session, &form)
+            .await;
+        assert_eq!(res.status(), 422, "{typed:?}");
+        assert!(res.text().await.unwrap().contains(words), "{typed:?}");
+    }
+    let res = old
+        .post_htmx(
+            "/settings/configuration/export",
+            &session,
+            &[
+                ("password", admin_password.as_str()),
+                ("passphrase", passphrase.as_str()),
+                ("confirm", passphrase.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("homelab-configuration"));
     std::fs::write(artifacts().join("config-export.json"), &text).unwrap();
     assert!(text.contains("box.lan") && text.contains("\"Pi\""));
     assert!(!text.contains("PRIVATE KEY"), "keys are sealed");

@@ -383,6 +383,7 @@ def main():
                 remember_secret(phrase)
                 page.fill("#export_passphrase", phrase)
                 page.fill("#export_confirm", phrase)
+                page.fill("#export_password", password)
                 with page.expect_download() as got:
                     page.click("#export-form button[type=submit]")
                 saved = str(ARTIFACTS / "walk-configuration.json")

@@ -579,12 +579,61 @@ impl Auth {
         }
         password::check_policy(new_str, &user.username).map_err(AuthError::Invalid)?;
         let known = self.known_browser(client, &user.username).await?;
+        if !self
+            .password_is_right(&user, current, client, &known)
+            .await?
+        {
+            return Err(AuthError::Invalid(
+                "The current password is not right.".into(),
+            ));
+        }
+        let hash = self.hash(new, known.is_some()).await?;
+        self.store.set_password(user.id, hash).await?;
+        // Other browsers are signed out and no longer known; this one is remembered again.
+        self.store.forget_browsers(user.id).await?;
+        self.start_session(user, client, known).await
+    }
+}
+
+impl Auth {
+    /// Asks a signed-in user for their password again before something a stolen session must
+    /// not do alone (exporting every secret). Counted by the same throttle as sign-ins.
+    pub async fn confirm_password(
+        &self,
+        username: &str,
+        typed: Secret,
+        client: &Client,
+    ) -> Result<(), AuthError> {
+        let user = self
+            .store
+            .user_by_name(username.to_string())
+            .await?
+            .ok_or(AuthError::BadCredentials)?;
+        let known = self.known_browser(client, &user.username).await?;
+        if self.password_is_right(&user, typed, client, &known).await? {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(
+                "Your password is not right: type the one you sign in with.".into(),
+            ))
+        }
+    }
+
+    /// Checks a signed-in user's password under the sign-in throttle: a wrong one stays
+    /// counted as a failed attempt.
+    async fn password_is_right(
+        &self,
+        user: &User,
+        typed: Secret,
+        client: &Client,
+        known: &Option<Vec<u8>>,
+    ) -> Result<bool, AuthError> {
         let attempt = self
             .throttle
             .reserve(&self.attempt_keys(client, &user.username, known.as_deref()))
             .map_err(AuthError::Throttled)?;
         let checked = match self
-            .verify(current, user.password_hash.clone(), false, known.is_some())
+            .verify(typed, user.password_hash.clone(), false, known.is_some())
             .await
         {
             Err(AuthError::Busy) => {
@@ -593,18 +642,10 @@ impl Auth {
             }
             other => other?,
         };
-        if !checked.ok {
-            // The attempt stays counted as a failure.
-            return Err(AuthError::Invalid(
-                "The current password is not right.".into(),
-            ));
+        if checked.ok {
+            self.throttle.succeed(attempt);
         }
-        self.throttle.succeed(attempt);
-        let hash = self.hash(new, known.is_some()).await?;
-        self.store.set_password(user.id, hash).await?;
-        // Other browsers are signed out and no longer known; this one is remembered again.
-        self.store.forget_browsers(user.id).await?;
-        self.start_session(user, client, known).await
+        Ok(checked.ok)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::secrets::Secret;
 use crate::store::{Desired, Import, Revision, SCHEMA_VERSION, now_unix};
 use crate::web::AppState;
 use crate::web::actions::backups::PolicyChoice;
-use crate::web::context::Ctx;
+use crate::web::context::{Ctx, Principal};
 use crate::web::error::WebError;
 
 /// Sealing or opening a file costs Argon2's 64 MiB (up to 256 MiB for a file that asks for
@@ -83,9 +83,14 @@ fn passphrase(typed: Secret) -> Result<Secret, WebError> {
 }
 
 /// The configuration file with every secret sealed under `passphrase`; audited.
+///
+/// The file carries every secret of the homelab, so a signed-in user types their password
+/// again (a session cookie alone, stolen or left open, cannot take them). An API token is a
+/// credential the owner made for scripts and stands on its own.
 pub async fn export(
     state: &AppState,
     who: &Ctx,
+    password: Option<Secret>,
     typed: Secret,
     confirm: Secret,
 ) -> Result<Vec<u8>, WebError> {
@@ -93,6 +98,15 @@ pub async fn export(
         return Err(bad("The two passphrases differ: type the same one twice."));
     }
     let pass = passphrase(typed)?;
+    if let Some(Principal::User(user)) = &who.principal {
+        let password = password.filter(|p| !p.expose().is_empty()).ok_or_else(|| {
+            bad("Type your password (the one you sign in with) to export: the file holds every secret of your homelab.")
+        })?;
+        state
+            .auth
+            .confirm_password(&user.username, password, &who.client)
+            .await?;
+    }
     let desired = state.store.desired(true).await?;
     let mut secrets = Vec::new();
     for (owner, purpose, sealed) in state.store.portable_secrets().await? {

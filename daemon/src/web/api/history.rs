@@ -23,6 +23,9 @@ use crate::web::error::WebError;
 #[derive(Deserialize)]
 pub struct ExportBody {
     passphrase: String,
+    /// A signed-in user's own password (not needed with an API token).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 pub async fn export(
@@ -33,6 +36,7 @@ pub async fn export(
     let bytes = act::export(
         &state,
         &ctx,
+        b.password.map(Secret::from_string),
         Secret::from_string(b.passphrase.clone()),
         Secret::from_string(b.passphrase),
     )

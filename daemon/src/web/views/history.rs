@@ -184,6 +184,8 @@ pub async fn configuration(State(state): State<AppState>, ctx: Ctx) -> Result<Re
 #[derive(Deserialize)]
 pub struct ExportForm {
     #[serde(default)]
+    password: String,
+    #[serde(default)]
     passphrase: String,
     #[serde(default)]
     confirm: String,
@@ -198,6 +200,7 @@ pub async fn export(
     match act::export(
         &state,
         &ctx,
+        Some(Secret::from_string(form.password)),
         Secret::from_string(form.passphrase),
         Secret::from_string(form.confirm),
     )
