@@ -20,7 +20,7 @@ pub const FORMAT: &str = "homelab-configuration";
 pub const VERSION: u32 = 1;
 /// The largest file an import reads: a homelab's state is tens of KB; room for many apps'
 /// compose files, never a memory hazard.
-pub const MAX_FILE: usize = 8 * 1024 * 1024;
+pub const MAX_FILE: usize = 2 * 1024 * 1024;
 /// The AAD of the seal: a box backup's or the vault's sealed blob does not open as this.
 const CONTEXT: &str = "homelab-configuration-1";
 
@@ -41,7 +41,7 @@ pub struct File {
 /// What the seal holds.
 #[derive(Serialize, Deserialize)]
 struct Inner {
-    /// Hex SHA-256 of the state's JSON.
+    /// Hex SHA-256 of the readable part (`readable_sha256`).
     state_sha256: String,
     secrets: Vec<SecretEntry>,
 }
@@ -69,8 +69,10 @@ fn refused(words: impl Into<String>) -> ExportError {
     ExportError::Refused(words.into())
 }
 
-fn state_sha256(state: &Desired) -> String {
-    let json = serde_json::to_vec(state).unwrap_or_default();
+/// The digest of everything readable in the file (its state and what the preview and the
+/// audit say of it: when, by which Homelab, for which schema), so none of it can be edited.
+fn readable_sha256(exported_at: i64, homelab: &str, schema: i64, state: &Desired) -> String {
+    let json = serde_json::to_vec(&(exported_at, homelab, schema, state)).unwrap_or_default();
     hex(&Sha256::digest(&json))
 }
 
@@ -87,7 +89,7 @@ pub fn write(
     now: i64,
 ) -> Result<Vec<u8>, ExportError> {
     let inner = Inner {
-        state_sha256: state_sha256(&state),
+        state_sha256: readable_sha256(now, crate::VERSION, schema, &state),
         secrets: secrets
             .into_iter()
             .map(|(owner, purpose, value)| SecretEntry {
@@ -130,15 +132,20 @@ pub fn check(bytes: &[u8], our_schema: i64) -> Result<File, ExportError> {
             MAX_FILE / (1024 * 1024)
         )));
     }
-    let probe: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
+    // Its name first, read without building the rest (another JSON file can be large).
+    #[derive(Deserialize)]
+    struct Probe {
+        format: Option<String>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|_| {
         refused("This is not a Homelab configuration file (it is not JSON): choose the file Homelab exported.")
     })?;
-    if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+    if probe.format.as_deref() != Some(FORMAT) {
         return Err(refused(
             "This is not a Homelab configuration file: choose the file Homelab exported (its name starts with homelab-configuration).",
         ));
     }
-    let file: File = serde_json::from_value(probe).map_err(|e| {
+    let file: File = serde_json::from_slice(bytes).map_err(|e| {
         refused(format!(
             "This configuration file is damaged ({e}): export it again."
         ))
@@ -159,7 +166,9 @@ pub fn read(bytes: &[u8], passphrase: &Secret, our_schema: i64) -> Result<Opened
         .map_err(|_| ExportError::WrongPassphrase)?;
     let inner: Inner = serde_json::from_slice(plain.expose())
         .map_err(|_| refused("This configuration file is damaged: export it again."))?;
-    if inner.state_sha256 != state_sha256(&file.state) {
+    if inner.state_sha256
+        != readable_sha256(file.exported_at, &file.homelab, file.schema, &file.state)
+    {
         return Err(refused(
             "This file was changed after it was exported (its settings no longer match its seal), \
              so nothing of it was used. Export the configuration again and import that file unchanged.",
@@ -221,6 +230,15 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         let edited = text.replace("nas.lan", "evil.lan");
         let err = read(edited.as_bytes(), &pass, 13).err().unwrap();
+        assert!(
+            err.to_string().contains("changed after it was exported"),
+            "{err}"
+        );
+        // What the preview and the audit say of the file is sealed too.
+        let when = format!("\"exported_at\": {}", 1);
+        assert!(text.contains(&when), "{text}");
+        let redated = text.replace(&when, "\"exported_at\": 2");
+        let err = read(redated.as_bytes(), &pass, 13).err().unwrap();
         assert!(
             err.to_string().contains("changed after it was exported"),
             "{err}"

@@ -197,7 +197,19 @@ fn policy_of(row: &Row) -> Policy {
 /// The step that makes a changed or removed row of `to` so again (`to_row` None: the row
 /// is not in `to`).
 fn row_step(table: &str, from_row: Option<&Row>, to_row: Option<&Row>) -> Step {
+    // A device edit and an app rename set only their own fields: another difference (a
+    // device's pinned identity, where a name lives) is not made by them, so it is not offered.
+    let differs = |cols: &[&str]| {
+        from_row
+            .is_some_and(|f| to_row.is_some_and(|t| cols.iter().any(|c| f.get(*c) != t.get(*c))))
+    };
     match (table, from_row, to_row) {
+        ("devices", Some(_), Some(_)) if !differs(&["name", "host", "port"]) => Step::ByHand(
+            "Open the device's page under Devices: this is not something a revert sets.".into(),
+        ),
+        ("app_names", Some(_), Some(_)) if !differs(&["name"]) => Step::ByHand(
+            "This follows the app's other changes (where it runs, its certificate).".into(),
+        ),
         ("devices", Some(_), Some(r)) => Step::Device {
             id: int(r, "id"),
             name: text(r, "name").to_string(),
@@ -493,5 +505,14 @@ mod tests {
         }
         // An app added since is never removed by a revert: its data would go with it.
         assert!(step("App “Jellyfin”").by_hand().is_some());
+
+        // A device that differs only in what its edit does not set (its pinned identity) is
+        // not offered as an edit: the revert could not make it so.
+        let mut rekeyed = state();
+        rekeyed.tables.get_mut("devices").unwrap()[0]
+            .insert("host_key".into(), "ssh-ed25519 BBBB".into());
+        let back = changes(&rekeyed, &state());
+        assert_eq!(back.len(), 1, "{back:?}");
+        assert!(back[0].step.by_hand().is_some(), "{back:?}");
     }
 }

@@ -36,7 +36,8 @@ pub struct Table {
 pub const TABLES: &[Table] = &[
     Table {
         name: "devices",
-        key: &["id"],
+        // Ids of removed devices are given again: with when it was added, a row is one device.
+        key: &["id", "created_at"],
         observed: &[],
         // A changed host key waiting for the owner's yes is this box's question, not a choice.
         local: &["pending_host_key"],
@@ -45,7 +46,14 @@ pub const TABLES: &[Table] = &[
         name: "apps",
         key: &["slug"],
         // `compose`, `url` and `app_dir` follow from the recipe and settings at each deploy.
-        observed: &["state", "message", "compose", "url", "app_dir"],
+        observed: &[
+            "state",
+            "message",
+            "compose",
+            "url",
+            "app_dir",
+            "updated_at",
+        ],
         local: &[],
     },
     Table {
@@ -107,22 +115,49 @@ pub const SETTINGS: &[&str] = &[
     "adguard.username",
     "opnsense.url",
     "opnsense.fingerprint",
-    // The homelab's own CA: apps' certificates chain to it, so a box that takes over the
-    // homelab keeps it (its key is a secret, carried sealed).
-    "ca.root_pem",
-    "ca.root_name",
 ];
 
 /// Whether a secret may be carried to another box. Never: this box's setup code, its
-/// recovery passphrase (each box sets its own), and the key of its own HTTPS certificate
-/// (which pairs with its certificate; a box that takes the homelab's CA issues itself a new
-/// one from it at start).
+/// recovery passphrase (each box sets its own), and its certificate authority. A CA in a file
+/// could vouch for any site if it came without its name limits, and checking a foreign one is
+/// more than an import should trust; the new box has its own, which the owner installs again
+/// (Settings → Trust), and apps get certificates from it at their next deploy.
 pub fn portable(owner: &str, purpose: &str) -> bool {
     !matches!(
         (owner, purpose),
-        ("system", _) | ("box-recovery", _) | ("ca", "box-key")
+        ("system", _) | ("box-recovery", _) | ("ca", _)
     )
 }
+
+/// Whether a secret's owner is something the state holds (a file can carry secrets only for
+/// what it brings: a planted secret would otherwise wait for a device, pool or app that is
+/// added later and hand it a password the file's author knows).
+pub fn owned_by(state: &Desired, owner: &str) -> bool {
+    let has = |table: &str, col: &str, value: &str| {
+        state.rows(table).iter().any(|r| match r.get(col) {
+            Some(serde_json::Value::String(s)) => s == value,
+            Some(serde_json::Value::Number(n)) => n.to_string() == value,
+            _ => false,
+        })
+    };
+    match owner.split_once(':') {
+        None => matches!(owner, "adguard" | "opnsense"),
+        Some(("device", id)) => has("devices", "id", id),
+        Some(("pool", rest)) => {
+            let device = rest.split(':').next().unwrap_or_default();
+            has("shared_databases", "device_id", device)
+        }
+        Some(("backup-destination", id)) => has("backup_destinations", "id", id),
+        Some(("name", slug)) => has("app_names", "slug", slug),
+        Some(("app", slug)) => has("apps", "slug", slug) || has("shared_databases", "slug", slug),
+        Some(_) => false,
+    }
+}
+
+/// Rows an import takes per table, and the longest text in one: far above a real homelab,
+/// far below what would weigh on the box.
+pub const MAX_ROWS: usize = 2000;
+pub const MAX_TEXT: usize = 256 * 1024;
 
 /// The desired state. `BTreeMap`s keep it in one order, so equal states serialize equally.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -286,12 +321,50 @@ fn sql_value(v: &serde_json::Value) -> Result<rusqlite::types::Value, String> {
     })
 }
 
+/// Why a row cannot be what an export wrote: text too long, or an app folder that is not the
+/// app's own (the folder "Remove, delete data" deletes).
+fn unsound(table: &str, row: &Row) -> Option<String> {
+    if row
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| s.len() > MAX_TEXT))
+    {
+        return Some(format!(
+            "A value in {table} is too long: the file was not made by Homelab's export."
+        ));
+    }
+    if table == "apps" {
+        let slug = row.get("slug").and_then(|v| v.as_str()).unwrap_or_default();
+        let dir = row
+            .get("app_dir")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        // The app's own folder under an apps folder (`/opt/homelab/apps/<slug>`): never a
+        // top-level or home folder that merely ends in the slug.
+        let own = dir.is_empty()
+            || (dir.ends_with(&format!("/{slug}"))
+                && !dir.split('/').any(|p| p == "..")
+                && dir.split('/').filter(|p| !p.is_empty()).count() >= 3);
+        if slug.is_empty() || !own {
+            return Some(format!(
+                "The app “{slug}” has the folder “{dir}”, which is not its own: the file was not made by Homelab's export."
+            ));
+        }
+    }
+    None
+}
+
 /// Writes an import in one transaction: all of it or none. Rows keep their ids (the box is
 /// fresh, so none is taken), so the secrets' owners (`device:3`) still name them.
 fn write_import(c: &mut Connection, import: &Import) -> Result<Result<(), String>, StoreError> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(why) = not_fresh(&tx)? {
         return Ok(Err(why));
+    }
+    if let Some(v) = import.state.settings.values().find(|v| v.len() > MAX_TEXT) {
+        return Ok(Err(format!(
+            "A setting in the file is {} KB long: it was not made by Homelab's export.",
+            v.len() / 1024
+        )));
     }
     for key in SETTINGS {
         match import.state.settings.get(*key) {
@@ -306,7 +379,16 @@ fn write_import(c: &mut Connection, import: &Import) -> Result<Result<(), String
     for table in TABLES {
         let known = columns(&tx, table.name)?;
         tx.execute(&format!("DELETE FROM {}", table.name), [])?;
+        if import.state.rows(table.name).len() > MAX_ROWS {
+            return Ok(Err(format!(
+                "The file has more than {MAX_ROWS} rows of {}: it was not made by Homelab's export.",
+                table.name
+            )));
+        }
         for row in import.state.rows(table.name) {
+            if let Some(why) = unsound(table.name, row) {
+                return Ok(Err(why));
+            }
             let mut names = Vec::new();
             let mut values = Vec::new();
             for (name, value) in row {
@@ -338,6 +420,11 @@ fn write_import(c: &mut Connection, import: &Import) -> Result<Result<(), String
         }
     }
     for (owner, purpose, sealed) in &import.secrets {
+        if !owned_by(&import.state, owner) {
+            return Ok(Err(format!(
+                "The file carries a secret for “{owner}”, which it does not contain: it was not made by Homelab's export."
+            )));
+        }
         if !portable(owner, purpose) {
             return Ok(Err(
                 "The file carries a secret that belongs to one box only (a setup code, a recovery passphrase or an HTTPS key): it was not made by Homelab's export.".into(),
@@ -542,6 +629,53 @@ mod tests {
                 .is_none()
         );
 
+        // A secret for something the file does not bring (it would wait for a device or app
+        // added later), and an app whose folder is not its own (the folder "Remove, delete
+        // data" deletes): refused, nothing written.
+        let app: Row = serde_json::from_value(serde_json::json!({
+            "slug": "jellyfin", "name": "Jellyfin", "device_id": 7, "app_dir": "/home/me"
+        }))
+        .unwrap();
+        for (bad, secrets, words) in [
+            (
+                state.clone(),
+                vec![("device:8".to_string(), "ssh-key".to_string(), vec![1, 2])],
+                "which it does not contain",
+            ),
+            (
+                state.clone(),
+                vec![("app:jellyfin".to_string(), "API_KEY".to_string(), vec![1])],
+                "which it does not contain",
+            ),
+            (
+                {
+                    let mut s = state.clone();
+                    s.tables.insert("apps".into(), vec![app]);
+                    s
+                },
+                vec![],
+                "not its own",
+            ),
+        ] {
+            let why = store
+                .import_desired(Import {
+                    state: bad,
+                    secrets,
+                })
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(why.contains(words), "{why}");
+            assert!(
+                store
+                    .desired(true)
+                    .await
+                    .unwrap()
+                    .rows("devices")
+                    .is_empty()
+            );
+        }
+
         store
             .import_desired(Import {
                 state: state.clone(),
@@ -567,5 +701,39 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(why.contains("already has 1 device."), "{why}");
+
+        // An app's health changing (what the box observes) is not a revision.
+        store
+            .call(|c| {
+                c.execute(
+                    "INSERT INTO apps(slug, name, device_id, version, state, settings, url, app_dir, compose, created_at, updated_at)
+                     VALUES ('whoami', 'Whoami', 7, '1', 'running', '{}', '', '/opt/homelab/apps/whoami', '', 1, 1)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let audit = |what: &str| {
+            store.audit(
+                "admin".into(),
+                "test",
+                what.into(),
+                "127.0.0.1".into(),
+                "r".into(),
+            )
+        };
+        audit("Installed Whoami").await.unwrap();
+        let taken = store.revisions(10).await.unwrap().len();
+        store
+            .set_app_state(
+                "whoami".into(),
+                crate::states::RunState::Failed,
+                "it stopped".into(),
+            )
+            .await
+            .unwrap();
+        audit("Backed up whoami").await.unwrap();
+        assert_eq!(store.revisions(10).await.unwrap().len(), taken);
     }
 }

@@ -32,7 +32,7 @@ pub use apps::{ActionRow, AppRow, DeploymentRow, StepRow};
 pub use audit::AuditEntry;
 pub use backups::{BackupRunRow, DestinationRow, PolicyRow, Space};
 pub use copy::{check_copy, restore_copy};
-pub use desired::{Desired, Import, Revision, Row, TABLES};
+pub use desired::{Desired, Import, Revision, Row, TABLES, owned_by};
 pub use devices::{DeviceRow, HistoryPolicy, NewDevice, PollRecord, Recorded, Sample, StatusRow};
 pub use migrations::SCHEMA_VERSION;
 pub use names::NameRow;

@@ -17,9 +17,30 @@ use crate::web::actions::backups::PolicyChoice;
 use crate::web::context::{Ctx, Principal};
 use crate::web::error::WebError;
 
-/// Sealing or opening a file costs Argon2's 64 MiB (up to 256 MiB for a file that asks for
-/// more): one at a time, so a burst of requests cannot take the box's memory.
-static ARGON2: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// Reading, sealing or opening a file costs memory (Argon2's 64 MiB, up to 256 MiB for a file
+/// that asks for more; a file's JSON): one at a time, so a burst of requests cannot take the
+/// box's memory. A second one meanwhile is told to try again rather than queued.
+static ONE_FILE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `work` on a blocking thread holding the one permit for file work: the permit goes
+/// with the work, so a client that hangs up cannot free it while the work still runs.
+async fn file_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, WebError> {
+    let permit = ONE_FILE.try_acquire().map_err(|_| {
+        WebError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Homelab is reading or writing another configuration file. Try again in a few seconds.",
+        )
+    })?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(WebError::internal)
+}
 
 /// How long an uploaded file waits for its passphrase and the owner's yes.
 const PENDING_FOR: Duration = Duration::from_secs(15 * 60);
@@ -110,6 +131,10 @@ pub async fn export(
     let desired = state.store.desired(true).await?;
     let mut secrets = Vec::new();
     for (owner, purpose, sealed) in state.store.portable_secrets().await? {
+        // What the state no longer holds (a secret left by something removed) stays here.
+        if !crate::store::owned_by(&desired, &owner) {
+            continue;
+        }
         let value = state
             .vault
             .open(&sealed, &owner, &purpose)
@@ -117,13 +142,10 @@ pub async fn export(
         secrets.push((owner, purpose, value));
     }
     let count = secrets.len();
-    let _one = ARGON2.acquire().await.map_err(WebError::internal)?;
-    let bytes = tokio::task::spawn_blocking(move || {
-        export::write(desired, secrets, &pass, SCHEMA_VERSION, now_unix())
-    })
-    .await
-    .map_err(WebError::internal)?
-    .map_err(export_error)?;
+    let bytes =
+        file_work(move || export::write(desired, secrets, &pass, SCHEMA_VERSION, now_unix()))
+            .await?
+            .map_err(export_error)?;
     who.audit(
         state,
         "config.export",
@@ -134,9 +156,11 @@ pub async fn export(
 }
 
 /// Keeps an uploaded file for its passphrase (replacing one uploaded before).
-pub fn upload(state: &AppState, bytes: Vec<u8>) -> Result<(), WebError> {
+pub async fn upload(state: &AppState, bytes: Vec<u8>) -> Result<(), WebError> {
     // The file's own refusals come now, before its passphrase is asked for.
-    export::check(&bytes, SCHEMA_VERSION).map_err(export_error)?;
+    let bytes = file_work(move || export::check(&bytes, SCHEMA_VERSION).map(|_| bytes))
+        .await?
+        .map_err(export_error)?;
     *state.pending_import.lock() = Some(Pending {
         at: Instant::now(),
         bytes,
@@ -167,10 +191,8 @@ pub async fn preview(state: &AppState, typed: Secret) -> Result<Preview, WebErro
             bad("Choose the configuration file first (an upload is kept 15 minutes).")
         })?;
     let typed = Secret::from_string(typed.expose_str().unwrap_or_default().trim().to_string());
-    let _one = ARGON2.acquire().await.map_err(WebError::internal)?;
-    let opened = tokio::task::spawn_blocking(move || export::read(&bytes, &typed, SCHEMA_VERSION))
-        .await
-        .map_err(WebError::internal)?
+    let opened = file_work(move || export::read(&bytes, &typed, SCHEMA_VERSION))
+        .await?
         .map_err(export_error)?;
     let preview = preview_of(state, &opened).await?;
     if let Some(p) = state.pending_import.lock().as_mut() {
@@ -238,13 +260,14 @@ pub async fn apply(state: &AppState, who: &Ctx) -> Result<String, WebError> {
     if let Err(why) = state.store.import_desired(import).await? {
         return Err(bad(why));
     }
-    who.audit(state, "config.import", words.clone()).await?;
+    // The state is imported: the daemon starts again on it whatever happens next. The answer
+    // goes out first.
     let restart = state.restart.clone();
     tokio::spawn(async move {
-        // The answer goes out first; then the daemon starts again on the imported state.
         tokio::time::sleep(Duration::from_millis(500)).await;
         restart.notify_one();
     });
+    who.audit(state, "config.import", words.clone()).await?;
     Ok(words)
 }
 

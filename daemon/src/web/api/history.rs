@@ -83,7 +83,7 @@ pub async fn import(
         Value::String(text) => text.into_bytes(),
         other => serde_json::to_vec(&other).map_err(WebError::internal)?,
     };
-    act::upload(&state, file)?;
+    act::upload(&state, file).await?;
     let preview = act::preview(&state, Secret::from_string(b.passphrase)).await?;
     let mut answer = json!({
         "exported_at": preview.exported_at,

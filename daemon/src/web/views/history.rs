@@ -253,7 +253,7 @@ pub async fn read_file(body: Body) -> Result<Vec<u8>, WebError> {
 
 /// The uploaded file (its bytes as they are, like an update file), kept for its passphrase.
 pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Response, WebError> {
-    act::upload(&state, read_file(body).await?)?;
+    act::upload(&state, read_file(body).await?).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({"ok": true})),
