@@ -459,10 +459,15 @@ pub fn normal_fingerprint(text: &str) -> Option<String> {
 /// learns what to ask the owner to confirm, and how a refused handshake tells "the
 /// certificate changed" from any other TLS failure.
 #[derive(Clone, Default)]
-pub struct SeenCert(Arc<std::sync::Mutex<Option<String>>>);
+pub struct SeenCert(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
 
 impl SeenCert {
     pub fn fingerprint(&self) -> Option<String> {
+        self.der().map(|der| fingerprint(&der))
+    }
+
+    /// The certificate itself (DER), for a client that pins it in a file of its own.
+    pub fn der(&self) -> Option<Vec<u8>> {
         self.0.lock().map(|g| g.clone()).unwrap_or(None)
     }
 }
@@ -497,7 +502,7 @@ impl rustls::client::danger::ServerCertVerifier for PinVerifier {
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         let seen = fingerprint(end_entity.as_ref());
         if let Ok(mut slot) = self.seen.0.lock() {
-            *slot = Some(seen.clone());
+            *slot = Some(end_entity.as_ref().to_vec());
         }
         match &self.pin {
             Some(pin) if *pin != seen => Err(rustls::Error::InvalidCertificate(

@@ -1,7 +1,8 @@
 //! restic on the box itself, for the box's own backup and for a restore onto a new box (which
 //! has no device yet to run it on). The same prelude as on devices reads the secrets from
-//! stdin, so they never appear in an argument list; the SSH key and host key go into a
-//! private folder made for the run and removed after it.
+//! stdin, so they never appear in an argument list; the SSH key and host key (or a REST
+//! server's pinned certificate) go into a private folder made for the run and removed after
+//! it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -157,6 +158,8 @@ impl Local<'_> {
         match status {
             s if s.success() => Ok(out),
             _ => {
+                // Never a password in the log or the words (see `Credentials::scrub`).
+                let err = creds.scrub(&err);
                 let explained = restic::explain(&err, destination);
                 tracing::debug!(stderr = %err, "restic on the box failed");
                 Err(Failed {

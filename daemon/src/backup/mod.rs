@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod local;
+pub mod rest;
 pub mod restic;
 pub mod schedule;
 
@@ -34,6 +35,9 @@ pub const PURPOSE_SSH_KEY: &str = "ssh-key";
 /// An S3 destination's access key id and secret key.
 pub const PURPOSE_S3_KEY_ID: &str = "s3-key-id";
 pub const PURPOSE_S3_SECRET: &str = "s3-secret";
+/// A REST server's login name and password (either may be empty: a server without logins).
+pub const PURPOSE_REST_USER: &str = "rest-user";
+pub const PURPOSE_REST_PASSWORD: &str = "rest-password";
 
 /// What a backup or restore job works on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +81,23 @@ pub enum Target {
         /// A folder in the bucket ("" for its root).
         prefix: String,
     },
+    /// A restic REST server (restic's rest-server, or `rclone serve restic`). Its login is
+    /// sealed apart, like S3 keys: restic 0.14 takes it only inside the address, which the
+    /// prelude builds from stdin (`Credentials::stdin`), so it is in no argument.
+    Rest {
+        /// `https://host[:port][/folder]` (or `http://` on a LAN), without a login in it.
+        url: String,
+        /// The server only lets backups be added (rest-server or rclone `--append-only`):
+        /// the box never forgets, prunes or removes keys there (the server refuses, and a
+        /// forget refused retries for minutes and can leave its lock behind); old backups
+        /// are removed on the server's side.
+        #[serde(default)]
+        append_only: bool,
+        /// The server's own certificate (PEM), pinned when no public authority signed it:
+        /// restic then trusts it alone (`--cacert`). Empty: the usual authorities (or http).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        certificate: String,
+    },
 }
 
 impl Target {
@@ -114,7 +135,21 @@ impl Target {
                     format!("{base}/{prefix}")
                 }
             }
+            // Without the login: restic gets that through the prelude (`rest_repository`).
+            Target::Rest { url, .. } => format!("rest:{url}"),
         }
+    }
+
+    /// Whether the box may remove anything there (forget, prune, key remove): not on a
+    /// server that only lets backups be added.
+    pub fn append_only(&self) -> bool {
+        matches!(
+            self,
+            Target::Rest {
+                append_only: true,
+                ..
+            }
+        )
     }
 
     /// In the owner's words: "the SSH server nas.lan, folder /backups".
@@ -131,6 +166,15 @@ impl Target {
                     .trim_end_matches('/');
                 format!("bucket {bucket} at {host}")
             }
+            Target::Rest { url, .. } => {
+                let rest = url.split("://").nth(1).unwrap_or(url);
+                match rest.split_once('/') {
+                    Some((host, folder)) if !folder.is_empty() => {
+                        format!("backup server {host}, folder /{folder}")
+                    }
+                    _ => format!("backup server {}", rest.trim_end_matches('/')),
+                }
+            }
         }
     }
 
@@ -138,8 +182,60 @@ impl Target {
         match self {
             Target::Sftp { .. } => "sftp",
             Target::S3 { .. } => "s3",
+            Target::Rest { .. } => "rest",
         }
     }
+}
+
+/// A REST server's address as restic 0.14 reads it, with the login in it:
+/// `rest:https://user:password@host:port/folder`, user and password percent-encoded (what the
+/// prelude builds; the recovery sheet shows it with `PASSWORD` in the password's place).
+pub fn rest_repository(url: &str, user: &str, password: &str) -> String {
+    if user.is_empty() {
+        return format!("rest:{url}");
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    format!("rest:{scheme}://{user}:{password}@{rest}")
+}
+
+/// Percent-encodes everything but letters, digits and `-._~` (RFC 3986's unreserved), so a
+/// login or password holds anything (`@:/%`, spaces) and still reads back whole from an
+/// address's user part.
+pub fn url_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A REST server's address as the owner typed it, made plain: spaces and a trailing `/`
+/// dropped (restic adds its own).
+pub fn rest_url(typed: &str) -> String {
+    typed.trim().trim_end_matches('/').to_string()
+}
+
+/// Checks a REST server's login as typed: the name may not hold a colon (HTTP's login puts
+/// one between name and password) and neither may hold line breaks (each goes on a line of
+/// restic's stdin); a password needs a name.
+pub fn check_rest_login(user: &str, password: &str) -> Result<(), BackupError> {
+    let bad = |m: &str| Err(BackupError::BadInput(m.to_string()));
+    if user.len() > 256 || user.contains(':') || user.chars().any(char::is_control) {
+        return bad("The login name may not hold a colon or line breaks (256 characters at most).");
+    }
+    if password.len() > 1024 || password.chars().any(char::is_control) {
+        return bad("The password may not hold line breaks (1024 characters at most).");
+    }
+    if user.is_empty() && !password.is_empty() {
+        return bad(
+            "Enter the login name that goes with the password (or leave both empty for a server without logins).",
+        );
+    }
+    Ok(())
 }
 
 impl fmt::Display for Target {
@@ -246,6 +342,59 @@ pub fn check_target(target: &Target) -> Result<(), BackupError> {
                 );
             }
         }
+        Target::Rest { url, .. } => check_rest_url(url)?,
+    }
+    Ok(())
+}
+
+/// A REST server's address: http or https, a host (a name, an IPv4 or a bracketed IPv6
+/// address) and a port, an optional folder of letters, digits and `/_-.`; no login (that has
+/// its own fields, sealed), no `?` or `#`.
+fn check_rest_url(url: &str) -> Result<(), BackupError> {
+    let bad = |m: &str| Err(BackupError::BadInput(m.to_string()));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad(
+            "Enter the server's address with http:// or https://, like https://backup.lan:8000/homelab.",
+        );
+    };
+    if rest.contains('@') {
+        return bad(
+            "Leave the login out of the address: enter the login name and password in their own fields below.",
+        );
+    }
+    if !matches!(scheme, "http" | "https") {
+        return bad(
+            "Enter the server's address with http:// or https://, like https://backup.lan:8000/homelab.",
+        );
+    }
+    let (authority, folder) = match rest.split_once('/') {
+        Some((a, f)) => (a, f),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) if h.contains(':') => (h, p.strip_prefix(':')),
+            _ => ("", None),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port_ok = match port {
+        None => true,
+        Some(p) => p.parse::<u16>().is_ok_and(|p| p > 0),
+    };
+    if !valid_host(host) || !port_ok || url.len() > 255 {
+        return bad(
+            "Enter the server's address like https://backup.lan:8000/homelab (a name or address, a port if it is not the usual one, and a folder if the server keeps several).",
+        );
+    }
+    if !folder.is_empty() && !valid_path(&format!("/{folder}")) {
+        return bad(
+            "The folder after the server's address may hold letters, digits, / _ - . only.",
+        );
     }
     Ok(())
 }
@@ -272,11 +421,59 @@ pub struct Credentials {
     pub ssh: Option<(Secret, String)>,
     /// An S3 destination's access key id and secret.
     pub s3: Option<(Secret, Secret)>,
+    /// A REST server: its address, login and pinned certificate.
+    pub rest: Option<RestLogin>,
+}
+
+/// How restic reaches a REST server.
+pub struct RestLogin {
+    /// As in `Target::Rest` (no login in it).
+    pub url: String,
+    /// Empty for a server without logins.
+    pub user: Secret,
+    pub password: Secret,
+    /// The pinned certificate (PEM), or empty.
+    pub certificate: String,
+}
+
+impl RestLogin {
+    pub fn copy(&self) -> RestLogin {
+        RestLogin {
+            url: self.url.clone(),
+            user: Secret::new(self.user.expose().to_vec()),
+            password: Secret::new(self.password.expose().to_vec()),
+            certificate: self.certificate.clone(),
+        }
+    }
 }
 
 impl Credentials {
+    /// `text` with the REST server's password (as typed and as it goes into the address)
+    /// replaced by `***`: restic and Go hide it in the addresses they print, and this makes
+    /// sure for anything else that quotes it before it reaches a note or a log.
+    pub fn scrub(&self, text: &str) -> String {
+        let Some(rest) = &self.rest else {
+            return text.to_string();
+        };
+        let plain = rest.password.expose_str().unwrap_or_default();
+        let mut out = text.to_string();
+        // Short ones would blank out ordinary words; no server takes a password this short
+        // seriously, and restic prints none of it anyway.
+        if plain.len() >= 4 {
+            out = out.replace(plain, "***");
+            let escaped = url_escape(plain);
+            if escaped != plain {
+                out = out.replace(&escaped, "***");
+            }
+        }
+        out
+    }
+
     /// The lines the prelude reads: password, S3 key id, S3 secret, SSH key (base64 of the
-    /// OpenSSH text, one line), known_hosts line. Empty lines for what does not apply.
+    /// OpenSSH text, one line), known_hosts line, then (added later, so the first five stay
+    /// where they were) the REST server's address, its login name and password
+    /// (percent-encoded: they go into the address as they are), and its pinned certificate
+    /// (base64 of the PEM, one line). Empty lines for what does not apply.
     pub fn stdin(&self) -> Secret {
         use base64::Engine;
         let text = |s: &Secret| s.expose_str().unwrap_or_default().to_string();
@@ -291,8 +488,21 @@ impl Credentials {
             ),
             None => (String::new(), String::new()),
         };
+        let (url, user, password, certificate) = match &self.rest {
+            Some(r) => (
+                r.url.clone(),
+                url_escape(&text(&r.user)),
+                url_escape(&text(&r.password)),
+                if r.certificate.is_empty() {
+                    String::new()
+                } else {
+                    base64::engine::general_purpose::STANDARD.encode(r.certificate.as_bytes())
+                },
+            ),
+            None => Default::default(),
+        };
         Secret::from_string(format!(
-            "{}\n{key_id}\n{secret}\n{key}\n{known}\n",
+            "{}\n{key_id}\n{secret}\n{key}\n{known}\n{url}\n{user}\n{password}\n{certificate}\n",
             text(&self.password)
         ))
     }
@@ -383,7 +593,103 @@ mod tests {
             password: Secret::new(b"pw".to_vec()),
             ssh: None,
             s3: Some((Secret::new(b"id".to_vec()), Secret::new(b"sec".to_vec()))),
+            rest: None,
         };
-        assert_eq!(c.stdin().expose_str().unwrap(), "pw\nid\nsec\n\n\n");
+        // The REST server's four lines come after the first five, empty here.
+        assert_eq!(c.stdin().expose_str().unwrap(), "pw\nid\nsec\n\n\n\n\n\n\n");
+        let c = Credentials {
+            password: Secret::new(b"pw".to_vec()),
+            ssh: None,
+            s3: None,
+            rest: Some(RestLogin {
+                url: "http://10.0.0.5:8000/r".into(),
+                user: Secret::new(b"me".to_vec()),
+                password: Secret::new(b"a b@c".to_vec()),
+                certificate: String::new(),
+            }),
+        };
+        assert_eq!(
+            c.stdin().expose_str().unwrap(),
+            "pw\n\n\n\n\nhttp://10.0.0.5:8000/r\nme\na%20b%40c\n\n"
+        );
+    }
+
+    #[test]
+    fn a_rest_servers_address_is_checked_and_shown_without_its_login() {
+        let rest = |url: &str| Target::Rest {
+            url: rest_url(url),
+            append_only: false,
+            certificate: String::new(),
+        };
+        for good in [
+            "https://backup.lan:8000/homelab",
+            "http://10.88.0.1:8100/",
+            "http://[fd00::5]:8000/a/b",
+            "https://backup.example.org",
+        ] {
+            assert!(check_target(&rest(good)).is_ok(), "{good}");
+        }
+        let refused = |url: &str| match check_target(&rest(url)) {
+            Err(BackupError::BadInput(words)) => words,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert!(refused("https://me:pw@backup.lan:8000/x").contains("Leave the login out"));
+        assert!(refused("https://me@backup.lan/x").contains("Leave the login out"));
+        for bad in [
+            "backup.lan:8000",
+            "ftp://backup.lan/x",
+            "https://backup.lan:99999/x",
+            "https://backup.lan/x?y=1",
+            "https://backup.lan/a b",
+            "https://backup.lan/a/../b",
+            "https://-oProxy/x",
+            "https://[nope]/x",
+        ] {
+            refused(bad);
+        }
+        let t = rest(" https://backup.lan:8000/homelab/ ");
+        assert_eq!(t.repository(), "rest:https://backup.lan:8000/homelab");
+        assert_eq!(t.words(), "backup server backup.lan:8000, folder /homelab");
+        assert_eq!(rest("http://nas:8000").words(), "backup server nas:8000");
+        assert!(!t.append_only());
+        assert_eq!(
+            rest_repository("https://h:8000/r", "me", "PASSWORD"),
+            "rest:https://me:PASSWORD@h:8000/r"
+        );
+        assert_eq!(rest_repository("https://h/r", "", ""), "rest:https://h/r");
+    }
+
+    #[test]
+    fn rest_logins_are_escaped_whole_and_checked() {
+        assert_eq!(url_escape("Az09-._~"), "Az09-._~");
+        assert_eq!(url_escape("p a@:/%x"), "p%20a%40%3A%2F%25x");
+        assert_eq!(url_escape("é"), "%C3%A9");
+        assert!(check_rest_login("me", "any thing @:/%").is_ok());
+        assert!(check_rest_login("", "").is_ok(), "a server without logins");
+        assert!(
+            check_rest_login("", "pw").is_err(),
+            "a password needs a name"
+        );
+        assert!(check_rest_login("a:b", "pw").is_err());
+        assert!(check_rest_login("me", "two\nlines").is_err());
+    }
+
+    #[test]
+    fn the_rest_password_is_scrubbed_from_what_restic_said() {
+        let c = Credentials {
+            password: Secret::new(b"pw".to_vec()),
+            ssh: None,
+            s3: None,
+            rest: Some(RestLogin {
+                url: "http://h/r".into(),
+                user: Secret::new(b"me".to_vec()),
+                password: Secret::new(b"s3cret pw@x".to_vec()),
+                certificate: String::new(),
+            }),
+        };
+        assert_eq!(
+            c.scrub("rest:http://me:s3cret%20pw%40x@h/r and s3cret pw@x"),
+            "rest:http://me:***@h/r and ***"
+        );
     }
 }

@@ -16,8 +16,14 @@ use crate::docker::{Docker, DockerError};
 /// to restic with the arguments it was given. The secrets reach restic through its
 /// environment, never its arguments. `read` takes a pipe byte by byte, so what follows the
 /// lines on stdin (a `backup --stdin`'s data) is left whole for restic.
+///
+/// A REST server: restic 0.14 reads its login only from the repository's address, so the
+/// address is built here, into `RESTIC_REPOSITORY` (no `-r` is given: restic takes the
+/// variable), from the server's address and the login, which arrive percent-encoded; a
+/// pinned certificate goes beside the SSH files, for `--cacert`.
 pub const PRELUDE: &str = r#"IFS= read -r RESTIC_PASSWORD || exit 90
 IFS= read -r key_id; IFS= read -r key_secret; IFS= read -r ssh_key; IFS= read -r known
+IFS= read -r rest_url; IFS= read -r rest_user; IFS= read -r rest_pass; IFS= read -r rest_cert
 export RESTIC_PASSWORD
 if [ -n "$key_id" ]; then
   AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$key_secret
@@ -29,7 +35,19 @@ if [ -n "$ssh_key" ]; then
   printf '%s' "$ssh_key" | base64 -d > "$dir/id" || exit 91
   printf '%s\n' "$known" > "$dir/known_hosts"
 fi
-unset key_id key_secret ssh_key known dir
+if [ -n "$rest_url" ]; then
+  if [ -n "$rest_user" ]; then
+    RESTIC_REPOSITORY="rest:${rest_url%%://*}://$rest_user:$rest_pass@${rest_url#*://}"
+  else
+    RESTIC_REPOSITORY="rest:$rest_url"
+  fi
+  export RESTIC_REPOSITORY
+fi
+if [ -n "$rest_cert" ]; then
+  umask 077
+  printf '%s' "$rest_cert" | base64 -d > "$dir/rest-ca.pem" || exit 92
+fi
+unset key_id key_secret ssh_key known dir rest_url rest_user rest_pass rest_cert
 exec "$@"
 "#;
 
@@ -74,9 +92,23 @@ fn repo_args(target: &Target) -> Vec<String> {
 }
 
 /// The address, and for SFTP the ssh command with the prelude's files in `secrets_dir` (a
-/// path of letters, digits and `/._-` only: restic splits the option at spaces).
+/// path of letters, digits and `/._-` only: restic splits the option at spaces). A REST
+/// server's address is not an argument (the prelude puts it, login and all, in
+/// `RESTIC_REPOSITORY`); its pinned certificate is, as the file the prelude writes.
 pub fn address_args(target: &Target, secrets_dir: &str) -> Vec<String> {
-    let mut args = vec!["-r".to_string(), target.repository()];
+    let mut args = Vec::new();
+    match target {
+        Target::Rest { certificate, .. } => {
+            if !certificate.is_empty() {
+                args.push("--cacert".to_string());
+                args.push(format!("{secrets_dir}/rest-ca.pem"));
+            }
+        }
+        _ => {
+            args.push("-r".to_string());
+            args.push(target.repository());
+        }
+    }
     if let Target::Sftp {
         host, port, user, ..
     } = target
@@ -193,9 +225,13 @@ pub async fn run(
     on_line: impl FnMut(Stream, &str),
 ) -> Result<Ended, ResticFailure> {
     let stdin = creds.stdin();
-    let ended = crate::docker::run::run(docker, spec, stdin.expose(), deadline, on_line)
+    let mut ended = crate::docker::run::run(docker, spec, stdin.expose(), deadline, on_line)
         .await
         .map_err(ResticFailure::Docker)?;
+    // What restic said goes to "What I did" and into words: never a password in it.
+    for line in &mut ended.stderr_tail {
+        *line = creds.scrub(line);
+    }
     if ended.success() {
         return Ok(ended);
     }
@@ -260,6 +296,17 @@ pub enum Why {
     Locked,
     NoBucket,
     S3Denied,
+    /// A REST server refused the login (401).
+    LoginRefused,
+    /// A REST server refused a request (403): the login may not use the folder, or the server
+    /// only lets backups be added and something tried to remove one.
+    Forbidden,
+    /// An https server's certificate is not one the device trusts (no public authority
+    /// signed it, and none is pinned, or the pinned one was replaced).
+    CertUntrusted,
+    /// An https server's certificate does not fit (made for another name, out of date) or
+    /// the server speaks plain http.
+    CertOther,
     /// `check` found stored data that does not match its hash, or missing pieces.
     Damaged,
     Other,
@@ -299,6 +346,19 @@ impl Explained {
             Why::S3Denied => format!(
                 "{d} refused the access key. Check the key id and secret, and that the key may read and write this bucket."
             ),
+            Why::LoginRefused => format!(
+                "{d} refused the login. Check the login name and password: they are the ones the backup server was set up with."
+            ),
+            Why::Forbidden => format!(
+                "{d} refused the request (403 Forbidden): the login may not use this folder there, or the server only lets backups be added. Check the server's settings for this login and folder."
+            ),
+            Why::CertUntrusted => format!(
+                "{d} shows a certificate that is not the one Homelab trusts for it (no public authority signed it, or it was replaced). If the server got a new certificate, remove the destination and add it again: Homelab then shows and pins the new one."
+            ),
+            Why::CertOther => format!(
+                "{d}'s secure connection did not work ({}). Use the address the server's certificate is made for, or http:// if the server does not use https.",
+                self.last.trim_end_matches('.')
+            ),
             Why::Damaged => format!(
                 "Some backup data at {d} is damaged: the check found pieces that no longer match what was stored. Make a new backup of each app now (Back up now), so a sound copy exists; if this comes back, the disk there may be failing."
             ),
@@ -328,6 +388,15 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
     {
         // Before "no bucket" and "no repository": a refused key reads as "does not exist" too.
         Why::S3Denied
+    } else if has("(401)") || has("401 Unauthorized") {
+        // A REST server's refusal, before "no repository" (restic adds its question).
+        Why::LoginRefused
+    } else if has("x509: certificate signed by unknown authority")
+        || has("certificate signed by unknown authority")
+    {
+        Why::CertUntrusted
+    } else if has("x509: ") || has("server gave HTTP response to HTTPS client") {
+        Why::CertOther
     } else if has("NoSuchBucket") || has("bucket does not exist") {
         Why::NoBucket
     } else if has("no space left on device")
@@ -344,12 +413,16 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         Why::Damaged
     } else if has("repository is already locked") {
         Why::Locked
+    } else if has("403 Forbidden") || has("(403)") {
+        Why::Forbidden
     } else if has("repository does not exist")
         || has("The specified key does not exist")
         || (has("unable to open config file")
             && (has("stat: file does not exist")
                 || has("Stat: file does not exist")
-                || has("no such file")))
+                || has("no such file")
+                // A REST server's answer for a folder with no repository.
+                || has("<config/> does not exist")))
     {
         Why::NoRepository
     } else if has("No route to host")
@@ -359,6 +432,7 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
         || has("Could not resolve hostname")
         || has("no such host")
         || has("i/o timeout")
+        || has("Client.Timeout exceeded")
         || has("connect: ")
         || has("Connection closed by")
         || has("subprocess ssh: exit status 255")
@@ -367,14 +441,24 @@ pub fn explain(stderr: &str, destination: &str) -> Explained {
     } else {
         Why::Other
     };
-    let last = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(300)
-        .collect();
+    // A certificate's trouble is said in Go's words ("certificate is valid for a, not b"),
+    // which restic puts in the middle of its complaint.
+    let cert_reason = stderr.lines().find_map(|l| {
+        l.split_once("x509: ")
+            .map(|(_, r)| r)
+            .or_else(|| l.split_once("http: ").map(|(_, r)| r))
+    });
+    let last = match (kind, cert_reason) {
+        (Why::CertOther, Some(reason)) => reason,
+        _ => stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(""),
+    }
+    .chars()
+    .take(300)
+    .collect();
     Explained {
         kind,
         destination: destination.to_string(),
@@ -471,6 +555,7 @@ pub fn valid_snapshot_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Secret;
 
     #[test]
     fn restics_complaints_are_read_for_what_they_mean() {
@@ -571,6 +656,208 @@ mod tests {
         assert!(!valid_snapshot_id("0123ABCD"));
         assert!(!valid_snapshot_id("latest"));
         assert!(!valid_snapshot_id("--target=/"));
+    }
+
+    /// Runs the prelude with /bin/sh (a POSIX sh script, as in restic's image), `creds` and
+    /// `more` on stdin, and `sh -c script` after it; returns what that printed.
+    fn through_prelude(creds: &Credentials, more: &[u8], script: &str) -> String {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!(
+            "homelab-prelude-{}-{}",
+            std::process::id(),
+            crate::secrets::random_bytes::<4>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", PRELUDE, "homelab", "sh", "-c", script])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOMELAB_SECRETS", &dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(creds.stdin().expose()).unwrap();
+        stdin.write_all(more).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn percent_decoded(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    const SHOW: &str = r#"printf 'repo=%s\n' "${RESTIC_REPOSITORY-unset}"
+printf 'aws=%s\n' "${AWS_ACCESS_KEY_ID-unset}"
+printf 'pw=%s\n' "$RESTIC_PASSWORD"
+if [ -f "$HOMELAB_SECRETS/rest-ca.pem" ]; then printf 'ca=%s\n' "$(cat "$HOMELAB_SECRETS/rest-ca.pem")"; fi
+printf 'rest=%s\n' "$(cat)""#;
+
+    #[test]
+    fn the_prelude_builds_a_rest_servers_address_with_its_login_whole() {
+        let password = "p a@:/%x 2 % @@";
+        let creds = Credentials {
+            password: Secret::new(b"repo pw".to_vec()),
+            ssh: None,
+            s3: None,
+            rest: Some(crate::backup::RestLogin {
+                url: "https://10.88.0.1:8102/lab/a".into(),
+                user: Secret::new(b"u@ser".to_vec()),
+                password: Secret::new(password.as_bytes().to_vec()),
+                certificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+                    .into(),
+            }),
+        };
+        let out = through_prelude(&creds, b"data after the lines", SHOW);
+        let repo = out.lines().find_map(|l| l.strip_prefix("repo=")).unwrap();
+        let rest = repo.strip_prefix("rest:https://").unwrap();
+        let (login, at) = rest.rsplit_once('@').unwrap();
+        assert_eq!(at, "10.88.0.1:8102/lab/a");
+        let (user, pass) = login.split_once(':').unwrap();
+        assert_eq!(percent_decoded(user), "u@ser");
+        assert_eq!(
+            percent_decoded(pass),
+            password,
+            "the password survives whole"
+        );
+        assert!(
+            !pass.contains(['@', ':', '/', ' ']),
+            "nothing in it ends the login early: {pass}"
+        );
+        // What restic reads is an address the url parser reads the same way.
+        let parsed = reqwest::Url::parse(repo.strip_prefix("rest:").unwrap()).unwrap();
+        assert_eq!(parsed.host_str(), Some("10.88.0.1"));
+        assert_eq!(parsed.port(), Some(8102));
+        assert_eq!(parsed.path(), "/lab/a");
+        assert_eq!(percent_decoded(parsed.password().unwrap()), password);
+        assert!(out.contains("aws=unset\n"), "{out}");
+        assert!(out.contains("pw=repo pw\n"), "{out}");
+        assert!(
+            out.contains("ca=-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("rest=data after the lines\n"),
+            "the rest is restic's: {out}"
+        );
+
+        // A server without logins: the address alone.
+        let open = Credentials {
+            password: Secret::new(b"pw".to_vec()),
+            ssh: None,
+            s3: None,
+            rest: Some(crate::backup::RestLogin {
+                url: "http://nas:8000".into(),
+                user: Secret::new(Vec::new()),
+                password: Secret::new(Vec::new()),
+                certificate: String::new(),
+            }),
+        };
+        let out = through_prelude(&open, b"", SHOW);
+        assert!(out.contains("repo=rest:http://nas:8000\n"), "{out}");
+        assert!(!out.contains("ca="), "{out}");
+    }
+
+    #[test]
+    fn the_prelude_still_reads_the_other_kinds_as_before() {
+        let creds = Credentials {
+            password: Secret::new(b"pw".to_vec()),
+            ssh: None,
+            s3: Some((Secret::new(b"KEYID".to_vec()), Secret::new(b"sec".to_vec()))),
+            rest: None,
+        };
+        let out = through_prelude(&creds, b"tail", SHOW);
+        assert!(out.contains("repo=unset\n"), "no address from stdin: {out}");
+        assert!(out.contains("aws=KEYID\n"), "{out}");
+        assert!(out.ends_with("rest=tail\n"), "{out}");
+    }
+
+    #[test]
+    fn a_rest_server_is_no_argument_and_its_pin_is_the_prelude_file() {
+        let pinned = Target::Rest {
+            url: "https://h:8000/r".into(),
+            append_only: true,
+            certificate: "PEM".into(),
+        };
+        assert_eq!(
+            address_args(&pinned, "/run/homelab"),
+            ["--cacert", "/run/homelab/rest-ca.pem"]
+        );
+        let plain = Target::Rest {
+            url: "http://h:8000/r".into(),
+            append_only: false,
+            certificate: String::new(),
+        };
+        assert!(address_args(&plain, "/run/homelab").is_empty());
+        let spec = spec("c", &pinned, &["snapshots"], Vec::new());
+        assert!(
+            !spec.cmd.iter().any(|a| a == "-r" || a.contains("h:8000")),
+            "{:?}",
+            spec.cmd
+        );
+        assert!(spec.env.iter().all(|e| !e.contains("RESTIC_REPOSITORY")));
+    }
+
+    #[test]
+    fn a_rest_servers_answers_are_read_for_what_they_mean() {
+        for (stderr, why) in [
+            (
+                "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\nIs there a repository at the following location?\nrest:http://u1:***@10.88.0.1:8100/x/",
+                Why::LoginRefused,
+            ),
+            (
+                "Fatal: create repository at rest:http://u1:***@h/x/ failed: Fatal: server response unexpected: 401 Unauthorized (401)",
+                Why::LoginRefused,
+            ),
+            (
+                "Fatal: unable to open config file: <config/> does not exist\nIs there a repository at the following location?\nrest:http://u1:***@h/x/",
+                Why::NoRepository,
+            ),
+            (
+                "Remove(<snapshot/8f6e6a973a>) returned error, retrying after 552ms: blob not removed, server response: 403 Forbidden (403)",
+                Why::Forbidden,
+            ),
+            (
+                "Fatal: unable to open config file: client.Head: Head \"https://u1:***@h:8102/x/config\": x509: certificate signed by unknown authority\nIs there a repository at the following location?",
+                Why::CertUntrusted,
+            ),
+            (
+                "Fatal: unable to open config file: client.Head: Head \"https://h/x/config\": dial tcp 10.88.0.9:8100: connect: connection refused",
+                Why::Unreachable,
+            ),
+        ] {
+            assert_eq!(explain(stderr, "Backup server").kind, why, "{stderr}");
+        }
+        let e = explain(
+            "Fatal: unable to open config file: client.Head: Head \"https://u1:***@localhost:8102/x/config\": x509: certificate is not valid for any names, but wanted to match localhost\nIs there a repository at the following location?\nrest:https://u1:***@localhost:8102/x/",
+            "Backup server",
+        );
+        assert_eq!(e.kind, Why::CertOther);
+        assert!(
+            e.words()
+                .contains("certificate is not valid for any names, but wanted to match localhost"),
+            "{}",
+            e.words()
+        );
     }
 
     #[test]

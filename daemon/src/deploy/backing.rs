@@ -225,6 +225,102 @@ impl Deployer {
         .await
     }
 
+    /// Adds a restic REST server as a destination: the login is tried there now (a server
+    /// that does not answer or refuses it is said at once, not at the first backup), its
+    /// certificate pinned when no public authority signed it (or checked against the one the
+    /// owner gave, `backup::rest::resolve_certificate`), a server that only lets backups be
+    /// added is noted as such (whatever the owner ticked: the box must not try to remove
+    /// anything there), and the login sealed.
+    pub async fn add_rest_destination(
+        &self,
+        name: &str,
+        target: Target,
+        user: Secret,
+        password: Secret,
+    ) -> Result<i64, DeployError> {
+        let name = check_name(name)?;
+        backup::check_target(&target).map_err(refused)?;
+        let Target::Rest {
+            url,
+            append_only,
+            certificate,
+        } = target
+        else {
+            return Err(DeployError::BackupRefused("Not a REST server.".into()));
+        };
+        let (Some(u), Some(p)) = (user.expose_str(), password.expose_str()) else {
+            return Err(DeployError::BackupRefused(
+                "The login name and password must be text.".into(),
+            ));
+        };
+        backup::check_rest_login(u, p).map_err(refused)?;
+        let rest_refused = |e: backup::rest::RestError| DeployError::BackupRefused(e.to_string());
+        let certificate = backup::rest::resolve_certificate(&url, &certificate, &name)
+            .await
+            .map_err(rest_refused)?;
+        let found = backup::rest::probe(&url, &user, &password, &certificate, &name)
+            .await
+            .map_err(rest_refused)?;
+        let target = Target::Rest {
+            url,
+            append_only: append_only || found.append_only,
+            certificate,
+        };
+        self.save_destination(
+            &name,
+            &target,
+            String::new(),
+            vec![
+                (backup::PURPOSE_REST_USER, user.expose().to_vec()),
+                (backup::PURPOSE_REST_PASSWORD, password.expose().to_vec()),
+            ],
+        )
+        .await
+    }
+
+    /// A REST server's login name, for the recovery sheet (None for other kinds, or when it
+    /// cannot be read).
+    pub async fn rest_login_name(&self, row: &DestinationRow) -> Option<String> {
+        match self.credentials(row).await.ok()?.1.rest {
+            Some(r) => r.user.expose_str().map(str::to_string),
+            None => None,
+        }
+    }
+
+    /// "Test connection" for a REST server, asked from the box before restic runs: a server
+    /// that does not answer, a refused login or a changed certificate in words; then what
+    /// the check adds to "works" (append-only, the pinned certificate).
+    async fn ask_rest_server(
+        &self,
+        row: &DestinationRow,
+        target: &Target,
+        login: &backup::RestLogin,
+    ) -> Result<String, DeployError> {
+        let found = backup::rest::probe(
+            &login.url,
+            &login.user,
+            &login.password,
+            &login.certificate,
+            &row.name,
+        )
+        .await
+        .map_err(|e| DeployError::BackupRefused(e.to_string()))?;
+        let mut note = String::new();
+        match (target.append_only(), found.append_only) {
+            (true, _) => note.push_str(
+                " It only lets backups be added, so Homelab never removes old backups there: remove them on the server's side when it fills up.",
+            ),
+            (false, true) => note.push_str(
+                " It only lets backups be added, but was added as a server that lets them be removed: remove the destination and add it again, so Homelab stops trying to remove old backups there.",
+            ),
+            (false, false) => {}
+        }
+        if let Some(fp) = backup::rest::fingerprint(&login.certificate) {
+            note.push_str(&format!(" Its own certificate is pinned (SHA-256 {fp})."));
+        }
+        Ok(note)
+    }
+
     /// Stores a destination with a new repository password and its other secrets, sealed,
     /// in one transaction.
     async fn save_destination(
@@ -316,12 +412,13 @@ impl Deployer {
             }
         };
         let password = open(backup::PURPOSE_PASSWORD).await?;
-        let (ssh, s3) = match &target {
+        let (ssh, s3, rest) = match &target {
             Target::Sftp { host, port, .. } => (
                 Some((
                     open(backup::PURPOSE_SSH_KEY).await?,
                     restic::known_hosts_line(host, *port, &row.host_key),
                 )),
+                None,
                 None,
             ),
             Target::S3 { .. } => (
@@ -330,9 +427,30 @@ impl Deployer {
                     open(backup::PURPOSE_S3_KEY_ID).await?,
                     open(backup::PURPOSE_S3_SECRET).await?,
                 )),
+                None,
+            ),
+            Target::Rest {
+                url, certificate, ..
+            } => (
+                None,
+                None,
+                Some(backup::RestLogin {
+                    url: url.clone(),
+                    user: open(backup::PURPOSE_REST_USER).await?,
+                    password: open(backup::PURPOSE_REST_PASSWORD).await?,
+                    certificate: certificate.clone(),
+                }),
             ),
         };
-        Ok((target, Credentials { password, ssh, s3 }))
+        Ok((
+            target,
+            Credentials {
+                password,
+                ssh,
+                s3,
+                rest,
+            },
+        ))
     }
 
     /// "Test connection": from a device, opens the destination's repository, or makes it
@@ -342,6 +460,10 @@ impl Deployer {
         // Any failure, also before restic runs (no device answers), is this check's outcome.
         let outcome = async {
             let (target, creds) = self.credentials(&row).await?;
+            let note = match &creds.rest {
+                Some(login) => self.ask_rest_server(&row, &target, login).await?,
+                None => String::new(),
+            };
             let remote = self.any_device().await?;
             let made = self
                 .open_repository(
@@ -353,15 +475,18 @@ impl Deployer {
                 )
                 .await?;
             self.measure_space(&remote, &row).await;
-            Ok::<bool, DeployError>(made)
+            Ok::<(bool, String), DeployError>((made, note))
         }
         .await;
         let (ok, words) = match &outcome {
-            Ok(made) if *made => (
+            Ok((made, note)) if *made => (
                 true,
-                format!("{} works: Homelab made its backup store there.", row.name),
+                format!(
+                    "{} works: Homelab made its backup store there.{note}",
+                    row.name
+                ),
             ),
-            Ok(_) => (true, format!("{} works.", row.name)),
+            Ok((_, note)) => (true, format!("{} works.{note}", row.name)),
             Err(e) => (false, e.to_string()),
         };
         self.store
@@ -1202,6 +1327,22 @@ impl Deployer {
         slug: &str,
         lock: &tokio::sync::RwLock<()>,
     ) {
+        // A server that only lets backups be added refuses restic's forget (which retries
+        // for minutes and can leave its lock behind): old backups go on the server's side.
+        if serde_json::from_str::<Target>(&row.target).is_ok_and(|t| t.append_only()) {
+            remote
+                .note(
+                    format!(
+                        "Keep the backups the rules keep at {}: not here, the server only lets backups be added (old ones are removed on its side)",
+                        row.name
+                    ),
+                    "skipped".into(),
+                    Instant::now(),
+                    String::new(),
+                )
+                .await;
+            return;
+        }
         // Unreadable memory counts as due: the rules run (as after every backup before).
         let (last, before) = self
             .store

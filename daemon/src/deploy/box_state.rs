@@ -92,7 +92,8 @@ pub struct Restored {
 }
 
 /// What the owner gives a new box to restore from: where the backups are (with a login to
-/// read them: the SSH server's password, used once, or the storage's keys) and the passphrase.
+/// read them: the SSH server's password, used once, the storage's keys, or a REST server's
+/// login name in `key_id` and its password in `password`) and the passphrase.
 pub struct BoxRestore {
     pub target: Target,
     pub password: Secret,
@@ -142,6 +143,7 @@ fn with_password(creds: &Credentials, password: &Secret) -> Credentials {
         password: copy(password),
         ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
         s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
+        rest: creds.rest.as_ref().map(backup::RestLogin::copy),
     }
 }
 
@@ -331,15 +333,22 @@ impl Deployer {
             }
         };
         for row in &destinations {
+            let append_only =
+                serde_json::from_str::<Target>(&row.target).is_ok_and(|t| t.append_only());
             let at = match self.box_to(row, &sealed, &passphrase).await {
                 Ok(snapshot) => BoxBackupAt {
                     id: row.id,
                     name: row.name.clone(),
                     ok: true,
                     words: format!(
-                        "Backed up to {} ({}).",
+                        "Backed up to {} ({}).{}",
                         row.name,
-                        crate::units::human_bytes(sealed.len() as u64)
+                        crate::units::human_bytes(sealed.len() as u64),
+                        if append_only {
+                            " It only lets backups be added: old box backups, and the keys of earlier passphrases, stay there until removed on the server's side."
+                        } else {
+                            ""
+                        }
                     ),
                     snapshot,
                 },
@@ -552,6 +561,12 @@ impl Deployer {
         name: &str,
         passphrase: &Secret,
     ) {
+        if target.append_only() {
+            // The server refuses removals (`Target::Rest`'s append_only); the box backup's
+            // words say so to the owner.
+            tracing::info!(destination = %name, "old box backups and recovery keys stay: the server only lets backups be added");
+            return;
+        }
         let local = self.local(true);
         #[derive(Deserialize)]
         struct Key {
@@ -660,7 +675,8 @@ impl Deployer {
         let passphrase = check_passphrase(&req.passphrase)?;
         let place = req.target.words();
         let mut temporary = None;
-        let (ssh, s3) = match &req.target {
+        let mut target = req.target.clone();
+        let (ssh, s3, rest) = match &req.target {
             Target::Sftp {
                 host, port, user, ..
             } => {
@@ -685,7 +701,7 @@ impl Deployer {
                     return Err(refused(e.to_string()));
                 }
                 temporary = Some((session, line));
-                (Some((private, known)), None)
+                (Some((private, known)), None, None)
             }
             Target::S3 { .. } => {
                 let bad = |s: &Secret| {
@@ -696,17 +712,56 @@ impl Deployer {
                         "Enter the access key id and the secret key of the storage.",
                     ));
                 }
-                (None, Some((copy(&req.key_id), copy(&req.secret))))
+                (None, Some((copy(&req.key_id), copy(&req.secret))), None)
+            }
+            Target::Rest {
+                url,
+                append_only,
+                certificate,
+            } => {
+                // The login name comes in `key_id` (see `BoxRestore`).
+                let user = req
+                    .key_id
+                    .expose_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                let password = req.password.expose_str().unwrap_or_default();
+                backup::check_rest_login(&user, password).map_err(|e| refused(e.to_string()))?;
+                let user = Secret::from_string(user);
+                let rest_refused = |e: backup::rest::RestError| refused(e.to_string());
+                let certificate = backup::rest::resolve_certificate(url, certificate, &place)
+                    .await
+                    .map_err(rest_refused)?;
+                let found = backup::rest::probe(url, &user, &req.password, &certificate, &place)
+                    .await
+                    .map_err(rest_refused)?;
+                if !found.repository {
+                    return Err(refused(format!(
+                        "There are no Homelab backups at {place}. Check the address and folder against your recovery sheet."
+                    )));
+                }
+                target = Target::Rest {
+                    url: url.clone(),
+                    append_only: *append_only,
+                    certificate: certificate.clone(),
+                };
+                let login = backup::RestLogin {
+                    url: url.clone(),
+                    user,
+                    password: copy(&req.password),
+                    certificate,
+                };
+                (None, None, Some(login))
             }
         };
         let creds = Credentials {
             password: copy(&passphrase),
             ssh,
             s3,
+            rest,
         };
-        let result = self
-            .newest_box(&req.target, &creds, &place, &passphrase)
-            .await;
+        let result = self.newest_box(&target, &creds, &place, &passphrase).await;
         if let Some((session, line)) = temporary {
             // The restored database brings the old box's own key for this server back.
             let _ = crate::devices::remove_key(&session, &line).await;

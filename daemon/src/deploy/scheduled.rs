@@ -271,7 +271,20 @@ impl Deployer {
             Err(f) if f.why() == Some(Why::Damaged) => f.words(&row.name),
             Err(f) => return Err(self.restic_error(&remote, f, &row.name)),
         };
-        if damage.is_empty() {
+        if damage.is_empty() && target.append_only() {
+            // The server refuses it; old backups go on its side.
+            remote
+                .note(
+                    format!(
+                        "Remove data only forgotten backups held at {}: not here, the server only lets backups be added",
+                        row.name
+                    ),
+                    "skipped".into(),
+                    std::time::Instant::now(),
+                    String::new(),
+                )
+                .await;
+        } else if damage.is_empty() {
             self.restic_long(
                 &remote,
                 &run(&["prune"]),

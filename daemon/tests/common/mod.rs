@@ -917,6 +917,29 @@ pub mod lab {
         env_value("LAB_USER")
     }
 
+    /// A `LAB_REST*` value of `lab/lab env` (the lab's restic REST servers, see
+    /// lab/README.md); the password is remembered for the leak scan, as typed and as it goes
+    /// into an address. Fails with the fix when the lab has no REST server running.
+    pub fn rest(key: &str) -> String {
+        let value = env_value(key);
+        if key == "LAB_REST_PASSWORD" {
+            super::remember_secret(&value);
+            super::remember_secret(&super::url_escaped(&value));
+        }
+        if key.starts_with("LAB_REST") && value.starts_with("http") {
+            let hostport = value.split("://").nth(1).unwrap_or_default();
+            assert!(
+                std::net::TcpStream::connect_timeout(
+                    &hostport.parse().expect("the REST server's address"),
+                    std::time::Duration::from_secs(2)
+                )
+                .is_ok(),
+                "the lab's REST server {value} does not answer: run `lab/lab up` (as root) first"
+            );
+        }
+        value
+    }
+
     /// The lab registry (host:port) every device's engine trusts.
     pub fn registry() -> String {
         env_value("LAB_REGISTRY")
@@ -1040,6 +1063,52 @@ pub mod lab {
             .expect("lab exec");
         String::from_utf8_lossy(&out.stdout).to_string()
     }
+}
+
+/// `text` percent-encoded as an address's login carries it (everything but letters, digits
+/// and `-._~`).
+pub fn url_escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Remembers for the leak scan the secrets the daemon sealed for `owner` under `purposes`
+/// (as `remember_sealed`, for owners that also keep something short that is no secret, such
+/// as a REST server's login name). Returns how many it found.
+pub fn remember_sealed_purposes(data: &std::path::Path, owner: &str, purposes: &[&str]) -> usize {
+    let vault = homelabd::secrets::Vault::open_or_create(data).expect("vault");
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join(homelabd::store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let mut found = 0;
+    for purpose in purposes {
+        let sealed: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT sealed FROM secrets WHERE owner = ?1 AND purpose = ?2",
+                [owner, purpose],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(sealed) = sealed {
+            let secret = vault.open(&sealed, owner, purpose).expect("unseal");
+            let text = String::from_utf8_lossy(secret.expose()).to_string();
+            assert!(text.len() >= 8, "{owner}/{purpose} is a real secret");
+            remember_secret(&text);
+            found += 1;
+        }
+    }
+    found
 }
 
 /// Remembers for the leak scan every secret the daemon sealed for `owner` in a data directory

@@ -9,7 +9,8 @@ use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
 /// What the owner typed to add a destination: an SSH server (with its login's password,
-/// used once) or S3-compatible storage (with its keys).
+/// used once), S3-compatible storage (with its keys) or a restic REST server (with its
+/// login, kept sealed).
 pub enum NewDestination {
     Sftp {
         target: Target,
@@ -19,6 +20,11 @@ pub enum NewDestination {
         target: Target,
         key_id: Secret,
         secret: Secret,
+    },
+    Rest {
+        target: Target,
+        user: Secret,
+        password: Secret,
     },
 }
 
@@ -43,6 +49,16 @@ pub async fn add_destination(
             state
                 .deployer
                 .add_s3_destination(name, target, key_id, secret)
+                .await?
+        }
+        NewDestination::Rest {
+            target,
+            user,
+            password,
+        } => {
+            state
+                .deployer
+                .add_rest_destination(name, target, user, password)
                 .await?
         }
     };

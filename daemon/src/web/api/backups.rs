@@ -19,7 +19,7 @@ use crate::web::error::WebError;
 pub struct DestinationBody {
     #[serde(default)]
     name: String,
-    /// sftp | s3
+    /// sftp | s3 | rest
     kind: String,
     #[serde(default)]
     host: String,
@@ -41,6 +41,16 @@ pub struct DestinationBody {
     key_id: String,
     #[serde(default)]
     secret: String,
+    /// A REST server: its address (`https://host:port/folder`, no login in it), whether it
+    /// only lets backups be added, and its certificate (PEM or SHA-256 fingerprint; empty:
+    /// the box pins the server's own when no public authority signed it). Its login goes in
+    /// `user` and `password`.
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    append_only: bool,
+    #[serde(default)]
+    certificate: String,
 }
 
 fn destination_json(d: &crate::store::DestinationRow) -> serde_json::Value {
@@ -50,6 +60,10 @@ fn destination_json(d: &crate::store::DestinationRow) -> serde_json::Value {
         "name": d.name,
         "target": target,
         "repository": target.as_ref().map(Target::repository),
+        "certificate_fingerprint": match &target {
+            Some(Target::Rest { certificate, .. }) => crate::backup::rest::fingerprint(certificate),
+            _ => None,
+        },
         "host_key": d.host_key,
         "checked_at": d.checked_at,
         "check_ok": d.check_ok,
@@ -73,7 +87,8 @@ pub async fn destinations(State(state): State<AppState>) -> Result<Response, Web
 
 impl DestinationBody {
     /// Where it is, as typed (checked by the action), and its secrets: the SSH login's
-    /// password, or the storage's key id and secret.
+    /// password, the storage's key id and secret, or a REST server's password and (in the
+    /// key id's place) its login name.
     pub fn into_parts(self) -> Result<(String, Target, Secret, Secret, Secret), WebError> {
         let target = match self.kind.as_str() {
             "sftp" => Target::Sftp {
@@ -87,11 +102,25 @@ impl DestinationBody {
                 bucket: self.bucket.trim().to_string(),
                 prefix: self.prefix.trim().trim_matches('/').to_string(),
             },
+            "rest" => {
+                let target = Target::Rest {
+                    url: crate::backup::rest_url(&self.url),
+                    append_only: self.append_only,
+                    certificate: self.certificate.trim().to_string(),
+                };
+                return Ok((
+                    self.name,
+                    target,
+                    Secret::from_string(self.password),
+                    Secret::from_string(self.user.trim().to_string()),
+                    Secret::new(Vec::new()),
+                ));
+            }
             _ => {
                 return Err(WebError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "bad_kind",
-                    "kind is sftp (an SSH server or NAS) or s3 (S3-compatible storage).",
+                    "kind is sftp (an SSH server or NAS), s3 (S3-compatible storage) or rest (a restic REST server).",
                 ));
             }
         };
@@ -116,6 +145,12 @@ pub async fn add_destination(
             target,
             key_id,
             secret,
+        },
+        // The login name comes in the key id's place (`into_parts`).
+        Target::Rest { .. } => NewDestination::Rest {
+            target,
+            user: key_id,
+            password,
         },
     };
     let id = act::add_destination(&state, &name, new).await?;

@@ -253,6 +253,13 @@ pub struct DestinationView {
     pub repository: String,
     pub fingerprint: String,
     pub port: Option<u16>,
+    /// A REST server: restic's address with the login's place marked (restic 0.14 takes
+    /// the login only there), else "".
+    pub rest_address: String,
+    /// A REST server that only lets backups be added: the box removes nothing there.
+    pub append_only: bool,
+    /// A REST server's pinned certificate, by its SHA-256 fingerprint ("" when none).
+    pub certificate: String,
     pub status: StatusView,
 }
 
@@ -274,6 +281,19 @@ impl DestinationView {
                 Some(Target::Sftp { port, .. }) if port != 22 => Some(port),
                 _ => None,
             },
+            rest_address: match &target {
+                Some(Target::Rest { url, .. }) => {
+                    crate::backup::rest_repository(url, "LOGIN", "PASSWORD")
+                }
+                _ => String::new(),
+            },
+            append_only: target.as_ref().is_some_and(Target::append_only),
+            certificate: match &target {
+                Some(Target::Rest { certificate, .. }) => {
+                    crate::backup::rest::fingerprint(certificate).unwrap_or_default()
+                }
+                _ => String::new(),
+            },
             status: StatusView::of(d, now),
         }
     }
@@ -288,7 +308,7 @@ struct StatusPart<'a> {
 /// What the add form shows: the kind chosen, what was typed (never a password or key), and
 /// why it was refused.
 pub struct FormView {
-    /// sftp | s3
+    /// sftp | s3 | rest
     pub kind: String,
     pub name: String,
     pub host: String,
@@ -298,6 +318,12 @@ pub struct FormView {
     pub endpoint: String,
     pub bucket: String,
     pub prefix: String,
+    /// A REST server: its address, login name, "only lets backups be added" and certificate
+    /// (PEM or fingerprint, as typed).
+    pub url: String,
+    pub rest_user: String,
+    pub append_only: bool,
+    pub certificate: String,
     pub error: Option<String>,
     /// The same place fields on "Restore from a backup" (hints about reading, not setting up).
     pub restoring: bool,
@@ -315,6 +341,10 @@ impl Default for FormView {
             endpoint: String::new(),
             bucket: String::new(),
             prefix: String::new(),
+            url: String::new(),
+            rest_user: String::new(),
+            append_only: false,
+            certificate: String::new(),
             error: None,
             restoring: false,
         }
@@ -348,6 +378,19 @@ pub struct DestinationForm {
     key_id: String,
     #[serde(default)]
     secret: String,
+    /// A REST server's fields (their own names: the SSH server's login fields are in the
+    /// same form).
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    rest_user: String,
+    #[serde(default)]
+    rest_password: String,
+    /// The checkbox: present ("on") when ticked.
+    #[serde(default)]
+    append_only: Option<String>,
+    #[serde(default)]
+    certificate: String,
 }
 
 impl DestinationForm {
@@ -361,7 +404,12 @@ impl DestinationForm {
                 .collect()
         };
         FormView {
-            kind: if self.kind == "s3" { "s3" } else { "sftp" }.into(),
+            kind: match self.kind.as_str() {
+                "s3" => "s3",
+                "rest" => "rest",
+                _ => "sftp",
+            }
+            .into(),
             name: clean(&self.name),
             host: clean(&self.host),
             port: clean(&self.port),
@@ -370,6 +418,16 @@ impl DestinationForm {
             endpoint: clean(&self.endpoint),
             bucket: clean(&self.bucket),
             prefix: clean(&self.prefix),
+            url: clean(&self.url),
+            rest_user: clean(&self.rest_user),
+            append_only: self.append_only.is_some(),
+            // PEM has lines; it is not a secret.
+            certificate: self
+                .certificate
+                .chars()
+                .filter(|c| *c == '\n' || !c.is_control())
+                .take(REFILL_MAX * 8)
+                .collect(),
             error: None,
             restoring: false,
         }
@@ -406,9 +464,18 @@ impl DestinationForm {
                 key_id: Secret::from_string(self.key_id.trim().to_string()),
                 secret: Secret::from_string(self.secret.trim().to_string()),
             },
+            "rest" => NewDestination::Rest {
+                target: Target::Rest {
+                    url: crate::backup::rest_url(&self.url),
+                    append_only: self.append_only.is_some(),
+                    certificate: self.certificate.trim().to_string(),
+                },
+                user: Secret::from_string(self.rest_user.trim().to_string()),
+                password: Secret::from_string(self.rest_password),
+            },
             _ => {
                 return Err(WebError::bad_request(
-                    "Choose where the backups go: a NAS or another computer, or S3-compatible storage.",
+                    "Choose where the backups go: a NAS or another computer, S3-compatible storage, or a backup server.",
                 ));
             }
         };

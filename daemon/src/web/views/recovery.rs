@@ -102,9 +102,14 @@ struct PlaceView {
     /// The fields as the restore form asks for them.
     fields: Vec<(&'static str, String)>,
     repository: String,
+    /// How plain restic opens it: `restic -r <address> snapshots`, or for a REST server
+    /// (whose login restic 0.14 reads only from the address) the address with the login in
+    /// it, `PASSWORD` written in the password's place.
+    plain: String,
 }
 
-fn place_view(name: &str, target: &Target) -> PlaceView {
+/// `login`: a REST server's login name (unsealed by the caller; None for other kinds).
+fn place_view(name: &str, target: &Target, login: Option<&str>) -> PlaceView {
     let fields = match target {
         Target::Sftp {
             host,
@@ -131,31 +136,60 @@ fn place_view(name: &str, target: &Target) -> PlaceView {
             }
             f
         }
+        Target::Rest {
+            url,
+            append_only,
+            certificate,
+        } => {
+            let mut f = vec![("Address", url.clone())];
+            if let Some(user) = login.filter(|u| !u.is_empty()) {
+                f.push(("Login", user.to_string()));
+            }
+            if let Some(fp) = crate::backup::rest::fingerprint(certificate) {
+                f.push(("Certificate (SHA-256 fingerprint)", fp));
+            }
+            if *append_only {
+                f.push(("Only lets backups be added", "yes".to_string()));
+            }
+            f
+        }
+    };
+    let plain = match target {
+        Target::Rest { url, .. } => {
+            let user = login.unwrap_or_default();
+            let address =
+                crate::backup::rest_repository(url, &crate::backup::url_escape(user), "PASSWORD");
+            format!("RESTIC_REPOSITORY='{address}' restic snapshots")
+        }
+        _ => format!("restic -r {} snapshots", target.repository()),
     };
     PlaceView {
         name: name.to_string(),
         kind: match target {
             Target::Sftp { .. } => "A NAS or another computer (SSH)",
             Target::S3 { .. } => "S3-compatible storage",
+            Target::Rest { .. } => "A backup server (restic REST server)",
         },
         fields,
         repository: target.repository(),
+        plain,
     }
 }
 
 /// The printable recovery sheet: where the backups are and what to do with a new box. It
 /// never holds a secret: the passphrase is written on it by hand.
 pub async fn recovery_sheet(State(state): State<AppState>) -> Result<Response, WebError> {
-    let places = state
-        .store
-        .backup_destinations()
-        .await?
-        .iter()
-        .filter_map(|d| {
-            let t: Target = serde_json::from_str(&d.target).ok()?;
-            Some(place_view(&d.name, &t))
-        })
-        .collect();
+    let mut places = Vec::new();
+    for d in state.store.backup_destinations().await? {
+        let Ok(t) = serde_json::from_str::<Target>(&d.target) else {
+            continue;
+        };
+        let login = match &t {
+            Target::Rest { .. } => state.deployer.rest_login_name(&d).await,
+            _ => None,
+        };
+        places.push(place_view(&d.name, &t, login.as_deref()));
+    }
     Ok(Html(
         SheetPage {
             version: crate::VERSION,
@@ -252,6 +286,18 @@ pub async fn restore_submit(
                     password: Secret::new(Vec::new()),
                     key_id,
                     secret,
+                    passphrase,
+                },
+                // The login name goes in the key id's place (see `BoxRestore`).
+                NewDestination::Rest {
+                    target,
+                    user,
+                    password,
+                } => BoxRestore {
+                    target,
+                    password,
+                    key_id: user,
+                    secret: Secret::new(Vec::new()),
                     passphrase,
                 },
             };
