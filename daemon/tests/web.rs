@@ -327,6 +327,30 @@ async fn api_tokens_open_the_api_and_metrics_until_revoked() {
     let (session, _) = s.claim().await;
     s.post_htmx("/settings/mode", &session, &[("mode", "advanced")])
         .await;
+    // A token outlives the session that makes it: the owner's password is asked again, and
+    // without it nothing is made.
+    for (typed, words) in [
+        ("", "Type your password"),
+        ("not-the-password", "Your password is not right"),
+    ] {
+        let res = s
+            .post_htmx(
+                "/settings/tokens",
+                &session,
+                &[("name", "Stolen"), ("password", typed)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("id=\"token-error\"") && html.contains(words),
+            "{html}"
+        );
+        assert!(
+            !html.contains("new-token") && !html.contains("Stolen"),
+            "{html}"
+        );
+    }
     let token = s.api_token(&session, "Prometheus").await;
     assert!(token.starts_with("hlt_"));
     let bearer = format!("Bearer {token}");

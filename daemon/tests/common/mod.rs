@@ -149,6 +149,9 @@ pub struct TestServer {
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), RunError>>>,
+    /// The owner's password from the last claim or sign-in here: what a signed-in owner types
+    /// again to make a token (see `api_token`).
+    owner_password: std::sync::Mutex<Option<String>>,
 }
 
 pub struct Options {
@@ -239,6 +242,7 @@ pub async fn start_with(opts: Options) -> TestServer {
         client: client(),
         stop: Some(tx),
         handle: Some(handle),
+        owner_password: Default::default(),
     };
     server.wait_ready().await;
     server
@@ -391,6 +395,7 @@ impl TestServer {
             res.text().await.unwrap_or_default()
         );
         let session = self.session_from(&res).await;
+        *self.owner_password.lock().unwrap() = Some(pw.clone());
         (session, pw)
     }
 
@@ -407,6 +412,7 @@ impl TestServer {
     pub async fn login(&self, username: &str, password: &str) -> Session {
         let res = self.post_login(username, password).await;
         assert_eq!(res.status(), 303, "login failed");
+        *self.owner_password.lock().unwrap() = Some(password.to_string());
         self.session_from(&res).await
     }
 
@@ -541,9 +547,20 @@ impl TestServer {
     }
 
     /// Creates an API token through Settings (Advanced mode) and returns its value.
+    /// The owner types their password again (a token outlives the session).
     pub async fn api_token(&self, s: &Session, name: &str) -> String {
+        let password = self
+            .owner_password
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("api_token: claim or sign in through this TestServer first (its password is typed again)");
         let res = self
-            .post_htmx("/settings/tokens", s, &[("name", name)])
+            .post_htmx(
+                "/settings/tokens",
+                s,
+                &[("name", name), ("password", &password)],
+            )
             .await;
         assert_eq!(res.status(), 200);
         let html = res.text().await.expect("body");
@@ -643,6 +660,7 @@ impl TestServer {
             client: client(),
             stop: None,
             handle: None,
+            owner_password: Default::default(),
         }
     }
 }

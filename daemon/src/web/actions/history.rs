@@ -14,7 +14,7 @@ use crate::secrets::Secret;
 use crate::store::{Desired, Import, Revision, SCHEMA_VERSION, now_unix};
 use crate::web::AppState;
 use crate::web::actions::backups::PolicyChoice;
-use crate::web::context::{Ctx, Principal};
+use crate::web::context::Ctx;
 use crate::web::error::WebError;
 
 /// Reading, sealing or opening a file costs memory (Argon2's 64 MiB, up to 256 MiB for a file
@@ -119,15 +119,13 @@ pub async fn export(
         return Err(bad("The two passphrases differ: type the same one twice."));
     }
     let pass = passphrase(typed)?;
-    if let Some(Principal::User(user)) = &who.principal {
-        let password = password.filter(|p| !p.expose().is_empty()).ok_or_else(|| {
-            bad("Type your password (the one you sign in with) to export: the file holds every secret of your homelab.")
-        })?;
-        state
-            .auth
-            .confirm_password(&user.username, password, &who.client)
-            .await?;
-    }
+    super::confirm_owner(
+        state,
+        who,
+        password,
+        "export: the file holds every secret of your homelab",
+    )
+    .await?;
     let desired = state.store.desired(true).await?;
     let mut secrets = Vec::new();
     for (owner, purpose, sealed) in state.store.portable_secrets().await? {

@@ -34,6 +34,34 @@ fn toast(state: &AppState, message: String) {
     });
 }
 
+/// Asks a signed-in owner for their own password again before an action a session alone must
+/// not do (take every secret, make a credential that outlives the session, choose what seals
+/// the box's backups): a cookie stolen or a laptop left open is not enough. An API token is a
+/// credential the owner made on purpose and stands on its own. Counted by the sign-in
+/// throttle.
+pub async fn confirm_owner(
+    state: &AppState,
+    who: &super::context::Ctx,
+    password: Option<crate::secrets::Secret>,
+    to_do: &str,
+) -> Result<(), super::error::WebError> {
+    let Some(super::context::Principal::User(user)) = &who.principal else {
+        return Ok(());
+    };
+    let password = password.filter(|p| !p.expose().is_empty()).ok_or_else(|| {
+        super::error::WebError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "password_needed",
+            format!("Type your password (the one you sign in with) to {to_do}."),
+        )
+    })?;
+    state
+        .auth
+        .confirm_password(&user.username, password, &who.client)
+        .await?;
+    Ok(())
+}
+
 /// An action the sign-in code may refuse for a reason the face shows its own way (the page
 /// again with the reason, `Retry-After` when waiting helps): the inner `Err`. The outer `Err`
 /// is a request that failed.

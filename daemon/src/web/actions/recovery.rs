@@ -15,9 +15,19 @@ use crate::web::error::WebError;
 /// backups open with it from now on.
 pub async fn set_passphrase(
     state: &AppState,
+    who: &Ctx,
     passphrase: Secret,
     confirm: Secret,
+    password: Option<Secret>,
 ) -> Result<(), WebError> {
+    // Whoever chooses it can open the box's backups (every secret of the homelab).
+    super::confirm_owner(
+        state,
+        who,
+        password,
+        "choose the recovery passphrase: it opens the box's backups",
+    )
+    .await?;
     state
         .deployer
         .set_recovery_passphrase(passphrase, confirm)

@@ -66,8 +66,11 @@ pub async fn create_token(
     state: &AppState,
     who: &Ctx,
     name: &str,
+    password: Option<Secret>,
 ) -> Result<(ApiTokenRow, Secret), WebError> {
     let user = who.user()?;
+    // A token outlives the session that makes it.
+    super::confirm_owner(state, who, password, "create a token").await?;
     let (row, token) = state.auth.create_api_token(name, user.user_id).await?;
     who.audit(
         state,

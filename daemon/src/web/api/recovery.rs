@@ -34,16 +34,22 @@ pub async fn back_up(State(state): State<AppState>) -> Result<Response, WebError
 pub struct PassphraseBody {
     passphrase: String,
     confirm: String,
+    /// A signed-in user's own password (not needed with an API token).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 pub async fn set_passphrase(
     State(state): State<AppState>,
+    ctx: Ctx,
     Json(b): Json<PassphraseBody>,
 ) -> Result<Response, WebError> {
     act::set_passphrase(
         &state,
+        &ctx,
         Secret::from_string(b.passphrase),
         Secret::from_string(b.confirm),
+        b.password.map(Secret::from_string),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -53,6 +53,8 @@ pub struct PassphraseForm {
     passphrase: String,
     #[serde(default)]
     confirm: String,
+    #[serde(default)]
+    password: String,
 }
 
 pub async fn set_passphrase(
@@ -62,8 +64,10 @@ pub async fn set_passphrase(
 ) -> Result<Response, WebError> {
     let outcome = match act::set_passphrase(
         &state,
+        &ctx,
         Secret::from_string(form.passphrase),
         Secret::from_string(form.confirm),
+        Some(Secret::from_string(form.password)),
     )
     .await
     {

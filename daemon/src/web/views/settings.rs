@@ -53,6 +53,7 @@ struct SettingsPage<'a> {
     fingerprint: String,
     tokens: Vec<TokenView>,
     new_token: Option<String>,
+    token_error: Option<String>,
     audit: Vec<AuditView>,
     builtin: &'a [String],
     extra: String,
@@ -64,6 +65,7 @@ struct SettingsPage<'a> {
 struct TokensPartial {
     tokens: Vec<TokenView>,
     new_token: Option<String>,
+    token_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -116,6 +118,7 @@ pub async fn page_html(state: &AppState, ctx: &Ctx) -> Result<Response, WebError
         fingerprint: state.tls.fingerprint(),
         tokens,
         new_token: None,
+        token_error: None,
         audit,
         builtin: state.hosts.builtin(),
         extra: state.hosts.extra().join("\n"),
@@ -193,6 +196,8 @@ pub async fn sign_out_everywhere(
 #[derive(Deserialize)]
 pub struct TokenForm {
     name: String,
+    #[serde(default)]
+    password: String,
 }
 
 pub async fn create_token(
@@ -200,7 +205,19 @@ pub async fn create_token(
     ctx: Ctx,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    let (_, token) = actions::settings::create_token(&state, &ctx, &form.name).await?;
+    let created = actions::settings::create_token(
+        &state,
+        &ctx,
+        &form.name,
+        Some(Secret::from_string(form.password)),
+    )
+    .await;
+    let (new_token, token_error) = match created {
+        Ok((_, token)) => (token.expose_str().map(str::to_string), None),
+        // Shown in the list's place, the list kept.
+        Err(e) if e.status.is_client_error() => (None, Some(e.message)),
+        Err(e) => return Err(e),
+    };
     let tokens = state
         .store
         .api_tokens()
@@ -210,7 +227,8 @@ pub async fn create_token(
         .collect();
     let html = TokensPartial {
         tokens,
-        new_token: token.expose_str().map(str::to_string),
+        new_token,
+        token_error,
     }
     .render()?;
     Ok(Html(html).into_response())
@@ -233,6 +251,7 @@ pub async fn revoke_token(
         TokensPartial {
             tokens,
             new_token: None,
+            token_error: None,
         }
         .render()?,
     )
