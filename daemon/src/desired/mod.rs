@@ -320,9 +320,9 @@ pub fn changes(from: &Desired, to: &Desired) -> Vec<Change> {
                 });
                 continue;
             };
-            let mut cols: Vec<&String> = before.keys().chain(row.keys()).collect();
-            cols.sort();
-            cols.dedup();
+            // Columns on both sides only: one a later Homelab added is not a change the
+            // owner made (an old revision simply predates it).
+            let cols: Vec<&String> = before.keys().filter(|c| row.contains_key(*c)).collect();
             let mut what = Vec::new();
             for col in cols {
                 if table.observed.contains(&col.as_str()) {
@@ -431,7 +431,7 @@ mod tests {
         s.tables.insert(
             "devices".into(),
             vec![row(
-                serde_json::json!({"id": 1, "name": "Server 1", "host": "10.0.0.5", "port": 22}),
+                serde_json::json!({"id": 1, "name": "Server 1", "host": "10.0.0.5", "port": 22, "host_key": "ssh-ed25519 AAAA"}),
             )],
         );
         s.tables.insert(
@@ -514,5 +514,10 @@ mod tests {
         let back = changes(&rekeyed, &state());
         assert_eq!(back.len(), 1, "{back:?}");
         assert!(back[0].step.by_hand().is_some(), "{back:?}");
+
+        // A column only one side has (added by a later Homelab) is not a change.
+        let mut newer = state();
+        newer.tables.get_mut("devices").unwrap()[0].insert("labels".into(), "".into());
+        assert!(changes(&state(), &newer).is_empty());
     }
 }

@@ -180,11 +180,11 @@ pub struct Preview {
 /// changes yet.
 pub async fn preview(state: &AppState, typed: Secret) -> Result<Preview, WebError> {
     state.pending_import.expire();
-    let bytes = state
+    let (uploaded, bytes) = state
         .pending_import
         .lock()
         .as_ref()
-        .map(|p| p.bytes.clone())
+        .map(|p| (p.at, p.bytes.clone()))
         .ok_or_else(|| {
             bad("Choose the configuration file first (an upload is kept 15 minutes).")
         })?;
@@ -193,8 +193,15 @@ pub async fn preview(state: &AppState, typed: Secret) -> Result<Preview, WebErro
         .await?
         .map_err(export_error)?;
     let preview = preview_of(state, &opened).await?;
-    if let Some(p) = state.pending_import.lock().as_mut() {
-        p.opened = Some(opened);
+    // Kept only for the upload it opened: if another file came meanwhile, "Import it" has
+    // nothing to import until that one is opened (it never imports a file not shown).
+    match state.pending_import.lock().as_mut() {
+        Some(p) if p.at == uploaded => p.opened = Some(opened),
+        _ => {
+            return Err(bad(
+                "Another file was chosen meanwhile: type the passphrase for that one.",
+            ));
+        }
     }
     Ok(preview)
 }
