@@ -27,14 +27,26 @@ pub struct RevisionRow {
     pub what: String,
 }
 
-fn rows(revisions: Vec<crate::store::Revision>) -> Vec<RevisionRow> {
+/// A revision's words as the mode shows them: Basic mode leaves logins and addresses (the
+/// audit's bracketed detail) to Advanced, as the Activity list does.
+fn shown_what(ctx: &Ctx, what: String) -> Result<String, WebError> {
+    Ok(if super::backups::advanced(ctx)? {
+        what
+    } else {
+        super::plain_detail(&what)
+    })
+}
+
+fn rows(ctx: &Ctx, revisions: Vec<crate::store::Revision>) -> Result<Vec<RevisionRow>, WebError> {
     revisions
         .into_iter()
-        .map(|r| RevisionRow {
-            id: r.id,
-            when: format_time(r.at),
-            actor: r.actor,
-            what: r.what,
+        .map(|r| {
+            Ok(RevisionRow {
+                id: r.id,
+                when: format_time(r.at),
+                actor: r.actor,
+                what: shown_what(ctx, r.what)?,
+            })
         })
         .collect()
 }
@@ -74,7 +86,7 @@ struct HistoryList {
 }
 
 pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
-    let rows = rows(act::revisions(&state, SHOWN).await?);
+    let rows = rows(&ctx, act::revisions(&state, SHOWN).await?)?;
     super::page(
         &ctx,
         Section::Settings,
@@ -84,8 +96,8 @@ pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, W
 }
 
 /// The list alone, for its live refresh (every audit record may be a new revision).
-pub async fn list(State(state): State<AppState>) -> Result<Response, WebError> {
-    let rows = rows(act::revisions(&state, SHOWN).await?);
+pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Result<Response, WebError> {
+    let rows = rows(&ctx, act::revisions(&state, SHOWN).await?)?;
     Ok(Html(HistoryList { rows }.render()?).into_response())
 }
 
@@ -113,7 +125,7 @@ pub async fn revision(
         id,
         when: format_time(v.revision.at),
         actor: v.revision.actor,
-        what: v.revision.what,
+        what: shown_what(&ctx, v.revision.what)?,
         changed: views(v.changed),
         automatic: revert.iter().filter(|c| c.by_hand.is_none()).count(),
         revert,
