@@ -375,12 +375,8 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
     // The recovery sheet: the address and login, the password's place marked, never the
     // password.
     let sheet = s
-        .client
-        .get(s.url("/backups/recovery-sheet"))
-        .header("cookie", &session.cookie)
-        .send()
+        .get("/backups/recovery-sheet", &session)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -398,16 +394,7 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
         "the pinned certificate: {sheet}"
     );
     assert!(!sheet.contains(&pw) && !sheet.contains(&escaped));
-    let page = s
-        .client
-        .get(s.url("/backups"))
-        .header("cookie", &session.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = s.get("/backups", &session).await.text().await.unwrap();
     assert!(page.contains("A backup server</label>"), "basic words");
     // Basic mode names no tool, with REST destinations on the page too.
     assert!(

@@ -234,7 +234,7 @@ pub async fn probe(
     let status_words = |status: StatusCode| match status {
         StatusCode::UNAUTHORIZED => RestError::LoginRefused(place.to_string()),
         StatusCode::FORBIDDEN => RestError::Refused(format!(
-            "{place} does not let this login use that folder (403 Forbidden). Check the folder in the address and the login's rights on the server."
+            "{place} does not let this login use that folder. Check the folder in the address and the login's rights on the server."
         )),
         s if s.is_redirection() => RestError::Refused(format!(
             "{place} sends the box elsewhere ({s}): use the address it names (https:// instead of http://?)."

@@ -350,7 +350,7 @@ impl Explained {
                 "{d} refused the login. Check the login name and password: they are the ones the backup server was set up with."
             ),
             Why::Forbidden => format!(
-                "{d} refused the request (403 Forbidden): the login may not use this folder there, or the server only lets backups be added. Check the server's settings for this login and folder."
+                "{d} refused the request: the login may not use this folder there, or the server only lets backups be added. Check the server's settings for this login and folder."
             ),
             Why::CertUntrusted => format!(
                 "{d} shows a certificate that is not the one Homelab trusts for it (no public authority signed it, or it was replaced). If the server got a new certificate, remove the destination and add it again: Homelab then shows and pins the new one."

@@ -578,16 +578,14 @@ impl Devices {
     }
 }
 
-/// Adds a public key line to `~/.ssh/authorized_keys` unless it is already there.
-const INSTALL_KEY: &str = include_str!("install_key.sh");
-
-/// Removes exactly our line, keeping everything else (and the file's mode).
-const REMOVE_KEY: &str = include_str!("remove_key.sh");
+/// Adds a public key line to `~/.ssh/authorized_keys` unless it is already there, or removes
+/// exactly that line (keeping everything else and the file's mode); one edit at a time.
+const AUTHORIZED_KEY: &str = include_str!("authorized_key.sh");
 
 pub async fn install_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
     let out = session
         .exec(
-            &RemoteCommand::script(INSTALL_KEY, [line]),
+            &RemoteCommand::script(AUTHORIZED_KEY, ["add", line]),
             None,
             ssh::EXEC_TIMEOUT,
         )
@@ -604,7 +602,7 @@ pub async fn install_key(session: &ssh::Session, line: &str) -> Result<(), Devic
 pub async fn remove_key(session: &ssh::Session, line: &str) -> Result<(), DeviceError> {
     let out = session
         .exec(
-            &RemoteCommand::script(REMOVE_KEY, [line]),
+            &RemoteCommand::script(AUTHORIZED_KEY, ["remove", line]),
             None,
             ssh::EXEC_TIMEOUT,
         )

@@ -553,35 +553,40 @@ mod tests {
         (dir, store)
     }
 
-    #[tokio::test]
-    async fn a_revision_is_taken_only_when_the_desired_state_moved() {
-        let (_d, store) = store().await;
-        let audit = |what: &str| {
-            store.audit(
+    /// An audit record, as an action writes one with its change.
+    async fn audit(store: &Store, what: &str) {
+        store
+            .audit(
                 "admin".into(),
                 "test",
                 what.into(),
                 "127.0.0.1".into(),
                 "r".into(),
             )
-        };
-        audit("first").await.unwrap();
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_revision_is_taken_only_when_the_desired_state_moved() {
+        let (_d, store) = store().await;
+        audit(&store, "first").await;
         let first = store.revisions(10).await.unwrap();
         assert_eq!(first.len(), 1, "the state as first seen");
-        audit("nothing changed").await.unwrap();
+        audit(&store, "nothing changed").await;
         assert_eq!(store.revisions(10).await.unwrap().len(), 1);
         // The box's own bookkeeping is not a revision.
         store
             .set_setting("recovery.last", "{}".into())
             .await
             .unwrap();
-        audit("bookkeeping").await.unwrap();
+        audit(&store, "bookkeeping").await;
         assert_eq!(store.revisions(10).await.unwrap().len(), 1);
         store
             .set_setting("host_names", "nas.lan".into())
             .await
             .unwrap();
-        audit("Homelab also answers to nas.lan").await.unwrap();
+        audit(&store, "Homelab also answers to nas.lan").await;
         let revs = store.revisions(10).await.unwrap();
         assert_eq!(revs.len(), 2);
         assert_eq!(revs[0].what, "Homelab also answers to nas.lan");
@@ -714,16 +719,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let audit = |what: &str| {
-            store.audit(
-                "admin".into(),
-                "test",
-                what.into(),
-                "127.0.0.1".into(),
-                "r".into(),
-            )
-        };
-        audit("Installed Whoami").await.unwrap();
+        audit(&store, "Installed Whoami").await;
         let taken = store.revisions(10).await.unwrap().len();
         store
             .set_app_state(
@@ -733,7 +729,7 @@ mod tests {
             )
             .await
             .unwrap();
-        audit("Backed up whoami").await.unwrap();
+        audit(&store, "Backed up whoami").await;
         assert_eq!(store.revisions(10).await.unwrap().len(), taken);
     }
 }
