@@ -17,6 +17,11 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// Bytes as lowercase hex (digests, random names).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `host:port`, with an IPv6 address in brackets (`[fd00::5]:22`), as URLs and SSH write it.
 pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {

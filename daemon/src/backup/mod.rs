@@ -9,6 +9,8 @@
 //! password from the recovery sheet opens one, with no Homelab in the way.
 
 pub mod bundle;
+pub mod disk;
+pub mod disk_server;
 pub mod local;
 pub mod rest;
 pub mod restic;
@@ -98,6 +100,16 @@ pub enum Target {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         certificate: String,
     },
+    /// A disk plugged into the box (a USB disk). The box runs restic on it directly (its own
+    /// backup, a restore onto a new box); devices reach it through the box, over their own
+    /// SSH connection, with the rights each run needs (`disk_server`): the data crosses the
+    /// LAN once, to the box, and nothing on the network can reach the disk.
+    Disk {
+        /// The repository's folder on the box (`<where the disk is mounted>/homelab-backups`).
+        path: String,
+        /// The disk in the owner's words when it was added ("USB disk SanDisk (58 GB)").
+        disk: String,
+    },
 }
 
 impl Target {
@@ -137,6 +149,9 @@ impl Target {
             }
             // Without the login: restic gets that through the prelude (`rest_repository`).
             Target::Rest { url, .. } => format!("rest:{url}"),
+            // A local repository: plain `restic -r <folder>` on the box, or on any computer
+            // the disk is plugged into.
+            Target::Disk { path, .. } => path.clone(),
         }
     }
 
@@ -175,6 +190,7 @@ impl Target {
                     _ => format!("backup server {}", rest.trim_end_matches('/')),
                 }
             }
+            Target::Disk { disk, path } => format!("{disk} on this box, folder {path}"),
         }
     }
 
@@ -183,6 +199,7 @@ impl Target {
             Target::Sftp { .. } => "sftp",
             Target::S3 { .. } => "s3",
             Target::Rest { .. } => "rest",
+            Target::Disk { .. } => "disk",
         }
     }
 }
@@ -343,6 +360,15 @@ pub fn check_target(target: &Target) -> Result<(), BackupError> {
             }
         }
         Target::Rest { url, .. } => check_rest_url(url)?,
+        Target::Disk { path, .. } => {
+            if !path.starts_with('/')
+                || path.len() > 1024
+                || path.split('/').any(|p| p == "..")
+                || path.chars().any(char::is_control)
+            {
+                return bad("Choose a disk plugged into this box.");
+            }
+        }
     }
     Ok(())
 }
@@ -423,6 +449,16 @@ pub struct Credentials {
     pub s3: Option<(Secret, Secret)>,
     /// A REST server: its address, login and pinned certificate.
     pub rest: Option<RestLogin>,
+    /// A disk on the box: its folder, reached by a run on a device through the box.
+    pub disk: Option<DiskAccess>,
+}
+
+/// What a run on a device may do with a disk on the box (see `disk_server::Grant`).
+#[derive(Debug, Clone)]
+pub struct DiskAccess {
+    pub root: std::path::PathBuf,
+    /// Only the box's upkeep (forget, prune) removes anything; backups and restores add.
+    pub may_remove: bool,
 }
 
 /// How restic reaches a REST server.
@@ -448,6 +484,13 @@ impl RestLogin {
 }
 
 impl Credentials {
+    /// For the box's upkeep (forget, prune): a disk on the box lets this run remove too.
+    pub fn allow_removal(&mut self) {
+        if let Some(d) = &mut self.disk {
+            d.may_remove = true;
+        }
+    }
+
     /// `text` with the REST server's password (as typed and as it goes into the address)
     /// replaced by `***`: restic and Go hide it in the addresses they print, and this makes
     /// sure for anything else that quotes it before it reaches a note or a log.
@@ -594,6 +637,7 @@ mod tests {
             ssh: None,
             s3: Some((Secret::new(b"id".to_vec()), Secret::new(b"sec".to_vec()))),
             rest: None,
+            disk: None,
         };
         // The REST server's four lines come after the first five, empty here.
         assert_eq!(c.stdin().expose_str().unwrap(), "pw\nid\nsec\n\n\n\n\n\n\n");
@@ -607,6 +651,7 @@ mod tests {
                 password: Secret::new(b"a b@c".to_vec()),
                 certificate: String::new(),
             }),
+            disk: None,
         };
         assert_eq!(
             c.stdin().expose_str().unwrap(),
@@ -686,6 +731,7 @@ mod tests {
                 password: Secret::new(b"s3cret pw@x".to_vec()),
                 certificate: String::new(),
             }),
+            disk: None,
         };
         assert_eq!(
             c.scrub("rest:http://me:s3cret%20pw%40x@h/r and s3cret pw@x"),

@@ -85,7 +85,12 @@ pub fn known_hosts_line(host: &str, port: u16, key_openssh: &str) -> String {
 /// The repository options every command takes: the address, and for SFTP how to reach it
 /// (the pinned host key only, the generated key only, never a prompt).
 fn repo_args(target: &Target) -> Vec<String> {
-    let mut args = address_args(target, SECRETS_DIR);
+    // A disk on the box is reached as a REST server on the device's loopback, whose address
+    // the prelude builds (see `disk_server::Tunnel`), as for a REST server.
+    let mut args = match target {
+        Target::Disk { .. } => Vec::new(),
+        _ => address_args(target, SECRETS_DIR),
+    };
     args.push("--cache-dir".into());
     args.push("/cache".into());
     args
@@ -137,7 +142,12 @@ pub fn spec(name: &str, target: &Target, command: &[&str], binds: Vec<String>) -
     ];
     cmd.extend(repo_args(target));
     cmd.extend(command.iter().map(|s| s.to_string()));
-    one_off(name, cmd, binds)
+    let mut spec = one_off(name, cmd, binds);
+    if matches!(target, Target::Disk { .. }) {
+        // The way back to the box is a port on the device's own loopback.
+        spec.network = Some("host".into());
+    }
+    spec
 }
 
 /// The question "how full is its disk" for an SFTP destination (None for the others: S3
@@ -243,6 +253,9 @@ pub async fn run(
 pub enum ResticFailure {
     Docker(DockerError),
     Said(Ended),
+    /// A disk on the box could not be reached from the device (its words say why and what
+    /// to do).
+    Disk(String),
 }
 
 impl ResticFailure {
@@ -257,6 +270,7 @@ impl ResticFailure {
                 None => "The backup tool did not finish in time and was stopped.".into(),
                 Some(_) => explain(&ended.stderr_tail.join("\n"), destination).words(),
             },
+            ResticFailure::Disk(words) => words.clone(),
         }
     }
 
@@ -726,6 +740,7 @@ printf 'rest=%s\n' "$(cat)""#;
                 certificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
                     .into(),
             }),
+            disk: None,
         };
         let out = through_prelude(&creds, b"data after the lines", SHOW);
         let repo = out.lines().find_map(|l| l.strip_prefix("repo=")).unwrap();
@@ -771,6 +786,7 @@ printf 'rest=%s\n' "$(cat)""#;
                 password: Secret::new(Vec::new()),
                 certificate: String::new(),
             }),
+            disk: None,
         };
         let out = through_prelude(&open, b"", SHOW);
         assert!(out.contains("repo=rest:http://nas:8000\n"), "{out}");
@@ -784,6 +800,7 @@ printf 'rest=%s\n' "$(cat)""#;
             ssh: None,
             s3: Some((Secret::new(b"KEYID".to_vec()), Secret::new(b"sec".to_vec()))),
             rest: None,
+            disk: None,
         };
         let out = through_prelude(&creds, b"tail", SHOW);
         assert!(out.contains("repo=unset\n"), "no address from stdin: {out}");

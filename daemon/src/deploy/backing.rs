@@ -441,6 +441,17 @@ impl Deployer {
                     certificate: certificate.clone(),
                 }),
             ),
+            Target::Disk { .. } => (None, None, None),
+        };
+        let disk = match &target {
+            Target::Disk { path, disk } => {
+                self.disk_present(&row.name, path, disk)?;
+                Some(backup::DiskAccess {
+                    root: path.into(),
+                    may_remove: false,
+                })
+            }
+            _ => None,
         };
         Ok((
             target,
@@ -449,8 +460,81 @@ impl Deployer {
                 ssh,
                 s3,
                 rest,
+                disk,
             },
         ))
+    }
+
+    /// A disk on the box is plugged in (its folder is there, on a disk that is not the box's
+    /// own: with the disk unplugged, the folder it was mounted on is empty).
+    pub(super) fn disk_present(
+        &self,
+        name: &str,
+        path: &str,
+        disk: &str,
+    ) -> Result<(), DeployError> {
+        let folder = std::path::Path::new(path);
+        if !folder.is_dir() {
+            return Err(DeployError::BackupRefused(format!(
+                "The backup disk of {name} ({disk}) is not plugged in. Plug it into the box and try again."
+            )));
+        }
+        backup::disk::check_folder(folder, &self.box_state.data)
+            .map(|_| ())
+            .map_err(DeployError::BackupRefused)
+    }
+
+    /// The repository folder for a disk (or folder) the owner chose on the box, checked.
+    pub(super) async fn box_disk_folder(
+        &self,
+        chosen: &str,
+    ) -> Result<(std::path::PathBuf, backup::disk::BoxDisk), DeployError> {
+        let chosen = std::path::PathBuf::from(chosen.trim());
+        let data = self.box_state.data.clone();
+        tokio::task::spawn_blocking(move || backup::disk::repository_folder(&chosen, &data))
+            .await
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?
+            .map_err(DeployError::BackupRefused)
+    }
+
+    /// The disks plugged into the box that may hold backups (not the box's own card).
+    pub async fn box_disks(&self) -> Vec<backup::disk::BoxDisk> {
+        let data = self.box_state.data.clone();
+        tokio::task::spawn_blocking(move || backup::disk::disks(&data))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Adds a disk plugged into the box as a destination: the folder `homelab-backups` on it
+    /// (or the folder given in Advanced mode), never on the box's own card or disk, made and
+    /// checked writable now.
+    pub async fn add_disk_destination(&self, name: &str, folder: &str) -> Result<i64, DeployError> {
+        let name = check_name(name)?;
+        let (folder, checked) = self.box_disk_folder(folder).await?;
+        let target = Target::Disk {
+            path: folder.to_string_lossy().to_string(),
+            disk: checked.words(),
+        };
+        backup::check_target(&target).map_err(refused)?;
+        let probe = folder.join(".homelab-write-test");
+        let writable = {
+            let folder = folder.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&folder)?;
+                std::fs::write(&probe, b"ok")?;
+                std::fs::remove_file(&probe)
+            })
+            .await
+            .map_err(|e| DeployError::BackupRefused(e.to_string()))?
+        };
+        if let Err(e) = writable {
+            return Err(DeployError::BackupRefused(format!(
+                "Homelab could not write to {}: {e}. If the disk is write-protected, unlock it; otherwise reformat it on a computer and plug it in again.",
+                checked.words()
+            )));
+        }
+        self.save_destination(&name, &target, String::new(), Vec::new())
+            .await
     }
 
     /// "Test connection": from a device, opens the destination's repository, or makes it
@@ -557,7 +641,9 @@ impl Deployer {
         label: &str,
     ) -> Result<crate::docker::run::Ended, ResticFailure> {
         let t = Instant::now();
-        let ran = restic::run(&remote.docker, spec, creds, QUICK_DEADLINE, |_, _| {}).await;
+        let ran = self
+            .run_restic(remote, spec, creds, QUICK_DEADLINE, |_, _| {})
+            .await;
         remote
             .note(
                 label.to_string(),
@@ -591,6 +677,32 @@ impl Deployer {
             (restic::LABEL.to_string(), what.to_string()),
             (restic::OWNER_LABEL.to_string(), self.backup_owner.clone()),
         ])
+    }
+
+    /// Runs restic on the device; a disk on the box is served to it for this run alone
+    /// (`disk_server`), with the rights its credentials carry.
+    pub(super) async fn run_restic(
+        &self,
+        remote: &Remote,
+        spec: &OneOff,
+        creds: &Credentials,
+        deadline: std::time::Duration,
+        on_line: impl FnMut(crate::docker::run::Stream, &str),
+    ) -> Result<crate::docker::run::Ended, ResticFailure> {
+        let Some(access) = &creds.disk else {
+            return restic::run(&remote.docker, spec, creds, deadline, on_line).await;
+        };
+        let tunnel = remote.disk_tunnel(access).await.map_err(|e| {
+            tracing::warn!(device = %remote.device.name, error = %e, "could not reach the backup disk from a device");
+            ResticFailure::Disk(format!(
+                "{} could not reach the backup disk through the box: its remote login does not let Homelab open a way back. Allow it on the device (in its SSH server's settings: AllowTcpForwarding yes), then try again.",
+                remote.device.name
+            ))
+        })?;
+        let through = tunnel.credentials(&creds.password);
+        let ran = restic::run(&remote.docker, spec, &through, deadline, on_line).await;
+        remote.close_disk_tunnel(tunnel).await;
+        ran
     }
 
     /// A restic run as a one-off container of this daemon's.
@@ -789,13 +901,14 @@ impl Deployer {
             Vec::new(),
         );
         let mut stdout = String::new();
-        let listed = restic::run(&remote.docker, &spec, &creds, QUICK_DEADLINE, |s, l| {
-            if s == Stream::Out && stdout.len() < 8 << 20 {
-                stdout.push_str(l);
-                stdout.push('\n');
-            }
-        })
-        .await;
+        let listed = self
+            .run_restic(remote, &spec, &creds, QUICK_DEADLINE, |s, l| {
+                if s == Stream::Out && stdout.len() < 8 << 20 {
+                    stdout.push_str(l);
+                    stdout.push('\n');
+                }
+            })
+            .await;
         match listed {
             Ok(_) => {}
             Err(f) if f.no_repository() => return Ok(Vec::new()),
@@ -1195,7 +1308,7 @@ impl Deployer {
                 let mut last_sent = Instant::now() - PROGRESS_EVERY;
                 let t = Instant::now();
                 let ran = {
-                    let run_it = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |s, l| {
+                    let run_it = self.run_restic(remote, &spec, &creds, BACKUP_DEADLINE, |s, l| {
                         if s != Stream::Out {
                             return;
                         }
@@ -1394,9 +1507,11 @@ impl Deployer {
     /// and not raised. True when restic's forget worked.
     async fn forget_old(&self, remote: &Remote, row: &DestinationRow, slug: &str) -> bool {
         let policy = self.backup_policy(slug).await;
-        let Ok((target, creds)) = self.credentials(row).await else {
+        let Ok((target, mut creds)) = self.credentials(row).await else {
             return false;
         };
+        // Forgetting is the box's work: this run may remove (on a disk on the box too).
+        creds.allow_removal();
         let keep = policy.forget_args();
         let mut args = vec![
             "forget",
@@ -1828,7 +1943,9 @@ impl Deployer {
         }
         let spec = self.restic_spec(&format!("homelab-restic-{slug}"), &target, &args, binds);
         let t = Instant::now();
-        let restored = restic::run(&remote.docker, &spec, &creds, BACKUP_DEADLINE, |_, _| {}).await;
+        let restored = self
+            .run_restic(remote, &spec, &creds, BACKUP_DEADLINE, |_, _| {})
+            .await;
         remote
             .note(
                 format!(
@@ -1994,6 +2111,7 @@ fn failure_text(f: &ResticFailure) -> String {
     match f {
         ResticFailure::Docker(e) => e.detail(),
         ResticFailure::Said(e) => e.stderr_tail.join("\n"),
+        ResticFailure::Disk(words) => words.clone(),
     }
 }
 
@@ -2001,7 +2119,7 @@ pub(super) fn outcome_words<T>(r: &Result<T, ResticFailure>) -> String {
     match r {
         Ok(_) => "exit 0".into(),
         Err(ResticFailure::Said(e)) => exit_words(e.exit_code),
-        Err(ResticFailure::Docker(_)) => "failed".into(),
+        Err(ResticFailure::Docker(_) | ResticFailure::Disk(_)) => "failed".into(),
     }
 }
 

@@ -144,6 +144,7 @@ fn with_password(creds: &Credentials, password: &Secret) -> Credentials {
         ssh: creds.ssh.as_ref().map(|(k, h)| (copy(k), h.clone())),
         s3: creds.s3.as_ref().map(|(i, s)| (copy(i), copy(s))),
         rest: creds.rest.as_ref().map(backup::RestLogin::copy),
+        disk: creds.disk.clone(),
     }
 }
 
@@ -754,12 +755,29 @@ impl Deployer {
                 };
                 (None, None, Some(login))
             }
+            Target::Disk { path, .. } => {
+                // The box reads the disk itself (`-r <folder>`): nothing to open first.
+                let (folder, checked) = self.box_disk_folder(path).await?;
+                target = Target::Disk {
+                    path: folder.to_string_lossy().to_string(),
+                    disk: checked.words(),
+                };
+                if !folder.join("config").is_file() {
+                    return Err(refused(format!(
+                        "There are no Homelab backups on {} (nothing at {}). Plug in the disk your recovery sheet names, and choose it.",
+                        checked.words(),
+                        folder.display()
+                    )));
+                }
+                (None, None, None)
+            }
         };
         let creds = Credentials {
             password: copy(&passphrase),
             ssh,
             s3,
             rest,
+            disk: None,
         };
         let result = self.newest_box(&target, &creds, &place, &passphrase).await;
         if let Some((session, line)) = temporary {

@@ -229,7 +229,9 @@ impl Deployer {
                 row.name
             )));
         };
-        let (target, creds) = self.credentials(&row).await?;
+        let (target, mut creds) = self.credentials(&row).await?;
+        // The box's upkeep: prune removes data (on a disk on the box too).
+        creds.allow_removal();
         let remote = self.any_device().await?;
         self.ensure_restic(&remote).await?;
         let name = format!("homelab-restic-upkeep-{id}");
@@ -326,9 +328,9 @@ impl Deployer {
         label: &str,
     ) -> Result<crate::docker::run::Ended, crate::backup::restic::ResticFailure> {
         let t = std::time::Instant::now();
-        let ran =
-            crate::backup::restic::run(&remote.docker, spec, creds, UPKEEP_DEADLINE, |_, _| {})
-                .await;
+        let ran = self
+            .run_restic(remote, spec, creds, UPKEEP_DEADLINE, |_, _| {})
+            .await;
         remote
             .note(
                 label.to_string(),

@@ -90,13 +90,14 @@ impl Deployer {
     ) -> Option<String> {
         let mut out = String::new();
         let t = Instant::now();
-        let ran = restic::run(&remote.docker, spec, creds, STATS_DEADLINE, |s, l| {
-            if s == Stream::Out && out.len() < 4096 {
-                out.push_str(l);
-                out.push('\n');
-            }
-        })
-        .await;
+        let ran = self
+            .run_restic(remote, spec, creds, STATS_DEADLINE, |s, l| {
+                if s == Stream::Out && out.len() < 4096 {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            })
+            .await;
         remote
             .note(label, outcome_words(&ran), t, failure_detail(&ran))
             .await;
@@ -112,6 +113,14 @@ impl Deployer {
         target: &Target,
         creds: &Credentials,
     ) -> Option<(u64, u64)> {
+        if let Target::Disk { path, .. } = target {
+            // On the box itself: asked of its own kernel.
+            let path = std::path::PathBuf::from(path);
+            return tokio::task::spawn_blocking(move || crate::backup::disk::space(&path))
+                .await
+                .ok()
+                .flatten();
+        }
         let name = format!("homelab-restic-df-{}-{}", row.id, super::backing::unique());
         let mut spec = restic::disk_spec(&name, target)?;
         spec.labels = self.backup_labels("restic");

@@ -73,11 +73,7 @@ fn refused(words: impl Into<String>) -> ExportError {
 /// audit say of it: when, by which Homelab, for which schema), so none of it can be edited.
 fn readable_sha256(exported_at: i64, homelab: &str, schema: i64, state: &Desired) -> String {
     let json = serde_json::to_vec(&(exported_at, homelab, schema, state)).unwrap_or_default();
-    hex(&Sha256::digest(&json))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::units::hex(&Sha256::digest(&json))
 }
 
 /// Writes the file (pretty JSON). CPU- and memory-heavy (Argon2): call from a blocking thread.

@@ -131,11 +131,21 @@ pub enum HostKeyPolicy {
     FirstUse,
 }
 
-/// Records the key the server showed and enforces the policy.
+/// Records the key the server showed and enforces the policy; hands connections the device
+/// opens back to the box (on a port it forwards, `Session::forward_back`) to whoever asked.
 struct Checker {
     policy: HostKeyPolicy,
     seen: Arc<Mutex<Option<PublicKey>>>,
+    forwards: Forwards,
+    sockets: Arc<socket::SocketCounts>,
 }
+
+/// The ports a device forwards back to the box, each with where its connections go.
+/// Bounded by the runs open at once; each entry goes when its `Forward` ends.
+type Forwards = Arc<Mutex<std::collections::HashMap<u32, tokio::sync::mpsc::Sender<SocketStream>>>>;
+
+/// Connections waiting on one forwarded port beyond those being served: a few, then closed.
+const FORWARD_QUEUE: usize = 4;
 
 impl client::Handler for Checker {
     type Error = russh::Error;
@@ -153,6 +163,50 @@ impl client::Handler for Checker {
             HostKeyPolicy::Pinned(pinned) => pinned.key_data() == key.key_data(),
         })
     }
+
+    /// A connection made on the device to a port it forwards back: handed to that port's
+    /// receiver, or refused when nothing here asked for the port (or its queue is full).
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let to = self
+            .forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&connected_port)
+            .cloned();
+        match to {
+            Some(to) if to.capacity() > 0 => {
+                reply.accept().await;
+                // Never closed first (see `socket`): a stream nobody takes ends with EOF.
+                let _ = to.try_send(SocketStream::new(channel, self.sockets.clone()));
+            }
+            _ => {
+                tracing::debug!(
+                    port = connected_port,
+                    "refused a connection on a port not forwarded"
+                );
+                reply
+                    .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A port on the device's own loopback that leads back to the box over this connection: what
+/// connects to `127.0.0.1:<port>` on the device arrives in `incoming`. Ended by `close`.
+pub struct Forward {
+    pub port: u32,
+    pub incoming: tokio::sync::mpsc::Receiver<SocketStream>,
 }
 
 /// Result of a remote command.
@@ -183,6 +237,7 @@ pub struct Session {
     pub addr: String,
     pub host_key: PublicKey,
     sockets: Arc<socket::SocketCounts>,
+    forwards: Forwards,
 }
 
 /// Connects and logs in.
@@ -201,9 +256,13 @@ pub async fn connect(
         nodelay: true,
         ..Default::default()
     });
+    let sockets: Arc<socket::SocketCounts> = Arc::default();
+    let forwards: Forwards = Arc::default();
     let checker = Checker {
         policy: policy.clone(),
         seen: seen.clone(),
+        forwards: forwards.clone(),
+        sockets: sockets.clone(),
     };
     let handshake = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -268,7 +327,8 @@ pub async fn connect(
             handle,
             addr,
             host_key,
-            sockets: Arc::default(),
+            sockets,
+            forwards,
         }),
         Ok(Ok(_)) => Err(SshError::AuthFailed {
             user: login.user().to_string(),
@@ -393,6 +453,38 @@ impl Session {
             .await
             .map_err(|e| self.protocol(e))?;
         Ok(SocketStream::new(ch, self.sockets.clone()))
+    }
+
+    /// Asks the device to listen on a free port of its own loopback (`127.0.0.1` only) and
+    /// send what connects there back over this connection. The device's SSH server must allow
+    /// it (`AllowTcpForwarding`, on by default in OpenSSH).
+    pub async fn forward_back(&self) -> Result<Forward, SshError> {
+        let port = self
+            .handle
+            .tcpip_forward("127.0.0.1", 0)
+            .await
+            .map_err(|e| match e {
+                russh::Error::RequestDenied => SshError::Protocol {
+                    addr: self.addr.clone(),
+                    detail: "the device's SSH server does not allow port forwarding (AllowTcpForwarding)".into(),
+                },
+                e => self.protocol(e),
+            })?;
+        let (tx, incoming) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(port, tx);
+        Ok(Forward { port, incoming })
+    }
+
+    /// Stops a forward: the device stops listening, and connections still arriving are refused.
+    pub async fn close_forward(&self, port: u32) {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&port);
+        let _ = self.handle.cancel_tcpip_forward("127.0.0.1", port).await;
     }
 
     /// Socket channels opened on this connection that the device has not closed yet (in use,

@@ -95,6 +95,7 @@ pub const API_APPLICATION_ACTION: &str = "/api/v1/applications/{slug}/{action}";
 pub const API_APPLICATION_LOGS: &str = "/api/v1/applications/{slug}/logs";
 pub const API_DEPLOYMENTS: &str = "/api/v1/deployments";
 pub const API_BACKUP_DESTINATIONS: &str = "/api/v1/backups/destinations";
+pub const API_BACKUP_DISKS: &str = "/api/v1/backups/disks";
 pub const API_BACKUP_DESTINATION: &str = "/api/v1/backups/destinations/{id}";
 pub const API_BACKUP_DESTINATION_CHECK: &str = "/api/v1/backups/destinations/{id}/check";
 pub const API_BACKUP_APP: &str = "/api/v1/backups/apps/{slug}";

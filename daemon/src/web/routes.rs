@@ -654,6 +654,12 @@ fn table() -> Vec<Entry> {
             api::backups::add_destination,
         ),
         entry(
+            M::GET,
+            paths::API_BACKUP_DISKS,
+            SessionOrToken,
+            api::backups::disks,
+        ),
+        entry(
             M::DELETE,
             paths::API_BACKUP_DESTINATION,
             SessionOrToken,

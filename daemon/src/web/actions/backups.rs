@@ -26,6 +26,10 @@ pub enum NewDestination {
         user: Secret,
         password: Secret,
     },
+    /// A disk plugged into the box: where it is mounted, or a folder on it.
+    Disk {
+        folder: String,
+    },
 }
 
 /// Adds a destination; returns its id.
@@ -60,6 +64,9 @@ pub async fn add_destination(
                 .deployer
                 .add_rest_destination(name, target, user, password)
                 .await?
+        }
+        NewDestination::Disk { folder } => {
+            state.deployer.add_disk_destination(name, &folder).await?
         }
     };
     super::toast(state, format!("Backups can go to {name} now."));

@@ -85,6 +85,23 @@ pub async fn destinations(State(state): State<AppState>) -> Result<Response, Web
     Ok(Json(serde_json::json!({ "destinations": list })).into_response())
 }
 
+/// The disks plugged into the box that may hold backups (never the one it runs from).
+pub async fn disks(State(state): State<AppState>) -> Result<Response, WebError> {
+    let list: Vec<_> = state
+        .deployer
+        .box_disks()
+        .await
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "path": d.mount, "words": d.words(), "usb": d.usb, "model": d.model,
+                "name": d.name, "total_bytes": d.total, "free_bytes": d.free,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "disks": list })).into_response())
+}
+
 impl DestinationBody {
     /// Where it is, as typed (checked by the action), and its secrets: the SSH login's
     /// password, the storage's key id and secret, or a REST server's password and (in the
@@ -101,6 +118,10 @@ impl DestinationBody {
                 endpoint: self.endpoint.trim().to_string(),
                 bucket: self.bucket.trim().to_string(),
                 prefix: self.prefix.trim().trim_matches('/').to_string(),
+            },
+            "disk" => Target::Disk {
+                path: self.path.trim().to_string(),
+                disk: String::new(),
             },
             "rest" => {
                 let target = Target::Rest {
@@ -120,7 +141,7 @@ impl DestinationBody {
                 return Err(WebError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "bad_kind",
-                    "kind is sftp (an SSH server or NAS), s3 (S3-compatible storage) or rest (a restic REST server).",
+                    "kind is sftp (an SSH server or NAS), s3 (S3-compatible storage), rest (a restic REST server) or disk (a disk plugged into the box: path is where it is mounted, or a folder on it).",
                 ));
             }
         };
@@ -152,6 +173,7 @@ pub async fn add_destination(
             user: key_id,
             password,
         },
+        Target::Disk { path, .. } => NewDestination::Disk { folder: path },
     };
     let id = act::add_destination(&state, &name, new).await?;
     let row = state

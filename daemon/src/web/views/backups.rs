@@ -287,6 +287,7 @@ impl DestinationView {
                 }
                 _ => String::new(),
             },
+            // A disk on the box: devices only add there (the box serves it so).
             append_only: target.as_ref().is_some_and(Target::append_only),
             certificate: match &target {
                 Some(Target::Rest { certificate, .. }) => {
@@ -327,6 +328,36 @@ pub struct FormView {
     pub error: Option<String>,
     /// The same place fields on "Restore from a backup" (hints about reading, not setting up).
     pub restoring: bool,
+    /// A disk on the box: the one chosen (where it is mounted) and, in Advanced mode, a
+    /// folder given instead; the disks plugged in (filled when the form is shown).
+    pub disk: String,
+    pub disk_folder: String,
+    pub disks: Vec<DiskChoice>,
+}
+
+/// A disk plugged into the box, as the form offers it.
+pub struct DiskChoice {
+    pub mount: String,
+    pub words: String,
+    pub free: String,
+}
+
+impl FormView {
+    /// The form with the disks plugged into the box now.
+    pub async fn with_disks(mut self, state: &AppState) -> FormView {
+        self.disks = state
+            .deployer
+            .box_disks()
+            .await
+            .into_iter()
+            .map(|d| DiskChoice {
+                mount: d.mount.to_string_lossy().to_string(),
+                words: d.words(),
+                free: crate::units::human_bytes(d.free),
+            })
+            .collect();
+        self
+    }
 }
 
 impl Default for FormView {
@@ -347,6 +378,9 @@ impl Default for FormView {
             certificate: String::new(),
             error: None,
             restoring: false,
+            disk: String::new(),
+            disk_folder: String::new(),
+            disks: Vec::new(),
         }
     }
 }
@@ -391,6 +425,11 @@ pub struct DestinationForm {
     append_only: Option<String>,
     #[serde(default)]
     certificate: String,
+    /// A disk on the box: where the chosen one is mounted, or (Advanced) a folder.
+    #[serde(default)]
+    disk: String,
+    #[serde(default)]
+    disk_folder: String,
 }
 
 impl DestinationForm {
@@ -407,6 +446,7 @@ impl DestinationForm {
             kind: match self.kind.as_str() {
                 "s3" => "s3",
                 "rest" => "rest",
+                "disk" => "disk",
                 _ => "sftp",
             }
             .into(),
@@ -430,6 +470,9 @@ impl DestinationForm {
                 .collect(),
             error: None,
             restoring: false,
+            disk: clean(&self.disk),
+            disk_folder: clean(&self.disk_folder),
+            disks: Vec::new(),
         }
     }
 
@@ -473,9 +516,23 @@ impl DestinationForm {
                 user: Secret::from_string(self.rest_user.trim().to_string()),
                 password: Secret::from_string(self.rest_password),
             },
+            "disk" => {
+                let folder = match self.disk_folder.trim() {
+                    "" => self.disk.trim(),
+                    f => f,
+                };
+                if folder.is_empty() {
+                    return Err(WebError::bad_request(
+                        "Plug a USB disk into the box and choose it.",
+                    ));
+                }
+                NewDestination::Disk {
+                    folder: folder.to_string(),
+                }
+            }
             _ => {
                 return Err(WebError::bad_request(
-                    "Choose where the backups go: a NAS or another computer, S3-compatible storage, or a backup server.",
+                    "Choose where the backups go: a NAS or another computer, S3-compatible storage, a backup server or a USB disk on this box.",
                 ));
             }
         };
@@ -1121,7 +1178,7 @@ async fn render(state: &AppState, ctx: &Ctx, form: FormView) -> Result<String, W
         schedule: schedule_html(state, advanced, None).await?,
         apps: apps_html(state, ready, advanced).await?,
         advanced,
-        form,
+        form: form.with_disks(state).await,
         this_box: box_card(state, advanced, None).await?,
     }
     .render()?)

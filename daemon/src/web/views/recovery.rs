@@ -157,6 +157,7 @@ fn place_view(name: &str, target: &Target, login: Option<&str>) -> PlaceView {
             }
             f
         }
+        Target::Disk { path, disk } => vec![("Disk", disk.clone()), ("Folder", path.clone())],
     };
     let plain = match target {
         Target::Rest { url, .. } => {
@@ -164,6 +165,10 @@ fn place_view(name: &str, target: &Target, login: Option<&str>) -> PlaceView {
             let address =
                 crate::backup::rest_repository(url, &crate::backup::url_escape(user), "PASSWORD");
             format!("RESTIC_REPOSITORY='{address}' restic snapshots")
+        }
+        // A mount point may hold spaces: quoted for the shell the owner types it into.
+        Target::Disk { path, .. } => {
+            format!("restic -r '{}' snapshots", path.replace('\'', "'\\''"))
         }
         _ => format!("restic -r {} snapshots", target.repository()),
     };
@@ -173,6 +178,7 @@ fn place_view(name: &str, target: &Target, login: Option<&str>) -> PlaceView {
             Target::Sftp { .. } => "A NAS or another computer (SSH)",
             Target::S3 { .. } => "S3-compatible storage",
             Target::Rest { .. } => "A backup server (restic REST server)",
+            Target::Disk { .. } => "A USB disk plugged into the box",
         },
         fields,
         repository: target.repository(),
@@ -226,7 +232,9 @@ pub async fn restore_page(State(state): State<AppState>) -> Result<Response, Web
     let form = FormView {
         restoring: true,
         ..FormView::default()
-    };
+    }
+    .with_disks(&state)
+    .await;
     // Always: a restore brings keys whoever made the backup knows (`Auth::setup_gate`).
     render_restore(form, true, None)
 }
@@ -268,7 +276,7 @@ pub async fn restore_submit(
     if status.claimed {
         return Ok(Redirect::to(paths::LOGIN).into_response());
     }
-    let mut again = form.place.refill();
+    let mut again = form.place.refill().with_disks(&state).await;
     again.restoring = true;
     let passphrase = Secret::from_string(form.passphrase);
     let restored = match form.place.into_new() {
@@ -301,6 +309,16 @@ pub async fn restore_submit(
                     target,
                     password,
                     key_id: user,
+                    secret: Secret::new(Vec::new()),
+                    passphrase,
+                },
+                NewDestination::Disk { folder } => BoxRestore {
+                    target: Target::Disk {
+                        path: folder,
+                        disk: String::new(),
+                    },
+                    password: Secret::new(Vec::new()),
+                    key_id: Secret::new(Vec::new()),
                     secret: Secret::new(Vec::new()),
                     passphrase,
                 },
