@@ -16,9 +16,11 @@ import os
 import threading
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -647,6 +649,42 @@ def main():
                 w.shot("10g-backup-data-checked")
                 # The destination stays: the next step moves the app through it (and removes it).
 
+            def usb_disk():
+                # A USB disk plugged into the box (a loop-mounted ext4 image on the machine the
+                # daemon runs on): the form offers it in words; added, "Test connection" makes its
+                # backup store from a device, through the box; then it is removed again (its
+                # backups stay on the disk), so the later steps see one destination as before.
+                image = Path(tempfile.mkdtemp(prefix="walk-usb-")) / "disk.img"
+                mount = image.parent / "mnt"
+                mount.mkdir()
+                with open(image, "wb") as f:
+                    f.truncate(256 << 20)
+                subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+                subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+                try:
+                    page.click("#nav >> text=Backups")
+                    page.check("#kind-disk")
+                    choice = page.locator(f"#box-disks input[value='{mount}']")
+                    expect(choice).to_be_visible()
+                    expect(page.locator("#box-disks")).to_contain_text(re.compile(r"Disk loop\d+ \(\d+ MB\), \d+ MB free"))
+                    choice.check()
+                    page.fill("#dest-name", "USB disk")
+                    page.click("#add-destination-submit")
+                    row = page.locator(".dest[data-destination='USB disk']")
+                    expect(row).to_contain_text("Not tested yet", timeout=30000)
+                    expect(page.locator("#toasts")).to_contain_text("Backups can go to USB disk now.")
+                    expect(row).to_contain_text(f"restic -r {mount}/homelab-backups snapshots")
+                    row.locator("button:has-text('Test connection')").click()
+                    expect(row.locator(".dest-status")).to_contain_text("Working", timeout=120000)
+                    assert (mount / "homelab-backups" / "config").is_file()
+                    w.shot("10g2-usb-disk")
+                    page.once("dialog", lambda d: d.accept())
+                    row.locator("button:has-text('Remove')").click()
+                    expect(row).to_have_count(0)
+                finally:
+                    subprocess.run(["umount", str(mount)], check=False)
+                    shutil.rmtree(image.parent, ignore_errors=True)
+
             def move_app():
                 # A second device adopted through the form, then "Move to another device" on the
                 # app's page: the app goes to Server One through a backup at Server Two backups
@@ -1005,6 +1043,7 @@ def main():
                              ("history, export and import", history_export_import),
                              ("deploy an app, open it", deploy_app),
                              ("back the app up to an SSH server", back_up_app),
+                             ("a USB disk on the box", usb_disk),
                              ("the box backs itself up; a new box restores from it", box_backup_and_restore),
                              ("move the app to another device and back", move_app),
                              ("remove the app with its data", remove_app),
