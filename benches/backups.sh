@@ -64,15 +64,6 @@ clean_server
 lab/lab exec "$APP_DEVICE" sh -c 'docker volume ls -q --filter name=bench-plain-cache | xargs -r docker volume rm; docker volume rm -f homelab-restic-cache' >/dev/null 2>&1 || true
 
 start_claimed_daemon "$BIN" --poll-interval 3600 --backup-schedule off
-AUTH="Authorization: Bearer $TOKEN"
-api() { # api METHOD PATH [JSON]
-  if [[ $# -ge 3 ]]; then
-    curl -s -X "$1" -H "$AUTH" -H 'Content-Type: application/json' -d "$3" "$BASE$2"
-  else
-    curl -s -X "$1" -H "$AUTH" "$BASE$2"
-  fi
-}
-field() { python3 -c 'import json,sys; v=json.load(sys.stdin); [v := v[k] for k in sys.argv[1:]]; print(v)' "$@"; }
 add_device() { # add_device NAME IP → id
   api POST /api/v1/devices "$(python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "host": sys.argv[2], "username": sys.argv[3], "password": sys.argv[4]}))' "$1" "$2" "$LAB_USER" "$LAB_PASSWORD")" | field id
 }
@@ -81,33 +72,6 @@ TO_ID="$(add_device "Pi" "$TO_IP")"
 for id in "$FROM_ID" "$TO_ID"; do
   for _ in $(seq 1 100); do api GET "/api/v1/devices/$id" | grep -q '"state":"online"' && break; sleep 0.1; done
 done
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-# Starts a job and waits for its end, from one process polling every 0.1 s (a curl and two
-# python3 starts per poll took a fifth of a core from the backup, which plain restic did not
-# pay). A move says "running" at 95 % while it removes the old copy, so the end is 100 %.
-job() { # job PATH JSON → "ms id state"
-  python3 - "$BASE" "$TOKEN" "$1" "$2" <<'PY'
-import json, sys, time, urllib.request
-base, token, path, body = sys.argv[1:5]
-def call(method, p, data=None):
-    r = urllib.request.Request(base + p, method=method, data=data and data.encode(),
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    with urllib.request.urlopen(r) as f:
-        return json.load(f)
-t0 = time.monotonic()
-jid = call("POST", path, body)["deployment_id"]
-while True:
-    d = call("GET", f"/api/v1/deployments/{jid}")
-    if d["state"] in ("rolled_back", "failed"):
-        end = f"{d['state']}: {d['message']}"
-        break
-    if d["state"] == "running" and d["progress"] == 100:
-        end = "running"
-        break
-    time.sleep(0.1)
-print(f"{(time.monotonic() - t0) * 1000:.0f} {jid} {end}")
-PY
-}
 # Where a job's time went ("What I did"): each step, restic's own time where it says, and
 # the rest (API, job start and end, store writes, the poll's granularity).
 breakdown() { # breakdown ID WALL_MS
@@ -120,8 +84,6 @@ for a in json.load(sys.stdin)["actions"]:
     print("    %6d ms  %s%s" % (a["millis"], a["what"].split(":")[0][:70], "  (" + own + ")" if own else ""))
 print("    %6d ms  everything else (API, job, store, waiting for the poll)" % (wall - noted))' "$2"
 }
-TICK="$(getconf CLK_TCK)"
-cpu_ms() { awk -v t="$TICK" '{print int(($14 + $15) * 1000 / t)}' "/proc/$PID/stat"; } # utime + stime
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
 settle() { sync; sleep 1; } # earlier runs' writes on disk before the next timed run
 
@@ -210,6 +172,54 @@ read -r move move_id st < <(job "/api/v1/backups/apps/$SLUG/move" "{\"device_id\
 echo "move to $MOVE_TO with 1 GiB: $move ms ($st), last backup, restore, start, check and removal included"
 breakdown "$move_id" "$move"
 echo "daemon RSS at the end: $(rss_mb) MB"
+
+# A USB disk on the box (a 3 GiB ext4 image on a loop device here): the app, now on $MOVE_TO,
+# backed up to it through the box (restic on the device, the data over the device's SSH
+# connection to homelabd, which writes it to the disk), beside plain restic on the same device
+# to rclone's REST server serving a folder on the same disk on the lab bridge (no SSH, no
+# homelabd: what the tunnel and homelabd's REST side cost).
+USB="$(mktemp -d)"
+truncate -s 3G "$USB.img"
+mkfs.ext4 -q -F "$USB.img"
+mount -o loop "$USB.img" "$USB"
+unmount_usb() { umount "$USB" 2>/dev/null || true; rm -rf "$USB" "$USB.img"; }
+REST_PORT=8199
+HOST_IP="${LAB_REST#http://}"; HOST_IP="${HOST_IP%%:*}"
+RCLONE_CONFIG=/dev/null rclone serve restic --addr "$HOST_IP:$REST_PORT" "$USB/plain" >/dev/null 2>&1 &
+RCLONE=$!
+trap 'kill "$RCLONE" 2>/dev/null; unmount_usb; stop_daemon' EXIT
+disk="$(api POST /api/v1/backups/destinations "{\"name\": \"USB disk\", \"kind\": \"disk\", \"path\": \"$USB\"}" | field id)"
+api POST "/api/v1/backups/destinations/$disk/check" | field message
+lab/lab exec "$MOVE_TO" docker volume rm -f homelab-restic-cache bench-plain-cache-usb >/dev/null 2>&1 || true
+plain_rest() { # plain_rest ARGS… → ms
+  local t0; t0="$(now_ms)"
+  lab/lab exec "$MOVE_TO" docker run --rm -e RESTIC_PASSWORD=bench-only \
+    -v "homelab-${SLUG}_data:/data/data:ro" -v bench-plain-cache-usb:/cache \
+    --entrypoint restic restic/restic:0.14.0 -r "rest:http://$HOST_IP:$REST_PORT/" --cache-dir /cache "$@" >/dev/null
+  echo $(( $(now_ms) - t0 ))
+}
+plain_rest init >/dev/null
+echo "== 1 GiB volume on $MOVE_TO → a USB disk on the box"
+settle
+echo 5 > "/proc/$PID/clear_refs"
+cpu0="$(cpu_ms)"
+read -r d1 d1_id st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $disk}")
+echo "  homelabd first, through the box: $d1 ms ($st): $(python3 -c "print(f'{1024/($d1/1000):.0f}')") MiB/s; daemon peak RSS $(( $(awk '/VmHWM/ {print $2}' "/proc/$PID/status") / 1024 )) MB, CPU $(( $(cpu_ms) - cpu0 )) ms"
+breakdown "$d1_id" "$d1"
+settle
+dp1="$(plain_rest backup --host "$SLUG" /data)"
+echo "  plain restic first, to rclone's REST server on the same disk: $dp1 ms: homelabd/plain $(python3 -c "print(f'{$d1/$dp1:.2f}')")×"
+settle
+read -r d2 _ st < <(job "/api/v1/backups/apps/$SLUG" "{\"destination_id\": $disk}")
+settle
+dp2="$(plain_rest backup --host "$SLUG" /data)"
+echo "  nothing changed: homelabd $d2 ms ($st), plain restic $dp2 ms"
+SNAP="$(api GET "/api/v1/backups/apps/$SLUG" | python3 -c 'import json,sys; print(max((s for s in json.load(sys.stdin)["snapshots"] if s["destination_id"] == int(sys.argv[1])), key=lambda s: s["time"])["id"])' "$disk")"
+settle
+read -r dr _ st < <(job "/api/v1/backups/apps/$SLUG/restore" "{\"destination_id\": $disk, \"snapshot\": \"$SNAP\"}")
+echo "  restore in place of 1 GiB from the disk: $dr ms ($st): $(python3 -c "print(f'{1024/($dr/1000):.0f}')") MiB/s"
+echo "daemon RSS after: $(rss_mb) MB"
+lab/lab exec "$MOVE_TO" docker volume rm -f bench-plain-cache-usb >/dev/null 2>&1 || true
 
 api DELETE "/api/v1/applications/$SLUG?delete_data=true" >/dev/null
 lab/lab exec "$APP_DEVICE" sh -c 'docker volume ls -q --filter name=bench-plain-cache | xargs -r docker volume rm' >/dev/null

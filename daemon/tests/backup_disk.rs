@@ -94,35 +94,8 @@ impl Drop for UsbDisk {
 }
 
 async fn add(api: &Api<'_>, path: &Path) -> (u16, serde_json::Value) {
-    api.send(
-        reqwest::Method::POST,
-        "/api/v1/backups/destinations",
-        Some(json!({"name": "USB disk", "kind": "disk", "path": path})),
-    )
-    .await
-}
-
-async fn check(api: &Api<'_>, id: i64) -> (u16, String) {
-    let (status, checked) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/backups/destinations/{id}/check"),
-            None,
-        )
-        .await;
-    let words = checked["message"]
-        .as_str()
-        .or(checked["error"]["message"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    (status, words)
-}
-
-fn error_words(body: &serde_json::Value) -> String {
-    body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    api.add_destination(json!({"name": "USB disk", "kind": "disk", "path": path}))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +168,7 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
         ),
         1
     );
-    let (status, words) = check(&api, id).await;
+    let (status, words) = api.check_destination(id).await;
     assert_eq!(status, 200, "{words}");
     assert!(words.contains("made its backup store"), "{words}");
     assert!(disk.folder().join("config").is_file());
@@ -203,7 +176,7 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
         disk.folder().join("data/00").is_dir(),
         "restic's own layout"
     );
-    let (status, words) = check(&api, id).await;
+    let (status, words) = api.check_destination(id).await;
     assert_eq!((status, words.as_str()), (200, "USB disk works."));
 
     // The app backed up (restic on the device, through the box); then rules that keep one a
@@ -276,7 +249,7 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
 
     // Unplugged: said, and nothing runs; plugged in again: works.
     disk.unplug();
-    let (status, words) = check(&api, id).await;
+    let (status, words) = api.check_destination(id).await;
     assert_eq!(status, 422, "{words}");
     assert!(words.contains("is not plugged in"), "{words}");
     let (status, body) = api
@@ -299,32 +272,14 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
     };
     assert!(said.contains("is not plugged in"), "{said}");
     disk.plug();
-    let (status, words) = check(&api, id).await;
+    let (status, words) = api.check_destination(id).await;
     assert_eq!((status, words.as_str()), (200, "USB disk works."));
 
     // The box's own backup to the disk (restic on the box), opened by plain restic with the
     // recovery passphrase.
     let passphrase = password("recovery-disk");
-    let (status, set) = api
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/backups/box/passphrase",
-            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
-        )
-        .await;
-    assert_eq!(status, 204, "{set}");
-    let done: serde_json::Value =
-        eventually("the box's backup", Duration::from_secs(180), || async {
-            let (status, done) = api
-                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-                .await;
-            match status {
-                200 => Ok(done),
-                422 if done.to_string().contains("already") => Err(done.to_string()),
-                _ => panic!("back up the box: {status} {done}"),
-            }
-        })
-        .await;
+    api.set_recovery_passphrase(&passphrase).await;
+    let done = api.back_up_box().await;
     assert_eq!(done["ok"], true, "{done}");
     let plain = Command::new("restic")
         .args(["-r", disk.folder().to_str().unwrap(), "--no-cache"])
@@ -381,17 +336,7 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
     let res = post(&passphrase).await.unwrap();
     assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     let data = new.data.clone();
-    eventually(
-        "the new box stops to restart",
-        Duration::from_secs(20),
-        || async {
-            match new.client.get(new.url("/healthz")).send().await {
-                Err(_) => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-            }
-        },
-    )
-    .await;
+    new.wait_stopped_itself().await;
     new.stop().await.unwrap();
     let mut opts = Options::new("backup-disk-new");
     opts.data = Some(data);
@@ -401,7 +346,7 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
         token: back.api_token(&session, "disk-after").await,
         s: &back,
     };
-    let (status, words) = check(&api, id).await;
+    let (status, words) = api.check_destination(id).await;
     assert_eq!((status, words.as_str()), (200, "USB disk works."));
     let listed = api.get(&format!("/api/v1/backups/apps/{SLUG}")).await;
     assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");

@@ -97,32 +97,10 @@ fn keep_rule_notes(job: &serde_json::Value) -> (Vec<String>, Vec<String>) {
     (ran, skipped)
 }
 
-async fn add(api: &Api<'_>, body: serde_json::Value) -> (u16, serde_json::Value) {
-    api.send(
-        reqwest::Method::POST,
-        "/api/v1/backups/destinations",
-        Some(body),
-    )
-    .await
-}
-
 async fn check(api: &Api<'_>, id: i64) -> String {
-    let (status, checked) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/backups/destinations/{id}/check"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{checked}");
-    checked["message"].as_str().unwrap().to_string()
-}
-
-fn error_words(body: &serde_json::Value) -> String {
-    body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    let (status, words) = api.check_destination(id).await;
+    assert_eq!(status, 200, "{words}");
+    words
 }
 
 /// The SHA-256 fingerprint of the lab's https REST server, as openssl prints it.
@@ -170,22 +148,23 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
         json!({"name": "Backup server", "kind": "rest", "url": url, "user": user,
                "password": password})
     };
-    let (status, body) = add(
-        &api,
-        place(&format!("http://10.88.0.1:8199/{folder}/x"), &pw),
-    )
-    .await;
+    let (status, body) = api
+        .add_destination(place(&format!("http://10.88.0.1:8199/{folder}/x"), &pw))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(error_words(&body).contains("could not reach"), "{body}");
-    let (status, body) = add(
-        &api,
-        place(&format!("{plain_url}/{folder}/plain"), "not-the-password"),
-    )
-    .await;
+    let (status, body) = api
+        .add_destination(place(
+            &format!("{plain_url}/{folder}/plain"),
+            "not-the-password",
+        ))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(error_words(&body).contains("refused the login"), "{body}");
     let with_login = plain_url.replace("http://", &format!("http://{user}:x@"));
-    let (status, body) = add(&api, place(&format!("{with_login}/{folder}/p"), &pw)).await;
+    let (status, body) = api
+        .add_destination(place(&format!("{with_login}/{folder}/p"), &pw))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(error_words(&body).contains("Leave the login out"), "{body}");
     assert!(
@@ -196,7 +175,9 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
     );
 
     // The right login: added, its store made by "Test connection".
-    let (status, dest) = add(&api, place(&format!("{plain_url}/{folder}/plain/"), &pw)).await;
+    let (status, dest) = api
+        .add_destination(place(&format!("{plain_url}/{folder}/plain/"), &pw))
+        .await;
     assert_eq!(status, 201, "{dest}");
     let plain = dest["id"].as_i64().unwrap();
     let owner = format!("backup-destination:{plain}");
@@ -257,7 +238,7 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
     // and removes its lock files); restic forget never runs there.
     let mut body = place(&format!("{append_url}/{folder}/append"), &pw);
     body["name"] = json!("Append only");
-    let (status, dest) = add(&api, body).await;
+    let (status, dest) = api.add_destination(body).await;
     assert_eq!(status, 201, "{dest}");
     let append = dest["id"].as_i64().unwrap();
     assert_eq!(dest["target"]["append_only"], true, "noticed: {dest}");
@@ -299,11 +280,11 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
     body["certificate"] = json!(
         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
     );
-    let (status, refused) = add(&api, body.clone()).await;
+    let (status, refused) = api.add_destination(body.clone()).await;
     assert_eq!(status, 422, "{refused}");
     assert!(error_words(&refused).contains(&fingerprint), "{refused}");
     body["certificate"] = json!("");
-    let (status, dest) = add(&api, body).await;
+    let (status, dest) = api.add_destination(body).await;
     assert_eq!(status, 201, "{dest}");
     let tls = dest["id"].as_i64().unwrap();
     assert_eq!(
@@ -336,27 +317,8 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
 
     // The box's own backup, to all three (restic on the box, the pinned certificate too).
     let passphrase = password("recovery-rest");
-    let (status, set) = api
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/backups/box/passphrase",
-            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
-        )
-        .await;
-    assert_eq!(status, 204, "{set}");
-    let done: serde_json::Value =
-        eventually("the box's backup", Duration::from_secs(180), || async {
-            let (status, done) = api
-                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-                .await;
-            match status {
-                200 => Ok(done),
-                // The run the passphrase started holds it.
-                422 if done.to_string().contains("already") => Err(done.to_string()),
-                _ => panic!("back up the box: {status} {done}"),
-            }
-        })
-        .await;
+    api.set_recovery_passphrase(&passphrase).await;
+    let done = api.back_up_box().await;
     assert_eq!(done["ok"], true, "{done}");
     let at_append = done["destinations"]
         .as_array()
@@ -430,17 +392,7 @@ async fn a_rest_server_takes_app_and_box_backups_and_gives_them_back() {
     let res = post(restore(&pw)).await.unwrap();
     assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     let data = new.data.clone();
-    eventually(
-        "the new box stops to restart",
-        Duration::from_secs(20),
-        || async {
-            match new.client.get(new.url("/healthz")).send().await {
-                Err(_) => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-            }
-        },
-    )
-    .await;
+    new.wait_stopped_itself().await;
     new.stop().await.unwrap();
     let mut opts = Options::new("backup-rest-new");
     opts.data = Some(data);

@@ -46,33 +46,6 @@ async fn restore(s: &TestServer, body: &serde_json::Value) -> (u16, serde_json::
     )
 }
 
-async fn set_passphrase(api: &Api<'_>, passphrase: &str) {
-    let (status, set) = api
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/backups/box/passphrase",
-            Some(json!({"passphrase": passphrase, "confirm": passphrase})),
-        )
-        .await;
-    assert_eq!(status, 204, "{set}");
-}
-
-/// "Back up the box now", once the run a new passphrase started has let go (two cannot run
-/// at once; each takes a few seconds).
-async fn back_up_box(api: &Api<'_>) -> serde_json::Value {
-    eventually("back up the box now", Duration::from_secs(120), || async {
-        let (status, done) = api
-            .send(reqwest::Method::POST, "/api/v1/backups/box", None)
-            .await;
-        match status {
-            200 => Ok(done),
-            422 if done.to_string().contains("already") => Err(done.to_string()),
-            _ => panic!("back up the box: {status} {done}"),
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     let old_data = data_dir("box-old");
@@ -108,7 +81,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
         .await;
     assert_eq!(status, 422, "{short}");
     let passphrase = password("recovery");
-    set_passphrase(&api, &passphrase).await;
+    api.set_recovery_passphrase(&passphrase).await;
     // Setting it starts a box backup at once; its record says how it went.
     let first: serde_json::Value = eventually(
         "the box's first backup",
@@ -126,7 +99,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     assert_eq!(first["passphrase_set"], true, "{first}");
     assert_eq!(first["last"]["ok"], true, "{first}");
     // Wait for the background run to let go, then back up again by hand.
-    let done = back_up_box(&api).await;
+    let done = api.back_up_box().await;
     assert_eq!(done["ok"], true, "{done}");
     let at = &done["destinations"][0];
     assert_eq!(at["id"].as_i64(), Some(dest_id), "{done}");
@@ -140,8 +113,8 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     // no longer does (its key is removed once a backup sealed with the new one is stored).
     let old_passphrase = passphrase;
     let passphrase = password("recovery-2");
-    set_passphrase(&api, &passphrase).await;
-    let again = back_up_box(&api).await;
+    api.set_recovery_passphrase(&passphrase).await;
+    let again = api.back_up_box().await;
     assert_eq!(again["ok"], true, "{again}");
 
     // The repository opens with the passphrase in plain restic (no Homelab in the way), and
@@ -211,17 +184,7 @@ async fn a_new_box_restored_from_the_old_ones_backup_is_the_same_homelab() {
     // The daemon stops by itself to start with the restored state (the binary starts again
     // at once; here the test does).
     let data = new.data.clone();
-    eventually(
-        "the new box stops to restart",
-        Duration::from_secs(20),
-        || async {
-            match new.client.get(new.url("/healthz")).send().await {
-                Err(_) => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-            }
-        },
-    )
-    .await;
+    new.wait_stopped_itself().await;
     assert!(homelabd::restart_wanted(&data));
     new.stop().await.unwrap();
     let mut opts = Options::new("box-new");

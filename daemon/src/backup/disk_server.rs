@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{Credentials, DiskAccess, RestLogin};
 use crate::secrets::Secret;
-use crate::ssh::Forward;
+use crate::ssh::{Forward, Session};
 
 /// The largest file restic may store (its packs are 16 MiB by default, 128 MiB at most with
 /// `--pack-size`; index and snapshot files are smaller): an upload over it is refused before
@@ -121,17 +121,18 @@ fn file_path(root: &Path, kind: Kind, id: &str) -> PathBuf {
 }
 
 /// One run's way to the disk: the port its device forwards back, served here with a login
-/// made for this run alone, until the run ends (`Drop` stops every connection of it; the
-/// caller stops the device's side with `Session::close_forward`).
+/// made for this run alone, until the run ends. Dropped (also when the run's future is,
+/// half-way), it stops every connection of the run and asks the device to stop listening.
 pub struct Tunnel {
     pub port: u32,
     user: String,
     password: Secret,
     server: tokio::task::JoinHandle<()>,
+    session: Arc<Session>,
 }
 
 impl Tunnel {
-    pub fn start(mut forward: Forward, access: &DiskAccess) -> Tunnel {
+    pub fn start(session: Arc<Session>, mut forward: Forward, access: &DiskAccess) -> Tunnel {
         let password = crate::units::hex(&crate::secrets::random_bytes::<24>());
         let grant = Arc::new(Grant {
             root: access.root.clone(),
@@ -155,6 +156,7 @@ impl Tunnel {
             user: "homelab".into(),
             password: Secret::from_string(password),
             server,
+            session,
         }
     }
 
@@ -179,6 +181,10 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.server.abort();
+        let (session, port) = (self.session.clone(), self.port);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { session.close_forward(port).await });
+        }
     }
 }
 

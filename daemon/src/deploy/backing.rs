@@ -701,7 +701,7 @@ impl Deployer {
         })?;
         let through = tunnel.credentials(&creds.password);
         let ran = restic::run(&remote.docker, spec, &through, deadline, on_line).await;
-        remote.close_disk_tunnel(tunnel).await;
+        drop(tunnel);
         ran
     }
 

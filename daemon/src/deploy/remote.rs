@@ -137,17 +137,17 @@ impl Remote {
     }
 
     /// A disk on the box, served to one restic run on this device through its SSH connection
-    /// (a port on the device's loopback); the device's side stops with `close_disk_tunnel`.
+    /// (a port on the device's loopback) until the tunnel is dropped.
     pub async fn disk_tunnel(
         &self,
         access: &crate::backup::DiskAccess,
     ) -> Result<crate::backup::disk_server::Tunnel, crate::ssh::SshError> {
         let forward = self.session.forward_back().await?;
-        Ok(crate::backup::disk_server::Tunnel::start(forward, access))
-    }
-
-    pub async fn close_disk_tunnel(&self, tunnel: crate::backup::disk_server::Tunnel) {
-        self.session.close_forward(tunnel.port).await;
+        Ok(crate::backup::disk_server::Tunnel::start(
+            self.session.clone(),
+            forward,
+            access,
+        ))
     }
 
     /// Runs a command; `stdin` is never logged (only its size).

@@ -345,6 +345,22 @@ impl TestServer {
         .await
     }
 
+    /// Waits until the daemon has stopped by itself (after a restore it stops to start again
+    /// on the restored state; the binary starts again at once, a test does it itself).
+    pub async fn wait_stopped_itself(&self) {
+        eventually(
+            "the new box stops to restart",
+            Duration::from_secs(20),
+            || async {
+                match self.client.get(self.url("/healthz")).send().await {
+                    Err(_) => Ok(()),
+                    Ok(r) => Err(r.status().to_string()),
+                }
+            },
+        )
+        .await;
+    }
+
     /// Stops the server gracefully and returns how `run` ended.
     pub async fn stop(mut self) -> Result<(), RunError> {
         if let Some(tx) = self.stop.take() {
@@ -754,6 +770,61 @@ pub struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// Adds a backup destination (`POST /api/v1/backups/destinations`): status and answer.
+    pub async fn add_destination(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(
+            reqwest::Method::POST,
+            "/api/v1/backups/destinations",
+            Some(body),
+        )
+        .await
+    }
+
+    /// "Test connection": its status and its words (the message, or the error's).
+    pub async fn check_destination(&self, id: i64) -> (u16, String) {
+        let (status, checked) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/backups/destinations/{id}/check"),
+                None,
+            )
+            .await;
+        let words = checked["message"]
+            .as_str()
+            .or(checked["error"]["message"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        (status, words)
+    }
+
+    /// Sets the box's recovery passphrase (which starts a box backup at once).
+    pub async fn set_recovery_passphrase(&self, passphrase: &str) {
+        let (status, set) = self
+            .send(
+                reqwest::Method::PUT,
+                "/api/v1/backups/box/passphrase",
+                Some(serde_json::json!({"passphrase": passphrase, "confirm": passphrase})),
+            )
+            .await;
+        assert_eq!(status, 204, "{set}");
+    }
+
+    /// "Back up the box now", once the run a new passphrase started has let go (two cannot
+    /// run at once; each takes a few seconds).
+    pub async fn back_up_box(&self) -> serde_json::Value {
+        eventually("back up the box now", Duration::from_secs(180), || async {
+            let (status, done) = self
+                .send(reqwest::Method::POST, "/api/v1/backups/box", None)
+                .await;
+            match status {
+                200 => Ok(done),
+                422 if done.to_string().contains("already") => Err(done.to_string()),
+                _ => panic!("back up the box: {status} {done}"),
+            }
+        })
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> serde_json::Value {
         let res = self
             .s
@@ -1085,6 +1156,14 @@ pub mod lab {
 
 /// `text` percent-encoded as an address's login carries it (everything but letters, digits
 /// and `-._~`).
+/// An API error's words.
+pub fn error_words(body: &serde_json::Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn url_escaped(text: &str) -> String {
     text.bytes()
         .map(|b| {
