@@ -21,7 +21,7 @@ start_claimed_daemon() { # start_claimed_daemon BIN [extra daemon flags…]
   page="$(curl -s -H "Cookie: $COOKIE" "$BASE/settings")"
   CSRF="$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p;T;q' <<<"$page")"
   curl -s -o /dev/null -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d mode=advanced "$BASE/settings/mode"
-  TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" -d name=bench "$BASE/settings/tokens" \
+  TOKEN="$(curl -s -H "Cookie: $COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: $BASE" --data-urlencode name=bench --data-urlencode "password=$pw" "$BASE/settings/tokens" \
     | sed -n 's/.*id="new-token">\([^<]*\)<.*/\1/p')"
   [[ -n "$COOKIE" && -n "$CSRF" && -n "$TOKEN" ]] || { echo "could not sign in / create a token" >&2; exit 1; }
 }

@@ -247,6 +247,57 @@ async fn a_usb_disk_on_the_box_takes_app_and_box_backups_and_gives_them_back() {
     assert_eq!(r["state"], "running", "{r}");
     assert_eq!(listing(), before, "restored byte for byte");
 
+    // The weekly upkeep, all data read (prune and check: the box's own runs on its disk);
+    // then a pack damaged on the disk is found by it.
+    let maintain_path = format!("/api/v1/backups/destinations/{id}/maintain");
+    let maintain = |full: bool| {
+        api.send(
+            reqwest::Method::POST,
+            &maintain_path,
+            Some(json!({"full": full})),
+        )
+    };
+    let (status, body) = maintain(true).await;
+    assert_eq!(status, 202, "{body}");
+    let checked = eventually("the upkeep ends", Duration::from_secs(120), || async {
+        let list = api.get("/api/v1/backups/destinations").await;
+        let d = list["destinations"][0].clone();
+        match d["maintained_at"].as_i64() {
+            Some(_) => Ok(d),
+            None => Err(d.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(
+        checked["damage"].as_str().unwrap_or_default(),
+        "",
+        "{checked}"
+    );
+    let pack = std::fs::read_dir(disk.folder().join("data"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&pack, bytes).unwrap();
+    let (status, body) = maintain(true).await;
+    assert_eq!(status, 202, "{body}");
+    let damaged = eventually("the damage is found", Duration::from_secs(120), || async {
+        let list = api.get("/api/v1/backups/destinations").await;
+        let d = list["destinations"][0].clone();
+        match d["damage"].as_str() {
+            Some(w) if !w.is_empty() => Ok(w.to_string()),
+            _ => Err(d.to_string()),
+        }
+    })
+    .await;
+    assert!(damaged.contains("is damaged"), "{damaged}");
+
     // Unplugged: said, and nothing runs; plugged in again: works.
     disk.unplug();
     let (status, words) = api.check_destination(id).await;

@@ -33,6 +33,13 @@ pub const MAX_UPLOAD: u64 = 160 << 20;
 /// Connections one run may hold at once (restic opens 5 to a REST server by default); more
 /// are closed at once, and restic retries on the ones it has.
 pub const MAX_CONNECTIONS: usize = 8;
+/// How long a client may take to send a request's headers (also while a connection idles
+/// between requests): a connection held open and silent is closed.
+const HEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the run's SSH connection is given to say goodbye when the run ends.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// hyper's read buffer per connection (bodies stream through it in pieces).
+const READ_BUFFER: usize = 256 * 1024;
 /// Read and written in pieces of this size, so a 16 MiB pack never sits whole in memory.
 const CHUNK: usize = 64 * 1024;
 /// restic's v2 listing (names with sizes), asked for in `Accept` and answered in kind.
@@ -120,9 +127,10 @@ fn file_path(root: &Path, kind: Kind, id: &str) -> PathBuf {
     }
 }
 
-/// One run's way to the disk: the port its device forwards back, served here with a login
-/// made for this run alone, until the run ends. Dropped (also when the run's future is,
-/// half-way), it stops every connection of the run and asks the device to stop listening.
+/// One run's way to the disk: the port its device forwards back on an SSH connection of the
+/// run's own, served here with a login made for this run alone, until the run ends. Dropped
+/// (also when the run's future is, half-way), it stops every connection of the run and closes
+/// that SSH connection, which ends the device's side.
 pub struct Tunnel {
     pub port: u32,
     user: String,
@@ -181,9 +189,12 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.server.abort();
-        let (session, port) = (self.session.clone(), self.port);
+        let session = self.session.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { session.close_forward(port).await });
+            // Bounded: a connection a device stalled may never answer the goodbye.
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_WAIT, session.close()).await;
+            });
         }
     }
 }
@@ -210,6 +221,9 @@ where
         async move { Ok::<_, Infallible>(handle(&grant, req).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_WAIT)
+        .max_buf_size(READ_BUFFER)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .await;
     if let Err(e) = served {
@@ -245,6 +259,11 @@ async fn handle(grant: &Grant, req: Request<Incoming>) -> Response<Body> {
             hyper::header::WWW_AUTHENTICATE,
             hyper::header::HeaderValue::from_static("Basic realm=\"homelab\""),
         );
+        // Whoever does not have the run's login gets one answer per connection.
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
         return r;
     }
     let Some(place) = parse_place(req.uri().path()) else {
@@ -252,6 +271,19 @@ async fn handle(grant: &Grant, req: Request<Incoming>) -> Response<Body> {
     };
     let root = grant.root.as_path();
     let method = req.method().clone();
+    // Nothing on the disk leads elsewhere: a link planted there (to the box's own secrets,
+    // say) is refused, wherever it sits under the repository's folder.
+    let target = match &place {
+        Place::Root | Place::List(_) => None,
+        Place::Config => Some(root.join("config")),
+        Place::File(kind, id) => Some(file_path(root, *kind, id)),
+    };
+    if let Some(t) = &target
+        && let Err(e) = no_links(root, t)
+    {
+        tracing::warn!(error = %e, "refused a link on the backup disk");
+        return answer(StatusCode::FORBIDDEN, "a link on the disk");
+    }
     let result = match (&method, place) {
         (&Method::POST, Place::Root) => {
             if req.uri().query().is_some_and(|q| q.contains("create=true")) {
@@ -290,6 +322,8 @@ async fn handle(grant: &Grant, req: Request<Incoming>) -> Response<Body> {
             answer(StatusCode::INSUFFICIENT_STORAGE, "no space left on device")
         } else if e.kind() == io::ErrorKind::NotFound {
             answer(StatusCode::NOT_FOUND, "not found")
+        } else if e.kind() == io::ErrorKind::PermissionDenied {
+            answer(StatusCode::FORBIDDEN, "refused")
         } else {
             tracing::warn!(error = %e, "the backup disk refused a request");
             answer(StatusCode::INTERNAL_SERVER_ERROR, "the disk refused it")
@@ -302,6 +336,31 @@ fn wants_v2(req: &Request<Incoming>) -> bool {
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains(LIST_V2))
+}
+
+/// Refuses a path under `root` when the root, or anything between it and the path (the path
+/// itself included), is a symbolic link. What does not exist yet is no link.
+fn no_links(root: &Path, path: &Path) -> io::Result<()> {
+    let link = || {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "a symbolic link on the disk",
+        )
+    };
+    let rel = path.strip_prefix(root).map_err(|_| link())?;
+    let mut at = root.to_path_buf();
+    for part in std::iter::once(None).chain(rel.components().map(Some)) {
+        if let Some(p) = part {
+            at.push(p);
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Err(link()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes the repository's folders (again, harmlessly, when they are there).
@@ -329,8 +388,9 @@ async fn list(root: &Path, kind: Kind, v2: bool) -> io::Result<Response<Body>> {
             match std::fs::read_dir(&base) {
                 Ok(entries) => entries
                     .filter_map(Result::ok)
+                    // Folders only, never a link to one.
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| e.path())
-                    .filter(|p| p.is_dir())
                     .collect(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(e),
@@ -338,6 +398,9 @@ async fn list(root: &Path, kind: Kind, v2: bool) -> io::Result<Response<Body>> {
         } else {
             vec![base]
         };
+        for folder in &folders {
+            no_links(&root, folder)?;
+        }
         let mut files = Vec::new();
         for folder in folders {
             let entries = match std::fs::read_dir(&folder) {
@@ -351,8 +414,9 @@ async fn list(root: &Path, kind: Kind, v2: bool) -> io::Result<Response<Body>> {
                 if !is_id(&name) {
                     continue;
                 }
+                // `DirEntry::metadata` does not follow links: a link is no file of ours.
                 if let Ok(meta) = entry.metadata()
-                    && meta.is_file()
+                    && meta.file_type().is_file()
                 {
                     files.push((name, meta.len()));
                 }
@@ -397,8 +461,18 @@ fn range(header: Option<&str>, size: u64) -> Option<(u64, u64)> {
 
 /// A file, whole or the range asked for, read as it is sent.
 async fn read(path: &Path, req: &Request<Incoming>, head: bool) -> io::Result<Response<Body>> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let size = file.metadata().await?.len();
+    // Never a link (checked above, and refused here again as it is opened), never a pipe or
+    // device file that would hold the read forever: regular files only.
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .await?;
+    let meta = file.metadata().await?;
+    if !meta.is_file() {
+        return Ok(answer(StatusCode::FORBIDDEN, "not a file"));
+    }
+    let size = meta.len();
     let asked = req
         .headers()
         .get(hyper::header::RANGE)
@@ -460,7 +534,7 @@ async fn save(
     id: Option<String>,
     req: Request<Incoming>,
 ) -> io::Result<Response<Body>> {
-    if tokio::fs::try_exists(path).await? {
+    if stored(path).await? {
         return Ok(answer(StatusCode::FORBIDDEN, "already stored"));
     }
     let declared = req
@@ -506,12 +580,23 @@ async fn save(
     // not lose what a snapshot already counts on.
     file.sync_all().await?;
     drop(file);
-    if tokio::fs::try_exists(path).await? {
+    if stored(path).await? {
         return Ok(answer(StatusCode::FORBIDDEN, "already stored"));
     }
     tokio::fs::rename(&temp, path).await?;
     guard.0 = None;
+    // The name in its folder on the disk too, before restic counts on it.
+    tokio::fs::File::open(folder).await?.sync_all().await?;
     Ok(answer(StatusCode::OK, ""))
+}
+
+/// Something is at `path` already (a link counts, and is not followed).
+async fn stored(path: &Path) -> io::Result<bool> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn remove(path: &Path) -> io::Result<Response<Body>> {
@@ -715,6 +800,31 @@ mod tests {
                 .0,
             404
         );
+
+        // Links planted on the disk lead nowhere: a file, a folder of restic's, a data folder.
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"the box's key").unwrap();
+        std::fs::remove_file(root.join("config")).unwrap();
+        std::os::unix::fs::symlink(&secret, root.join("config")).unwrap();
+        let (status, body) = ask(&run, "GET", "/config", login, &[], vec![]).await;
+        assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::remove_dir(root.join("keys")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("keys")).unwrap();
+        let key = format!("/keys/{id}");
+        assert_eq!(
+            ask(&run, "POST", &key, login, &[], content.clone()).await.0,
+            403
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(ask(&run, "GET", "/keys/", login, &[], vec![]).await.0, 403);
+        std::fs::remove_dir(root.join("data").join(&id[..2])).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("data").join(&id[..2])).unwrap();
+        std::fs::write(elsewhere.join(&id), &content).unwrap();
+        assert_eq!(ask(&run, "GET", &at, login, &[], vec![]).await.0, 403);
+        let (_, listed) = ask(&run, "GET", "/data/", login, &[("accept", LIST_V2)], vec![]).await;
+        assert_eq!(listed, b"[]", "a linked data folder is not listed");
     }
 
     #[test]

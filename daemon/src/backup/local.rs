@@ -30,6 +30,9 @@ pub struct Local<'a> {
     /// repository's index is tens of MB); the cache holds nothing readable without the
     /// repository's key. A restore onto a new box reads once, without one.
     pub cached: bool,
+    /// The longest the run may take (`DEADLINE` for the box's own backup; a prune or check of
+    /// a disk on the box, longer).
+    pub deadline: Duration,
 }
 
 /// How a run ended, with restic's complaint explained for `destination`.
@@ -37,6 +40,8 @@ pub struct Local<'a> {
 pub struct Failed {
     pub why: restic::Why,
     pub words: String,
+    /// restic's last lines of standard error (scrubbed; empty when it did not get to run).
+    pub stderr: Vec<String>,
 }
 
 impl Local<'_> {
@@ -57,6 +62,7 @@ impl Local<'_> {
         let failed = |words: String| Failed {
             why: restic::Why::Other,
             words,
+            stderr: Vec::new(),
         };
         let dir = Private::make(self.data)
             .map_err(|e| failed(format!("The box could not prepare the backup tool: {e}")))?;
@@ -145,7 +151,7 @@ impl Local<'_> {
             let status = child.wait().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((out, err, status))
         };
-        let (out, err, status) = match tokio::time::timeout(DEADLINE, all).await {
+        let (out, err, status) = match tokio::time::timeout(self.deadline, all).await {
             Ok(Ok(done)) => done,
             Ok(Err(words)) => return Err(failed(words)),
             // Dropping the child kills restic (kill_on_drop); the folder goes with `dir`.
@@ -167,6 +173,7 @@ impl Local<'_> {
                     words: explained
                         .words()
                         .replace("The device could", "The box could"),
+                    stderr: err.lines().map(str::to_string).collect(),
                 })
             }
         }

@@ -150,6 +150,18 @@ pub fn spec(name: &str, target: &Target, command: &[&str], binds: Vec<String>) -
     spec
 }
 
+/// The restic arguments a spec made by `spec` for a disk on the box carries (what follows
+/// restic's repository options), so the box can run the same command itself.
+pub fn command_of(spec: &OneOff) -> Option<Vec<String>> {
+    let rest = spec.cmd.get(2..)?;
+    match rest {
+        [restic, cache, _, command @ ..] if restic == "restic" && cache == "--cache-dir" => {
+            Some(command.to_vec())
+        }
+        _ => None,
+    }
+}
+
 /// The question "how full is its disk" for an SFTP destination (None for the others: S3
 /// storage has no disk to fill).
 pub fn disk_spec(name: &str, target: &Target) -> Option<OneOff> {
@@ -569,6 +581,26 @@ pub fn valid_snapshot_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_box_reads_back_what_a_disk_run_would_do() {
+        let disk = Target::Disk {
+            path: "/run/media/x/homelab-backups".into(),
+            disk: "USB disk".into(),
+        };
+        let spec = spec(
+            "n",
+            &disk,
+            &["forget", "--prune", "--keep-daily", "1"],
+            Vec::new(),
+        );
+        assert_eq!(spec.network.as_deref(), Some("host"));
+        assert_eq!(
+            command_of(&spec).unwrap(),
+            ["forget", "--prune", "--keep-daily", "1"]
+        );
+        assert!(!spec.cmd.iter().any(|a| a == "-r"), "{:?}", spec.cmd);
+    }
     use crate::secrets::Secret;
 
     #[test]

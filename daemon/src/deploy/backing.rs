@@ -692,7 +692,33 @@ impl Deployer {
         let Some(access) = &creds.disk else {
             return restic::run(&remote.docker, spec, creds, deadline, on_line).await;
         };
-        let tunnel = remote.disk_tunnel(access).await.map_err(|e| {
+        if access.may_remove {
+            // Removing (forget, prune, the upkeep's check and unlock) is the box's alone: it
+            // runs them on its disk itself, so no device ever holds a login that may remove.
+            return self.run_on_box(spec, creds, deadline, on_line).await;
+        }
+        let opened = async {
+            // A connection of its own: what connects to the forwarded port can stall only it.
+            let session = self
+                .devices
+                .pool
+                .separate_session(&remote.device)
+                .await
+                .map_err(|e| e.to_string())?;
+            let forward = session.forward_back().await;
+            match forward {
+                Ok(f) => Ok(backup::disk_server::Tunnel::start(
+                    Arc::new(session),
+                    f,
+                    access,
+                )),
+                Err(e) => {
+                    session.close().await;
+                    Err(e.to_string())
+                }
+            }
+        };
+        let tunnel = opened.await.map_err(|e| {
             tracing::warn!(device = %remote.device.name, error = %e, "could not reach the backup disk from a device");
             ResticFailure::Disk(format!(
                 "{} could not reach the backup disk through the box: its remote login does not let Homelab open a way back. Allow it on the device (in its SSH server's settings: AllowTcpForwarding yes), then try again.",
@@ -703,6 +729,52 @@ impl Deployer {
         let ran = restic::run(&remote.docker, spec, &through, deadline, on_line).await;
         drop(tunnel);
         ran
+    }
+
+    /// A restic command meant for a device, run by the box on a disk of its own instead; what
+    /// it prints and how it failed come back as a device's run would give them.
+    async fn run_on_box(
+        &self,
+        spec: &OneOff,
+        creds: &Credentials,
+        deadline: std::time::Duration,
+        mut on_line: impl FnMut(crate::docker::run::Stream, &str),
+    ) -> Result<crate::docker::run::Ended, ResticFailure> {
+        let (Some(args), Some(access)) = (restic::command_of(spec), &creds.disk) else {
+            return Err(ResticFailure::Disk(
+                "The box could not run that on its disk.".into(),
+            ));
+        };
+        let target = Target::Disk {
+            path: access.root.to_string_lossy().to_string(),
+            disk: String::new(),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let local = backup::local::Local {
+            program: &self.box_state.restic,
+            data: &self.box_state.data,
+            cached: true,
+            deadline,
+        };
+        match local
+            .run(&target, creds, "the disk", &args, None, &[], 4 << 20)
+            .await
+        {
+            Ok(out) => {
+                for line in String::from_utf8_lossy(&out).lines() {
+                    on_line(crate::docker::run::Stream::Out, line);
+                }
+                Ok(crate::docker::run::Ended {
+                    exit_code: Some(0),
+                    stderr_tail: Vec::new(),
+                })
+            }
+            Err(f) if f.stderr.is_empty() => Err(ResticFailure::Disk(f.words)),
+            Err(f) => Err(ResticFailure::Said(crate::docker::run::Ended {
+                exit_code: Some(1),
+                stderr_tail: f.stderr,
+            })),
+        }
     }
 
     /// A restic run as a one-off container of this daemon's.

@@ -197,6 +197,7 @@ impl Deployer {
             program: &self.box_state.restic,
             data: &self.box_state.data,
             cached,
+            deadline: crate::backup::local::DEADLINE,
         }
     }
 

@@ -136,20 +136,6 @@ impl Remote {
         }
     }
 
-    /// A disk on the box, served to one restic run on this device through its SSH connection
-    /// (a port on the device's loopback) until the tunnel is dropped.
-    pub async fn disk_tunnel(
-        &self,
-        access: &crate::backup::DiskAccess,
-    ) -> Result<crate::backup::disk_server::Tunnel, crate::ssh::SshError> {
-        let forward = self.session.forward_back().await?;
-        Ok(crate::backup::disk_server::Tunnel::start(
-            self.session.clone(),
-            forward,
-            access,
-        ))
-    }
-
     /// Runs a command; `stdin` is never logged (only its size).
     pub async fn run(
         &self,

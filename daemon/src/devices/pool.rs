@@ -128,6 +128,25 @@ impl Pool {
         }
     }
 
+    /// A connection of its own to the device (not the pooled one), for a stream that must not
+    /// share the pooled connection's flow control: a port forwarded back for a backup run,
+    /// where a client on the device that stops reading would stall every channel of its
+    /// connection (russh waits on a full channel) — it then stalls only this one.
+    pub async fn separate_session(&self, device: &DeviceRow) -> Result<Session, DeviceError> {
+        let pinned = keys::parse_public(&device.host_key)?;
+        let login = Login::Key {
+            user: device.username.clone(),
+            key: Arc::new(self.private_key(device).await?),
+        };
+        Ok(ssh::connect(
+            &device.host,
+            device.port,
+            &login,
+            HostKeyPolicy::Pinned(pinned),
+        )
+        .await?)
+    }
+
     /// A Docker client for the device's engine on its pooled connection.
     pub async fn docker(
         &self,

@@ -141,7 +141,7 @@ struct Checker {
 }
 
 /// The ports a device forwards back to the box, each with where its connections go.
-/// Bounded by the runs open at once; each entry goes when its `Forward` ends.
+/// Bounded by the runs open at once (one each, on a connection of the run's own).
 type Forwards = Arc<Mutex<std::collections::HashMap<u32, tokio::sync::mpsc::Sender<SocketStream>>>>;
 
 /// Connections waiting on one forwarded port beyond those being served: a few, then closed.
@@ -171,17 +171,23 @@ impl client::Handler for Checker {
         channel: russh::Channel<client::Msg>,
         _connected_address: &str,
         connected_port: u32,
-        _originator_address: &str,
+        originator_address: &str,
         _originator_port: u32,
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
+        // Asked for on the device's loopback; a server set to bind it wider anyway
+        // (`GatewayPorts yes`) must not let the network in.
+        let local = originator_address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
         let to = self
             .forwards
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&connected_port)
-            .cloned();
+            .cloned()
+            .filter(|_| local);
         match to {
             Some(to) if to.capacity() > 0 => {
                 reply.accept().await;
