@@ -445,7 +445,7 @@ impl Deployer {
         };
         let disk = match &target {
             Target::Disk { path, disk } => {
-                self.disk_present(&row.name, path, disk)?;
+                self.disk_present(&row.name, path, disk).await?;
                 Some(backup::DiskAccess {
                     root: path.into(),
                     may_remove: false,
@@ -466,22 +466,28 @@ impl Deployer {
     }
 
     /// A disk on the box is plugged in (its folder is there, on a disk that is not the box's
-    /// own: with the disk unplugged, the folder it was mounted on is empty).
-    pub(super) fn disk_present(
+    /// own: with the disk unplugged, the folder it was mounted on is empty). On a blocking
+    /// thread: a disk that stopped answering must not hold up the runtime.
+    pub(super) async fn disk_present(
         &self,
         name: &str,
         path: &str,
         disk: &str,
     ) -> Result<(), DeployError> {
-        let folder = std::path::Path::new(path);
-        if !folder.is_dir() {
-            return Err(DeployError::BackupRefused(format!(
-                "The backup disk of {name} ({disk}) is not plugged in. Plug it into the box and try again."
-            )));
-        }
-        backup::disk::check_folder(folder, &self.box_state.data)
-            .map(|_| ())
-            .map_err(DeployError::BackupRefused)
+        let folder = std::path::PathBuf::from(path);
+        let data = self.box_state.data.clone();
+        let unplugged = format!(
+            "The backup disk of {name} ({disk}) is not plugged in. Plug it into the box and try again."
+        );
+        tokio::task::spawn_blocking(move || {
+            if !folder.is_dir() {
+                return Err(unplugged);
+            }
+            backup::disk::check_folder(&folder, &data).map(|_| ())
+        })
+        .await
+        .map_err(|e| DeployError::BackupRefused(e.to_string()))?
+        .map_err(DeployError::BackupRefused)
     }
 
     /// The repository folder for a disk (or folder) the owner chose on the box, checked.
