@@ -40,12 +40,38 @@ impl BoxDisk {
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone)]
 struct Mount {
-    /// `major:minor` of the device holding it (major 0: no disk, e.g. tmpfs, overlay, NFS).
+    /// `major:minor` as the file system gives it (major 0: no disk, e.g. tmpfs, overlay, NFS,
+    /// or a disk whose file system numbers itself: see `block`).
     dev: (u32, u32),
     /// The folder of its file system mounted here (`/` unless it is a bind mount).
     root: String,
     point: PathBuf,
     fstype: String,
+    /// What was mounted (`/dev/sdb1`, or a name for what is no device).
+    source: String,
+}
+
+impl Mount {
+    /// The block device under it: its own number, or for a file system that numbers itself
+    /// anonymously (btrfs: major 0) the device it was mounted from.
+    fn block(&self) -> Option<(u32, u32)> {
+        if self.dev.0 != 0 {
+            return Some(self.dev);
+        }
+        if !self.source.starts_with("/dev/") {
+            return None;
+        }
+        let st = nix::sys::stat::stat(self.source.as_str()).ok()?;
+        let kind = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode);
+        if !kind.contains(nix::sys::stat::SFlag::S_IFBLK) {
+            return None;
+        }
+        let rdev = st.st_rdev;
+        Some((
+            u32::try_from(nix::sys::stat::major(rdev)).ok()?,
+            u32::try_from(nix::sys::stat::minor(rdev)).ok()?,
+        ))
+    }
 }
 
 /// Undoes mountinfo's octal escapes (`\040` is a space).
@@ -81,6 +107,7 @@ fn parse_mountinfo(text: &str) -> Vec<Mount> {
                 root: unescape(f.get(3)?),
                 point: PathBuf::from(unescape(f.get(4)?)),
                 fstype: right.split(' ').next()?.to_string(),
+                source: unescape(right.split(' ').nth(1).unwrap_or_default()),
             })
         })
         .collect()
@@ -113,9 +140,9 @@ fn whole_disk(dev: (u32, u32)) -> Option<PathBuf> {
 /// The disk (or, for a file system on no disk, the file system) holding `path`.
 fn identity(mounts: &[Mount], path: &Path) -> Option<Identity> {
     let m = mount_of(mounts, path)?;
-    Some(match whole_disk(m.dev) {
-        Some(disk) if m.dev.0 != 0 => Identity::Disk(disk),
-        _ => Identity::NoDisk(m.dev),
+    Some(match m.block().and_then(whole_disk) {
+        Some(disk) => Identity::Disk(disk),
+        None => Identity::NoDisk(m.dev),
     })
 }
 
@@ -180,24 +207,26 @@ pub fn disks(data: &Path) -> Vec<BoxDisk> {
     let mut seen = Vec::new();
     let mut found = Vec::new();
     for m in &all {
-        if m.dev.0 == 0
-            || m.root != "/"
+        let Some(dev) = m.block() else {
+            continue;
+        };
+        if m.root != "/"
             || NOT_FOR_BACKUPS.contains(&m.fstype.as_str())
             || ["/proc", "/sys", "/dev", "/boot", "/efi"]
                 .iter()
                 .any(|p| m.point.starts_with(p))
-            || seen.contains(&m.dev)
+            || seen.contains(&dev)
         {
             continue;
         }
-        let Some(disk) = whole_disk(m.dev) else {
+        let Some(disk) = whole_disk(dev) else {
             continue;
         };
         let id = Some(Identity::Disk(disk.clone()));
         if id == ours || id == root {
             continue;
         }
-        seen.push(m.dev);
+        seen.push(dev);
         found.push(describe(m, &disk));
     }
     found
@@ -220,7 +249,8 @@ pub fn check_folder(folder: &Path, data: &Path) -> Result<BoxDisk, String> {
     let Some(m) = mount_of(&all, &at) else {
         return Err("That folder is on no disk this box knows.".into());
     };
-    if m.dev.0 == 0 || NOT_FOR_BACKUPS.contains(&m.fstype.as_str()) {
+    let block = m.block();
+    if block.is_none() || NOT_FOR_BACKUPS.contains(&m.fstype.as_str()) {
         return Err(format!(
             "{} is not on a disk plugged into this box (it is {}). Plug in a USB disk and choose it; a shared folder on another computer is added as a NAS instead.",
             folder.display(),
@@ -239,7 +269,7 @@ pub fn check_folder(folder: &Path, data: &Path) -> Result<BoxDisk, String> {
                 .into(),
         );
     }
-    let Some(disk) = whole_disk(m.dev) else {
+    let Some(disk) = block.and_then(whole_disk) else {
         return Err(format!(
             "{} is on no disk this box knows.",
             folder.display()
@@ -279,6 +309,7 @@ mod tests {
         assert_eq!(m[2].point, PathBuf::from("/media/My Disk"));
         assert_eq!(m[2].dev, (8, 1));
         assert_eq!(m[3].root, "/photos");
+        assert_eq!(m[2].source, "/dev/sda1");
         assert_eq!(m[1].fstype, "tmpfs");
         let on = mount_of(&m, Path::new("/media/My Disk/homelab-backups")).unwrap();
         assert_eq!(on.point, PathBuf::from("/media/My Disk"));
@@ -287,6 +318,28 @@ mod tests {
             mount_of(&m, Path::new("/media")).unwrap().point,
             PathBuf::from("/")
         );
+    }
+
+    #[test]
+    fn a_file_system_that_numbers_itself_is_traced_to_its_device() {
+        // As btrfs shows in mountinfo (major 0), from a mount of a real disk on this machine.
+        let disk = mounts()
+            .into_iter()
+            .find(|m| {
+                m.dev.0 != 0 && m.source.starts_with("/dev/") && Path::new(&m.source).exists()
+            })
+            .expect("a file system mounted from a disk");
+        let anonymous = Mount {
+            dev: (0, 99),
+            ..disk.clone()
+        };
+        assert_eq!(anonymous.block(), disk.block(), "{disk:?}");
+        let memory = Mount {
+            dev: (0, 99),
+            source: "/dev/null".into(),
+            ..disk
+        };
+        assert_eq!(memory.block(), None, "not a block device");
     }
 
     #[test]
