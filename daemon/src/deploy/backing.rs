@@ -703,34 +703,29 @@ impl Deployer {
             // runs them on its disk itself, so no device ever holds a login that may remove.
             return self.run_on_box(spec, creds, deadline, on_line).await;
         }
-        let opened = async {
-            // A connection of its own: what connects to the forwarded port can stall only it.
-            let session = self
-                .devices
-                .pool
-                .separate_session(&remote.device)
-                .await
-                .map_err(|e| e.to_string())?;
-            let forward = session.forward_back().await;
-            match forward {
-                Ok(f) => Ok(backup::disk_server::Tunnel::start(
-                    Arc::new(session),
-                    f,
-                    access,
-                )),
-                Err(e) => {
-                    session.close().await;
-                    Err(e.to_string())
-                }
+        let device = &remote.device.name;
+        // A connection of its own: what connects to the forwarded port can stall only it.
+        let session = self
+            .devices
+            .pool
+            .separate_session(&remote.device)
+            .await
+            .map_err(|e| {
+                tracing::warn!(device = %device, error = %e, "no connection for the backup disk");
+                ResticFailure::Disk(format!(
+                    "{device} did not take a second connection for the backup disk: is it on and connected? Then try again."
+                ))
+            })?;
+        let tunnel = match session.forward_back().await {
+            Ok(f) => backup::disk_server::Tunnel::start(Arc::new(session), f, access),
+            Err(e) => {
+                tracing::warn!(device = %device, error = %e, "the device refused to forward a port back");
+                session.close().await;
+                return Err(ResticFailure::Disk(format!(
+                    "{device} could not reach the backup disk through the box: its remote login does not let Homelab open a way back. Allow it on the device (in its SSH server's settings: AllowTcpForwarding yes), then try again."
+                )));
             }
         };
-        let tunnel = opened.await.map_err(|e| {
-            tracing::warn!(device = %remote.device.name, error = %e, "could not reach the backup disk from a device");
-            ResticFailure::Disk(format!(
-                "{} could not reach the backup disk through the box: its remote login does not let Homelab open a way back. Allow it on the device (in its SSH server's settings: AllowTcpForwarding yes), then try again.",
-                remote.device.name
-            ))
-        })?;
         let through = tunnel.credentials(&creds.password);
         let ran = restic::run(&remote.docker, spec, &through, deadline, on_line).await;
         drop(tunnel);

@@ -209,7 +209,8 @@ impl client::Handler for Checker {
 }
 
 /// A port on the device's own loopback that leads back to the box over this connection: what
-/// connects to `127.0.0.1:<port>` on the device arrives in `incoming`. Ended by `close`.
+/// connects to `127.0.0.1:<port>` on the device arrives in `incoming`. It ends with its
+/// connection (each forward has one of its own, see `disk_server::Tunnel`).
 pub struct Forward {
     pub port: u32,
     pub incoming: tokio::sync::mpsc::Receiver<SocketStream>,
@@ -482,15 +483,6 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .insert(port, tx);
         Ok(Forward { port, incoming })
-    }
-
-    /// Stops a forward: the device stops listening, and connections still arriving are refused.
-    pub async fn close_forward(&self, port: u32) {
-        self.forwards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&port);
-        let _ = self.handle.cancel_tcpip_forward("127.0.0.1", port).await;
     }
 
     /// Socket channels opened on this connection that the device has not closed yet (in use,
