@@ -27,7 +27,7 @@ BUILDROOT_GIT ?= https://gitlab.com/buildroot.org/buildroot.git
 BUILDROOT_DIR ?= $(CACHE)/buildroot-$(BUILDROOT_VERSION)
 BOARDS := pc_x86_64 rpi4_64 generic_aarch64
 
-.PHONY: help test-image boot-test ota-test keys bundle $(BOARDS) buildroot-source homelabd-source check-buildroot-tree
+.PHONY: help test-image boot-test ota-test keys bundle $(BOARDS) buildroot-source homelabd-source check-buildroot-tree offline-pc_x86_64
 
 # Update signing. Release builds name their files (never committed):
 #   HOMELAB_KEYRING       CA certificate(s) baked into images; bundles must be signed under it
@@ -49,6 +49,8 @@ help:
 	@echo "  make -f image.mk generic_aarch64   UEFI arm64 (also qemu 'virt')"
 	@echo "      each leaves out/<board>/homelab-<board>-$(VERSION).img.xz and its .sha256"
 	@echo "  make -f image.mk check-buildroot-tree   resolve every defconfig, lint the package"
+	@echo "  make -f image.mk offline-pc_x86_64  the same without internet (Debian's toolchain and a"
+	@echo "      local source mirror; see board/offline/sources): out/offline-pc_x86_64/"
 	@echo
 	@echo "CI stand-in (Debian packages, same overlay, layout and boot logic):"
 	@echo "  make -f image.mk test-image        out/standin/homelab.img (cached by content)"
@@ -133,19 +135,42 @@ buildroot-source:
 
 # homelabd's source for Buildroot: the committed tree with every crate vendored into VENDOR/
 # (Buildroot's cargo infrastructure uses such an archive as it is), in the download directory.
+DL ?= $(CACHE)/dl
 homelabd-source:
-	rm -rf $(CACHE)/src && mkdir -p $(CACHE)/src/homelabd-$(VERSION) $(CACHE)/dl/homelabd
+	rm -rf $(CACHE)/src && mkdir -p $(CACHE)/src/homelabd-$(VERSION) $(DL)/homelabd
 	git -C $(TOP) archive HEAD Cargo.toml Cargo.lock daemon web recipes | tar -x -C $(CACHE)/src/homelabd-$(VERSION)
 	cd $(CACHE)/src/homelabd-$(VERSION) && mkdir -p .cargo && cargo vendor --locked VENDOR > .cargo/config.toml
-	tar -C $(CACHE)/src -czf $(CACHE)/dl/homelabd/homelabd-$(VERSION).tar.gz homelabd-$(VERSION)
+	tar -C $(CACHE)/src -czf $(DL)/homelabd/homelabd-$(VERSION).tar.gz homelabd-$(VERSION)
 
 $(BOARDS): keys buildroot-source homelabd-source
 	mkdir -p $(OUT)/$@
 	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_EXTERNAL=$(TOP)/buildroot homelab_$@_defconfig
-	HOMELAB_KEYRING_PEM=$(KEYRING) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(CACHE)/dl HOMELABD_VERSION=$(VERSION)
+	HOMELAB_KEYRING_PEM=$(KEYRING) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(DL) HOMELABD_VERSION=$(VERSION)
 	xz -T0 -6 -c $(OUT)/$@/images/homelab.img > $(OUT)/$@/homelab-$@-$(VERSION).img.xz
 	cd $(OUT)/$@ && sha256sum homelab-$@-$(VERSION).img.xz > homelab-$@-$(VERSION).img.xz.sha256
 	ls -l $(OUT)/$@/homelab-$@-$(VERSION).img.xz*
+
+# ---- Offline Buildroot (no internet: sources from Debian's archive, PyPI and local git) ------
+# The same board, built with Debian 12's compilers and C library and a local source mirror
+# (board/offline/: toolchain.sh, mirror.sh, sources, local.mk.in). What differs from the
+# production build is listed in board/offline/sources and local.mk.in.
+# Buildroot itself: BUILDROOT_GIT=<a local copy of buildroot.git> when gitlab.com is not reachable.
+OFFLINE ?= $(CACHE)/offline
+OFFLINE_BOARDS := pc_x86_64
+
+$(addprefix offline-,$(OFFLINE_BOARDS)): offline-%: keys buildroot-source
+	test -x $(OFFLINE)/toolchain-x86_64/bin/x86_64-linux-gnu-gcc || $(TOP)/board/offline/toolchain.sh x86_64 $(OFFLINE)/toolchain-x86_64
+	$(TOP)/board/offline/mirror.sh $(TOP)/board/offline/sources $(OFFLINE)
+	$(MAKE) -f $(TOP)/image.mk homelabd-source DL=$(OFFLINE)/dl
+	mkdir -p $(OUT)/offline-$*
+	cat $(TOP)/buildroot/configs/homelab_$*_defconfig $(TOP)/board/offline/x86_64.config > $(OUT)/offline-$*/homelab_offline_defconfig
+	HOMELAB_OFFLINE=$(OFFLINE) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/offline-$* BR2_EXTERNAL=$(TOP)/buildroot \
+	  BR2_DEFCONFIG=$(OUT)/offline-$*/homelab_offline_defconfig defconfig
+	HOMELAB_OFFLINE=$(OFFLINE) HOMELAB_KEYRING_PEM=$(KEYRING) FORCE_UNSAFE_CONFIGURE=1 \
+	  $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/offline-$* BR2_DL_DIR=$(OFFLINE)/dl HOMELABD_VERSION=$(VERSION)
+	xz -T0 -6 -c $(OUT)/offline-$*/images/homelab.img > $(OUT)/offline-$*/homelab-$*-$(VERSION).img.xz
+	cd $(OUT)/offline-$* && sha256sum homelab-$*-$(VERSION).img.xz > homelab-$*-$(VERSION).img.xz.sha256
+	ls -l $(OUT)/offline-$*/homelab-$*-$(VERSION).img.xz*
 
 check-buildroot-tree: buildroot-source
 	for b in $(BOARDS); do \
