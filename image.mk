@@ -160,7 +160,7 @@ OFFLINE_BOARDS := pc_x86_64
 
 $(addprefix offline-,$(OFFLINE_BOARDS)): offline-%: keys buildroot-source
 	test -x $(OFFLINE)/toolchain-x86_64/bin/x86_64-linux-gnu-gcc || $(TOP)/board/offline/toolchain.sh x86_64 $(OFFLINE)/toolchain-x86_64
-	$(TOP)/board/offline/mirror.sh $(TOP)/board/offline/sources $(OFFLINE)
+	BUILDROOT_DIR=$(BUILDROOT_DIR) $(TOP)/board/offline/mirror.sh $(TOP)/board/offline/sources $(OFFLINE)
 	$(MAKE) -f $(TOP)/image.mk homelabd-source DL=$(OFFLINE)/dl
 	mkdir -p $(OUT)/offline-$*
 	cat $(TOP)/buildroot/configs/homelab_$*_defconfig $(TOP)/board/offline/x86_64.config > $(OUT)/offline-$*/homelab_offline_defconfig

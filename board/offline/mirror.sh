@@ -68,6 +68,8 @@ decompress() {
 mirror() {
   local sources=${1:?sources} offline=${2:?offline folder}
   local dl=$offline/dl cache=$offline/cache near=()
+  : "${BUILDROOT_DIR:?the Buildroot checkout (image.mk passes it)}"
+  mkdir -p "$offline/pkgdir"
   mkdir -p "$dl" "$cache" "$offline/empty"
   local file kind how a b c
   while read -r file kind how a b c; do
@@ -111,7 +113,8 @@ mirror() {
             git -C "$repo" archive --format=tar --prefix="$c/" "$b" | tar -x -C "$tmp"
             (cd "$tmp/$c" && { [ -x autogen.sh ] && ./autogen.sh || autoreconf -fi; } >/dev/null 2>&1) \
               || die "could not make configure for $file (autoconf, automake and libtool installed?)"
-            tar -C "$tmp" -c "$c" | make_compressed "$dl/$file" > "$dl/$file.part"
+            # -h: autotools link their helper scripts in; a release carries copies.
+            tar -C "$tmp" -ch "$c" | make_compressed "$dl/$file" > "$dl/$file.part"
             rm -rf "$tmp"
           fi
           mv "$dl/$file.part" "$dl/$file"
@@ -154,6 +157,18 @@ mirror() {
         echo "override ${pkg}_HASH_FILES = \$(HOMELAB_OFFLINE)/hash/$dir.hash"
       done
     done
+    # Patches that do not apply to another release: the package is read from a copy of
+    # Buildroot's folder for it without them (drop-patches).
+    local pkg patch
+    rm -rf "${offline:?}/pkgdir" && mkdir -p "$offline/pkgdir"
+    while read -r pkg patch _; do
+      case "$pkg" in ''|'#'*) continue ;; esac
+      [ -d "$offline/pkgdir/$pkg" ] || cp -a "$BUILDROOT_DIR/package/$pkg" "$offline/pkgdir/"
+      rm "$offline/pkgdir/$pkg/$patch"
+      var=$(echo "$pkg" | tr 'a-z-' 'A-Z_')
+      echo "override ${var}_PKGDIR = \$(HOMELAB_OFFLINE)/pkgdir/$pkg/"
+      echo "override HOST_${var}_PKGDIR = \$(HOMELAB_OFFLINE)/pkgdir/$pkg/"
+    done < "$(dirname "$0")/drop-patches"
     cat "$(dirname "$0")/local.mk.in"
   } > "$offline/local.mk"
 }
