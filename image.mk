@@ -133,14 +133,15 @@ buildroot-source:
 	  echo "(Delete $(BUILDROOT_DIR) to fetch it again, or set BUILDROOT_COMMIT for another pin.)"; exit 1; \
 	fi
 
-# homelabd's source for Buildroot: the committed tree with every crate vendored into VENDOR/
+# homelabd's source for Buildroot: the committed tree with every crate vendored into VENDOR/,
+# named as Buildroot names a vendored cargo archive (-cargo4: its format 4 in 2026.02)
 # (Buildroot's cargo infrastructure uses such an archive as it is), in the download directory.
 DL ?= $(CACHE)/dl
 homelabd-source:
 	rm -rf $(CACHE)/src && mkdir -p $(CACHE)/src/homelabd-$(VERSION) $(DL)/homelabd
 	git -C $(TOP) archive HEAD Cargo.toml Cargo.lock daemon web recipes | tar -x -C $(CACHE)/src/homelabd-$(VERSION)
 	cd $(CACHE)/src/homelabd-$(VERSION) && mkdir -p .cargo && cargo vendor --locked VENDOR > .cargo/config.toml
-	tar -C $(CACHE)/src -czf $(DL)/homelabd/homelabd-$(VERSION).tar.gz homelabd-$(VERSION)
+	tar -C $(CACHE)/src -czf $(DL)/homelabd/homelabd-$(VERSION)-cargo4.tar.gz homelabd-$(VERSION)
 
 $(BOARDS): keys buildroot-source homelabd-source
 	mkdir -p $(OUT)/$@

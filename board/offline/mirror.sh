@@ -75,9 +75,17 @@ mirror() {
   while read -r file kind how a b c; do
     case "$file" in ''|'#'*) continue ;; esac
     case "$how" in
-      deb) # a: path in Debian's pool, b: its sha256
+      deb) # a: path in Debian's pool, b: its sha256, c: the folder in it that is the package
         download "$DEBIAN/$a" "$b" "$cache/$(basename "$a")"
-        [ -f "$dl/$file" ] || repack "$cache/$(basename "$a")" "$dl/$file" ;;
+        if [ -f "$dl/$file" ]; then :
+        elif [ -n "$c" ]; then
+          local tmp; tmp=$(mktemp -d)
+          tar -xf "$cache/$(basename "$a")" -C "$tmp" --strip-components=1
+          mkdir -p "$(dirname "$dl/$file")"
+          tar -C "$tmp" -c "$c" | make_compressed "$dl/$file" > "$dl/$file.part" && mv "$dl/$file.part" "$dl/$file"
+          rm -rf "$tmp"
+        else repack "$cache/$(basename "$a")" "$dl/$file"
+        fi ;;
       debx) # a Debian binary package unpacked into a folder of the offline tree (file)
         download "$DEBIAN/$a" "$b" "$cache/$(basename "$a")"
         if [ ! -e "$offline/$file/.from-$(basename "$a")" ]; then

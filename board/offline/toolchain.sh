@@ -31,6 +31,15 @@ make_toolchain() {
   while IFS= read -r link; do
     ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$sysroot$(readlink "$link")")" "$link"
   done < <(find "$sysroot" -type l -lname '/*')
+  # Debian's linker scripts (libc.so, libm.so) name their libraries by multiarch path, which
+  # Buildroot's staging folder (it flattens lib/<triple>/ into lib/) does not have: by name,
+  # the linker finds them on its search path instead.
+  local script
+  while IFS= read -r script; do
+    if head -c 200 "$script" | grep -q "GNU ld script"; then
+      sed -i -E "s#(/usr)?/lib(64)?/($triple/)?##g" "$script"
+    fi
+  done < <(find "$sysroot/usr/lib" -name '*.so' -type f -size -2k)
   # The compiler unpacked, not the one in /usr: gcc looks for libraries next to itself first,
   # and from /usr it would find this machine's libc instead of the sysroot's.
   (cd "$into.tmp/gcc-debs" && apt-get download gcc-12 cpp-12 g++-12 libgcc-12-dev libstdc++-12-dev >/dev/null)
