@@ -27,7 +27,7 @@ BUILDROOT_GIT ?= https://gitlab.com/buildroot.org/buildroot.git
 BUILDROOT_DIR ?= $(CACHE)/buildroot-$(BUILDROOT_VERSION)
 BOARDS := pc_x86_64 rpi4_64 generic_aarch64
 
-.PHONY: help test-image boot-test ota-test keys bundle $(BOARDS) buildroot-source homelabd-source check-buildroot-tree offline-pc_x86_64
+.PHONY: help test-image boot-test ota-test keys bundle $(BOARDS) buildroot-source homelabd-source check-buildroot-tree offline-pc_x86_64 offline-boot-test offline-ota-test
 
 # Update signing. Release builds name their files (never committed):
 #   HOMELAB_KEYRING       CA certificate(s) baked into images; bundles must be signed under it
@@ -51,6 +51,7 @@ help:
 	@echo "  make -f image.mk check-buildroot-tree   resolve every defconfig, lint the package"
 	@echo "  make -f image.mk offline-pc_x86_64  the same without internet (Debian's toolchain and a"
 	@echo "      local source mirror; see board/offline/sources): out/offline-pc_x86_64/"
+	@echo "  make -f image.mk offline-boot-test | offline-ota-test   the image tests on that image"
 	@echo
 	@echo "CI stand-in (Debian packages, same overlay, layout and boot logic):"
 	@echo "  make -f image.mk test-image        out/standin/homelab.img (cached by content)"
@@ -172,6 +173,15 @@ $(addprefix offline-,$(OFFLINE_BOARDS)): offline-%: keys buildroot-source
 	xz -T0 -6 -c $(OUT)/offline-$*/images/homelab.img > $(OUT)/offline-$*/homelab-$*-$(VERSION).img.xz
 	cd $(OUT)/offline-$* && sha256sum homelab-$*-$(VERSION).img.xz > homelab-$*-$(VERSION).img.xz.sha256
 	ls -l $(OUT)/offline-$*/homelab-$*-$(VERSION).img.xz*
+
+# The image tests of the stand-in, on the offline Buildroot image as it was last built (CI
+# cannot build it, so CI runs them on the stand-in only).
+offline-boot-test:
+	$(TOP)/tests/image/boot-test.sh $(OUT)/offline-pc_x86_64/images/homelab.img $(OUT)/offline-pc_x86_64/boot-test
+
+offline-ota-test: keys
+	$(TOP)/tests/image/ota-test.sh $(OUT)/offline-pc_x86_64/images $(OUT)/offline-pc_x86_64/ota-test $(VERSION) \
+	  $(SIGNING_CERT) $(SIGNING_KEY)
 
 check-buildroot-tree: buildroot-source
 	for b in $(BOARDS); do \

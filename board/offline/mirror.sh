@@ -143,9 +143,9 @@ mirror() {
   echo "$sysroot" > "$offline/rust/toolchain"
 
   # Go for host-go-bin: one GOROOT from Debian's compiler and standard library packages.
-  if [ -d "$offline/go-deb/usr/lib/go-1.26" ] && [ ! -e "$offline/go/bin/go" ]; then
-    rm -rf "$offline/go" && cp -a "$offline/go-deb/usr/lib/go-1.26" "$offline/go"
-    rm -f "$offline/go/src" && cp -a "$offline/go-deb/usr/share/go-1.26/src" "$offline/go/src"
+  # Debian links most of it in from /usr/share (relative links): copied as files (-L).
+  if [ -d "$offline/go-deb/usr/lib/go-1.26" ] && [ ! -e "$offline/go/pkg/include" ]; then
+    rm -rf "${offline:?}/go" && cp -aL "$offline/go-deb/usr/lib/go-1.26" "$offline/go"
   fi
 
   # Buildroot checks a download against every hash file it is given, and a file named there

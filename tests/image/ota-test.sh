@@ -15,7 +15,8 @@
 #
 #   tests/image/ota-test.sh STANDIN_DIR WORK_DIR VERSION SIGNING_CERT SIGNING_KEY
 #
-# STANDIN_DIR holds homelab.img and rootfs.squashfs (make -f image.mk test-image). Needs what
+# STANDIN_DIR holds homelab.img and rootfs.squashfs (make -f image.mk test-image; or a
+# Buildroot images folder, out/offline-pc_x86_64/images). Needs what
 # boot-test.sh needs, plus rauc, squashfs-tools, openssl and python3.
 set -euo pipefail
 
@@ -32,7 +33,10 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-COMPAT=homelab-standin-x86_64
+# The kind of box, as the image's own RAUC configuration says (the stand-in and the Buildroot
+# pc_x86_64 image differ), so the bundles fit the image under test.
+COMPAT="$(unsquashfs -cat "$STANDIN/rootfs.squashfs" etc/rauc/system.conf | sed -n 's/^compatible=//p')"
+[[ -n "$COMPAT" ]] || { echo "ota-test: no compatible= in the image's /etc/rauc/system.conf" >&2; exit 1; }
 V2="$VERSION-ota2"
 V3="$VERSION-ota3-broken"
 # The laptop serves the update channel on this port.
