@@ -6,7 +6,7 @@ set -eu
 
 main() {
   board="$(cd "${1:?board directory}" && pwd)"
-  : "${BINARIES_DIR:?}" "${HOST_DIR:?}" "${BUILD_DIR:?}"
+  : "${BINARIES_DIR:?}" "${HOST_DIR:?}" "${BUILD_DIR:?}" "${TARGET_DIR:?}"
   make_esp "$board" "$BINARIES_DIR/EFI" "${2:?grub target}" "${3:?EFI file name}"
   run_genimage "$board"
 }
@@ -16,7 +16,7 @@ make_esp() {
   rm -rf "$esp"; mkdir -p "$esp/BOOT"
   "$board/../common/render-grub.sh" "$board/meta" "$BINARIES_DIR/grub-ab.cfg"
   "$HOST_DIR/bin/grub-mkstandalone" -O "$target" -o "$esp/BOOT/$name" \
-    --directory="$HOST_DIR/lib/grub/$target" \
+    --directory="$TARGET_DIR/usr/lib/grub/$target" \
     --modules="part_gpt fat squash4 normal linux loadenv test echo search configfile" \
     --locales="" --themes="" --fonts="" "boot/grub/grub.cfg=$BINARIES_DIR/grub-ab.cfg"
   "$HOST_DIR/bin/grub-editenv" "$esp/BOOT/grubenv" create
@@ -25,9 +25,10 @@ make_esp() {
 
 run_genimage() {
   board="${1:?}"
-  tmp="$BUILD_DIR/genimage.tmp"
-  rm -rf "$tmp"; mkdir -p "$tmp/empty"
-  "$HOST_DIR/bin/genimage" --config "$board/genimage.cfg" --rootpath "$tmp/empty" \
+  tmp="$BUILD_DIR/genimage.tmp" root="$BUILD_DIR/genimage.root"
+  # genimage wants its temporary folder empty, so the (empty) root folder lives beside it.
+  rm -rf "$tmp" "$root"; mkdir -p "$tmp" "$root"
+  "$HOST_DIR/bin/genimage" --config "$board/genimage.cfg" --rootpath "$root" \
     --inputpath "$BINARIES_DIR" --outputpath "$BINARIES_DIR" --tmppath "$tmp"
 }
 
