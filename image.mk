@@ -161,7 +161,11 @@ OFFLINE ?= $(CACHE)/offline
 OFFLINE_BOARDS := pc_x86_64
 
 $(addprefix offline-,$(OFFLINE_BOARDS)): offline-%: keys buildroot-source
-	test -x $(OFFLINE)/toolchain-x86_64/bin/x86_64-linux-gnu-gcc || $(TOP)/board/offline/toolchain.sh x86_64 $(OFFLINE)/toolchain-x86_64
+	@# Made again when toolchain.sh changes (the folder records which script made it).
+	@made=$$(sha256sum $(TOP)/board/offline/toolchain.sh | cut -c1-16); \
+	if [ "$$(cat $(OFFLINE)/toolchain-x86_64/.made-by 2>/dev/null)" != "$$made" ]; then \
+	  $(TOP)/board/offline/toolchain.sh x86_64 $(OFFLINE)/toolchain-x86_64 && echo $$made > $(OFFLINE)/toolchain-x86_64/.made-by; \
+	fi
 	BUILDROOT_DIR=$(BUILDROOT_DIR) $(TOP)/board/offline/mirror.sh $(TOP)/board/offline/sources $(OFFLINE)
 	$(MAKE) -f $(TOP)/image.mk homelabd-source DL=$(OFFLINE)/dl
 	mkdir -p $(OUT)/offline-$*

@@ -4,8 +4,8 @@
 # and a few binary packages), PyPI, and git repositories already copied to this machine.
 #   mirror.sh <sources> <offline folder>
 # Every download is checked against the sha256 written in <sources>; files already in place
-# are kept, so a warm mirror costs nothing. Files that are not upstream's bytes ("near") are
-# listed in <offline folder>/local.mk, the only place their hash check is turned off.
+# are kept, so a warm mirror costs nothing. Files that are not upstream's bytes ("near") get
+# hash files of the mirror's own, which <offline folder>/local.mk gives Buildroot instead.
 set -euo pipefail
 
 DEBIAN=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -26,28 +26,41 @@ download() {
   fi
 }
 
-# repack <tarball> <into>: the same files, in the compression Buildroot's name asks for.
-# Buildroot drops the top folder when it extracts, so its name does not matter.
+# repack <tarball> <into> [folder]: the same files (or only those in <folder>), in the
+# compression Buildroot's name asks for. Buildroot drops the top folder when it extracts, so
+# its name does not matter, except for host-tar's cpio, which it unpacks into tar-<version>/.
 repack() {
-  local from=${1:?from} into=${2:?into} tmp
+  local from=${1:?from} into=${2:?into} sub=${3:-} tmp top
   mkdir -p "$(dirname "$into")"
-  if [ "${from##*.}" = "${into##*.}" ] && [[ "$into" != *.cpio.* ]]; then cp "$from" "$into.part"
+  if [ -z "$sub" ] && [[ "$into" != *.cpio.gz ]]; then
+    if [ "${from##*.}" = "${into##*.}" ]; then cp "$from" "$into.part"
+    else decompress "$from" | make_compressed "$into" > "$into.part"
+    fi
   else
-    case "$into" in
-      *.cpio.gz) # host-tar is unpacked with cpio into tar-<version>/, so that folder is made
-        tmp=$(mktemp -d); tar -xf "$from" -C "$tmp"
-        local want; want=$(basename "$into" .cpio.gz)
-        mv "$tmp"/* "$tmp/.top" && mv "$tmp/.top" "$tmp/$want"
-        (cd "$tmp" && find "$want" | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -n > "$into.part"
-        rm -rf "$tmp" ;;
-      *.tar.gz) decompress "$from" | gzip -n > "$into.part" ;;
-      *.tar.xz) decompress "$from" | xz -T0 > "$into.part" ;;
-      *.tar.bz2) decompress "$from" | bzip2 > "$into.part" ;;
-      *.tar.lz) decompress "$from" | lzip > "$into.part" ;;
-      *) die "no way to make $into" ;;
-    esac
+    tmp=$(mktemp -d)
+    if [ -n "$sub" ]; then
+      tar -xf "$from" -C "$tmp" --strip-components=1
+      tar -C "$tmp" -c "$sub" | make_compressed "$into" > "$into.part"
+    else
+      top=$(basename "$into" .cpio.gz) && mkdir "$tmp/$top"
+      tar -xf "$from" -C "$tmp/$top" --strip-components=1
+      (cd "$tmp" && find "$top" | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -n > "$into.part"
+    fi
+    rm -rf "$tmp"
   fi
   mv "$into.part" "$into"
+}
+
+# unpack_once <deb|tar> <file> <folder>: unpacked into the folder once; a marker names the file.
+# Debian binary packages add to the folder (several make one tree); a tarball replaces it.
+unpack_once() {
+  local how=${1:?} from=${2:?} into=${3:?} mark
+  mark="$into/.from-$(basename "$from")"
+  [ -e "$mark" ] && return 0
+  if [ "$how" = deb ]; then mkdir -p "$into" && dpkg-deb -x "$from" "$into"
+  else rm -rf "${into:?}" && mkdir -p "$into" && tar -xf "$from" -C "$into" --strip-components=1
+  fi
+  touch "$mark"
 }
 
 # make_compressed <name>: stdin compressed as the name's ending says.
@@ -69,7 +82,6 @@ mirror() {
   local sources=${1:?sources} offline=${2:?offline folder}
   local dl=$offline/dl cache=$offline/cache near=()
   : "${BUILDROOT_DIR:?the Buildroot checkout (image.mk passes it)}"
-  mkdir -p "$offline/pkgdir"
   mkdir -p "$dl" "$cache" "$offline/empty"
   local file kind how a b c
   while read -r file kind how a b c; do
@@ -77,28 +89,13 @@ mirror() {
     case "$how" in
       deb) # a: path in Debian's pool, b: its sha256, c: the folder in it that is the package
         download "$DEBIAN/$a" "$b" "$cache/$(basename "$a")"
-        if [ -f "$dl/$file" ]; then :
-        elif [ -n "$c" ]; then
-          local tmp; tmp=$(mktemp -d)
-          tar -xf "$cache/$(basename "$a")" -C "$tmp" --strip-components=1
-          mkdir -p "$(dirname "$dl/$file")"
-          tar -C "$tmp" -c "$c" | make_compressed "$dl/$file" > "$dl/$file.part" && mv "$dl/$file.part" "$dl/$file"
-          rm -rf "$tmp"
-        else repack "$cache/$(basename "$a")" "$dl/$file"
-        fi ;;
+        if [ ! -f "$dl/$file" ]; then repack "$cache/$(basename "$a")" "$dl/$file" "$c"; fi ;;
       debx) # a Debian binary package unpacked into a folder of the offline tree (file)
         download "$DEBIAN/$a" "$b" "$cache/$(basename "$a")"
-        if [ ! -e "$offline/$file/.from-$(basename "$a")" ]; then
-          mkdir -p "$offline/$file" && dpkg-deb -x "$cache/$(basename "$a")" "$offline/$file"
-          touch "$offline/$file/.from-$(basename "$a")"
-        fi ;;
+        unpack_once deb "$cache/$(basename "$a")" "$offline/$file" ;;
       src) # a Debian source tarball unpacked into a folder of the offline tree (file)
         download "$DEBIAN/$a" "$b" "$cache/$(basename "$a")"
-        if [ ! -e "$offline/$file/.from-$(basename "$a")" ]; then
-          rm -rf "${offline:?}/${file:?}" && mkdir -p "$offline/$file"
-          tar -xf "$cache/$(basename "$a")" -C "$offline/$file" --strip-components=1
-          touch "$offline/$file/.from-$(basename "$a")"
-        fi ;;
+        unpack_once tar "$cache/$(basename "$a")" "$offline/$file" ;;
       pypi) # a: name, b: version (the sdist; Buildroot checks its hash as always)
         if [ ! -f "$dl/$file" ]; then
           mkdir -p "$cache/pypi"

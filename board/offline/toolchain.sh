@@ -1,8 +1,8 @@
 #!/bin/bash
 # Assembles an external toolchain for an offline Buildroot build from Debian's own packages:
-# Debian 12's gcc-12 unpacked into the toolchain folder (this machine's binutils), and a
-# sysroot unpacked from the matching Debian packages. Buildroot then builds no compiler and no C library
-# (hours on two cores); the image carries Debian 12's glibc 2.36 and libstdc++.
+# Debian 12's gcc-12 unpacked into the toolchain folder (with this machine's binutils), and a
+# sysroot unpacked from the matching Debian packages. Buildroot then builds no compiler and
+# no C library (hours on two cores); the image carries Debian 12's glibc 2.36 and libstdc++.
 #   toolchain.sh <arch: x86_64> <folder>
 set -euo pipefail
 
@@ -18,8 +18,8 @@ make_toolchain() {
   sysroot=$into.tmp/$triple/sysroot
   mkdir -p "$sysroot"
   debs=$into.tmp/debs
-  # The same versions as the compiler: gcc's own files (crtbegin.o, libgcc.a) come from this
-  # machine's /usr/lib/gcc, so the sysroot's libgcc and libstdc++ must be the same release.
+  # The same release as the compiler below (both from this machine's Debian archive): the
+  # sysroot's libgcc_s and libstdc++ go into the image beside code gcc-12 compiled.
   (cd "$debs" && apt-get download libc6 libc6-dev linux-libc-dev libgcc-s1 libstdc++6 libgomp1 libatomic1 libcrypt1 \
      libstdc++-12-dev libgcc-12-dev >/dev/null)
   for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
