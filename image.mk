@@ -147,7 +147,7 @@ homelabd-source:
 $(BOARDS): keys buildroot-source homelabd-source
 	mkdir -p $(OUT)/$@
 	$(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_EXTERNAL=$(TOP)/buildroot homelab_$@_defconfig
-	HOMELAB_KEYRING_PEM=$(KEYRING) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(DL) HOMELABD_VERSION=$(VERSION)
+	HOMELAB_KEYRING_PEM=$(KEYRING) HOMELAB_VERSION=$(VERSION) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/$@ BR2_DL_DIR=$(DL) HOMELABD_VERSION=$(VERSION)
 	xz -T0 -6 -c $(OUT)/$@/images/homelab.img > $(OUT)/$@/homelab-$@-$(VERSION).img.xz
 	cd $(OUT)/$@ && sha256sum homelab-$@-$(VERSION).img.xz > homelab-$@-$(VERSION).img.xz.sha256
 	ls -l $(OUT)/$@/homelab-$@-$(VERSION).img.xz*
@@ -172,7 +172,7 @@ $(addprefix offline-,$(OFFLINE_BOARDS)): offline-%: keys buildroot-source
 	cat $(TOP)/buildroot/configs/homelab_$*_defconfig $(TOP)/board/offline/x86_64.config > $(OUT)/offline-$*/homelab_offline_defconfig
 	HOMELAB_OFFLINE=$(OFFLINE) $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/offline-$* BR2_EXTERNAL=$(TOP)/buildroot \
 	  BR2_DEFCONFIG=$(OUT)/offline-$*/homelab_offline_defconfig defconfig
-	HOMELAB_OFFLINE=$(OFFLINE) HOMELAB_KEYRING_PEM=$(KEYRING) FORCE_UNSAFE_CONFIGURE=1 \
+	HOMELAB_OFFLINE=$(OFFLINE) HOMELAB_KEYRING_PEM=$(KEYRING) HOMELAB_VERSION=$(VERSION) FORCE_UNSAFE_CONFIGURE=1 \
 	  $(MAKE) -C $(BUILDROOT_DIR) O=$(OUT)/offline-$* BR2_DL_DIR=$(OFFLINE)/dl HOMELABD_VERSION=$(VERSION)
 	xz -T0 -6 -c $(OUT)/offline-$*/images/homelab.img > $(OUT)/offline-$*/homelab-$*-$(VERSION).img.xz
 	cd $(OUT)/offline-$* && sha256sum homelab-$*-$(VERSION).img.xz > homelab-$*-$(VERSION).img.xz.sha256

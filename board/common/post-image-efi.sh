@@ -15,8 +15,12 @@ make_esp() {
   board="${1:?}"; esp="${2:?}"; target="${3:?}"; name="${4:?}"
   rm -rf "$esp"; mkdir -p "$esp/BOOT"
   "$board/../common/render-grub.sh" "$board/meta" "$BINARIES_DIR/grub-ab.cfg"
+  # The modules GRUB's package built for this target (post-build.sh keeps them out of the
+  # root filesystem); the same folder Buildroot's own grub-mkimage step uses.
+  modules="$(echo "$BUILD_DIR"/grub2-*/build-"$target"/grub-core)"
+  [ -f "$modules/linux.mod" ] || { echo "post-image: no GRUB modules in $modules" >&2; exit 1; }
   "$HOST_DIR/bin/grub-mkstandalone" -O "$target" -o "$esp/BOOT/$name" \
-    --directory="$TARGET_DIR/usr/lib/grub/$target" \
+    --directory="$modules" \
     --modules="part_gpt fat squash4 normal linux loadenv test echo search configfile" \
     --locales="" --themes="" --fonts="" "boot/grub/grub.cfg=$BINARIES_DIR/grub-ab.cfg"
   "$HOST_DIR/bin/grub-editenv" "$esp/BOOT/grubenv" create

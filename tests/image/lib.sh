@@ -152,6 +152,7 @@ supervise_vm() {
       -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
       -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
       -chardev file,id=console,path="$WORK/serial.log",append=on -serial chardev:console \
+      ${DEBUG_SOCKET:+-chardev socket,id=debug,path=$DEBUG_SOCKET,server=on,wait=off -serial chardev:debug} \
       -display none -monitor none \
       -pidfile "$WORK/qemu.pid" || rc=$?
     [[ -e "$WORK/power-off" ]] && break

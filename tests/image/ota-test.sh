@@ -37,6 +37,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # pc_x86_64 image differ), so the bundles fit the image under test.
 COMPAT="$(unsquashfs -cat "$STANDIN/rootfs.squashfs" etc/rauc/system.conf | sed -n 's/^compatible=//p')"
 [[ -n "$COMPAT" ]] || { echo "ota-test: no compatible= in the image's /etc/rauc/system.conf" >&2; exit 1; }
+# A real board name that is not this image's, for the bundle that must be refused as foreign.
+if [[ "$COMPAT" == homelab-pc-x86_64 ]]; then OTHER_COMPAT=homelab-rpi4-64; else OTHER_COMPAT=homelab-pc-x86_64; fi
 V2="$VERSION-ota2"
 V3="$VERSION-ota3-broken"
 # The laptop serves the update channel on this port.
@@ -72,7 +74,7 @@ make_bundles() {
   local mb="$HERE/../../board/common/make-bundle.sh"
   "$mb" "$WORK/rootfs-v2.img" "$COMPAT" "$V2" "$CERT" "$KEY" "$WORK/good.raucb" 2>/dev/null
   "$mb" "$WORK/rootfs-v3.img" "$COMPAT" "$V3" "$CERT" "$KEY" "$WORK/broken.raucb" 2>/dev/null
-  "$mb" "$WORK/rootfs-v2.img" homelab-pc-x86_64 "$V2" "$CERT" "$KEY" "$WORK/other-board.raucb" 2>/dev/null
+  "$mb" "$WORK/rootfs-v2.img" "$OTHER_COMPAT" "$V2" "$CERT" "$KEY" "$WORK/other-board.raucb" 2>/dev/null
   "$HERE/../../board/common/dev-keys.sh" "$WORK/other-keys" "Someone else" 2>/dev/null
   "$mb" "$WORK/rootfs-v2.img" "$COMPAT" "$V2" "$WORK/other-keys/signing.cert.pem" \
     "$WORK/other-keys/signing.key.pem" "$WORK/other-key.raucb" 2>/dev/null
@@ -238,7 +240,7 @@ main() {
   expect_refused "$WORK/unsigned.raucb" "not a signed Homelab update file"
   expect_refused "$WORK/other-key.raucb" "not signed by a key this Homelab trusts"
   # shellcheck disable=SC1111 # the message quotes the board name with typographic quotes
-  expect_refused "$WORK/other-board.raucb" "is for “homelab-pc-x86_64”"
+  expect_refused "$WORK/other-board.raucb" "is for “$OTHER_COMPAT”"
   r="$(upload "$WORK/tampered.raucb")"
   [[ "$(status_of "$r")" == 201 ]] || fail "the tampered bundle's signature should still check: $r"
   r="$(api POST /api/v1/system/update/install)"
