@@ -32,6 +32,9 @@ format=verity
 
 [image.rootfs]
 filename=rootfs.img
+# A hash of every 4 KiB block of the image goes into the bundle, so RAUC can take blocks the
+# box already has (from either slot) instead of copying or, when streaming, downloading them.
+adaptive=block-hash-index
 MANIFEST
 rm -f "$OUT"
 rauc bundle --cert="$CERT" --key="$KEY" "$WORK/content" "$OUT" >&2

@@ -48,7 +48,7 @@ main() {
     echo "# processes by resident memory (KiB)"
     run_in_box 10 "awk '/^Name/ {n = \$2} /^VmRSS/ {print \$2, n}' /proc/[0-9]*/status | sort -rn | head -12"
     echo "# systemd"
-    run_in_box 10 "systemd-analyze time; systemd-analyze blame --no-pager | head -15"
+    run_in_box 12 "systemd-analyze time; systemd-analyze critical-chain --no-pager homelabd.service; systemd-analyze blame --no-pager | head -15"
     echo "# rauc"
     run_in_box 6 "rauc status --detailed --output-format=json"
     echo "# root filesystem"
