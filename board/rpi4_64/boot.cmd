@@ -35,6 +35,6 @@ if test -z "${slot}"; then
 fi
 saveenv
 
-setenv bootargs "root=PARTUUID=${rootuuid} rootfstype=squashfs ro rootwait console=tty1 console=ttyS0,115200 systemd.volatile=state rauc.slot=${slot} quiet"
+setenv bootargs "root=PARTUUID=${rootuuid} rootfstype=squashfs ro rootwait console=tty1 console=ttyS0,115200 systemd.volatile=state rauc.slot=${slot} quiet panic=10"
 load mmc 0:${rootpart} ${kernel_addr_r} /boot/Image
 booti ${kernel_addr_r} - ${fdt_addr}

@@ -1,6 +1,6 @@
-# Shared by boot-test.sh and ota-test.sh: a pretend LAN (a network namespace with a bridge,
-# a DHCP server, and a "laptop" namespace with its own D-Bus and Avahi), qemu with UEFI on
-# it, and helpers to power the box, read its address and edit its GRUB environment.
+# Shared by boot-test.sh, ota-test.sh and measure.sh: a pretend LAN (a network namespace with
+# a bridge, a DHCP server, and a "laptop" namespace with its own D-Bus and Avahi), qemu with
+# UEFI on it, and helpers to power the box, read its address and edit its GRUB environment.
 # The caller sets WORK (an absolute directory) and IMAGE before using these.
 # shellcheck shell=bash
 

@@ -31,6 +31,10 @@ main() {
   mkdir -p "$WORK"
   WORK="$(cd "$WORK" && pwd)"
   DEBUG_SOCKET="$WORK/debug.sock"
+  command -v socat >/dev/null || fail "socat is needed to reach the debug shell (apt-get install socat)"
+  # qemu's -chardev option splits at commas, and a socket path has room for 107 bytes.
+  [[ "$DEBUG_SOCKET" != *[,\ ]* && ${#DEBUG_SOCKET} -lt 100 ]] ||
+    fail "use a short work directory without spaces or commas: $WORK"
   trap cleanup EXIT
   setup_lan
   prepare_disk "systemd.debug_shell=ttyS1"
@@ -39,9 +43,11 @@ main() {
   secs="$(wait_http "$BOOT_DEADLINE")" || fail "no HTTP answer within ${BOOT_DEADLINE}s"
   log "HTTP answered ${secs}s after power-on; idling 60 s"
   sleep 60
+  run_in_box 2 "stty -echo" >/dev/null
+  [[ "$(run_in_box 3 "echo debug-shell-answers")" == *debug-shell-answers* ]] ||
+    fail "the debug shell on the second serial port did not answer (see $WORK/serial.log)"
   {
     echo "# boot to HTTP: ${secs} s"
-    run_in_box 2 "stty -echo" >/dev/null
     echo "# memory"
     run_in_box 4 "awk '/^MemTotal/ {t = \$2} /^MemAvailable/ {a = \$2} END {print \"in use (MemTotal - MemAvailable):\", int((t - a) / 1024), \"MiB\"}' /proc/meminfo"
     run_in_box 4 "grep -E '^(MemTotal|MemFree|MemAvailable|Buffers|Cached|Shmem|Slab|SReclaimable|SUnreclaim|AnonPages):' /proc/meminfo"
