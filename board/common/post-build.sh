@@ -1,7 +1,7 @@
 #!/bin/sh
 # Buildroot post-build script for every board: the keyring update bundles must be signed under
 # (image.mk passes it: a release keyring, or the development CA), the image's version in
-# os-release, and GRUB's tools trimmed to the one the box runs.
+# os-release, GRUB's tools trimmed to the one the box runs, and other files it never uses.
 set -eu
 
 TARGET="${1:?target directory}"
@@ -31,3 +31,24 @@ trim_grub() {
   rmdir "$TARGET/share" 2>/dev/null || true
 }
 trim_grub
+
+# What packages install beside what the box runs:
+# - OpenSSH's client side beyond `ssh` (restic reaches SFTP backup destinations through it):
+#   scp, sftp, the agent, and ssh-keysign, which is setuid root; moduli is for a server, and
+#   the image has none;
+# - libraries the external toolchain copies in that no program here links (checked below,
+#   so a package that starts needing one fails the build instead of the box);
+# - zoneinfo's "right/" variant (leap seconds), which nothing here reads.
+trim_unused() {
+  rm -f "$TARGET/usr/bin/scp" "$TARGET/usr/bin/sftp" "$TARGET/usr/bin/ssh-add" \
+    "$TARGET/usr/bin/ssh-agent" "$TARGET/usr/bin/ssh-copy-id" "$TARGET/usr/libexec/ssh-keysign" \
+    "$TARGET/usr/libexec/ssh-pkcs11-helper" "$TARGET/usr/libexec/ssh-sk-helper" "$TARGET/etc/ssh/moduli"
+  rm -rf "$TARGET/usr/share/zoneinfo/right"
+  for lib in libstdc++.so libmvec.so; do
+    needed=$(find "$TARGET" -type f \( -perm -u+x -o -name '*.so*' \) -exec sh -c \
+      'for f; do readelf -d "$f" 2>/dev/null | grep -q "NEEDED.*\['"$lib"'" && echo "$f"; done' sh {} + | head -1)
+    [ -z "$needed" ] || { echo "post-build.sh: $needed links $lib: keep it" >&2; exit 1; }
+    rm -f "$TARGET"/usr/lib/"$lib"* "$TARGET"/lib/"$lib"*
+  done
+}
+trim_unused

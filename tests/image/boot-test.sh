@@ -84,6 +84,15 @@ main() {
     || fail "systemd-analyze security exposure of homelabd is $exposure (goal <= 2.0)"
   pass "homelabd's systemd-analyze security exposure: $exposure"
 
+  # The watchdog qemu emulates (i6300ESB): systemd runs it, and it never had to act, so the
+  # box has been pinging it all along (unpinged, it resets the box within a minute).
+  local watchdog
+  watchdog="$(console_value '.*homelab-selftest: watchdog: \(.*\)')"
+  [[ "$watchdog" == *"i6300ESB"*", active, timeout 60s"* ]] \
+    || fail "the hardware watchdog is not run by systemd: '${watchdog:-no report on the console}'"
+  ! grep -q '^reset=' "$WORK/figures" || fail "the box reset by itself before the power cut (see serial.log)"
+  pass "the hardware watchdog ($watchdog) runs and never had to reset the box"
+
   local env=""
 
   log "pulling the plug, then powering the box on again"

@@ -151,6 +151,7 @@ supervise_vm() {
       -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
       -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
       -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
+      -device i6300esb \
       -chardev file,id=console,path="$WORK/serial.log",append=on -serial chardev:console \
       ${DEBUG_SOCKET:+-chardev socket,id=debug,path=$DEBUG_SOCKET,server=on,wait=off -serial chardev:debug} \
       -display none -monitor none \
