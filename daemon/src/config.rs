@@ -131,6 +131,11 @@ pub struct OtaConfig {
     pub reboot_request: PathBuf,
     /// Certificate authorities trusted for https update channels.
     pub ca_certs: PathBuf,
+    /// Install from the update channel by streaming (RAUC reads the bundle over HTTP ranges and,
+    /// with adaptive bundles, fetches only the blocks the box does not have) instead of
+    /// downloading the whole file first. Only where RAUC was built with streaming (the Buildroot
+    /// images); Debian's RAUC 1.8 was not.
+    pub stream: bool,
 }
 
 impl Default for OtaConfig {
@@ -139,6 +144,7 @@ impl Default for OtaConfig {
             rauc: PathBuf::from("rauc"),
             reboot_request: PathBuf::from("/run/homelabd/reboot"),
             ca_certs: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            stream: false,
         }
     }
 }

@@ -85,6 +85,10 @@ struct RunArgs {
         global = true
     )]
     ca_certs: PathBuf,
+    /// Updates from the channel: streamed by RAUC (on), so only what changed is downloaded, or
+    /// downloaded whole first (off; for a RAUC built without streaming).
+    #[arg(long, env = "HOMELAB_OTA_STREAM", value_enum, default_value_t = Switch::Off, global = true)]
+    ota_stream: Switch,
     /// Log format.
     #[arg(long, env = "HOMELAB_LOG_FORMAT", value_enum, default_value_t = Format::Text, global = true)]
     log_format: Format,
@@ -204,6 +208,7 @@ fn config(args: &RunArgs) -> Config {
         rauc: args.rauc.clone(),
         reboot_request: args.reboot_request.clone(),
         ca_certs: args.ca_certs.clone(),
+        stream: args.ota_stream == Switch::On,
     };
     c
 }

@@ -443,6 +443,7 @@ async fn the_channel_is_off_until_set_and_says_what_it_offers() {
         rauc: PathBuf::from("/nonexistent/rauc"),
         reboot_request: data.join("run/reboot"),
         ca_certs: work.join("none.pem"),
+        stream: false,
     };
     let s = start_with(o).await;
     let (session, _) = s.claim().await;

@@ -18,6 +18,12 @@
 # STANDIN_DIR holds homelab.img and rootfs.squashfs (make -f image.mk test-image; or a
 # Buildroot images folder, out/offline-pc_x86_64/images). Needs what
 # boot-test.sh needs, plus rauc, squashfs-tools, openssl and python3.
+#
+# An image whose RAUC streams (the Buildroot images) installs the channel's updates straight
+# from the channel; the test then checks that the daemon-only update ($V2) downloaded less than
+# its bundle, and reports how much. $V2 is then made as a release is (the image's compression
+# and file order), and OTA_HOMELABD, when set, is the daemon it carries (another build of
+# homelabd, for a real daemon-only update; by default only its version differs).
 set -euo pipefail
 
 STANDIN="${1:?stand-in directory}"
@@ -43,16 +49,31 @@ V2="$VERSION-ota2"
 V3="$VERSION-ota3-broken"
 # The laptop serves the update channel on this port.
 CHANNEL_PORT=8000
+# Whether the image installs the channel's updates by streaming (see the header).
+STREAMS=no
+if unsquashfs -cat "$STANDIN/rootfs.squashfs" usr/lib/systemd/system/homelabd.service.d/stream.conf 2>/dev/null \
+    | grep -q '^Environment=HOMELAB_OTA_STREAM=on'; then
+  STREAMS=yes
+fi
 # A broken slot gets this long to become healthy before the box restarts to fall back.
 HEALTHY_WITHIN=60
 
 # The stand-in's root filesystem as another version; "broken": its daemon damages the
 # database and exits, so it never becomes healthy.
-make_rootfs() { # make_rootfs NAME VERSION [broken]
+make_rootfs() { # make_rootfs NAME VERSION [broken|release]
   local dir="$WORK/variant-$1"
   rm -rf "$dir"
   unsquashfs -q -n -d "$dir" "$STANDIN/rootfs.squashfs" >/dev/null
   sed -i "s/^VERSION_ID=.*/VERSION_ID=$2/; s/^VERSION=.*/VERSION=\"$2 (stand-in)\"/" "$dir/usr/lib/os-release"
+  if [[ "${3:-}" == release ]]; then
+    [[ -z "${OTA_HOMELABD:-}" ]] || install -m 0755 "$OTA_HOMELABD" "$dir/usr/bin/homelabd"
+    # As Buildroot makes the image's (xz, 128 KiB blocks, buildroot/external.mk's file order),
+    # so the blocks that did not change are where the box already has them.
+    mksquashfs "$dir" "$WORK/rootfs-$1.img" -comp xz -b 128K -noappend -quiet -no-progress \
+      -sort "$HERE/../../board/common/squashfs.sort" >/dev/null
+    rm -rf "$dir"
+    return 0
+  fi
   if [[ "${3:-}" == broken ]]; then
     mkdir -p "$dir/etc/systemd/system/homelabd.service.d"
     cat > "$dir/etc/systemd/system/homelabd.service.d/broken.conf" <<'UNIT'
@@ -69,7 +90,7 @@ UNIT
 
 make_bundles() {
   log "making the test bundles"
-  make_rootfs v2 "$V2"
+  if [[ "$STREAMS" == yes ]]; then make_rootfs v2 "$V2" release; else make_rootfs v2 "$V2"; fi
   make_rootfs v3 "$V3" broken
   local mb="$HERE/../../board/common/make-bundle.sh"
   "$mb" "$WORK/rootfs-v2.img" "$COMPAT" "$V2" "$CERT" "$KEY" "$WORK/good.raucb" 2>/dev/null
@@ -80,10 +101,14 @@ make_bundles() {
     "$WORK/other-keys/signing.key.pem" "$WORK/other-key.raucb" 2>/dev/null
   # Not a bundle at all: a bare root filesystem, no signature.
   cp "$WORK/rootfs-v2.img" "$WORK/unsigned.raucb"
-  # The signed bundle with bytes of its payload changed (the signature itself still checks).
-  cp "$WORK/good.raucb" "$WORK/tampered.raucb"
+  # A signed bundle with bytes of its payload changed (the signature itself still checks).
+  # Not $V2's: made as a release is, it shares most blocks with the running slot, and RAUC's
+  # adaptive install copies those from there and never reads them in the bundle, so a change
+  # there goes unseen (and harmlessly: what is written still matches the signed hashes).
+  # Every block of $V3's differs from the running slot, so all of it is read.
+  cp "$WORK/broken.raucb" "$WORK/tampered.raucb"
   printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' |
-    dd of="$WORK/tampered.raucb" bs=1 seek=$(( $(stat -c %s "$WORK/good.raucb") / 3 )) conv=notrunc 2>/dev/null
+    dd of="$WORK/tampered.raucb" bs=1 seek=$(( $(stat -c %s "$WORK/broken.raucb") / 3 )) conv=notrunc 2>/dev/null
   rm -f "$WORK/rootfs-v2.img" "$WORK/rootfs-v3.img"
   echo "bundle_bytes=$(stat -c %s "$WORK/good.raucb")" >> "$WORK/figures"
 }
@@ -153,18 +178,24 @@ serve_channel() {
   rm -rf "$dir"
   mkdir -p "$dir"
   ln -f "$1" "$dir/homelab-$2.raucb" 2>/dev/null || cp "$1" "$dir/homelab-$2.raucb"
+  : > "$WORK/channel-bytes"
   size="$(stat -c %s "$1")"
   sum="$(sha256sum "$1" | cut -d' ' -f1)"
   printf '{"version": "%s", "url": "homelab-%s.raucb", "size": %s, "sha256": "%s", "notes": "Test release %s."}\n' \
     "$2" "$2" "$size" "$sum" "$2" > "$dir/manifest.json"
-  in_client python3 -m http.server "$CHANNEL_PORT" --bind "$LAN_NET.2" --directory "$WORK/channel" \
-    > "$WORK/channel.log" 2>&1 &
+  in_client python3 "$HERE/channel-server.py" "$LAN_NET.2" "$CHANNEL_PORT" "$WORK/channel" \
+    "$WORK/channel-bytes" > "$WORK/channel.log" 2>&1 &
   echo $! > "$WORK/channel.pid"
   for _ in $(seq 1 50); do
     in_client curl -sf -o /dev/null "http://$LAN_NET.2:$CHANNEL_PORT/stable/manifest.json" && return 0
     sleep 0.2
   done
   fail "the laptop's update channel did not start (see $WORK/channel.log)"
+}
+
+# served_bytes VERSION: what the channel has sent of VERSION's bundle since it began serving it.
+served_bytes() {
+  awk -v f="/stable/homelab-$1.raucb" '$1 == f { n += $2 } END { print n + 0 }' "$WORK/channel-bytes"
 }
 
 wait_staged() { # wait_staged VERSION SECS: until the box keeps VERSION ready to install
@@ -285,6 +316,18 @@ main() {
   r="$(api PUT /api/v1/system/update/channel -H 'Content-Type: application/json' --data "{\"url\": \"$channel\"}")"
   [[ "$(status_of "$r")" == 200 ]] || fail "the update window could not be turned off: $r"
   pass "the box runs $V2 from slot B (back ${secs}s after the restart), marked good, data intact"
+  local served whole
+  served="$(served_bytes "$V2")"
+  whole="$(stat -c %s "$WORK/good.raucb")"
+  echo "channel_bytes_$V2=$served" >> "$WORK/figures"
+  if [[ "$STREAMS" == yes ]]; then
+    [[ "$(update_field 's["streaming"]')" == True ]] || fail "the image streams, but the box says it does not"
+    # Adaptive: the blocks slot A already holds are not fetched. Most of the bundle is those.
+    (( served * 2 < whole )) || fail "the streamed update of $V2 downloaded $served of its $whole bytes"
+    pass "the update to $V2 was streamed: $served of the bundle's $whole bytes downloaded"
+  else
+    (( served >= whole )) || fail "the channel sent $served bytes of a $whole byte bundle, yet the box installed it"
+  fi
 
   # A broken version, offered by the channel and fetched by hand ("Download"), installed by
   # hand: the box must come back to $V2 by itself, with the data as it was.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{self, Manifest};
-use super::{Ota, OtaError, Phase, Staged, snapshot};
+use super::{Ota, OtaError, Phase, Source, Staged, StreamRecord, snapshot};
 use crate::events::Event;
 use crate::store::now_unix;
 
@@ -189,6 +189,10 @@ impl Ota {
             for leftover in ["download.part", "download.json"] {
                 let _ = tokio::fs::remove_file(dir.join(leftover)).await;
             }
+            // A checked update waiting to be streamed came from that channel: it goes too.
+            if self.stream_record().await.is_some() {
+                self.forget_kept().await?;
+            }
         }
         *lock(&self.auto_retry_after) = 0;
         self.events.publish(Event::Update);
@@ -304,14 +308,22 @@ impl Ota {
     /// Downloads, checks (size, SHA-256, then RAUC's signature, board and version) and keeps
     /// the file. The caller holds the updates service. Failures show on the page.
     async fn fetch_update(&self, m: &Manifest) -> Result<Staged, OtaError> {
-        let result = self.fetch_update_inner(m).await;
+        let result = if self.streams(m) {
+            self.prepare_stream(m).await
+        } else {
+            self.fetch_update_inner(m).await
+        };
         match &result {
-            Ok(_) => {
+            Ok(staged) => {
                 self.set_progress(Phase::Idle, 0, "", None, None);
-                self.audit(format!(
-                    "Downloaded update {} from the update channel",
-                    m.version
-                ))
+                self.audit(if staged.streamed {
+                    format!(
+                        "Checked update {} on the update channel (it is streamed when installed)",
+                        m.version
+                    )
+                } else {
+                    format!("Downloaded update {} from the update channel", m.version)
+                })
                 .await;
             }
             Err(e) => self.set_progress(
@@ -325,6 +337,47 @@ impl Ota {
         result
     }
 
+    /// Whether the channel's bundle is installed by streaming. Not when its address has a
+    /// query: that may carry an access token, and streaming puts the address on RAUC's command
+    /// line, where any process on the box can read it; such a bundle is downloaded whole.
+    fn streams(&self, m: &Manifest) -> bool {
+        self.cfg.stream && !m.url.contains('?')
+    }
+
+    /// Streaming: the bundle's signature, board and version are checked on the channel (RAUC
+    /// reads only its signature and manifest), and its address is kept for the install, which
+    /// fetches only the blocks this box does not already have.
+    async fn prepare_stream(&self, m: &Manifest) -> Result<Staged, OtaError> {
+        channel::check_url(&m.url)?;
+        self.set_progress(
+            Phase::Downloading,
+            0,
+            "Checking the signature",
+            Some(&m.version),
+            None,
+        );
+        let info = self.check(&Source::Url(m.url.clone())).await?;
+        if info.version != m.version {
+            return Err(OtaError::Invalid(format!(
+                "The channel said Homelab {} but its file holds {}; it was not kept.",
+                m.version, info.version
+            )));
+        }
+        self.keep_stream(&StreamRecord {
+            url: m.url.clone(),
+            version: m.version.clone(),
+            size: m.size,
+        })
+        .await?;
+        let staged = Staged {
+            version: m.version.clone(),
+            size: m.size,
+            streamed: true,
+        };
+        self.set_staged(Some(staged.clone()));
+        Ok(staged)
+    }
+
     async fn fetch_update_inner(&self, m: &Manifest) -> Result<Staged, OtaError> {
         if self.staged().await.is_some_and(|s| s.version == m.version)
             && channel::file_matches(&self.staged_path(), &m.sha256).await
@@ -332,6 +385,7 @@ impl Ota {
             return Ok(Staged {
                 version: m.version.clone(),
                 size: m.size,
+                streamed: false,
             });
         }
         let dir = snapshot::updates_dir(&self.data);
@@ -377,7 +431,7 @@ impl Ota {
             Some(&m.version),
             None,
         );
-        let info = match self.check(&part).await {
+        let info = match self.check(&Source::File(part.clone())).await {
             Ok(info) => info,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&part).await;
@@ -391,11 +445,12 @@ impl Ota {
                 m.version, info.version
             )));
         }
-        let _ = tokio::fs::remove_file(self.staged_path()).await;
+        self.forget_kept().await?;
         tokio::fs::rename(&part, self.staged_path()).await?;
         let staged = Staged {
             version: info.version,
             size: m.size,
+            streamed: false,
         };
         self.set_staged(Some(staged.clone()));
         Ok(staged)
@@ -473,11 +528,11 @@ impl Ota {
         .await;
         self.fetch_update(&manifest).await?;
         drop(guard);
-        let (guard, info) = self.start_install().await?;
+        let (guard, source, info) = self.start_install().await?;
         if info.version != manifest.version {
             return Ok(());
         }
-        if let Err(e) = self.finish_install(guard, info).await {
+        if let Err(e) = self.finish_install(guard, source, info).await {
             // The channel's own file does not install: another try would fetch the same.
             let _ = snapshot::hold_back(&self.data, &manifest.version);
             return Err(OtaError::Invalid(e));

@@ -29,6 +29,9 @@ use crate::store::Store;
 pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// The file an uploaded bundle is kept in until it is installed or replaced.
 const STAGED: &str = "update.raucb";
+/// Where a checked update on the channel is remembered when it is streamed, not downloaded
+/// ([`StreamRecord`]); it takes the place of the kept file.
+const STREAM_RECORD: &str = "update.stream.json";
 
 /// Where an install is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -55,11 +58,30 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
-/// An update file that was uploaded and passed its signature check.
+/// An update that passed its signature check and waits to be installed: a file uploaded or
+/// downloaded, or the channel's bundle that RAUC streams when it installs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Staged {
     pub version: String,
     pub size: u64,
+    /// Installed by streaming from the channel: nothing is stored on the box meanwhile.
+    pub streamed: bool,
+}
+
+/// The channel's bundle, checked and waiting to be streamed.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct StreamRecord {
+    url: String,
+    version: String,
+    size: u64,
+}
+
+/// Where the update to install comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    /// RAUC streams it from the update channel.
+    Url(String),
 }
 
 /// Everything the Updates page shows.
@@ -68,6 +90,8 @@ pub struct UpdateStatus {
     pub version: String,
     /// Whether this system can install updates (RAUC present).
     pub available: bool,
+    /// Updates from the channel are streamed (only what changed is downloaded).
+    pub streaming: bool,
     pub unavailable_reason: Option<String>,
     pub booted_slot: Option<String>,
     pub slots: Vec<rauc::Slot>,
@@ -175,6 +199,56 @@ impl Ota {
         snapshot::updates_dir(&self.data).join(STAGED)
     }
 
+    fn stream_record_path(&self) -> PathBuf {
+        snapshot::updates_dir(&self.data).join(STREAM_RECORD)
+    }
+
+    async fn stream_record(&self) -> Option<StreamRecord> {
+        let text = tokio::fs::read(self.stream_record_path()).await.ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Forgets the update waiting to be installed, whichever kind it is.
+    async fn forget_kept(&self) -> std::io::Result<()> {
+        self.set_staged(None);
+        for path in [self.staged_path(), self.stream_record_path()] {
+            match tokio::fs::remove_file(path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers the channel's checked bundle for streaming; it replaces a kept file.
+    async fn keep_stream(&self, record: &StreamRecord) -> Result<(), OtaError> {
+        self.forget_kept().await?;
+        let dir = snapshot::updates_dir(&self.data);
+        tokio::fs::create_dir_all(&dir).await?;
+        let part = dir.join("update.stream.part");
+        let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)
+            .await?;
+        file.write_all(&json).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&part, self.stream_record_path()).await?;
+        Ok(())
+    }
+
+    /// The update waiting to be installed, if any.
+    async fn kept_source(&self) -> Option<Source> {
+        if let Some(r) = self.stream_record().await {
+            return Some(Source::Url(r.url));
+        }
+        let file = self.staged_path();
+        file.exists().then_some(Source::File(file))
+    }
+
     /// The install under way or just finished; after a restart of homelabd alone (the box
     /// not yet restarted), an installed update is known from its marker on disk.
     fn progress(&self) -> Progress {
@@ -211,11 +285,22 @@ impl Ota {
         if cached.is_some() {
             return cached;
         }
+        // Its signature was checked when it was kept; install checks it again.
+        if let Some(r) = self.stream_record().await {
+            let staged = Staged {
+                version: r.version,
+                size: r.size,
+                streamed: true,
+            };
+            self.set_staged(Some(staged.clone()));
+            return Some(staged);
+        }
         let size = tokio::fs::metadata(self.staged_path()).await.ok()?.len();
         let info = rauc::info(&self.cfg.rauc, &self.staged_path()).await.ok()?;
         let staged = Staged {
             version: info.version,
             size,
+            streamed: false,
         };
         self.set_staged(Some(staged.clone()));
         Some(staged)
@@ -244,6 +329,7 @@ impl Ota {
         UpdateStatus {
             version: self.version.clone(),
             available,
+            streaming: self.cfg.stream,
             unavailable_reason: reason,
             booted_slot: booted,
             slots,
@@ -274,8 +360,7 @@ impl Ota {
         let part = dir.join("upload.part");
         // An earlier upload's leftovers (an interrupted one, the file being replaced) first.
         let _ = tokio::fs::remove_file(&part).await;
-        let _ = tokio::fs::remove_file(self.staged_path()).await;
-        self.set_staged(None);
+        self.forget_kept().await?;
         let free = free_space(&dir);
         if let (Some(size), Some(free)) = (announced, free)
             && size.saturating_add(SPACE_TO_SPARE) > free
@@ -322,13 +407,14 @@ impl Ota {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(OtaError::Invalid("The update file is empty.".into()));
         }
-        let checked = self.check(&part).await;
+        let checked = self.check(&Source::File(part.clone())).await;
         match checked {
             Ok(info) => {
                 tokio::fs::rename(&part, self.staged_path()).await?;
                 let staged = Staged {
                     version: info.version,
                     size,
+                    streamed: false,
                 };
                 self.set_staged(Some(staged.clone()));
                 Ok(staged)
@@ -352,9 +438,12 @@ impl Ota {
         })
     }
 
-    async fn check(&self, bundle: &Path) -> Result<rauc::BundleInfo, OtaError> {
+    async fn check(&self, source: &Source) -> Result<rauc::BundleInfo, OtaError> {
         let status = self.rauc_status().await?;
-        let info = rauc::info(&self.cfg.rauc, bundle).await?;
+        let info = match source {
+            Source::File(bundle) => rauc::info(&self.cfg.rauc, bundle).await?,
+            Source::Url(url) => rauc::inspect_url(url).await?,
+        };
         if info.compatible != status.compatible {
             return Err(OtaError::Invalid(format!(
                 "This update is for “{}” and this box is “{}”, so it was not installed.",
@@ -372,26 +461,25 @@ impl Ota {
 
     /// Installs the staged update in the background; progress goes to the Updates page.
     pub async fn install(self: &Arc<Self>) -> Result<String, OtaError> {
-        let (guard, info) = self.start_install().await?;
+        let (guard, source, info) = self.start_install().await?;
         let version = info.version.clone();
         let this = self.clone();
         tokio::spawn(async move {
-            let _ = this.finish_install(guard, info).await;
+            let _ = this.finish_install(guard, source, info).await;
         });
         Ok(version)
     }
 
-    /// Claims the updates service and checks the kept file again (it could have been
-    /// replaced since it arrived).
-    async fn start_install(&self) -> Result<(BusyGuard, rauc::BundleInfo), OtaError> {
+    /// Claims the updates service and checks the kept update again (a file could have been
+    /// replaced since it arrived; the channel could serve another file now).
+    async fn start_install(&self) -> Result<(BusyGuard, Source, rauc::BundleInfo), OtaError> {
         let guard = self.claim()?;
-        let staged = self.staged_path();
-        if !staged.exists() {
+        let Some(source) = self.kept_source().await else {
             return Err(OtaError::Invalid(
                 "There is no update file to install. Upload one first.".into(),
             ));
-        }
-        let info = self.check(&staged).await?;
+        };
+        let info = self.check(&source).await?;
         self.set_progress(
             Phase::Snapshot,
             0,
@@ -399,16 +487,17 @@ impl Ota {
             Some(&info.version),
             None,
         );
-        Ok((guard, info))
+        Ok((guard, source, info))
     }
 
     /// Installs, records the outcome (page, last result, activity) and returns it.
     async fn finish_install(
         &self,
         _guard: BusyGuard,
+        source: Source,
         info: rauc::BundleInfo,
     ) -> Result<(), String> {
-        match self.run_install(&self.staged_path(), &info).await {
+        match self.run_install(&source, &info).await {
             Ok(()) => {
                 self.set_progress(
                     Phase::Installed,
@@ -453,7 +542,7 @@ impl Ota {
         }
     }
 
-    async fn run_install(&self, staged: &Path, info: &rauc::BundleInfo) -> Result<(), OtaError> {
+    async fn run_install(&self, source: &Source, info: &rauc::BundleInfo) -> Result<(), OtaError> {
         // Audited before the snapshot, so a rolled-back update still shows it was tried.
         self.audit(format!(
             "Installing update {} (data saved first)",
@@ -479,16 +568,18 @@ impl Ota {
         );
         let progress = self.progress.clone();
         let events = self.events.clone();
-        rauc::install(&self.cfg.rauc, staged, move |pct, words| {
+        let report = move |pct, words| {
             let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
             p.percent = pct;
             p.words = words;
             drop(p);
             events.publish(Event::Update);
-        })
-        .await?;
-        let _ = tokio::fs::remove_file(staged).await;
-        self.set_staged(None);
+        };
+        match source {
+            Source::File(file) => rauc::install(&self.cfg.rauc, file, report).await?,
+            Source::Url(url) => rauc::install(&self.cfg.rauc, url, report).await?,
+        }
+        let _ = self.forget_kept().await;
         Ok(())
     }
 
@@ -512,11 +603,7 @@ impl Ota {
     /// Forgets an uploaded update file that the owner decided not to install.
     pub async fn discard(&self) -> Result<(), OtaError> {
         let _guard = self.claim()?;
-        self.set_staged(None);
-        match tokio::fs::remove_file(self.staged_path()).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        Ok(self.forget_kept().await?)
     }
 
     fn set_progress(

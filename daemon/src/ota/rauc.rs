@@ -1,6 +1,7 @@
 //! RAUC through its command line (which talks to the root RAUC service over D-Bus; homelabd
 //! itself holds no privilege). Arguments are passed as a list, never through a shell.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -115,13 +116,68 @@ pub async fn info(rauc: &Path, bundle: &Path) -> Result<BundleInfo, RaucError> {
     })
 }
 
+/// The D-Bus client that asks RAUC's service to read a bundle on the update channel.
+const BUSCTL: &str = "busctl";
+
+/// Reads the manifest of a bundle on the update channel without downloading it: RAUC's service
+/// streams the bundle's signature and manifest (a few HTTP range requests) and checks the
+/// signature against the keyring. `rauc info` cannot do this for homelabd: it streams in the
+/// calling process, and the network block device it streams through needs root.
+pub async fn inspect_url(url: &str) -> Result<BundleInfo, RaucError> {
+    let (ok, stdout, stderr) = run(
+        Path::new(BUSCTL),
+        &[
+            "--system",
+            "--json=short",
+            // RAUC answers once the signature is fetched and checked: seconds on a LAN, more
+            // over a slow link; busctl's own default (25 s) would cut a slow channel short.
+            "--timeout=120",
+            "call",
+            "de.pengutronix.rauc",
+            "/",
+            "de.pengutronix.rauc.Installer",
+            "InspectBundle",
+            "sa{sv}",
+            url,
+            "0",
+        ],
+    )
+    .await
+    .map_err(|e| match e {
+        RaucError::Missing => RaucError::Failed(format!("{BUSCTL} is not installed")),
+        other => other,
+    })?;
+    if !ok {
+        return Err(RaucError::Refused(refusal(&stderr)));
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| RaucError::Failed(e.to_string()))?;
+    parse_inspected(&v).ok_or_else(|| {
+        RaucError::Failed(format!(
+            "RAUC's answer has no compatible and version: {stdout}"
+        ))
+    })
+}
+
+/// busctl's JSON of InspectBundle's a{sv}: the manifest's groups, each a variant holding a{sv}.
+/// `{"type":"a{sv}","data":[{"update":{"type":"a{sv}","data":{"version":{"type":"s","data":"…"}}}}]}`
+fn parse_inspected(v: &Value) -> Option<BundleInfo> {
+    let update = &v["data"][0]["update"]["data"];
+    let field = |name: &str| update[name]["data"].as_str().map(str::to_string);
+    Some(BundleInfo {
+        compatible: field("compatible")?,
+        version: field("version")?,
+    })
+}
+
 /// RAUC's reason, turned into what it means for the owner. The original follows in brackets
 /// for support. Only RAUC's error line is judged: its progress lines ("Verifying signature…")
 /// would mislead.
 pub fn refusal(output: &str) -> String {
     let error = error_line(output);
     let s = error.to_lowercase();
-    let reason = if s.contains("signature size")
+    let reason = if s.contains("ssl") || s.contains("tls") {
+        "The update channel's HTTPS certificate could not be checked, so nothing was read from it. Check the channel's address."
+    } else if s.contains("signature size")
         || s.contains("invalid bundle")
         || s.contains("too small")
     {
@@ -136,6 +192,12 @@ pub fn refusal(output: &str) -> String {
         "This update file is not signed by a key this Homelab trusts, so it was not installed."
     } else if s.contains("compatible") {
         "This update file is for a different kind of device."
+    } else if s.contains("http")
+        || s.contains("curl")
+        || s.contains("nbd")
+        || s.contains("timed out")
+    {
+        "The update could not be read from the update channel. Is the box online and the channel up? Nothing changed; try again."
     } else {
         "The update file was refused."
     };
@@ -175,10 +237,11 @@ fn error_line(output: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Installs a bundle into the other slot, reporting (percent, words) as RAUC goes.
+/// Installs a bundle (a file, or a URL RAUC streams from) into the other slot, reporting
+/// (percent, words) as RAUC goes.
 pub async fn install(
     rauc: &Path,
-    bundle: &Path,
+    bundle: impl AsRef<OsStr>,
     mut progress: impl FnMut(u8, String),
 ) -> Result<(), RaucError> {
     let mut child = Command::new(rauc)
@@ -267,6 +330,27 @@ mod tests {
         assert_eq!(s.slots[0].version.as_deref(), Some("1.0"));
         assert_eq!(s.slots[1].boot_status, "bad");
         assert_eq!(s.slots[1].version, None);
+    }
+
+    #[test]
+    fn inspected_bundle_from_busctl() {
+        // busctl's answer to InspectBundle on the Buildroot image (RAUC 1.15), shortened.
+        let v: Value = serde_json::from_str(
+            r#"{"type":"a{sv}","data":[{"manifest-hash":{"type":"s","data":"0c1f"},
+            "update":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"homelab-pc-x86_64"},
+            "version":{"type":"s","data":"0.1.0-ota2"}}},
+            "bundle":{"type":"a{sv}","data":{"format":{"type":"s","data":"verity"}}}}]}"#,
+        )
+        .unwrap();
+        let info = parse_inspected(&v).unwrap();
+        assert_eq!(info.compatible, "homelab-pc-x86_64");
+        assert_eq!(info.version, "0.1.0-ota2");
+        // A manifest without a version is not taken for one with an empty version.
+        let v: Value = serde_json::from_str(
+            r#"{"type":"a{sv}","data":[{"update":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"x"}}}}]}"#,
+        )
+        .unwrap();
+        assert!(parse_inspected(&v).is_none());
     }
 
     #[test]
