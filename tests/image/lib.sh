@@ -197,11 +197,18 @@ claim_with() { # claim_with IP PASSWORD SETUP_CODE: the setup form from the lapt
 
 
 wait_down() { # wait_down DEADLINE_SECS: until the box stops answering (it is restarting)
-  local start ip
+  # Three misses in a row: a box busy installing (hashing both slots under emulation) can miss
+  # one 2 s answer, while a restarting one is silent for far longer than three.
+  local start ip missed=0
   start="$(now)"
   while (( $(now) - start < $1 )); do
     ip="$(box_ip)"
-    in_client curl -s -m 2 -o /dev/null "http://$ip/healthz" 2>/dev/null || return 0
+    if in_client curl -s -m 2 -o /dev/null "http://$ip/healthz" 2>/dev/null; then
+      missed=0
+    else
+      missed=$(( missed + 1 ))
+      (( missed >= 3 )) && return 0
+    fi
     sleep 1
   done
   return 1

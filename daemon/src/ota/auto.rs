@@ -190,7 +190,7 @@ impl Ota {
                 let _ = tokio::fs::remove_file(dir.join(leftover)).await;
             }
             // A checked update waiting to be streamed came from that channel: it goes too.
-            if self.stream_record().await.is_some() {
+            if self.stream_record().is_some() {
                 self.forget_kept().await?;
             }
         }

@@ -203,9 +203,8 @@ impl Ota {
         snapshot::updates_dir(&self.data).join(STREAM_RECORD)
     }
 
-    async fn stream_record(&self) -> Option<StreamRecord> {
-        let text = tokio::fs::read(self.stream_record_path()).await.ok()?;
-        serde_json::from_slice(&text).ok()
+    fn stream_record(&self) -> Option<StreamRecord> {
+        snapshot::read_json(&self.stream_record_path())
     }
 
     /// Forgets the update waiting to be installed, whichever kind it is.
@@ -223,26 +222,13 @@ impl Ota {
     /// Remembers the channel's checked bundle for streaming; it replaces a kept file.
     async fn keep_stream(&self, record: &StreamRecord) -> Result<(), OtaError> {
         self.forget_kept().await?;
-        let dir = snapshot::updates_dir(&self.data);
-        tokio::fs::create_dir_all(&dir).await?;
-        let part = dir.join("update.stream.part");
-        let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&part)
-            .await?;
-        file.write_all(&json).await?;
-        file.sync_all().await?;
-        tokio::fs::rename(&part, self.stream_record_path()).await?;
+        snapshot::write_json(&self.stream_record_path(), record)?;
         Ok(())
     }
 
     /// The update waiting to be installed, if any.
     async fn kept_source(&self) -> Option<Source> {
-        if let Some(r) = self.stream_record().await {
+        if let Some(r) = self.stream_record() {
             return Some(Source::Url(r.url));
         }
         let file = self.staged_path();
@@ -286,7 +272,7 @@ impl Ota {
             return cached;
         }
         // Its signature was checked when it was kept; install checks it again.
-        if let Some(r) = self.stream_record().await {
+        if let Some(r) = self.stream_record() {
             let staged = Staged {
                 version: r.version,
                 size: r.size,
