@@ -158,11 +158,15 @@ pub async fn inspect_url(url: &str) -> Result<BundleInfo, RaucError> {
     })
 }
 
-/// busctl's JSON of InspectBundle's a{sv}: the manifest's groups, each a variant holding a{sv}.
-/// `{"type":"a{sv}","data":[{"update":{"type":"a{sv}","data":{"version":{"type":"s","data":"…"}}}}]}`
+/// busctl's JSON of InspectBundle's a{sv}: the manifest's groups, each a variant holding a{sv}:
+/// `{"type":"a{sv}","data":[{"update":{"type":"v","data":{"type":"a{sv}","data":{"version":
+/// {"type":"s","data":"…"}, …}}}, …}]}`.
 fn parse_inspected(v: &Value) -> Option<BundleInfo> {
-    let update = &v["data"][0]["update"]["data"];
-    let field = |name: &str| update[name]["data"].as_str().map(str::to_string);
+    let mut update = &v["data"][0]["update"];
+    while update["type"] == "v" {
+        update = &update["data"];
+    }
+    let field = |name: &str| update["data"][name]["data"].as_str().map(str::to_string);
     Some(BundleInfo {
         compatible: field("compatible")?,
         version: field("version")?,
@@ -334,12 +338,15 @@ mod tests {
 
     #[test]
     fn inspected_bundle_from_busctl() {
-        // busctl's answer to InspectBundle on the Buildroot image (RAUC 1.15), shortened.
+        // busctl's answer to InspectBundle on the Buildroot image (RAUC 1.15), as it came
+        // (the "images" and "meta" groups left out).
         let v: Value = serde_json::from_str(
-            r#"{"type":"a{sv}","data":[{"manifest-hash":{"type":"s","data":"0c1f"},
-            "update":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"homelab-pc-x86_64"},
-            "version":{"type":"s","data":"0.1.0-ota2"}}},
-            "bundle":{"type":"a{sv}","data":{"format":{"type":"s","data":"verity"}}}}]}"#,
+            r#"{"type":"a{sv}","data":[{"update":{"type":"v","data":{"type":"a{sv}","data":{
+            "version":{"type":"s","data":"0.1.0-ota2"},"compatible":{"type":"s","data":"homelab-pc-x86_64"},
+            "build":{"type":"s","data":"20261208T023517Z"},"description":{"type":"s","data":"Homelab 0.1.0-ota2"}}}},
+            "manifest-hash":{"type":"s","data":"b7cefed7d2c0ae5d8b29e80d1db660de1085634943f82ee1ac6bac44e64166e5"},
+            "bundle":{"type":"v","data":{"type":"a{sv}","data":{"format":{"type":"s","data":"verity"},
+            "verity-size":{"type":"t","data":307200}}}}}]}"#,
         )
         .unwrap();
         let info = parse_inspected(&v).unwrap();
@@ -347,7 +354,7 @@ mod tests {
         assert_eq!(info.version, "0.1.0-ota2");
         // A manifest without a version is not taken for one with an empty version.
         let v: Value = serde_json::from_str(
-            r#"{"type":"a{sv}","data":[{"update":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"x"}}}}]}"#,
+            r#"{"type":"a{sv}","data":[{"update":{"type":"v","data":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"x"}}}}}]}"#,
         )
         .unwrap();
         assert!(parse_inspected(&v).is_none());
