@@ -70,17 +70,20 @@ class Channel(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
         self.end_headers()
         sent = 0
-        if body:
-            with open(path, "rb") as f:
-                f.seek(start)
-                while sent < length:
-                    data = f.read(min(CHUNK, length - sent))
-                    if not data:
-                        break
-                    self.wfile.write(data)
-                    sent += len(data)
-        with count_lock, open(COUNTS, "a") as out:
-            out.write("%s %d\n" % (self.path, sent))
+        try:
+            if body:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    while sent < length:
+                        data = f.read(min(CHUNK, length - sent))
+                        if not data:
+                            break
+                        self.wfile.write(data)
+                        sent += len(data)
+        finally:
+            # Counted even when the client hangs up midway (what it was sent, it cost).
+            with count_lock, open(COUNTS, "a") as out:
+                out.write("%s %d\n" % (self.path, sent))
 
 
 http.server.ThreadingHTTPServer((ADDRESS, PORT), Channel).serve_forever()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{self, Manifest};
+use super::rauc::RaucError;
 use super::{Ota, OtaError, Phase, Source, Staged, StreamRecord, snapshot};
 use crate::events::Event;
 use crate::store::now_unix;
@@ -182,16 +183,15 @@ impl Ota {
             .await?;
         if before.url != s.url {
             *lock(&self.last_check) = None;
+            // A checked update waiting to be streamed came from the old channel: reading it
+            // now forgets it.
+            let _ = self.stream_record().await;
         }
         if s.url.is_none() {
             // No channel, no download to carry on: what a cut-off one left goes.
             let dir = snapshot::updates_dir(&self.data);
             for leftover in ["download.part", "download.json"] {
                 let _ = tokio::fs::remove_file(dir.join(leftover)).await;
-            }
-            // A checked update waiting to be streamed came from that channel: it goes too.
-            if self.stream_record().is_some() {
-                self.forget_kept().await?;
             }
         }
         *lock(&self.auto_retry_after) = 0;
@@ -348,7 +348,12 @@ impl Ota {
     /// reads only its signature and manifest), and its address is kept for the install, which
     /// fetches only the blocks this box does not already have.
     async fn prepare_stream(&self, m: &Manifest) -> Result<Staged, OtaError> {
-        channel::check_url(&m.url)?;
+        let url = channel::stream_address(&m.url)?;
+        let Some(channel) = self.channel_settings().await.url else {
+            return Err(OtaError::Invalid(
+                "No update channel is set any more; nothing was kept.".into(),
+            ));
+        };
         self.set_progress(
             Phase::Downloading,
             0,
@@ -356,19 +361,22 @@ impl Ota {
             Some(&m.version),
             None,
         );
-        let info = self.check(&Source::Url(m.url.clone())).await?;
+        let mut record = StreamRecord {
+            channel,
+            url,
+            version: m.version.clone(),
+            size: m.size,
+            manifest_hash: None,
+        };
+        let info = self.check(&Source::Url(record.clone())).await?;
         if info.version != m.version {
             return Err(OtaError::Invalid(format!(
                 "The channel said Homelab {} but its file holds {}; it was not kept.",
                 m.version, info.version
             )));
         }
-        self.keep_stream(&StreamRecord {
-            url: m.url.clone(),
-            version: m.version.clone(),
-            size: m.size,
-        })
-        .await?;
+        record.manifest_hash = info.manifest_hash;
+        self.keep_stream(&record).await?;
         let staged = Staged {
             version: m.version.clone(),
             size: m.size,
@@ -533,9 +541,12 @@ impl Ota {
             return Ok(());
         }
         if let Err(e) = self.finish_install(guard, source, info).await {
-            // The channel's own file does not install: another try would fetch the same.
-            let _ = snapshot::hold_back(&self.data, &manifest.version);
-            return Err(OtaError::Invalid(e));
+            // The channel's own file does not install: another try would fetch the same. Unless
+            // it could not be read (a streamed install cut off): then the next hour tries again.
+            if !matches!(e, OtaError::Rauc(RaucError::Unreachable(_))) {
+                let _ = snapshot::hold_back(&self.data, &manifest.version);
+            }
+            return Err(e);
         }
         // The restart comes at the next tick, still inside the window (checked again then).
         self.wake.notify_one();

@@ -135,6 +135,19 @@ pub fn check_url(url: &str) -> Result<(), ChannelError> {
     Target::parse(url).map(|_| ())
 }
 
+/// A bundle's address as RAUC is given it when it streams: checked like a channel's, and
+/// written out as parsed, so RAUC fetches what a download would (the parser drops tabs and
+/// line breaks and escapes spaces; RAUC would take them as they are). Whitespace and control
+/// characters are refused outright.
+pub fn stream_address(url: &str) -> Result<String, ChannelError> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ChannelError::BadUrl(url.to_string()));
+    }
+    Target::parse(url)?;
+    let parsed = http_client::parse_url(url).map_err(|_| ChannelError::BadUrl(url.to_string()))?;
+    Ok(parsed.to_string())
+}
+
 /// Resolves `reference` (absolute, scheme-relative, host-relative or relative) against the
 /// address it was found at: a manifest's bundle URL against the manifest's final address.
 pub fn resolve(base: &str, reference: &str) -> String {

@@ -71,9 +71,14 @@ pub struct Staged {
 /// The channel's bundle, checked and waiting to be streamed.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct StreamRecord {
+    /// The update channel (its manifest's address) it came from: a record of another channel
+    /// than the one set now is forgotten.
+    channel: String,
     url: String,
     version: String,
     size: u64,
+    /// The signed manifest's hash as RAUC saw it when checking: the install requires it.
+    manifest_hash: Option<String>,
 }
 
 /// Where the update to install comes from.
@@ -81,7 +86,7 @@ struct StreamRecord {
 enum Source {
     File(PathBuf),
     /// RAUC streams it from the update channel.
-    Url(String),
+    Url(StreamRecord),
 }
 
 /// Everything the Updates page shows.
@@ -203,8 +208,15 @@ impl Ota {
         snapshot::updates_dir(&self.data).join(STREAM_RECORD)
     }
 
-    fn stream_record(&self) -> Option<StreamRecord> {
-        snapshot::read_json(&self.stream_record_path())
+    /// The checked bundle waiting to be streamed, while it still applies: streaming is on and
+    /// the channel it came from is still the one set (else it is forgotten).
+    async fn stream_record(&self) -> Option<StreamRecord> {
+        let record: StreamRecord = snapshot::read_json(&self.stream_record_path())?;
+        if self.cfg.stream && self.channel_settings().await.url.as_ref() == Some(&record.channel) {
+            return Some(record);
+        }
+        let _ = self.forget_kept().await;
+        None
     }
 
     /// Forgets the update waiting to be installed, whichever kind it is.
@@ -228,8 +240,8 @@ impl Ota {
 
     /// The update waiting to be installed, if any.
     async fn kept_source(&self) -> Option<Source> {
-        if let Some(r) = self.stream_record() {
-            return Some(Source::Url(r.url));
+        if let Some(r) = self.stream_record().await {
+            return Some(Source::Url(r));
         }
         let file = self.staged_path();
         file.exists().then_some(Source::File(file))
@@ -268,11 +280,14 @@ impl Ota {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if cached.is_some() {
-            return cached;
+        if let Some(c) = cached
+            && !c.streamed
+        {
+            return Some(c);
         }
-        // Its signature was checked when it was kept; install checks it again.
-        if let Some(r) = self.stream_record() {
+        // Its signature was checked when it was kept; install checks it again. Read again
+        // each time: the channel may have changed since.
+        if let Some(r) = self.stream_record().await {
             let staged = Staged {
                 version: r.version,
                 size: r.size,
@@ -418,7 +433,9 @@ impl Ota {
             rauc::RaucError::Missing => OtaError::Unavailable(
                 "RAUC is not installed (this is not the Homelab appliance).".into(),
             ),
-            rauc::RaucError::Failed(m) | rauc::RaucError::Refused(m) => {
+            rauc::RaucError::Failed(m)
+            | rauc::RaucError::Refused(m)
+            | rauc::RaucError::Unreachable(m) => {
                 OtaError::Unavailable(format!("this system is not set up for A/B updates ({m})."))
             }
         })
@@ -428,7 +445,7 @@ impl Ota {
         let status = self.rauc_status().await?;
         let info = match source {
             Source::File(bundle) => rauc::info(&self.cfg.rauc, bundle).await?,
-            Source::Url(url) => rauc::inspect_url(url).await?,
+            Source::Url(record) => rauc::inspect_url(&record.url).await?,
         };
         if info.compatible != status.compatible {
             return Err(OtaError::Invalid(format!(
@@ -466,6 +483,15 @@ impl Ota {
             ));
         };
         let info = self.check(&source).await?;
+        if let Source::Url(record) = &source
+            && info.version != record.version
+        {
+            let _ = self.forget_kept().await;
+            return Err(OtaError::Invalid(format!(
+                "The update channel now serves Homelab {} instead of {}. Get the update ready again.",
+                info.version, record.version
+            )));
+        }
         self.set_progress(
             Phase::Snapshot,
             0,
@@ -482,7 +508,7 @@ impl Ota {
         _guard: BusyGuard,
         source: Source,
         info: rauc::BundleInfo,
-    ) -> Result<(), String> {
+    ) -> Result<(), OtaError> {
         match self.run_install(&source, &info).await {
             Ok(()) => {
                 self.set_progress(
@@ -523,7 +549,7 @@ impl Ota {
                     snapshot::set_last_result(&self.data, false, &info.version, message.clone());
                 self.audit(format!("Update {} not installed: {message}", info.version))
                     .await;
-                Err(message)
+                Err(e)
             }
         }
     }
@@ -561,10 +587,14 @@ impl Ota {
             drop(p);
             events.publish(Event::Update);
         };
-        match source {
-            Source::File(file) => rauc::install(&self.cfg.rauc, file, report).await?,
-            Source::Url(url) => rauc::install(&self.cfg.rauc, url, report).await?,
-        }
+        let bundle = match source {
+            Source::File(file) => rauc::Bundle::File(file),
+            Source::Url(record) => rauc::Bundle::Url {
+                url: &record.url,
+                manifest_hash: record.manifest_hash.as_deref(),
+            },
+        };
+        rauc::install(&self.cfg.rauc, bundle, report).await?;
         let _ = self.forget_kept().await;
         Ok(())
     }

@@ -34,6 +34,9 @@ pub struct Status {
 pub struct BundleInfo {
     pub compatible: String,
     pub version: String,
+    /// The hash of the signed manifest, when RAUC's service reported it (a bundle checked on
+    /// the channel): the install then requires that very bundle.
+    pub manifest_hash: Option<String>,
 }
 
 /// Errors from RAUC, already in words for the owner.
@@ -45,6 +48,10 @@ pub enum RaucError {
     Missing,
     #[error("{0}")]
     Refused(String),
+    /// The bundle could not be read from the update channel (network, HTTP, TLS): the bundle
+    /// itself was not judged, so trying again later may work.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("RAUC failed: {0}")]
     Failed(String),
 }
@@ -107,12 +114,13 @@ pub async fn info(rauc: &Path, bundle: &Path) -> Result<BundleInfo, RaucError> {
     let path = bundle.to_string_lossy();
     let (ok, stdout, stderr) = run(rauc, &["info", "--output-format=json", &path]).await?;
     if !ok {
-        return Err(RaucError::Refused(refusal(&stderr)));
+        return Err(RaucError::Refused(refusal(&stderr, false)));
     }
     let v: Value = serde_json::from_str(&stdout).map_err(|e| RaucError::Failed(e.to_string()))?;
     Ok(BundleInfo {
         compatible: v["compatible"].as_str().unwrap_or_default().to_string(),
         version: v["version"].as_str().unwrap_or_default().to_string(),
+        manifest_hash: None,
     })
 }
 
@@ -148,7 +156,7 @@ pub async fn inspect_url(url: &str) -> Result<BundleInfo, RaucError> {
         other => other,
     })?;
     if !ok {
-        return Err(RaucError::Refused(refusal(&stderr)));
+        return Err(judged(&stderr, true));
     }
     let v: Value = serde_json::from_str(&stdout).map_err(|e| RaucError::Failed(e.to_string()))?;
     parse_inspected(&v).ok_or_else(|| {
@@ -170,22 +178,62 @@ fn parse_inspected(v: &Value) -> Option<BundleInfo> {
     Some(BundleInfo {
         compatible: field("compatible")?,
         version: field("version")?,
+        manifest_hash: v["data"][0]["manifest-hash"]["data"]
+            .as_str()
+            .map(str::to_string),
     })
+}
+
+/// A failure of RAUC's, as an error: `Unreachable` when the bundle could not be read from the
+/// channel (`streamed`: read over the network, where an I/O error is a failed read as likely
+/// as a damaged file), else `Refused`.
+fn judged(output: &str, streamed: bool) -> RaucError {
+    let text = refusal(output, streamed);
+    if streamed && transport_failure(&without_urls(&error_line(output))) {
+        RaucError::Unreachable(text)
+    } else {
+        RaucError::Refused(text)
+    }
+}
+
+/// The error line without the addresses in it: a host or path such as `tls.lan` or
+/// `/ssl/` must not decide what the error was.
+fn without_urls(line: &str) -> String {
+    line.split_whitespace()
+        .filter(|w| !w.contains("://"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn tls_failure(s: &str) -> bool {
+    s.contains("ssl certificate") || s.contains("ssl connect") || s.contains("tls")
+}
+
+fn transport_failure(s: &str) -> bool {
+    tls_failure(s)
+        || s.contains("http")
+        || s.contains("curl")
+        || s.contains("nbd")
+        || s.contains("timed out")
+        || s.contains("input/output error")
 }
 
 /// RAUC's reason, turned into what it means for the owner. The original follows in brackets
 /// for support. Only RAUC's error line is judged: its progress lines ("Verifying signature…")
-/// would mislead.
-pub fn refusal(output: &str) -> String {
+/// would mislead. `streamed`: the bundle was read from the update channel.
+pub fn refusal(output: &str, streamed: bool) -> String {
     let error = error_line(output);
-    let s = error.to_lowercase();
-    let reason = if s.contains("ssl") || s.contains("tls") {
+    let s = without_urls(&error);
+    let reason = if tls_failure(&s) {
         "The update channel's HTTPS certificate could not be checked, so nothing was read from it. Check the channel's address."
     } else if s.contains("signature size")
         || s.contains("invalid bundle")
         || s.contains("too small")
     {
         "This is not a signed Homelab update file, so it was not installed."
+    } else if streamed && s.contains("input/output error") {
+        "The update could not be read whole from the update channel (or the channel's file is damaged). Nothing was started from it; try again later."
     } else if s.contains("input/output error") || s.contains("verity") || s.contains("splicing") {
         "This update file is damaged: its contents do not match its signature. Nothing was started from it; get the file again."
     } else if s.contains("signature")
@@ -196,11 +244,9 @@ pub fn refusal(output: &str) -> String {
         "This update file is not signed by a key this Homelab trusts, so it was not installed."
     } else if s.contains("compatible") {
         "This update file is for a different kind of device."
-    } else if s.contains("http")
-        || s.contains("curl")
-        || s.contains("nbd")
-        || s.contains("timed out")
-    {
+    } else if s.contains("unexpected hash") {
+        "The update channel now serves another file than the one checked. Get the update ready again."
+    } else if transport_failure(&s) {
         "The update could not be read from the update channel. Is the box online and the channel up? Nothing changed; try again."
     } else {
         "The update file was refused."
@@ -241,16 +287,38 @@ fn error_line(output: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Installs a bundle (a file, or a URL RAUC streams from) into the other slot, reporting
-/// (percent, words) as RAUC goes.
+/// Where an install reads its bundle.
+pub enum Bundle<'a> {
+    File(&'a Path),
+    /// Streamed from the update channel; with the manifest hash seen when it was checked,
+    /// RAUC installs only that very bundle (the channel could serve another one meanwhile).
+    Url {
+        url: &'a str,
+        manifest_hash: Option<&'a str>,
+    },
+}
+
+/// Installs a bundle into the other slot, reporting (percent, words) as RAUC goes.
 pub async fn install(
     rauc: &Path,
-    bundle: impl AsRef<OsStr>,
+    bundle: Bundle<'_>,
     mut progress: impl FnMut(u8, String),
 ) -> Result<(), RaucError> {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("install")];
+    let streamed = matches!(bundle, Bundle::Url { .. });
+    let hash_arg;
+    match bundle {
+        Bundle::File(path) => args.push(path.as_os_str()),
+        Bundle::Url { url, manifest_hash } => {
+            if let Some(hash) = manifest_hash {
+                hash_arg = format!("--require-manifest-hash={hash}");
+                args.push(OsStr::new(&hash_arg));
+            }
+            args.push(OsStr::new(url));
+        }
+    }
     let mut child = Command::new(rauc)
-        .arg("install")
-        .arg(bundle)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -288,9 +356,7 @@ pub async fn install(
     if status.success() {
         return Ok(());
     }
-    Err(RaucError::Refused(refusal(&format!(
-        "{out_text}{err_text}"
-    ))))
+    Err(judged(&format!("{out_text}{err_text}"), streamed))
 }
 
 /// "  40% Checking bundle done." → (40, "Checking bundle done.")
@@ -365,17 +431,43 @@ mod tests {
         // What RAUC 1.8 says (stderr of `rauc info`, output of `rauc install`).
         let other_key = "rauc-Message: 01:23:14.355: Verifying bundle signature... \n\
             signature verification failed: Verify error: unable to get local issuer certificate";
-        assert!(refusal(other_key).contains("not signed by a key this Homelab trusts"));
+        assert!(refusal(other_key, false).contains("not signed by a key this Homelab trusts"));
         assert!(
-            refusal("rauc-Message: Reading bundle: x\nInvalid bundle format: Signature size is 0")
-                .contains("not a signed Homelab update")
+            refusal(
+                "rauc-Message: Reading bundle: x\nInvalid bundle format: Signature size is 0",
+                false
+            )
+            .contains("not a signed Homelab update")
         );
         let tampered = "installing\n  0% Installing\n 20% Verifying signature\n 40% Verifying signature done.\n\
             100% Installing failed.\n\
             LastError: Installation error: Failed updating slot rootfs.1: Failed splicing data: Error reading from file: Input/output error\n\
             Installing `/data/homelab/updates/update.raucb` failed";
-        let r = refusal(tampered);
+        let r = refusal(tampered, false);
         assert!(r.contains("damaged"), "{r}");
         assert!(r.contains("Input/output error"), "{r}");
+        assert!(matches!(judged(tampered, false), RaucError::Refused(_)));
+    }
+
+    #[test]
+    fn streamed_failures_are_told_apart_from_refusals() {
+        // Read over the network, an I/O error is as likely a failed read: try again later.
+        let cut = "LastError: Installation error: Failed updating slot rootfs.1: Failed to copy data: Error reading from file: Input/output error";
+        assert!(matches!(judged(cut, true), RaucError::Unreachable(_)));
+        assert!(refusal(cut, true).contains("could not be read whole"));
+        // An address that happens to name TLS or HTTP decides nothing: this is a signature.
+        let other_key = "Reading bundle: https://tls.lan/ssl/homelab.raucb\n\
+            signature verification failed: Verify error: unable to get local issuer certificate";
+        assert!(refusal(other_key, true).contains("not signed by a key this Homelab trusts"));
+        assert!(matches!(judged(other_key, true), RaucError::Refused(_)));
+        // What curl says of an untrusted server certificate.
+        let tls = "Call failed: Failed to stream bundle https://tls.lan/h.raucb: SSL certificate problem: self-signed certificate";
+        assert!(refusal(tls, true).contains("HTTPS certificate"));
+        assert!(matches!(judged(tls, true), RaucError::Unreachable(_)));
+        // The channel serves another bundle than the one checked.
+        let swapped =
+            "LastError: Refusing to install bundle with unexpected hash (expected 0c1f, got 9ab2)";
+        assert!(refusal(swapped, true).contains("another file than the one checked"));
+        assert!(matches!(judged(swapped, true), RaucError::Refused(_)));
     }
 }

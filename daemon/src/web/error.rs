@@ -248,6 +248,10 @@ impl From<crate::ota::OtaError> for WebError {
                 R::Missing.to_string(),
             ),
             O::Rauc(r @ R::Failed(_)) => WebError::internal(r),
+            // RAUC could not read the bundle from the channel: as the channel failing us.
+            O::Rauc(R::Unreachable(m)) => {
+                WebError::new(StatusCode::BAD_GATEWAY, "channel_failed", m)
+            }
             O::Io(io) => WebError::internal(io),
             O::Store(s) => s.into(),
             O::Channel(C::BadUrl(_)) => WebError::new(
