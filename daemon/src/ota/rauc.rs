@@ -418,6 +418,10 @@ mod tests {
         let info = parse_inspected(&v).unwrap();
         assert_eq!(info.compatible, "homelab-pc-x86_64");
         assert_eq!(info.version, "0.1.0-ota2");
+        assert_eq!(
+            info.manifest_hash.as_deref(),
+            Some("b7cefed7d2c0ae5d8b29e80d1db660de1085634943f82ee1ac6bac44e64166e5")
+        );
         // A manifest without a version is not taken for one with an empty version.
         let v: Value = serde_json::from_str(
             r#"{"type":"a{sv}","data":[{"update":{"type":"v","data":{"type":"a{sv}","data":{"compatible":{"type":"s","data":"x"}}}}}]}"#,
